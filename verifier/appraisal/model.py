@@ -1,0 +1,135 @@
+"""Findings, tiers and the AR4SI trust vector (draft-ietf-rats-ar4si, draft-fv-rats-ear).
+
+Every check produces a `Finding` with a stable code, the AR4SI claim it affects, the value it sets, and what was
+expected beside what was found (byte values in lowercase hex). The trust vector takes, per claim, the worst value
+any finding or the appraisal's baseline gave; the overall status is the worst tier of the vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Tier(str, Enum):
+    """EAR / AR4SI trustworthiness tiers, ordered from best to worst."""
+
+    NONE = "none"
+    AFFIRMING = "affirming"
+    WARNING = "warning"
+    CONTRAINDICATED = "contraindicated"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def of(cls, value: int) -> Tier:
+        """Tier of an AR4SI claim value (section 2.3.3: 2..31 affirming, 32..95 warning, 96..127 contra)."""
+        if value >= 96 or value < -1:
+            return cls.CONTRAINDICATED
+        if value >= 32:
+            return cls.WARNING
+        if value >= 2:
+            return cls.AFFIRMING
+        if value in (-1, 1):  # -1 verifier malfunction, 1 unexpected evidence: never good news
+            return cls.CONTRAINDICATED
+        return cls.NONE
+
+
+_RANK = {Tier.NONE: 0, Tier.AFFIRMING: 1, Tier.WARNING: 2, Tier.CONTRAINDICATED: 3}
+
+
+class Claim(str, Enum):
+    """AR4SI trustworthiness claims, with their EAR JSON names."""
+
+    INSTANCE_IDENTITY = "instance-identity"
+    CONFIGURATION = "configuration"
+    EXECUTABLES = "executables"
+    FILE_SYSTEM = "file-system"
+    HARDWARE = "hardware"
+    RUNTIME_OPAQUE = "runtime-opaque"
+    STORAGE_OPAQUE = "storage-opaque"
+    SOURCED_DATA = "sourced-data"
+
+
+# AR4SI values used by this verifier (draft-ietf-rats-ar4si section 2.3.4).
+AFFIRMING = 2  # recognized / approved / genuine
+WARNING_UNSAFE = 32  # genuine, but with known vulnerabilities (e.g. SWHardeningNeeded)
+UNRECOGNIZED = 33  # executables: runtime memory includes objects that are not recognized
+CONTRAINDICATED = 96  # recognized but contraindicated (debug, revoked, forbidden configuration)
+NOT_RECOGNIZED = 97  # hardware / instance not recognized although it should be
+CRYPTO_FAILED = 99  # cryptographic validation of the evidence failed
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome. `expected` and `actual` are lowercase hex for bytes, plain text otherwise."""
+
+    code: str
+    claim: Claim
+    value: int
+    message: str
+    expected: str = ""
+    actual: str = ""
+
+    @property
+    def tier(self) -> Tier:
+        return Tier.of(self.value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "tier": self.tier.value,
+            "claim": self.claim.value,
+            "value": self.value,
+            "expected": self.expected,
+            "actual": self.actual,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class TrustVector:
+    """AR4SI trust vector; 0 means 'no claim'."""
+
+    values: dict[Claim, int] = field(default_factory=dict)
+
+    def get(self, claim: Claim) -> int:
+        return self.values.get(claim, 0)
+
+    def to_json(self) -> dict[str, int]:
+        return {c.value: self.values[c] for c in Claim if self.values.get(c, 0) != 0}
+
+    @property
+    def status(self) -> Tier:
+        worst = Tier.NONE
+        for value in self.values.values():
+            tier = Tier.of(value)
+            if tier.rank > worst.rank:
+                worst = tier
+        return worst
+
+
+def combine(baseline: dict[Claim, int], findings: list[Finding]) -> TrustVector:
+    """Per claim, keep the worst value among the baseline and the findings (worse tier wins, then higher value)."""
+    values = dict(baseline)
+    for f in findings:
+        current = values.get(f.claim, 0)
+        if (Tier.of(f.value).rank, f.value) > (Tier.of(current).rank, current):
+            values[f.claim] = f.value
+    return TrustVector(values)
+
+
+@dataclass(frozen=True)
+class Appraisal:
+    """The outcome of appraising one piece of evidence, before signing."""
+
+    tee: str
+    status: Tier
+    trust_vector: TrustVector
+    claims: dict[str, Any]
+    findings: tuple[Finding, ...]
+    policy_id: str
+    matched_reference_values: tuple[str, ...] = ()

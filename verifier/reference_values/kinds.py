@@ -1,0 +1,36 @@
+"""Reference-value kinds `<tee>.<claim>` and the byte length each one must have."""
+
+from __future__ import annotations
+
+from ..errors import RequestError
+
+# Nitro PCRs are SHA-384 (the document's digest is always "SHA384"): 48 bytes. Index range per the AWS CDDL.
+_KINDS: dict[str, int] = {f"nitro.pcr{i}": 48 for i in range(32)}
+
+
+def known_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def register_kind(kind: str, length: int) -> None:
+    """Let a TEE package add its kinds (SNP and TDX do so on import)."""
+    _KINDS[kind] = length
+
+
+def normalize_value(kind: str, value_hex: str) -> bytes:
+    """Validate a kind and a hex value; return the value's bytes. Raises `RequestError` on bad input."""
+    if kind not in _KINDS:
+        raise RequestError("REFERENCE_KIND_UNKNOWN", f"unknown reference-value kind {kind!r}")
+    text = value_hex.strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise RequestError("REFERENCE_VALUE_NOT_HEX", f"value for {kind} is not hex") from None
+    if len(raw) != _KINDS[kind]:
+        raise RequestError(
+            "REFERENCE_VALUE_LENGTH",
+            f"{kind} needs {_KINDS[kind]} bytes, got {len(raw)}",
+        )
+    return raw
