@@ -1,0 +1,67 @@
+"""Composition root: builds the service and its dependencies from Settings, for the server and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .clock import Clock, SystemClock
+from .errors import ConfigError
+from .results.keys import ephemeral_key, load_keys
+from .results.signer import ResultSigner
+from .service import VerifierService
+from .settings import Settings
+from .storage.appraisals import SqlAppraisalStore
+from .storage.challenges import SqlChallengeStore
+from .storage.engine import Database
+from .storage.reference_values import SqlReferenceValueStore
+from .trust.anchors import TrustAnchors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    database: Database
+    references: SqlReferenceValueStore
+    service: VerifierService
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build_signer(settings: Settings) -> ResultSigner:
+    if settings.signing_keys:
+        return ResultSigner(load_keys(list(settings.signing_keys)))
+    if settings.development:
+        log.warning(
+            "DEVELOPMENT MODE: results are signed with an ephemeral key generated at start-up; relying parties "
+            "cannot pin it and it is lost on restart. Configure --signing-key for any real use."
+        )
+        return ResultSigner([ephemeral_key()], development=True)
+    raise ConfigError(
+        "SIGNING_KEY_MISSING",
+        "no result-signing key configured: pass --signing-key FILE (create one with `verifier keys generate`) "
+        "or --dev for an ephemeral development key",
+    )
+
+
+def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:
+    database = Database(settings.database_url)
+    anchors = (
+        TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
+    )
+    references = SqlReferenceValueStore(database)
+    service = VerifierService(
+        clock=clock or SystemClock(),
+        anchors=anchors,
+        references=references,
+        signer=signer or build_signer(settings),
+        challenges=SqlChallengeStore(database),
+        appraisals=SqlAppraisalStore(database),
+        issuer=settings.issuer,
+        token_lifetime=settings.token_lifetime,
+        challenge_ttl=settings.challenge_ttl,
+    )
+    return Components(settings=settings, database=database, references=references, service=service)

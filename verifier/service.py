@@ -1,0 +1,256 @@
+"""The appraisal orchestrator: one request, one appraisal time, numbered steps (ARCHITECTURE.md pipeline).
+
+Untrustworthy evidence never raises: it becomes a signed `contraindicated` result whose findings say why. Only a
+malformed request (RequestError), a missing dependency (UnavailableError) or a bug escapes as an exception."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import __version__
+from .appraisal.model import (
+    CONTRAINDICATED,
+    CRYPTO_FAILED,
+    NOT_RECOGNIZED,
+    Appraisal,
+    Claim,
+    Finding,
+    combine,
+)
+from .appraisal.nitro import appraise_nitro
+from .appraisal.policy import Policy, get_policy
+from .clock import Clock
+from .errors import EvidenceError, RequestError
+from .reference_values.model import ReferenceValue, ReferenceValueReader
+from .results.ear import DEFAULT_LIFETIME, build_ear
+from .results.signer import ResultSigner
+from .storage.challenges import Challenge, ConsumeOutcome
+from .tee.base import VerifiedEvidence, VerifyContext
+from .tee.registry import get_verifier
+from .trust.anchors import TrustAnchors
+
+log = logging.getLogger(__name__)
+
+MAX_EVIDENCE_BYTES = 1024 * 1024
+MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
+MIN_NONCE, MAX_NONCE, DEFAULT_NONCE = 8, 64, 32
+MAX_RUNTIME_DATA = 4096
+
+
+class ChallengeStore(Protocol):
+    def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge: ...
+
+    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome: ...
+
+
+class AppraisalLog(Protocol):
+    def record(
+        self,
+        *,
+        appraisal_id: str,
+        appraised_at: dt.datetime,
+        tee: str,
+        status: str,
+        policy_id: str,
+        evidence_sha256: str,
+        findings: list[dict[str, Any]],
+        token_id: str | None,
+        request_id: str | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class AppraisalRequest:
+    tee: str
+    evidence: bytes
+    collateral: Mapping[str, bytes] = field(default_factory=dict)
+    nonce: bytes | None = None
+    runtime_data: bytes | None = None
+    policy: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AppraisalResult:
+    appraisal: Appraisal
+    token: str
+    token_id: str
+    appraisal_id: str
+    appraised_at: dt.datetime
+
+
+@dataclass
+class VerifierService:
+    """Composed by `bootstrap`; every dependency is injected."""
+
+    clock: Clock
+    anchors: TrustAnchors
+    references: ReferenceValueReader
+    signer: ResultSigner
+    challenges: ChallengeStore | None = None
+    appraisals: AppraisalLog | None = None
+    issuer: str = "tee-verifier"
+    token_lifetime: dt.timedelta = DEFAULT_LIFETIME
+    challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
+
+    def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
+        if self.challenges is None:
+            raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
+        size = size or DEFAULT_NONCE
+        if not MIN_NONCE <= size <= MAX_NONCE:
+            raise RequestError("NONCE_SIZE", f"nonce size must be {MIN_NONCE}..{MAX_NONCE} bytes, got {size}")
+        return self.challenges.create(secrets.token_bytes(size), now=self.clock.now(), ttl=self.challenge_ttl)
+
+    def jwks(self) -> dict[str, Any]:
+        return self.signer.jwks()
+
+    def appraise(self, request: AppraisalRequest, *, require_challenge: bool = False) -> AppraisalResult:
+        # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
+        at = self.clock.now()
+        verifier = get_verifier(request.tee)
+        policy = get_policy(request.policy)
+        _check_bounds(request)
+        # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
+        verified = verifier.verify(request.evidence, VerifyContext(at=at, anchors=self.anchors,
+                                                                   collateral=request.collateral))
+        # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
+        findings = self._freshness(request, verified, policy, at, require_challenge)
+        # Step 8: appraise claims against reference values and policy; keep every finding.
+        baseline: dict[Claim, int] = {}
+        matched: list[ReferenceValue] = []
+        if verified.failure is not None:
+            findings.insert(0, _evidence_finding(verified.failure))
+        else:
+            baseline, tee_findings, matched = self._appraise_claims(verified, policy, at)
+            findings = tee_findings + findings
+        # Step 9: status is the worst tier of the AR4SI trust vector.
+        vector = combine(baseline, findings)
+        appraisal = Appraisal(
+            tee=verified.tee,
+            status=vector.status,
+            trust_vector=vector,
+            claims=verified.claims,
+            findings=tuple(findings),
+            policy_id=policy.policy_id,
+            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
+        )
+        # Step 10: sign the EAR and record the appraisal.
+        token_id = uuid.uuid4().hex
+        claims = build_ear(
+            appraisal,
+            issuer=self.issuer,
+            issued_at=at,
+            lifetime=self.token_lifetime,
+            nonce=request.nonce,
+            token_id=token_id,
+            verifier_build=__version__,
+        )
+        token = self.signer.sign(claims)
+        appraisal_id = str(uuid.uuid4())
+        if self.appraisals is not None:
+            self.appraisals.record(
+                appraisal_id=appraisal_id,
+                appraised_at=at,
+                tee=appraisal.tee,
+                status=appraisal.status.value,
+                policy_id=policy.policy_id,
+                evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
+                findings=[f.to_json() for f in findings],
+                token_id=token_id,
+                request_id=request.request_id,
+            )
+        log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at)
+
+    def _appraise_claims(
+        self, verified: VerifiedEvidence, policy: Policy, at: dt.datetime
+    ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+        prefix = f"{verified.tee}."
+        kinds = sorted({k for k in policy.required(verified.tee)} | _claim_kinds(verified))
+        references = [r for r in self.references.active(kinds, at) if r.kind.startswith(prefix)]
+        if verified.tee == "nitro":
+            return appraise_nitro(verified.claims, policy, references)
+        raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
+
+    def _freshness(
+        self,
+        request: AppraisalRequest,
+        verified: VerifiedEvidence,
+        policy: Policy,
+        at: dt.datetime,
+        require_challenge: bool,
+    ) -> list[Finding]:
+        findings: list[Finding] = []
+        if request.nonce is None:
+            if policy.require_nonce:
+                findings.append(_fresh("NONCE_MISSING", "the policy requires a nonce and the request has none",
+                                       "a nonce", "none"))
+            return findings
+        if require_challenge:
+            if self.challenges is None:
+                raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
+            outcome = self.challenges.consume(request.nonce, at=at)
+            if outcome is not ConsumeOutcome.OK:
+                code = {
+                    ConsumeOutcome.UNKNOWN: "CHALLENGE_UNKNOWN",
+                    ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
+                    ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
+                }[outcome]
+                findings.append(_fresh(code, f"the nonce is not a live challenge of this verifier ({outcome.name})",
+                                       "an unused, unexpired challenge", request.nonce.hex()))
+        if verified.parsed is not None:
+            carried = verified.claims.get("nonce")
+            if carried != request.nonce.hex():
+                findings.append(_fresh("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
+                                       request.nonce.hex(), str(carried or "absent")))
+            if request.runtime_data is not None:
+                bound = verified.claims.get("public_key")
+                if bound != request.runtime_data.hex():
+                    findings.append(_fresh("RUNTIME_DATA_MISMATCH",
+                                           "the evidence does not carry the request's runtime data",
+                                           request.runtime_data.hex(), str(bound or "absent")))
+        return findings
+
+
+def _claim_kinds(verified: VerifiedEvidence) -> set[str]:
+    pcrs = verified.claims.get("pcrs")
+    if verified.tee == "nitro" and isinstance(pcrs, dict):
+        return {f"nitro.pcr{i}" for i in pcrs}
+    return set()
+
+
+def _check_bounds(request: AppraisalRequest) -> None:
+    if not request.evidence:
+        raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
+    if len(request.evidence) > MAX_EVIDENCE_BYTES:
+        raise RequestError("EVIDENCE_TOO_LARGE", f"evidence exceeds {MAX_EVIDENCE_BYTES} bytes")
+    if sum(len(v) for v in request.collateral.values()) > MAX_COLLATERAL_BYTES:
+        raise RequestError("COLLATERAL_TOO_LARGE", f"collateral exceeds {MAX_COLLATERAL_BYTES} bytes")
+    if request.nonce is not None and not MIN_NONCE <= len(request.nonce) <= 1024:
+        raise RequestError("NONCE_SIZE", f"nonce must be {MIN_NONCE}..1024 bytes, got {len(request.nonce)}")
+    if request.runtime_data is not None and len(request.runtime_data) > MAX_RUNTIME_DATA:
+        raise RequestError("RUNTIME_DATA_TOO_LARGE", f"runtime data exceeds {MAX_RUNTIME_DATA} bytes")
+
+
+def _evidence_finding(error: EvidenceError) -> Finding:
+    value = NOT_RECOGNIZED if error.code == "CHAIN_ROOT_UNTRUSTED" else CRYPTO_FAILED
+    return Finding(
+        code=error.code,
+        claim=Claim.INSTANCE_IDENTITY,
+        value=value,
+        message=error.message,
+        expected=error.expected,
+        actual=error.actual,
+    )
+
+
+def _fresh(code: str, message: str, expected: str, actual: str) -> Finding:
+    return Finding(code=code, claim=Claim.INSTANCE_IDENTITY, value=CONTRAINDICATED, message=message,
+                   expected=expected, actual=actual)

@@ -1,0 +1,70 @@
+"""Settings, read once. This is the only module that reads the environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .storage.engine import DEFAULT_DATABASE_URL
+
+ENV_PREFIX = "VERIFIER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    # Result signing: PEM files, the first is the active key. Without one the server refuses to start unless
+    # `development` is set, which generates an ephemeral key and says so loudly.
+    signing_keys: tuple[Path, ...] = ()
+    development: bool = False
+    trust_anchors: Path | None = None
+    issuer: str = "tee-verifier"
+    token_lifetime: dt.timedelta = dt.timedelta(minutes=5)
+    challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
+    # Server.
+    listen: str = "127.0.0.1:50051"
+    http_listen: str = "127.0.0.1:9464"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_message_bytes: int = 4 * 1024 * 1024
+    grace_seconds: float = 5.0
+    # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
+    admin_token_sha256: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from VERIFIER_* variables (CLI flags override them in `cli.py`)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(ENV_PREFIX + name)
+        return value if value not in (None, "") else None
+
+    def path(name: str) -> Path | None:
+        value = get(name)
+        return Path(value) if value else None
+
+    keys = get("SIGNING_KEY")
+    admin = get("ADMIN_TOKEN_SHA256")
+    return Settings().with_overrides(
+        database_url=get("DATABASE_URL"),
+        signing_keys=tuple(Path(p) for p in keys.split(os.pathsep)) if keys else None,
+        development=(get("DEVELOPMENT") or "").lower() in ("1", "true", "yes") or None,
+        trust_anchors=path("TRUST_ANCHORS"),
+        issuer=get("ISSUER"),
+        listen=get("LISTEN"),
+        http_listen=get("HTTP_LISTEN"),
+        tls_cert=path("TLS_CERT"),
+        tls_key=path("TLS_KEY"),
+        admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
+        log_level=get("LOG_LEVEL"),
+    )

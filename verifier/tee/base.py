@@ -1,0 +1,39 @@
+"""The seam every TEE package plugs into: parse + verify (no policy), then claims for appraisal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import EvidenceError
+from ..trust.anchors import TrustAnchors
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """Everything verification may use: one appraisal time, pinned anchors, collateral from the request."""
+
+    at: dt.datetime
+    anchors: TrustAnchors
+    collateral: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifiedEvidence:
+    """Outcome of steps 2-6 for one piece of evidence.
+
+    `parsed` is None when parsing failed; `failure` holds the first parse or verification error (the evidence is
+    then untrustworthy and appraisal only reports it); `claims` are whatever could be read."""
+
+    tee: str
+    parsed: Any
+    claims: dict[str, Any]
+    failure: EvidenceError | None = None
+
+
+class TeeVerifier(Protocol):
+    tee: str
+
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence: ...

@@ -1,0 +1,45 @@
+"""TEE verifiers by evidence kind. SEV-SNP and TDX register here beside Nitro."""
+
+from __future__ import annotations
+
+from ..errors import EvidenceError, ParseError, RequestError
+from .base import TeeVerifier, VerifiedEvidence, VerifyContext
+from .nitro import claims as nitro_claims
+from .nitro import parse as nitro_parse
+from .nitro import verify as nitro_verify
+
+
+class NitroVerifier:
+    """AWS Nitro Enclaves attestation documents (COSE_Sign1, aws-nitro-enclaves-nsm-api attestation_process.md)."""
+
+    tee = "nitro"
+
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+        try:
+            parsed = nitro_parse.parse(evidence)
+        except ParseError as exc:
+            return VerifiedEvidence(self.tee, None, {}, exc)
+        claims = nitro_claims.claims(parsed.document)
+        try:
+            nitro_verify.verify(parsed, ctx.anchors, ctx.at)
+        except EvidenceError as exc:
+            return VerifiedEvidence(self.tee, parsed, claims, exc)
+        return VerifiedEvidence(self.tee, parsed, claims)
+
+
+_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier()}
+ALIASES = {"aws-nitro": "nitro", "sev-snp": "snp", "sevsnp": "snp", "intel-tdx": "tdx"}
+
+
+def tee_names() -> list[str]:
+    return sorted(_VERIFIERS)
+
+
+def get_verifier(tee: str) -> TeeVerifier:
+    name = ALIASES.get(tee.lower(), tee.lower())
+    try:
+        return _VERIFIERS[name]
+    except KeyError:
+        raise RequestError(
+            "EVIDENCE_KIND_UNSUPPORTED", f"evidence kind {tee!r} is not supported (supported: {tee_names()})"
+        ) from None
