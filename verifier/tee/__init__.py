@@ -1,0 +1,1 @@
+"""TEE-specific evidence parsers and verifiers (one subpackage per TEE family)."""

@@ -1,0 +1,1 @@
+"""AWS Nitro Enclaves attestation documents: parse (no crypto), verify (chain + COSE ES384), claims."""

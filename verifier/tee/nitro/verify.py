@@ -1,0 +1,93 @@
+"""Verification of a parsed Nitro attestation document.
+
+Follows aws-nitro-enclaves-nsm-api docs/attestation_process.md section 3.2 ("Verifying the root of trust")
+and RFC 9052 section 4.4 for the COSE_Sign1 signature. Reference-value (PCR) and debug-mode policy are
+appraisal concerns and are not checked here.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from verifier.errors import EvidenceError
+from verifier.tee.nitro.cose import sig_structure
+from verifier.tee.nitro.parse import NitroEvidence
+from verifier.trust.anchors import TrustAnchors, fingerprint
+from verifier.trust.chain import validate_chain
+
+VENDOR = "aws-nitro"
+COORDINATE_BYTES = 48  # P-384
+
+
+def _load(der: bytes, what: str) -> x509.Certificate:
+    """Load a DER certificate and touch the lazily parsed parts so that malformed input fails here."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        _ = (cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied DER is CERT_MALFORMED
+        raise EvidenceError(
+            "CERT_MALFORMED", f"{what} is not a valid X.509 certificate", actual=str(exc)[:200]
+        ) from None
+    return cert
+
+
+def _roots(bundle_root: x509.Certificate, top: x509.Certificate, anchors: TrustAnchors) -> list[x509.Certificate]:
+    """Step 1 root selection: cabundle[0] only if pinned, else pinned anchors named as `top`'s issuer."""
+    if anchors.is_pinned(VENDOR, bundle_root):
+        return [bundle_root]
+    return [r for r in anchors.roots(VENDOR) if r.subject == top.issuer]
+
+
+def verify(evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime) -> list[x509.Certificate]:
+    """Verify chain and signature of `evidence` as of `at`; return the chain leaf-first or raise EvidenceError."""
+    doc = evidence.document
+    # 1. Build the chain (attestation_process.md 3.2.3.1): certificate <- cabundle[N-1] <- ... <- cabundle[1]
+    #    <- root. cabundle[0] is the root as the enclave claims it; it is used only when its SHA-256 is pinned,
+    #    otherwise a pinned anchor whose subject is the issuer of the topmost certificate takes its place.
+    leaf = _load(doc.certificate, "certificate")
+    bundle = [_load(der, f"cabundle[{i}]") for i, der in enumerate(doc.cabundle)]
+    intermediates = bundle[:0:-1]
+    top = intermediates[-1] if intermediates else leaf
+    roots = _roots(bundle[0], top, anchors)
+    if not roots:
+        raise EvidenceError(
+            "CHAIN_ROOT_UNTRUSTED",
+            "no pinned AWS Nitro root for this chain",
+            expected=",".join(sorted(anchors.pins.get(VENDOR, frozenset()))),
+            actual=fingerprint(bundle[0]),
+        )
+    # 2. Validate the chain at `at` (attestation_process.md 3.2.3.2; RFC 5280 section 6.1): validity of every
+    #    certificate including the root, signatures, basicConstraints/pathLen and keyUsage.
+    chain: list[x509.Certificate] | None = None
+    failure: EvidenceError | None = None
+    for root in roots:
+        try:
+            chain = validate_chain(leaf, intermediates, root, at)
+            break
+        except EvidenceError as exc:
+            failure = exc
+    if chain is None:
+        assert failure is not None
+        raise failure
+    # 3. Only now check the COSE signature (attestation_process.md 3.2.2; RFC 9052 section 4.4, RFC 9053
+    #    section 2.1): ES384 over Sig_structure with the leaf key, raw r||s converted to DER.
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        raise EvidenceError("NITRO_KEY_TYPE", "leaf key must be ECDSA P-384", expected="secp384r1", actual=curve)
+    signature = evidence.cose.signature
+    r = int.from_bytes(signature[:COORDINATE_BYTES], "big")
+    s = int.from_bytes(signature[COORDINATE_BYTES:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), sig_structure(evidence.cose), ec.ECDSA(hashes.SHA384()))
+    except InvalidSignature:
+        raise EvidenceError(
+            "NITRO_SIGNATURE_INVALID", "COSE_Sign1 signature does not verify with the leaf key", actual=signature.hex()
+        ) from None
+    return chain

@@ -1,0 +1,127 @@
+"""Generic X.509 path validation (RFC 5280 section 6.1, reduced to what vendor PKIs need).
+
+Every link is checked explicitly with `verify_directly_issued_by`, so ECDSA (AWS, Intel) and RSASSA-PSS (AMD)
+signatures go through the same code. No revocation here: CRLs are a separate, vendor-specific step.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from verifier.errors import EvidenceError
+
+
+def _utc(at: datetime.datetime) -> datetime.datetime:
+    """Naive datetimes are taken as UTC."""
+    return at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at.astimezone(datetime.UTC)
+
+
+def _rfc3339(t: datetime.datetime) -> str:
+    return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def check_validity(cert: x509.Certificate, at: datetime.datetime) -> None:
+    """RFC 5280 section 6.1.3 (a)(2): notBefore <= at <= notAfter."""
+    at = _utc(at)
+    if at < cert.not_valid_before_utc:
+        raise EvidenceError(
+            "CERT_NOT_YET_VALID",
+            f"certificate {_name(cert)} not yet valid",
+            expected=f"notBefore {_rfc3339(cert.not_valid_before_utc)}",
+            actual=_rfc3339(at),
+        )
+    if at > cert.not_valid_after_utc:
+        raise EvidenceError(
+            "CERT_EXPIRED",
+            f"certificate {_name(cert)} expired",
+            expected=f"notAfter {_rfc3339(cert.not_valid_after_utc)}",
+            actual=_rfc3339(at),
+        )
+
+
+def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature."""
+    if cert.issuer != issuer.subject:
+        raise EvidenceError(
+            "CHAIN_NAME_MISMATCH",
+            "issuer name does not match the issuer's subject",
+            expected=issuer.subject.rfc4514_string(),
+            actual=cert.issuer.rfc4514_string(),
+        )
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise EvidenceError(
+            "CHAIN_SIGNATURE_INVALID",
+            f"signature of {_name(cert)} does not verify with {_name(issuer)}",
+            expected=_name(issuer),
+            actual=type(exc).__name__,
+        ) from None
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:  # duplicate or undecodable extension
+        raise EvidenceError("CERT_MALFORMED", f"bad extensions in {_name(cert)}", actual=str(exc)) from None
+
+
+def check_ca(cert: x509.Certificate, ca_below: int) -> None:
+    """RFC 5280 section 6.1.4 (k), (l), (m), (n): CA flag, pathLen over the CAs below it, keyCertSign."""
+    bc = _extension(cert, x509.BasicConstraints)
+    if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
+        raise EvidenceError("CHAIN_CONSTRAINTS", f"{_name(cert)} is not a CA", expected="basicConstraints CA=true")
+    if bc.path_length is not None and ca_below > bc.path_length:
+        raise EvidenceError(
+            "CHAIN_CONSTRAINTS",
+            f"pathLen of {_name(cert)} exceeded",
+            expected=f"<= {bc.path_length}",
+            actual=str(ca_below),
+        )
+    ku = _extension(cert, x509.KeyUsage)
+    if not isinstance(ku, x509.KeyUsage) or not ku.key_cert_sign:
+        raise EvidenceError("CHAIN_CONSTRAINTS", f"{_name(cert)} may not sign certificates", expected="keyCertSign")
+
+
+def check_leaf(cert: x509.Certificate) -> None:
+    """RFC 5280 section 4.2.1.3: when keyUsage is present the leaf must allow digitalSignature."""
+    ku = _extension(cert, x509.KeyUsage)
+    if isinstance(ku, x509.KeyUsage) and not ku.digital_signature:
+        raise EvidenceError("CHAIN_CONSTRAINTS", f"{_name(cert)} may not sign", expected="digitalSignature")
+
+
+def validate_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    root: x509.Certificate,
+    at: datetime.datetime,
+) -> list[x509.Certificate]:
+    """Validate leaf <- intermediates[0] <- ... <- intermediates[-1] <- root at time `at`.
+
+    `intermediates` is ordered leaf-side first (intermediates[0] issued the leaf). The root must be
+    self-signed; whether it is trusted (pinned) is the caller's decision. Returns the chain leaf-first.
+    Checks run from the root down: names and signature, validity, then CA constraints.
+    """
+    chain = [leaf, *intermediates, root]
+    check_issued_by(root, root)
+    for position in range(len(chain) - 1, -1, -1):
+        cert = chain[position]
+        if position < len(chain) - 1:
+            check_issued_by(cert, chain[position + 1])
+        check_validity(cert, at)
+        if position == 0:
+            check_leaf(cert)
+        else:
+            # CAs below this one, excluding the leaf (RFC 5280 section 4.2.1.9)
+            check_ca(cert, ca_below=position - 1)
+    return chain
