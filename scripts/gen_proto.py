@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Regenerate the committed gRPC/protobuf modules from proto/ (run from anywhere).
+
+    python scripts/gen_proto.py            # writes verifier/v1/verifier_pb2{,_grpc}.py{,i}
+    python scripts/gen_proto.py --out DIR  # writes DIR/verifier/v1/... (used by tests/unit/test_proto_fresh.py)
+
+Equivalent to `python -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=.
+proto/verifier/v1/verifier.proto` from the repository root, with the well-known types from grpc_tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "proto"
+PROTOS = ("verifier/v1/verifier.proto",)
+GENERATED = ("verifier_pb2.py", "verifier_pb2.pyi", "verifier_pb2_grpc.py")
+
+
+def generate(out: Path) -> list[Path]:
+    """Run protoc into `out`; return the generated files."""
+    from grpc_tools import protoc
+
+    well_known = str(resources.files("grpc_tools") / "_proto")
+    out.mkdir(parents=True, exist_ok=True)
+    for proto in PROTOS:
+        (out / Path(proto).parent).mkdir(parents=True, exist_ok=True)
+        args = [
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{well_known}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            str(PROTO_ROOT / proto),
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed for {proto}")
+    return [out / "verifier" / "v1" / name for name in GENERATED]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT, help="output root (default: the repository root)")
+    args = parser.parse_args(argv)
+    for path in generate(args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EvidenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVIDENCE_KIND_UNSPECIFIED: _ClassVar[EvidenceKind]
+    EVIDENCE_KIND_NITRO: _ClassVar[EvidenceKind]
+    EVIDENCE_KIND_SEV_SNP: _ClassVar[EvidenceKind]
+    EVIDENCE_KIND_TDX: _ClassVar[EvidenceKind]
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    STATUS_AFFIRMING: _ClassVar[Status]
+    STATUS_WARNING: _ClassVar[Status]
+    STATUS_CONTRAINDICATED: _ClassVar[Status]
+    STATUS_NONE: _ClassVar[Status]
+EVIDENCE_KIND_UNSPECIFIED: EvidenceKind
+EVIDENCE_KIND_NITRO: EvidenceKind
+EVIDENCE_KIND_SEV_SNP: EvidenceKind
+EVIDENCE_KIND_TDX: EvidenceKind
+STATUS_UNSPECIFIED: Status
+STATUS_AFFIRMING: Status
+STATUS_WARNING: Status
+STATUS_CONTRAINDICATED: Status
+STATUS_NONE: Status
+
+class CreateChallengeRequest(_message.Message):
+    __slots__ = ("nonce_size",)
+    NONCE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    nonce_size: int
+    def __init__(self, nonce_size: _Optional[int] = ...) -> None: ...
+
+class CreateChallengeResponse(_message.Message):
+    __slots__ = ("nonce", "expires_at")
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    nonce: bytes
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, nonce: _Optional[bytes] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CollateralFile(_message.Message):
+    __slots__ = ("name", "content")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    content: bytes
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class AppraiseRequest(_message.Message):
+    __slots__ = ("kind", "evidence", "collateral", "nonce", "runtime_data", "policy")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    COLLATERAL_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_DATA_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    kind: EvidenceKind
+    evidence: bytes
+    collateral: _containers.RepeatedCompositeFieldContainer[CollateralFile]
+    nonce: bytes
+    runtime_data: bytes
+    policy: str
+    def __init__(self, kind: _Optional[_Union[EvidenceKind, str]] = ..., evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ..., nonce: _Optional[bytes] = ..., runtime_data: _Optional[bytes] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("code", "tier", "claim", "value", "expected", "actual", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    tier: Status
+    claim: str
+    value: int
+    expected: str
+    actual: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., tier: _Optional[_Union[Status, str]] = ..., claim: _Optional[str] = ..., value: _Optional[int] = ..., expected: _Optional[str] = ..., actual: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AppraiseResponse(_message.Message):
+    __slots__ = ("status", "trust_vector", "claims", "findings", "token", "appraisal_id", "tee", "policy_id", "appraised_at")
+    class TrustVectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    APPRAISAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TEE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_ID_FIELD_NUMBER: _ClassVar[int]
+    APPRAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    status: Status
+    trust_vector: _containers.ScalarMap[str, int]
+    claims: _struct_pb2.Struct
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    token: str
+    appraisal_id: str
+    tee: str
+    policy_id: str
+    appraised_at: _timestamp_pb2.Timestamp
+    def __init__(self, status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., token: _Optional[str] = ..., appraisal_id: _Optional[str] = ..., tee: _Optional[str] = ..., policy_id: _Optional[str] = ..., appraised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSigningKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSigningKeysResponse(_message.Message):
+    __slots__ = ("jwks_json",)
+    JWKS_JSON_FIELD_NUMBER: _ClassVar[int]
+    jwks_json: str
+    def __init__(self, jwks_json: _Optional[str] = ...) -> None: ...
+
+class ReferenceValue(_message.Message):
+    __slots__ = ("id", "kind", "value", "label", "created_at", "expires_at", "revoked_at", "revoke_reason", "state")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    value: str
+    label: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    revoke_reason: str
+    state: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class AddReferenceValueRequest(_message.Message):
+    __slots__ = ("kind", "value", "label", "expires_at")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    value: str
+    label: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListReferenceValuesRequest(_message.Message):
+    __slots__ = ("kind", "include_inactive")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    include_inactive: bool
+    def __init__(self, kind: _Optional[str] = ..., include_inactive: _Optional[bool] = ...) -> None: ...
+
+class ListReferenceValuesResponse(_message.Message):
+    __slots__ = ("reference_values",)
+    REFERENCE_VALUES_FIELD_NUMBER: _ClassVar[int]
+    reference_values: _containers.RepeatedCompositeFieldContainer[ReferenceValue]
+    def __init__(self, reference_values: _Optional[_Iterable[_Union[ReferenceValue, _Mapping]]] = ...) -> None: ...
+
+class RevokeReferenceValueRequest(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
