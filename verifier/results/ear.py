@@ -1,0 +1,73 @@
+"""EAT Attestation Result (EAR) claims, draft-fv-rats-ear (JWT serialisation, RFC 7519 / RFC 9711 EAT).
+
+One appraisal becomes one submodule named after its TEE. Verifier-specific detail goes under `x-verifier.*`
+claims in the submodule (unregistered extensions, draft-fv-rats-ear s3.1).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from verifier.appraisal.model import Appraisal
+from verifier.errors import VerifierError
+from verifier.results.keys import b64url_encode
+
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+DEFAULT_LIFETIME = timedelta(minutes=5)
+VERIFIER_DEVELOPER = "tee-verifier"
+
+
+def _json_copy(value: Any) -> Any:
+    """A detached, JSON-only copy (the appraisal's dicts stay mutable); non-JSON values are a bug."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise VerifierError("EAR_CLAIMS_NOT_JSON", "annotated evidence holds a value JSON cannot carry") from None
+
+
+def build_ear(
+    appraisal: Appraisal,
+    *,
+    issuer: str,
+    issued_at: datetime,
+    lifetime: timedelta,
+    nonce: bytes | None,
+    token_id: str,
+    verifier_build: str,
+) -> dict[str, Any]:
+    """EAR claims for one appraisal: `iat`/`exp` in whole seconds (RFC 7519 s4.1), `eat_nonce` base64url only
+    when a nonce was given (EAT, RFC 9711 s4.1), `ear.status` both top-level and in the submodule.
+
+    Deterministic: the same inputs give equal dicts with the same key order, hence the same JSON.
+    """
+    if issued_at.tzinfo is None:
+        raise ValueError("issued_at must be timezone-aware")
+    if lifetime <= timedelta(0):
+        raise ValueError("lifetime must be positive")
+    iat = int(issued_at.timestamp())
+    submod: dict[str, Any] = {
+        "ear.status": appraisal.status.value,
+        "ear.trustworthiness-vector": appraisal.trust_vector.to_json(),
+        "ear.appraisal-policy-id": appraisal.policy_id,
+        "ear.veraison.annotated-evidence": _json_copy(appraisal.claims),
+        "x-verifier.findings": [
+            {"code": f.code, "tier": f.tier.value, "claim": f.claim.value, "expected": f.expected, "actual": f.actual}
+            for f in appraisal.findings
+        ],
+        "x-verifier.matched-reference-values": list(appraisal.matched_reference_values),
+    }
+    claims: dict[str, Any] = {
+        "eat_profile": EAR_PROFILE,
+        "iat": iat,
+        "exp": iat + int(lifetime.total_seconds()),
+        "iss": issuer,
+        "jti": token_id,
+        "ear.verifier-id": {"developer": VERIFIER_DEVELOPER, "build": verifier_build},
+        "ear.status": appraisal.status.value,
+        "submods": {appraisal.tee: submod},
+    }
+    if nonce is not None:
+        claims["eat_nonce"] = b64url_encode(nonce)
+    return claims
