@@ -7,10 +7,10 @@ UNAVAILABLE, and anything else is an *internal* bug reported with a generic mess
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     EVIDENCE = "evidence"  # untrustworthy or malformed evidence: contraindicated, not an RPC error
     REQUEST = "request"  # malformed request: INVALID_ARGUMENT
     NOT_FOUND = "not_found"  # an addressed object does not exist: NOT_FOUND
@@ -64,7 +64,7 @@ class AuthError(VerifierError):
     kind = ErrorKind.AUTH
 
 
-class PermissionError_(VerifierError):  # noqa: N801 - avoid shadowing the builtin PermissionError
+class AccessDeniedError(VerifierError):
     kind = ErrorKind.PERMISSION
 
 

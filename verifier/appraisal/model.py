@@ -8,11 +8,11 @@ any finding or the appraisal's baseline gave; the overall status is the worst ti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     """EAR / AR4SI trustworthiness tiers, ordered from best to worst."""
 
     NONE = "none"
@@ -41,7 +41,7 @@ class Tier(str, Enum):
 _RANK = {Tier.NONE: 0, Tier.AFFIRMING: 1, Tier.WARNING: 2, Tier.CONTRAINDICATED: 3}
 
 
-class Claim(str, Enum):
+class Claim(StrEnum):
     """AR4SI trustworthiness claims, with their EAR JSON names."""
 
     INSTANCE_IDENTITY = "instance-identity"

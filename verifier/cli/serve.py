@@ -1,0 +1,71 @@
+"""`verifier serve`: the gRPC server (health, reflection, TLS) with /metrics and the JWKS on an HTTP port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from ..bootstrap import build
+from ..settings import Settings
+from .common import UsageError, add_db_flag
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the gRPC verifier service")
+    add_db_flag(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)")
+    p.add_argument("--http-listen", metavar="HOST:PORT", help="metrics and JWKS address (default 127.0.0.1:9464)")
+    p.add_argument("--signing-key", type=Path, action="append", metavar="FILE",
+                   help="EAR signing key (PEM, P-256); repeat to publish older keys, the first one signs")
+    p.add_argument("--dev", action="store_true",
+                   help="development only: sign with an ephemeral key when no --signing-key is given")
+    p.add_argument("--trust-anchors", type=Path, metavar="DIR")
+    p.add_argument("--tls-cert", type=Path, metavar="FILE")
+    p.add_argument("--tls-key", type=Path, metavar="FILE")
+    p.add_argument("--admin-token-sha256", action="append", metavar="HEX",
+                   help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, base: Settings) -> int:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    settings = base.with_overrides(
+        database_url=args.db,
+        listen=args.listen,
+        http_listen=args.http_listen,
+        signing_keys=tuple(args.signing_key) if args.signing_key else None,
+        development=True if args.dev else None,
+        trust_anchors=args.trust_anchors,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
+    )
+    components = build(settings)
+    try:
+        components.database.check()
+        asyncio.run(_serve(components))
+    finally:
+        components.close()
+    return 0
+
+
+async def _serve(components: Any) -> None:
+    from ..transport.grpc.server import VerifierServer
+
+    server = VerifierServer(components)
+    grpc_port, http_port = await server.start()
+    log.info("serving gRPC on port %d, metrics and JWKS on http port %d", grpc_port, http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: health NOT_SERVING, draining for %.1fs", components.settings.grace_seconds)
+    await server.stop(components.settings.grace_seconds)
