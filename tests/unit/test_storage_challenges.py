@@ -1,0 +1,124 @@
+"""SqlChallengeStore: single use under concurrency, expiry, unknown nonces, purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from verifier.errors import RequestError
+from verifier.storage.challenges import Challenge, ConsumeOutcome, SqlChallengeStore
+from verifier.storage.engine import Database
+
+T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+TTL = dt.timedelta(minutes=5)
+
+
+@pytest.fixture
+def store(db: Database) -> SqlChallengeStore:
+    return SqlChallengeStore(db)
+
+
+def test_create_returns_challenge(store: SqlChallengeStore) -> None:
+    nonce = os.urandom(32)
+    assert store.create(nonce, now=T0, ttl=TTL) == Challenge(nonce=nonce, created_at=T0, expires_at=T0 + TTL)
+
+
+def test_consume_once(store: SqlChallengeStore) -> None:
+    nonce = os.urandom(32)
+    store.create(nonce, now=T0, ttl=TTL)
+    assert store.consume(nonce, at=T0 + dt.timedelta(seconds=1)) is ConsumeOutcome.OK
+    assert store.consume(nonce, at=T0 + dt.timedelta(seconds=2)) is ConsumeOutcome.ALREADY_USED
+    assert store.consume(nonce, at=T0 + 2 * TTL) is ConsumeOutcome.ALREADY_USED
+
+
+def test_expired_and_unknown(store: SqlChallengeStore) -> None:
+    nonce = os.urandom(32)
+    store.create(nonce, now=T0, ttl=TTL)
+    assert store.consume(nonce, at=T0 + TTL) is ConsumeOutcome.EXPIRED  # expires_at is exclusive
+    assert store.consume(nonce, at=T0 + TTL) is ConsumeOutcome.EXPIRED  # a failed consume does not mark it
+    assert store.consume(os.urandom(32), at=T0) is ConsumeOutcome.UNKNOWN
+
+
+def test_consume_with_other_timezone(store: SqlChallengeStore) -> None:
+    nonce = os.urandom(16)
+    store.create(nonce, now=T0, ttl=TTL)
+    minus_five = dt.timezone(dt.timedelta(hours=-5))
+    assert store.consume(nonce, at=(T0 + TTL - dt.timedelta(seconds=1)).astimezone(minus_five)) is ConsumeOutcome.OK
+
+
+def test_consume_exactly_once_under_concurrency(db: Database) -> None:
+    threads = 8
+    stores = [SqlChallengeStore(db) for _ in range(threads)]
+    for round_ in range(3):
+        nonce = os.urandom(32)
+        stores[0].create(nonce, now=T0, ttl=TTL)
+        barrier = threading.Barrier(threads)
+
+        def consume(store: SqlChallengeStore, nonce: bytes = nonce, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            return store.consume(nonce, at=T0 + dt.timedelta(seconds=1))
+
+        with ThreadPoolExecutor(threads) as pool:
+            outcomes = list(pool.map(consume, stores))
+        assert sorted(outcomes) == sorted([ConsumeOutcome.OK] + [ConsumeOutcome.ALREADY_USED] * (threads - 1)), round_
+
+
+def test_consume_exactly_once_across_replicas(database_url: str, db: Database) -> None:
+    """Separate engines (as in separate processes) sharing one database."""
+    replicas = [Database(database_url) for _ in range(4)]
+    try:
+        nonce = os.urandom(32)
+        SqlChallengeStore(db).create(nonce, now=T0, ttl=TTL)
+        barrier = threading.Barrier(len(replicas))
+
+        def consume(replica: Database) -> str:
+            barrier.wait()
+            return SqlChallengeStore(replica).consume(nonce, at=T0)
+
+        with ThreadPoolExecutor(len(replicas)) as pool:
+            outcomes = list(pool.map(consume, replicas))
+        assert outcomes.count(ConsumeOutcome.OK) == 1
+        assert outcomes.count(ConsumeOutcome.ALREADY_USED) == len(replicas) - 1
+    finally:
+        for replica in replicas:
+            replica.dispose()
+
+
+def test_duplicate_nonce(store: SqlChallengeStore) -> None:
+    nonce = os.urandom(32)
+    store.create(nonce, now=T0, ttl=TTL)
+    with pytest.raises(RequestError) as info:
+        store.create(nonce, now=T0, ttl=TTL)
+    assert info.value.code == "CHALLENGE_NONCE_EXISTS"
+
+
+@pytest.mark.parametrize("nonce", [b"", b"x" * 65])
+def test_nonce_length_bounds(store: SqlChallengeStore, nonce: bytes) -> None:
+    with pytest.raises(RequestError) as info:
+        store.create(nonce, now=T0, ttl=TTL)
+    assert info.value.code == "CHALLENGE_NONCE_LENGTH"
+
+
+def test_max_length_nonce(store: SqlChallengeStore) -> None:
+    nonce = b"\xff" * 64
+    store.create(nonce, now=T0, ttl=TTL)
+    assert store.consume(nonce, at=T0) is ConsumeOutcome.OK
+
+
+def test_non_positive_ttl(store: SqlChallengeStore) -> None:
+    with pytest.raises(RequestError):
+        store.create(os.urandom(8), now=T0, ttl=dt.timedelta(0))
+
+
+def test_purge_expired(store: SqlChallengeStore) -> None:
+    old, fresh = os.urandom(32), os.urandom(32)
+    store.create(old, now=T0, ttl=TTL)
+    store.create(fresh, now=T0 + TTL, ttl=TTL)
+    assert store.purge_expired(T0 + TTL) == 1
+    assert store.purge_expired(T0 + TTL) == 0
+    assert store.consume(old, at=T0) is ConsumeOutcome.UNKNOWN
+    assert store.consume(fresh, at=T0 + TTL) is ConsumeOutcome.OK

@@ -1,0 +1,72 @@
+"""Schema migrations (alembic, configured in code so they run from any working directory).
+
+The server never migrates implicitly: operators run `verifier db upgrade`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+import verifier
+
+from .engine import Database
+
+MIGRATIONS_DIR = Path(verifier.__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An alembic `Config` for `url` (passed to env.py via `attributes`, also as the escaped main option)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["url"] = url
+    return config
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The head revision of migrations/."""
+    revision = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    if revision is None:
+        raise RuntimeError(f"no alembic revisions in {MIGRATIONS_DIR}")
+    return revision
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def current(url: str) -> str | None:
+    """The revision the database at `url` is at (None when never migrated)."""
+    db = Database(url)
+    try:
+        with db.translate_errors(), db.engine.connect() as connection:
+            return current_revision(connection)
+    finally:
+        db.dispose()
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    db = Database(url)
+    try:
+        with db.translate_errors(), db.engine.begin() as connection:
+            config = alembic_config(db.url)
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        db.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    _run(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    _run(url, "downgrade", revision)
