@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = (args.log_level or settings.log_level or "INFO").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args, settings)
