@@ -154,3 +154,18 @@ def test_envelope_shapes() -> None:
         parse(b"\x00" * (MAX_EVIDENCE_BYTES + 1))
     err = info.value
     assert err.expected == f"<= {MAX_EVIDENCE_BYTES}" and err.actual == str(MAX_EVIDENCE_BYTES + 1)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x5b" + b"\x7f" + b"\xff" * 7,  # byte string claiming 2**63 bytes
+        b"\x9b" + b"\x0f" * 8,  # array claiming ~2**60 items
+        b"\x81" * 20_000 + b"\x00",  # nesting deeper than the decoder allows
+        b"\xd8\x23\x63(a(",  # tag 35: regex that does not compile
+        b"\xc1\x1b" + b"\xff" * 8,  # tag 1: epoch far out of range
+        cbor2.dumps([b"\xd8\x23\x63(a(", {}, b"", b""]),  # hostile protected header
+    ],
+)
+def test_hostile_cbor_raises_parse_error(data: bytes) -> None:
+    assert _code(data).startswith("NITRO_")
