@@ -23,7 +23,7 @@ IDS = [v["id"] for v in NITRO]
 
 
 def _raw(vectors_dir: Path, vector: dict[str, Any]) -> bytes:
-    return (vectors_dir / vector["dir"] / "evidence.bin").read_bytes()
+    return Path(vectors_dir, vector["dir"], "evidence.bin").read_bytes()
 
 
 def _at(vector: dict[str, Any]) -> datetime.datetime:
