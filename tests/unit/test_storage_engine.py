@@ -112,3 +112,14 @@ def test_repr_hides_password() -> None:
     assert "hunter2pw" not in repr(database)
     assert "hunter2pw" not in database.redacted_url
     database.dispose()
+
+
+def test_pool_exhaustion_is_unavailable(sqlite_db: Database) -> None:
+    database = Database(sqlite_db.url, engine_options={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.05})
+    try:
+        with database.engine.connect():
+            with pytest.raises(UnavailableError) as info, database.session() as session:
+                session.execute(text("SELECT 1"))
+            assert info.value.code == "DATABASE_UNAVAILABLE"
+    finally:
+        database.dispose()

@@ -6,7 +6,7 @@ Every driver `OperationalError` leaving `Database.session()` or `Database.check(
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,17 +58,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine per process; `session()` is a unit of work that commits on success and rolls back on error."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, engine_options: Mapping[str, Any] | None = None) -> None:
+        """`engine_options` are extra `create_engine` keywords (pool sizes, timeouts)."""
         parsed = _parse(url)
+        options = dict(engine_options or {})
         self.url = parsed.render_as_string(hide_password=False)
         self._password = parsed.password or ""
         self._redacted = parsed.render_as_string(hide_password=True)
         try:
             if parsed.get_backend_name() == "sqlite":
-                self.engine: Engine = create_engine(parsed)
+                self.engine: Engine = create_engine(parsed, **options)
                 event.listen(self.engine, "connect", _on_sqlite_connect)
             else:
-                self.engine = create_engine(parsed, pool_pre_ping=True)
+                self.engine = create_engine(parsed, **{"pool_pre_ping": True, **options})
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -97,6 +99,10 @@ class Database:
             detail = self._scrub(str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else "")
             raise UnavailableError(
                 "DATABASE_UNAVAILABLE", f"database {self._redacted} unavailable: {detail or type(error.orig).__name__}"
+            ) from None
+        except exc.TimeoutError:
+            raise UnavailableError(
+                "DATABASE_UNAVAILABLE", f"database {self._redacted} unavailable: connection pool exhausted"
             ) from None
         except exc.ProgrammingError as error:
             if getattr(error.orig, "sqlstate", None) == "42P01":  # undefined_table
