@@ -1,0 +1,45 @@
+"""Process logging: every record carries the request id of the RPC that produced it (or "-")."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("verifier_request_id", default=None)
+FORMAT = "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+def accept_request_id(candidate: str | None) -> str:
+    """A caller-supplied id if it is short and log-safe, else a fresh uuid4."""
+    if candidate and _VALID_ID.match(candidate):
+        return candidate
+    return str(uuid.uuid4())
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `record.request_id`; attach it to handlers so records of every logger get it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+def install_logging(level: str | int = "INFO") -> None:
+    """Configure the root logger once: one stderr handler with the request-id filter and format."""
+    root = logging.getLogger()
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    for handler in root.handlers:
+        if any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RequestIdFilter())
+    root.addHandler(handler)

@@ -1,0 +1,1 @@
+"""Transports in front of `VerifierService` (gRPC today). Imports point inward only."""

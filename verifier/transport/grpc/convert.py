@@ -1,0 +1,137 @@
+"""proto <-> domain conversion for the verifier.v1 API. No I/O and no grpc import."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ...appraisal.model import Finding, Tier
+from ...errors import RequestError
+from ...reference_values.model import ReferenceValue
+from ...service import AppraisalRequest, AppraisalResult
+from ...v1 import verifier_pb2 as pb
+
+TEE_OF_KIND: dict[pb.EvidenceKind, str] = {
+    pb.EVIDENCE_KIND_NITRO: "nitro",
+    pb.EVIDENCE_KIND_SEV_SNP: "snp",
+    pb.EVIDENCE_KIND_TDX: "tdx",
+}
+STATUS_OF_TIER: dict[Tier, pb.Status] = {
+    Tier.NONE: pb.STATUS_NONE,
+    Tier.AFFIRMING: pb.STATUS_AFFIRMING,
+    Tier.WARNING: pb.STATUS_WARNING,
+    Tier.CONTRAINDICATED: pb.STATUS_CONTRAINDICATED,
+}
+_MAX_EXACT_INT = 2**53  # integers beyond this do not fit a double exactly: sent as decimal strings
+
+
+def timestamp(value: dt.datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(dt.UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> AppraisalRequest:
+    """Validate the request shape (kind, evidence, collateral names); empty bytes mean absent."""
+    if msg.kind == pb.EVIDENCE_KIND_UNSPECIFIED:
+        raise RequestError("EVIDENCE_KIND_UNSPECIFIED", "the request does not say which kind of evidence it carries")
+    tee = TEE_OF_KIND.get(msg.kind)
+    if tee is None:
+        raise RequestError("EVIDENCE_KIND_UNKNOWN", f"unknown evidence kind {msg.kind}")
+    if not msg.evidence:
+        raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
+    collateral: dict[str, bytes] = {}
+    for item in msg.collateral:
+        if not item.name or "/" in item.name or "\\" in item.name or item.name.startswith("."):
+            raise RequestError("COLLATERAL_NAME_INVALID", f"collateral file name {item.name!r} is not a plain name")
+        if item.name in collateral:
+            raise RequestError("COLLATERAL_DUPLICATE", f"collateral file {item.name!r} appears twice")
+        collateral[item.name] = bytes(item.content)
+    return AppraisalRequest(
+        tee=tee,
+        evidence=bytes(msg.evidence),
+        collateral=collateral,
+        nonce=bytes(msg.nonce) or None,
+        runtime_data=bytes(msg.runtime_data) or None,
+        policy=msg.policy or None,
+        request_id=request_id,
+    )
+
+
+def finding(value: Finding) -> pb.Finding:
+    return pb.Finding(
+        code=value.code,
+        tier=STATUS_OF_TIER[value.tier],
+        claim=value.claim.value,
+        value=value.value,
+        expected=value.expected,
+        actual=value.actual,
+        message=value.message,
+    )
+
+
+def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
+    appraisal = result.appraisal
+    response = pb.AppraiseResponse(
+        status=STATUS_OF_TIER[appraisal.status],
+        trust_vector=appraisal.trust_vector.to_json(),
+        findings=[finding(f) for f in appraisal.findings],
+        token=result.token,
+        appraisal_id=result.appraisal_id,
+        tee=appraisal.tee,
+        policy_id=appraisal.policy_id,
+        appraised_at=timestamp(result.appraised_at),
+    )
+    response.claims.CopyFrom(claims_struct(appraisal.claims))
+    return response
+
+
+def claims_struct(claims: Mapping[str, Any]) -> Struct:
+    """Claims as a Struct: keys become strings, bytes hex, datetimes RFC 3339, numbers doubles."""
+    struct = Struct()
+    struct.update({str(k): _jsonable(v) for k, v in claims.items()})
+    return struct
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str, float)):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= _MAX_EXACT_INT else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [_jsonable(v) for v in items]
+    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
+        return _jsonable(value.value)
+    return str(value)
+
+
+def reference_value(ref: ReferenceValue, *, at: dt.datetime) -> pb.ReferenceValue:
+    msg = pb.ReferenceValue(
+        id=ref.id,
+        kind=ref.kind,
+        value=ref.value.hex(),
+        label=ref.label,
+        created_at=timestamp(ref.created_at),
+        revoke_reason=ref.revoke_reason or "",
+        state=ref.state(at),
+    )
+    if ref.expires_at is not None:
+        msg.expires_at.CopyFrom(timestamp(ref.expires_at))
+    if ref.revoked_at is not None:
+        msg.revoked_at.CopyFrom(timestamp(ref.revoked_at))
+    return msg
