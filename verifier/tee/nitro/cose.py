@@ -12,6 +12,8 @@ import cbor2
 
 from verifier.errors import ParseError
 
+from .cbor_keys import check_unique_keys
+
 COSE_SIGN1_TAG = 18  # RFC 9052 section 2, table 1
 ALG_ES384 = -35  # RFC 9053 section 2.1
 HEADER_ALG = 1  # RFC 9052 section 3.1
@@ -50,6 +52,7 @@ def decode_cbor(data: bytes, *, what: str) -> object:
             expected=str(len(data)),
             actual=str(stream.tell()),
         )
+    check_unique_keys(data, what=what)
     return value
 
 
