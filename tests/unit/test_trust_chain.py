@@ -190,3 +190,19 @@ def test_anchor_directory_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(ConfigError):
         TrustAnchors.from_directory(tmp_path)
+
+
+def test_verified_link_cache_never_accepts_a_forged_signature() -> None:
+    """A cached success for one (cert, issuer) pair must not vouch for another cert or another issuer."""
+    from tests.fakes.aws_pki import FakeAwsPki
+    from verifier.trust.chain import VERIFIED_LINKS, check_issued_by
+
+    VERIFIED_LINKS.clear()
+    pki, foreign = FakeAwsPki(), FakeAwsPki().foreign()
+    check_issued_by(pki.regional, pki.root)  # cached now
+    check_issued_by(pki.regional, pki.root)  # hit
+    with pytest.raises(EvidenceError) as info:
+        check_issued_by(foreign.regional, pki.root)  # same names, other key: must still fail
+    assert info.value.code == "CHAIN_SIGNATURE_INVALID"
+    with pytest.raises(EvidenceError):
+        check_issued_by(pki.regional, foreign.root)

@@ -7,10 +7,13 @@ signatures go through the same code. No revocation here: CRLs are a separate, ve
 from __future__ import annotations
 
 import datetime
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 
 from verifier.errors import EvidenceError
 
@@ -47,6 +50,39 @@ def check_validity(cert: x509.Certificate, at: datetime.datetime) -> None:
         )
 
 
+class VerifiedLinks:
+    """Bounded LRU of certificate signatures that verified: (SHA-256 of cert DER, SHA-256 of issuer DER).
+
+    A signature check is a pure function of those bytes, so a hit is as good as re-verifying; only successes are
+    kept. Validity, names and constraints are still checked on every call, at that call's appraisal time."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._links: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[bytes, bytes]) -> bool:
+        with self._lock:
+            if key in self._links:
+                self._links.move_to_end(key)
+                return True
+            return False
+
+    def add(self, key: tuple[bytes, bytes]) -> None:
+        with self._lock:
+            self._links[key] = None
+            self._links.move_to_end(key)
+            while len(self._links) > self._capacity:
+                self._links.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._links.clear()
+
+
+VERIFIED_LINKS = VerifiedLinks()
+
+
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature."""
     if cert.issuer != issuer.subject:
@@ -56,6 +92,9 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
             expected=issuer.subject.rfc4514_string(),
             actual=cert.issuer.rfc4514_string(),
         )
+    link = (cert.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
+    if link in VERIFIED_LINKS:
+        return
     try:
         cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -65,6 +104,7 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
             expected=_name(issuer),
             actual=type(exc).__name__,
         ) from None
+    VERIFIED_LINKS.add(link)
 
 
 def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
