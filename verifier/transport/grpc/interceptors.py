@@ -7,6 +7,7 @@ between the layers; `asyncio.to_thread` copies the context, so service logs carr
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import hmac
@@ -120,12 +121,28 @@ class MetricsInterceptor(_UnaryInterceptor):
             response = await inner(request, context)
             code = grpc.StatusCode.OK
             return response
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
         except BaseException:
-            state = CALL.get()
-            code = state.code if state is not None and state.code != grpc.StatusCode.OK else code
+            code = _final_code(context)
             raise
         finally:
             self._metrics.observe_rpc(method, code.name, time.perf_counter() - started)
+
+
+def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """The code an aborted call ends with: ours (CallState) or the handler's own abort (context.code())."""
+    state = CALL.get()
+    if state is not None and state.code != grpc.StatusCode.OK:
+        return state.code
+    code: Any = context.code()  # an int in grpc.aio, a StatusCode in some versions; None when never set
+    if isinstance(code, grpc.StatusCode):
+        return code
+    for candidate in grpc.StatusCode:
+        if candidate.value[0] == code:
+            return candidate
+    return grpc.StatusCode.UNKNOWN
 
 
 class ErrorInterceptor(_UnaryInterceptor):
