@@ -253,9 +253,13 @@ def test_unexpected_errors_are_internal_without_detail(
             assert error_info(caught.value).reason == "INTERNAL"
             assert "secret detail" not in str(caught.value.trailing_metadata())
 
-    caplog.handler.addFilter(RequestIdFilter())
-    with caplog.at_level(logging.INFO):
-        asyncio.run(scenario())
+    request_ids = RequestIdFilter()
+    caplog.handler.addFilter(request_ids)
+    try:
+        with caplog.at_level(logging.INFO):
+            asyncio.run(scenario())
+    finally:
+        caplog.handler.removeFilter(request_ids)
     assert "secret detail" in caplog.text  # the traceback stays in the server log
     inside = [rec for rec in caplog.records if rec.getMessage() == "inside the service"]
     assert inside and inside[0].request_id == "rid-42"  # type: ignore[attr-defined]
@@ -308,3 +312,41 @@ def test_graceful_stop_flips_health_to_not_serving(components: Components) -> No
             await stopping
             watch.cancel()
     asyncio.run(scenario())
+
+
+SERVE_SCRIPT = """
+import asyncio, sys
+from verifier.bootstrap import build
+from verifier.logging_setup import install_logging
+from verifier.settings import Settings
+from verifier.transport.grpc import serve
+install_logging("INFO")
+components = build(Settings(database_url=sys.argv[1], development=True, listen="127.0.0.1:0",
+                            http_listen="127.0.0.1:0", grace_seconds=0.2))
+asyncio.run(serve(components))
+print("exited cleanly", file=sys.stderr)
+"""
+
+
+def test_serve_shuts_down_gracefully_on_sigterm(sqlite_db: Database) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, sqlite_db.url], stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if "SIGTERM or SIGINT stops gracefully" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "received SIGTERM: graceful shutdown" in output
+    assert "[request_id=-]" in output and "exited cleanly" in output

@@ -184,13 +184,13 @@ def test_request_id_filter_and_install_logging() -> None:
     finally:
         REQUEST_ID.reset(token)
     root = logging.getLogger()
-    before = list(root.handlers)
+    saved, level = root.handlers[:], root.level
+    root.handlers = []
     try:
         install_logging("debug")
         install_logging("debug")  # idempotent
-        added = [h for h in root.handlers if h not in before]
-        assert len(added) == 1 and any(isinstance(f, RequestIdFilter) for f in added[0].filters)
+        (handler,) = root.handlers
+        assert any(isinstance(f, RequestIdFilter) for f in handler.filters)
+        assert root.level == logging.DEBUG
     finally:
-        for handler in root.handlers[:]:
-            if handler not in before:
-                root.removeHandler(handler)
+        root.handlers, root.level = saved, level

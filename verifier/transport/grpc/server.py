@@ -157,6 +157,7 @@ async def serve(components: Components, *, ready: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, functools.partial(_on_signal, server, sig))
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signal support
             log.debug("cannot install a handler for %s", sig.name)
+    log.info("serving; SIGTERM or SIGINT stops gracefully")
     if ready is not None:
         ready.set()
     try:
