@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import ErrorKind, VerifierError
+from ..logging_setup import install_logging
 from ..settings import Settings, from_environment
 from . import db as db_cmd
 from . import keys as keys_cmd
@@ -45,8 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = from_environment()
     level = (args.log_level or settings.log_level or "INFO").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_logging(level if level in logging.getLevelNamesMapping() else "INFO")
     if level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
     handler: Handler = args.handler

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
 from ..bootstrap import build
 from ..settings import Settings
+from ..transport.grpc.server import serve
 from .common import UsageError, add_db_flag
 
 log = logging.getLogger(__name__)
@@ -50,22 +50,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     components = build(settings)
     try:
         components.database.check()
-        asyncio.run(_serve(components))
+        asyncio.run(serve(components))
     finally:
         components.close()
     return 0
-
-
-async def _serve(components: Any) -> None:
-    from ..transport.grpc.server import VerifierServer
-
-    server = VerifierServer(components)
-    grpc_port, http_port = await server.start()
-    log.info("serving gRPC on port %d, metrics and JWKS on http port %d", grpc_port, http_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: health NOT_SERVING, draining for %.1fs", components.settings.grace_seconds)
-    await server.stop(components.settings.grace_seconds)
