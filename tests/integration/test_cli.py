@@ -175,3 +175,14 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["code"].startswith("NITRO_")
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_refuses_to_start_without_a_signing_key(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = cli("serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+    assert code == 64
+    assert "SIGNING_KEY_MISSING" in err and "--dev" in err
+    bad = tmp_path / "open.pem"
+    assert cli("keys", "generate", "--out", str(bad))[0] == 0
+    bad.chmod(0o644)
+    code, _, err = cli("serve", "--signing-key", str(bad), "--listen", "127.0.0.1:0")
+    assert code == 64 and "SIGNING_KEY_PERMISSIONS" in err
