@@ -1,0 +1,63 @@
+"""The collateral seam. TEE verifiers ask a `CollateralSource` for vendor collateral by key; implementations are
+the AMD KDS client, (Intel PCS later), an offline directory, and a database-backed cache that wraps them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import UnavailableError
+
+
+@dataclass(frozen=True)
+class CollateralKey:
+    """What to fetch. `kind` names the item, `params` identify it, e.g.
+    ("amd.vcek", (("product", "Milan"), ("hwid", "<hex>"), ("blSPL", "2"), ...)),
+    ("amd.cert_chain", (("product", "Milan"), ("key", "vcek"))), ("amd.crl", (("product", "Milan"),))."""
+
+    kind: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str) -> str:
+        for key, value in self.params:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def cache_id(self) -> str:
+        """A stable text id for caches: kind?k=v&k=v (params in the given order)."""
+        return self.kind + ("?" + "&".join(f"{k}={v}" for k, v in self.params) if self.params else "")
+
+
+@dataclass(frozen=True)
+class CollateralItem:
+    key: CollateralKey
+    data: bytes
+    fetched_at: dt.datetime
+    # Until when the item may be served from a cache: a CRL's nextUpdate, a certificate's notAfter, or a
+    # fixed maximum age for items without one. None: do not cache.
+    next_update: dt.datetime | None
+    source: str  # "request", "kds", "cache", "offline"...
+
+
+class CollateralUnavailableError(UnavailableError):
+    """The source could not deliver (offline, network error, timeout, 429 past the retry budget, 404)."""
+
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class CollateralSource(Protocol):
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        """Return the item or raise CollateralUnavailableError. `at` is the appraisal time (for cache freshness)."""
+        ...
+
+
+class OfflineSource:
+    """Never touches the network: every fetch is unavailable (the `--offline` source)."""
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        raise CollateralUnavailableError("COLLATERAL_OFFLINE", f"{key.kind} is not in the request and the verifier "
+                                    "is offline")

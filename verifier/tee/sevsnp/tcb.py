@@ -1,0 +1,86 @@
+"""Products and TCB_VERSION layouts (SEV-SNP ABI spec, "TCB_VERSION Structure"; Turin adds FMC and moves fields).
+
+Milan and Genoa: byte 0 BOOTLOADER, 1 TEE, 2..5 reserved, 6 SNP, 7 MICROCODE.
+Turin:           byte 0 FMC, 1 BOOTLOADER, 2 TEE, 3 SNP, 4..6 reserved, 7 MICROCODE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from verifier.errors import EvidenceError
+
+
+class Product(StrEnum):
+    MILAN = "Milan"
+    GENOA = "Genoa"
+    TURIN = "Turin"
+
+
+@dataclass(frozen=True)
+class TcbVersion:
+    bootloader: int
+    tee: int
+    snp: int
+    microcode: int
+    fmc: int | None  # Turin only
+    raw: bytes
+
+    def components(self) -> dict[str, int]:
+        parts = {"bootloader": self.bootloader, "tee": self.tee, "snp": self.snp, "microcode": self.microcode}
+        if self.fmc is not None:
+            parts = {"fmc": self.fmc, **parts}
+        return parts
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.components(), "raw": self.raw.hex()}
+
+
+_LAYOUT = {
+    Product.MILAN: ({"bootloader": 0, "tee": 1, "snp": 6, "microcode": 7}, (2, 3, 4, 5)),
+    Product.GENOA: ({"bootloader": 0, "tee": 1, "snp": 6, "microcode": 7}, (2, 3, 4, 5)),
+    Product.TURIN: ({"fmc": 0, "bootloader": 1, "tee": 2, "snp": 3, "microcode": 7}, (4, 5, 6)),
+}
+
+
+def decode_tcb(raw: bytes, product: Product, *, field: str = "TCB") -> TcbVersion:
+    """Decode an 8-byte TCB_VERSION for `product`; reserved bytes must be zero (EvidenceError otherwise)."""
+    if len(raw) != 8:
+        raise EvidenceError("SNP_TCB_INVALID", f"{field} must be 8 bytes", expected="8", actual=str(len(raw)))
+    positions, reserved = _LAYOUT[product]
+    if any(raw[i] for i in reserved):
+        raise EvidenceError("SNP_TCB_INVALID", f"{field} has non-zero reserved bytes for {product}",
+                            expected="reserved bytes zero", actual=raw.hex())
+    return TcbVersion(
+        bootloader=raw[positions["bootloader"]], tee=raw[positions["tee"]], snp=raw[positions["snp"]],
+        microcode=raw[positions["microcode"]], fmc=raw[positions["fmc"]] if "fmc" in positions else None, raw=raw,
+    )
+
+
+def encode_tcb(product: Product, *, bootloader: int, tee: int, snp: int, microcode: int, fmc: int = 0) -> bytes:
+    out = bytearray(8)
+    positions, _ = _LAYOUT[product]
+    values = {"bootloader": bootloader, "tee": tee, "snp": snp, "microcode": microcode, "fmc": fmc}
+    for name, index in positions.items():
+        out[index] = values[name]
+    return bytes(out)
+
+
+def product_from_cpuid(family: int | None, model: int | None) -> Product | None:
+    """Product from CPUID_FAM_ID / CPUID_MOD_ID (v3+ reports): family 0x19 models 0x0X Milan, 0x1X and 0xAX
+    Genoa (Genoa, Bergamo, Siena share the Genoa keys); family 0x1A models 0x0X..0x1X Turin."""
+    if family is None or model is None:
+        return None
+    if family == 0x19 and model >> 4 == 0x0:
+        return Product.MILAN
+    if family == 0x19 and model >> 4 in (0x1, 0xA):
+        return Product.GENOA
+    if family == 0x1A and model >> 4 in (0x0, 0x1):
+        return Product.TURIN
+    return None
+
+
+def product_from_name(name: str) -> Product | None:
+    """Product from a VCEK productName ("Milan-B0", "Genoa", "Turin", "Milan" in VLEKs)."""
+    base = name.split("-", 1)[0].strip().lower()
+    return next((p for p in Product if p.value.lower() == base), None)
