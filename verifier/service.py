@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import __version__
+from .appraisal.binding import check_binding
 from .appraisal.model import (
     CONTRAINDICATED,
     CRYPTO_FAILED,
@@ -25,9 +26,12 @@ from .appraisal.model import (
     combine,
 )
 from .appraisal.nitro import appraise_nitro
-from .appraisal.policy import Policy, get_policy
+from .appraisal.policy import Policy, PolicySet
+from .appraisal.snp import appraise_snp
 from .clock import Clock
+from .collateral.base import CollateralSource, OfflineSource
 from .errors import EvidenceError, RequestError
+from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
@@ -99,6 +103,9 @@ class VerifierService:
     issuer: str = "tee-verifier"
     token_lifetime: dt.timedelta = DEFAULT_LIFETIME
     challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
+    policies: PolicySet = field(default_factory=PolicySet)
+    collateral_source: CollateralSource = field(default_factory=OfflineSource)
+    check_crl: bool = False
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
         if self.challenges is None:
@@ -115,11 +122,12 @@ class VerifierService:
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
         verifier = get_verifier(request.tee)
-        policy = get_policy(request.policy)
+        policy = self.policies.get(request.policy)
         _check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
-        verified = verifier.verify(request.evidence, VerifyContext(at=at, anchors=self.anchors,
-                                                                   collateral=request.collateral))
+        context = VerifyContext(at=at, anchors=self.anchors, collateral=request.collateral,
+                                source=self.collateral_source, check_crl=self.check_crl)
+        verified = verifier.verify(request.evidence, context)
         # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
         findings = self._freshness(request, verified, policy, at, require_challenge)
         # Step 8: appraise claims against reference values and policy; keep every finding.
@@ -177,6 +185,8 @@ class VerifierService:
         references = [r for r in self.references.active(kinds, at) if r.kind.startswith(prefix)]
         if verified.tee == "nitro":
             return appraise_nitro(verified.claims, policy, references)
+        if verified.tee == "snp":
+            return appraise_snp(verified.claims, verified.details, policy, references)
         raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
 
     def _freshness(
@@ -206,16 +216,8 @@ class VerifierService:
                 findings.append(_fresh(code, f"the nonce is not a live challenge of this verifier ({outcome.name})",
                                        "an unused, unexpired challenge", request.nonce.hex()))
         if verified.parsed is not None:
-            carried = verified.claims.get("nonce")
-            if carried != request.nonce.hex():
-                findings.append(_fresh("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
-                                       request.nonce.hex(), str(carried or "absent")))
-            if request.runtime_data is not None:
-                bound = verified.claims.get("public_key")
-                if bound != request.runtime_data.hex():
-                    findings.append(_fresh("RUNTIME_DATA_MISMATCH",
-                                           "the evidence does not carry the request's runtime data",
-                                           request.runtime_data.hex(), str(bound or "absent")))
+            findings.extend(check_binding(verified.tee, verified.claims, request.nonce, request.runtime_data,
+                                          policy.report_data_binding))
         return findings
 
 
@@ -223,7 +225,7 @@ def _claim_kinds(verified: VerifiedEvidence) -> set[str]:
     pcrs = verified.claims.get("pcrs")
     if verified.tee == "nitro" and isinstance(pcrs, dict):
         return {f"nitro.pcr{i}" for i in pcrs}
-    return set()
+    return {kind for kind in known_kinds() if kind.startswith(verified.tee + ".")}
 
 
 def _check_bounds(request: AppraisalRequest) -> None:

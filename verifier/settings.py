@@ -35,6 +35,12 @@ class Settings:
     # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
     admin_token_sha256: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Vendor collateral: AMD KDS (through the database cache) unless offline; CRL checking is opt-in.
+    offline: bool = False
+    amd_kds_url: str = "https://kdsintf.amd.com"
+    collateral_timeout: float = 10.0
+    check_crl: bool = False
+    policy_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -58,7 +64,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings().with_overrides(
         database_url=get("DATABASE_URL"),
         signing_keys=tuple(Path(p) for p in keys.split(os.pathsep)) if keys else None,
-        development=(get("DEVELOPMENT") or "").lower() in ("1", "true", "yes") or None,
+        development=_flag(get("DEVELOPMENT")) or None,
         trust_anchors=path("TRUST_ANCHORS"),
         issuer=get("ISSUER"),
         listen=get("LISTEN"),
@@ -67,4 +73,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         tls_key=path("TLS_KEY"),
         admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
         log_level=get("LOG_LEVEL"),
+        offline=_flag(get("OFFLINE")),
+        amd_kds_url=get("AMD_KDS_URL"),
+        check_crl=_flag(get("CHECK_CRL")),
+        policy_file=path("POLICY_FILE"),
     )
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.lower() in ("1", "true", "yes", "on")

@@ -1,46 +1,143 @@
-"""Appraisal policies. The default policy is the contract of ARCHITECTURE.md: debug forbidden, the TEE's
-measurement reference values required, other reference-value kinds checked only when some are registered."""
+"""Named appraisal policies. The default policy is the contract of ARCHITECTURE.md: debug forbidden, the TEE's
+measurement reference values required, the vendor's TCB checks, other reference-value kinds checked only when
+values of that kind are registered. Named policies may only tighten it; they come built in or from a JSON file
+(`--policy-file`, schema in README "Policies")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
-from ..errors import RequestError
+from ..errors import ConfigError, RequestError
 
 DEFAULT_POLICY_ID = "default"
+TCB_COMPONENTS = ("fmc", "bootloader", "tee", "snp", "microcode")
+TCB_FIELDS = ("reported", "committed", "launch", "current")
+
+
+@dataclass(frozen=True)
+class SnpRules:
+    """SEV-SNP checks (AMD SEV-SNP ABI spec: GUEST_POLICY, VMPL, TCB_VERSION, firmware version)."""
+
+    minimum_tcb: Mapping[str, int] = field(default_factory=dict)  # component -> minimum SVN
+    tcb_fields: tuple[str, ...] = ("reported",)  # which TCB_VERSION fields must meet the minimum
+    allow_migrate_ma: bool = False
+    allowed_vmpls: tuple[int, ...] | None = None  # None: any VMPL
+    minimum_firmware: tuple[int, int] | None = None  # (major, minor) of CURRENT firmware
+    minimum_build: int | None = None
+    allowed_chip_ids: tuple[bytes, ...] | None = None
+    # When revocation checking is configured and the CRL cannot be had: contraindicated (fail closed) or warning.
+    crl_fail_open: bool = False
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A named appraisal policy. Tightening knobs only: no policy may allow what the default forbids silently."""
-
     policy_id: str = DEFAULT_POLICY_ID
     allow_debug: bool = False
-    # Reference-value kinds that must be registered and matched, per TEE.
-    required_kinds: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2")}
+    required_kinds: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2"),
+            "snp": ("snp.measurement",),
+            "tdx": ("tdx.mr_td",),
+        }
     )
-    # When a nonce is given, the evidence must carry it (Nitro: the `nonce` field).
     require_nonce: bool = False
+    # How a nonce binds into SNP/TDX REPORT_DATA: "sha512" = SHA-512(nonce || runtime_data); "raw" = the nonce
+    # itself, zero-padded to 64 bytes, for workloads that cannot hash (chosen explicitly per policy).
+    report_data_binding: str = "sha512"
+    snp: SnpRules = field(default_factory=SnpRules)
 
     def required(self, tee: str) -> tuple[str, ...]:
         return self.required_kinds.get(tee, ())
 
 
-# Built-in named policies. Issue 6 moves these into the database; the names stay stable.
-_POLICIES: dict[str, Policy] = {
+_BUILT_IN: dict[str, Policy] = {
     DEFAULT_POLICY_ID: Policy(),
     "nonce-required": Policy(policy_id="nonce-required", require_nonce=True),
 }
 
 
+class PolicySet:
+    """The policies a verifier knows, by name."""
+
+    def __init__(self, policies: Mapping[str, Policy] | None = None) -> None:
+        self._policies = dict(_BUILT_IN)
+        self._policies.update(policies or {})
+
+    def get(self, name: str | None) -> Policy:
+        key = name or DEFAULT_POLICY_ID
+        try:
+            return self._policies[key]
+        except KeyError:
+            raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {key!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._policies)
+
+    @classmethod
+    def from_file(cls, path: Path) -> PolicySet:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError("POLICY_FILE_INVALID", f"cannot read policy file {path}: {exc}") from None
+        entries = data.get("policies") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ConfigError("POLICY_FILE_INVALID", f"{path}: expected {{'policies': [...]}}")
+        return cls({p.policy_id: p for p in (policy_from_json(e) for e in entries)})
+
+
+def policy_from_json(entry: Any) -> Policy:
+    """One policy from its JSON form; unknown keys are errors (a typo must not silently weaken a policy)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        raise ConfigError("POLICY_FILE_INVALID", "every policy needs a string 'id'")
+    known = {"id", "require_nonce", "report_data_binding", "required_kinds", "snp"}
+    _no_unknown(entry, known, entry["id"])
+    base = Policy(policy_id=entry["id"])
+    required = dict(base.required_kinds)
+    for tee, kinds in (entry.get("required_kinds") or {}).items():
+        # Required kinds can only grow: the TEE's measurement stays required.
+        required[tee] = tuple(dict.fromkeys([*required.get(tee, ()), *kinds]))
+    binding = entry.get("report_data_binding", "sha512")
+    if binding not in ("sha512", "raw"):
+        raise ConfigError("POLICY_FILE_INVALID", f"{entry['id']}: report_data_binding must be sha512 or raw")
+    return replace(base, required_kinds=required, require_nonce=bool(entry.get("require_nonce", False)),
+                   report_data_binding=binding, snp=_snp_rules(entry.get("snp") or {}, entry["id"]))
+
+
+def _snp_rules(data: dict[str, Any], policy_id: str) -> SnpRules:
+    known = {"minimum_tcb", "tcb_fields", "allow_migrate_ma", "allowed_vmpls", "minimum_firmware",
+             "minimum_build", "allowed_chip_ids", "crl_fail_open"}
+    _no_unknown(data, known, f"{policy_id}.snp")
+    minimum = {str(k): int(v) for k, v in (data.get("minimum_tcb") or {}).items()}
+    if set(minimum) - set(TCB_COMPONENTS):
+        raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: TCB components are {TCB_COMPONENTS}")
+    fields_ = tuple(data.get("tcb_fields") or ("reported",))
+    if set(fields_) - set(TCB_FIELDS):
+        raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: tcb_fields are {TCB_FIELDS}")
+    firmware = data.get("minimum_firmware")
+    chips = data.get("allowed_chip_ids")
+    vmpls = data.get("allowed_vmpls")
+    return SnpRules(
+        minimum_tcb=minimum,
+        tcb_fields=fields_,
+        allow_migrate_ma=bool(data.get("allow_migrate_ma", False)),
+        allowed_vmpls=tuple(int(v) for v in vmpls) if vmpls is not None else None,
+        minimum_firmware=(int(firmware[0]), int(firmware[1])) if firmware else None,
+        minimum_build=int(data["minimum_build"]) if data.get("minimum_build") is not None else None,
+        allowed_chip_ids=tuple(bytes.fromhex(c) for c in chips) if chips is not None else None,
+        crl_fail_open=bool(data.get("crl_fail_open", False)),
+    )
+
+
+def _no_unknown(data: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError("POLICY_FILE_INVALID", f"{where}: unknown keys {sorted(unknown)}")
+
+
 def get_policy(name: str | None) -> Policy:
-    key = name or DEFAULT_POLICY_ID
-    try:
-        return _POLICIES[key]
-    except KeyError:
-        raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {key!r}") from None
-
-
-def policy_names() -> list[str]:
-    return sorted(_POLICIES)
+    """A built-in policy by name (kept for callers without a PolicySet)."""
+    return PolicySet().get(name)

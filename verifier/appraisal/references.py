@@ -9,7 +9,11 @@ from .model import CONTRAINDICATED, Claim, Finding
 
 
 def check_references(
-    tee: str, actual: Mapping[str, str], required: Sequence[str], references: Sequence[ReferenceValue]
+    tee: str,
+    actual: Mapping[str, str],
+    required: Sequence[str],
+    references: Sequence[ReferenceValue],
+    claim_of: Mapping[str, Claim] | None = None,
 ) -> tuple[list[Finding], list[ReferenceValue]]:
     """Compare actual claim values (kind -> lowercase hex) with active reference values.
 
@@ -21,13 +25,14 @@ def check_references(
     findings: list[Finding] = []
     matched: list[ReferenceValue] = []
     for kind in sorted(set(required) | (set(by_kind) & set(actual)), key=_kind_order):
+        claim = (claim_of or {}).get(kind, Claim.EXECUTABLES)
         value = actual.get(kind)
         candidates = by_kind.get(kind, [])
         if value is None:
             findings.append(
                 Finding(
                     code="CLAIM_MISSING",
-                    claim=Claim.EXECUTABLES,
+                    claim=claim,
                     value=CONTRAINDICATED,
                     message=f"the evidence has no value for required {kind}",
                     expected=kind,
@@ -39,7 +44,7 @@ def check_references(
             findings.append(
                 Finding(
                     code="REFERENCE_VALUE_MISSING",
-                    claim=Claim.EXECUTABLES,
+                    claim=claim,
                     value=CONTRAINDICATED,
                     message=f"the policy requires {kind} but no active reference value of that kind is registered",
                     expected=f"an active {kind} reference value",
@@ -54,7 +59,7 @@ def check_references(
         findings.append(
             Finding(
                 code="REFERENCE_VALUE_MISMATCH",
-                claim=Claim.EXECUTABLES,
+                claim=claim,
                 value=CONTRAINDICATED,
                 message=f"{kind} matches no active reference value",
                 expected=" | ".join(sorted(ref.value.hex() for ref in candidates)[:8]),

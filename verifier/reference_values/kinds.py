@@ -6,6 +6,15 @@ from ..errors import RequestError
 
 # Nitro PCRs are SHA-384 (the document's digest is always "SHA384"): 48 bytes. Index range per the AWS CDDL.
 _KINDS: dict[str, int] = {f"nitro.pcr{i}": 48 for i in range(32)}
+# AMD SEV-SNP ABI spec, ATTESTATION_REPORT field sizes.
+_KINDS.update({
+    "snp.measurement": 48,
+    "snp.host_data": 32,
+    "snp.id_key_digest": 48,
+    "snp.author_key_digest": 48,
+    "snp.family_id": 16,
+    "snp.image_id": 16,
+})
 
 
 def known_kinds() -> list[str]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..collateral.base import CollateralSource, OfflineSource
 from ..errors import EvidenceError
 from ..trust.anchors import TrustAnchors
 
@@ -18,6 +19,10 @@ class VerifyContext:
     at: dt.datetime
     anchors: TrustAnchors
     collateral: Mapping[str, bytes] = field(default_factory=dict)
+    # Where missing vendor collateral comes from (AMD KDS, cache); offline by default.
+    source: CollateralSource = field(default_factory=OfflineSource)
+    # Check vendor CRLs (SEV-SNP: the ARK-signed CRL of the product); policy decides fail-closed or fail-open.
+    check_crl: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class VerifiedEvidence:
     parsed: Any
     claims: dict[str, Any]
     failure: EvidenceError | None = None
+    # Facts about the verification that appraisal policy needs (e.g. SNP "crl": checked|off|unavailable).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class TeeVerifier(Protocol):

@@ -1,0 +1,51 @@
+"""How evidence binds to a challenge nonce and to the workload's runtime data (its public key).
+
+Nitro (aws-nitro-enclaves-nsm-api attestation_process.md 2.2.2): the document's `nonce` equals the nonce and its
+`public_key` equals the runtime data. SEV-SNP and TDX carry 64 bytes of REPORT_DATA: by default
+REPORT_DATA = SHA-512(nonce || runtime_data); a policy may choose "raw": the nonce itself, zero-padded."""
+
+from __future__ import annotations
+
+import hashlib
+
+from .model import CONTRAINDICATED, Claim, Finding
+
+REPORT_DATA_BYTES = 64
+
+
+def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) -> bytes:
+    if mode == "raw":
+        if len(nonce) > REPORT_DATA_BYTES:
+            raise ValueError("a raw nonce must fit in REPORT_DATA (64 bytes)")
+        return nonce.ljust(REPORT_DATA_BYTES, b"\0")
+    return hashlib.sha512(nonce + (runtime_data or b"")).digest()
+
+
+def check_binding(
+    tee: str, claims: dict[str, object], nonce: bytes, runtime_data: bytes | None, mode: str
+) -> list[Finding]:
+    """Findings for a nonce / runtime-data binding that does not hold (empty when it holds)."""
+    if tee == "nitro":
+        findings = []
+        carried = claims.get("nonce")
+        if carried != nonce.hex():
+            findings.append(_finding("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
+                                     nonce.hex(), str(carried or "absent")))
+        if runtime_data is not None and claims.get("public_key") != runtime_data.hex():
+            findings.append(_finding("RUNTIME_DATA_MISMATCH", "the evidence does not carry the request's runtime data",
+                                     runtime_data.hex(), str(claims.get("public_key") or "absent")))
+        return findings
+    if mode == "raw" and len(nonce) > REPORT_DATA_BYTES:
+        return [_finding("NONCE_MISMATCH", "a raw nonce longer than REPORT_DATA cannot be bound",
+                         f"<= {REPORT_DATA_BYTES} bytes", f"{len(nonce)} bytes")]
+    want = expected_report_data(nonce, runtime_data, mode).hex()
+    actual = str(claims.get("report_data") or "")
+    if actual != want:
+        how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
+        return [_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent")]
+    return []
+
+
+def _finding(code: str, message: str, expected: str, actual: str) -> Finding:
+    return Finding(code=code, claim=Claim.INSTANCE_IDENTITY, value=CONTRAINDICATED, message=message,
+                   expected=expected, actual=actual)

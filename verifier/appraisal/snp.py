@@ -1,0 +1,101 @@
+"""Appraisal of verified SEV-SNP claims against policy and reference values (steps 7-8).
+
+Checks follow the AMD SEV-SNP Firmware ABI specification: GUEST_POLICY (DEBUG bit 19, MIGRATE_MA bit 18), VMPL,
+TCB_VERSION per component, the CURRENT firmware version and build, and CHIP_ID; reference values of kinds
+snp.measurement (required by default), snp.host_data, snp.id_key_digest, snp.author_key_digest, snp.family_id and
+snp.image_id (checked when registered or required by the policy). Every failed check is a finding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..reference_values.model import ReferenceValue
+from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
+from .policy import Policy
+from .references import check_references
+
+REFERENCE_CLAIMS: dict[str, Claim] = {
+    "snp.measurement": Claim.EXECUTABLES,
+    "snp.host_data": Claim.CONFIGURATION,
+    "snp.id_key_digest": Claim.EXECUTABLES,
+    "snp.author_key_digest": Claim.EXECUTABLES,
+    "snp.family_id": Claim.EXECUTABLES,
+    "snp.image_id": Claim.EXECUTABLES,
+}
+
+
+def appraise_snp(
+    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue]
+) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    rules = policy.snp
+    baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.HARDWARE: AFFIRMING, Claim.CONFIGURATION: AFFIRMING,
+                Claim.RUNTIME_OPAQUE: AFFIRMING}
+    findings: list[Finding] = []
+    decoded = claims.get("policy_decoded") or {}
+    if decoded.get("debug") and not policy.allow_debug:
+        findings.append(_f("SNP_DEBUG_ALLOWED", Claim.CONFIGURATION,
+                           "GUEST_POLICY.DEBUG (bit 19) is set: the hypervisor can read and write guest memory",
+                           "debug 0", f"debug 1 (policy {claims.get('policy')})"))
+    if decoded.get("migrate_ma") and not rules.allow_migrate_ma:
+        findings.append(_f("SNP_MIGRATE_MA_ALLOWED", Claim.CONFIGURATION,
+                           "GUEST_POLICY.MIGRATE_MA (bit 18) is set: a migration agent may be associated",
+                           "migrate_ma 0", f"migrate_ma 1 (policy {claims.get('policy')})"))
+    vmpl = claims.get("vmpl")
+    if rules.allowed_vmpls is not None and vmpl not in rules.allowed_vmpls:
+        findings.append(_f("SNP_VMPL_NOT_ALLOWED", Claim.CONFIGURATION, "the report was requested at a VMPL the "
+                           "policy does not allow", ",".join(map(str, rules.allowed_vmpls)), str(vmpl)))
+    findings.extend(_tcb_findings(claims, rules.minimum_tcb, rules.tcb_fields))
+    findings.extend(_firmware_findings(claims, rules.minimum_firmware, rules.minimum_build))
+    chip = str(claims.get("chip_id") or "")
+    if rules.allowed_chip_ids is not None and chip not in {c.hex() for c in rules.allowed_chip_ids}:
+        findings.append(_f("SNP_CHIP_ID_NOT_ALLOWED", Claim.INSTANCE_IDENTITY, "CHIP_ID is not an allowed chip",
+                           " | ".join(c.hex() for c in rules.allowed_chip_ids), chip))
+    crl = details.get("crl")
+    if crl not in (None, "checked", "off"):
+        value = WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED
+        findings.append(Finding(code="SNP_CRL_UNAVAILABLE", claim=Claim.HARDWARE, value=value,
+                                message=f"revocation could not be checked ({details.get('crl_reason', crl)}); "
+                                f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
+                                expected="a valid AMD CRL", actual=str(crl)))
+    actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
+    ref_findings, matched = check_references("snp", actual, policy.required("snp"), references, REFERENCE_CLAIMS)
+    findings.extend(ref_findings)
+    if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
+        baseline[Claim.EXECUTABLES] = AFFIRMING
+    return baseline, findings, matched
+
+
+def _tcb_findings(claims: Mapping[str, Any], minimum: Mapping[str, int], fields: Sequence[str]) -> list[Finding]:
+    """Each component of each configured TCB_VERSION field must be >= its minimum (fmc exists on Turin only)."""
+    findings = []
+    for name in fields if minimum else ():
+        tcb = claims.get(f"{name}_tcb") or {}
+        if "snp" not in tcb:  # the product, and so the layout, is unknown: the TCB cannot be compared
+            findings.append(_f("SNP_TCB_BELOW_MINIMUM", Claim.HARDWARE, f"{name.upper()}_TCB cannot be decoded "
+                               "without the product", str(dict(minimum)), str(tcb.get("raw"))))
+            continue
+        low = [(c, int(tcb[c]), want) for c, want in minimum.items() if c in tcb and int(tcb[c]) < want]
+        if low:
+            findings.append(_f("SNP_TCB_BELOW_MINIMUM", Claim.HARDWARE, f"{name.upper()}_TCB is below the policy "
+                               "minimum", ", ".join(f"{c}>={w}" for c, _, w in low),
+                               ", ".join(f"{c}={v}" for c, v, _ in low)))
+    return findings
+
+
+def _firmware_findings(claims: Mapping[str, Any], minimum: tuple[int, int] | None,
+                       build: int | None) -> list[Finding]:
+    current = claims.get("current_build_minor_major") or [0, 0, 0]
+    cur_build, cur_minor, cur_major = (int(x) for x in current)
+    findings = []
+    if minimum is not None and (cur_major, cur_minor) < minimum:
+        findings.append(_f("SNP_FIRMWARE_BELOW_MINIMUM", Claim.HARDWARE, "the SNP firmware is older than the policy "
+                           "allows", f"{minimum[0]}.{minimum[1]}", f"{cur_major}.{cur_minor}"))
+    if build is not None and cur_build < build:
+        findings.append(_f("SNP_FIRMWARE_BUILD_BELOW_MINIMUM", Claim.HARDWARE, "the SNP firmware build is older "
+                           "than the policy allows", str(build), str(cur_build)))
+    return findings
+
+
+def _f(code: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:
+    return Finding(code=code, claim=claim, value=CONTRAINDICATED, message=message, expected=expected, actual=actual)
