@@ -96,9 +96,10 @@ def classify(cert: x509.Certificate) -> str:
         return "vlek"
     if cn.startswith("ARK-") and len(cn) > 4:
         return "ark"
-    if cn.startswith("SEV-VLEK-") and len(cn) > 9:
-        return "asvk"
-    if cn.startswith("SEV-") and len(cn) > 4:
+    if cn.startswith("SEV-VLEK-"):
+        if len(cn) > 9:
+            return "asvk"
+    elif cn.startswith("SEV-") and len(cn) > 4:
         return "ask"
     raise EvidenceError("SNP_CERT_UNKNOWN", "not an AMD SEV-SNP certificate subject",
                         expected="ARK-*, SEV-*, SEV-VLEK-*, SEV-VCEK or SEV-VLEK", actual=cn or "no CN")
