@@ -252,6 +252,8 @@ def test_signature_tampered(milan: FakeAmdPki) -> None:
     sig = bytearray(good[0x2A0:0x330])
     sig[0] ^= 1
     assert _code(milan, signature=bytes(sig)) == "SNP_SIGNATURE_INVALID"
+    for raw in (bytes(144), b"\xff" * 144):  # R = S = 0, and R, S far above the group order
+        assert _code(milan, signature=raw) == "SNP_SIGNATURE_INVALID"
     assert _code(milan, signer_key=ec.generate_private_key(ec.SECP384R1())) == "SNP_SIGNATURE_INVALID"
     assert _code(milan, "vlek", signer_key=milan.vcek_key) == "SNP_SIGNATURE_INVALID"
     body = bytearray(good)
