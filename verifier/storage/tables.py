@@ -89,3 +89,16 @@ class AppraisalRow(Base):
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     token_id: Mapped[str | None] = mapped_column(String(64), index=True)
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class CollateralCacheRow(Base):
+    """Vendor collateral shared by replicas (verifier.collateral.cache); keyed by CollateralKey.cache_id()."""
+
+    __tablename__ = "collateral_cache"
+
+    cache_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(32))
