@@ -157,7 +157,7 @@ class FakeKds:
 
 
 def make_crl(next_update: dt.datetime | None, *, this_update: dt.datetime | None = None) -> bytes:
-    """A DER CRL signed with by a throwaway key (only parsing matters to the client).
+    """A DER CRL signed by a throwaway RSA key (only parsing matters to the client).
     cryptography's builder cannot omit nextUpdate (optional in RFC 5280), so that case is built with asn1crypto
     and a zero signature."""
     this_update = this_update or (next_update or dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) - dt.timedelta(days=7)
