@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .appraisal.policy import PolicySet
 from .clock import Clock, SystemClock
+from .collateral.base import CollateralSource, OfflineSource
+from .collateral.cache import CachedSource
+from .collateral.kds import AmdKds
 from .errors import ConfigError
 from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
@@ -13,6 +17,7 @@ from .service import VerifierService
 from .settings import Settings
 from .storage.appraisals import SqlAppraisalStore
 from .storage.challenges import SqlChallengeStore
+from .storage.collateral import SqlCollateralCache
 from .storage.engine import Database
 from .storage.reference_values import SqlReferenceValueStore
 from .trust.anchors import TrustAnchors
@@ -47,6 +52,14 @@ def build_signer(settings: Settings) -> ResultSigner:
     )
 
 
+def build_collateral_source(settings: Settings, database: Database) -> CollateralSource:
+    """Offline: nothing is ever fetched. Otherwise AMD KDS behind the shared database cache."""
+    if settings.offline:
+        return OfflineSource()
+    kds = AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout)
+    return CachedSource(kds, SqlCollateralCache(database))
+
+
 def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:
     database = Database(settings.database_url)
     anchors = (
@@ -63,5 +76,8 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         issuer=settings.issuer,
         token_lifetime=settings.token_lifetime,
         challenge_ttl=settings.challenge_ttl,
+        policies=PolicySet.from_file(settings.policy_file) if settings.policy_file else PolicySet(),
+        collateral_source=build_collateral_source(settings, database),
+        check_crl=settings.check_crl,
     )
     return Components(settings=settings, database=database, references=references, service=service)

@@ -14,7 +14,7 @@ from verifier.storage import migrate
 from verifier.storage.engine import Database
 from verifier.storage.tables import Base
 
-TABLES = {"reference_values", "challenges", "appraisals"}
+TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache"}
 
 
 def _tables(database: Database) -> set[str]:

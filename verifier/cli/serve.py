@@ -30,6 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-key", type=Path, metavar="FILE")
     p.add_argument("--admin-token-sha256", action="append", metavar="HEX",
                    help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="never fetch vendor collateral (AMD KDS); it must come with the requests")
+    p.add_argument("--amd-kds-url", metavar="URL", help="AMD KDS base URL (default https://kdsintf.amd.com)")
+    p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
+    p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
     p.set_defaults(handler=run)
 
 
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
+        offline=args.offline,
+        amd_kds_url=args.amd_kds_url,
+        check_crl=args.check_crl,
+        policy_file=args.policy_file,
     )
     components = build(settings)
     try:

@@ -50,8 +50,10 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", metavar="NAME", help="appraisal policy (default: default)")
     p.add_argument("--signing-key", type=Path, action="append", metavar="FILE",
                    help="sign the result with this key (default: VERIFIER_SIGNING_KEY, else an ephemeral key)")
-    p.add_argument("--offline", action="store_true", default=True,
-                   help="never touch the network (always true for verify)")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="never touch the network: missing collateral makes the appraisal fail with exit 3")
+    p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
+    p.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_db_flag(p)
     p.set_defaults(handler=run)
@@ -67,6 +69,9 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         database_url=args.db,
         trust_anchors=args.trust_anchors,
         signing_keys=tuple(args.signing_key) if args.signing_key else None,
+        offline=args.offline,
+        check_crl=args.check_crl,
+        policy_file=args.policy_file,
     )
     signer = None
     if not settings.signing_keys:

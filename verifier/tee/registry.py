@@ -7,6 +7,7 @@ from .base import TeeVerifier, VerifiedEvidence, VerifyContext
 from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
 from .nitro import verify as nitro_verify
+from .sevsnp.evidence import SnpVerifier
 
 
 class NitroVerifier:
@@ -27,7 +28,7 @@ class NitroVerifier:
         return VerifiedEvidence(self.tee, parsed, claims)
 
 
-_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier()}
+_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier(), "snp": SnpVerifier()}
 ALIASES = {"aws-nitro": "nitro", "sev-snp": "snp", "sevsnp": "snp", "intel-tdx": "tdx"}
 
 

@@ -1,0 +1,179 @@
+"""SEV-SNP through the orchestrator on a real database: fake AMD PKI evidence, request collateral, a collateral
+source standing in for KDS, CRLs, policies and REPORT_DATA binding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.fakes.amd_pki import FakeAmdPki
+from tests.service_helpers import SettableClock
+from verifier.appraisal.model import Tier
+from verifier.appraisal.policy import Policy, PolicySet, SnpRules
+from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
+from verifier.errors import UnavailableError
+from verifier.results.keys import ephemeral_key
+from verifier.results.signer import ResultSigner
+from verifier.service import AppraisalRequest, VerifierService
+from verifier.storage.challenges import SqlChallengeStore
+from verifier.storage.engine import Database
+from verifier.storage.reference_values import SqlReferenceValueStore
+from verifier.tee.sevsnp.tcb import Product
+
+MEASUREMENT = hashlib.sha384(b"measurement").digest()
+
+
+@pytest.fixture(scope="module")
+def pki() -> FakeAmdPki:
+    return FakeAmdPki(Product.GENOA)
+
+
+class DictSource:
+    """A collateral source serving fixed items (stands in for AMD KDS + cache) and counting fetches."""
+
+    def __init__(self, items: dict[str, bytes]) -> None:
+        self.items = items
+        self.fetched: list[str] = []
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        self.fetched.append(key.kind)
+        if key.kind not in self.items:
+            raise CollateralUnavailableError("COLLATERAL_NOT_FOUND", key.kind)
+        return CollateralItem(key, self.items[key.kind], at, at + dt.timedelta(days=1), "test")
+
+
+def files(pki: FakeAmdPki, kind: str = "vcek") -> dict[str, bytes]:
+    signer = pki.vcek if kind == "vcek" else pki.vlek
+    inter = pki.ask if kind == "vcek" else pki.asvk
+    return {f"{kind}.der": signer.public_bytes(Encoding.DER), f"{'ask' if kind == 'vcek' else 'asvk'}.pem":
+            inter.public_bytes(Encoding.PEM), "ark.pem": pki.ark.public_bytes(Encoding.PEM)}
+
+
+def service(db: Database, pki: FakeAmdPki, **kw: Any) -> VerifierService:
+    refs = SqlReferenceValueStore(db)
+    refs.add("snp.measurement", MEASUREMENT, "image-1", now=pki.now - dt.timedelta(days=1))
+    return VerifierService(clock=SettableClock(pki.now), anchors=pki.anchors(), references=refs,
+                           signer=ResultSigner([ephemeral_key()]), challenges=SqlChallengeStore(db), **kw)
+
+
+def codes(result: Any) -> list[str]:
+    return [f.code for f in result.appraisal.findings]
+
+
+def test_vcek_and_vlek_reports_affirm_with_request_collateral(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki)
+    for kind in ("vcek", "vlek"):
+        request = AppraisalRequest(tee="snp", evidence=pki.report(signer=kind), collateral=files(pki, kind))
+        result = svc.appraise(request)
+        assert result.appraisal.status is Tier.AFFIRMING, codes(result)
+        assert result.appraisal.claims["product"] == "Genoa"
+        assert result.appraisal.claims["signer"]["kind"] == kind
+        assert result.appraisal.trust_vector.to_json()["runtime-opaque"] == 2
+
+
+def test_unknown_measurement_and_tampered_signature(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki)
+    other = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(measurement=b"\x01" * 48),
+                                          collateral=files(pki)))
+    assert codes(other) == ["REFERENCE_VALUE_MISMATCH"]
+    assert other.appraisal.trust_vector.to_json()["executables"] == 96
+    bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144),
+                                        collateral=files(pki)))
+    assert codes(bad) == ["SNP_SIGNATURE_INVALID"]
+    assert bad.appraisal.claims["measurement"] == MEASUREMENT.hex()  # claims are still reported
+
+
+def test_challenge_nonce_binds_through_report_data(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki)
+    challenge = svc.create_challenge()
+    key = b'{"kty":"OKP","crv":"X25519","x":"abc"}'
+    report_data = hashlib.sha512(challenge.nonce + key).digest()
+    evidence = pki.report(report_data=report_data)
+    ok = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
+                                       runtime_data=key), require_challenge=True)
+    assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
+    challenge2 = svc.create_challenge()
+    wrong = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki),
+                                          nonce=challenge2.nonce, runtime_data=key), require_challenge=True)
+    assert codes(wrong) == ["REPORT_DATA_MISMATCH"]
+    assert wrong.appraisal.findings[0].actual == report_data.hex()
+
+
+def test_raw_binding_is_a_policy_choice(db: Database, pki: FakeAmdPki) -> None:
+    raw = Policy(policy_id="raw", report_data_binding="raw")
+    svc = service(db, pki, policies=PolicySet({"raw": raw}))
+    nonce = b"\x42" * 32
+    evidence = pki.report(report_data=nonce + bytes(32))
+    request = AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=nonce)
+    assert codes(svc.appraise(request)) == ["REPORT_DATA_MISMATCH"]  # default policy: SHA-512
+    assert svc.appraise(AppraisalRequest(**{**request.__dict__, "policy": "raw"})).appraisal.status is Tier.AFFIRMING
+
+
+def test_policy_checks_debug_vmpl_and_tcb(db: Database, pki: FakeAmdPki) -> None:
+    strict = Policy(policy_id="strict", snp=SnpRules(allowed_vmpls=(0,), minimum_tcb={"snp": 99}))
+    svc = service(db, pki, policies=PolicySet({"strict": strict}))
+    debug = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(policy=0x30000 | 1 << 19),
+                                          collateral=files(pki)))
+    assert codes(debug) == ["SNP_DEBUG_ALLOWED"]
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(vmpl=1), collateral=files(pki),
+                                           policy="strict"))
+    assert codes(result) == ["SNP_VMPL_NOT_ALLOWED", "SNP_TCB_BELOW_MINIMUM"]
+
+
+def test_missing_vcek_comes_from_the_collateral_source(db: Database, pki: FakeAmdPki) -> None:
+    source = DictSource({"amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+                         "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    svc = service(db, pki, collateral_source=source)
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+    assert result.appraisal.status is Tier.AFFIRMING, codes(result)
+    assert source.fetched == ["amd.vcek", "amd.cert_chain"]
+
+
+def test_offline_without_a_vcek_cannot_appraise(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki)  # OfflineSource
+    with pytest.raises(UnavailableError) as info:
+        svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+    assert info.value.code == "COLLATERAL_OFFLINE"
+
+
+def test_crl_checked_revoked_and_unavailable(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki, check_crl=True)
+    unavailable = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki)))
+    assert codes(unavailable) == ["SNP_CRL_UNAVAILABLE"]
+    assert unavailable.appraisal.status is Tier.CONTRAINDICATED  # fail closed by default
+    clean = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
+                                          collateral={**files(pki), "crl.der": pki.crl()}))
+    assert clean.appraisal.status is Tier.AFFIRMING, codes(clean)
+    revoked = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
+                                            collateral={**files(pki), "crl.der": pki.crl([pki.ask.serial_number])}))
+    assert codes(revoked) == ["SNP_CERT_REVOKED"]
+    stale = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
+        **files(pki), "crl.der": pki.crl(next_update=pki.now - dt.timedelta(seconds=1),
+                                         this_update=pki.now - dt.timedelta(days=2))}))
+    assert codes(stale) == ["SNP_CRL_UNAVAILABLE"]
+    lenient = service(db, pki, check_crl=True, policies=PolicySet(
+        {"open": Policy(policy_id="open", snp=SnpRules(crl_fail_open=True))}))
+    warned = lenient.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki),
+                                               policy="open"))
+    assert warned.appraisal.status is Tier.WARNING
+
+
+def test_certificate_table_collateral(db: Database, pki: FakeAmdPki) -> None:
+    from verifier.tee.sevsnp.certtable import build_cert_table
+
+    table = build_cert_table({"vcek": pki.vcek.public_bytes(Encoding.DER), "ask": pki.ask.public_bytes(Encoding.DER),
+                              "ark": pki.ark.public_bytes(Encoding.DER)})
+    svc = service(db, pki)
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={"cert_table.bin": table}))
+    assert result.appraisal.status is Tier.AFFIRMING, codes(result)
+
+
+def test_garbage_certificate_in_the_request_is_contraindicated(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki)
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={"vcek.der": b"nope"}))
+    assert result.appraisal.status is Tier.CONTRAINDICATED
+    assert codes(result) == ["CERT_MALFORMED"]
