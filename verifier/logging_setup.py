@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import sys
 import uuid
+from typing import Any, TextIO
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("verifier_request_id", default=None)
 FORMAT = "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
@@ -32,6 +34,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time (so a replaced or captured stderr is never stale)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def install_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once: one stderr handler with the request-id filter and format."""
     root = logging.getLogger()
@@ -39,7 +56,7 @@ def install_logging(level: str | int = "INFO") -> None:
     for handler in root.handlers:
         if any(isinstance(f, RequestIdFilter) for f in handler.filters):
             return
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
