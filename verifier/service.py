@@ -28,9 +28,10 @@ from .appraisal.model import (
 from .appraisal.nitro import appraise_nitro
 from .appraisal.policy import Policy, PolicySet
 from .appraisal.snp import appraise_snp
+from .appraisal.tdx import appraise_tdx
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
-from .errors import EvidenceError, RequestError
+from .errors import EvidenceError, RequestError, UnavailableError
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.ear import DEFAULT_LIFETIME, build_ear
@@ -88,6 +89,8 @@ class AppraisalResult:
     token_id: str
     appraisal_id: str
     appraised_at: dt.datetime
+    # Set when collateral was unavailable and the appraisal is incomplete (never affirming): its error code.
+    incomplete: str | None = None
 
 
 @dataclass
@@ -118,7 +121,11 @@ class VerifierService:
     def jwks(self) -> dict[str, Any]:
         return self.signer.jwks()
 
-    def appraise(self, request: AppraisalRequest, *, require_challenge: bool = False) -> AppraisalResult:
+    def appraise(
+        self, request: AppraisalRequest, *, require_challenge: bool = False, allow_incomplete: bool = False
+    ) -> AppraisalResult:
+        """Appraise one piece of evidence. When vendor collateral is unavailable the result is incomplete: that
+        raises UnavailableError unless `allow_incomplete` (the CLI prints it and exits 3)."""
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
         verifier = get_verifier(request.tee)
@@ -128,6 +135,10 @@ class VerifierService:
         context = VerifyContext(at=at, anchors=self.anchors, collateral=request.collateral,
                                 source=self.collateral_source, check_crl=self.check_crl)
         verified = verifier.verify(request.evidence, context)
+        incomplete = verified.details.get("collateral_error")
+        if incomplete and not allow_incomplete:
+            raise UnavailableError(str(incomplete), f"vendor collateral for this {verified.tee} evidence is "
+                                   "unavailable; the appraisal cannot be completed")
         # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
         findings = self._freshness(request, verified, policy, at, require_challenge)
         # Step 8: appraise claims against reference values and policy; keep every finding.
@@ -175,7 +186,8 @@ class VerifierService:
                 request_id=request.request_id,
             )
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
-        return AppraisalResult(appraisal, token, token_id, appraisal_id, at)
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at,
+                               str(incomplete) if incomplete else None)
 
     def _appraise_claims(
         self, verified: VerifiedEvidence, policy: Policy, at: dt.datetime
@@ -187,6 +199,8 @@ class VerifierService:
             return appraise_nitro(verified.claims, policy, references)
         if verified.tee == "snp":
             return appraise_snp(verified.claims, verified.details, policy, references)
+        if verified.tee == "tdx":
+            return appraise_tdx(verified.claims, verified.details, policy, references, at)
         raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
 
     def _freshness(

@@ -33,6 +33,27 @@ class SnpRules:
     crl_fail_open: bool = False
 
 
+TDX_STATUSES = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
+                "OutOfDate", "OutOfDateConfigurationNeeded", "Revoked")
+
+
+@dataclass(frozen=True)
+class TdxRules:
+    """Intel TDX checks (TCB status from Intel's collateral, TD_ATTRIBUTES, MRSEAM)."""
+
+    # Intel TCB status -> tier. Statuses not listed are contraindicated. Revoked can never be accepted.
+    accepted_statuses: Mapping[str, str] = field(
+        default_factory=lambda: {"UpToDate": "affirming", "SWHardeningNeeded": "warning"}
+    )
+    advisory_allow: tuple[str, ...] | None = None  # None: any advisory; else every advisory must be listed
+    advisory_deny: tuple[str, ...] = ()  # any of these advisories is contraindicated
+    # A status outside `accepted_statuses` (except Revoked) is a warning while its TCB level's tcbDate is newer
+    # than `at - grace_days` (time to roll out Intel's fix); None: no grace.
+    grace_days: int | None = None
+    require_sept_ve_disable: bool = True
+    allowed_mr_seams: tuple[bytes, ...] | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     policy_id: str = DEFAULT_POLICY_ID
@@ -49,6 +70,7 @@ class Policy:
     # itself, zero-padded to 64 bytes, for workloads that cannot hash (chosen explicitly per policy).
     report_data_binding: str = "sha512"
     snp: SnpRules = field(default_factory=SnpRules)
+    tdx: TdxRules = field(default_factory=TdxRules)
 
     def required(self, tee: str) -> tuple[str, ...]:
         return self.required_kinds.get(tee, ())
@@ -93,7 +115,7 @@ def policy_from_json(entry: Any) -> Policy:
     """One policy from its JSON form; unknown keys are errors (a typo must not silently weaken a policy)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
         raise ConfigError("POLICY_FILE_INVALID", "every policy needs a string 'id'")
-    known = {"id", "require_nonce", "report_data_binding", "required_kinds", "snp"}
+    known = {"id", "require_nonce", "report_data_binding", "required_kinds", "snp", "tdx"}
     _no_unknown(entry, known, entry["id"])
     base = Policy(policy_id=entry["id"])
     required = dict(base.required_kinds)
@@ -104,7 +126,35 @@ def policy_from_json(entry: Any) -> Policy:
     if binding not in ("sha512", "raw"):
         raise ConfigError("POLICY_FILE_INVALID", f"{entry['id']}: report_data_binding must be sha512 or raw")
     return replace(base, required_kinds=required, require_nonce=bool(entry.get("require_nonce", False)),
-                   report_data_binding=binding, snp=_snp_rules(entry.get("snp") or {}, entry["id"]))
+                   report_data_binding=binding, snp=_snp_rules(entry.get("snp") or {}, entry["id"]),
+                   tdx=_tdx_rules(entry.get("tdx") or {}, entry["id"]))
+
+
+def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
+    known = {"accepted_statuses", "advisory_allow", "advisory_deny", "grace_days", "require_sept_ve_disable",
+             "allowed_mr_seams"}
+    _no_unknown(data, known, f"{policy_id}.tdx")
+    base = TdxRules()
+    statuses = dict(data.get("accepted_statuses") or base.accepted_statuses)
+    for status, tier in statuses.items():
+        if status not in TDX_STATUSES or tier not in ("affirming", "warning"):
+            raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}.tdx.accepted_statuses: {status} -> {tier}")
+        if tier == "affirming" and status not in ("UpToDate", "SWHardeningNeeded"):
+            raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: {status} can at most be a warning")
+    if "Revoked" in statuses:
+        raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: a Revoked TCB can never be accepted")
+    allow = data.get("advisory_allow")
+    seams = data.get("allowed_mr_seams")
+    grace = data.get("grace_days")
+    return TdxRules(
+        accepted_statuses=statuses,
+        advisory_allow=tuple(allow) if allow is not None else None,
+        advisory_deny=tuple(data.get("advisory_deny") or ()),
+        grace_days=int(grace) if grace is not None else None,
+        # The default requires SEPT_VE_DISABLE; a policy file may only keep it required.
+        require_sept_ve_disable=True,
+        allowed_mr_seams=tuple(bytes.fromhex(m) for m in seams) if seams is not None else None,
+    )
 
 
 def _snp_rules(data: dict[str, Any], policy_id: str) -> SnpRules:

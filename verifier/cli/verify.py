@@ -19,6 +19,7 @@ from ..tee.registry import tee_names
 from .common import (
     EXIT_AFFIRMING,
     EXIT_CONTRAINDICATED,
+    EXIT_UNAVAILABLE,
     EXIT_WARNING,
     UsageError,
     add_db_flag,
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         components.database.check()
         result = components.service.appraise(
             AppraisalRequest(tee=tee, evidence=evidence, collateral=collateral, nonce=args.nonce,
-                             runtime_data=args.runtime_data, policy=args.policy)
+                             runtime_data=args.runtime_data, policy=args.policy),
+            allow_incomplete=True,
         )
     finally:
         components.close()
@@ -90,6 +92,9 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         print_json(result_json(result))
     else:
         _print_text(result)
+    if result.incomplete:
+        eprint(f"verifier: {result.incomplete}: collateral unavailable, the appraisal is incomplete")
+        return EXIT_UNAVAILABLE
     return EXIT_BY_STATUS[result.appraisal.status]
 
 
@@ -105,6 +110,7 @@ def result_json(result: AppraisalResult) -> dict[str, Any]:
         "matched_reference_values": list(a.matched_reference_values),
         "appraised_at": to_rfc3339(result.appraised_at),
         "appraisal_id": result.appraisal_id,
+        "incomplete": result.incomplete,
         "token": result.token,
     }
 

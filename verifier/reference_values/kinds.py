@@ -15,6 +15,9 @@ _KINDS.update({
     "snp.family_id": 16,
     "snp.image_id": 16,
 })
+# Intel TDX TD report fields (SHA-384 measurement registers).
+_KINDS.update({f"tdx.{name}": 48 for name in (
+    "mr_td", "mr_config_id", "mr_owner", "mr_owner_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam")})
 
 
 def known_kinds() -> list[str]:

@@ -1,0 +1,95 @@
+"""Appraisal of verified TDX claims (steps 7-8): Intel TCB status against the policy's accepted statuses,
+advisories, grace period, TD_ATTRIBUTES (DEBUG, SEPT_VE_DISABLE), MRSEAM, and reference values of kinds tdx.mr_td
+(required by default), tdx.mr_config_id, tdx.mr_owner, tdx.mr_owner_config, tdx.rtmr0..3 and tdx.mr_seam."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..clock import parse_rfc3339
+from ..reference_values.model import ReferenceValue
+from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
+from .policy import Policy
+from .references import check_references
+
+REFERENCE_CLAIMS: dict[str, Claim] = {
+    **{f"tdx.{n}": Claim.EXECUTABLES for n in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam")},
+    **{f"tdx.{n}": Claim.CONFIGURATION for n in ("mr_config_id", "mr_owner", "mr_owner_config")},
+}
+
+
+def appraise_tdx(
+    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue],
+    at: dt.datetime,
+) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    rules = policy.tdx
+    baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.CONFIGURATION: AFFIRMING, Claim.RUNTIME_OPAQUE: AFFIRMING}
+    findings: list[Finding] = []
+    findings.extend(_tcb_findings(details, policy, at))
+    if not any(f.claim is Claim.HARDWARE and f.value >= WARNING_UNSAFE for f in findings) and details.get("tcb"):
+        baseline[Claim.HARDWARE] = AFFIRMING
+    if claims.get("debug") and not policy.allow_debug:
+        findings.append(_f("TDX_DEBUG_TD", Claim.CONFIGURATION, "TD_ATTRIBUTES.DEBUG is set: the host VMM can "
+                           "read and write TD memory", "DEBUG 0", f"td_attributes {claims.get('td_attributes')}"))
+    if rules.require_sept_ve_disable and not claims.get("sept_ve_disable"):
+        findings.append(_f("TDX_SEPT_VE_NOT_DISABLED", Claim.CONFIGURATION, "TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28) "
+                           "is clear: the host can inject EPT-violation #VE into the TD", "SEPT_VE_DISABLE 1",
+                           f"td_attributes {claims.get('td_attributes')}"))
+    seam = str(claims.get("mr_seam") or "")
+    if rules.allowed_mr_seams is not None and seam not in {m.hex() for m in rules.allowed_mr_seams}:
+        findings.append(_f("TDX_MR_SEAM_NOT_ALLOWED", Claim.HARDWARE, "the TDX module (MRSEAM) is not allowed",
+                           " | ".join(m.hex() for m in rules.allowed_mr_seams), seam))
+    if claims.get("trailing_nonzero"):
+        findings.append(Finding(code="TDX_TRAILING_DATA", claim=Claim.CONFIGURATION, value=WARNING_UNSAFE,
+                                message="non-zero, unsigned bytes follow the quote's signature data (ignored)",
+                                expected="zero padding", actual=f"{claims.get('trailing_bytes')} bytes"))
+    actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
+    ref_findings, matched = check_references("tdx", actual, policy.required("tdx"), references, REFERENCE_CLAIMS)
+    findings.extend(ref_findings)
+    if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
+        baseline[Claim.EXECUTABLES] = AFFIRMING
+    return baseline, findings, matched
+
+
+def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -> list[Finding]:
+    rules = policy.tdx
+    tcb = details.get("tcb")
+    if not tcb:
+        reason = details.get("collateral_error", "no collateral")
+        return [_f("TDX_TCB_UNKNOWN", Claim.HARDWARE, f"the TCB status could not be computed ({reason}): the quote "
+                   "is authentic but its platform is not appraised", "Intel collateral", "unavailable")]
+    status = str(tcb["status"])
+    advisories = tuple(tcb.get("advisory_ids") or ())
+    findings = []
+    tier = rules.accepted_statuses.get(status) if status != "Revoked" else None
+    if tier is None:
+        value = CONTRAINDICATED
+        tcb_date = tcb.get("tcb_date")
+        if (rules.grace_days is not None and status != "Revoked" and tcb_date
+                and parse_rfc3339(tcb_date) > at - dt.timedelta(days=rules.grace_days)):
+            value = WARNING_UNSAFE
+        findings.append(Finding(code="TDX_TCB_STATUS_NOT_ACCEPTED", claim=Claim.HARDWARE, value=value,
+                                message=f"Intel TCB status {status} is not accepted by the policy"
+                                + (" (within the grace period)" if value == WARNING_UNSAFE else ""),
+                                expected=" | ".join(rules.accepted_statuses), actual=status))
+    elif tier == "warning":
+        findings.append(Finding(code="TDX_TCB_STATUS_WARNING", claim=Claim.HARDWARE, value=WARNING_UNSAFE,
+                                message=f"Intel TCB status {status}: genuine, with known issues "
+                                f"({', '.join(advisories) or 'no advisory IDs'})", expected="UpToDate", actual=status))
+    denied = sorted(set(advisories) & set(rules.advisory_deny))
+    if denied:
+        findings.append(_f("TDX_ADVISORY_DENIED", Claim.HARDWARE, "the platform is affected by a denied advisory",
+                           "none of " + ", ".join(rules.advisory_deny), ", ".join(denied)))
+    if rules.advisory_allow is not None:
+        unlisted = sorted(set(advisories) - set(rules.advisory_allow))
+        if unlisted:
+            findings.append(_f("TDX_ADVISORY_NOT_ALLOWED", Claim.HARDWARE, "the platform is affected by advisories "
+                               "the policy does not allow", ", ".join(rules.advisory_allow) or "none",
+                               ", ".join(unlisted)))
+    return findings
+
+
+def _f(code: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:
+    return Finding(code=code, claim=claim, value=CONTRAINDICATED, message=message, expected=expected, actual=actual)

@@ -1,0 +1,20 @@
+"""Send each collateral key to the vendor service that serves it ("amd.*" -> AMD KDS, "intel.*" -> Intel PCS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
+
+
+class RoutingSource:
+    def __init__(self, routes: Mapping[str, CollateralSource]) -> None:
+        self._routes = dict(routes)
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        vendor = key.kind.split(".", 1)[0]
+        source = self._routes.get(vendor)
+        if source is None:
+            raise CollateralUnavailableError("COLLATERAL_KEY_INVALID", f"no collateral service for {key.kind}")
+        return source.fetch(key, at=at)
