@@ -143,6 +143,8 @@ def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
             raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: {status} can at most be a warning")
     if "Revoked" in statuses:
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: a Revoked TCB can never be accepted")
+    if data.get("require_sept_ve_disable", True) is not True:
+        raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: SEPT_VE_DISABLE stays required (tighten-only)")
     allow = data.get("advisory_allow")
     seams = data.get("allowed_mr_seams")
     grace = data.get("grace_days")
