@@ -256,15 +256,21 @@ def _check_bounds(request: AppraisalRequest) -> None:
 
 
 def _evidence_finding(error: EvidenceError) -> Finding:
-    value = NOT_RECOGNIZED if error.code == "CHAIN_ROOT_UNTRUSTED" else CRYPTO_FAILED
-    return Finding(
-        code=error.code,
-        claim=Claim.INSTANCE_IDENTITY,
-        value=value,
-        message=error.message,
-        expected=error.expected,
-        actual=error.actual,
-    )
+    """The finding for evidence that failed parsing or verification (AR4SI: 99 = cryptographic validation failed;
+    97 = not recognized; 96 = recognized but contraindicated, e.g. revoked or an unsupported TCB)."""
+    claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
+    if error.code == "CHAIN_ROOT_UNTRUSTED":
+        value = NOT_RECOGNIZED
+    elif error.code.endswith("_REVOKED"):
+        value = CONTRAINDICATED
+    elif error.code in _TCB_CODES:
+        claim, value = Claim.HARDWARE, CONTRAINDICATED
+    return Finding(code=error.code, claim=claim, value=value, message=error.message, expected=error.expected,
+                   actual=error.actual)
+
+
+_TCB_CODES = frozenset({"TDX_TCB_LEVEL_NOT_FOUND", "TDX_FMSPC_MISMATCH", "TDX_PCEID_MISMATCH",
+                        "TDX_QE_IDENTITY_MISMATCH", "TDX_MODULE_IDENTITY_NOT_FOUND"})
 
 
 def _fresh(code: str, message: str, expected: str, actual: str) -> Finding:
