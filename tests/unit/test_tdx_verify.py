@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
@@ -161,3 +164,27 @@ def test_invalid_attestation_key_point(pki: FakeIntelPki) -> None:
 def test_chain_too_short(pki: FakeIntelPki) -> None:
     leaf_only = pki.pck_chain_pem().split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
     assert _code(pki, pck_chain_pem=leaf_only) == "TDX_PCK_CHAIN_INVALID"
+
+
+def test_fake_collateral_is_shaped_like_the_vectors(vectors_dir: Path, pki: FakeIntelPki) -> None:
+    files = pki.collateral_files()
+    real = {p.name for p in (vectors_dir / "tdx" / "tdx-v4-dcapqvl-sample").iterdir()}
+    assert set(files) == real - {"collateral.json", "evidence.bin", "pck_chain.pem"}
+    for name, member in (("tcb_info.json", b"tcbInfo"), ("qe_identity.json", b"enclaveIdentity")):
+        raw = files[name]
+        head, tail = b'{"' + member + b'":', b',"signature":"'
+        assert raw.startswith(head) and raw.endswith(b'"}')
+        value, sig = raw[len(head) : raw.rindex(tail)], bytes.fromhex(raw[raw.rindex(tail) + len(tail) : -2].decode())
+        key = pki.tcb_signing.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        key.verify(der, value, ec.ECDSA(hashes.SHA256()))
+        assert json.loads(raw)[member.decode()] == json.loads(value)
+    info = json.loads(files["tcb_info.json"])["tcbInfo"]
+    level = info["tcbLevels"][0]["tcb"]
+    assert (info["id"], info["version"], info["fmspc"].lower()) == ("TDX", 3, pki.fmspc.hex())
+    assert [c["svn"] for c in level["sgxtcbcomponents"]] == list(pki.tcb_components)
+    assert len(level["tdxtcbcomponents"]) == 16
+    assert json.loads(files["qe_identity.json"])["enclaveIdentity"]["id"] == "TD_QE"
+    assert x509.load_der_x509_crl(files["pck_crl.der"]).is_signature_valid(pki.pck_ca_key.public_key())
+    assert x509.load_der_x509_crl(files["root_ca_crl.der"]).is_signature_valid(pki.root_key.public_key())
