@@ -30,9 +30,13 @@ def appraise_tdx(
     findings.extend(_tcb_findings(details, policy, at))
     if not any(f.claim is Claim.HARDWARE and f.value >= WARNING_UNSAFE for f in findings) and details.get("tcb"):
         baseline[Claim.HARDWARE] = AFFIRMING
-    if claims.get("debug") and not policy.allow_debug:
-        findings.append(_f("TDX_DEBUG_TD", Claim.CONFIGURATION, "TD_ATTRIBUTES.DEBUG is set: the host VMM can "
-                           "read and write TD memory", "DEBUG 0", f"td_attributes {claims.get('td_attributes')}"))
+    # TD_ATTRIBUTES bits 7:0 are the "TD under debug" group (TUD): DEBUG is bit 0 and the others are reserved for
+    # debug features, so any of them set makes the TD untrusted (as dcap-qvl does).
+    tud = (claims.get("td_attributes_decoded") or {}).get("tud") or 0
+    if (claims.get("debug") or tud) and not policy.allow_debug:
+        findings.append(_f("TDX_DEBUG_TD", Claim.CONFIGURATION, "TD_ATTRIBUTES.TUD (bits 7:0, DEBUG is bit 0) is "
+                           "set: the host VMM can read and write TD memory", "TUD 0",
+                           f"td_attributes {claims.get('td_attributes')}"))
     if rules.require_sept_ve_disable and not claims.get("sept_ve_disable"):
         findings.append(_f("TDX_SEPT_VE_NOT_DISABLED", Claim.CONFIGURATION, "TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28) "
                            "is clear: the host can inject EPT-violation #VE into the TD", "SEPT_VE_DISABLE 1",
