@@ -92,6 +92,10 @@ class HttpClient:
     sleep: Callable[[float], None] = field(default=time.sleep)
 
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> bytes:
+        return self.get_with_headers(url, headers=headers)[0]
+
+    def get_with_headers(self, url: str, *, headers: Mapping[str, str] | None = None) -> tuple[bytes, Message]:
+        """`get`, also returning the response headers (Intel PCS sends issuer chains in headers)."""
         check_base_url(url)
         waited = 0.0
         attempt = 0
@@ -115,7 +119,7 @@ class HttpClient:
                 waited += delay
                 self.sleep(delay)
 
-    def _attempt(self, url: str, headers: Mapping[str, str]) -> bytes:
+    def _attempt(self, url: str, headers: Mapping[str, str]) -> tuple[bytes, Message]:
         # S310: the scheme was checked by check_base_url (https, or http to loopback only).
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers}, method="GET")  # noqa: S310
         deadline = time.monotonic() + self.timeout
@@ -127,7 +131,7 @@ class HttpClient:
                 length = response.headers.get("Content-Length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
                     self._too_large(url)
-                return self._read(response, url, deadline)
+                return self._read(response, url, deadline), response.headers
         except urllib.error.HTTPError as error:
             with error:
                 self._status_error(url, error.code, error.headers)
