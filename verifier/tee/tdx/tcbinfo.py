@@ -158,7 +158,7 @@ def _status(obj: dict[str, Any], where: str) -> str:
 
 def _advisories(obj: dict[str, Any], where: str) -> tuple[str, ...]:
     ids = _list(obj, "advisoryIDs", where, MAX_ADVISORIES, optional=True)
-    if not all(isinstance(i, str) and 0 < len(i) <= 32 for i in ids):
+    if not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
         raise _bad(f"{where}.advisoryIDs", "advisory id strings", ids)
     return tuple(ids)
 
