@@ -88,11 +88,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=lambda name: float(f"{name}x"))
 
 
 def _member_dict(raw: bytes, what: str) -> dict[str, Any]:
@@ -100,9 +96,9 @@ def _member_dict(raw: bytes, what: str) -> dict[str, Any]:
         data = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise _malformed(f"{what} is not JSON", str(exc)) from None
-    if not isinstance(data, dict):
-        raise _malformed(f"{what} is not a JSON object")
-    return data
+    if isinstance(data, dict):
+        return data
+    raise _malformed(f"{what} is not a JSON object")
 
 
 def _signature(value: Any, what: str) -> bytes:
@@ -110,9 +106,9 @@ def _signature(value: Any, what: str) -> bytes:
         sig = bytes.fromhex(value) if isinstance(value, str) and len(value) == 128 else b""
     except ValueError:
         sig = b""
-    if len(sig) != 64:
-        raise _malformed(f"{what} signature must be 64 bytes r||s as hex", repr(value))
-    return sig
+    if len(sig) == 64:
+        return sig
+    raise _malformed(f"{what} signature must be 64 bytes r||s as hex", repr(value))
 
 
 _WS = " \t\r\n"
