@@ -10,6 +10,7 @@ from .clock import Clock, SystemClock
 from .collateral.base import CollateralSource, OfflineSource
 from .collateral.cache import CachedSource
 from .collateral.kds import AmdKds
+from .collateral.routing import RoutingSource
 from .errors import ConfigError
 from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
@@ -20,6 +21,7 @@ from .storage.challenges import SqlChallengeStore
 from .storage.collateral import SqlCollateralCache
 from .storage.engine import Database
 from .storage.reference_values import SqlReferenceValueStore
+from .tee.tdx.pcs import IntelPcs
 from .trust.anchors import TrustAnchors
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,14 @@ def build_signer(settings: Settings) -> ResultSigner:
 
 
 def build_collateral_source(settings: Settings, database: Database) -> CollateralSource:
-    """Offline: nothing is ever fetched. Otherwise AMD KDS behind the shared database cache."""
+    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS behind the shared database cache."""
     if settings.offline:
         return OfflineSource()
-    kds = AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout)
-    return CachedSource(kds, SqlCollateralCache(database))
+    routes: dict[str, CollateralSource] = {
+        "amd": AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout),
+        "intel": IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout),
+    }
+    return CachedSource(RoutingSource(routes), SqlCollateralCache(database))
 
 
 def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:

@@ -38,6 +38,7 @@ class Settings:
     # Vendor collateral: AMD KDS (through the database cache) unless offline; CRL checking is opt-in.
     offline: bool = False
     amd_kds_url: str = "https://kdsintf.amd.com"
+    intel_pcs_url: str = "https://api.trustedservices.intel.com"  # or a PCCS base URL
     collateral_timeout: float = 10.0
     check_crl: bool = False
     policy_file: Path | None = None
@@ -75,6 +76,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=get("LOG_LEVEL"),
         offline=_flag(get("OFFLINE")),
         amd_kds_url=get("AMD_KDS_URL"),
+        intel_pcs_url=get("INTEL_PCS_URL"),
         check_crl=_flag(get("CHECK_CRL")),
         policy_file=path("POLICY_FILE"),
     )

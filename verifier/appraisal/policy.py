@@ -34,7 +34,8 @@ class SnpRules:
 
 
 TDX_STATUSES = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-                "OutOfDate", "OutOfDateConfigurationNeeded", "Revoked")
+                "OutOfDate", "OutOfDateConfigurationNeeded", "TDRelaunchAdvised",
+                "TDRelaunchAdvisedConfigurationNeeded", "Revoked")
 
 
 @dataclass(frozen=True)

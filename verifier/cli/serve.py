@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--offline", action="store_true", default=None,
                    help="never fetch vendor collateral (AMD KDS); it must come with the requests")
     p.add_argument("--amd-kds-url", metavar="URL", help="AMD KDS base URL (default https://kdsintf.amd.com)")
+    p.add_argument("--intel-pcs-url", metavar="URL",
+                   help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)")
     p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
     p.set_defaults(handler=run)
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
         offline=args.offline,
         amd_kds_url=args.amd_kds_url,
+        intel_pcs_url=args.intel_pcs_url,
         check_crl=args.check_crl,
         policy_file=args.policy_file,
     )

@@ -8,6 +8,7 @@ from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
 from .nitro import verify as nitro_verify
 from .sevsnp.evidence import SnpVerifier
+from .tdx.evidence import TdxVerifier
 
 
 class NitroVerifier:
@@ -28,7 +29,7 @@ class NitroVerifier:
         return VerifiedEvidence(self.tee, parsed, claims)
 
 
-_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier(), "snp": SnpVerifier()}
+_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier(), "snp": SnpVerifier(), "tdx": TdxVerifier()}
 ALIASES = {"aws-nitro": "nitro", "sev-snp": "snp", "sevsnp": "snp", "intel-tdx": "tdx"}
 
 
