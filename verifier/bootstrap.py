@@ -21,7 +21,8 @@ from .storage.challenges import SqlChallengeStore
 from .storage.collateral import SqlCollateralCache
 from .storage.engine import Database
 from .storage.reference_values import SqlReferenceValueStore
-from .tee.tdx.pcs import IntelPcs
+from .tee.tdx.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
+from .tee.tdx.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .trust.anchors import TrustAnchors
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,17 @@ def build_collateral_source(settings: Settings, database: Database) -> Collatera
         return OfflineSource()
     routes: dict[str, CollateralSource] = {
         "amd": AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout),
-        "intel": IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout),
+        "intel": IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout,
+                          root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url)),
     }
     return CachedSource(RoutingSource(routes), SqlCollateralCache(database))
+
+
+def _root_ca_crl_url(pcs_url: str) -> str:
+    """Intel PCS: the Root CA CRL lives on Intel's certificate host; a PCCS serves it itself."""
+    if pcs_url.rstrip("/") == DEFAULT_PCS_URL:
+        return DEFAULT_ROOT_CA_CRL_URL
+    return pcs_url.rstrip("/") + "/sgx/certification/v4/rootcacrl"
 
 
 def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:
