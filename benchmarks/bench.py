@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Appraisals per second (Nitro and SEV-SNP), in-process and over gRPC, beside this machine's P-384 verify rate.
 
-Not a test: run it by hand (`.venv/bin/python benchmarks/bench.py [--seconds 3] [--tee nitro snp]`). It appraises
+Not a test: run it by hand (`.venv/bin/python benchmarks/bench.py [--seconds 3] [--tee nitro snp tdx]`). It appraises
 real vectors at their verify_at time (VERIFIER_VECTORS or ../shared/vectors) with their measurements registered so
 the appraisals affirm, on a temporary SQLite database, offline. A Nitro appraisal verifies four ECDSA P-384
 signatures (three certificate links and the document), an SNP appraisal two RSA-PSS links (ARK -> ASK -> VCEK) and
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -61,7 +62,8 @@ async def grpc_rate(components, request: AppraisalRequest, seconds: float) -> fl
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = verifier_pb2_grpc.VerifierStub(channel)
-            kind = {"nitro": verifier_pb2.EVIDENCE_KIND_NITRO, "snp": verifier_pb2.EVIDENCE_KIND_SEV_SNP}
+            kind = {"nitro": verifier_pb2.EVIDENCE_KIND_NITRO, "snp": verifier_pb2.EVIDENCE_KIND_SEV_SNP,
+                    "tdx": verifier_pb2.EVIDENCE_KIND_TDX}
             message = verifier_pb2.AppraiseRequest(
                 kind=kind[request.tee], evidence=request.evidence,
                 collateral=[verifier_pb2.CollateralFile(name=n, content=c) for n, c in request.collateral.items()])
@@ -76,7 +78,72 @@ async def grpc_rate(components, request: AppraisalRequest, seconds: float) -> fl
 
 
 VECTORS = {"nitro": ("nitro-prod-2024-blocky", ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2")),
-           "snp": ("snp-genoa-v5-vcek-oak", ("snp.measurement",))}
+           "snp": ("snp-genoa-v5-vcek-oak", ("snp.measurement",)),
+           "tdx": ("tdx-v4-dcapqvl-sample", ("tdx.mr_td",))}
+
+
+class VectorPcs:
+    """Serves a vector folder's Intel collateral as Intel PCS would (no network): the bench's collateral source."""
+
+    FILES = {"intel.tcb_info": ("tcb_info.json", "tcb_info_issuer_chain.pem"),
+             "intel.qe_identity": ("qe_identity.json", "qe_identity_issuer_chain.pem"),
+             "intel.pck_crl": ("pck_crl.der", "pck_crl_issuer_chain.pem"),
+             "intel.root_ca_crl": ("root_ca_crl.der", None)}
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def fetch(self, key, *, at):  # type: ignore[no-untyped-def]
+        from verifier.collateral.base import CollateralItem
+        from verifier.tee.tdx.pcs import envelope
+
+        body, chain = self.FILES[key.kind]
+        data = envelope(key.kind, (self.folder / body).read_bytes(),
+                        (self.folder / chain).read_text() if chain else "")
+        return CollateralItem(key, data, at, at + dt.timedelta(days=1), "bench")
+
+
+def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: float) -> None:  # type: ignore[type-arg]
+    """Warm: collateral from the in-process cache, certificate links cached. Cold: a fresh cache and an empty
+    link cache for every appraisal (collateral fetched from memory, everything parsed and verified again)."""
+    from verifier.collateral.cache import CachedSource
+    from verifier.trust.chain import VERIFIED_LINKS
+
+    vector = next(v for v in manifest["vectors"] if v["id"] == VECTORS["tdx"][0])
+    folder = vectors / vector["dir"]
+    quote = (folder / "evidence.bin").read_bytes()
+    at = parse_rfc3339(vector["verify_at"])
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        components = build(Settings(database_url=url, development=True, offline=True), clock=FixedClock(at))
+        components.references.add("tdx.mr_td", bytes.fromhex(vector["facts"]["mr_td"]), "bench", now=at)
+        service = components.service
+        request = AppraisalRequest(tee="tdx", evidence=quote)
+        service.collateral_source = CachedSource(VectorPcs(folder), None)
+        assert service.appraise(request).appraisal.status.value == "affirming"
+        warm = rate(lambda: service.appraise(request), seconds)
+
+        def cold() -> None:
+            VERIFIED_LINKS.clear()
+            service.collateral_source = CachedSource(VectorPcs(folder), None)
+            service.appraise(request)
+
+        cold_rate = rate(cold, seconds)
+        components.close()
+    print(f"tdx   appraisals warm (collateral cached): {warm:8.1f} /s   ratio to ES384 {warm / floor:.3f}")
+    print(f"tdx   appraisals cold (nothing cached):    {cold_rate:8.1f} /s   ratio to ES384 {cold_rate / floor:.3f}")
+    try:
+        import dcap_qvl  # test-only dependency (the dev extras)
+    except ImportError:
+        print("dcap-qvl not installed: `pip install -e '.[dev]'` for the reference rate")
+        return
+    collateral = dcap_qvl.QuoteCollateralV3.from_json((folder / "collateral.json").read_text())
+    now = int(at.timestamp())
+    assert dcap_qvl.verify(quote, collateral, now).status == "UpToDate"
+    reference = rate(lambda: dcap_qvl.verify(quote, collateral, now), seconds)
+    print(f"dcap-qvl 0.7 verify (same quote + collateral): {reference:6.1f} /s   "
+          f"ratio to ES384 {reference / floor:.3f}")
 
 
 def bench_tee(tee: str, vectors: Path, manifest: dict, seconds: float, floor: float) -> None:  # type: ignore[type-arg]
@@ -105,7 +172,7 @@ def bench_tee(tee: str, vectors: Path, manifest: dict, seconds: float, floor: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[1])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--tee", nargs="+", default=["nitro", "snp"], choices=sorted(VECTORS))
+    parser.add_argument("--tee", nargs="+", default=["nitro", "snp", "tdx"], choices=sorted(VECTORS))
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     vectors = Path(os.environ.get("VERIFIER_VECTORS", ROOT.parent / "shared" / "vectors"))
@@ -114,6 +181,8 @@ def main() -> None:
     print(f"ES384 verify (P-384, cryptography/OpenSSL): {floor:8.1f} /s")
     for tee in args.tee:
         bench_tee(tee, vectors, manifest, args.seconds, floor)
+        if tee == "tdx":
+            bench_tdx_cold_warm(vectors, manifest, args.seconds, floor)
 
 
 if __name__ == "__main__":

@@ -51,24 +51,25 @@ def check_validity(cert: x509.Certificate, at: datetime.datetime) -> None:
 
 
 class VerifiedLinks:
-    """Bounded LRU of certificate signatures that verified: (SHA-256 of cert DER, SHA-256 of issuer DER).
+    """Bounded LRU of signatures that verified, keyed by digests of everything the check depends on (for a
+    certificate link: SHA-256 of the cert DER and of the issuer DER).
 
     A signature check is a pure function of those bytes, so a hit is as good as re-verifying; only successes are
     kept. Validity, names and constraints are still checked on every call, at that call's appraisal time."""
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
-        self._links: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._links: OrderedDict[tuple[bytes, ...], None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __contains__(self, key: tuple[bytes, bytes]) -> bool:
+    def __contains__(self, key: tuple[bytes, ...]) -> bool:
         with self._lock:
             if key in self._links:
                 self._links.move_to_end(key)
                 return True
             return False
 
-    def add(self, key: tuple[bytes, bytes]) -> None:
+    def add(self, key: tuple[bytes, ...]) -> None:
         with self._lock:
             self._links[key] = None
             self._links.move_to_end(key)

@@ -11,6 +11,7 @@ Certificate and CRL Profile"): the root CA CRL is signed by the root, the PCK CR
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from verifier.collateral.base import CollateralUnavailableError
 from verifier.errors import EvidenceError
 from verifier.tee.sevsnp.crl import load_crl
 from verifier.trust.anchors import TrustAnchors, fingerprint
-from verifier.trust.chain import check_ca, check_issued_by, check_validity, validate_chain
+from verifier.trust.chain import VERIFIED_LINKS, check_ca, check_issued_by, check_validity, validate_chain
 
 from .tcbinfo import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
 
@@ -244,6 +245,9 @@ def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Cer
 def _check_signed(item: SignedJson, chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what: str) -> None:
     certs, root = _root(chain, anchors, what)
     leaf = validate_chain(certs[0], certs[1:], root, at)[0] if certs else root
+    done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, leaf.fingerprint(hashes.SHA256()))
+    if done in VERIFIED_LINKS:  # this exact JSON was verified with this key before (collateral repeats)
+        return
     key = leaf.public_key()
     der = encode_dss_signature(int.from_bytes(item.signature[:32], "big"), int.from_bytes(item.signature[32:], "big"))
     try:
@@ -253,6 +257,7 @@ def _check_signed(item: SignedJson, chain: Chain, anchors: TrustAnchors, at: dat
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         raise EvidenceError("TDX_COLLATERAL_SIGNATURE_INVALID", f"{what} signature does not verify",
                             expected=leaf.subject.rfc4514_string(), actual=item.signature.hex()[:16]) from None
+    VERIFIED_LINKS.add(done)
 
 
 def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
@@ -262,12 +267,17 @@ def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
     if crl.issuer != issuer.subject:
         raise EvidenceError("CRL_ISSUER_MISMATCH", f"{what} issuer is not its signing CA",
                             expected=issuer.subject.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+    done = (b"crl", hashlib.sha256(data).digest(), issuer.fingerprint(hashes.SHA256()))
+    if done in VERIFIED_LINKS:
+        return crl
     key = issuer.public_key()
     try:
         valid = isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         valid = False
-    if not valid:
+    if valid:
+        VERIFIED_LINKS.add(done)
+    else:
         raise EvidenceError("CRL_SIGNATURE_INVALID", f"{what} signature does not verify with the issuer key",
                             expected=issuer.subject.rfc4514_string(), actual=crl.signature_algorithm_oid.dotted_string)
     return crl

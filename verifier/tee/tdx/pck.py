@@ -10,6 +10,7 @@ are ignored (newer profiles add them); duplicates are rejected."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from asn1crypto import core
@@ -124,7 +125,9 @@ def pck_info(cert: x509.Certificate) -> PckInfo:
         raise _invalid("the extension is not valid DER", "DER", str(exc)[:200]) from None
 
 
+@functools.lru_cache(maxsize=512)
 def _parse(der: bytes) -> PckInfo:
+    """Parse the extension value (a pure function of its bytes, so cached: the same PCK attests many times)."""
     top = _pairs(core.load(der, strict=True), "the SGX extension")
     tcb = _pairs(_req(top, f"{_O}.2", core.Sequence, "TCB"), "TCB")
     components = tuple(_svn(_req(tcb, f"{_O}.2.{i}", core.Integer, f"TCB component {i}"), f"TCB component {i}", 256)
