@@ -34,6 +34,7 @@ from .collateral.base import CollateralSource, OfflineSource
 from .errors import EvidenceError, RequestError, UnavailableError
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
+from .results.cnf import runtime_key_jwk
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
 from .storage.challenges import Challenge, ConsumeOutcome
@@ -159,6 +160,7 @@ class VerifierService:
             findings=tuple(findings),
             policy_id=policy.policy_id,
             matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
+            matched_labels=tuple(sorted({r.label for r in matched if r.label})),
         )
         # Step 10: sign the EAR and record the appraisal.
         token_id = uuid.uuid4().hex
@@ -170,6 +172,7 @@ class VerifierService:
             nonce=request.nonce,
             token_id=token_id,
             verifier_build=__version__,
+            cnf_jwk=_bound_key(request, verified, findings),
         )
         token = self.signer.sign(claims)
         appraisal_id = str(uuid.uuid4())
@@ -233,6 +236,20 @@ class VerifierService:
             findings.extend(check_binding(verified.tee, verified.claims, request.nonce, request.runtime_data,
                                           policy.report_data_binding))
         return findings
+
+
+_BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH"})
+
+
+def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding]) -> Any:
+    """RFC 7800 `cnf` key: the runtime data's key once the evidence verified and its binding held; for Nitro,
+    else the document's own `public_key` (signed by the NSM)."""
+    if verified.failure is not None or any(f.code in _BINDING_CODES for f in findings):
+        return None
+    if request.runtime_data is not None:
+        return runtime_key_jwk(request.runtime_data)
+    doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
+    return runtime_key_jwk(bytes.fromhex(doc_key)) if isinstance(doc_key, str) and doc_key else None
 
 
 def _claim_kinds(verified: VerifiedEvidence) -> set[str]:

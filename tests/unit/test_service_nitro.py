@@ -211,3 +211,25 @@ def test_appraisal_is_recorded(h: Harness) -> None:
     assert row["evidence_sha256"] == hashlib.sha256(evidence).hexdigest()
     assert row["token_id"] == result.token_id
     assert row["request_id"] == "req-1"
+
+
+def test_bound_workload_key_is_carried_as_cnf(h: Harness) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    h.approve()
+    key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    challenge = h.service.create_challenge()
+    evidence = h.pki.mint(nonce=challenge.nonce, public_key=key)
+    ok = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce,
+                                             runtime_data=key), require_challenge=True)
+    claims = decode(h, ok.token)
+    assert claims["cnf"]["jwk"]["kty"] == "EC" and claims["cnf"]["jwk"]["crv"] == "P-256"
+    assert claims["submods"]["nitro"]["x-verifier.matched-labels"] == ["test-image"]
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    bad = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, runtime_data=other))
+    assert "cnf" not in decode(h, bad.token)  # the binding failed: no key is vouched for
+    plain = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
+    assert decode(h, plain.token)["cnf"] == claims["cnf"]  # Nitro: the signed document's own public_key

@@ -133,3 +133,4 @@ class Appraisal:
     findings: tuple[Finding, ...]
     policy_id: str
     matched_reference_values: tuple[str, ...] = ()
+    matched_labels: tuple[str, ...] = ()  # labels of the reference values that matched (what was approved)

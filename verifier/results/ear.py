@@ -36,6 +36,7 @@ def build_ear(
     nonce: bytes | None,
     token_id: str,
     verifier_build: str,
+    cnf_jwk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """EAR claims for one appraisal: `iat`/`exp` in whole seconds (RFC 7519 s4.1), `eat_nonce` base64url only
     when a nonce was given (EAT, RFC 9711 s4.1), `ear.status` both top-level and in the submodule.
@@ -57,6 +58,7 @@ def build_ear(
             for f in appraisal.findings
         ],
         "x-verifier.matched-reference-values": list(appraisal.matched_reference_values),
+        "x-verifier.matched-labels": list(appraisal.matched_labels),
     }
     claims: dict[str, Any] = {
         "eat_profile": EAR_PROFILE,
@@ -70,4 +72,6 @@ def build_ear(
     }
     if nonce is not None:
         claims["eat_nonce"] = b64url_encode(nonce)
+    if cnf_jwk is not None:
+        claims["cnf"] = {"jwk": dict(cnf_jwk)}  # RFC 7800: the key the attested workload holds
     return claims
