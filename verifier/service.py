@@ -215,12 +215,10 @@ class VerifierService:
         require_challenge: bool,
     ) -> list[Finding]:
         findings: list[Finding] = []
-        if request.nonce is None:
-            if policy.require_nonce:
-                findings.append(_fresh("NONCE_MISSING", "the policy requires a nonce and the request has none",
-                                       "a nonce", "none"))
-            return findings
-        if require_challenge:
+        if request.nonce is None and policy.require_nonce:
+            findings.append(_fresh("NONCE_MISSING", "the policy requires a nonce and the request has none",
+                                   "a nonce", "none"))
+        if request.nonce is not None and require_challenge:
             if self.challenges is None:
                 raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
             outcome = self.challenges.consume(request.nonce, at=at)
@@ -238,7 +236,8 @@ class VerifierService:
         return findings
 
 
-_BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH"})
+_BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH",
+                            "RUNTIME_DATA_NOT_BOUND"})
 
 
 def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding]) -> Any:

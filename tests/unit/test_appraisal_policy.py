@@ -138,3 +138,14 @@ def test_policy_file_tightens_and_rejects_typos(tmp_path: Path) -> None:
     path.write_text(json.dumps({"policies": [{"id": "x", "snp": {"minimum_tbc": {}}}]}))
     with pytest.raises(ConfigError):
         PolicySet.from_file(path)
+
+
+def test_runtime_data_binds_without_a_nonce_and_raw_mode_cannot_bind_it() -> None:
+    key = b"der-spki"
+    want = hashlib.sha512(key).hexdigest()
+    assert check_binding("snp", {"report_data": want}, None, key, "sha512") == []
+    assert check_binding("snp", {"report_data": "00" * 64}, None, key, "sha512")[0].code == "REPORT_DATA_MISMATCH"
+    codes = [f.code for f in check_binding("tdx", {"report_data": "00" * 64}, None, key, "raw")]
+    assert codes == ["RUNTIME_DATA_NOT_BOUND"]
+    assert check_binding("nitro", {"public_key": key.hex()}, None, key, "sha512") == []
+    assert check_binding("snp", {}, None, None, "sha512") == []

@@ -22,23 +22,32 @@ def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) ->
 
 
 def check_binding(
-    tee: str, claims: dict[str, object], nonce: bytes, runtime_data: bytes | None, mode: str
+    tee: str, claims: dict[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
 ) -> list[Finding]:
-    """Findings for a nonce / runtime-data binding that does not hold (empty when it holds)."""
+    """Findings for a nonce / runtime-data binding that does not hold (empty when it holds or nothing is asked)."""
+    if nonce is None and runtime_data is None:
+        return []
     if tee == "nitro":
         findings = []
         carried = claims.get("nonce")
-        if carried != nonce.hex():
+        if nonce is not None and carried != nonce.hex():
             findings.append(_finding("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
                                      nonce.hex(), str(carried or "absent")))
         if runtime_data is not None and claims.get("public_key") != runtime_data.hex():
             findings.append(_finding("RUNTIME_DATA_MISMATCH", "the evidence does not carry the request's runtime data",
                                      runtime_data.hex(), str(claims.get("public_key") or "absent")))
         return findings
-    if mode == "raw" and len(nonce) > REPORT_DATA_BYTES:
-        return [_finding("NONCE_MISMATCH", "a raw nonce longer than REPORT_DATA cannot be bound",
-                         f"<= {REPORT_DATA_BYTES} bytes", f"{len(nonce)} bytes")]
-    want = expected_report_data(nonce, runtime_data, mode).hex()
+    if mode == "raw":
+        findings = []
+        if runtime_data is not None:
+            findings.append(_finding("RUNTIME_DATA_NOT_BOUND", "raw REPORT_DATA binding carries only the nonce; the "
+                                     "runtime data cannot be bound", "no runtime data", runtime_data.hex()))
+        if nonce is None:
+            return findings
+        if len(nonce) > REPORT_DATA_BYTES:
+            return [*findings, _finding("NONCE_MISMATCH", "a raw nonce longer than REPORT_DATA cannot be bound",
+                                        f"<= {REPORT_DATA_BYTES} bytes", f"{len(nonce)} bytes")]
+    want = expected_report_data(nonce or b"", runtime_data, mode).hex()
     actual = str(claims.get("report_data") or "")
     if actual != want:
         how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
