@@ -39,7 +39,12 @@ class Components:
         self.database.dispose()
 
 
-def build_signer(settings: Settings) -> ResultSigner:
+def build_signer(settings: Settings, *, clock: Clock | None = None) -> ResultSigner:
+    if settings.signing_key_dir is not None:
+        if settings.signing_keys:
+            raise ConfigError("SIGNING_KEY_CONFLICT",
+                              "configure either --signing-key-dir (a keyring) or --signing-key files, not both")
+        return ResultSigner.from_keyring(settings.signing_key_dir, clock=clock or SystemClock())
     if settings.signing_keys:
         return ResultSigner(load_keys(list(settings.signing_keys)))
     if settings.development:

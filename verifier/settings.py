@@ -20,6 +20,8 @@ class Settings:
     # Result signing: PEM files, the first is the active key. Without one the server refuses to start unless
     # `development` is set, which generates an ephemeral key and says so loudly.
     signing_keys: tuple[Path, ...] = ()
+    # Or a rotating keyring directory (`verifier keys init|rotate`); exclusive with `signing_keys`.
+    signing_key_dir: Path | None = None
     development: bool = False
     trust_anchors: Path | None = None
     issuer: str = "tee-verifier"
@@ -65,6 +67,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings().with_overrides(
         database_url=get("DATABASE_URL"),
         signing_keys=tuple(Path(p) for p in keys.split(os.pathsep)) if keys else None,
+        signing_key_dir=path("SIGNING_KEY_DIR"),
         development=_flag(get("DEVELOPMENT")) or None,
         trust_anchors=path("TRUST_ANCHORS"),
         issuer=get("ISSUER"),

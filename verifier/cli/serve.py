@@ -23,6 +23,8 @@ def register(sub: Any) -> None:
     p.add_argument("--http-listen", metavar="HOST:PORT", help="metrics and JWKS address (default 127.0.0.1:9464)")
     p.add_argument("--signing-key", type=Path, action="append", metavar="FILE",
                    help="EAR signing key (PEM, P-256); repeat to publish older keys, the first one signs")
+    p.add_argument("--signing-key-dir", type=Path, metavar="DIR",
+                   help="rotating keyring (`verifier keys init`); reloaded when `verifier keys rotate` changes it")
     p.add_argument("--dev", action="store_true",
                    help="development only: sign with an ephemeral key when no --signing-key is given")
     p.add_argument("--trust-anchors", type=Path, metavar="DIR")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         listen=args.listen,
         http_listen=args.http_listen,
         signing_keys=tuple(args.signing_key) if args.signing_key else None,
+        signing_key_dir=args.signing_key_dir,
         development=True if args.dev else None,
         trust_anchors=args.trust_anchors,
         tls_cert=args.tls_cert,

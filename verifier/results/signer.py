@@ -11,7 +11,8 @@ import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -19,7 +20,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from verifier.clock import Clock
 from verifier.errors import ConfigError, EvidenceError, UnavailableError
+from verifier.results.keyring import KeyringWatcher
 from verifier.results.keys import COORDINATE_SIZE, SigningKey, b64url_encode, public_jwk
 
 ALG = "ES256"
@@ -31,7 +34,11 @@ def _json(value: Any) -> bytes:
 
 
 class ResultSigner:
-    """Signs result claims with the first (active) key; publishes every key so rotated-out tokens still verify."""
+    """Signs result claims with the first (active) key; publishes every key so rotated-out tokens still verify.
+
+    Built `from_keyring`, the keys come from a keyring directory that is re-read when it changes: `sign` uses its
+    current active key and `jwks` its currently published keys.
+    """
 
     def __init__(self, keys: Sequence[SigningKey], *, development: bool = False) -> None:
         if not keys:
@@ -41,10 +48,26 @@ class ResultSigner:
             unique.setdefault(key.kid, key)
         self._keys = tuple(unique.values())
         self._development = development
+        self._keyring: KeyringWatcher | None = None
+
+    @classmethod
+    def from_keyring(cls, directory: Path, *, clock: Clock,
+                     reload_interval: timedelta = timedelta(seconds=5)) -> ResultSigner:
+        """A signer over a keyring directory, picking up `verifier keys rotate` within `reload_interval`."""
+        watcher = KeyringWatcher(directory, clock=clock, reload_interval=reload_interval)
+        signer = cls([watcher.active()])
+        signer._keyring = watcher
+        return signer
+
+    def _active(self) -> SigningKey:
+        return self._keys[0] if self._keyring is None else self._keyring.active()
+
+    def _published(self) -> Sequence[SigningKey]:
+        return self._keys if self._keyring is None else self._keyring.published()
 
     @property
     def kid(self) -> str:
-        return self._keys[0].kid
+        return self._active().kid
 
     @property
     def development(self) -> bool:
@@ -55,7 +78,7 @@ class ResultSigner:
 
         Refuses (UNAVAILABLE, SIGNING_KEY_EXPIRED) when the claims' `iat` is past the active key's `not_after`.
         """
-        key = self._keys[0]
+        key = self._active()
         iat = claims.get("iat")
         if key.not_after is not None and isinstance(iat, int) and iat > key.not_after.timestamp():
             raise UnavailableError("SIGNING_KEY_EXPIRED", f"active signing key {key.kid} expired; rotate it")
@@ -68,7 +91,7 @@ class ResultSigner:
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set (RFC 7517 s5) of all keys' public halves, active first."""
-        return {"keys": [public_jwk(k) for k in self._keys]}
+        return {"keys": [public_jwk(k) for k in self._published()]}
 
     @staticmethod
     def verify(token: str, jwks: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
