@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from ..errors import ErrorKind, VerifierError
 from ..logging_setup import install_logging
 from ..settings import Settings, from_environment
+from . import broker as broker_cmd
 from . import db as db_cmd
 from . import keys as keys_cmd
 from . import refs as refs_cmd
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.register(sub)
     refs_cmd.register(sub)
     keys_cmd.register(sub)
+    broker_cmd.register(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ def register(sub: Any) -> None:
                    help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)")
     p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
+    p.add_argument("--port-file", type=Path, metavar="FILE",
+                   help='write {"grpc": port, "http": port} here once listening (for port 0)')
+    p.add_argument("--challenge-ttl", type=float, metavar="SECONDS", help="challenge lifetime (default 120)")
+    p.add_argument("--token-lifetime", type=float, metavar="SECONDS", help="EAR token lifetime (default 300)")
     p.set_defaults(handler=run)
 
 
@@ -61,11 +66,13 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         intel_pcs_url=args.intel_pcs_url,
         check_crl=args.check_crl,
         policy_file=args.policy_file,
+        challenge_ttl=dt.timedelta(seconds=args.challenge_ttl) if args.challenge_ttl else None,
+        token_lifetime=dt.timedelta(seconds=args.token_lifetime) if args.token_lifetime else None,
     )
     components = build(settings)
     try:
         components.database.check()
-        asyncio.run(serve(components))
+        asyncio.run(serve(components, port_file=args.port_file))
     finally:
         components.close()
     return 0

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -147,10 +150,14 @@ def _add_port(bind: Any, address: str) -> int:
     return port
 
 
-async def serve(components: Components, *, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully. The CLI calls `asyncio.run(serve(components))`."""
+async def serve(components: Components, *, ready: asyncio.Event | None = None,
+                port_file: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. The CLI calls `asyncio.run(serve(components))`.
+    `port_file` receives {"grpc": port, "http": port} once listening (useful with port 0)."""
     server = VerifierServer(components)
-    await server.start()
+    grpc_port, http_port = await server.start()
+    if port_file is not None:
+        write_port_file(port_file, {"grpc": grpc_port, "http": http_port})
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -164,6 +171,13 @@ async def serve(components: Components, *, ready: asyncio.Event | None = None) -
         await server.wait()
     finally:
         await server.stop()
+
+
+def write_port_file(path: Path, ports: dict[str, int]) -> None:
+    """Write the bound ports atomically (a reader never sees a half-written file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(ports))
+    os.replace(tmp, path)
 
 
 def _on_signal(server: VerifierServer, sig: signal.Signals) -> None:

@@ -1,0 +1,94 @@
+"""Broker configuration (JSON, schema in README "Reference key broker"). Secrets are read from files, never from
+the configuration itself, and never logged."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+STATUSES = ("affirming", "warning")
+TEES = ("nitro", "snp", "tdx")
+
+
+@dataclass(frozen=True)
+class ReleaseRule:
+    """Who gets one secret: the result's status at least `require_status`, a TEE in `tees`, and every label in
+    `require_labels` among the reference values that matched (e.g. an approved image label)."""
+
+    name: str
+    secret: bytes
+    require_labels: tuple[str, ...]
+    require_status: str = "affirming"
+    tees: tuple[str, ...] = TEES
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"ReleaseRule(name={self.name!r}, require_labels={self.require_labels!r}, tees={self.tees!r})"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    verifier: str  # gRPC target of the verifier, host:port
+    jwks_url: str  # the verifier's /.well-known/jwks.json
+    issuer: str
+    rules: dict[str, ReleaseRule]
+    listen: str = "127.0.0.1:8443"
+    nonce_ttl_seconds: float = 120.0
+    leeway_seconds: float = 30.0
+    max_pending: int = 10000
+
+
+def load_config(path: Path) -> BrokerConfig:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError("BROKER_CONFIG_INVALID", f"cannot read broker config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("BROKER_CONFIG_INVALID", "the broker config must be a JSON object")
+    verifier = data.get("verifier") or {}
+    rules = {}
+    for entry in data.get("secrets") or []:
+        rule = _rule(entry, path.parent)
+        if rule.name in rules:
+            raise ConfigError("BROKER_CONFIG_INVALID", f"secret {rule.name!r} is configured twice")
+        rules[rule.name] = rule
+    if not rules:
+        raise ConfigError("BROKER_CONFIG_INVALID", "the broker config names no secrets")
+    try:
+        return BrokerConfig(
+            verifier=str(verifier["grpc"]), jwks_url=str(verifier["jwks_url"]),
+            issuer=str(verifier.get("issuer", "tee-verifier")), rules=rules,
+            listen=str(data.get("listen", "127.0.0.1:8443")),
+            nonce_ttl_seconds=float(data.get("nonce_ttl_seconds", 120)),
+            leeway_seconds=float(data.get("leeway_seconds", 30)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError("BROKER_CONFIG_INVALID", f"broker config: {exc}") from None
+
+
+def _rule(entry: Any, base: Path) -> ReleaseRule:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("file"):
+        raise ConfigError("BROKER_CONFIG_INVALID", "every secret needs a 'name' and a 'file'")
+    labels = entry.get("require_labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        # A rule without a label would release to any approved workload of any image: refuse it.
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r} needs non-empty 'require_labels'")
+    status = entry.get("require_status", "affirming")
+    tees = tuple(entry.get("tees") or TEES)
+    if status not in STATUSES or set(tees) - set(TEES):
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: bad require_status or tees")
+    file = (base / entry["file"]).resolve()
+    try:
+        mode = file.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError("BROKER_SECRET_PERMISSIONS", f"secret file {file} is readable by group/others")
+        secret = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError("BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}") \
+            from None
+    return ReleaseRule(entry["name"], secret, tuple(labels), status, tees)
