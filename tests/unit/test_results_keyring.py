@@ -228,3 +228,16 @@ def test_build_signer_uses_the_keyring(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_signer(Settings(signing_key_dir=d, signing_keys=(tmp_path / "x.pem",)))
     assert caught.value.code == "SIGNING_KEY_CONFLICT"
+
+
+def test_missing_keyring_and_non_utf8_json(tmp_path: Path) -> None:
+    d = tmp_path / "k"
+    d.mkdir(mode=0o700)
+    with pytest.raises(ConfigError) as caught:
+        ResultSigner.from_keyring(d, clock=FixedClock(T0))
+    assert caught.value.code == "KEYRING_FILE_MISSING"
+    Keyring.init(d, now=T0)
+    (d / KEYRING_FILE).write_bytes(b"\xff\xfe{")
+    with pytest.raises(ConfigError) as caught:
+        Keyring.open(d)
+    assert caught.value.code == "KEYRING_CORRUPT"

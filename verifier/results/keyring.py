@@ -100,12 +100,13 @@ def _utc(now: datetime) -> datetime:
 
 
 def _check_private(path: Path, what: str) -> os.stat_result:
+    """Refuse a missing path, a symlinked file, or any group/other access."""
+    is_dir = what == "keyring directory"
     try:
-        st = path.lstat()
+        st = path.stat() if is_dir else path.lstat()
     except FileNotFoundError:
         raise ConfigError("KEYRING_FILE_MISSING", f"{what} {path} does not exist") from None
-    expected = stat.S_ISDIR if what == "keyring directory" else stat.S_ISREG
-    if not expected(st.st_mode):
+    if not (stat.S_ISDIR if is_dir else stat.S_ISREG)(st.st_mode):
         raise ConfigError("KEYRING_FILE_INVALID", f"{what} {path} is not a plain {what.split()[-1]} (no symlinks)")
     if st.st_mode & 0o077:
         raise ConfigError("KEYRING_PERMISSIONS", f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must "
@@ -118,9 +119,9 @@ def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
     """flock on keyring.json.lock. A reader that cannot create the lock file reads without it."""
     try:
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except OSError:
+    except OSError as error:
         if exclusive:
-            raise
+            raise ConfigError("KEYRING_UNWRITABLE", f"cannot lock {directory / LOCK_FILE}: {error.strerror}") from None
         yield
         return
     try:
@@ -169,7 +170,11 @@ class Keyring:
         path = directory / KEYRING_FILE
         _check_private(path, "keyring file")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_bytes()
+        except OSError as error:
+            raise ConfigError("KEYRING_UNREADABLE", f"cannot read {path}: {error.strerror}") from None
+        try:
+            document = json.loads(text)
             if not isinstance(document, dict) or document.get("version") != VERSION:
                 raise ValueError(f"not a version {VERSION} keyring")
             raw = document.get("keys")
@@ -189,7 +194,10 @@ class Keyring:
         for entry in entries:
             file = directory / entry.file
             _check_private(file, "key file")
-            (key,) = load_key_file(file)
+            try:
+                (key,) = load_key_file(file)
+            except OSError as error:
+                raise ConfigError("KEYRING_UNREADABLE", f"cannot read {file}: {error.strerror}") from None
             if key.kid != entry.kid:
                 raise ConfigError("KEYRING_KID_MISMATCH", f"{file} holds key {key.kid}, keyring.json says {entry.kid}")
             keys[key.kid] = key
@@ -206,7 +214,7 @@ class Keyring:
 
     def published_entries(self, now: datetime) -> list[KeyEntry]:
         """Active first, then the retired keys still published, most recently retired first."""
-        retired = [e for e in self.entries if not e.active and e.published(now)]
+        retired = [e for e in reversed(self.entries) if not e.active and e.published(now)]
         retired.sort(key=lambda e: e.retired_at or now, reverse=True)
         return [self.active_entry, *retired]
 
@@ -285,7 +293,10 @@ class KeyringWatcher:
         self._clock = clock
         self._interval = reload_interval.total_seconds()
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        try:
+            self._stamp = self._file_stamp()  # before reading, so a change in between is reloaded later
+        except OSError:
+            self._stamp = (0, 0, 0)
         self._keyring = Keyring.open(self._directory)
         self._checked = time.monotonic()
 
