@@ -89,7 +89,7 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         clock=clock or SystemClock(),
         anchors=anchors,
         references=references,
-        signer=signer or build_signer(settings),
+        signer=signer or build_signer(settings, clock=clock),
         challenges=SqlChallengeStore(database),
         appraisals=SqlAppraisalStore(database),
         issuer=settings.issuer,

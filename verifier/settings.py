@@ -77,12 +77,18 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         tls_key=path("TLS_KEY"),
         admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
         log_level=get("LOG_LEVEL"),
+        token_lifetime=_seconds(get("TOKEN_LIFETIME")),
+        challenge_ttl=_seconds(get("CHALLENGE_TTL")),
         offline=_flag(get("OFFLINE")),
         amd_kds_url=get("AMD_KDS_URL"),
         intel_pcs_url=get("INTEL_PCS_URL"),
         check_crl=_flag(get("CHECK_CRL")),
         policy_file=path("POLICY_FILE"),
     )
+
+
+def _seconds(value: str | None) -> dt.timedelta | None:
+    return None if value is None else dt.timedelta(seconds=float(value))
 
 
 def _flag(value: str | None) -> bool | None:

@@ -39,14 +39,15 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
             try:
                 body = self._body()
                 if self.path == "/v1/challenge":
-                    nonce, expires = broker.new_challenge()
-                    self._send(200, {"nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode(),
+                    issued, expires = broker.new_challenge()
+                    self._send(200, {"nonce": base64.urlsafe_b64encode(issued).rstrip(b"=").decode(),
                                      "expires_at": to_rfc3339(expires)})
                 elif self.path == "/v1/release":
-                    fields = [body.get(k) for k in ("secret", "nonce", "token")]
-                    if not all(isinstance(f, str) and f for f in fields):
+                    secret, nonce_b64, token = (body.get(k) for k in ("secret", "nonce", "token"))
+                    if not (isinstance(secret, str) and isinstance(nonce_b64, str) and isinstance(token, str)
+                            and secret and nonce_b64 and token):
                         raise ReleaseRefused("REQUEST_MALFORMED", "secret, nonce and token are required", 400)
-                    done = broker.release(*fields)  # type: ignore[arg-type]
+                    done = broker.release(secret, token, nonce_b64)
                     self._send(200, {"secret": done.secret, "jwe": done.jwe, "token_id": done.token_id})
                 else:
                     self._send(404, {"error": "NOT_FOUND"})
