@@ -1,0 +1,87 @@
+"""Broker pieces: configuration refusals, single-use expiring nonces, JWE to every supported cnf key type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+from jwcrypto import jwe as jw_jwe
+from jwcrypto import jwk as jw_jwk
+
+from verifier.broker.config import load_config
+from verifier.broker.release import PendingNonces, ReleaseRefused, encrypt_to
+from verifier.errors import ConfigError
+from verifier.results.cnf import key_to_jwk
+
+NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+def write(tmp_path: Path, secrets: list[dict[str, object]], mode: int = 0o600) -> Path:
+    (tmp_path / "s.bin").write_bytes(b"top secret")
+    (tmp_path / "s.bin").chmod(mode)
+    path = tmp_path / "broker.json"
+    path.write_text(json.dumps({"verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"},
+                                "secrets": secrets}))
+    return path
+
+
+def test_config_loads_and_never_shows_the_secret(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "require_labels": ["app 1"]}]))
+    rule = config.rules["db"]
+    assert rule.secret == b"top secret" and "top secret" not in repr(rule) and "top secret" not in repr(config)
+
+
+@pytest.mark.parametrize(("secrets", "mode", "code"), [
+    ([{"name": "db", "file": "s.bin"}], 0o600, "BROKER_CONFIG_INVALID"),  # no label: would release to anyone
+    ([{"name": "db", "file": "s.bin", "require_labels": []}], 0o600, "BROKER_CONFIG_INVALID"),
+    ([{"name": "db", "file": "s.bin", "require_labels": ["a"], "require_status": "contraindicated"}], 0o600,
+     "BROKER_CONFIG_INVALID"),
+    ([{"name": "db", "file": "s.bin", "require_labels": ["a"]}], 0o644, "BROKER_SECRET_PERMISSIONS"),
+    ([{"name": "db", "file": "missing.bin", "require_labels": ["a"]}], 0o600, "BROKER_SECRET_MISSING"),
+    ([], 0o600, "BROKER_CONFIG_INVALID"),
+])
+def test_config_refusals(tmp_path: Path, secrets: list[dict[str, object]], mode: int, code: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, secrets, mode))
+    assert info.value.code == code
+
+
+def test_pending_nonces_are_single_use_expiring_and_bounded() -> None:
+    pending = PendingNonces(dt.timedelta(seconds=60), limit=2)
+    pending.add(b"a" * 32, NOW)
+    assert pending.consume(b"a" * 32, NOW) and not pending.consume(b"a" * 32, NOW)
+    pending.add(b"b" * 32, NOW)
+    assert not pending.consume(b"b" * 32, NOW + dt.timedelta(seconds=61))
+    for n in (b"c", b"d", b"e"):
+        pending.add(n * 32, NOW)
+    assert not pending.consume(b"c" * 32, NOW)  # evicted: at most `limit` outstanding
+    assert pending.consume(b"e" * 32, NOW)
+
+
+@pytest.mark.parametrize("make", [lambda: ec.generate_private_key(ec.SECP384R1()),
+                                  lambda: rsa.generate_private_key(65537, 2048),
+                                  lambda: x25519.X25519PrivateKey.generate()])
+def test_jwe_to_each_key_type_decrypts_with_an_independent_library(make) -> None:  # type: ignore[no-untyped-def]
+    private = make()
+    jwk = key_to_jwk(private.public_key())
+    assert jwk is not None
+    token = encrypt_to(jwk, b"the secret")
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    message = jw_jwe.JWE()
+    message.deserialize(token, key=jw_jwk.JWK.from_pem(pem))
+    assert message.payload == b"the secret"
+
+
+def test_signing_only_keys_are_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    jwk = key_to_jwk(ed25519.Ed25519PrivateKey.generate().public_key())
+    assert jwk is not None
+    with pytest.raises(ReleaseRefused) as info:
+        encrypt_to(jwk, b"x")
+    assert info.value.code == "KEY_UNSUITABLE"
