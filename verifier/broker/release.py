@@ -116,4 +116,5 @@ def encrypt_to(jwk: dict[str, Any], plaintext: bytes) -> str:
     else:
         raise ReleaseRefused("KEY_UNSUITABLE", f"cannot encrypt to a {kty} {jwk.get('crv', '')} key")
     header = {"alg": alg, "enc": "A256GCM", "cty": "application/octet-stream", "kid": jwk.get("kid", "")}
-    return str(jwe.encrypt_compact({k: v for k, v in header.items() if v}, plaintext, key))
+    protected = {k: v for k, v in header.items() if v}
+    return str(jwe.encrypt_compact(protected, plaintext, key, algorithms=[alg, "A256GCM"]))
