@@ -14,7 +14,8 @@ from verifier.storage import migrate
 from verifier.storage.engine import Database
 from verifier.storage.tables import Base
 
-TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache"}
+TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache", "reference_set", "admin_tokens",
+          "audit_log", "kept_evidence", "policies"}
 
 
 def _tables(database: Database) -> set[str]:

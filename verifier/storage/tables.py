@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, LargeBinary, MetaData, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -65,6 +65,11 @@ class ReferenceValueRow(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    # Lifecycle (migration 0003): an optional version, the start of validity, and who created / revoked it.
+    version: Mapped[str | None] = mapped_column(String(64))
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class ChallengeRow(Base):
@@ -102,3 +107,74 @@ class CollateralCacheRow(Base):
     fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(32))
+
+
+class ReferenceSetRow(Base):
+    """One row: the version of the reference-value set, bumped in the same transaction as every change to it, so
+    a result token can say which set it was appraised against."""
+
+    __tablename__ = "reference_set"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AdminTokenRow(Base):
+    """Admin API bearer tokens: only the SHA-256 of the token is stored; role `admin` (write) or `auditor` (read)."""
+
+    __tablename__ = "admin_tokens"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'auditor')", name="role"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """Append-only, hash-chained audit log: hash = SHA-256 over the previous row's hash and this row's content."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class KeptEvidenceRow(Base):
+    """Recent evidence kept (bounded retention) so a candidate change can be re-appraised before it is applied."""
+
+    __tablename__ = "kept_evidence"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    tee: Mapped[str] = mapped_column(String(16))
+    evidence: Mapped[bytes] = mapped_column(LargeBinary)
+    collateral: Mapped[dict[str, str]] = mapped_column(JSON)  # file name -> base64
+    policy: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    appraisal_id: Mapped[str] = mapped_column(String(36), index=True)
+    workload: Mapped[str] = mapped_column(String(200))  # a short description: TEE and main measurement
+
+
+class PolicyRow(Base):
+    """Named appraisal policies (JSON form of verifier.appraisal.policy), with the SHA-256 of their canonical JSON."""
+
+    __tablename__ = "policies"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
