@@ -1,0 +1,116 @@
+"""The hash-chained audit log and the reference-set version.
+
+Each row's `hash` is SHA-256 over the previous row's hash and the canonical JSON of this row (seq, at, actor,
+action, subject, details); the first row chains from 64 zeros. `verify_chain` recomputes every link in `seq` order
+and names the first row that was edited, deleted (a gap or a broken link) or reordered.
+
+Appends run inside the caller's transaction, so a change and its audit row commit together. Appends are
+serialized: a process-wide lock, plus `pg_advisory_xact_lock` on PostgreSQL so replicas cannot fork the chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from .engine import Database
+from .tables import AuditRow, ReferenceSetRow
+
+GENESIS = "0" * 64
+_LOCK = threading.Lock()
+_PG_LOCK_KEY = 0x7EE5A0D1  # any constant shared by every replica
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    rows: int
+    bad_seq: int | None = None
+    reason: str = ""
+
+
+def _digest(prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str, subject: str,
+            details: dict[str, Any]) -> str:
+    body = json.dumps({"seq": seq, "at": at.astimezone(dt.UTC).isoformat(), "actor": actor, "action": action,
+                       "subject": subject, "details": details}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
+
+
+def append(session: Session, *, at: dt.datetime, actor: str, action: str, subject: str,
+           details: dict[str, Any] | None = None) -> AuditEntry:
+    """Append one row in `session`'s transaction (commit happens with the caller's change)."""
+    details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
+    with _LOCK:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+        seq = (last.seq + 1) if last is not None else 1
+        prev = last.hash if last is not None else GENESIS
+        row = AuditRow(seq=seq, at=at, actor=actor[:200], action=action[:64], subject=subject[:200],
+                       details=details, prev_hash=prev,
+                       hash=_digest(prev, seq, at, actor[:200], action[:64], subject[:200], details))
+        session.add(row)
+        session.flush()
+    return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)
+
+
+def verify_chain(db: Database, *, batch: int = 1000) -> ChainCheck:
+    """Recompute the chain from the first row; the first inconsistency names its row."""
+    prev, expected_seq, rows = GENESIS, 1, 0
+    with db.session() as session:
+        query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
+        for row in session.scalars(query):
+            rows += 1
+            if row.seq != expected_seq:
+                return ChainCheck(False, rows, expected_seq, f"row {expected_seq} is missing (next row is {row.seq})")
+            if row.prev_hash != prev:
+                return ChainCheck(False, rows, row.seq, f"row {row.seq} does not chain to row {row.seq - 1}")
+            if _digest(prev, row.seq, row.at, row.actor, row.action, row.subject, row.details) != row.hash:
+                return ChainCheck(False, rows, row.seq, f"row {row.seq} was edited (its hash does not match)")
+            prev, expected_seq = row.hash, expected_seq + 1
+    return ChainCheck(True, rows)
+
+
+def entries(db: Database, *, after: int = 0, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+    query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)
+    if action is not None:
+        query = query.where(AuditRow.action == action)
+    with db.session() as session:
+        return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
+                for r in session.scalars(query)]
+
+
+def bump_reference_set(session: Session, now: dt.datetime) -> int:
+    """Increment the reference-set version in `session`'s transaction; returns the new version."""
+    row = session.get(ReferenceSetRow, 1, with_for_update=True)
+    if row is None:
+        row = ReferenceSetRow(id=1, version=0, updated_at=now)
+        session.add(row)
+    row.version += 1
+    row.updated_at = now
+    session.flush()
+    return row.version
+
+
+def reference_set_version(db: Database) -> int:
+    with db.session() as session:
+        row = session.get(ReferenceSetRow, 1)
+        return row.version if row is not None else 0
