@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from verifier.errors import EvidenceError
+from verifier.trust.crl import load_crl
 
 PSS_SALT = 48  # SHA-384 digest length, as AMD signs
 
@@ -26,20 +27,6 @@ def _utc(at: datetime.datetime) -> datetime.datetime:
 
 def _rfc3339(t: datetime.datetime) -> str:
     return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def load_crl(data: bytes) -> x509.CertificateRevocationList:
-    """A CRL in DER or PEM; EvidenceError CRL_MALFORMED otherwise."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            crl = x509.load_pem_x509_crl(data)
-        else:
-            crl = x509.load_der_x509_crl(data)
-        _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, list(crl), list(crl.extensions))
-    except (ValueError, TypeError) as exc:
-        raise EvidenceError("CRL_MALFORMED", "cannot parse CRL", expected="X.509 CRL (DER or PEM)",
-                            actual=str(exc)) from None
-    return crl
 
 
 def _signature_valid(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from verifier.clock import to_rfc3339 as _rfc3339
 from verifier.collateral.base import CollateralUnavailableError
 from verifier.errors import EvidenceError
-from verifier.tee.sevsnp.crl import load_crl
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.chain import VERIFIED_LINKS, check_ca, check_issued_by, check_validity, validate_chain
+from verifier.trust.crl import load_crl
 
 from .tcbinfo import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
 
