@@ -16,10 +16,13 @@ from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
 from .service import VerifierService
 from .settings import Settings
+from .storage import audit
 from .storage.appraisals import SqlAppraisalStore
 from .storage.challenges import SqlChallengeStore
 from .storage.collateral import SqlCollateralCache
 from .storage.engine import Database
+from .storage.kept_evidence import SqlKeptEvidence
+from .storage.policies import SqlPolicies
 from .storage.reference_values import SqlReferenceValueStore
 from .tee.tdx.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
 from .tee.tdx.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
@@ -34,6 +37,7 @@ class Components:
     database: Database
     references: SqlReferenceValueStore
     service: VerifierService
+    kept: SqlKeptEvidence | None = None
 
     def close(self) -> None:
         self.database.dispose()
@@ -85,6 +89,8 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
     )
     references = SqlReferenceValueStore(database)
+    kept = (SqlKeptEvidence(database, max_rows=settings.keep_evidence, max_days=settings.keep_evidence_days)
+            if settings.keep_evidence > 0 else None)
     service = VerifierService(
         clock=clock or SystemClock(),
         anchors=anchors,
@@ -95,8 +101,16 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         issuer=settings.issuer,
         token_lifetime=settings.token_lifetime,
         challenge_ttl=settings.challenge_ttl,
-        policies=PolicySet.from_file(settings.policy_file) if settings.policy_file else PolicySet(),
+        policies=build_policies(settings, database),
         collateral_source=build_collateral_source(settings, database),
         check_crl=settings.check_crl,
+        kept=kept,
+        reference_set_version=lambda: audit.reference_set_version(database),
     )
-    return Components(settings=settings, database=database, references=references, service=service)
+    return Components(settings=settings, database=database, references=references, service=service, kept=kept)
+
+
+def build_policies(settings: Settings, database: Database) -> PolicySet:
+    """Built-ins, then `--policy-file`, then the database (`verifier policy set`), which wins."""
+    base = PolicySet.from_file(settings.policy_file) if settings.policy_file else PolicySet()
+    return base.with_store(SqlPolicies(database))

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,12 +26,12 @@ from .appraisal.model import (
     combine,
 )
 from .appraisal.nitro import appraise_nitro
-from .appraisal.policy import Policy, PolicySet
+from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.snp import appraise_snp
 from .appraisal.tdx import appraise_tdx
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
-from .errors import EvidenceError, RequestError, UnavailableError
+from .errors import EvidenceError, RequestError, UnavailableError, VerifierError
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.cnf import runtime_key_jwk
@@ -69,7 +69,16 @@ class AppraisalLog(Protocol):
         findings: list[dict[str, Any]],
         token_id: str | None,
         request_id: str | None,
+        policy_sha256: str | None = None,
+        reference_set_version: int | None = None,
     ) -> None: ...
+
+
+class EvidenceKeeper(Protocol):
+    """Keeps recent evidence for impact analysis (`verifier.storage.kept_evidence.SqlKeptEvidence`)."""
+
+    def keep(self, *, received_at: dt.datetime, tee: str, evidence: bytes, collateral: Mapping[str, bytes],
+             policy: str | None, status: str, appraisal_id: str, workload: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,10 @@ class VerifierService:
     policies: PolicySet = field(default_factory=PolicySet)
     collateral_source: CollateralSource = field(default_factory=OfflineSource)
     check_crl: bool = False
+    # After an appraisal is recorded its evidence is kept here (bounded) for `reference_values.impact`.
+    kept: EvidenceKeeper | None = None
+    # Reads the reference-set version (one row) for the token and the audit log; None: not reported.
+    reference_set_version: Callable[[], int] | None = None
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
         if self.challenges is None:
@@ -129,41 +142,15 @@ class VerifierService:
         raises UnavailableError unless `allow_incomplete` (the CLI prints it and exits 3)."""
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
-        verifier = get_verifier(request.tee)
         policy = self.policies.get(request.policy)
-        _check_bounds(request)
-        # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
-        context = VerifyContext(at=at, anchors=self.anchors, collateral=request.collateral,
-                                source=self.collateral_source, check_crl=self.check_crl)
-        verified = verifier.verify(request.evidence, context)
-        incomplete = verified.details.get("collateral_error")
-        if incomplete and not allow_incomplete:
-            raise UnavailableError(str(incomplete), f"vendor collateral for this {verified.tee} evidence is "
-                                   "unavailable; the appraisal cannot be completed")
-        # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
-        findings = self._freshness(request, verified, policy, at, require_challenge)
-        # Step 8: appraise claims against reference values and policy; keep every finding.
-        baseline: dict[Claim, int] = {}
-        matched: list[ReferenceValue] = []
-        if verified.failure is not None:
-            findings.insert(0, _evidence_finding(verified.failure))
-        else:
-            baseline, tee_findings, matched = self._appraise_claims(verified, policy, at)
-            findings = tee_findings + findings
-        # Step 9: status is the worst tier of the AR4SI trust vector.
-        vector = combine(baseline, findings)
-        appraisal = Appraisal(
-            tee=verified.tee,
-            status=vector.status,
-            trust_vector=vector,
-            claims=verified.claims,
-            findings=tuple(findings),
-            policy_id=policy.policy_id,
-            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
-            matched_labels=tuple(sorted({r.label for r in matched if r.label})),
-        )
+        # Read before the reference values: the token names a version the values read are at least as new as.
+        version = self.reference_set_version() if self.reference_set_version is not None else None
+        verified, appraisal, findings, incomplete = self._evaluate(
+            request, policy, at, self.references, freshness=True, require_challenge=require_challenge,
+            allow_incomplete=allow_incomplete)
         # Step 10: sign the EAR and record the appraisal.
         token_id = uuid.uuid4().hex
+        policy_hash = policy_sha256(policy)
         claims = build_ear(
             appraisal,
             issuer=self.issuer,
@@ -173,6 +160,8 @@ class VerifierService:
             token_id=token_id,
             verifier_build=__version__,
             cnf_jwk=_bound_key(request, verified, findings),
+            policy_sha256=policy_hash,
+            reference_set_version=version,
         )
         token = self.signer.sign(claims)
         appraisal_id = str(uuid.uuid4())
@@ -187,17 +176,88 @@ class VerifierService:
                 findings=[f.to_json() for f in findings],
                 token_id=token_id,
                 request_id=request.request_id,
+                policy_sha256=policy_hash,
+                reference_set_version=version,
             )
+            if self.kept is not None and not incomplete and verified.parsed is not None:
+                self._keep(request, verified, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at,
                                str(incomplete) if incomplete else None)
 
+    def reappraise(self, request: AppraisalRequest, *, at: dt.datetime,
+                   references: ReferenceValueReader) -> Appraisal:
+        """Replay an earlier appraisal for impact analysis: the same steps at the instant `at` against
+        `references`, without freshness (no challenge is consumed, no nonce or runtime-data binding is checked:
+        that happened when the evidence was first appraised), and nothing is signed, recorded or kept. Missing
+        collateral raises UnavailableError."""
+        policy = self.policies.get(request.policy)
+        return self._evaluate(request, policy, at, references, freshness=False, require_challenge=False,
+                              allow_incomplete=False)[1]
+
+    def _evaluate(
+        self,
+        request: AppraisalRequest,
+        policy: Policy,
+        at: dt.datetime,
+        references: ReferenceValueReader,
+        *,
+        freshness: bool,
+        require_challenge: bool,
+        allow_incomplete: bool,
+    ) -> tuple[VerifiedEvidence, Appraisal, list[Finding], object]:
+        verifier = get_verifier(request.tee)
+        _check_bounds(request)
+        # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
+        context = VerifyContext(at=at, anchors=self.anchors, collateral=request.collateral,
+                                source=self.collateral_source, check_crl=self.check_crl)
+        verified = verifier.verify(request.evidence, context)
+        incomplete = verified.details.get("collateral_error")
+        if incomplete and not allow_incomplete:
+            raise UnavailableError(str(incomplete), f"vendor collateral for this {verified.tee} evidence is "
+                                   "unavailable; the appraisal cannot be completed")
+        # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
+        findings = self._freshness(request, verified, policy, at, require_challenge) if freshness else []
+        # Step 8: appraise claims against reference values and policy; keep every finding.
+        baseline: dict[Claim, int] = {}
+        matched: list[ReferenceValue] = []
+        if verified.failure is not None:
+            findings.insert(0, _evidence_finding(verified.failure))
+        else:
+            baseline, tee_findings, matched = self._appraise_claims(verified, policy, at, references)
+            findings = tee_findings + findings
+        # Step 9: status is the worst tier of the AR4SI trust vector.
+        vector = combine(baseline, findings)
+        appraisal = Appraisal(
+            tee=verified.tee,
+            status=vector.status,
+            trust_vector=vector,
+            claims=verified.claims,
+            findings=tuple(findings),
+            policy_id=policy.policy_id,
+            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
+            matched_labels=tuple(sorted({r.label for r in matched if r.label})),
+        )
+        return verified, appraisal, findings, incomplete
+
+    def _keep(self, request: AppraisalRequest, verified: VerifiedEvidence, appraisal: Appraisal,
+              appraisal_id: str, at: dt.datetime) -> None:
+        """Best effort: the appraisal is recorded and answered whether or not its evidence can be kept."""
+        assert self.kept is not None
+        try:
+            self.kept.keep(received_at=at, tee=appraisal.tee, evidence=request.evidence,
+                           collateral=request.collateral, policy=appraisal.policy_id,
+                           status=appraisal.status.value, appraisal_id=appraisal_id,
+                           workload=workload_description(verified.tee, verified.claims))
+        except VerifierError as exc:
+            log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
+
     def _appraise_claims(
-        self, verified: VerifiedEvidence, policy: Policy, at: dt.datetime
+        self, verified: VerifiedEvidence, policy: Policy, at: dt.datetime, reader: ReferenceValueReader
     ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
         prefix = f"{verified.tee}."
         kinds = sorted({k for k in policy.required(verified.tee)} | _claim_kinds(verified))
-        references = [r for r in self.references.active(kinds, at) if r.kind.startswith(prefix)]
+        references = [r for r in reader.active(kinds, at) if r.kind.startswith(prefix)]
         if verified.tee == "nitro":
             return appraise_nitro(verified.claims, policy, references)
         if verified.tee == "snp":
@@ -249,6 +309,27 @@ def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: 
         return runtime_key_jwk(request.runtime_data)
     doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
     return runtime_key_jwk(bytes.fromhex(doc_key)) if isinstance(doc_key, str) and doc_key else None
+
+
+_MAIN_MEASUREMENT = {"nitro": "pcr0", "snp": "measurement", "tdx": "mr_td"}
+
+
+def workload_description(tee: str, claims: Mapping[str, Any]) -> str:
+    """A short description of the workload: the TEE and a prefix of its main measurement (Nitro PCR0, SNP
+    MEASUREMENT, TDX MRTD), else the Nitro module_id."""
+    name = _MAIN_MEASUREMENT.get(tee, "")
+    value: Any = claims.get(name)
+    if tee == "nitro":
+        pcrs = claims.get("pcrs")
+        value = (pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None)
+    if isinstance(value, bytes):
+        value = value.hex()
+    if isinstance(value, str) and value:
+        return f"{tee} {name} {value[:16]}"
+    module_id = claims.get("module_id")
+    if isinstance(module_id, str) and module_id:
+        return f"{tee} module {module_id[:150]}"
+    return tee
 
 
 def _claim_kinds(verified: VerifiedEvidence) -> set[str]:

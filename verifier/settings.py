@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .storage.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "VERIFIER_"
@@ -44,6 +45,10 @@ class Settings:
     collateral_timeout: float = 10.0
     check_crl: bool = False
     policy_file: Path | None = None
+    # Kept evidence for impact analysis (`verifier refs plan --impact`): at most this many rows (0 disables) and
+    # nothing older than `keep_evidence_days`.
+    keep_evidence: int = 1000
+    keep_evidence_days: int = 7
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -84,11 +89,25 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         intel_pcs_url=get("INTEL_PCS_URL"),
         check_crl=_flag(get("CHECK_CRL")),
         policy_file=path("POLICY_FILE"),
+        keep_evidence=_int(get("KEEP_EVIDENCE")),
+        keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
     )
 
 
 def _seconds(value: str | None) -> dt.timedelta | None:
     return None if value is None else dt.timedelta(seconds=float(value))
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError("SETTING_INVALID", f"expected a non-negative integer, got {value[:20]!r}")
+    return number
 
 
 def _flag(value: str | None) -> bool | None:

@@ -37,11 +37,15 @@ def build_ear(
     token_id: str,
     verifier_build: str,
     cnf_jwk: dict[str, Any] | None = None,
+    policy_sha256: str | None = None,
+    reference_set_version: int | None = None,
 ) -> dict[str, Any]:
     """EAR claims for one appraisal: `iat`/`exp` in whole seconds (RFC 7519 s4.1), `eat_nonce` base64url only
     when a nonce was given (EAT, RFC 9711 s4.1), `ear.status` both top-level and in the submodule.
 
     Deterministic: the same inputs give equal dicts with the same key order, hence the same JSON.
+    `x-verifier.policy-sha256` (SHA-256 of the policy's canonical JSON) and `x-verifier.reference-set-version`
+    (the reference-value set appraised against) are in the submodule when given.
     """
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
@@ -60,6 +64,10 @@ def build_ear(
         "x-verifier.matched-reference-values": list(appraisal.matched_reference_values),
         "x-verifier.matched-labels": list(appraisal.matched_labels),
     }
+    if policy_sha256 is not None:
+        submod["x-verifier.policy-sha256"] = policy_sha256
+    if reference_set_version is not None:
+        submod["x-verifier.reference-set-version"] = reference_set_version
     claims: dict[str, Any] = {
         "eat_profile": EAR_PROFILE,
         "iat": iat,

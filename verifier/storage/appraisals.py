@@ -1,4 +1,7 @@
-"""Appraisal audit records: what was appraised, when, the outcome, its findings and the token issued."""
+"""Appraisal records: what was appraised, when, the outcome, its findings and the token issued.
+
+Each record also appends a row to the hash-chained audit log (action "appraisal", subject the appraisal id) in the
+same transaction: both commit or neither does."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from . import audit
 from .engine import Database
 from .tables import AppraisalRow
 
@@ -44,6 +48,8 @@ class SqlAppraisalStore:
         findings: list[dict[str, Any]],
         token_id: str | None,
         request_id: str | None,
+        policy_sha256: str | None = None,
+        reference_set_version: int | None = None,
     ) -> None:
         if not _SHA256_HEX.fullmatch(evidence_sha256):
             raise ValueError("evidence_sha256 must be 64 lowercase hex characters")
@@ -58,8 +64,21 @@ class SqlAppraisalStore:
             token_id=token_id,
             request_id=request_id,
         )
+        details = {
+            "tee": tee,
+            "status": status,
+            "policy_id": policy_id,
+            "policy_sha256": policy_sha256,
+            "evidence_sha256": evidence_sha256,
+            "token_id": token_id,
+            "reference_set_version": reference_set_version,
+            "request_id": request_id,
+        }
         with self._db.session() as session:
             session.add(row)
+            session.flush()
+            audit.append(session, at=appraised_at, actor="verifier", action="appraisal", subject=appraisal_id,
+                         details=details)
 
     def get(self, appraisal_id: str) -> dict[str, Any] | None:
         with self._db.session() as session:

@@ -1,0 +1,120 @@
+"""Recently appraised evidence, kept (bounded) so that a candidate reference-value change can be re-appraised
+against real traffic before it is applied (`verifier.reference_values.impact`).
+
+Retention: at most `max_rows` rows and nothing older than `max_days`; `prune` enforces both and runs on the first
+`keep` of a process and then every `prune_every` keeps. `max_rows == 0` disables keeping. An item whose evidence
+exceeds `MAX_KEPT_EVIDENCE` bytes or whose collateral exceeds `MAX_KEPT_COLLATERAL` bytes is not kept."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import datetime as dt
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+
+from .engine import Database
+from .tables import KeptEvidenceRow, new_id
+
+log = logging.getLogger(__name__)
+
+MAX_KEPT_EVIDENCE = 64 * 1024  # Nitro documents <= 32 KiB, SNP reports 1184 bytes, TDX quotes ~ 5-10 KiB
+MAX_KEPT_COLLATERAL = 512 * 1024
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_DAYS = 7
+
+
+@dataclass(frozen=True)
+class KeptEvidence:
+    id: str
+    received_at: dt.datetime
+    tee: str
+    evidence: bytes
+    collateral: dict[str, bytes]
+    policy: str | None
+    status: str
+    appraisal_id: str
+    workload: str
+
+
+def _to_model(row: KeptEvidenceRow) -> KeptEvidence:
+    return KeptEvidence(
+        id=row.id, received_at=row.received_at, tee=row.tee, evidence=bytes(row.evidence),
+        collateral={name: base64.b64decode(data) for name, data in (row.collateral or {}).items()},
+        policy=row.policy, status=row.status, appraisal_id=row.appraisal_id, workload=row.workload,
+    )
+
+
+class SqlKeptEvidence:
+    def __init__(self, db: Database, *, max_rows: int = DEFAULT_MAX_ROWS, max_days: int = DEFAULT_MAX_DAYS,
+                 prune_every: int = 100) -> None:
+        if max_rows < 0 or max_days < 0 or prune_every < 1:
+            raise ValueError("max_rows and max_days must be >= 0, prune_every >= 1")
+        self._db = db
+        self.max_rows = max_rows
+        self.max_days = max_days
+        self.prune_every = prune_every
+        self._keeps = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_rows > 0
+
+    def keep(self, *, received_at: dt.datetime, tee: str, evidence: bytes, collateral: Mapping[str, bytes],
+             policy: str | None, status: str, appraisal_id: str, workload: str) -> str | None:
+        """Store one item; returns its id, or None when keeping is disabled or the item is over the bounds."""
+        if not self.enabled:
+            return None
+        if len(evidence) > MAX_KEPT_EVIDENCE or sum(len(v) for v in collateral.values()) > MAX_KEPT_COLLATERAL:
+            log.debug("not keeping %s evidence of appraisal %s: over the size bounds", tee, appraisal_id)
+            return None
+        row = KeptEvidenceRow(
+            id=new_id(), received_at=received_at, tee=tee[:16], evidence=bytes(evidence),
+            collateral={name[:200]: base64.b64encode(data).decode() for name, data in collateral.items()},
+            policy=policy[:100] if policy is not None else None, status=status[:16], appraisal_id=appraisal_id,
+            workload=workload[:200],
+        )
+        with self._db.session() as session:
+            session.add(row)
+        with self._lock:
+            due = self._keeps % self.prune_every == 0
+            self._keeps += 1
+        if due:
+            self.prune(received_at)
+        return row.id
+
+    def recent(self, limit: int) -> builtins.list[KeptEvidence]:
+        """The latest `limit` kept items, newest first."""
+        if limit <= 0:
+            return []
+        query = (select(KeptEvidenceRow)
+                 .order_by(KeptEvidenceRow.received_at.desc(), KeptEvidenceRow.id.desc()).limit(limit))
+        with self._db.session() as session:
+            return [_to_model(row) for row in session.scalars(query)]
+
+    def count(self) -> int:
+        with self._db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(KeptEvidenceRow)) or 0)
+
+    def prune(self, now: dt.datetime) -> int:
+        """Delete rows older than `max_days` and all but the newest `max_rows`; returns how many went."""
+        with self._db.session() as session:
+            removed = session.connection().execute(
+                delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < now - dt.timedelta(days=self.max_days))
+            ).rowcount or 0
+            cutoff = session.execute(
+                select(KeptEvidenceRow.received_at, KeptEvidenceRow.id)
+                .order_by(KeptEvidenceRow.received_at.desc(), KeptEvidenceRow.id.desc())
+                .offset(self.max_rows).limit(1)
+            ).first()
+            if cutoff is not None:
+                at, row_id = cutoff
+                older = (KeptEvidenceRow.received_at < at) | (
+                    (KeptEvidenceRow.received_at == at) & (KeptEvidenceRow.id <= row_id))
+                removed += session.connection().execute(delete(KeptEvidenceRow).where(older)).rowcount or 0
+        return int(removed)
