@@ -37,6 +37,16 @@ class Settings:
     grace_seconds: float = 5.0
     # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
     admin_token_sha256: tuple[str, ...] = ()
+    # Admin API over mutual TLS: client certificates issued by this CA (PEM, may hold several) authenticate with
+    # `admin_cert_role`. gRPC Python cannot *request* a client certificate without *requiring* one, so such
+    # certificates reach the server on `admin_listen` (a second TLS port that requires them) or, with
+    # `appraisal_requires_mtls`, on the main port.
+    admin_client_ca: Path | None = None
+    admin_cert_role: str = "admin"
+    admin_listen: str | None = None
+    # Verifier RPCs need a client certificate from `appraisal_client_ca` (or the admin CA).
+    appraisal_requires_mtls: bool = False
+    appraisal_client_ca: Path | None = None
     log_level: str = "INFO"
     # Vendor collateral: AMD KDS (through the database cache) unless offline; CRL checking is opt-in.
     offline: bool = False
@@ -81,6 +91,11 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         tls_cert=path("TLS_CERT"),
         tls_key=path("TLS_KEY"),
         admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
+        admin_client_ca=path("ADMIN_CLIENT_CA"),
+        admin_cert_role=get("ADMIN_CERT_ROLE"),
+        admin_listen=get("ADMIN_LISTEN"),
+        appraisal_requires_mtls=_flag(get("APPRAISAL_REQUIRES_MTLS")),
+        appraisal_client_ca=path("APPRAISAL_CLIENT_CA"),
         log_level=get("LOG_LEVEL"),
         token_lifetime=_seconds(get("TOKEN_LIFETIME")),
         challenge_ttl=_seconds(get("CHALLENGE_TTL")),

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.rpc import error_details_pb2, status_pb2
 
 from verifier import errors
+from verifier.auth import current_actor
 from verifier.logging_setup import REQUEST_ID, RequestIdFilter, accept_request_id, install_logging
 from verifier.metrics import Metrics
+from verifier.storage.admin_tokens import TokenInfo
 from verifier.transport.grpc.interceptors import (
     AdminAuthInterceptor,
+    ClientCertVerifier,
     ErrorInterceptor,
     MetricsInterceptor,
     RequestIdInterceptor,
@@ -27,9 +35,13 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    def __init__(self) -> None:
+    def __init__(self, auth: dict[str, list[bytes]] | None = None) -> None:
         self.status: grpc.Status | None = None
         self.initial: Any = None
+        self.auth = auth or {}
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return self.auth
 
     async def abort_with_status(self, status: grpc.Status) -> None:
         self.status = status
@@ -127,6 +139,134 @@ def test_admin_auth(digests: tuple[str, ...], header: str | None, reason: str | 
         asyncio.run(call)
     assert info.value.code == reason
     assert "tok" not in caplog.text.replace("token", "")
+
+
+class FakeTokens:
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def authenticate(self, token: str, *, now: dt.datetime) -> TokenInfo | None:
+        if token != "db-token":
+            return None
+        return TokenInfo(id="t1", name="ci", role=self.role, created_at=now, created_by="cli:test")
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "outcome"),
+    [
+        ("auditor", "List", "ok"),
+        ("auditor", "Add", "ADMIN_ROLE_INSUFFICIENT"),
+        ("auditor", "Revoke", "ADMIN_ROLE_INSUFFICIENT"),
+        ("auditor", "SomethingNew", "ADMIN_ROLE_INSUFFICIENT"),  # unknown admin methods need admin
+        ("admin", "Add", "ok"),
+    ],
+)
+def test_admin_roles_from_database_tokens(role: str, method: str, outcome: str) -> None:
+    seen: list[str] = []
+
+    async def inner(request: Any, context: Any) -> str:
+        seen.append(current_actor())
+        return "ok"
+
+    interceptor = AdminAuthInterceptor(tokens=FakeTokens(role))
+    call = interceptor.around(f"/verifier.v1.ReferenceValues/{method}",  # type: ignore[arg-type]
+                              Details("/x", (("authorization", "Bearer db-token"),)), inner, None,
+                              FakeContext())  # type: ignore[arg-type]
+    if outcome == "ok":
+        assert asyncio.run(call) == "ok" and seen == ["token:ci"]
+        assert current_actor().startswith("cli:")  # reset after the call
+        return
+    with pytest.raises(errors.AccessDeniedError) as info:
+        asyncio.run(call)
+    assert info.value.code == outcome and not seen
+
+
+def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def _leaf(issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], cn: str, *, ca: bool = False,
+          hours: float = 1) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(issuer[1].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=2)).not_valid_after(now + dt.timedelta(hours=hours))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer[0], hashes.SHA256()))
+    return key, cert
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_client_cert_verifier_chains_to_its_own_cas_only() -> None:
+    admin, foreign = _ca("admin ca"), _ca("foreign ca")
+    verifier = ClientCertVerifier([admin[1]])
+    now = dt.datetime.now(dt.UTC)
+    alice = _leaf(admin, "alice")[1]
+    assert verifier.verify(_pem(alice), None, at=now) == alice
+    assert verifier.verify(_pem(_leaf(foreign, "mallory")[1]), None, at=now) is None
+    assert verifier.verify(_pem(_leaf(admin, "old", hours=-1)[1]), None, at=now) is None  # expired
+    assert verifier.verify(b"not a pem", None, at=now) is None
+    intermediate = _leaf(admin, "ops intermediate", ca=True)
+    bob = _leaf(intermediate, "bob")[1]
+    assert verifier.verify(_pem(bob), _pem(bob) + _pem(intermediate[1]), at=now) == bob
+    assert verifier.verify(_pem(bob), None, at=now) is None
+    not_a_ca = _leaf(admin, "carol")
+    assert verifier.verify(_pem(_leaf(not_a_ca, "dave")[1]), _pem(not_a_ca[1]), at=now) is None
+
+
+def test_admin_auth_by_client_certificate() -> None:
+    admin, foreign = _ca("admin ca"), _ca("foreign ca")
+    interceptor = AdminAuthInterceptor(admin_cas=ClientCertVerifier([admin[1]]), cert_role="auditor")
+    seen: list[str] = []
+
+    async def inner(request: Any, context: Any) -> str:
+        seen.append(current_actor())
+        return "ok"
+
+    def context(cert: x509.Certificate) -> Any:
+        return FakeContext({"transport_security_type": [b"ssl"], "x509_pem_cert": [_pem(cert)]})
+
+    assert asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
+                                          context(_leaf(admin, "alice")[1]))) == "ok"
+    assert seen == ["cert:alice"]
+    with pytest.raises(errors.AccessDeniedError):  # cert_role auditor
+        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/Add", Details("/x"), inner, None,  # type: ignore[arg-type]
+                                       context(_leaf(admin, "alice")[1])))
+    with pytest.raises(errors.AuthError) as info:
+        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
+                                       context(_leaf(foreign, "mallory")[1])))
+    assert info.value.code == "ADMIN_CERT_INVALID"
+    plaintext = FakeContext({"x509_pem_cert": [_pem(_leaf(admin, "alice")[1])]})  # not over TLS: ignored
+    with pytest.raises(errors.AuthError) as info:
+        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
+                                       plaintext))  # type: ignore[arg-type]
+    assert info.value.code == "ADMIN_AUTH_REQUIRED"
+
+
+def test_appraisal_may_require_a_client_certificate() -> None:
+    appraisal, foreign = _ca("workload ca"), _ca("foreign ca")
+    interceptor = AdminAuthInterceptor(appraisal_cas=ClientCertVerifier([appraisal[1]]))
+    method = "/verifier.v1.Verifier/Appraise"
+    with pytest.raises(errors.AuthError) as info:
+        asyncio.run(interceptor.around(method, Details("/x"), ok, None, FakeContext()))  # type: ignore[arg-type]
+    assert info.value.code == "APPRAISAL_CERT_REQUIRED"
+    bad = FakeContext({"transport_security_type": [b"ssl"], "x509_pem_cert": [_pem(_leaf(foreign, "m")[1])]})
+    with pytest.raises(errors.AuthError) as info:
+        asyncio.run(interceptor.around(method, Details("/x"), ok, None, bad))  # type: ignore[arg-type]
+    assert info.value.code == "APPRAISAL_CERT_INVALID"
+    good = FakeContext({"transport_security_type": [b"ssl"], "x509_pem_cert": [_pem(_leaf(appraisal, "w")[1])]})
+    assert asyncio.run(interceptor.around(method, Details("/x"), ok, None, good)) == "ok"  # type: ignore[arg-type]
 
 
 def test_admin_auth_leaves_other_services_open() -> None:

@@ -1,5 +1,8 @@
 """The gRPC server: verifier + admin services, health, reflection, interceptors, TLS, HTTP side server.
 
+With `admin_listen` a second TLS port requires client certificates from the admin CA (gRPC Python cannot ask for
+an optional client certificate, so the main port either requires one, `appraisal_requires_mtls`, or never asks).
+
     server = VerifierServer(components)
     grpc_port, http_port = await server.start()
     await server.wait()            # or: await serve(components) which also handles SIGTERM/SIGINT
@@ -16,20 +19,22 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from ...auth import ROLES, Role
 from ...bootstrap import Components
 from ...errors import ConfigError, UnavailableError
 from ...metrics import Metrics
+from ...storage.admin_tokens import SqlAdminTokens
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
-from .interceptors import default_chain
+from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
 from .servicers import ReferenceValuesServicer, VerifierServicer
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,7 @@ class VerifierServer:
         self._http: HttpServer | None = None
         self._serving = False
         self._stopping: asyncio.Task[None] | None = None
+        self.admin_port = 0  # the `admin_listen` port once started, 0 when there is none
 
     @property
     def serving(self) -> bool:
@@ -64,7 +70,7 @@ class VerifierServer:
         settings = self.settings
         limit = settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=default_chain(self.metrics, settings.admin_token_sha256),
+            interceptors=default_chain(self.metrics, auth=self._auth_interceptor()),
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
@@ -76,12 +82,15 @@ class VerifierServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
         port = self._bind(server)
+        self.admin_port = self._bind_admin(server)
         await server.start()
         self._server = server
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
-        log.info("gRPC listening on port %d (%s)", port, "TLS" if self._tls() else "plaintext")
+        log.info("gRPC listening on port %d (%s)", port, self._describe_main())
+        if self.admin_port:
+            log.info("admin gRPC (client certificates from the admin CA required) on port %d", self.admin_port)
         http_port = 0
         if settings.http_listen and settings.http_listen.lower() != "off":
             app = HttpApp(self.metrics, self.components.service.jwks, lambda: self._serving)
@@ -92,16 +101,65 @@ class VerifierServer:
     def _tls(self) -> bool:
         return self.settings.tls_cert is not None and self.settings.tls_key is not None
 
+    def _check_auth_settings(self) -> None:
+        """Refuse combinations that would silently not authenticate what they claim to."""
+        s = self.settings
+        if s.admin_cert_role not in ROLES:
+            raise ConfigError("ADMIN_CERT_ROLE_UNKNOWN", f"admin certificate role must be one of {', '.join(ROLES)}")
+        mtls = s.admin_client_ca is not None or s.appraisal_requires_mtls or s.admin_listen
+        if mtls and not self._tls():
+            raise ConfigError("MTLS_NEEDS_TLS", "client certificates need TLS: configure --tls-cert and --tls-key")
+        if s.admin_listen and s.admin_client_ca is None:
+            raise ConfigError("ADMIN_CLIENT_CA_MISSING", "--admin-listen needs --admin-client-ca")
+        if s.appraisal_requires_mtls and s.appraisal_client_ca is None and s.admin_client_ca is None:
+            raise ConfigError("APPRAISAL_CLIENT_CA_MISSING",
+                              "--appraisal-requires-mtls needs --appraisal-client-ca (or --admin-client-ca)")
+        if s.admin_client_ca is not None and not s.admin_listen and not s.appraisal_requires_mtls:
+            # gRPC Python can only require client certificates or not ask for them at all: on a port where
+            # appraisal stays open, no client certificate would ever be presented.
+            raise ConfigError("ADMIN_LISTEN_REQUIRED",
+                              "--admin-client-ca needs --admin-listen HOST:PORT (a TLS port that requires client "
+                              "certificates) unless --appraisal-requires-mtls makes the main port require them")
+
+    def _auth_interceptor(self) -> AdminAuthInterceptor:
+        self._check_auth_settings()
+        s = self.settings
+        admin_cas = ClientCertVerifier.from_files(s.admin_client_ca) if s.admin_client_ca is not None else None
+        appraisal_cas = None
+        if s.appraisal_requires_mtls:
+            appraisal_cas = ClientCertVerifier.from_files(*self._appraisal_ca_files())
+        database = self.components.database
+        return AdminAuthInterceptor(
+            s.admin_token_sha256, tokens=SqlAdminTokens(database), admin_cas=admin_cas,
+            cert_role=cast(Role, s.admin_cert_role), appraisal_cas=appraisal_cas, audit_db=database,
+            clock=self.components.service.clock.now,
+        )
+
+    def _appraisal_ca_files(self) -> list[Path]:
+        return [p for p in (self.settings.appraisal_client_ca, self.settings.admin_client_ca) if p is not None]
+
+    def _describe_main(self) -> str:
+        if not self._tls():
+            return "plaintext"
+        return "TLS, client certificates required" if self.settings.appraisal_requires_mtls else "TLS"
+
+    def _credentials(self, client_cas: list[Path]) -> grpc.ServerCredentials:
+        assert self.settings.tls_cert is not None and self.settings.tls_key is not None
+        try:
+            pair = (self.settings.tls_key.read_bytes(), self.settings.tls_cert.read_bytes())
+            roots = b"\n".join(p.read_bytes().strip() for p in client_cas) + b"\n" if client_cas else None
+        except OSError as error:
+            raise ConfigError("TLS_FILES_UNREADABLE", f"cannot read a TLS key or certificate: {error}") from None
+        if roots is None:
+            return grpc.ssl_server_credentials([pair])
+        return grpc.ssl_server_credentials([pair], root_certificates=roots, require_client_auth=True)
+
     def _bind(self, server: grpc.aio.Server) -> int:
         address = self.settings.listen
         host, _ = split_hostport(address)
         if self._tls():
-            assert self.settings.tls_cert is not None and self.settings.tls_key is not None
-            try:
-                pair = (self.settings.tls_key.read_bytes(), self.settings.tls_cert.read_bytes())
-            except OSError as error:
-                raise ConfigError("TLS_FILES_UNREADABLE", f"cannot read TLS key or certificate: {error}") from None
-            credentials = grpc.ssl_server_credentials([pair])
+            client_cas = self._appraisal_ca_files() if self.settings.appraisal_requires_mtls else []
+            credentials = self._credentials(client_cas)
             port = _add_port(lambda: server.add_secure_port(address, credentials), address)
         else:
             if self.settings.tls_cert is not None or self.settings.tls_key is not None:
@@ -110,6 +168,14 @@ class VerifierServer:
                 log.warning("gRPC listening on %s WITHOUT TLS: configure a certificate and key", address)
             port = _add_port(lambda: server.add_insecure_port(address), address)
         return port
+
+    def _bind_admin(self, server: grpc.aio.Server) -> int:
+        """The admin mTLS port: every connection must present a certificate from the admin CA."""
+        address = self.settings.admin_listen
+        if not address or self.settings.admin_client_ca is None:
+            return 0
+        credentials = self._credentials([self.settings.admin_client_ca])
+        return _add_port(lambda: server.add_secure_port(address, credentials), address)
 
     def request_stop(self, grace: float | None = None) -> asyncio.Task[None]:
         """Start the graceful shutdown (once) without waiting for it; safe from a signal handler."""
@@ -157,7 +223,10 @@ async def serve(components: Components, *, ready: asyncio.Event | None = None,
     server = VerifierServer(components)
     grpc_port, http_port = await server.start()
     if port_file is not None:
-        write_port_file(port_file, {"grpc": grpc_port, "http": http_port})
+        ports = {"grpc": grpc_port, "http": http_port}
+        if server.admin_port:
+            ports["admin"] = server.admin_port
+        write_port_file(port_file, ports)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
