@@ -1,16 +1,29 @@
-"""`verifier refs add|list|revoke|import`: approved reference values in the database."""
+"""`verifier refs ...`: approved reference values in the database, their lifecycle and their manifests.
+
+add | list | revoke | history | import (additive) | plan | apply (reconcile managed labels with manifests) |
+import-nitro (nitro-cli JSON -> manifest or database) | compute snp (SEV-SNP launch measurement)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
+import os
 from pathlib import Path
 from typing import Any
 
 from ..clock import SystemClock, to_rfc3339
 from ..reference_values.kinds import normalize_value
-from ..reference_values.manifest import ManifestEntry, load_manifest
-from ..reference_values.model import ReferenceValue
+from ..reference_values.manifest import (
+    ManifestEntry,
+    entry_json,
+    load_manifest,
+    load_manifest_file,
+    manifest_document,
+    write_manifest,
+)
+from ..reference_values.model import STATES, ReferenceValue, State
+from ..reference_values.plan import Plan
 from ..settings import Settings
 from ..storage.engine import Database
 from ..storage.reference_values import SqlReferenceValueStore
@@ -20,31 +33,108 @@ from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
 def register(sub: Any) -> None:
     parser = sub.add_parser("refs", help="reference values (approved measurements)")
     rs = parser.add_subparsers(dest="refs_command", required=True)
+
     add = rs.add_parser("add", help="register an approved value")
     add.add_argument("kind", help="e.g. nitro.pcr0")
     add.add_argument("value", help="hex")
     add.add_argument("--label", default="", help="what this value is (image name, version)")
-    add.add_argument("--expires", type=rfc3339, metavar="RFC3339")
+    _lifecycle_flags(add)
     add.add_argument("--json", action="store_true")
     add_db_flag(add)
     add.set_defaults(handler=_add)
-    ls = rs.add_parser("list", help="list reference values")
+
+    ls = rs.add_parser("list", help="list reference values (active ones unless --all or --state)")
     ls.add_argument("--kind")
-    ls.add_argument("--all", action="store_true", help="include expired and revoked values")
+    ls.add_argument("--label")
+    ls.add_argument("--state", choices=STATES)
+    ls.add_argument("--all", action="store_true", help="every state: active, pending, expired, revoked")
     ls.add_argument("--json", action="store_true")
     add_db_flag(ls)
     ls.set_defaults(handler=_list)
+
     rv = rs.add_parser("revoke", help="revoke a value (it is kept, never deleted)")
     rv.add_argument("id")
     rv.add_argument("--reason", required=True)
+    rv.add_argument("--json", action="store_true")
     add_db_flag(rv)
     rv.set_defaults(handler=_revoke)
-    im = rs.add_parser("import", help="import a manifest (measurements/*.json) or `nitro-cli describe-eif` JSON")
+
+    hi = rs.add_parser("history", help="the audit trail of one value, or of a kind and/or label")
+    hi.add_argument("id", nargs="?")
+    hi.add_argument("--kind")
+    hi.add_argument("--label")
+    hi.add_argument("--json", action="store_true")
+    add_db_flag(hi)
+    hi.set_defaults(handler=_history)
+
+    im = rs.add_parser("import", help="add the values of a manifest or `nitro-cli describe-eif` JSON (additive)")
     im.add_argument("file", type=Path)
-    im.add_argument("--label", help="label for nitro-cli measurements (default: the file name)")
+    im.add_argument("--label", help="label for nitro-cli measurements (default: the EIF's ImageName or file name)")
     im.add_argument("--expires", type=rfc3339, metavar="RFC3339")
     add_db_flag(im)
     im.set_defaults(handler=_import)
+
+    for name, handler, text in (
+        ("plan", _plan, "show what `apply` would change for the labels the manifests manage"),
+        ("apply", _apply, "apply the plan in one transaction (all or nothing) and print it"),
+    ):
+        sp = rs.add_parser(name, help=text)
+        sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+        sp.add_argument("--label", help="label for nitro-cli JSON files (default: ImageName or file name)")
+        sp.add_argument("--json", action="store_true")
+        add_db_flag(sp)
+        sp.set_defaults(handler=handler)
+
+    nitro = rs.add_parser("import-nitro", help="nitro-cli build-enclave/describe-eif JSON -> manifest or database")
+    nitro.add_argument("file", type=Path)
+    nitro.add_argument("--label", required=True)
+    _lifecycle_flags(nitro)
+    nitro.add_argument("--out", type=Path, metavar="MANIFEST", help="write a manifest (.yaml/.yml or .json)")
+    nitro.add_argument("--json", action="store_true")
+    add_db_flag(nitro)
+    nitro.set_defaults(handler=_import_nitro)
+
+    compute = rs.add_parser("compute", help="compute expected measurements")
+    cs = compute.add_subparsers(dest="compute_tee", required=True)
+    snp = cs.add_parser("snp", help="SEV-SNP launch measurement (sev-snp-measure)")
+    snp.add_argument("--ovmf", type=Path, required=True, help="OVMF firmware with SEV metadata")
+    snp.add_argument("--kernel", type=Path)
+    snp.add_argument("--initrd", type=Path)
+    snp.add_argument("--append", help="kernel command line")
+    snp.add_argument("--vcpus", type=int, required=True)
+    snp.add_argument("--vcpu-type", required=True, help="e.g. EPYC-v4, EPYC-Milan, EPYC-Genoa")
+    snp.add_argument("--vmm-type", choices=("QEMU", "ec2"), default="QEMU")
+    snp.add_argument("--guest-features", type=_int0, default=0x1, metavar="HEX")
+    snp.add_argument("--label", help="label of the snp.measurement entry (required with --out or --add)")
+    _lifecycle_flags(snp)
+    target = snp.add_mutually_exclusive_group()
+    target.add_argument("--out", type=Path, metavar="MANIFEST", help="write a manifest (.yaml/.yml or .json)")
+    target.add_argument("--add", action="store_true", help="add the value to the database")
+    snp.add_argument("--json", action="store_true")
+    add_db_flag(snp)
+    snp.set_defaults(handler=_compute_snp)
+
+
+def _lifecycle_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", dest="ref_version", metavar="VERSION", help="release version of the value")
+    parser.add_argument("--valid-from", type=rfc3339, metavar="RFC3339", help="pending until then")
+    parser.add_argument("--expires", type=rfc3339, metavar="RFC3339")
+
+
+def _int0(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def cli_actor() -> str:
+    """Who the CLI acts as, for created_by / revoked_by and the audit log."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
 
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlReferenceValueStore]:
@@ -53,76 +143,124 @@ def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlRefer
     return db, SqlReferenceValueStore(db)
 
 
+def _time(value: dt.datetime | None) -> str | None:
+    return to_rfc3339(value) if value is not None else None
+
+
 def ref_json(ref: ReferenceValue, at: dt.datetime) -> dict[str, Any]:
     return {
         "id": ref.id,
         "kind": ref.kind,
         "value": ref.value.hex(),
         "label": ref.label,
+        "version": ref.version,
         "state": ref.state(at),
         "created_at": to_rfc3339(ref.created_at),
-        "expires_at": to_rfc3339(ref.expires_at) if ref.expires_at else None,
-        "revoked_at": to_rfc3339(ref.revoked_at) if ref.revoked_at else None,
+        "created_by": ref.created_by,
+        "valid_from": _time(ref.valid_from),
+        "expires_at": _time(ref.expires_at),
+        "revoked_at": _time(ref.revoked_at),
+        "revoked_by": ref.revoked_by,
         "revoke_reason": ref.revoke_reason,
     }
 
 
+def _entry_from_args(args: argparse.Namespace, kind: str, value: bytes, label: str) -> ManifestEntry:
+    if args.valid_from is not None and args.expires is not None and args.expires <= args.valid_from:
+        raise UsageError("--expires must be after --valid-from")
+    return ManifestEntry(kind, value, label, args.expires, args.ref_version, args.valid_from)
+
+
 def _add(args: argparse.Namespace, base: Settings) -> int:
     value = normalize_value(args.kind, args.value)
+    entry = _entry_from_args(args, args.kind, value, args.label)
     now = SystemClock().now()
     db, store = _store(args, base)
     try:
-        ref = store.add(args.kind, value, args.label, now=now, expires_at=args.expires)
+        ref = store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
+                        valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
     finally:
         db.dispose()
     if args.json:
         print_json(ref_json(ref, now))
     else:
-        print(f"added {ref.id} {ref.kind} {ref.value.hex()} {ref.label!r}")
+        print(f"added {ref.id} {ref.kind} {ref.value.hex()} {ref.label!r} ({ref.state(now)})")
     return 0
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:
     now = SystemClock().now()
+    state: State | None = args.state
     db, store = _store(args, base)
     try:
-        refs = store.list(kind=args.kind, include_inactive=args.all, at=now)
+        refs = store.list(kind=args.kind, label=args.label, state=state, include_inactive=args.all, at=now)
     finally:
         db.dispose()
     if args.json:
         print_json([ref_json(r, now) for r in refs])
         return 0
     for r in refs:
-        print(f"{r.id}  {r.state(now):8}  {r.kind:12}  {r.value.hex()}  {r.label}")
+        version = f" [{r.version}]" if r.version else ""
+        print(f"{r.id}  {r.state(now):8}  {r.kind:16}  {r.value.hex()}  {r.label}{version}")
     return 0
 
 
 def _revoke(args: argparse.Namespace, base: Settings) -> int:
-    if not args.reason.strip():
+    reason = args.reason.strip()
+    if not reason:
         raise UsageError("--reason must not be empty")
     now = SystemClock().now()
     db, store = _store(args, base)
     try:
-        ref = store.revoke(args.id, args.reason, now=now)
+        ref = store.revoke(args.id, reason, now=now, actor=cli_actor())
     finally:
         db.dispose()
-    print(f"revoked {ref.id} {ref.kind} ({args.reason})")
+    if args.json:
+        print_json(ref_json(ref, now))
+    else:
+        print(f"revoked {ref.id} {ref.kind} ({reason})")
     return 0
+
+
+def _history(args: argparse.Namespace, base: Settings) -> int:
+    if args.id is None and args.kind is None and args.label is None:
+        raise UsageError("history needs an ID, --kind or --label")
+    db, store = _store(args, base)
+    try:
+        rows = store.history(args.id, kind=args.kind, label=args.label)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json([{"seq": e.seq, "at": to_rfc3339(e.at), "actor": e.actor, "action": e.action,
+                     "subject": e.subject, "details": e.details} for e in rows])
+        return 0
+    for e in rows:
+        what = f"{e.details.get('kind', '')} {e.details.get('label', '')!r}"
+        why = f": {e.details['reason']}" if e.details.get("reason") else ""
+        print(f"{e.seq:6}  {to_rfc3339(e.at)}  {e.action:10}  {e.subject}  {what}  by {e.actor}{why}")
+    return 0
+
+
+def _add_missing(store: SqlReferenceValueStore, entries: list[ManifestEntry], now: dt.datetime) -> tuple[int, int]:
+    active = store.list(include_inactive=True, at=now)
+    live = [r for r in active if r.state(now) in ("active", "pending")]
+    added = skipped = 0
+    for entry in entries:
+        if _present(live, entry):
+            skipped += 1
+            continue
+        store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
+                  valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
+        added += 1
+    return added, skipped
 
 
 def _import(args: argparse.Namespace, base: Settings) -> int:
     entries = load_manifest(args.file, default_label=args.label, expires_at=args.expires)
     now = SystemClock().now()
     db, store = _store(args, base)
-    added = skipped = 0
     try:
-        active = store.list(at=now)
-        for entry in entries:
-            if _present(active, entry):
-                skipped += 1
-                continue
-            store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at)
-            added += 1
+        added, skipped = _add_missing(store, entries, now)
     finally:
         db.dispose()
     print(f"imported {args.file}: {added} added, {skipped} already present")
@@ -131,3 +269,83 @@ def _import(args: argparse.Namespace, base: Settings) -> int:
 
 def _present(active: list[ReferenceValue], entry: ManifestEntry) -> bool:
     return any(r.kind == entry.kind and r.value == entry.value and r.label == entry.label for r in active)
+
+
+def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
+    if as_json:
+        print_json({**plan.to_json(), "applied": applied})
+        return
+    for line in plan.lines():
+        print(line)
+    if applied and not plan.empty:
+        print("applied")
+
+
+def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
+    manifests = [load_manifest_file(path, default_label=args.label) for path in args.files]
+    now = SystemClock().now()
+    db, store = _store(args, base)
+    try:
+        plan = store.apply(manifests, now=now, actor=cli_actor()) if apply else store.plan(manifests, now=now)
+    finally:
+        db.dispose()
+    _print_plan(plan, args.json, apply)
+    return 0
+
+
+def _plan(args: argparse.Namespace, base: Settings) -> int:
+    return _plan_or_apply(args, base, apply=False)
+
+
+def _apply(args: argparse.Namespace, base: Settings) -> int:
+    return _plan_or_apply(args, base, apply=True)
+
+
+def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], label: str) -> int:
+    if args.out is not None:
+        write_manifest(args.out, manifest_document(entries, managed_labels=[label]))
+        summary = f"wrote {args.out}: {len(entries)} values labelled {label!r}"
+    else:
+        now = SystemClock().now()
+        db, store = _store(args, base)
+        try:
+            added, skipped = _add_missing(store, entries, now)
+        finally:
+            db.dispose()
+        summary = f"{added} added, {skipped} already present"
+    if args.json:
+        print_json({"reference_values": [entry_json(e) for e in entries], "result": summary})
+    else:
+        for e in entries:
+            print(f"{e.kind:16} {e.value.hex()}  {e.label!r}")
+        print(summary)
+    return 0
+
+
+def _import_nitro(args: argparse.Namespace, base: Settings) -> int:
+    manifest = load_manifest_file(args.file, default_label=args.label)
+    if not any(e.kind.startswith("nitro.") for e in manifest.entries) or "Measurements" not in args.file.read_text(
+        errors="replace"
+    ):
+        raise UsageError(f"{args.file} is not nitro-cli JSON ({{'Measurements': {{...}}}})")
+    entries = [_entry_from_args(args, e.kind, e.value, args.label) for e in manifest.entries]
+    return _write_or_add(args, base, entries, args.label)
+
+
+def _compute_snp(args: argparse.Namespace, base: Settings) -> int:
+    from ..reference_values.snp_measure import SnpLaunch, compute_snp_measurement
+
+    if (args.out is not None or args.add) and not args.label:
+        raise UsageError("--label is required with --out or --add")
+    launch = SnpLaunch(ovmf=args.ovmf, vcpus=args.vcpus, vcpu_type=args.vcpu_type, kernel=args.kernel,
+                       initrd=args.initrd, append=args.append, vmm_type=args.vmm_type,
+                       guest_features=args.guest_features)
+    measurement = compute_snp_measurement(launch)
+    entry = _entry_from_args(args, "snp.measurement", measurement, args.label or "")
+    if args.out is None and not args.add:
+        if args.json:
+            print_json(entry_json(entry))
+        else:
+            print(measurement.hex())
+        return 0
+    return _write_or_add(args, base, [entry], args.label)

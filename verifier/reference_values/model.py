@@ -1,11 +1,18 @@
-"""Reference-value records and the store interface the appraisal reads through."""
+"""Reference-value records and the store interface the appraisal reads through.
+
+Lifecycle of one value (rows are never deleted): `pending` until `valid_from`, then `active`, until it is
+`expired` (`expires_at` reached, or a manifest dropped it) or `revoked` (explicitly, with who and why). Only an
+active value affirms an appraisal."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+
+State = Literal["active", "expired", "revoked", "pending"]
+STATES: tuple[State, ...] = ("active", "pending", "expired", "revoked")
 
 
 @dataclass(frozen=True)
@@ -18,37 +25,55 @@ class ReferenceValue:
     expires_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     revoke_reason: str | None = None
+    version: str | None = None
+    valid_from: dt.datetime | None = None
+    created_by: str = ""
+    revoked_by: str | None = None
 
     def active_at(self, at: dt.datetime) -> bool:
-        if self.revoked_at is not None and self.revoked_at <= at:
-            return False
-        if self.expires_at is not None and self.expires_at <= at:
-            return False
-        return True
+        return self.state(at) == "active"
 
-    def state(self, at: dt.datetime) -> str:
+    def state(self, at: dt.datetime) -> State:
+        """Revoked wins over expired, expired over pending (same order as the SQL in storage)."""
         if self.revoked_at is not None and self.revoked_at <= at:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= at:
             return "expired"
+        if self.valid_from is not None and self.valid_from > at:
+            return "pending"
         return "active"
 
 
 class ReferenceValueReader(Protocol):
     def active(self, kinds: Sequence[str], at: dt.datetime) -> list[ReferenceValue]:
-        """Reference values of these kinds that are neither revoked nor expired at `at`."""
+        """Reference values of these kinds that are valid (valid_from reached), not revoked nor expired at `at`."""
         ...
 
 
 class ReferenceValueStore(ReferenceValueReader, Protocol):
     def add(
-        self, kind: str, value: bytes, label: str, *, now: dt.datetime, expires_at: dt.datetime | None = None
+        self,
+        kind: str,
+        value: bytes,
+        label: str,
+        *,
+        now: dt.datetime,
+        expires_at: dt.datetime | None = None,
+        valid_from: dt.datetime | None = None,
+        version: str | None = None,
+        actor: str = "",
     ) -> ReferenceValue: ...
 
     def list(
-        self, *, kind: str | None = None, include_inactive: bool = False, at: dt.datetime
+        self,
+        *,
+        kind: str | None = None,
+        label: str | None = None,
+        state: State | None = None,
+        include_inactive: bool = False,
+        at: dt.datetime,
     ) -> list[ReferenceValue]: ...
 
-    def revoke(self, ref_id: str, reason: str, *, now: dt.datetime) -> ReferenceValue:
+    def revoke(self, ref_id: str, reason: str, *, now: dt.datetime, actor: str = "") -> ReferenceValue:
         """Mark revoked (never deleted). Raises NotFoundError for an unknown id."""
         ...
