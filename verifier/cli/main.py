@@ -10,11 +10,14 @@ from collections.abc import Callable, Sequence
 from ..errors import ErrorKind, VerifierError
 from ..logging_setup import install_logging
 from ..settings import Settings, from_environment
+from . import audit as audit_cmd
 from . import broker as broker_cmd
 from . import db as db_cmd
 from . import keys as keys_cmd
+from . import policy as policy_cmd
 from . import refs as refs_cmd
 from . import serve as serve_cmd
+from . import tokens as tokens_cmd
 from . import verify as verify_cmd
 from .common import EXIT_INTERNAL, EXIT_UNAVAILABLE, EXIT_USAGE, UsageError, eprint
 
@@ -40,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     refs_cmd.register(sub)
     keys_cmd.register(sub)
     broker_cmd.register(sub)
+    audit_cmd.register(sub)
+    policy_cmd.register(sub)
+    tokens_cmd.register(sub)
     return parser
 
 

@@ -33,6 +33,18 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-key", type=Path, metavar="FILE")
     p.add_argument("--admin-token-sha256", action="append", metavar="HEX",
                    help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused")
+    p.add_argument("--admin-client-ca", type=Path, metavar="FILE",
+                   help="PEM CA(s) whose client certificates may use the admin API (needs TLS and --admin-listen "
+                        "or --appraisal-requires-mtls)")
+    p.add_argument("--admin-cert-role", choices=("admin", "auditor"),
+                   help="role of an admin client certificate (default admin)")
+    p.add_argument("--admin-listen", metavar="HOST:PORT",
+                   help="a second TLS port that requires client certificates from --admin-client-ca")
+    p.add_argument("--appraisal-requires-mtls", action="store_true", default=None,
+                   help="every connection to the main port needs a client certificate (--appraisal-client-ca or "
+                        "the admin CA)")
+    p.add_argument("--appraisal-client-ca", type=Path, metavar="FILE",
+                   help="PEM CA(s) whose client certificates may call the Verifier service")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never fetch vendor collateral (AMD KDS); it must come with the requests")
     p.add_argument("--amd-kds-url", metavar="URL", help="AMD KDS base URL (default https://kdsintf.amd.com)")
@@ -61,6 +73,11 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
+        admin_client_ca=args.admin_client_ca,
+        admin_cert_role=args.admin_cert_role,
+        admin_listen=args.admin_listen,
+        appraisal_requires_mtls=args.appraisal_requires_mtls,
+        appraisal_client_ca=args.appraisal_client_ca,
         offline=args.offline,
         amd_kds_url=args.amd_kds_url,
         intel_pcs_url=args.intel_pcs_url,
