@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
-import os
 from pathlib import Path
 from typing import Any
 
+from ..auth import current_actor
 from ..clock import SystemClock, to_rfc3339
 from ..reference_values.kinds import normalize_value
 from ..reference_values.manifest import (
@@ -129,12 +128,8 @@ def _int0(text: str) -> int:
 
 
 def cli_actor() -> str:
-    """Who the CLI acts as, for created_by / revoked_by and the audit log."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}"
+    """Who the CLI acts as, for created_by / revoked_by and the audit log: `cli:<os user>`."""
+    return current_actor()
 
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlReferenceValueStore]:
