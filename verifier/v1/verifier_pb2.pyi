@@ -131,7 +131,7 @@ class GetSigningKeysResponse(_message.Message):
     def __init__(self, jwks_json: _Optional[str] = ...) -> None: ...
 
 class ReferenceValue(_message.Message):
-    __slots__ = ("id", "kind", "value", "label", "created_at", "expires_at", "revoked_at", "revoke_reason", "state")
+    __slots__ = ("id", "kind", "value", "label", "created_at", "expires_at", "revoked_at", "revoke_reason", "state", "version", "valid_from", "created_by", "revoked_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,10 @@ class ReferenceValue(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     value: str
@@ -150,27 +154,39 @@ class ReferenceValue(_message.Message):
     revoked_at: _timestamp_pb2.Timestamp
     revoke_reason: str
     state: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+    version: str
+    valid_from: _timestamp_pb2.Timestamp
+    created_by: str
+    revoked_by: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., state: _Optional[str] = ..., version: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_by: _Optional[str] = ...) -> None: ...
 
 class AddReferenceValueRequest(_message.Message):
-    __slots__ = ("kind", "value", "label", "expires_at")
+    __slots__ = ("kind", "value", "label", "expires_at", "version", "valid_from")
     KIND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     kind: str
     value: str
     label: str
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: str
+    valid_from: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[str] = ..., value: _Optional[str] = ..., label: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListReferenceValuesRequest(_message.Message):
-    __slots__ = ("kind", "include_inactive")
+    __slots__ = ("kind", "include_inactive", "label", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     include_inactive: bool
-    def __init__(self, kind: _Optional[str] = ..., include_inactive: _Optional[bool] = ...) -> None: ...
+    label: str
+    state: str
+    def __init__(self, kind: _Optional[str] = ..., include_inactive: _Optional[bool] = ..., label: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ListReferenceValuesResponse(_message.Message):
     __slots__ = ("reference_values",)

@@ -190,7 +190,7 @@ class Verifier:
 
 
 class ReferenceValuesStub:
-    """Reference-value administration. Every call needs `authorization: Bearer <token>` metadata.
+    """Reference-value administration (admin API; see the credential rules at the top of this file).
     """
 
     def __init__(self, channel):
@@ -217,7 +217,7 @@ class ReferenceValuesStub:
 
 
 class ReferenceValuesServicer:
-    """Reference-value administration. Every call needs `authorization: Bearer <token>` metadata.
+    """Reference-value administration (admin API; see the credential rules at the top of this file).
     """
 
     def Add(self, request, context):
@@ -268,7 +268,7 @@ def add_ReferenceValuesServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ReferenceValues:
-    """Reference-value administration. Every call needs `authorization: Bearer <token>` metadata.
+    """Reference-value administration (admin API; see the credential rules at the top of this file).
     """
 
     @staticmethod

@@ -129,7 +129,12 @@ def reference_value(ref: ReferenceValue, *, at: dt.datetime) -> pb.ReferenceValu
         created_at=timestamp(ref.created_at),
         revoke_reason=ref.revoke_reason or "",
         state=ref.state(at),
+        version=ref.version or "",
+        created_by=ref.created_by,
+        revoked_by=ref.revoked_by or "",
     )
+    if ref.valid_from is not None:
+        msg.valid_from.CopyFrom(timestamp(ref.valid_from))
     if ref.expires_at is not None:
         msg.expires_at.CopyFrom(timestamp(ref.expires_at))
     if ref.revoked_at is not None:

@@ -11,11 +11,13 @@ from typing import Any
 
 import grpc
 
+from ...auth import current_actor
 from ...bootstrap import Components
 from ...errors import RequestError
 from ...logging_setup import current_request_id
 from ...metrics import Metrics
 from ...reference_values.kinds import normalize_value
+from ...reference_values.model import STATES, State
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from . import convert
@@ -48,7 +50,8 @@ class VerifierServicer(pb_grpc.VerifierServicer):
 
 
 class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
-    """verifier.v1.ReferenceValues (admin; `interceptors.AdminAuthInterceptor` guards it)."""
+    """verifier.v1.ReferenceValues (admin; `interceptors.AdminAuthInterceptor` guards it and sets the principal
+    whose actor string the store records as created_by / revoked_by and in the audit log)."""
 
     def __init__(self, components: Components) -> None:
         self._store = components.references
@@ -58,19 +61,27 @@ class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
         value = normalize_value(request.kind, request.value)
         now = self._clock.now()
         expires_at = convert.from_timestamp(request.expires_at) if request.HasField("expires_at") else None
+        valid_from = convert.from_timestamp(request.valid_from) if request.HasField("valid_from") else None
         if expires_at is not None and expires_at <= now:
             raise RequestError("REFERENCE_EXPIRES_IN_PAST", "expires_at must be in the future")
         ref = await asyncio.to_thread(
-            self._store.add, request.kind, value, request.label, now=now, expires_at=expires_at
+            self._store.add, request.kind, value, request.label, now=now, expires_at=expires_at,
+            valid_from=valid_from, version=request.version or None, actor=current_actor(),
         )
         return convert.reference_value(ref, at=now)
 
     async def List(  # noqa: N802
         self, request: pb.ListReferenceValuesRequest, context: Context
     ) -> pb.ListReferenceValuesResponse:
+        state: State | None = None
+        if request.state:
+            if request.state not in STATES:
+                raise RequestError("REFERENCE_STATE_UNKNOWN", f"state must be one of {', '.join(STATES)}")
+            state = request.state
         now = self._clock.now()
         refs = await asyncio.to_thread(
-            self._store.list, kind=request.kind or None, include_inactive=request.include_inactive, at=now
+            self._store.list, kind=request.kind or None, label=request.label or None, state=state,
+            include_inactive=request.include_inactive, at=now,
         )
         return pb.ListReferenceValuesResponse(reference_values=[convert.reference_value(r, at=now) for r in refs])
 
@@ -83,5 +94,5 @@ class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
         if len(reason) > MAX_REASON:
             raise RequestError("REVOKE_REASON_TOO_LONG", f"the reason has more than {MAX_REASON} characters")
         now = self._clock.now()
-        ref = await asyncio.to_thread(self._store.revoke, request.id, reason, now=now)
+        ref = await asyncio.to_thread(self._store.revoke, request.id, reason, now=now, actor=current_actor())
         return convert.reference_value(ref, at=now)
