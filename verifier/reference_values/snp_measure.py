@@ -52,6 +52,10 @@ def compute_snp_measurement(launch: SnpLaunch) -> bytes:
     for path in (launch.ovmf, launch.kernel, launch.initrd):
         if path is not None and not path.is_file():
             raise RequestError("SNP_MEASURE_INPUT", f"{path} is not a readable file")
+    size = launch.ovmf.stat().st_size
+    if size == 0 or size % 4096 or size > 64 * 1024 * 1024:
+        raise RequestError("SNP_OVMF_UNSUPPORTED", f"{launch.ovmf} is not an OVMF image (size {size} is not a "
+                           "non-zero multiple of 4096 up to 64 MiB)")
     try:
         digest = guest.calc_launch_digest(
             sev_mode.SevMode.SEV_SNP,
@@ -74,7 +78,7 @@ def compute_snp_measurement(launch: SnpLaunch) -> bytes:
                 "AmdSev OVMF build (OvmfPkg/AmdSev/AmdSevX64.dsc)",
             ) from None
         raise RequestError("SNP_OVMF_UNSUPPORTED", f"{launch.ovmf}: {message}") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, AssertionError) as exc:
         raise RequestError("SNP_OVMF_UNSUPPORTED", f"{launch.ovmf}: {exc}") from None
     result = bytes(digest)
     if len(result) != 48:
