@@ -319,9 +319,7 @@ def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[Manife
 
 def _import_nitro(args: argparse.Namespace, base: Settings) -> int:
     manifest = load_manifest_file(args.file, default_label=args.label)
-    if not any(e.kind.startswith("nitro.") for e in manifest.entries) or "Measurements" not in args.file.read_text(
-        errors="replace"
-    ):
+    if not manifest.nitro_cli:
         raise UsageError(f"{args.file} is not nitro-cli JSON ({{'Measurements': {{...}}}})")
     entries = [_entry_from_args(args, e.kind, e.value, args.label) for e in manifest.entries]
     return _write_or_add(args, base, entries, args.label)

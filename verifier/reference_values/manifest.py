@@ -54,6 +54,7 @@ class Manifest:
     managed_labels: frozenset[str] = frozenset()
     label_scope: tuple[str, ...] = ()  # patterns: exact, or a prefix when ending with "*"
     revoke: tuple[RevokeEntry, ...] = field(default=())
+    nitro_cli: bool = False  # read from nitro-cli build-enclave / describe-eif JSON
 
     def manages(self, label: str) -> bool:
         return label in self.managed_labels or any(_matches(p, label) for p in self.label_scope)
@@ -82,7 +83,7 @@ def load_manifest_file(
     if isinstance(data, dict) and isinstance(data.get("Measurements"), dict):
         label = default_label or str(data.get("ImageName") or data.get("EnclaveName") or path.stem)
         entries = _nitro_cli(data["Measurements"], label, expires_at)
-        return Manifest(where, tuple(entries), frozenset({label}))
+        return Manifest(where, tuple(entries), frozenset({label}), nitro_cli=True)
     if not isinstance(data, dict) or not isinstance(data.get("reference_values", []), list) or not (
         "reference_values" in data or "revoke" in data
     ):
