@@ -5,7 +5,11 @@ action, subject, details); the first row chains from 64 zeros. `verify_chain` re
 and names the first row that was edited, deleted (a gap or a broken link) or reordered.
 
 Appends run inside the caller's transaction, so a change and its audit row commit together. Appends are
-serialized: a process-wide lock, plus `pg_advisory_xact_lock` on PostgreSQL so replicas cannot fork the chain."""
+serialized until that transaction ends: on PostgreSQL by `pg_advisory_xact_lock` (shared by replicas, re-entrant
+within a transaction), on SQLite by a process-wide re-entrant lock released when the session commits or rolls back
+(another process writing the same SQLite file at that moment fails with a duplicate `seq`, it never forks the
+chain). Deleting the newest rows leaves a valid shorter chain: keep the head hash that `verifier audit verify`
+prints somewhere else (an external anchor) to detect that."""
 
 from __future__ import annotations
 
@@ -16,14 +20,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from .engine import Database
 from .tables import AuditRow, ReferenceSetRow
 
 GENESIS = "0" * 64
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 _PG_LOCK_KEY = 0x7EE5A0D1  # any constant shared by every replica
 
 
@@ -58,18 +62,34 @@ def append(session: Session, *, at: dt.datetime, actor: str, action: str, subjec
            details: dict[str, Any] | None = None) -> AuditEntry:
     """Append one row in `session`'s transaction (commit happens with the caller's change)."""
     details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
-    with _LOCK:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
-        seq = (last.seq + 1) if last is not None else 1
-        prev = last.hash if last is not None else GENESIS
-        row = AuditRow(seq=seq, at=at, actor=actor[:200], action=action[:64], subject=subject[:200],
-                       details=details, prev_hash=prev,
-                       hash=_digest(prev, seq, at, actor[:200], action[:64], subject[:200], details))
-        session.add(row)
-        session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    else:
+        _hold_until_transaction_ends(session)
+    last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+    seq = (last.seq + 1) if last is not None else 1
+    prev = last.hash if last is not None else GENESIS
+    row = AuditRow(seq=seq, at=at, actor=actor[:200], action=action[:64], subject=subject[:200],
+                   details=details, prev_hash=prev,
+                   hash=_digest(prev, seq, at, actor[:200], action[:64], subject[:200], details))
+    session.add(row)
+    session.flush()
     return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)
+
+
+def _hold_until_transaction_ends(session: Session) -> None:
+    """Take the process-wide append lock once per transaction and release it on commit or rollback."""
+    if session.info.get("audit_lock"):
+        return
+    _LOCK.acquire()
+    session.info["audit_lock"] = True
+
+    def release(sess: Session, *_: object) -> None:
+        if sess.info.pop("audit_lock", None):
+            _LOCK.release()
+
+    event.listen(session, "after_commit", release, once=True)
+    event.listen(session, "after_rollback", release, once=True)
 
 
 def verify_chain(db: Database, *, batch: int = 1000) -> ChainCheck:
