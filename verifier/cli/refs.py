@@ -81,6 +81,12 @@ def register(sub: Any) -> None:
         sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
         sp.add_argument("--label", help="label for nitro-cli JSON files (default: ImageName or file name)")
         sp.add_argument("--json", action="store_true")
+        if name == "plan":
+            sp.add_argument("--impact", action="store_true",
+                            help="re-appraise the kept evidence under the planned values and list what flips")
+            sp.add_argument("--impact-limit", type=int, default=1000, metavar="N", help="newest N kept items")
+            sp.add_argument("--trust-anchors", type=Path, metavar="DIR")
+            sp.add_argument("--offline", action="store_true", default=None)
         add_db_flag(sp)
         sp.set_defaults(handler=handler)
 
@@ -282,8 +288,17 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
     db, store = _store(args, base)
     try:
         plan = store.apply(manifests, now=now, actor=cli_actor()) if apply else store.plan(manifests, now=now)
+        active = store.list(at=now) if getattr(args, "impact", False) else []
     finally:
         db.dispose()
+    if getattr(args, "impact", False):
+        from .impact import run_impact
+
+        settings = settings_for(args, base).with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
+        if not args.json:
+            _print_plan(plan, False, apply)
+        rows = run_impact(settings, plan, active, now, limit=args.impact_limit, as_json=args.json)
+        return 1 if any(r.changed for r in rows) else 0
     _print_plan(plan, args.json, apply)
     return 0
 
