@@ -111,7 +111,8 @@ def _h(header: object) -> str:
         (_h({"alg": "none"}) + ".e30.", "TOKEN_ALG_UNSUPPORTED"),
         (_h({"alg": "HS256", "kid": "x"}) + ".e30.AA", "TOKEN_ALG_UNSUPPORTED"),
         (_h({"alg": "ES256", "crit": ["b64"]}) + ".e30.AA", "TOKEN_MALFORMED"),
-        (_h({"alg": "ES256"}) + ".e30.AA", "TOKEN_KID_UNKNOWN"),
+        (_h({"alg": "ES256", "typ": "JWT"}) + ".e30.AA", "TOKEN_KID_UNKNOWN"),
+        (_h({"alg": "ES256"}) + ".e30.AA", "TOKEN_MALFORMED"),  # our tokens always say typ JWT
     ],
 )
 def test_malformed_tokens(signer: ResultSigner, token: str, code: str) -> None:

@@ -88,26 +88,8 @@ def verify_result(
     now = datetime.now(UTC) if now is None else now
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) != 3:
-        raise ResultError("TOKEN_MALFORMED", "a compact JWS has exactly three dot-separated parts")
-    header = _json_object(parts[0], "header")
-    if header.get("alg") != ALG:
-        raise ResultError("TOKEN_ALG_UNSUPPORTED", "only ES256 is accepted", expected=ALG,
-                          actual=str(header.get("alg"))[:32])
-    if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
-        raise ResultError("TOKEN_MALFORMED", "the header's typ is not JWT", actual=str(header.get("typ"))[:32])
-    if "crit" in header:
-        raise ResultError("TOKEN_MALFORMED", "no critical header parameter is understood (RFC 7515 s4.1.11)")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise ResultError("TOKEN_KID_UNKNOWN", "the token has no kid")
-    jwk = jwks.key_for(kid) if isinstance(jwks, JwksCache) else find_key(jwks, kid)
-    if jwk is None:
-        raise ResultError("TOKEN_KID_UNKNOWN", "the token's kid is not in the key set", actual=kid[:64])
-    _b64decode(parts[1], "payload")  # charset first: the signing input must be ASCII (RFC 7515 s5.2)
-    _check_signature(parts, _p256_key(jwk))
-    claims = _json_object(parts[1], "payload")
+    header, claims = verify_jws(token, jwks)
+    kid = str(header["kid"])
 
     iss = claims.get("iss")
     if issuer is not None and iss != issuer:
@@ -154,6 +136,33 @@ def verify_result(
         kid=kid, raw=claims,
     )
 
+
+
+def verify_jws(token: str, jwks: Mapping[str, Any] | JwksCache) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, payload) of an ES256 compact JWS (RFC 7515 s5.2, RFC 7518 s3.4) whose signature verifies with the
+    key its `kid` names in `jwks`; no claim is checked here. Raises ResultError TOKEN_MALFORMED, TOKEN_ALG_UNSUPPORTED,
+    TOKEN_KID_UNKNOWN, TOKEN_KEY_INVALID or TOKEN_SIGNATURE_INVALID."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise ResultError("TOKEN_MALFORMED", "a compact JWS has exactly three dot-separated parts")
+    header = _json_object(parts[0], "header")
+    if header.get("alg") != ALG:
+        raise ResultError("TOKEN_ALG_UNSUPPORTED", "only ES256 is accepted", expected=ALG,
+                          actual=str(header.get("alg"))[:32])
+    if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
+        raise ResultError("TOKEN_MALFORMED", "the header's typ is not JWT", actual=str(header.get("typ"))[:32])
+    if "crit" in header:
+        raise ResultError("TOKEN_MALFORMED", "no critical header parameter is understood (RFC 7515 s4.1.11)")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise ResultError("TOKEN_KID_UNKNOWN", "the token has no kid")
+    jwk = jwks.key_for(kid) if isinstance(jwks, JwksCache) else find_key(jwks, kid)
+    if jwk is None:
+        raise ResultError("TOKEN_KID_UNKNOWN", "the token's kid is not in the key set", actual=kid[:64])
+    _b64decode(parts[1], "payload")  # charset first: the signing input must be ASCII (RFC 7515 s5.2)
+    _check_signature(parts, _p256_key(jwk))
+    claims = _json_object(parts[1], "payload")
+    return header, claims
 
 def _b64decode(segment: str, what: str) -> bytes:
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
