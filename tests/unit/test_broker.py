@@ -85,3 +85,36 @@ def test_signing_only_keys_are_refused() -> None:
     with pytest.raises(ReleaseRefused) as info:
         encrypt_to(jwk, b"x")
     assert info.value.code == "KEY_UNSUITABLE"
+
+
+def test_unreachable_verifier_keys_fail_closed_with_503(tmp_path: Path) -> None:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from verifier.broker.http import make_server, serve_in_thread
+    from verifier.broker.release import Broker
+    from verifier.client.jwks import JwksCache
+    from verifier.clock import FixedClock
+    from verifier.errors import UnavailableError
+
+    def down() -> dict[str, object]:
+        raise UnavailableError("JWKS_UNAVAILABLE", "verifier down")
+
+    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "require_labels": ["app 1"]}]))
+    broker = Broker(config, JwksCache(down), lambda: b"n" * 32, FixedClock(NOW))
+    server = make_server(broker, "127.0.0.1", 0)
+    serve_in_thread(server)
+    try:
+        nonce, _ = broker.new_challenge()
+        header = base64.urlsafe_b64encode(b'{"alg":"ES256","typ":"JWT","kid":"k"}').rstrip(b"=").decode()
+        body = json.dumps({"secret": "db", "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode(),
+                           "token": f"{header}.e30.AA"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/v1/release", body)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=5)
+        assert info.value.code == 503
+        assert json.loads(info.value.read())["error"] == "JWKS_UNAVAILABLE"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import to_rfc3339
+from ..errors import ErrorKind, VerifierError
 from .release import Broker, ReleaseRefused
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
             except ReleaseRefused as refused:
                 log.warning("refused %s from %s: %s", self.path, self.client_address[0], refused.code)
                 self._send(refused.status, {"error": refused.code, "message": refused.message})
+            except VerifierError as error:  # the verifier or its JWKS is unreachable: fail closed, retry later
+                log.warning("cannot serve %s: %s", self.path, error.code)
+                status = 503 if error.kind is ErrorKind.UNAVAILABLE else 502
+                self._send(status, {"error": error.code})
             except Exception:
                 log.exception("broker error on %s", self.path)
                 self._send(500, {"error": "INTERNAL"})
