@@ -30,6 +30,7 @@ def _load(der: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         _ = (cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+        cert.public_key()
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied DER is CERT_MALFORMED
         raise EvidenceError(
             "CERT_MALFORMED", f"{what} is not a valid X.509 certificate", actual=str(exc)[:200]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 
 from asn1crypto import core
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
@@ -68,7 +69,7 @@ def load_certificate(data: bytes, what: str) -> x509.Certificate:
         else:
             cert = x509.load_der_x509_certificate(data)
         _touch(cert)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise EvidenceError("CERT_MALFORMED", f"{what}: cannot parse certificate",
                             expected="X.509 certificate (PEM or DER)", actual=str(exc)) from None
     return cert
@@ -80,7 +81,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         certs = x509.load_pem_x509_certificates(data)
         for cert in certs:
             _touch(cert)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise EvidenceError("CERT_MALFORMED", "cannot parse PEM certificate bundle",
                             expected="PEM certificates", actual=str(exc)) from None
     return certs

@@ -44,6 +44,10 @@ def pck_chain(pem: bytes) -> list[x509.Certificate]:
     in dcap-qvl's sample quotes) are tolerated. Raises EvidenceError CERT_MALFORMED."""
     try:
         certs = x509.load_pem_x509_certificates(pem)
+        for cert in certs:  # cryptography decodes lazily: touch what verification reads, so garbage fails here
+            _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                 list(cert.extensions), cert.signature_hash_algorithm)
+            cert.public_key()
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied PEM is CERT_MALFORMED
         raise EvidenceError("CERT_MALFORMED", "the quote's PCK certificate chain does not parse",
                             expected="PEM certificates", actual=str(exc)[:200]) from None
