@@ -178,7 +178,11 @@ def test_crl(milan: FakeAmdPki) -> None:
 
 def test_vcek_serial_zero_in_crl_does_not_revoke_every_vcek(milan: FakeAmdPki) -> None:
     """All VCEKs have serial 0 and are issued by the ASK: an ARK CRL entry 0 is not about them (RFC 5280 6.3.3)."""
-    _verify(milan, crl=load_crl(milan.crl([0])))
+    verified = _verify(milan, crl=load_crl(milan.crl([0])))
+    assert verified.signer_kind == "vcek" and verified.signer.serial_number == 0
+    with pytest.raises(EvidenceError) as info:  # the same CRL mechanism does revoke what the ARK issued
+        _verify(milan, crl=load_crl(milan.crl([milan.ask.serial_number])))
+    assert info.value.code == "SNP_CERT_REVOKED"
 
 
 def test_stale_or_foreign_crl(milan: FakeAmdPki) -> None:
@@ -227,7 +231,8 @@ def test_turin_eight_byte_hwid(pkis: dict[Product, FakeAmdPki]) -> None:
 
 
 def test_vlek_needs_no_chip_id(milan: FakeAmdPki) -> None:
-    _verify(milan, "vlek", chip_id=bytes(64))
+    verified = _verify(milan, "vlek", chip_id=bytes(64))
+    assert verified.signer_kind == "vlek" and verified.extensions.hwid is None
 
 
 def test_product_name_mismatch(milan: FakeAmdPki) -> None:
