@@ -45,6 +45,8 @@ class SnpRules:
     allowed_chip_ids: tuple[bytes, ...] | None = None
     # When revocation checking is configured and the CRL cannot be had: contraindicated (fail closed) or warning.
     crl_fail_open: bool = False
+    # The AMD CRL used must have been issued (thisUpdate) within this many hours of the appraisal; None: any age.
+    max_collateral_age_hours: int | None = None
 
 
 TDX_STATUSES = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
@@ -67,6 +69,10 @@ class TdxRules:
     grace_days: int | None = None
     require_sept_ve_disable: bool = True
     allowed_mr_seams: tuple[bytes, ...] | None = None
+    # The TCB info used must have at least this tcbEvaluationDataNumber (Intel's TCB recovery counter); None: any.
+    minimum_tcb_evaluation_data_number: int | None = None
+    # Every collateral item used (TCB info, QE identity, CRLs) must have been issued within this many hours.
+    max_collateral_age_hours: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,13 @@ class PolicySet:
     """The policies a verifier knows, by name: the database (`store`), then `policies` (a file), then built-ins."""
 
     def __init__(self, policies: Mapping[str, Policy] | None = None, *, store: PolicySource | None = None) -> None:
+        """Raises ConfigError("POLICY_LOOSENS_BUILT_IN") when `policies` redefines a built-in name with a policy that
+        weakens it: the same rule as the database path (`verifier policy set`), so no source can loosen `default`."""
+        for name, policy in (policies or {}).items():
+            loosened = weakenings(policy, _BUILT_IN[name]) if name in _BUILT_IN else []
+            if loosened:
+                raise ConfigError("POLICY_LOOSENS_BUILT_IN",
+                                  f"{name!r} is built in and may only be tightened: {'; '.join(loosened)}")
         self._policies = dict(_BUILT_IN)
         self._policies.update(policies or {})
         self.store = store
@@ -157,7 +170,11 @@ class PolicySet:
         entries = data.get("policies") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ConfigError("POLICY_FILE_INVALID", f"{path}: expected {{'policies': [...]}}")
-        return cls({p.policy_id: p for p in (policy_from_json(e) for e in entries)})
+        parsed = [policy_from_json(e) for e in entries]
+        ids = [p.policy_id for p in parsed]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("POLICY_FILE_INVALID", f"{path}: a policy id appears twice")
+        return cls({p.policy_id: p for p in parsed})
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
@@ -177,6 +194,7 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
             "minimum_build": snp.minimum_build,
             "allowed_chip_ids": [c.hex() for c in snp.allowed_chip_ids] if snp.allowed_chip_ids is not None else None,
             "crl_fail_open": snp.crl_fail_open,
+            "max_collateral_age_hours": snp.max_collateral_age_hours,
         },
         "tdx": {
             "accepted_statuses": dict(sorted(tdx.accepted_statuses.items())),
@@ -185,6 +203,8 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
             "grace_days": tdx.grace_days,
             "require_sept_ve_disable": tdx.require_sept_ve_disable,
             "allowed_mr_seams": [m.hex() for m in tdx.allowed_mr_seams] if tdx.allowed_mr_seams is not None else None,
+            "minimum_tcb_evaluation_data_number": tdx.minimum_tcb_evaluation_data_number,
+            "max_collateral_age_hours": tdx.max_collateral_age_hours,
         },
     }
     if policy.allow_debug:  # not settable from JSON; only code-built policies have it, and the hash must show it
@@ -235,6 +255,8 @@ def weakenings(candidate: Policy, base: Policy) -> list[str]:
         out.append("snp: lower minimum firmware")
     if bs.minimum_build is not None and (cs.minimum_build is None or cs.minimum_build < bs.minimum_build):
         out.append("snp: lower minimum build")
+    if _longer(cs.max_collateral_age_hours, bs.max_collateral_age_hours):
+        out.append("snp: accepts older collateral")
     ct, bt = candidate.tdx, base.tdx
     for status, tier in ct.accepted_statuses.items():
         base_tier = bt.accepted_statuses.get(status)
@@ -250,7 +272,16 @@ def weakenings(candidate: Policy, base: Policy) -> list[str]:
         out.append("tdx: SEPT_VE_DISABLE not required")
     if not _subset(ct.allowed_mr_seams, bt.allowed_mr_seams):
         out.append("tdx: allows more MRSEAMs")
+    if (bt.minimum_tcb_evaluation_data_number or 0) > (ct.minimum_tcb_evaluation_data_number or 0):
+        out.append("tdx: lower minimum tcbEvaluationDataNumber")
+    if _longer(ct.max_collateral_age_hours, bt.max_collateral_age_hours):
+        out.append("tdx: accepts older collateral")
     return out
+
+
+def _longer(candidate: int | None, base: int | None) -> bool:
+    """A maximum age (None = unbounded) longer than the base's."""
+    return base is not None and (candidate is None or candidate > base)
 
 
 def _subset(candidate: tuple[Any, ...] | None, base: tuple[Any, ...] | None) -> bool:
@@ -261,76 +292,159 @@ def _subset(candidate: tuple[Any, ...] | None, base: tuple[Any, ...] | None) -> 
 
 
 def policy_from_json(entry: Any) -> Policy:
-    """One policy from its JSON form; unknown keys are errors (a typo must not silently weaken a policy)."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-        raise ConfigError("POLICY_FILE_INVALID", "every policy needs a string 'id'")
+    """One policy from its JSON form. Raises ConfigError("POLICY_FILE_INVALID") for unknown keys (a typo must not
+    silently weaken a policy) and for values of the wrong JSON type: booleans must be JSON true/false (the string
+    "false" is not false), integers JSON integers, hex values strings of the right length."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
+        raise ConfigError("POLICY_FILE_INVALID", "every policy needs a non-empty string 'id'")
+    policy_id = entry["id"]
     known = {"id", "require_nonce", "report_data_binding", "required_kinds", "snp", "tdx"}
-    _no_unknown(entry, known, entry["id"])
-    base = Policy(policy_id=entry["id"])
+    _no_unknown(entry, known, policy_id)
+    base = Policy(policy_id=policy_id)
     required = dict(base.required_kinds)
-    for tee, kinds in (entry.get("required_kinds") or {}).items():
+    for tee, kinds in _object(entry, "required_kinds", policy_id).items():
         # Required kinds can only grow: the TEE's measurement stays required.
-        required[tee] = tuple(dict.fromkeys([*required.get(tee, ()), *kinds]))
+        more = _strings(kinds, f"{policy_id}.required_kinds.{tee}")
+        required[tee] = tuple(dict.fromkeys([*required.get(tee, ()), *more]))
     binding = entry.get("report_data_binding", "sha512")
     if binding not in ("sha512", "raw"):
-        raise ConfigError("POLICY_FILE_INVALID", f"{entry['id']}: report_data_binding must be sha512 or raw")
-    return replace(base, required_kinds=required, require_nonce=bool(entry.get("require_nonce", False)),
-                   report_data_binding=binding, snp=_snp_rules(entry.get("snp") or {}, entry["id"]),
-                   tdx=_tdx_rules(entry.get("tdx") or {}, entry["id"]))
+        raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: report_data_binding must be sha512 or raw")
+    return replace(base, required_kinds=required,
+                   require_nonce=_bool(entry, "require_nonce", False, policy_id),
+                   report_data_binding=binding, snp=_snp_rules(_object(entry, "snp", policy_id), policy_id),
+                   tdx=_tdx_rules(_object(entry, "tdx", policy_id), policy_id))
 
 
 def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
+    where = f"{policy_id}.tdx"
     known = {"accepted_statuses", "advisory_allow", "advisory_deny", "grace_days", "require_sept_ve_disable",
-             "allowed_mr_seams"}
-    _no_unknown(data, known, f"{policy_id}.tdx")
+             "allowed_mr_seams", "minimum_tcb_evaluation_data_number", "max_collateral_age_hours"}
+    _no_unknown(data, known, where)
     base = TdxRules()
-    statuses = dict(data.get("accepted_statuses") or base.accepted_statuses)
+    statuses = dict(_object(data, "accepted_statuses", where) or base.accepted_statuses)
     for status, tier in statuses.items():
         if status not in TDX_STATUSES or tier not in ("affirming", "warning"):
-            raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}.tdx.accepted_statuses: {status} -> {tier}")
+            raise ConfigError("POLICY_FILE_INVALID", f"{where}.accepted_statuses: {status} -> {tier}")
         if tier == "affirming" and status not in ("UpToDate", "SWHardeningNeeded"):
             raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: {status} can at most be a warning")
     if "Revoked" in statuses:
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: a Revoked TCB can never be accepted")
-    if data.get("require_sept_ve_disable", True) is not True:
+    if not _bool(data, "require_sept_ve_disable", True, where):
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: SEPT_VE_DISABLE stays required (tighten-only)")
     allow = data.get("advisory_allow")
     seams = data.get("allowed_mr_seams")
-    grace = data.get("grace_days")
     return TdxRules(
         accepted_statuses=statuses,
-        advisory_allow=tuple(allow) if allow is not None else None,
-        advisory_deny=tuple(data.get("advisory_deny") or ()),
-        grace_days=int(grace) if grace is not None else None,
+        advisory_allow=tuple(_strings(allow, f"{where}.advisory_allow")) if allow is not None else None,
+        advisory_deny=tuple(_strings(data.get("advisory_deny") or [], f"{where}.advisory_deny")),
+        grace_days=_int(data, "grace_days", where),
         # The default requires SEPT_VE_DISABLE; a policy file may only keep it required.
         require_sept_ve_disable=True,
-        allowed_mr_seams=tuple(bytes.fromhex(m) for m in seams) if seams is not None else None,
+        allowed_mr_seams=_hex_list(seams, 48, f"{where}.allowed_mr_seams") if seams is not None else None,
+        minimum_tcb_evaluation_data_number=_int(data, "minimum_tcb_evaluation_data_number", where),
+        max_collateral_age_hours=_int(data, "max_collateral_age_hours", where, minimum=1),
     )
 
 
 def _snp_rules(data: dict[str, Any], policy_id: str) -> SnpRules:
+    where = f"{policy_id}.snp"
     known = {"minimum_tcb", "tcb_fields", "allow_migrate_ma", "allowed_vmpls", "minimum_firmware",
-             "minimum_build", "allowed_chip_ids", "crl_fail_open"}
-    _no_unknown(data, known, f"{policy_id}.snp")
-    minimum = {str(k): int(v) for k, v in (data.get("minimum_tcb") or {}).items()}
+             "minimum_build", "allowed_chip_ids", "crl_fail_open", "max_collateral_age_hours"}
+    _no_unknown(data, known, where)
+    tcb = _object(data, "minimum_tcb", where)
+    minimum = {str(k): _int(tcb, k, f"{where}.minimum_tcb", maximum=255) or 0 for k in tcb}
     if set(minimum) - set(TCB_COMPONENTS):
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: TCB components are {TCB_COMPONENTS}")
-    fields_ = tuple(data.get("tcb_fields") or ("reported",))
+    fields_ = tuple(_strings(data.get("tcb_fields") or ["reported"], f"{where}.tcb_fields"))
     if set(fields_) - set(TCB_FIELDS):
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: tcb_fields are {TCB_FIELDS}")
     firmware = data.get("minimum_firmware")
+    if firmware is not None:
+        firmware = _ints(firmware, f"{where}.minimum_firmware", maximum=255)
+        if len(firmware) != 2:
+            raise ConfigError("POLICY_FILE_INVALID", f"{where}.minimum_firmware is [major, minor]")
     chips = data.get("allowed_chip_ids")
     vmpls = data.get("allowed_vmpls")
     return SnpRules(
         minimum_tcb=minimum,
         tcb_fields=fields_,
-        allow_migrate_ma=bool(data.get("allow_migrate_ma", False)),
-        allowed_vmpls=tuple(int(v) for v in vmpls) if vmpls is not None else None,
-        minimum_firmware=(int(firmware[0]), int(firmware[1])) if firmware else None,
-        minimum_build=int(data["minimum_build"]) if data.get("minimum_build") is not None else None,
-        allowed_chip_ids=tuple(bytes.fromhex(c) for c in chips) if chips is not None else None,
-        crl_fail_open=bool(data.get("crl_fail_open", False)),
+        allow_migrate_ma=_bool(data, "allow_migrate_ma", False, where),
+        allowed_vmpls=tuple(_ints(vmpls, f"{where}.allowed_vmpls", maximum=3)) if vmpls is not None else None,
+        minimum_firmware=(firmware[0], firmware[1]) if firmware else None,
+        minimum_build=_int(data, "minimum_build", where, maximum=255),
+        allowed_chip_ids=_hex_list(chips, 64, f"{where}.allowed_chip_ids") if chips is not None else None,
+        crl_fail_open=_bool(data, "crl_fail_open", False, where),
+        max_collateral_age_hours=_int(data, "max_collateral_age_hours", where, minimum=1),
     )
+
+
+def _invalid(where: str, want: str, value: Any) -> ConfigError:
+    shown = json.dumps(value)[:60] if _jsonable(value) else type(value).__name__
+    return ConfigError("POLICY_FILE_INVALID", f"{where} must be {want}, not {shown}")
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _bool(data: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    """A JSON boolean: `"false"`, `"no"`, 0 or null are errors, never silently true or false."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise _invalid(f"{where}.{key}", "a JSON boolean (true or false)", value)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(data: dict[str, Any], key: str, where: str, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
+    """A JSON integer in [minimum, maximum], or None when absent or null."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not _is_int(value) or not minimum <= value <= maximum:
+        raise _invalid(f"{where}.{key}", f"a JSON integer {minimum}..{maximum}", value)
+    return int(value)
+
+
+def _ints(value: Any, where: str, *, maximum: int) -> list[int]:
+    if not isinstance(value, list) or not all(_is_int(v) and 0 <= v <= maximum for v in value):
+        raise _invalid(where, f"a list of JSON integers 0..{maximum}", value)
+    return [int(v) for v in value]
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(where, "a list of strings", value)
+    return list(value)
+
+
+def _hex_list(value: Any, size: int, where: str) -> tuple[bytes, ...]:
+    out = []
+    for item in _strings(value, where):
+        try:
+            raw = bytes.fromhex(item)
+        except ValueError:
+            raw = b""
+        if len(raw) != size:
+            raise _invalid(where, f"a list of {2 * size}-digit hex strings", item)
+        out.append(raw)
+    return tuple(out)
+
+
+def _object(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(f"{where}.{key}", "a JSON object", value)
+    return value
 
 
 def _no_unknown(data: dict[str, Any], known: set[str], where: str) -> None:
