@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import __version__
-from .appraisal.binding import check_binding
+from .appraisal.binding import check_binding, key_is_bound
 from .appraisal.model import (
     CONTRAINDICATED,
     CRYPTO_FAILED,
@@ -31,7 +31,7 @@ from .appraisal.snp import appraise_snp
 from .appraisal.tdx import appraise_tdx
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
-from .errors import EvidenceError, RequestError, UnavailableError, VerifierError
+from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.cnf import runtime_key_jwk
@@ -123,6 +123,11 @@ class VerifierService:
     kept: EvidenceKeeper | None = None
     # Reads the reference-set version (one row) for the token and the audit log; None: not reported.
     reference_set_version: Callable[[], int] | None = None
+    # The policy a request that names none is appraised under (default: the built-in "default").
+    default_policy: str | None = None
+    # Policy names a request may select; None: any known policy. A request naming another is PERMISSION_DENIED
+    # (POLICY_NOT_ALLOWED), so a client cannot pick the most lenient policy the verifier happens to know.
+    selectable_policies: frozenset[str] | None = None
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
         if self.challenges is None:
@@ -142,7 +147,7 @@ class VerifierService:
         raises UnavailableError unless `allow_incomplete` (the CLI prints it and exits 3)."""
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
-        policy = self.policies.get(request.policy)
+        policy = self._policy(request.policy)
         # Read before the reference values: the token names a version the values read are at least as new as.
         version = self.reference_set_version() if self.reference_set_version is not None else None
         verified, appraisal, findings, incomplete = self._evaluate(
@@ -159,7 +164,7 @@ class VerifierService:
             nonce=request.nonce,
             token_id=token_id,
             verifier_build=__version__,
-            cnf_jwk=_bound_key(request, verified, findings),
+            cnf_jwk=_bound_key(request, verified, findings, policy),
             policy_sha256=policy_hash,
             reference_set_version=version,
         )
@@ -185,13 +190,21 @@ class VerifierService:
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at,
                                str(incomplete) if incomplete else None)
 
+    def _policy(self, name: str | None) -> Policy:
+        """The policy a request is appraised under. Raises AccessDeniedError POLICY_NOT_ALLOWED for a name outside
+        `selectable_policies`, RequestError POLICY_UNKNOWN for an unknown one."""
+        if name and self.selectable_policies is not None and name not in self.selectable_policies:
+            raise AccessDeniedError("POLICY_NOT_ALLOWED", f"requests may not select the policy {name[:64]!r} on "
+                                    "this verifier")
+        return self.policies.get(name or self.default_policy)
+
     def reappraise(self, request: AppraisalRequest, *, at: dt.datetime,
                    references: ReferenceValueReader) -> Appraisal:
         """Replay an earlier appraisal for impact analysis: the same steps at the instant `at` against
         `references`, without freshness (no challenge is consumed, no nonce or runtime-data binding is checked:
         that happened when the evidence was first appraised), and nothing is signed, recorded or kept. Missing
         collateral raises UnavailableError."""
-        policy = self.policies.get(request.policy)
+        policy = self.policies.get(request.policy or self.default_policy)
         return self._evaluate(request, policy, at, references, freshness=False, require_challenge=False,
                               allow_incomplete=False)[1]
 
@@ -300,12 +313,18 @@ _BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_D
                             "RUNTIME_DATA_NOT_BOUND"})
 
 
-def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding]) -> Any:
-    """RFC 7800 `cnf` key: the runtime data's key once the evidence verified and its binding held; for Nitro,
-    else the document's own `public_key` (signed by the NSM)."""
+def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding],
+               policy: Policy) -> Any:
+    """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (`key_is_bound`): the request's
+    runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's `public_key`; for Nitro without
+    runtime data, the document's own `public_key` (signed by the NSM). Never after a failed verification or any
+    binding finding."""
     if verified.failure is not None or any(f.code in _BINDING_CODES for f in findings):
         return None
     if request.runtime_data is not None:
+        if not key_is_bound(verified.tee, verified.claims, request.nonce, request.runtime_data,
+                            policy.report_data_binding):
+            return None
         return runtime_key_jwk(request.runtime_data)
     doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
     return runtime_key_jwk(bytes.fromhex(doc_key)) if isinstance(doc_key, str) and doc_key else None

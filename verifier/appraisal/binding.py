@@ -27,8 +27,8 @@ def check_binding(
     """Findings for a nonce / runtime-data binding that does not hold (empty when it holds or nothing is asked)."""
     if nonce is None and runtime_data is None:
         return []
+    findings: list[Finding] = []
     if tee == "nitro":
-        findings = []
         carried = claims.get("nonce")
         if nonce is not None and carried != nonce.hex():
             findings.append(_finding("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
@@ -38,7 +38,6 @@ def check_binding(
                                      runtime_data.hex(), str(claims.get("public_key") or "absent")))
         return findings
     if mode == "raw":
-        findings = []
         if runtime_data is not None:
             findings.append(_finding("RUNTIME_DATA_NOT_BOUND", "raw REPORT_DATA binding carries only the nonce; the "
                                      "runtime data cannot be bound", "no runtime data", runtime_data.hex()))
@@ -51,8 +50,24 @@ def check_binding(
     actual = str(claims.get("report_data") or "")
     if actual != want:
         how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
-        return [_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent")]
-    return []
+        findings.append(_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent"))
+    return findings
+
+
+def key_is_bound(tee: str, claims: dict[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+    """Whether the signed evidence itself covers `runtime_data` (the workload key), so a `cnf` may name it.
+
+    Nitro: the NSM-signed document's `public_key` equals it. SEV-SNP / TDX: only under the "sha512" binding, where
+    REPORT_DATA = SHA-512(nonce || runtime_data); the "raw" binding carries the nonce alone, so anyone holding the
+    workload's evidence for a live challenge could pair it with a key of their own. Asked positively (a proof of
+    coverage), never inferred from the absence of a mismatch finding."""
+    if not runtime_data:
+        return False
+    if tee == "nitro":
+        return claims.get("public_key") == runtime_data.hex()
+    if mode != "sha512":
+        return False
+    return claims.get("report_data") == expected_report_data(nonce or b"", runtime_data, mode).hex()
 
 
 def _finding(code: str, message: str, expected: str, actual: str) -> Finding:

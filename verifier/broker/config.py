@@ -26,9 +26,12 @@ class ReleaseRule:
     require_labels: tuple[str, ...]
     require_status: str = "affirming"
     tees: tuple[str, ...] = TEES
+    # Policy ids and/or policy SHA-256s the result must have been appraised under (empty: any policy).
+    require_policies: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never show the secret
-        return f"ReleaseRule(name={self.name!r}, require_labels={self.require_labels!r}, tees={self.tees!r})"
+        return (f"ReleaseRule(name={self.name!r}, require_labels={self.require_labels!r}, tees={self.tees!r}, "
+                f"require_policies={self.require_policies!r})")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
     tees = tuple(entry.get("tees") or TEES)
     if status not in STATUSES or set(tees) - set(TEES):
         raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: bad require_status or tees")
+    policies = entry.get("require_policies", [])
+    if not isinstance(policies, list) or not all(isinstance(x, str) and x for x in policies):
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'require_policies' is a list of "
+                          "policy ids or SHA-256s")
     file = (base / entry["file"]).resolve()
     try:
         mode = file.stat().st_mode
@@ -91,4 +98,4 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
     except OSError as exc:
         raise ConfigError("BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}") \
             from None
-    return ReleaseRule(entry["name"], secret, tuple(labels), status, tees)
+    return ReleaseRule(entry["name"], secret, tuple(labels), status, tees, tuple(policies))

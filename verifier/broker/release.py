@@ -90,9 +90,12 @@ class Broker:
         try:
             result = verify_result(token, self.jwks, expected_nonce=nonce, required_status=rule.require_status,
                                    leeway=dt.timedelta(seconds=self.config.leeway_seconds),
-                                   issuer=self.config.issuer, now=now, required_labels=rule.require_labels)
+                                   issuer=self.config.issuer, now=now, required_labels=rule.require_labels,
+                                   allowed_policies=rule.require_policies)
         except ResultError as exc:
             raise ReleaseRefused(exc.code, exc.message, 401) from None
+        except RecursionError:  # a token segment nested too deep for the JSON decoder: not a token
+            raise ReleaseRefused("TOKEN_MALFORMED", "the token is not a JWS of JSON objects", 401) from None
         if result.tee not in rule.tees:
             raise ReleaseRefused("TEE_NOT_ALLOWED", f"{result.tee} evidence may not receive {rule.name}")
         if result.cnf_jwk is None:

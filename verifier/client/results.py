@@ -58,6 +58,7 @@ class ResultClaims:
     expires_at: datetime
     kid: str
     raw: dict[str, Any]
+    policy_sha256: str = ""  # x-verifier.policy-sha256: SHA-256 of the canonical JSON of the policy applied
 
 
 def b64url(data: bytes) -> str:
@@ -75,13 +76,17 @@ def verify_result(
     issuer: str | None = None,
     now: datetime | None = None,
     required_labels: Collection[str] = (),
+    allowed_policies: Collection[str] = (),
 ) -> ResultClaims:
     """Verify `token` and return its claims, or raise ResultError (checks run in the order of the codes).
 
     TOKEN_MALFORMED, TOKEN_ALG_UNSUPPORTED, TOKEN_KID_UNKNOWN (a JwksCache refreshes once first), TOKEN_KEY_INVALID,
     TOKEN_SIGNATURE_INVALID, TOKEN_ISSUER_MISMATCH, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, TOKEN_NONCE_MISSING,
-    TOKEN_NONCE_MISMATCH, TOKEN_STATUS_INSUFFICIENT, TOKEN_LABEL_MISSING. `required_status` "warning" also accepts
-    "affirming". A JwksCache that cannot reach the verifier raises UnavailableError JWKS_UNAVAILABLE (retryable).
+    TOKEN_NONCE_MISMATCH, TOKEN_STATUS_INSUFFICIENT, TOKEN_LABEL_MISSING, TOKEN_POLICY_NOT_ALLOWED. `required_status`
+    "warning" also accepts "affirming". `allowed_policies` (empty: any) lists policy ids and/or policy SHA-256s (64
+    hex digits); the result must have been appraised under one of them (its `ear.appraisal-policy-id` or its
+    `x-verifier.policy-sha256`), so a workload cannot get a secret on a result appraised under a lenient policy.
+    A JwksCache that cannot reach the verifier raises UnavailableError JWKS_UNAVAILABLE (retryable).
     """
     if required_status not in STATUS_RANK:
         raise ValueError(f"required_status must be one of {sorted(STATUS_RANK)}")
@@ -125,16 +130,33 @@ def verify_result(
     if missing:
         raise ResultError("TOKEN_LABEL_MISSING", "required reference-value labels did not match",
                           expected=",".join(sorted(required_labels)), actual=",".join(labels))
+    policy_id = _typed(submod.get("ear.appraisal-policy-id", ""), str, "ear.appraisal-policy-id")
+    policy_hash = _typed(submod.get("x-verifier.policy-sha256", ""), str, "x-verifier.policy-sha256")
+    if allowed_policies and not _policy_allowed(policy_id, policy_hash, allowed_policies):
+        raise ResultError("TOKEN_POLICY_NOT_ALLOWED", "the result was appraised under a policy this relying party "
+                          "does not accept", expected=",".join(sorted(allowed_policies))[:256],
+                          actual=f"{policy_id[:64]} ({policy_hash[:64] or 'no sha256'})")
     return ResultClaims(
         status=status, tee=tee, submod_status=submod_status,
         trust_vector=_vector(submod.get("ear.trustworthiness-vector", {})),
         claims=_typed(submod.get("ear.veraison.annotated-evidence", {}), dict, "annotated evidence"),
-        policy_id=_typed(submod.get("ear.appraisal-policy-id", ""), str, "ear.appraisal-policy-id"),
+        policy_id=policy_id,
         matched_labels=labels, findings=_findings(submod.get("x-verifier.findings", [])),
         cnf_jwk=_cnf(claims), nonce=nonce, token_id=_typed(claims.get("jti", ""), str, "jti"),
         issuer=_typed(iss if iss is not None else "", str, "iss"), issued_at=issued_at, expires_at=expires_at,
-        kid=kid, raw=claims,
+        kid=kid, raw=claims, policy_sha256=policy_hash,
     )
+
+
+def _policy_allowed(policy_id: str, policy_hash: str, allowed: Collection[str]) -> bool:
+    """An allowed entry of 64 hex digits names a policy by SHA-256 (compared case-insensitively), else by id."""
+    for entry in allowed:
+        if len(entry) == 64 and all(c in "0123456789abcdefABCDEF" for c in entry):
+            if policy_hash and hmac.compare_digest(entry.lower(), policy_hash.lower()):
+                return True
+        elif entry == policy_id:
+            return True
+    return False
 
 
 
