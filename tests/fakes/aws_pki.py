@@ -15,11 +15,12 @@ Usage::
 `mint` overrides (all optional): module_id, digest, timestamp (ms), pcrs (dict index -> bytes), certificate
 (DER), cabundle (list of DER, root first), public_key / user_data / nonce (bytes, None for CBOR null, or OMIT
 to leave the key out), extra (dict of extra payload fields), alg (protected alg, e.g. -7), protected (whole
-protected header map), unprotected (map), tag (e.g. 18 wraps the array in a CBOR tag), signature (raw bytes),
-payload (raw payload bytes, skips the map). Constructor knobs build broken PKIs: leaf_curve (e.g.
-ec.SECP256R1()), intermediate_ca=False (a CA without basicConstraints CA), intermediate_validity and
-leaf_validity ((not_before, not_after)). `pki.foreign()` is a PKI with identical names but other keys, so its
-documents chain to a root that `pki.pins` does not pin.
+protected header map), protected_raw (the protected header's encoded bytes, used as given), unprotected (map),
+tag (e.g. 18 wraps the array in a CBOR tag), signature (raw bytes), payload (raw payload bytes, skips the map).
+`pki.sign(protected, payload)` returns the raw r||s over the Sig_structure of two encoded byte strings.
+Constructor knobs build broken PKIs: leaf_curve (e.g. ec.SECP256R1()), intermediate_ca=False (a CA without
+basicConstraints CA), intermediate_validity and leaf_validity ((not_before, not_after)). `pki.foreign()` is a
+PKI with identical names but other keys, so its documents chain to a root that `pki.pins` does not pin.
 """
 
 from __future__ import annotations
@@ -178,7 +179,9 @@ class FakeAwsPki:
 
     def mint(self, **overrides: Any) -> bytes:
         """A COSE_Sign1 attestation document signed by the leaf key (see the module docstring)."""
-        protected = cbor2.dumps(overrides.pop("protected", {1: overrides.pop("alg", -35)}))
+        protected = overrides.pop("protected_raw", None)
+        if protected is None:
+            protected = cbor2.dumps(overrides.pop("protected", {1: overrides.pop("alg", -35)}))
         unprotected = overrides.pop("unprotected", {})
         tag = overrides.pop("tag", None)
         signature = overrides.pop("signature", None)
@@ -188,8 +191,12 @@ class FakeAwsPki:
         elif overrides:
             raise TypeError(f"payload given together with {sorted(overrides)}")
         if signature is None:
-            to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
-            r, s = decode_dss_signature(self.leaf_key.sign(to_sign, ec.ECDSA(hashes.SHA384())))
-            signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+            signature = self.sign(protected, payload)
         item: Any = [protected, unprotected, payload, signature]
         return bytes(cbor2.dumps(item if tag is None else cbor2.CBORTag(tag, item)))
+
+    def sign(self, protected: bytes, payload: bytes) -> bytes:
+        """Raw ES384 r||s by the leaf key over ["Signature1", protected, h'', payload] (RFC 9052 section 4.4)."""
+        to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
+        r, s = decode_dss_signature(self.leaf_key.sign(to_sign, ec.ECDSA(hashes.SHA384())))
+        return bytes(r.to_bytes(48, "big") + s.to_bytes(48, "big"))

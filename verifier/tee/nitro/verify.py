@@ -10,32 +10,24 @@ from __future__ import annotations
 import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from verifier.errors import EvidenceError
 from verifier.tee.nitro.cose import sig_structure
 from verifier.tee.nitro.parse import NitroEvidence
 from verifier.trust.anchors import TrustAnchors, fingerprint
+from verifier.trust.certs import load_certificate
 from verifier.trust.chain import validate_chain
+from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "aws-nitro"
 COORDINATE_BYTES = 48  # P-384
 
 
 def _load(der: bytes, what: str) -> x509.Certificate:
-    """Load a DER certificate and touch the lazily parsed parts so that malformed input fails here."""
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        _ = (cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc, cert.signature_hash_algorithm)
-        cert.public_key()
-    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied DER is CERT_MALFORMED
-        raise EvidenceError(
-            "CERT_MALFORMED", f"{what} is not a valid X.509 certificate", actual=str(exc)[:200]
-        ) from None
-    return cert
+    """Load a DER certificate with the shared loader (fully decoded); EvidenceError CERT_MALFORMED otherwise."""
+    return load_certificate(der, what)
 
 
 def _roots(bundle_root: x509.Certificate, top: x509.Certificate, anchors: TrustAnchors) -> list[x509.Certificate]:
@@ -77,7 +69,8 @@ def verify(evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime
         assert failure is not None
         raise failure
     # 3. Only now check the COSE signature (attestation_process.md 3.2.2; RFC 9052 section 4.4, RFC 9053
-    #    section 2.1): ES384 over Sig_structure with the leaf key, raw r||s converted to DER.
+    #    section 2.1): ES384 over Sig_structure with the leaf key, raw r||s. High-s is accepted: AWS hardware
+    #    emits it (verifier/trust/ecdsa.py says why that is harmless).
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
@@ -85,10 +78,11 @@ def verify(evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime
     signature = evidence.cose.signature
     r = int.from_bytes(signature[:COORDINATE_BYTES], "big")
     s = int.from_bytes(signature[COORDINATE_BYTES:], "big")
-    try:
-        key.verify(encode_dss_signature(r, s), sig_structure(evidence.cose), ec.ECDSA(hashes.SHA384()))
-    except InvalidSignature:
+    if not verify_rs(key, r, s, sig_structure(evidence.cose), hashes.SHA384()):
         raise EvidenceError(
-            "NITRO_SIGNATURE_INVALID", "COSE_Sign1 signature does not verify with the leaf key", actual=signature.hex()
-        ) from None
+            "NITRO_SIGNATURE_INVALID",
+            "COSE_Sign1 signature does not verify with the leaf key",
+            expected=f"ES384 by {fingerprint(leaf)}",
+            actual=signature.hex(),
+        )
     return chain

@@ -17,10 +17,8 @@ import datetime
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from verifier.errors import EvidenceError
 from verifier.tee.sevsnp.abi import SIGNING_KEY_NONE, SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport
@@ -29,6 +27,7 @@ from verifier.tee.sevsnp.crl import check_crl, revoked
 from verifier.tee.sevsnp.tcb import Product, decode_tcb, product_from_cpuid, product_from_name
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.chain import validate_chain
+from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "amd-ark"
 TURIN_HWID_SIZE = 8
@@ -149,18 +148,19 @@ def _check_chip(report: AttestationReport, ext: KdsExtensions, product: Product)
 
 
 def _check_signature(report: AttestationReport, signer: x509.Certificate) -> None:
-    """Step 6 (ABI spec "ECDSA signature format"): P-384, SHA-384, R and S little-endian in the report."""
+    """Step 6 (ABI spec "ECDSA signature format"): P-384, SHA-384, R and S little-endian in the report.
+
+    High-s signatures are accepted, as by every ECDSA check here: AMD firmware does not normalize s (most of the
+    genuine reports in the vectors are high-s) and malleability is harmless (verifier/trust/ecdsa.py)."""
     key = signer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         actual = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise EvidenceError("SNP_KEY_TYPE", "the signer key is not ECDSA P-384", expected="secp384r1", actual=actual)
     r, s = report.signature_rs()
-    try:
-        key.verify(encode_dss_signature(r, s), report.signed_bytes(), ec.ECDSA(hashes.SHA384()))
-    except (InvalidSignature, ValueError):
+    if not verify_rs(key, r, s, report.signed_bytes(), hashes.SHA384()):
         raise EvidenceError("SNP_SIGNATURE_INVALID", "the report signature does not verify with the signer key",
                             expected=f"ECDSA P-384 by {fingerprint(signer)}",
-                            actual=(report.signature_r + report.signature_s).hex()) from None
+                            actual=(report.signature_r + report.signature_s).hex())
 
 
 def verify_report(

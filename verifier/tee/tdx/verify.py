@@ -10,7 +10,7 @@ Certificate and CRL Profile"), each failing with its own EvidenceError code:
    the leaf key is ECDSA P-256 (TDX_PCK_KEY_TYPE) and its SGX extension parses;
 2. revocation: the leaf serial in the PCK CRL of its issuer, the CA serial in the root CA CRL (TDX_PCK_REVOKED);
 3. QE report signature: ECDSA P-256 / SHA-256 by the PCK key over the 384 report bytes, raw r||s big-endian
-   (TDX_QE_REPORT_SIGNATURE_INVALID);
+   (TDX_QE_REPORT_SIGNATURE_INVALID; high-s accepted, as by every ECDSA check here: verifier/trust/ecdsa.py);
 4. QE report data: REPORTDATA = SHA-256(attestation key || QE authentication data) || 32 zero bytes
    (TDX_QE_REPORT_DATA_MISMATCH);
 5. only then the quote: the attestation key X||Y as an uncompressed P-256 point (TDX_ATTESTATION_KEY_INVALID),
@@ -24,10 +24,8 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from verifier.errors import EvidenceError
 from verifier.tee.tdx.enclave_report import EnclaveReport, parse_enclave_report
@@ -35,6 +33,7 @@ from verifier.tee.tdx.pck import PckInfo, pck_chain, pck_info
 from verifier.tee.tdx.quote import Quote
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.chain import validate_chain
+from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "intel-sgx"
 
@@ -46,9 +45,10 @@ class TdxVerified:
     qe_report: EnclaveReport
 
 
-def _raw_signature(raw: bytes) -> bytes:
-    """Raw r||s (32 bytes each, big-endian) as DER for `cryptography`."""
-    return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"))
+def _raw_valid(key: ec.EllipticCurvePublicKey, raw: bytes, message: bytes) -> bool:
+    """ECDSA P-256 / SHA-256 with raw r||s (32 bytes each, big-endian); high-s is accepted (trust/ecdsa.py)."""
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big")
+    return verify_rs(key, r, s, message, hashes.SHA256())
 
 
 def _root(chain: list[x509.Certificate], anchors: TrustAnchors) -> x509.Certificate:
@@ -100,12 +100,10 @@ def _check_revocation(chain: list[x509.Certificate], pck_crl: x509.CertificateRe
 
 def _check_qe_report(quote: Quote, leaf: x509.Certificate, key: ec.EllipticCurvePublicKey) -> EnclaveReport:
     """Steps 3 and 4 (Quoting Library API "QE Report Certification Data")."""
-    try:
-        key.verify(_raw_signature(quote.qe_report_signature), quote.qe_report, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    if not _raw_valid(key, quote.qe_report_signature, quote.qe_report):
         raise EvidenceError("TDX_QE_REPORT_SIGNATURE_INVALID", "the QE report signature does not verify (PCK key)",
                             expected=f"ECDSA P-256 by {fingerprint(leaf)}",
-                            actual=quote.qe_report_signature.hex()) from None
+                            actual=quote.qe_report_signature.hex())
     report = parse_enclave_report(quote.qe_report)
     expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest() + bytes(32)
     if report.report_data != expected:
@@ -122,12 +120,10 @@ def _check_quote_signature(quote: Quote) -> None:
     except ValueError:
         raise EvidenceError("TDX_ATTESTATION_KEY_INVALID", "the attestation key is not a P-256 point",
                             expected="uncompressed P-256 point X||Y", actual=quote.attestation_key.hex()) from None
-    try:
-        key.verify(_raw_signature(quote.signature), quote.signed, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    if not _raw_valid(key, quote.signature, quote.signed):
         raise EvidenceError("TDX_QUOTE_SIGNATURE_INVALID", "the quote signature does not verify",
                             expected=f"ECDSA P-256 by attestation key {quote.attestation_key.hex()}",
-                            actual=quote.signature.hex()) from None
+                            actual=quote.signature.hex())
 
 
 def verify_quote(

@@ -1,0 +1,126 @@
+"""The one X.509 certificate and CRL loader for every TEE (RFC 5280 sections 4 and 5).
+
+`cryptography` decodes most of a certificate lazily: the version, names, extensions, key and signature algorithm
+are parsed only when first read, and each may then raise (InvalidVersion, DuplicateExtension, ValueError for a
+badly encoded name or extension, UnsupportedAlgorithm for an unknown key or signature algorithm...). Attacker
+supplied certificates and CRLs must fail where they are loaded, with one stable code, and never later inside chain
+validation or claim extraction. So the loaders below read every part later code touches, once, at load time:
+certificates fail with EvidenceError CERT_MALFORMED, CRLs with EvidenceError CRL_MALFORMED.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
+
+from verifier.errors import EvidenceError
+
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_ACTUAL_LIMIT = 200  # characters of a library error message kept in `actual`
+
+# AMD's VCEKs/VLEKs all have serial number 0 (RFC 5280 forbids it; pub. 57230 does it): expected, not news.
+# Silence exactly that warning, process-wide (a scoped warnings.catch_warnings is not thread-safe, and appraisals
+# run in worker threads). tests/unit/test_snp_certs.py pins that such certificates load.
+warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
+                        category=CryptographyDeprecationWarning)
+
+
+def _is_pem(data: bytes) -> bool:
+    return data.lstrip().startswith(b"-----BEGIN")
+
+
+def _touch_name(name: x509.Name) -> None:
+    """Decode every attribute of a Name (values of unusual string types are decoded on access)."""
+    for attribute in name:
+        _ = (attribute.oid.dotted_string, attribute.value)
+    name.rfc4514_string()
+
+
+def _touch_extensions(extensions: x509.Extensions) -> None:
+    """Decode every extension: duplicates and undecodable known extensions raise here."""
+    for extension in extensions:
+        _ = (extension.oid.dotted_string, extension.critical, extension.value)
+
+
+def touch_certificate(cert: x509.Certificate) -> None:
+    """Read every lazily decoded part of `cert`; raises whatever `cryptography` raises for malformed input."""
+    _ = (cert.version, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
+    _touch_name(cert.subject)
+    _touch_name(cert.issuer)
+    _touch_extensions(cert.extensions)
+    cert.public_key()
+    _ = (cert.signature_algorithm_oid, cert.signature_hash_algorithm, cert.signature_algorithm_parameters)
+    _ = (cert.signature, cert.tbs_certificate_bytes, cert.fingerprint(hashes.SHA256()), cert.public_bytes(Encoding.DER))
+
+
+def _cert_malformed(what: str, exc: BaseException) -> EvidenceError:
+    return EvidenceError("CERT_MALFORMED", f"{what}: not a valid X.509 certificate",
+                         expected="X.509 certificate (RFC 5280)", actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__)
+
+
+def load_certificate(data: bytes, what: str) -> x509.Certificate:
+    """One certificate, DER or a single PEM block, fully decoded.
+
+    Raises EvidenceError CERT_MALFORMED (naming `what`) when it does not parse, when any part of it does not decode
+    (RFC 5280 section 4.1), or when PEM input holds other than exactly one certificate."""
+    if _is_pem(data):
+        if (count := data.count(PEM_CERTIFICATE)) > 1:
+            raise EvidenceError("CERT_MALFORMED", f"{what}: expected one PEM certificate", expected="1",
+                                actual=str(count))
+        return load_pem_certificates(data, what, max_count=1)[0]
+    try:
+        cert = x509.load_der_x509_certificate(data)
+        touch_certificate(cert)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
+        raise _cert_malformed(what, exc) from None
+    return cert
+
+
+def load_pem_certificates(data: bytes, what: str, *, max_count: int) -> tuple[x509.Certificate, ...]:
+    """A PEM bundle in file order, each certificate fully decoded. Text between PEM blocks (and trailing NUL bytes,
+    as in some DCAP quotes) is ignored.
+
+    Raises EvidenceError CERT_MALFORMED (naming `what`) when there is no certificate, more than `max_count`
+    certificates, or one of them does not parse or decode."""
+    count = data.count(PEM_CERTIFICATE)
+    if count > max_count:  # counted before parsing, so an oversized bundle costs no decoding work
+        raise EvidenceError("CERT_MALFORMED", f"{what}: too many certificates", expected=f"<= {max_count}",
+                            actual=str(count))
+    try:
+        certs = tuple(x509.load_pem_x509_certificates(data))
+        for cert in certs:
+            touch_certificate(cert)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
+        raise _cert_malformed(what, exc) from None
+    if not certs or len(certs) > max_count:
+        raise EvidenceError("CERT_MALFORMED", f"{what}: wrong number of PEM certificates",
+                            expected=f"1..{max_count}", actual=str(len(certs)))
+    return certs
+
+
+def touch_crl(crl: x509.CertificateRevocationList) -> None:
+    """Read every lazily decoded part of `crl`, including every revoked entry and its extensions."""
+    _ = (crl.last_update_utc, crl.next_update_utc)
+    _touch_name(crl.issuer)
+    _touch_extensions(crl.extensions)
+    for entry in crl:
+        _ = (entry.serial_number, entry.revocation_date_utc)
+        _touch_extensions(entry.extensions)
+    _ = (crl.signature_algorithm_oid, crl.signature_hash_algorithm, crl.signature_algorithm_parameters)
+    _ = (crl.signature, crl.tbs_certlist_bytes, crl.public_bytes(Encoding.DER))
+
+
+def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
+    """A CRL in DER or PEM, fully decoded (RFC 5280 section 5.1). Signature and validity window are checked by
+    the vendor-specific callers. Raises EvidenceError CRL_MALFORMED (naming `what`)."""
+    try:
+        crl = x509.load_pem_x509_crl(data) if _is_pem(data) else x509.load_der_x509_crl(data)
+        touch_crl(crl)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CRL_MALFORMED
+        raise EvidenceError("CRL_MALFORMED", f"{what}: cannot parse CRL", expected="X.509 CRL (DER or PEM)",
+                            actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__) from None
+    return crl
