@@ -65,7 +65,8 @@ def build_signer(settings: Settings, *, clock: Clock | None = None) -> ResultSig
 
 
 def build_collateral_source(settings: Settings, database: Database) -> CollateralSource:
-    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS behind the shared database cache."""
+    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS behind the shared database cache, which
+    refetches revocation lists and Intel TCB info / QE identity every `collateral_refresh` (wall clock)."""
     if settings.offline:
         return OfflineSource()
     routes: dict[str, CollateralSource] = {
@@ -73,7 +74,7 @@ def build_collateral_source(settings: Settings, database: Database) -> Collatera
         "intel": IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout,
                           root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url)),
     }
-    return CachedSource(RoutingSource(routes), SqlCollateralCache(database))
+    return CachedSource(RoutingSource(routes), SqlCollateralCache(database), refresh=settings.collateral_refresh)
 
 
 def _root_ca_crl_url(pcs_url: str) -> str:

@@ -118,7 +118,8 @@ class VerifierService:
     challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
     policies: PolicySet = field(default_factory=PolicySet)
     collateral_source: CollateralSource = field(default_factory=OfflineSource)
-    check_crl: bool = False
+    # Vendor revocation lists are checked unless explicitly turned off (fail closed; policy decides when absent).
+    check_crl: bool = True
     # After an appraisal is recorded its evidence is kept here (bounded) for `reference_values.impact`.
     kept: EvidenceKeeper | None = None
     # Reads the reference-set version (one row) for the token and the audit log; None: not reported.
@@ -250,6 +251,8 @@ class VerifierService:
             policy_id=policy.policy_id,
             matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
             matched_labels=tuple(sorted({r.label for r in matched if r.label})),
+            collateral=_collateral_used(verified),
+            revocation=_revocation(verified),
         )
         return verified, appraisal, findings, incomplete
 
@@ -274,7 +277,7 @@ class VerifierService:
         if verified.tee == "nitro":
             return appraise_nitro(verified.claims, policy, references)
         if verified.tee == "snp":
-            return appraise_snp(verified.claims, verified.details, policy, references)
+            return appraise_snp(verified.claims, verified.details, policy, references, at)
         if verified.tee == "tdx":
             return appraise_tdx(verified.claims, verified.details, policy, references, at)
         raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
@@ -328,6 +331,24 @@ def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: 
         return runtime_key_jwk(request.runtime_data)
     doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
     return runtime_key_jwk(bytes.fromhex(doc_key)) if isinstance(doc_key, str) and doc_key else None
+
+
+def _collateral_used(verified: VerifiedEvidence) -> tuple[dict[str, Any], ...]:
+    """The collateral items the TEE package reports as deciding (details["collateral"]), JSON-safe fields only."""
+    items = verified.details.get("collateral")
+    if not isinstance(items, list):
+        return ()
+    fields = ("item", "number", "issued", "next_update", "source")
+    return tuple({k: item.get(k) for k in fields} for item in items if isinstance(item, dict))
+
+
+def _revocation(verified: VerifiedEvidence) -> str | None:
+    """Whether revocation was checked: the TEE package's details["revocation"]; Nitro has no revocation to check
+    (AWS publishes no CRL or OCSP for the attestation PKI; its leaf certificates live for hours)."""
+    if verified.tee == "nitro":
+        return "not-applicable"
+    value = verified.details.get("revocation")
+    return value if isinstance(value, str) else None
 
 
 _MAIN_MEASUREMENT = {"nitro": "pcr0", "snp": "measurement", "tdx": "mr_td"}

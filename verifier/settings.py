@@ -48,12 +48,15 @@ class Settings:
     appraisal_requires_mtls: bool = False
     appraisal_client_ca: Path | None = None
     log_level: str = "INFO"
-    # Vendor collateral: AMD KDS (through the database cache) unless offline; CRL checking is opt-in.
+    # Vendor collateral: AMD KDS (through the database cache) unless offline. Revocation (the AMD CRL) is checked
+    # unless `check_crl` is turned off (`--no-check-crl`, VERIFIER_CHECK_CRL=0).
     offline: bool = False
     amd_kds_url: str = "https://kdsintf.amd.com"
     intel_pcs_url: str = "https://api.trustedservices.intel.com"  # or a PCCS base URL
     collateral_timeout: float = 10.0
-    check_crl: bool = False
+    check_crl: bool = True
+    # The cache refetches CRLs and Intel TCB info / QE identity once this old (before their nextUpdate).
+    collateral_refresh: dt.timedelta = dt.timedelta(hours=1)
     policy_file: Path | None = None
     # Kept evidence for impact analysis (`verifier refs plan --impact`): at most this many rows (0 disables) and
     # nothing older than `keep_evidence_days`.
@@ -103,6 +106,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         amd_kds_url=get("AMD_KDS_URL"),
         intel_pcs_url=get("INTEL_PCS_URL"),
         check_crl=_flag(get("CHECK_CRL")),
+        collateral_refresh=collateral_refresh(get("COLLATERAL_REFRESH_SECONDS")),
         policy_file=path("POLICY_FILE"),
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
@@ -111,6 +115,19 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _seconds(value: str | None) -> dt.timedelta | None:
     return None if value is None else dt.timedelta(seconds=float(value))
+
+
+def collateral_refresh(value: str | float | None) -> dt.timedelta | None:
+    """VERIFIER_COLLATERAL_REFRESH_SECONDS / --collateral-refresh: non-negative seconds (ConfigError otherwise)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 365 * 86400:  # also refuses nan and inf
+        raise ConfigError("SETTING_INVALID", f"collateral refresh must be 0..31536000 seconds, got {str(value)[:20]!r}")
+    return dt.timedelta(seconds=seconds)
 
 
 def _int(value: str | None) -> int | None:

@@ -12,7 +12,7 @@ Usage::
     pki = FakeAmdPki(Product.MILAN)                     # pki.now is a fixed UTC instant
     report = parse_report(pki.report(report_data=b"\\x01" * 64))
     verify_report(report, pki.certificates("vcek"), TrustAnchors(pins=pki.pins), pki.now)
-    crl = pki.crl(revoked=[pki.ask.serial_number])       # DER, signed by the ARK
+    crl = pki.crl(revoked=[pki.ask.serial_number])       # DER, signed by the ARK (number=N: cRLNumber)
 
 `report(**overrides)`: `signer` ("vcek" default or "vlek": picks the key and SIGNING_KEY), `signer_key` (another
 EC private key to sign with), `signature` (144 raw bytes: R then S, little-endian, 72 each), and any
@@ -234,14 +234,17 @@ class FakeAmdPki:
 
     def crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
             next_update: datetime.datetime | None = None, signer_key: rsa.RSAPrivateKey | None = None,
-            issuer_cn: str | None = None) -> bytes:
-        """DER CRL issued by the ARK (RSASSA-PSS SHA-384) listing `revoked` serials (0 allowed, as for VCEKs)."""
+            issuer_cn: str | None = None, number: int | None = None) -> bytes:
+        """DER CRL issued by the ARK (RSASSA-PSS SHA-384) listing `revoked` serials (0 allowed, as for VCEKs);
+        `number` adds the cRLNumber extension (RFC 5280 section 5.2.3)."""
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(_name(issuer_cn or f"ARK-{self.product.value}"))
             .last_update(this_update or self.now - DAY)
             .next_update(next_update or self.now + 7 * DAY)
         )
+        if number is not None:
+            builder = builder.add_extension(x509.CRLNumber(number), critical=False)
         placeholder = {serial or 1 << 100: serial for serial in revoked}
         for serial in placeholder:
             builder = builder.add_revoked_certificate(

@@ -156,10 +156,11 @@ class FakeKds:
         return targets
 
 
-def make_crl(next_update: dt.datetime | None, *, this_update: dt.datetime | None = None) -> bytes:
-    """A DER CRL signed by a throwaway RSA key (only parsing matters to the client).
-    cryptography's builder cannot omit nextUpdate (optional in RFC 5280), so that case is built with asn1crypto
-    and a zero signature."""
+def make_crl(next_update: dt.datetime | None, *, this_update: dt.datetime | None = None,
+             number: int | None = None) -> bytes:
+    """A DER CRL signed by a throwaway RSA key (only parsing matters to the client), with the cRLNumber `number`
+    when given. cryptography's builder cannot omit nextUpdate (optional in RFC 5280), so that case is built with
+    asn1crypto and a zero signature."""
     this_update = this_update or (next_update or dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) - dt.timedelta(days=7)
     if next_update is None:
         algorithm = {"algorithm": "sha384_rsa"}
@@ -171,6 +172,8 @@ def make_crl(next_update: dt.datetime | None, *, this_update: dt.datetime | None
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "throwaway ARK")])
     builder = x509.CertificateRevocationListBuilder().issuer_name(name).last_update(this_update)
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
     return builder.next_update(next_update).sign(key, hashes.SHA384()).public_bytes(Encoding.DER)
 
 

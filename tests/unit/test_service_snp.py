@@ -54,6 +54,7 @@ def files(pki: FakeAmdPki, kind: str = "vcek") -> dict[str, bytes]:
 
 
 def service(db: Database, pki: FakeAmdPki, **kw: Any) -> VerifierService:
+    kw.setdefault("check_crl", False)  # most of these tests carry no CRL; revocation tests turn it on
     refs = SqlReferenceValueStore(db)
     refs.add("snp.measurement", MEASUREMENT, "image-1", now=pki.now - dt.timedelta(days=1))
     return VerifierService(clock=SettableClock(pki.now), anchors=pki.anchors(), references=refs,
@@ -177,3 +178,89 @@ def test_garbage_certificate_in_the_request_is_contraindicated(db: Database, pki
     result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={"vcek.der": b"nope"}))
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert codes(result) == ["CERT_MALFORMED"]
+
+
+# --- Which CRL decides: the request's or the verifier's (cache / KDS), the newer ----------------------------------
+
+
+def _chain_source(pki: FakeAmdPki, crl: bytes | None) -> DictSource:
+    items = {"amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)}
+    return DictSource({**items, **({"amd.crl": crl} if crl is not None else {})})
+
+
+def test_an_older_request_crl_does_not_beat_the_verifiers_newer_one(db: Database, pki: FakeAmdPki) -> None:
+    source = _chain_source(pki, pki.crl([pki.ask.serial_number], number=2))
+    svc = service(db, pki, check_crl=True, collateral_source=source)
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
+                                           collateral={**files(pki), "crl.der": pki.crl(number=1)}))
+    assert codes(result) == ["SNP_CERT_REVOKED"]
+    assert result.appraisal.status is Tier.CONTRAINDICATED
+    assert "amd.crl" in source.fetched
+
+
+def test_a_superseded_request_crl_is_reported_without_changing_the_status(db: Database, pki: FakeAmdPki) -> None:
+    at = pki.now - dt.timedelta(days=1)
+    svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, pki.crl(number=5)))
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
+        **files(pki), "crl.der": pki.crl(number=4, this_update=at - dt.timedelta(days=1))}))
+    assert result.appraisal.status is Tier.AFFIRMING, codes(result)
+    assert codes(result) == ["COLLATERAL_SUPERSEDED"]
+    finding = result.appraisal.findings[0]
+    assert finding.value == 0
+    assert finding.expected == f"number 5, thisUpdate {at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    assert finding.actual.startswith("number 4, thisUpdate ")
+
+
+def test_a_newer_request_crl_decides(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, pki.crl(number=2)))
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
+        **files(pki), "crl.der": pki.crl([pki.ask.serial_number], number=3)}))
+    assert codes(result) == ["SNP_CERT_REVOKED"]
+
+
+def test_without_crl_numbers_this_update_decides(db: Database, pki: FakeAmdPki) -> None:
+    newer = pki.crl([pki.ask.serial_number], this_update=pki.now - dt.timedelta(hours=1))
+    svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, newer))
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
+        **files(pki), "crl.der": pki.crl(this_update=pki.now - dt.timedelta(days=3))}))
+    assert codes(result) == ["SNP_CERT_REVOKED"]
+
+
+def test_the_request_crl_is_used_when_the_source_has_none(db: Database, pki: FakeAmdPki) -> None:
+    svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, None))
+    revoked = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
+        **files(pki), "crl.der": pki.crl([pki.ask.serial_number])}))
+    assert codes(revoked) == ["SNP_CERT_REVOKED"]
+
+
+def test_an_invalid_request_crl_never_beats_a_valid_source_crl(db: Database, pki: FakeAmdPki) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    forged = pki.crl(number=99, signer_key=rsa.generate_private_key(65537, 2048))
+    svc = service(db, pki, check_crl=True,
+                  collateral_source=_chain_source(pki, pki.crl([pki.ask.serial_number], number=1)))
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
+                                           collateral={**files(pki), "crl.der": forged}))
+    assert codes(result) == ["SNP_CERT_REVOKED"]
+
+
+def test_max_collateral_age_bounds_the_crl_used(db: Database, pki: FakeAmdPki) -> None:
+    policies = PolicySet({"fresh": Policy(policy_id="fresh", snp=SnpRules(max_collateral_age_hours=12)),
+                          "day": Policy(policy_id="day", snp=SnpRules(max_collateral_age_hours=25))})
+    crl = pki.crl(this_update=pki.now - dt.timedelta(hours=24))
+    svc = service(db, pki, check_crl=True, policies=policies, collateral_source=_chain_source(pki, crl))
+    old = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki), policy="fresh"))
+    assert codes(old) == ["COLLATERAL_TOO_OLD"]
+    assert old.appraisal.status is Tier.CONTRAINDICATED
+    finding = old.appraisal.findings[0]
+    assert finding.claim.value == "hardware"
+    assert finding.expected.startswith("thisUpdate >= " + (pki.now - dt.timedelta(hours=12)).strftime("%Y-%m-%dT%H"))
+    assert finding.actual.startswith("thisUpdate " + crl_issued(crl))
+    ok = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki), policy="day"))
+    assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
+
+
+def crl_issued(der: bytes) -> str:
+    from cryptography import x509
+
+    return x509.load_der_x509_crl(der).last_update_utc.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -134,3 +134,8 @@ class Appraisal:
     policy_id: str
     matched_reference_values: tuple[str, ...] = ()
     matched_labels: tuple[str, ...] = ()  # labels of the reference values that matched (what was approved)
+    # The vendor collateral that decided (item, evaluation or CRL number, issue date, next update, source:
+    # request / cache / vendor / anchors), and whether revocation was checked ("checked", "unavailable", "off",
+    # "not-applicable"); None when verification stopped before collateral was used.
+    collateral: tuple[dict[str, Any], ...] = ()
+    revocation: str | None = None

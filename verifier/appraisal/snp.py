@@ -7,13 +7,17 @@ snp.image_id (checked when registered or required by the policy). Every failed c
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..clock import parse_rfc3339, to_rfc3339
 from ..reference_values.model import ReferenceValue
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
-from .policy import Policy
+from .policy import Policy, SnpRules
 from .references import check_references
+
+NO_CLAIM = 0  # AR4SI "no claim": an informational finding that changes no status
 
 REFERENCE_CLAIMS: dict[str, Claim] = {
     "snp.measurement": Claim.EXECUTABLES,
@@ -26,8 +30,11 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
 
 
 def appraise_snp(
-    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue]
+    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue],
+    at: dt.datetime | None = None,
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    """Findings for verified SNP claims and verification `details` (tee/sevsnp/evidence.py) under `policy`;
+    `at` is the appraisal time (default: details["appraised_at"]) for the collateral age rule."""
     rules = policy.snp
     baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.HARDWARE: AFFIRMING, Claim.CONFIGURATION: AFFIRMING,
                 Claim.RUNTIME_OPAQUE: AFFIRMING}
@@ -51,13 +58,7 @@ def appraise_snp(
     if rules.allowed_chip_ids is not None and chip not in {c.hex() for c in rules.allowed_chip_ids}:
         findings.append(_f("SNP_CHIP_ID_NOT_ALLOWED", Claim.INSTANCE_IDENTITY, "CHIP_ID is not an allowed chip",
                            " | ".join(c.hex() for c in rules.allowed_chip_ids), chip))
-    crl = details.get("crl")
-    if crl not in (None, "checked", "off"):
-        value = WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED
-        findings.append(Finding(code="SNP_CRL_UNAVAILABLE", claim=Claim.HARDWARE, value=value,
-                                message=f"revocation could not be checked ({details.get('crl_reason', crl)}); "
-                                f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
-                                expected="a valid AMD CRL", actual=str(crl)))
+    findings.extend(_revocation_findings(details, rules, _appraisal_time(details, at)))
     actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
     ref_findings, matched = check_references("snp", actual, policy.required("snp"), references, REFERENCE_CLAIMS)
     findings.extend(ref_findings)
@@ -95,6 +96,53 @@ def _firmware_findings(claims: Mapping[str, Any], minimum: tuple[int, int] | Non
         findings.append(_f("SNP_FIRMWARE_BUILD_BELOW_MINIMUM", Claim.HARDWARE, "the SNP firmware build is older "
                            "than the policy allows", str(build), str(cur_build)))
     return findings
+
+
+def _revocation_findings(details: Mapping[str, Any], rules: SnpRules, at: dt.datetime | None) -> list[Finding]:
+    """Revocation: unavailable is fail-closed unless `crl_fail_open` (warning); an older request CRL that lost to
+    the verifier's is reported (AR4SI 0: no status change); `max_collateral_age_hours` bounds the CRL's age."""
+    findings: list[Finding] = []
+    state = details.get("revocation", details.get("crl"))
+    if state not in (None, "checked", "off"):
+        value = WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED
+        findings.append(Finding(code="SNP_CRL_UNAVAILABLE", claim=Claim.HARDWARE, value=value,
+                                message=f"revocation could not be checked ({details.get('crl_reason', state)}); "
+                                f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
+                                expected="a valid AMD CRL", actual=str(state)))
+    for lost in details.get("collateral_superseded") or ():
+        if isinstance(lost, Mapping) and lost.get("item") == "amd.crl":
+            findings.append(Finding(code="COLLATERAL_SUPERSEDED", claim=Claim.HARDWARE, value=NO_CLAIM,
+                                    message="the request's AMD CRL is older than the verifier's; the newer decided",
+                                    expected=_version(lost.get("used")), actual=_version(lost.get("request"))))
+    limit = rules.max_collateral_age_hours
+    crl = next((c for c in details.get("collateral") or () if isinstance(c, Mapping) and c.get("item") == "amd.crl"),
+               None)
+    if limit is not None and crl is not None:
+        oldest = at - dt.timedelta(hours=limit) if at is not None else None
+        issued = _time(crl.get("issued"))
+        if oldest is None or issued is None or issued < oldest:  # an age that cannot be computed fails closed
+            findings.append(_f("COLLATERAL_TOO_OLD", Claim.HARDWARE,
+                               f"the AMD CRL used was issued more than {limit} h before the appraisal",
+                               f"thisUpdate >= {to_rfc3339(oldest) if oldest else 'unknown'} (at most {limit} h old)",
+                               f"thisUpdate {crl.get('issued')} (number {crl.get('number')}, {crl.get('source')})"))
+    return findings
+
+
+def _appraisal_time(details: Mapping[str, Any], at: dt.datetime | None) -> dt.datetime | None:
+    return at if at is not None else _time(details.get("appraised_at"))
+
+
+def _time(value: Any) -> dt.datetime | None:
+    try:
+        return parse_rfc3339(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _version(value: Any) -> str:
+    if not isinstance(value, Mapping):
+        return "unknown"
+    return f"number {value.get('number')}, thisUpdate {value.get('issued')}"
 
 
 def _f(code: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:

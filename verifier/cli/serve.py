@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..bootstrap import build
-from ..settings import Settings
+from ..errors import ConfigError
+from ..settings import Settings, collateral_refresh
 from ..transport.grpc.server import serve
 from .common import UsageError, add_db_flag
 
@@ -50,7 +51,10 @@ def register(sub: Any) -> None:
     p.add_argument("--amd-kds-url", metavar="URL", help="AMD KDS base URL (default https://kdsintf.amd.com)")
     p.add_argument("--intel-pcs-url", metavar="URL",
                    help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)")
-    p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
+    p.add_argument("--check-crl", action=argparse.BooleanOptionalAction, default=None,
+                   help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)")
+    p.add_argument("--collateral-refresh", type=_refresh_seconds, metavar="SECONDS",
+                   help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)")
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
     p.add_argument("--port-file", type=Path, metavar="FILE",
                    help='write {"grpc": port, "http": port} here once listening (for port 0)')
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         amd_kds_url=args.amd_kds_url,
         intel_pcs_url=args.intel_pcs_url,
         check_crl=args.check_crl,
+        collateral_refresh=args.collateral_refresh,
         policy_file=args.policy_file,
         challenge_ttl=dt.timedelta(seconds=args.challenge_ttl) if args.challenge_ttl else None,
         token_lifetime=dt.timedelta(seconds=args.token_lifetime) if args.token_lifetime else None,
@@ -93,3 +98,12 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     finally:
         components.close()
     return 0
+
+
+def _refresh_seconds(text: str) -> dt.timedelta:
+    try:
+        value = collateral_refresh(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    assert value is not None
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 from ..appraisal.model import Tier
 from ..bootstrap import build
 from ..clock import FixedClock, SystemClock, to_rfc3339
+from ..errors import ConfigError
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..service import MAX_COLLATERAL_BYTES, MAX_EVIDENCE_BYTES, AppraisalRequest, AppraisalResult
-from ..settings import Settings
+from ..settings import Settings, collateral_refresh
 from ..tee.detect import detect_tee
 from ..tee.registry import tee_names
 from .common import (
@@ -53,7 +55,10 @@ def register(sub: Any) -> None:
                    help="sign the result with this key (default: VERIFIER_SIGNING_KEY, else an ephemeral key)")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never touch the network: missing collateral makes the appraisal fail with exit 3")
-    p.add_argument("--check-crl", action="store_true", default=None, help="check the vendor CRLs")
+    p.add_argument("--check-crl", action=argparse.BooleanOptionalAction, default=None,
+                   help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)")
+    p.add_argument("--collateral-refresh", type=_refresh_seconds, metavar="SECONDS",
+                   help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)")
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_db_flag(p)
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         signing_keys=tuple(args.signing_key) if args.signing_key else None,
         offline=args.offline,
         check_crl=args.check_crl,
+        collateral_refresh=args.collateral_refresh,
         policy_file=args.policy_file,
     )
     signer = None
@@ -152,3 +158,12 @@ def _read_collateral(directory: Path, *, exclude: Path) -> dict[str, bytes]:
             raise UsageError(f"collateral in {directory} exceeds {MAX_COLLATERAL_BYTES} bytes")
         files[path.name] = data
     return files
+
+
+def _refresh_seconds(text: str) -> dt.timedelta:
+    try:
+        value = collateral_refresh(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    assert value is not None
+    return value

@@ -45,7 +45,8 @@ def build_ear(
 
     Deterministic: the same inputs give equal dicts with the same key order, hence the same JSON.
     `x-verifier.policy-sha256` (SHA-256 of the policy's canonical JSON) and `x-verifier.reference-set-version`
-    (the reference-value set appraised against) are in the submodule when given.
+    (the reference-value set appraised against) are in the submodule when given, as are `x-verifier.collateral`
+    (which vendor collateral decided) and `x-verifier.revocation` (whether revocation was checked).
     """
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
@@ -64,6 +65,10 @@ def build_ear(
         "x-verifier.matched-reference-values": list(appraisal.matched_reference_values),
         "x-verifier.matched-labels": list(appraisal.matched_labels),
     }
+    if appraisal.collateral:
+        submod["x-verifier.collateral"] = _json_copy(list(appraisal.collateral))
+    if appraisal.revocation is not None:
+        submod["x-verifier.revocation"] = appraisal.revocation
     if policy_sha256 is not None:
         submod["x-verifier.policy-sha256"] = policy_sha256
     if reference_set_version is not None:

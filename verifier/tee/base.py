@@ -21,8 +21,9 @@ class VerifyContext:
     collateral: Mapping[str, bytes] = field(default_factory=dict)
     # Where missing vendor collateral comes from (AMD KDS, cache); offline by default.
     source: CollateralSource = field(default_factory=OfflineSource)
-    # Check vendor CRLs (SEV-SNP: the ARK-signed CRL of the product); policy decides fail-closed or fail-open.
-    check_crl: bool = False
+    # Check vendor CRLs (SEV-SNP: the ARK-signed CRL of the product), on by default; when no valid CRL can be had,
+    # policy decides fail-closed (default) or fail-open. False is the explicit opt-out (`--no-check-crl`).
+    check_crl: bool = True
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class VerifiedEvidence:
     parsed: Any
     claims: dict[str, Any]
     failure: EvidenceError | None = None
-    # Facts about the verification that appraisal policy needs (e.g. SNP "crl": checked|off|unavailable).
+    # Facts about the verification that appraisal policy needs (e.g. SNP "revocation": checked|off|unavailable,
+    # "collateral": the items that decided, "collateral_superseded": request collateral that lost to newer).
     details: dict[str, Any] = field(default_factory=dict)
 
 

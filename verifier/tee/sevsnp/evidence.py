@@ -3,17 +3,26 @@
 Collateral order (first found wins): the request's files (`vcek.pem|der`, `vlek.pem|der`, `ask.pem`, `asvk.pem`,
 `ark.pem`, `cert_chain.pem`, an extended-report certificate table `cert_table.bin`, `crl.der`), the configured
 trust-anchor directory (ARK/ASK/ASVK), then the collateral source (AMD KDS through the database cache; offline
-means none). VLEKs cannot be downloaded and must come with the evidence."""
+means none). VLEKs cannot be downloaded and must come with the evidence.
+
+Revocation is checked by default (`VerifyContext.check_crl`): the product's ARK-signed CRL from the request and
+from the source, the newer deciding (`revocation.py`). Facts for appraisal go to `VerifiedEvidence.details`:
+"revocation" (and its older name "crl"): "checked" | "off" | "unavailable" (then "crl_reason" holds the code);
+"collateral": what decided, a list of {"item": "amd.crl" | "amd.vcek" | "amd.vlek" | "amd.cert_chain", "number",
+"issued", "next_update", "source": "request" | "cache" | "vendor" | "anchors"}; "collateral_superseded": a list of
+{"item", "request": {"number", "issued"}, "used": {"number", "issued"}} for request collateral that lost to newer;
+"appraised_at": the appraisal time (RFC 3339)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from cryptography import x509
 
-from ...collateral.base import CollateralUnavailableError
+from ...collateral.base import CollateralItem, CollateralUnavailableError
 from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
 from ..base import VerifiedEvidence, VerifyContext
@@ -21,7 +30,7 @@ from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_re
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
 from .claims import claims as report_claims
-from .crl import verify_crl
+from .revocation import choose_crl, source_name
 from .tcb import Product, decode_tcb, product_from_cpuid, product_from_name
 from .verify import verify_report
 
@@ -48,18 +57,24 @@ class SnpVerifier:
         signer = certs.vlek if report.signing_key == SIGNING_KEY_VLEK else certs.vcek
         if product is None and signer is not None:
             product = product_from_name(_product_name(signer) or "")
-        certs = _complete(report, certs, product, ctx)
-        details: dict[str, Any] = {"crl": "off"}
-        crl = _crl(report, certs, product, ctx, details) if ctx.check_crl and product is not None else None
+        origin = {kind: "request" for kind in _KINDS if getattr(certs, kind) is not None}
+        certs = _complete(report, certs, product, ctx, origin)
+        details: dict[str, Any] = {"appraised_at": _rfc3339(ctx.at)}
+        crl = _revocation(report, certs, product, ctx, details)
         try:
             verified = verify_report(report, certs, ctx.anchors, ctx.at, product=product, crl=crl)
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, report, report_claims(report, product), exc, details)
+        details["collateral"] = [*_certificate_entries(verified.chain, verified.signer_kind, origin),
+                                 *details.get("collateral", ())]
         claims = report_claims(report, verified.product)
         claims["signer"] = {"kind": verified.signer_kind, "subject": verified.signer.subject.rfc4514_string(),
                             "not_after": verified.signer.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")}
         details["product"] = verified.product.value
         return VerifiedEvidence(self.tee, report, claims, None, details)
+
+
+_KINDS = ("vcek", "vlek", "ask", "asvk", "ark")
 
 
 def _from_request(files: Mapping[str, bytes]) -> SnpCertificates:
@@ -78,19 +93,21 @@ def _from_request(files: Mapping[str, bytes]) -> SnpCertificates:
 
 
 def _complete(report: AttestationReport, certs: SnpCertificates, product: Product | None,
-              ctx: VerifyContext) -> SnpCertificates:
-    """Fill the gaps from the trust-anchor directory, then from the collateral source."""
+              ctx: VerifyContext, origin: dict[str, str]) -> SnpCertificates:
+    """Fill the gaps from the trust-anchor directory, then from the collateral source; `origin` records where
+    each certificate kind came from."""
     from_anchors: dict[str, x509.Certificate] = {}
     for cert in ctx.anchors.certificates if product is not None else ():
         kind = _kind(cert)
         if kind in ("ark", "ask", "asvk") and product is not None and _cn(cert).endswith(product.value):
             from_anchors.setdefault(kind, cert)
-    certs = certs.merged(SnpCertificates(**from_anchors))
+    certs = _merge(certs, SnpCertificates(**from_anchors), origin, "anchors")
     vcek_signed = report.signing_key == SIGNING_KEY_VCEK
     if vcek_signed and certs.vcek is None and product is not None:
         tcb = decode_tcb(report.reported_tcb, product, field="REPORTED_TCB")
         item = ctx.source.fetch(vcek_key(product, report.chip_id, tcb), at=ctx.at)
-        certs = certs.merged(SnpCertificates(vcek=load_certificate(item.data, "VCEK from KDS")))
+        vcek = load_certificate(item.data, "VCEK from KDS")
+        certs = _merge(certs, SnpCertificates(vcek=vcek), origin, source_name(item.source))
     if vcek_signed and certs.vcek is None:
         raise CollateralUnavailableError("COLLATERAL_VCEK_MISSING", "no VCEK in the request and the product of "
                                          "this v2 report is unknown: send vcek.pem with the evidence")
@@ -98,29 +115,71 @@ def _complete(report: AttestationReport, certs: SnpCertificates, product: Produc
     if getattr(certs, needs) is None and product is not None:
         item = ctx.source.fetch(cert_chain_key(product, "vcek" if vcek_signed else "vlek"), at=ctx.at)
         chain = {classify(c): c for c in load_certificates(item.data)}
-        certs = certs.merged(SnpCertificates(**chain))
+        certs = _merge(certs, SnpCertificates(**chain), origin, source_name(item.source))
     return certs
 
 
-def _crl(report: AttestationReport, certs: SnpCertificates, product: Product, ctx: VerifyContext,
-         details: dict[str, Any]) -> x509.CertificateRevocationList | None:
-    """The ARK-signed CRL of the product, verified; on failure record why (policy decides)."""
+def _merge(certs: SnpCertificates, more: SnpCertificates, origin: dict[str, str], source: str) -> SnpCertificates:
+    for kind in _KINDS:
+        if getattr(certs, kind) is None and getattr(more, kind) is not None:
+            origin[kind] = source
+    return certs.merged(more)
+
+
+def _revocation(report: AttestationReport, certs: SnpCertificates, product: Product | None, ctx: VerifyContext,
+                details: dict[str, Any]) -> x509.CertificateRevocationList | None:
+    """The ARK-signed CRL that decides (request or source, the newer), verified; when none can be had, record why
+    (policy decides). Without `ctx.check_crl` revocation is "off"."""
+    if not ctx.check_crl:
+        details.update(revocation="off", crl="off")
+        return None
+    if product is None:
+        _unavailable(details, "SNP_PRODUCT_UNKNOWN")
+        return None
     signer: Literal["vcek", "vlek"] = "vlek" if report.signing_key == SIGNING_KEY_VLEK else "vcek"
     ark = next((c for c in [certs.ark, *ctx.anchors.roots("amd-ark")]
                 if c is not None and ctx.anchors.is_pinned("amd-ark", c) and _cn(c) == f"ARK-{product.value}"), None)
-    try:
-        data = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
-        if data is None:
-            data = ctx.source.fetch(crl_key(product, signer), at=ctx.at).data
-        if ark is None:
-            raise EvidenceError("CHAIN_ROOT_UNTRUSTED", f"no pinned ARK-{product.value} to check the CRL with")
-        crl = verify_crl(data, ark, ctx.at)
-    except (CollateralUnavailableError, EvidenceError) as exc:
-        details.update(crl="unavailable", crl_reason=exc.code)
-        log.warning("SNP CRL unavailable: %s", exc.code)
+    request = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
+
+    def fetch() -> CollateralItem:
+        return ctx.source.fetch(crl_key(product, signer), at=ctx.at)
+
+    outcome = choose_crl(request, fetch, ark, ctx.at)
+    if outcome.request_error is not None:
+        details["crl_request_error"] = outcome.request_error
+    if outcome.crl is None:
+        _unavailable(details, outcome.reason or "COLLATERAL_UNAVAILABLE")
         return None
-    details["crl"] = "checked"
-    return crl
+    details.update(revocation="checked", crl="checked")
+    if outcome.used is not None:
+        details["collateral"] = [outcome.used]
+    if outcome.superseded is not None:
+        details["collateral_superseded"] = [outcome.superseded]
+    return outcome.crl
+
+
+def _unavailable(details: dict[str, Any], reason: str) -> None:
+    details.update(revocation="unavailable", crl="unavailable", crl_reason=reason)
+    log.warning("SNP CRL unavailable: %s", reason)
+
+
+def _certificate_entries(chain: list[x509.Certificate], signer_kind: str,
+                         origin: dict[str, str]) -> list[dict[str, Any]]:
+    """details["collateral"] entries for the signer and for the ASK/ASVK (+ARK) chain that validated it."""
+    signer, intermediate, ark = chain[0], chain[1], chain[-1]
+    inter_kind = "ask" if signer_kind == "vcek" else "asvk"
+    return [
+        {"item": f"amd.{signer_kind}", "number": None, "issued": _rfc3339(signer.not_valid_before_utc),
+         "next_update": _rfc3339(signer.not_valid_after_utc), "source": origin.get(signer_kind, "request")},
+        {"item": "amd.cert_chain", "number": None, "issued": _rfc3339(intermediate.not_valid_before_utc),
+         "next_update": _rfc3339(min(intermediate.not_valid_after_utc, ark.not_valid_after_utc)),
+         "source": origin.get(inter_kind, "anchors")},
+    ]
+
+
+def _rfc3339(value: dt.datetime) -> str:
+    value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _load_any(data: bytes, what: str) -> list[x509.Certificate]:
