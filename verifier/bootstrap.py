@@ -92,6 +92,11 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
     references = SqlReferenceValueStore(database)
     kept = (SqlKeptEvidence(database, max_rows=settings.keep_evidence, max_days=settings.keep_evidence_days)
             if settings.keep_evidence > 0 else None)
+    policies = build_policies(settings, database)
+    for name in (settings.default_policy, *(settings.selectable_policies or ())):
+        if name is not None and policies.lookup(name) is None:
+            raise ConfigError("POLICY_UNKNOWN", f"no appraisal policy named {name!r} (--default-policy, "
+                              "--selectable-policy)")
     service = VerifierService(
         clock=clock or SystemClock(),
         anchors=anchors,
@@ -102,7 +107,10 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         issuer=settings.issuer,
         token_lifetime=settings.token_lifetime,
         challenge_ttl=settings.challenge_ttl,
-        policies=build_policies(settings, database),
+        policies=policies,
+        default_policy=settings.default_policy,
+        selectable_policies=(frozenset(settings.selectable_policies) if settings.selectable_policies is not None
+                             else None),
         collateral_source=build_collateral_source(settings, database),
         check_crl=settings.check_crl,
         kept=kept,

@@ -58,6 +58,9 @@ class Settings:
     # The cache refetches CRLs and Intel TCB info / QE identity once this old (before their nextUpdate).
     collateral_refresh: dt.timedelta = dt.timedelta(hours=1)
     policy_file: Path | None = None
+    # The policy of a request that names none, and the names a request may select (None: any known policy).
+    default_policy: str | None = None
+    selectable_policies: tuple[str, ...] | None = None
     # Kept evidence for impact analysis (`verifier refs plan --impact`): at most this many rows (0 disables) and
     # nothing older than `keep_evidence_days`.
     keep_evidence: int = 1000
@@ -108,9 +111,16 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         check_crl=_flag(get("CHECK_CRL")),
         collateral_refresh=collateral_refresh(get("COLLATERAL_REFRESH_SECONDS")),
         policy_file=path("POLICY_FILE"),
+        default_policy=get("DEFAULT_POLICY"),
+        selectable_policies=_names(get("SELECTABLE_POLICIES")),
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
     )
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list of names (VERIFIER_SELECTABLE_POLICIES)."""
+    return None if value is None else tuple(n.strip() for n in value.split(",") if n.strip())
 
 
 def _seconds(value: str | None) -> dt.timedelta | None:

@@ -56,6 +56,11 @@ def register(sub: Any) -> None:
     p.add_argument("--collateral-refresh", type=_refresh_seconds, metavar="SECONDS",
                    help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)")
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
+    p.add_argument("--default-policy", metavar="NAME",
+                   help="the policy of a request that names none (default: the built-in 'default')")
+    p.add_argument("--selectable-policy", action="append", metavar="NAME",
+                   help="a policy requests may select by name (repeat; default: any known policy); others are "
+                        "PERMISSION_DENIED POLICY_NOT_ALLOWED")
     p.add_argument("--port-file", type=Path, metavar="FILE",
                    help='write {"grpc": port, "http": port} here once listening (for port 0)')
     p.add_argument("--challenge-ttl", type=float, metavar="SECONDS", help="challenge lifetime (default 120)")
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         check_crl=args.check_crl,
         collateral_refresh=args.collateral_refresh,
         policy_file=args.policy_file,
+        default_policy=args.default_policy,
+        selectable_policies=tuple(args.selectable_policy) if args.selectable_policy else None,
         challenge_ttl=dt.timedelta(seconds=args.challenge_ttl) if args.challenge_ttl else None,
         token_lifetime=dt.timedelta(seconds=args.token_lifetime) if args.token_lifetime else None,
     )
