@@ -11,6 +11,13 @@
   tcb_info_issuer_chain.pem, qe_identity_issuer_chain.pem, pck_crl.der, pck_crl_issuer_chain.pem,
   root_ca_crl.der); an override is either a file name with replacement bytes (`**{"pck_crl.der": ...}`) or
   `tcb_info=` / `qe_identity=` with a dict to sign in place of the default.
+- `collateral_signed_by(key, chain, **overrides)`: the same files with TCB info and QE identity signed by `key` and
+  both issuer chains replaced by `chain` (certificates, leaf first): collateral forged by a key that is not the TCB
+  Signing key (a PCK leaf, a PCK CA...).
+- `source(files=None, label="cache")`: a `CollateralSource` (`FakeIntelSource`) serving those files (default
+  `collateral_files()`) for this platform's FMSPC and PCK CA in the envelope `IntelPcs.fetch` produces; items
+  whose file is absent are COLLATERAL_NOT_FOUND. `label` is the CollateralItem.source ("cache" for a cache hit,
+  "pcs" for a vendor fetch).
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
+from verifier.tee.tdx.pcs import envelope, next_update, pck_crl_key, qe_identity_key, root_ca_crl_key, tcb_info_key
+
 DAY = datetime.timedelta(days=1)
 ZERO_MRSIGNER = "00" * 48
 
@@ -37,9 +47,34 @@ def _svns(values: Any) -> list[dict[str, int]]:
     return [{"svn": int(v)} for v in values]
 
 
+class FakeIntelSource:
+    """An in-memory Intel PCS / collateral cache: `fetch` answers the items it was given (see the module
+    docstring) and records the cache ids asked for in `fetches`."""
+
+    def __init__(self, files: dict[str, bytes], *, fmspc: bytes, ca: str, label: str = "cache") -> None:
+        self.label = label
+        self.fetches: list[str] = []
+        self.items: dict[str, bytes] = {}
+        for key, doc, chain in ((tcb_info_key(fmspc), "tcb_info.json", "tcb_info_issuer_chain.pem"),
+                                (qe_identity_key(), "qe_identity.json", "qe_identity_issuer_chain.pem"),
+                                (pck_crl_key(ca), "pck_crl.der", "pck_crl_issuer_chain.pem"),
+                                (root_ca_crl_key(), "root_ca_crl.der", "")):
+            if doc in files:
+                self.items[key.cache_id()] = envelope(key.kind, files[doc], files.get(chain, b"").decode())
+
+    def fetch(self, key: CollateralKey, *, at: datetime.datetime) -> CollateralItem:
+        self.fetches.append(key.cache_id())
+        data = self.items.get(key.cache_id())
+        if data is None:
+            raise CollateralUnavailableError("COLLATERAL_NOT_FOUND", f"{key.cache_id()} is not served")
+        return CollateralItem(key=key, data=data, fetched_at=at, next_update=next_update(key.kind, data),
+                              source=self.label)
+
+
 class IntelCollateral:
     now: datetime.datetime
     fmspc: bytes
+    ca_name: str
     pce_id: bytes
     pcesvn: int
     tcb_components: tuple[int, ...]
@@ -53,6 +88,22 @@ class IntelCollateral:
 
     def root_ca_crl(self, revoked: Any = ()) -> bytes:
         raise NotImplementedError
+
+    def source(self, files: dict[str, bytes] | None = None, *, label: str = "cache") -> FakeIntelSource:
+        ca = "processor" if "Processor" in self.ca_name else "platform"
+        return FakeIntelSource(self.collateral_files() if files is None else files, fmspc=self.fmspc, ca=ca,
+                               label=label)
+
+    def collateral_signed_by(self, key: ec.EllipticCurvePrivateKey, chain: Any,
+                             **overrides: Any) -> dict[str, bytes]:
+        pem = b"".join(c.public_bytes(Encoding.PEM) for c in chain)
+        tcb_info = overrides.pop("tcb_info", None) or self.tcb_info()
+        qe_identity = overrides.pop("qe_identity", None) or self.qe_identity()
+        return self.collateral_files(**{
+            "tcb_info.json": self.sign_json("tcbInfo", tcb_info, key), "tcb_info_issuer_chain.pem": pem,
+            "qe_identity.json": self.sign_json("enclaveIdentity", qe_identity, key),
+            "qe_identity_issuer_chain.pem": pem,
+        }, **overrides)
 
     def sign_json(self, member_name: str, obj: dict[str, Any],
                   signer_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:

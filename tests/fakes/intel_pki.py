@@ -26,7 +26,12 @@ td_attributes (DEBUG is bit 0), tee_tcb_svn, report_data, ...), `user_data`, `tr
 `bad_qe_report_signature`, `unbound_report_data`, `bad_signature`, `attestation_key` (64 raw X||Y bytes, the
 binding still covers them), `pck_chain_pem`.
 
-Collateral (tests/fakes/intel_collateral.py): `sign_json`, `tcb_info`, `qe_identity`, `collateral_files`.
+`issue(cn, issuer=(cn, key), ca=None, sgx=None)` mints another certificate (e.g. a look-alike "Intel SGX TCB
+Signing" under the PCK CA); `pck_crl` / `root_ca_crl` take `revoked`, `this_update`, `next_update`, `signer_key` and
+`number` (the cRLNumber).
+
+Collateral (tests/fakes/intel_collateral.py): `sign_json`, `tcb_info`, `qe_identity`, `collateral_files`,
+`collateral_signed_by`.
 """
 
 from __future__ import annotations
@@ -187,12 +192,21 @@ class FakeIntelPki(IntelCollateral):
     def pck_chain_pem(self) -> bytes:
         return b"".join(c.public_bytes(Encoding.PEM) for c in (self.pck, self.pck_ca, self.root))
 
+    def issue(self, cn: str, *, issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None, ca: int | None = None,
+              sgx: bytes | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """A certificate for a new P-256 key with subject CN `cn`, issued by (issuer CN, issuer key), by default the
+        root; `ca` is the pathLen of a CA certificate (None: not a CA), `sgx` an SGX extension value."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        name, issuer_key = issuer or ("Intel SGX Root CA", self.root_key)
+        cert = self._cert(cn, key, name, issuer_key, (self.now - 365 * DAY, self.now + 365 * DAY), ca=ca, sgx=sgx)
+        return cert, key
+
     def _crl(self, issuer: str, key: ec.EllipticCurvePrivateKey, revoked: Sequence[int],
-             this_update: datetime.datetime | None, next_update: datetime.datetime | None) -> bytes:
+             this_update: datetime.datetime | None, next_update: datetime.datetime | None, number: int) -> bytes:
         builder = (
             x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
             .last_update(this_update or self.now - DAY).next_update(next_update or self.now + 29 * DAY)
-            .add_extension(x509.CRLNumber(1), False)
+            .add_extension(x509.CRLNumber(number), False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
         )  # fmt: skip
         for serial in revoked:
@@ -202,15 +216,16 @@ class FakeIntelPki(IntelCollateral):
 
     def pck_crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
                 next_update: datetime.datetime | None = None,
-                signer_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-        """DER CRL of the PCK Platform/Processor CA (30-day window like Intel's)."""
-        return self._crl(self.ca_name, signer_key or self.pck_ca_key, revoked, this_update, next_update)
+                signer_key: ec.EllipticCurvePrivateKey | None = None, number: int = 1) -> bytes:
+        """DER CRL of the PCK Platform/Processor CA (30-day window like Intel's), cRLNumber `number`."""
+        return self._crl(self.ca_name, signer_key or self.pck_ca_key, revoked, this_update, next_update, number)
 
     def root_ca_crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
                     next_update: datetime.datetime | None = None,
-                    signer_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+                    signer_key: ec.EllipticCurvePrivateKey | None = None, number: int = 1) -> bytes:
         """DER CRL of the Intel SGX Root CA (revokes intermediates and the TCB signing certificate)."""
-        return self._crl("Intel SGX Root CA", signer_key or self.root_key, revoked, this_update, next_update)
+        return self._crl("Intel SGX Root CA", signer_key or self.root_key, revoked, this_update, next_update,
+                         number)
 
     def td_report(self, body_type: int = BODY_TDX10, **fields: Any) -> TdReport:
         defaults: dict[str, Any] = {

@@ -234,3 +234,37 @@ def test_tdx_over_grpc(db: Database, database_url: str, vectors_dir: Path) -> No
     assert response.status == pb.STATUS_AFFIRMING, [f.code for f in response.findings]
     assert response.claims["tcb_status"] == "UpToDate"
     assert response.claims["mr_td"] == vector["facts"]["mr_td"]
+
+
+def _serve(pcs: FakeKds, pki: FakeIntelPki, files: dict[str, bytes]) -> None:
+    chain = urllib.parse.quote(files["tcb_info_issuer_chain.pem"].decode())
+    crl_chain = urllib.parse.quote(files["pck_crl_issuer_chain.pem"].decode())
+    pcs.serve(f"/tdx/certification/v4/tcb?fmspc={pki.fmspc.hex().upper()}",
+              Reply(body=files["tcb_info.json"], headers={"TCB-Info-Issuer-Chain": chain}))
+    pcs.serve("/tdx/certification/v4/qe/identity",
+              Reply(body=files["qe_identity.json"], headers={"SGX-Enclave-Identity-Issuer-Chain": chain}))
+    pcs.serve("/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
+              Reply(body=files["pck_crl.der"], headers={"SGX-PCK-CRL-Issuer-Chain": crl_chain}))
+    pcs.serve("/root.der", Reply(body=files["root_ca_crl.der"]))
+
+
+def test_old_request_collateral_does_not_beat_the_cached_collateral(db: Database, pki: FakeIntelPki) -> None:
+    """Issue 9 item 3: the request carries a genuine TCB info from before a TCB recovery (evaluation 17, UpToDate);
+    Intel PCS (through the shared cache) has evaluation 18, where this platform is OutOfDate."""
+    recovered = pki.collateral_files(tcb_info=pki.tcb_info(status="OutOfDate", tcbEvaluationDataNumber=18))
+    with FakeKds() as pcs:
+        _serve(pcs, pki, recovered)
+        source = CachedSource(RoutingSource({"intel": IntelPcs(pcs.url, root_ca_crl_url=pcs.url + "/root.der")}),
+                              SqlCollateralCache(db))
+        svc = service(db, pki, collateral_source=source)
+        first = appraise(svc, quote(pki), pki.collateral_files())
+        assert first.appraisal.status is Tier.CONTRAINDICATED
+        assert codes(first) == ["TDX_TCB_STATUS_NOT_ACCEPTED", "COLLATERAL_SUPERSEDED"]
+        assert first.appraisal.claims["tcb_status"] == "OutOfDate"
+        again = appraise(svc, quote(pki), pki.collateral_files())  # served from the cache now
+        assert codes(again) == codes(first)
+        newer = pki.collateral_files(tcb_info=pki.tcb_info(status="UpToDate", tcbEvaluationDataNumber=19))
+        assert appraise(svc, quote(pki), newer).appraisal.status is Tier.AFFIRMING  # newer request: it decides
+        for path in ("/tdx/certification/v4/tcb", "/tdx/certification/v4/qe/identity",
+                     "/sgx/certification/v4/pckcrl", "/root.der"):
+            assert pcs.count(path) == 1, path

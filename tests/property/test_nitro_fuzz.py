@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import _vectors_dir, manifest_vectors
 from tests.fakes.aws_pki import FakeAwsPki
+from tests.property.profiles import examples
 from verifier.errors import ParseError
 from verifier.tee.nitro.parse import NitroEvidence, parse
 
@@ -27,7 +28,7 @@ def _seeds() -> list[bytes]:
 
 
 SEEDS = _seeds()
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _check(data: bytes) -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import _vectors_dir, manifest_vectors
+from tests.property.profiles import examples
 from verifier.errors import ParseError
 from verifier.tee.tdx.claims import claims
 from verifier.tee.tdx.enclave_report import ENCLAVE_REPORT_SIZE, parse_enclave_report
@@ -26,7 +27,7 @@ def _seeds() -> list[bytes]:
 
 
 SEEDS = _seeds() or [bytes(1024)]
-FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _length_fields(data: bytes) -> list[tuple[int, str]]:

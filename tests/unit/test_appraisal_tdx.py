@@ -116,3 +116,37 @@ def test_tdx_policy_file(tmp_path: Path) -> None:
         path.write_text(json.dumps({"policies": [{"id": "x", "tdx": bad}]}))
         with pytest.raises(ConfigError):
             PolicySet.from_file(path)
+
+
+def _used(item: str, number: int | None, issued: str) -> dict[str, Any]:
+    return {"item": item, "number": number, "issued": issued, "next_update": "2025-07-30T00:00:00Z",
+            "source": "request"}
+
+
+def test_superseded_request_collateral_is_informational() -> None:
+    old = {"item": "tdx.tcb_info", "request": {"number": 17, "issued": "2025-06-01T00:00:00Z"},
+           "used": {"number": 18, "issued": "2025-06-20T00:00:00Z"}}
+    status, codes, vector = run(claims(), tcb() | {"collateral_superseded": [old]})
+    assert (status, codes) == (Tier.AFFIRMING, ["COLLATERAL_SUPERSEDED"])
+    assert vector["hardware"] == 2
+    _, findings, _ = appraise_tdx(claims(), tcb() | {"collateral_superseded": [old]}, Policy(),
+                                  [ref("tdx.mr_td", MR_TD)], AT)
+    assert (findings[0].value, findings[0].expected, findings[0].actual) == (
+        0, "number 18, issued 2025-06-20T00:00:00Z", "number 17, issued 2025-06-01T00:00:00Z")
+
+
+def test_minimum_tcb_evaluation_data_number_and_maximum_collateral_age() -> None:
+    used = [_used("tdx.tcb_info", 17, "2025-06-30T20:00:00Z"), _used("tdx.pck_crl", 3, "2025-06-29T00:00:00Z")]
+    details = tcb() | {"collateral": used}
+    assert run(claims(), details)[:2] == (Tier.AFFIRMING, [])
+    minimum = Policy(tdx=TdxRules(minimum_tcb_evaluation_data_number=18))
+    status, codes, vector = run(claims(), details, minimum)
+    assert (status, codes, vector["hardware"]) == (Tier.CONTRAINDICATED, ["TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM"],
+                                                   96)
+    assert run(claims(), details, Policy(tdx=TdxRules(minimum_tcb_evaluation_data_number=17)))[1] == []
+    aged = Policy(tdx=TdxRules(max_collateral_age_hours=24))
+    _, findings, _ = appraise_tdx(claims(), details, aged, [ref("tdx.mr_td", MR_TD)], AT)
+    assert [(f.code, f.claim.value, f.expected, f.actual) for f in findings] == [
+        ("COLLATERAL_TOO_OLD", "hardware", "issued at or after 2025-06-30T00:00:00Z", "2025-06-29T00:00:00Z")]
+    assert "tdx.pck_crl" in findings[0].message
+    assert run(claims(), details, Policy(tdx=TdxRules(max_collateral_age_hours=48)))[1] == []

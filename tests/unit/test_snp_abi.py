@@ -247,7 +247,7 @@ def test_turin_tcb_layout(vectors_dir: Path) -> None:
     assert (tcb.fmc, tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode) == (0, 1, 0, 2, 0x47)
     assert list(tcb.components()) == ["fmc", "bootloader", "tee", "snp", "microcode"]
     assert encode_tcb(Product.TURIN, fmc=0, bootloader=1, tee=0, snp=2, microcode=0x47) == report.reported_tcb
-    with pytest.raises(EvidenceError, match="SNP_TCB_INVALID"):  # the Milan layout would read SNP from byte 6
+    with pytest.raises(ParseError, match="SNP_RESERVED_NONZERO"):  # the Milan layout would read SNP from byte 6
         decode_tcb(report.reported_tcb, Product.MILAN)
 
 
@@ -258,3 +258,37 @@ def test_milan_tcb_layout(vectors_dir: Path) -> None:
     assert encode_tcb(Product.MILAN, bootloader=2, tee=0, snp=5, microcode=68) == report.reported_tcb
     with pytest.raises(EvidenceError, match="SNP_TCB_INVALID"):
         decode_tcb(report.reported_tcb[:7], Product.MILAN)
+
+
+# TCB_VERSION reserved bytes: Milan/Genoa 2..5, Turin 4..6 (bytes 4, 5 reserved in every layout). Before, a non-zero
+# one parsed and later escaped decode_tcb as an uncaught error (gRPC INTERNAL) when the VCEK came from KDS.
+TCB_OFFSETS = {"current_tcb": 0x38, "reported_tcb": 0x180, "committed_tcb": 0x1E0, "launch_tcb": 0x1F0}
+TCB_RESERVED = {"snp-milan-v3-vcek-oak-rk": (2, 3, 4, 5), "snp-genoa-v5-vcek-oak": (2, 3, 4, 5),
+                "snp-turin-v5-vcek-oak": (4, 5, 6), "snp-milan-v2-vcek-gosevguest": (4, 5)}  # v2: product unknown
+TCB_CASES = [(vid, name, index) for vid, indexes in TCB_RESERVED.items() for name in TCBS for index in indexes]
+
+
+@pytest.mark.parametrize(("vector_id", "name", "index"), TCB_CASES,
+                         ids=[f"{c[0].split('-')[1]}-{c[0].split('-')[2]}-{c[1]}-{c[2]}" for c in TCB_CASES])
+def test_tcb_reserved_byte_rejected_at_parse(vectors_dir: Path, vector_id: str, name: str, index: int) -> None:
+    data = bytearray(_bytes(vectors_dir, vector_id))
+    offset = TCB_OFFSETS[name] + index
+    assert data[offset] == 0
+    data[offset] = 0x5A
+    with pytest.raises(ParseError) as info:
+        parse_report(bytes(data))
+    assert info.value.code == "SNP_RESERVED_NONZERO"
+    assert f"0x{offset:03X}" in info.value.message and name.upper() in info.value.message
+    assert info.value.expected and "5a" in info.value.actual
+
+
+def test_tcb_component_bytes_of_the_other_layout_still_parse(vectors_dir: Path) -> None:
+    """A Turin SNP byte (3) is reserved on Milan: a v2 report (product unknown) with a Turin-shaped REPORTED_TCB
+    parses; decoding it as Milan (the product its VCEK names, later) fails with the offset."""
+    data = bytearray(_bytes(vectors_dir, "snp-milan-v2-vcek-gosevguest"))
+    data[0x180:0x188] = encode_tcb(Product.TURIN, fmc=1, bootloader=2, tee=0, snp=5, microcode=68)
+    report = parse_report(bytes(data))
+    assert decode_tcb(report.reported_tcb, Product.TURIN).snp == 5
+    with pytest.raises(ParseError, match="0x183") as info:
+        decode_tcb(report.reported_tcb, Product.MILAN, field="REPORTED_TCB")
+    assert info.value.code == "SNP_RESERVED_NONZERO"

@@ -243,7 +243,7 @@ def test_product_name_mismatch(milan: FakeAmdPki) -> None:
 
 
 def test_product_cpuid_mismatch(milan: FakeAmdPki) -> None:
-    assert _code(milan, cpuid_fam_id=0x1A, cpuid_mod_id=0x02) == "SNP_PRODUCT_MISMATCH"
+    assert _code(milan, cpuid_fam_id=0x19, cpuid_mod_id=0x11) == "SNP_PRODUCT_MISMATCH"
 
 
 def test_vlek_report_with_vcek_cert(milan: FakeAmdPki) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
@@ -159,3 +161,18 @@ def test_fake_failure_codes() -> None:
     assert _code(pki, pki.collateral_files(), anchors=TrustAnchors(pins={})) == "CHAIN_ROOT_UNTRUSTED"
     foreign = pki.foreign()
     assert _code(pki, foreign.collateral_files()) == "CHAIN_ROOT_UNTRUSTED"
+
+
+def test_issuer_chains_are_loaded_by_the_shared_certificate_loader() -> None:
+    """A certificate whose subject does not decode (a 21-byte BMPString) fails where it is loaded: CERT_MALFORMED
+    (verifier/trust/certs.py), for the request's chains as for the source's."""
+    pki = FakeIntelPki()
+    der = pki.tcb_signing.public_bytes(Encoding.DER)
+    needle = b"\x0c\x15Intel SGX TCB Signing"
+    assert der.count(needle) == 1
+    bad = base64.encodebytes(der.replace(needle, b"\x1e\x15Intel SGX TCB Signing"))
+    pem = b"-----BEGIN CERTIFICATE-----\n" + bad + b"-----END CERTIFICATE-----\n" + pki.root.public_bytes(Encoding.PEM)
+    for name in ("tcb_info_issuer_chain.pem", "qe_identity_issuer_chain.pem", "pck_crl_issuer_chain.pem"):
+        with pytest.raises(EvidenceError) as info:
+            collateral_from_files(pki.collateral_files(**{name: pem}))
+        assert info.value.code == "CERT_MALFORMED" and name in info.value.message

@@ -18,6 +18,7 @@ from verifier.tee.tdx.pck import pck_chain
 from verifier.tee.tdx.pcs import (
     IntelPcs,
     collateral_from_source,
+    fetch_collateral,
     pck_crl_key,
     qe_identity_key,
     root_ca_crl_key,
@@ -92,6 +93,22 @@ def test_fetch_vector_collateral(kds_server: FakeKds, vectors_dir: Path, trust_a
     assert collateral_from_source(cached, FMSPC, "platform", AT) == col
     assert collateral_from_source(cached, FMSPC, "platform", AT) == col
     assert kds_server.count("/tdx/certification/v4/tcb") == 3  # two direct fetches, one through the cache
+
+
+def test_fetch_collateral_per_item(kds_server: FakeKds, vectors_dir: Path) -> None:
+    folder = vectors_dir / VECTOR
+    _serve_vector(kds_server, folder)
+    cached = CachedSource(IntelPcs(kds_server.url, root_ca_crl_url=kds_server.url + "/IntelSGXRootCA.der"), None)
+    first = fetch_collateral(cached, FMSPC, "platform", AT)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "collateral.json"}
+    assert first.collateral == collateral_from_files(files) and first.errors == {}
+    assert set(first.sources.values()) == {"vendor"}  # IntelPcs says "pcs"
+    second = fetch_collateral(cached, FMSPC, "platform", AT)
+    assert second.collateral == first.collateral and set(second.sources.values()) == {"cache"}
+    unknown = fetch_collateral(cached, bytes(6), "processor", AT)  # 404s are recorded per item, never raised
+    assert {item: error.code for item, error in unknown.errors.items()} == {
+        "tdx.tcb_info": "COLLATERAL_NOT_FOUND", "tdx.pck_crl": "COLLATERAL_NOT_FOUND"}
+    assert unknown.collateral.has("tdx.qe_identity") and not unknown.collateral.has("tdx.tcb_info")
 
 
 def test_pccs_base_and_hex_root_crl(kds_server: FakeKds, vectors_dir: Path) -> None:

@@ -48,6 +48,26 @@ def test_malformed_requests(message: pb.AppraiseRequest, code: str) -> None:
     assert info.value.code == code
 
 
+@pytest.mark.parametrize("policy", ["a\x00b", "\x00", "bad\nname", " padded", "x" * 101, "tab\there"])
+def test_policy_names_that_storage_or_logs_cannot_carry(policy: str) -> None:
+    """A NUL in the policy name reached the PostgreSQL policy lookup and crashed the call (INTERNAL)."""
+    with pytest.raises(RequestError) as info:
+        convert.appraisal_request(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=b"x", policy=policy),
+                                  request_id=None)
+    assert info.value.code == "POLICY_NAME_INVALID"
+    ok = convert.appraisal_request(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=b"x",
+                                                      policy="team a/strict-v2"), request_id=None)
+    assert ok.policy == "team a/strict-v2"
+
+
+@pytest.mark.parametrize("name", ["vcek\x00.pem", "a\nb", "x" * 201, " vcek.pem"])
+def test_collateral_names_that_storage_cannot_carry(name: str) -> None:
+    with pytest.raises(RequestError) as info:
+        convert.appraisal_request(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=b"x",
+                                                     collateral=[pb.CollateralFile(name=name)]), request_id=None)
+    assert info.value.code == "COLLATERAL_NAME_INVALID"
+
+
 def test_claims_struct_is_json_shaped() -> None:
     struct = convert.claims_struct({
         "pcrs": {0: "aa", 1: "bb"}, "timestamp": 1_700_000_000_123, "user_data": b"\x01\x02", "absent": None,

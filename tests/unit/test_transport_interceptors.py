@@ -292,6 +292,22 @@ def test_request_id_is_echoed_and_scoped() -> None:
     assert seen[1] != "bad\nid" and len(seen[1] or "") == 36
 
 
+def test_request_id_longer_than_the_stored_column_is_replaced() -> None:
+    """A 65..128-character id passed accept_request_id and then overflowed appraisals.request_id (VARCHAR(64)) on
+    PostgreSQL: the appraisal failed with INTERNAL."""
+    seen: list[str | None] = []
+
+    async def inner(request: Any, context: Any) -> str:
+        seen.append(REQUEST_ID.get())
+        return "ok"
+
+    for candidate, kept in (("r" * 64, True), ("r" * 65, False), ("r" * 128, False)):
+        context = FakeContext()
+        asyncio.run(RequestIdInterceptor().around("/m", Details("/m", (("x-request-id", candidate),)), inner,  # type: ignore[arg-type]
+                                                  None, context))  # type: ignore[arg-type]
+        assert (seen[-1] == candidate) is kept and len(seen[-1] or "") <= 64
+
+
 def test_accept_request_id() -> None:
     assert accept_request_id("a.b:c-d_1") == "a.b:c-d_1"
     assert accept_request_id("x" * 129) != "x" * 129

@@ -1,6 +1,7 @@
 """Appraisal of verified TDX claims (steps 7-8): Intel TCB status against the policy's accepted statuses,
-advisories, grace period, TD_ATTRIBUTES (DEBUG, SEPT_VE_DISABLE), MRSEAM, and reference values of kinds tdx.mr_td
-(required by default), tdx.mr_config_id, tdx.mr_owner, tdx.mr_owner_config, tdx.rtmr0..3 and tdx.mr_seam."""
+advisories, grace period, the collateral that decided (superseded request items, minimum tcbEvaluationDataNumber,
+maximum age), TD_ATTRIBUTES (DEBUG, SEPT_VE_DISABLE), MRSEAM, and reference values of kinds tdx.mr_td (required by
+default), tdx.mr_config_id, tdx.mr_owner, tdx.mr_owner_config, tdx.rtmr0..3 and tdx.mr_seam."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..clock import parse_rfc3339
+from ..clock import parse_rfc3339, to_rfc3339
 from ..reference_values.model import ReferenceValue
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
 from .policy import Policy
@@ -28,6 +29,7 @@ def appraise_tdx(
     baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.CONFIGURATION: AFFIRMING, Claim.RUNTIME_OPAQUE: AFFIRMING}
     findings: list[Finding] = []
     findings.extend(_tcb_findings(details, policy, at))
+    findings.extend(_collateral_findings(details, policy, at))
     if not any(f.claim is Claim.HARDWARE and f.value >= WARNING_UNSAFE for f in findings) and details.get("tcb"):
         baseline[Claim.HARDWARE] = AFFIRMING
     # TD_ATTRIBUTES bits 7:0 are the "TD under debug" group (TUD): DEBUG is bit 0 and the others are reserved for
@@ -92,6 +94,44 @@ def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -
             findings.append(_f("TDX_ADVISORY_NOT_ALLOWED", Claim.HARDWARE, "the platform is affected by advisories "
                                "the policy does not allow", ", ".join(rules.advisory_allow) or "none",
                                ", ".join(unlisted)))
+    return findings
+
+
+NO_CLAIM = 0  # AR4SI: the finding informs and changes no trustworthiness claim
+
+
+def _item_version(entry: Mapping[str, Any]) -> str:
+    return f"number {entry.get('number')}, issued {entry.get('issued')}"
+
+
+def _collateral_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -> list[Finding]:
+    """The collateral used (tee/tdx/evidence.py details "collateral" and "collateral_superseded"): superseded
+    request items (informational), the policy's minimum TCB evaluation data number and maximum collateral age."""
+    rules = policy.tdx
+    findings = [
+        Finding(code="COLLATERAL_SUPERSEDED", claim=Claim.HARDWARE, value=NO_CLAIM,
+                message=f"the request's {old.get('item')} is older than the verifier's copy, which decided",
+                expected=_item_version(old.get("used") or {}), actual=_item_version(old.get("request") or {}))
+        for old in details.get("collateral_superseded") or ()
+    ]
+    used: list[Mapping[str, Any]] = list(details.get("collateral") or ())
+    minimum = rules.minimum_tcb_evaluation_data_number
+    tcb_info = next((entry for entry in used if entry.get("item") == "tdx.tcb_info"), None)
+    if minimum is not None and tcb_info is not None:
+        number = tcb_info.get("number")
+        if not isinstance(number, int) or number < minimum:
+            findings.append(_f("TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM", Claim.HARDWARE,
+                               f"the TCB info used has tcbEvaluationDataNumber {number}, below the policy's minimum "
+                               "(it predates a TCB recovery the policy requires)", f">= {minimum}", str(number)))
+    if rules.max_collateral_age_hours is not None:
+        oldest = at - dt.timedelta(hours=rules.max_collateral_age_hours)
+        for entry in used:
+            issued = parse_rfc3339(str(entry.get("issued")))
+            if issued < oldest:
+                findings.append(_f("COLLATERAL_TOO_OLD", Claim.HARDWARE,
+                                   f"{entry.get('item')} was issued more than {rules.max_collateral_age_hours} hours "
+                                   "before the appraisal", f"issued at or after {to_rfc3339(oldest)}",
+                                   to_rfc3339(issued)))
     return findings
 
 

@@ -70,7 +70,7 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
             raw = self.rfile.read(length) if length else b"{}"
             try:
                 data = json.loads(raw or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nesting too deep for the decoder
                 raise ReleaseRefused("REQUEST_MALFORMED", "the body is not JSON", 400) from None
             if not isinstance(data, dict):
                 raise ReleaseRefused("REQUEST_MALFORMED", "the body must be a JSON object", 400)

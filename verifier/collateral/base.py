@@ -34,6 +34,8 @@ class CollateralKey:
 class CollateralItem:
     key: CollateralKey
     data: bytes
+    # When it was fetched from the vendor (cache.CachedSource stamps it with its clock and measures the soft-refresh
+    # age of CRLs and Intel TCB info / QE identity from it).
     fetched_at: dt.datetime
     # Until when the item may be served from a cache: a CRL's nextUpdate, a certificate's notAfter, or a
     # fixed maximum age for items without one. None: do not cache.

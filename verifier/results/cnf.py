@@ -2,7 +2,7 @@
 
 `runtime_data` carries the key either as JWK JSON or as DER SubjectPublicKeyInfo (RFC 5280 4.1.2.7). Only public
 keys a relying party can encrypt to or verify with are accepted: EC P-256/P-384/P-521, RSA >= 2048 bits, X25519,
-Ed25519. Anything else yields no `cnf` (the token then binds no key)."""
+Ed25519. Anything else, including JSON nested deeper than a JWK, yields no `cnf` (the token then binds no key)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from .keys import b64url_encode
 
 MAX_KEY_BYTES = 4096
+MAX_JSON_DEPTH = 4  # a JWK is one object whose deepest member is an array of strings (key_ops)
 _CURVES = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48), "secp521r1": ("P-521", 66)}
 _EC_MEMBERS = {"kty", "crv", "x", "y", "kid", "use", "alg", "key_ops"}
 _RSA_MEMBERS = {"kty", "n", "e", "kid", "use", "alg", "key_ops"}
@@ -53,11 +54,37 @@ def key_to_jwk(key: object) -> dict[str, Any] | None:
     return None
 
 
+def json_depth_within(data: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of JSON text `data` nest at most `limit` deep (brackets inside strings do
+    not count). Checked before json.loads, whose recursive decoder raises RecursionError on deep nesting."""
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return True
+
+
 def _from_json(data: bytes) -> dict[str, Any] | None:
-    """Re-derive the JWK from its key material (through cryptography), dropping anything but public members."""
+    """Re-derive the JWK from its key material (through cryptography), dropping anything but public members.
+    JSON nested deeper than a JWK can be (MAX_JSON_DEPTH) is no key: None, and so no `cnf`."""
+    if not json_depth_within(data, MAX_JSON_DEPTH):
+        return None
     try:
         jwk = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(jwk, dict) or "d" in jwk or any(k in jwk for k in ("p", "q", "dp", "dq", "qi", "k")):
         return None  # a private or symmetric key must never travel as runtime data

@@ -1,7 +1,7 @@
 """Appraisal records: what was appraised, when, the outcome, its findings and the token issued.
 
 Each record also appends a row to the hash-chained audit log (action "appraisal", subject the appraisal id) in the
-same transaction: both commit or neither does."""
+same transaction: both commit or neither does. Text is stored as `text.storable` makes it (no U+0000)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from . import audit
 from .engine import Database
 from .tables import AppraisalRow
+from .text import storable, storable_json, storable_optional
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -53,6 +54,11 @@ class SqlAppraisalStore:
     ) -> None:
         if not _SHA256_HEX.fullmatch(evidence_sha256):
             raise ValueError("evidence_sha256 must be 64 lowercase hex characters")
+        # Findings carry evidence text (a Nitro module_id, a certificate subject...): stored with U+0000 and lone
+        # surrogates replaced (text.py), as are the other strings, cut to their column lengths.
+        tee, status, policy_id = storable(tee, 16), storable(status, 16), storable(policy_id, 100)
+        token_id, request_id = storable_optional(token_id, 64), storable_optional(request_id, 64)
+        findings = storable_json(findings)
         row = AppraisalRow(
             id=appraisal_id,
             appraised_at=appraised_at,

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from .engine import Database
 from .tables import AuditRow, ReferenceSetRow
+from .text import storable, storable_json
 
 GENESIS = "0" * 64
 _LOCK = threading.RLock()
@@ -60,8 +61,10 @@ def _digest(prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str, 
 
 def append(session: Session, *, at: dt.datetime, actor: str, action: str, subject: str,
            details: dict[str, Any] | None = None) -> AuditEntry:
-    """Append one row in `session`'s transaction (commit happens with the caller's change)."""
-    details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
+    """Append one row in `session`'s transaction (commit happens with the caller's change). Text is stored, and
+    hashed, as `text.storable` makes it: U+0000 and lone surrogates replaced, cut to the column lengths."""
+    details = storable_json(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))
+    actor, action, subject = storable(actor, 200), storable(action, 64), storable(subject, 200)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
     else:
@@ -69,9 +72,8 @@ def append(session: Session, *, at: dt.datetime, actor: str, action: str, subjec
     last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last is not None else 1
     prev = last.hash if last is not None else GENESIS
-    row = AuditRow(seq=seq, at=at, actor=actor[:200], action=action[:64], subject=subject[:200],
-                   details=details, prev_hash=prev,
-                   hash=_digest(prev, seq, at, actor[:200], action[:64], subject[:200], details))
+    row = AuditRow(seq=seq, at=at, actor=actor, action=action, subject=subject, details=details, prev_hash=prev,
+                   hash=_digest(prev, seq, at, actor, action, subject, details))
     session.add(row)
     session.flush()
     return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 
 from .engine import Database
 from .tables import KeptEvidenceRow, new_id
+from .text import storable, storable_optional
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,11 @@ class SqlKeptEvidence:
         if len(evidence) > MAX_KEPT_EVIDENCE or sum(len(v) for v in collateral.values()) > MAX_KEPT_COLLATERAL:
             log.debug("not keeping %s evidence of appraisal %s: over the size bounds", tee, appraisal_id)
             return None
-        row = KeptEvidenceRow(
-            id=new_id(), received_at=received_at, tee=tee[:16], evidence=bytes(evidence),
-            collateral={name[:200]: base64.b64encode(data).decode() for name, data in collateral.items()},
-            policy=policy[:100] if policy is not None else None, status=status[:16], appraisal_id=appraisal_id,
-            workload=workload[:200],
+        row = KeptEvidenceRow(  # text as `text.storable` makes it (the workload description is evidence text)
+            id=new_id(), received_at=received_at, tee=storable(tee, 16), evidence=bytes(evidence),
+            collateral={storable(name, 200): base64.b64encode(data).decode() for name, data in collateral.items()},
+            policy=storable_optional(policy, 100), status=storable(status, 16), appraisal_id=storable(appraisal_id, 36),
+            workload=storable(workload, 200),
         )
         with self._db.session() as session:
             session.add(row)

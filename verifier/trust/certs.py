@@ -72,6 +72,12 @@ def load_certificate(data: bytes, what: str) -> x509.Certificate:
             raise EvidenceError("CERT_MALFORMED", f"{what}: expected one PEM certificate", expected="1",
                                 actual=str(count))
         return load_pem_certificates(data, what, max_count=1)[0]
+    return load_der_certificate(data, what)
+
+
+def load_der_certificate(data: bytes, what: str) -> x509.Certificate:
+    """One DER certificate (no PEM: for formats that specify DER, such as the Nitro attestation document), fully
+    decoded. Raises EvidenceError CERT_MALFORMED naming `what`."""
     try:
         cert = x509.load_der_x509_certificate(data)
         touch_certificate(cert)

@@ -17,7 +17,7 @@ from verifier.errors import EvidenceError
 from verifier.tee.nitro.cose import sig_structure
 from verifier.tee.nitro.parse import NitroEvidence
 from verifier.trust.anchors import TrustAnchors, fingerprint
-from verifier.trust.certs import load_certificate
+from verifier.trust.certs import load_der_certificate
 from verifier.trust.chain import validate_chain
 from verifier.trust.ecdsa import verify_rs
 
@@ -27,7 +27,7 @@ COORDINATE_BYTES = 48  # P-384
 
 def _load(der: bytes, what: str) -> x509.Certificate:
     """Load a DER certificate with the shared loader (fully decoded); EvidenceError CERT_MALFORMED otherwise."""
-    return load_certificate(der, what)
+    return load_der_certificate(der, what)
 
 
 def _roots(bundle_root: x509.Certificate, top: x509.Certificate, anchors: TrustAnchors) -> list[x509.Certificate]:

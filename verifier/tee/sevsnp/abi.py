@@ -3,7 +3,8 @@ Structure"): a 0x4A0-byte little-endian structure; versions 2, 3, 4 and 5 are un
 
 Offsets follow the spec (and google/go-sev-guest abi/abi.go). Version 3 added CPUID_FAM_ID/MOD_ID/STEP at
 0x188..0x18A (zero in v2); version 5 added LAUNCH_MIT_VECTOR (0x1F8) and CURRENT_MIT_VECTOR (0x200).
-Every reserved range must be zero and is rejected with its offset."""
+Every reserved range must be zero and is rejected with its offset, including the reserved bytes of the four
+TCB_VERSION fields (per product layout, see `tcb.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import struct
 from dataclasses import dataclass, fields
 
 from verifier.errors import ParseError
+from verifier.tee.sevsnp.tcb import TCB_FIELD_OFFSETS, check_reserved, product_from_cpuid
 
 REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0  # the signature covers bytes 0x000..0x29F
@@ -82,7 +84,7 @@ class AttestationReport:
 _BYTES = (
     ("family_id", 0x10, 16),
     ("image_id", 0x20, 16),
-    ("current_tcb", 0x38, 8),
+    ("current_tcb", TCB_FIELD_OFFSETS["CURRENT_TCB"], 8),
     ("report_data", 0x50, 64),
     ("measurement", 0x90, 48),
     ("host_data", 0xC0, 32),
@@ -90,10 +92,10 @@ _BYTES = (
     ("author_key_digest", 0x110, 48),
     ("report_id", 0x140, 32),
     ("report_id_ma", 0x160, 32),
-    ("reported_tcb", 0x180, 8),
+    ("reported_tcb", TCB_FIELD_OFFSETS["REPORTED_TCB"], 8),
     ("chip_id", 0x1A0, 64),
-    ("committed_tcb", 0x1E0, 8),
-    ("launch_tcb", 0x1F0, 8),
+    ("committed_tcb", TCB_FIELD_OFFSETS["COMMITTED_TCB"], 8),
+    ("launch_tcb", TCB_FIELD_OFFSETS["LAUNCH_TCB"], 8),
     ("signature_r", 0x2A0, 72),
     ("signature_s", 0x2E8, 72),
 )
@@ -143,6 +145,12 @@ def parse_report(data: bytes) -> AttestationReport:
     _check_policy(policy)
     raw = {name: bytes(data[off : off + size]) for name, off, size in _BYTES}
     cpuid = (data[0x188], data[0x189], data[0x18A]) if version >= 3 else (None, None, None)
+    # TCB_VERSION reserved bytes (ABI spec "TCB_VERSION Structure"): the layout depends on the product, known here
+    # from CPUID (v3+); otherwise only the bytes reserved in every layout are checked now, the rest when the
+    # product is known (tcb.decode_tcb, same code).
+    product = product_from_cpuid(cpuid[0], cpuid[1])
+    for field in TCB_FIELD_OFFSETS:
+        check_reserved(raw[field.lower()], product, field)
     mit = struct.unpack_from("<QQ", data, 0x1F8) if version >= 5 else (None, None)
     return AttestationReport(
         version=version, guest_svn=guest_svn, policy=policy, vmpl=vmpl, signature_algo=signature_algo,

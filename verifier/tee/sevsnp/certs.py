@@ -6,21 +6,20 @@ Specification" (pub. 57230): ARK "ARK-<product>" (self-signed root), ASK "SEV-<p
 1.3.6.1.4.1.3704.1: SPLs are DER INTEGERs, productName an IA5String, hwID the raw chip id (64 bytes; 8 on Turin).
 
 Every real VCEK/VLEK has serial number 0, which RFC 5280 forbids; `cryptography` (<= 50) parses it with a
-CryptographyDeprecationWarning. asn1crypto parses such certificates too (see tests/unit/test_snp_certs.py).
+CryptographyDeprecationWarning (silenced for exactly that message in verifier.trust.certs). asn1crypto parses
+such certificates too (see tests/unit/test_snp_certs.py).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, fields
 
 from asn1crypto import core
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from verifier.errors import EvidenceError
+from verifier.trust import certs as trust_certs
 
 KDS_OID = "1.3.6.1.4.1.3704.1"
 OID_STRUCT_VERSION = f"{KDS_OID}.1"
@@ -44,47 +43,19 @@ _SPL_OIDS = {
 
 KINDS = ("ark", "ask", "asvk", "vcek", "vlek")
 
-# AMD's serial-0 VCEKs/VLEKs are expected, not news: silence exactly that warning, process-wide (a scoped
-# warnings.catch_warnings is not thread-safe, and appraisals run in worker threads). tests pin that they load.
-warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
-                        category=CryptographyDeprecationWarning)
-
-
-def _touch(cert: x509.Certificate) -> None:
-    """Decode the parts verification relies on, so malformed input fails at load time."""
-    _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
-    cert.public_key()
-    _ = list(cert.extensions)  # duplicate or undecodable known extensions raise ValueError
+MAX_BUNDLE_CERTS = 8  # a KDS cert_chain holds two (ASK or ASVK, then ARK); a few more are tolerated
 
 
 def load_certificate(data: bytes, what: str) -> x509.Certificate:
-    """One certificate, PEM or DER. Raises EvidenceError CERT_MALFORMED naming `what`."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            certs = x509.load_pem_x509_certificates(data)
-            if len(certs) != 1:
-                raise EvidenceError("CERT_MALFORMED", f"{what}: expected one PEM certificate",
-                                    expected="1", actual=str(len(certs)))
-            cert = certs[0]
-        else:
-            cert = x509.load_der_x509_certificate(data)
-        _touch(cert)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise EvidenceError("CERT_MALFORMED", f"{what}: cannot parse certificate",
-                            expected="X.509 certificate (PEM or DER)", actual=str(exc)) from None
-    return cert
+    """One certificate, PEM or DER, fully decoded by the shared loader (verifier.trust.certs). Raises EvidenceError
+    CERT_MALFORMED naming `what`."""
+    return trust_certs.load_certificate(data, what)
 
 
-def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """A PEM bundle such as KDS `cert_chain` (ASK or ASVK, then ARK), in file order."""
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-        for cert in certs:
-            _touch(cert)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise EvidenceError("CERT_MALFORMED", "cannot parse PEM certificate bundle",
-                            expected="PEM certificates", actual=str(exc)) from None
-    return certs
+def load_certificates(data: bytes, what: str = "PEM certificate bundle") -> list[x509.Certificate]:
+    """A PEM bundle such as KDS `cert_chain` (ASK or ASVK, then ARK), in file order. Raises EvidenceError
+    CERT_MALFORMED."""
+    return list(trust_certs.load_pem_certificates(data, what, max_count=MAX_BUNDLE_CERTS))
 
 
 def common_name(name: x509.Name) -> str:

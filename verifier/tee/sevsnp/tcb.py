@@ -1,14 +1,16 @@
 """Products and TCB_VERSION layouts (SEV-SNP ABI spec, "TCB_VERSION Structure"; Turin adds FMC and moves fields).
 
 Milan and Genoa: byte 0 BOOTLOADER, 1 TEE, 2..5 reserved, 6 SNP, 7 MICROCODE.
-Turin:           byte 0 FMC, 1 BOOTLOADER, 2 TEE, 3 SNP, 4..6 reserved, 7 MICROCODE."""
+Turin:           byte 0 FMC, 1 BOOTLOADER, 2 TEE, 3 SNP, 4..6 reserved, 7 MICROCODE.
+Bytes 4 and 5 are reserved in every layout. Reserved bytes must be zero: a non-zero one is ParseError
+SNP_RESERVED_NONZERO naming the report offset (the parser checks them as soon as it knows the product)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from verifier.errors import EvidenceError
+from verifier.errors import ParseError
 
 
 class Product(StrEnum):
@@ -41,16 +43,37 @@ _LAYOUT = {
     Product.GENOA: ({"bootloader": 0, "tee": 1, "snp": 6, "microcode": 7}, (2, 3, 4, 5)),
     Product.TURIN: ({"fmc": 0, "bootloader": 1, "tee": 2, "snp": 3, "microcode": 7}, (4, 5, 6)),
 }
+RESERVED_IN_EVERY_LAYOUT = tuple(sorted(set.intersection(*(set(r) for _, r in _LAYOUT.values()))))  # (4, 5)
+
+# Offsets of the TCB_VERSION fields in ATTESTATION_REPORT (ABI spec pub. 56860), by spec name.
+TCB_FIELD_OFFSETS = {"CURRENT_TCB": 0x38, "REPORTED_TCB": 0x180, "COMMITTED_TCB": 0x1E0, "LAUNCH_TCB": 0x1F0}
+
+
+def reserved_bytes(product: Product | None) -> tuple[int, ...]:
+    """Indexes of the reserved bytes of a TCB_VERSION for `product`; for an unknown product, those reserved in
+    every layout."""
+    return RESERVED_IN_EVERY_LAYOUT if product is None else _LAYOUT[product][1]
+
+
+def check_reserved(raw: bytes, product: Product | None, field: str) -> None:
+    """Raise ParseError SNP_RESERVED_NONZERO, naming the byte and its report offset (when `field` is one of
+    TCB_FIELD_OFFSETS), if a reserved byte of the TCB_VERSION `raw` is not zero."""
+    for index in reserved_bytes(product):
+        if raw[index]:
+            base = TCB_FIELD_OFFSETS.get(field.upper())
+            where = f"byte {index}" + ("" if base is None else f" (offset 0x{base + index:03X})")
+            layout = f"the {product} layout" if product is not None else "every layout"
+            raise ParseError("SNP_RESERVED_NONZERO", f"{field} {where} is reserved in {layout} and not zero",
+                             expected=f"00 at {field} {where}", actual=f"{raw[index]:02x} ({field} {raw.hex()})")
 
 
 def decode_tcb(raw: bytes, product: Product, *, field: str = "TCB") -> TcbVersion:
-    """Decode an 8-byte TCB_VERSION for `product`; reserved bytes must be zero (EvidenceError otherwise)."""
+    """Decode an 8-byte TCB_VERSION for `product`. Raises ParseError SNP_TCB_INVALID (not 8 bytes) or
+    SNP_RESERVED_NONZERO (a byte reserved in the product's layout is not zero)."""
     if len(raw) != 8:
-        raise EvidenceError("SNP_TCB_INVALID", f"{field} must be 8 bytes", expected="8", actual=str(len(raw)))
-    positions, reserved = _LAYOUT[product]
-    if any(raw[i] for i in reserved):
-        raise EvidenceError("SNP_TCB_INVALID", f"{field} has non-zero reserved bytes for {product}",
-                            expected="reserved bytes zero", actual=raw.hex())
+        raise ParseError("SNP_TCB_INVALID", f"{field} must be 8 bytes", expected="8", actual=str(len(raw)))
+    check_reserved(raw, product, field)
+    positions, _ = _LAYOUT[product]
     return TcbVersion(
         bootloader=raw[positions["bootloader"]], tee=raw[positions["tee"]], snp=raw[positions["snp"]],
         microcode=raw[positions["microcode"]], fmc=raw[positions["fmc"]] if "fmc" in positions else None, raw=raw,

@@ -3,9 +3,12 @@
 Intel Trusted Services API (PCS v4): GET /tdx/certification/v4/tcb and /tdx/certification/v4/qe/identity return
 {"tcbInfo"|"enclaveIdentity": {...}, "signature": "<hex r||s>"}; the ECDSA P-256 / SHA-256 signature by the
 "Intel SGX TCB Signing" certificate covers the exact bytes of the member value as served, so `SignedJson.raw` is
-cut out of the original text and never re-serialised. The issuer chains (TCB signing cert, root) are validated to
-the PINNED Intel SGX Root CA at `at` (the TCB signing cert is re-issued and never pinned). CRLs ("SGX PCK
-Certificate and CRL Profile"): the root CA CRL is signed by the root, the PCK CRL by its PCK Platform/Processor CA.
+cut out of the original text and never re-serialised. The issuer chain must be exactly [Intel SGX TCB Signing,
+PINNED Intel SGX Root CA], validated at `at` (the TCB signing cert is re-issued and never pinned; no other
+certificate, a PCK or PCK CA least of all, may sign collateral: `tcb_signer`), and the root CA CRL must not revoke
+it. CRLs ("SGX PCK Certificate and CRL Profile"): the root CA CRL is signed by the root, the PCK CRL by its PCK
+Platform/Processor CA. Each item is verified on its own; where the request and the verifier's source both hold an
+item, both copies are verified and the newer decides (freshness.py).
 """
 
 from __future__ import annotations
@@ -13,32 +16,58 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier.clock import to_rfc3339 as _rfc3339
 from verifier.collateral.base import CollateralUnavailableError
-from verifier.errors import EvidenceError
+from verifier.errors import EvidenceError, VerifierError
 from verifier.trust.anchors import TrustAnchors, fingerprint
+from verifier.trust.certs import load_crl, load_pem_certificates
 from verifier.trust.chain import VERIFIED_LINKS, check_ca, check_issued_by, check_validity, validate_chain
-from verifier.trust.crl import load_crl
 
+from .freshness import (
+    FROM_REQUEST,
+    FROM_VENDOR,
+    ITEMS,
+    PCK_CRL,
+    QE_IDENTITY,
+    ROOT_CA_CRL,
+    TCB_INFO,
+    Candidate,
+    ItemFacts,
+    Superseded,
+    newer,
+)
+from .pck import SGX_EXTENSION_OID
 from .tcbinfo import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
 
+log = logging.getLogger(__name__)
 VENDOR = "intel-sgx"
 MALFORMED = "TDX_COLLATERAL_MALFORMED"
+SIGNER_INVALID = "TDX_COLLATERAL_SIGNER_INVALID"
+TCB_SIGNING_CN = "Intel SGX TCB Signing"
+SIGNER_RULE = (f"[{TCB_SIGNING_CN}, pinned Intel SGX Root CA]: issued by the root, CN={TCB_SIGNING_CN}, not a CA, "
+               "no SGX extension")
+BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS.dotted_string
 MAX_DOC_BYTES = 1 << 20
 MAX_CHAIN = 5
 FILES = ("tcb_info.json", "tcb_info_issuer_chain.pem", "qe_identity.json", "qe_identity_issuer_chain.pem",
          "pck_crl.der", "pck_crl_issuer_chain.pem", "root_ca_crl.der")
+ITEM_FILES = {TCB_INFO: FILES[0:2], QE_IDENTITY: FILES[2:4], PCK_CRL: FILES[4:6], ROOT_CA_CRL: FILES[6:7]}
 Chain = tuple[x509.Certificate, ...]
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,11 @@ class TdxCollateral:
     def complete(self) -> bool:
         return not self.missing()
 
+    def has(self, item: str) -> bool:
+        """The document of `item` (freshness.ITEMS) and its issuer chain are present."""
+        missing = self.missing()
+        return not any(name in missing for name in ITEM_FILES[item])
+
 
 @dataclass(frozen=True)
 class VerifiedCollateral:
@@ -76,6 +110,38 @@ class VerifiedCollateral:
     pck_crl: x509.CertificateRevocationList
     root_ca_crl: x509.CertificateRevocationList
     next_update: datetime.datetime  # earliest nextUpdate of the four items
+    items: tuple[ItemFacts, ...] = ()  # the copies used: TCB info, QE identity, PCK CRL, root CA CRL
+    superseded: tuple[Superseded, ...] = ()  # request copies older than the verifier's
+
+
+class _Memo:
+    """A bounded, thread-safe LRU of pure parse results (certificate chains, CRLs, TCB info / QE identity models)
+    keyed by the SHA-256 of the bytes they were parsed from: collateral repeats across appraisals, and parsing is a
+    pure function of those bytes. Failures are never kept; checks that depend on `at` always run."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], C]) -> C:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return value
+
+
+_PARSED = _Memo()
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def _malformed(message: str, actual: str = "") -> EvidenceError:
@@ -154,15 +220,11 @@ def parse_signed_json(doc: bytes, member: str) -> SignedJson:
 
 
 def _chain(pem: bytes | str | None, what: str) -> Chain:
+    """A PEM issuer chain, every certificate fully decoded (EvidenceError CERT_MALFORMED otherwise)."""
     if not pem:
         return ()
-    try:
-        certs = x509.load_pem_x509_certificates(pem.encode() if isinstance(pem, str) else pem)
-    except ValueError as exc:
-        raise _malformed(f"{what} is not a PEM certificate chain", str(exc)) from None
-    if len(certs) > MAX_CHAIN:
-        raise _malformed(f"{what} is too long", str(len(certs)))
-    return tuple(certs)
+    data = pem.encode() if isinstance(pem, str) else pem
+    return _PARSED.get((b"chain", _digest(data)), lambda: load_pem_certificates(data, what, max_count=MAX_CHAIN))
 
 
 def _crl_bytes(value: bytes | str | None, what: str) -> bytes | None:
@@ -242,13 +304,48 @@ def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Cer
     return certs, found[0]
 
 
-def _check_signed(item: SignedJson, chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what: str) -> None:
+def _cn(cert: x509.Certificate) -> str:
+    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return "+".join(names) if names else cert.subject.rfc4514_string()
+
+
+def tcb_signer(chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what: str) -> x509.Certificate:
+    """The Intel SGX TCB Signing certificate of a TCB info / QE identity issuer chain, validated at `at`.
+
+    Intel PCS v4 (TCB-Info-Issuer-Chain, SGX-Enclave-Identity-Issuer-Chain) and "SGX PCK Certificate and CRL
+    Profile": the chain is exactly [Intel SGX TCB Signing, Intel SGX Root CA]. The signer must be issued directly
+    by the pinned root, have the subject CN "Intel SGX TCB Signing", not be a CA (basicConstraints absent or cA
+    false) and carry no SGX extension (1.2.840.113741.1.13.1, which PCK certificates carry): a PCK key, a PCK CA
+    or anything below one never signs collateral. Raises EvidenceError TDX_COLLATERAL_SIGNER_INVALID (expected the
+    rule, actual what was found), CHAIN_ROOT_UNTRUSTED, or the codes of `validate_chain` (CERT_EXPIRED...)."""
     certs, root = _root(chain, anchors, what)
-    leaf = validate_chain(certs[0], certs[1:], root, at)[0] if certs else root
-    done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, leaf.fingerprint(hashes.SHA256()))
+
+    def invalid(message: str, actual: str) -> EvidenceError:
+        return EvidenceError(SIGNER_INVALID, f"the {what} signer {message}", expected=SIGNER_RULE, actual=actual)
+
+    if len(certs) != 1:
+        raise invalid("chain is not [Intel SGX TCB Signing, pinned root]",
+                      " <- ".join(_cn(c) for c in (*certs, root)) if certs else f"{_cn(root)} alone")
+    signer = certs[0]
+    if signer.issuer != root.subject:
+        raise invalid("is not issued directly by the pinned root", f"issuer {signer.issuer.rfc4514_string()}")
+    if [str(a.value) for a in signer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] != [TCB_SIGNING_CN]:
+        raise invalid("is not the Intel SGX TCB Signing certificate", f"CN={_cn(signer)}")
+    extensions = {ext.oid.dotted_string: ext.value for ext in signer.extensions}
+    constraints = extensions.get(BASIC_CONSTRAINTS)
+    if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
+        raise invalid("is a CA certificate", f"CN={_cn(signer)} basicConstraints cA=true")
+    if SGX_EXTENSION_OID in extensions:
+        raise invalid("carries the SGX (PCK) extension", f"CN={_cn(signer)} with {SGX_EXTENSION_OID}")
+    validate_chain(signer, [], root, at)
+    return signer
+
+
+def _check_signature(item: SignedJson, signer: x509.Certificate, what: str) -> None:
+    done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, signer.fingerprint(hashes.SHA256()))
     if done in VERIFIED_LINKS:  # this exact JSON was verified with this key before (collateral repeats)
         return
-    key = leaf.public_key()
+    key = signer.public_key()
     der = encode_dss_signature(int.from_bytes(item.signature[:32], "big"), int.from_bytes(item.signature[32:], "big"))
     try:
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
@@ -256,18 +353,19 @@ def _check_signed(item: SignedJson, chain: Chain, anchors: TrustAnchors, at: dat
         key.verify(der, item.raw, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         raise EvidenceError("TDX_COLLATERAL_SIGNATURE_INVALID", f"{what} signature does not verify",
-                            expected=leaf.subject.rfc4514_string(), actual=item.signature.hex()[:16]) from None
+                            expected=signer.subject.rfc4514_string(), actual=item.signature.hex()[:16]) from None
     VERIFIED_LINKS.add(done)
 
 
 def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
                what: str) -> x509.CertificateRevocationList:
-    crl = load_crl(data)
+    digest = _digest(data)
+    crl = _PARSED.get((b"crl", digest), lambda: load_crl(data, what))
     _window(what, crl.last_update_utc, crl.next_update_utc, at)
     if crl.issuer != issuer.subject:
         raise EvidenceError("CRL_ISSUER_MISMATCH", f"{what} issuer is not its signing CA",
                             expected=issuer.subject.rfc4514_string(), actual=crl.issuer.rfc4514_string())
-    done = (b"crl", hashlib.sha256(data).digest(), issuer.fingerprint(hashes.SHA256()))
+    done = (b"crl", digest, issuer.fingerprint(hashes.SHA256()))
     if done in VERIFIED_LINKS:
         return crl
     key = issuer.public_key()
@@ -283,24 +381,57 @@ def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
     return crl
 
 
-def verify_collateral(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, *,
-                      pck_issuer: x509.Name) -> VerifiedCollateral:
-    """Chains, signatures, id/version, validity windows and CRLs of `col` at `at` (see the module docstring)."""
-    missing = col.missing()
-    if missing:
-        raise CollateralUnavailableError("COLLATERAL_MISSING", f"TDX collateral incomplete: {', '.join(missing)}")
-    assert col.tcb_info and col.qe_identity and col.pck_crl and col.root_ca_crl
-    at = at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at.astimezone(datetime.UTC)
-    _check_signed(col.tcb_info, col.tcb_info_issuer_chain, anchors, at, "TCB info")
-    _check_signed(col.qe_identity, col.qe_identity_issuer_chain, anchors, at, "QE identity")
-    tcb_info, qe_identity = parse_tcb_info(col.tcb_info.data), parse_qe_identity(col.qe_identity.data)
-    for what, got, want in (("TCB info", (tcb_info.id, tcb_info.version), ("TDX", 3)),
-                            ("QE identity", (qe_identity.id, qe_identity.version), ("TD_QE", 2))):
-        if got != want:
-            raise EvidenceError("TDX_COLLATERAL_UNSUPPORTED", f"{what} must be id {want[0]} version {want[1]}",
-                                expected=f"{want[0]} v{want[1]}", actual=f"{got[0]} v{got[1]}")
-    _window("TCB info", tcb_info.issue_date, tcb_info.next_update, at)
-    _window("QE identity", qe_identity.issue_date, qe_identity.next_update, at)
+def _crl_facts(item: str, crl: x509.CertificateRevocationList, source: str) -> ItemFacts:
+    try:
+        number: int | None = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = None
+    assert crl.next_update_utc is not None  # _check_crl's window requires it
+    return ItemFacts(item, number, crl.last_update_utc, crl.next_update_utc, source)
+
+
+def _supported(what: str, got: tuple[str, int], want: tuple[str, int]) -> None:
+    if got != want:
+        raise EvidenceError("TDX_COLLATERAL_UNSUPPORTED", f"{what} must be id {want[0]} version {want[1]}",
+                            expected=f"{want[0]} v{want[1]}", actual=f"{got[0]} v{got[1]}")
+
+
+def check_tcb_info(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime,
+                   source: str) -> Candidate[tuple[TcbInfo, x509.Certificate]]:
+    """The TCB info of `col` (TDX, v3): signer chain (`tcb_signer`), signature over the served bytes, window.
+    Raises EvidenceError (see the module docstring); `col` must hold the item."""
+    assert col.tcb_info is not None
+    signer = tcb_signer(col.tcb_info_issuer_chain, anchors, at, "TCB info")
+    _check_signature(col.tcb_info, signer, "TCB info")
+    data = col.tcb_info.data
+    info = _PARSED.get((b"tcb_info", _digest(col.tcb_info.raw)), lambda: parse_tcb_info(data))
+    _supported("TCB info", (info.id, info.version), ("TDX", 3))
+    _window("TCB info", info.issue_date, info.next_update, at)
+    facts = ItemFacts(TCB_INFO, info.tcb_evaluation_data_number, info.issue_date, info.next_update, source)
+    return Candidate((info, signer), facts)
+
+
+def check_qe_identity(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime,
+                      source: str) -> Candidate[tuple[QeIdentity, x509.Certificate]]:
+    """The QE identity of `col` (TD_QE, v2), checked like `check_tcb_info`."""
+    assert col.qe_identity is not None
+    signer = tcb_signer(col.qe_identity_issuer_chain, anchors, at, "QE identity")
+    _check_signature(col.qe_identity, signer, "QE identity")
+    data = col.qe_identity.data
+    identity = _PARSED.get((b"qe_identity", _digest(col.qe_identity.raw)), lambda: parse_qe_identity(data))
+    _supported("QE identity", (identity.id, identity.version), ("TD_QE", 2))
+    _window("QE identity", identity.issue_date, identity.next_update, at)
+    facts = ItemFacts(QE_IDENTITY, identity.tcb_evaluation_data_number, identity.issue_date, identity.next_update,
+                      source)
+    return Candidate((identity, signer), facts)
+
+
+def check_pck_crl(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, *,
+                  pck_issuer: x509.Name) -> Candidate[tuple[x509.CertificateRevocationList, x509.Certificate]]:
+    """The PCK CRL of `col`: issuer chain [PCK CA, pinned root] at `at`, signature, window, and it is the CRL of
+    `pck_issuer`. The value is (CRL, pinned root). Raises EvidenceError TDX_PCK_CRL_CHAIN_INVALID,
+    CRL_ISSUER_MISMATCH, CRL_SIGNATURE_INVALID, TDX_COLLATERAL_EXPIRED, chain codes."""
+    assert col.pck_crl is not None
     ca_chain, root = _root(col.pck_crl_issuer_chain, anchors, "PCK CRL")
     if len(ca_chain) != 1:
         raise EvidenceError("TDX_PCK_CRL_CHAIN_INVALID", "the PCK CRL issuer chain must be PCK CA and root",
@@ -310,10 +441,111 @@ def verify_collateral(col: TdxCollateral, anchors: TrustAnchors, at: datetime.da
         check_issued_by(cert, issuer)
         check_validity(cert, at)
     check_ca(ca, ca_below=0)
-    root_ca_crl = _check_crl(col.root_ca_crl, root, at, "root CA CRL")
-    pck_crl = _check_crl(col.pck_crl, ca, at, "PCK CRL")
-    if pck_crl.issuer != pck_issuer:
+    crl = _check_crl(col.pck_crl, ca, at, "PCK CRL")
+    if crl.issuer != pck_issuer:
         raise EvidenceError("CRL_ISSUER_MISMATCH", "the PCK CRL is not the CRL of the PCK certificate's issuer",
-                            expected=pck_issuer.rfc4514_string(), actual=pck_crl.issuer.rfc4514_string())
-    ends = [tcb_info.next_update, qe_identity.next_update, pck_crl.next_update_utc, root_ca_crl.next_update_utc]
-    return VerifiedCollateral(tcb_info, qe_identity, pck_crl, root_ca_crl, min(e for e in ends if e is not None))
+                            expected=pck_issuer.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+    return Candidate((crl, root), _crl_facts(PCK_CRL, crl, source))
+
+
+def check_root_ca_crl(col: TdxCollateral, root: x509.Certificate, at: datetime.datetime,
+                      source: str) -> Candidate[x509.CertificateRevocationList]:
+    """The root CA CRL of `col`, signed by the pinned `root`, inside its window at `at`."""
+    assert col.root_ca_crl is not None
+    crl = _check_crl(col.root_ca_crl, root, at, "root CA CRL")
+    return Candidate(crl, _crl_facts(ROOT_CA_CRL, crl, source))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the verifier's collateral source delivered, item by item (see pcs.fetch_collateral)."""
+
+    collateral: TdxCollateral
+    sources: Mapping[str, str] = field(default_factory=dict)  # item -> "cache" | "vendor"
+    errors: Mapping[str, VerifierError] = field(default_factory=dict)  # item -> why it was not delivered
+
+
+NOTHING_FETCHED = Fetched(TdxCollateral(None, (), None, (), None, (), None))
+
+
+def _same(item: str, a: TdxCollateral, b: TdxCollateral) -> bool:
+    """Both hold byte-identical copies of `item` (then one verification serves both)."""
+    if item == TCB_INFO:
+        return bool(a.tcb_info and b.tcb_info and a.tcb_info.raw == b.tcb_info.raw
+                    and a.tcb_info.signature == b.tcb_info.signature
+                    and a.tcb_info_issuer_chain == b.tcb_info_issuer_chain)
+    if item == QE_IDENTITY:
+        return bool(a.qe_identity and b.qe_identity and a.qe_identity.raw == b.qe_identity.raw
+                    and a.qe_identity.signature == b.qe_identity.signature
+                    and a.qe_identity_issuer_chain == b.qe_identity_issuer_chain)
+    if item == PCK_CRL:
+        return a.pck_crl == b.pck_crl and a.pck_crl_issuer_chain == b.pck_crl_issuer_chain
+    return a.root_ca_crl == b.root_ca_crl
+
+
+def _decide(item: str, request: TdxCollateral, fetched: Fetched, at: datetime.datetime,
+            check: Callable[[TdxCollateral, str], Candidate[C]]) -> tuple[Candidate[C], Superseded | None]:
+    """Both copies verified, the newer decides (freshness.newer). The request's copy must verify whenever it is
+    present; the source's copy is ignored when it does not verify and the request has one (as when unavailable)."""
+    theirs, ours = request.has(item), fetched.collateral.has(item)
+    source = fetched.sources.get(item, FROM_VENDOR)
+    if theirs and ours and _same(item, request, fetched.collateral):
+        return check(fetched.collateral, source), None
+    candidate = check(request, FROM_REQUEST) if theirs else None
+    verifier: Candidate[C] | None = None
+    if ours:
+        try:
+            verifier = check(fetched.collateral, source)
+        except EvidenceError as exc:
+            if candidate is None:
+                raise
+            level = logging.DEBUG if exc.code == "TDX_COLLATERAL_EXPIRED" else logging.WARNING
+            log.log(level, "the verifier's %s does not verify at %s (%s); the request's copy is used", item,
+                    _rfc3339(at), exc.code)
+    return newer(candidate, verifier)
+
+
+def _available(request: TdxCollateral, fetched: Fetched) -> None:
+    """Every item from the request or the source, else the source's reason (e.g. COLLATERAL_OFFLINE)."""
+    lacking = [item for item in ITEMS if not request.has(item) and not fetched.collateral.has(item)]
+    if not lacking:
+        return
+    errors = [fetched.errors[item] for item in lacking if item in fetched.errors]
+    unavailable = [e for e in errors if isinstance(e, CollateralUnavailableError)]
+    if unavailable or errors:
+        raise (unavailable or errors)[0]
+    missing = [name for name in request.missing() if any(name in ITEM_FILES[item] for item in lacking)]
+    raise CollateralUnavailableError("COLLATERAL_MISSING", f"TDX collateral incomplete: {', '.join(missing)}")
+
+
+def _check_signers(signers: tuple[tuple[str, x509.Certificate], ...], root_ca_crl: x509.CertificateRevocationList,
+                   ) -> None:
+    """The TCB Signing certificate is revoked through the root CA CRL ("SGX PCK Certificate and CRL Profile")."""
+    for what, signer in signers:
+        if signer.issuer == root_ca_crl.issuer and \
+                root_ca_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
+            raise EvidenceError("TDX_COLLATERAL_SIGNER_REVOKED", f"the {what} signer is revoked by the root CA CRL",
+                                expected="not revoked", actual=f"serial {signer.serial_number:x}")
+
+
+def verify_collateral(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, *,
+                      pck_issuer: x509.Name, fetched: Fetched = NOTHING_FETCHED) -> VerifiedCollateral:
+    """Chains, signatures, id/version, validity windows and CRLs of the request's collateral `col` and of what the
+    verifier's source delivered (`fetched`) at `at`; per item the newer verified copy decides (freshness.py).
+
+    Raises CollateralUnavailableError when an item is in neither (the source's code, else COLLATERAL_MISSING),
+    EvidenceError when a used or requested item does not verify (module docstring, `tcb_signer`), and
+    TDX_COLLATERAL_SIGNER_REVOKED when the root CA CRL revokes a TCB Signing certificate used."""
+    _available(col, fetched)
+    at = at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at.astimezone(datetime.UTC)
+    tcb, tcb_old = _decide(TCB_INFO, col, fetched, at, lambda c, s: check_tcb_info(c, anchors, at, s))
+    qe, qe_old = _decide(QE_IDENTITY, col, fetched, at, lambda c, s: check_qe_identity(c, anchors, at, s))
+    pck, pck_old = _decide(PCK_CRL, col, fetched, at,
+                           lambda c, s: check_pck_crl(c, anchors, at, s, pck_issuer=pck_issuer))
+    (pck_crl, root) = pck.value
+    root_crl, root_old = _decide(ROOT_CA_CRL, col, fetched, at, lambda c, s: check_root_ca_crl(c, root, at, s))
+    _check_signers((("TCB info", tcb.value[1]), ("QE identity", qe.value[1])), root_crl.value)
+    items = (tcb.facts, qe.facts, pck.facts, root_crl.facts)
+    return VerifiedCollateral(tcb.value[0], qe.value[0], pck_crl, root_crl.value,
+                              min(facts.next_update for facts in items), items,
+                              tuple(s for s in (tcb_old, qe_old, pck_old, root_old) if s is not None))

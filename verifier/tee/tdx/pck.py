@@ -17,6 +17,7 @@ from asn1crypto import core
 from cryptography import x509
 
 from verifier.errors import EvidenceError
+from verifier.trust.certs import load_pem_certificates
 
 SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
 MAX_CHAIN_CERTS = 5
@@ -40,21 +41,10 @@ class PckInfo:
 
 
 def pck_chain(pem: bytes) -> list[x509.Certificate]:
-    """The quote's PEM chain in quote order (leaf, PCK Platform/Processor CA, Root CA). Trailing NUL bytes (as
-    in dcap-qvl's sample quotes) are tolerated. Raises EvidenceError CERT_MALFORMED."""
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-        for cert in certs:  # cryptography decodes lazily: touch what verification reads, so garbage fails here
-            _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
-                 list(cert.extensions), cert.signature_hash_algorithm)
-            cert.public_key()
-    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied PEM is CERT_MALFORMED
-        raise EvidenceError("CERT_MALFORMED", "the quote's PCK certificate chain does not parse",
-                            expected="PEM certificates", actual=str(exc)[:200]) from None
-    if len(certs) > MAX_CHAIN_CERTS:
-        raise EvidenceError("CERT_MALFORMED", "the quote's PCK certificate chain is too long",
-                            expected=f"<= {MAX_CHAIN_CERTS} certificates", actual=str(len(certs)))
-    return certs
+    """The quote's PEM chain in quote order (leaf, PCK Platform/Processor CA, Root CA), each certificate fully
+    decoded by the shared loader. Trailing NUL bytes (as in dcap-qvl's sample quotes) are tolerated. Raises
+    EvidenceError CERT_MALFORMED (also for more than MAX_CHAIN_CERTS certificates)."""
+    return list(load_pem_certificates(pem, "the quote's PCK certificate chain", max_count=MAX_CHAIN_CERTS))
 
 
 def _invalid(message: str, expected: str, actual: str) -> EvidenceError:

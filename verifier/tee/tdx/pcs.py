@@ -13,7 +13,9 @@ does), responses only have to parse. `next_update` is the item's own nextUpdate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
 import time
 import urllib.parse
@@ -25,9 +27,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
 from verifier.collateral.http import HttpClient, check_base_url
-from verifier.errors import EvidenceError
+from verifier.errors import EvidenceError, UnavailableError, VerifierError
 
-from .collateral import TdxCollateral, collateral_from_files, parse_signed_json
+from .collateral import NOTHING_FETCHED, Fetched, TdxCollateral, collateral_from_files, parse_signed_json
+from .freshness import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO, source_label
 
 DEFAULT_BASE_URL = "https://api.trustedservices.intel.com"
 DEFAULT_ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
@@ -162,3 +165,45 @@ def collateral_from_source(source: CollateralSource, fmspc: bytes, ca: str, at: 
         if chain:
             files[f"{name}_issuer_chain.pem"] = chain
     return collateral_from_files(files)
+
+
+def _keys(fmspc: bytes, ca: str) -> tuple[tuple[str, CollateralKey, str], ...]:
+    return ((TCB_INFO, tcb_info_key(fmspc), "tcb_info"), (QE_IDENTITY, qe_identity_key(), "qe_identity"),
+            (PCK_CRL, pck_crl_key(ca), "pck_crl"), (ROOT_CA_CRL, root_ca_crl_key(), "root_ca_crl"))
+
+
+@functools.lru_cache(maxsize=64)
+def _item_collateral(kind: str, name: str, data: bytes) -> TdxCollateral:
+    """One item's envelope as collateral (memoised by the envelope bytes: a cache serves the same item to many
+    appraisals). Raises CollateralUnavailableError COLLATERAL_MALFORMED or EvidenceError like the request's."""
+    body, chain = open_envelope(kind, data)
+    files = {f"{name}.json" if kind in _MEMBERS else f"{name}.der": body}
+    if chain:
+        files[f"{name}_issuer_chain.pem"] = chain
+    return collateral_from_files(files)
+
+
+def _merge(parts: list[TdxCollateral]) -> TdxCollateral:
+    merged = NOTHING_FETCHED.collateral
+    for part in parts:
+        merged = dataclasses.replace(merged, **{f.name: getattr(part, f.name)
+                                                for f in dataclasses.fields(part) if getattr(part, f.name)})
+    return merged
+
+
+def fetch_collateral(source: CollateralSource, fmspc: bytes, ca: str, at: dt.datetime) -> Fetched:
+    """Ask `source` for each of TCB info (for `fmspc`), QE identity, PCK CRL (of the `ca` PCK CA) and root CA CRL.
+    Never raises for an item: what the source cannot deliver (UnavailableError, e.g. COLLATERAL_OFFLINE) or
+    delivers unparseable (EvidenceError) is recorded in `errors`; `sources` says "cache" or "vendor" per item."""
+    parts: list[TdxCollateral] = []
+    sources: dict[str, str] = {}
+    errors: dict[str, VerifierError] = {}
+    for item, key, name in _keys(fmspc, ca):
+        try:
+            fetched = source.fetch(key, at=at)
+            parts.append(_item_collateral(key.kind, name, fetched.data))
+        except (UnavailableError, EvidenceError) as error:
+            errors[item] = error
+            continue
+        sources[item] = source_label(fetched.source)
+    return Fetched(_merge(parts), sources, errors)

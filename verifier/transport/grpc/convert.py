@@ -27,6 +27,14 @@ STATUS_OF_TIER: dict[Tier, pb.Status] = {
     Tier.CONTRAINDICATED: pb.STATUS_CONTRAINDICATED,
 }
 _MAX_EXACT_INT = 2**53  # integers beyond this do not fit a double exactly: sent as decimal strings
+POLICY_NAME_MAX = 100  # as `verifier policy set` accepts (storage.policies.MAX_NAME) and the appraisal row stores
+COLLATERAL_NAME_MAX = 200
+
+
+def _plain_text(value: str, limit: int) -> bool:
+    """1..limit printable characters (no U+0000 or other control characters, which PostgreSQL text, logs and
+    metadata cannot all carry), without surrounding blanks."""
+    return 0 < len(value) <= limit and value.isprintable() and value.strip() == value
 
 
 def timestamp(value: dt.datetime) -> Timestamp:
@@ -40,7 +48,9 @@ def from_timestamp(ts: Timestamp) -> dt.datetime:
 
 
 def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> AppraisalRequest:
-    """Validate the request shape (kind, evidence, collateral names); empty bytes mean absent."""
+    """Validate the request shape (kind, evidence, collateral and policy names); empty bytes mean absent. Raises
+    RequestError (INVALID_ARGUMENT): EVIDENCE_KIND_UNSPECIFIED, EVIDENCE_KIND_UNKNOWN, EVIDENCE_EMPTY,
+    COLLATERAL_NAME_INVALID, COLLATERAL_DUPLICATE, POLICY_NAME_INVALID."""
     if msg.kind == pb.EVIDENCE_KIND_UNSPECIFIED:
         raise RequestError("EVIDENCE_KIND_UNSPECIFIED", "the request does not say which kind of evidence it carries")
     tee = TEE_OF_KIND.get(msg.kind)
@@ -50,11 +60,16 @@ def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> App
         raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
     collateral: dict[str, bytes] = {}
     for item in msg.collateral:
-        if not item.name or "/" in item.name or "\\" in item.name or item.name.startswith("."):
-            raise RequestError("COLLATERAL_NAME_INVALID", f"collateral file name {item.name!r} is not a plain name")
+        if (not _plain_text(item.name, COLLATERAL_NAME_MAX) or "/" in item.name or "\\" in item.name
+                or item.name.startswith(".")):
+            raise RequestError("COLLATERAL_NAME_INVALID",
+                               f"collateral file name {item.name[:COLLATERAL_NAME_MAX]!r} is not a plain name")
         if item.name in collateral:
             raise RequestError("COLLATERAL_DUPLICATE", f"collateral file {item.name!r} appears twice")
         collateral[item.name] = bytes(item.content)
+    if msg.policy and not _plain_text(msg.policy, POLICY_NAME_MAX):
+        raise RequestError("POLICY_NAME_INVALID", f"policy names are 1..{POLICY_NAME_MAX} printable characters "
+                           "without surrounding blanks")
     return AppraisalRequest(
         tee=tee,
         evidence=bytes(msg.evidence),

@@ -28,17 +28,19 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ...auth import CURRENT_PRINCIPAL, Principal, Role, is_role
-from ...errors import AccessDeniedError, AuthError, ConfigError, ErrorKind, VerifierError
+from ...errors import AccessDeniedError, AuthError, ConfigError, ErrorKind, EvidenceError, VerifierError
 from ...logging_setup import REQUEST_ID, accept_request_id
 from ...metrics import Metrics
 from ...storage import audit
 from ...storage.admin_tokens import TokenInfo
 from ...storage.engine import Database
+from ...trust.certs import load_certificate, load_pem_certificates
 
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "tee-verifier"
 REQUEST_ID_KEY = "x-request-id"
+REQUEST_ID_MAX = 64  # the appraisal row's request_id column: a longer caller id is replaced, not truncated
 ADMIN_SERVICE = "verifier.v1.ReferenceValues"
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
@@ -101,11 +103,13 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 
 class RequestIdInterceptor(_UnaryInterceptor):
-    """Takes `x-request-id` from the caller (if log-safe) or makes a uuid4; echoes it in initial metadata."""
+    """Takes `x-request-id` from the caller (if log-safe and at most REQUEST_ID_MAX characters) or makes a uuid4;
+    echoes it in initial metadata."""
 
     async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
                      context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        request_id = accept_request_id(_metadata(details.invocation_metadata, REQUEST_ID_KEY))
+        candidate = _metadata(details.invocation_metadata, REQUEST_ID_KEY)
+        request_id = accept_request_id(candidate if candidate and len(candidate) <= REQUEST_ID_MAX else None)
         call_token = CALL.set(CallState(method=method, request_id=request_id))
         id_token = REQUEST_ID.set(request_id)
         try:
@@ -204,6 +208,7 @@ APPRAISAL_SERVICE = "verifier.v1.Verifier"
 # The role each admin method needs; any admin method not listed here needs `admin` (fail closed).
 METHOD_ROLES: dict[str, Role] = {f"/{ADMIN_SERVICE}/List": "auditor"}
 MAX_CERT_CHAIN = 5
+MAX_PEER_CHAIN_PEM = 16  # certificates read from the chain gRPC reports (the leaf, intermediates, maybe the root)
 REFUSALS_AUDITED_PER_MINUTE = 60
 
 
@@ -238,10 +243,11 @@ class ClientCertVerifier:
 
     def verify(self, leaf_pem: bytes, chain_pem: bytes | None, *, at: dt.datetime) -> x509.Certificate | None:
         """The leaf when it chains to one of the CAs at `at`, else None."""
-        try:
-            leaf = x509.load_pem_x509_certificate(leaf_pem)
-            extra = x509.load_pem_x509_certificates(chain_pem) if chain_pem else []
-        except ValueError:
+        try:  # fully decoded (shared loader): a lazily decoded part cannot raise below
+            leaf = load_certificate(leaf_pem, "client certificate")
+            extra = list(load_pem_certificates(chain_pem, "client chain", max_count=MAX_PEER_CHAIN_PEM)) \
+                if chain_pem else []
+        except EvidenceError:
             return None
         intermediates = [c for c in extra if c != leaf and _is_ca(c)]
         current = leaf
@@ -445,8 +451,8 @@ class AdminAuthInterceptor(_UnaryInterceptor):
 
 def _unverified_subject(leaf_pem: bytes) -> str:
     try:
-        return "unverified " + common_name(x509.load_pem_x509_certificate(leaf_pem))
-    except ValueError:
+        return "unverified " + common_name(load_certificate(leaf_pem, "client certificate"))
+    except (EvidenceError, ValueError):
         return "unparseable"
 
 
