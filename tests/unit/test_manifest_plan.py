@@ -71,7 +71,7 @@ revoke:
     assert e.valid_from == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert e.expires_at == dt.datetime(2026, 12, 31, 23, tzinfo=dt.UTC)
     assert m.manages("app 1.4") and m.manages("app 1.5") and not m.manages("other")
-    assert m.revoke[0].reason == "CVE" and m.revoke[0].label is None
+    assert m.revoke[0].reason == "CVE"
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -174,7 +174,7 @@ def test_explicit_revoke_revokes_and_a_revoked_value_is_never_reapproved(
     assert all(r.revoked_by == "cli:sec" and r.revoke_reason == "CVE-2025-1" for r in revoked)
     assert store.plan([rv], now=T0 + 2 * HOUR).empty
     again = manifest(tmp_path, "again.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"}])
-    with pytest.raises(RequestError, match="never re-approves"):
+    with pytest.raises(RequestError, match=r"REFERENCE_VALUE_REVOKED.*never approved again by adding it"):
         store.plan([again], now=T0 + 2 * HOUR)
     both = manifest(tmp_path, "both.json", [{"kind": "nitro.pcr0", "value": C, "label": "app"}],
                     revoke=[{"kind": "nitro.pcr0", "value": C, "reason": "x"}])
@@ -182,14 +182,18 @@ def test_explicit_revoke_revokes_and_a_revoked_value_is_never_reapproved(
         store.plan([both], now=T0)
 
 
-def test_revoke_entry_with_label_reaches_only_that_label(tmp_path: Path, store: SqlReferenceValueStore) -> None:
+def test_revoke_entry_is_per_value_and_cannot_name_a_label(tmp_path: Path, store: SqlReferenceValueStore) -> None:
     store.add("nitro.pcr0", bytes.fromhex(A), "x", now=T0)
     store.add("nitro.pcr0", bytes.fromhex(A), "y", now=T0)
-    m = manifest(tmp_path, "r.json", [], managed_labels=["x"],
+    kept = store.add("nitro.pcr0", bytes.fromhex(B), "y", now=T0)
+    with pytest.raises(RequestError, match="revocation is per value"):
+        manifest(tmp_path, "r.json", [], managed_labels=["x"],
                  revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r", "label": "x"}])
+    m = manifest(tmp_path, "r2.json", [], managed_labels=["x"],
+                 revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r"}])
     plan = store.apply([m], now=T0)
-    assert [r.ref.label for r in plan.revoke] == ["x"] and plan.expire == ()
-    assert [r.label for r in store.list(at=T0)] == ["y"]
+    assert sorted(r.ref.label for r in plan.revoke) == ["x", "y"] and plan.expire == ()
+    assert store.list(at=T0) == [kept]
 
 
 def test_pending_and_changed_dates(tmp_path: Path, store: SqlReferenceValueStore) -> None:

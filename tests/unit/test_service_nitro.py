@@ -123,6 +123,8 @@ def test_revoked_and_expired_reference_values_stop_affirming(h: Harness) -> None
     h.refs.revoke(pcr0.id, "image withdrawn", now=h.clock.now() - dt.timedelta(seconds=1))
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
     assert codes(result) == ["REFERENCE_VALUE_MISSING"]
+    # Revocation is per value: the same PCR0 is added again only after an explicit, audited re-approval.
+    h.refs.reapprove("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "re-approved for this test", now=h.clock.now())
     h.refs.add("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "short-lived", now=h.clock.now(),
                expires_at=h.clock.now() + dt.timedelta(minutes=1))
     assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status is Tier.AFFIRMING

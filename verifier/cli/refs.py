@@ -1,7 +1,10 @@
 """`verifier refs ...`: approved reference values in the database, their lifecycle and their manifests.
 
-add | list | revoke | history | import (additive) | plan | apply (reconcile managed labels with manifests) |
-import-nitro (nitro-cli JSON -> manifest or database) | compute snp (SEV-SNP launch measurement)."""
+add | list | revoke | reapprove | history | import (additive) | plan | apply (reconcile managed labels with
+manifests) | import-nitro (nitro-cli JSON -> manifest or database) | compute snp (SEV-SNP launch measurement).
+
+Revocation is per value: `revoke ID` revokes the row's kind and value in every live row, every add path then
+refuses the value (REFERENCE_VALUE_REVOKED, exit 64) and only `reapprove KIND VALUE --reason TEXT` lifts that."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from ..reference_values.manifest import (
     manifest_document,
     write_manifest,
 )
-from ..reference_values.model import STATES, ReferenceValue, State
+from ..reference_values.model import STATES, Reapproval, ReferenceValue, State, ValueRevocation
 from ..reference_values.plan import Plan
 from ..settings import Settings
 from ..storage.engine import Database
@@ -51,12 +54,22 @@ def register(sub: Any) -> None:
     add_db_flag(ls)
     ls.set_defaults(handler=_list)
 
-    rv = rs.add_parser("revoke", help="revoke a value (it is kept, never deleted)")
+    rv = rs.add_parser("revoke", help="revoke a row and with it its value in every row (kept, never deleted)")
     rv.add_argument("id")
     rv.add_argument("--reason", required=True)
     rv.add_argument("--json", action="store_true")
     add_db_flag(rv)
     rv.set_defaults(handler=_revoke)
+
+    ra = rs.add_parser("reapprove", help="explicitly re-approve a revoked value so it may be added again (audited)")
+    ra.add_argument("kind", help="e.g. nitro.pcr0")
+    ra.add_argument("value", help="hex")
+    ra.add_argument("--reason", required=True, help="why the revocation no longer holds (in the audit log)")
+    ra.add_argument("--label", help="also add the value under this label, in the same change")
+    _lifecycle_flags(ra)
+    ra.add_argument("--json", action="store_true")
+    add_db_flag(ra)
+    ra.set_defaults(handler=_reapprove)
 
     hi = rs.add_parser("history", help="the audit trail of one value, or of a kind and/or label")
     hi.add_argument("id", nargs="?")
@@ -214,12 +227,55 @@ def _revoke(args: argparse.Namespace, base: Settings) -> int:
     db, store = _store(args, base)
     try:
         ref = store.revoke(args.id, reason, now=now, actor=cli_actor())
+        also = [r for r in store.list(kind=ref.kind, state="revoked", at=now)
+                if r.value == ref.value and r.id != ref.id and r.revoked_at == ref.revoked_at]
     finally:
         db.dispose()
     if args.json:
-        print_json(ref_json(ref, now))
+        print_json({**ref_json(ref, now), "also_revoked": [ref_json(r, now) for r in also]})
     else:
         print(f"revoked {ref.id} {ref.kind} ({reason})")
+        for r in also:
+            print(f"revoked {r.id} {r.kind} {r.label!r}: same value")
+    return 0
+
+
+def revocation_json(rv: ValueRevocation) -> dict[str, Any]:
+    return {"id": rv.id, "ref_id": rv.ref_id, "revoked_at": to_rfc3339(rv.revoked_at), "revoked_by": rv.revoked_by,
+            "reason": rv.reason, "reapproved_at": _time(rv.reapproved_at), "reapproved_by": rv.reapproved_by,
+            "reapprove_reason": rv.reapprove_reason}
+
+
+def _reapprove(args: argparse.Namespace, base: Settings) -> int:
+    value = normalize_value(args.kind, args.value)
+    reason = args.reason.strip()
+    if not reason:
+        raise UsageError("--reason must not be empty")
+    if args.label is None and (args.ref_version, args.valid_from, args.expires) != (None, None, None):
+        raise UsageError("--version, --valid-from and --expires need --label (the row to add)")
+    entry = _entry_from_args(args, args.kind, value, args.label or "")
+    now = SystemClock().now()
+    db, store = _store(args, base)
+    try:
+        result: Reapproval = store.reapprove(
+            args.kind, value, reason, now=now, actor=cli_actor(), label=args.label, expires_at=entry.expires_at,
+            valid_from=entry.valid_from, version=entry.version)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json({"kind": result.kind, "value": result.value.hex(), "reason": reason,
+                    "revocations": [revocation_json(r) for r in result.revocations],
+                    "added": ref_json(result.added, now) if result.added is not None else None})
+        return 0
+    print(f"re-approved {result.kind} {result.value.hex()} ({reason})")
+    for rv in result.revocations:
+        print(f"  closed the revocation of {to_rfc3339(rv.revoked_at)} by {rv.revoked_by} (row {rv.ref_id}): "
+              f"{rv.reason}")
+    if result.added is not None:
+        added = result.added
+        print(f"added {added.id} {added.kind} {added.value.hex()} {added.label!r} ({added.state(now)})")
+    else:
+        print("the value may be added again (refs add / import / apply)")
     return 0
 
 
@@ -243,17 +299,9 @@ def _history(args: argparse.Namespace, base: Settings) -> int:
 
 
 def _add_missing(store: SqlReferenceValueStore, entries: list[ManifestEntry], now: dt.datetime) -> tuple[int, int]:
-    active = store.list(include_inactive=True, at=now)
-    live = [r for r in active if r.state(now) in ("active", "pending")]
-    added = skipped = 0
-    for entry in entries:
-        if _present(live, entry):
-            skipped += 1
-            continue
-        store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
-                  valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
-        added += 1
-    return added, skipped
+    """All or nothing: a revoked value among the entries (REFERENCE_VALUE_REVOKED) adds none of them."""
+    added, skipped = store.add_missing(entries, now=now, actor=cli_actor())
+    return len(added), skipped
 
 
 def _import(args: argparse.Namespace, base: Settings) -> int:
@@ -266,10 +314,6 @@ def _import(args: argparse.Namespace, base: Settings) -> int:
         db.dispose()
     print(f"imported {args.file}: {added} added, {skipped} already present")
     return 0
-
-
-def _present(active: list[ReferenceValue], entry: ManifestEntry) -> bool:
-    return any(r.kind == entry.kind and r.value == entry.value and r.label == entry.label for r in active)
 
 
 def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:

@@ -26,7 +26,7 @@ MAX_VERSION = 64
 MAX_REASON = 1000
 _TOP_KEYS = {"reference_values", "managed_labels", "label_scope", "revoke", "description"}
 _ENTRY_KEYS = {"kind", "value", "label", "version", "valid_from", "expires_at", "description"}
-_REVOKE_KEYS = {"kind", "value", "reason", "label"}
+_REVOKE_KEYS = {"kind", "value", "reason"}
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,11 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class RevokeEntry:
+    """Revokes the value (kind and value) wherever it is registered: revocation is per value, never per label."""
+
     kind: str
     value: bytes
     reason: str
-    label: str | None = None  # only rows with this label; None: every row of this kind and value
 
 
 @dataclass(frozen=True)
@@ -213,20 +214,22 @@ def _entry(item: Any, where: str, default_label: str | None, expires_at: dt.date
 def _revoke(item: Any, where: str) -> RevokeEntry:
     if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("kind", "value", "reason")):
         raise RequestError("MANIFEST_INVALID", f"{where} needs string 'kind', 'value' and 'reason'")
+    if "label" in item:
+        raise RequestError(
+            "MANIFEST_INVALID",
+            f"{where}.label: revocation is per value (kind and value) and reaches every label; remove 'label'",
+        )
     unknown = sorted(set(item) - _REVOKE_KEYS)
     if unknown:
         raise RequestError("MANIFEST_INVALID", f"{where}: unknown keys {unknown}")
     reason = item["reason"].strip()
     if not reason or len(reason) > MAX_REASON:
         raise RequestError("MANIFEST_INVALID", f"{where}.reason must be 1..{MAX_REASON} characters")
-    label = item.get("label")
-    if label is not None and not isinstance(label, str):
-        raise RequestError("MANIFEST_INVALID", f"{where}.label must be a string")
     try:
         value = normalize_value(item["kind"], item["value"])
     except RequestError as exc:
         raise RequestError(exc.code, f"{where}: {exc.message}") from None
-    return RevokeEntry(item["kind"], value, reason, label)
+    return RevokeEntry(item["kind"], value, reason)
 
 
 def entry_json(entry: ManifestEntry) -> dict[str, Any]:

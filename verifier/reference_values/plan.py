@@ -5,10 +5,11 @@ manifests manage. Pure: `compute_plan` reads a snapshot of rows and returns the 
   valid_from and expires_at, so changing any of these in a manifest replaces the row (EXPIRE old + ADD new).
   Entries already past their expires_at are not added.
 - EXPIRE: a live row whose label a manifest manages and which no manifest entry matches: `expires_at = now`.
-- REVOKE: a live row matching a `revoke` entry (kind and value; and the label when the entry names one). A revoke
-  entry is explicit, so it reaches rows of any label unless it names one.
-Rows whose labels no manifest manages are never touched. A value revoked in the database is never re-approved by a
-manifest (REFERENCE_VALUE_REVOKED), and a manifest cannot both approve and revoke one value."""
+- REVOKE: every live row with the kind and value of a `revoke` entry, whatever its label: revocation is per value
+  (and storage revokes every live row of a value whose row is revoked, so the plan lists them all).
+Rows whose labels no manifest manages are never touched otherwise. A manifest cannot both approve and revoke one
+value (MANIFEST_CONFLICT). A value revoked in the database is never re-approved by a manifest: storage refuses to
+add it (REFERENCE_VALUE_REVOKED) in `plan` and `apply` alike, the one rule every add path goes through."""
 
 from __future__ import annotations
 
@@ -88,9 +89,9 @@ def _row_key(r: ReferenceValue) -> tuple[Any, ...]:
 
 
 def compute_plan(manifests: Sequence[Manifest], rows: Sequence[ReferenceValue], now: dt.datetime) -> Plan:
-    """`rows`: every reference value in the database (any state)."""
+    """`rows`: every reference value in the database (any state). Raises MANIFEST_CONFLICT; does not check whether
+    an added value is revoked (storage does, for every add path)."""
     live = [r for r in rows if r.state(now) in ("active", "pending")]
-    revoked_values = {(r.kind, r.value): r for r in rows if r.revoked_at is not None}
 
     revocations: list[Revocation] = []
     revoke_ids: set[str] = set()
@@ -99,7 +100,7 @@ def compute_plan(manifests: Sequence[Manifest], rows: Sequence[ReferenceValue], 
         for rv in m.revoke:
             revoke_values.add((rv.kind, rv.value))
             for r in live:
-                if r.kind == rv.kind and r.value == rv.value and rv.label in (None, r.label) and r.id not in revoke_ids:
+                if r.kind == rv.kind and r.value == rv.value and r.id not in revoke_ids:
                     revoke_ids.add(r.id)
                     revocations.append(Revocation(r, rv.reason))
 
@@ -115,18 +116,7 @@ def compute_plan(manifests: Sequence[Manifest], rows: Sequence[ReferenceValue], 
             wanted.setdefault(_entry_key(e), e)
 
     present = {_row_key(r) for r in live if r.id not in revoke_ids}
-    adds = []
-    for key, e in wanted.items():
-        if key in present:
-            continue
-        earlier = revoked_values.get((e.kind, e.value))
-        if earlier is not None:
-            raise RequestError(
-                "REFERENCE_VALUE_REVOKED",
-                f"{e.kind} {e.value.hex()} was revoked ({earlier.revoke_reason!r}, id {earlier.id}); "
-                "a manifest never re-approves a revoked value: remove it from the manifest",
-            )
-        adds.append(e)
+    adds = [e for key, e in wanted.items() if key not in present]
 
     def managed(label: str) -> bool:
         return any(m.manages(label) for m in manifests)

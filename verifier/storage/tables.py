@@ -72,6 +72,25 @@ class ReferenceValueRow(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class RevokedValueRow(Base):
+    """One revocation of a reference value (kind and value), whichever row carried it (`ref_id`). Open while
+    `reapproved_at` is NULL: the value is revoked, every add path refuses it and appraisal never matches it, until
+    an explicit re-approval closes the revocation (migration 0004)."""
+
+    __tablename__ = "revoked_values"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    ref_id: Mapped[str] = mapped_column(String(36))
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    reapproved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reapproved_by: Mapped[str | None] = mapped_column(String(200))
+    reapprove_reason: Mapped[str | None] = mapped_column(Text)
+
+
 class ChallengeRow(Base):
     __tablename__ = "challenges"
     __table_args__ = (CheckConstraint(f"length(nonce) BETWEEN 1 AND {NONCE_MAX_BYTES}", name="nonce_length"),)

@@ -58,6 +58,8 @@ class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
         self._clock = components.service.clock
 
     async def Add(self, request: pb.AddReferenceValueRequest, context: Context) -> pb.ReferenceValue:  # noqa: N802
+        """A revoked value (kind and value, any label) is refused with REFERENCE_VALUE_REVOKED (INVALID_ARGUMENT) by
+        the store, the rule every add path shares; re-approval is CLI-only for now (`verifier refs reapprove`)."""
         value = normalize_value(request.kind, request.value)
         now = self._clock.now()
         expires_at = convert.from_timestamp(request.expires_at) if request.HasField("expires_at") else None
@@ -86,6 +88,8 @@ class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
         return pb.ListReferenceValuesResponse(reference_values=[convert.reference_value(r, at=now) for r in refs])
 
     async def Revoke(self, request: pb.RevokeReferenceValueRequest, context: Context) -> pb.ReferenceValue:  # noqa: N802
+        """Revokes the row and with it its value: every live row with the same kind and value is revoked too (each
+        audited); the response is the row named by `id`."""
         if not request.id:
             raise RequestError("REFERENCE_ID_REQUIRED", "the id of the reference value is required")
         reason = request.reason.strip()
