@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture, make_crl  # noqa: F401 - fixture
+from tests.service_helpers import SettableClock
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
 from verifier.collateral.cache import CachedSource
 from verifier.collateral.kds import AmdKds, crl_key
@@ -149,11 +150,18 @@ def test_concurrent_misses_make_one_request(kds_server: FakeKds, db: Database) -
 
 def test_errors_reach_every_waiter(kds_server: FakeKds, sqlite_db: Database) -> None:
     kds_server.serve(CRL_PATH, Reply(404, delay=0.3))
-    source = CachedSource(AmdKds(kds_server.url), SqlCollateralCache(sqlite_db))
+    clock = SettableClock(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    source = CachedSource(AmdKds(kds_server.url), SqlCollateralCache(sqlite_db), clock=clock,
+                          failure_backoff=dt.timedelta(seconds=15))
     results = _race(source)
     assert kds_server.count(CRL_PATH) == 1
     assert all(isinstance(r, CollateralUnavailableError) and r.code == "COLLATERAL_NOT_FOUND" for r in results)
-    with pytest.raises(CollateralUnavailableError):  # errors are not cached
+    with pytest.raises(CollateralUnavailableError) as remembered:  # answered at once during the failure backoff
+        source.fetch(KEY, at=BEFORE)
+    assert remembered.value.code == "COLLATERAL_NOT_FOUND"
+    assert kds_server.count(CRL_PATH) == 1
+    clock.at += dt.timedelta(seconds=15)
+    with pytest.raises(CollateralUnavailableError):  # then the vendor is asked again
         source.fetch(KEY, at=BEFORE)
     assert kds_server.count(CRL_PATH) == 2
 

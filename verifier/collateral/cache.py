@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH = dt.timedelta(hours=1)
 DEFAULT_RETRY_BACKOFF = dt.timedelta(minutes=5)
+# After a failed fetch of an item nothing is cached for, the same error is answered at once for this long, so a
+# vendor outage does not make every appraisal wait out the HTTP timeouts again (request collateral is compared
+# with the verifier's own, so an outage would otherwise slow down even requests that carry everything).
+DEFAULT_FAILURE_BACKOFF = dt.timedelta(seconds=15)
 REFRESHED_KINDS = frozenset({"amd.crl"})
 REFRESHED_VENDORS = ("intel.",)
 
@@ -60,7 +64,8 @@ class _Flight:
 class CachedSource:
     def __init__(self, inner: CollateralSource, cache: SqlCollateralCache | None, *,
                  max_memory_items: int = 1024, refresh: dt.timedelta = DEFAULT_REFRESH,
-                 retry_backoff: dt.timedelta = DEFAULT_RETRY_BACKOFF, clock: Clock | None = None) -> None:
+                 retry_backoff: dt.timedelta = DEFAULT_RETRY_BACKOFF, clock: Clock | None = None,
+                 failure_backoff: dt.timedelta = DEFAULT_FAILURE_BACKOFF) -> None:
         if refresh < dt.timedelta(0) or retry_backoff < dt.timedelta(0):
             raise ValueError("refresh and retry_backoff must not be negative")
         self._inner = inner
@@ -73,6 +78,8 @@ class CachedSource:
         self._memory: OrderedDict[str, CollateralItem] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
         self._retry_at: dict[str, dt.datetime] = {}
+        self._failure_backoff = failure_backoff
+        self._failed: dict[str, tuple[dt.datetime, CollateralUnavailableError]] = {}
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         cache_id = key.cache_id()
@@ -84,6 +91,10 @@ class CachedSource:
                     not self._due(item, now) or flight is not None or now < self._retry_at.get(cache_id, now)):
                 self._memory.move_to_end(cache_id)
                 return _as_hit(item)
+            failed = self._failed.get(cache_id)
+            if failed is not None and now < failed[0] and flight is None:
+                raise CollateralUnavailableError(failed[1].code, f"{failed[1].message} (remembered until "
+                                                 f"{_rfc3339(failed[0])})", retry_after=failed[1].retry_after)
             leader = flight is None
             if flight is None:
                 flight = self._flights[cache_id] = _Flight()
@@ -122,6 +133,11 @@ class CachedSource:
             fetched = self._inner.fetch(key, at=at)
         except CollateralUnavailableError as error:
             if cached is None or not _valid(cached, at):
+                if self._failure_backoff > dt.timedelta(0):
+                    with self._lock:
+                        self._failed[cache_id] = (now + self._failure_backoff, error)
+                        while len(self._failed) > self._max:
+                            self._failed.pop(next(iter(self._failed)))
                 raise
             log.warning("collateral refresh of %s failed (%s): serving the cached copy until its nextUpdate %s",
                         cache_id, error.code, _rfc3339(cached.next_update))
@@ -131,6 +147,7 @@ class CachedSource:
             return _as_hit(cached)
         with self._lock:
             self._retry_at.pop(cache_id, None)
+            self._failed.pop(cache_id, None)
         fetched = dataclasses.replace(fetched, fetched_at=now)
         if cached is not None and _older(fetched, cached):
             log.warning("collateral refresh of %s returned an older version than the cached one: keeping the "
