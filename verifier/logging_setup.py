@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("verifier_request_id", default=None)
 FORMAT = "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # fits the appraisals.request_id column
 
 
 def current_request_id() -> str | None:

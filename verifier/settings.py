@@ -124,7 +124,16 @@ def _names(value: str | None) -> tuple[str, ...] | None:
 
 
 def _seconds(value: str | None) -> dt.timedelta | None:
-    return None if value is None else dt.timedelta(seconds=float(value))
+    """VERIFIER_TOKEN_LIFETIME / VERIFIER_CHALLENGE_TTL: positive seconds (ConfigError otherwise)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 365 * 86400:  # also refuses nan and inf
+        raise ConfigError("SETTING_INVALID", f"expected positive seconds, got {value[:20]!r}")
+    return dt.timedelta(seconds=seconds)
 
 
 def collateral_refresh(value: str | float | None) -> dt.timedelta | None:

@@ -97,3 +97,24 @@ def test_broker_refuses_a_token_with_a_deeply_nested_header(tmp_path: Path) -> N
     body = json.dumps({"secret": "db", "nonce": "NONCE", "token": f"{header}.e30.AA"}).encode()
     status, reply = _broker_post(tmp_path, body)
     assert (status, reply["error"]) == (401, "TOKEN_MALFORMED")
+
+
+def test_dcap_qvl_collateral_with_a_lone_surrogate_is_malformed() -> None:
+    from verifier.errors import EvidenceError
+    from verifier.tee.tdx.collateral import collateral_from_files
+
+    for doc in (b'{"tcb_info": "\\ud800", "tcb_info_signature": "' + b"00" * 64 + b'"}',
+                b'{"pck_crl_issuer_chain": "\\udfff"}'):
+        with pytest.raises(EvidenceError) as error:
+            collateral_from_files({"collateral.json": doc})
+        assert error.value.code == "TDX_COLLATERAL_MALFORMED"
+
+
+def test_client_library_refuses_deeply_nested_tokens() -> None:
+    from verifier.client.results import ResultError, verify_result
+
+    deep = base64.urlsafe_b64encode(b"[" * 100_000).rstrip(b"=").decode()
+    for token in (f"{deep}.e30.AA", f"eyJhbGciOiJFUzI1NiJ9.{deep}.AA"):
+        with pytest.raises(ResultError) as error:
+            verify_result(token, {"keys": []})
+        assert error.value.code in ("TOKEN_MALFORMED", "TOKEN_KID_UNKNOWN")

@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = from_environment()
+    try:
+        settings = from_environment()
+    except VerifierError as exc:  # a malformed VERIFIER_* variable is a usage error, not a traceback
+        eprint(f"verifier: {exc.code}: {exc.message}")
+        return EXIT_USAGE
     level = (args.log_level or settings.log_level or "INFO").upper()
     install_logging(level if level in logging.getLevelNamesMapping() else "INFO")
     if level != "DEBUG":

@@ -151,7 +151,7 @@ def fetch_jwks_http(url: str, timeout: float = 5) -> dict[str, Any]:
         raise UnavailableError("JWKS_INVALID", f"the JWKS at {url} is larger than {MAX_JWKS_BYTES} bytes")
     try:
         return _checked(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UnavailableError("JWKS_INVALID", f"the JWKS at {url} is not JSON") from None
 
 
@@ -165,5 +165,5 @@ def fetch_jwks_grpc(channel: grpc.Channel, *, timeout: float = 5,
         raise UnavailableError("JWKS_UNAVAILABLE", f"GetSigningKeys failed: {error}") from error
     try:
         return _checked(json.loads(reply.jwks_json))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UnavailableError("JWKS_INVALID", "GetSigningKeys returned no JSON") from None

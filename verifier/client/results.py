@@ -205,7 +205,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(_b64decode(segment, what).decode("utf-8"), object_pairs_hook=_unique)
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, duplicates
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, duplicates, deep nesting
         raise ResultError("TOKEN_MALFORMED", f"the {what} is not a JSON object") from None
     if not isinstance(value, dict):
         raise ResultError("TOKEN_MALFORMED", f"the {what} is not a JSON object")

@@ -223,8 +223,16 @@ def _chain(pem: bytes | str | None, what: str) -> Chain:
     """A PEM issuer chain, every certificate fully decoded (EvidenceError CERT_MALFORMED otherwise)."""
     if not pem:
         return ()
-    data = pem.encode() if isinstance(pem, str) else pem
+    data = _utf8(pem, what) if isinstance(pem, str) else pem
     return _PARSED.get((b"chain", _digest(data)), lambda: load_pem_certificates(data, what, max_count=MAX_CHAIN))
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 of a JSON string value; a lone surrogate (a `\\ud800` escape) is malformed collateral."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _malformed(f"{what} is not valid Unicode") from None
 
 
 def _crl_bytes(value: bytes | str | None, what: str) -> bytes | None:
@@ -250,7 +258,7 @@ def _from_dcap_qvl(doc: bytes) -> dict[str, Any]:
             continue
         if not isinstance(text, str):
             raise _malformed(f"collateral.json {item} must be a JSON string")
-        raw, sig = text.encode("utf-8"), _signature(data.get(f"{item}_signature"), item)
+        raw, sig = _utf8(text, item), _signature(data.get(f"{item}_signature"), item)
         out[f"{item}.json"] = SignedJson(raw, sig, _member_dict(raw, member))
     for name in FILES:
         key = name.split(".")[0]
