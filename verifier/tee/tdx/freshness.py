@@ -5,7 +5,7 @@ When the request and the verifier's collateral source (the cache, Intel PCS) bot
 PCK CRL or root CA CRL, both are verified and the newer one decides. Intel items are ordered by
 `tcbEvaluationDataNumber` (Intel's TCB recovery counter, PCS v4 "TDX TCB Info" / "Enclave Identity"), then
 `issueDate`; CRLs by their cRLNumber extension (RFC 5280 section 5.2.3), then thisUpdate (numbers decide when both
-copies have one and they differ, as in verifier/collateral/ordering.py). On a tie the verifier's copy is used. An
+copies have one and they differ: `verifier.collateral.ordering.ItemVersion`). On a tie the verifier's copy is used. An
 older request copy is reported as superseded; a newer one is used (it can only be stricter).
 No I/O and no verification here: the callers hand in verified candidates.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from verifier.clock import to_rfc3339
+from verifier.collateral.ordering import ItemVersion
 
 TCB_INFO, QE_IDENTITY, PCK_CRL, ROOT_CA_CRL = "tdx.tcb_info", "tdx.qe_identity", "tdx.pck_crl", "tdx.root_ca_crl"
 ITEMS = (TCB_INFO, QE_IDENTITY, PCK_CRL, ROOT_CA_CRL)
@@ -41,10 +42,9 @@ class ItemFacts:
     source: str  # "request" | "cache" | "vendor"
 
     def compare(self, other: ItemFacts) -> int:
-        """-1, 0 or 1 as this copy is older than, as new as, or newer than `other`."""
-        if self.number is not None and other.number is not None and self.number != other.number:
-            return -1 if self.number < other.number else 1
-        return (self.issued > other.issued) - (self.issued < other.issued)
+        """-1, 0 or 1 as this copy is older than, as new as, or newer than `other` (the one order rule of
+        `verifier.collateral.ordering`, shared with the cache and the AMD CRL choice)."""
+        return ItemVersion(self.number, self.issued).compare(ItemVersion(other.number, other.issued))
 
     def to_json(self) -> dict[str, Any]:
         return {"item": self.item, "number": self.number, "issued": to_rfc3339(self.issued),
