@@ -1,66 +1,199 @@
-"""The whole pipeline on mutated real evidence and collateral: every outcome is a signed result (or a typed
-request/unavailable error), never a crash. Found two real bugs: a mutated VCEK whose key type is unknown, and a
-PCK chain whose subject only fails to decode when first read."""
+"""The whole pipeline in-process (`VerifierService` from `bootstrap.build` over a migrated SQLite database) on
+mutated real evidence and collateral. Faster than the gRPC fuzz (tests/property/test_grpc_fuzz.py), so more
+examples and the complete deterministic list of targeted mutations.
+
+- Every outcome is a signed result or a typed request/unavailable error, never another exception (this found two
+  real bugs: a mutated VCEK whose key type is unknown, and a PCK chain whose subject only fails to decode when
+  first read).
+- With the vectors' genuine measurements registered and the clock at each vector's `verify_at` (so that the
+  unmutated vector affirms), evidence whose signed bytes were mutated never affirms (`fuzz_support`), and nor
+  does evidence whose decisive collateral changed its meaning.
+
+The SNP vectors ship no AMD CRL and this runs offline: the no-crash test keeps CRL checking on (the default, so
+the revocation code sees mutated collateral); the affirming properties turn it off, or nothing SNP would affirm."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from tests.conftest import manifest_vectors, vector_ids
+from tests.property.collateral_mutations import targeted_collateral, targeted_quote_chain
+from tests.property.fuzz_findings import Findings, origin
+from tests.property.fuzz_support import (
+    REGISTERED_AT,
+    Vector,
+    diff_summary,
+    focus_range,
+    fuzz_settings,
+    load_vectors,
+    mutate,
+    targeted_evidence,
+    why_not_affirming,
+)
+from tests.service_helpers import SettableClock
 from verifier.bootstrap import Components, build
-from verifier.clock import FixedClock, parse_rfc3339
 from verifier.errors import ErrorKind, VerifierError
-from verifier.service import AppraisalRequest
+from verifier.service import AppraisalRequest, AppraisalResult
 from verifier.settings import Settings
 from verifier.storage.migrate import upgrade
 
-VECTORS = [v for tee in ("nitro", "snp", "tdx") for v in manifest_vectors(tee)]
+VECTORS = load_vectors()
+BY_TEE = {tee: [v for v in VECTORS if v.tee == tee] for tee in ("snp", "tdx", "nitro")}
+EXPECTED_ERRORS = (ErrorKind.REQUEST, ErrorKind.UNAVAILABLE)
+
+
+@dataclass
+class Pipeline:
+    components: Components
+    clock: SettableClock
+    seeds: dict[str, Vector] = field(default_factory=dict)
+    findings: Findings = field(default_factory=Findings)
+
+    def appraise(self, vector: Vector, evidence: bytes, collateral: dict[str, bytes], what: str,
+                 tee: str | None = None) -> AppraisalResult | None:
+        """Appraise at the vector's verify_at; None (and a recorded crash) for an unexpected exception."""
+        self.clock.at = vector.verify_at
+        request = AppraisalRequest(tee=tee or vector.tee, evidence=evidence, collateral=collateral)
+        try:
+            return self.components.service.appraise(request, allow_incomplete=True)
+        except VerifierError as error:
+            if error.kind not in EXPECTED_ERRORS:
+                self.findings.crash(origin(error), what, repr(error))
+            return None
+        except Exception as error:
+            self.findings.crash(origin(error), what, repr(error))
+            return None
+
+    def affirms(self, vector: Vector, evidence: bytes, collateral: dict[str, bytes]) -> bool:
+        result = self.appraise(vector, evidence, collateral, "re-appraisal without one collateral file")
+        return result is not None and result.appraisal.status.value == "affirming"
+
+    def check(self, vector: Vector, evidence: bytes, collateral: dict[str, bytes], what: str) -> None:
+        """No crash; and affirming only when it is a correct answer."""
+        result = self.appraise(vector, evidence, collateral, what)
+        if result is None or result.appraisal.status.value != "affirming":
+            return
+        reason = why_not_affirming(vector, self.seeds, vector.tee, evidence, b"", b"", collateral,
+                                   lambda files: self.affirms(vector, evidence, files))
+        if reason is not None:
+            self.findings.wrong_yes(reason, f"{what}: {diff_summary(vector.evidence, evidence)}",
+                                    f"evidence hex {evidence.hex()}")
+
+
+def _pipeline(tmp: Path, *, check_crl: bool, trust_anchors: Path | None) -> Pipeline:
+    url = f"sqlite:///{tmp / 'v.db'}"
+    upgrade(url)
+    clock = SettableClock(REGISTERED_AT)
+    settings = Settings(database_url=url, development=True, offline=True, check_crl=check_crl,
+                        trust_anchors=trust_anchors)
+    return Pipeline(build(settings, clock=clock), clock)
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'v.db'}"
-    upgrade(url)
-    yield url
+def crashes(tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path) -> Iterator[Pipeline]:
+    """Default settings (CRL checking on), nothing registered, no trust-anchor directory."""
+    pipeline = _pipeline(tmp_path_factory.mktemp("service-fuzz"), check_crl=True, trust_anchors=None)
+    yield pipeline
+    pipeline.components.close()
 
 
-def _components(url: str, at: dt.datetime) -> Components:
-    return build(Settings(database_url=url, development=True, offline=True, keep_evidence=0), clock=FixedClock(at))
+@pytest.fixture(scope="module")
+def approved(tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path, trust_anchors_dir: Path
+             ) -> Iterator[Pipeline]:
+    """Every vector's genuine measurements registered; `seeds` are the vectors that then affirm unmutated."""
+    pipeline = _pipeline(tmp_path_factory.mktemp("service-affirm"), check_crl=False, trust_anchors=trust_anchors_dir)
+    registered: set[tuple[str, bytes]] = set()
+    for vector in VECTORS:
+        for kind, value in vector.reference_values():
+            if (kind, value) not in registered and any(value):  # never approve all-zero (debug) PCRs
+                registered.add((kind, value))
+                pipeline.components.references.add(kind, value, vector.id, now=REGISTERED_AT)
+    for vector in VECTORS:
+        result = pipeline.appraise(vector, vector.evidence, vector.collateral, f"{vector.id} unmutated")
+        if result is not None and result.appraisal.status.value == "affirming":
+            pipeline.seeds[vector.id] = vector
+    yield pipeline
+    pipeline.components.close()
 
 
-def _mutate(data: bytes, draw: Any) -> bytes:
-    out = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        out[draw(st.integers(0, len(out) - 1))] = draw(st.integers(0, 255))
-    return bytes(out)
+def _ids(vectors: list[Vector]) -> list[str]:
+    return [v.id for v in vectors]
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["id"] for v in VECTORS] or vector_ids("nitro"))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_mutations_never_crash(database: str, vectors_dir: Path, vector: dict[str, Any], data: st.DataObject) -> None:
-    folder = vectors_dir / vector["dir"]
-    evidence = (folder / "evidence.bin").read_bytes()
-    collateral = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "evidence.bin"}
-    if data.draw(st.booleans()) and collateral:
-        name = data.draw(st.sampled_from(sorted(collateral)))
-        collateral[name] = _mutate(collateral[name], data.draw)
-    else:
-        evidence = _mutate(evidence, data.draw)
-    components = _components(database, parse_rfc3339(vector["verify_at"]))
-    try:
-        result = components.service.appraise(
-            AppraisalRequest(tee=vector["tee"], evidence=evidence, collateral=collateral), allow_incomplete=True)
-        assert result.appraisal.status.value in ("affirming", "warning", "contraindicated", "none")
-        assert result.token.count(".") == 2
-    except VerifierError as error:
-        assert error.kind in (ErrorKind.REQUEST, ErrorKind.UNAVAILABLE), error
-    finally:
-        components.close()
+@pytest.mark.parametrize("vector", VECTORS, ids=_ids(VECTORS))
+def test_mutations_never_crash(crashes: Pipeline, vector: Vector) -> None:
+    """Mutated evidence, or one mutated collateral file, of every vector: a result or a typed error."""
+
+    @fuzz_settings(40, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        evidence, collateral = vector.evidence, dict(vector.collateral)
+        if data.draw(st.booleans()) and collateral:
+            name = data.draw(st.sampled_from(sorted(collateral)))
+            collateral[name] = mutate(data.draw, collateral[name])
+            what = f"{vector.id} with {name} mutated: {diff_summary(vector.collateral[name], collateral[name])}"
+        else:
+            evidence = mutate(data.draw, evidence, [v.evidence for v in BY_TEE[vector.tee]])
+            what = f"{vector.id} mutated: {diff_summary(vector.evidence, evidence)}"
+        result = crashes.appraise(vector, evidence, collateral, what)
+        if result is not None:
+            assert result.appraisal.status.value in ("affirming", "warning", "contraindicated", "none")
+            assert result.token.count(".") == 2
+
+    run()
+    crashes.findings.settle()
+
+
+def test_unmutated_vectors_affirm_for_every_tee(approved: Pipeline) -> None:
+    """The premise of the properties below: genuine evidence of each TEE affirms with its measurements approved."""
+    assert {v.tee for v in approved.seeds.values()} == set(BY_TEE), sorted(approved.seeds)
+    approved.findings.settle()
+
+
+@pytest.mark.parametrize("tee", sorted(BY_TEE))
+def test_mutated_signed_bytes_never_affirm(approved: Pipeline, tee: str) -> None:
+    """Random mutations, half of them inside the signed bytes, of the vectors that affirm unmutated; and random
+    mutations of one of their collateral files."""
+    seeds = [v for v in approved.seeds.values() if v.tee == tee]
+    assert seeds, f"no {tee} vector affirms unmutated"
+
+    @fuzz_settings(150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        vector = data.draw(st.sampled_from(seeds))
+        evidence, collateral = vector.evidence, dict(vector.collateral)
+        if data.draw(st.integers(0, 3)) == 0 and collateral:
+            name = data.draw(st.sampled_from(sorted(collateral)))
+            collateral[name] = mutate(data.draw, collateral[name], [c for v in VECTORS for c in v.collateral.values()])
+            what = f"{vector.id} with {name} mutated: {diff_summary(vector.collateral[name], collateral[name])}"
+        else:
+            pool = [v.evidence for v in BY_TEE[tee]]
+            evidence = mutate(data.draw, evidence, pool, focus_range(tee, evidence))
+            what = f"{vector.id} mutated"
+        approved.check(vector, evidence, collateral, what)
+
+    run()
+    approved.findings.settle()
+
+
+@pytest.mark.parametrize("tee", sorted(BY_TEE))
+def test_targeted_mutations_never_affirm(approved: Pipeline, tee: str) -> None:
+    """The complete deterministic list, for every vector that affirms unmutated: bit flips at every field
+    boundary and through the signed bytes, truncations, extensions, and broken certificates and CRLs in the
+    collateral and in the quote; and the SNP flips without any collateral (the paths that would fetch a VCEK)."""
+    seeds = [v for v in approved.seeds.values() if v.tee == tee]
+    assert seeds, f"no {tee} vector affirms unmutated"
+    for vector in seeds:
+        cases = [(label, ev, vector.collateral) for label, ev in targeted_evidence(vector)]
+        cases += [(label, ev, vector.collateral) for label, ev in targeted_quote_chain(vector)]
+        cases += [(label, vector.evidence, files) for label, files in targeted_collateral(vector)]
+        if vector.tee == "snp":
+            cases += [(f"{label}, no collateral", ev, {}) for label, ev in targeted_evidence(vector)]
+        for label, evidence, collateral in cases:
+            approved.check(vector, evidence, dict(collateral), f"{vector.id} {label}")
+    approved.findings.settle()

@@ -110,3 +110,17 @@ def test_reference_value_states_and_optional_timestamps() -> None:
     msg = convert.reference_value(gone, at=AT)
     assert msg.state == "revoked" and msg.revoke_reason == "bad"
     assert convert.from_timestamp(msg.expires_at) == AT + dt.timedelta(days=1)
+
+
+def test_timestamps_outside_the_protobuf_range_are_invalid_arguments() -> None:
+    import pytest
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from verifier.errors import RequestError
+    from verifier.transport.grpc.convert import from_timestamp
+
+    for ts in (Timestamp(seconds=2**62), Timestamp(seconds=253402300800), Timestamp(seconds=0, nanos=10**9),
+               Timestamp(seconds=0, nanos=-1), Timestamp(seconds=-62135596801)):
+        with pytest.raises(RequestError) as error:
+            from_timestamp(ts)
+        assert error.value.code == "TIMESTAMP_INVALID"

@@ -44,7 +44,13 @@ def timestamp(value: dt.datetime) -> Timestamp:
 
 
 def from_timestamp(ts: Timestamp) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)
+    """A request Timestamp as a UTC datetime. Raises RequestError TIMESTAMP_INVALID for seconds outside
+    0001-01-01..9999-12-31 or nanos outside 0..999999999 (google.protobuf.Timestamp's own range)."""
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise RequestError("TIMESTAMP_INVALID", "a timestamp is outside 0001-01-01..9999-12-31 or has bad nanos") \
+            from None
 
 
 def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> AppraisalRequest:

@@ -186,9 +186,14 @@ async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any], method: s
     await _abort(context, grpc.StatusCode.INTERNAL, "INTERNAL", f"internal error (request id {request_id})")
 
 
+MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, reason: str, message: str,
                  *, retryable: bool = False) -> None:
     request_id = REQUEST_ID.get() or ""
+    if len(message) > MAX_ERROR_MESSAGE:  # messages may quote the request: keep the status within gRPC's limits
+        message = message[:MAX_ERROR_MESSAGE] + " ... (truncated)"
     state = CALL.get()
     if state is not None:
         state.code = code
