@@ -145,3 +145,9 @@ def test_the_service_selects_database_policies_by_name(db: Database) -> None:
     assert sub["x-verifier.policy-sha256"] == stored.sha256
     (row,) = audit.entries(db, action="appraisal")
     assert row.details["policy_sha256"] == stored.sha256
+
+
+def test_a_name_postgresql_cannot_hold_names_no_policy(db: Database) -> None:
+    store = SqlPolicies(db)
+    for name in ("de\x00fault", "\ud800", "x" * 1000):
+        assert store.get(name) is None

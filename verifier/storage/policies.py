@@ -79,6 +79,10 @@ class SqlPolicies:
         self._db = db
 
     def get(self, name: str) -> Policy | None:
+        """The stored policy `name`, or None. A name PostgreSQL text cannot hold (U+0000, lone surrogates) names no
+        stored policy (`set` refuses such names), so it is not sent to the database."""
+        if not name.isprintable() or len(name) > MAX_NAME:
+            return None
         with self._db.session() as session:
             row = session.get(PolicyRow, name)
             body = dict(row.body) if row is not None else None
