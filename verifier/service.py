@@ -26,7 +26,7 @@ from .appraisal.model import (
     combine,
 )
 from .appraisal.nitro import appraise_nitro
-from .appraisal.policy import Policy, PolicySet, policy_sha256
+from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
 from .appraisal.snp import appraise_snp
 from .appraisal.tdx import appraise_tdx
 from .clock import Clock
@@ -41,6 +41,8 @@ from .storage.challenges import Challenge, ConsumeOutcome
 from .tee.base import VerifiedEvidence, VerifyContext
 from .tee.registry import get_verifier
 from .trust.anchors import TrustAnchors
+from .workloads.matching import Candidate, select
+from .workloads.model import WorkloadCatalog, WorkloadVersion, group_versions
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,9 @@ class VerifierService:
     reference_set_version: Callable[[], int] | None = None
     # The policy a request that names none is appraised under (default: the built-in "default").
     default_policy: str | None = None
+    # Workload metadata (TEE, policy, revoked versions); None: every label is an implicit workload under the
+    # default policy.
+    workloads: WorkloadCatalog | None = None
     # Policy names a request may select; None: any known policy. A request naming another is PERMISSION_DENIED
     # (POLICY_NOT_ALLOWED), so a client cannot pick the most lenient policy the verifier happens to know.
     selectable_policies: frozenset[str] | None = None
@@ -151,7 +156,7 @@ class VerifierService:
         policy = self._policy(request.policy)
         # Read before the reference values: the token names a version the values read are at least as new as.
         version = self.reference_set_version() if self.reference_set_version is not None else None
-        verified, appraisal, findings, incomplete = self._evaluate(
+        verified, appraisal, findings, incomplete, policy = self._evaluate(
             request, policy, at, self.references, freshness=True, require_challenge=require_challenge,
             allow_incomplete=allow_incomplete)
         # Step 10: sign the EAR and record the appraisal.
@@ -219,7 +224,10 @@ class VerifierService:
         freshness: bool,
         require_challenge: bool,
         allow_incomplete: bool,
-    ) -> tuple[VerifiedEvidence, Appraisal, list[Finding], object]:
+    ) -> tuple[VerifiedEvidence, Appraisal, list[Finding], object, Policy]:
+        """Steps 2-9 for one request. `policy` is the request's (or the server's default); the result is appraised
+        under the policy of the workload version it matched, which the request's policy can only tighten. Returns
+        the policy the result was appraised under last."""
         verifier = get_verifier(request.tee)
         _check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
@@ -230,16 +238,25 @@ class VerifierService:
         if incomplete and not allow_incomplete:
             raise UnavailableError(str(incomplete), f"vendor collateral for this {verified.tee} evidence is "
                                    "unavailable; the appraisal cannot be completed")
-        # Step 7: freshness (the challenge is consumed even when the evidence is bad: a nonce is single-use).
-        findings = self._freshness(request, verified, policy, at, require_challenge) if freshness else []
-        # Step 8: appraise claims against reference values and policy; keep every finding.
-        baseline: dict[Claim, int] = {}
-        matched: list[ReferenceValue] = []
+        # Step 7a: the challenge is consumed even when the evidence is bad: a nonce is single-use.
+        shared = self._challenge(request, at) if freshness and require_challenge else []
+        workload: dict[str, Any] | None = None
+        complete: tuple[dict[str, Any], ...] = ()
         if verified.failure is not None:
-            findings.insert(0, _evidence_finding(verified.failure))
+            baseline: dict[Claim, int] = {}
+            matched: tuple[ReferenceValue, ...] = ()
+            findings = [_evidence_finding(verified.failure), *shared]
+            if freshness:
+                findings.extend(self._policy_freshness(request, verified, policy))
         else:
-            baseline, tee_findings, matched = self._appraise_claims(verified, policy, at, references)
-            findings = tee_findings + findings
+            # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
+            selection = select(self._candidates(verified, policy, request.policy is not None, at, references,
+                                                request if freshness else None))
+            chosen = selection.chosen
+            policy, baseline, matched = chosen.policy, chosen.baseline, chosen.matched
+            findings = [*selection.findings, *shared]
+            complete = tuple(c.describe() for c in selection.complete)
+            workload = complete[0] if complete else None
         # Step 9: status is the worst tier of the AR4SI trust vector.
         vector = combine(baseline, findings)
         appraisal = Appraisal(
@@ -250,11 +267,59 @@ class VerifierService:
             findings=tuple(findings),
             policy_id=policy.policy_id,
             matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
-            matched_labels=tuple(sorted({r.label for r in matched if r.label})),
+            matched_labels=(workload["name"],) if workload is not None else (),
             collateral=_collateral_used(verified),
             revocation=_revocation(verified),
+            workload=workload,
+            workloads=complete,
         )
-        return verified, appraisal, findings, incomplete
+        return verified, appraisal, findings, incomplete, policy
+
+    def _candidates(self, verified: VerifiedEvidence, requested: Policy, explicit: bool, at: dt.datetime,
+                    reader: ReferenceValueReader, request: AppraisalRequest | None) -> list[Candidate]:
+        """Every live workload version of the TEE appraised under its own policy (one candidate without a workload
+        when none is registered, so the result says which reference values are missing)."""
+        tee = verified.tee
+        kinds = [k for k in known_kinds() if k.startswith(f"{tee}.")]
+        references = [r for r in reader.active(kinds, at) if r.kind.startswith(f"{tee}.")]
+        labels = {r.label for r in references if r.label}
+        catalog = dict(self.workloads.metadata(labels)) if self.workloads is not None and labels else {}
+        candidates = []
+        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at)] or [None]
+        for version in versions:
+            policy, notes = self._policy_for(version, requested, explicit)
+            baseline, findings, matched = self._appraise_tee(verified, policy, at,
+                                                             version.values if version is not None else [])
+            if request is not None:
+                findings.extend(self._policy_freshness(request, verified, policy))
+            candidates.append(Candidate(version, policy, baseline, (*findings, *notes), tuple(matched)))
+        return candidates
+
+    def _policy_for(self, version: WorkloadVersion | None, requested: Policy,
+                    explicit: bool) -> tuple[Policy, list[Finding]]:
+        """The policy a workload version is appraised under: its own (else the server's default). A policy named
+        in the request applies only when it is at least as strict (tighten-only); a looser one is ignored for the
+        verdict and said so (POLICY_LOOSER_THAN_WORKLOAD, informational). A workload naming a policy that no longer
+        exists is never appraised leniently: the default applies and the result is contraindicated."""
+        name = version.policy if version is not None else None
+        notes: list[Finding] = []
+        try:
+            own = self.policies.get(name or self.default_policy)
+        except RequestError:
+            own = self.policies.get(self.default_policy)
+            notes.append(Finding(code="WORKLOAD_POLICY_UNKNOWN", claim=Claim.CONFIGURATION, value=CONTRAINDICATED,
+                                 message=f"workload {version.describe() if version else ''} names an unknown policy",
+                                 expected="a known policy", actual=str(name)[:100]))
+        if not explicit or requested.policy_id == own.policy_id:
+            return own, notes
+        loosened = weakenings(requested, own)
+        if not loosened:
+            return requested, notes
+        notes.append(Finding(code="POLICY_LOOSER_THAN_WORKLOAD", claim=Claim.CONFIGURATION, value=0,
+                             message=f"the requested policy {requested.policy_id!r} is looser than the workload's "
+                                     f"({'; '.join(loosened)[:200]}); the workload's policy applies",
+                             expected=own.policy_id, actual=requested.policy_id))
+        return own, notes
 
     def _keep(self, request: AppraisalRequest, verified: VerifiedEvidence, appraisal: Appraisal,
               appraisal_id: str, at: dt.datetime) -> None:
@@ -268,12 +333,10 @@ class VerifierService:
         except VerifierError as exc:
             log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
 
-    def _appraise_claims(
-        self, verified: VerifiedEvidence, policy: Policy, at: dt.datetime, reader: ReferenceValueReader
-    ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-        prefix = f"{verified.tee}."
-        kinds = sorted({k for k in policy.required(verified.tee)} | _claim_kinds(verified))
-        references = [r for r in reader.active(kinds, at) if r.kind.startswith(prefix)]
+    @staticmethod
+    def _appraise_tee(verified: VerifiedEvidence, policy: Policy, at: dt.datetime,
+                      references: list[ReferenceValue]) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+        """The per-TEE appraiser (appraisal/<kind>.py) under `policy` with one workload version's values."""
         if verified.tee == "nitro":
             return appraise_nitro(verified.claims, policy, references)
         if verified.tee == "snp":
@@ -282,30 +345,31 @@ class VerifierService:
             return appraise_tdx(verified.claims, verified.details, policy, references, at)
         raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
 
-    def _freshness(
-        self,
-        request: AppraisalRequest,
-        verified: VerifiedEvidence,
-        policy: Policy,
-        at: dt.datetime,
-        require_challenge: bool,
-    ) -> list[Finding]:
+    def _challenge(self, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
+        """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically)."""
+        if request.nonce is None:
+            return []
+        if self.challenges is None:
+            raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
+        outcome = self.challenges.consume(request.nonce, at=at)
+        if outcome is ConsumeOutcome.OK:
+            return []
+        code = {
+            ConsumeOutcome.UNKNOWN: "CHALLENGE_UNKNOWN",
+            ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
+            ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
+        }[outcome]
+        return [_fresh(code, f"the nonce is not a live challenge of this verifier ({outcome.name})",
+                       "an unused, unexpired challenge", request.nonce.hex())]
+
+    @staticmethod
+    def _policy_freshness(request: AppraisalRequest, verified: VerifiedEvidence, policy: Policy) -> list[Finding]:
+        """Step 7c, per policy: a nonce when the policy requires one, and its binding (and the runtime data's) in
+        the evidence as the policy's REPORT_DATA binding says."""
         findings: list[Finding] = []
         if request.nonce is None and policy.require_nonce:
             findings.append(_fresh("NONCE_MISSING", "the policy requires a nonce and the request has none",
                                    "a nonce", "none"))
-        if request.nonce is not None and require_challenge:
-            if self.challenges is None:
-                raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
-            outcome = self.challenges.consume(request.nonce, at=at)
-            if outcome is not ConsumeOutcome.OK:
-                code = {
-                    ConsumeOutcome.UNKNOWN: "CHALLENGE_UNKNOWN",
-                    ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
-                    ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
-                }[outcome]
-                findings.append(_fresh(code, f"the nonce is not a live challenge of this verifier ({outcome.name})",
-                                       "an unused, unexpired challenge", request.nonce.hex()))
         if verified.parsed is not None:
             findings.extend(check_binding(verified.tee, verified.claims, request.nonce, request.runtime_data,
                                           policy.report_data_binding))
@@ -370,13 +434,6 @@ def workload_description(tee: str, claims: Mapping[str, Any]) -> str:
     if isinstance(module_id, str) and module_id:
         return f"{tee} module {module_id[:150]}"
     return tee
-
-
-def _claim_kinds(verified: VerifiedEvidence) -> set[str]:
-    pcrs = verified.claims.get("pcrs")
-    if verified.tee == "nitro" and isinstance(pcrs, dict):
-        return {f"nitro.pcr{i}" for i in pcrs}
-    return {kind for kind in known_kinds() if kind.startswith(verified.tee + ".")}
 
 
 def _check_bounds(request: AppraisalRequest) -> None:

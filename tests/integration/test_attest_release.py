@@ -125,7 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (tmp / "broker.json").write_text(json.dumps({
             "verifier": {"grpc": f"127.0.0.1:{ports['grpc']}", "jwks_url": jwks_url, "issuer": "tee-verifier"},
             "leeway_seconds": 0,
-            "secrets": [{"name": "db-password", "file": "secret.bin", "require_labels": [LABEL]}]}))
+            "secrets": [{"name": "db-password", "file": "secret.bin", "workload": LABEL}]}))
         broker = subprocess.Popen([str(EXE), "broker", "--config", str(tmp / "broker.json"), "--listen",
                                    "127.0.0.1:0", "--port-file", str(tmp / "broker.ports")], env=env,
                                   stderr=subprocess.PIPE)
@@ -209,7 +209,7 @@ def test_unregistered_measurement_is_refused(world: World) -> None:
     with VerifierClient(world.verifier) as client:
         appraisal = client.appraise("nitro", workload.evidence(nonce, pcrs=pcrs), nonce=nonce,
                                     runtime_data=workload.spki)
-    assert [f["code"] for f in appraisal.findings] == ["REFERENCE_VALUE_MISMATCH"]
+    assert [f["code"] for f in appraisal.findings] == ["REFERENCE_VALUE_MISMATCH", "WORKLOAD_NOT_MATCHED"]
     assert world.release(appraisal.token, nonce)[1]["error"] == "TOKEN_STATUS_INSUFFICIENT"
 
 

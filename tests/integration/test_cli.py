@@ -90,12 +90,12 @@ def test_every_nitro_vector_agrees_with_the_manifest(
 def test_unknown_pcr0_exits_2_and_says_what_was_expected(cli: Cli, vectors_dir: Path, trust_anchors_dir: Path) -> None:
     vector = next(v for v in manifest_vectors("nitro") if v["id"] == "nitro-prod-2024-blocky")
     pcrs = vector["facts"]["pcrs"]
-    cli("refs", "add", "nitro.pcr0", "ab" * 48, "--label", "other image")
-    cli("refs", "add", "nitro.pcr1", pcrs["1"])
-    cli("refs", "add", "nitro.pcr2", pcrs["2"])
+    for index, value in (("0", "ab" * 48), ("1", pcrs["1"]), ("2", pcrs["2"])):
+        cli("refs", "add", f"nitro.pcr{index}", value, "--label", "other image")
     code, result = cli.json(*_verify_args(vector, vectors_dir, trust_anchors_dir))
     assert code == 2
-    (finding,) = result["findings"]
+    finding, summary = result["findings"]
+    assert summary["code"] == "WORKLOAD_NOT_MATCHED" and "other image" in summary["actual"]
     assert finding["code"] == "REFERENCE_VALUE_MISMATCH"
     assert finding["expected"] == "ab" * 48
     assert finding["actual"] == pcrs["0"]

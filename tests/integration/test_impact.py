@@ -66,6 +66,8 @@ class World:
         for i in (0, 1, 2):
             self.refs.add(f"nitro.pcr{i}", pcrs[i], "workload-a", now=approved)
         self.refs.add("nitro.pcr0", PCR0_B, "workload-b", now=approved)
+        for i in (1, 2):  # a workload is approved as a whole: B lists its own PCR1 and PCR2
+            self.refs.add(f"nitro.pcr{i}", pcrs[i], "workload-b", now=approved)
         self.refs.add("snp.measurement", MEASUREMENT_C, "workload-c", now=approved)
 
     def tick(self) -> None:

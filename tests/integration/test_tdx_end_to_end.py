@@ -4,6 +4,7 @@ PKI (each with its own code), Intel PCS through the shared cache (one fetch for 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import threading
@@ -161,8 +162,11 @@ def test_fmspc_mismatch_debug_and_status_policy(db: Database, pki: FakeIntelPki)
     swh = pki.collateral_files(tcb_info=pki.tcb_info(status="SWHardeningNeeded"))
     warned = appraise(svc, quote(pki), swh)
     assert warned.appraisal.status is Tier.WARNING and codes(warned) == ["TDX_TCB_STATUS_WARNING"]
+    # A request cannot accept more than its workload's policy; a workload appraised under swh-ok can.
     assert svc.appraise(AppraisalRequest(tee="tdx", evidence=quote(pki), collateral=swh, policy="swh-ok")) \
-        .appraisal.status is Tier.AFFIRMING
+        .appraisal.status is Tier.WARNING
+    assert dataclasses.replace(svc, default_policy="swh-ok").appraise(
+        AppraisalRequest(tee="tdx", evidence=quote(pki), collateral=swh)).appraisal.status is Tier.AFFIRMING
     outdated = pki.collateral_files(tcb_info=pki.tcb_info(status="OutOfDate"))
     assert codes(appraise(svc, quote(pki), outdated)) == ["TDX_TCB_STATUS_NOT_ACCEPTED"]
 

@@ -30,18 +30,18 @@ def write(tmp_path: Path, secrets: list[dict[str, object]], mode: int = 0o600) -
 
 
 def test_config_loads_and_never_shows_the_secret(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "require_labels": ["app 1"]}]))
+    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}]))
     rule = config.rules["db"]
     assert rule.secret == b"top secret" and "top secret" not in repr(rule) and "top secret" not in repr(config)
 
 
 @pytest.mark.parametrize(("secrets", "mode", "code"), [
     ([{"name": "db", "file": "s.bin"}], 0o600, "BROKER_CONFIG_INVALID"),  # no label: would release to anyone
-    ([{"name": "db", "file": "s.bin", "require_labels": []}], 0o600, "BROKER_CONFIG_INVALID"),
-    ([{"name": "db", "file": "s.bin", "require_labels": ["a"], "require_status": "contraindicated"}], 0o600,
+    ([{"name": "db", "file": "s.bin", "workload": ""}], 0o600, "BROKER_CONFIG_INVALID"),
+    ([{"name": "db", "file": "s.bin", "workload": "a", "require_status": "contraindicated"}], 0o600,
      "BROKER_CONFIG_INVALID"),
-    ([{"name": "db", "file": "s.bin", "require_labels": ["a"]}], 0o644, "BROKER_SECRET_PERMISSIONS"),
-    ([{"name": "db", "file": "missing.bin", "require_labels": ["a"]}], 0o600, "BROKER_SECRET_MISSING"),
+    ([{"name": "db", "file": "s.bin", "workload": "a"}], 0o644, "BROKER_SECRET_PERMISSIONS"),
+    ([{"name": "db", "file": "missing.bin", "workload": "a"}], 0o600, "BROKER_SECRET_MISSING"),
     ([], 0o600, "BROKER_CONFIG_INVALID"),
 ])
 def test_config_refusals(tmp_path: Path, secrets: list[dict[str, object]], mode: int, code: str) -> None:
@@ -101,7 +101,7 @@ def test_unreachable_verifier_keys_fail_closed_with_503(tmp_path: Path) -> None:
     def down() -> dict[str, object]:
         raise UnavailableError("JWKS_UNAVAILABLE", "verifier down")
 
-    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "require_labels": ["app 1"]}]))
+    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}]))
     broker = Broker(config, JwksCache(down), lambda: b"n" * 32, FixedClock(NOW))
     server = make_server(broker, "127.0.0.1", 0)
     serve_in_thread(server)

@@ -38,8 +38,11 @@ def appraisal(status: Tier = Tier.AFFIRMING, labels: tuple[str, ...] = ("image v
     value = {Tier.AFFIRMING: AFFIRMING, Tier.WARNING: WARNING_UNSAFE, Tier.CONTRAINDICATED: 96}[status]
     findings = () if status is Tier.AFFIRMING else (Finding("X", Claim.HARDWARE, value, "m"),)
     vector = TrustVector({Claim.HARDWARE: value, Claim.EXECUTABLES: AFFIRMING})
+    workloads = tuple({"name": label, "version": "1", "id": label, "policy": "default", "status": status.value}
+                      for label in labels)
     return Appraisal(tee="nitro", status=status, trust_vector=vector, claims={"module_id": "i-1"},
-                     findings=findings, policy_id="default", matched_labels=labels)
+                     findings=findings, policy_id="default", matched_labels=labels,
+                     workload=workloads[0] if workloads else None, workloads=workloads)
 
 
 def claims(*, status: Tier = Tier.AFFIRMING, nonce: bytes | None = NONCE, labels: tuple[str, ...] = ("image v1",),

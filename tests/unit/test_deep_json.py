@@ -71,7 +71,7 @@ def _broker_post(tmp_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
     def jwks() -> dict[str, object]:
         return {"keys": []}
 
-    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "require_labels": ["app 1"]}]))
+    config = load_config(write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}]))
     broker = Broker(config, JwksCache(jwks), lambda: b"n" * 32, FixedClock(NOW))
     server = make_server(broker, "127.0.0.1", 0)
     serve_in_thread(server)

@@ -55,23 +55,24 @@ def _codes(result: Any) -> list[str]:
 
 
 def test_raw_binding_with_runtime_data_is_contraindicated_and_binds_no_key(db: Database, pki: FakeAmdPki) -> None:
-    svc = service(db, pki, policies=PolicySet({"raw": RAW}))
+    # The workload is appraised under raw binding (here: the server's default policy for workloads without one).
+    svc = dataclasses.replace(service(db, pki, policies=PolicySet({"raw": RAW})), default_policy="raw")
     challenge = svc.create_challenge()
     attacker_key = _spki(ec.generate_private_key(ec.SECP256R1()))
     evidence = pki.report(report_data=challenge.nonce.ljust(64, b"\0"))  # the workload's genuine raw-bound report
     result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
-                                           runtime_data=attacker_key, policy="raw"), require_challenge=True)
+                                           runtime_data=attacker_key), require_challenge=True)
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert _codes(result) == ["RUNTIME_DATA_NOT_BOUND"]
     assert "cnf" not in _payload(result.token)
 
 
 def test_raw_binding_without_runtime_data_still_affirms_without_cnf(db: Database, pki: FakeAmdPki) -> None:
-    svc = service(db, pki, policies=PolicySet({"raw": RAW}))
+    svc = dataclasses.replace(service(db, pki, policies=PolicySet({"raw": RAW})), default_policy="raw")
     challenge = svc.create_challenge()
     evidence = pki.report(report_data=challenge.nonce.ljust(64, b"\0"))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
-                                           policy="raw"), require_challenge=True)
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce),
+                          require_challenge=True)
     assert result.appraisal.status is Tier.AFFIRMING, _codes(result)
     assert "cnf" not in _payload(result.token)
 
@@ -163,7 +164,7 @@ def test_broker_rule_pins_policies(tmp_path: Any) -> None:
 
     def config(policies: Any) -> Any:
         path.write_text(json.dumps({"verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"},
-                                    "secrets": [{"name": "db", "file": "s.bin", "require_labels": ["app"],
+                                    "secrets": [{"name": "db", "file": "s.bin", "workload": "app",
                                                  "require_policies": policies}]}))
         return load_config(path)
 

@@ -56,8 +56,10 @@ def test_unknown_pcr0_is_contraindicated_with_expected_and_actual(h: Harness) ->
     pcrs[0] = b"\x42" * 48
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=pcrs)))
     assert result.appraisal.status is Tier.CONTRAINDICATED
-    (finding,) = result.appraisal.findings
-    assert finding.code == "REFERENCE_VALUE_MISMATCH"
+    finding, summary = result.appraisal.findings
+    assert finding.code == "REFERENCE_VALUE_MISMATCH" and finding.message.startswith("test-image: nitro.pcr0")
+    assert summary.code == "WORKLOAD_NOT_MATCHED"
+    assert "matched: nitro.pcr1, nitro.pcr2; differs: nitro.pcr0" in summary.actual
     assert finding.actual == "42" * 48
     assert finding.expected == FakeAwsPki.default_pcrs()[0].hex()
 
@@ -70,9 +72,15 @@ def test_no_reference_values_registered_is_contraindicated(h: Harness) -> None:
 
 def test_optional_pcr_checked_only_when_registered(h: Harness) -> None:
     h.approve()
+    other = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
     h.refs.add("nitro.pcr4", b"\x01" * 48, "instance", now=h.clock.now() - dt.timedelta(days=1))
+    # Another workload's PCR4 says nothing about this one (workloads never mix)...
+    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status is \
+        other.appraisal.status is Tier.AFFIRMING
+    # ...a PCR4 of this workload is required of its evidence.
+    h.refs.add("nitro.pcr4", b"\x01" * 48, "test-image", now=h.clock.now() - dt.timedelta(days=1))
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
-    assert codes(result) == ["REFERENCE_VALUE_MISMATCH"]
+    assert codes(result) == ["REFERENCE_VALUE_MISMATCH", "WORKLOAD_NOT_MATCHED"]
     assert result.appraisal.findings[0].expected == "01" * 48
 
 
@@ -122,14 +130,15 @@ def test_revoked_and_expired_reference_values_stop_affirming(h: Harness) -> None
     pcr0 = next(r for r in h.refs.list(at=h.clock.now()) if r.kind == "nitro.pcr0")
     h.refs.revoke(pcr0.id, "image withdrawn", now=h.clock.now() - dt.timedelta(seconds=1))
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
-    assert codes(result) == ["REFERENCE_VALUE_MISSING"]
+    assert codes(result) == ["REFERENCE_VALUE_MISSING", "WORKLOAD_NOT_MATCHED"]
     # Revocation is per value: the same PCR0 is added again only after an explicit, audited re-approval.
     h.refs.reapprove("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "re-approved for this test", now=h.clock.now())
-    h.refs.add("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "short-lived", now=h.clock.now(),
+    h.refs.add("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "test-image", now=h.clock.now(),
                expires_at=h.clock.now() + dt.timedelta(minutes=1))
     assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status is Tier.AFFIRMING
     h.clock.at += dt.timedelta(minutes=2)
-    assert codes(h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))) == ["REFERENCE_VALUE_MISSING"]
+    assert codes(h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))) == [
+        "REFERENCE_VALUE_MISSING", "WORKLOAD_NOT_MATCHED"]
 
 
 def test_challenge_is_consumed_exactly_once(h: Harness) -> None:
@@ -228,7 +237,8 @@ def test_bound_workload_key_is_carried_as_cnf(h: Harness) -> None:
                                              runtime_data=key), require_challenge=True)
     claims = decode(h, ok.token)
     assert claims["cnf"]["jwk"]["kty"] == "EC" and claims["cnf"]["jwk"]["crv"] == "P-256"
-    assert claims["submods"]["nitro"]["x-verifier.matched-labels"] == ["test-image"]
+    assert claims["submods"]["nitro"]["x-verifier.workload"]["name"] == "test-image"
+    assert "x-verifier.matched-labels" not in claims["submods"]["nitro"]
     other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     bad = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, runtime_data=other))

@@ -3,6 +3,7 @@ source standing in for KDS, CRLs, policies and REPORT_DATA binding."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import Any
@@ -80,7 +81,7 @@ def test_unknown_measurement_and_tampered_signature(db: Database, pki: FakeAmdPk
     svc = service(db, pki)
     other = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(measurement=b"\x01" * 48),
                                           collateral=files(pki)))
-    assert codes(other) == ["REFERENCE_VALUE_MISMATCH"]
+    assert codes(other) == ["REFERENCE_VALUE_MISMATCH", "WORKLOAD_NOT_MATCHED"]
     assert other.appraisal.trust_vector.to_json()["executables"] == 96
     bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144),
                                         collateral=files(pki)))
@@ -111,7 +112,12 @@ def test_raw_binding_is_a_policy_choice(db: Database, pki: FakeAmdPki) -> None:
     evidence = pki.report(report_data=nonce + bytes(32))
     request = AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=nonce)
     assert codes(svc.appraise(request)) == ["REPORT_DATA_MISMATCH"]  # default policy: SHA-512
-    assert svc.appraise(AppraisalRequest(**{**request.__dict__, "policy": "raw"})).appraisal.status is Tier.AFFIRMING
+    # The request cannot choose raw binding for a workload appraised under SHA-512 binding (looser: ignored)...
+    loose = svc.appraise(AppraisalRequest(**{**request.__dict__, "policy": "raw"}))
+    assert codes(loose) == ["REPORT_DATA_MISMATCH", "POLICY_LOOSER_THAN_WORKLOAD"]
+    # ...the workload's own policy chooses it (here the server's default for workloads that name none).
+    raw_default = dataclasses.replace(svc, default_policy="raw")
+    assert raw_default.appraise(request).appraisal.status is Tier.AFFIRMING
 
 
 def test_policy_checks_debug_vmpl_and_tcb(db: Database, pki: FakeAmdPki) -> None:
@@ -158,8 +164,11 @@ def test_crl_checked_revoked_and_unavailable(db: Database, pki: FakeAmdPki) -> N
     assert codes(stale) == ["SNP_CRL_UNAVAILABLE"]
     lenient = service(db, pki, check_crl=True, policies=PolicySet(
         {"open": Policy(policy_id="open", snp=SnpRules(crl_fail_open=True))}))
-    warned = lenient.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki),
-                                               policy="open"))
+    request = AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki), policy="open")
+    # A request cannot loosen its workload's policy...
+    assert lenient.appraise(request).appraisal.status is Tier.CONTRAINDICATED
+    # ...a workload appraised under a fail-open policy gets a warning.
+    warned = dataclasses.replace(lenient, default_policy="open").appraise(dataclasses.replace(request, policy=None))
     assert warned.appraisal.status is Tier.WARNING
 
 

@@ -111,7 +111,7 @@ def test_service_appraisal_stops_affirming_when_another_row_of_the_value_is_revo
     assert info.value.code == "REFERENCE_VALUE_REVOKED"
 
     h.clock.at += dt.timedelta(seconds=1)
-    h.refs.reapprove("nitro.pcr0", pcr0, "false alarm", now=h.clock.now(), actor="cli:sec", label="img 1.0 again")
+    h.refs.reapprove("nitro.pcr0", pcr0, "false alarm", now=h.clock.now(), actor="cli:sec", label="img 1.0")
     h.clock.at += dt.timedelta(seconds=1)
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
     assert result.appraisal.status is Tier.AFFIRMING, [f.code for f in result.appraisal.findings]

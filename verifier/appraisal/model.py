@@ -139,3 +139,8 @@ class Appraisal:
     # "not-applicable"); None when verification stopped before collateral was used.
     collateral: tuple[dict[str, Any], ...] = ()
     revocation: str | None = None
+    # The approved workload version the evidence matched completely, and the policy it was appraised under:
+    # {"name", "version", "id", "policy", "status"}; None when it matched none. `workloads` lists every complete
+    # match (best first), each appraised under its own policy.
+    workload: dict[str, Any] | None = None
+    workloads: tuple[dict[str, Any], ...] = ()

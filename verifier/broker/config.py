@@ -18,20 +18,23 @@ TEES = ("nitro", "snp", "tdx")
 
 @dataclass(frozen=True)
 class ReleaseRule:
-    """Who gets one secret: the result's status at least `require_status`, a TEE in `tees`, and every label in
-    `require_labels` among the reference values that matched (e.g. an approved image label)."""
+    """Who gets one secret: evidence that matched the approved `workload` completely (at least `min_version`),
+    with status at least `require_status` under the workload's own policy, of a TEE in `tees`, appraised under one
+    of `require_policies` when given."""
 
     name: str
     secret: bytes
-    require_labels: tuple[str, ...]
+    workload: str
     require_status: str = "affirming"
     tees: tuple[str, ...] = TEES
     # Policy ids and/or policy SHA-256s the result must have been appraised under (empty: any policy).
     require_policies: tuple[str, ...] = ()
+    min_version: str | None = None
+    require_labels: tuple[str, ...] = ()  # deprecated (pre-workload tokens); kept for one release
 
     def __repr__(self) -> str:  # never show the secret
-        return (f"ReleaseRule(name={self.name!r}, require_labels={self.require_labels!r}, tees={self.tees!r}, "
-                f"require_policies={self.require_policies!r})")
+        return (f"ReleaseRule(name={self.name!r}, workload={self.workload!r}, min_version={self.min_version!r}, "
+                f"tees={self.tees!r}, require_policies={self.require_policies!r})")
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,17 @@ def load_config(path: Path) -> BrokerConfig:
 def _rule(entry: Any, base: Path) -> ReleaseRule:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("file"):
         raise ConfigError("BROKER_CONFIG_INVALID", "every secret needs a 'name' and a 'file'")
-    labels = entry.get("require_labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-        # A rule without a label would release to any approved workload of any image: refuse it.
-        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r} needs non-empty 'require_labels'")
+    workload = entry.get("workload")
+    if not isinstance(workload, str) or not workload:
+        # A rule without a workload would release to any approved workload of any image: refuse it.
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r} needs a 'workload' (the approved "
+                          "workload whose evidence may receive it)")
+    min_version = entry.get("min_version")
+    labels = entry.get("require_labels", [])
+    if (min_version is not None and (not isinstance(min_version, str) or not min_version)) or \
+            not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'min_version' is a version string, "
+                          "'require_labels' a list of labels")
     status = entry.get("require_status", "affirming")
     tees = tuple(entry.get("tees") or TEES)
     if status not in STATUSES or set(tees) - set(TEES):
@@ -98,4 +108,4 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
     except OSError as exc:
         raise ConfigError("BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}") \
             from None
-    return ReleaseRule(entry["name"], secret, tuple(labels), status, tees, tuple(policies))
+    return ReleaseRule(entry["name"], secret, workload, status, tees, tuple(policies), min_version, tuple(labels))

@@ -91,7 +91,8 @@ class Broker:
             result = verify_result(token, self.jwks, expected_nonce=nonce, required_status=rule.require_status,
                                    leeway=dt.timedelta(seconds=self.config.leeway_seconds),
                                    issuer=self.config.issuer, now=now, required_labels=rule.require_labels,
-                                   allowed_policies=rule.require_policies)
+                                   allowed_policies=rule.require_policies, required_workload=rule.workload,
+                                   min_version=rule.min_version)
         except ResultError as exc:
             raise ReleaseRefused(exc.code, exc.message, 401) from None
         except RecursionError:  # a token segment nested too deep for the JSON decoder: not a token
@@ -101,8 +102,9 @@ class Broker:
         if result.cnf_jwk is None:
             raise ReleaseRefused("KEY_NOT_BOUND", "the result binds no workload key (cnf) to encrypt to")
         encrypted = encrypt_to(result.cnf_jwk, rule.secret)
-        log.info("released secret %s to a %s workload (token %s, labels %s)", rule.name, result.tee,
-                 result.token_id, ",".join(result.matched_labels))
+        version = result.workload["version"] if result.workload is not None else "?"
+        log.info("released secret %s to workload %s %s (%s, token %s)", rule.name, rule.workload, version,
+                 result.tee, result.token_id)
         return Release(rule.name, encrypted, result.token_id)
 
 

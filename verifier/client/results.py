@@ -59,6 +59,10 @@ class ResultClaims:
     kid: str
     raw: dict[str, Any]
     policy_sha256: str = ""  # x-verifier.policy-sha256: SHA-256 of the canonical JSON of the policy applied
+    # The matched workload version ({"name", "version", "id", "policy", "status"}): the required one when
+    # `required_workload` was given, else the best complete match; None when the evidence matched none.
+    workload: dict[str, Any] | None = None
+    workloads: tuple[dict[str, Any], ...] = ()
 
 
 def b64url(data: bytes) -> str:
@@ -77,12 +81,17 @@ def verify_result(
     now: datetime | None = None,
     required_labels: Collection[str] = (),
     allowed_policies: Collection[str] = (),
+    required_workload: str | None = None,
+    min_version: str | None = None,
 ) -> ResultClaims:
     """Verify `token` and return its claims, or raise ResultError (checks run in the order of the codes).
 
     TOKEN_MALFORMED, TOKEN_ALG_UNSUPPORTED, TOKEN_KID_UNKNOWN (a JwksCache refreshes once first), TOKEN_KEY_INVALID,
     TOKEN_SIGNATURE_INVALID, TOKEN_ISSUER_MISMATCH, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, TOKEN_NONCE_MISSING,
-    TOKEN_NONCE_MISMATCH, TOKEN_STATUS_INSUFFICIENT, TOKEN_LABEL_MISSING, TOKEN_POLICY_NOT_ALLOWED. `required_status`
+    TOKEN_NONCE_MISMATCH, TOKEN_STATUS_INSUFFICIENT, TOKEN_WORKLOAD_MISMATCH, TOKEN_WORKLOAD_VERSION_TOO_OLD,
+    TOKEN_LABEL_MISSING, TOKEN_POLICY_NOT_ALLOWED. `required_workload` names the approved workload the evidence must
+    have matched completely (at least `min_version`, with `required_status` under the workload's own policy);
+    `required_labels` is the pre-workload form, read from old tokens for one release. `required_status`
     "warning" also accepts "affirming". `allowed_policies` (empty: any) lists policy ids and/or policy SHA-256s (64
     hex digits); the result must have been appraised under one of them (its `ear.appraisal-policy-id` or its
     `x-verifier.policy-sha256`), so a workload cannot get a secret on a result appraised under a lenient policy.
@@ -125,7 +134,14 @@ def verify_result(
     if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
         raise ResultError("TOKEN_STATUS_INSUFFICIENT", f"submodule {tee} is not good enough",
                           expected=required_status, actual=submod_status)
-    labels = _strings(submod.get("x-verifier.matched-labels", []), "x-verifier.matched-labels")
+    workloads = _workloads(submod)
+    workload = _required_workload(workloads, required_workload, min_version, required_status)
+    # Tokens before workloads carried loose labels (`x-verifier.matched-labels`); they are read for one release.
+    # In newer tokens a label is the name of a completely matched workload.
+    if "x-verifier.matched-labels" in submod:
+        labels = _strings(submod.get("x-verifier.matched-labels", []), "x-verifier.matched-labels")
+    else:
+        labels = tuple(w["name"] for w in workloads if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status])
     missing = sorted(set(required_labels) - set(labels))
     if missing:
         raise ResultError("TOKEN_LABEL_MISSING", "required reference-value labels did not match",
@@ -144,8 +160,46 @@ def verify_result(
         matched_labels=labels, findings=_findings(submod.get("x-verifier.findings", [])),
         cnf_jwk=_cnf(claims), nonce=nonce, token_id=_typed(claims.get("jti", ""), str, "jti"),
         issuer=_typed(iss if iss is not None else "", str, "iss"), issued_at=issued_at, expires_at=expires_at,
-        kid=kid, raw=claims, policy_sha256=policy_hash,
+        kid=kid, raw=claims, policy_sha256=policy_hash, workload=workload, workloads=workloads,
     )
+
+
+def _workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """`x-verifier.workloads`: every completely matched workload version with its policy and status."""
+    value = submod.get("x-verifier.workloads", [])
+    if not isinstance(value, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("version"), str)
+            and w.get("status") in STATUS_RANK for w in value):
+        raise ResultError("TOKEN_MALFORMED", "x-verifier.workloads is not a list of workload versions")
+    return tuple(dict(w) for w in value)
+
+
+def _required_workload(workloads: tuple[dict[str, Any], ...], name: str | None, min_version: str | None,
+                       required_status: str) -> dict[str, Any] | None:
+    """The matched version of workload `name` (None when no workload is required), at least `min_version`
+    (compared as dotted numbers when both are, else as text) and of at least `required_status` under its own
+    policy. Raises ResultError TOKEN_WORKLOAD_MISMATCH or TOKEN_WORKLOAD_VERSION_TOO_OLD."""
+    if name is None:
+        return workloads[0] if workloads else None
+    found = [w for w in workloads if w["name"] == name]
+    if not found:
+        raise ResultError("TOKEN_WORKLOAD_MISMATCH", "the evidence did not match the required workload",
+                          expected=name[:128], actual=",".join(w["name"] for w in workloads)[:256] or "none")
+    good = [w for w in found if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status]]
+    if not good:
+        raise ResultError("TOKEN_STATUS_INSUFFICIENT", f"workload {name} is not good enough",
+                          expected=required_status, actual=found[0]["status"])
+    if min_version is not None:
+        good = [w for w in good if _version_key(w["version"]) >= _version_key(min_version)]
+        if not good:
+            raise ResultError("TOKEN_WORKLOAD_VERSION_TOO_OLD", f"workload {name} is older than required",
+                              expected=f">= {min_version}"[:128], actual=found[0]["version"][:64])
+    return good[0]
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Dotted versions compare numerically part by part ("1.10" > "1.9"); other parts as text, after numbers."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.split("."))
 
 
 def _policy_allowed(policy_id: str, policy_hash: str, allowed: Collection[str]) -> bool:

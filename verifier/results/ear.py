@@ -63,8 +63,10 @@ def build_ear(
             for f in appraisal.findings
         ],
         "x-verifier.matched-reference-values": list(appraisal.matched_reference_values),
-        "x-verifier.matched-labels": list(appraisal.matched_labels),
     }
+    if appraisal.workload is not None:
+        submod["x-verifier.workload"] = _json_copy(appraisal.workload)
+        submod["x-verifier.workloads"] = _json_copy(list(appraisal.workloads))
     if appraisal.collateral:
         submod["x-verifier.collateral"] = _json_copy(list(appraisal.collateral))
     if appraisal.revocation is not None:

@@ -1,0 +1,1 @@
+"""Approved workloads: the unit of trust (ARCHITECTURE.md "Workloads")."""

@@ -1,0 +1,94 @@
+"""Workloads: the unit of trust (ARCHITECTURE.md "Workloads"; Veraison CoRIM reference triples, Contrast manifests).
+
+A workload has a unique name (the reference values' `label`), a TEE kind, and versions. A version is the set of
+active reference values registered under (label, version): every kind present is required, and several values
+of one kind are alternatives (e.g. two accepted RTMR2 values for two kernel command lines). Evidence matches a
+version only when every kind of that version matches (all-of), so a value shared by two workloads never mixes
+them. Each workload may name the policy it is appraised under (`WorkloadMeta.policy`); without one the verifier's
+default policy applies. Metadata (TEE, policy, revoked versions) is kept by `WorkloadCatalog`; rows without
+metadata form implicit workloads under the default policy (`refs add KIND VALUE --label L` keeps working)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..reference_values.model import ReferenceValue
+
+UNVERSIONED = ""  # the version of rows registered without one
+
+
+@dataclass(frozen=True)
+class WorkloadMeta:
+    """What the catalog knows of one workload besides its values."""
+
+    name: str
+    tee: str
+    id: str = ""
+    policy: str | None = None  # a named policy (database, file or built-in); None: the verifier's default
+    revoked_at: dt.datetime | None = None
+    revoked_versions: frozenset[str] = frozenset()
+    review: bool = False  # migrated from flat values with alternatives an admin should confirm
+
+    def live_at(self, at: dt.datetime) -> bool:
+        return self.revoked_at is None or self.revoked_at > at
+
+
+class WorkloadCatalog(Protocol):
+    """Workload metadata by name (`verifier.storage.workloads.SqlWorkloads`)."""
+
+    def metadata(self, names: Iterable[str]) -> Mapping[str, WorkloadMeta]: ...
+
+
+@dataclass(frozen=True)
+class WorkloadVersion:
+    """One approved version: the active reference values of (workload, version), grouped by kind."""
+
+    workload: str
+    version: str
+    tee: str
+    members: Mapping[str, tuple[ReferenceValue, ...]]
+    meta: WorkloadMeta | None = None
+
+    @property
+    def values(self) -> list[ReferenceValue]:
+        return [ref for refs in self.members.values() for ref in refs]
+
+    @property
+    def policy(self) -> str | None:
+        return self.meta.policy if self.meta is not None else None
+
+    @property
+    def workload_id(self) -> str:
+        return self.meta.id if self.meta is not None and self.meta.id else self.workload
+
+    def describe(self) -> str:
+        return f"{self.workload} {self.version}".rstrip()
+
+
+@dataclass(frozen=True)
+class WorkloadVersions:
+    versions: tuple[WorkloadVersion, ...] = field(default_factory=tuple)
+
+
+def group_versions(tee: str, references: Sequence[ReferenceValue], catalog: Mapping[str, WorkloadMeta],
+                   at: dt.datetime) -> list[WorkloadVersion]:
+    """The live workload versions of `tee` formed by active `references` (label = workload, version = version).
+
+    Rows of another TEE, of a revoked workload or of a revoked version are left out; a workload whose catalog
+    entry names another TEE is left out too (its values cannot be evidence of this TEE)."""
+    prefix = f"{tee}."
+    groups: dict[tuple[str, str], dict[str, list[ReferenceValue]]] = {}
+    for ref in references:
+        if not ref.kind.startswith(prefix) or not ref.label:
+            continue
+        groups.setdefault((ref.label, ref.version or UNVERSIONED), {}).setdefault(ref.kind, []).append(ref)
+    out = []
+    for (name, version), members in sorted(groups.items()):
+        meta = catalog.get(name)
+        if meta is not None and (meta.tee != tee or not meta.live_at(at) or version in meta.revoked_versions):
+            continue
+        out.append(WorkloadVersion(name, version, tee, {k: tuple(v) for k, v in sorted(members.items())}, meta))
+    return out
