@@ -150,3 +150,53 @@ def test_minimum_tcb_evaluation_data_number_and_maximum_collateral_age() -> None
         ("COLLATERAL_TOO_OLD", "hardware", "issued at or after 2025-06-30T00:00:00Z", "2025-06-29T00:00:00Z")]
     assert "tdx.pck_crl" in findings[0].message
     assert run(claims(), details, Policy(tdx=TdxRules(max_collateral_age_hours=48)))[1] == []
+
+
+SERVICE_TD = "5e" * 48
+
+
+@pytest.mark.parametrize(("servicetd", "pinned", "codes"), [
+    (SERVICE_TD, None, ["TDX_SERVICE_TD_NOT_APPROVED"]),  # a bound service TD nobody approved
+    (SERVICE_TD, SERVICE_TD, []),
+    (SERVICE_TD, "77" * 48, ["REFERENCE_VALUE_MISMATCH"]),
+    ("00" * 48, None, []),  # no service TD bound: no value needed
+    ("00" * 48, "00" * 48, []),
+    ("00" * 48, SERVICE_TD, ["REFERENCE_VALUE_MISMATCH"]),  # pinned: must match
+    (None, None, []),  # TD 1.0 report (v4 quote): no MRSERVICETD
+    (None, SERVICE_TD, ["CLAIM_MISSING"]),
+])
+def test_service_td(servicetd: str | None, pinned: str | None, codes: list[str]) -> None:
+    c = claims() if servicetd is None else claims(mr_servicetd=servicetd)
+    refs = [ref("tdx.mr_td", MR_TD)] + ([ref("tdx.mr_servicetd", pinned)] if pinned else [])
+    status, got, vector = run(c, tcb(), refs=refs)
+    assert got == codes
+    assert status is (Tier.AFFIRMING if not codes else Tier.CONTRAINDICATED)
+    if codes:
+        assert vector["executables"] == 96
+
+
+def test_service_td_finding_names_the_value() -> None:
+    _, findings, matched = appraise_tdx(claims(mr_servicetd=SERVICE_TD), tcb(), Policy(),
+                                        [ref("tdx.mr_td", MR_TD)], AT)
+    (finding,) = findings
+    assert (finding.code, finding.actual) == ("TDX_SERVICE_TD_NOT_APPROVED", SERVICE_TD)
+    assert "tdx.mr_servicetd" in finding.expected
+    assert [r.kind for r in matched] == ["tdx.mr_td"]
+
+
+def test_service_td_of_a_minted_td15_quote() -> None:
+    from tests.fakes.intel_pki import FakeIntelPki
+    from verifier.tee.tdx.claims import claims as tdx_claims
+    from verifier.tee.tdx.quote import parse_quote
+
+    pki = FakeIntelPki()
+    bound = tdx_claims(parse_quote(pki.quote(version=5, body_type=3, mr_servicetd=bytes.fromhex(SERVICE_TD),
+                                             td_attributes=bytes.fromhex("0000001000000000"))), None)
+    mr_td = str(bound["mr_td"])
+    _, codes, _ = run(bound, tcb(), refs=[ref("tdx.mr_td", mr_td)])
+    assert codes == ["TDX_SERVICE_TD_NOT_APPROVED"]
+    assert run(bound, tcb(), refs=[ref("tdx.mr_td", mr_td), ref("tdx.mr_servicetd", SERVICE_TD)])[1] == []
+    td10 = tdx_claims(parse_quote(pki.quote(version=4, td_attributes=bytes.fromhex("0000001000000000"))), None)
+    assert "mr_servicetd" not in td10
+    assert run(td10, tcb(), refs=[ref("tdx.mr_td", mr_td), ref("tdx.mr_servicetd", SERVICE_TD)])[1] == [
+        "CLAIM_MISSING"]

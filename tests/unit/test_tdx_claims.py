@@ -81,3 +81,28 @@ def test_xfam() -> None:
                   "cet_s", "amx_tilecfg", "amx_tiledata"}
     assert decoded["raw"] == 0x61AE7 and decoded["unknown_bits"] == 0
     assert decode_xfam((1 << 40).to_bytes(8, "little"))["unknown_bits"] == 1 << 40
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=IDS)
+def test_service_td_of_the_vectors(vectors_dir: Path, vector: dict[str, Any]) -> None:
+    """The real TD 1.5 quotes carry a zero MRSERVICETD (no service TD bound: no tdx.mr_servicetd value needed);
+    the TD 1.0 quotes (v4) have none, and a workload that pins one cannot match them."""
+    import datetime as dt
+
+    from verifier.appraisal.policy import Policy
+    from verifier.appraisal.tdx import appraise_tdx
+    from verifier.reference_values.model import ReferenceValue
+
+    quote = parse_quote((vectors_dir / vector["dir"] / "evidence.bin").read_bytes())
+    out = claims(quote, None)
+    at = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    mr_td = ReferenceValue("m", "tdx.mr_td", bytes.fromhex(str(out["mr_td"])), "w", at)
+    pinned = ReferenceValue("s", "tdx.mr_servicetd", bytes(48), "w", at)
+    codes = {f.code for f in appraise_tdx(out, {}, Policy(), [mr_td], at)[1]}
+    assert not codes & {"TDX_SERVICE_TD_NOT_APPROVED", "REFERENCE_VALUE_MISMATCH", "CLAIM_MISSING"}
+    codes = {f.code for f in appraise_tdx(out, {}, Policy(), [mr_td, pinned], at)[1]}
+    if quote.body_type == 3:
+        assert out["mr_servicetd"] == "00" * 48
+        assert not codes & {"TDX_SERVICE_TD_NOT_APPROVED", "REFERENCE_VALUE_MISMATCH", "CLAIM_MISSING"}
+    else:
+        assert "CLAIM_MISSING" in codes

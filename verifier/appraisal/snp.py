@@ -3,7 +3,12 @@
 Checks follow the AMD SEV-SNP Firmware ABI specification: GUEST_POLICY (DEBUG bit 19, MIGRATE_MA bit 18), VMPL,
 TCB_VERSION per component, the CURRENT firmware version and build, and CHIP_ID; reference values of kinds
 snp.measurement (required by default), snp.host_data, snp.id_key_digest, snp.author_key_digest, snp.family_id and
-snp.image_id (checked when registered or required by the policy). Every failed check is a finding."""
+snp.image_id (checked when registered or required by the policy). Every failed check is a finding.
+
+Two constraint kinds (reference_values/kinds.py; every value of the kind must hold): snp.min_guest_svn, a 4-byte
+big-endian minimum of GUEST_SVN (report offset 0x04, the guest's security version from its ID block), and
+snp.platform_info, an 8-byte mask then an 8-byte value pinning PLATFORM_INFO bits (offset 0x40: SMT_EN, TSME_EN,
+ECC_EN, RAPL_DIS, CIPHERTEXT_HIDING_EN, ...): (PLATFORM_INFO & mask) == value."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..clock import parse_rfc3339, to_rfc3339
+from ..reference_values.kinds import spec as kind_spec
 from ..reference_values.model import ReferenceValue
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
 from .policy import Policy, SnpRules
@@ -26,6 +32,8 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
     "snp.author_key_digest": Claim.EXECUTABLES,
     "snp.family_id": Claim.EXECUTABLES,
     "snp.image_id": Claim.EXECUTABLES,
+    "snp.min_guest_svn": Claim.EXECUTABLES,
+    "snp.platform_info": Claim.CONFIGURATION,
 }
 
 
@@ -59,12 +67,32 @@ def appraise_snp(
         findings.append(_f("SNP_CHIP_ID_NOT_ALLOWED", Claim.INSTANCE_IDENTITY, "CHIP_ID is not an allowed chip",
                            " | ".join(c.hex() for c in rules.allowed_chip_ids), chip))
     findings.extend(_revocation_findings(details, rules, _appraisal_time(details, at)))
-    actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
-    ref_findings, matched = check_references("snp", actual, policy.required("snp"), references, REFERENCE_CLAIMS)
+    ref_findings, matched = check_references("snp", _reference_actual(claims), policy.required("snp"), references,
+                                             REFERENCE_CLAIMS)
     findings.extend(ref_findings)
     if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
         baseline[Claim.EXECUTABLES] = AFFIRMING
     return baseline, findings, matched
+
+
+def _reference_actual(claims: Mapping[str, Any]) -> dict[str, str]:
+    """The claims check_references compares, by kind: hex byte fields as they are, GUEST_SVN as 4-byte big-endian
+    hex and PLATFORM_INFO as 8-byte big-endian hex (the "at_least" and "masked" kinds compare integers). A claim
+    of the wrong type or range is left out (CLAIM_MISSING when a value pins it)."""
+    actual: dict[str, str] = {}
+    for kind in REFERENCE_CLAIMS:
+        value = claims.get(kind_spec(kind).claim_name)
+        if kind == "snp.min_guest_svn":
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 32:
+                actual[kind] = f"{value:08x}"
+        elif kind == "snp.platform_info":
+            text = str(value).lower() if isinstance(value, str) else ""
+            text = text[2:] if text.startswith("0x") else text
+            if len(text) == 16:
+                actual[kind] = text
+        elif value is not None:
+            actual[kind] = str(value)
+    return actual
 
 
 def _tcb_findings(claims: Mapping[str, Any], minimum: Mapping[str, int], fields: Sequence[str]) -> list[Finding]:

@@ -1,7 +1,14 @@
 """Appraisal of verified TDX claims (steps 7-8): Intel TCB status against the policy's accepted statuses,
 advisories, grace period, the collateral that decided (superseded request items, minimum tcbEvaluationDataNumber,
 maximum age), TD_ATTRIBUTES (DEBUG, SEPT_VE_DISABLE), MRSEAM, and reference values of kinds tdx.mr_td (required by
-default), tdx.mr_config_id, tdx.mr_owner, tdx.mr_owner_config, tdx.rtmr0..3 and tdx.mr_seam."""
+default), tdx.mr_config_id, tdx.mr_owner, tdx.mr_owner_config, tdx.rtmr0..3, tdx.mr_seam and tdx.mr_servicetd.
+
+MRSERVICETD (TD report 1.5, v5 quote body type 3; Intel TDX Module 1.5 ABI, TDREPORT_STRUCT / TDINFO_STRUCT) is the
+SHA-384 measurement of the service TDs bound to the TD (a vTPM TD, a migration TD, ...), zero when none is bound. A
+bound service TD can read or change the TD's state (a migration TD exports it), so a non-zero MRSERVICETD must be
+approved: the reference values appraised must include a tdx.mr_servicetd value (which must then equal it), else
+TDX_SERVICE_TD_NOT_APPROVED. A zero or absent (TD 1.0) MRSERVICETD needs no value; a pinned value must match, and a
+TD 1.0 report cannot match a workload that pins one (CLAIM_MISSING)."""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from .policy import Policy
 from .references import check_references
 
 REFERENCE_CLAIMS: dict[str, Claim] = {
-    **{f"tdx.{n}": Claim.EXECUTABLES for n in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam")},
+    **{f"tdx.{n}": Claim.EXECUTABLES for n in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam", "mr_servicetd")},
     **{f"tdx.{n}": Claim.CONFIGURATION for n in ("mr_config_id", "mr_owner", "mr_owner_config")},
 }
 
@@ -53,10 +60,24 @@ def appraise_tdx(
                                 expected="zero padding", actual=f"{claims.get('trailing_bytes')} bytes"))
     actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
     ref_findings, matched = check_references("tdx", actual, policy.required("tdx"), references, REFERENCE_CLAIMS)
+    ref_findings.extend(_service_td_findings(claims, references))
     findings.extend(ref_findings)
     if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
         baseline[Claim.EXECUTABLES] = AFFIRMING
     return baseline, findings, matched
+
+
+def _service_td_findings(claims: Mapping[str, Any], references: Sequence[ReferenceValue]) -> list[Finding]:
+    """TDX_SERVICE_TD_NOT_APPROVED when MRSERVICETD is non-zero and no tdx.mr_servicetd value is given (a given
+    value is compared by check_references). Anything but zero hex counts as non-zero (fails closed)."""
+    servicetd = claims.get("mr_servicetd")
+    if servicetd is None or not (set(str(servicetd).lower()) - {"0"}):
+        return []
+    if any(ref.kind == "tdx.mr_servicetd" for ref in references):
+        return []
+    return [_f("TDX_SERVICE_TD_NOT_APPROVED", Claim.EXECUTABLES, "MRSERVICETD is non-zero: a service TD (e.g. a "
+               "vTPM or migration TD) is bound to this TD, and no tdx.mr_servicetd value approves it",
+               "MRSERVICETD zero, or an approved tdx.mr_servicetd value", str(servicetd))]
 
 
 def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -> list[Finding]:
