@@ -24,6 +24,7 @@ from .storage.engine import Database
 from .storage.kept_evidence import SqlKeptEvidence
 from .storage.policies import SqlPolicies
 from .storage.reference_values import SqlReferenceValueStore
+from .storage.workloads import SqlWorkloads
 from .tee.tdx.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
 from .tee.tdx.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .trust.anchors import TrustAnchors
@@ -115,6 +116,7 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         check_crl=settings.check_crl,
         kept=kept,
         reference_set_version=lambda: audit.reference_set_version(database),
+        workloads=SqlWorkloads(database),
     )
     return Components(settings=settings, database=database, references=references, service=service, kept=kept)
 

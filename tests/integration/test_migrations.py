@@ -1,5 +1,5 @@
 """Alembic migrations: empty -> head, models agree with migrations, downgrade and upgrade again; the data step of
-0004 (per-value revocation)."""
+0004 (per-value revocation) and of 0005 (workloads from the flat values, from a database populated at 0004)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from verifier.errors import RequestError, UnavailableError
 from verifier.storage import migrate
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
-from verifier.storage.tables import Base, ReferenceValueRow, RevokedValueRow, new_id
+from verifier.storage.tables import Base, ReferenceValueRow, RevokedValueRow, WorkloadRow, new_id
+from verifier.storage.workloads import SqlWorkloads
+from verifier.workloads.model import group_versions
 
 TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache", "reference_set", "admin_tokens",
-          "audit_log", "kept_evidence", "policies", "revoked_values"}
+          "audit_log", "kept_evidence", "policies", "revoked_values", "workloads", "workload_version_states"}
 
 
 def _tables(database: Database) -> set[str]:
@@ -127,3 +129,75 @@ def test_0004_brings_existing_revocations_under_the_per_value_rule(database_url:
         assert _diff(database) == []
     finally:
         database.dispose()
+
+
+def test_0005_turns_flat_values_into_workloads(database_url: str) -> None:
+    """A database populated at 0004 (today's schema, through today's store): every non-empty label becomes one
+    workload with the TEE of its kinds and no policy; labels with several live values of one kind in a (label,
+    version) group, or with values of several TEEs, are marked for review with the reason; the rows themselves are
+    untouched and every version that matched before is still formed from the same values, naming its workload."""
+    t0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+    hour = dt.timedelta(hours=1)
+    migrate.upgrade(database_url, "0004")
+    database = Database(database_url)
+    try:
+        store = SqlReferenceValueStore(database)
+
+        def add(kind: str, byte: int, label: str, **extra: Any) -> None:
+            length = 32 if kind == "snp.host_data" else 48
+            store.add(kind, bytes([byte]) * length, label, now=t0 - hour, actor="cli:old", **extra)
+
+        for i, kind in enumerate(("nitro.pcr0", "nitro.pcr1", "nitro.pcr2")):
+            add(kind, 0x10 + i, "enclave", version="1.0")
+            add(kind, 0x20 + i, "enclave", version="1.1")  # a second version: not alternatives
+        add("snp.measurement", 0x30, "vm")
+        add("snp.measurement", 0x31, "vm", expires_at=t0)  # rotated out before the upgrade: not an alternative
+        add("snp.host_data", 0x32, "vm")
+        add("tdx.mr_td", 0x40, "td", version="2")
+        add("tdx.rtmr2", 0x41, "td", version="2")
+        add("tdx.rtmr2", 0x42, "td", version="2")  # two live RTMR2 values of one version: alternatives, review
+        add("nitro.pcr0", 0x50, "mixed")
+        add("nitro.pcr1", 0x51, "mixed")
+        add("snp.measurement", 0x52, "mixed")  # one label, two TEEs: the majority (nitro) wins, review
+        add("nitro.pcr0", 0x60, "")  # no label: no workload
+        add("nitro.pcr0", 0x10, "shares-a-value")
+        before = {tee: _versions(store, None, tee, t0) for tee in ("nitro", "snp", "tdx")}
+        rows_before = sorted((r.id, r.label, r.version, r.kind) for r in store.list(include_inactive=True, at=t0))
+
+        migrate.upgrade(database_url)
+        workloads = SqlWorkloads(database)
+        records = {r.meta.name: r for r in workloads.records()}
+        assert {n: (r.meta.tee, r.meta.policy, r.meta.review) for n, r in records.items()} == {
+            "enclave": ("nitro", None, False), "vm": ("snp", None, False), "td": ("tdx", None, True),
+            "mixed": ("nitro", None, True), "shares-a-value": ("nitro", None, False)}
+        assert records["td"].review_reason is not None and "tdx.rtmr2" in records["td"].review_reason
+        assert records["mixed"].review_reason is not None and "several TEEs" in records["mixed"].review_reason
+        assert all(r.created_by == "migration 0005" and r.created_at == t0 - hour for r in records.values())
+        assert len({r.meta.id for r in records.values()}) == len(records)
+        assert [m.name for m in workloads.list(review_only=True)] == ["mixed", "td"]
+        assert sorted((r.id, r.label, r.version, r.kind) for r in store.list(include_inactive=True, at=t0)) == \
+            rows_before
+        catalog = workloads.metadata(records)
+        after = {tee: _versions(store, catalog, tee, t0) for tee in ("nitro", "snp", "tdx")}
+        assert after["nitro"] == before["nitro"] and after["tdx"] == before["tdx"]
+        # the SNP value of "mixed" no longer forms a version: the workload is nitro (flagged for review)
+        assert after["snp"] == [v for v in before["snp"] if v[0] != "mixed"]
+        assert ("td", "2", {"tdx.mr_td": 1, "tdx.rtmr2": 2}) in after["tdx"]
+        with database.session() as session:
+            assert session.get(WorkloadRow, records["vm"].meta.id) is not None
+        assert _diff(database) == []
+
+        migrate.downgrade(database_url, "0004")
+        assert "workloads" not in _tables(database)
+        migrate.upgrade(database_url)
+        assert {m.name for m in SqlWorkloads(database).list()} == set(records)
+    finally:
+        database.dispose()
+
+
+def _versions(store: SqlReferenceValueStore, catalog: Any, tee: str,
+              at: dt.datetime) -> list[tuple[str, str, dict[str, int]]]:
+    """The workload versions of `tee` at `at` as (name, version, {kind: number of accepted values})."""
+    refs = store.active([r.kind for r in store.list(at=at) if r.kind.startswith(f"{tee}.")], at)
+    return [(v.workload, v.version, {k: len(m) for k, m in v.members.items()})
+            for v in group_versions(tee, refs, catalog or {}, at)]

@@ -24,6 +24,6 @@ def test_services_are_importable() -> None:
     from verifier.v1 import verifier_pb2, verifier_pb2_grpc
 
     names = {s.full_name for s in verifier_pb2.DESCRIPTOR.services_by_name.values()}
-    assert names == {"verifier.v1.Verifier", "verifier.v1.ReferenceValues"}
+    assert names == {"verifier.v1.Verifier", "verifier.v1.ReferenceValues", "verifier.v1.Workloads"}
     assert hasattr(verifier_pb2_grpc, "VerifierStub")
     assert verifier_pb2.EVIDENCE_KIND_NITRO == 1

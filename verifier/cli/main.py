@@ -19,6 +19,7 @@ from . import refs as refs_cmd
 from . import serve as serve_cmd
 from . import tokens as tokens_cmd
 from . import verify as verify_cmd
+from . import workloads as workloads_cmd
 from .common import EXIT_INTERNAL, EXIT_UNAVAILABLE, EXIT_USAGE, UsageError, eprint
 
 log = logging.getLogger("verifier.cli")
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cmd.register(sub)
     policy_cmd.register(sub)
     tokens_cmd.register(sub)
+    workloads_cmd.register(sub)
     return parser
 
 

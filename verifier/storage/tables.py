@@ -6,7 +6,20 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -197,3 +210,35 @@ class PolicyRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class WorkloadRow(Base):
+    """Metadata of one workload (migration 0005); its values are the `reference_values` rows whose `label` is
+    `name` (one workload version per `version`). Never deleted: revoked with who and why. `review`: migrated from
+    flat values in a shape an admin should confirm (`review_reason` says why; `verifier workloads confirm`)."""
+
+    __tablename__ = "workloads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tee: Mapped[str] = mapped_column(String(16))
+    policy: Mapped[str | None] = mapped_column(String(100))  # a policy name; NULL = the verifier's default
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkloadVersionStateRow(Base):
+    """A revoked version of a workload (migration 0005): "" is the unversioned one. One row per revocation, kept."""
+
+    __tablename__ = "workload_version_states"
+
+    workload_id: Mapped[str] = mapped_column(String(36), ForeignKey("workloads.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str] = mapped_column(String(200))
+    revoke_reason: Mapped[str] = mapped_column(Text)

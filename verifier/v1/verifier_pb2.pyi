@@ -201,3 +201,121 @@ class RevokeReferenceValueRequest(_message.Message):
     id: str
     reason: str
     def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Workload(_message.Message):
+    __slots__ = ("id", "name", "tee", "policy", "state", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason", "review", "review_reason", "revoked_versions", "versions")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    tee: str
+    policy: str
+    state: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    revoked_at: _timestamp_pb2.Timestamp
+    revoked_by: str
+    revoke_reason: str
+    review: bool
+    review_reason: str
+    revoked_versions: _containers.RepeatedScalarFieldContainer[str]
+    versions: _containers.RepeatedCompositeFieldContainer[WorkloadVersion]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., tee: _Optional[str] = ..., policy: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ..., review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., revoked_versions: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[_Union[WorkloadVersion, _Mapping]]] = ...) -> None: ...
+
+class WorkloadVersion(_message.Message):
+    __slots__ = ("version", "state", "revoked_at", "revoked_by", "revoke_reason", "reference_values")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_VALUES_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    state: str
+    revoked_at: _timestamp_pb2.Timestamp
+    revoked_by: str
+    revoke_reason: str
+    reference_values: _containers.RepeatedCompositeFieldContainer[ReferenceValue]
+    def __init__(self, version: _Optional[str] = ..., state: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ..., reference_values: _Optional[_Iterable[_Union[ReferenceValue, _Mapping]]] = ...) -> None: ...
+
+class CreateWorkloadRequest(_message.Message):
+    __slots__ = ("name", "tee", "policy")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tee: str
+    policy: str
+    def __init__(self, name: _Optional[str] = ..., tee: _Optional[str] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class WorkloadValue(_message.Message):
+    __slots__ = ("kind", "value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    value: str
+    def __init__(self, kind: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class AddWorkloadVersionRequest(_message.Message):
+    __slots__ = ("name", "tee", "version", "values", "valid_from", "expires_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tee: str
+    version: str
+    values: _containers.RepeatedCompositeFieldContainer[WorkloadValue]
+    valid_from: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., tee: _Optional[str] = ..., version: _Optional[str] = ..., values: _Optional[_Iterable[_Union[WorkloadValue, _Mapping]]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListWorkloadsRequest(_message.Message):
+    __slots__ = ("review_only",)
+    REVIEW_ONLY_FIELD_NUMBER: _ClassVar[int]
+    review_only: bool
+    def __init__(self, review_only: _Optional[bool] = ...) -> None: ...
+
+class ListWorkloadsResponse(_message.Message):
+    __slots__ = ("workloads",)
+    WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    workloads: _containers.RepeatedCompositeFieldContainer[Workload]
+    def __init__(self, workloads: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ...) -> None: ...
+
+class GetWorkloadRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeWorkloadVersionRequest(_message.Message):
+    __slots__ = ("name", "version", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeWorkloadRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

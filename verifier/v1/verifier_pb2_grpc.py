@@ -351,3 +351,311 @@ class ReferenceValues:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WorkloadsStub:
+    """Workload administration (admin API; see the credential rules at the top of this file). A workload is the unit of
+    trust: a unique name, a TEE, versions and the policy it is appraised under. Its values are the reference values
+    whose label is the workload's name; a version is the values of one `version`: every kind present is required,
+    several values of one kind are alternatives. Nothing is deleted: workloads and versions are revoked.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/verifier.v1.Workloads/Create',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.CreateWorkloadRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+                _registered_method=True)
+        self.AddVersion = channel.unary_unary(
+                '/verifier.v1.Workloads/AddVersion',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.AddWorkloadVersionRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/verifier.v1.Workloads/List',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.ListWorkloadsRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.ListWorkloadsResponse.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/verifier.v1.Workloads/Get',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.GetWorkloadRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+                _registered_method=True)
+        self.RevokeVersion = channel.unary_unary(
+                '/verifier.v1.Workloads/RevokeVersion',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadVersionRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/verifier.v1.Workloads/Revoke',
+                request_serializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+                _registered_method=True)
+
+
+class WorkloadsServicer:
+    """Workload administration (admin API; see the credential rules at the top of this file). A workload is the unit of
+    trust: a unique name, a TEE, versions and the policy it is appraised under. Its values are the reference values
+    whose label is the workload's name; a version is the values of one `version`: every kind present is required,
+    several values of one kind are alternatives. Nothing is deleted: workloads and versions are revoked.
+    """
+
+    def Create(self, request, context):
+        """Create a workload without versions. INVALID_ARGUMENT WORKLOAD_EXISTS when the name is taken (revoked ones too),
+        POLICY_UNKNOWN for a policy this verifier does not know.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddVersion(self, request, context):
+        """Add a version (creating the workload when missing, with the TEE of the kinds): all or nothing. A revoked value
+        is refused (REFERENCE_VALUE_REVOKED), as by every add path; a version that has live values already is refused
+        (WORKLOAD_VERSION_EXISTS): add a new version instead. Returns the workload with this version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Every workload, without versions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """One workload with every version and its values in every state. NOT_FOUND WORKLOAD_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeVersion(self, request, context):
+        """Revoke one version: it never matches again (its values stay approved in other versions and workloads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Revoke the workload: none of its versions matches again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WorkloadsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.CreateWorkloadRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+            'AddVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddVersion,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.AddWorkloadVersionRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.ListWorkloadsRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.ListWorkloadsResponse.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.GetWorkloadRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+            'RevokeVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeVersion,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadVersionRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'verifier.v1.Workloads', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('verifier.v1.Workloads', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Workloads:
+    """Workload administration (admin API; see the credential rules at the top of this file). A workload is the unit of
+    trust: a unique name, a TEE, versions and the policy it is appraised under. Its values are the reference values
+    whose label is the workload's name; a version is the values of one `version`: every kind present is required,
+    several values of one kind are alternatives. Nothing is deleted: workloads and versions are revoked.
+    """
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/Create',
+            verifier_dot_v1_dot_verifier__pb2.CreateWorkloadRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/AddVersion',
+            verifier_dot_v1_dot_verifier__pb2.AddWorkloadVersionRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/List',
+            verifier_dot_v1_dot_verifier__pb2.ListWorkloadsRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.ListWorkloadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/Get',
+            verifier_dot_v1_dot_verifier__pb2.GetWorkloadRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/RevokeVersion',
+            verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadVersionRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/Revoke',
+            verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.SerializeToString,
+            verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -208,10 +208,16 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusC
     await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
 
 
-ADMIN_SERVICES: tuple[str, ...] = (ADMIN_SERVICE,)
+WORKLOADS_SERVICE = "verifier.v1.Workloads"
+ADMIN_SERVICES: tuple[str, ...] = (ADMIN_SERVICE, WORKLOADS_SERVICE)
 APPRAISAL_SERVICE = "verifier.v1.Verifier"
+API_PACKAGE = "verifier."  # every service of this API but the appraisal one is admin, listed or not (fail closed)
 # The role each admin method needs; any admin method not listed here needs `admin` (fail closed).
-METHOD_ROLES: dict[str, Role] = {f"/{ADMIN_SERVICE}/List": "auditor"}
+METHOD_ROLES: dict[str, Role] = {
+    f"/{ADMIN_SERVICE}/List": "auditor",
+    f"/{WORKLOADS_SERVICE}/List": "auditor",
+    f"/{WORKLOADS_SERVICE}/Get": "auditor",
+}
 MAX_CERT_CHAIN = 5
 MAX_PEER_CHAIN_PEM = 16  # certificates read from the chain gRPC reports (the leaf, intermediates, maybe the root)
 REFUSALS_AUDITED_PER_MINUTE = 60
@@ -329,7 +335,8 @@ class _RefusalBudget:
 class AdminAuthInterceptor(_UnaryInterceptor):
     """Authenticates and authorizes admin calls; optionally requires client certificates for appraisal calls.
 
-    An admin call (a method of `admin_services`) needs one credential:
+    An admin call (a method of `admin_services`, or of any other `verifier.*` service but the appraisal one, so a
+    service added later is admin-only until said otherwise) needs one credential:
     - `authorization: Bearer <token>`: a configured bootstrap digest (`admin_token_sha256`, role admin) or an
       active token of `tokens` (its own role). A bad token is refused even when a certificate is present.
     - without that header, a TLS client certificate that chains to `admin_cas` (role `cert_role`).
@@ -358,7 +365,7 @@ class AdminAuthInterceptor(_UnaryInterceptor):
     async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
                      context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         service = method.split("/")[1] if method.count("/") >= 2 else ""
-        if service in self._services:
+        if service in self._services or (service.startswith(API_PACKAGE) and service != APPRAISAL_SERVICE):
             principal = await self._admin(method, details, context)
             token = CURRENT_PRINCIPAL.set(principal)
             try:

@@ -36,6 +36,7 @@ from ...v1 import verifier_pb2_grpc as pb_grpc
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
 from .servicers import ReferenceValuesServicer, VerifierServicer
+from .workloads_servicer import WorkloadsServicer
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class VerifierServer:
         )
         pb_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
             ReferenceValuesServicer(self.components), server
+        )
+        pb_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
+            WorkloadsServicer(self.components), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server)

@@ -1,0 +1,302 @@
+"""`verifier workloads ...`: approved workloads, the unit of trust (verifier.workloads.model).
+
+create | list [--review] | show | add-version | set-policy | revoke | revoke-version | confirm.
+
+A workload's values are the reference values labelled with its name (`refs add KIND VALUE --label NAME` adds to
+it too); a version is the values of one `--version`: every kind present is required, several values of one kind
+are alternatives. A policy named here must exist (built-in, --policy-file or `verifier policy set`), else
+POLICY_UNKNOWN (exit 64)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ..auth import current_actor
+from ..bootstrap import build_policies
+from ..clock import SystemClock, to_rfc3339
+from ..errors import RequestError
+from ..reference_values.kinds import normalize_value
+from ..reference_values.manifest import ManifestEntry
+from ..settings import Settings
+from ..storage.engine import Database
+from ..storage.workloads import TEES, SqlWorkloads, StoredVersion, WorkloadRecord
+from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
+from .refs import ref_json
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("workloads", help="approved workloads (name, TEE, versions, policy)")
+    ws = parser.add_subparsers(dest="workloads_command", required=True)
+
+    create = ws.add_parser("create", help="create a workload (no versions yet)")
+    create.add_argument("name")
+    create.add_argument("--tee", required=True, choices=TEES)
+    create.add_argument("--policy", help="appraise it under this named policy (default: the verifier's default)")
+    _policy_file(create)
+    _common(create)
+    create.set_defaults(handler=_create)
+
+    ls = ws.add_parser("list", help="every workload")
+    ls.add_argument("--review", action="store_true", help="only the migrated workloads an admin should confirm")
+    _common(ls)
+    ls.set_defaults(handler=_list)
+
+    show = ws.add_parser("show", help="one workload with its versions and their values")
+    show.add_argument("name")
+    _common(show)
+    show.set_defaults(handler=_show)
+
+    av = ws.add_parser("add-version", help="add a version: its values, each kind required (creates the workload)")
+    av.add_argument("name")
+    av.add_argument("--version", dest="workload_version", required=True, metavar="VERSION")
+    av.add_argument("--value", dest="values", action="append", required=True, metavar="KIND=HEX",
+                    help="a value of the version (repeat; two values of one kind are alternatives)")
+    av.add_argument("--valid-from", type=rfc3339, metavar="RFC3339", help="pending until then")
+    av.add_argument("--expires", type=rfc3339, metavar="RFC3339")
+    _common(av)
+    av.set_defaults(handler=_add_version)
+
+    sp = ws.add_parser("set-policy", help="the policy the workload is appraised under")
+    sp.add_argument("name")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("policy", nargs="?", help="a policy name")
+    which.add_argument("--default", action="store_true", help="the verifier's default policy")
+    _policy_file(sp)
+    _common(sp)
+    sp.set_defaults(handler=_set_policy)
+
+    rv = ws.add_parser("revoke", help="revoke the workload: none of its versions matches again")
+    rv.add_argument("name")
+    rv.add_argument("--reason", required=True)
+    _common(rv)
+    rv.set_defaults(handler=_revoke)
+
+    rvv = ws.add_parser("revoke-version", help="revoke one version (\"\" = the unversioned values)")
+    rvv.add_argument("name")
+    rvv.add_argument("version")
+    rvv.add_argument("--reason", required=True)
+    _common(rvv)
+    rvv.set_defaults(handler=_revoke_version)
+
+    confirm = ws.add_parser("confirm", help="confirm a migrated workload marked for review, as it is")
+    confirm.add_argument("name")
+    _common(confirm)
+    confirm.set_defaults(handler=_confirm)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true")
+    add_db_flag(parser)
+
+
+def _policy_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON) below the database")
+
+
+def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlWorkloads]:
+    db = Database(settings_for(args, base).database_url)
+    try:
+        db.check()
+    except BaseException:
+        db.dispose()
+        raise
+    return db, SqlWorkloads(db)
+
+
+def check_policy_exists(args: argparse.Namespace, base: Settings, db: Database, name: str) -> None:
+    """RequestError POLICY_UNKNOWN unless `name` is a policy this verifier knows (as `policy show` resolves it)."""
+    settings = settings_for(args, base).with_overrides(policy_file=getattr(args, "policy_file", None))
+    if build_policies(settings, db).lookup(name) is None:
+        raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {name!r} (`verifier policy list`)")
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return to_rfc3339(value) if value is not None else None
+
+
+def version_json(version: StoredVersion, at: dt.datetime, workload_revoked: bool) -> dict[str, Any]:
+    rv = version.revocation
+    return {"version": version.version, "state": version.state(at, workload_revoked),
+            "revoked_at": _time(rv.revoked_at) if rv else None, "revoked_by": rv.revoked_by if rv else None,
+            "revoke_reason": rv.reason if rv else None, "values": [ref_json(r, at) for r in version.values]}
+
+
+def workload_json(record: WorkloadRecord, at: dt.datetime,
+                  versions: list[StoredVersion] | None = None) -> dict[str, Any]:
+    meta = record.meta
+    out: dict[str, Any] = {
+        "id": meta.id, "name": meta.name, "tee": meta.tee, "policy": meta.policy,
+        "state": "active" if meta.live_at(at) else "revoked",
+        "created_at": to_rfc3339(record.created_at), "created_by": record.created_by,
+        "revoked_at": _time(meta.revoked_at), "revoked_by": record.revoked_by, "revoke_reason": record.revoke_reason,
+        "review": meta.review, "review_reason": record.review_reason,
+        "revoked_versions": sorted(meta.revoked_versions),
+    }
+    if versions is not None:
+        out["versions"] = [version_json(v, at, not meta.live_at(at)) for v in versions]
+    return out
+
+
+def _line(record: WorkloadRecord, at: dt.datetime) -> str:
+    meta = record.meta
+    state = "active" if meta.live_at(at) else "revoked"
+    review = f"  REVIEW: {record.review_reason}" if meta.review else ""
+    return f"{meta.name:<32} {meta.tee:<5} {state:<8} policy {meta.policy or '(default)'}{review}"
+
+
+def _print(record: WorkloadRecord, at: dt.datetime, as_json: bool) -> int:
+    if as_json:
+        print_json(workload_json(record, at))
+    else:
+        print(_line(record, at))
+    return 0
+
+
+def _create(args: argparse.Namespace, base: Settings) -> int:
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        if args.policy is not None:
+            check_policy_exists(args, base, db, args.policy)
+        workloads.create(args.name, args.tee, now=now, actor=current_actor(), policy=args.policy)
+        record = workloads.record(args.name)
+    finally:
+        db.dispose()
+    return _print(record, now, args.json)
+
+
+def _list(args: argparse.Namespace, base: Settings) -> int:
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        records = workloads.records(review_only=args.review)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json([workload_json(r, now) for r in records])
+        return 0
+    for record in records:
+        print(_line(record, now))
+    return 0
+
+
+def _show(args: argparse.Namespace, base: Settings) -> int:
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        record = workloads.record(args.name)
+        versions = workloads.versions(args.name)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json(workload_json(record, now, versions))
+        return 0
+    print(_line(record, now))
+    if record.meta.revoked_at is not None:
+        print(f"  revoked {to_rfc3339(record.meta.revoked_at)} by {record.revoked_by}: {record.revoke_reason}")
+    for version in versions:
+        print(f"  version {version.version or '(unversioned)'}: {version.state(now, not record.meta.live_at(now))}")
+        if version.revocation is not None:
+            rv = version.revocation
+            print(f"    revoked {to_rfc3339(rv.revoked_at)} by {rv.revoked_by}: {rv.reason}")
+        for r in version.values:
+            print(f"    {r.kind:<16} {r.value.hex()}  {r.state(now):<8} {r.id}")
+    return 0
+
+
+def _parse_value(text: str) -> tuple[str, bytes]:
+    kind, sep, value = text.partition("=")
+    if not sep or not kind or not value:
+        raise UsageError(f"--value needs KIND=HEX, got {text[:60]!r}")
+    return kind.strip(), normalize_value(kind.strip(), value)
+
+
+def _add_version(args: argparse.Namespace, base: Settings) -> int:
+    if not args.workload_version.strip():
+        raise UsageError("--version must not be empty")
+    if args.valid_from is not None and args.expires is not None and args.expires <= args.valid_from:
+        raise UsageError("--expires must be after --valid-from")
+    values = [_parse_value(v) for v in args.values]
+    entries = [ManifestEntry(kind, value, args.name, args.expires, args.workload_version, args.valid_from)
+               for kind, value in values]
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        _, added = workloads.add_values(args.name, entries, now=now, actor=current_actor(), new_version=True)
+        record = workloads.record(args.name)
+        versions = [v for v in workloads.versions(args.name) if v.version == args.workload_version]
+    finally:
+        db.dispose()
+    if args.json:
+        print_json(workload_json(record, now, versions))
+        return 0
+    print(f"{record.meta.name} version {args.workload_version}: {len(added)} values added")
+    for r in added:
+        print(f"  {r.kind:<16} {r.value.hex()}  {r.state(now):<8} {r.id}")
+    return 0
+
+
+def _set_policy(args: argparse.Namespace, base: Settings) -> int:
+    policy: str | None = None if args.default else args.policy
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        if policy is not None:
+            check_policy_exists(args, base, db, policy)
+        workloads.set_policy(args.name, policy, now=now, actor=current_actor())
+        record = workloads.record(args.name)
+    finally:
+        db.dispose()
+    return _print(record, now, args.json)
+
+
+def _reason(text: str) -> str:
+    reason = text.strip()
+    if not reason:
+        raise UsageError("--reason must not be empty")
+    return reason
+
+
+def _revoke(args: argparse.Namespace, base: Settings) -> int:
+    reason = _reason(args.reason)
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        workloads.revoke(args.name, reason, now=now, actor=current_actor())
+        record = workloads.record(args.name)
+    finally:
+        db.dispose()
+    return _print(record, now, args.json)
+
+
+def _revoke_version(args: argparse.Namespace, base: Settings) -> int:
+    reason = _reason(args.reason)
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        workloads.revoke_version(args.name, args.version, reason, now=now, actor=current_actor())
+        record = workloads.record(args.name)
+    finally:
+        db.dispose()
+    if not args.json:
+        print(f"revoked version {args.version or '(unversioned)'} of {record.meta.name} ({reason})")
+        return 0
+    return _print(record, now, True)
+
+
+def _confirm(args: argparse.Namespace, base: Settings) -> int:
+    now = SystemClock().now()
+    db, workloads = _open(args, base)
+    try:
+        before = workloads.record(args.name)
+        workloads.confirm_review(args.name, now=now, actor=current_actor())
+        record = workloads.record(args.name)
+    finally:
+        db.dispose()
+    if not args.json:
+        print(f"confirmed {record.meta.name} (was flagged: {before.review_reason})")
+        return 0
+    return _print(record, now, True)

@@ -1,0 +1,412 @@
+"""Workload metadata in SQL (`workloads`, `workload_version_states`; migration 0005): the `WorkloadCatalog` the
+service reads (verifier.workloads.model) and the admin changes.
+
+A workload's values stay `reference_values` rows (label = workload name, version = workload version), so every
+existing admin path keeps working; this table adds the TEE, the policy it is appraised under, its revocation, the
+revoked versions and the `review` flag of migrated workloads. Nothing is deleted. Every change appends an audit
+row (subject: the workload name) and bumps the reference-set version in its own transaction, serialized with the
+reference-value changes (the same lock), so a value cannot be added to a workload while it is being revoked.
+
+Actions: workload.create, workload.policy, workload.revoke, workload.version.revoke, workload.confirm."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clock import to_rfc3339
+from ..errors import NotFoundError, RequestError
+from ..reference_values.manifest import ManifestEntry
+from ..reference_values.model import ReferenceValue
+from ..workloads.model import UNVERSIONED, WorkloadMeta
+from . import audit
+from .audit import AuditEntry
+from .engine import Database
+from .reference_values import (  # its lock, add rule and row mapping: one rule for every add path
+    MAX_LABEL,
+    MAX_REASON,
+    MAX_VERSION,
+    SqlReferenceValueStore,
+    _serialize_changes,
+    _to_model,
+)
+from .tables import AuditRow, ReferenceValueRow, WorkloadRow, WorkloadVersionStateRow, new_id
+from .text import storable
+
+TEES = ("nitro", "snp", "tdx")
+MAX_POLICY = 100  # PolicyRow.name
+CREATE, POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
+    "workload.create", "workload.policy", "workload.revoke", "workload.version.revoke", "workload.confirm")
+ACTIONS = (CREATE, POLICY, REVOKE, REVOKE_VERSION, CONFIRM)
+
+
+@dataclass(frozen=True)
+class VersionRevocation:
+    version: str
+    revoked_at: dt.datetime
+    revoked_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkloadRecord:
+    """Everything stored of one workload besides its values (for listings; the service reads `meta`)."""
+
+    meta: WorkloadMeta
+    created_at: dt.datetime
+    created_by: str
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    review_reason: str | None = None
+    version_revocations: tuple[VersionRevocation, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a workload as stored: its rows in every state, and its revocation if any."""
+
+    version: str
+    values: tuple[ReferenceValue, ...]
+    revocation: VersionRevocation | None = None
+
+    def state(self, at: dt.datetime, workload_revoked: bool = False) -> str:
+        """revoked (the workload, the version, or every row's value), active (some row active), pending (some row
+        pending), else expired."""
+        if workload_revoked or self.revocation is not None:
+            return "revoked"
+        states = {v.state(at) for v in self.values}
+        for state in ("active", "pending", "expired"):
+            if state in states:
+                return state
+        return "revoked"
+
+
+def tee_of_kind(kind: str) -> str:
+    """The TEE of a reference-value kind `<tee>.<claim>`; RequestError WORKLOAD_TEE_UNKNOWN otherwise."""
+    tee = kind.split(".", 1)[0]
+    if "." not in kind or tee not in TEES:
+        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"{kind!r} is not a kind of a known TEE ({', '.join(TEES)})")
+    return tee
+
+
+def _check_name(name: str) -> str:
+    name = storable(name)
+    if not name:
+        raise RequestError("WORKLOAD_NAME_INVALID", "a workload needs a name")
+    if len(name) > MAX_LABEL:
+        raise RequestError("WORKLOAD_NAME_INVALID", f"a workload name has at most {MAX_LABEL} characters")
+    return name
+
+
+def _check_tee(tee: str) -> str:
+    if tee not in TEES:
+        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"tee must be one of {', '.join(TEES)}")
+    return tee
+
+
+def check_policy_name(policy: str | None) -> str | None:
+    """Only the form; whether the name exists is the caller's check against its PolicySet (POLICY_UNKNOWN)."""
+    if policy is None:
+        return None
+    policy = storable(policy)
+    if not 0 < len(policy) <= MAX_POLICY or policy.strip() != policy:
+        raise RequestError("WORKLOAD_POLICY_INVALID", f"a policy name has 1..{MAX_POLICY} characters, no blanks "
+                           "around")
+    return policy
+
+
+def _check_reason(reason: str) -> str:
+    reason = storable(reason.strip())
+    if not reason:
+        raise RequestError("REVOKE_REASON_REQUIRED", "a revocation needs a reason")
+    if len(reason) > MAX_REASON:
+        raise RequestError("REVOKE_REASON_TOO_LONG", f"the reason has more than {MAX_REASON} characters")
+    return reason
+
+
+def _meta(row: WorkloadRow, revoked_versions: Iterable[str]) -> WorkloadMeta:
+    return WorkloadMeta(name=row.name, tee=row.tee, id=row.id, policy=row.policy, revoked_at=row.revoked_at,
+                        revoked_versions=frozenset(revoked_versions), review=bool(row.review))
+
+
+def _revocations(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionRevocation]]:
+    out: dict[str, builtins.list[VersionRevocation]] = {}
+    if not ids:
+        return out
+    query = (select(WorkloadVersionStateRow).where(WorkloadVersionStateRow.workload_id.in_(builtins.list(ids)))
+             .order_by(WorkloadVersionStateRow.revoked_at, WorkloadVersionStateRow.version))
+    for r in session.scalars(query):
+        out.setdefault(r.workload_id, []).append(VersionRevocation(r.version, r.revoked_at, r.revoked_by,
+                                                                   r.revoke_reason))
+    return out
+
+
+def _records(session: Session, rows: Sequence[WorkloadRow]) -> builtins.list[WorkloadRecord]:
+    revoked = _revocations(session, [r.id for r in rows])
+    return [
+        WorkloadRecord(meta=_meta(r, (v.version for v in revoked.get(r.id, []))), created_at=r.created_at,
+                       created_by=r.created_by, revoked_by=r.revoked_by, revoke_reason=r.revoke_reason,
+                       review_reason=r.review_reason, version_revocations=tuple(revoked.get(r.id, [])))
+        for r in rows
+    ]
+
+
+def _row(session: Session, name: str, *, lock: bool = False) -> WorkloadRow | None:
+    query = select(WorkloadRow).where(WorkloadRow.name == storable(name))
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def _existing(session: Session, name: str) -> WorkloadRow:
+    row = _row(session, name, lock=True)
+    if row is None:
+        raise NotFoundError("WORKLOAD_NOT_FOUND", f"no workload named {name!r}")
+    return row
+
+
+def _audit(session: Session, row: WorkloadRow, action: str, now: dt.datetime, actor: str, **details: Any) -> None:
+    body = {"id": row.id, "tee": row.tee, **{k: v for k, v in details.items() if v is not None}}
+    audit.append(session, at=now, actor=actor, action=action, subject=row.name, details=body)
+
+
+def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor: str,
+              policy: str | None = None) -> tuple[WorkloadRow, bool]:
+    """`SqlWorkloads.ensure` inside the caller's transaction (which must hold the reference-value change lock, e.g.
+    a `SqlReferenceValueStore` change): (row, created). Does not bump the reference-set version: the caller's
+    change does. Raises like `ensure`."""
+    name, tee, policy, actor = _check_name(name), _check_tee(tee), check_policy_name(policy), storable(actor, 200)
+    row = _row(session, name, lock=True)
+    created = row is None
+    if row is None:
+        row = WorkloadRow(id=new_id(), name=name, tee=tee, policy=policy, created_at=now, created_by=actor,
+                          review=False)
+        session.add(row)
+        session.flush()
+        _audit(session, row, CREATE, now, actor, policy=policy)
+        return row, True
+    if row.tee != tee:
+        raise RequestError("WORKLOAD_TEE_MISMATCH", f"workload {name!r} is a {row.tee} workload, not {tee}")
+    if policy is not None and row.policy != policy:
+        previous, row.policy = row.policy, policy
+        session.flush()
+        _audit(session, row, POLICY, now, actor, policy=policy, previous=previous or "(default)")
+    return row, created
+
+
+class SqlWorkloads:
+    """The workload catalog (`WorkloadCatalog`) and its admin changes, on a `Database` migrated to 0005."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- reads -------------------------------------------------------------------------------------------------
+
+    def metadata(self, names: Iterable[str]) -> dict[str, WorkloadMeta]:
+        """The catalog entries of these names (names without one are absent: implicit, default policy)."""
+        wanted = sorted({storable(n) for n in names if n})
+        if not wanted:
+            return {}
+        out: dict[str, WorkloadMeta] = {}
+        with self._db.session() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.scalars(select(WorkloadRow).where(WorkloadRow.name.in_(wanted[start:start + 500])))
+                out.update({r.meta.name: r.meta for r in _records(session, builtins.list(rows))})
+        return out
+
+    def record(self, name: str) -> WorkloadRecord:
+        """NotFoundError WORKLOAD_NOT_FOUND."""
+        with self._db.session() as session:
+            row = _row(session, name)
+            if row is None:
+                raise NotFoundError("WORKLOAD_NOT_FOUND", f"no workload named {name!r}")
+            return _records(session, [row])[0]
+
+    def records(self, *, review_only: bool = False) -> builtins.list[WorkloadRecord]:
+        query = select(WorkloadRow).order_by(WorkloadRow.name)
+        if review_only:
+            query = query.where(WorkloadRow.review.is_(True))
+        with self._db.session() as session:
+            return _records(session, builtins.list(session.scalars(query)))
+
+    def get(self, name: str) -> WorkloadMeta:
+        """NotFoundError WORKLOAD_NOT_FOUND."""
+        return self.record(name).meta
+
+    def list(self, *, review_only: bool = False) -> builtins.list[WorkloadMeta]:
+        return [r.meta for r in self.records(review_only=review_only)]
+
+    def versions(self, name: str) -> builtins.list[StoredVersion]:
+        """Every version of the workload (rows label=name in every state, grouped by version, "" = unversioned),
+        revoked versions included even without rows. NotFoundError WORKLOAD_NOT_FOUND."""
+        record = self.record(name)
+        with self._db.session() as session:
+            rows = session.scalars(select(ReferenceValueRow).where(ReferenceValueRow.label == record.meta.name)
+                                   .order_by(ReferenceValueRow.created_at, ReferenceValueRow.id))
+            grouped: dict[str, builtins.list[ReferenceValue]] = {}
+            for row in rows:
+                grouped.setdefault(row.version or UNVERSIONED, []).append(_to_model(row))
+        revoked = {v.version: v for v in record.version_revocations}
+        return [StoredVersion(v, tuple(grouped.get(v, [])), revoked.get(v)) for v in sorted({*grouped, *revoked})]
+
+    def history(self, name: str) -> builtins.list[AuditEntry]:
+        """The workload.* audit rows of this workload, oldest first (its values' rows: `refs history --label`)."""
+        query = (select(AuditRow).where(AuditRow.action.in_(ACTIONS), AuditRow.subject == storable(name, 200))
+                 .order_by(AuditRow.seq))
+        with self._db.session() as session:
+            return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
+                    for r in session.scalars(query)]
+
+    # --- changes -----------------------------------------------------------------------------------------------
+
+    def ensure(self, name: str, tee: str, *, now: dt.datetime, actor: str, policy: str | None = None) -> WorkloadMeta:
+        """Create the workload if missing (audited workload.create); with `policy`, set it if it differs (audited
+        workload.policy). RequestError WORKLOAD_TEE_MISMATCH if it exists with another TEE, WORKLOAD_NAME_INVALID,
+        WORKLOAD_TEE_UNKNOWN, WORKLOAD_POLICY_INVALID. A revoked workload is returned as it is (`revoked_at`)."""
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row, _ = ensure_in(session, name, tee, now=now, actor=actor, policy=policy)
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def create(self, name: str, tee: str, *, now: dt.datetime, actor: str, policy: str | None = None) -> WorkloadMeta:
+        """RequestError WORKLOAD_EXISTS when the name is taken (revoked workloads included), and those of `ensure`."""
+        with self._db.session() as session:
+            _serialize_changes(session)
+            if _row(session, name) is not None:
+                raise RequestError("WORKLOAD_EXISTS", f"a workload named {name!r} exists")
+            row, _ = ensure_in(session, name, tee, now=now, actor=actor, policy=policy)
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def add_values(self, name: str, entries: Sequence[ManifestEntry], *, now: dt.datetime, actor: str,
+                   tee: str | None = None, new_version: bool = False, skip_present: bool = True,
+                   source: str | None = None) -> tuple[WorkloadMeta, builtins.list[ReferenceValue]]:
+        """Add `entries` (label = `name`) as values of the workload, creating it if missing (TEE `tee`, else that of
+        the kinds): all or nothing, in one transaction, through the reference-value store's add rule (a revoked
+        value is refused with REFERENCE_VALUE_REVOKED). Entries already live (same kind, value, label and version)
+        are skipped unless `skip_present` is False (`refs add` always adds its row). With `new_version` the
+        version must have no live row yet (WORKLOAD_VERSION_EXISTS: a released version is never changed by adding
+        values; add a new version).
+
+        RequestError: WORKLOAD_VERSION_EMPTY, WORKLOAD_TEE_MISMATCH (kinds of another TEE than the workload's or of
+        several), WORKLOAD_REVOKED, WORKLOAD_VERSION_REVOKED, WORKLOAD_VERSION_EXISTS, and those of `ensure` and
+        `SqlReferenceValueStore.add`."""
+        if not entries:
+            raise RequestError("WORKLOAD_VERSION_EMPTY", "a workload version needs at least one value")
+        name = _check_name(name)
+        kinds_tees = {tee_of_kind(e.kind) for e in entries}
+        if len(kinds_tees) > 1 or (tee is not None and kinds_tees != {tee}):
+            raise RequestError("WORKLOAD_TEE_MISMATCH", f"values of {', '.join(sorted(kinds_tees))} cannot form one "
+                               f"{tee or 'workload'} version")
+        entries = [ManifestEntry(e.kind, e.value, name, e.expires_at, e.version or None, e.valid_from)
+                   for e in entries]
+        versions = {e.version for e in entries}
+        store = SqlReferenceValueStore(self._db)
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row, _ = ensure_in(session, name, kinds_tees.pop(), now=now, actor=actor)
+            if row.revoked_at is not None:
+                raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} was revoked at "
+                                   f"{to_rfc3339(row.revoked_at)}; a revoked workload takes no new values")
+            revoked = {v.version for v in _revocations(session, [row.id]).get(row.id, [])}
+            live = {(r.kind, bytes(r.value), r.version) for r in session.scalars(
+                select(ReferenceValueRow).where(ReferenceValueRow.label == row.name,
+                                                ReferenceValueRow.revoked_at.is_(None)))
+                if r.expires_at is None or r.expires_at > now}
+            for version in versions:
+                shown = version or UNVERSIONED
+                if shown in revoked:
+                    raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {shown!r} of {name!r} is revoked")
+                if new_version and any(v == version for _, _, v in live):
+                    raise RequestError("WORKLOAD_VERSION_EXISTS", f"version {shown!r} of {name!r} exists; a version "
+                                       "is never changed by adding values: add a new version")
+            added: builtins.list[ReferenceValue] = []
+            for entry in entries:
+                key = (entry.kind, bytes(entry.value), entry.version)
+                if key in live and skip_present:
+                    continue
+                live.add(key)
+                added.append(store._insert(session, entry, now, actor, source=source))
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta, added
+
+    def set_policy(self, name: str, policy: str | None, *, now: dt.datetime, actor: str) -> WorkloadMeta:
+        """Appraise the workload under `policy` (None: the verifier's default), audited workload.policy; no change
+        (and no audit row) when it already is. NotFoundError WORKLOAD_NOT_FOUND, RequestError WORKLOAD_REVOKED,
+        WORKLOAD_POLICY_INVALID. Whether the name exists is the caller's check (POLICY_UNKNOWN)."""
+        policy = check_policy_name(policy)
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row = _existing(session, name)
+            if row.revoked_at is not None:
+                raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} is revoked")
+            if row.policy != policy:
+                previous, row.policy = row.policy, policy
+                session.flush()
+                _audit(session, row, POLICY, now, storable(actor, 200), policy=policy or "(default)",
+                       previous=previous or "(default)")
+                audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def revoke(self, name: str, reason: str, *, now: dt.datetime, actor: str) -> WorkloadMeta:
+        """Revoke the whole workload from `now` on: none of its versions matches again (its values stay, and stay
+        approved in other workloads). NotFoundError WORKLOAD_NOT_FOUND; RequestError WORKLOAD_REVOKED (already),
+        REVOKE_REASON_REQUIRED, REVOKE_REASON_TOO_LONG."""
+        reason, actor = _check_reason(reason), storable(actor, 200)
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row = _existing(session, name)
+            if row.revoked_at is not None:
+                raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} is already revoked")
+            row.revoked_at, row.revoked_by, row.revoke_reason = now, actor, reason
+            session.flush()
+            _audit(session, row, REVOKE, now, actor, reason=reason)
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def revoke_version(self, name: str, version: str, reason: str, *, now: dt.datetime, actor: str) -> WorkloadMeta:
+        """Revoke one version ("" = the unversioned values) of the workload: it never matches again; the values
+        stay (other versions and workloads keep them). NotFoundError WORKLOAD_NOT_FOUND, WORKLOAD_VERSION_NOT_FOUND
+        (no row of that version); RequestError WORKLOAD_VERSION_REVOKED (already), REVOKE_REASON_*."""
+        reason, actor, version = _check_reason(reason), storable(actor, 200), storable(version)
+        if len(version) > MAX_VERSION:
+            raise RequestError("REFERENCE_VERSION_INVALID", f"version must be 1..{MAX_VERSION} characters")
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row = _existing(session, name)
+            stored = ReferenceValueRow.version.is_(None) if version == UNVERSIONED else \
+                ReferenceValueRow.version == version
+            if session.scalars(select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored)
+                               .limit(1)).first() is None:
+                raise NotFoundError("WORKLOAD_VERSION_NOT_FOUND", f"workload {name!r} has no version {version!r}")
+            if session.get(WorkloadVersionStateRow, (row.id, version)) is not None:
+                raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {version!r} of {name!r} is already revoked")
+            session.add(WorkloadVersionStateRow(workload_id=row.id, version=version, revoked_at=now, revoked_by=actor,
+                                                revoke_reason=reason))
+            session.flush()
+            _audit(session, row, REVOKE_VERSION, now, actor, version=version, reason=reason)
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def confirm_review(self, name: str, *, now: dt.datetime, actor: str) -> WorkloadMeta:
+        """An admin confirms a migrated workload as it is (alternatives and TEE): clears `review`, audited
+        workload.confirm with the reason it was flagged. RequestError WORKLOAD_NOT_IN_REVIEW."""
+        actor = storable(actor, 200)
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row = _existing(session, name)
+            if not row.review:
+                raise RequestError("WORKLOAD_NOT_IN_REVIEW", f"workload {name!r} is not marked for review")
+            flagged, row.review, row.review_reason = row.review_reason, False, None
+            session.flush()
+            _audit(session, row, CONFIRM, now, actor, review_reason=flagged)
+            audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
