@@ -11,7 +11,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import __version__
@@ -134,6 +134,9 @@ class VerifierService:
     # Policy names a request may select; None: any known policy. A request naming another is PERMISSION_DENIED
     # (POLICY_NOT_ALLOWED), so a client cannot pick the most lenient policy the verifier happens to know.
     selectable_policies: frozenset[str] | None = None
+    # The request's policy replaces the workloads' policies (the local `verifier verify --policy` of an operator,
+    # who could set any workload's policy anyway); never for remote requests.
+    operator_policy: bool = False
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
         if self.challenges is None:
@@ -282,13 +285,20 @@ class VerifierService:
         tee = verified.tee
         kinds = [k for k in known_kinds() if k.startswith(f"{tee}.")]
         references = [r for r in reader.active(kinds, at) if r.kind.startswith(f"{tee}.")]
-        labels = {r.label for r in references if r.label}
+        all_members = getattr(reader, "members", None)  # readers without it (impact candidates) give active only
+        members = all_members(kinds, at) if callable(all_members) else references
+        labels = {r.label for r in (*references, *members) if r.label}
         catalog = dict(self.workloads.metadata(labels)) if self.workloads is not None and labels else {}
         candidates = []
-        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at)] or [None]
+        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at,
+                                                                  members=members)] or [None]
         for version in versions:
             policy, notes = self._policy_for(version, requested, explicit)
-            baseline, findings, matched = self._appraise_tee(verified, policy, at,
+            # The version's own kinds are required of the evidence on top of the policy's (the token still names
+            # the policy as configured).
+            strict = policy if version is None else replace(policy, required_kinds={
+                **policy.required_kinds, tee: tuple(dict.fromkeys([*policy.required(tee), *sorted(version.required)]))})
+            baseline, findings, matched = self._appraise_tee(verified, strict, at,
                                                              version.values if version is not None else [])
             if request is not None:
                 findings.extend(self._policy_freshness(request, verified, policy))
@@ -301,6 +311,8 @@ class VerifierService:
         in the request applies only when it is at least as strict (tighten-only); a looser one is ignored for the
         verdict and said so (POLICY_LOOSER_THAN_WORKLOAD, informational). A workload naming a policy that no longer
         exists is never appraised leniently: the default applies and the result is contraindicated."""
+        if explicit and self.operator_policy:  # `verifier verify --policy`: the operator's own choice
+            return requested, []
         name = version.policy if version is not None else None
         notes: list[Finding] = []
         try:

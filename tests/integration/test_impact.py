@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from tests.fakes.amd_pki import FakeAmdPki
 from tests.fakes.aws_pki import FakeAwsPki
 from tests.service_helpers import SettableClock
-from verifier.reference_values.impact import ImpactRow, impact, impact_report
+from verifier.reference_values.impact import ImpactRow, impact, impact_by_workload, impact_report, workload_report
 from verifier.reference_values.model import ReferenceValue
 from verifier.results.keys import ephemeral_key
 from verifier.results.signer import ResultSigner
@@ -28,6 +28,7 @@ from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.tables import AppraisalRow, AuditRow, ChallengeRow, KeptEvidenceRow
 from verifier.tee.sevsnp.tcb import Product
 from verifier.trust.anchors import TrustAnchors
+from verifier.workloads.model import WorkloadMeta
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 PCR0_B = hashlib.sha384(b"workload-b").digest()
@@ -172,3 +173,35 @@ def test_an_item_that_cannot_be_reappraised_is_reported(world: World) -> None:
     rows = impact(world.service, world.kept, world.current())
     snp = [r for r in rows if r.tee == "snp"]
     assert all(r.status_after == "error" and r.codes_after == ("POLICY_UNKNOWN",) and r.changed for r in snp)
+
+
+def test_per_workload_which_evidence_starts_and_stops_matching(world: World) -> None:
+    """Re-appraised under today's set and under the candidate, each result names its workload version: the report
+    says per workload which kept evidence starts or stops matching it."""
+    before = world.counts()
+    revoked_at = world.clock.now() - dt.timedelta(seconds=1)
+    candidate = [dataclasses.replace(r, revoked_at=revoked_at, revoke_reason="CVE")
+                 if r.kind == "nitro.pcr0" and r.value == PCR0_B else r for r in world.current()]
+    candidate.append(ReferenceValue(id="candidate-d", kind="snp.measurement", value=MEASUREMENT_D, label="workload-d",
+                                    version="1", created_at=world.clock.now()))
+    rows = impact(world.service, world.kept, candidate, current=world.current())
+    assert {r.matched_before for r in rows} == {("workload-a", ""), ("workload-b", ""), ("workload-c", ""), None}
+    by_name = {w.workload: w for w in impact_by_workload(rows)}
+    assert sorted(by_name) == ["workload-b", "workload-d"]
+    [stopped] = by_name["workload-b"].stops
+    assert (stopped.status_before, stopped.status_after, stopped.matched_after) == (
+        "affirming", "contraindicated", None)
+    [started] = by_name["workload-d"].starts
+    assert (started.status_before, started.status_after, started.matched_after) == (
+        "contraindicated", "affirming", ("workload-d", "1"))
+    report = workload_report(rows)
+    assert "workload workload-b: 0 start matching, 1 stop matching, 0 change" in report
+    assert f"  - evidence {stopped.evidence_id}" in report and f"  + evidence {started.evidence_id}" in report
+    assert world.counts() == before
+    # The candidate's workload metadata counts too (here: workload-c revoked as a workload).
+    revoked = {"workload-c": WorkloadMeta("workload-c", "snp", revoked_at=NOW)}
+    rows = impact(world.service, world.kept, world.current(), current=world.current(), catalog=revoked,
+                  current_catalog={})
+    [changed] = [r for r in rows if r.changed]
+    assert (changed.matched_before, changed.matched_after, changed.status_after) == (
+        ("workload-c", ""), None, "contraindicated")

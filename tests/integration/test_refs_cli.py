@@ -11,6 +11,8 @@ import yaml
 
 from tests.integration.test_cli import Cli
 from tests.unit.test_snp_measure import real_ovmf
+from verifier.storage.engine import Database
+from verifier.storage.workloads import SqlWorkloads
 
 ROOT = Path(__file__).resolve().parents[2]
 M = ROOT / "measurements"
@@ -60,12 +62,23 @@ def test_plan_apply_text_and_json_twice_is_a_no_op(cli: Cli) -> None:
     code, plan = cli.json("refs", "plan", *files, "--json")
     assert code == 0 and plan["changes"] == 4 + 3 + 5 and not plan["applied"]
     assert cli.json("refs", "list", "--json")[1] == []  # plan changes nothing
+    assert [w["workload"] for w in plan["workloads"]] == [
+        "example-blocky-nitro", "example-constellation-aws", "example-gcp-cos-td"]
     code, out, _ = cli("refs", "apply", *files)
     assert code == 0 and "12 to add, 0 to expire, 0 to revoke" in out and "applied" in out
-    assert "+ add     snp.measurement" in out
+    assert "workload example-constellation-aws (new snp workload, policy default):" in out
+    assert "  + version 2025-06 (snp.host_data, snp.id_key_digest, snp.measurement)" in out
     assert len(cli.json("refs", "list", "--json")[1]) == 12
+    db = Database(cli.db_url)
+    try:  # apply set the workload metadata (SqlWorkloads.ensure)
+        metas = SqlWorkloads(db).metadata(["example-blocky-nitro", "example-constellation-aws", "example-gcp-cos-td"])
+    finally:
+        db.dispose()
+    assert {n: (m.tee, m.policy) for n, m in metas.items()} == {
+        "example-blocky-nitro": ("nitro", None), "example-constellation-aws": ("snp", "default"),
+        "example-gcp-cos-td": ("tdx", None)}
     code, out, _ = cli("refs", "apply", *files)
-    assert code == 0 and "nothing to do" in out
+    assert code == 0 and "nothing to do" in out and "workload" not in out
     code, again = cli.json("refs", "plan", *files, "--json")
     assert again["changes"] == 0 and again["add"] == again["expire"] == again["revoke"] == []
 
@@ -90,11 +103,45 @@ def test_apply_expires_revokes_and_leaves_other_labels(cli: Cli, tmp_path: Path)
     v3.write_text(json.dumps({"managed_labels": ["app"], "reference_values": [],
                               "revoke": [{"kind": "nitro.pcr1", "value": A, "reason": "bad build"}]}))
     code, out, _ = cli("refs", "apply", str(v3))
-    assert code == 0 and "! revoke  nitro.pcr1" in out and "bad build" in out
+    assert code == 0 and f"  - unversioned values revoked (nitro.pcr1 {A} revoked: bad build)" in out
+    code, out, _ = cli("refs", "plan", str(v3), "--values")
+    assert code == 0 and "nothing to do" in out
     [revoked] = cli.json("refs", "list", "--state", "revoked", "--json")[1]
     assert revoked["revoke_reason"] == "bad build"
     code, _, err = cli("refs", "apply", str(v1))  # would re-approve the revoked value
     assert code == 64 and "REFERENCE_VALUE_REVOKED" in err
+
+
+def test_workload_manifest_versions_policy_and_legacy_note(cli: Cli, tmp_path: Path) -> None:
+    def manifest(versions: str, policy: str = "") -> Path:
+        path = tmp_path / "app.yaml"
+        path.write_text(f"workload: app\ntee: nitro\n{policy}versions:\n{versions}")
+        return path
+
+    def version(name: str, pcr8: str) -> str:
+        return (f"  - version: '{name}'\n    values: {{nitro.pcr0: '{A}', nitro.pcr1: '{A}', nitro.pcr2: '{A}', "
+                f"nitro.pcr8: {pcr8}}}\n")
+
+    code, _, err = cli("refs", "apply", str(manifest(version("1.4", f"'{A}'"), "policy: no-such-policy\n")))
+    assert code == 64 and "POLICY_UNKNOWN" in err
+    assert cli.json("refs", "list", "--all", "--json")[1] == []  # nothing written, no workload created
+    assert cli("refs", "apply", str(manifest(version("1.3", f"'{B}'") + version("1.4", f"'{A}'"))))[0] == 0
+    code, out, _ = cli("refs", "apply", str(manifest(version("1.4", f"'{B}'") + version("1.5", f"['{A}', '{B}']"),
+                                                     "policy: nonce-required\n")))
+    assert code == 0, out
+    assert "workload app (policy (verifier default) -> nonce-required):" in out
+    assert "  - version 1.3 expired" in out and f"  ~ version 1.4: nitro.pcr8 + {B} - {A}" in out
+    assert "  + version 1.5 (nitro.pcr0, nitro.pcr1, nitro.pcr2, nitro.pcr8)" in out
+    active = cli.json("refs", "list", "--label", "app", "--json")[1]
+    assert sorted({r["version"] for r in active}) == ["1.4", "1.5"]
+    legacy = tmp_path / "legacy.yaml"
+    legacy.write_text(f"reference_values:\n  - {{kind: nitro.pcr0, value: '{A}', label: old}}\n")
+    code, _, err = cli("refs", "plan", str(legacy))
+    assert code == 0 and "pre-workload format" in err
+    snp = tmp_path / "app-snp.yaml"
+    snp.write_text(f"workload: app\ntee: snp\nversions:\n  - version: '9'\n    values: {{snp.measurement: '{A}'}}\n")
+    code, _, err = cli("refs", "plan", str(snp))
+    assert code == 64 and "WORKLOAD_TEE_MISMATCH" in err
 
 
 def test_failing_apply_changes_nothing(cli: Cli, tmp_path: Path) -> None:
@@ -114,12 +161,23 @@ def test_nitro_cli_json_plan_apply_and_import_nitro(cli: Cli, tmp_path: Path) ->
     out = tmp_path / "app.yaml"
     code, stdout, _ = cli("refs", "import-nitro", str(build), "--label", "app 3", "--version", "3.0",
                           "--out", str(out))
-    assert code == 0 and "wrote" in stdout
+    assert code == 0 and "version 3.0 of workload 'app 3' created" in stdout
     document = yaml.safe_load(out.read_text())
-    assert document["managed_labels"] == ["app 3"]
-    assert [(e["kind"], e["version"]) for e in document["reference_values"]] == [
-        ("nitro.pcr0", "3.0"), ("nitro.pcr1", "3.0"), ("nitro.pcr2", "3.0"), ("nitro.pcr8", "3.0")]
-    assert cli("refs", "import-nitro", str(build), "--label", "app 3", "--out", str(out))[0] == 64  # no overwrite
+    assert document == {"workload": "app 3", "tee": "nitro", "versions": [
+        {"version": "3.0", "values": {"nitro.pcr0": A, "nitro.pcr1": A, "nitro.pcr2": A, "nitro.pcr8": B}}]}
+    assert cli("refs", "import-nitro", str(build), "--workload", "app 3", "--out", str(out))[0] == 64  # no version
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"Measurements": {"PCR0": B, "PCR1": A, "PCR2": A, "PCR8": B}}))
+    code, _, err = cli("refs", "import-nitro", str(other), "--workload", "app 3", "--version", "3.0", "--out", str(out))
+    assert code == 64 and "MANIFEST_VERSION_EXISTS" in err  # a released version is never changed by an import
+    code, stdout, _ = cli("refs", "import-nitro", str(other), "--workload", "app 3", "--version", "3.1",
+                          "--out", str(out))
+    assert code == 0 and "version 3.1 of workload 'app 3' added" in stdout
+    assert [v["version"] for v in yaml.safe_load(out.read_text())["versions"]] == ["3.0", "3.1"]
+    assert cli.json("refs", "plan", str(out), "--json")[1]["changes"] == 8
+    code, _, _ = cli("refs", "import-nitro", str(build), "--label", "app 3", "--version", "3.1", "--out", str(out))
+    assert code == 64
+    out.write_text(yaml.safe_dump({**yaml.safe_load(out.read_text()), "versions": document["versions"]}))
     assert cli.json("refs", "plan", str(out), "--json")[1]["changes"] == 4
     assert cli.json("refs", "plan", str(build), "--label", "app 3", "--json")[1]["changes"] == 4
     assert cli("refs", "apply", str(out))[0] == 0
@@ -130,6 +188,18 @@ def test_nitro_cli_json_plan_apply_and_import_nitro(cli: Cli, tmp_path: Path) ->
     assert code == 0 and "4 added" in stdout
     code, stdout, _ = cli("refs", "import-nitro", str(build), "--label", "direct")
     assert code == 0 and "0 added, 4 already present" in stdout
+    code, stdout, _ = cli("refs", "import-nitro", str(build), "--workload", "direct", "--version", "1")
+    assert code == 0 and "4 added" in stdout
+    code, _, err = cli("refs", "import-nitro", str(other), "--workload", "direct", "--version", "1")
+    assert code == 64 and "WORKLOAD_VERSION_EXISTS" in err  # the two builds never become alternatives silently
+    code, stdout, _ = cli("refs", "import-nitro", str(other), "--workload", "direct", "--version", "1",
+                          "--alternative")
+    assert code == 0 and "1 added, 3 already present" in stdout
+    db = Database(cli.db_url)
+    try:
+        assert SqlWorkloads(db).get("direct").tee == "nitro"
+    finally:
+        db.dispose()
     assert cli("refs", "import-nitro", str(TDX_JSON), "--label", "x")[0] == 64  # not nitro-cli JSON
 
 
@@ -150,10 +220,17 @@ def test_compute_snp(cli: Cli, tmp_path: Path) -> None:
     measurement = out.strip()
     assert len(bytes.fromhex(measurement)) == 48
     out_file = tmp_path / "guest.yaml"
-    assert cli(*base, "--label", "guest 1", "--out", str(out_file))[0] == 0
-    [entry] = yaml.safe_load(out_file.read_text())["reference_values"]
-    assert entry == {"kind": "snp.measurement", "value": measurement, "label": "guest 1"}
-    assert cli(*base, "--out", str(tmp_path / "x.yaml"))[0] == 64  # --label required
+    assert cli(*base, "--label", "guest", "--version", "1", "--out", str(out_file))[0] == 0
+    assert yaml.safe_load(out_file.read_text()) == {
+        "workload": "guest", "tee": "snp", "versions": [{"version": "1", "values": {"snp.measurement": measurement}}]}
+    assert cli(*base, "--workload", "guest", "--version", "2", "--host-data", "11" * 32, "--policy", "default",
+               "--out", str(out_file))[0] == 0
+    document = yaml.safe_load(out_file.read_text())
+    assert document["policy"] == "default"
+    assert document["versions"][1] == {"version": "2", "values": {"snp.host_data": "11" * 32,
+                                                                 "snp.measurement": measurement}}
+    assert cli(*base, "--out", str(tmp_path / "x.yaml"))[0] == 64  # --workload required
+    assert cli(*base, "--workload", "g", "--out", str(tmp_path / "x.yaml"))[0] == 64  # --version required
     code, result = cli.json(*base, "--label", "guest 1", "--add", "--json")
     assert code == 0 and result["result"] == "1 added, 0 already present"
     [listed] = cli.json("refs", "list", "--kind", "snp.measurement", "--json")[1]

@@ -35,21 +35,36 @@ def test_plan_impact_names_the_kept_appraisal_a_change_would_flip(
     code, result = cli.json(*verify)
     assert code == 0 and result["status"] == "affirming"
 
-    # Candidate: the same label, PCR0 replaced by another image's value.
-    entries = json.loads(manifest.read_text())["reference_values"]
-    entries[0] = {**entries[0], "value": "ab" * 48}
+    # Candidate: the same workload and version, PCR0 replaced by another image's value.
+    document = json.loads(manifest.read_text())
+    values = document["versions"][0]["values"]
     candidate = tmp_path / "candidate.json"
-    candidate.write_text(json.dumps({"reference_values": entries}))
+    candidate.write_text(json.dumps({**document, "versions": [{"version": "2024-09-07",
+                                                              "values": {**values, "nitro.pcr0": "ab" * 48}}]}))
     code, out, _ = cli("refs", "plan", str(candidate), "--impact", "--trust-anchors", str(trust_anchors_dir))
     assert code == 1, out  # something would flip
     assert "affirming -> contraindicated" in out and vector["facts"]["pcrs"]["0"][:16] in out
-    code, rows = cli.json("refs", "plan", str(candidate), "--impact", "--json",
-                          "--trust-anchors", str(trust_anchors_dir))
-    (row,) = rows
+    assert "workload example-blocky-nitro-json: 0 start matching, 1 stop matching, 0 change" in out
+    assert "version 2024-09-07 -> no workload, affirming -> contraindicated" in out
+    code, report = cli.json("refs", "plan", str(candidate), "--impact", "--json",
+                            "--trust-anchors", str(trust_anchors_dir))
+    assert report["plan"]["workloads"][0]["workload"] == "example-blocky-nitro-json"
+    (row,) = report["impact"]["rows"]
     assert row["changed"] and row["status_before"] == "affirming" and row["status_after"] == "contraindicated"
-    assert row["codes_after"] == ["REFERENCE_VALUE_MISMATCH"]
+    assert row["matched_before"] == {"name": "example-blocky-nitro-json", "version": "2024-09-07"}
+    assert row["matched_after"] is None
+    assert "REFERENCE_VALUE_MISMATCH" in row["codes_after"]
+    assert report["impact"]["workloads"] == [{"workload": "example-blocky-nitro-json", "starts_matching": [],
+                                              "stops_matching": [row["evidence_id"]], "changes": []}]
     # Nothing was applied: the kept workload still affirms with today's values.
     assert cli.json(*verify)[0] == 0
+    # A new version with the same values, the old one dropped: the evidence moves to the new version.
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps({**document, "versions": [{"version": "2025", "values": values}]}))
+    code, out, _ = cli("refs", "plan", str(moved), "--impact", "--trust-anchors", str(trust_anchors_dir))
+    assert code == 1, out
+    assert "workload example-blocky-nitro-json: 0 start matching, 0 stop matching, 2 change" in out  # kept twice
+    assert "version 2024-09-07 -> version 2025, affirming -> affirming" in out
     # The unchanged manifest flips nothing.
     code, out, _ = cli("refs", "plan", str(manifest), "--impact", "--trust-anchors", str(trust_anchors_dir))
     assert code == 0, out

@@ -151,3 +151,31 @@ def test_an_unknown_workload_policy_fails_closed(h: Harness) -> None:
     result = svc.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"a"))))
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert "WORKLOAD_POLICY_UNKNOWN" in [f.code for f in result.appraisal.findings]
+
+
+def test_revoking_a_kinds_only_value_makes_the_version_unmatchable_not_looser(db: Database) -> None:
+    h = make_harness(db)
+    pcrs = _pcrs(b"e")
+    _register(h, "app", pcrs)
+    h.refs.add("nitro.pcr8", b"\x08" * 48, "app", now=h.clock.now() - DAY)
+    signed_by_someone_else = h.pki.mint(pcrs={**pcrs, 8: b"\x09" * 48})
+    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=signed_by_someone_else)).appraisal.status \
+        is Tier.CONTRAINDICATED
+    pcr8 = next(r for r in h.refs.list(kind="nitro.pcr8", at=h.clock.now()))
+    h.refs.revoke(pcr8.id, "signing certificate leaked", now=h.clock.now() - dt.timedelta(seconds=1))
+    # PCR8 is still required of this version: with its only value revoked nothing matches, least of all another
+    # PCR8 (before, the version shrank to PCR0..2 and affirmed).
+    for evidence in (signed_by_someone_else, h.pki.mint(pcrs={**pcrs, 8: b"\x08" * 48})):
+        result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
+        assert result.appraisal.status is Tier.CONTRAINDICATED
+        assert "REFERENCE_VALUE_MISSING" in [f.code for f in result.appraisal.findings]
+
+
+def test_a_pending_kind_keeps_the_version_from_matching_until_it_is_valid(db: Database) -> None:
+    h = make_harness(db)
+    pcrs = _pcrs(b"f")
+    _register(h, "app", pcrs)
+    h.refs.add("nitro.pcr8", b"\x08" * 48, "app", now=h.clock.now() - DAY, valid_from=h.clock.now() + DAY)
+    evidence = h.pki.mint(pcrs={**pcrs, 8: b"\x08" * 48})
+    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status \
+        is Tier.CONTRAINDICATED

@@ -1,7 +1,8 @@
 """`verifier refs ...`: approved reference values in the database, their lifecycle and their manifests.
 
-add | list | revoke | reapprove | history | import (additive) | plan | apply (reconcile managed labels with
-manifests) | import-nitro (nitro-cli JSON -> manifest or database) | compute snp (SEV-SNP launch measurement).
+add | list | revoke | reapprove | history | import (additive) | plan | apply (reconcile whole workloads with their
+manifests, one file per workload) | import-nitro (nitro-cli JSON -> a workload version in a manifest or the
+database) | compute snp (SEV-SNP launch measurement -> likewise).
 
 Revocation is per value: `revoke ID` revokes the row's kind and value in every live row, every add path then
 refuses the value (REFERENCE_VALUE_REVOKED, exit 64) and only `reapprove KIND VALUE --reason TEXT` lifts that."""
@@ -10,25 +11,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..auth import current_actor
 from ..clock import SystemClock, to_rfc3339
+from ..errors import RequestError
 from ..reference_values.kinds import normalize_value
 from ..reference_values.manifest import (
+    Manifest,
     ManifestEntry,
+    add_version,
     entry_json,
     load_manifest,
     load_manifest_file,
-    manifest_document,
-    write_manifest,
+    version_from_entries,
+    version_json,
 )
 from ..reference_values.model import STATES, Reapproval, ReferenceValue, State, ValueRevocation
 from ..reference_values.plan import Plan
 from ..settings import Settings
 from ..storage.engine import Database
 from ..storage.reference_values import SqlReferenceValueStore
+from ..storage.workloads import SqlWorkloads
 from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
 
 
@@ -92,7 +98,9 @@ def register(sub: Any) -> None:
     ):
         sp = rs.add_parser(name, help=text)
         sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
-        sp.add_argument("--label", help="label for nitro-cli JSON files (default: ImageName or file name)")
+        sp.add_argument("--workload", "--label", dest="label",
+                        help="workload of nitro-cli JSON files (default: ImageName or file name)")
+        sp.add_argument("--values", action="store_true", help="also list every row added, expired or revoked")
         sp.add_argument("--json", action="store_true")
         if name == "plan":
             sp.add_argument("--impact", action="store_true",
@@ -103,11 +111,17 @@ def register(sub: Any) -> None:
         add_db_flag(sp)
         sp.set_defaults(handler=handler)
 
-    nitro = rs.add_parser("import-nitro", help="nitro-cli build-enclave/describe-eif JSON -> manifest or database")
+    nitro = rs.add_parser("import-nitro", help="nitro-cli build-enclave/describe-eif JSON -> a workload version "
+                          "(in a manifest with --out, else in the database)")
     nitro.add_argument("file", type=Path)
-    nitro.add_argument("--label", required=True)
+    nitro.add_argument("--workload", "--label", dest="workload", required=True, metavar="NAME",
+                       help="the workload (--label: the older name of this flag)")
     _lifecycle_flags(nitro)
-    nitro.add_argument("--out", type=Path, metavar="MANIFEST", help="write a manifest (.yaml/.yml or .json)")
+    nitro.add_argument("--policy", help="with --out: the policy the workload is appraised under")
+    nitro.add_argument("--alternative", action="store_true",
+                       help="the version exists: add these values to it as alternatives")
+    nitro.add_argument("--out", type=Path, metavar="MANIFEST",
+                       help="the workload manifest to create or add the version to (.yaml/.yml or .json)")
     nitro.add_argument("--json", action="store_true")
     add_db_flag(nitro)
     nitro.set_defaults(handler=_import_nitro)
@@ -123,11 +137,17 @@ def register(sub: Any) -> None:
     snp.add_argument("--vcpu-type", required=True, help="e.g. EPYC-v4, EPYC-Milan, EPYC-Genoa")
     snp.add_argument("--vmm-type", choices=("QEMU", "ec2"), default="QEMU")
     snp.add_argument("--guest-features", type=_int0, default=0x1, metavar="HEX")
-    snp.add_argument("--label", help="label of the snp.measurement entry (required with --out or --add)")
+    snp.add_argument("--workload", "--label", dest="workload", metavar="NAME",
+                     help="the workload of the version (required with --out or --add; --label: older name)")
     _lifecycle_flags(snp)
+    snp.add_argument("--host-data", metavar="HEX", help="also require this snp.host_data (32 bytes) in the version")
+    snp.add_argument("--policy", help="with --out: the policy the workload is appraised under")
+    snp.add_argument("--alternative", action="store_true",
+                     help="the version exists: add the measurement to it as an alternative (e.g. another vCPU count)")
     target = snp.add_mutually_exclusive_group()
-    target.add_argument("--out", type=Path, metavar="MANIFEST", help="write a manifest (.yaml/.yml or .json)")
-    target.add_argument("--add", action="store_true", help="add the value to the database")
+    target.add_argument("--out", type=Path, metavar="MANIFEST",
+                        help="the workload manifest to create or add the version to (.yaml/.yml or .json)")
+    target.add_argument("--add", action="store_true", help="add the version to the database")
     snp.add_argument("--json", action="store_true")
     add_db_flag(snp)
     snp.set_defaults(handler=_compute_snp)
@@ -191,8 +211,12 @@ def _add(args: argparse.Namespace, base: Settings) -> int:
     now = SystemClock().now()
     db, store = _store(args, base)
     try:
-        ref = store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
-                        valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
+        if entry.label:  # the value joins the workload named by the label, created if missing (one transaction)
+            _, [ref] = SqlWorkloads(db).add_values(entry.label, [entry], now=now, actor=cli_actor(),
+                                                   skip_present=False)
+        else:
+            ref = store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
+                            valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
     finally:
         db.dispose()
     if args.json:
@@ -316,34 +340,69 @@ def _import(args: argparse.Namespace, base: Settings) -> int:
     return 0
 
 
-def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
+def _print_plan(plan: Plan, as_json: bool, applied: bool, values: bool = False) -> None:
     if as_json:
         print_json({**plan.to_json(), "applied": applied})
         return
-    for line in plan.lines():
+    for line in plan.lines(values=values):
         print(line)
-    if applied and not plan.empty:
+    if applied and not plan.metadata_empty:
         print("applied")
+
+
+def _check_policies(manifests: list[Manifest], settings: Settings, db: Database) -> None:
+    """A workload manifest's policy must exist (database, --policy-file or built-in): POLICY_UNKNOWN otherwise."""
+    from ..bootstrap import build_policies
+
+    wanted = sorted({m.workload.policy for m in manifests if m.workload is not None and m.workload.policy})
+    if not wanted:
+        return
+    policies = build_policies(settings, db)
+    for name in wanted:
+        if policies.lookup(name) is None:
+            source = next(m.source for m in manifests if m.workload is not None and m.workload.policy == name)
+            raise RequestError("POLICY_UNKNOWN", f"{source}: no appraisal policy named {name!r} (create it first "
+                               "with `verifier policy set`, or in --policy-file)")
 
 
 def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
     manifests = [load_manifest_file(path, default_label=args.label) for path in args.files]
+    for m in manifests:
+        if m.legacy:
+            print(f"note: {m.source} uses the pre-workload format (reference_values:); it is read for one more "
+                  "release: convert it to one workload manifest per workload (measurements/README.md)",
+                  file=sys.stderr)
     now = SystemClock().now()
+    settings = settings_for(args, base)
     db, store = _store(args, base)
     try:
-        plan = store.apply(manifests, now=now, actor=cli_actor()) if apply else store.plan(manifests, now=now)
+        workloads = SqlWorkloads(db)
+        _check_policies(manifests, settings, db)
+        names = {m.workload.name for m in manifests if m.workload is not None}
+        before = workloads.metadata(names)
+        plan = store.plan(manifests, now=now).with_catalog(manifests, before)
+        if apply:
+            # Metadata first (TEE, policy), so that no value of the workload is ever live without its policy;
+            # then the values, re-planned inside their own transaction.
+            for m in manifests:
+                if m.workload is not None:
+                    workloads.ensure(m.workload.name, m.workload.tee, now=now, actor=cli_actor(),
+                                     policy=m.workload.policy)
+            plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before)
         active = store.list(at=now) if getattr(args, "impact", False) else []
+        catalog = workloads.metadata({r.label for r in active} | names) if getattr(args, "impact", False) else {}
     finally:
         db.dispose()
     if getattr(args, "impact", False):
-        from .impact import run_impact
+        from .workload_impact import run_workload_impact
 
-        settings = settings_for(args, base).with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
+        settings = settings.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
         if not args.json:
-            _print_plan(plan, False, apply)
-        rows = run_impact(settings, plan, active, now, limit=args.impact_limit, as_json=args.json)
-        return 1 if any(r.changed for r in rows) else 0
-    _print_plan(plan, args.json, apply)
+            _print_plan(plan, False, apply, args.values)
+        report = run_workload_impact(settings, plan, manifests, active, catalog, now, limit=args.impact_limit,
+                                     as_json=args.json, plan_json={**plan.to_json(), "applied": apply})
+        return 1 if report.changed else 0
+    _print_plan(plan, args.json, apply, args.values)
     return 0
 
 
@@ -355,49 +414,84 @@ def _apply(args: argparse.Namespace, base: Settings) -> int:
     return _plan_or_apply(args, base, apply=True)
 
 
-def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], label: str) -> int:
+def _add_version(store: SqlReferenceValueStore, workloads: SqlWorkloads, name: str, tee: str,
+                 entries: list[ManifestEntry], *, now: dt.datetime, alternative: bool) -> tuple[int, int]:
+    """Add one workload version to the database: (added, already present). The same version with the same values
+    is already present; with other values it is refused (WORKLOAD_VERSION_EXISTS: a released version is never
+    changed by an import, which would make the two builds' values alternatives of each other), unless
+    `alternative`. The workload is created if missing (TEE `tee`)."""
+    version = entries[0].version
+    wanted = {(e.kind, e.value) for e in entries}
+    live = {(r.kind, r.value) for r in store.list(label=name, include_inactive=True, at=now)
+            if r.version == version and r.state(now) in ("active", "pending")}
+    if live and wanted <= live and not alternative:
+        workloads.ensure(name, tee, now=now, actor=cli_actor())
+        return 0, len(entries)
+    _, added = workloads.add_values(name, entries, now=now, actor=cli_actor(), tee=tee,
+                                    new_version=not alternative, skip_present=True)
+    return len(added), len(entries) - len(added)
+
+
+def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], name: str,
+                  tee: str) -> int:
+    version = entries[0].version or ""
+    result: dict[str, Any] = {"workload": name, "tee": tee}
     if args.out is not None:
-        write_manifest(args.out, manifest_document(entries, managed_labels=[label]))
-        summary = f"wrote {args.out}: {len(entries)} values labelled {label!r}"
+        if not version:
+            raise UsageError("--version is required with --out (a workload manifest names its versions)")
+        spec, action = add_version(args.out, name, tee, version_from_entries(version, entries),
+                                   policy=args.policy, alternative=args.alternative)
+        written = spec.version(version)
+        result["version"] = version_json(written) if written is not None else None
+        summary = f"{args.out}: version {version} of workload {name!r} {action}"
     else:
+        if args.policy is not None:
+            raise UsageError("--policy needs --out (set a stored workload's policy with `verifier workloads`)")
         now = SystemClock().now()
         db, store = _store(args, base)
         try:
-            added, skipped = _add_missing(store, entries, now)
+            added, skipped = _add_version(store, SqlWorkloads(db), name, tee, entries, now=now,
+                                          alternative=args.alternative)
         finally:
             db.dispose()
         summary = f"{added} added, {skipped} already present"
+        result["version"] = version_json(version_from_entries(version, entries))
     if args.json:
-        print_json({"reference_values": [entry_json(e) for e in entries], "result": summary})
+        print_json({**result, "reference_values": [entry_json(e) for e in entries], "result": summary})
     else:
+        print(f"workload {name!r} version {version or '(unversioned)'}:")
         for e in entries:
-            print(f"{e.kind:16} {e.value.hex()}  {e.label!r}")
+            print(f"  {e.kind:16} {e.value.hex()}")
         print(summary)
     return 0
 
 
 def _import_nitro(args: argparse.Namespace, base: Settings) -> int:
-    manifest = load_manifest_file(args.file, default_label=args.label)
+    manifest = load_manifest_file(args.file, default_label=args.workload)
     if not manifest.nitro_cli:
         raise UsageError(f"{args.file} is not nitro-cli JSON ({{'Measurements': {{...}}}})")
-    entries = [_entry_from_args(args, e.kind, e.value, args.label) for e in manifest.entries]
-    return _write_or_add(args, base, entries, args.label)
+    entries = [_entry_from_args(args, e.kind, e.value, args.workload) for e in manifest.entries]
+    return _write_or_add(args, base, entries, args.workload, "nitro")
 
 
 def _compute_snp(args: argparse.Namespace, base: Settings) -> int:
     from ..reference_values.snp_measure import SnpLaunch, compute_snp_measurement
 
-    if (args.out is not None or args.add) and not args.label:
-        raise UsageError("--label is required with --out or --add")
+    if (args.out is not None or args.add) and not args.workload:
+        raise UsageError("--workload is required with --out or --add")
+    host_data = normalize_value("snp.host_data", args.host_data) if args.host_data is not None else None
     launch = SnpLaunch(ovmf=args.ovmf, vcpus=args.vcpus, vcpu_type=args.vcpu_type, kernel=args.kernel,
                        initrd=args.initrd, append=args.append, vmm_type=args.vmm_type,
                        guest_features=args.guest_features)
     measurement = compute_snp_measurement(launch)
-    entry = _entry_from_args(args, "snp.measurement", measurement, args.label or "")
+    entry = _entry_from_args(args, "snp.measurement", measurement, args.workload or "")
     if args.out is None and not args.add:
         if args.json:
             print_json(entry_json(entry))
         else:
             print(measurement.hex())
         return 0
-    return _write_or_add(args, base, [entry], args.label)
+    entries = [entry]
+    if host_data is not None:
+        entries.append(_entry_from_args(args, "snp.host_data", host_data, args.workload))
+    return _write_or_add(args, base, entries, args.workload, "snp")

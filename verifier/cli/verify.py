@@ -85,6 +85,8 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         eprint("verifier: note: no --signing-key: the printed token is signed with an ephemeral key")
         signer = ResultSigner([ephemeral_key()], development=True)
     components = build(settings, clock=FixedClock(args.at) if args.at else SystemClock(), signer=signer)
+    # `--policy` here is the operator's choice for this appraisal (the server applies workload policies).
+    components.service.operator_policy = True
     try:
         components.database.check()
         result = components.service.appraise(

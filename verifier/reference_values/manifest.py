@@ -1,9 +1,14 @@
 """Reference-value manifests (measurements/, schema in measurements/README.md), in YAML or JSON, and the JSON that
 `nitro-cli build-enclave` / `nitro-cli describe-eif` prints ({"Measurements": {"PCR0": ..., "PCR8": ...}}).
 
-A manifest lists approved values and OWNS a set of labels (`managed_labels` exact, `label_scope` patterns where a
-trailing `*` matches any suffix; default: the labels of its own entries). `verifier refs plan|apply` reconcile the
-database with the manifests for those labels only (verifier.reference_values.plan)."""
+A workload manifest (`workload:`, `tee:`, `versions:`) describes ONE workload and owns exactly its rows (label =
+the workload name, version = the version): every kind listed in a version is required, a list of values under one
+kind gives alternatives (ARCHITECTURE.md "Workloads"). It is flattened into `ManifestEntry` rows, so storage
+applies it like any other manifest; `Manifest.workload` keeps the structure for the plan and the metadata.
+
+The pre-workload format (`reference_values:` with `managed_labels` / `label_scope`, a label per entry) is still
+read for one release (`Manifest.legacy`); `verifier refs plan|apply` say so on stderr. `verifier refs
+plan|apply` reconcile the database with the manifests for the labels they own only (verifier.reference_values.plan)."""
 
 from __future__ import annotations
 
@@ -24,7 +29,18 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_LABEL = 200
 MAX_VERSION = 64
 MAX_REASON = 1000
+MAX_POLICY = 100
+TEES = ("nitro", "snp", "tdx")
+# The measurement kinds without which a version would match other images (ARCHITECTURE.md, the default policy's
+# required measurements): Nitro PCR0-2 (image, kernel + boot ramfs, application), SNP MEASUREMENT, TDX MRTD.
+REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
+    "nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2"),
+    "snp": ("snp.measurement",),
+    "tdx": ("tdx.mr_td",),
+}
 _TOP_KEYS = {"reference_values", "managed_labels", "label_scope", "revoke", "description"}
+_WORKLOAD_KEYS = {"workload", "tee", "policy", "versions", "revoke", "description"}
+_VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "description"}
 _ENTRY_KEYS = {"kind", "value", "label", "version", "valid_from", "expires_at", "description"}
 _REVOKE_KEYS = {"kind", "value", "reason"}
 
@@ -49,6 +65,34 @@ class RevokeEntry:
 
 
 @dataclass(frozen=True)
+class VersionSpec:
+    """One workload version: kind -> accepted values (several = alternatives), all kinds required."""
+
+    version: str
+    values: tuple[tuple[str, tuple[bytes, ...]], ...]  # sorted by kind
+    valid_from: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, _ in self.values)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What a workload manifest says: the workload (= label of its rows), its TEE, the policy it is appraised under
+    (None: leave the stored one, or the verifier default for a new workload) and its versions."""
+
+    name: str
+    tee: str
+    policy: str | None
+    versions: tuple[VersionSpec, ...]
+
+    def version(self, version: str) -> VersionSpec | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass(frozen=True)
 class Manifest:
     source: str
     entries: tuple[ManifestEntry, ...]
@@ -56,6 +100,8 @@ class Manifest:
     label_scope: tuple[str, ...] = ()  # patterns: exact, or a prefix when ending with "*"
     revoke: tuple[RevokeEntry, ...] = field(default=())
     nitro_cli: bool = False  # read from nitro-cli build-enclave / describe-eif JSON
+    workload: WorkloadSpec | None = None  # a workload manifest (owns exactly `workload.name`)
+    legacy: bool = False  # the pre-workload `reference_values:` format (read for one release)
 
     def manages(self, label: str) -> bool:
         return label in self.managed_labels or any(_matches(p, label) for p in self.label_scope)
@@ -79,18 +125,25 @@ def load_manifests(paths: Sequence[Path], *, default_label: str | None = None) -
 def load_manifest_file(
     path: Path, *, default_label: str | None = None, expires_at: dt.datetime | None = None
 ) -> Manifest:
+    """One manifest: a workload manifest, a pre-workload manifest, or nitro-cli JSON (labelled `default_label`,
+    else the EIF's ImageName, else the file name). RequestError MANIFEST_UNREADABLE / MANIFEST_TOO_LARGE /
+    MANIFEST_INVALID, or a value's REFERENCE_KIND_UNKNOWN / REFERENCE_VALUE_NOT_HEX / REFERENCE_VALUE_LENGTH (with
+    the place in the file)."""
     data = _read(path)
     where = str(path)
     if isinstance(data, dict) and isinstance(data.get("Measurements"), dict):
         label = default_label or str(data.get("ImageName") or data.get("EnclaveName") or path.stem)
         entries = _nitro_cli(data["Measurements"], label, expires_at)
         return Manifest(where, tuple(entries), frozenset({label}), nitro_cli=True)
+    if isinstance(data, dict) and "workload" in data:
+        return workload_manifest(data, where)
     if not isinstance(data, dict) or not isinstance(data.get("reference_values", []), list) or not (
         "reference_values" in data or "revoke" in data
     ):
         raise RequestError(
             "MANIFEST_INVALID",
-            f"{where}: expected {{'reference_values': [...]}} or nitro-cli {{'Measurements': {{...}}}}",
+            f"{where}: expected a workload manifest {{'workload': ..., 'tee': ..., 'versions': [...]}}, the older "
+            f"{{'reference_values': [...]}} or nitro-cli {{'Measurements': {{...}}}}",
         )
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
@@ -104,7 +157,7 @@ def load_manifest_file(
     scope = tuple(_strings(data, "label_scope", where))
     if not managed and not scope:
         managed = frozenset(e.label for e in entries)
-    manifest = Manifest(where, tuple(entries), managed, scope, tuple(revokes))
+    manifest = Manifest(where, tuple(entries), managed, scope, tuple(revokes), legacy=True)
     for i, entry in enumerate(entries):
         if not manifest.manages(entry.label):
             raise RequestError(
@@ -113,6 +166,82 @@ def load_manifest_file(
                 "(add it to managed_labels or label_scope)",
             )
     return manifest
+
+
+def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
+    """A workload manifest (schema in measurements/README.md) as a `Manifest` that owns exactly the workload's
+    label. Raises RequestError MANIFEST_INVALID (with the place in the file) or a value's kind / hex / length code."""
+    unknown = sorted(set(data) - _WORKLOAD_KEYS)
+    if unknown:
+        raise RequestError("MANIFEST_INVALID", f"{where}: unknown top-level keys {unknown}")
+    name = data.get("workload")
+    if not isinstance(name, str) or not name or name.strip() != name or len(name) > MAX_LABEL \
+            or not name.isprintable():
+        raise RequestError("MANIFEST_INVALID",
+                           f"{where}.workload must be 1..{MAX_LABEL} printable characters, no outer spaces")
+    tee = data.get("tee")
+    if tee not in TEES:
+        raise RequestError("MANIFEST_INVALID", f"{where}.tee must be one of {list(TEES)}, got {tee!r}")
+    policy = data.get("policy")
+    if policy is not None and (not isinstance(policy, str) or not policy or len(policy) > MAX_POLICY
+                               or policy.strip() != policy or not policy.isprintable()):
+        raise RequestError("MANIFEST_INVALID", f"{where}.policy must be a policy name of 1..{MAX_POLICY} characters")
+    if "versions" not in data:
+        raise RequestError("MANIFEST_INVALID", f"{where}: 'versions' is required (an empty list retires every version)")
+    versions = [_version(item, f"{where}.versions[{i}]", str(tee))
+                for i, item in enumerate(_list(data, "versions", where))]
+    seen: set[str] = set()
+    for v in versions:
+        if v.version in seen:
+            raise RequestError("MANIFEST_INVALID", f"{where}: version {v.version!r} is listed twice")
+        seen.add(v.version)
+    revokes = tuple(_revoke(item, f"{where}.revoke[{i}]") for i, item in enumerate(_list(data, "revoke", where)))
+    spec = WorkloadSpec(name, str(tee), policy, tuple(versions))
+    return Manifest(where, tuple(workload_entries(spec)), frozenset({name}), revoke=revokes, workload=spec)
+
+
+def workload_entries(spec: WorkloadSpec) -> list[ManifestEntry]:
+    """The rows a workload manifest asks for: one per (version, kind, accepted value), labelled with the workload."""
+    return [ManifestEntry(kind, value, spec.name, v.expires_at, v.version, v.valid_from)
+            for v in spec.versions for kind, values in v.values for value in values]
+
+
+def _version(item: Any, where: str, tee: str) -> VersionSpec:
+    if not isinstance(item, dict):
+        raise RequestError("MANIFEST_INVALID", f"{where} must be a mapping with 'version' and 'values'")
+    unknown = sorted(set(item) - _VERSION_KEYS)
+    if unknown:
+        raise RequestError("MANIFEST_INVALID", f"{where}: unknown keys {unknown}")
+    version = item.get("version")
+    if not isinstance(version, str) or not version or len(version) > MAX_VERSION or version.strip() != version:
+        raise RequestError("MANIFEST_INVALID",
+                           f"{where}.version must be a string of 1..{MAX_VERSION} characters (quote it in YAML)")
+    valid_from = _time(item, "valid_from", where, None)
+    expires = _time(item, "expires_at", where, None)
+    if valid_from is not None and expires is not None and expires <= valid_from:
+        raise RequestError("MANIFEST_INVALID", f"{where}: expires_at is not after valid_from")
+    raw = item.get("values")
+    if not isinstance(raw, dict) or not raw:
+        raise RequestError("MANIFEST_INVALID", f"{where}.values must map each required kind to a value or a list")
+    values: list[tuple[str, tuple[bytes, ...]]] = []
+    for kind, accepted in raw.items():
+        if not isinstance(kind, str) or not kind.startswith(f"{tee}."):
+            raise RequestError("MANIFEST_INVALID", f"{where}.values: {kind!r} is not a {tee} kind ({tee}.<claim>)")
+        items = [accepted] if isinstance(accepted, str) else accepted
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+            raise RequestError("MANIFEST_INVALID", f"{where}.values.{kind} must be a hex string or a non-empty list")
+        try:
+            parsed = [normalize_value(kind, x) for x in items]
+        except RequestError as exc:
+            raise RequestError(exc.code, f"{where}.values.{kind}: {exc.message}") from None
+        if len(set(parsed)) != len(parsed):
+            raise RequestError("MANIFEST_INVALID", f"{where}.values.{kind} lists a value twice")
+        values.append((kind, tuple(parsed)))
+    missing = [k for k in REQUIRED_KINDS[tee] if k not in raw]
+    if missing:
+        raise RequestError("MANIFEST_INVALID", f"{where}.values: a {tee} workload version must pin {missing} "
+                           "(without them it would match other images)")
+    return VersionSpec(version, tuple(sorted(values)), valid_from, expires)
 
 
 def _read(path: Path) -> Any:
@@ -250,14 +379,126 @@ def manifest_document(entries: Iterable[ManifestEntry], *, managed_labels: Itera
 
 
 def write_manifest(path: Path, document: dict[str, Any]) -> None:
-    """YAML for .yaml/.yml, JSON otherwise; refuses to overwrite an existing file."""
+    """YAML for .yaml/.yml, JSON otherwise; refuses to overwrite an existing file (MANIFEST_EXISTS)."""
+    _write_text(path, _dump(path, document), exclusive=True)
+
+
+def version_json(v: VersionSpec) -> dict[str, Any]:
+    """A version as the manifest schema writes it (one value: a string; alternatives: a list)."""
+    out: dict[str, Any] = {"version": v.version}
+    if v.valid_from is not None:
+        out["valid_from"] = to_rfc3339(v.valid_from)
+    if v.expires_at is not None:
+        out["expires_at"] = to_rfc3339(v.expires_at)
+    out["values"] = {kind: values[0].hex() if len(values) == 1 else [x.hex() for x in values]
+                     for kind, values in v.values}
+    return out
+
+
+def workload_document(spec: WorkloadSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"workload": spec.name, "tee": spec.tee}
+    if spec.policy is not None:
+        out["policy"] = spec.policy
+    out["versions"] = [version_json(v) for v in spec.versions]
+    return out
+
+
+def version_from_entries(version: str, entries: Iterable[ManifestEntry]) -> VersionSpec:
+    """Group importer output (one entry per value) into one version; the entries' window is the version's."""
+    items = list(entries)
+    grouped: dict[str, list[bytes]] = {}
+    for e in items:
+        if e.value not in grouped.setdefault(e.kind, []):
+            grouped[e.kind].append(e.value)
+    first = items[0] if items else None
+    return VersionSpec(version, tuple(sorted((k, tuple(v)) for k, v in grouped.items())),
+                       first.valid_from if first else None, first.expires_at if first else None)
+
+
+def add_version(path: Path, name: str, tee: str, version: VersionSpec, *, policy: str | None = None,
+                alternative: bool = False) -> tuple[WorkloadSpec, str]:
+    """Write the workload manifest `path` with `version` added: a new file when `path` does not exist, else the
+    existing workload manifest of the same workload and TEE with one more version (leading comment lines are kept;
+    other comments are not). With `alternative`, the values are added as alternatives to the existing version of
+    that name. Returns the written spec and what was done ("created", "added", "extended", "unchanged").
+
+    RequestError: MANIFEST_INVALID (not a workload manifest, or another workload / TEE), MANIFEST_VERSION_EXISTS
+    (the version is there with other values and `alternative` is not set), MANIFEST_UNWRITABLE, and what reading
+    the file raises."""
+    if not path.exists():
+        spec = WorkloadSpec(name, tee, policy, (version,))
+        _check_spec(spec, str(path))
+        _write_text(path, _dump(path, workload_document(spec)), exclusive=True)
+        return spec, "created"
+    current = load_manifest_file(path)
+    old = current.workload
+    if old is None:
+        raise RequestError("MANIFEST_INVALID", f"{path} is not a workload manifest; choose another --out")
+    if (old.name, old.tee) != (name, tee):
+        raise RequestError("MANIFEST_INVALID", f"{path} describes {old.tee} workload {old.name!r}, not {tee} {name!r}")
+    existing = old.version(version.version)
+    action = "added"
+    if existing is not None and not alternative:
+        if existing.values == version.values:
+            return old, "unchanged"
+        raise RequestError("MANIFEST_VERSION_EXISTS",
+                           f"{path} already has version {version.version!r} with other values; choose a new version "
+                           "(or add them as alternatives with --alternative)")
+    if existing is not None:
+        merged = dict(existing.values)
+        for kind, values in version.values:
+            merged[kind] = merged.get(kind, ()) + tuple(x for x in values if x not in merged.get(kind, ()))
+        version = VersionSpec(existing.version, tuple(sorted(merged.items())), existing.valid_from,
+                              existing.expires_at)
+        action = "extended" if version != existing else "unchanged"
+    versions = tuple(version if v.version == version.version else v for v in old.versions)
+    if existing is None:
+        versions += (version,)
+    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions)
+    _check_spec(spec, str(path))
+    document = {**({"description": d} if (d := _description(path)) else {}), **workload_document(spec)}
+    _write_text(path, _leading_comments(path) + _dump(path, document), exclusive=False)
+    return spec, action
+
+
+def _check_spec(spec: WorkloadSpec, where: str) -> None:
+    """What the loader checks, for a spec built in code (the importers)."""
+    workload_manifest(workload_document(spec), where)
+
+
+def _description(path: Path) -> Any:
+    data = _read(path)
+    return data.get("description") if isinstance(data, dict) else None
+
+
+def _leading_comments(path: Path) -> str:
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return ""
+    lines = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line + "\n")
+    return "".join(lines)
+
+
+def _dump(path: Path, document: dict[str, Any]) -> str:
     if path.suffix.lower() in (".yaml", ".yml"):
-        text = yaml.safe_dump(document, sort_keys=False, width=200)
-    else:
-        text = json.dumps(document, indent=2) + "\n"
+        return yaml.safe_dump(document, sort_keys=False, width=200)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _write_text(path: Path, text: str, *, exclusive: bool) -> None:
+    """`exclusive`: refuse an existing file (MANIFEST_EXISTS); else replace it atomically (a temporary file renamed
+    over it), so a failed write never leaves half a manifest."""
     try:
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write(text)
+        if exclusive:
+            with path.open("x", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
     except FileExistsError:
         raise RequestError("MANIFEST_EXISTS", f"{path} exists; remove it or choose another --out") from None
     except OSError as exc:

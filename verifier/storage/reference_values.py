@@ -458,6 +458,15 @@ class SqlReferenceValueStore:
             return []
         return self._select(ReferenceValueRow.kind.in_(builtins.list(kinds)), _active_at(at), not_(_value_revoked(at)))
 
+    def members(self, kinds: Sequence[str], at: dt.datetime) -> builtins.list[ReferenceValue]:
+        """Every row of these kinds not expired at `at`: active, pending or revoked. A workload version requires
+        each kind these rows give it, so revoking (or not yet activating) a kind's only value makes the version
+        unmatchable instead of dropping the kind from it."""
+        if not kinds:
+            return []
+        return self._select(ReferenceValueRow.kind.in_(builtins.list(kinds)),
+                            or_(ReferenceValueRow.expires_at.is_(None), ReferenceValueRow.expires_at > at))
+
     def revocations(self, kind: str, value: bytes) -> builtins.list[ValueRevocation]:
         """Every revocation of this value, open or re-approved, oldest first."""
         query = (

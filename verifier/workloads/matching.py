@@ -100,7 +100,7 @@ def _not_matched(closest: Sequence[Candidate], count: int) -> Finding:
         version = candidate.version
         assert version is not None
         kinds_ok = {ref.kind for ref in candidate.matched}
-        wanted = set(version.members) | set(candidate.policy.required(version.tee))
+        wanted = set(version.required) | set(version.members) | set(candidate.policy.required(version.tee))
         parts.append(f"{version.describe()} (matched: {', '.join(sorted(kinds_ok)) or 'none'}; "
                      f"differs: {', '.join(sorted(wanted - kinds_ok)) or 'none'})")
     return Finding(code="WORKLOAD_NOT_MATCHED", claim=Claim.EXECUTABLES, value=CONTRAINDICATED,

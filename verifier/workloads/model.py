@@ -51,6 +51,9 @@ class WorkloadVersion:
     tee: str
     members: Mapping[str, tuple[ReferenceValue, ...]]
     meta: WorkloadMeta | None = None
+    # Every kind the version requires, including kinds none of whose values is active (revoked or pending): such a
+    # version cannot match until a value of the kind is active again.
+    required: frozenset[str] = frozenset()
 
     @property
     def values(self) -> list[ReferenceValue]:
@@ -74,21 +77,30 @@ class WorkloadVersions:
 
 
 def group_versions(tee: str, references: Sequence[ReferenceValue], catalog: Mapping[str, WorkloadMeta],
-                   at: dt.datetime) -> list[WorkloadVersion]:
+                   at: dt.datetime, *, members: Sequence[ReferenceValue] = ()) -> list[WorkloadVersion]:
     """The live workload versions of `tee` formed by active `references` (label = workload, version = version).
 
-    Rows of another TEE, of a revoked workload or of a revoked version are left out; a workload whose catalog
+    `members` (rows not expired: active, pending or revoked) add the kinds a version requires beyond its active
+    values. Rows of another TEE, of a revoked workload or of a revoked version are left out; a workload whose catalog
     entry names another TEE is left out too (its values cannot be evidence of this TEE)."""
     prefix = f"{tee}."
     groups: dict[tuple[str, str], dict[str, list[ReferenceValue]]] = {}
+    required: dict[tuple[str, str], set[str]] = {}
     for ref in references:
         if not ref.kind.startswith(prefix) or not ref.label:
             continue
         groups.setdefault((ref.label, ref.version or UNVERSIONED), {}).setdefault(ref.kind, []).append(ref)
+    for ref in members:
+        if ref.kind.startswith(prefix) and ref.label:
+            required.setdefault((ref.label, ref.version or UNVERSIONED), set()).add(ref.kind)
     out = []
-    for (name, version), members in sorted(groups.items()):
+    for key in sorted(set(groups) | set(required)):
+        name, version = key
         meta = catalog.get(name)
         if meta is not None and (meta.tee != tee or not meta.live_at(at) or version in meta.revoked_versions):
             continue
-        out.append(WorkloadVersion(name, version, tee, {k: tuple(v) for k, v in sorted(members.items())}, meta))
+        values = groups.get(key, {})
+        kinds = frozenset(values) | frozenset(required.get(key, ()))
+        out.append(WorkloadVersion(name, version, tee, {k: tuple(v) for k, v in sorted(values.items())}, meta,
+                                   kinds))
     return out
