@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXE = Path(sys.executable).with_name("verifier")
 SECRET = b"database-password-\x00\x01\x02"
 LABEL = "my-app 1.0"
+OTHER = "other-app 2.0"
+OTHER_PCRS = {**FakeAwsPki.default_pcrs(), 0: b"\xbb" * 48, 2: b"\xb2" * 48}
 CHALLENGE_TTL, TOKEN_LIFETIME = 4, 6
 
 
@@ -110,6 +112,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for index, value in FakeAwsPki.default_pcrs().items():
         if index in (0, 1, 2):
             run("refs", "add", f"nitro.pcr{index}", value.hex(), "--label", LABEL)
+    for index, value in OTHER_PCRS.items():  # another approved image sharing PCR1 (same nitro-cli build)
+        if index in (0, 1, 2):
+            run("refs", "add", f"nitro.pcr{index}", value.hex(), "--label", OTHER)
     env["VERIFIER_SIGNING_KEY"] = str(tmp / "signing.pem")
     env["VERIFIER_LISTEN"], env["VERIFIER_HTTP_LISTEN"] = "127.0.0.1:0", "127.0.0.1:0"
     options = {"pins": {"aws-nitro": [pki.root_fingerprint]}, "port_file": str(tmp / "verifier.ports"),
@@ -244,3 +249,19 @@ def test_token_whose_nonce_is_not_the_brokers_is_refused(world: World) -> None:
     assert world.release(appraisal.token, own.nonce)[1]["error"] == "NONCE_UNKNOWN"
     broker_nonce = world.challenge()
     assert world.release(appraisal.token, broker_nonce)[1]["error"] == "TOKEN_NONCE_MISMATCH"
+
+
+def test_an_image_sharing_a_value_never_gets_the_other_images_secret(world: World) -> None:
+    """Issue 10: image B shares PCR1 with A. B's evidence matches B completely and A only partly: the broker's rule
+    for A's secret refuses it (before, B carried A's label and received A's secret)."""
+    workload = Workload(world.pki)
+    nonce = world.challenge()
+    with VerifierClient(world.verifier) as client:
+        appraisal = client.appraise("nitro", workload.evidence(nonce, pcrs=OTHER_PCRS), nonce=nonce,
+                                    runtime_data=workload.spki)
+    assert appraisal.status == "affirming", appraisal.findings
+    jwks = fetch_jwks_http(world.jwks_url)
+    result = verify_result(appraisal.token, JwksCache(lambda: jwks), expected_nonce=nonce, required_workload=OTHER)
+    assert result.workload is not None and [w["name"] for w in result.workloads] == [OTHER]
+    status, body = world.release(appraisal.token, nonce)
+    assert (status, body["error"]) == (401, "TOKEN_WORKLOAD_MISMATCH")
