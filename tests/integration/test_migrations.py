@@ -1,5 +1,6 @@
 """Alembic migrations: empty -> head, models agree with migrations, downgrade and upgrade again; the data step of
-0004 (per-value revocation) and of 0005 (workloads from the flat values, from a database populated at 0004)."""
+0004 (per-value revocation) and of 0005 (workloads from the flat values, from a database populated at 0004);
+0006 (per-version policies) keeps a database populated at 0005 and adds the table."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from verifier.storage.workloads import SqlWorkloads
 from verifier.workloads.model import group_versions
 
 TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache", "reference_set", "admin_tokens",
-          "audit_log", "kept_evidence", "policies", "revoked_values", "workloads", "workload_version_states"}
+          "audit_log", "kept_evidence", "policies", "revoked_values", "workloads", "workload_version_states",
+          "workload_version_policies"}
 
 
 def _tables(database: Database) -> set[str]:
@@ -201,3 +203,38 @@ def _versions(store: SqlReferenceValueStore, catalog: Any, tee: str,
     refs = store.active([r.kind for r in store.list(at=at) if r.kind.startswith(f"{tee}.")], at)
     return [(v.workload, v.version, {k: len(m) for k, m in v.members.items()})
             for v in group_versions(tee, refs, catalog or {}, at)]
+
+
+def test_0006_adds_version_policies_to_a_database_populated_at_0005(database_url: str) -> None:
+    """Every workload keeps its policy (each version appraised under it, as before); afterwards one version can
+    have its own, and a downgrade to 0005 drops only that table."""
+    t0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+    migrate.upgrade(database_url, "0005")
+    database = Database(database_url)
+    try:
+        assert "workload_version_policies" not in _tables(database)
+        store = SqlReferenceValueStore(database)
+        for i in range(3):
+            store.add(f"nitro.pcr{i}", bytes([i + 1]) * 48, "app", now=t0, actor="cli:old", version="1")
+        with database.session() as session:
+            session.add(WorkloadRow(id=new_id(), name="app", tee="nitro", policy="default", created_at=t0,
+                                    created_by="cli:old", review=False))
+        migrate.upgrade(database_url)
+        assert "workload_version_policies" in _tables(database)
+        assert _diff(database) == []
+        workloads = SqlWorkloads(database)
+        before = workloads.get("app")
+        assert before.policy == "default" and dict(before.version_policies) == {}
+        meta = workloads.set_version_policy("app", "1", "nonce-required", now=t0, actor="cli:admin")
+        assert dict(meta.version_policies) == {"1": "nonce-required"}
+        assert workloads.metadata(["app"])["app"].version_policies == {"1": "nonce-required"}
+        [version] = group_versions("nitro", store.active(["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], t0),
+                                   workloads.metadata(["app"]), t0)
+        assert version.policy == "nonce-required"
+
+        migrate.downgrade(database_url, "0005")
+        assert "workload_version_policies" not in _tables(database) and "workloads" in _tables(database)
+        migrate.upgrade(database_url)
+        assert dict(SqlWorkloads(database).get("app").version_policies) == {}
+    finally:
+        database.dispose()

@@ -351,18 +351,34 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool, values: bool = False) 
 
 
 def _check_policies(manifests: list[Manifest], settings: Settings, db: Database) -> None:
-    """A workload manifest's policy must exist (database, --policy-file or built-in): POLICY_UNKNOWN otherwise."""
+    """A policy a workload manifest names (top level or per version; not its inline ones, which `apply` stores)
+    must exist (database, --policy-file or built-in): POLICY_UNKNOWN otherwise."""
     from ..bootstrap import build_policies
 
-    wanted = sorted({m.workload.policy for m in manifests if m.workload is not None and m.workload.policy})
+    wanted = sorted({n for m in manifests if m.workload is not None for n in m.workload.named_policies})
     if not wanted:
         return
     policies = build_policies(settings, db)
     for name in wanted:
         if policies.lookup(name) is None:
-            source = next(m.source for m in manifests if m.workload is not None and m.workload.policy == name)
+            source = next(m.source for m in manifests if m.workload is not None and name in m.workload.named_policies)
             raise RequestError("POLICY_UNKNOWN", f"{source}: no appraisal policy named {name!r} (create it first "
                                "with `verifier policy set`, or in --policy-file)")
+
+
+def _stored_digests(manifests: list[Manifest], db: Database) -> dict[str, str]:
+    """The SHA-256 of the stored database policies the manifests' inline policies would replace (by name)."""
+    from ..appraisal.policy import policy_sha256
+    from ..storage.policies import SqlPolicies
+
+    stored = SqlPolicies(db)
+    out: dict[str, str] = {}
+    for m in manifests:
+        for name, _ in m.workload.inline_policies if m.workload is not None else ():
+            policy = stored.get(name)
+            if policy is not None:
+                out[name] = policy_sha256(policy)
+    return out
 
 
 def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
@@ -380,15 +396,19 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
         _check_policies(manifests, settings, db)
         names = {m.workload.name for m in manifests if m.workload is not None}
         before = workloads.metadata(names)
-        plan = store.plan(manifests, now=now).with_catalog(manifests, before)
+        digests = _stored_digests(manifests, db)
+        plan = store.plan(manifests, now=now).with_catalog(manifests, before, digests)
         if apply:
-            # Metadata first (TEE, policy), so that no value of the workload is ever live without its policy;
-            # then the values, re-planned inside their own transaction.
+            # Metadata first (TEE, inline policies, policy, version policies: one transaction per workload), so
+            # that no value of the workload is ever live without its policy; then the values, re-planned inside
+            # their own transaction.
             for m in manifests:
                 if m.workload is not None:
-                    workloads.ensure(m.workload.name, m.workload.tee, now=now, actor=cli_actor(),
-                                     policy=m.workload.policy)
-            plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before)
+                    spec = m.workload
+                    inline = {n: body for n, _ in spec.inline_policies if (body := spec.inline(n)) is not None}
+                    workloads.ensure(spec.name, spec.tee, now=now, actor=cli_actor(), policy=spec.policy,
+                                     version_policies=spec.version_policies, inline_policies=inline)
+            plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before, digests)
         active = store.list(at=now) if getattr(args, "impact", False) else []
         catalog = workloads.metadata({r.label for r in active} | names) if getattr(args, "impact", False) else {}
     finally:

@@ -1,6 +1,6 @@
 """`verifier workloads ...`: approved workloads, the unit of trust (verifier.workloads.model).
 
-create | list [--review] | show | add-version | set-policy | revoke | revoke-version | confirm.
+create | list [--review] | show | add-version | set-policy [--version V] | revoke | revoke-version | confirm.
 
 A workload's values are the reference values labelled with its name (`refs add KIND VALUE --label NAME` adds to
 it too); a version is the values of one `--version`: every kind present is required, several values of one kind
@@ -63,7 +63,10 @@ def register(sub: Any) -> None:
     sp.add_argument("name")
     which = sp.add_mutually_exclusive_group(required=True)
     which.add_argument("policy", nargs="?", help="a policy name")
-    which.add_argument("--default", action="store_true", help="the verifier's default policy")
+    which.add_argument("--default", action="store_true",
+                       help="the verifier's default policy (with --version: the workload's policy again)")
+    sp.add_argument("--version", dest="workload_version", metavar="VERSION",
+                    help="set the policy of this version only (\"\" = the unversioned values)")
     _policy_file(sp)
     _common(sp)
     sp.set_defaults(handler=_set_policy)
@@ -117,9 +120,18 @@ def _time(value: dt.datetime | None) -> str | None:
     return to_rfc3339(value) if value is not None else None
 
 
-def version_json(version: StoredVersion, at: dt.datetime, workload_revoked: bool) -> dict[str, Any]:
+def effective_policy(record: WorkloadRecord, version: str) -> str | None:
+    """The policy `version` is appraised under: its own, else the workload's (None: the verifier's default)."""
+    return record.meta.version_policies.get(version, record.meta.policy)
+
+
+def version_json(version: StoredVersion, at: dt.datetime, workload_revoked: bool,
+                 record: WorkloadRecord | None = None) -> dict[str, Any]:
     rv = version.revocation
+    own = record.meta.version_policies.get(version.version) if record is not None else None
     return {"version": version.version, "state": version.state(at, workload_revoked),
+            "policy": effective_policy(record, version.version) if record is not None else None,
+            "policy_source": "version" if own is not None else "workload",
             "revoked_at": _time(rv.revoked_at) if rv else None, "revoked_by": rv.revoked_by if rv else None,
             "revoke_reason": rv.reason if rv else None, "values": [ref_json(r, at) for r in version.values]}
 
@@ -134,9 +146,10 @@ def workload_json(record: WorkloadRecord, at: dt.datetime,
         "revoked_at": _time(meta.revoked_at), "revoked_by": record.revoked_by, "revoke_reason": record.revoke_reason,
         "review": meta.review, "review_reason": record.review_reason,
         "revoked_versions": sorted(meta.revoked_versions),
+        "version_policies": dict(sorted(meta.version_policies.items())),
     }
     if versions is not None:
-        out["versions"] = [version_json(v, at, not meta.live_at(at)) for v in versions]
+        out["versions"] = [version_json(v, at, not meta.live_at(at), record) for v in versions]
     return out
 
 
@@ -198,7 +211,10 @@ def _show(args: argparse.Namespace, base: Settings) -> int:
     if record.meta.revoked_at is not None:
         print(f"  revoked {to_rfc3339(record.meta.revoked_at)} by {record.revoked_by}: {record.revoke_reason}")
     for version in versions:
-        print(f"  version {version.version or '(unversioned)'}: {version.state(now, not record.meta.live_at(now))}")
+        own = " (its own)" if version.version in record.meta.version_policies else ""
+        policy = effective_policy(record, version.version) or "(default)"
+        print(f"  version {version.version or '(unversioned)'}: {version.state(now, not record.meta.live_at(now))}, "
+              f"policy {policy}{own}")
         if version.revocation is not None:
             rv = version.revocation
             print(f"    revoked {to_rfc3339(rv.revoked_at)} by {rv.revoked_by}: {rv.reason}")
@@ -246,10 +262,18 @@ def _set_policy(args: argparse.Namespace, base: Settings) -> int:
     try:
         if policy is not None:
             check_policy_exists(args, base, db, policy)
-        workloads.set_policy(args.name, policy, now=now, actor=current_actor())
+        if args.workload_version is not None:
+            workloads.set_version_policy(args.name, args.workload_version, policy, now=now, actor=current_actor())
+        else:
+            workloads.set_policy(args.name, policy, now=now, actor=current_actor())
         record = workloads.record(args.name)
     finally:
         db.dispose()
+    if args.workload_version is not None and not args.json:
+        shown = effective_policy(record, args.workload_version) or "(default)"
+        print(f"{record.meta.name} version {args.workload_version or '(unversioned)'}: policy {shown}"
+              + ("" if policy is not None else " (the workload's)"))
+        return 0
     return _print(record, now, args.json)
 
 

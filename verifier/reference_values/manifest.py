@@ -5,6 +5,8 @@ A workload manifest (`workload:`, `tee:`, `versions:`) describes ONE workload an
 the workload name, version = the version): every kind listed in a version is required, a list of values under one
 kind gives alternatives (ARCHITECTURE.md "Workloads"). It is flattened into `ManifestEntry` rows, so storage
 applies it like any other manifest; `Manifest.workload` keeps the structure for the plan and the metadata.
+`policy:` (top level, or per version) names a policy, or is an inline policy body (the `--policy-file` entry
+schema without "id"), stored by `refs apply` as the database policy `workload:<name>` / `workload:<name>@<version>`.
 
 The pre-workload format (`reference_values:` with `managed_labels` / `label_scope`, a label per entry) is still
 read for one release (`Manifest.legacy`); `verifier refs plan|apply` say so on stderr. `verifier refs
@@ -21,8 +23,9 @@ from typing import Any
 
 import yaml
 
+from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
 from ..clock import parse_rfc3339, to_rfc3339
-from ..errors import RequestError
+from ..errors import ConfigError, RequestError
 from .kinds import normalize_value
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -40,7 +43,7 @@ REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
 }
 _TOP_KEYS = {"reference_values", "managed_labels", "label_scope", "revoke", "description"}
 _WORKLOAD_KEYS = {"workload", "tee", "policy", "versions", "revoke", "description"}
-_VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "description"}
+_VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "policy", "description"}
 _ENTRY_KEYS = {"kind", "value", "label", "version", "valid_from", "expires_at", "description"}
 _REVOKE_KEYS = {"kind", "value", "reason"}
 
@@ -72,6 +75,7 @@ class VersionSpec:
     values: tuple[tuple[str, tuple[bytes, ...]], ...]  # sorted by kind
     valid_from: dt.datetime | None = None
     expires_at: dt.datetime | None = None
+    policy: str | None = None  # the version's own policy (a name, or its inline policy's name); None: the workload's
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -87,9 +91,34 @@ class WorkloadSpec:
     tee: str
     policy: str | None
     versions: tuple[VersionSpec, ...]
+    # The inline policies: (name, canonical JSON of the body with "id" = name), stored by `refs apply` under
+    # `inline_policy_name`; `policy` and the versions' `policy` name them like any other policy.
+    inline_policies: tuple[tuple[str, str], ...] = ()
 
     def version(self, version: str) -> VersionSpec | None:
         return next((v for v in self.versions if v.version == version), None)
+
+    def inline(self, name: str | None) -> dict[str, Any] | None:
+        """The body of the inline policy `name` (the `--policy-file` schema, with "id"), None if `name` is not one."""
+        body = dict(self.inline_policies).get(name) if name is not None else None
+        return json.loads(body) if body is not None else None
+
+    @property
+    def version_policies(self) -> dict[str, str]:
+        return {v.version: v.policy for v in self.versions if v.policy is not None}
+
+    @property
+    def named_policies(self) -> list[str]:
+        """The policies referenced by name (not inline): they must exist."""
+        inline = {n for n, _ in self.inline_policies}
+        names = [self.policy, *(v.policy for v in self.versions)]
+        return sorted({n for n in names if n is not None and n not in inline})
+
+
+def inline_policy_name(workload: str, version: str | None = None) -> str:
+    """The database policy name of an inline policy: `workload:<name>` (top level) or `workload:<name>@<version>`
+    (one version); reserved for that workload (`SqlWorkloads.ensure` refuses WORKLOAD_POLICY_CONFLICT)."""
+    return f"workload:{workload}" if version is None else f"workload:{workload}@{version}"
 
 
 @dataclass(frozen=True)
@@ -182,13 +211,11 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
     tee = data.get("tee")
     if tee not in TEES:
         raise RequestError("MANIFEST_INVALID", f"{where}.tee must be one of {list(TEES)}, got {tee!r}")
-    policy = data.get("policy")
-    if policy is not None and (not isinstance(policy, str) or not policy or len(policy) > MAX_POLICY
-                               or policy.strip() != policy or not policy.isprintable()):
-        raise RequestError("MANIFEST_INVALID", f"{where}.policy must be a policy name of 1..{MAX_POLICY} characters")
+    inline: list[tuple[str, str]] = []
+    policy = _policy(data.get("policy"), f"{where}.policy", inline_policy_name(name), inline)
     if "versions" not in data:
         raise RequestError("MANIFEST_INVALID", f"{where}: 'versions' is required (an empty list retires every version)")
-    versions = [_version(item, f"{where}.versions[{i}]", str(tee))
+    versions = [_version(item, f"{where}.versions[{i}]", str(tee), name, inline)
                 for i, item in enumerate(_list(data, "versions", where))]
     seen: set[str] = set()
     for v in versions:
@@ -196,7 +223,7 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
             raise RequestError("MANIFEST_INVALID", f"{where}: version {v.version!r} is listed twice")
         seen.add(v.version)
     revokes = tuple(_revoke(item, f"{where}.revoke[{i}]") for i, item in enumerate(_list(data, "revoke", where)))
-    spec = WorkloadSpec(name, str(tee), policy, tuple(versions))
+    spec = WorkloadSpec(name, str(tee), policy, tuple(versions), tuple(inline))
     return Manifest(where, tuple(workload_entries(spec)), frozenset({name}), revoke=revokes, workload=spec)
 
 
@@ -206,7 +233,34 @@ def workload_entries(spec: WorkloadSpec) -> list[ManifestEntry]:
             for v in spec.versions for kind, values in v.values for value in values]
 
 
-def _version(item: Any, where: str, tee: str) -> VersionSpec:
+def _policy(value: Any, where: str, inline_name: str, inline: list[tuple[str, str]]) -> str | None:
+    """A manifest's `policy:`: None, a policy name, or an inline body (the `--policy-file` entry schema without
+    "id", validated as strictly: unknown keys and wrong JSON types are refused), which is appended to `inline` under
+    `inline_name` and referenced by that name. RequestError MANIFEST_INVALID."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if "id" in value:
+            raise RequestError("MANIFEST_INVALID", f"{where}: an inline policy has no 'id' (it is stored as "
+                               f"{inline_name!r})")
+        if len(inline_name) > MAX_POLICY or not inline_name.isprintable():
+            raise RequestError("MANIFEST_INVALID", f"{where}: the inline policy's name {inline_name[:120]!r} would "
+                               f"be longer than {MAX_POLICY} characters: name a stored policy instead")
+        try:
+            policy = policy_from_json({"id": inline_name, **value})
+        except ConfigError as exc:
+            raise RequestError("MANIFEST_INVALID", f"{where}: {exc.message}") from None
+        inline.append((inline_name, canonical_json(policy_to_json(policy))))
+        return inline_name
+    if not isinstance(value, str) or not value or len(value) > MAX_POLICY or value.strip() != value \
+            or not value.isprintable():
+        raise RequestError("MANIFEST_INVALID", f"{where} must be a policy name of 1..{MAX_POLICY} characters or an "
+                           "inline policy (a mapping)")
+    return value
+
+
+def _version(item: Any, where: str, tee: str, workload: str = "",
+             inline: list[tuple[str, str]] | None = None) -> VersionSpec:
     if not isinstance(item, dict):
         raise RequestError("MANIFEST_INVALID", f"{where} must be a mapping with 'version' and 'values'")
     unknown = sorted(set(item) - _VERSION_KEYS)
@@ -241,7 +295,9 @@ def _version(item: Any, where: str, tee: str) -> VersionSpec:
     if missing:
         raise RequestError("MANIFEST_INVALID", f"{where}.values: a {tee} workload version must pin {missing} "
                            "(without them it would match other images)")
-    return VersionSpec(version, tuple(sorted(values)), valid_from, expires)
+    policy = _policy(item.get("policy"), f"{where}.policy", inline_policy_name(workload, version),
+                     inline if inline is not None else [])
+    return VersionSpec(version, tuple(sorted(values)), valid_from, expires, policy)
 
 
 def _read(path: Path) -> Any:
@@ -383,23 +439,34 @@ def write_manifest(path: Path, document: dict[str, Any]) -> None:
     _write_text(path, _dump(path, document), exclusive=True)
 
 
-def version_json(v: VersionSpec) -> dict[str, Any]:
-    """A version as the manifest schema writes it (one value: a string; alternatives: a list)."""
+def version_json(v: VersionSpec, spec: WorkloadSpec | None = None) -> dict[str, Any]:
+    """A version as the manifest schema writes it (one value: a string; alternatives: a list; its policy by name,
+    or inline when it is an inline policy of `spec`)."""
     out: dict[str, Any] = {"version": v.version}
     if v.valid_from is not None:
         out["valid_from"] = to_rfc3339(v.valid_from)
     if v.expires_at is not None:
         out["expires_at"] = to_rfc3339(v.expires_at)
+    if v.policy is not None:
+        out["policy"] = _policy_document(spec, v.policy)
     out["values"] = {kind: values[0].hex() if len(values) == 1 else [x.hex() for x in values]
                      for kind, values in v.values}
     return out
 
 
+def _policy_document(spec: WorkloadSpec | None, name: str) -> Any:
+    body = spec.inline(name) if spec is not None else None
+    if body is None:
+        return name
+    body.pop("id", None)
+    return body
+
+
 def workload_document(spec: WorkloadSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"workload": spec.name, "tee": spec.tee}
     if spec.policy is not None:
-        out["policy"] = spec.policy
-    out["versions"] = [version_json(v) for v in spec.versions]
+        out["policy"] = _policy_document(spec, spec.policy)
+    out["versions"] = [version_json(v, spec) for v in spec.versions]
     return out
 
 
@@ -449,12 +516,13 @@ def add_version(path: Path, name: str, tee: str, version: VersionSpec, *, policy
         for kind, values in version.values:
             merged[kind] = merged.get(kind, ()) + tuple(x for x in values if x not in merged.get(kind, ()))
         version = VersionSpec(existing.version, tuple(sorted(merged.items())), existing.valid_from,
-                              existing.expires_at)
+                              existing.expires_at, existing.policy)
         action = "extended" if version != existing else "unchanged"
     versions = tuple(version if v.version == version.version else v for v in old.versions)
     if existing is None:
         versions += (version,)
-    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions)
+    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions,
+                        old.inline_policies)
     _check_spec(spec, str(path))
     document = {**({"description": d} if (d := _description(path)) else {}), **workload_document(spec)}
     _write_text(path, _leading_comments(path) + _dump(path, document), exclusive=False)

@@ -14,13 +14,15 @@ rule every add path goes through.
 
 The same changes are also grouped per workload (label) and version (`Plan.workloads`): a version that is new, one
 whose rows all expire, one whose values change (+ value, - value, ! revoked value) or only its window;
-`with_catalog` adds what the workload metadata would become (new workload, TEE, policy) and refuses a manifest whose
-TEE differs from the stored workload's (WORKLOAD_TEE_MISMATCH, as `SqlWorkloads.ensure` does)."""
+`with_catalog` adds what the workload metadata would become (new workload, TEE, policy, each version's policy, and
+each inline policy stored or replaced, by name and SHA-256) and refuses a manifest whose TEE differs from the stored
+workload's (WORKLOAD_TEE_MISMATCH, as `SqlWorkloads.ensure` does)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -89,6 +91,10 @@ class WorkloadChange:
     tee: str | None = None  # from its workload manifest
     policy: str | None = None  # the manifest's policy (None: not given)
     metadata: tuple[str, ...] = ()  # set by `Plan.with_catalog`: "new workload", "policy a -> b", ...
+    # set by `Plan.with_catalog`: inline policies stored or replaced (name, sha256, previous sha256 or None) and
+    # versions whose policy changes (version, previous or None = the workload's, new)
+    inline_policies: tuple[tuple[str, str, str | None], ...] = ()
+    version_policies: tuple[tuple[str, str | None, str], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -96,7 +102,9 @@ class WorkloadChange:
 
     def to_json(self) -> dict[str, Any]:
         return {"workload": self.workload, "managed": self.managed, "tee": self.tee, "policy": self.policy,
-                "metadata": list(self.metadata), "versions": [v.to_json() for v in self.versions]}
+                "metadata": list(self.metadata), "versions": [v.to_json() for v in self.versions],
+                "inline_policies": [{"name": n, "sha256": h, "previous_sha256": p} for n, h, p in self.inline_policies],
+                "version_policies": [{"version": v, "previous": p, "policy": n} for v, p, n in self.version_policies]}
 
     def lines(self) -> list[str]:
         head = f"workload {self.workload}" + (f" ({', '.join(self.metadata)})" if self.metadata else "") + ":"
@@ -125,10 +133,13 @@ class Plan:
     def metadata_empty(self) -> bool:
         return self.empty and not any(w.metadata for w in self.workloads)
 
-    def with_catalog(self, manifests: Sequence[Manifest], catalog: Mapping[str, WorkloadMeta]) -> Plan:
+    def with_catalog(self, manifests: Sequence[Manifest], catalog: Mapping[str, WorkloadMeta],
+                     policies: Mapping[str, str] | None = None) -> Plan:
         """The plan with what each workload manifest changes in the workload metadata (`catalog`: the stored
-        metadata by name). RequestError WORKLOAD_TEE_MISMATCH when a manifest names another TEE than the stored
-        workload (it would also fail in `SqlWorkloads.ensure`)."""
+        metadata by name; `policies`: the SHA-256 of the stored database policies by name, for the inline policies).
+        RequestError WORKLOAD_TEE_MISMATCH when a manifest names another TEE than the stored workload (it would
+        also fail in `SqlWorkloads.ensure`)."""
+        stored_policies = policies or {}
         changes = {w.workload: w for w in self.workloads}
         for m in manifests:
             spec = m.workload
@@ -156,8 +167,23 @@ class Plan:
                 listed = sorted({v.version for v in spec.versions} & meta.revoked_versions)
                 if listed:
                     notes.append(f"revoked versions {', '.join(listed)} do not match")
+            inline: list[tuple[str, str, str | None]] = []
+            for name, body in spec.inline_policies:
+                digest, previous = hashlib.sha256(body.encode()).hexdigest(), stored_policies.get(name)
+                if digest != previous:
+                    inline.append((name, digest, previous))
+                    notes.append(f"inline policy {name} sha256 {digest}"
+                                 + (f" (replaces {previous})" if previous else " (new)"))
+            versions: list[tuple[str, str | None, str]] = []
+            for version, policy in sorted(spec.version_policies.items()):
+                before = meta.version_policies.get(version) if meta is not None else None
+                if policy != before:
+                    versions.append((version, before, policy))
+                    shown = before or "(the workload's)"
+                    notes.append(f"version {version} policy {shown} -> {policy}")
             current = changes.get(spec.name, WorkloadChange(spec.name, True, (), spec.tee, spec.policy))
-            changes[spec.name] = dataclasses.replace(current, metadata=tuple(notes))
+            changes[spec.name] = dataclasses.replace(current, metadata=tuple(notes), inline_policies=tuple(inline),
+                                                     version_policies=tuple(versions))
         return dataclasses.replace(self, workloads=tuple(changes[k] for k in sorted(changes)))
 
     def to_json(self) -> dict[str, Any]:

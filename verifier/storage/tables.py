@@ -242,3 +242,16 @@ class WorkloadVersionStateRow(Base):
     revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked_by: Mapped[str] = mapped_column(String(200))
     revoke_reason: Mapped[str] = mapped_column(Text)
+
+
+class WorkloadVersionPolicyRow(Base):
+    """The policy one version of a workload is appraised under (migration 0006); `policy` NULL: the workload's own
+    (reset, kept with who reset it when). A version without a row is appraised under the workload's policy."""
+
+    __tablename__ = "workload_version_policies"
+
+    workload_id: Mapped[str] = mapped_column(String(36), ForeignKey("workloads.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy: Mapped[str | None] = mapped_column(String(100))
+    set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    set_by: Mapped[str] = mapped_column(String(200))

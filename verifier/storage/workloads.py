@@ -3,31 +3,40 @@ service reads (verifier.workloads.model) and the admin changes.
 
 A workload's values stay `reference_values` rows (label = workload name, version = workload version), so every
 existing admin path keeps working; this table adds the TEE, the policy it is appraised under, its revocation, the
-revoked versions and the `review` flag of migrated workloads. Nothing is deleted. Every change appends an audit
+revoked versions, the `review` flag of migrated workloads and (`workload_version_policies`, migration 0006) the
+policy of single versions. Nothing is deleted. Every change appends an audit
 row (subject: the workload name) and bumps the reference-set version in its own transaction, serialized with the
 reference-value changes (the same lock), so a value cannot be added to a workload while it is being revoked.
 
-Actions: workload.create, workload.policy, workload.revoke, workload.version.revoke, workload.confirm."""
+Inline policies of workload manifests are stored as database policies (`policies`, audited "policy.set" as
+`verifier policy set` does) under the names `inline_policy_name` derives, in the same transaction as the workload
+that references them: such a name is reserved for its workload, and a manifest is refused
+(WORKLOAD_POLICY_CONFLICT) when another workload references it.
+
+Actions: workload.create, workload.policy, workload.version.policy, workload.revoke, workload.version.revoke,
+workload.confirm (and policy.set for inline policies)."""
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from ..appraisal.policy import policy_sha256, policy_to_json
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest import ManifestEntry
+from ..reference_values.manifest import ManifestEntry, inline_policy_name
 from ..reference_values.model import ReferenceValue
 from ..workloads.model import UNVERSIONED, WorkloadMeta
 from . import audit
 from .audit import AuditEntry
 from .engine import Database
+from .policies import parse_policy_body
 from .reference_values import (  # its lock, add rule and row mapping: one rule for every add path
     MAX_LABEL,
     MAX_REASON,
@@ -36,14 +45,23 @@ from .reference_values import (  # its lock, add rule and row mapping: one rule 
     _serialize_changes,
     _to_model,
 )
-from .tables import AuditRow, ReferenceValueRow, WorkloadRow, WorkloadVersionStateRow, new_id
+from .tables import (
+    AuditRow,
+    PolicyRow,
+    ReferenceValueRow,
+    WorkloadRow,
+    WorkloadVersionPolicyRow,
+    WorkloadVersionStateRow,
+    new_id,
+)
 from .text import storable
 
 TEES = ("nitro", "snp", "tdx")
 MAX_POLICY = 100  # PolicyRow.name
-CREATE, POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
-    "workload.create", "workload.policy", "workload.revoke", "workload.version.revoke", "workload.confirm")
-ACTIONS = (CREATE, POLICY, REVOKE, REVOKE_VERSION, CONFIRM)
+CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
+    "workload.create", "workload.policy", "workload.version.policy", "workload.revoke", "workload.version.revoke",
+    "workload.confirm")
+ACTIONS = (CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,16 @@ class VersionRevocation:
     revoked_at: dt.datetime
     revoked_by: str
     reason: str
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """The policy set for one version (None: reset to the workload's), who set it when."""
+
+    version: str
+    policy: str | None
+    set_at: dt.datetime
+    set_by: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,7 @@ class WorkloadRecord:
     revoke_reason: str | None = None
     review_reason: str | None = None
     version_revocations: tuple[VersionRevocation, ...] = ()
+    version_policies: tuple[VersionPolicy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,14 @@ def check_policy_name(policy: str | None) -> str | None:
     return policy
 
 
+def _check_version(version: str) -> str:
+    version = storable(version)
+    if len(version) > MAX_VERSION or version.strip() != version:
+        raise RequestError("REFERENCE_VERSION_INVALID", f"version must be 0..{MAX_VERSION} characters, no blanks "
+                           "around")
+    return version
+
+
 def _check_reason(reason: str) -> str:
     reason = storable(reason.strip())
     if not reason:
@@ -130,9 +167,21 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-def _meta(row: WorkloadRow, revoked_versions: Iterable[str]) -> WorkloadMeta:
+def _meta(row: WorkloadRow, revoked_versions: Iterable[str], policies: Iterable[VersionPolicy] = ()) -> WorkloadMeta:
     return WorkloadMeta(name=row.name, tee=row.tee, id=row.id, policy=row.policy, revoked_at=row.revoked_at,
-                        revoked_versions=frozenset(revoked_versions), review=bool(row.review))
+                        revoked_versions=frozenset(revoked_versions), review=bool(row.review),
+                        version_policies={p.version: p.policy for p in policies if p.policy is not None})
+
+
+def _version_policies(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionPolicy]]:
+    out: dict[str, builtins.list[VersionPolicy]] = {}
+    if not ids:
+        return out
+    query = (select(WorkloadVersionPolicyRow).where(WorkloadVersionPolicyRow.workload_id.in_(builtins.list(ids)))
+             .order_by(WorkloadVersionPolicyRow.version))
+    for r in session.scalars(query):
+        out.setdefault(r.workload_id, []).append(VersionPolicy(r.version, r.policy, r.set_at, r.set_by))
+    return out
 
 
 def _revocations(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionRevocation]]:
@@ -149,10 +198,13 @@ def _revocations(session: Session, ids: Sequence[str]) -> dict[str, builtins.lis
 
 def _records(session: Session, rows: Sequence[WorkloadRow]) -> builtins.list[WorkloadRecord]:
     revoked = _revocations(session, [r.id for r in rows])
+    policies = _version_policies(session, [r.id for r in rows])
     return [
-        WorkloadRecord(meta=_meta(r, (v.version for v in revoked.get(r.id, []))), created_at=r.created_at,
-                       created_by=r.created_by, revoked_by=r.revoked_by, revoke_reason=r.revoke_reason,
-                       review_reason=r.review_reason, version_revocations=tuple(revoked.get(r.id, [])))
+        WorkloadRecord(meta=_meta(r, (v.version for v in revoked.get(r.id, [])), policies.get(r.id, [])),
+                       created_at=r.created_at, created_by=r.created_by, revoked_by=r.revoked_by,
+                       revoke_reason=r.revoke_reason, review_reason=r.review_reason,
+                       version_revocations=tuple(revoked.get(r.id, [])),
+                       version_policies=tuple(policies.get(r.id, [])))
         for r in rows
     ]
 
@@ -177,11 +229,13 @@ def _audit(session: Session, row: WorkloadRow, action: str, now: dt.datetime, ac
 
 
 def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor: str,
-              policy: str | None = None) -> tuple[WorkloadRow, bool]:
+              policy: str | None = None, version_policies: Mapping[str, str] | None = None,
+              inline_policies: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[WorkloadRow, bool]:
     """`SqlWorkloads.ensure` inside the caller's transaction (which must hold the reference-value change lock, e.g.
     a `SqlReferenceValueStore` change): (row, created). Does not bump the reference-set version: the caller's
     change does. Raises like `ensure`."""
     name, tee, policy, actor = _check_name(name), _check_tee(tee), check_policy_name(policy), storable(actor, 200)
+    wanted = {_check_version(v): check_policy_name(p) for v, p in (version_policies or {}).items()}
     row = _row(session, name, lock=True)
     created = row is None
     if row is None:
@@ -190,14 +244,65 @@ def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor:
         session.add(row)
         session.flush()
         _audit(session, row, CREATE, now, actor, policy=policy)
-        return row, True
-    if row.tee != tee:
+    elif row.tee != tee:
         raise RequestError("WORKLOAD_TEE_MISMATCH", f"workload {name!r} is a {row.tee} workload, not {tee}")
-    if policy is not None and row.policy != policy:
+    for policy_name, body in sorted((inline_policies or {}).items()):
+        _store_inline_policy(session, row, policy_name, body, now=now, actor=actor)
+    if not created and policy is not None and row.policy != policy:
         previous, row.policy = row.policy, policy
         session.flush()
         _audit(session, row, POLICY, now, actor, policy=policy, previous=previous or "(default)")
+    for version, version_policy in sorted(wanted.items()):
+        _set_version_policy_in(session, row, version, version_policy, now=now, actor=actor)
     return row, created
+
+
+def _store_inline_policy(session: Session, row: WorkloadRow, name: str, body: Mapping[str, Any], *,
+                         now: dt.datetime, actor: str) -> None:
+    """Store a manifest's inline policy under its reserved name (validated like `verifier policy set`; audited
+    policy.set when its body changes). RequestError WORKLOAD_POLICY_CONFLICT when the name is not one of this
+    workload's (`inline_policy_name`) or another workload references it; POLICY_INVALID / POLICY_NAME_INVALID."""
+    if name != inline_policy_name(row.name) and not name.startswith(inline_policy_name(row.name) + "@"):
+        raise RequestError("WORKLOAD_POLICY_CONFLICT", f"{name!r} is not an inline policy name of workload "
+                           f"{row.name!r}")
+    others = session.scalars(select(WorkloadRow.name).where(WorkloadRow.id != row.id, or_(
+        WorkloadRow.policy == name,
+        WorkloadRow.id.in_(select(WorkloadVersionPolicyRow.workload_id).where(WorkloadVersionPolicyRow.policy == name)),
+    )).limit(1)).first()
+    if others is not None:
+        raise RequestError("WORKLOAD_POLICY_CONFLICT", f"the inline policy name {name!r} of workload {row.name!r} is "
+                           f"already the policy of workload {others!r}; rename one of the workloads")
+    policy = parse_policy_body(name, dict(body))
+    canonical, digest = policy_to_json(policy), policy_sha256(policy)
+    stored = session.get(PolicyRow, name, with_for_update=True)
+    if stored is not None and stored.sha256 == digest:
+        return
+    previous = stored.sha256 if stored is not None else None
+    if stored is None:
+        session.add(PolicyRow(name=name, body=canonical, sha256=digest, updated_at=now, updated_by=actor))
+    else:
+        stored.body, stored.sha256, stored.updated_at, stored.updated_by = canonical, digest, now, actor
+    session.flush()
+    audit.append(session, at=now, actor=actor, action="policy.set", subject=name,
+                 details={"sha256": digest, "previous_sha256": previous, "body": canonical, "workload": row.name})
+
+
+def _set_version_policy_in(session: Session, row: WorkloadRow, version: str, policy: str | None, *,
+                           now: dt.datetime, actor: str) -> bool:
+    """Set (None: reset) the policy of one version; False when it already is (no audit row)."""
+    current = session.get(WorkloadVersionPolicyRow, (row.id, version), with_for_update=True)
+    previous = current.policy if current is not None else None
+    if previous == policy:
+        return False
+    if current is None:
+        session.add(WorkloadVersionPolicyRow(workload_id=row.id, version=version, policy=policy, set_at=now,
+                                             set_by=actor))
+    else:
+        current.policy, current.set_at, current.set_by = policy, now, actor
+    session.flush()
+    _audit(session, row, VERSION_POLICY, now, actor, version=version,
+           policy=policy or f"(the workload's: {row.policy or '(default)'})", previous=previous or "(the workload's)")
+    return True
 
 
 class SqlWorkloads:
@@ -265,13 +370,23 @@ class SqlWorkloads:
 
     # --- changes -----------------------------------------------------------------------------------------------
 
-    def ensure(self, name: str, tee: str, *, now: dt.datetime, actor: str, policy: str | None = None) -> WorkloadMeta:
+    def ensure(self, name: str, tee: str, *, now: dt.datetime, actor: str, policy: str | None = None,
+               version_policies: Mapping[str, str] | None = None,
+               inline_policies: Mapping[str, Mapping[str, Any]] | None = None) -> WorkloadMeta:
         """Create the workload if missing (audited workload.create); with `policy`, set it if it differs (audited
-        workload.policy). RequestError WORKLOAD_TEE_MISMATCH if it exists with another TEE, WORKLOAD_NAME_INVALID,
-        WORKLOAD_TEE_UNKNOWN, WORKLOAD_POLICY_INVALID. A revoked workload is returned as it is (`revoked_at`)."""
+        workload.policy); `version_policies` (version -> policy name) likewise per version (audited
+        workload.version.policy; the versions need no values yet: a manifest's metadata is applied before its
+        values). `inline_policies` (name -> policy body, the `--policy-file` entry schema) are stored first, in the
+        same transaction, as database policies under the workload's reserved names (`inline_policy_name`; audited
+        policy.set when the body changes).
+
+        RequestError WORKLOAD_TEE_MISMATCH if it exists with another TEE, WORKLOAD_NAME_INVALID,
+        WORKLOAD_TEE_UNKNOWN, WORKLOAD_POLICY_INVALID, REFERENCE_VERSION_INVALID, WORKLOAD_POLICY_CONFLICT,
+        POLICY_INVALID. A revoked workload is returned as it is (`revoked_at`)."""
         with self._db.session() as session:
             _serialize_changes(session)
-            row, _ = ensure_in(session, name, tee, now=now, actor=actor, policy=policy)
+            row, _ = ensure_in(session, name, tee, now=now, actor=actor, policy=policy,
+                               version_policies=version_policies, inline_policies=inline_policies)
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
 
@@ -352,6 +467,28 @@ class SqlWorkloads:
                 session.flush()
                 _audit(session, row, POLICY, now, storable(actor, 200), policy=policy or "(default)",
                        previous=previous or "(default)")
+                audit.bump_reference_set(session, now)
+            return _records(session, [row])[0].meta
+
+    def set_version_policy(self, name: str, version: str, policy: str | None, *, now: dt.datetime,
+                           actor: str) -> WorkloadMeta:
+        """Appraise one version ("" = the unversioned values) under `policy` instead of the workload's (None: the
+        workload's policy again), audited workload.version.policy; no change (and no audit row) when it already is.
+        NotFoundError WORKLOAD_NOT_FOUND, WORKLOAD_VERSION_NOT_FOUND (no row of that version); RequestError
+        WORKLOAD_REVOKED, WORKLOAD_POLICY_INVALID, REFERENCE_VERSION_INVALID. Whether the name exists is the
+        caller's check (POLICY_UNKNOWN)."""
+        policy, version, actor = check_policy_name(policy), _check_version(version), storable(actor, 200)
+        with self._db.session() as session:
+            _serialize_changes(session)
+            row = _existing(session, name)
+            if row.revoked_at is not None:
+                raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} is revoked")
+            stored = ReferenceValueRow.version.is_(None) if version == UNVERSIONED else \
+                ReferenceValueRow.version == version
+            if session.scalars(select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored)
+                               .limit(1)).first() is None:
+                raise NotFoundError("WORKLOAD_VERSION_NOT_FOUND", f"workload {name!r} has no version {version!r}")
+            if _set_version_policy_in(session, row, version, policy, now=now, actor=actor):
                 audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
 

@@ -31,6 +31,8 @@ class WorkloadMeta:
     revoked_at: dt.datetime | None = None
     revoked_versions: frozenset[str] = frozenset()
     review: bool = False  # migrated from flat values with alternatives an admin should confirm
+    # version -> the policy that version is appraised under instead of `policy` (`workload_version_policies`)
+    version_policies: Mapping[str, str] = field(default_factory=dict)
 
     def live_at(self, at: dt.datetime) -> bool:
         return self.revoked_at is None or self.revoked_at > at
@@ -61,7 +63,10 @@ class WorkloadVersion:
 
     @property
     def policy(self) -> str | None:
-        return self.meta.policy if self.meta is not None else None
+        """The version's own policy if set, else the workload's (None: the verifier's default)."""
+        if self.meta is None:
+            return None
+        return self.meta.version_policies.get(self.version, self.meta.policy)
 
     @property
     def workload_id(self) -> str:
