@@ -81,6 +81,18 @@ def test_untouched_log_passes(db: Database, h: Harness) -> None:
     assert [e.subject for e in audit.entries(db, action="appraisal")] == ids
 
 
+def test_verify_chain_reports_the_head_and_the_hashes_at_checkpoint_sizes(db: Database, h: Harness) -> None:
+    appraise_n(h, 3)
+    rows = _rows(db)
+    check = audit.verify_chain(db, at={0, 2, len(rows), len(rows) + 5})
+    assert check.ok and check.good == len(rows) and check.head == rows[-1].hash
+    assert check.hashes == {0: audit.GENESIS, 2: rows[1].hash, len(rows): rows[-1].hash}
+    with db.session() as session:
+        session.execute(update(AuditRow.__table__).where(AuditRow.__table__.c.seq == len(rows)).values(actor="x"))
+    broken = audit.verify_chain(db, at={len(rows)})
+    assert not broken.ok and broken.good == len(rows) - 1 and broken.head == rows[-2].hash and broken.hashes == {}
+
+
 def test_editing_details_in_sql_names_the_row(db: Database, h: Harness) -> None:
     seq = len(_rows(db)) + 2
     appraise_n(h, 3)

@@ -1,23 +1,54 @@
-"""`verifier audit verify|list`: the hash-chained audit log."""
+"""`verifier audit verify|list|keygen|checkpoint`: the hash-chained audit log and its signed checkpoints.
+
+A checkpoint (C2SP tlog-checkpoint in a signed note, Ed25519) pins the first `size` rows by the chain hash of row
+`size`. It is signed with a key the database never holds and kept where the operator chooses (a file, a directory
+of checkpoints); `audit verify --checkpoint` recomputes the chain and detects rewrites (re-hashed or not), inserts
+and truncation of the rows a checkpoint covers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..clock import to_rfc3339
+from ..results.audit_checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from ..results.signed_note import (
+    MAX_NOTE_BYTES,
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    generate_signer,
+    load_signer,
+    parse_verifier,
+    write_signer,
+)
 from ..settings import Settings
 from ..storage import audit
 from ..storage.engine import Database
-from .common import EXIT_CONTRAINDICATED, add_db_flag, print_json, settings_for
+from .common import EXIT_CONTRAINDICATED, UsageError, add_db_flag, eprint, print_json, settings_for
 
-EXIT_TAMPERED = EXIT_CONTRAINDICATED  # 2: the log was edited, truncated in the middle or reordered
+EXIT_TAMPERED = EXIT_CONTRAINDICATED  # 2: the log was edited, truncated, re-hashed or does not match a checkpoint
+CHECKPOINT_SUFFIX = ".checkpoint"
+DEFAULT_KEY_NAME = "verifier-audit"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("audit", help="the tamper-evident audit log")
     au = parser.add_subparsers(dest="audit_command", required=True)
-    ver = au.add_parser("verify", help="recompute the hash chain; exit 2 naming the first bad row")
+    ver = au.add_parser("verify", help="recompute the hash chain and check it against signed checkpoints; exit 2 "
+                                       "naming the first bad row or the checkpoint it contradicts")
+    ver.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
+                     help="a checkpoint file, or a directory of *.checkpoint files (all are checked; repeatable)")
+    ver.add_argument("--key-public", metavar="VKEY", help="the signed-note verifier key (name+keyid+base64) or a "
+                                                          "file holding it")
     add_db_flag(ver)
     ver.set_defaults(handler=_verify)
     ls = au.add_parser("list", help="list audit rows in order")
@@ -27,6 +58,19 @@ def register(sub: Any) -> None:
     ls.add_argument("--json", action="store_true")
     add_db_flag(ls)
     ls.set_defaults(handler=_list)
+    gen = au.add_parser("keygen", help="create an Ed25519 checkpoint key: FILE (0600) and FILE.pub (verifier key)")
+    gen.add_argument("--out", required=True, type=Path, metavar="FILE")
+    gen.add_argument("--name", default=DEFAULT_KEY_NAME, help=f"key name (default {DEFAULT_KEY_NAME})")
+    gen.set_defaults(handler=_keygen)
+    cp = au.add_parser("checkpoint", help="sign a checkpoint of the current chain head (refused when the chain is "
+                                          "broken or contradicts a checkpoint already in --dir)")
+    cp.add_argument("--key", required=True, type=Path, metavar="FILE", help="private key from `audit keygen`")
+    where = cp.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, metavar="FILE", help="write (replace) this file; default stdout")
+    where.add_argument("--dir", type=Path, metavar="DIR", help="add SIZE-TIME.checkpoint to this directory")
+    cp.add_argument("--origin", help="checkpoint origin line (default: the key name)")
+    add_db_flag(cp)
+    cp.set_defaults(handler=_checkpoint)
 
 
 def _positive(text: str) -> int:
@@ -49,18 +93,181 @@ def _database(args: argparse.Namespace, base: Settings) -> Database:
     return db
 
 
+@dataclass(frozen=True)
+class _Signed:
+    path: Path
+    checkpoint: Checkpoint
+
+
+def _read_verifier(text: str) -> NoteVerifier:
+    path = Path(text)
+    if path.is_file():
+        text = _read_small(path).decode("ascii", errors="replace")
+    return parse_verifier(text)
+
+
+def _read_small(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_NOTE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _checkpoint_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.name.endswith(CHECKPOINT_SUFFIX) and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"no such checkpoint file or directory: {path}")
+    if not files:
+        raise UsageError(f"no *{CHECKPOINT_SUFFIX} file in {', '.join(paths)}")
+    return files
+
+
+def _open_all(files: list[Path], verifier: NoteVerifier) -> tuple[list[_Signed], list[str]]:
+    """Each file's checkpoint, and one problem line per file that is not a valid checkpoint signed by `verifier`."""
+    signed, problems = [], []
+    for path in files:
+        try:
+            signed.append(_Signed(path, open_checkpoint(_read_small(path), verifier)))
+        except NoteError as exc:
+            problems.append(f"checkpoint {path}: {exc.code}: {exc.message}")
+    return signed, problems
+
+
+def _contradictions(check: audit.ChainCheck, signed: list[_Signed]) -> list[str]:
+    """One line per checkpoint the recomputed chain does not reproduce."""
+    problems = []
+    for s in signed:
+        cp, when = s.checkpoint, to_rfc3339(s.checkpoint.time) if s.checkpoint.time else "an unknown time"
+        if cp.size > check.good:
+            what = f"the log has {check.rows} rows" if check.ok else f"the chain is only consistent to row {check.good}"
+            problems.append(f"checkpoint {s.path}: TRUNCATED: it covers {cp.size} rows (signed {when}), {what}")
+        elif check.hashes.get(cp.size) != cp.head:
+            problems.append(f"checkpoint {s.path}: REWRITTEN: row {cp.size} hashes to {check.hashes.get(cp.size)}, "
+                            f"the checkpoint signed {when} says {cp.head}: rows 1..{cp.size} were changed")
+    return problems
+
+
+def _print_head(check: audit.ChainCheck) -> None:
+    print(f"head: size {check.good} hash {check.head}")
+
+
 def _verify(args: argparse.Namespace, base: Settings) -> int:
+    if bool(args.checkpoint) != bool(args.key_public):
+        raise UsageError("--checkpoint and --key-public go together")
+    signed: list[_Signed] = []
+    problems: list[str] = []
+    if args.checkpoint:
+        signed, problems = _open_all(_checkpoint_files(args.checkpoint), _read_verifier(args.key_public))
     db = _database(args, base)
     try:
-        check = audit.verify_chain(db)
+        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed})
     finally:
         db.dispose()
-    if check.ok:
+    problems += _contradictions(check, signed)
+    if check.ok and not problems:
         print(f"audit log intact: {check.rows} rows")
-        return 0
-    print(f"audit log BROKEN at row {check.bad_seq}: {check.reason}")
-    return EXIT_TAMPERED
+    elif check.ok:
+        print(f"audit log TAMPERED: the chain of {check.rows} rows is consistent but its checkpoints do "
+              "not check out")
+    else:
+        print(f"audit log BROKEN at row {check.bad_seq}: {check.reason}")
+    _print_head(check)
+    for line in problems:
+        print(line)
+    if signed and not problems:
+        latest = max(signed, key=lambda s: (s.checkpoint.size, s.checkpoint.time or _EPOCH))
+        cp = latest.checkpoint
+        when = to_rfc3339(cp.time) if cp.time else "an unknown time"
+        print(f"latest checkpoint {latest.path}: origin {cp.origin} size {cp.size} signed {when} matches; "
+              f"{check.rows - cp.size} rows new since ({len(signed)} checkpoints checked)")
+    elif not args.checkpoint:
+        eprint("verifier: no signed checkpoint given: a truncated log, or rows rewritten and re-hashed, look intact; "
+               "use --checkpoint and --key-public")
+    return 0 if check.ok and not problems else EXIT_TAMPERED
 
+
+def _keygen(args: argparse.Namespace, _base: Settings) -> int:
+    signer = generate_signer(args.name)
+    public = Path(f"{args.out}.pub")
+    try:
+        write_signer(args.out, signer)
+    except FileExistsError:
+        raise UsageError(f"{args.out} exists; not overwriting a key") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    try:
+        public.write_text(signer.verifier.encode() + "\n", encoding="ascii")
+    except OSError as exc:
+        raise UsageError(f"cannot write {public}: {exc.strerror}") from None
+    print(signer.verifier.encode())
+    return 0
+
+
+def _load_signer(path: Path) -> NoteSigner:
+    try:
+        return load_signer(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _write_replacing(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (a temporary file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
+    signer = _load_signer(args.key)
+    signed: list[_Signed] = []
+    problems: list[str] = []
+    if args.dir is not None:
+        if not args.dir.is_dir():
+            raise UsageError(f"no such directory: {args.dir}")
+        files = sorted(p for p in args.dir.iterdir() if p.name.endswith(CHECKPOINT_SUFFIX) and p.is_file())
+        signed, problems = _open_all(files, signer.verifier)
+    db = _database(args, base)
+    try:
+        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed})
+    finally:
+        db.dispose()
+    problems += _contradictions(check, signed)
+    if not check.ok or problems:
+        print(f"not signing: audit log BROKEN at row {check.bad_seq}: {check.reason}" if not check.ok
+              else "not signing: the log contradicts a checkpoint already in the directory")
+        _print_head(check)
+        for line in problems:
+            print(line)
+        return EXIT_TAMPERED
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cp = Checkpoint(args.origin or signer.name, check.rows, check.head, now)
+    note = sign_checkpoint(cp, signer)
+    if args.out is None and args.dir is None:
+        sys.stdout.write(note)
+        return 0
+    target = args.out or args.dir / f"{cp.size:012d}-{now.strftime('%Y%m%dT%H%M%SZ')}{CHECKPOINT_SUFFIX}"
+    try:
+        _write_replacing(target, note)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    print(f"checkpoint written to {target}")
+    _print_head(check)
+    return 0
 
 def entry_json(entry: audit.AuditEntry) -> dict[str, Any]:
     return {"seq": entry.seq, "at": to_rfc3339(entry.at), "actor": entry.actor, "action": entry.action,

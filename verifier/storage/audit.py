@@ -8,8 +8,9 @@ Appends run inside the caller's transaction, so a change and its audit row commi
 serialized until that transaction ends: on PostgreSQL by `pg_advisory_xact_lock` (shared by replicas, re-entrant
 within a transaction), on SQLite by a process-wide re-entrant lock released when the session commits or rolls back
 (another process writing the same SQLite file at that moment fails with a duplicate `seq`, it never forks the
-chain). Deleting the newest rows leaves a valid shorter chain: keep the head hash that `verifier audit verify`
-prints somewhere else (an external anchor) to detect that."""
+chain). Deleting the newest rows, or rewriting rows and re-hashing everything after them, leaves a valid chain:
+only a checkpoint kept outside the database detects that. `verify_chain(at=...)` returns the chain hash at the
+sizes of signed checkpoints (`verifier.results.audit_checkpoint`) so the caller can compare."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, select, text
@@ -46,10 +48,16 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class ChainCheck:
+    """`rows` counts the rows read (the bad one included); `head` is the hash of the last consistent row (GENESIS
+    for none) and `good` its seq; `hashes` maps each requested seq in 0..good to its chain hash."""
+
     ok: bool
     rows: int
     bad_seq: int | None = None
     reason: str = ""
+    head: str = GENESIS
+    good: int = 0
+    hashes: Mapping[int, str] = field(default_factory=dict)
 
 
 def _digest(prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str, subject: str,
@@ -94,21 +102,30 @@ def _hold_until_transaction_ends(session: Session) -> None:
     event.listen(session, "after_rollback", release, once=True)
 
 
-def verify_chain(db: Database, *, batch: int = 1000) -> ChainCheck:
-    """Recompute the chain from the first row; the first inconsistency names its row."""
+def verify_chain(db: Database, *, batch: int = 1000, at: Collection[int] = ()) -> ChainCheck:
+    """Recompute the chain from the first row in one read; the first inconsistency names its row. `at`: seqs whose
+    chain hash to report in `hashes` (0 is GENESIS), e.g. the sizes of signed checkpoints."""
     prev, expected_seq, rows = GENESIS, 1, 0
+    wanted = set(at)
+    hashes = {0: GENESIS} if 0 in wanted else {}
+
+    def broken(bad_seq: int, reason: str) -> ChainCheck:
+        return ChainCheck(False, rows, bad_seq, reason, prev, expected_seq - 1, hashes)
+
     with db.session() as session:
         query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
         for row in session.scalars(query):
             rows += 1
             if row.seq != expected_seq:
-                return ChainCheck(False, rows, expected_seq, f"row {expected_seq} is missing (next row is {row.seq})")
+                return broken(expected_seq, f"row {expected_seq} is missing (next row is {row.seq})")
             if row.prev_hash != prev:
-                return ChainCheck(False, rows, row.seq, f"row {row.seq} does not chain to row {row.seq - 1}")
+                return broken(row.seq, f"row {row.seq} does not chain to row {row.seq - 1}")
             if _digest(prev, row.seq, row.at, row.actor, row.action, row.subject, row.details) != row.hash:
-                return ChainCheck(False, rows, row.seq, f"row {row.seq} was edited (its hash does not match)")
+                return broken(row.seq, f"row {row.seq} was edited (its hash does not match)")
             prev, expected_seq = row.hash, expected_seq + 1
-    return ChainCheck(True, rows)
+            if row.seq in wanted:
+                hashes[row.seq] = row.hash
+    return ChainCheck(True, rows, head=prev, good=rows, hashes=hashes)
 
 
 def entries(db: Database, *, after: int = 0, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
