@@ -13,7 +13,7 @@ from jwcrypto import jwe as jw_jwe
 from jwcrypto import jwk as jw_jwk
 
 from verifier.broker.config import load_config
-from verifier.broker.release import PendingNonces, ReleaseRefused, encrypt_to
+from verifier.broker.release import ChallengeRefused, PendingNonces, ReleaseRefused, client_key, encrypt_to
 from verifier.errors import ConfigError
 from verifier.results.cnf import key_to_jwk
 
@@ -51,15 +51,69 @@ def test_config_refusals(tmp_path: Path, secrets: list[dict[str, object]], mode:
 
 
 def test_pending_nonces_are_single_use_expiring_and_bounded() -> None:
-    pending = PendingNonces(dt.timedelta(seconds=60), limit=2)
-    pending.add(b"a" * 32, NOW)
+    pending = PendingNonces(dt.timedelta(seconds=60), limit=2, per_client=1)
+    pending.add(b"a" * 32, NOW, "10.0.0.1")
     assert pending.consume(b"a" * 32, NOW) and not pending.consume(b"a" * 32, NOW)
-    pending.add(b"b" * 32, NOW)
+    pending.add(b"b" * 32, NOW, "10.0.0.1")
     assert not pending.consume(b"b" * 32, NOW + dt.timedelta(seconds=61))
-    for n in (b"c", b"d", b"e"):
-        pending.add(n * 32, NOW)
+    for n, client in ((b"c", "10.0.0.2"), (b"d", "10.0.0.3"), (b"e", "10.0.0.4")):
+        pending.add(n * 32, NOW, client)
     assert not pending.consume(b"c" * 32, NOW)  # evicted: at most `limit` outstanding
-    assert pending.consume(b"e" * 32, NOW)
+    assert pending.consume(b"e" * 32, NOW) and len(pending) == 1
+
+
+def test_one_client_flooding_challenges_cannot_evict_another_clients_nonce() -> None:
+    """10,000 challenges from one address used to push every other client's nonce out of the 10,000-entry store;
+    now that client is refused (429, Retry-After until its oldest nonce expires) once it holds its share."""
+    pending = PendingNonces(dt.timedelta(seconds=60), limit=10000, per_client=16)
+    pending.add(b"real" * 8, NOW, "192.0.2.7")
+    refused = 0
+    for i in range(10000):
+        try:
+            pending.add(i.to_bytes(32, "big"), NOW + dt.timedelta(seconds=i / 1000), "198.51.100.9")
+        except ChallengeRefused as error:
+            assert (error.code, error.status) == ("CHALLENGE_RATE_LIMITED", 429) and 1 <= error.retry_after <= 60
+            refused += 1
+    assert refused == 10000 - 16 and len(pending) == 17
+    with pytest.raises(ChallengeRefused):
+        pending.admit("198.51.100.9", NOW)
+    pending.admit("192.0.2.7", NOW)  # the other client is not limited
+    assert pending.consume(b"real" * 8, NOW + dt.timedelta(seconds=30))
+    assert pending.consume((9999).to_bytes(32, "big"), NOW) is False  # refused nonces were never remembered
+
+
+def test_a_full_store_evicts_from_the_client_holding_the_most() -> None:
+    pending = PendingNonces(dt.timedelta(seconds=60), limit=8, per_client=4)
+    pending.add(b"real" * 8, NOW, "192.0.2.7")  # the oldest entry of all
+    flooders = [f"198.51.100.{i}" for i in range(1, 4)]
+    for i in range(100):  # a flood from three addresses, each up to its cap
+        try:
+            pending.add(i.to_bytes(32, "big"), NOW, flooders[i % 3])
+        except ChallengeRefused:
+            pass
+    assert len(pending) == 8 and pending.consume(b"real" * 8, NOW)
+
+
+def test_ipv6_clients_are_counted_per_64_prefix() -> None:
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1" and client_key("192.0.2.1") == "192.0.2.1"
+    pending = PendingNonces(dt.timedelta(seconds=60), limit=100, per_client=2)
+    pending.add(b"a" * 32, NOW, "2001:db8::1")
+    pending.add(b"b" * 32, NOW, "2001:db8::2")
+    with pytest.raises(ChallengeRefused):
+        pending.add(b"c" * 32, NOW, "2001:db8::3")
+
+
+@pytest.mark.parametrize(("key", "value"), [("max_pending_per_client", 0), ("max_connections", True),
+                                            ("request_timeout_seconds", -1), ("max_body_bytes", 1 << 30),
+                                            ("max_pending", "10")])
+def test_http_limits_must_be_positive(tmp_path: Path, key: str, value: object) -> None:
+    path = write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}])
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.code == "BROKER_CONFIG_INVALID"
 
 
 @pytest.mark.parametrize("make", [lambda: ec.generate_private_key(ec.SECP384R1()),

@@ -46,7 +46,11 @@ class BrokerConfig:
     listen: str = "127.0.0.1:8443"
     nonce_ttl_seconds: float = 120.0
     leeway_seconds: float = 30.0
-    max_pending: int = 10000
+    max_pending: int = 10000  # unused nonces in all
+    max_pending_per_client: int = 16  # unused nonces per client (peer IPv4 address or IPv6 /64)
+    request_timeout_seconds: float = 10.0  # to receive one request's headers and body, else the connection is dropped
+    max_connections: int = 64  # connections served at once; more get 503 and are closed
+    max_body_bytes: int = 64 * 1024
 
 
 def load_config(path: Path) -> BrokerConfig:
@@ -72,9 +76,28 @@ def load_config(path: Path) -> BrokerConfig:
             listen=str(data.get("listen", "127.0.0.1:8443")),
             nonce_ttl_seconds=float(data.get("nonce_ttl_seconds", 120)),
             leeway_seconds=float(data.get("leeway_seconds", 30)),
+            max_pending=_positive_int(data, "max_pending", 10000),
+            max_pending_per_client=_positive_int(data, "max_pending_per_client", 16),
+            request_timeout_seconds=_positive_seconds(data, "request_timeout_seconds", 10.0),
+            max_connections=_positive_int(data, "max_connections", 64, 4096),
+            max_body_bytes=_positive_int(data, "max_body_bytes", 64 * 1024, 1 << 20),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError("BROKER_CONFIG_INVALID", f"broker config: {exc}") from None
+
+
+def _positive_int(data: dict[str, Any], key: str, default: int, maximum: int = 10_000_000) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise ConfigError("BROKER_CONFIG_INVALID", f"broker config: {key!r} must be an integer in [1, {maximum}]")
+    return value
+
+
+def _positive_seconds(data: dict[str, Any], key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86400:
+        raise ConfigError("BROKER_CONFIG_INVALID", f"broker config: {key!r} must be a number of seconds (0, 86400)")
+    return float(value)
 
 
 def _rule(entry: Any, base: Path) -> ReleaseRule:
