@@ -45,7 +45,7 @@ def test_sqlite_pragmas(sqlite_db: Database) -> None:
     with sqlite_db.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 2_000  # bounded (issue 11)
 
 
 def test_session_commits_and_rolls_back(db: Database) -> None:
@@ -120,6 +120,6 @@ def test_pool_exhaustion_is_unavailable(sqlite_db: Database) -> None:
         with database.engine.connect():
             with pytest.raises(UnavailableError) as info, database.session() as session:
                 session.execute(text("SELECT 1"))
-            assert info.value.code == "DATABASE_UNAVAILABLE"
+            assert info.value.code == "DATABASE_BUSY"
     finally:
         database.dispose()

@@ -1,23 +1,39 @@
 """Database connection: URL normalization, engine set-up, transactional sessions and error translation.
 
-Every driver `OperationalError` leaving `Database.session()` or `Database.check()` becomes an
-`UnavailableError("DATABASE_UNAVAILABLE")` whose message never contains the URL's password.
+Every database availability error leaving `Database.session()`, `Database.run()` or `Database.check()` becomes a
+retryable `UnavailableError` with a stable code (DATABASE_UNAVAILABLE, DATABASE_READ_ONLY, DATABASE_BUSY,
+DATABASE_FULL, DATABASE_NOT_MIGRATED, see `db_faults`) and a generic message that never names the database host,
+database, user, password or file; the driver's text goes to the log only.
+
+Every wait is bounded: connecting (PostgreSQL `connect_timeout`), each statement (`statement_timeout`), each lock
+wait (`lock_timeout`; SQLite `busy_timeout`) and a connection-pool checkout (`pool_timeout`, bounded pool).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigError, UnavailableError
+from .db_faults import DATABASE_NOT_MIGRATED, classify, is_disconnect
 
 DEFAULT_DATABASE_URL = "sqlite:///verifier.db"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 5_000
+LOCK_TIMEOUT_MS = 2_000
+SQLITE_BUSY_TIMEOUT_MS = 2_000
+POOL_SIZE = 5
+POOL_MAX_OVERFLOW = 5
+POOL_TIMEOUT_S = 3.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PG_PREFIXES = ("postgresql://", "postgres://")
 
@@ -45,32 +61,80 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    finally:
-        cursor.close()
+def _sqlite_connect_hook(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: the pragmas below may wait
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _pg_connect_args(parsed: URL, connect_timeout_s: int, statement_timeout_ms: int, lock_timeout_ms: int,
+                     extra: Mapping[str, Any]) -> dict[str, Any]:
+    """psycopg connection arguments with the timeouts; settings already in the URL's query win over ours."""
+    args = dict(extra)
+    query = parsed.query
+    if "connect_timeout" not in query and "connect_timeout" not in args and connect_timeout_s > 0:
+        args["connect_timeout"] = max(2, int(connect_timeout_s))  # libpq treats 1 as 2
+    ours = [f"-c {name}={value}" for name, value in (("statement_timeout", statement_timeout_ms),
+                                                     ("lock_timeout", lock_timeout_ms)) if value > 0]
+    theirs = args.get("options", query.get("options", ""))
+    theirs = theirs if isinstance(theirs, str) else " ".join(theirs)
+    options = " ".join([*ours, theirs]).strip()  # later -c settings win: the URL's own come last
+    if options:
+        args["options"] = options
+    return args
+
+
+def _is_memory_sqlite(parsed: URL) -> bool:
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 class Database:
     """One engine per process; `session()` is a unit of work that commits on success and rolls back on error."""
 
-    def __init__(self, url: str, *, engine_options: Mapping[str, Any] | None = None) -> None:
-        """`engine_options` are extra `create_engine` keywords (pool sizes, timeouts)."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        engine_options: Mapping[str, Any] | None = None,
+        connect_timeout_s: int = CONNECT_TIMEOUT_S,
+        statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = POOL_MAX_OVERFLOW,
+        pool_timeout_s: float = POOL_TIMEOUT_S,
+    ) -> None:
+        """`engine_options` are extra `create_engine` keywords and win over the keyword arguments here.
+
+        PostgreSQL: `connect_timeout_s`, `statement_timeout_ms` and `lock_timeout_ms` are sent as connection
+        options (0 disables one; the URL's own `connect_timeout` / `options` win). SQLite: `busy_timeout_ms`.
+        Both: a pool of `pool_size` + `max_overflow` connections, a checkout waits at most `pool_timeout_s`
+        (then DATABASE_BUSY). Raises `ConfigError("DATABASE_URL_INVALID")` for an unusable URL.
+        """
         parsed = _parse(url)
         options = dict(engine_options or {})
         self.url = parsed.render_as_string(hide_password=False)
         self._password = parsed.password or ""
         self._redacted = parsed.render_as_string(hide_password=True)
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s}
         try:
             if parsed.get_backend_name() == "sqlite":
-                self.engine: Engine = create_engine(parsed, **options)
-                event.listen(self.engine, "connect", _on_sqlite_connect)
+                defaults: dict[str, Any] = {} if _is_memory_sqlite(parsed) else pool
+                self.engine: Engine = create_engine(parsed, **{**defaults, **options})
+                event.listen(self.engine, "connect", _sqlite_connect_hook(busy_timeout_ms))
             else:
-                self.engine = create_engine(parsed, **{"pool_pre_ping": True, **options})
+                connect_args = _pg_connect_args(parsed, connect_timeout_s, statement_timeout_ms, lock_timeout_ms,
+                                                options.pop("connect_args", {}))
+                self.engine = create_engine(
+                    parsed, **{"pool_pre_ping": True, **pool, **options, "connect_args": connect_args}
+                )
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -86,35 +150,53 @@ class Database:
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
 
+    def _unavailable(self, error: BaseException) -> UnavailableError | None:
+        fault = classify(error)
+        if fault is None:
+            return None
+        log.warning("database %s: %s (%s)", self._redacted, fault.code, self._scrub(fault.detail))
+        return UnavailableError(fault.code, fault.message)
+
     @contextmanager
     def translate_errors(self) -> Iterator[None]:
-        """Turn driver connectivity errors into `UnavailableError` with a password-free message."""
+        """Turn database availability errors into `UnavailableError` (see `db_faults.classify`) with a generic
+        message; constraint violations and programming errors pass through unchanged."""
         try:
             yield
-        except exc.OperationalError as error:
-            if "no such table" in str(error.orig):  # SQLite's way of saying "not migrated"
-                raise UnavailableError(
-                    "DATABASE_NOT_MIGRATED", f"database {self._redacted} has no schema; run `verifier db upgrade`"
-                ) from None
-            detail = self._scrub(str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else "")
-            raise UnavailableError(
-                "DATABASE_UNAVAILABLE", f"database {self._redacted} unavailable: {detail or type(error.orig).__name__}"
-            ) from None
-        except exc.TimeoutError:
-            raise UnavailableError(
-                "DATABASE_UNAVAILABLE", f"database {self._redacted} unavailable: connection pool exhausted"
-            ) from None
-        except exc.ProgrammingError as error:
-            if getattr(error.orig, "sqlstate", None) == "42P01":  # undefined_table
-                raise UnavailableError(
-                    "DATABASE_NOT_MIGRATED", f"database {self._redacted} has no schema; run `verifier db upgrade`"
-                ) from None
-            raise
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            mapped = self._unavailable(error)
+            if mapped is None:
+                raise
+            raise mapped from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A unit of work: commits when the block ends, rolls back on an error. Raises `UnavailableError`."""
         with self.translate_errors(), self._sessions.begin() as session:
             yield session
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in a unit of work, retried once on a fresh connection if the connection was lost before
+        the commit was sent (nothing was committed then). A loss during the commit is not retried: its outcome is
+        unknown. Raises `UnavailableError` like `session()`."""
+        for attempt in (1, 2):
+            with self.translate_errors():
+                session = self._sessions()
+                try:
+                    try:
+                        result = work(session)
+                        session.flush()
+                    except exc.DBAPIError as error:
+                        session.rollback()
+                        if attempt == 1 and is_disconnect(error):
+                            log.info("database %s: connection lost, retrying once", self._redacted)
+                            continue
+                        raise
+                    session.commit()
+                    return result
+                finally:
+                    session.close()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def check(self) -> None:
         """Raise `UnavailableError` unless the database answers and is migrated to the head revision."""
@@ -124,9 +206,10 @@ class Database:
             revision = current_revision(connection)
         expected = head()
         if revision != expected:
+            log.warning("database %s: at revision %s, expected %s", self._redacted, revision, expected)
             raise UnavailableError(
-                "DATABASE_NOT_MIGRATED",
-                f"database {self._redacted} is at revision {revision or 'none'}, expected {expected}; "
+                DATABASE_NOT_MIGRATED,
+                f"the database is at schema revision {revision or 'none'}, expected {expected}; "
                 "run `verifier db upgrade`",
             )
 

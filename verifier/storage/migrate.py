@@ -54,7 +54,7 @@ def current(url: str) -> str | None:
 
 
 def _run(url: str, action: str, revision: str) -> None:
-    db = Database(url)
+    db = Database(url, statement_timeout_ms=0)  # a migration may take long; lock waits stay bounded
     try:
         with db.translate_errors(), db.engine.begin() as connection:
             config = alembic_config(db.url)
