@@ -97,3 +97,24 @@ def test_settings_from_the_environment() -> None:
     assert (s.keep_evidence, s.keep_evidence_days) == (0, 2)
     with pytest.raises(ConfigError):
         from_environment({"VERIFIER_KEEP_EVIDENCE": "many"})
+
+
+def test_a_big_request_keeps_no_bytes(db: Database) -> None:
+    """Issue 11 item 8: evidence and collateral together over 64 KiB keep nothing (each alone under its old cap)."""
+    store = SqlKeptEvidence(db)
+    assert keep(store, T0, evidence=b"e" * (40 * 1024), collateral={"a": b"c" * (40 * 1024)}) is None
+    assert store.count() == 0
+    small = SqlKeptEvidence(db, max_bytes=100)
+    assert keep(small, T0, evidence=b"e" * 90, collateral={"a": b"c" * 11}) is None
+    assert keep(small, T0, evidence=b"e" * 89, collateral={"a": b"c" * 11}) is not None
+    assert store.count() == 1
+
+
+def test_repeated_evidence_is_kept_once(db: Database) -> None:
+    store = SqlKeptEvidence(db, max_days=7)
+    first = keep(store, T0, 1)
+    assert [keep(store, T0 + dt.timedelta(seconds=i), 1, appraisal_id=f"b-{i}") for i in range(1, 20)] \
+        == [first] * 19
+    other = keep(store, T0, 2)
+    assert other != first and store.count() == 2
+    assert keep(store, T0 + dt.timedelta(days=8), 1) not in (None, first)  # past the retention: kept afresh

@@ -273,3 +273,92 @@ def crl_issued(der: bytes) -> str:
     from cryptography import x509
 
     return x509.load_der_x509_crl(der).last_update_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- A vendor that briefly served wrongly signed collateral (issue 11 item 3) ------------------------------------
+
+
+def _wrongly_signed_vcek(pki: FakeAmdPki) -> bytes:
+    """The chip's VCEK (same key, names, extensions) signed by a key that is not the ASK's."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    cert = pki._signer("SEV-VCEK", pki.vcek_key, f"SEV-{pki.product.value}", rsa.generate_private_key(65537, 2048),
+                       (pki.now - dt.timedelta(days=1), pki.now + dt.timedelta(days=365)), hwid=pki.hwid)
+    return cert.public_bytes(Encoding.DER)
+
+
+def test_a_wrongly_signed_vcek_is_not_cached_as_truth(db: Database, pki: FakeAmdPki) -> None:
+    from tests.fakes.kds_server import FakeKds, Reply
+    from verifier.collateral.cache import CachedSource
+    from verifier.collateral.kds import AmdKds
+    from verifier.storage.collateral import SqlCollateralCache
+
+    vcek_path = f"/vcek/v1/{pki.product.value}/{pki.hwid.hex()}"
+    chain = pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)
+    with FakeKds() as kds:
+        kds.serve(vcek_path, Reply(body=_wrongly_signed_vcek(pki)), Reply(body=pki.vcek.public_bytes(Encoding.DER)))
+        kds.serve(f"/vcek/v1/{pki.product.value}/cert_chain", Reply(body=chain))
+        clock = SettableClock(pki.now)
+
+        def cached(**kw: Any) -> CachedSource:
+            return CachedSource(AmdKds(kds.url, retries=0, timeout=5), SqlCollateralCache(db), clock=clock, **kw)
+
+        source = cached(reject_backoff=dt.timedelta(seconds=30))
+        svc = service(db, pki, collateral_source=source)
+        first = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+        assert codes(first) == ["CHAIN_SIGNATURE_INVALID"]
+        assert first.appraisal.status is Tier.CONTRAINDICATED
+        # The rejected VCEK is gone; KDS is not asked again during the backoff.
+        with pytest.raises(UnavailableError) as info:
+            svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+        assert info.value.code == "COLLATERAL_REJECTED"
+        assert kds.count(vcek_path) == 1
+        # A restart (a fresh cache over the same database) does not inherit the bad row: it asks KDS again.
+        restarted = service(db, pki, collateral_source=cached())
+        second = restarted.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+        assert second.appraisal.status is Tier.AFFIRMING, codes(second)
+        assert kds.count(vcek_path) == 2
+        # After the backoff the first process affirms too (here from the row the restarted one stored).
+        clock.at = pki.now + dt.timedelta(seconds=31)
+        again = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+        assert again.appraisal.status is Tier.AFFIRMING, codes(again)
+
+
+def test_after_the_backoff_the_vendor_is_asked_again(db: Database, pki: FakeAmdPki) -> None:
+    from tests.fakes.kds_server import FakeKds, Reply
+    from verifier.collateral.cache import CachedSource
+    from verifier.collateral.kds import AmdKds
+    from verifier.storage.collateral import SqlCollateralCache
+
+    vcek_path = f"/vcek/v1/{pki.product.value}/{pki.hwid.hex()}"
+    chain = pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)
+    with FakeKds() as kds:
+        kds.serve(vcek_path, Reply(body=_wrongly_signed_vcek(pki)), Reply(body=pki.vcek.public_bytes(Encoding.DER)))
+        kds.serve(f"/vcek/v1/{pki.product.value}/cert_chain", Reply(body=chain))
+        clock = SettableClock(pki.now)
+        source = CachedSource(AmdKds(kds.url, retries=0, timeout=5), SqlCollateralCache(db), clock=clock,
+                              reject_backoff=dt.timedelta(seconds=30))
+        svc = service(db, pki, collateral_source=source)
+        assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report())).appraisal.status \
+            is Tier.CONTRAINDICATED
+        clock.at = pki.now + dt.timedelta(seconds=31)
+        again = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+        assert again.appraisal.status is Tier.AFFIRMING, codes(again)
+        assert kds.count(vcek_path) == 2
+
+
+def test_a_report_with_a_bad_signature_does_not_evict_good_collateral(db: Database, pki: FakeAmdPki) -> None:
+    from verifier.collateral.cache import CachedSource
+    from verifier.storage.collateral import SqlCollateralCache
+
+    inner = DictSource({"amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+                        "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    svc = service(db, pki, collateral_source=CachedSource(inner, SqlCollateralCache(db), clock=SettableClock(pki.now)))
+    bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144)))
+    assert codes(bad) == ["SNP_SIGNATURE_INVALID"]
+    forged_ask = {"ask.pem": pki.foreign().ask.public_bytes(Encoding.PEM)}  # the caller's own (wrong) ASK
+    assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=forged_ask)).appraisal.status \
+        is Tier.CONTRAINDICATED
+    ok = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+    assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
+    assert inner.fetched == ["amd.vcek", "amd.cert_chain"]  # served from the cache throughout

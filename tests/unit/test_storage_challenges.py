@@ -122,3 +122,38 @@ def test_purge_expired(store: SqlChallengeStore) -> None:
     assert store.purge_expired(T0 + TTL) == 0
     assert store.consume(old, at=T0) is ConsumeOutcome.UNKNOWN
     assert store.consume(fresh, at=T0 + TTL) is ConsumeOutcome.OK
+
+
+def _count(db: Database) -> int:
+    from sqlalchemy import func, select
+
+    from verifier.storage.tables import ChallengeRow
+
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(ChallengeRow)) or 0)
+
+
+def test_creating_challenges_purges_expired_ones_in_batches(db: Database) -> None:
+    """Issue 11 item 8: a flood of CreateChallenge calls does not grow the table without bound."""
+    store = SqlChallengeStore(db, purge_every=1, purge_batch=3, purge_grace=dt.timedelta(minutes=1))
+    for _ in range(7):
+        store.create(os.urandom(32), now=T0, ttl=TTL)
+    assert _count(db) == 7
+    fresh = os.urandom(32)
+    later = T0 + TTL + dt.timedelta(minutes=1)  # the first seven expired a grace period ago
+    store.create(fresh, now=later, ttl=TTL)
+    assert _count(db) == 8 - 3  # one batch of at most 3
+    for _ in range(2):
+        store.create(os.urandom(32), now=later, ttl=TTL)
+    assert _count(db) == 3  # the 7 old ones are gone, the 3 new ones stay
+    assert store.consume(fresh, at=later) is ConsumeOutcome.OK
+
+
+def test_the_default_store_purges_too(db: Database) -> None:
+    store = SqlChallengeStore(db)
+    for _ in range(20):
+        store.create(os.urandom(32), now=T0, ttl=TTL)
+    day = T0 + dt.timedelta(days=1)
+    for _ in range(20):
+        store.create(os.urandom(32), now=day, ttl=TTL)
+    assert _count(db) == 20

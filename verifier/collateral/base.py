@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import UnavailableError
 
@@ -63,3 +63,20 @@ class OfflineSource:
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         raise CollateralUnavailableError("COLLATERAL_OFFLINE", f"{key.kind} is not in the request and the verifier "
                                     "is offline")
+
+
+@runtime_checkable
+class RejectingSource(Protocol):
+    """A source that can be told that an item it delivered failed verification (`cache.CachedSource`)."""
+
+    def reject(self, item: CollateralItem, *, reason: str) -> None:
+        """Forget `item` (memory and shared cache) so that a later fetch asks the vendor again, with backoff."""
+        ...
+
+
+def reject(source: CollateralSource, item: CollateralItem, *, reason: str) -> None:
+    """Tell `source` that `item`, which it delivered, does not verify (`reason`: the EvidenceError code). Sources
+    that keep nothing ignore it. Call it only for failures that do not depend on the request (the item against
+    the pinned trust anchors, or the item not parsing), so that a caller cannot evict good collateral."""
+    if isinstance(source, RejectingSource):
+        source.reject(item, reason=reason)

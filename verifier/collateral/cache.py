@@ -17,6 +17,14 @@ Freshness (ARCHITECTURE.md "Collateral freshness"):
   memory and the table hold, so replicas do not roll each other back either (the order is recomputed from the
   stored bytes: no extra column).
 
+- Rejection: a TEE verifier that finds an item it was served does not verify (e.g. a VCEK not signed by the
+  pinned chain) calls `reject(item)`: the copy leaves memory and the shared table (other replicas and a restart
+  refetch too), and the vendor is asked again, but not before `reject_backoff` (doubling per repeated rejection
+  up to `reject_backoff_max`): meanwhile the key fails with COLLATERAL_REJECTED, and a copy with the rejected
+  bytes is never served again by this process.
+- Lifetime cap: any item fetched `max_age` ago (default 7 days) is refetched like a due CRL (stale-while-error
+  still serves it until its own nextUpdate when the vendor is down).
+
 Concurrent misses for one key are coalesced into a single load (database lookup + inner fetch); every waiter gets
 that load's item or its error. A database that is down degrades to "no shared cache", never to a failed fetch.
 The refresh age is measured on the injected `clock` (wall time, `fetched_at` is stamped with it); `at`, the
@@ -27,9 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from ..clock import Clock, SystemClock
 from ..errors import UnavailableError
@@ -45,6 +55,9 @@ DEFAULT_RETRY_BACKOFF = dt.timedelta(minutes=5)
 # vendor outage does not make every appraisal wait out the HTTP timeouts again (request collateral is compared
 # with the verifier's own, so an outage would otherwise slow down even requests that carry everything).
 DEFAULT_FAILURE_BACKOFF = dt.timedelta(seconds=15)
+DEFAULT_MAX_AGE = dt.timedelta(days=7)
+DEFAULT_REJECT_BACKOFF = dt.timedelta(seconds=30)
+DEFAULT_REJECT_BACKOFF_MAX = dt.timedelta(minutes=15)
 REFRESHED_KINDS = frozenset({"amd.crl"})
 REFRESHED_VENDORS = ("intel.",)
 
@@ -61,13 +74,30 @@ class _Flight:
         self.error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _Rejection:
+    digest: bytes  # SHA-256 of the rejected bytes
+    at: dt.datetime
+    until: dt.datetime  # no vendor fetch for the key before this
+    count: int
+    reason: str
+
+
 class CachedSource:
     def __init__(self, inner: CollateralSource, cache: SqlCollateralCache | None, *,
                  max_memory_items: int = 1024, refresh: dt.timedelta = DEFAULT_REFRESH,
                  retry_backoff: dt.timedelta = DEFAULT_RETRY_BACKOFF, clock: Clock | None = None,
-                 failure_backoff: dt.timedelta = DEFAULT_FAILURE_BACKOFF) -> None:
+                 failure_backoff: dt.timedelta = DEFAULT_FAILURE_BACKOFF, max_age: dt.timedelta = DEFAULT_MAX_AGE,
+                 reject_backoff: dt.timedelta = DEFAULT_REJECT_BACKOFF,
+                 reject_backoff_max: dt.timedelta = DEFAULT_REJECT_BACKOFF_MAX) -> None:
         if refresh < dt.timedelta(0) or retry_backoff < dt.timedelta(0):
             raise ValueError("refresh and retry_backoff must not be negative")
+        if max_age <= dt.timedelta(0) or reject_backoff < dt.timedelta(0) or reject_backoff_max < reject_backoff:
+            raise ValueError("max_age must be positive, 0 <= reject_backoff <= reject_backoff_max")
+        self._max_age = max_age
+        self._reject_backoff = reject_backoff
+        self._reject_backoff_max = reject_backoff_max
+        self._rejected: dict[str, _Rejection] = {}
         self._inner = inner
         self._cache = cache
         self._max = max_memory_items
@@ -115,21 +145,68 @@ class CachedSource:
                 del self._flights[cache_id]
             flight.done.set()
 
+    def reject(self, item: CollateralItem, *, reason: str) -> None:
+        """`item` (as this source served it) failed verification with `reason`: drop it from memory and from the
+        shared table (only while the row still holds these bytes), and ask the vendor again no earlier than the
+        backoff (module docstring). Never raises for a database that is down."""
+        cache_id = item.key.cache_id()
+        digest = hashlib.sha256(item.data).digest()
+        now = self._clock.now()
+        with self._lock:
+            remembered = self._memory.get(cache_id)
+            if remembered is not None and hashlib.sha256(remembered.data).digest() == digest:
+                del self._memory[cache_id]
+            previous = self._rejected.get(cache_id)
+            again = previous is not None and now - previous.at < 2 * self._reject_backoff_max
+            count = previous.count + 1 if previous is not None and again else 1
+            wait = min(self._reject_backoff * 2 ** min(count - 1, 20), self._reject_backoff_max)
+            self._rejected[cache_id] = _Rejection(digest, now, now + wait, count, reason)
+            while len(self._rejected) > self._max:
+                self._rejected.pop(next(iter(self._rejected)))
+        log.warning("collateral %s failed verification (%s): dropped from the cache, the vendor is asked again "
+                    "after %s", cache_id, reason, _rfc3339(now + wait))
+        if self._cache is not None:
+            try:
+                self._cache.delete(cache_id, data=item.data)
+            except UnavailableError as error:
+                log.warning("collateral cache delete skipped: %s", error)
+
+    def _is_rejected(self, cache_id: str, item: CollateralItem | None) -> bool:
+        if item is None:
+            return False
+        with self._lock:
+            rejection = self._rejected.get(cache_id)
+        return rejection is not None and rejection.digest == hashlib.sha256(item.data).digest()
+
     def _due(self, item: CollateralItem, now: dt.datetime) -> bool:
-        return refreshes(item.key.kind) and now - item.fetched_at >= self._refresh
+        age = now - item.fetched_at
+        return age >= self._max_age or (refreshes(item.key.kind) and age >= self._refresh)
 
     def _load(self, key: CollateralKey, cache_id: str, at: dt.datetime, now: dt.datetime,
               remembered: CollateralItem | None) -> CollateralItem:
         stored = self._db_get(cache_id)
         if stored is not None:
             stored = dataclasses.replace(stored, key=key)
+        if self._is_rejected(cache_id, stored):
+            stored = None
+        if self._is_rejected(cache_id, remembered):
+            remembered = None
         cached = _newest(remembered, stored)
         if cached is not None and _valid(cached, at) and not self._due(cached, now):
             self._remember(cache_id, cached)
             if cached is not stored:
                 self._db_put(cached)  # the table held an older version (or none)
             return _as_hit(cached)
+        with self._lock:
+            rejection = self._rejected.get(cache_id)
+        if rejection is not None and now < rejection.until and (cached is None or not _valid(cached, at)):
+            raise CollateralUnavailableError(
+                "COLLATERAL_REJECTED", f"{key.kind} from the vendor failed verification ({rejection.reason}); asked "
+                f"again after {_rfc3339(rejection.until)}",
+                retry_after=(rejection.until - now).total_seconds())
         try:
+            if rejection is not None and now < rejection.until:
+                raise CollateralUnavailableError("COLLATERAL_REJECTED", "refresh deferred after a rejection")
             fetched = self._inner.fetch(key, at=at)
         except CollateralUnavailableError as error:
             if cached is None or not _valid(cached, at):
@@ -149,6 +226,10 @@ class CachedSource:
             self._retry_at.pop(cache_id, None)
             self._failed.pop(cache_id, None)
         fetched = dataclasses.replace(fetched, fetched_at=now)
+        if self._is_rejected(cache_id, fetched):  # the vendor still serves the very bytes that failed
+            self.reject(fetched, reason=rejection.reason if rejection is not None else "REJECTED")
+            raise CollateralUnavailableError("COLLATERAL_REJECTED", f"{key.kind}: the vendor again served the "
+                                             "collateral that failed verification")
         if cached is not None and _older(fetched, cached):
             log.warning("collateral refresh of %s returned an older version than the cached one: keeping the "
                         "cached copy", cache_id)

@@ -1,16 +1,29 @@
-"""Single-use challenge nonces. `consume` is one conditional UPDATE, so it is atomic across threads and replicas."""
+"""Single-use challenge nonces. `consume` is one conditional UPDATE, so it is atomic across threads and replicas.
+
+Expired challenges are purged as new ones are created: every `purge_every` creates, one DELETE of at most
+`purge_batch` rows that expired more than `purge_grace` ago (the grace absorbs clock skew between replicas and
+keeps "expired" / "already used" answers for a while; after it an old nonce is answered as unknown, still refused).
+`verifier db prune` purges the rest."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import delete, exc, select, update
 
-from ..errors import RequestError
+from ..errors import RequestError, UnavailableError
 from .engine import Database
 from .tables import NONCE_MAX_BYTES, ChallengeRow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PURGE_EVERY = 16
+DEFAULT_PURGE_BATCH = 500
+DEFAULT_PURGE_GRACE = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -28,8 +41,16 @@ class ConsumeOutcome(StrEnum):
 
 
 class SqlChallengeStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, purge_every: int = DEFAULT_PURGE_EVERY, purge_batch: int = DEFAULT_PURGE_BATCH,
+                 purge_grace: dt.timedelta = DEFAULT_PURGE_GRACE) -> None:
+        if purge_every < 0 or purge_batch < 1 or purge_grace < dt.timedelta(0):
+            raise ValueError("purge_every >= 0 (0: never), purge_batch >= 1, purge_grace >= 0")
         self._db = db
+        self._purge_every = purge_every
+        self._purge_batch = purge_batch
+        self._purge_grace = purge_grace
+        self._creates = 0
+        self._lock = threading.Lock()
 
     def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge:
         if not 1 <= len(nonce) <= NONCE_MAX_BYTES:
@@ -42,6 +63,14 @@ class SqlChallengeStore:
                 session.add(ChallengeRow(nonce=challenge.nonce, created_at=now, expires_at=challenge.expires_at))
         except exc.IntegrityError:
             raise RequestError("CHALLENGE_NONCE_EXISTS", "a challenge with this nonce already exists") from None
+        with self._lock:
+            due = self._purge_every > 0 and self._creates % self._purge_every == 0
+            self._creates += 1
+        if due:
+            try:
+                self.purge_expired(now - self._purge_grace, limit=self._purge_batch)
+            except (UnavailableError, exc.SQLAlchemyError) as error:  # best effort: the challenge is made
+                log.warning("expired challenges not purged: %s", type(error).__name__)
         return challenge
 
     def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
@@ -67,7 +96,12 @@ class SqlChallengeStore:
             return ConsumeOutcome.ALREADY_USED
         return ConsumeOutcome.EXPIRED
 
-    def purge_expired(self, before: dt.datetime) -> int:
-        """Delete challenges (used or not) that expired at or before `before`; return how many."""
+    def purge_expired(self, before: dt.datetime, *, limit: int | None = None) -> int:
+        """Delete challenges (used or not) that expired at or before `before`, at most `limit` of them (the
+        oldest first; None: all); return how many."""
+        condition = ChallengeRow.expires_at <= before
+        if limit is not None:
+            oldest = select(ChallengeRow.nonce).where(condition).order_by(ChallengeRow.expires_at).limit(limit)
+            condition = ChallengeRow.nonce.in_(oldest.scalar_subquery())
         with self._db.session() as session:
-            return session.connection().execute(delete(ChallengeRow).where(ChallengeRow.expires_at <= before)).rowcount
+            return int(session.connection().execute(delete(ChallengeRow).where(condition)).rowcount or 0)

@@ -52,6 +52,23 @@ class SqlCollateralCache:
                 update(CollateralCacheRow).where(CollateralCacheRow.cache_id == cache_id).values(**values))
             return bool(result.rowcount)
 
+    def delete(self, cache_id: str, *, data: bytes | None = None) -> int:
+        """Drop the row of `cache_id` (only while it still holds `data`, when given: a replica that already stored
+        a newer copy keeps it); returns how many rows went (0 or 1)."""
+        condition = CollateralCacheRow.cache_id == cache_id
+        if data is not None:
+            condition = condition & (CollateralCacheRow.data == data)
+        with self._db.session() as session:
+            return int(session.connection().execute(delete(CollateralCacheRow).where(condition)).rowcount or 0)
+
+    def delete_old(self, *, now: dt.datetime, before: dt.datetime) -> int:
+        """Housekeeping (`verifier db prune`): drop rows past their next_update at `now` or fetched before
+        `before`; a dropped row is fetched again when next needed. Returns how many went."""
+        with self._db.session() as session:
+            result = session.connection().execute(delete(CollateralCacheRow).where(
+                (CollateralCacheRow.next_update <= now) | (CollateralCacheRow.fetched_at < before)))
+            return int(result.rowcount or 0)
+
     def delete_expired(self, *, before: dt.datetime) -> int:
         """Housekeeping: drop rows whose next_update is before `before`; returns how many."""
         with self._db.session() as session:

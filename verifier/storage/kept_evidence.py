@@ -2,16 +2,23 @@
 against real traffic before it is applied (`verifier.reference_values.impact`).
 
 Retention: at most `max_rows` rows and nothing older than `max_days`; `prune` enforces both and runs on the first
-`keep` of a process and then every `prune_every` keeps. `max_rows == 0` disables keeping. An item whose evidence
-exceeds `MAX_KEPT_EVIDENCE` bytes or whose collateral exceeds `MAX_KEPT_COLLATERAL` bytes is not kept."""
+`keep` of a process and then every `prune_every` keeps. `max_rows == 0` disables keeping.
+
+Per request (issue 11 item 8): an item whose evidence and collateral together exceed `max_bytes` (default
+`MAX_KEPT_BYTES`, 64 KiB: Nitro documents <= 32 KiB, SNP reports 1184 bytes plus a few KiB of certificates, TDX
+quotes ~5-10 KiB plus collateral) keeps no bytes at all: only its SHA-256 and size are logged. Evidence whose
+SHA-256 this process kept in the last `max_days` (up to `max_rows` digests remembered) is not kept again: one
+client repeating one piece of evidence cannot fill the table with copies."""
 
 from __future__ import annotations
 
 import base64
 import builtins
 import datetime as dt
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_KEPT_EVIDENCE = 64 * 1024  # Nitro documents <= 32 KiB, SNP reports 1184 bytes, TDX quotes ~ 5-10 KiB
 MAX_KEPT_COLLATERAL = 512 * 1024
+MAX_KEPT_BYTES = 64 * 1024  # evidence + collateral of one request
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_DAYS = 7
 
@@ -52,10 +60,12 @@ def _to_model(row: KeptEvidenceRow) -> KeptEvidence:
 
 class SqlKeptEvidence:
     def __init__(self, db: Database, *, max_rows: int = DEFAULT_MAX_ROWS, max_days: int = DEFAULT_MAX_DAYS,
-                 prune_every: int = 100) -> None:
-        if max_rows < 0 or max_days < 0 or prune_every < 1:
-            raise ValueError("max_rows and max_days must be >= 0, prune_every >= 1")
+                 prune_every: int = 100, max_bytes: int = MAX_KEPT_BYTES) -> None:
+        if max_rows < 0 or max_days < 0 or prune_every < 1 or max_bytes < 0:
+            raise ValueError("max_rows, max_days and max_bytes must be >= 0, prune_every >= 1")
         self._db = db
+        self.max_bytes = max_bytes
+        self._digests: OrderedDict[bytes, tuple[dt.datetime, str]] = OrderedDict()  # evidence SHA-256 -> kept
         self.max_rows = max_rows
         self.max_days = max_days
         self.prune_every = prune_every
@@ -68,12 +78,20 @@ class SqlKeptEvidence:
 
     def keep(self, *, received_at: dt.datetime, tee: str, evidence: bytes, collateral: Mapping[str, bytes],
              policy: str | None, status: str, appraisal_id: str, workload: str) -> str | None:
-        """Store one item; returns its id, or None when keeping is disabled or the item is over the bounds."""
+        """Store one item; returns its id (the earlier row's for evidence kept recently), or None when keeping is
+        disabled or the item is over the size bounds (module docstring)."""
         if not self.enabled:
             return None
-        if len(evidence) > MAX_KEPT_EVIDENCE or sum(len(v) for v in collateral.values()) > MAX_KEPT_COLLATERAL:
-            log.debug("not keeping %s evidence of appraisal %s: over the size bounds", tee, appraisal_id)
+        size = len(evidence) + sum(len(v) for v in collateral.values())
+        digest = hashlib.sha256(evidence).digest()
+        if size > self.max_bytes or len(evidence) > MAX_KEPT_EVIDENCE or size - len(evidence) > MAX_KEPT_COLLATERAL:
+            log.info("not keeping the %s evidence of appraisal %s: %d bytes with collateral, over %d (sha256 %s)",
+                     tee, appraisal_id, size, self.max_bytes, digest.hex())
             return None
+        with self._lock:
+            seen = self._digests.get(digest)
+            if seen is not None and seen[0] > received_at - dt.timedelta(days=self.max_days):
+                return seen[1]
         row = KeptEvidenceRow(  # text as `text.storable` makes it (the workload description is evidence text)
             id=new_id(), received_at=received_at, tee=storable(tee, 16), evidence=bytes(evidence),
             collateral={storable(name, 200): base64.b64encode(data).decode() for name, data in collateral.items()},
@@ -83,6 +101,10 @@ class SqlKeptEvidence:
         with self._db.session() as session:
             session.add(row)
         with self._lock:
+            self._digests[digest] = (received_at, row.id)
+            self._digests.move_to_end(digest)
+            while len(self._digests) > self.max_rows:
+                self._digests.popitem(last=False)
             due = self._keeps % self.prune_every == 0
             self._keeps += 1
         if due:
@@ -101,6 +123,12 @@ class SqlKeptEvidence:
     def count(self) -> int:
         with self._db.session() as session:
             return int(session.scalar(select(func.count()).select_from(KeptEvidenceRow)) or 0)
+
+    def delete_before(self, before: dt.datetime) -> int:
+        """Delete every row received before `before` (`verifier db prune`); returns how many went."""
+        with self._db.session() as session:
+            return int(session.connection().execute(
+                delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < before)).rowcount or 0)
 
     def prune(self, now: dt.datetime) -> int:
         """Delete rows older than `max_days` and all but the newest `max_rows`; returns how many went."""

@@ -11,25 +11,32 @@ from the source, the newer deciding (`revocation.py`). Facts for appraisal go to
 "collateral": what decided, a list of {"item": "amd.crl" | "amd.vcek" | "amd.vlek" | "amd.cert_chain", "number",
 "issued", "next_update", "source": "request" | "cache" | "vendor" | "anchors"}; "collateral_superseded": a list of
 {"item", "request": {"number", "issued"}, "used": {"number", "issued"}} for request collateral that lost to newer;
-"appraised_at": the appraisal time (RFC 3339)."""
+"appraised_at": the appraisal time (RFC 3339).
+
+A source item that does not verify against the pinned trust anchors on its own (a VCEK not issued by a pinned
+ASK, a cert_chain whose ASK/ASVK is not signed by the pinned ARK, a CRL not signed by it, an item that does not
+parse) is reported to the source (`collateral.base.reject`), so a cache drops it and the vendor is asked again.
+Failures that depend on the request (its own certificates, the report signature) never evict anything."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 from cryptography import x509
 
-from ...collateral.base import CollateralItem, CollateralUnavailableError
+from ...collateral.base import CollateralItem, CollateralUnavailableError, reject
 from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
+from ...trust.chain import check_issued_by, check_validity, validate_chain
 from ..base import VerifiedEvidence, VerifyContext
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
 from .claims import claims as report_claims
+from .crl import verify_crl
 from .revocation import choose_crl, source_name
 from .tcb import Product, decode_tcb, product_from_cpuid, product_from_name
 from .verify import verify_report
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 CERT_FILES = ("vcek.pem", "vcek.der", "vlek.pem", "vlek.der", "ask.pem", "asvk.pem", "ark.pem", "cert_chain.pem")
 CERT_TABLE_FILES = ("cert_table.bin", "certs.bin")
 CRL_FILES = ("crl.der", "crl.pem")
+_T = TypeVar("_T")
 
 
 class SnpVerifier:
@@ -58,12 +66,14 @@ class SnpVerifier:
         if product is None and signer is not None:
             product = product_from_name(_product_name(signer) or "")
         origin = {kind: "request" for kind in _KINDS if getattr(certs, kind) is not None}
-        certs = _complete(report, certs, product, ctx, origin)
+        fetched: dict[str, CollateralItem] = {}
+        certs = _complete(report, certs, product, ctx, origin, fetched)
         details: dict[str, Any] = {"appraised_at": _rfc3339(ctx.at)}
         crl = _revocation(report, certs, product, ctx, details)
         try:
             verified = verify_report(report, certs, ctx.anchors, ctx.at, product=product, crl=crl)
         except EvidenceError as exc:
+            _reject_unverifiable(fetched, product, ctx)
             return VerifiedEvidence(self.tee, report, report_claims(report, product), exc, details)
         details["collateral"] = [*_certificate_entries(verified.chain, verified.signer_kind, origin),
                                  *details.get("collateral", ())]
@@ -93,9 +103,10 @@ def _from_request(files: Mapping[str, bytes]) -> SnpCertificates:
 
 
 def _complete(report: AttestationReport, certs: SnpCertificates, product: Product | None,
-              ctx: VerifyContext, origin: dict[str, str]) -> SnpCertificates:
+              ctx: VerifyContext, origin: dict[str, str], fetched: dict[str, CollateralItem]) -> SnpCertificates:
     """Fill the gaps from the trust-anchor directory, then from the collateral source; `origin` records where
-    each certificate kind came from."""
+    each certificate kind came from, `fetched` the source items used ("vcek", "cert_chain"). An item that does
+    not parse is rejected (`reject`) and its EvidenceError raised."""
     from_anchors: dict[str, x509.Certificate] = {}
     for cert in ctx.anchors.certificates if product is not None else ():
         kind = _kind(cert)
@@ -106,7 +117,8 @@ def _complete(report: AttestationReport, certs: SnpCertificates, product: Produc
     if vcek_signed and certs.vcek is None and product is not None:
         tcb = decode_tcb(report.reported_tcb, product, field="REPORTED_TCB")
         item = ctx.source.fetch(vcek_key(product, report.chip_id, tcb), at=ctx.at)
-        vcek = load_certificate(item.data, "VCEK from KDS")
+        vcek = _parsed(ctx, item, lambda data: load_certificate(data, "VCEK from KDS"))
+        fetched["vcek"] = item
         certs = _merge(certs, SnpCertificates(vcek=vcek), origin, source_name(item.source))
     if vcek_signed and certs.vcek is None:
         raise CollateralUnavailableError("COLLATERAL_VCEK_MISSING", "no VCEK in the request and the product of "
@@ -114,9 +126,60 @@ def _complete(report: AttestationReport, certs: SnpCertificates, product: Produc
     needs = "ask" if vcek_signed else "asvk"
     if getattr(certs, needs) is None and product is not None:
         item = ctx.source.fetch(cert_chain_key(product, "vcek" if vcek_signed else "vlek"), at=ctx.at)
-        chain = {classify(c): c for c in load_certificates(item.data)}
+        chain = _parsed(ctx, item, lambda data: {classify(c): c for c in load_certificates(data)})
+        fetched["cert_chain"] = item
         certs = _merge(certs, SnpCertificates(**chain), origin, source_name(item.source))
     return certs
+
+
+def _parsed(ctx: VerifyContext, item: CollateralItem, parse: Callable[[bytes], _T]) -> _T:
+    try:
+        return parse(item.data)
+    except (EvidenceError, ParseError) as exc:
+        reject(ctx.source, item, reason=exc.code)
+        raise
+
+
+def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product | None, ctx: VerifyContext) -> None:
+    """After a failed verification: reject the source items that do not verify against the pinned ARK on their
+    own (module docstring). Only trusted material takes part: the pinned ARK-<product>, the anchors' ASK/ASVK and
+    the source's cert_chain once it verified; nothing from the request."""
+    if not fetched or product is None:
+        return
+    chain_item = fetched.get("cert_chain")
+    served = load_certificates(chain_item.data) if chain_item is not None else []  # it parsed in _complete
+    ark = next((c for c in [*ctx.anchors.roots("amd-ark"), *served]
+                if _cn(c) == f"ARK-{product.value}" and ctx.anchors.is_pinned("amd-ark", c)), None)
+    if ark is None:
+        return
+    intermediates = [c for c in ctx.anchors.certificates if _kind(c) in ("ask", "asvk")]
+    if chain_item is not None:
+        try:
+            chain = [c for c in served if _kind(c) in ("ask", "asvk")]
+            if not chain:
+                raise EvidenceError("SNP_INTERMEDIATE_MISSING", "the cert_chain holds no ASK or ASVK",
+                                    expected="ASK or ASVK", actual="none")
+            for cert in chain:
+                check_issued_by(cert, ark)
+                check_validity(cert, ctx.at)
+            intermediates += chain
+        except EvidenceError as exc:
+            reject(ctx.source, chain_item, reason=exc.code)
+    vcek_item = fetched.get("vcek")
+    if vcek_item is None:
+        return
+    vcek = load_certificate(vcek_item.data, "VCEK from KDS")
+    issuers = [c for c in intermediates if c.subject == vcek.issuer]
+    if not issuers and common_name(vcek.issuer) == f"SEV-{product.value}":
+        return  # no trusted ASK to judge it by (the request brought its own): cannot tell
+    codes: list[str] = ["SNP_SIGNER_CHAIN_MISMATCH"]  # issued by anything but SEV-<product>
+    for ask in issuers:
+        try:
+            validate_chain(vcek, [ask], ark, ctx.at)
+            return
+        except EvidenceError as exc:
+            codes.insert(0, exc.code)
+    reject(ctx.source, vcek_item, reason=codes[0])
 
 
 def _merge(certs: SnpCertificates, more: SnpCertificates, origin: dict[str, str], source: str) -> SnpCertificates:
@@ -141,10 +204,18 @@ def _revocation(report: AttestationReport, certs: SnpCertificates, product: Prod
                 if c is not None and ctx.anchors.is_pinned("amd-ark", c) and _cn(c) == f"ARK-{product.value}"), None)
     request = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
 
+    served: list[CollateralItem] = []
+
     def fetch() -> CollateralItem:
-        return ctx.source.fetch(crl_key(product, signer), at=ctx.at)
+        served.append(ctx.source.fetch(crl_key(product, signer), at=ctx.at))
+        return served[-1]
 
     outcome = choose_crl(request, fetch, ark, ctx.at)
+    if served and ark is not None and (outcome.used is None or outcome.used.get("source") == "request"):
+        try:  # the source's CRL did not decide: reject it when it does not verify under the pinned ARK
+            verify_crl(served[0].data, ark, ctx.at)
+        except EvidenceError as exc:
+            reject(ctx.source, served[0], reason=exc.code)
     if outcome.request_error is not None:
         details["crl_request_error"] = outcome.request_error
     if outcome.crl is None:

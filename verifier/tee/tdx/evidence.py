@@ -9,23 +9,40 @@ still verified and the TCB status is unknown: the appraisal is incomplete (`coll
 
 `details`: "tcb" (the TCB evaluation or None), "collateral" (one dict per item used: item, number, issued,
 next_update, source request|cache|vendor), "collateral_superseded" (request items older than the verifier's),
-"revocation" ("checked" when both verified CRLs were applied, else "unavailable"), "collateral_next_update"."""
+"revocation" ("checked" when both verified CRLs were applied, else "unavailable"), "collateral_next_update".
+
+An item the source delivered that does not parse, or does not verify on its own against the pinned Intel root
+(chain, signature, validity window: anything but a PCK CRL for another issuer than the quote's PCK), is reported
+to the source (`collateral.base.reject`) so a cache drops it and the vendor is asked again; this check runs only
+when the source's copy was not the one used. Nothing the request brings evicts anything."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
 
 from ...clock import to_rfc3339
-from ...collateral.base import CollateralUnavailableError
+from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError, reject
 from ...errors import EvidenceError, ParseError
 from ..base import VerifiedEvidence, VerifyContext
 from .claims import claims as quote_claims
-from .collateral import VerifiedCollateral, collateral_from_files, verify_collateral
+from .collateral import (
+    Fetched,
+    VerifiedCollateral,
+    check_pck_crl,
+    check_qe_identity,
+    check_root_ca_crl,
+    check_tcb_info,
+    collateral_from_files,
+    verify_collateral,
+)
+from .freshness import FROM_REQUEST, PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
 from .pck import PckInfo, pck_chain, pck_info
-from .pcs import fetch_collateral
+from .pcs import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO, fetch_collateral
 from .quote import Quote, parse_quote
 from .tcb import evaluate
 from .verify import verify_quote
@@ -82,8 +99,16 @@ class TdxVerifier:
         from_request = collateral_from_files(ctx.collateral)
         issuer = leaf.issuer.rfc4514_string().lower()
         ca = "processor" if "processor" in issuer else "platform"
-        fetched = fetch_collateral(ctx.source, pck.fmspc, ca, ctx.at)
-        return verify_collateral(from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched)
+        served = _Served(ctx.source)
+        fetched = fetch_collateral(served, pck.fmspc, ca, ctx.at)
+        try:
+            checked = verify_collateral(from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched)
+        except (EvidenceError, CollateralUnavailableError):
+            _reject_unverifiable(served, fetched, leaf.issuer, ctx)
+            raise
+        if any(facts.source == FROM_REQUEST for facts in checked.items):
+            _reject_unverifiable(served, fetched, leaf.issuer, ctx)
+        return checked
 
     @staticmethod
     def _tcb(quote: Quote, pck: PckInfo, qe_report: Any, checked: VerifiedCollateral) -> dict[str, Any]:
@@ -98,3 +123,48 @@ class TdxVerifier:
             "qe_status": result.qe_status,
             "module_status": result.module_status,
         }
+
+
+_KINDS = {TCB_INFO: KIND_TCB_INFO, QE_IDENTITY: KIND_QE_IDENTITY, PCK_CRL: KIND_PCK_CRL, ROOT_CA_CRL: KIND_ROOT_CA_CRL}
+
+
+class _Served:
+    """Passes fetches through to the verifier's source and remembers the items it delivered, by kind."""
+
+    def __init__(self, inner: CollateralSource) -> None:
+        self.inner = inner
+        self.items: dict[str, CollateralItem] = {}
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        item = self.inner.fetch(key, at=at)
+        self.items[key.kind] = item
+        return item
+
+
+def _reject_unverifiable(served: _Served, fetched: Fetched, pck_issuer: x509.Name, ctx: VerifyContext) -> None:
+    """Reject (module docstring) each delivered item that did not parse or does not verify on its own."""
+    for item, error in fetched.errors.items():
+        delivered = served.items.get(_KINDS[item])
+        if delivered is not None and isinstance(error, EvidenceError | CollateralUnavailableError):
+            reject(ctx.source, delivered, reason=error.code)
+    col = fetched.collateral
+    root: list[x509.Certificate] = []
+
+    def pck_crl() -> None:
+        root.append(check_pck_crl(col, ctx.anchors, ctx.at, "vendor", pck_issuer=pck_issuer).value[1])
+
+    checks: tuple[tuple[str, Callable[[], object]], ...] = (
+        (TCB_INFO, lambda: check_tcb_info(col, ctx.anchors, ctx.at, "vendor")),
+        (QE_IDENTITY, lambda: check_qe_identity(col, ctx.anchors, ctx.at, "vendor")),
+        (PCK_CRL, pck_crl),
+        (ROOT_CA_CRL, lambda: check_root_ca_crl(col, root[0], ctx.at, "vendor") if root else None),
+    )
+    for item, check in checks:
+        delivered = served.items.get(_KINDS[item])
+        if delivered is None or item in fetched.errors or not col.has(item):
+            continue
+        try:
+            check()
+        except EvidenceError as exc:
+            if exc.code != "CRL_ISSUER_MISMATCH":  # the quote's PCK names another CA: not the item's fault
+                reject(ctx.source, delivered, reason=exc.code)
