@@ -86,7 +86,10 @@ def _root_ca_crl_url(pcs_url: str) -> str:
 
 
 def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s,
+                        statement_timeout_ms=settings.db_statement_timeout_ms,
+                        lock_timeout_ms=settings.db_lock_timeout_ms, busy_timeout_ms=settings.db_busy_timeout_ms,
+                        pool_size=max(1, settings.db_pool_size), pool_timeout_s=float(settings.db_pool_timeout_s))
     anchors = (
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
     )

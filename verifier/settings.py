@@ -35,6 +35,12 @@ class Settings:
     tls_key: Path | None = None
     max_message_bytes: int = 4 * 1024 * 1024
     grace_seconds: float = 5.0
+    # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
+    # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
+    drain_seconds: float = 5.0
+    # Admin calls need TLS (bearer tokens never travel in the clear) unless this is set and every listener is on
+    # a loopback address (refused at start-up otherwise).
+    allow_plaintext_admin: bool = False
     # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
     admin_token_sha256: tuple[str, ...] = ()
     # Admin API over mutual TLS: client certificates issued by this CA (PEM, may hold several) authenticate with
@@ -65,6 +71,15 @@ class Settings:
     # nothing older than `keep_evidence_days`.
     keep_evidence: int = 1000
     keep_evidence_days: int = 7
+    # Database bounds (0 turns one off): every call fails with UNAVAILABLE DATABASE_BUSY / DATABASE_UNAVAILABLE
+    # within them instead of hanging (PostgreSQL statement_timeout / lock_timeout / connect_timeout, SQLite
+    # busy_timeout, pool checkout).
+    db_connect_timeout_s: int = 3
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 2000
+    db_busy_timeout_ms: int = 2000
+    db_pool_size: int = 5
+    db_pool_timeout_s: int = 3
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -96,6 +111,8 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         http_listen=get("HTTP_LISTEN"),
         tls_cert=path("TLS_CERT"),
         tls_key=path("TLS_KEY"),
+        drain_seconds=drain_seconds(get("DRAIN_SECONDS")),
+        allow_plaintext_admin=_flag(get("ALLOW_PLAINTEXT_ADMIN")),
         admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
         admin_client_ca=path("ADMIN_CLIENT_CA"),
         admin_cert_role=get("ADMIN_CERT_ROLE"),
@@ -115,6 +132,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         selectable_policies=_names(get("SELECTABLE_POLICIES")),
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
+        db_connect_timeout_s=_int(get("DB_CONNECT_TIMEOUT_S")),
+        db_statement_timeout_ms=_int(get("DB_STATEMENT_TIMEOUT_MS")),
+        db_lock_timeout_ms=_int(get("DB_LOCK_TIMEOUT_MS")),
+        db_busy_timeout_ms=_int(get("DB_BUSY_TIMEOUT_MS")),
+        db_pool_size=_int(get("DB_POOL_SIZE")),
+        db_pool_timeout_s=_int(get("DB_POOL_TIMEOUT_S")),
     )
 
 
@@ -147,6 +170,19 @@ def collateral_refresh(value: str | float | None) -> dt.timedelta | None:
     if not 0 <= seconds <= 365 * 86400:  # also refuses nan and inf
         raise ConfigError("SETTING_INVALID", f"collateral refresh must be 0..31536000 seconds, got {str(value)[:20]!r}")
     return dt.timedelta(seconds=seconds)
+
+
+def drain_seconds(value: str | float | None) -> float | None:
+    """VERIFIER_DRAIN_SECONDS / --drain-seconds: 0..3600 seconds (ConfigError otherwise)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:  # also refuses nan and inf
+        raise ConfigError("SETTING_INVALID", f"drain must be 0..3600 seconds, got {str(value)[:20]!r}")
+    return seconds
 
 
 def _int(value: str | None) -> int | None:

@@ -5,7 +5,7 @@ beside the real roots. Everything else is the production composition (`verifier.
 VERIFIER_* environment variables, and the production `serve()` with graceful SIGTERM.
 
     python -m tests.e2e.run_verifier '{"pins": {"aws-nitro": ["<sha256>"]}, "port_file": "...",
-                                        "challenge_ttl": 3, "token_lifetime": 5}'
+                                        "challenge_ttl": 3, "token_lifetime": 5, "drain_seconds": 0}'
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     settings = from_environment().with_overrides(
         challenge_ttl=dt.timedelta(seconds=options.get("challenge_ttl", 120)),
         token_lifetime=dt.timedelta(seconds=options.get("token_lifetime", 300)),
+        drain_seconds=float(options.get("drain_seconds", 0)),  # tests stop it with SIGTERM: no drain pause
     )
     components = build(settings)
     pins = {k: frozenset(v) for k, v in PINNED_ROOTS.items()}

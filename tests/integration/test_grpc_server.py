@@ -51,7 +51,7 @@ def pki() -> FakeAwsPki:
 def components(db: Database, database_url: str, pki: FakeAwsPki) -> Iterator[Components]:
     settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
                         http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
-                        grace_seconds=0.5)
+                        grace_seconds=0.5, allow_plaintext_admin=True, drain_seconds=0)  # bearer tokens on loopback
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built
@@ -322,7 +322,7 @@ from verifier.settings import Settings
 from verifier.transport.grpc import serve
 install_logging("INFO")
 components = build(Settings(database_url=sys.argv[1], development=True, listen="127.0.0.1:0",
-                            http_listen="127.0.0.1:0", grace_seconds=0.2))
+                            http_listen="127.0.0.1:0", grace_seconds=0.2, drain_seconds=0))
 asyncio.run(serve(components))
 print("exited cleanly", file=sys.stderr)
 """

@@ -135,7 +135,8 @@ def test_compute_snp_add_refuses_a_revoked_measurement(cli: Cli) -> None:
 def components(db: Database, database_url: str) -> Iterator[Components]:
     pki = FakeAwsPki()
     settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),))
+                        http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
+                        allow_plaintext_admin=True, drain_seconds=0)  # loopback test server
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built

@@ -72,3 +72,18 @@ def test_dockerfile_builds_the_verifier_entrypoint() -> None:
     assert "COPY migrations" in text and "USER verifier" in text
     for service in ("migrate", "verifier"):
         assert _compose()["services"][service]["build"] == "."
+
+
+def test_published_grpc_port_uses_tls_and_the_healthcheck_asks_for_readiness() -> None:
+    """Issue 11 item 12: admin bearer tokens only over TLS, so what compose publishes on 0.0.0.0 has TLS; item 5:
+    the container is healthy when ready (database reachable), not merely alive; item 6: stop waits out the drain."""
+    compose = _compose()
+    verifier = compose["services"]["verifier"]
+    env, command = verifier["environment"], verifier["command"]
+    assert "--allow-plaintext-admin" not in command and "VERIFIER_ALLOW_PLAINTEXT_ADMIN" not in env
+    for variable, secret in (("VERIFIER_TLS_CERT", "tls_cert"), ("VERIFIER_TLS_KEY", "tls_key")):
+        assert env[variable] == f"/run/secrets/{secret}"
+        assert secret in verifier["secrets"] and secret in compose["secrets"]
+    assert "/readyz" in " ".join(verifier["healthcheck"]["test"])
+    drain, grace = float(env["VERIFIER_DRAIN_SECONDS"]), Settings().grace_seconds
+    assert float(verifier["stop_grace_period"].rstrip("s")) > drain + grace

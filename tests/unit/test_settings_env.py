@@ -28,3 +28,11 @@ def test_selectable_policies_from_the_environment() -> None:
                                  "VERIFIER_DEFAULT_POLICY": "prod-snp"})
     assert settings.selectable_policies == ("prod-snp", "nonce-required")
     assert settings.default_policy == "prod-snp"
+
+
+def test_database_bounds_from_the_environment() -> None:
+    settings = from_environment({"VERIFIER_DB_STATEMENT_TIMEOUT_MS": "1500", "VERIFIER_DB_BUSY_TIMEOUT_MS": "0"})
+    assert (settings.db_statement_timeout_ms, settings.db_busy_timeout_ms, settings.db_lock_timeout_ms) == (1500, 0,
+                                                                                                           2000)
+    with pytest.raises(ConfigError):
+        from_environment({"VERIFIER_DB_POOL_SIZE": "-1"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..bootstrap import build
 from ..errors import ConfigError
-from ..settings import Settings, collateral_refresh
+from ..settings import Settings, collateral_refresh, drain_seconds
 from ..transport.grpc.server import serve
 from .common import UsageError, add_db_flag
 
@@ -63,6 +63,10 @@ def register(sub: Any) -> None:
                         "PERMISSION_DENIED POLICY_NOT_ALLOWED")
     p.add_argument("--port-file", type=Path, metavar="FILE",
                    help='write {"grpc": port, "http": port} here once listening (for port 0)')
+    p.add_argument("--drain-seconds", type=_drain_seconds, metavar="SECONDS",
+                   help="on SIGTERM, report NOT_SERVING and keep serving this long before stopping (default 5)")
+    p.add_argument("--allow-plaintext-admin", action="store_true", default=None,
+                   help="accept admin bearer tokens without TLS (only when every listen address is loopback)")
     p.add_argument("--challenge-ttl", type=float, metavar="SECONDS", help="challenge lifetime (default 120)")
     p.add_argument("--token-lifetime", type=float, metavar="SECONDS", help="EAR token lifetime (default 300)")
     p.set_defaults(handler=run)
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         trust_anchors=args.trust_anchors,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        drain_seconds=args.drain_seconds,
+        allow_plaintext_admin=args.allow_plaintext_admin,
         admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
         admin_client_ca=args.admin_client_ca,
         admin_cert_role=args.admin_cert_role,
@@ -110,6 +116,15 @@ def run(args: argparse.Namespace, base: Settings) -> int:
 def _refresh_seconds(text: str) -> dt.timedelta:
     try:
         value = collateral_refresh(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    assert value is not None
+    return value
+
+
+def _drain_seconds(text: str) -> float:
+    try:
+        value = drain_seconds(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
     assert value is not None

@@ -1,7 +1,10 @@
-"""A small HTTP side server (stdlib wsgiref in a daemon thread): /metrics, /.well-known/jwks.json, /healthz."""
+"""A small HTTP side server (stdlib wsgiref in a daemon thread): /metrics, /.well-known/jwks.json, and the probes
+/livez (200 while the process serves HTTP), /readyz (200 only while the server is serving and its cached database
+check passes, 503 otherwise) and /healthz (an alias of /readyz)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -11,6 +14,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from ...errors import ConfigError
 from ...metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class HttpApp:
-    """The WSGI application; `healthy()` decides /healthz (200 serving, 503 otherwise)."""
+    """The WSGI application; `healthy()` (serving and ready) decides /readyz and /healthz (200, else 503)."""
 
     def __init__(self, metrics: Metrics, jwks: Callable[[], dict[str, Any]], healthy: Callable[[], bool]) -> None:
         self._metrics, self._jwks, self._healthy = metrics, jwks, healthy
@@ -64,7 +68,9 @@ class HttpApp:
                 return _reply(start_response, "503 Service Unavailable", b"signing keys unavailable\n")
             return _reply(start_response, "200 OK", body, [("Cache-Control", "max-age=300")],
                           content_type="application/jwk-set+json")
-        if path == "/healthz":
+        if path == "/livez":
+            return _reply(start_response, "200 OK", b"alive\n")
+        if path in ("/readyz", "/healthz"):
             if self._healthy():
                 return _reply(start_response, "200 OK", b"ok\n")
             return _reply(start_response, "503 Service Unavailable", b"not serving\n")
@@ -81,9 +87,15 @@ class HttpServer:
     """Runs `HttpApp` on `address` (port 0 picks a free port) in a daemon thread."""
 
     def __init__(self, address: str, app: HttpApp) -> None:
+        """Bind `address` now. Raises ConfigError `ADDRESS_IN_USE` when another process listens there."""
         host, port = split_hostport(address)
         server_class = _Server6 if ":" in host else _Server
-        self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        try:
+            self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError("ADDRESS_IN_USE", f"HTTP address {address} is already in use") from None
+            raise ConfigError("LISTEN_FAILED", f"cannot listen on HTTP address {address}: {error.strerror}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="verifier-http", daemon=True)
 
     @property
@@ -92,7 +104,7 @@ class HttpServer:
 
     def start(self) -> int:
         self._thread.start()
-        log.info("HTTP (metrics, JWKS, healthz) listening on port %d", self.port)
+        log.info("HTTP (metrics, JWKS, livez, readyz) listening on port %d", self.port)
         return self.port
 
     def stop(self) -> None:

@@ -311,6 +311,12 @@ def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[bytes
     return (leaf[0] if leaf else None), (b"".join(chain) if chain else None)
 
 
+def _is_tls(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    """Whether the call came over TLS (gRPC's auth context names the transport security)."""
+    auth = context.auth_context() or {}
+    return b"ssl" in auth.get("transport_security_type", ())
+
+
 class _RefusalBudget:
     """At most `per_minute` refused attempts per process go to the audit log (each takes the chain lock);
     every refusal is logged regardless."""
@@ -343,13 +349,17 @@ class AdminAuthInterceptor(_UnaryInterceptor):
     Refusals are UNAUTHENTICATED (no/invalid credential) or PERMISSION_DENIED (role), logged without the
     token, and appended to the audit log as `admin.refused` (rate-limited). The handler runs with
     `CURRENT_PRINCIPAL` set, so stores record the actor.
+    With `admin_needs_tls` (the server sets it unless `allow_plaintext_admin` on a loopback-only listener), an
+    admin call on a connection without TLS is refused UNAUTHENTICATED `ADMIN_NEEDS_TLS` before any credential is
+    looked at: a bearer token sent in the clear is never accepted.
     With `appraisal_cas`, calls of the Verifier service need a client certificate chaining to one of them."""
 
     def __init__(self, token_sha256: Sequence[str] = (), *, tokens: TokenAuthenticator | None = None,
                  admin_cas: ClientCertVerifier | None = None, cert_role: Role = "admin",
                  appraisal_cas: ClientCertVerifier | None = None, audit_db: Database | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
-                 admin_services: Sequence[str] = ADMIN_SERVICES) -> None:
+                 admin_services: Sequence[str] = ADMIN_SERVICES, admin_needs_tls: bool = False) -> None:
+        self._admin_needs_tls = admin_needs_tls
         self._digests = tuple(d.strip().lower() for d in token_sha256 if d.strip())
         self._tokens = tokens
         self._admin_cas = admin_cas
@@ -395,6 +405,9 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         attempt: dict[str, str] = {"credential": "bearer" if header is not None else "cert" if leaf else "none"}
         principal: Principal | None = None
         try:
+            if self._admin_needs_tls and not _is_tls(context):
+                raise AuthError("ADMIN_NEEDS_TLS", "admin calls need a TLS connection (credentials are never "
+                                "accepted in the clear)")
             principal = await self._principal(header, leaf, chain, attempt)
             needed: Role = METHOD_ROLES.get(method, "admin")
             if not principal.may(needed):

@@ -7,17 +7,26 @@ an optional client certificate, so the main port either requires one, `appraisal
     grpc_port, http_port = await server.start()
     await server.wait()            # or: await serve(components) which also handles SIGTERM/SIGINT
 
-Shutdown is graceful: health flips to NOT_SERVING first, then in-flight RPCs get `grace` seconds.
+Health tells the truth: a background task checks the database every second (in a thread, with a timeout) and
+gRPC health ("" and every verifier.v1 service) says NOT_SERVING while that check fails, SERVING once it passes
+again; HTTP /readyz follows it, /livez does not.
+
+Shutdown drains: health flips to NOT_SERVING first, the server keeps serving for `drain` seconds (on SIGTERM:
+`drain_seconds`), then stops accepting and gives in-flight RPCs `grace` seconds.
+
+One server per port: SO_REUSEPORT is off, so a busy gRPC or HTTP port is ConfigError `ADDRESS_IN_USE`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,6 +44,7 @@ from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
+from .readiness import Readiness
 from .servicers import ReferenceValuesServicer, VerifierServicer
 from .workloads_servicer import WorkloadsServicer
 
@@ -58,11 +68,24 @@ class VerifierServer:
         self._http: HttpServer | None = None
         self._serving = False
         self._stopping: asyncio.Task[None] | None = None
+        self._readiness = Readiness(self.components.database.check, self._set_health)
+        self._refresher: asyncio.Task[None] | None = None
         self.admin_port = 0  # the `admin_listen` port once started, 0 when there is none
 
     @property
     def serving(self) -> bool:
         return self._serving
+
+    @property
+    def ready(self) -> bool:
+        """Serving and the cached database check passes (what /readyz and gRPC health report)."""
+        return self._serving and self._readiness.ready
+
+    async def _set_health(self, ready: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        if self._serving:  # once shutting down, health stays NOT_SERVING
+            for name in ("", *SERVICE_NAMES):
+                await self._health.set(name, status)
 
     async def start(self) -> tuple[int, int]:
         """Bind and start; return (grpc_port, http_port), http_port 0 when HTTP is disabled."""
@@ -72,7 +95,8 @@ class VerifierServer:
         limit = settings.max_message_bytes
         server = grpc.aio.server(
             interceptors=default_chain(self.metrics, auth=self._auth_interceptor()),
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                     ("grpc.so_reuseport", 0)],  # a second server on a busy port must fail, not share it
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
             VerifierServicer(self.components, self.metrics), server
@@ -87,19 +111,19 @@ class VerifierServer:
         reflection.enable_server_reflection((*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
         port = self._bind(server)
         self.admin_port = self._bind_admin(server)
+        if settings.http_listen and settings.http_listen.lower() != "off":  # bound before anything serves
+            app = HttpApp(self.metrics, self.components.service.jwks, lambda: self.ready)
+            self._http = HttpServer(settings.http_listen, app)
         await server.start()
         self._server = server
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
+        self._refresher = asyncio.get_running_loop().create_task(self._readiness.run())
         log.info("gRPC listening on port %d (%s)", port, self._describe_main())
         if self.admin_port:
             log.info("admin gRPC (client certificates from the admin CA required) on port %d", self.admin_port)
-        http_port = 0
-        if settings.http_listen and settings.http_listen.lower() != "off":
-            app = HttpApp(self.metrics, self.components.service.jwks, lambda: self._serving)
-            self._http = HttpServer(settings.http_listen, app)
-            http_port = self._http.start()
+        http_port = self._http.start() if self._http is not None else 0
         return port, http_port
 
     def _tls(self) -> bool:
@@ -115,6 +139,9 @@ class VerifierServer:
             raise ConfigError("MTLS_NEEDS_TLS", "client certificates need TLS: configure --tls-cert and --tls-key")
         if s.admin_listen and s.admin_client_ca is None:
             raise ConfigError("ADMIN_CLIENT_CA_MISSING", "--admin-listen needs --admin-client-ca")
+        if s.allow_plaintext_admin and not is_loopback(split_hostport(s.listen)[0]):
+            raise ConfigError("PLAINTEXT_ADMIN_NOT_LOOPBACK",
+                              f"--allow-plaintext-admin needs a loopback --listen address, not {s.listen}")
         if s.appraisal_requires_mtls and s.appraisal_client_ca is None and s.admin_client_ca is None:
             raise ConfigError("APPRAISAL_CLIENT_CA_MISSING",
                               "--appraisal-requires-mtls needs --appraisal-client-ca (or --admin-client-ca)")
@@ -136,7 +163,7 @@ class VerifierServer:
         return AdminAuthInterceptor(
             s.admin_token_sha256, tokens=SqlAdminTokens(database), admin_cas=admin_cas,
             cert_role=cast(Role, s.admin_cert_role), appraisal_cas=appraisal_cas, audit_db=database,
-            clock=self.components.service.clock.now,
+            clock=self.components.service.clock.now, admin_needs_tls=not s.allow_plaintext_admin,
         )
 
     def _appraisal_ca_files(self) -> list[Path]:
@@ -181,20 +208,27 @@ class VerifierServer:
         credentials = self._credentials([self.settings.admin_client_ca])
         return _add_port(lambda: server.add_secure_port(address, credentials), address)
 
-    def request_stop(self, grace: float | None = None) -> asyncio.Task[None]:
-        """Start the graceful shutdown (once) without waiting for it; safe from a signal handler."""
+    def request_stop(self, grace: float | None = None, *, drain: float = 0.0) -> asyncio.Task[None]:
+        """Start the graceful shutdown (once) without waiting for it; safe from a signal handler.
+        `drain`: seconds to keep serving after health says NOT_SERVING (SIGTERM uses `drain_seconds`)."""
         if self._stopping is None:
             seconds = self.settings.grace_seconds if grace is None else grace
-            self._stopping = asyncio.get_running_loop().create_task(self._stop(seconds))
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(seconds, drain))
         return self._stopping
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING first, then stop accepting and give in-flight RPCs `grace` seconds. Idempotent."""
-        await asyncio.shield(self.request_stop(grace))
+    async def stop(self, grace: float | None = None, *, drain: float = 0.0) -> None:
+        """Health NOT_SERVING first, keep serving `drain` seconds, then stop accepting and give in-flight RPCs
+        `grace` seconds. Idempotent."""
+        await asyncio.shield(self.request_stop(grace, drain=drain))
 
-    async def _stop(self, grace: float) -> None:
+    async def _stop(self, grace: float, drain: float) -> None:
         self._serving = False
+        if self._refresher is not None:
+            self._refresher.cancel()
         await self._health.enter_graceful_shutdown()
+        if drain > 0 and self._server is not None:
+            log.info("draining: NOT_SERVING, still answering for %.1fs", drain)
+            await asyncio.sleep(drain)
         log.info("shutting down (grace %.1fs)", grace)
         if self._server is not None:
             await self._server.stop(grace)
@@ -211,13 +245,34 @@ class VerifierServer:
 
 
 def _add_port(bind: Any, address: str) -> int:
+    """Bind a gRPC port. Raises ConfigError `ADDRESS_IN_USE` (another process listens there) or UnavailableError
+    `LISTEN_FAILED`."""
     try:
         port = int(bind())
     except RuntimeError as error:
+        _raise_if_in_use(address)
         raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}: {error}") from None
     if port == 0:
+        _raise_if_in_use(address)
         raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}")
     return port
+
+
+def _raise_if_in_use(address: str) -> None:
+    """gRPC does not say why a bind failed: try the address ourselves and raise ADDRESS_IN_USE if it is taken."""
+    try:
+        host, port = split_hostport(address)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (ValueError, OSError):
+        return
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise ConfigError("ADDRESS_IN_USE", f"gRPC address {address} is already in use") from None
 
 
 async def serve(components: Components, *, ready: asyncio.Event | None = None,
@@ -255,4 +310,4 @@ def write_port_file(path: Path, ports: dict[str, int]) -> None:
 
 def _on_signal(server: VerifierServer, sig: signal.Signals) -> None:
     log.info("received %s: graceful shutdown", sig.name)
-    server.request_stop()
+    server.request_stop(drain=server.settings.drain_seconds)
