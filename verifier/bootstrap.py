@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from .appraisal.policy import PolicySet
+from .background import BestEffortWorker
 from .clock import Clock, SystemClock
 from .collateral.base import CollateralSource, OfflineSource
 from .collateral.cache import CachedSource
@@ -39,8 +40,11 @@ class Components:
     references: SqlReferenceValueStore
     service: VerifierService
     kept: SqlKeptEvidence | None = None
+    background: BestEffortWorker | None = None
 
     def close(self) -> None:
+        if self.background is not None:
+            self.background.close(timeout=5.0)  # finish queued best-effort writes before the database goes
         self.database.dispose()
 
 
@@ -85,7 +89,10 @@ def _root_ca_crl_url(pcs_url: str) -> str:
     return pcs_url.rstrip("/") + "/sgx/certification/v4/rootcacrl"
 
 
-def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None) -> Components:
+def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None,
+          background_writes: bool = False) -> Components:
+    """Everything from `settings`. `background_writes` (the server) moves best-effort writes (kept evidence) off
+    the answer's path; the CLI and tests keep them inline."""
     database = Database(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s,
                         statement_timeout_ms=settings.db_statement_timeout_ms,
                         lock_timeout_ms=settings.db_lock_timeout_ms, busy_timeout_ms=settings.db_busy_timeout_ms,
@@ -121,7 +128,10 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         reference_set_version=lambda: audit.reference_set_version(database),
         workloads=SqlWorkloads(database),
     )
-    return Components(settings=settings, database=database, references=references, service=service, kept=kept)
+    background = BestEffortWorker("kept-evidence") if background_writes and kept is not None else None
+    service.background = background
+    return Components(settings=settings, database=database, references=references, service=service, kept=kept,
+                      background=background)
 
 
 def build_policies(settings: Settings, database: Database) -> PolicySet:

@@ -29,6 +29,7 @@ from .appraisal.nitro import appraise_nitro
 from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
 from .appraisal.snp import appraise_snp
 from .appraisal.tdx import appraise_tdx
+from .background import BestEffortWorker
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
@@ -134,6 +135,8 @@ class VerifierService:
     # Policy names a request may select; None: any known policy. A request naming another is PERMISSION_DENIED
     # (POLICY_NOT_ALLOWED), so a client cannot pick the most lenient policy the verifier happens to know.
     selectable_policies: frozenset[str] | None = None
+    # Where best-effort work (keeping evidence) runs; None: inline, before the answer (the CLI, tests).
+    background: BestEffortWorker | None = None
     # The request's policy replaces the workloads' policies (the local `verifier verify --policy` of an operator,
     # who could set any workload's policy anyway); never for remote requests.
     operator_policy: bool = False
@@ -194,7 +197,10 @@ class VerifierService:
                 reference_set_version=version,
             )
             if self.kept is not None and not incomplete and verified.parsed is not None:
-                self._keep(request, verified, appraisal, appraisal_id, at)
+                if self.background is not None:  # optional work never delays the answer (issue 11 item 7)
+                    self.background.submit(lambda: self._keep(request, verified, appraisal, appraisal_id, at))
+                else:
+                    self._keep(request, verified, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at,
                                str(incomplete) if incomplete else None)
