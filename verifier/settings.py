@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,18 @@ from .errors import ConfigError
 from .storage.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "VERIFIER_"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: `per_second` tokens a second, at most `burst` held. 0 (either) means unlimited."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_second > 0 and self.burst > 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,13 @@ class Settings:
     db_busy_timeout_ms: int = 2000
     db_pool_size: int = 5
     db_pool_timeout_s: int = 3
+    # Rate limits (RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo) on Verifier.CreateChallenge and .Appraise, per
+    # client (TLS client certificate, else peer IP, IPv6 by /64; at most `rate_clients` tracked, LRU) and global.
+    rate_challenge_per_client: Rate = Rate(20.0, 40)
+    rate_challenge_global: Rate = Rate(500.0, 1000)
+    rate_appraise_per_client: Rate = Rate(20.0, 40)
+    rate_appraise_global: Rate = Rate(500.0, 1000)
+    rate_clients: int = 10_000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -138,6 +158,11 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         db_busy_timeout_ms=_int(get("DB_BUSY_TIMEOUT_MS")),
         db_pool_size=_int(get("DB_POOL_SIZE")),
         db_pool_timeout_s=_int(get("DB_POOL_TIMEOUT_S")),
+        rate_challenge_per_client=rate(get("RATE_CHALLENGE_PER_CLIENT")),
+        rate_challenge_global=rate(get("RATE_CHALLENGE_GLOBAL")),
+        rate_appraise_per_client=rate(get("RATE_APPRAISE_PER_CLIENT")),
+        rate_appraise_global=rate(get("RATE_APPRAISE_GLOBAL")),
+        rate_clients=_int(get("RATE_CLIENTS")),
     )
 
 
@@ -183,6 +208,24 @@ def drain_seconds(value: str | float | None) -> float | None:
     if not 0 <= seconds <= 3600:  # also refuses nan and inf
         raise ConfigError("SETTING_INVALID", f"drain must be 0..3600 seconds, got {str(value)[:20]!r}")
     return seconds
+
+
+def rate(value: str | None) -> Rate | None:
+    """VERIFIER_RATE_* / --rate-*: `RATE[:BURST]`, RATE calls a second (0 disables), BURST at least 1 (default
+    twice RATE, at least 1). Raises ConfigError SETTING_INVALID otherwise."""
+    if value is None:
+        return None
+    text, _, burst_text = value.strip().partition(":")
+    try:
+        per_second = float(text)
+        burst = int(burst_text) if burst_text else max(1, math.ceil(2 * per_second))
+    except (ValueError, OverflowError):
+        per_second, burst = -1.0, 0
+    if per_second == 0:
+        return Rate(0.0, 0)
+    if not 0 < per_second <= 1e6 or not 1 <= burst <= 10**7:  # also refuses nan and inf
+        raise ConfigError("SETTING_INVALID", f"a rate is RATE[:BURST] (calls a second, 0 disables), got {value[:20]!r}")
+    return Rate(per_second, burst)
 
 
 def _int(value: str | None) -> int | None:

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from tests.property.fuzz_findings import compact, origin
 from verifier.bootstrap import Components
 from verifier.logging_setup import REQUEST_ID
+from verifier.settings import Rate
 from verifier.transport.grpc.server import VerifierServer
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
@@ -72,8 +73,12 @@ class ServerThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-fuzz-server", daemon=True)
         # The fuzzers call admin methods with bearer tokens over plaintext loopback: they opt in, as an operator
-        # would have to (the server refuses the opt-in on a non-loopback listen address).
-        opted_in = dataclasses.replace(components.settings, allow_plaintext_admin=True)
+        # would have to (the server refuses the opt-in on a non-loopback listen address). They make hundreds of
+        # calls a second from one client: rate limits off (tested in test_rate_limit*.py).
+        off = Rate(0.0, 0)
+        opted_in = dataclasses.replace(components.settings, allow_plaintext_admin=True, rate_challenge_per_client=off,
+                                       rate_challenge_global=off, rate_appraise_per_client=off,
+                                       rate_appraise_global=off)
         self._server = VerifierServer(dataclasses.replace(components, settings=opted_in))
         self._tracebacks = _Tracebacks()
         self.channel: grpc.Channel | None = None

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..bootstrap import build
 from ..errors import ConfigError
-from ..settings import Settings, collateral_refresh, drain_seconds
+from ..settings import Rate, Settings, collateral_refresh, drain_seconds, rate
 from ..transport.grpc.server import serve
 from .common import UsageError, add_db_flag
 
@@ -69,6 +69,14 @@ def register(sub: Any) -> None:
                    help="accept admin bearer tokens without TLS (only when every listen address is loopback)")
     p.add_argument("--challenge-ttl", type=float, metavar="SECONDS", help="challenge lifetime (default 120)")
     p.add_argument("--token-lifetime", type=float, metavar="SECONDS", help="EAR token lifetime (default 300)")
+    for name, what, default in (("challenge-per-client", "CreateChallenge calls per client", "20:40"),
+                                ("challenge-global", "CreateChallenge calls in all", "500:1000"),
+                                ("appraise-per-client", "Appraise calls per client", "20:40"),
+                                ("appraise-global", "Appraise calls in all", "500:1000")):
+        p.add_argument(f"--rate-{name}", type=_rate, metavar="RATE[:BURST]",
+                       help=f"{what} a second, burst BURST (default {default}; 0 disables)")
+    p.add_argument("--rate-clients", type=int, metavar="N",
+                   help="clients tracked for per-client rate limits, least recently seen forgotten (default 10000)")
     p.set_defaults(handler=run)
 
 
@@ -103,8 +111,13 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         selectable_policies=tuple(args.selectable_policy) if args.selectable_policy else None,
         challenge_ttl=dt.timedelta(seconds=args.challenge_ttl) if args.challenge_ttl else None,
         token_lifetime=dt.timedelta(seconds=args.token_lifetime) if args.token_lifetime else None,
+        rate_challenge_per_client=args.rate_challenge_per_client,
+        rate_challenge_global=args.rate_challenge_global,
+        rate_appraise_per_client=args.rate_appraise_per_client,
+        rate_appraise_global=args.rate_appraise_global,
+        rate_clients=args.rate_clients,
     )
-    components = build(settings)
+    components = build(settings, background_writes=True)  # kept evidence off the answer's path
     try:
         components.database.check()
         asyncio.run(serve(components, port_file=args.port_file))
@@ -125,6 +138,15 @@ def _refresh_seconds(text: str) -> dt.timedelta:
 def _drain_seconds(text: str) -> float:
     try:
         value = drain_seconds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    assert value is not None
+    return value
+
+
+def _rate(text: str) -> Rate:
+    try:
+        value = rate(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
     assert value is not None

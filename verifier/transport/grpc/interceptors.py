@@ -1,4 +1,5 @@
-"""Server interceptors: request id, metrics, error mapping, admin auth (outermost first, see `default_chain`).
+"""Server interceptors: request id, metrics, error mapping, rate limits, admin auth (outermost first, see
+`default_chain`).
 
 Each wraps unary-unary handlers only (the whole verifier.v1 API); streaming handlers (health Watch, reflection)
 pass through untouched. A per-call `CallState` in a contextvar carries the request id and final status code
@@ -23,7 +24,7 @@ import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -35,6 +36,7 @@ from ...storage import audit
 from ...storage.admin_tokens import TokenInfo
 from ...storage.engine import Database
 from ...trust.certs import load_certificate, load_pem_certificates
+from .ratelimit import RateLimiter, client_key
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,9 @@ MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRP
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, reason: str, message: str,
-                 *, retryable: bool = False) -> None:
+                 *, retryable: bool = False, retry_delay: float | None = None) -> None:
+    """Abort with `code`, an ErrorInfo (`reason`, request id, retryable) and, with `retry_delay` (seconds), a
+    google.rpc.RetryInfo."""
     request_id = REQUEST_ID.get() or ""
     if len(message) > MAX_ERROR_MESSAGE:  # messages may quote the request: keep the status within gRPC's limits
         message = message[:MAX_ERROR_MESSAGE] + " ... (truncated)"
@@ -203,7 +207,14 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusC
     )
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    details = [detail]
+    if retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1_000_000, int(retry_delay * 1e9)))  # at least 1 ms: zero reads as "no delay"
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     # grpc-stubs lacks the aio abort_with_status; it supersedes code, message and trailing metadata.
     await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
 
@@ -481,8 +492,32 @@ def _unverified_subject(leaf_pem: bytes) -> str:
         return "unparseable"
 
 
+class RateLimitInterceptor(_UnaryInterceptor):
+    """Refuses a call over its method's rate limit (see `ratelimit`) with RESOURCE_EXHAUSTED `RATE_LIMITED` and a
+    RetryInfo, before authentication or any handler work. Methods the limiter does not limit pass untouched."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if self._limiter.limits(method):
+            peer = context.peer()
+            leaf, _ = peer_certificate(context)
+            decision = self._limiter.acquire(method, client_key(peer, leaf))
+            if not decision.allowed:
+                log.warning("call %s from %s refused: %s rate limit", method, peer, decision.scope)
+                await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED",
+                             f"too many {method.rsplit('/', 1)[-1]} calls ({decision.scope} limit); retry in "
+                             f"{decision.retry_after:.3f}s", retryable=True, retry_delay=decision.retry_after)
+        return await inner(request, context)
+
+
 def default_chain(metrics: Metrics, admin_token_sha256: Sequence[str] = (), *,
-                  auth: AdminAuthInterceptor | None = None) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-    """The server's interceptors, outermost first: request id, metrics, errors, admin auth."""
-    return [RequestIdInterceptor(), MetricsInterceptor(metrics), ErrorInterceptor(),
+                  auth: AdminAuthInterceptor | None = None,
+                  rate_limiter: RateLimiter | None = None) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+    """The server's interceptors, outermost first: request id, metrics, errors, rate limits (when given), admin
+    auth."""
+    limits: list[grpc.aio.ServerInterceptor[Any, Any]] = [RateLimitInterceptor(rate_limiter)] if rate_limiter else []
+    return [RequestIdInterceptor(), MetricsInterceptor(metrics), ErrorInterceptor(), *limits,
             auth or AdminAuthInterceptor(admin_token_sha256)]

@@ -42,6 +42,7 @@ from ...metrics import Metrics
 from ...storage.admin_tokens import SqlAdminTokens
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
+from . import ratelimit
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
 from .readiness import Readiness
@@ -94,7 +95,8 @@ class VerifierServer:
         settings = self.settings
         limit = settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=default_chain(self.metrics, auth=self._auth_interceptor()),
+            interceptors=default_chain(self.metrics, auth=self._auth_interceptor(),
+                                       rate_limiter=ratelimit.from_settings(settings)),
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],  # a second server on a busy port must fail, not share it
         )
