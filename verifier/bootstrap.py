@@ -9,6 +9,7 @@ from .appraisal.policy import PolicySet
 from .background import BestEffortWorker
 from .clock import Clock, SystemClock
 from .collateral.base import CollateralSource, OfflineSource
+from .collateral.breaker import CircuitBreakerSource
 from .collateral.cache import CachedSource
 from .collateral.kds import AmdKds
 from .collateral.routing import RoutingSource
@@ -70,14 +71,17 @@ def build_signer(settings: Settings, *, clock: Clock | None = None) -> ResultSig
 
 
 def build_collateral_source(settings: Settings, database: Database) -> CollateralSource:
-    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS behind the shared database cache, which
-    refetches revocation lists and Intel TCB info / QE identity every `collateral_refresh` (wall clock)."""
+    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS, each behind its own circuit breaker
+    (`collateral.breaker`), behind the shared database cache, which refetches revocation lists and Intel TCB info /
+    QE identity every `collateral_refresh` (wall clock)."""
     if settings.offline:
         return OfflineSource()
     routes: dict[str, CollateralSource] = {
-        "amd": AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout),
-        "intel": IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout,
-                          root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url)),
+        "amd": CircuitBreakerSource(AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout),
+                                    vendor="AMD KDS"),
+        "intel": CircuitBreakerSource(IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout,
+                                               root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url)),
+                                      vendor="Intel PCS"),
     }
     return CachedSource(RoutingSource(routes), SqlCollateralCache(database), refresh=settings.collateral_refresh)
 
