@@ -167,3 +167,32 @@ def test_concurrent_appraisal_records_keep_one_chain(db: Database) -> None:
     assert errors == []
     check = audit.verify_chain(db)
     assert check.ok and check.rows == 20
+
+
+def test_a_stuck_appender_makes_others_busy_not_blocked(sqlite_db: Database, monkeypatch: Any) -> None:
+    """Issue 11 item 1: one session holding the SQLite append lock stopped every appraisal; now the others give
+    DATABASE_BUSY after a bounded wait."""
+    import threading
+
+    from verifier.errors import UnavailableError
+    from verifier.storage import audit as audit_module
+
+    monkeypatch.setattr(audit_module, "LOCK_WAIT_SECONDS", 0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with sqlite_db.session() as session:
+            audit_module._hold_until_transaction_ends(session)
+            held.set()
+            release.wait(timeout=5)
+
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    try:
+        assert held.wait(timeout=5)
+        with pytest.raises(UnavailableError) as busy, sqlite_db.session() as session:
+            audit_module._hold_until_transaction_ends(session)
+        assert busy.value.code == "DATABASE_BUSY"
+    finally:
+        release.set()
+        thread.join(timeout=5)

@@ -25,12 +25,14 @@ from typing import Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from ..errors import UnavailableError
 from .engine import Database
 from .tables import AuditRow, ReferenceSetRow
 from .text import storable, storable_json
 
 GENESIS = "0" * 64
 _LOCK = threading.RLock()
+LOCK_WAIT_SECONDS = 2.0  # like the SQLite busy timeout and the PostgreSQL lock timeout (issue 11)
 _PG_LOCK_KEY = 0x7EE5A0D1  # any constant shared by every replica
 
 
@@ -91,7 +93,8 @@ def _hold_until_transaction_ends(session: Session) -> None:
     """Take the process-wide append lock once per transaction and release it on commit or rollback."""
     if session.info.get("audit_lock"):
         return
-    _LOCK.acquire()
+    if not _LOCK.acquire(timeout=LOCK_WAIT_SECONDS):  # a stuck session must not stop every appraisal for ever
+        raise UnavailableError("DATABASE_BUSY", "the audit log is busy; try again")
     session.info["audit_lock"] = True
 
     def release(sess: Session, *_: object) -> None:
