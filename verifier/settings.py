@@ -47,6 +47,9 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_message_bytes: int = 4 * 1024 * 1024
+    # In-flight RPCs at most (each up to `max_message_bytes`): one more is refused RESOURCE_EXHAUSTED at once instead
+    # of queueing, which bounds memory under a flood (issue 11); 0: unbounded.
+    max_concurrent_rpcs: int = 64
     grace_seconds: float = 5.0
     # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
     # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
@@ -152,6 +155,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         selectable_policies=_names(get("SELECTABLE_POLICIES")),
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
+        max_concurrent_rpcs=_int(get("MAX_CONCURRENT_RPCS")),
         db_connect_timeout_s=_int(get("DB_CONNECT_TIMEOUT_S")),
         db_statement_timeout_ms=_int(get("DB_STATEMENT_TIMEOUT_MS")),
         db_lock_timeout_ms=_int(get("DB_LOCK_TIMEOUT_MS")),

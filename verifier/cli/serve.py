@@ -63,6 +63,8 @@ def register(sub: Any) -> None:
                         "PERMISSION_DENIED POLICY_NOT_ALLOWED")
     p.add_argument("--port-file", type=Path, metavar="FILE",
                    help='write {"grpc": port, "http": port} here once listening (for port 0)')
+    p.add_argument("--max-concurrent-rpcs", type=_count, metavar="N",
+                   help="refuse calls past N in flight with RESOURCE_EXHAUSTED (default 64; 0: unbounded)")
     p.add_argument("--drain-seconds", type=_drain_seconds, metavar="SECONDS",
                    help="on SIGTERM, report NOT_SERVING and keep serving this long before stopping (default 5)")
     p.add_argument("--allow-plaintext-admin", action="store_true", default=None,
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         drain_seconds=args.drain_seconds,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
         allow_plaintext_admin=args.allow_plaintext_admin,
         admin_token_sha256=tuple(h.lower() for h in args.admin_token_sha256) if args.admin_token_sha256 else None,
         admin_client_ca=args.admin_client_ca,
@@ -133,6 +136,12 @@ def _refresh_seconds(text: str) -> dt.timedelta:
         raise argparse.ArgumentTypeError(exc.message) from None
     assert value is not None
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 100_000:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..100000, got {text[:20]!r}")
+    return int(text)
 
 
 def _drain_seconds(text: str) -> float:

@@ -99,6 +99,7 @@ class VerifierServer:
                                        rate_limiter=ratelimit.from_settings(settings)),
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],  # a second server on a busy port must fail, not share it
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,  # shed load, never queue without bound
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
             VerifierServicer(self.components, self.metrics), server
