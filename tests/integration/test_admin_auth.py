@@ -31,6 +31,7 @@ from verifier.storage import audit
 from verifier.storage.admin_tokens import SqlAdminTokens
 from verifier.storage.engine import Database
 from verifier.transport.grpc.server import VerifierServer
+from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
@@ -148,7 +149,7 @@ class Running:
         return channel
 
     def refs(self, client: Issued | None = None, *, admin_port: bool = False) -> Any:
-        return pb_grpc.ReferenceValuesStub(self.channel(client, admin_port=admin_port))
+        return rv_grpc.ReferenceValuesStub(self.channel(client, admin_port=admin_port))
 
     def verifier(self, client: Issued | None = None) -> Any:
         return pb_grpc.VerifierStub(self.channel(client))

@@ -35,6 +35,7 @@ from verifier.logging_setup import RequestIdFilter
 from verifier.settings import Settings
 from verifier.storage.engine import Database
 from verifier.transport.grpc.server import VerifierServer
+from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
@@ -71,7 +72,7 @@ class Running:
 
     @property
     def refs(self) -> Any:
-        return pb_grpc.ReferenceValuesStub(self.channel)
+        return rv_grpc.ReferenceValuesStub(self.channel)
 
     async def get(self, path: str) -> tuple[int, bytes]:
         def fetch() -> tuple[int, bytes]:

@@ -37,6 +37,7 @@ from verifier.settings import Settings, from_environment
 from verifier.storage.engine import Database
 from verifier.transport.grpc.http import HttpApp
 from verifier.transport.grpc.server import VerifierServer, serve
+from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
@@ -237,7 +238,7 @@ def test_verifier_serve_on_a_busy_port_exits_64_address_in_use(sqlite_db: Databa
 def test_admin_bearer_token_over_plaintext_is_refused_without_the_opt_in(components: Components) -> None:
     async def scenario() -> None:
         async with running(components) as (_, channel, _port, _http):
-            refs = pb_grpc.ReferenceValuesStub(channel)
+            refs = rv_grpc.ReferenceValuesStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await refs.List(pb.ListReferenceValuesRequest(), metadata=ADMIN, timeout=5)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -245,7 +246,7 @@ def test_admin_bearer_token_over_plaintext_is_refused_without_the_opt_in(compone
             # appraisal calls stay open on the plaintext port
             await pb_grpc.VerifierStub(channel).CreateChallenge(pb.CreateChallengeRequest(), timeout=5)
         async with running(with_settings(components, allow_plaintext_admin=True)) as (_, channel, _port, _http):
-            await pb_grpc.ReferenceValuesStub(channel).List(pb.ListReferenceValuesRequest(), metadata=ADMIN,
+            await rv_grpc.ReferenceValuesStub(channel).List(pb.ListReferenceValuesRequest(), metadata=ADMIN,
                                                             timeout=5)
     asyncio.run(scenario())
 

@@ -27,7 +27,7 @@ from verifier.storage.admin_tokens import SqlAdminTokens
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.transport.grpc.interceptors import AdminAuthInterceptor
 from verifier.v1 import verifier_pb2 as pb
-from verifier.v1 import verifier_pb2_grpc as pb_grpc
+from verifier.v1 import workloads_pb2_grpc as wl_grpc
 
 P0, P1, P2 = "10" * 48, "11" * 48, "12" * 48
 
@@ -52,7 +52,7 @@ def test_create_add_get_list_revoke_with_roles(components: Components, pki: Fake
 
     async def scenario() -> None:
         async with running(components) as r:
-            w = pb_grpc.WorkloadsStub(r.channel)
+            w = wl_grpc.WorkloadsStub(r.channel)
             for start in (lambda: w.List(pb.ListWorkloadsRequest()),  # one after the other (a call starts at once)
                           lambda: w.Get(pb.GetWorkloadRequest(name="my-enclave")),
                           lambda: w.Create(pb.CreateWorkloadRequest(name="x", tee="nitro"))):
@@ -151,7 +151,7 @@ def test_add_version_of_a_revoked_value_is_refused_and_adds_nothing(components: 
 
     async def scenario() -> None:
         async with running(components) as r:
-            w = pb_grpc.WorkloadsStub(r.channel)
+            w = wl_grpc.WorkloadsStub(r.channel)
             await _refused(w.AddVersion(_version("1", ("nitro.pcr0", P0), ("nitro.pcr1", P1)), metadata=ADMIN),
                            grpc.StatusCode.INVALID_ARGUMENT, "REFERENCE_VALUE_REVOKED")
             assert not (await w.List(pb.ListWorkloadsRequest(), metadata=ADMIN)).workloads

@@ -22,6 +22,7 @@ from verifier.bootstrap import Components
 from verifier.logging_setup import REQUEST_ID
 from verifier.settings import Rate
 from verifier.transport.grpc.server import VerifierServer
+from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
 ALLOWED_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND,
@@ -106,7 +107,7 @@ class ServerThread:
 
     @property
     def refs(self) -> Any:
-        return pb_grpc.ReferenceValuesStub(self.channel)  # type: ignore[no-untyped-call]
+        return rv_grpc.ReferenceValuesStub(self.channel)  # type: ignore[no-untyped-call]
 
     def call(self, method: Any, request: Any, metadata: Sequence[tuple[str, str]] = ()) -> Reply:
         name = getattr(method, "_method", b"?")

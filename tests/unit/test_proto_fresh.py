@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ("verifier_pb2.py", "verifier_pb2.pyi", "verifier_pb2_grpc.py")
+sys.path.insert(0, str(ROOT / "scripts"))
+from gen_proto import GENERATED  # noqa: E402  (one list of generated files, the generator's own)
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
@@ -21,9 +22,18 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
 
 
 def test_services_are_importable() -> None:
-    from verifier.v1 import verifier_pb2, verifier_pb2_grpc
+    from verifier.v1 import (
+        reference_values_pb2,
+        reference_values_pb2_grpc,
+        verifier_pb2,
+        verifier_pb2_grpc,
+        workloads_pb2,
+        workloads_pb2_grpc,
+    )
 
-    names = {s.full_name for s in verifier_pb2.DESCRIPTOR.services_by_name.values()}
+    names = {s.full_name for module in (verifier_pb2, reference_values_pb2, workloads_pb2)
+             for s in module.DESCRIPTOR.services_by_name.values()}
     assert names == {"verifier.v1.Verifier", "verifier.v1.ReferenceValues", "verifier.v1.Workloads"}
-    assert hasattr(verifier_pb2_grpc, "VerifierStub")
+    assert hasattr(verifier_pb2_grpc, "VerifierStub") and not hasattr(verifier_pb2_grpc, "WorkloadsStub")
+    assert hasattr(reference_values_pb2_grpc, "ReferenceValuesStub") and hasattr(workloads_pb2_grpc, "WorkloadsStub")
     assert verifier_pb2.EVIDENCE_KIND_NITRO == 1

@@ -40,8 +40,11 @@ from ...bootstrap import Components
 from ...errors import ConfigError, UnavailableError
 from ...metrics import Metrics
 from ...storage.admin_tokens import SqlAdminTokens
+from ...v1 import reference_values_pb2, workloads_pb2
+from ...v1 import reference_values_pb2_grpc as rv_grpc
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
+from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
@@ -51,7 +54,8 @@ from .workloads_servicer import WorkloadsServicer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(s.full_name for module in (pb, reference_values_pb2, workloads_pb2)
+                      for s in module.DESCRIPTOR.services_by_name.values())
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -104,10 +108,10 @@ class VerifierServer:
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
             VerifierServicer(self.components, self.metrics), server
         )
-        pb_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
+        rv_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
             ReferenceValuesServicer(self.components), server
         )
-        pb_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
+        wl_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
             WorkloadsServicer(self.components), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -18,6 +18,7 @@ from ...logging_setup import current_request_id
 from ...metrics import Metrics
 from ...reference_values.kinds import normalize_value
 from ...reference_values.model import STATES, State
+from ...v1 import reference_values_pb2_grpc as rv_grpc
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from . import convert
@@ -49,7 +50,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         return pb.GetSigningKeysResponse(jwks_json=json.dumps(jwks, sort_keys=True))
 
 
-class ReferenceValuesServicer(pb_grpc.ReferenceValuesServicer):
+class ReferenceValuesServicer(rv_grpc.ReferenceValuesServicer):
     """verifier.v1.ReferenceValues (admin; `interceptors.AdminAuthInterceptor` guards it and sets the principal
     whose actor string the store records as created_by / revoked_by and in the audit log)."""
 

@@ -20,7 +20,7 @@ from ...reference_values.kinds import normalize_value
 from ...reference_values.manifest import ManifestEntry
 from ...storage.workloads import SqlWorkloads, StoredVersion, WorkloadRecord, check_policy_name
 from ...v1 import verifier_pb2 as pb
-from ...v1 import verifier_pb2_grpc as pb_grpc
+from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import convert
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -61,7 +61,7 @@ def _reason(text: str) -> str:
     return reason
 
 
-class WorkloadsServicer(pb_grpc.WorkloadsServicer):
+class WorkloadsServicer(wl_grpc.WorkloadsServicer):
     def __init__(self, components: Components) -> None:
         self._workloads = SqlWorkloads(components.database)
         self._policies: PolicySet = components.service.policies
