@@ -425,10 +425,8 @@ def _collateral_used(verified: VerifiedEvidence) -> tuple[dict[str, Any], ...]:
 
 
 def _revocation(verified: VerifiedEvidence) -> str | None:
-    """Whether revocation was checked: the TEE package's details["revocation"]; Nitro has no revocation to check
-    (AWS publishes no CRL or OCSP for the attestation PKI; its leaf certificates live for hours)."""
-    if verified.tee == "nitro":
-        return "not-applicable"
+    """Whether revocation was checked, as the TEE package says (details["revocation"]: checked, unavailable, off,
+    not-applicable)."""
     value = verified.details.get("revocation")
     return value if isinstance(value, str) else None
 

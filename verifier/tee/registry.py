@@ -22,11 +22,13 @@ class NitroVerifier:
         except ParseError as exc:
             return VerifiedEvidence(self.tee, None, {}, exc)
         claims = nitro_claims.claims(parsed.document)
+        # AWS publishes no CRL or OCSP for the Nitro attestation PKI (its leaf certificates live for hours).
+        details = {"revocation": "not-applicable"}
         try:
             nitro_verify.verify(parsed, ctx.anchors, ctx.at)
         except EvidenceError as exc:
-            return VerifiedEvidence(self.tee, parsed, claims, exc)
-        return VerifiedEvidence(self.tee, parsed, claims)
+            return VerifiedEvidence(self.tee, parsed, claims, exc, details)
+        return VerifiedEvidence(self.tee, parsed, claims, None, details)
 
 
 _VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier(), "snp": SnpVerifier(), "tdx": TdxVerifier()}

@@ -79,7 +79,8 @@ class TdxVerifier:
             details["collateral_superseded"] = [old.to_json() for old in checked.superseded]
             details["revocation"] = "checked"  # both CRLs verified; verify_quote applies them to the PCK chain
         try:
-            verified = verify_quote(quote, ctx.anchors, ctx.at, pck_crl=checked.pck_crl if checked else None,
+            verified = verify_quote(quote, ctx.anchors, ctx.at, pck_certificates=chain,
+                                    pck_crl=checked.pck_crl if checked else None,
                                     root_ca_crl=checked.root_ca_crl if checked else None)
             if checked is not None:
                 details["tcb"] = self._tcb(quote, pck, verified.qe_report, checked)

@@ -65,9 +65,11 @@ def _root(chain: list[x509.Certificate], anchors: TrustAnchors) -> x509.Certific
     return found[0]
 
 
-def _chain(quote: Quote, anchors: TrustAnchors, at: datetime.datetime) -> list[x509.Certificate]:
-    """Step 1 (PCK Certificate and CRL Profile: Root CA -> PCK Platform/Processor CA -> PCK certificate)."""
-    certs = pck_chain(quote.pck_chain_pem)
+def _chain(quote: Quote, anchors: TrustAnchors, at: datetime.datetime,
+           loaded: list[x509.Certificate] | None) -> list[x509.Certificate]:
+    """Step 1 (PCK Certificate and CRL Profile: Root CA -> PCK Platform/Processor CA -> PCK certificate). `loaded`:
+    the quote's chain as the caller already decoded it (`pck_chain`), so it is not decoded twice."""
+    certs = loaded if loaded is not None else pck_chain(quote.pck_chain_pem)
     if len(certs) not in (2, 3):
         raise EvidenceError("TDX_PCK_CHAIN_INVALID", "the PCK chain must be leaf, PCK CA and root",
                             expected="3 certificates", actual=str(len(certs)))
@@ -133,9 +135,11 @@ def verify_quote(
     *,
     pck_crl: x509.CertificateRevocationList | None = None,
     root_ca_crl: x509.CertificateRevocationList | None = None,
+    pck_certificates: list[x509.Certificate] | None = None,
 ) -> TdxVerified:
-    """Run steps 1-5 (module docstring) at time `at`; raises EvidenceError with the first failure."""
-    chain = _chain(quote, anchors, at)
+    """Run steps 1-5 (module docstring) at time `at`; raises EvidenceError with the first failure.
+    `pck_certificates` is `pck_chain(quote.pck_chain_pem)` when the caller has it already."""
+    chain = _chain(quote, anchors, at, pck_certificates)
     key = _leaf_key(chain[0])
     pck = pck_info(chain[0])
     _check_revocation(chain, pck_crl, root_ca_crl)
