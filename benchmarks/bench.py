@@ -62,11 +62,16 @@ async def grpc_rate(components, request: AppraisalRequest, seconds: float) -> fl
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = verifier_pb2_grpc.VerifierStub(channel)
-            kind = {"nitro": verifier_pb2.EVIDENCE_KIND_NITRO, "snp": verifier_pb2.EVIDENCE_KIND_SEV_SNP,
-                    "tdx": verifier_pb2.EVIDENCE_KIND_TDX}
+            kind = {
+                "nitro": verifier_pb2.EVIDENCE_KIND_NITRO,
+                "snp": verifier_pb2.EVIDENCE_KIND_SEV_SNP,
+                "tdx": verifier_pb2.EVIDENCE_KIND_TDX,
+            }
             message = verifier_pb2.AppraiseRequest(
-                kind=kind[request.tee], evidence=request.evidence,
-                collateral=[verifier_pb2.CollateralFile(name=n, content=c) for n, c in request.collateral.items()])
+                kind=kind[request.tee],
+                evidence=request.evidence,
+                collateral=[verifier_pb2.CollateralFile(name=n, content=c) for n, c in request.collateral.items()],
+            )
             await stub.Appraise(message)
             count, start = 0, time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
@@ -77,18 +82,22 @@ async def grpc_rate(components, request: AppraisalRequest, seconds: float) -> fl
         await server.stop(1.0)
 
 
-VECTORS = {"nitro": ("nitro-prod-2024-blocky", ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2")),
-           "snp": ("snp-genoa-v5-vcek-oak", ("snp.measurement",)),
-           "tdx": ("tdx-v4-dcapqvl-sample", ("tdx.mr_td",))}
+VECTORS = {
+    "nitro": ("nitro-prod-2024-blocky", ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2")),
+    "snp": ("snp-genoa-v5-vcek-oak", ("snp.measurement",)),
+    "tdx": ("tdx-v4-dcapqvl-sample", ("tdx.mr_td",)),
+}
 
 
 class VectorPcs:
     """Serves a vector folder's Intel collateral as Intel PCS would (no network): the bench's collateral source."""
 
-    FILES = {"intel.tcb_info": ("tcb_info.json", "tcb_info_issuer_chain.pem"),
-             "intel.qe_identity": ("qe_identity.json", "qe_identity_issuer_chain.pem"),
-             "intel.pck_crl": ("pck_crl.der", "pck_crl_issuer_chain.pem"),
-             "intel.root_ca_crl": ("root_ca_crl.der", None)}
+    FILES = {
+        "intel.tcb_info": ("tcb_info.json", "tcb_info_issuer_chain.pem"),
+        "intel.qe_identity": ("qe_identity.json", "qe_identity_issuer_chain.pem"),
+        "intel.pck_crl": ("pck_crl.der", "pck_crl_issuer_chain.pem"),
+        "intel.root_ca_crl": ("root_ca_crl.der", None),
+    }
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -98,8 +107,7 @@ class VectorPcs:
         from verifier.tee.tdx.pcs import envelope
 
         body, chain = self.FILES[key.kind]
-        data = envelope(key.kind, (self.folder / body).read_bytes(),
-                        (self.folder / chain).read_text() if chain else "")
+        data = envelope(key.kind, (self.folder / body).read_bytes(), (self.folder / chain).read_text() if chain else "")
         return CollateralItem(key, data, at, at + dt.timedelta(days=1), "bench")
 
 
@@ -142,8 +150,9 @@ def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: fl
     now = int(at.timestamp())
     assert dcap_qvl.verify(quote, collateral, now).status == "UpToDate"
     reference = rate(lambda: dcap_qvl.verify(quote, collateral, now), seconds)
-    print(f"dcap-qvl 0.7 verify (same quote + collateral): {reference:6.1f} /s   "
-          f"ratio to ES384 {reference / floor:.3f}")
+    print(
+        f"dcap-qvl 0.7 verify (same quote + collateral): {reference:6.1f} /s   ratio to ES384 {reference / floor:.3f}"
+    )
 
 
 def bench_tee(tee: str, vectors: Path, manifest: dict, seconds: float, floor: float) -> None:  # type: ignore[type-arg]
@@ -158,8 +167,9 @@ def bench_tee(tee: str, vectors: Path, manifest: dict, seconds: float, floor: fl
         upgrade(url)
         # The SEV-SNP vectors carry no AMD CRL and the benchmark runs offline: revocation checking (the default) is
         # turned off here, so the figure leaves out one cached CRL signature check per appraisal.
-        components = build(Settings(database_url=url, development=True, offline=True, check_crl=False),
-                           clock=FixedClock(at))
+        components = build(
+            Settings(database_url=url, development=True, offline=True, check_crl=False), clock=FixedClock(at)
+        )
         facts = vector["facts"]
         for kind in kinds:
             value = facts["pcrs"][kind[-1]] if tee == "nitro" else facts[kind.split(".")[1]]

@@ -36,9 +36,7 @@ class Principal:
         return needed in _GRANTS.get(self.role, frozenset())
 
 
-CURRENT_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
-    "verifier_principal", default=None
-)
+CURRENT_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("verifier_principal", default=None)
 
 
 def is_role(value: str) -> bool:

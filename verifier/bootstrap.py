@@ -52,8 +52,10 @@ class Components:
 def build_signer(settings: Settings, *, clock: Clock | None = None) -> ResultSigner:
     if settings.signing_key_dir is not None:
         if settings.signing_keys:
-            raise ConfigError("SIGNING_KEY_CONFLICT",
-                              "configure either --signing-key-dir (a keyring) or --signing-key files, not both")
+            raise ConfigError(
+                "SIGNING_KEY_CONFLICT",
+                "configure either --signing-key-dir (a keyring) or --signing-key files, not both",
+            )
         return ResultSigner.from_keyring(settings.signing_key_dir, clock=clock or SystemClock())
     if settings.signing_keys:
         return ResultSigner(load_keys(list(settings.signing_keys)))
@@ -77,11 +79,17 @@ def build_collateral_source(settings: Settings, database: Database) -> Collatera
     if settings.offline:
         return OfflineSource()
     routes: dict[str, CollateralSource] = {
-        "amd": CircuitBreakerSource(AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout),
-                                    vendor="AMD KDS"),
-        "intel": CircuitBreakerSource(IntelPcs(settings.intel_pcs_url, timeout=settings.collateral_timeout,
-                                               root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url)),
-                                      vendor="Intel PCS"),
+        "amd": CircuitBreakerSource(
+            AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout), vendor="AMD KDS"
+        ),
+        "intel": CircuitBreakerSource(
+            IntelPcs(
+                settings.intel_pcs_url,
+                timeout=settings.collateral_timeout,
+                root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url),
+            ),
+            vendor="Intel PCS",
+        ),
     }
     return CachedSource(RoutingSource(routes), SqlCollateralCache(database), refresh=settings.collateral_refresh)
 
@@ -93,25 +101,39 @@ def _root_ca_crl_url(pcs_url: str) -> str:
     return pcs_url.rstrip("/") + "/sgx/certification/v4/rootcacrl"
 
 
-def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigner | None = None,
-          background_writes: bool = False) -> Components:
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    signer: ResultSigner | None = None,
+    background_writes: bool = False,
+) -> Components:
     """Everything from `settings`. `background_writes` (the server) moves best-effort writes (kept evidence) off
     the answer's path; the CLI and tests keep them inline."""
-    database = Database(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s,
-                        statement_timeout_ms=settings.db_statement_timeout_ms,
-                        lock_timeout_ms=settings.db_lock_timeout_ms, busy_timeout_ms=settings.db_busy_timeout_ms,
-                        pool_size=max(1, settings.db_pool_size), pool_timeout_s=float(settings.db_pool_timeout_s))
+    database = Database(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        pool_size=max(1, settings.db_pool_size),
+        pool_timeout_s=float(settings.db_pool_timeout_s),
+    )
     anchors = (
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
     )
     references = SqlReferenceValueStore(database)
-    kept = (SqlKeptEvidence(database, max_rows=settings.keep_evidence, max_days=settings.keep_evidence_days)
-            if settings.keep_evidence > 0 else None)
+    kept = (
+        SqlKeptEvidence(database, max_rows=settings.keep_evidence, max_days=settings.keep_evidence_days)
+        if settings.keep_evidence > 0
+        else None
+    )
     policies = build_policies(settings, database)
     for name in (settings.default_policy, *(settings.selectable_policies or ())):
         if name is not None and policies.lookup(name) is None:
-            raise ConfigError("POLICY_UNKNOWN", f"no appraisal policy named {name!r} (--default-policy, "
-                              "--selectable-policy)")
+            raise ConfigError(
+                "POLICY_UNKNOWN", f"no appraisal policy named {name!r} (--default-policy, --selectable-policy)"
+            )
     service = VerifierService(
         clock=clock or SystemClock(),
         anchors=anchors,
@@ -124,8 +146,9 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
         challenge_ttl=settings.challenge_ttl,
         policies=policies,
         default_policy=settings.default_policy,
-        selectable_policies=(frozenset(settings.selectable_policies) if settings.selectable_policies is not None
-                             else None),
+        selectable_policies=(
+            frozenset(settings.selectable_policies) if settings.selectable_policies is not None else None
+        ),
         collateral_source=build_collateral_source(settings, database),
         check_crl=settings.check_crl,
         kept=kept,
@@ -134,8 +157,9 @@ def build(settings: Settings, *, clock: Clock | None = None, signer: ResultSigne
     )
     background = BestEffortWorker("kept-evidence") if background_writes and kept is not None else None
     service.background = background
-    return Components(settings=settings, database=database, references=references, service=service, kept=kept,
-                      background=background)
+    return Components(
+        settings=settings, database=database, references=references, service=service, kept=kept, background=background
+    )
 
 
 def build_policies(settings: Settings, database: Database) -> PolicySet:

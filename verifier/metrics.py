@@ -16,16 +16,23 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.rpcs = Counter(
-            "verifier_rpc_requests", "gRPC requests handled, by method and status code",
-            ["method", "code"], registry=self.registry,
+            "verifier_rpc_requests",
+            "gRPC requests handled, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "verifier_rpc_duration_seconds", "gRPC handler latency (observed after the handler finished)",
-            ["method"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "verifier_rpc_duration_seconds",
+            "gRPC handler latency (observed after the handler finished)",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.appraisals = Counter(
-            "verifier_appraisals", "Appraisals completed, by TEE and status",
-            ["tee", "status"], registry=self.registry,
+            "verifier_appraisals",
+            "Appraisals completed, by TEE and status",
+            ["tee", "status"],
+            registry=self.registry,
         )
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:

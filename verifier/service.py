@@ -80,8 +80,18 @@ class AppraisalLog(Protocol):
 class EvidenceKeeper(Protocol):
     """Keeps recent evidence for impact analysis (`verifier.storage.kept_evidence.SqlKeptEvidence`)."""
 
-    def keep(self, *, received_at: dt.datetime, tee: str, evidence: bytes, collateral: Mapping[str, bytes],
-             policy: str | None, status: str, appraisal_id: str, workload: str) -> str | None: ...
+    def keep(
+        self,
+        *,
+        received_at: dt.datetime,
+        tee: str,
+        evidence: bytes,
+        collateral: Mapping[str, bytes],
+        policy: str | None,
+        status: str,
+        appraisal_id: str,
+        workload: str,
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -163,8 +173,14 @@ class VerifierService:
         # Read before the reference values: the token names a version the values read are at least as new as.
         version = self.reference_set_version() if self.reference_set_version is not None else None
         verified, appraisal, findings, incomplete, policy = self._evaluate(
-            request, policy, at, self.references, freshness=True, require_challenge=require_challenge,
-            allow_incomplete=allow_incomplete)
+            request,
+            policy,
+            at,
+            self.references,
+            freshness=True,
+            require_challenge=require_challenge,
+            allow_incomplete=allow_incomplete,
+        )
         # Step 10: sign the EAR and record the appraisal.
         token_id = uuid.uuid4().hex
         policy_hash = policy_sha256(policy)
@@ -202,26 +218,26 @@ class VerifierService:
                 else:
                     self._keep(request, verified, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
-        return AppraisalResult(appraisal, token, token_id, appraisal_id, at,
-                               str(incomplete) if incomplete else None)
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, str(incomplete) if incomplete else None)
 
     def _policy(self, name: str | None) -> Policy:
         """The policy a request is appraised under. Raises AccessDeniedError POLICY_NOT_ALLOWED for a name outside
         `selectable_policies`, RequestError POLICY_UNKNOWN for an unknown one."""
         if name and self.selectable_policies is not None and name not in self.selectable_policies:
-            raise AccessDeniedError("POLICY_NOT_ALLOWED", f"requests may not select the policy {name[:64]!r} on "
-                                    "this verifier")
+            raise AccessDeniedError(
+                "POLICY_NOT_ALLOWED", f"requests may not select the policy {name[:64]!r} on this verifier"
+            )
         return self.policies.get(name or self.default_policy)
 
-    def reappraise(self, request: AppraisalRequest, *, at: dt.datetime,
-                   references: ReferenceValueReader) -> Appraisal:
+    def reappraise(self, request: AppraisalRequest, *, at: dt.datetime, references: ReferenceValueReader) -> Appraisal:
         """Replay an earlier appraisal for impact analysis: the same steps at the instant `at` against
         `references`, without freshness (no challenge is consumed, no nonce or runtime-data binding is checked:
         that happened when the evidence was first appraised), and nothing is signed, recorded or kept. Missing
         collateral raises UnavailableError."""
         policy = self.policies.get(request.policy or self.default_policy)
-        return self._evaluate(request, policy, at, references, freshness=False, require_challenge=False,
-                              allow_incomplete=False)[1]
+        return self._evaluate(
+            request, policy, at, references, freshness=False, require_challenge=False, allow_incomplete=False
+        )[1]
 
     def _evaluate(
         self,
@@ -240,13 +256,20 @@ class VerifierService:
         verifier = get_verifier(request.tee)
         _check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
-        context = VerifyContext(at=at, anchors=self.anchors, collateral=request.collateral,
-                                source=self.collateral_source, check_crl=self.check_crl)
+        context = VerifyContext(
+            at=at,
+            anchors=self.anchors,
+            collateral=request.collateral,
+            source=self.collateral_source,
+            check_crl=self.check_crl,
+        )
         verified = verifier.verify(request.evidence, context)
         incomplete = verified.details.get("collateral_error")
         if incomplete and not allow_incomplete:
-            raise UnavailableError(str(incomplete), f"vendor collateral for this {verified.tee} evidence is "
-                                   "unavailable; the appraisal cannot be completed")
+            raise UnavailableError(
+                str(incomplete),
+                f"vendor collateral for this {verified.tee} evidence is unavailable; the appraisal cannot be completed",
+            )
         # Step 7a: the challenge is consumed even when the evidence is bad: a nonce is single-use.
         shared = self._challenge(request, at) if freshness and require_challenge else []
         workload: dict[str, Any] | None = None
@@ -259,8 +282,11 @@ class VerifierService:
                 findings.extend(self._policy_freshness(request, verified, policy))
         else:
             # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
-            selection = select(self._candidates(verified, policy, request.policy is not None, at, references,
-                                                request if freshness else None))
+            selection = select(
+                self._candidates(
+                    verified, policy, request.policy is not None, at, references, request if freshness else None
+                )
+            )
             chosen = selection.chosen
             policy, baseline, matched = chosen.policy, chosen.baseline, chosen.matched
             findings = [*selection.findings, *shared]
@@ -284,8 +310,15 @@ class VerifierService:
         )
         return verified, appraisal, findings, incomplete, policy
 
-    def _candidates(self, verified: VerifiedEvidence, requested: Policy, explicit: bool, at: dt.datetime,
-                    reader: ReferenceValueReader, request: AppraisalRequest | None) -> list[Candidate]:
+    def _candidates(
+        self,
+        verified: VerifiedEvidence,
+        requested: Policy,
+        explicit: bool,
+        at: dt.datetime,
+        reader: ReferenceValueReader,
+        request: AppraisalRequest | None,
+    ) -> list[Candidate]:
         """Every live workload version of the TEE appraised under its own policy (one candidate without a workload
         when none is registered, so the result says which reference values are missing)."""
         tee = verified.tee
@@ -296,23 +329,35 @@ class VerifierService:
         labels = {r.label for r in (*references, *members) if r.label}
         catalog = dict(self.workloads.metadata(labels)) if self.workloads is not None and labels else {}
         candidates = []
-        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at,
-                                                                  members=members)] or [None]
+        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at, members=members)] or [
+            None
+        ]
         for version in versions:
             policy, notes = self._policy_for(version, requested, explicit)
             # The version's own kinds are required of the evidence on top of the policy's (the token still names
             # the policy as configured).
-            strict = policy if version is None else replace(policy, required_kinds={
-                **policy.required_kinds, tee: tuple(dict.fromkeys([*policy.required(tee), *sorted(version.required)]))})
-            baseline, findings, matched = self._appraise_tee(verified, strict, at,
-                                                             version.values if version is not None else [])
+            strict = (
+                policy
+                if version is None
+                else replace(
+                    policy,
+                    required_kinds={
+                        **policy.required_kinds,
+                        tee: tuple(dict.fromkeys([*policy.required(tee), *sorted(version.required)])),
+                    },
+                )
+            )
+            baseline, findings, matched = self._appraise_tee(
+                verified, strict, at, version.values if version is not None else []
+            )
             if request is not None:
                 findings.extend(self._policy_freshness(request, verified, policy))
             candidates.append(Candidate(version, policy, baseline, (*findings, *notes), tuple(matched)))
         return candidates
 
-    def _policy_for(self, version: WorkloadVersion | None, requested: Policy,
-                    explicit: bool) -> tuple[Policy, list[Finding]]:
+    def _policy_for(
+        self, version: WorkloadVersion | None, requested: Policy, explicit: bool
+    ) -> tuple[Policy, list[Finding]]:
         """The policy a workload version is appraised under: its own (else the server's default). A policy named
         in the request applies only when it is at least as strict (tighten-only); a looser one is ignored for the
         verdict and said so (POLICY_LOOSER_THAN_WORKLOAD, informational). A workload naming a policy that no longer
@@ -325,35 +370,62 @@ class VerifierService:
             own = self.policies.get(name or self.default_policy)
         except RequestError:
             own = self.policies.get(self.default_policy)
-            notes.append(Finding(code="WORKLOAD_POLICY_UNKNOWN", claim=Claim.CONFIGURATION, value=CONTRAINDICATED,
-                                 message=f"workload {version.describe() if version else ''} names an unknown policy",
-                                 expected="a known policy", actual=str(name)[:100]))
+            notes.append(
+                Finding(
+                    code="WORKLOAD_POLICY_UNKNOWN",
+                    claim=Claim.CONFIGURATION,
+                    value=CONTRAINDICATED,
+                    message=f"workload {version.describe() if version else ''} names an unknown policy",
+                    expected="a known policy",
+                    actual=str(name)[:100],
+                )
+            )
         if not explicit or requested.policy_id == own.policy_id:
             return own, notes
         loosened = weakenings(requested, own)
         if not loosened:
             return requested, notes
-        notes.append(Finding(code="POLICY_LOOSER_THAN_WORKLOAD", claim=Claim.CONFIGURATION, value=0,
-                             message=f"the requested policy {requested.policy_id!r} is looser than the workload's "
-                                     f"({'; '.join(loosened)[:200]}); the workload's policy applies",
-                             expected=own.policy_id, actual=requested.policy_id))
+        notes.append(
+            Finding(
+                code="POLICY_LOOSER_THAN_WORKLOAD",
+                claim=Claim.CONFIGURATION,
+                value=0,
+                message=f"the requested policy {requested.policy_id!r} is looser than the workload's "
+                f"({'; '.join(loosened)[:200]}); the workload's policy applies",
+                expected=own.policy_id,
+                actual=requested.policy_id,
+            )
+        )
         return own, notes
 
-    def _keep(self, request: AppraisalRequest, verified: VerifiedEvidence, appraisal: Appraisal,
-              appraisal_id: str, at: dt.datetime) -> None:
+    def _keep(
+        self,
+        request: AppraisalRequest,
+        verified: VerifiedEvidence,
+        appraisal: Appraisal,
+        appraisal_id: str,
+        at: dt.datetime,
+    ) -> None:
         """Best effort: the appraisal is recorded and answered whether or not its evidence can be kept."""
         assert self.kept is not None
         try:
-            self.kept.keep(received_at=at, tee=appraisal.tee, evidence=request.evidence,
-                           collateral=request.collateral, policy=appraisal.policy_id,
-                           status=appraisal.status.value, appraisal_id=appraisal_id,
-                           workload=workload_description(verified.tee, verified.claims))
+            self.kept.keep(
+                received_at=at,
+                tee=appraisal.tee,
+                evidence=request.evidence,
+                collateral=request.collateral,
+                policy=appraisal.policy_id,
+                status=appraisal.status.value,
+                appraisal_id=appraisal_id,
+                workload=workload_description(verified.tee, verified.claims),
+            )
         except VerifierError as exc:
             log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
 
     @staticmethod
-    def _appraise_tee(verified: VerifiedEvidence, policy: Policy, at: dt.datetime,
-                      references: list[ReferenceValue]) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    def _appraise_tee(
+        verified: VerifiedEvidence, policy: Policy, at: dt.datetime, references: list[ReferenceValue]
+    ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
         """The per-TEE appraiser (appraisal/<kind>.py) under `policy` with one workload version's values."""
         if verified.tee == "nitro":
             return appraise_nitro(verified.claims, policy, references)
@@ -377,8 +449,14 @@ class VerifierService:
             ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
             ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
         }[outcome]
-        return [_fresh(code, f"the nonce is not a live challenge of this verifier ({outcome.name})",
-                       "an unused, unexpired challenge", request.nonce.hex())]
+        return [
+            _fresh(
+                code,
+                f"the nonce is not a live challenge of this verifier ({outcome.name})",
+                "an unused, unexpired challenge",
+                request.nonce.hex(),
+            )
+        ]
 
     @staticmethod
     def _policy_freshness(request: AppraisalRequest, verified: VerifiedEvidence, policy: Policy) -> list[Finding]:
@@ -386,20 +464,24 @@ class VerifierService:
         the evidence as the policy's REPORT_DATA binding says."""
         findings: list[Finding] = []
         if request.nonce is None and policy.require_nonce:
-            findings.append(_fresh("NONCE_MISSING", "the policy requires a nonce and the request has none",
-                                   "a nonce", "none"))
+            findings.append(
+                _fresh("NONCE_MISSING", "the policy requires a nonce and the request has none", "a nonce", "none")
+            )
         if verified.parsed is not None:
-            findings.extend(check_binding(verified.tee, verified.claims, request.nonce, request.runtime_data,
-                                          policy.report_data_binding))
+            findings.extend(
+                check_binding(
+                    verified.tee, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+                )
+            )
         return findings
 
 
-_BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH",
-                            "RUNTIME_DATA_NOT_BOUND"})
+_BINDING_CODES = frozenset(
+    {"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH", "RUNTIME_DATA_NOT_BOUND"}
+)
 
 
-def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding],
-               policy: Policy) -> Any:
+def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding], policy: Policy) -> Any:
     """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (`key_is_bound`): the request's
     runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's `public_key`; for Nitro without
     runtime data, the document's own `public_key` (signed by the NSM). Never after a failed verification or any
@@ -407,8 +489,9 @@ def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: 
     if verified.failure is not None or any(f.code in _BINDING_CODES for f in findings):
         return None
     if request.runtime_data is not None:
-        if not key_is_bound(verified.tee, verified.claims, request.nonce, request.runtime_data,
-                            policy.report_data_binding):
+        if not key_is_bound(
+            verified.tee, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+        ):
             return None
         return runtime_key_jwk(request.runtime_data)
     doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
@@ -441,7 +524,7 @@ def workload_description(tee: str, claims: Mapping[str, Any]) -> str:
     value: Any = claims.get(name)
     if tee == "nitro":
         pcrs = claims.get("pcrs")
-        value = (pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None)
+        value = pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None
     if isinstance(value, bytes):
         value = value.hex()
     if isinstance(value, str) and value:
@@ -475,14 +558,28 @@ def _evidence_finding(error: EvidenceError) -> Finding:
         value = CONTRAINDICATED
     elif error.code in _TCB_CODES:
         claim, value = Claim.HARDWARE, CONTRAINDICATED
-    return Finding(code=error.code, claim=claim, value=value, message=error.message, expected=error.expected,
-                   actual=error.actual)
+    return Finding(
+        code=error.code, claim=claim, value=value, message=error.message, expected=error.expected, actual=error.actual
+    )
 
 
-_TCB_CODES = frozenset({"TDX_TCB_LEVEL_NOT_FOUND", "TDX_FMSPC_MISMATCH", "TDX_PCEID_MISMATCH",
-                        "TDX_QE_IDENTITY_MISMATCH", "TDX_MODULE_IDENTITY_NOT_FOUND"})
+_TCB_CODES = frozenset(
+    {
+        "TDX_TCB_LEVEL_NOT_FOUND",
+        "TDX_FMSPC_MISMATCH",
+        "TDX_PCEID_MISMATCH",
+        "TDX_QE_IDENTITY_MISMATCH",
+        "TDX_MODULE_IDENTITY_NOT_FOUND",
+    }
+)
 
 
 def _fresh(code: str, message: str, expected: str, actual: str) -> Finding:
-    return Finding(code=code, claim=Claim.INSTANCE_IDENTITY, value=CONTRAINDICATED, message=message,
-                   expected=expected, actual=actual)
+    return Finding(
+        code=code,
+        claim=Claim.INSTANCE_IDENTITY,
+        value=CONTRAINDICATED,
+        message=message,
+        expected=expected,
+        actual=actual,
+    )

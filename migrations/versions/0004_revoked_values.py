@@ -62,22 +62,31 @@ def upgrade() -> None:
     )
     row = refs.alias("r")
     earlier = refs.alias("e")
-    first_revoked = (
-        sa.select(row.c.id, row.c.kind, row.c.value, row.c.id.label("ref_id"), row.c.revoked_at,
-                  sa.func.coalesce(row.c.revoked_by, ""), sa.func.coalesce(row.c.revoke_reason, ""))
-        .where(
-            row.c.revoked_at.is_not(None),
-            ~sa.exists().where(
-                earlier.c.kind == row.c.kind,
-                earlier.c.value == row.c.value,
-                earlier.c.revoked_at.is_not(None),
-                sa.or_(earlier.c.revoked_at < row.c.revoked_at,
-                       sa.and_(earlier.c.revoked_at == row.c.revoked_at, earlier.c.id < row.c.id)),
+    first_revoked = sa.select(
+        row.c.id,
+        row.c.kind,
+        row.c.value,
+        row.c.id.label("ref_id"),
+        row.c.revoked_at,
+        sa.func.coalesce(row.c.revoked_by, ""),
+        sa.func.coalesce(row.c.revoke_reason, ""),
+    ).where(
+        row.c.revoked_at.is_not(None),
+        ~sa.exists().where(
+            earlier.c.kind == row.c.kind,
+            earlier.c.value == row.c.value,
+            earlier.c.revoked_at.is_not(None),
+            sa.or_(
+                earlier.c.revoked_at < row.c.revoked_at,
+                sa.and_(earlier.c.revoked_at == row.c.revoked_at, earlier.c.id < row.c.id),
             ),
+        ),
+    )
+    op.execute(
+        revoked.insert().from_select(
+            ["id", "kind", "value", "ref_id", "revoked_at", "revoked_by", "reason"], first_revoked
         )
     )
-    op.execute(revoked.insert().from_select(
-        ["id", "kind", "value", "ref_id", "revoked_at", "revoked_by", "reason"], first_revoked))
 
     def of_this_value() -> sa.ColumnElement[bool]:
         return sa.and_(revoked.c.kind == refs.c.kind, revoked.c.value == refs.c.value)
@@ -86,16 +95,21 @@ def upgrade() -> None:
         refs.update()
         .where(
             refs.c.revoked_at.is_(None),
-            sa.exists().where(of_this_value(),
-                              sa.or_(refs.c.expires_at.is_(None), refs.c.expires_at > revoked.c.revoked_at)),
+            sa.exists().where(
+                of_this_value(), sa.or_(refs.c.expires_at.is_(None), refs.c.expires_at > revoked.c.revoked_at)
+            ),
         )
         .values(
             revoked_at=sa.select(revoked.c.revoked_at).where(of_this_value()).scalar_subquery(),
             revoked_by=MIGRATION_ACTOR,
             revoke_reason=sa.select(
-                sa.literal("value revoked with ", sa.Text()) + revoked.c.ref_id + sa.literal(": ", sa.Text())
+                sa.literal("value revoked with ", sa.Text())
+                + revoked.c.ref_id
+                + sa.literal(": ", sa.Text())
                 + revoked.c.reason
-            ).where(of_this_value()).scalar_subquery(),
+            )
+            .where(of_this_value())
+            .scalar_subquery(),
         )
     )
 

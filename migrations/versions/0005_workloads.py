@@ -72,16 +72,20 @@ def upgrade() -> None:
         sa.Column("revoked_at", utc, nullable=False),
         sa.Column("revoked_by", sa.String(length=200), nullable=False),
         sa.Column("revoke_reason", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(["workload_id"], ["workloads.id"],
-                                name=op.f("fk_workload_version_states_workload_id_workloads")),
+        sa.ForeignKeyConstraint(
+            ["workload_id"], ["workloads.id"], name=op.f("fk_workload_version_states_workload_id_workloads")
+        ),
         sa.PrimaryKeyConstraint("workload_id", "version", name=op.f("pk_workload_version_states")),
     )
     rows = _migrated_workloads(op.get_bind(), dt.datetime.now(dt.UTC))
     if rows:
         op.bulk_insert(workloads, rows)
     flagged = [r["name"] for r in rows if r["review"]]
-    log.info("0005: %d workloads from reference-value labels, %d for review (`verifier workloads list --review`)",
-             len(rows), len(flagged))
+    log.info(
+        "0005: %d workloads from reference-value labels, %d for review (`verifier workloads list --review`)",
+        len(rows),
+        len(flagged),
+    )
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -102,8 +106,9 @@ def _migrated_workloads(bind: sa.Connection, now: dt.datetime) -> list[dict[str,
         sa.column("expires_at", sa.DateTime(timezone=True)),
         sa.column("revoked_at", sa.DateTime(timezone=True)),
     )
-    query = sa.select(refs.c.label, refs.c.version, refs.c.kind, refs.c.value, refs.c.created_at,
-                      refs.c.expires_at, refs.c.revoked_at).where(refs.c.label != "")
+    query = sa.select(
+        refs.c.label, refs.c.version, refs.c.kind, refs.c.value, refs.c.created_at, refs.c.expires_at, refs.c.revoked_at
+    ).where(refs.c.label != "")
     created: dict[str, dt.datetime] = {}
     tees: dict[str, Counter[str]] = {}
     live: dict[tuple[str, str], dict[str, set[bytes]]] = {}
@@ -119,28 +124,43 @@ def _migrated_workloads(bind: sa.Connection, now: dt.datetime) -> list[dict[str,
     for label in sorted(created):
         counts = {tee: n for tee, n in tees[label].items() if tee in TEES}
         if not counts:
-            log.warning("0005: label %r has no value of a known TEE (%s): no workload", label,
-                        ", ".join(sorted(tees[label])))
+            log.warning(
+                "0005: label %r has no value of a known TEE (%s): no workload", label, ", ".join(sorted(tees[label]))
+            )
             continue
         tee = sorted(counts, key=lambda t: (-counts[t], t))[0]
         reasons = []
         if len(tees[label]) > 1:
             spread = ", ".join(f"{t}: {n}" for t, n in sorted(tees[label].items()))
-            reasons.append(f"values of several TEEs ({spread}); the workload is {tee}, the others no longer match: "
-                           "move them to a workload of their own")
+            reasons.append(
+                f"values of several TEEs ({spread}); the workload is {tee}, the others no longer match: "
+                "move them to a workload of their own"
+            )
         for (name, version), kinds in sorted(live.items()):
             if name != label:
                 continue
             several = sorted(kind for kind, values in kinds.items() if len(values) > 1)
             if several:
                 shown = f"version {version!r}" if version else "the unversioned values"
-                reasons.append(f"{shown} has several live values of {', '.join(several)}: migrated as alternatives "
-                               "(either one matches)")
-        out.append({
-            "id": str(uuid.uuid4()), "name": label, "tee": tee, "policy": None, "created_at": created[label],
-            "created_by": MIGRATION_ACTOR, "revoked_at": None, "revoked_by": None, "revoke_reason": None,
-            "review": bool(reasons), "review_reason": "; ".join(reasons) if reasons else None,
-        })
+                reasons.append(
+                    f"{shown} has several live values of {', '.join(several)}: migrated as alternatives "
+                    "(either one matches)"
+                )
+        out.append(
+            {
+                "id": str(uuid.uuid4()),
+                "name": label,
+                "tee": tee,
+                "policy": None,
+                "created_at": created[label],
+                "created_by": MIGRATION_ACTOR,
+                "revoked_at": None,
+                "revoked_by": None,
+                "revoke_reason": None,
+                "review": bool(reasons),
+                "review_reason": "; ".join(reasons) if reasons else None,
+            }
+        )
     return out
 
 

@@ -35,8 +35,9 @@ def upgrade() -> None:
         sa.Column("policy", sa.String(length=100), nullable=True),
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("set_by", sa.String(length=200), nullable=False),
-        sa.ForeignKeyConstraint(["workload_id"], ["workloads.id"],
-                                name=op.f("fk_workload_version_policies_workload_id_workloads")),
+        sa.ForeignKeyConstraint(
+            ["workload_id"], ["workloads.id"], name=op.f("fk_workload_version_policies_workload_id_workloads")
+        ),
         sa.PrimaryKeyConstraint("workload_id", "version", name=op.f("pk_workload_version_policies")),
     )
 

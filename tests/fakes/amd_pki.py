@@ -130,14 +130,22 @@ class FakeAmdPki:
         self.ark = self._ca(f"ARK-{p}", self.ark_key, f"ARK-{p}", self.ark_key, None)
         self.ask = self._ca(f"SEV-{p}", self.ask_key, f"ARK-{p}", ask_signer_key or self.ark_key, 0)
         self.asvk = self._ca(f"SEV-VLEK-{p}", self.asvk_key, f"ARK-{p}", self.ark_key, 0)
-        self.vcek = self._signer("SEV-VCEK", self.vcek_key, f"SEV-{p}", self.ask_key,
-                                 vcek_validity or (now - DAY, now + 7 * 365 * DAY), hwid=self.hwid)
+        self.vcek = self._signer(
+            "SEV-VCEK",
+            self.vcek_key,
+            f"SEV-{p}",
+            self.ask_key,
+            vcek_validity or (now - DAY, now + 7 * 365 * DAY),
+            hwid=self.hwid,
+        )
         vlek_issuer = (f"SEV-{p}", self.ask_key) if vlek_under_ask else (f"SEV-VLEK-{p}", self.asvk_key)
-        self.vlek = self._signer("SEV-VLEK", self.vlek_key, *vlek_issuer,
-                                 vlek_validity or (now - DAY, now + 365 * DAY), hwid=None)
+        self.vlek = self._signer(
+            "SEV-VLEK", self.vlek_key, *vlek_issuer, vlek_validity or (now - DAY, now + 365 * DAY), hwid=None
+        )
 
-    def _ca(self, cn: str, key: rsa.RSAPrivateKey, issuer: str, issuer_key: rsa.RSAPrivateKey,
-            path_length: int | None) -> x509.Certificate:
+    def _ca(
+        self, cn: str, key: rsa.RSAPrivateKey, issuer: str, issuer_key: rsa.RSAPrivateKey, path_length: int | None
+    ) -> x509.Certificate:
         return (
             x509.CertificateBuilder()
             .subject_name(_name(cn))
@@ -151,8 +159,16 @@ class FakeAmdPki:
             .sign(issuer_key, hashes.SHA384(), rsa_padding=PSS)
         )
 
-    def _signer(self, cn: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: rsa.RSAPrivateKey,
-                validity: tuple[datetime.datetime, datetime.datetime], *, hwid: bytes | None) -> x509.Certificate:
+    def _signer(
+        self,
+        cn: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        issuer_key: rsa.RSAPrivateKey,
+        validity: tuple[datetime.datetime, datetime.datetime],
+        *,
+        hwid: bytes | None,
+    ) -> x509.Certificate:
         turin = self.product is Product.TURIN
         exts: list[tuple[str, bytes]] = [(f"{KDS}.1", core.Integer(1 if turin else 0).dump())]
         name = self.product_name if cn == "SEV-VCEK" else self.vlek_product_name
@@ -196,8 +212,9 @@ class FakeAmdPki:
 
     def tcb(self) -> bytes:
         s = self.spl
-        return encode_tcb(self.product, bootloader=s["bl"], tee=s["tee"], snp=s["snp"], microcode=s["ucode"],
-                          fmc=s["fmc"])
+        return encode_tcb(
+            self.product, bootloader=s["bl"], tee=s["tee"], snp=s["snp"], microcode=s["ucode"], fmc=s["fmc"]
+        )
 
     def report_fields(self, signer: str = "vcek", version: int = 3) -> dict[str, Any]:
         tcb = self.tcb()
@@ -232,9 +249,16 @@ class FakeAmdPki:
         report = dataclasses.replace(report, signature_r=signature[:72], signature_s=signature[72:144])
         return serialize_report(report)
 
-    def crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
-            next_update: datetime.datetime | None = None, signer_key: rsa.RSAPrivateKey | None = None,
-            issuer_cn: str | None = None, number: int | None = None) -> bytes:
+    def crl(
+        self,
+        revoked: Sequence[int] = (),
+        *,
+        this_update: datetime.datetime | None = None,
+        next_update: datetime.datetime | None = None,
+        signer_key: rsa.RSAPrivateKey | None = None,
+        issuer_cn: str | None = None,
+        number: int | None = None,
+    ) -> bytes:
         """DER CRL issued by the ARK (RSASSA-PSS SHA-384) listing `revoked` serials (0 allowed, as for VCEKs);
         `number` adds the cRLNumber extension (RFC 5280 section 5.2.3)."""
         builder = (

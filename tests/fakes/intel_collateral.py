@@ -55,10 +55,12 @@ class FakeIntelSource:
         self.label = label
         self.fetches: list[str] = []
         self.items: dict[str, bytes] = {}
-        for key, doc, chain in ((tcb_info_key(fmspc), "tcb_info.json", "tcb_info_issuer_chain.pem"),
-                                (qe_identity_key(), "qe_identity.json", "qe_identity_issuer_chain.pem"),
-                                (pck_crl_key(ca), "pck_crl.der", "pck_crl_issuer_chain.pem"),
-                                (root_ca_crl_key(), "root_ca_crl.der", "")):
+        for key, doc, chain in (
+            (tcb_info_key(fmspc), "tcb_info.json", "tcb_info_issuer_chain.pem"),
+            (qe_identity_key(), "qe_identity.json", "qe_identity_issuer_chain.pem"),
+            (pck_crl_key(ca), "pck_crl.der", "pck_crl_issuer_chain.pem"),
+            (root_ca_crl_key(), "root_ca_crl.der", ""),
+        ):
             if doc in files:
                 self.items[key.cache_id()] = envelope(key.kind, files[doc], files.get(chain, b"").decode())
 
@@ -67,8 +69,9 @@ class FakeIntelSource:
         data = self.items.get(key.cache_id())
         if data is None:
             raise CollateralUnavailableError("COLLATERAL_NOT_FOUND", f"{key.cache_id()} is not served")
-        return CollateralItem(key=key, data=data, fetched_at=at, next_update=next_update(key.kind, data),
-                              source=self.label)
+        return CollateralItem(
+            key=key, data=data, fetched_at=at, next_update=next_update(key.kind, data), source=self.label
+        )
 
 
 class IntelCollateral:
@@ -91,22 +94,27 @@ class IntelCollateral:
 
     def source(self, files: dict[str, bytes] | None = None, *, label: str = "cache") -> FakeIntelSource:
         ca = "processor" if "Processor" in self.ca_name else "platform"
-        return FakeIntelSource(self.collateral_files() if files is None else files, fmspc=self.fmspc, ca=ca,
-                               label=label)
+        return FakeIntelSource(
+            self.collateral_files() if files is None else files, fmspc=self.fmspc, ca=ca, label=label
+        )
 
-    def collateral_signed_by(self, key: ec.EllipticCurvePrivateKey, chain: Any,
-                             **overrides: Any) -> dict[str, bytes]:
+    def collateral_signed_by(self, key: ec.EllipticCurvePrivateKey, chain: Any, **overrides: Any) -> dict[str, bytes]:
         pem = b"".join(c.public_bytes(Encoding.PEM) for c in chain)
         tcb_info = overrides.pop("tcb_info", None) or self.tcb_info()
         qe_identity = overrides.pop("qe_identity", None) or self.qe_identity()
-        return self.collateral_files(**{
-            "tcb_info.json": self.sign_json("tcbInfo", tcb_info, key), "tcb_info_issuer_chain.pem": pem,
-            "qe_identity.json": self.sign_json("enclaveIdentity", qe_identity, key),
-            "qe_identity_issuer_chain.pem": pem,
-        }, **overrides)
+        return self.collateral_files(
+            **{
+                "tcb_info.json": self.sign_json("tcbInfo", tcb_info, key),
+                "tcb_info_issuer_chain.pem": pem,
+                "qe_identity.json": self.sign_json("enclaveIdentity", qe_identity, key),
+                "qe_identity_issuer_chain.pem": pem,
+            },
+            **overrides,
+        )
 
-    def sign_json(self, member_name: str, obj: dict[str, Any],
-                  signer_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+    def sign_json(
+        self, member_name: str, obj: dict[str, Any], signer_key: ec.EllipticCurvePrivateKey | None = None
+    ) -> bytes:
         body = json.dumps(obj, separators=(",", ":")).encode()
         r, s = decode_dss_signature((signer_key or self.tcb_key).sign(body, ec.ECDSA(hashes.SHA256())))
         signature = (r.to_bytes(32, "big") + s.to_bytes(32, "big")).hex()
@@ -115,8 +123,9 @@ class IntelCollateral:
     def _dates(self) -> dict[str, str]:
         return {"issueDate": _time(self.now - DAY), "nextUpdate": _time(self.now + 29 * DAY)}
 
-    def tcb_info(self, tee_tcb_svn: bytes = bytes([3, 1, 2]) + bytes(13), status: str = "UpToDate",
-                 **overrides: Any) -> dict[str, Any]:
+    def tcb_info(
+        self, tee_tcb_svn: bytes = bytes([3, 1, 2]) + bytes(13), status: str = "UpToDate", **overrides: Any
+    ) -> dict[str, Any]:
         tdx = [tee_tcb_svn[0], 0, *tee_tcb_svn[2:]]  # [1] is the module major version, matched by identity
         lower = {
             "tcb": {"sgxtcbcomponents": _svns(max(c - 1, 0) for c in self.tcb_components),

@@ -133,18 +133,40 @@ class FakeIntelPki(IntelCollateral):
         self.pck_key = ec.generate_private_key(pck_curve or ec.SECP256R1())
         self.ca_name = "Intel SGX PCK Platform CA" if sgx_type == 1 else "Intel SGX PCK Processor CA"
         year = 365 * DAY
-        self.root = self._cert("Intel SGX Root CA", self.root_key, "Intel SGX Root CA", self.root_key,
-                               (now - 5 * year, now + 25 * year), ca=1)
-        self.pck_ca = self._cert(self.ca_name, self.pck_ca_key, "Intel SGX Root CA", self.root_key,
-                                 (now - 5 * year, now + 10 * year), ca=0)
-        self.pck = self._cert("Intel SGX PCK Certificate", self.pck_key, self.ca_name, self.pck_ca_key,
-                              pck_validity or (now - year, now + 6 * year), sgx=self.sgx_extension())
-        self.tcb_signing = self._cert("Intel SGX TCB Signing", self.tcb_key, "Intel SGX Root CA", self.root_key,
-                                      (now - year, now + 6 * year))
+        self.root = self._cert(
+            "Intel SGX Root CA",
+            self.root_key,
+            "Intel SGX Root CA",
+            self.root_key,
+            (now - 5 * year, now + 25 * year),
+            ca=1,
+        )
+        self.pck_ca = self._cert(
+            self.ca_name, self.pck_ca_key, "Intel SGX Root CA", self.root_key, (now - 5 * year, now + 10 * year), ca=0
+        )
+        self.pck = self._cert(
+            "Intel SGX PCK Certificate",
+            self.pck_key,
+            self.ca_name,
+            self.pck_ca_key,
+            pck_validity or (now - year, now + 6 * year),
+            sgx=self.sgx_extension(),
+        )
+        self.tcb_signing = self._cert(
+            "Intel SGX TCB Signing", self.tcb_key, "Intel SGX Root CA", self.root_key, (now - year, now + 6 * year)
+        )
 
-    def _cert(self, cn: str, key: Any, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
-              validity: tuple[datetime.datetime, datetime.datetime], *, ca: int | None = None,
-              sgx: bytes | None = None) -> x509.Certificate:
+    def _cert(
+        self,
+        cn: str,
+        key: Any,
+        issuer: str,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        validity: tuple[datetime.datetime, datetime.datetime],
+        *,
+        ca: int | None = None,
+        sgx: bytes | None = None,
+    ) -> x509.Certificate:
         issuer_pub = issuer_key.public_key()
         ku = (False, False, False, False, False, True, True) if ca is not None else (True, True) + (False,) * 5
         builder = (
@@ -174,8 +196,10 @@ class FakeIntelPki(IntelCollateral):
         ]
         if self.sgx_type == 1:
             flags = [_pair(f"{SGX}.7.{i}", core.Boolean(False).dump()) for i in (1, 2, 3)]
-            items += [_pair(f"{SGX}.6", core.OctetString(hashlib.sha256(b"instance").digest()[:16]).dump()),
-                      _pair(f"{SGX}.7", _seq(*flags))]
+            items += [
+                _pair(f"{SGX}.6", core.OctetString(hashlib.sha256(b"instance").digest()[:16]).dump()),
+                _pair(f"{SGX}.7", _seq(*flags)),
+            ]
         return _seq(*items)
 
     @property
@@ -192,8 +216,14 @@ class FakeIntelPki(IntelCollateral):
     def pck_chain_pem(self) -> bytes:
         return b"".join(c.public_bytes(Encoding.PEM) for c in (self.pck, self.pck_ca, self.root))
 
-    def issue(self, cn: str, *, issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None, ca: int | None = None,
-              sgx: bytes | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    def issue(
+        self,
+        cn: str,
+        *,
+        issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None,
+        ca: int | None = None,
+        sgx: bytes | None = None,
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """A certificate for a new P-256 key with subject CN `cn`, issued by (issuer CN, issuer key), by default the
         root; `ca` is the pathLen of a CA certificate (None: not a CA), `sgx` an SGX extension value."""
         key = ec.generate_private_key(ec.SECP256R1())
@@ -201,8 +231,15 @@ class FakeIntelPki(IntelCollateral):
         cert = self._cert(cn, key, name, issuer_key, (self.now - 365 * DAY, self.now + 365 * DAY), ca=ca, sgx=sgx)
         return cert, key
 
-    def _crl(self, issuer: str, key: ec.EllipticCurvePrivateKey, revoked: Sequence[int],
-             this_update: datetime.datetime | None, next_update: datetime.datetime | None, number: int) -> bytes:
+    def _crl(
+        self,
+        issuer: str,
+        key: ec.EllipticCurvePrivateKey,
+        revoked: Sequence[int],
+        this_update: datetime.datetime | None,
+        next_update: datetime.datetime | None,
+        number: int,
+    ) -> bytes:
         builder = (
             x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
             .last_update(this_update or self.now - DAY).next_update(next_update or self.now + 29 * DAY)
@@ -214,18 +251,29 @@ class FakeIntelPki(IntelCollateral):
             builder = builder.add_revoked_certificate(entry.build())
         return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
 
-    def pck_crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
-                next_update: datetime.datetime | None = None,
-                signer_key: ec.EllipticCurvePrivateKey | None = None, number: int = 1) -> bytes:
+    def pck_crl(
+        self,
+        revoked: Sequence[int] = (),
+        *,
+        this_update: datetime.datetime | None = None,
+        next_update: datetime.datetime | None = None,
+        signer_key: ec.EllipticCurvePrivateKey | None = None,
+        number: int = 1,
+    ) -> bytes:
         """DER CRL of the PCK Platform/Processor CA (30-day window like Intel's), cRLNumber `number`."""
         return self._crl(self.ca_name, signer_key or self.pck_ca_key, revoked, this_update, next_update, number)
 
-    def root_ca_crl(self, revoked: Sequence[int] = (), *, this_update: datetime.datetime | None = None,
-                    next_update: datetime.datetime | None = None,
-                    signer_key: ec.EllipticCurvePrivateKey | None = None, number: int = 1) -> bytes:
+    def root_ca_crl(
+        self,
+        revoked: Sequence[int] = (),
+        *,
+        this_update: datetime.datetime | None = None,
+        next_update: datetime.datetime | None = None,
+        signer_key: ec.EllipticCurvePrivateKey | None = None,
+        number: int = 1,
+    ) -> bytes:
         """DER CRL of the Intel SGX Root CA (revokes intermediates and the TCB signing certificate)."""
-        return self._crl("Intel SGX Root CA", signer_key or self.root_key, revoked, this_update, next_update,
-                         number)
+        return self._crl("Intel SGX Root CA", signer_key or self.root_key, revoked, this_update, next_update, number)
 
     def td_report(self, body_type: int = BODY_TDX10, **fields: Any) -> TdReport:
         defaults: dict[str, Any] = {
@@ -239,9 +287,18 @@ class FakeIntelPki(IntelCollateral):
             defaults |= {"tee_tcb_svn_2": fields.get("tee_tcb_svn", DEFAULT_TEE_TCB_SVN), "mr_servicetd": bytes(48)}
         return TdReport(**(defaults | fields))
 
-    def qe_report(self, report_data: bytes, *, cpusvn: bytes | None = None, miscselect: int = 0,
-                  attributes: bytes = b"\x11" + bytes(15), mrenclave: bytes = hashlib.sha256(b"td-qe").digest(),
-                  mrsigner: bytes = TD_QE_MRSIGNER, isvprodid: int = 2, isvsvn: int = 4) -> bytes:
+    def qe_report(
+        self,
+        report_data: bytes,
+        *,
+        cpusvn: bytes | None = None,
+        miscselect: int = 0,
+        attributes: bytes = b"\x11" + bytes(15),
+        mrenclave: bytes = hashlib.sha256(b"td-qe").digest(),
+        mrsigner: bytes = TD_QE_MRSIGNER,
+        isvprodid: int = 2,
+        isvsvn: int = 4,
+    ) -> bytes:
         """SGX REPORT body (384 bytes) of the TD quoting enclave."""
         raw = bytearray(384)
         raw[0:16] = cpusvn if cpusvn is not None else self.cpusvn
@@ -264,17 +321,34 @@ class FakeIntelPki(IntelCollateral):
         qe_data = overrides.pop("qe_report_data", binding + bytes(32))
         qe_fields = {k[3:]: overrides.pop(k) for k in list(overrides) if k.startswith("qe_")}
         qe_report = self.qe_report(qe_data, **qe_fields)
-        qe_signer = ec.generate_private_key(ec.SECP256R1()) if overrides.pop("bad_qe_report_signature", False) \
-            else self.pck_key
-        qe_sig = raw_rs(qe_signer.sign(qe_report, ec.ECDSA(hashes.SHA256()))) \
-            if isinstance(qe_signer.curve, ec.SECP256R1) else bytes(64)  # a wrong-curve leaf: no P-256 r||s
+        qe_signer = (
+            ec.generate_private_key(ec.SECP256R1()) if overrides.pop("bad_qe_report_signature", False) else self.pck_key
+        )
+        qe_sig = (
+            raw_rs(qe_signer.sign(qe_report, ec.ECDSA(hashes.SHA256())))
+            if isinstance(qe_signer.curve, ec.SECP256R1)
+            else bytes(64)
+        )  # a wrong-curve leaf: no P-256 r||s
         signer = ec.generate_private_key(ec.SECP256R1()) if overrides.pop("bad_signature", False) else self.att_key
         chain = overrides.pop("pck_chain_pem", self.pck_chain_pem())
         trailing = overrides.pop("trailing", b"")
-        header = QuoteHeader(version, ATT_KEY_ECDSA_P256, TEE_TYPE_TDX, 0, 0, INTEL_QE_VENDOR_ID,
-                             overrides.pop("user_data", bytes(20)))
-        quote = Quote(header, body_type, self.td_report(body_type, **overrides), bytes(64), att_key, qe_report,
-                      qe_sig, auth, chain, b"", 0, trailing)
+        header = QuoteHeader(
+            version, ATT_KEY_ECDSA_P256, TEE_TYPE_TDX, 0, 0, INTEL_QE_VENDOR_ID, overrides.pop("user_data", bytes(20))
+        )
+        quote = Quote(
+            header,
+            body_type,
+            self.td_report(body_type, **overrides),
+            bytes(64),
+            att_key,
+            qe_report,
+            qe_sig,
+            auth,
+            chain,
+            b"",
+            0,
+            trailing,
+        )
         signed = parse_quote(serialize_quote(quote)).signed
         signature = raw_rs(signer.sign(signed, ec.ECDSA(hashes.SHA256())))
         return serialize_quote(dataclasses.replace(quote, signature=signature))

@@ -59,8 +59,7 @@ class FakeKds:
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kds",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kds", daemon=True)
 
     @property
     def url(self) -> str:
@@ -91,8 +90,7 @@ class FakeKds:
     def __enter__(self) -> FakeKds:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def _next_reply(self, target: str) -> Reply:
@@ -142,33 +140,52 @@ class FakeKds:
             chip_id = bytes.fromhex(vector["facts"]["chip_id"])
             tcb = vector["facts"]["reported_tcb"]
             hwid = chip_id[:8] if product == "Turin" else chip_id
-            query = "&".join(([f"fmcSPL={tcb['fmc']}"] if product == "Turin" else []) + [
-                f"blSPL={tcb['bootloader']}", f"teeSPL={tcb['tee']}", f"snpSPL={tcb['snp']}",
-                f"ucodeSPL={tcb['microcode']}"])
+            query = "&".join(
+                ([f"fmcSPL={tcb['fmc']}"] if product == "Turin" else [])
+                + [
+                    f"blSPL={tcb['bootloader']}",
+                    f"teeSPL={tcb['tee']}",
+                    f"snpSPL={tcb['snp']}",
+                    f"ucodeSPL={tcb['microcode']}",
+                ]
+            )
             target = f"/vcek/v1/{product}/{hwid.hex()}?{query}"
-            self.serve(target, Reply(body=(folder / "vcek.der").read_bytes(),
-                                     headers={"Content-Type": "application/pkix-cert"}))
+            self.serve(
+                target,
+                Reply(body=(folder / "vcek.der").read_bytes(), headers={"Content-Type": "application/pkix-cert"}),
+            )
             targets[vector["id"]] = target
         for chain in sorted((trust_anchors_dir / "amd").glob("cert_chain_*_*.pem")):
             _, _, product, signer = chain.stem.split("_")
-            self.serve(f"/{signer}/v1/{product.capitalize()}/cert_chain",
-                       Reply(body=chain.read_bytes(), headers={"Content-Type": "application/x-pem-file"}))
+            self.serve(
+                f"/{signer}/v1/{product.capitalize()}/cert_chain",
+                Reply(body=chain.read_bytes(), headers={"Content-Type": "application/x-pem-file"}),
+            )
         return targets
 
 
-def make_crl(next_update: dt.datetime | None, *, this_update: dt.datetime | None = None,
-             number: int | None = None) -> bytes:
+def make_crl(
+    next_update: dt.datetime | None, *, this_update: dt.datetime | None = None, number: int | None = None
+) -> bytes:
     """A DER CRL signed by a throwaway RSA key (only parsing matters to the client), with the cRLNumber `number`
     when given. cryptography's builder cannot omit nextUpdate (optional in RFC 5280), so that case is built with
     asn1crypto and a zero signature."""
     this_update = this_update or (next_update or dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) - dt.timedelta(days=7)
     if next_update is None:
         algorithm = {"algorithm": "sha384_rsa"}
-        tbs = asn1_crl.TbsCertList({"version": "v2", "signature": algorithm,
-                                    "issuer": asn1_x509.Name.build({"common_name": "throwaway ARK"}),
-                                    "this_update": asn1_x509.Time({"utc_time": this_update})})
-        return bytes(asn1_crl.CertificateList({"tbs_cert_list": tbs, "signature_algorithm": algorithm,
-                                               "signature": b"\x00" * 256}).dump())
+        tbs = asn1_crl.TbsCertList(
+            {
+                "version": "v2",
+                "signature": algorithm,
+                "issuer": asn1_x509.Name.build({"common_name": "throwaway ARK"}),
+                "this_update": asn1_x509.Time({"utc_time": this_update}),
+            }
+        )
+        return bytes(
+            asn1_crl.CertificateList(
+                {"tbs_cert_list": tbs, "signature_algorithm": algorithm, "signature": b"\x00" * 256}
+            ).dump()
+        )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "throwaway ARK")])
     builder = x509.CertificateRevocationListBuilder().issuer_name(name).last_update(this_update)

@@ -43,8 +43,9 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def _key_pem(key: Key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclasses.dataclass
@@ -61,15 +62,32 @@ def _ca(name: str) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return Issued(key, cert)
 
 
@@ -77,13 +95,18 @@ def _leaf(ca: Issued, cn: str, *, server: bool = False) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-               .issuer_name(ca.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-                              critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+    )
     if server:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
     return Issued(key, builder.sign(ca.key, hashes.SHA256()))
@@ -105,11 +128,24 @@ class Pki:
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     server_ca, admin_ca, foreign_ca, workload_ca = _ca("server ca"), _ca("admin ca"), _ca("admin ca"), _ca("wl ca")
-    pki = Pki(server_ca, _leaf(server_ca, "localhost", server=True), admin_ca, _leaf(admin_ca, "alice"),
-              foreign_ca, _leaf(foreign_ca, "alice"), workload_ca, _leaf(workload_ca, "workload-7"), {})
+    pki = Pki(
+        server_ca,
+        _leaf(server_ca, "localhost", server=True),
+        admin_ca,
+        _leaf(admin_ca, "alice"),
+        foreign_ca,
+        _leaf(foreign_ca, "alice"),
+        workload_ca,
+        _leaf(workload_ca, "workload-7"),
+        {},
+    )
     root = tmp_path_factory.mktemp("tls")
-    for name, data in {"server.crt": pki.server.pem, "server.key": _key_pem(pki.server.key),
-                       "admin-ca.pem": admin_ca.pem, "workload-ca.pem": workload_ca.pem}.items():
+    for name, data in {
+        "server.crt": pki.server.pem,
+        "server.key": _key_pem(pki.server.key),
+        "admin-ca.pem": admin_ca.pem,
+        "workload-ca.pem": workload_ca.pem,
+    }.items():
         (root / name).write_bytes(data)
         pki.files[name] = root / name
     return pki
@@ -122,9 +158,17 @@ def aws() -> FakeAwsPki:
 
 @pytest.fixture
 def components(db: Database, database_url: str, aws: FakeAwsPki, tls: Pki) -> Iterator[Components]:
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0", http_listen="off",
-                        grace_seconds=0.2, tls_cert=tls.files["server.crt"], tls_key=tls.files["server.key"],
-                        admin_client_ca=tls.files["admin-ca.pem"], admin_listen="127.0.0.1:0")
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="off",
+        grace_seconds=0.2,
+        tls_cert=tls.files["server.crt"],
+        tls_key=tls.files["server.key"],
+        admin_client_ca=tls.files["admin-ca.pem"],
+        admin_listen="127.0.0.1:0",
+    )
     built = build(settings, clock=FixedClock(aws.now))
     built.service.anchors = aws.anchors()
     yield built
@@ -189,8 +233,9 @@ def add_request(label: str = "image v1") -> pb.AddReferenceValueRequest:
     return pb.AddReferenceValueRequest(kind="nitro.pcr0", value=PCR0, label=label, version="1.4")
 
 
-def test_tokens_roles_refusals_audit_and_log(components: Components, db: Database, tls: Pki, aws: FakeAwsPki,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_tokens_roles_refusals_audit_and_log(
+    components: Components, db: Database, tls: Pki, aws: FakeAwsPki, caplog: pytest.LogCaptureFixture
+) -> None:
     tokens = SqlAdminTokens(db)
     _, admin = tokens.create("deployer", "admin", now=aws.now, actor="cli:test")
     _, auditor = tokens.create("dashboards", "auditor", now=aws.now, actor="cli:test")
@@ -209,61 +254,79 @@ def test_tokens_roles_refusals_audit_and_log(components: Components, db: Databas
             unauthenticated = grpc.StatusCode.UNAUTHENTICATED
             await refused(refs.List(pb.ListReferenceValuesRequest()), unauthenticated, "ADMIN_AUTH_REQUIRED")
             await refused(refs.Add(add_request(), metadata=bearer(revoked)), unauthenticated, "ADMIN_TOKEN_INVALID")
-            await refused(refs.Add(add_request(), metadata=bearer("vat_" + "A" * 43)), unauthenticated,
-                          "ADMIN_TOKEN_INVALID")
+            await refused(
+                refs.Add(add_request(), metadata=bearer("vat_" + "A" * 43)), unauthenticated, "ADMIN_TOKEN_INVALID"
+            )
             assert not (await refs.List(pb.ListReferenceValuesRequest(), metadata=bearer(auditor))).reference_values
-            await refused(refs.Add(add_request(), metadata=bearer(auditor)), grpc.StatusCode.PERMISSION_DENIED,
-                          "ADMIN_ROLE_INSUFFICIENT")
+            await refused(
+                refs.Add(add_request(), metadata=bearer(auditor)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "ADMIN_ROLE_INSUFFICIENT",
+            )
 
             added = await refs.Add(add_request(), metadata=bearer(admin))
             assert (added.created_by, added.version, added.state) == ("token:deployer", "1.4", "active")
             listed = await refs.List(pb.ListReferenceValuesRequest(label="image v1"), metadata=bearer(auditor))
             assert [v.id for v in listed.reference_values] == [added.id]
-            assert not (await refs.List(pb.ListReferenceValuesRequest(label="other"),
-                                        metadata=bearer(auditor))).reference_values
-            await refused(refs.List(pb.ListReferenceValuesRequest(state="bogus"), metadata=bearer(auditor)),
-                          grpc.StatusCode.INVALID_ARGUMENT, "REFERENCE_STATE_UNKNOWN")
-            await refused(refs.Revoke(pb.RevokeReferenceValueRequest(id=added.id, reason="x"),
-                                      metadata=bearer(auditor)),
-                          grpc.StatusCode.PERMISSION_DENIED, "ADMIN_ROLE_INSUFFICIENT")
-            gone = await refs.Revoke(pb.RevokeReferenceValueRequest(id=added.id, reason="withdrawn"),
-                                     metadata=bearer(admin))
+            assert not (
+                await refs.List(pb.ListReferenceValuesRequest(label="other"), metadata=bearer(auditor))
+            ).reference_values
+            await refused(
+                refs.List(pb.ListReferenceValuesRequest(state="bogus"), metadata=bearer(auditor)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "REFERENCE_STATE_UNKNOWN",
+            )
+            await refused(
+                refs.Revoke(pb.RevokeReferenceValueRequest(id=added.id, reason="x"), metadata=bearer(auditor)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "ADMIN_ROLE_INSUFFICIENT",
+            )
+            gone = await refs.Revoke(
+                pb.RevokeReferenceValueRequest(id=added.id, reason="withdrawn"), metadata=bearer(admin)
+            )
             assert (gone.state, gone.revoked_by) == ("revoked", "token:deployer")
             listed = await refs.List(pb.ListReferenceValuesRequest(state="revoked"), metadata=bearer(admin))
             assert [(v.id, v.created_by, v.revoked_by) for v in listed.reference_values] == [
-                (added.id, "token:deployer", "token:deployer")]
+                (added.id, "token:deployer", "token:deployer")
+            ]
 
             # Appraisal stays open: TLS without a client certificate, no credentials.
             appraised = await r.verifier().Appraise(
-                pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=aws.mint()))
+                pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=aws.mint())
+            )
             assert appraised.token
 
     with caplog.at_level(logging.INFO):
         asyncio.run(scenario())
     refusals = audit.entries(db, action="admin.refused")
     assert [e.details["reason"] for e in refusals] == [
-        "ADMIN_AUTH_REQUIRED", "ADMIN_TOKEN_INVALID", "ADMIN_TOKEN_INVALID", "ADMIN_ROLE_INSUFFICIENT",
-        "ADMIN_ROLE_INSUFFICIENT"]
+        "ADMIN_AUTH_REQUIRED",
+        "ADMIN_TOKEN_INVALID",
+        "ADMIN_TOKEN_INVALID",
+        "ADMIN_ROLE_INSUFFICIENT",
+        "ADMIN_ROLE_INSUFFICIENT",
+    ]
     assert refusals[0].subject == "/verifier.v1.ReferenceValues/List" and refusals[0].actor == "anonymous"
     assert refusals[3].actor == "token:dashboards"
     assert [e.actor for e in audit.entries(db) if e.action in ("ref.add", "ref.revoke")] == ["token:deployer"] * 2
     assert audit.verify_chain(db).ok
-    everything = caplog.text + json.dumps([dataclasses.asdict(e) for e in audit.entries(db, limit=1000)],
-                                          default=str)
+    everything = caplog.text + json.dumps([dataclasses.asdict(e) for e in audit.entries(db, limit=1000)], default=str)
     for secret in (admin, auditor, revoked, "A" * 43):
         assert secret not in everything
     assert "refused: ADMIN_TOKEN_INVALID" in caplog.text and "refused: ADMIN_ROLE_INSUFFICIENT" in caplog.text
 
 
-def test_admin_client_certificate_on_the_admin_port(components: Components, db: Database, tls: Pki,
-                                                    aws: FakeAwsPki) -> None:
+def test_admin_client_certificate_on_the_admin_port(
+    components: Components, db: Database, tls: Pki, aws: FakeAwsPki
+) -> None:
     async def scenario() -> None:
         async with running(components, tls) as r:
             assert r.server.admin_port and r.server.admin_port != r.port
             added = await r.refs(tls.alice, admin_port=True).Add(add_request())
             assert added.created_by == "cert:alice"
             revoked = await r.refs(tls.alice, admin_port=True).Revoke(
-                pb.RevokeReferenceValueRequest(id=added.id, reason="test"))
+                pb.RevokeReferenceValueRequest(id=added.id, reason="test")
+            )
             assert revoked.revoked_by == "cert:alice"
             for client in (tls.mallory, None):  # a foreign CA (same CN), or no certificate: the handshake fails
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -285,8 +348,9 @@ def test_appraisal_requires_mtls(components: Components, db: Database, tls: Pki,
     _, auditor = SqlAdminTokens(db).create("dashboards", "auditor", now=aws.now, actor="cli:test")
 
     async def scenario() -> None:
-        async with running(components, tls, appraisal_requires_mtls=True,
-                           appraisal_client_ca=tls.files["workload-ca.pem"]) as r:
+        async with running(
+            components, tls, appraisal_requires_mtls=True, appraisal_client_ca=tls.files["workload-ca.pem"]
+        ) as r:
             for client in (None, tls.mallory):
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
                     await r.verifier(client).Appraise(request, timeout=5)
@@ -307,16 +371,22 @@ def test_appraisal_requires_mtls(components: Components, db: Database, tls: Pki,
     assert refusal.details["certificate"] == "unverified workload-7"
 
 
-@pytest.mark.parametrize(("overrides", "code"), [
-    ({"admin_listen": None}, "ADMIN_LISTEN_REQUIRED"),
-    ({"tls_cert": None, "tls_key": None}, "MTLS_NEEDS_TLS"),
-    ({"admin_client_ca": None}, "ADMIN_CLIENT_CA_MISSING"),
-    ({"admin_cert_role": "root"}, "ADMIN_CERT_ROLE_UNKNOWN"),
-    ({"admin_client_ca": None, "admin_listen": None, "appraisal_requires_mtls": True},
-     "APPRAISAL_CLIENT_CA_MISSING"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"admin_listen": None}, "ADMIN_LISTEN_REQUIRED"),
+        ({"tls_cert": None, "tls_key": None}, "MTLS_NEEDS_TLS"),
+        ({"admin_client_ca": None}, "ADMIN_CLIENT_CA_MISSING"),
+        ({"admin_cert_role": "root"}, "ADMIN_CERT_ROLE_UNKNOWN"),
+        (
+            {"admin_client_ca": None, "admin_listen": None, "appraisal_requires_mtls": True},
+            "APPRAISAL_CLIENT_CA_MISSING",
+        ),
+    ],
+)
 def test_configurations_that_would_not_authenticate_are_refused(
-        components: Components, tls: Pki, overrides: dict[str, Any], code: str) -> None:
+    components: Components, tls: Pki, overrides: dict[str, Any], code: str
+) -> None:
     async def scenario() -> None:
         with pytest.raises(ConfigError) as caught:
             async with running(components, tls, **overrides):

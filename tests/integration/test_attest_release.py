@@ -75,8 +75,10 @@ class World:
         return base64.urlsafe_b64decode(body["nonce"] + "=" * (-len(body["nonce"]) % 4))
 
     def release(self, token: str, nonce: bytes) -> tuple[int, dict[str, Any]]:
-        return _post(self.broker + "/v1/release", {"secret": "db-password", "token": token,
-                                                   "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()})
+        return _post(
+            self.broker + "/v1/release",
+            {"secret": "db-password", "token": token, "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()},
+        )
 
 
 class Workload:
@@ -85,16 +87,19 @@ class Workload:
     def __init__(self, pki: FakeAwsPki) -> None:
         self.pki = pki
         self.private = ec.generate_private_key(ec.SECP256R1())
-        self.spki = self.private.public_key().public_bytes(serialization.Encoding.DER,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.spki = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def evidence(self, nonce: bytes, *, public_key: bytes | None = None, pcrs: dict[int, bytes] | None = None) -> bytes:
         return self.pki.mint(nonce=nonce, public_key=public_key or self.spki, pcrs=pcrs or FakeAwsPki.default_pcrs())
 
     def decrypt(self, token: str) -> bytes:
-        key = jw_jwk.JWK.from_pem(self.private.private_bytes(serialization.Encoding.PEM,
-                                                             serialization.PrivateFormat.PKCS8,
-                                                             serialization.NoEncryption()))
+        key = jw_jwk.JWK.from_pem(
+            self.private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         message = jw_jwe.JWE()
         message.deserialize(token, key=key)
         return bytes(message.payload)
@@ -117,23 +122,44 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             run("refs", "add", f"nitro.pcr{index}", value.hex(), "--label", OTHER)
     env["VERIFIER_SIGNING_KEY"] = str(tmp / "signing.pem")
     env["VERIFIER_LISTEN"], env["VERIFIER_HTTP_LISTEN"] = "127.0.0.1:0", "127.0.0.1:0"
-    options = {"pins": {"aws-nitro": [pki.root_fingerprint]}, "port_file": str(tmp / "verifier.ports"),
-               "challenge_ttl": CHALLENGE_TTL, "token_lifetime": TOKEN_LIFETIME}
-    verifier = subprocess.Popen([sys.executable, "-m", "tests.e2e.run_verifier", json.dumps(options)], env=env,
-                                cwd=ROOT, stderr=subprocess.PIPE)
+    options = {
+        "pins": {"aws-nitro": [pki.root_fingerprint]},
+        "port_file": str(tmp / "verifier.ports"),
+        "challenge_ttl": CHALLENGE_TTL,
+        "token_lifetime": TOKEN_LIFETIME,
+    }
+    verifier = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.run_verifier", json.dumps(options)], env=env, cwd=ROOT, stderr=subprocess.PIPE
+    )
     broker: subprocess.Popen[bytes] | None = None
     try:
         ports = _wait_for(tmp / "verifier.ports", verifier)
         (tmp / "secret.bin").write_bytes(SECRET)
         (tmp / "secret.bin").chmod(0o600)
         jwks_url = f"http://127.0.0.1:{ports['http']}/.well-known/jwks.json"
-        (tmp / "broker.json").write_text(json.dumps({
-            "verifier": {"grpc": f"127.0.0.1:{ports['grpc']}", "jwks_url": jwks_url, "issuer": "tee-verifier"},
-            "leeway_seconds": 0,
-            "secrets": [{"name": "db-password", "file": "secret.bin", "workload": LABEL}]}))
-        broker = subprocess.Popen([str(EXE), "broker", "--config", str(tmp / "broker.json"), "--listen",
-                                   "127.0.0.1:0", "--port-file", str(tmp / "broker.ports")], env=env,
-                                  stderr=subprocess.PIPE)
+        (tmp / "broker.json").write_text(
+            json.dumps(
+                {
+                    "verifier": {"grpc": f"127.0.0.1:{ports['grpc']}", "jwks_url": jwks_url, "issuer": "tee-verifier"},
+                    "leeway_seconds": 0,
+                    "secrets": [{"name": "db-password", "file": "secret.bin", "workload": LABEL}],
+                }
+            )
+        )
+        broker = subprocess.Popen(
+            [
+                str(EXE),
+                "broker",
+                "--config",
+                str(tmp / "broker.json"),
+                "--listen",
+                "127.0.0.1:0",
+                "--port-file",
+                str(tmp / "broker.ports"),
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+        )
         broker_port = _wait_for(tmp / "broker.ports", broker)["http"]
         yield World(pki, f"127.0.0.1:{ports['grpc']}", jwks_url, f"http://127.0.0.1:{broker_port}")
     finally:
@@ -199,8 +225,9 @@ def test_evidence_bound_to_another_key_is_refused(world: World) -> None:
     workload, other = Workload(world.pki), Workload(world.pki)
     nonce = world.challenge()
     with VerifierClient(world.verifier) as client:
-        appraisal = client.appraise("nitro", workload.evidence(nonce, public_key=other.spki), nonce=nonce,
-                                    runtime_data=workload.spki)
+        appraisal = client.appraise(
+            "nitro", workload.evidence(nonce, public_key=other.spki), nonce=nonce, runtime_data=workload.spki
+        )
     assert [f["code"] for f in appraisal.findings] == ["RUNTIME_DATA_MISMATCH"]
     status, body = world.release(appraisal.token, nonce)
     assert (status, body["error"]) == (401, "TOKEN_STATUS_INSUFFICIENT")
@@ -212,8 +239,9 @@ def test_unregistered_measurement_is_refused(world: World) -> None:
     pcrs = FakeAwsPki.default_pcrs()
     pcrs[0] = b"\x66" * 48
     with VerifierClient(world.verifier) as client:
-        appraisal = client.appraise("nitro", workload.evidence(nonce, pcrs=pcrs), nonce=nonce,
-                                    runtime_data=workload.spki)
+        appraisal = client.appraise(
+            "nitro", workload.evidence(nonce, pcrs=pcrs), nonce=nonce, runtime_data=workload.spki
+        )
     assert [f["code"] for f in appraisal.findings] == ["REFERENCE_VALUE_MISMATCH", "WORKLOAD_NOT_MATCHED"]
     assert world.release(appraisal.token, nonce)[1]["error"] == "TOKEN_STATUS_INSUFFICIENT"
 
@@ -243,8 +271,7 @@ def test_token_whose_nonce_is_not_the_brokers_is_refused(world: World) -> None:
     workload = Workload(world.pki)
     with VerifierClient(world.verifier) as client:
         own = client.create_challenge()  # from the verifier directly, never handed out by the broker
-        appraisal = client.appraise("nitro", workload.evidence(own.nonce), nonce=own.nonce,
-                                    runtime_data=workload.spki)
+        appraisal = client.appraise("nitro", workload.evidence(own.nonce), nonce=own.nonce, runtime_data=workload.spki)
     assert appraisal.status == "affirming"
     assert world.release(appraisal.token, own.nonce)[1]["error"] == "NONCE_UNKNOWN"
     broker_nonce = world.challenge()
@@ -257,8 +284,9 @@ def test_an_image_sharing_a_value_never_gets_the_other_images_secret(world: Worl
     workload = Workload(world.pki)
     nonce = world.challenge()
     with VerifierClient(world.verifier) as client:
-        appraisal = client.appraise("nitro", workload.evidence(nonce, pcrs=OTHER_PCRS), nonce=nonce,
-                                    runtime_data=workload.spki)
+        appraisal = client.appraise(
+            "nitro", workload.evidence(nonce, pcrs=OTHER_PCRS), nonce=nonce, runtime_data=workload.spki
+        )
     assert appraisal.status == "affirming", appraisal.findings
     jwks = fetch_jwks_http(world.jwks_url)
     result = verify_result(appraisal.token, JwksCache(lambda: jwks), expected_nonce=nonce, required_workload=OTHER)

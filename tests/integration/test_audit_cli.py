@@ -63,10 +63,19 @@ def record(db: Database, n: int) -> list[str]:
     store, ids = SqlAppraisalStore(db), []
     for i in range(n):
         ids.append(str(uuid.uuid4()))
-        store.record(appraisal_id=ids[-1], appraised_at=T0 + dt.timedelta(seconds=i), tee="nitro",
-                     status="affirming", policy_id="default", evidence_sha256=f"{i:064x}", findings=[],
-                     token_id=f"jti-{i}", request_id=None, policy_sha256=policy_sha256(Policy()),
-                     reference_set_version=3)
+        store.record(
+            appraisal_id=ids[-1],
+            appraised_at=T0 + dt.timedelta(seconds=i),
+            tee="nitro",
+            status="affirming",
+            policy_id="default",
+            evidence_sha256=f"{i:064x}",
+            findings=[],
+            token_id=f"jti-{i}",
+            request_id=None,
+            policy_sha256=policy_sha256(Policy()),
+            reference_set_version=3,
+        )
     return ids
 
 
@@ -90,8 +99,11 @@ def test_audit_verify_and_list(cli: Cli, database: Database) -> None:
 def test_audit_verify_names_an_edited_row(cli: Cli, database: Database) -> None:
     record(database, 3)
     with database.session() as session:
-        session.execute(update(AuditRow.__table__).where(AuditRow.__table__.c.seq == 2)
-                        .values(details={"status": "contraindicated"}))
+        session.execute(
+            update(AuditRow.__table__)
+            .where(AuditRow.__table__.c.seq == 2)
+            .values(details={"status": "contraindicated"})
+        )
     code, out, _ = cli("audit", "verify")
     assert code == 2
     assert "row 2" in out and "edited" in out
@@ -108,8 +120,9 @@ def _rehash(db: Database) -> None:
     with db.session() as session:
         prev = audit.GENESIS
         for row in session.execute(select(table).order_by(table.c.seq)).mappings().all():
-            digest = audit._digest(prev, row["seq"], row["at"], row["actor"], row["action"], row["subject"],
-                                   row["details"])
+            digest = audit._digest(
+                prev, row["seq"], row["at"], row["actor"], row["action"], row["subject"], row["details"]
+            )
             session.execute(update(table).where(table.c.seq == row["seq"]).values(prev_hash=prev, hash=digest))
             prev = digest
 
@@ -120,9 +133,18 @@ def _insert_in_the_middle(db: Database, seq: int) -> None:
         last = max(session.scalars(select(table.c.seq)))
         for s in range(last, seq - 1, -1):
             session.execute(update(table).where(table.c.seq == s).values(seq=s + 1))
-        session.execute(insert(table).values(seq=seq, at=T0, actor="cli:attacker", action="appraisal",
-                                             subject="forged", details={"status": "affirming"},
-                                             prev_hash="x" * 64, hash="y" * 64))
+        session.execute(
+            insert(table).values(
+                seq=seq,
+                at=T0,
+                actor="cli:attacker",
+                action="appraisal",
+                subject="forged",
+                details={"status": "affirming"},
+                prev_hash="x" * 64,
+                hash="y" * 64,
+            )
+        )
     _rehash(db)
 
 
@@ -154,7 +176,8 @@ def checkpointed(cli: Cli, database: Database, keys: tuple[Path, Path], tmp_path
 
 
 def test_verify_against_a_checkpoint_prints_the_head_and_the_new_rows(
-        cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path) -> None:
+    cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path
+) -> None:
     code, out, err = cli("audit", "verify", "--checkpoint", str(checkpointed), "--key-public", str(keys[1]))
     head = audit.entries(database)[-1].hash
     assert code == 0, out + err
@@ -167,7 +190,8 @@ def test_verify_against_a_checkpoint_prints_the_head_and_the_new_rows(
 
 @pytest.mark.parametrize("tamper", ["insert_rehash", "rewrite_rehash", "truncate", "truncate_all"])
 def test_each_kind_of_tampering_is_detected_against_the_checkpoint(
-        cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path, tamper: str) -> None:
+    cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path, tamper: str
+) -> None:
     table = AuditRow.__table__
     if tamper == "insert_rehash":
         _insert_in_the_middle(database, 2)
@@ -189,7 +213,8 @@ def test_each_kind_of_tampering_is_detected_against_the_checkpoint(
 
 
 def test_a_rewrite_after_the_checkpoint_is_caught_by_the_next_one(
-        cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path) -> None:
+    cli: Cli, database: Database, keys: tuple[Path, Path], checkpointed: Path
+) -> None:
     _checkpoint(cli, keys[0], checkpointed)  # now covers all 6 rows
     table = AuditRow.__table__
     with database.session() as session:
@@ -200,7 +225,8 @@ def test_a_rewrite_after_the_checkpoint_is_caught_by_the_next_one(
 
 
 def test_a_forged_or_foreign_checkpoint_is_refused(
-        cli: Cli, keys: tuple[Path, Path], checkpointed: Path, tmp_path: Path) -> None:
+    cli: Cli, keys: tuple[Path, Path], checkpointed: Path, tmp_path: Path
+) -> None:
     (path,) = checkpointed.iterdir()
     good = path.read_text()
     body, _, signature = good.partition("\n\n")

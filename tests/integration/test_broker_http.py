@@ -27,13 +27,15 @@ TIMEOUT = 0.5  # the broker's request deadline in these tests
 
 
 @contextmanager
-def running(tmp_path: Path, tls: tuple[Path, Path] | None = None,
-            **limits: object) -> Iterator[tuple[Broker, BrokerHTTPServer]]:
+def running(
+    tmp_path: Path, tls: tuple[Path, Path] | None = None, **limits: object
+) -> Iterator[tuple[Broker, BrokerHTTPServer]]:
     path = write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}])
     path.write_text(json.dumps({**json.loads(path.read_text()), "request_timeout_seconds": TIMEOUT, **limits}))
     counter = iter(range(1 << 30))
-    broker = Broker(load_config(path), JwksCache(lambda: {"keys": []}),
-                    lambda: next(counter).to_bytes(32, "big"), FixedClock(NOW))
+    broker = Broker(
+        load_config(path), JwksCache(lambda: {"keys": []}), lambda: next(counter).to_bytes(32, "big"), FixedClock(NOW)
+    )
     server = make_server(broker, "127.0.0.1", 0, tls_cert=tls[0] if tls else None, tls_key=tls[1] if tls else None)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
@@ -51,8 +53,9 @@ def connect(server: BrokerHTTPServer, source: str = "127.0.0.1") -> socket.socke
     return sock
 
 
-def exchange(server: BrokerHTTPServer, request: bytes, *, half_close: bool = False,
-             source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
+def exchange(
+    server: BrokerHTTPServer, request: bytes, *, half_close: bool = False, source: str = "127.0.0.1"
+) -> tuple[int, dict[str, str], bytes]:
     with connect(server, source) as sock:
         sock.sendall(request)
         if half_close:
@@ -75,18 +78,22 @@ def post(path: str, headers: str, body: bytes = b"") -> bytes:
     return f"POST {path} HTTP/1.1\r\nHost: broker\r\n{headers}\r\n".encode("latin-1") + body
 
 
-@pytest.mark.parametrize(("headers", "body", "status", "code"), [
-    ("Content-Length: -1\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # read to EOF before: an unbounded body
-    ("Content-Length: +2\r\n", b"{}", 400, "REQUEST_MALFORMED"),
-    ("Content-Length: \u00b2\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # a Latin-1 digit str.isdigit() accepts
-    ("Content-Length: abc\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # 500 before
-    ("Content-Length: 2\r\nContent-Length: 3\r\n", b"{} ", 400, "REQUEST_MALFORMED"),
-    ("", b"{}", 411, "REQUEST_LENGTH_REQUIRED"),
-    ("Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n", 411, "REQUEST_LENGTH_REQUIRED"),
-    ("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"{}", 411, "REQUEST_LENGTH_REQUIRED"),
-])
-def test_a_post_needs_one_plain_content_length(tmp_path: Path, headers: str, body: bytes, status: int,
-                                               code: str) -> None:
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ("Content-Length: -1\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # read to EOF before: an unbounded body
+        ("Content-Length: +2\r\n", b"{}", 400, "REQUEST_MALFORMED"),
+        ("Content-Length: \u00b2\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # a Latin-1 digit str.isdigit() accepts
+        ("Content-Length: abc\r\n", b"{}", 400, "REQUEST_MALFORMED"),  # 500 before
+        ("Content-Length: 2\r\nContent-Length: 3\r\n", b"{} ", 400, "REQUEST_MALFORMED"),
+        ("", b"{}", 411, "REQUEST_LENGTH_REQUIRED"),
+        ("Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n", 411, "REQUEST_LENGTH_REQUIRED"),
+        ("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"{}", 411, "REQUEST_LENGTH_REQUIRED"),
+    ],
+)
+def test_a_post_needs_one_plain_content_length(
+    tmp_path: Path, headers: str, body: bytes, status: int, code: str
+) -> None:
     with running(tmp_path) as (broker, server):
         got, _, reply = exchange(server, post("/v1/challenge", headers, body), half_close=True)
         assert (got, json.loads(reply)["error"]) == (status, code)
@@ -103,11 +110,14 @@ def test_a_huge_declared_length_is_refused_without_waiting_for_the_body(tmp_path
             assert status == 413
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"POST /v1/challenge HTTP/1.1\r\nContent-Le",  # headers never finish
-    post("/v1/release", "Content-Length: 100\r\n", b'{"secret": '),  # the body never finishes
-    b"",  # connected, silent
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/challenge HTTP/1.1\r\nContent-Le",  # headers never finish
+        post("/v1/release", "Content-Length: 100\r\n", b'{"secret": '),  # the body never finishes
+        b"",  # connected, silent
+    ],
+)
 def test_a_half_sent_request_is_dropped_at_the_deadline(tmp_path: Path, request_bytes: bytes) -> None:
     with running(tmp_path) as (_, server), connect(server) as sock:
         sock.sendall(request_bytes)
@@ -119,7 +129,7 @@ def test_a_dripped_request_is_dropped_at_the_deadline_not_per_read(tmp_path: Pat
     with running(tmp_path) as (_, server), connect(server) as sock:
         sock.settimeout(0.1)
         closed = False
-        for byte in (b"POST /v1/challenge HTTP/1.1\r\nX-Drip: " + b"a" * 100):  # 13 s if never dropped
+        for byte in b"POST /v1/challenge HTTP/1.1\r\nX-Drip: " + b"a" * 100:  # 13 s if never dropped
             try:
                 sock.send(bytes([byte]))
                 closed = sock.recv(1) == b""
@@ -173,8 +183,20 @@ def test_a_challenge_flood_from_one_address_leaves_another_clients_nonce(tmp_pat
         assert (status, json.loads(reply)["error"]) == (401, "TOKEN_MALFORMED")  # the nonce was still known
 
 
-@pytest.mark.parametrize("body", [b"[" * 40 + b"]" * 40, b'{"secret": ' + b"[" * 33 + b"]" * 33 + b"}",
-                                  b"[" * 60000, b'"a string"', b"[]", b"17", b"null", b"\xff\xfe{}", b"{"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 40 + b"]" * 40,
+        b'{"secret": ' + b"[" * 33 + b"]" * 33 + b"}",
+        b"[" * 60000,
+        b'"a string"',
+        b"[]",
+        b"17",
+        b"null",
+        b"\xff\xfe{}",
+        b"{",
+    ],
+)
 def test_bodies_that_are_not_a_shallow_json_object_are_400(tmp_path: Path, body: bytes) -> None:
     with running(tmp_path) as (_, server):
         for path in ("/v1/challenge", "/v1/release"):

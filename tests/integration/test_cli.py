@@ -49,8 +49,18 @@ def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pyte
 
 
 def _verify_args(vector: dict[str, Any], vectors_dir: Path, anchors: Path, at: str | None = None) -> list[str]:
-    return ["verify", "--tee", "nitro", "--evidence", str(vectors_dir / vector["dir"] / "evidence.bin"),
-            "--trust-anchors", str(anchors), "--at", at or vector["verify_at"], "--json"]
+    return [
+        "verify",
+        "--tee",
+        "nitro",
+        "--evidence",
+        str(vectors_dir / vector["dir"] / "evidence.bin"),
+        "--trust-anchors",
+        str(anchors),
+        "--at",
+        at or vector["verify_at"],
+        "--json",
+    ]
 
 
 @pytest.mark.parametrize("vector", manifest_vectors("nitro"), ids=vector_ids("nitro"))
@@ -80,8 +90,9 @@ def test_every_nitro_vector_agrees_with_the_manifest(
         assert vector["expected"]["verdict"] == "valid"
         assert code == 0, result["findings"]
         assert result["status"] == "affirming"
-    late = (dt.datetime.fromisoformat(vector["verify_at"].replace("Z", "+00:00"))
-            + dt.timedelta(hours=3, seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    late = (
+        dt.datetime.fromisoformat(vector["verify_at"].replace("Z", "+00:00")) + dt.timedelta(hours=3, seconds=1)
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
     code, result = cli.json(*_verify_args(vector, vectors_dir, trust_anchors_dir, late))
     assert code == 2
     assert result["findings"][0]["code"] == "CERT_EXPIRED"
@@ -170,8 +181,9 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     subprocess.run([str(exe), "db", "upgrade"], check=True, env=env, capture_output=True)
     evidence = tmp_path / "e.bin"
     evidence.write_bytes(b"\xd2\x84")
-    proc = subprocess.run([str(exe), "verify", "--evidence", str(evidence), "--json"], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(exe), "verify", "--evidence", str(evidence), "--json"], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["code"].startswith("NITRO_")
     assert "Traceback" not in proc.stderr

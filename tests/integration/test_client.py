@@ -42,8 +42,9 @@ def pki() -> FakeAwsPki:
 
 @pytest.fixture
 def components(db: Database, database_url: str, pki: FakeAwsPki) -> Iterator[Components]:
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", grace_seconds=0.5)
+    settings = Settings(
+        database_url=database_url, development=True, listen="127.0.0.1:0", http_listen="127.0.0.1:0", grace_seconds=0.5
+    )
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     for index in (0, 1, 2):
@@ -71,8 +72,9 @@ def workload_key() -> tuple[bytes, dict[str, object]]:
 
 
 def relying_party(token: str, cache: JwksCache, nonce: bytes, pki: FakeAwsPki, jwk: dict[str, object]) -> None:
-    result = verify_result(token, cache, expected_nonce=nonce, now=pki.now, issuer="tee-verifier",
-                           required_labels={LABEL})
+    result = verify_result(
+        token, cache, expected_nonce=nonce, now=pki.now, issuer="tee-verifier", required_labels={LABEL}
+    )
     assert (result.status, result.tee, result.policy_id) == ("affirming", "nitro", "default")
     assert result.cnf_jwk == jwk and result.nonce == nonce
     with pytest.raises(ResultError) as caught:
@@ -105,8 +107,11 @@ def sync_flow(target: str, jwks_url: str, pki: FakeAwsPki) -> None:
         with pytest.raises(ClientError) as caught:
             client.appraise("nitro", b"")
         error = caught.value
-        assert (error.code, error.status, error.kind) == ("EVIDENCE_EMPTY", grpc.StatusCode.INVALID_ARGUMENT,
-                                                         ErrorKind.REQUEST)
+        assert (error.code, error.status, error.kind) == (
+            "EVIDENCE_EMPTY",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ErrorKind.REQUEST,
+        )
         assert error.request_id == "sync-1" and not error.retryable
         with pytest.raises(ClientError) as caught:
             client.create_challenge(size=1000)
@@ -118,8 +123,9 @@ async def async_flow(target: str, jwks_url: str, pki: FakeAwsPki) -> None:
     async with AsyncVerifierClient(target, timeout=5) as client:
         challenge = await client.create_challenge(16)
         assert len(challenge.nonce) == 16
-        appraisal = await client.appraise("nitro", pki.mint(nonce=challenge.nonce, public_key=spki),
-                                          nonce=challenge.nonce, runtime_data=spki)
+        appraisal = await client.appraise(
+            "nitro", pki.mint(nonce=challenge.nonce, public_key=spki), nonce=challenge.nonce, runtime_data=spki
+        )
         assert appraisal.status == "affirming", appraisal.findings
         cache = JwksCache(functools.partial(fetch_jwks_http, jwks_url))
         await asyncio.to_thread(relying_party, appraisal.token, cache, challenge.nonce, pki, jwk)
@@ -143,7 +149,9 @@ def test_sync_and_async_clients_round_trip(components: Components, pki: FakeAwsP
             def grpc_keys() -> dict[str, object]:
                 with grpc.insecure_channel(target) as channel:
                     return fetch_jwks_grpc(channel)
+
             assert await asyncio.to_thread(grpc_keys) == await asyncio.to_thread(fetch_jwks_http, jwks_url)
+
     asyncio.run(scenario())
 
 

@@ -120,9 +120,14 @@ def test_read_only_database_is_database_read_only(db: Database, database_url: st
 
 def test_read_only_database_over_grpc_is_unavailable(db: Database, database_url: str) -> None:
     pki = FakeAwsPki()
-    settings = Settings(database_url=read_only_url(database_url), development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(b"t").hexdigest(),),
-                        grace_seconds=0.5)
+    settings = Settings(
+        database_url=read_only_url(database_url),
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        admin_token_sha256=(hashlib.sha256(b"t").hexdigest(),),
+        grace_seconds=0.5,
+    )
     components = build(settings, clock=FixedClock(pki.now))
 
     async def scenario() -> None:
@@ -196,8 +201,9 @@ def test_postgres_session_timeouts_default(pg_url: str) -> None:
         with database.session() as session:
             assert session.execute(text("SHOW statement_timeout")).scalar() == "5s"
             assert session.execute(text("SHOW lock_timeout")).scalar() == "2s"
-            assert session.execute(text("SHOW search_path")).scalar() == make_url(pg_url).query["options"].split(
-                "=", 1)[1]  # the URL's own options are kept
+            assert (
+                session.execute(text("SHOW search_path")).scalar() == make_url(pg_url).query["options"].split("=", 1)[1]
+            )  # the URL's own options are kept
     finally:
         database.dispose()
 

@@ -21,15 +21,19 @@ def test_hostile_text_never_becomes_internal(components: Components, pki: FakeAw
             challenge = await r.verifier.CreateChallenge(pb.CreateChallengeRequest())
             evidence = pki.mint(nonce=challenge.nonce)
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await r.verifier.Appraise(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=evidence,
-                                                             nonce=challenge.nonce, policy="strict\x00"))
+                await r.verifier.Appraise(
+                    pb.AppraiseRequest(
+                        kind=pb.EVIDENCE_KIND_NITRO, evidence=evidence, nonce=challenge.nonce, policy="strict\x00"
+                    )
+                )
             assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
             assert error_info(info.value).reason == "POLICY_NAME_INVALID"
 
             long_id = "r" * 100
-            call = r.verifier.Appraise(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=evidence,
-                                                          nonce=challenge.nonce),
-                                       metadata=(("x-request-id", long_id),))
+            call = r.verifier.Appraise(
+                pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=evidence, nonce=challenge.nonce),
+                metadata=(("x-request-id", long_id),),
+            )
             response = await call
             echoed = dict(await call.initial_metadata()).get("x-request-id")
             assert response.appraisal_id and echoed and echoed != long_id and len(str(echoed)) <= 64
@@ -37,8 +41,9 @@ def test_hostile_text_never_becomes_internal(components: Components, pki: FakeAw
             challenge = await r.verifier.CreateChallenge(pb.CreateChallengeRequest())
             pcrs = {k: v for k, v in FakeAwsPki.default_pcrs().items() if k}  # no PCR0: module_id describes it
             hostile = pki.mint(nonce=challenge.nonce, module_id="i-\x00evil", pcrs=pcrs)
-            response = await r.verifier.Appraise(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=hostile,
-                                                                    nonce=challenge.nonce))
+            response = await r.verifier.Appraise(
+                pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=hostile, nonce=challenge.nonce)
+            )
             assert response.status == pb.STATUS_CONTRAINDICATED and response.appraisal_id
             assert response.claims["module_id"] == "i-\x00evil"  # the response carries the evidence as it was
 

@@ -50,9 +50,16 @@ def pki() -> FakeAwsPki:
 
 @pytest.fixture
 def components(db: Database, database_url: str, pki: FakeAwsPki) -> Iterator[Components]:
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
-                        grace_seconds=0.5, allow_plaintext_admin=True, drain_seconds=0)  # bearer tokens on loopback
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
+        grace_seconds=0.5,
+        allow_plaintext_admin=True,
+        drain_seconds=0,
+    )  # bearer tokens on loopback
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built
@@ -81,6 +88,7 @@ class Running:
                     return response.status, response.read()
             except urllib.error.HTTPError as error:
                 return error.code, error.read()
+
         return await asyncio.to_thread(fetch)
 
 
@@ -119,12 +127,16 @@ def test_challenge_appraise_replay_and_signing_keys(components: Components, pki:
             assert len(challenge.nonce) == 32
             assert challenge.expires_at.ToDatetime(tzinfo=dt.UTC) == pki.now + components.settings.challenge_ttl
             for index in (0, 1, 2):
-                ref = await r.refs.Add(pb.AddReferenceValueRequest(
-                    kind=f"nitro.pcr{index}", value=FakeAwsPki.default_pcrs()[index].hex(), label="image v1"),
-                    metadata=ADMIN)
+                ref = await r.refs.Add(
+                    pb.AddReferenceValueRequest(
+                        kind=f"nitro.pcr{index}", value=FakeAwsPki.default_pcrs()[index].hex(), label="image v1"
+                    ),
+                    metadata=ADMIN,
+                )
                 assert ref.state == "active" and ref.id
-            request = pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=pki.mint(nonce=challenge.nonce),
-                                         nonce=challenge.nonce)
+            request = pb.AppraiseRequest(
+                kind=pb.EVIDENCE_KIND_NITRO, evidence=pki.mint(nonce=challenge.nonce), nonce=challenge.nonce
+            )
             call = r.verifier.Appraise(request, metadata=(("x-request-id", "req-123"),))
             response = await call
             assert dict(await call.initial_metadata()).get("x-request-id") == "req-123"
@@ -147,14 +159,17 @@ def test_challenge_appraise_replay_and_signing_keys(components: Components, pki:
 
             listed = await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
             (pcr0,) = listed.reference_values
-            revoked = await r.refs.Revoke(pb.RevokeReferenceValueRequest(id=pcr0.id, reason="withdrawn"),
-                                          metadata=ADMIN)
+            revoked = await r.refs.Revoke(
+                pb.RevokeReferenceValueRequest(id=pcr0.id, reason="withdrawn"), metadata=ADMIN
+            )
             assert revoked.state == "revoked" and revoked.revoke_reason == "withdrawn"
             assert revoked.HasField("revoked_at")
-            assert not (await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
-                        ).reference_values
+            assert not (
+                await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
+            ).reference_values
             everything = await r.refs.List(pb.ListReferenceValuesRequest(include_inactive=True), metadata=ADMIN)
             assert len(everything.reference_values) == 3
+
     asyncio.run(scenario())
 
 
@@ -168,10 +183,15 @@ def test_health_reflection_metrics_and_healthz(components: Components) -> None:
             reflection = reflection_pb2_grpc.ServerReflectionStub(r.channel)
             services: set[str] = set()
             async for message in reflection.ServerReflectionInfo(
-                    iter([reflection_pb2.ServerReflectionRequest(list_services="")])):
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            ):
                 services |= {s.name for s in message.list_services_response.service}
-            assert {"verifier.v1.Verifier", "verifier.v1.ReferenceValues", "grpc.health.v1.Health",
-                    "grpc.reflection.v1alpha.ServerReflection"} <= services
+            assert {
+                "verifier.v1.Verifier",
+                "verifier.v1.ReferenceValues",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1alpha.ServerReflection",
+            } <= services
             await r.verifier.CreateChallenge(pb.CreateChallengeRequest(nonce_size=16))
             with pytest.raises(grpc.aio.AioRpcError):
                 await r.verifier.CreateChallenge(pb.CreateChallengeRequest(nonce_size=1000))
@@ -179,11 +199,14 @@ def test_health_reflection_metrics_and_healthz(components: Components) -> None:
             text = body.decode()
             assert status == 200
             assert 'verifier_rpc_requests_total{code="OK",method="/verifier.v1.Verifier/CreateChallenge"} 1.0' in text
-            assert ('verifier_rpc_requests_total{code="INVALID_ARGUMENT",'
-                    'method="/verifier.v1.Verifier/CreateChallenge"} 1.0') in text
+            assert (
+                'verifier_rpc_requests_total{code="INVALID_ARGUMENT",'
+                'method="/verifier.v1.Verifier/CreateChallenge"} 1.0'
+            ) in text
             assert 'verifier_rpc_duration_seconds_count{method="/verifier.v1.Verifier/CreateChallenge"} 2.0' in text
             assert (await r.get("/healthz"))[0] == 200
             assert (await r.get("/nope"))[0] == 404
+
     asyncio.run(scenario())
 
 
@@ -202,6 +225,7 @@ def test_malformed_requests_are_invalid_argument_with_error_info(components: Com
                 info = error_info(caught.value)
                 assert info.reason == reason
                 assert info.metadata["request_id"] == "bad-1"
+
     asyncio.run(scenario())
 
 
@@ -246,8 +270,10 @@ def test_unexpected_errors_are_internal_without_detail(
     async def scenario() -> None:
         async with running(components) as r:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await r.verifier.Appraise(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=b"x"),
-                                          metadata=(("x-request-id", "rid-42"),))
+                await r.verifier.Appraise(
+                    pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_NITRO, evidence=b"x"),
+                    metadata=(("x-request-id", "rid-42"),),
+                )
             assert caught.value.code() == grpc.StatusCode.INTERNAL
             assert "secret detail" not in (caught.value.details() or "")
             assert caught.value.details() == "internal error (request id rid-42)"
@@ -271,17 +297,22 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path, bytes]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "tls.crt").write_bytes(pem)
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return tmp_path / "tls.crt", tmp_path / "tls.key", pem
 
 
@@ -296,6 +327,7 @@ def test_tls(components: Components, tmp_path: Path) -> None:
                 assert len(challenge.nonce) == 32
             with pytest.raises(grpc.aio.AioRpcError):  # r.channel is plaintext
                 await r.verifier.CreateChallenge(pb.CreateChallengeRequest(), timeout=2)
+
     asyncio.run(scenario())
 
 
@@ -312,6 +344,7 @@ def test_graceful_stop_flips_health_to_not_serving(components: Components) -> No
             assert (await r.get("/healthz"))[0] == 503  # HTTP stays up while in-flight RPCs drain
             await stopping
             watch.cancel()
+
     asyncio.run(scenario())
 
 
@@ -334,8 +367,7 @@ def test_serve_shuts_down_gracefully_on_sigterm(sqlite_db: Database) -> None:
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, sqlite_db.url], stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, sqlite_db.url], stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     lines: list[str] = []
     try:

@@ -50,9 +50,16 @@ BOUND = 15.0  # seconds any wait may take before the test fails (generous: the c
 
 
 def settings_for(url: str, **changes: Any) -> Settings:
-    base = Settings(database_url=url, development=True, offline=True, listen="127.0.0.1:0",
-                    http_listen="127.0.0.1:0", grace_seconds=0.2, drain_seconds=0,
-                    admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),))
+    base = Settings(
+        database_url=url,
+        development=True,
+        offline=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        grace_seconds=0.2,
+        drain_seconds=0,
+        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
+    )
     return base.with_overrides(**changes)
 
 
@@ -107,8 +114,9 @@ def unreachable(database: Database, tmp_path: Path) -> Iterator[None]:
     if database.dialect == "sqlite":
         broken = create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'verifier.db'}")
     else:
-        broken = create_engine("postgresql+psycopg://verifier@127.0.0.1:1/verifier",
-                               connect_args={"connect_timeout": 1})
+        broken = create_engine(
+            "postgresql+psycopg://verifier@127.0.0.1:1/verifier", connect_args={"connect_timeout": 1}
+        )
     database.engine = broken
     try:
         yield
@@ -149,8 +157,10 @@ def test_readiness_and_grpc_health_follow_the_database(components: Components, t
             assert await health(channel, "verifier.v1.Verifier") == SERVING
             assert await asyncio.to_thread(http_status, http_port, "/readyz") == 200
             with unreachable(components.database, tmp_path):
+
                 async def down() -> bool:
                     return await health(channel, "verifier.v1.Verifier") == NOT_SERVING
+
                 await until(down)
                 assert await health(channel, "") == NOT_SERVING
                 assert await asyncio.to_thread(http_status, http_port, "/readyz") == 503
@@ -162,18 +172,21 @@ def test_readiness_and_grpc_health_follow_the_database(components: Components, t
 
             async def up() -> bool:
                 return await health(channel, "verifier.v1.Verifier") == SERVING
+
             await until(up)
             assert await health(channel, "") == SERVING
             assert await asyncio.to_thread(http_status, http_port, "/readyz") == 200
             assert server.ready
+
     asyncio.run(scenario())
 
 
 # --- item 6: shutdown drains ----------------------------------------------------------------------------------
 
 
-def test_sigterm_reports_not_serving_and_keeps_answering_during_the_drain(components: Components,
-                                                                           tmp_path: Path) -> None:
+def test_sigterm_reports_not_serving_and_keeps_answering_during_the_drain(
+    components: Components, tmp_path: Path
+) -> None:
     """The production `serve()` with its SIGTERM handler, in this process (the main thread)."""
     components = with_settings(components, drain_seconds=2.0)
     port_file = tmp_path / "ports.json"
@@ -210,6 +223,7 @@ def test_a_second_server_on_a_busy_port_refuses_to_start(components: Components)
                 with pytest.raises(ConfigError) as caught:
                     await second.start()
                 assert caught.value.code == "ADDRESS_IN_USE"
+
     asyncio.run(scenario())
 
 
@@ -222,10 +236,29 @@ def test_verifier_serve_on_a_busy_port_exits_64_address_in_use(sqlite_db: Databa
             listen = f"127.0.0.1:{port}" if busy == "grpc" else "127.0.0.1:0"
             http = f"127.0.0.1:{http_port}" if busy == "http" else "127.0.0.1:0"
             env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFIER_")}
-            command = [sys.executable, "-c", "from verifier.cli.main import main; raise SystemExit(main())",
-                       "serve", "--db", sqlite_db.url, "--dev", "--offline", "--listen", listen, "--http-listen", http]
-            return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=30,
-                                           env={**env, "PYTHONPATH": str(ROOT)}, check=False)
+            command = [
+                sys.executable,
+                "-c",
+                "from verifier.cli.main import main; raise SystemExit(main())",
+                "serve",
+                "--db",
+                sqlite_db.url,
+                "--dev",
+                "--offline",
+                "--listen",
+                listen,
+                "--http-listen",
+                http,
+            ]
+            return await asyncio.to_thread(
+                subprocess.run,
+                command,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**env, "PYTHONPATH": str(ROOT)},
+                check=False,
+            )
 
     try:
         result = asyncio.run(scenario())
@@ -246,8 +279,8 @@ def test_admin_bearer_token_over_plaintext_is_refused_without_the_opt_in(compone
             # appraisal calls stay open on the plaintext port
             await pb_grpc.VerifierStub(channel).CreateChallenge(pb.CreateChallengeRequest(), timeout=5)
         async with running(with_settings(components, allow_plaintext_admin=True)) as (_, channel, _port, _http):
-            await rv_grpc.ReferenceValuesStub(channel).List(pb.ListReferenceValuesRequest(), metadata=ADMIN,
-                                                            timeout=5)
+            await rv_grpc.ReferenceValuesStub(channel).List(pb.ListReferenceValuesRequest(), metadata=ADMIN, timeout=5)
+
     asyncio.run(scenario())
 
 

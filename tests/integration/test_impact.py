@@ -47,8 +47,11 @@ def aws() -> FakeAwsPki:
 
 
 def snp_files(pki: FakeAmdPki) -> dict[str, bytes]:
-    return {"vcek.der": pki.vcek.public_bytes(Encoding.DER), "ask.pem": pki.ask.public_bytes(Encoding.PEM),
-            "ark.pem": pki.ark.public_bytes(Encoding.PEM)}
+    return {
+        "vcek.der": pki.vcek.public_bytes(Encoding.DER),
+        "ask.pem": pki.ask.public_bytes(Encoding.PEM),
+        "ark.pem": pki.ark.public_bytes(Encoding.PEM),
+    }
 
 
 class World:
@@ -58,10 +61,16 @@ class World:
         self.refs = SqlReferenceValueStore(db)
         self.kept = SqlKeptEvidence(db)
         self.service = VerifierService(
-            clock=self.clock, anchors=TrustAnchors(pins={**aws.pins, **amd.pins}), references=self.refs,
-            signer=ResultSigner([ephemeral_key()]), challenges=SqlChallengeStore(db),
-            appraisals=SqlAppraisalStore(db), kept=self.kept, check_crl=False,  # the fake PKIs serve no CRL
-            reference_set_version=lambda: audit.reference_set_version(db))
+            clock=self.clock,
+            anchors=TrustAnchors(pins={**aws.pins, **amd.pins}),
+            references=self.refs,
+            signer=ResultSigner([ephemeral_key()]),
+            challenges=SqlChallengeStore(db),
+            appraisals=SqlAppraisalStore(db),
+            kept=self.kept,
+            check_crl=False,  # the fake PKIs serve no CRL
+            reference_set_version=lambda: audit.reference_set_version(db),
+        )
         approved = NOW - dt.timedelta(days=1)
         pcrs = FakeAwsPki.default_pcrs()
         for i in (0, 1, 2):
@@ -79,9 +88,10 @@ class World:
         statuses: dict[str, str] = {}
         challenge = self.service.create_challenge()
         a = self.aws.mint(nonce=challenge.nonce)
-        statuses["a"] = self.service.appraise(AppraisalRequest(tee="nitro", evidence=a, nonce=challenge.nonce,
-                                                               policy="nonce-required"),
-                                              require_challenge=True).appraisal.status.value
+        statuses["a"] = self.service.appraise(
+            AppraisalRequest(tee="nitro", evidence=a, nonce=challenge.nonce, policy="nonce-required"),
+            require_challenge=True,
+        ).appraisal.status.value
         self.tick()
         pcrs = FakeAwsPki.default_pcrs()
         pcrs[0] = PCR0_B
@@ -89,15 +99,18 @@ class World:
         statuses["b"] = self.service.appraise(AppraisalRequest(tee="nitro", evidence=b)).appraisal.status.value
         for name, measurement in (("c", MEASUREMENT_C), ("d", MEASUREMENT_D)):
             self.tick()
-            request = AppraisalRequest(tee="snp", evidence=self.amd.report(measurement=measurement),
-                                       collateral=snp_files(self.amd))
+            request = AppraisalRequest(
+                tee="snp", evidence=self.amd.report(measurement=measurement), collateral=snp_files(self.amd)
+            )
             statuses[name] = self.service.appraise(request).appraisal.status.value
         return statuses
 
     def counts(self) -> dict[str, int]:
         with self.db.session() as session:
-            return {t.__tablename__: int(session.scalar(select(func.count()).select_from(t)) or 0)
-                    for t in (AppraisalRow, AuditRow, ChallengeRow, KeptEvidenceRow)}
+            return {
+                t.__tablename__: int(session.scalar(select(func.count()).select_from(t)) or 0)
+                for t in (AppraisalRow, AuditRow, ChallengeRow, KeptEvidenceRow)
+            }
 
     def current(self) -> list[ReferenceValue]:
         return self.refs.list(at=self.clock.now())
@@ -131,14 +144,22 @@ def test_the_current_set_changes_nothing_and_old_nitro_documents_still_verify(wo
 def test_revoking_one_workloads_pcr0_flips_exactly_that_workload(world: World) -> None:
     before = world.counts()
     revoked_at = world.clock.now() - dt.timedelta(seconds=1)
-    candidate = [dataclasses.replace(r, revoked_at=revoked_at, revoke_reason="CVE")
-                 if r.kind == "nitro.pcr0" and r.value == PCR0_B else r for r in world.current()]
+    candidate = [
+        dataclasses.replace(r, revoked_at=revoked_at, revoke_reason="CVE")
+        if r.kind == "nitro.pcr0" and r.value == PCR0_B
+        else r
+        for r in world.current()
+    ]
     rows = impact(world.service, world.kept, candidate)
     changed = [r for r in rows if r.changed]
     assert len(changed) == 1
     (row,) = changed
     assert (row.tee, row.workload, row.status_before, row.status_after) == (
-        "nitro", workload("nitro", PCR0_B), "affirming", "contraindicated")
+        "nitro",
+        workload("nitro", PCR0_B),
+        "affirming",
+        "contraindicated",
+    )
     assert "REFERENCE_VALUE_MISMATCH" in row.codes_after or "REFERENCE_VALUE_MISSING" in row.codes_after
     assert by_workload(rows)[workload("nitro", FakeAwsPki.default_pcrs()[0])].status_after == "affirming"
     report = impact_report(rows)
@@ -148,12 +169,18 @@ def test_revoking_one_workloads_pcr0_flips_exactly_that_workload(world: World) -
 
 def test_adding_a_measurement_flips_a_contraindicated_workload_to_affirming(world: World) -> None:
     before = world.counts()
-    new = ReferenceValue(id="candidate-1", kind="snp.measurement", value=MEASUREMENT_D, label="workload-d",
-                         created_at=world.clock.now())
+    new = ReferenceValue(
+        id="candidate-1", kind="snp.measurement", value=MEASUREMENT_D, label="workload-d", created_at=world.clock.now()
+    )
     rows = impact(world.service, world.kept, [*world.current(), new])
     (row,) = [r for r in rows if r.changed]
     assert (row.tee, row.workload, row.status_before, row.status_after, row.codes_after) == (
-        "snp", workload("snp", MEASUREMENT_D), "contraindicated", "affirming", ())
+        "snp",
+        workload("snp", MEASUREMENT_D),
+        "contraindicated",
+        "affirming",
+        (),
+    )
     assert world.counts() == before
 
 
@@ -161,9 +188,9 @@ def test_candidate_values_are_taken_as_active_at_the_given_instant(world: World)
     expiring = [dataclasses.replace(r, expires_at=NOW + dt.timedelta(days=10)) for r in world.current()]
     assert not any(r.changed for r in impact(world.service, world.kept, expiring))
     later = impact(world.service, world.kept, expiring, at=NOW + dt.timedelta(days=11))
-    assert sorted(r.workload for r in later if r.changed) == sorted([
-        workload("nitro", FakeAwsPki.default_pcrs()[0]), workload("nitro", PCR0_B),
-        workload("snp", MEASUREMENT_C)])
+    assert sorted(r.workload for r in later if r.changed) == sorted(
+        [workload("nitro", FakeAwsPki.default_pcrs()[0]), workload("nitro", PCR0_B), workload("snp", MEASUREMENT_C)]
+    )
     assert len(impact(world.service, world.kept, expiring, limit=2)) == 2
 
 
@@ -180,28 +207,50 @@ def test_per_workload_which_evidence_starts_and_stops_matching(world: World) -> 
     says per workload which kept evidence starts or stops matching it."""
     before = world.counts()
     revoked_at = world.clock.now() - dt.timedelta(seconds=1)
-    candidate = [dataclasses.replace(r, revoked_at=revoked_at, revoke_reason="CVE")
-                 if r.kind == "nitro.pcr0" and r.value == PCR0_B else r for r in world.current()]
-    candidate.append(ReferenceValue(id="candidate-d", kind="snp.measurement", value=MEASUREMENT_D, label="workload-d",
-                                    version="1", created_at=world.clock.now()))
+    candidate = [
+        dataclasses.replace(r, revoked_at=revoked_at, revoke_reason="CVE")
+        if r.kind == "nitro.pcr0" and r.value == PCR0_B
+        else r
+        for r in world.current()
+    ]
+    candidate.append(
+        ReferenceValue(
+            id="candidate-d",
+            kind="snp.measurement",
+            value=MEASUREMENT_D,
+            label="workload-d",
+            version="1",
+            created_at=world.clock.now(),
+        )
+    )
     rows = impact(world.service, world.kept, candidate, current=world.current())
     assert {r.matched_before for r in rows} == {("workload-a", ""), ("workload-b", ""), ("workload-c", ""), None}
     by_name = {w.workload: w for w in impact_by_workload(rows)}
     assert sorted(by_name) == ["workload-b", "workload-d"]
     [stopped] = by_name["workload-b"].stops
     assert (stopped.status_before, stopped.status_after, stopped.matched_after) == (
-        "affirming", "contraindicated", None)
+        "affirming",
+        "contraindicated",
+        None,
+    )
     [started] = by_name["workload-d"].starts
     assert (started.status_before, started.status_after, started.matched_after) == (
-        "contraindicated", "affirming", ("workload-d", "1"))
+        "contraindicated",
+        "affirming",
+        ("workload-d", "1"),
+    )
     report = workload_report(rows)
     assert "workload workload-b: 0 start matching, 1 stop matching, 0 change" in report
     assert f"  - evidence {stopped.evidence_id}" in report and f"  + evidence {started.evidence_id}" in report
     assert world.counts() == before
     # The candidate's workload metadata counts too (here: workload-c revoked as a workload).
     revoked = {"workload-c": WorkloadMeta("workload-c", "snp", revoked_at=NOW)}
-    rows = impact(world.service, world.kept, world.current(), current=world.current(), catalog=revoked,
-                  current_catalog={})
+    rows = impact(
+        world.service, world.kept, world.current(), current=world.current(), catalog=revoked, current_catalog={}
+    )
     [changed] = [r for r in rows if r.changed]
     assert (changed.matched_before, changed.matched_after, changed.status_after) == (
-        ("workload-c", ""), None, "contraindicated")
+        ("workload-c", ""),
+        None,
+        "contraindicated",
+    )

@@ -62,8 +62,13 @@ def pki() -> FakeAwsPki:
 
 @pytest.fixture
 def components(db: Database, database_url: str, keyring_dir: Path, pki: FakeAwsPki) -> Iterator[Components]:
-    settings = Settings(database_url=database_url, signing_key_dir=keyring_dir, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", grace_seconds=0.1)
+    settings = Settings(
+        database_url=database_url,
+        signing_key_dir=keyring_dir,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        grace_seconds=0.1,
+    )
     signer = ResultSigner.from_keyring(keyring_dir, clock=SystemClock(), reload_interval=RELOAD)
     built = build(settings, clock=FixedClock(pki.now), signer=signer)
     built.service.anchors = pki.anchors()
@@ -84,12 +89,16 @@ def test_rotate_is_picked_up_by_a_running_server(components: Components, keyring
             def fetch() -> dict[str, Any]:
                 with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/.well-known/jwks.json", timeout=5) as r:
                     return json.loads(r.read())  # type: ignore[no-any-return]
+
             return await asyncio.to_thread(fetch)
 
         async def appraise() -> str:
             challenge = await stub.CreateChallenge(pb.CreateChallengeRequest())
-            response = await stub.Appraise(pb.AppraiseRequest(
-                kind=pb.EVIDENCE_KIND_NITRO, evidence=pki.mint(nonce=challenge.nonce), nonce=challenge.nonce))
+            response = await stub.Appraise(
+                pb.AppraiseRequest(
+                    kind=pb.EVIDENCE_KIND_NITRO, evidence=pki.mint(nonce=challenge.nonce), nonce=challenge.nonce
+                )
+            )
             return str(response.token)
 
         try:

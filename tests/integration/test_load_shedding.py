@@ -37,8 +37,16 @@ class SilentVendor:
 @pytest.fixture
 def components(db: Database, database_url: str) -> Iterator[Components]:
     pki = FakeAmdPki(Product.GENOA)
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0", http_listen="127.0.0.1:0",
-                        grace_seconds=0.5, drain_seconds=0, max_concurrent_rpcs=1, check_crl=False)
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        grace_seconds=0.5,
+        drain_seconds=0,
+        max_concurrent_rpcs=1,
+        check_crl=False,
+    )
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built
@@ -52,8 +60,9 @@ def test_calls_past_the_limit_are_refused_at_once(components: Components) -> Non
 
     async def scenario() -> None:
         async with running(components) as r:
-            stuck = asyncio.ensure_future(r.verifier.Appraise(pb.AppraiseRequest(
-                kind=pb.EVIDENCE_KIND_SEV_SNP, evidence=pki.report())))  # needs the VCEK: waits on the vendor
+            stuck = asyncio.ensure_future(
+                r.verifier.Appraise(pb.AppraiseRequest(kind=pb.EVIDENCE_KIND_SEV_SNP, evidence=pki.report()))
+            )  # needs the VCEK: waits on the vendor
             assert await asyncio.to_thread(vendor.entered.wait, 10)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await r.verifier.GetSigningKeys(pb.GetSigningKeysRequest(), timeout=5)

@@ -21,9 +21,21 @@ from verifier.storage.tables import Base, ReferenceValueRow, RevokedValueRow, Wo
 from verifier.storage.workloads import SqlWorkloads
 from verifier.workloads.model import group_versions
 
-TABLES = {"reference_values", "challenges", "appraisals", "collateral_cache", "reference_set", "admin_tokens",
-          "audit_log", "kept_evidence", "policies", "revoked_values", "workloads", "workload_version_states",
-          "workload_version_policies"}
+TABLES = {
+    "reference_values",
+    "challenges",
+    "appraisals",
+    "collateral_cache",
+    "reference_set",
+    "admin_tokens",
+    "audit_log",
+    "kept_evidence",
+    "policies",
+    "revoked_values",
+    "workloads",
+    "workload_version_states",
+    "workload_version_policies",
+}
 
 
 def _tables(database: Database) -> set[str]:
@@ -95,9 +107,11 @@ def test_0004_brings_existing_revocations_under_the_per_value_rule(database_url:
     migrate.upgrade(database_url, "0003")
     database = Database(database_url)
     try:
+
         def row(label: str, kind: str = "nitro.pcr0", value: bytes = a, **extra: Any) -> ReferenceValueRow:
-            return ReferenceValueRow(id=new_id(), kind=kind, value=value, label=label, created_at=t0 - hour,
-                                     created_by="cli:old", **extra)
+            return ReferenceValueRow(
+                id=new_id(), kind=kind, value=value, label=label, created_at=t0 - hour, created_by="cli:old", **extra
+            )
 
         first = row("x", revoked_at=t0 + hour, revoked_by="cli:sec", revoke_reason="CVE-1")
         later = row("x2", revoked_at=t0 + 2 * hour, revoked_by="cli:sec", revoke_reason="again")
@@ -110,8 +124,14 @@ def test_0004_brings_existing_revocations_under_the_per_value_rule(database_url:
         at = t0 + 5 * hour
         states = {r.label: r for r in store.list(include_inactive=True, at=at)}
         assert {label: r.state(at) for label, r in states.items()} == {
-            "x": "revoked", "x2": "revoked", "y": "revoked", "w": "revoked", "z": "expired", "b": "active",
-            "k": "active"}
+            "x": "revoked",
+            "x2": "revoked",
+            "y": "revoked",
+            "w": "revoked",
+            "z": "expired",
+            "b": "active",
+            "k": "active",
+        }
         for label in ("y", "w"):
             assert states[label].revoked_at == t0 + hour and states[label].revoked_by == "migration 0004"
             assert states[label].revoke_reason == f"value revoked with {first.id}: CVE-1"
@@ -119,7 +139,11 @@ def test_0004_brings_existing_revocations_under_the_per_value_rule(database_url:
         with database.session() as session:
             [revocation] = session.scalars(select(RevokedValueRow)).all()
             assert (revocation.id, revocation.ref_id, revocation.kind, bytes(revocation.value)) == (
-                first.id, first.id, "nitro.pcr0", a)
+                first.id,
+                first.id,
+                "nitro.pcr0",
+                a,
+            )
             assert (revocation.revoked_at, revocation.revoked_by, revocation.reason) == (t0 + hour, "cli:sec", "CVE-1")
             assert revocation.reapproved_at is None
         assert {r.label for r in store.active(["nitro.pcr0", "nitro.pcr1"], at)} == {"b", "k"}
@@ -170,15 +194,20 @@ def test_0005_turns_flat_values_into_workloads(database_url: str) -> None:
         workloads = SqlWorkloads(database)
         records = {r.meta.name: r for r in workloads.records()}
         assert {n: (r.meta.tee, r.meta.policy, r.meta.review) for n, r in records.items()} == {
-            "enclave": ("nitro", None, False), "vm": ("snp", None, False), "td": ("tdx", None, True),
-            "mixed": ("nitro", None, True), "shares-a-value": ("nitro", None, False)}
+            "enclave": ("nitro", None, False),
+            "vm": ("snp", None, False),
+            "td": ("tdx", None, True),
+            "mixed": ("nitro", None, True),
+            "shares-a-value": ("nitro", None, False),
+        }
         assert records["td"].review_reason is not None and "tdx.rtmr2" in records["td"].review_reason
         assert records["mixed"].review_reason is not None and "several TEEs" in records["mixed"].review_reason
         assert all(r.created_by == "migration 0005" and r.created_at == t0 - hour for r in records.values())
         assert len({r.meta.id for r in records.values()}) == len(records)
         assert [m.name for m in workloads.list(review_only=True)] == ["mixed", "td"]
-        assert sorted((r.id, r.label, r.version, r.kind) for r in store.list(include_inactive=True, at=t0)) == \
-            rows_before
+        assert (
+            sorted((r.id, r.label, r.version, r.kind) for r in store.list(include_inactive=True, at=t0)) == rows_before
+        )
         catalog = workloads.metadata(records)
         after = {tee: _versions(store, catalog, tee, t0) for tee in ("nitro", "snp", "tdx")}
         assert after["nitro"] == before["nitro"] and after["tdx"] == before["tdx"]
@@ -197,12 +226,15 @@ def test_0005_turns_flat_values_into_workloads(database_url: str) -> None:
         database.dispose()
 
 
-def _versions(store: SqlReferenceValueStore, catalog: Any, tee: str,
-              at: dt.datetime) -> list[tuple[str, str, dict[str, int]]]:
+def _versions(
+    store: SqlReferenceValueStore, catalog: Any, tee: str, at: dt.datetime
+) -> list[tuple[str, str, dict[str, int]]]:
     """The workload versions of `tee` at `at` as (name, version, {kind: number of accepted values})."""
     refs = store.active([r.kind for r in store.list(at=at) if r.kind.startswith(f"{tee}.")], at)
-    return [(v.workload, v.version, {k: len(m) for k, m in v.members.items()})
-            for v in group_versions(tee, refs, catalog or {}, at)]
+    return [
+        (v.workload, v.version, {k: len(m) for k, m in v.members.items()})
+        for v in group_versions(tee, refs, catalog or {}, at)
+    ]
 
 
 def test_0006_adds_version_policies_to_a_database_populated_at_0005(database_url: str) -> None:
@@ -217,8 +249,17 @@ def test_0006_adds_version_policies_to_a_database_populated_at_0005(database_url
         for i in range(3):
             store.add(f"nitro.pcr{i}", bytes([i + 1]) * 48, "app", now=t0, actor="cli:old", version="1")
         with database.session() as session:
-            session.add(WorkloadRow(id=new_id(), name="app", tee="nitro", policy="default", created_at=t0,
-                                    created_by="cli:old", review=False))
+            session.add(
+                WorkloadRow(
+                    id=new_id(),
+                    name="app",
+                    tee="nitro",
+                    policy="default",
+                    created_at=t0,
+                    created_by="cli:old",
+                    review=False,
+                )
+            )
         migrate.upgrade(database_url)
         assert "workload_version_policies" in _tables(database)
         assert _diff(database) == []
@@ -228,8 +269,9 @@ def test_0006_adds_version_policies_to_a_database_populated_at_0005(database_url
         meta = workloads.set_version_policy("app", "1", "nonce-required", now=t0, actor="cli:admin")
         assert dict(meta.version_policies) == {"1": "nonce-required"}
         assert workloads.metadata(["app"])["app"].version_policies == {"1": "nonce-required"}
-        [version] = group_versions("nitro", store.active(["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], t0),
-                                   workloads.metadata(["app"]), t0)
+        [version] = group_versions(
+            "nitro", store.active(["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], t0), workloads.metadata(["app"]), t0
+        )
         assert version.policy == "nonce-required"
 
         migrate.downgrade(database_url, "0005")

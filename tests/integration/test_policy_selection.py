@@ -21,9 +21,15 @@ from verifier.v1 import verifier_pb2 as pb
 @pytest.fixture
 def components(db: Database, database_url: str) -> Iterator[Components]:
     pki = FakeAwsPki()
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", grace_seconds=0.5, default_policy="nonce-required",
-                        selectable_policies=("nonce-required",))
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        grace_seconds=0.5,
+        default_policy="nonce-required",
+        selectable_policies=("nonce-required",),
+    )
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built
@@ -48,8 +54,10 @@ def test_a_request_cannot_select_a_policy_outside_the_allowed_set(components: Co
 
 
 def test_unknown_default_or_selectable_policy_is_refused_at_start(database_url: str, db: Database) -> None:
-    for settings in (Settings(database_url=database_url, development=True, default_policy="nope"),
-                     Settings(database_url=database_url, development=True, selectable_policies=("default", "x"))):
+    for settings in (
+        Settings(database_url=database_url, development=True, default_policy="nope"),
+        Settings(database_url=database_url, development=True, selectable_policies=("default", "x")),
+    ):
         with pytest.raises(ConfigError) as error:
             build(settings)
         assert error.value.code == "POLICY_UNKNOWN"

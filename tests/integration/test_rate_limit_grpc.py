@@ -25,10 +25,19 @@ SLOW = Rate(0.01, 3)  # three calls, then one token every 100 s: no refill durin
 
 @pytest.fixture
 def components(db: Database, database_url: str) -> Iterator[Components]:
-    settings = Settings(database_url=database_url, development=True, offline=True, listen="127.0.0.1:0",
-                        http_listen="off", grace_seconds=0.5, drain_seconds=0,
-                        rate_challenge_per_client=SLOW, rate_appraise_per_client=Rate(0.01, 1),
-                        rate_challenge_global=Rate(0, 0), rate_appraise_global=Rate(0, 0))
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        offline=True,
+        listen="127.0.0.1:0",
+        http_listen="off",
+        grace_seconds=0.5,
+        drain_seconds=0,
+        rate_challenge_per_client=SLOW,
+        rate_appraise_per_client=Rate(0.01, 1),
+        rate_challenge_global=Rate(0, 0),
+        rate_appraise_global=Rate(0, 0),
+    )
     built = build(settings)
     yield built
     built.close()

@@ -32,8 +32,19 @@ def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pyte
 
 
 def test_add_list_states_revoke_and_history(cli: Cli) -> None:
-    code, pending = cli.json("refs", "add", "nitro.pcr0", A, "--label", "app 2", "--version", "2.0",
-                             "--valid-from", "2999-01-01T00:00:00Z", "--json")
+    code, pending = cli.json(
+        "refs",
+        "add",
+        "nitro.pcr0",
+        A,
+        "--label",
+        "app 2",
+        "--version",
+        "2.0",
+        "--valid-from",
+        "2999-01-01T00:00:00Z",
+        "--json",
+    )
     assert code == 0 and pending["state"] == "pending" and pending["version"] == "2.0"
     assert pending["created_by"].startswith("cli:")
     assert cli.json("refs", "list", "--json")[1] == []
@@ -53,8 +64,12 @@ def test_add_list_states_revoke_and_history(cli: Cli) -> None:
     assert code == 0 and "ref.add" in out
     assert cli("refs", "history")[0] == 64
     assert cli("refs", "history", "no-such-id")[0] == 64
-    assert cli("refs", "add", "nitro.pcr0", A, "--valid-from", "2030-01-01T00:00:00Z",
-               "--expires", "2029-01-01T00:00:00Z")[0] == 64
+    assert (
+        cli(
+            "refs", "add", "nitro.pcr0", A, "--valid-from", "2030-01-01T00:00:00Z", "--expires", "2029-01-01T00:00:00Z"
+        )[0]
+        == 64
+    )
 
 
 def test_plan_apply_text_and_json_twice_is_a_no_op(cli: Cli) -> None:
@@ -63,7 +78,10 @@ def test_plan_apply_text_and_json_twice_is_a_no_op(cli: Cli) -> None:
     assert code == 0 and plan["changes"] == 4 + 3 + 5 and not plan["applied"]
     assert cli.json("refs", "list", "--json")[1] == []  # plan changes nothing
     assert [w["workload"] for w in plan["workloads"]] == [
-        "example-blocky-nitro", "example-constellation-aws", "example-gcp-cos-td"]
+        "example-blocky-nitro",
+        "example-constellation-aws",
+        "example-gcp-cos-td",
+    ]
     code, out, _ = cli("refs", "apply", *files)
     assert code == 0 and "12 to add, 0 to expire, 0 to revoke" in out and "applied" in out
     assert "workload example-constellation-aws (new snp workload, policy default):" in out
@@ -75,8 +93,10 @@ def test_plan_apply_text_and_json_twice_is_a_no_op(cli: Cli) -> None:
     finally:
         db.dispose()
     assert {n: (m.tee, m.policy) for n, m in metas.items()} == {
-        "example-blocky-nitro": ("nitro", None), "example-constellation-aws": ("snp", "default"),
-        "example-gcp-cos-td": ("tdx", None)}
+        "example-blocky-nitro": ("nitro", None),
+        "example-constellation-aws": ("snp", "default"),
+        "example-gcp-cos-td": ("tdx", None),
+    }
     code, out, _ = cli("refs", "apply", *files)
     assert code == 0 and "nothing to do" in out and "workload" not in out
     code, again = cli.json("refs", "plan", *files, "--json")
@@ -86,22 +106,36 @@ def test_plan_apply_text_and_json_twice_is_a_no_op(cli: Cli) -> None:
 def test_apply_expires_revokes_and_leaves_other_labels(cli: Cli, tmp_path: Path) -> None:
     cli("refs", "add", "nitro.pcr0", B, "--label", "not managed")
     v1 = tmp_path / "v1.yaml"
-    v1.write_text(f"managed_labels: [app]\nreference_values:\n"
-                  f"  - {{kind: nitro.pcr0, value: '{A}', label: app}}\n"
-                  f"  - {{kind: nitro.pcr1, value: '{A}', label: app}}\n")
+    v1.write_text(
+        f"managed_labels: [app]\nreference_values:\n"
+        f"  - {{kind: nitro.pcr0, value: '{A}', label: app}}\n"
+        f"  - {{kind: nitro.pcr1, value: '{A}', label: app}}\n"
+    )
     assert cli("refs", "apply", str(v1))[0] == 0
     v2 = tmp_path / "v2.yaml"
-    v2.write_text(f"managed_labels: [app]\nreference_values:\n  - {{kind: nitro.pcr1, value: '{A}', label: app}}\n"
-                  f"revoke:\n  - {{kind: nitro.pcr1, value: '{B}', reason: never existed}}\n")
+    v2.write_text(
+        f"managed_labels: [app]\nreference_values:\n  - {{kind: nitro.pcr1, value: '{A}', label: app}}\n"
+        f"revoke:\n  - {{kind: nitro.pcr1, value: '{B}', reason: never existed}}\n"
+    )
     code, plan = cli.json("refs", "apply", str(v2), "--json")
     assert code == 0 and plan["applied"]
     assert [(r["kind"], r["label"]) for r in plan["expire"]] == [("nitro.pcr0", "app")]
     states = {(r["kind"], r["label"]): r["state"] for r in cli.json("refs", "list", "--all", "--json")[1]}
-    assert states == {("nitro.pcr0", "not managed"): "active", ("nitro.pcr0", "app"): "expired",
-                      ("nitro.pcr1", "app"): "active"}
+    assert states == {
+        ("nitro.pcr0", "not managed"): "active",
+        ("nitro.pcr0", "app"): "expired",
+        ("nitro.pcr1", "app"): "active",
+    }
     v3 = tmp_path / "v3.json"
-    v3.write_text(json.dumps({"managed_labels": ["app"], "reference_values": [],
-                              "revoke": [{"kind": "nitro.pcr1", "value": A, "reason": "bad build"}]}))
+    v3.write_text(
+        json.dumps(
+            {
+                "managed_labels": ["app"],
+                "reference_values": [],
+                "revoke": [{"kind": "nitro.pcr1", "value": A, "reason": "bad build"}],
+            }
+        )
+    )
     code, out, _ = cli("refs", "apply", str(v3))
     assert code == 0 and f"  - unversioned values revoked (nitro.pcr1 {A} revoked: bad build)" in out
     code, out, _ = cli("refs", "plan", str(v3), "--values")
@@ -119,15 +153,20 @@ def test_workload_manifest_versions_policy_and_legacy_note(cli: Cli, tmp_path: P
         return path
 
     def version(name: str, pcr8: str) -> str:
-        return (f"  - version: '{name}'\n    values: {{nitro.pcr0: '{A}', nitro.pcr1: '{A}', nitro.pcr2: '{A}', "
-                f"nitro.pcr8: {pcr8}}}\n")
+        return (
+            f"  - version: '{name}'\n    values: {{nitro.pcr0: '{A}', nitro.pcr1: '{A}', nitro.pcr2: '{A}', "
+            f"nitro.pcr8: {pcr8}}}\n"
+        )
 
     code, _, err = cli("refs", "apply", str(manifest(version("1.4", f"'{A}'"), "policy: no-such-policy\n")))
     assert code == 64 and "POLICY_UNKNOWN" in err
     assert cli.json("refs", "list", "--all", "--json")[1] == []  # nothing written, no workload created
     assert cli("refs", "apply", str(manifest(version("1.3", f"'{B}'") + version("1.4", f"'{A}'"))))[0] == 0
-    code, out, _ = cli("refs", "apply", str(manifest(version("1.4", f"'{B}'") + version("1.5", f"['{A}', '{B}']"),
-                                                     "policy: nonce-required\n")))
+    code, out, _ = cli(
+        "refs",
+        "apply",
+        str(manifest(version("1.4", f"'{B}'") + version("1.5", f"['{A}', '{B}']"), "policy: nonce-required\n")),
+    )
     assert code == 0, out
     assert "workload app (policy (verifier default) -> nonce-required):" in out
     assert "  - version 1.3 expired" in out and f"  ~ version 1.4: nitro.pcr8 + {B} - {A}" in out
@@ -156,22 +195,28 @@ def test_failing_apply_changes_nothing(cli: Cli, tmp_path: Path) -> None:
 
 def test_nitro_cli_json_plan_apply_and_import_nitro(cli: Cli, tmp_path: Path) -> None:
     build = tmp_path / "build.json"
-    build.write_text(json.dumps({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": A,
-                                                  "PCR2": A, "PCR8": B}}))
+    build.write_text(
+        json.dumps({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": A, "PCR2": A, "PCR8": B}})
+    )
     out = tmp_path / "app.yaml"
-    code, stdout, _ = cli("refs", "import-nitro", str(build), "--label", "app 3", "--version", "3.0",
-                          "--out", str(out))
+    code, stdout, _ = cli("refs", "import-nitro", str(build), "--label", "app 3", "--version", "3.0", "--out", str(out))
     assert code == 0 and "version 3.0 of workload 'app 3' created" in stdout
     document = yaml.safe_load(out.read_text())
-    assert document == {"workload": "app 3", "tee": "nitro", "versions": [
-        {"version": "3.0", "values": {"nitro.pcr0": A, "nitro.pcr1": A, "nitro.pcr2": A, "nitro.pcr8": B}}]}
+    assert document == {
+        "workload": "app 3",
+        "tee": "nitro",
+        "versions": [
+            {"version": "3.0", "values": {"nitro.pcr0": A, "nitro.pcr1": A, "nitro.pcr2": A, "nitro.pcr8": B}}
+        ],
+    }
     assert cli("refs", "import-nitro", str(build), "--workload", "app 3", "--out", str(out))[0] == 64  # no version
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"Measurements": {"PCR0": B, "PCR1": A, "PCR2": A, "PCR8": B}}))
     code, _, err = cli("refs", "import-nitro", str(other), "--workload", "app 3", "--version", "3.0", "--out", str(out))
     assert code == 64 and "MANIFEST_VERSION_EXISTS" in err  # a released version is never changed by an import
-    code, stdout, _ = cli("refs", "import-nitro", str(other), "--workload", "app 3", "--version", "3.1",
-                          "--out", str(out))
+    code, stdout, _ = cli(
+        "refs", "import-nitro", str(other), "--workload", "app 3", "--version", "3.1", "--out", str(out)
+    )
     assert code == 0 and "version 3.1 of workload 'app 3' added" in stdout
     assert [v["version"] for v in yaml.safe_load(out.read_text())["versions"]] == ["3.0", "3.1"]
     assert cli.json("refs", "plan", str(out), "--json")[1]["changes"] == 8
@@ -192,8 +237,7 @@ def test_nitro_cli_json_plan_apply_and_import_nitro(cli: Cli, tmp_path: Path) ->
     assert code == 0 and "4 added" in stdout
     code, _, err = cli("refs", "import-nitro", str(other), "--workload", "direct", "--version", "1")
     assert code == 64 and "WORKLOAD_VERSION_EXISTS" in err  # the two builds never become alternatives silently
-    code, stdout, _ = cli("refs", "import-nitro", str(other), "--workload", "direct", "--version", "1",
-                          "--alternative")
+    code, stdout, _ = cli("refs", "import-nitro", str(other), "--workload", "direct", "--version", "1", "--alternative")
     assert code == 0 and "1 added, 3 already present" in stdout
     db = Database(cli.db_url)
     try:
@@ -222,13 +266,32 @@ def test_compute_snp(cli: Cli, tmp_path: Path) -> None:
     out_file = tmp_path / "guest.yaml"
     assert cli(*base, "--label", "guest", "--version", "1", "--out", str(out_file))[0] == 0
     assert yaml.safe_load(out_file.read_text()) == {
-        "workload": "guest", "tee": "snp", "versions": [{"version": "1", "values": {"snp.measurement": measurement}}]}
-    assert cli(*base, "--workload", "guest", "--version", "2", "--host-data", "11" * 32, "--policy", "default",
-               "--out", str(out_file))[0] == 0
+        "workload": "guest",
+        "tee": "snp",
+        "versions": [{"version": "1", "values": {"snp.measurement": measurement}}],
+    }
+    assert (
+        cli(
+            *base,
+            "--workload",
+            "guest",
+            "--version",
+            "2",
+            "--host-data",
+            "11" * 32,
+            "--policy",
+            "default",
+            "--out",
+            str(out_file),
+        )[0]
+        == 0
+    )
     document = yaml.safe_load(out_file.read_text())
     assert document["policy"] == "default"
-    assert document["versions"][1] == {"version": "2", "values": {"snp.host_data": "11" * 32,
-                                                                 "snp.measurement": measurement}}
+    assert document["versions"][1] == {
+        "version": "2",
+        "values": {"snp.host_data": "11" * 32, "snp.measurement": measurement},
+    }
     assert cli(*base, "--out", str(tmp_path / "x.yaml"))[0] == 64  # --workload required
     assert cli(*base, "--workload", "g", "--out", str(tmp_path / "x.yaml"))[0] == 64  # --version required
     code, result = cli.json(*base, "--label", "guest 1", "--add", "--json")

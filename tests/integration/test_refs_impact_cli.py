@@ -30,8 +30,18 @@ def test_plan_impact_names_the_kept_appraisal_a_change_would_flip(
     vector: dict[str, Any] = next(v for v in manifest_vectors("nitro") if v["id"] == "nitro-prod-2024-blocky")
     manifest = ROOT / "measurements" / "nitro" / "example-blocky-2024.json"
     assert cli("refs", "apply", str(manifest))[0] == 0
-    verify = ["verify", "--tee", "nitro", "--evidence", str(vectors_dir / vector["dir"] / "evidence.bin"),
-              "--trust-anchors", str(trust_anchors_dir), "--at", vector["verify_at"], "--json"]
+    verify = [
+        "verify",
+        "--tee",
+        "nitro",
+        "--evidence",
+        str(vectors_dir / vector["dir"] / "evidence.bin"),
+        "--trust-anchors",
+        str(trust_anchors_dir),
+        "--at",
+        vector["verify_at"],
+        "--json",
+    ]
     code, result = cli.json(*verify)
     assert code == 0 and result["status"] == "affirming"
 
@@ -39,23 +49,31 @@ def test_plan_impact_names_the_kept_appraisal_a_change_would_flip(
     document = json.loads(manifest.read_text())
     values = document["versions"][0]["values"]
     candidate = tmp_path / "candidate.json"
-    candidate.write_text(json.dumps({**document, "versions": [{"version": "2024-09-07",
-                                                              "values": {**values, "nitro.pcr0": "ab" * 48}}]}))
+    candidate.write_text(
+        json.dumps({**document, "versions": [{"version": "2024-09-07", "values": {**values, "nitro.pcr0": "ab" * 48}}]})
+    )
     code, out, _ = cli("refs", "plan", str(candidate), "--impact", "--trust-anchors", str(trust_anchors_dir))
     assert code == 1, out  # something would flip
     assert "affirming -> contraindicated" in out and vector["facts"]["pcrs"]["0"][:16] in out
     assert "workload example-blocky-nitro-json: 0 start matching, 1 stop matching, 0 change" in out
     assert "version 2024-09-07 -> no workload, affirming -> contraindicated" in out
-    code, report = cli.json("refs", "plan", str(candidate), "--impact", "--json",
-                            "--trust-anchors", str(trust_anchors_dir))
+    code, report = cli.json(
+        "refs", "plan", str(candidate), "--impact", "--json", "--trust-anchors", str(trust_anchors_dir)
+    )
     assert report["plan"]["workloads"][0]["workload"] == "example-blocky-nitro-json"
     (row,) = report["impact"]["rows"]
     assert row["changed"] and row["status_before"] == "affirming" and row["status_after"] == "contraindicated"
     assert row["matched_before"] == {"name": "example-blocky-nitro-json", "version": "2024-09-07"}
     assert row["matched_after"] is None
     assert "REFERENCE_VALUE_MISMATCH" in row["codes_after"]
-    assert report["impact"]["workloads"] == [{"workload": "example-blocky-nitro-json", "starts_matching": [],
-                                              "stops_matching": [row["evidence_id"]], "changes": []}]
+    assert report["impact"]["workloads"] == [
+        {
+            "workload": "example-blocky-nitro-json",
+            "starts_matching": [],
+            "stops_matching": [row["evidence_id"]],
+            "changes": [],
+        }
+    ]
     # Nothing was applied: the kept workload still affirms with today's values.
     assert cli.json(*verify)[0] == 0
     # A new version with the same values, the old one dropped: the evidence moves to the new version.

@@ -56,11 +56,14 @@ def test_revoking_one_row_revokes_the_value_and_every_cli_add_path_refuses_it(cl
     assert [h["action"] for h in history] == ["ref.add", "ref.revoke"] and history[1]["details"]["via"] == x["id"]
 
     manifest = tmp_path / "m.yaml"
-    manifest.write_text(f"reference_values:\n  - {{kind: nitro.pcr1, value: '{B}', label: z}}\n"
-                        f"  - {{kind: nitro.pcr0, value: '{A}', label: z}}\n")
+    manifest.write_text(
+        f"reference_values:\n  - {{kind: nitro.pcr1, value: '{B}', label: z}}\n"
+        f"  - {{kind: nitro.pcr0, value: '{A}', label: z}}\n"
+    )
     build_json = tmp_path / "build.json"
-    build_json.write_text(json.dumps({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": B,
-                                                       "PCR2": B}}))
+    build_json.write_text(
+        json.dumps({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": B, "PCR2": B}})
+    )
     attempts = [
         ["refs", "add", "nitro.pcr0", A, "--label", "z"],
         ["refs", "add", "nitro.pcr0", A.upper(), "--label", "x", "--version", "2"],
@@ -108,8 +111,9 @@ def test_reapprove_then_add_works_and_is_in_the_audit_log(cli: Cli) -> None:
 def test_reapprove_with_a_label_adds_the_value(cli: Cli) -> None:
     _, x = cli.json("refs", "add", "nitro.pcr2", B, "--label", "x", "--json")
     cli("refs", "revoke", x["id"], "--reason", "r")
-    code, result = cli.json("refs", "reapprove", "nitro.pcr2", B, "--reason", "fixed", "--label", "x 2",
-                            "--version", "2.0", "--json")
+    code, result = cli.json(
+        "refs", "reapprove", "nitro.pcr2", B, "--reason", "fixed", "--label", "x 2", "--version", "2.0", "--json"
+    )
     assert code == 0
     assert result["added"]["label"] == "x 2" and result["added"]["version"] == "2.0"
     assert result["added"]["state"] == "active"
@@ -134,9 +138,15 @@ def test_compute_snp_add_refuses_a_revoked_measurement(cli: Cli) -> None:
 @pytest.fixture
 def components(db: Database, database_url: str) -> Iterator[Components]:
     pki = FakeAwsPki()
-    settings = Settings(database_url=database_url, development=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
-                        allow_plaintext_admin=True, drain_seconds=0)  # loopback test server
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
+        allow_plaintext_admin=True,
+        drain_seconds=0,
+    )  # loopback test server
     built = build(settings, clock=FixedClock(pki.now))
     built.service.anchors = pki.anchors()
     yield built
@@ -148,24 +158,33 @@ def test_grpc_add_of_a_revoked_value_is_invalid_argument(components: Components,
 
     async def scenario() -> None:
         async with running(components) as r:
-            first = await r.refs.Add(pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label="a"),
-                                     metadata=ADMIN)
-            second = await r.refs.Add(pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label="b"),
-                                      metadata=ADMIN)
-            revoked = await r.refs.Revoke(pb.RevokeReferenceValueRequest(id=first.id, reason="withdrawn"),
-                                          metadata=ADMIN)
+            first = await r.refs.Add(
+                pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label="a"), metadata=ADMIN
+            )
+            second = await r.refs.Add(
+                pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label="b"), metadata=ADMIN
+            )
+            revoked = await r.refs.Revoke(
+                pb.RevokeReferenceValueRequest(id=first.id, reason="withdrawn"), metadata=ADMIN
+            )
             assert revoked.state == "revoked"
             listed = await r.refs.List(pb.ListReferenceValuesRequest(include_inactive=True), metadata=ADMIN)
             assert {v.id: v.state for v in listed.reference_values} == {first.id: "revoked", second.id: "revoked"}
             for label in ("a", "c"):
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await r.refs.Add(pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label=label),
-                                     metadata=ADMIN)
+                    await r.refs.Add(
+                        pb.AddReferenceValueRequest(kind="nitro.pcr0", value=pcr0, label=label), metadata=ADMIN
+                    )
                 assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
                 assert error_info(caught.value).reason == "REFERENCE_VALUE_REVOKED"
-            assert not (await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
-                        ).reference_values
+            assert not (
+                await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
+            ).reference_values
 
     asyncio.run(scenario())
     assert [e.action for e in audit.entries(db, limit=1000) if e.action.startswith("ref.")] == [
-        "ref.add", "ref.add", "ref.revoke", "ref.revoke"]
+        "ref.add",
+        "ref.add",
+        "ref.revoke",
+        "ref.revoke",
+    ]

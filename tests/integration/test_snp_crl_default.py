@@ -40,8 +40,10 @@ def kds(pki: FakeAmdPki, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKds]:
     monkeypatch.setitem(PINNED_ROOTS, "amd-ark", pki.pins["amd-ark"])
     with FakeKds() as server:
         server.serve(f"/vcek/v1/Genoa/{pki.hwid.hex()}", Reply(body=pki.vcek.public_bytes(Encoding.DER)))
-        server.serve("/vcek/v1/Genoa/cert_chain",
-                     Reply(body=pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)))
+        server.serve(
+            "/vcek/v1/Genoa/cert_chain",
+            Reply(body=pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)),
+        )
         yield server
 
 
@@ -57,10 +59,12 @@ def test_settings_check_crl_by_default_with_an_explicit_opt_out() -> None:
 
 
 def test_default_service_fetches_the_crl_and_a_revoked_ask_is_contraindicated(
-        kds: FakeKds, pki: FakeAmdPki, db: Database, database_url: str) -> None:
+    kds: FakeKds, pki: FakeAmdPki, db: Database, database_url: str
+) -> None:
     kds.serve(CRL, Reply(body=pki.crl([pki.ask.serial_number])))
-    components = build(Settings(database_url=database_url, development=True, amd_kds_url=kds.url),
-                       clock=FixedClock(pki.now))
+    components = build(
+        Settings(database_url=database_url, development=True, amd_kds_url=kds.url), clock=FixedClock(pki.now)
+    )
     try:
         components.references.add("snp.measurement", MEASUREMENT, "image", now=pki.now - dt.timedelta(days=1))
         result = components.service.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
@@ -72,10 +76,12 @@ def test_default_service_fetches_the_crl_and_a_revoked_ask_is_contraindicated(
 
 
 def test_default_service_affirms_with_a_clean_crl_fetched_once(
-        kds: FakeKds, pki: FakeAmdPki, db: Database, database_url: str) -> None:
+    kds: FakeKds, pki: FakeAmdPki, db: Database, database_url: str
+) -> None:
     kds.serve(CRL, Reply(body=pki.crl()))
-    components = build(Settings(database_url=database_url, development=True, amd_kds_url=kds.url),
-                       clock=FixedClock(pki.now))
+    components = build(
+        Settings(database_url=database_url, development=True, amd_kds_url=kds.url), clock=FixedClock(pki.now)
+    )
     try:
         components.references.add("snp.measurement", MEASUREMENT, "image", now=pki.now - dt.timedelta(days=1))
         for _ in range(2):
@@ -87,8 +93,7 @@ def test_default_service_affirms_with_a_clean_crl_fetched_once(
 
 
 @pytest.fixture
-def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        kds: FakeKds) -> Cli:
+def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, kds: FakeKds) -> Cli:
     monkeypatch.setenv("VERIFIER_DATABASE_URL", database_url)
     monkeypatch.setenv("VERIFIER_AMD_KDS_URL", kds.url)
     monkeypatch.delenv("VERIFIER_OFFLINE", raising=False)
@@ -99,7 +104,8 @@ def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pyte
 
 
 def test_default_cli_checks_the_crl_and_no_check_crl_opts_out(
-        cli: Cli, kds: FakeKds, pki: FakeAmdPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, kds: FakeKds, pki: FakeAmdPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kds.serve(CRL, Reply(body=pki.crl([pki.ask.serial_number])))
     evidence = tmp_path / "report.bin"
     evidence.write_bytes(pki.report())

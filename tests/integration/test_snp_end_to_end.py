@@ -30,8 +30,17 @@ EXPECTED_FAILURE = {
     "snp-milan-v2-vcek-azure-constellation-truncated": "SNP_REPORT_TRUNCATED",
     "snp-milan-v3-vlek-aws-constellation-sigtampered": "SNP_SIGNATURE_INVALID",
 }
-BYTE_FACTS = ("measurement", "report_data", "host_data", "chip_id", "id_key_digest", "author_key_digest",
-              "family_id", "image_id", "report_id")
+BYTE_FACTS = (
+    "measurement",
+    "report_data",
+    "host_data",
+    "chip_id",
+    "id_key_digest",
+    "author_key_digest",
+    "family_id",
+    "image_id",
+    "report_id",
+)
 
 
 @pytest.fixture
@@ -48,11 +57,24 @@ def _debug(vector: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("vector", manifest_vectors("snp"), ids=vector_ids("snp"))
-def test_every_snp_vector_through_the_cli(cli: Cli, vector: dict[str, Any], vectors_dir: Path,
-                                          trust_anchors_dir: Path) -> None:
+def test_every_snp_vector_through_the_cli(
+    cli: Cli, vector: dict[str, Any], vectors_dir: Path, trust_anchors_dir: Path
+) -> None:
     folder = vectors_dir / vector["dir"]
-    args = ["verify", "--tee", "snp", "--evidence", str(folder / "evidence.bin"), "--collateral", str(folder),
-            "--trust-anchors", str(trust_anchors_dir), "--at", vector["verify_at"], "--json"]
+    args = [
+        "verify",
+        "--tee",
+        "snp",
+        "--evidence",
+        str(folder / "evidence.bin"),
+        "--collateral",
+        str(folder),
+        "--trust-anchors",
+        str(trust_anchors_dir),
+        "--at",
+        vector["verify_at"],
+        "--json",
+    ]
     code, result = cli.json(*args)
     assert code == 2
     facts = vector["facts"]
@@ -81,8 +103,16 @@ def test_every_snp_vector_through_the_cli(cli: Cli, vector: dict[str, Any], vect
 
 def test_offline_without_collateral_exits_3(cli: Cli, vectors_dir: Path) -> None:
     vector = next(v for v in manifest_vectors("snp") if v["id"] == "snp-genoa-v5-vcek-oak")
-    code, _, err = cli("verify", "--tee", "snp", "--evidence", str(vectors_dir / vector["dir"] / "evidence.bin"),
-                       "--at", vector["verify_at"], "--offline")
+    code, _, err = cli(
+        "verify",
+        "--tee",
+        "snp",
+        "--evidence",
+        str(vectors_dir / vector["dir"] / "evidence.bin"),
+        "--at",
+        vector["verify_at"],
+        "--offline",
+    )
     assert code == 3 and "COLLATERAL_OFFLINE" in err
 
 
@@ -96,8 +126,12 @@ def test_concurrent_appraisals_for_one_chip_fetch_the_vcek_once(
         # The real ARK's CRL cannot be served here (no recorded AMD CRL is valid at the vectors' times).
         settings = Settings(database_url=database_url, development=True, amd_kds_url=kds.url, check_crl=False)
         components = build(settings, clock=FixedClock(parse_rfc3339(vector["verify_at"])))
-        components.references.add("snp.measurement", bytes.fromhex(vector["facts"]["measurement"]), "rk",
-                                  now=parse_rfc3339(vector["verify_at"]) - dt.timedelta(days=1))
+        components.references.add(
+            "snp.measurement",
+            bytes.fromhex(vector["facts"]["measurement"]),
+            "rk",
+            now=parse_rfc3339(vector["verify_at"]) - dt.timedelta(days=1),
+        )
         results: list[Any] = []
         barrier = threading.Barrier(8)
 
@@ -115,8 +149,9 @@ def test_concurrent_appraisals_for_one_chip_fetch_the_vcek_once(
         assert kds.count("/vcek/v1/Milan/cert_chain") == 1
         # A second verifier on the same database (a replica) is served from the shared cache.
         replica = build(settings, clock=FixedClock(parse_rfc3339(vector["verify_at"])))
-        assert replica.service.appraise(AppraisalRequest(tee="snp", evidence=evidence)).appraisal.status \
-            is Tier.AFFIRMING
+        assert (
+            replica.service.appraise(AppraisalRequest(tee="snp", evidence=evidence)).appraisal.status is Tier.AFFIRMING
+        )
         assert kds.count(targets[vector["id"]].split("?")[0]) == 1
         replica.close()
         components.close()
@@ -126,12 +161,21 @@ def test_snp_over_grpc(db: Database, database_url: str, vectors_dir: Path) -> No
     vector = next(v for v in manifest_vectors("snp") if v["id"] == "snp-milan-v3-vlek-aws-constellation")
     folder = vectors_dir / vector["dir"]
     at = parse_rfc3339(vector["verify_at"])
-    settings = Settings(database_url=database_url, development=True, offline=True, listen="127.0.0.1:0",
-                        http_listen="127.0.0.1:0", check_crl=False)  # the vectors carry no AMD CRL
+    settings = Settings(
+        database_url=database_url,
+        development=True,
+        offline=True,
+        listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        check_crl=False,
+    )  # the vectors carry no AMD CRL
     components = build(settings, clock=FixedClock(at))
     components.references.add("snp.measurement", bytes.fromhex(vector["facts"]["measurement"]), "aws", now=at)
-    collateral = [pb.CollateralFile(name=p.name, content=p.read_bytes()) for p in sorted(folder.iterdir())
-                  if p.name != "evidence.bin"]
+    collateral = [
+        pb.CollateralFile(name=p.name, content=p.read_bytes())
+        for p in sorted(folder.iterdir())
+        if p.name != "evidence.bin"
+    ]
 
     async def run() -> pb.AppraiseResponse:
         server = VerifierServer(components)
@@ -139,9 +183,13 @@ def test_snp_over_grpc(db: Database, database_url: str, vectors_dir: Path) -> No
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.VerifierStub(channel)
-                return await stub.Appraise(pb.AppraiseRequest(
-                    kind=pb.EVIDENCE_KIND_SEV_SNP, evidence=(folder / "evidence.bin").read_bytes(),
-                    collateral=collateral))
+                return await stub.Appraise(
+                    pb.AppraiseRequest(
+                        kind=pb.EVIDENCE_KIND_SEV_SNP,
+                        evidence=(folder / "evidence.bin").read_bytes(),
+                        collateral=collateral,
+                    )
+                )
         finally:
             await server.stop(0)
 

@@ -75,8 +75,9 @@ def test_each_version_is_appraised_under_its_own_policy(db: Database) -> None:
 
     # With a live challenge the strict version affirms, and the token names the version's policy.
     nonce = h.service.create_challenge().nonce
-    fresh = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"), nonce=nonce),
-                                                nonce=nonce))
+    fresh = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"), nonce=nonce), nonce=nonce)
+    )
     assert fresh.appraisal.status is Tier.AFFIRMING, [f.code for f in fresh.appraisal.findings]
     workload = _submod(fresh.token)["x-verifier.workload"]
     assert (workload["name"], workload["version"], workload["policy"]) == ("app", "2", "strict")
@@ -147,7 +148,8 @@ def test_inline_policies_from_a_manifest_are_planned_applied_and_appraised(cli: 
     [change] = plan["workloads"]
     planned = {p["name"]: p for p in change["inline_policies"]}
     assert set(planned) == {"workload:app", "workload:app@2"} and all(
-        p["previous_sha256"] is None for p in planned.values())
+        p["previous_sha256"] is None for p in planned.values()
+    )
     assert change["version_policies"] == [{"version": "2", "previous": None, "policy": "workload:app@2"}]
     code, out, _ = cli("refs", "plan", str(path))
     assert code == 0 and f"inline policy workload:app@2 sha256 {planned['workload:app@2']['sha256']} (new)" in out
@@ -161,8 +163,9 @@ def test_inline_policies_from_a_manifest_are_planned_applied_and_appraised(cli: 
     assert workload["policy"] == "workload:app" and workload["version_policies"] == {"2": "workload:app@2"}
     assert {v["version"]: v["policy"] for v in workload["versions"]} == {"1": "workload:app", "2": "workload:app@2"}
     code, out, _ = cli("workloads", "show", "app")
-    assert "version 2: active, policy workload:app@2 (its own)" in out and "version 1: active, policy workload:app" \
-        in out
+    assert (
+        "version 2: active, policy workload:app@2 (its own)" in out and "version 1: active, policy workload:app" in out
+    )
     code, out, _ = cli("refs", "apply", str(path))
     assert code == 0 and "(nothing to do)" in out  # the same bodies: no change, no audit row
 
@@ -182,8 +185,9 @@ def test_inline_policies_from_a_manifest_are_planned_applied_and_appraised(cli: 
         v1 = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"a"))))
         assert v1.appraisal.policy_id == "workload:app"
         stored = SqlPolicies(db).get("workload:app@2")
-        assert stored is not None and stored.require_nonce and policy_sha256(stored) == \
-            planned["workload:app@2"]["sha256"]
+        assert (
+            stored is not None and stored.require_nonce and policy_sha256(stored) == planned["workload:app@2"]["sha256"]
+        )
     finally:
         db.dispose()
 

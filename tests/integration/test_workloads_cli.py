@@ -27,14 +27,31 @@ def cli(database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pyte
 def test_create_add_version_show_list_and_revoke(cli: Cli) -> None:
     code, made = cli.json("workloads", "create", "my-enclave", "--tee", "nitro", "--policy", "default", "--json")
     assert code == 0 and (made["tee"], made["policy"], made["state"], made["review"]) == (
-        "nitro", "default", "active", False)
+        "nitro",
+        "default",
+        "active",
+        False,
+    )
     assert made["created_by"].startswith("cli:")
     assert cli("workloads", "create", "my-enclave", "--tee", "nitro")[0] == 64  # WORKLOAD_EXISTS
     code, _, err = cli("workloads", "create", "other", "--tee", "nitro", "--policy", "no-such-policy")
     assert code == 64 and "POLICY_UNKNOWN" in err
-    code, version = cli.json("workloads", "add-version", "my-enclave", "--version", "1.5", "--value",
-                             f"nitro.pcr0={P0}", "--value", f"nitro.pcr1={P1}", "--value", f"nitro.pcr2={P2}",
-                             "--value", f"nitro.pcr8=0x{P8}", "--json")
+    code, version = cli.json(
+        "workloads",
+        "add-version",
+        "my-enclave",
+        "--version",
+        "1.5",
+        "--value",
+        f"nitro.pcr0={P0}",
+        "--value",
+        f"nitro.pcr1={P1}",
+        "--value",
+        f"nitro.pcr2={P2}",
+        "--value",
+        f"nitro.pcr8=0x{P8}",
+        "--json",
+    )
     assert code == 0
     [v] = version["versions"]
     assert v["version"] == "1.5" and v["state"] == "active"
@@ -42,13 +59,13 @@ def test_create_add_version_show_list_and_revoke(cli: Cli) -> None:
     assert {r["label"] for r in v["values"]} == {"my-enclave"}
     code, _, err = cli("workloads", "add-version", "my-enclave", "--version", "1.5", "--value", f"nitro.pcr0={P1}")
     assert code == 64 and "WORKLOAD_VERSION_EXISTS" in err
-    code, _, err = cli("workloads", "add-version", "my-enclave", "--version", "1.6", "--value",
-                       f"snp.measurement={P0}")
+    code, _, err = cli("workloads", "add-version", "my-enclave", "--version", "1.6", "--value", f"snp.measurement={P0}")
     assert code == 64 and "WORKLOAD_TEE_MISMATCH" in err
     assert cli("workloads", "add-version", "my-enclave", "--version", "1.6", "--value", "nitro.pcr0")[0] == 64
     # creates the workload when missing, with the TEE of its kinds
-    code, vm = cli.json("workloads", "add-version", "vm", "--version", "1", "--value", f"snp.measurement={P0}",
-                        "--json")
+    code, vm = cli.json(
+        "workloads", "add-version", "vm", "--version", "1", "--value", f"snp.measurement={P0}", "--json"
+    )
     assert code == 0 and vm["tee"] == "snp" and vm["created_by"].startswith("cli:")
 
     code, shown = cli.json("workloads", "show", "my-enclave", "--json")
@@ -99,8 +116,9 @@ def test_refs_add_of_a_revoked_value_creates_no_workload(cli: Cli) -> None:
     assert cli("refs", "revoke", ref["id"], "--reason", "CVE")[0] == 0
     code, _, err = cli("refs", "add", "nitro.pcr0", P0, "--label", "b")
     assert code == 64 and "REFERENCE_VALUE_REVOKED" in err
-    code, _, err = cli("workloads", "add-version", "c", "--version", "1", "--value", f"nitro.pcr1={P1}",
-                       "--value", f"nitro.pcr0={P0}")
+    code, _, err = cli(
+        "workloads", "add-version", "c", "--version", "1", "--value", f"nitro.pcr1={P1}", "--value", f"nitro.pcr0={P0}"
+    )
     assert code == 64 and "REFERENCE_VALUE_REVOKED" in err
     assert [w["name"] for w in cli.json("workloads", "list", "--json")[1]] == ["a"]
 

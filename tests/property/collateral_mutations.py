@@ -31,9 +31,19 @@ CRL_MUTATIONS: dict[str, Callable[[bytes], bytes]] = {
 }
 # Files that supply the same item: a mutated one is sent without its alternatives, so that it is the one read.
 ALTERNATIVES = {
-    "vcek.pem": {"vcek.der"}, "vcek.der": {"vcek.pem"}, "vlek.pem": {"vlek.der"}, "vlek.der": {"vlek.pem"},
-    "collateral.json": {"tcb_info.json", "tcb_info_issuer_chain.pem", "qe_identity.json",
-                        "qe_identity_issuer_chain.pem", "pck_crl.der", "pck_crl_issuer_chain.pem", "root_ca_crl.der"},
+    "vcek.pem": {"vcek.der"},
+    "vcek.der": {"vcek.pem"},
+    "vlek.pem": {"vlek.der"},
+    "vlek.der": {"vlek.pem"},
+    "collateral.json": {
+        "tcb_info.json",
+        "tcb_info_issuer_chain.pem",
+        "qe_identity.json",
+        "qe_identity_issuer_chain.pem",
+        "pck_crl.der",
+        "pck_crl_issuer_chain.pem",
+        "root_ca_crl.der",
+    },
 }
 for _name in ALTERNATIVES["collateral.json"]:
     ALTERNATIVES[_name] = {"collateral.json"}
@@ -56,7 +66,7 @@ def _pem_variants(data: bytes) -> Iterator[tuple[str, bytes]]:
         for label, change in CERT_MUTATIONS.items():
             mutated = _apply(change, der)
             if mutated is not None:
-                bundle = [*ders[:index], mutated, *ders[index + 1:]]
+                bundle = [*ders[:index], mutated, *ders[index + 1 :]]
                 yield f"cert {index} {label}", b"".join(_pem(d) for d in bundle)
 
 
@@ -64,7 +74,7 @@ def _pem(der: bytes) -> bytes:
     import base64
 
     body = base64.encodebytes(der).replace(b"\n", b"")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
 
 
@@ -85,8 +95,9 @@ def _file_variants(name: str, data: bytes) -> Iterator[tuple[str, bytes]]:
                 decode: Callable[[bytes], str] = bytes.decode
             elif member.endswith("crl"):
                 der = bytes.fromhex(value)
-                variants = ((label, m) for label, change in CRL_MUTATIONS.items()
-                            if (m := _apply(change, der)) is not None)
+                variants = (
+                    (label, m) for label, change in CRL_MUTATIONS.items() if (m := _apply(change, der)) is not None
+                )
                 decode = bytes.hex
             else:
                 continue
@@ -110,7 +121,7 @@ def tdx_with_pck_chain(quote: bytes, chain: bytes) -> bytes | None:
     if at is None:
         return None
     delta = len(chain) - (at.pem_end - at.pem_start)
-    out = bytearray(quote[:at.pem_start] + chain + quote[at.pem_end:])
+    out = bytearray(quote[: at.pem_start] + chain + quote[at.pem_end :])
     struct.pack_into("<I", out, at.pem_start - 4, len(chain))
     struct.pack_into("<I", out, at.cert + 2, struct.unpack_from("<I", quote, at.cert + 2)[0] + delta)
     struct.pack_into("<I", out, at.sig_length, at.sig_end - at.sig_length - 4 + delta)
@@ -123,7 +134,7 @@ def targeted_quote_chain(vector: Vector) -> list[tuple[str, bytes]]:
     if at is None:
         return []
     cases = []
-    for label, chain in _pem_variants(vector.evidence[at.pem_start:at.pem_end]):
+    for label, chain in _pem_variants(vector.evidence[at.pem_start : at.pem_end]):
         rebuilt = tdx_with_pck_chain(vector.evidence, chain)
         if rebuilt is not None:
             cases.append((f"quote PCK chain {label}", rebuilt))

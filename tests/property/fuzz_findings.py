@@ -53,8 +53,9 @@ class Findings:
         found, self.seen = self.seen, {}
         unknown = [f for f in found.values() if f.kind != "crash" or _known(f.key) is None]
         if unknown:
-            listing = "\n\n".join(f"{f.kind.upper()} {f.key}\n  reproducer: {f.reproducer}\n{f.detail[-3000:]}"
-                                  for f in unknown)
+            listing = "\n\n".join(
+                f"{f.kind.upper()} {f.key}\n  reproducer: {f.reproducer}\n{f.detail[-3000:]}" for f in unknown
+            )
             pytest.fail(f"{len(unknown)} distinct problem(s):\n\n{listing}", pytrace=False)
         if found:
             names = sorted({str(_known(f.key)) for f in found.values()})
@@ -84,8 +85,11 @@ def origin(error: BaseException) -> str:
     """Where an exception raised: the innermost frame in verifier/ code outside the gRPC transport, as
     `path:line in function`, then the exception type and the first line of its message."""
     frames = traceback.extract_tb(error.__traceback__)
-    ours = ([f for f in frames if "/verifier/" in f.filename and "/transport/grpc/" not in f.filename]
-            or [f for f in frames if "/verifier/" in f.filename] or frames)
+    ours = (
+        [f for f in frames if "/verifier/" in f.filename and "/transport/grpc/" not in f.filename]
+        or [f for f in frames if "/verifier/" in f.filename]
+        or frames
+    )
     where = f"{ours[-1].filename.split('/work/main/')[-1]}:{ours[-1].lineno} in {ours[-1].name}" if ours else "?"
     message = (str(error).strip().splitlines() or [""])[0][:160]
     return f"{where}: {type(error).__module__}.{type(error).__qualname__}: {message}"

@@ -81,8 +81,11 @@ def load_vectors() -> list[Vector]:
         folder = Path(root, entry["dir"])
         files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
         evidence = files.pop("evidence.bin")
-        found.append(Vector(entry["id"], entry["tee"], parse_rfc3339(entry["verify_at"]), evidence, files,
-                            entry.get("facts", {})))
+        found.append(
+            Vector(
+                entry["id"], entry["tee"], parse_rfc3339(entry["verify_at"]), evidence, files, entry.get("facts", {})
+            )
+        )
     return found
 
 
@@ -170,8 +173,8 @@ def _tdx_signed(quote: bytes) -> object:
             return None
         return quote[:sig_end] if sig_end <= len(quote) else None
     at = layout  # the three enclosing lengths are framing: what they delimit is compared, not their values
-    framed = quote[:at.sig_length] + quote[at.sig_length + 4:at.cert + 2] + quote[at.cert + 6:at.pem_start - 4]
-    return framed, pem_ders(quote[at.pem_start:at.pem_end], PCK_ISSUED), quote[at.pem_end:at.sig_end]
+    framed = quote[: at.sig_length] + quote[at.sig_length + 4 : at.cert + 2] + quote[at.cert + 6 : at.pem_start - 4]
+    return framed, pem_ders(quote[at.pem_start : at.pem_end], PCK_ISSUED), quote[at.pem_end : at.sig_end]
 
 
 def pem_ders(data: bytes, keep: int | None = None) -> object:
@@ -229,9 +232,16 @@ def _member_content(name: str, value: object, genuine: object) -> object:
     return value
 
 
-def why_not_affirming(origin: Vector | None, affirming: Collection[str], tee: str, evidence: bytes, nonce: bytes,
-                      runtime_data: bytes, collateral: Mapping[str, bytes],
-                      affirms: Callable[[dict[str, bytes]], bool]) -> str | None:
+def why_not_affirming(
+    origin: Vector | None,
+    affirming: Collection[str],
+    tee: str,
+    evidence: bytes,
+    nonce: bytes,
+    runtime_data: bytes,
+    collateral: Mapping[str, bytes],
+    affirms: Callable[[dict[str, bytes]], bool],
+) -> str | None:
     """None when "affirming" is a correct answer to this request, else why it is not. `origin` is the genuine
     vector the evidence was derived from, `affirming` the ids of the vectors that affirm unmutated, `tee` the kind
     the request named; `affirms(collateral)` appraises the same evidence with other collateral (used to tell a
@@ -249,7 +259,8 @@ def why_not_affirming(origin: Vector | None, affirming: Collection[str], tee: st
     for name, content in collateral.items():
         genuine = origin.collateral.get(name)
         if genuine is not None and collateral_content(name, content, genuine) == collateral_content(
-                name, genuine, genuine):
+            name, genuine, genuine
+        ):
             continue
         # Changed in meaning (or foreign): acceptable only when the verdict does not depend on the file at all.
         if not affirms({n: c for n, c in collateral.items() if n != name}):
@@ -260,14 +271,14 @@ def why_not_affirming(origin: Vector | None, affirming: Collection[str], tee: st
 # --- mutations --------------------------------------------------------------------------------------------------
 
 
-def mutate(draw: Callable[..., Any], data: bytes, pool: Sequence[bytes] = (),
-           focus: tuple[int, int] | None = None) -> bytes:
+def mutate(
+    draw: Callable[..., Any], data: bytes, pool: Sequence[bytes] = (), focus: tuple[int, int] | None = None
+) -> bytes:
     """1..4 byte-level mutations: flip a bit, set a byte, truncate, extend, insert, delete, or splice in a piece
     of another input from `pool`. `focus` (start, end) biases positions into a range (e.g. the signed bytes)."""
     out = bytearray(data)
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "flip", "set", "set", "truncate", "extend", "insert", "delete",
-                                   "splice"]))
+        op = draw(st.sampled_from(["flip", "flip", "set", "set", "truncate", "extend", "insert", "delete", "splice"]))
         if focus is not None and focus[1] <= len(out) and draw(st.booleans()):
             pos = draw(st.integers(focus[0], max(focus[0], focus[1] - 1)))
         else:
@@ -283,12 +294,12 @@ def mutate(draw: Callable[..., Any], data: bytes, pool: Sequence[bytes] = (),
         elif op == "insert":
             out[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         elif op == "delete":
-            del out[pos:pos + draw(st.integers(1, 16))]
+            del out[pos : pos + draw(st.integers(1, 16))]
         elif op == "splice" and pool:
             other = draw(st.sampled_from(list(pool)))
             start = draw(st.integers(0, max(len(other) - 1, 0)))
-            piece = other[start:start + draw(st.integers(1, 256))]
-            out[pos:pos + len(piece)] = piece
+            piece = other[start : start + draw(st.integers(1, 256))]
+            out[pos : pos + len(piece)] = piece
     return bytes(out)
 
 
@@ -339,9 +350,47 @@ def targeted_evidence(vector: Vector) -> list[tuple[str, bytes]]:
 
 
 # Named ATTESTATION_REPORT field offsets (ABI spec pub. 56860, Table "ATTESTATION_REPORT Structure").
-SNP_FIELD_STARTS = (0x00, 0x04, 0x08, 0x10, 0x20, 0x30, 0x34, 0x38, 0x3A, 0x3E, 0x40, 0x48, 0x4C, 0x50, 0x90,
-                    0xC0, 0xE0, 0x110, 0x140, 0x160, 0x180, 0x182, 0x186, 0x187, 0x188, 0x189, 0x18A, 0x18B,
-                    0x1A0, 0x1E0, 0x1E8, 0x1EB, 0x1EC, 0x1EF, 0x1F0, 0x1F8, 0x200, 0x208, 0x29F)
+SNP_FIELD_STARTS = (
+    0x00,
+    0x04,
+    0x08,
+    0x10,
+    0x20,
+    0x30,
+    0x34,
+    0x38,
+    0x3A,
+    0x3E,
+    0x40,
+    0x48,
+    0x4C,
+    0x50,
+    0x90,
+    0xC0,
+    0xE0,
+    0x110,
+    0x140,
+    0x160,
+    0x180,
+    0x182,
+    0x186,
+    0x187,
+    0x188,
+    0x189,
+    0x18A,
+    0x18B,
+    0x1A0,
+    0x1E0,
+    0x1E8,
+    0x1EB,
+    0x1EC,
+    0x1EF,
+    0x1F0,
+    0x1F8,
+    0x200,
+    0x208,
+    0x29F,
+)
 
 
 # --- hostile text -----------------------------------------------------------------------------------------------
@@ -382,7 +431,10 @@ def diff_summary(original: bytes, mutated: bytes, limit: int = 12) -> str:
         changed = [i for i in range(len(original)) if original[i] != mutated[i]]
         shown = ", ".join(f"{i:#x}: {original[i]:02x}->{mutated[i]:02x}" for i in changed[:limit])
         return f"same length {len(original)}; {len(changed)} bytes changed ({shown})"
-    prefix = next((i for i, (a, b) in enumerate(zip(original, mutated, strict=False)) if a != b),
-                  min(len(original), len(mutated)))
-    return (f"length {len(original)} -> {len(mutated)}; equal up to {prefix:#x}; "
-            f"mutated[{prefix:#x}:{prefix + 32:#x}] = {mutated[prefix:prefix + 32].hex()}")
+    prefix = next(
+        (i for i, (a, b) in enumerate(zip(original, mutated, strict=False)) if a != b), min(len(original), len(mutated))
+    )
+    return (
+        f"length {len(original)} -> {len(mutated)}; equal up to {prefix:#x}; "
+        f"mutated[{prefix:#x}:{prefix + 32:#x}] = {mutated[prefix : prefix + 32].hex()}"
+    )

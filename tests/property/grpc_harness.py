@@ -25,9 +25,16 @@ from verifier.transport.grpc.server import VerifierServer
 from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
-ALLOWED_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND,
-                           grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-                           grpc.StatusCode.RESOURCE_EXHAUSTED})
+ALLOWED_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 INTERCEPTOR_LOGGER = "verifier.transport.grpc.interceptors"
 
 
@@ -77,9 +84,14 @@ class ServerThread:
         # would have to (the server refuses the opt-in on a non-loopback listen address). They make hundreds of
         # calls a second from one client: rate limits off (tested in test_rate_limit*.py).
         off = Rate(0.0, 0)
-        opted_in = dataclasses.replace(components.settings, allow_plaintext_admin=True, rate_challenge_per_client=off,
-                                       rate_challenge_global=off, rate_appraise_per_client=off,
-                                       rate_appraise_global=off)
+        opted_in = dataclasses.replace(
+            components.settings,
+            allow_plaintext_admin=True,
+            rate_challenge_per_client=off,
+            rate_challenge_global=off,
+            rate_appraise_per_client=off,
+            rate_appraise_global=off,
+        )
         self._server = VerifierServer(dataclasses.replace(components, settings=opted_in))
         self._tracebacks = _Tracebacks()
         self.channel: grpc.Channel | None = None
@@ -88,8 +100,13 @@ class ServerThread:
         logging.getLogger(INTERCEPTOR_LOGGER).addHandler(self._tracebacks)
         self._thread.start()
         port, _ = asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(30)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
-            ("grpc.max_send_message_length", 8 * 1024 * 1024), ("grpc.max_receive_message_length", 8 * 1024 * 1024)])
+        self.channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}",
+            options=[
+                ("grpc.max_send_message_length", 8 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ],
+        )
         grpc.channel_ready_future(self.channel).result(timeout=30)
 
     def stop(self) -> None:

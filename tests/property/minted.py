@@ -76,8 +76,7 @@ def minted(draw: st.DrawFn, pkis: FakePkis) -> Minted:
         if draw(st.booleans()):
             fields["module_id"] = draw(st.one_of(NUL_TEXT, UNICODE_TEXT.filter(bool)))
         if draw(st.booleans()):
-            fields["pcrs"] = draw(st.dictionaries(st.integers(0, 31), st.binary(min_size=48, max_size=48),
-                                                  max_size=32))
+            fields["pcrs"] = draw(st.dictionaries(st.integers(0, 31), st.binary(min_size=48, max_size=48), max_size=32))
 
         def nitro(nonce: bytes | None, runtime: bytes | None) -> tuple[bytes, dict[str, bytes]]:
             chosen = dict(fields)
@@ -146,9 +145,11 @@ def targeted_minted(pkis: FakePkis) -> list[tuple[str, Minted, bytes]]:
     def tdx(nonce: bytes | None, rd: bytes | None) -> tuple[bytes, dict[str, bytes]]:
         return intel.quote(report_data=report_data(nonce, rd)), pkis.intel_files
 
-    for label, runtime in (("JWK member nested 2000 deep", nested_json(2000, "jwk")),
-                           ("object nested 800 deep", nested_json(800, "object")),
-                           ("array nested 2048 deep", nested_json(2048, "array"))):
+    for label, runtime in (
+        ("JWK member nested 2000 deep", nested_json(2000, "jwk")),
+        ("object nested 800 deep", nested_json(800, "object")),
+        ("array nested 2048 deep", nested_json(2048, "array")),
+    ):
         cases.append((f"SNP bound to runtime data: {label}", Minted("snp", amd.now, snp, label), runtime))
         cases.append((f"TDX bound to runtime data: {label}", Minted("tdx", intel.now, tdx, label), runtime))
 
@@ -182,13 +183,17 @@ def targeted_minted(pkis: FakePkis) -> list[tuple[str, Minted, bytes]]:
         ("pcrs index true beside 1", with_pcrs((_enc(True), zero))),
         ("pcrs index an array", with_pcrs((_enc([1, 2]), zero))),
         ("pcrs index NaN twice", with_pcrs((nan, zero), (nan, zero))),
-        ("pcrs indefinite-length map repeating 0",
-         cbor_map([*no_pcrs, (_enc("pcrs"), b"\xbf" + b"".join(k + v for k, v in pcrs) + _enc(0) + zero + b"\xff")])),
+        (
+            "pcrs indefinite-length map repeating 0",
+            cbor_map([*no_pcrs, (_enc("pcrs"), b"\xbf" + b"".join(k + v for k, v in pcrs) + _enc(0) + zero + b"\xff")]),
+        ),
     ):
         cases.append((f"Nitro {label}", _raw_nitro(aws, payload), b""))
-    for label, protected in (("alg twice", cbor_map([(_enc(1), _enc(-35)), (_enc(1), _enc(-35))])),
-                             ("keys 1 and true", cbor_map([(_enc(1), _enc(-35)), (_enc(True), _enc(-35))])),
-                             ("key a map", cbor_map([(_enc(1), _enc(-35)), (b"\xa1\x01\x02", _enc(1))]))):
+    for label, protected in (
+        ("alg twice", cbor_map([(_enc(1), _enc(-35)), (_enc(1), _enc(-35))])),
+        ("keys 1 and true", cbor_map([(_enc(1), _enc(-35)), (_enc(True), _enc(-35))])),
+        ("key a map", cbor_map([(_enc(1), _enc(-35)), (b"\xa1\x01\x02", _enc(1))])),
+    ):
         cases.append((f"Nitro protected header {label}", _raw_nitro(aws, _enc(aws.payload()), protected), b""))
     tcb = bytearray(amd.tcb())
     tcb[2] = 1  # a reserved byte of the Milan TCB_VERSION layout
@@ -200,8 +205,9 @@ def targeted_minted(pkis: FakePkis) -> list[tuple[str, Minted, bytes]]:
         return snp_reserved(nonce, rd)[0], {}
 
     cases.append(("SNP REPORTED_TCB reserved byte set", Minted("snp", amd.now, snp_reserved, "tcb"), b""))
-    cases.append(("SNP REPORTED_TCB reserved byte set, no collateral",
-                  Minted("snp", amd.now, snp_reserved_bare, "tcb"), b""))
+    cases.append(
+        ("SNP REPORTED_TCB reserved byte set, no collateral", Minted("snp", amd.now, snp_reserved_bare, "tcb"), b"")
+    )
     return cases
 
 

@@ -19,10 +19,12 @@ CI_EXAMPLES = 100
 EXPLORE_FACTOR = 10
 ENV = "HYPOTHESIS_PROFILE"
 
-settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, deadline=None, database=None,
-                          print_blob=True)
-settings.register_profile("explore", max_examples=CI_EXAMPLES * EXPLORE_FACTOR, derandomize=False, deadline=None,
-                          print_blob=True)
+settings.register_profile(
+    "ci", max_examples=CI_EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=True
+)
+settings.register_profile(
+    "explore", max_examples=CI_EXAMPLES * EXPLORE_FACTOR, derandomize=False, deadline=None, print_blob=True
+)
 
 
 def load() -> str:

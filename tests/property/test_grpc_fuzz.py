@@ -116,9 +116,17 @@ def _database_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def _start(url: str, trust_anchors_dir: Path, pkis: FakePkis) -> Fuzz:
     upgrade(url)
     clock = SettableClock(REGISTERED_AT)
-    settings = Settings(database_url=url, development=True, offline=True, listen="127.0.0.1:0", http_listen="off",
-                        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),), grace_seconds=0,
-                        trust_anchors=trust_anchors_dir, check_crl=False)
+    settings = Settings(
+        database_url=url,
+        development=True,
+        offline=True,
+        listen="127.0.0.1:0",
+        http_listen="off",
+        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
+        grace_seconds=0,
+        trust_anchors=trust_anchors_dir,
+        check_crl=False,
+    )
     components = build(settings, clock=clock)
     components.service.anchors = pkis.anchors(trust_anchors_dir)
     server = ServerThread(components)
@@ -132,8 +140,13 @@ def pkis() -> FakePkis:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def fuzz(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path,
-         trust_anchors_dir: Path, pkis: FakePkis) -> Iterator[Fuzz]:
+def fuzz(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    vectors_dir: Path,
+    trust_anchors_dir: Path,
+    pkis: FakePkis,
+) -> Iterator[Fuzz]:
     """The server with every vector's genuine measurements registered through the admin API."""
     for url in _database_url(request.param, tmp_path_factory.mktemp("grpc-fuzz")):
         fz = _start(url, trust_anchors_dir, pkis)
@@ -145,8 +158,11 @@ def fuzz(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                     if (kind, value) in registered or not any(value):
                         continue  # debug-mode PCRs are all zero: never approve them
                     registered.add((kind, value))
-                    reply = fz.call(fz.server.refs.Add, pb.AddReferenceValueRequest(
-                        kind=kind, value=value.hex(), label=vector.id), ADMIN)
+                    reply = fz.call(
+                        fz.server.refs.Add,
+                        pb.AddReferenceValueRequest(kind=kind, value=value.hex(), label=vector.id),
+                        ADMIN,
+                    )
                     assert reply.code == grpc.StatusCode.OK, (kind, reply.code, reply.reason)
             for vector in VECTORS:
                 fz.at(vector.verify_at)
@@ -166,10 +182,12 @@ def _request(vector: Vector, evidence: bytes, collateral: dict[str, bytes], **fi
 
 def _describe(request: pb.AppraiseRequest) -> str:
     names = [(f.name, len(f.content)) for f in request.collateral]
-    return (f"Appraise(kind={request.kind}, evidence {len(request.evidence)} bytes sha256 "
-            f"{hashlib.sha256(request.evidence).hexdigest()[:16]}, collateral {names}, nonce {request.nonce.hex()}, "
-            f"runtime_data {request.runtime_data[:64]!r} ({len(request.runtime_data)} bytes), "
-            f"policy {request.policy!r})")
+    return (
+        f"Appraise(kind={request.kind}, evidence {len(request.evidence)} bytes sha256 "
+        f"{hashlib.sha256(request.evidence).hexdigest()[:16]}, collateral {names}, nonce {request.nonce.hex()}, "
+        f"runtime_data {request.runtime_data[:64]!r} ({len(request.runtime_data)} bytes), "
+        f"policy {request.policy!r})"
+    )
 
 
 def _full(request: pb.AppraiseRequest) -> str:
@@ -202,10 +220,18 @@ class Case:
     mint: Minted | None = None  # evidence made after the challenge, bound to it
 
 
-REQUEST_IDS = st.one_of(st.none(), st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200),
-                        st.from_regex(r"\A[A-Za-z0-9._:-]{1,128}\Z"))
-POLICIES = st.one_of(st.just(""), st.sampled_from(["default", "nonce-required", "DEFAULT", "default "]), UNICODE_TEXT,
-                     NUL_TEXT, st.text(min_size=100, max_size=300))
+REQUEST_IDS = st.one_of(
+    st.none(),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200),
+    st.from_regex(r"\A[A-Za-z0-9._:-]{1,128}\Z"),
+)
+POLICIES = st.one_of(
+    st.just(""),
+    st.sampled_from(["default", "nonce-required", "DEFAULT", "default "]),
+    UNICODE_TEXT,
+    NUL_TEXT,
+    st.text(min_size=100, max_size=300),
+)
 
 
 @st.composite
@@ -233,8 +259,7 @@ def _collateral(draw: st.DrawFn, base: dict[str, bytes]) -> tuple[dict[str, byte
 
 @st.composite
 def appraise_cases(draw: st.DrawFn, pkis: FakePkis) -> Case:
-    source = draw(st.sampled_from(["vector", "mutated", "mutated", "mutated", "spliced", "random", "minted",
-                                   "minted"]))
+    source = draw(st.sampled_from(["vector", "mutated", "mutated", "mutated", "spliced", "random", "minted", "minted"]))
     vector = draw(st.sampled_from(VECTORS))
     mint: Minted | None = None
     origin: Vector | None = vector
@@ -256,8 +281,9 @@ def appraise_cases(draw: st.DrawFn, pkis: FakePkis) -> Case:
         mint = draw(minted(pkis))
         evidence, origin, when, tee, note = b"", None, mint.when, mint.tee, mint.note
         base = mint.factory(None, None)[1]
-    kind = draw(st.one_of(st.just(KINDS[tee]), st.sampled_from(sorted(KINDS.values())),
-                          st.integers(-(2**31), 2**31 - 1)))
+    kind = draw(
+        st.one_of(st.just(KINDS[tee]), st.sampled_from(sorted(KINDS.values())), st.integers(-(2**31), 2**31 - 1))
+    )
     collateral, collateral_note = draw(_collateral(base))
     nonce_mode = draw(st.sampled_from(["none", "none", "random", "challenge", "replayed"]))
     runtime = draw(st.one_of(st.just(b""), HOSTILE_BYTES))
@@ -265,10 +291,20 @@ def appraise_cases(draw: st.DrawFn, pkis: FakePkis) -> Case:
     if public_key and public_key != "None" and draw(st.booleans()):
         runtime = bytes.fromhex(public_key)  # the document's own key: a binding that holds
     request_id = draw(REQUEST_IDS)
-    return Case(kind, evidence, collateral, when, origin, f"{note}; {collateral_note}; nonce {nonce_mode}",
-                nonce_mode=nonce_mode, nonce=draw(st.binary(max_size=1100)) if nonce_mode == "random" else b"",
-                runtime_data=runtime, policy=draw(POLICIES),
-                metadata=(("x-request-id", request_id),) if request_id is not None else (), mint=mint)
+    return Case(
+        kind,
+        evidence,
+        collateral,
+        when,
+        origin,
+        f"{note}; {collateral_note}; nonce {nonce_mode}",
+        nonce_mode=nonce_mode,
+        nonce=draw(st.binary(max_size=1100)) if nonce_mode == "random" else b"",
+        runtime_data=runtime,
+        policy=draw(POLICIES),
+        metadata=(("x-request-id", request_id),) if request_id is not None else (),
+        mint=mint,
+    )
 
 
 TEE_OF_KIND = {kind: tee for tee, kind in KINDS.items()}
@@ -282,9 +318,16 @@ def _why_not_affirming(fz: Fuzz, case: Case, request: pb.AppraiseRequest) -> str
         without = AppraisalRequest(tee=origin.tee, evidence=request.evidence, collateral=collateral)
         return fz.components.service.appraise(without, allow_incomplete=True).appraisal.status.value == "affirming"
 
-    return why_not_affirming(origin, fz.seeds, TEE_OF_KIND.get(request.kind, str(request.kind)), request.evidence,
-                             request.nonce, request.runtime_data, {f.name: f.content for f in request.collateral},
-                             affirms)
+    return why_not_affirming(
+        origin,
+        fz.seeds,
+        TEE_OF_KIND.get(request.kind, str(request.kind)),
+        request.evidence,
+        request.nonce,
+        request.runtime_data,
+        {f.name: f.content for f in request.collateral},
+        affirms,
+    )
 
 
 def _run_case(fz: Fuzz, case: Case) -> None:
@@ -297,9 +340,14 @@ def _run_case(fz: Fuzz, case: Case) -> None:
     evidence, collateral = case.evidence, case.collateral
     if case.mint is not None:  # signed now, bound to the challenge (the collateral was drawn with the case)
         evidence = case.mint.factory(nonce or None, case.runtime_data or None)[0]
-    request = pb.AppraiseRequest(kind=cast(Any, case.kind), evidence=evidence, nonce=nonce,
-                                 runtime_data=case.runtime_data, policy=case.policy,
-                                 collateral=[pb.CollateralFile(name=n, content=c) for n, c in collateral.items()])
+    request = pb.AppraiseRequest(
+        kind=cast(Any, case.kind),
+        evidence=evidence,
+        nonce=nonce,
+        runtime_data=case.runtime_data,
+        policy=case.policy,
+        collateral=[pb.CollateralFile(name=n, content=c) for n, c in collateral.items()],
+    )
     what = f"{case.note}; {_describe(request)}"
     if case.nonce_mode == "replayed":
         fz.call(fz.server.verifier.Appraise, request, case.metadata, what)
@@ -346,13 +394,18 @@ def test_appraise_targeted_mutations(fuzz: Fuzz) -> None:
         cases += [(label, ev, vector.collateral) for label, ev in targeted_quote_chain(vector)]
         cases += [(label, vector.evidence, files) for label, files in targeted_collateral(vector)]
         for label, evidence, collateral in cases[::STRIDE]:
-            _run_case(fuzz, Case(KINDS[vector.tee], evidence, collateral, vector.verify_at, vector,
-                                 f"{vector.id} {label}"))
+            _run_case(
+                fuzz, Case(KINDS[vector.tee], evidence, collateral, vector.verify_at, vector, f"{vector.id} {label}")
+            )
             checked += 1
         if vector.tee == "snp":  # field boundaries without collateral: the paths that would fetch a VCEK
-            for label, evidence in targeted_evidence(vector)[:2 * len(SNP_FIELD_STARTS):2]:
-                _run_case(fuzz, Case(KINDS[vector.tee], evidence, {}, vector.verify_at, vector,
-                                     f"{vector.id} {label}, no collateral"))
+            for label, evidence in targeted_evidence(vector)[: 2 * len(SNP_FIELD_STARTS) : 2]:
+                _run_case(
+                    fuzz,
+                    Case(
+                        KINDS[vector.tee], evidence, {}, vector.verify_at, vector, f"{vector.id} {label}, no collateral"
+                    ),
+                )
     assert checked > 200
     fuzz.findings.settle()
 
@@ -361,8 +414,20 @@ def test_appraise_targeted_minted(fuzz: Fuzz) -> None:
     """Deterministic hostile-but-signed evidence bound to a fresh challenge: deeply nested JSON as runtime data,
     NUL and unicode in signed text, repeated CBOR keys, reserved TCB bytes (`minted.targeted_minted`)."""
     for label, mint, runtime in targeted_minted(fuzz.pkis):
-        _run_case(fuzz, Case(KINDS[mint.tee], b"", mint.factory(None, None)[1], mint.when, None, label,
-                             nonce_mode="challenge", runtime_data=runtime, mint=mint))
+        _run_case(
+            fuzz,
+            Case(
+                KINDS[mint.tee],
+                b"",
+                mint.factory(None, None)[1],
+                mint.when,
+                None,
+                label,
+                nonce_mode="challenge",
+                runtime_data=runtime,
+                mint=mint,
+            ),
+        )
     fuzz.findings.settle()
 
 
@@ -394,8 +459,12 @@ def test_create_challenge_fuzz(fuzz: Fuzz) -> None:
     @given(size=st.one_of(st.integers(0, 70), st.integers(0, 2**32 - 1)), request_id=REQUEST_IDS)
     def run(size: int, request_id: str | None) -> None:
         metadata = (("x-request-id", request_id),) if request_id is not None else ()
-        reply = fuzz.call(fuzz.server.verifier.CreateChallenge, pb.CreateChallengeRequest(nonce_size=size), metadata,
-                          f"CreateChallenge({size})")
+        reply = fuzz.call(
+            fuzz.server.verifier.CreateChallenge,
+            pb.CreateChallengeRequest(nonce_size=size),
+            metadata,
+            f"CreateChallenge({size})",
+        )
         if size == 0 or 8 <= size <= 64:
             assert reply.code == grpc.StatusCode.OK and len(reply.response.nonce) == (size or 32)
             assert reply.response.expires_at.ToDatetime(tzinfo=dt.UTC) > fuzz.clock.now()
@@ -421,16 +490,30 @@ def test_get_signing_keys_fuzz(fuzz: Fuzz) -> None:
 
 # --- ReferenceValues (admin) ---------------------------------------------------------------------------------------
 
-TIMESTAMPS = st.one_of(st.none(), st.tuples(st.integers(-62135596800, 253402300799), st.just(0)),
-                       st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31), 2**31 - 1)))
+TIMESTAMPS = st.one_of(
+    st.none(),
+    st.tuples(st.integers(-62135596800, 253402300799), st.just(0)),
+    st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31), 2**31 - 1)),
+)
 LONG_TEXT = st.builds(lambda c, n: c * n, st.sampled_from(["a", "\u00e9", "\U0001f600", "\x00"]), st.integers(60, 5000))
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 GARBAGE_AUTH = st.one_of(
     st.none(),
     st.text(PRINTABLE, max_size=120),
     st.builds(lambda t: f"Bearer {t}", st.text(PRINTABLE, max_size=120)),
-    st.sampled_from(["Bearer", "Bearer ", "bearer  ", "Basic YWRtaW46YWRtaW4=", f"Bearer {TOKEN}x",
-                     f"Bearer {TOKEN[:-1]}", f"Token {TOKEN}", f"Bearer {TOKEN.upper()}", f"{TOKEN}"]),
+    st.sampled_from(
+        [
+            "Bearer",
+            "Bearer ",
+            "bearer  ",
+            "Basic YWRtaW46YWRtaW4=",
+            f"Bearer {TOKEN}x",
+            f"Bearer {TOKEN[:-1]}",
+            f"Token {TOKEN}",
+            f"Bearer {TOKEN.upper()}",
+            f"{TOKEN}",
+        ]
+    ),
 )
 
 
@@ -440,19 +523,37 @@ def _timestamp(value: tuple[int, int] | None) -> timestamp_pb2.Timestamp | None:
 
 @st.composite
 def admin_calls(draw: st.DrawFn) -> tuple[str, Any]:
-    text_ = st.one_of(UNICODE_TEXT, NUL_TEXT, LONG_TEXT,
-                      st.sampled_from(["snp.measurement", "snp.measurement", "nitro.pcr0", "tdx.mr_td"]))
+    text_ = st.one_of(
+        UNICODE_TEXT,
+        NUL_TEXT,
+        LONG_TEXT,
+        st.sampled_from(["snp.measurement", "snp.measurement", "nitro.pcr0", "tdx.mr_td"]),
+    )
     method = draw(st.sampled_from(["Add", "List", "Revoke"]))
     if method == "Add":
-        value = draw(st.one_of(UNICODE_TEXT, NUL_TEXT, st.binary(max_size=80).map(bytes.hex),
-                               st.binary(min_size=48, max_size=48).map(bytes.hex)))  # fits snp.measurement
+        value = draw(
+            st.one_of(
+                UNICODE_TEXT,
+                NUL_TEXT,
+                st.binary(max_size=80).map(bytes.hex),
+                st.binary(min_size=48, max_size=48).map(bytes.hex),
+            )
+        )  # fits snp.measurement
         request: Any = pb.AddReferenceValueRequest(
-            kind=draw(text_), value=value, label=draw(text_), version=draw(text_),
-            expires_at=_timestamp(draw(TIMESTAMPS)), valid_from=_timestamp(draw(TIMESTAMPS)))
+            kind=draw(text_),
+            value=value,
+            label=draw(text_),
+            version=draw(text_),
+            expires_at=_timestamp(draw(TIMESTAMPS)),
+            valid_from=_timestamp(draw(TIMESTAMPS)),
+        )
     elif method == "List":
         request = pb.ListReferenceValuesRequest(
-            kind=draw(text_), label=draw(text_), include_inactive=draw(st.booleans()),
-            state=draw(st.one_of(text_, st.sampled_from(["active", "revoked", "pending", "expired"]))))
+            kind=draw(text_),
+            label=draw(text_),
+            include_inactive=draw(st.booleans()),
+            state=draw(st.one_of(text_, st.sampled_from(["active", "revoked", "pending", "expired"]))),
+        )
     else:
         request = pb.RevokeReferenceValueRequest(id=draw(st.one_of(text_, st.uuids().map(str))), reason=draw(text_))
     return method, request
@@ -476,8 +577,9 @@ def test_admin_without_valid_credentials_is_unauthenticated(fuzz: Fuzz) -> None:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def admin_fuzz(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trust_anchors_dir: Path,
-               pkis: FakePkis) -> Iterator[Fuzz]:
+def admin_fuzz(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trust_anchors_dir: Path, pkis: FakePkis
+) -> Iterator[Fuzz]:
     """A separate server whose reference values the authenticated fuzz may change freely."""
     for url in _database_url(request.param, tmp_path_factory.mktemp("grpc-admin-fuzz")):
         fz = _start(url, trust_anchors_dir, pkis)
@@ -501,8 +603,12 @@ def test_admin_with_valid_token_fuzz(admin_fuzz: Fuzz) -> None:
         reply = fz.call(getattr(fz.server.refs, method), request, ADMIN, f"{method}({request})")
         if method == "List" and reply.code == grpc.StatusCode.OK and reply.response.reference_values and revoke_listed:
             ref = reply.response.reference_values[0]
-            fz.call(fz.server.refs.Revoke, pb.RevokeReferenceValueRequest(id=ref.id, reason="fuzz\x00"), ADMIN,
-                    f"Revoke({ref.id}, NUL reason)")
+            fz.call(
+                fz.server.refs.Revoke,
+                pb.RevokeReferenceValueRequest(id=ref.id, reason="fuzz\x00"),
+                ADMIN,
+                f"Revoke({ref.id}, NUL reason)",
+            )
 
     run()
     fz.findings.settle()
@@ -514,8 +620,16 @@ def _admin_targeted() -> list[tuple[str, Any]]:
     good: dict[str, Any] = {"kind": "snp.measurement", "value": "ab" * 48, "label": "fuzz"}
     cases: list[tuple[str, Any]] = []
     for field_name in ("expires_at", "valid_from"):
-        for seconds, nanos in ((2**62, 0), (-(2**62), 0), (253402300800, 0), (-62135596801, 0), (2**31, 10**9),
-                               (2**31, -1), (253402300799, 999_999_999), (-62135596800, 0)):
+        for seconds, nanos in (
+            (2**62, 0),
+            (-(2**62), 0),
+            (253402300800, 0),
+            (-62135596801, 0),
+            (2**31, 10**9),
+            (2**31, -1),
+            (253402300799, 999_999_999),
+            (-62135596800, 0),
+        ):
             when: dict[str, Any] = {field_name: timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)}
             request = pb.AddReferenceValueRequest(**good, **when)
             cases.append(("Add", request))
@@ -526,8 +640,9 @@ def _admin_targeted() -> list[tuple[str, Any]]:
             only: dict[str, Any] = {field_name: text_value}
             cases.append(("List", pb.ListReferenceValuesRequest(**only)))
         cases.append(("Revoke", pb.RevokeReferenceValueRequest(id=text_value, reason="r")))
-        cases.append(("Revoke", pb.RevokeReferenceValueRequest(id="00000000-0000-0000-0000-000000000000",
-                                                                reason=text_value)))
+        cases.append(
+            ("Revoke", pb.RevokeReferenceValueRequest(id="00000000-0000-0000-0000-000000000000", reason=text_value))
+        )
     return cases
 
 
@@ -537,6 +652,10 @@ def test_admin_targeted(admin_fuzz: Fuzz) -> None:
     for method, request in _admin_targeted():
         reply = fz.call(getattr(fz.server.refs, method), request, ADMIN, f"{method}({str(request)[:300]})")
         if reply.failure is None and reply.code == grpc.StatusCode.OK and method == "Add":
-            fz.call(fz.server.refs.Revoke, pb.RevokeReferenceValueRequest(id=reply.response.id, reason="fuzz"),
-                    ADMIN, "Revoke of a value just added")
+            fz.call(
+                fz.server.refs.Revoke,
+                pb.RevokeReferenceValueRequest(id=reply.response.id, reason="fuzz"),
+                ADMIN,
+                "Revoke of a value just added",
+            )
     fz.findings.settle()

@@ -12,14 +12,10 @@ from verifier.tee.nitro.strict_cbor import decode_strict
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _subset = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**64), 2**64 - 1)
-    | st.binary(max_size=40)
-    | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64 - 1) | st.binary(max_size=40) | st.text(max_size=12),
     lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8) | st.integers(-300, 300), children,
-                                                         max_size=5)
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(max_size=8) | st.integers(-300, 300), children, max_size=5)
     ),
     max_leaves=30,
 )

@@ -54,8 +54,9 @@ class Pipeline:
     seeds: dict[str, Vector] = field(default_factory=dict)
     findings: Findings = field(default_factory=Findings)
 
-    def appraise(self, vector: Vector, evidence: bytes, collateral: dict[str, bytes], what: str,
-                 tee: str | None = None) -> AppraisalResult | None:
+    def appraise(
+        self, vector: Vector, evidence: bytes, collateral: dict[str, bytes], what: str, tee: str | None = None
+    ) -> AppraisalResult | None:
         """Appraise at the vector's verify_at; None (and a recorded crash) for an unexpected exception."""
         self.clock.at = vector.verify_at
         request = AppraisalRequest(tee=tee or vector.tee, evidence=evidence, collateral=collateral)
@@ -78,19 +79,29 @@ class Pipeline:
         result = self.appraise(vector, evidence, collateral, what)
         if result is None or result.appraisal.status.value != "affirming":
             return
-        reason = why_not_affirming(vector, self.seeds, vector.tee, evidence, b"", b"", collateral,
-                                   lambda files: self.affirms(vector, evidence, files))
+        reason = why_not_affirming(
+            vector,
+            self.seeds,
+            vector.tee,
+            evidence,
+            b"",
+            b"",
+            collateral,
+            lambda files: self.affirms(vector, evidence, files),
+        )
         if reason is not None:
-            self.findings.wrong_yes(reason, f"{what}: {diff_summary(vector.evidence, evidence)}",
-                                    f"evidence hex {evidence.hex()}")
+            self.findings.wrong_yes(
+                reason, f"{what}: {diff_summary(vector.evidence, evidence)}", f"evidence hex {evidence.hex()}"
+            )
 
 
 def _pipeline(tmp: Path, *, check_crl: bool, trust_anchors: Path | None) -> Pipeline:
     url = f"sqlite:///{tmp / 'v.db'}"
     upgrade(url)
     clock = SettableClock(REGISTERED_AT)
-    settings = Settings(database_url=url, development=True, offline=True, check_crl=check_crl,
-                        trust_anchors=trust_anchors)
+    settings = Settings(
+        database_url=url, development=True, offline=True, check_crl=check_crl, trust_anchors=trust_anchors
+    )
     return Pipeline(build(settings, clock=clock), clock)
 
 
@@ -103,8 +114,9 @@ def crashes(tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path) -> Iter
 
 
 @pytest.fixture(scope="module")
-def approved(tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path, trust_anchors_dir: Path
-             ) -> Iterator[Pipeline]:
+def approved(
+    tmp_path_factory: pytest.TempPathFactory, vectors_dir: Path, trust_anchors_dir: Path
+) -> Iterator[Pipeline]:
     """Every vector's genuine measurements registered; `seeds` are the vectors that then affirm unmutated."""
     pipeline = _pipeline(tmp_path_factory.mktemp("service-affirm"), check_crl=False, trust_anchors=trust_anchors_dir)
     registered: set[tuple[str, bytes]] = set()

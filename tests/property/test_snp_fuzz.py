@@ -79,15 +79,24 @@ def test_mutated_reports(data: bytes) -> None:
 # Bytes that are fields in every version and product (not reserved): a change there must still parse and round-trip.
 # Of the TCB_VERSION fields only bytes 0, 1 and 7 are components in every layout (2..6 are reserved in one).
 _TCB_FIELDS = (0x38, 0x180, 0x1E0, 0x1F0)
-_FREE = [offset for offset in (*range(0x04, 0x08), *range(0x10, 0x30), *range(0x38, 0x40), *range(0x50, 0x188),
-                               *range(0x1A0, 0x1EB), *range(0x1EC, 0x1EF), *range(0x1F0, 0x1F8),
-                               *range(0x2A0, 0x330))
-         if not any(base + 2 <= offset <= base + 6 for base in _TCB_FIELDS)]
+_FREE = [
+    offset
+    for offset in (
+        *range(0x04, 0x08),
+        *range(0x10, 0x30),
+        *range(0x38, 0x40),
+        *range(0x50, 0x188),
+        *range(0x1A0, 0x1EB),
+        *range(0x1EC, 0x1EF),
+        *range(0x1F0, 0x1F8),
+        *range(0x2A0, 0x330),
+    )
+    if not any(base + 2 <= offset <= base + 6 for base in _TCB_FIELDS)
+]
 
 
 @FAST
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.sampled_from(_FREE), st.integers(0, 255)), min_size=1,
-                                         max_size=8))
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.sampled_from(_FREE), st.integers(0, 255)), min_size=1, max_size=8))
 def test_valid_mutations_round_trip(seed: bytes, changes: list[tuple[int, int]]) -> None:
     data = bytearray(seed)
     for offset, value in changes:

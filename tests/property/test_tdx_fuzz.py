@@ -40,8 +40,17 @@ def _length_fields(data: bytes) -> list[tuple[int, str]]:
     cert = sig + 4 + 128
     auth = cert + 6 + 448
     inner = auth + 2 + len(quote.qe_auth_data)
-    fields = [(0, "<H"), (2, "<H"), (4, "<I"), (sig, "<I"), (cert, "<H"), (cert + 2, "<I"), (auth, "<H"),
-              (inner, "<H"), (inner + 2, "<I")]
+    fields = [
+        (0, "<H"),
+        (2, "<H"),
+        (4, "<I"),
+        (sig, "<I"),
+        (cert, "<H"),
+        (cert + 2, "<I"),
+        (auth, "<H"),
+        (inner, "<H"),
+        (inner + 2, "<I"),
+    ]
     return fields + ([(48, "<H"), (50, "<I")] if quote.version == 5 else [])
 
 
@@ -73,8 +82,9 @@ def test_valid_header_then_garbage(header: bytes, rest: bytes) -> None:
 
 
 @FAST
-@given(st.sampled_from(range(len(SEEDS))), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)),
-                                                    max_size=6))
+@given(
+    st.sampled_from(range(len(SEEDS))), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=6)
+)
 def test_byte_flips(seed: int, flips: list[tuple[int, int]]) -> None:
     data = bytearray(SEEDS[seed])
     for pos, mask in flips:

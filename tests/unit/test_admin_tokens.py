@@ -31,8 +31,11 @@ def test_create_stores_only_the_hash_and_audits(db: Database) -> None:
         stored = [str(v) for v in vars(row).values()]
     assert not any(token in value for value in stored)
     (entry,) = audit.entries(db, action="token.create")
-    assert (entry.actor, entry.subject, entry.details) == ("cli:alice", info.id, {"name": "ci deployer",
-                                                                                  "role": "admin"})
+    assert (entry.actor, entry.subject, entry.details) == (
+        "cli:alice",
+        info.id,
+        {"name": "ci deployer", "role": "admin"},
+    )
     assert token not in json.dumps(entry.details) and audit.verify_chain(db).ok
 
 
@@ -61,12 +64,15 @@ def test_authenticate_revoke_and_last_used(db: Database) -> None:
     assert [i.id for i in tokens.list()] == [info.id] and tokens.list(include_revoked=False) == []
 
 
-@pytest.mark.parametrize(("name", "role", "code"), [
-    ("", "admin", "TOKEN_NAME_REQUIRED"),
-    ("x" * 101, "admin", "TOKEN_NAME_TOO_LONG"),
-    ("a\nb", "admin", "TOKEN_NAME_INVALID"),
-    ("ok", "root", "TOKEN_ROLE_UNKNOWN"),
-])
+@pytest.mark.parametrize(
+    ("name", "role", "code"),
+    [
+        ("", "admin", "TOKEN_NAME_REQUIRED"),
+        ("x" * 101, "admin", "TOKEN_NAME_TOO_LONG"),
+        ("a\nb", "admin", "TOKEN_NAME_INVALID"),
+        ("ok", "root", "TOKEN_ROLE_UNKNOWN"),
+    ],
+)
 def test_create_refuses_bad_names_and_roles(sqlite_db: Database, name: str, role: str, code: str) -> None:
     with pytest.raises(RequestError) as caught:
         SqlAdminTokens(sqlite_db).create(name, role, now=NOW, actor="cli:a")

@@ -42,14 +42,23 @@ def snp_claims(**overrides: Any) -> dict[str, Any]:
 def ref(kind: str, value: str) -> ReferenceValue:
     import datetime as dt
 
-    return ReferenceValue(id=kind, kind=kind, value=bytes.fromhex(value), label="x",
-                          created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    return ReferenceValue(
+        id=kind, kind=kind, value=bytes.fromhex(value), label="x", created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    )
 
 
-def run(claims: dict[str, Any], policy: Policy | None = None, refs: list[ReferenceValue] | None = None,
-        details: dict[str, Any] | None = None) -> tuple[Tier, list[str]]:
-    baseline, findings, _ = appraise_snp(claims, details or {"crl": "off"}, policy or Policy(),
-                                         refs if refs is not None else [ref("snp.measurement", MEASUREMENT)])
+def run(
+    claims: dict[str, Any],
+    policy: Policy | None = None,
+    refs: list[ReferenceValue] | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[Tier, list[str]]:
+    baseline, findings, _ = appraise_snp(
+        claims,
+        details or {"crl": "off"},
+        policy or Policy(),
+        refs if refs is not None else [ref("snp.measurement", MEASUREMENT)],
+    )
     return combine(baseline, findings).status, [f.code for f in findings]
 
 
@@ -74,13 +83,24 @@ def test_debug_and_migration_agent_are_forbidden() -> None:
 
 
 def test_vmpl_tcb_firmware_and_chip_rules() -> None:
-    rules = SnpRules(allowed_vmpls=(0,), minimum_tcb={"bootloader": 3, "snp": 9, "fmc": 1},
-                     tcb_fields=("reported", "committed"), minimum_firmware=(1, 56), minimum_build=4,
-                     allowed_chip_ids=(bytes.fromhex("cd" * 64),))
+    rules = SnpRules(
+        allowed_vmpls=(0,),
+        minimum_tcb={"bootloader": 3, "snp": 9, "fmc": 1},
+        tcb_fields=("reported", "committed"),
+        minimum_firmware=(1, 56),
+        minimum_build=4,
+        allowed_chip_ids=(bytes.fromhex("cd" * 64),),
+    )
     status, codes = run(snp_claims(vmpl=2), Policy(snp=rules))
     assert status is Tier.CONTRAINDICATED
-    assert codes == ["SNP_VMPL_NOT_ALLOWED", "SNP_TCB_BELOW_MINIMUM", "SNP_TCB_BELOW_MINIMUM",
-                     "SNP_FIRMWARE_BELOW_MINIMUM", "SNP_FIRMWARE_BUILD_BELOW_MINIMUM", "SNP_CHIP_ID_NOT_ALLOWED"]
+    assert codes == [
+        "SNP_VMPL_NOT_ALLOWED",
+        "SNP_TCB_BELOW_MINIMUM",
+        "SNP_TCB_BELOW_MINIMUM",
+        "SNP_FIRMWARE_BELOW_MINIMUM",
+        "SNP_FIRMWARE_BUILD_BELOW_MINIMUM",
+        "SNP_CHIP_ID_NOT_ALLOWED",
+    ]
     _, findings = appraise_snp(snp_claims(), {}, Policy(snp=rules), [ref("snp.measurement", MEASUREMENT)])[:2]
     committed = [f for f in findings if f.code == "SNP_TCB_BELOW_MINIMUM"][1]
     assert committed.expected == "bootloader>=3, snp>=9" and committed.actual == "bootloader=2, snp=8"
@@ -121,10 +141,26 @@ def test_report_data_binding_modes() -> None:
 
 def test_policy_file_tightens_and_rejects_typos(tmp_path: Path) -> None:
     path = tmp_path / "policies.json"
-    path.write_text(json.dumps({"policies": [{
-        "id": "prod-snp", "require_nonce": True, "required_kinds": {"snp": ["snp.host_data"]},
-        "snp": {"minimum_tcb": {"bootloader": 3, "snp": 8}, "allowed_vmpls": [0], "minimum_firmware": [1, 55],
-                "allowed_chip_ids": ["ab" * 64], "crl_fail_open": False}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "policies": [
+                    {
+                        "id": "prod-snp",
+                        "require_nonce": True,
+                        "required_kinds": {"snp": ["snp.host_data"]},
+                        "snp": {
+                            "minimum_tcb": {"bootloader": 3, "snp": 8},
+                            "allowed_vmpls": [0],
+                            "minimum_firmware": [1, 55],
+                            "allowed_chip_ids": ["ab" * 64],
+                            "crl_fail_open": False,
+                        },
+                    }
+                ]
+            }
+        )
+    )
     policies = PolicySet.from_file(path)
     policy = policies.get("prod-snp")
     assert policy.required("snp") == ("snp.measurement", "snp.host_data")

@@ -16,24 +16,38 @@ MEASUREMENT = "11" * 48
 
 
 def snp_claims() -> dict[str, Any]:
-    return {"policy": "0x0000000000030000", "policy_decoded": {"debug": False, "migrate_ma": False}, "vmpl": 0,
-            "measurement": MEASUREMENT, "chip_id": "ab" * 64, "current_build_minor_major": [3, 55, 1]}
+    return {
+        "policy": "0x0000000000030000",
+        "policy_decoded": {"debug": False, "migrate_ma": False},
+        "vmpl": 0,
+        "measurement": MEASUREMENT,
+        "chip_id": "ab" * 64,
+        "current_build_minor_major": [3, 55, 1],
+    }
 
 
 def ref(kind: str, value: str) -> ReferenceValue:
-    return ReferenceValue(id=kind, kind=kind, value=bytes.fromhex(value), label="x",
-                          created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    return ReferenceValue(
+        id=kind, kind=kind, value=bytes.fromhex(value), label="x", created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    )
 
 
 def _crl(issued: str, number: int | None = 4) -> dict[str, Any]:
-    return {"item": "amd.crl", "number": number, "issued": issued, "next_update": "2025-06-08T00:00:00Z",
-            "source": "vendor"}
+    return {
+        "item": "amd.crl",
+        "number": number,
+        "issued": issued,
+        "next_update": "2025-06-08T00:00:00Z",
+        "source": "vendor",
+    }
 
 
-def _run(details: dict[str, Any], rules: SnpRules | None = None,
-         at: dt.datetime | None = AT) -> tuple[Tier, list[Finding]]:
-    baseline, findings, _ = appraise_snp(snp_claims(), details, Policy(snp=rules or SnpRules()),
-                                         [ref("snp.measurement", MEASUREMENT)], at=at)
+def _run(
+    details: dict[str, Any], rules: SnpRules | None = None, at: dt.datetime | None = AT
+) -> tuple[Tier, list[Finding]]:
+    baseline, findings, _ = appraise_snp(
+        snp_claims(), details, Policy(snp=rules or SnpRules()), [ref("snp.measurement", MEASUREMENT)], at=at
+    )
     return combine(baseline, findings).status, findings
 
 
@@ -49,10 +63,14 @@ def test_revocation_unavailable_fails_closed_unless_the_policy_opens_it() -> Non
 
 
 def test_superseded_request_crl_is_informational() -> None:
-    lost = {"item": "amd.crl", "request": {"number": 3, "issued": "2025-05-01T00:00:00Z"},
-            "used": {"number": 4, "issued": "2025-05-31T00:00:00Z"}}
-    status, findings = _run({"revocation": "checked", "collateral": [_crl("2025-05-31T00:00:00Z")],
-                             "collateral_superseded": [lost]})
+    lost = {
+        "item": "amd.crl",
+        "request": {"number": 3, "issued": "2025-05-01T00:00:00Z"},
+        "used": {"number": 4, "issued": "2025-05-31T00:00:00Z"},
+    }
+    status, findings = _run(
+        {"revocation": "checked", "collateral": [_crl("2025-05-31T00:00:00Z")], "collateral_superseded": [lost]}
+    )
     assert status is Tier.AFFIRMING
     [finding] = findings
     assert (finding.code, finding.value, finding.claim.value) == ("COLLATERAL_SUPERSEDED", 0, "hardware")
@@ -72,8 +90,11 @@ def test_max_collateral_age() -> None:
 
 
 def test_max_collateral_age_uses_the_recorded_appraisal_time_and_fails_closed_without_one() -> None:
-    details = {"revocation": "checked", "collateral": [_crl("2025-05-31T00:00:00Z")],
-               "appraised_at": "2025-06-01T12:00:00Z"}
+    details = {
+        "revocation": "checked",
+        "collateral": [_crl("2025-05-31T00:00:00Z")],
+        "appraised_at": "2025-06-01T12:00:00Z",
+    }
     assert _run(details, SnpRules(max_collateral_age_hours=24), at=None)[0] is Tier.CONTRAINDICATED
     assert _run(details, SnpRules(max_collateral_age_hours=48), at=None)[0] is Tier.AFFIRMING
     del details["appraised_at"]

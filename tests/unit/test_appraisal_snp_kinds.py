@@ -20,26 +20,39 @@ from verifier.tee.sevsnp.claims import claims as snp_claims_of
 
 AT = dt.datetime(2025, 6, 1, 12, tzinfo=dt.UTC)
 MEASUREMENT = "11" * 48
-SMT_CLEAR = "0000000000000001" "0000000000000000"
-SMT_SET = "0000000000000001" "0000000000000001"
-TSME_AND_ECC_SET = "0000000000000006" "0000000000000006"
+SMT_CLEAR = "00000000000000010000000000000000"
+SMT_SET = "00000000000000010000000000000001"
+TSME_AND_ECC_SET = "00000000000000060000000000000006"
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    base = {"policy": "0x0000000000030000", "policy_decoded": {"debug": False, "migrate_ma": False}, "vmpl": 0,
-            "measurement": MEASUREMENT, "chip_id": "ab" * 64, "current_build_minor_major": [3, 55, 1],
-            "guest_svn": 2, "platform_info": "0x0000000000000025"}
+    base = {
+        "policy": "0x0000000000030000",
+        "policy_decoded": {"debug": False, "migrate_ma": False},
+        "vmpl": 0,
+        "measurement": MEASUREMENT,
+        "chip_id": "ab" * 64,
+        "current_build_minor_major": [3, 55, 1],
+        "guest_svn": 2,
+        "platform_info": "0x0000000000000025",
+    }
     return base | overrides
 
 
 def ref(kind: str, value: str) -> ReferenceValue:
-    return ReferenceValue(id=f"{kind}={value}", kind=kind, value=normalize_value(kind, value), label="w",
-                          created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    return ReferenceValue(
+        id=f"{kind}={value}",
+        kind=kind,
+        value=normalize_value(kind, value),
+        label="w",
+        created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    )
 
 
 def run(c: dict[str, Any], *extra: ReferenceValue) -> tuple[Tier, list[Finding], list[ReferenceValue]]:
-    baseline, findings, matched = appraise_snp(c, {"revocation": "checked"}, Policy(),
-                                               [ref("snp.measurement", c["measurement"]), *extra], at=AT)
+    baseline, findings, matched = appraise_snp(
+        c, {"revocation": "checked"}, Policy(), [ref("snp.measurement", c["measurement"]), *extra], at=AT
+    )
     return combine(baseline, findings).status, findings, matched
 
 
@@ -48,13 +61,15 @@ def test_guest_svn_minimum() -> None:
     status, findings, matched = run(claims(), ref("snp.min_guest_svn", "00000003"))
     assert status is Tier.CONTRAINDICATED
     assert [(f.code, f.claim, f.expected, f.actual) for f in findings] == [
-        ("REFERENCE_VALUE_MISMATCH", Claim.EXECUTABLES, "guest_svn >= 3", "2")]
+        ("REFERENCE_VALUE_MISMATCH", Claim.EXECUTABLES, "guest_svn >= 3", "2")
+    ]
     assert [r.kind for r in matched] == ["snp.measurement"]
 
 
 def test_every_minimum_holds() -> None:
-    status, findings, _ = run(claims(guest_svn=4), ref("snp.min_guest_svn", "00000002"),
-                              ref("snp.min_guest_svn", "00000005"))
+    status, findings, _ = run(
+        claims(guest_svn=4), ref("snp.min_guest_svn", "00000002"), ref("snp.min_guest_svn", "00000005")
+    )
     assert status is Tier.CONTRAINDICATED and findings[0].expected == "guest_svn >= 5"
 
 
@@ -62,21 +77,46 @@ def test_platform_info_constraints() -> None:
     status, findings, _ = run(claims(), ref("snp.platform_info", SMT_CLEAR))
     assert status is Tier.CONTRAINDICATED
     assert [(f.code, f.claim, f.actual) for f in findings] == [
-        ("REFERENCE_VALUE_MISMATCH", Claim.CONFIGURATION,
-         "0x0000000000000025 (set: SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE)")]
+        (
+            "REFERENCE_VALUE_MISMATCH",
+            Claim.CONFIGURATION,
+            "0x0000000000000025 (set: SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE)",
+        )
+    ]
     assert "SMT_EN=0" in findings[0].expected
     assert run(claims(platform_info="0x0000000000000024"), ref("snp.platform_info", SMT_CLEAR))[0] is Tier.AFFIRMING
-    assert run(claims(platform_info="0x0000000000000026"), ref("snp.platform_info", SMT_CLEAR),
-               ref("snp.platform_info", TSME_AND_ECC_SET))[0] is Tier.AFFIRMING
-    assert run(claims(platform_info="0x0000000000000024"), ref("snp.platform_info", SMT_CLEAR),
-               ref("snp.platform_info", TSME_AND_ECC_SET))[0] is Tier.CONTRAINDICATED
+    assert (
+        run(
+            claims(platform_info="0x0000000000000026"),
+            ref("snp.platform_info", SMT_CLEAR),
+            ref("snp.platform_info", TSME_AND_ECC_SET),
+        )[0]
+        is Tier.AFFIRMING
+    )
+    assert (
+        run(
+            claims(platform_info="0x0000000000000024"),
+            ref("snp.platform_info", SMT_CLEAR),
+            ref("snp.platform_info", TSME_AND_ECC_SET),
+        )[0]
+        is Tier.CONTRAINDICATED
+    )
 
 
-@pytest.mark.parametrize("bad", [{"guest_svn": None}, {"guest_svn": "2"}, {"guest_svn": True}, {"guest_svn": -1},
-                                 {"platform_info": None}, {"platform_info": "0x25"}, {"platform_info": 37}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"guest_svn": None},
+        {"guest_svn": "2"},
+        {"guest_svn": True},
+        {"guest_svn": -1},
+        {"platform_info": None},
+        {"platform_info": "0x25"},
+        {"platform_info": 37},
+    ],
+)
 def test_malformed_claims_fail_closed(bad: dict[str, Any]) -> None:
-    status, findings, _ = run(claims(**bad), ref("snp.min_guest_svn", "00000000"),
-                              ref("snp.platform_info", SMT_SET))
+    status, findings, _ = run(claims(**bad), ref("snp.min_guest_svn", "00000000"), ref("snp.platform_info", SMT_SET))
     assert status is Tier.CONTRAINDICATED and "CLAIM_MISSING" in [f.code for f in findings]
 
 
@@ -87,14 +127,16 @@ def test_no_constraint_values_no_check() -> None:
 VECTORS = {v["id"]: v for v in manifest_vectors("snp")}
 
 
-@pytest.mark.parametrize(("vector_id", "minimum", "platform", "ok"), [
-    ("snp-milan-v2-vcek-azure-constellation", "00000002", "0000000000000001" "0000000000000001", True),
-    ("snp-milan-v2-vcek-azure-constellation", "00000003", None, False),  # GUEST_SVN 2
-    ("snp-genoa-v5-vcek-oak", "00000000", "0000000000000005" "0000000000000004", False),  # SMT_EN set
-    ("snp-genoa-v5-vcek-oak", "00000000", "0000000000000004" "0000000000000004", True),  # ECC_EN set
-])
-def test_real_vector_claims(vectors_dir: Path, vector_id: str, minimum: str, platform: str | None,
-                            ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("vector_id", "minimum", "platform", "ok"),
+    [
+        ("snp-milan-v2-vcek-azure-constellation", "00000002", "00000000000000010000000000000001", True),
+        ("snp-milan-v2-vcek-azure-constellation", "00000003", None, False),  # GUEST_SVN 2
+        ("snp-genoa-v5-vcek-oak", "00000000", "00000000000000050000000000000004", False),  # SMT_EN set
+        ("snp-genoa-v5-vcek-oak", "00000000", "00000000000000040000000000000004", True),  # ECC_EN set
+    ],
+)
+def test_real_vector_claims(vectors_dir: Path, vector_id: str, minimum: str, platform: str | None, ok: bool) -> None:
     vector = VECTORS[vector_id]
     c = snp_claims_of(parse_report((vectors_dir / vector["dir"] / "evidence.bin").read_bytes()), None)
     extra = [ref("snp.min_guest_svn", minimum)] + ([ref("snp.platform_info", platform)] if platform else [])

@@ -17,8 +17,10 @@ from verifier.results.audit_checkpoint import Checkpoint, open_checkpoint, sign_
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-GO_NOTE = (GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngot"
-           "pRZb6KE6RyyBwJnAM=\n")
+GO_NOTE = (
+    GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngot"
+    "pRZb6KE6RyyBwJnAM=\n"
+)
 T = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 HEAD = hashlib.sha256(b"head").hexdigest()
 
@@ -67,25 +69,37 @@ def _signed(body: str, signer: sn.NoteSigner) -> bytes:
     return sn.sign(body, signer).encode()
 
 
-@pytest.mark.parametrize(("note", "code"), [
-    (b"\xff\xfe", "NOTE_MALFORMED"),
-    (b"x" * (sn.MAX_NOTE_BYTES + 1), "NOTE_MALFORMED"),
-    (b"audit\n1\n", "NOTE_MALFORMED"),  # no signatures
-    (b"audit\n1\n\n-- audit AAAA\n", "NOTE_MALFORMED"),  # not an em dash
-    (b"audit\n1\n\n\xe2\x80\x94 audit ***\n", "NOTE_MALFORMED"),
-    (b"audit\n1\n\n\xe2\x80\x94 audit AAAA\n", "NOTE_MALFORMED"),  # shorter than a key ID
-    (b"audit\n1\n\n" + b"\xe2\x80\x94 x AAAAAAAA\n" * 101, "NOTE_MALFORMED"),
-])
+@pytest.mark.parametrize(
+    ("note", "code"),
+    [
+        (b"\xff\xfe", "NOTE_MALFORMED"),
+        (b"x" * (sn.MAX_NOTE_BYTES + 1), "NOTE_MALFORMED"),
+        (b"audit\n1\n", "NOTE_MALFORMED"),  # no signatures
+        (b"audit\n1\n\n-- audit AAAA\n", "NOTE_MALFORMED"),  # not an em dash
+        (b"audit\n1\n\n\xe2\x80\x94 audit ***\n", "NOTE_MALFORMED"),
+        (b"audit\n1\n\n\xe2\x80\x94 audit AAAA\n", "NOTE_MALFORMED"),  # shorter than a key ID
+        (b"audit\n1\n\n" + b"\xe2\x80\x94 x AAAAAAAA\n" * 101, "NOTE_MALFORMED"),
+    ],
+)
 def test_malformed_notes_give_stable_codes(note: bytes, code: str) -> None:
     with pytest.raises(sn.NoteError) as exc:
         sn.open_note(note, sn.generate_signer("audit").verifier)
     assert exc.value.code == code
 
 
-@pytest.mark.parametrize("body", ["audit\n01\nAAAA\n", "audit\n-1\nAAAA\n", "audit\n\u0661\nAAAA\n", "audit\n1\n",
-                                  f"audit\n1\n{base64.b64encode(b'short').decode()}\n", "audit\n1\n!!!!\n",
-                                  f"audit\n1\n{base64.b64encode(bytes(32)).decode()}\ntime yesterday\n",
-                                  f"audit\n{2**63}\n{base64.b64encode(bytes(32)).decode()}\n"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "audit\n01\nAAAA\n",
+        "audit\n-1\nAAAA\n",
+        "audit\n\u0661\nAAAA\n",
+        "audit\n1\n",
+        f"audit\n1\n{base64.b64encode(b'short').decode()}\n",
+        "audit\n1\n!!!!\n",
+        f"audit\n1\n{base64.b64encode(bytes(32)).decode()}\ntime yesterday\n",
+        f"audit\n{2**63}\n{base64.b64encode(bytes(32)).decode()}\n",
+    ],
+)
 def test_malformed_checkpoint_bodies_are_refused(body: str) -> None:
     signer = sn.generate_signer("audit")
     with pytest.raises(sn.NoteError) as exc:
@@ -93,8 +107,17 @@ def test_malformed_checkpoint_bodies_are_refused(body: str) -> None:
     assert exc.value.code == "CHECKPOINT_MALFORMED"
 
 
-@pytest.mark.parametrize("text", ["", "a+b", "two words", GO_VKEY.replace("c74f20a3", "c74f20a4"),
-                                  GO_VKEY.replace("+AR", "+Ah"), "PRIVATE+KEY+x+00000000+AAAA"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a+b",
+        "two words",
+        GO_VKEY.replace("c74f20a3", "c74f20a4"),
+        GO_VKEY.replace("+AR", "+Ah"),
+        "PRIVATE+KEY+x+00000000+AAAA",
+    ],
+)
 def test_bad_keys_are_usage_errors(text: str) -> None:
     with pytest.raises(sn.NoteKeyError):
         sn.parse_signer(text) if text.startswith("PRIVATE") else sn.parse_verifier(text)

@@ -49,9 +49,15 @@ def test_each_appraisal_appends_one_audit_row_with_its_details(db: Database, h: 
     assert row.subject == result.appraisal_id
     assert row.at == result.appraised_at
     assert row.details == {
-        "tee": "nitro", "status": "affirming", "policy_id": "default", "policy_sha256": policy_sha256(Policy()),
+        "tee": "nitro",
+        "status": "affirming",
+        "policy_id": "default",
+        "policy_sha256": policy_sha256(Policy()),
         "evidence_sha256": row.details["evidence_sha256"],
-        "token_id": result.token_id, "reference_set_version": version, "request_id": "req-1"}
+        "token_id": result.token_id,
+        "reference_set_version": version,
+        "request_id": "req-1",
+    }
     with db.session() as session:
         recorded = session.get(AppraisalRow, result.appraisal_id)
         assert recorded is not None and recorded.evidence_sha256 == row.details["evidence_sha256"]
@@ -64,8 +70,11 @@ def test_token_carries_policy_hash_and_reference_set_version(db: Database, h: Ha
         version = audit.bump_reference_set(session, h.clock.now())
     assert version == before + 1
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
-    claims = jwt.decode(result.token, KeySet.import_key_set(h.service.jwks()),  # type: ignore[arg-type]
-                        algorithms=["ES256"]).claims
+    claims = jwt.decode(
+        result.token,
+        KeySet.import_key_set(h.service.jwks()),  # type: ignore[arg-type]
+        algorithms=["ES256"],
+    ).claims
     sub = claims["submods"]["nitro"]
     assert sub["x-verifier.reference-set-version"] == version
     assert sub["x-verifier.policy-sha256"] == policy_sha256(Policy())
@@ -122,8 +131,9 @@ def test_swapping_two_rows_content_is_detected(db: Database, h: Harness) -> None
     table = AuditRow.__table__
     cols = ["at", "actor", "action", "subject", "details", "prev_hash", "hash"]
     with db.session() as session:
-        two, three = (session.execute(select(*[table.c[c] for c in cols]).where(table.c.seq == s)).one()
-                      for s in (seq, seq + 1))
+        two, three = (
+            session.execute(select(*[table.c[c] for c in cols]).where(table.c.seq == s)).one() for s in (seq, seq + 1)
+        )
         session.execute(update(table).where(table.c.seq == seq).values(hash="x" * 64))
         session.execute(update(table).where(table.c.seq == seq + 1).values(dict(zip(cols, two, strict=True))))
         session.execute(update(table).where(table.c.seq == seq).values(dict(zip(cols, three, strict=True))))
@@ -140,8 +150,17 @@ def test_appraisal_and_audit_row_commit_together(db: Database, monkeypatch: pyte
 
     monkeypatch.setattr(audit, "append", broken)
     with pytest.raises(RuntimeError):
-        store.record(appraisal_id=str(uuid.uuid4()), appraised_at=T0, tee="nitro", status="affirming",
-                     policy_id="default", evidence_sha256="ab" * 32, findings=[], token_id=None, request_id=None)
+        store.record(
+            appraisal_id=str(uuid.uuid4()),
+            appraised_at=T0,
+            tee="nitro",
+            status="affirming",
+            policy_id="default",
+            evidence_sha256="ab" * 32,
+            findings=[],
+            token_id=None,
+            request_id=None,
+        )
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(AppraisalRow)) == 0
 
@@ -153,9 +172,17 @@ def test_concurrent_appraisal_records_keep_one_chain(db: Database) -> None:
     def work() -> None:
         try:
             for _ in range(5):
-                store.record(appraisal_id=str(uuid.uuid4()), appraised_at=T0, tee="nitro", status="affirming",
-                             policy_id="default", evidence_sha256="cd" * 32, findings=[], token_id=None,
-                             request_id=None)
+                store.record(
+                    appraisal_id=str(uuid.uuid4()),
+                    appraised_at=T0,
+                    tee="nitro",
+                    status="affirming",
+                    policy_id="default",
+                    evidence_sha256="cd" * 32,
+                    findings=[],
+                    token_id=None,
+                    request_id=None,
+                )
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -24,8 +24,9 @@ def write(tmp_path: Path, secrets: list[dict[str, object]], mode: int = 0o600) -
     (tmp_path / "s.bin").write_bytes(b"top secret")
     (tmp_path / "s.bin").chmod(mode)
     path = tmp_path / "broker.json"
-    path.write_text(json.dumps({"verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"},
-                                "secrets": secrets}))
+    path.write_text(
+        json.dumps({"verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"}, "secrets": secrets})
+    )
     return path
 
 
@@ -35,15 +36,21 @@ def test_config_loads_and_never_shows_the_secret(tmp_path: Path) -> None:
     assert rule.secret == b"top secret" and "top secret" not in repr(rule) and "top secret" not in repr(config)
 
 
-@pytest.mark.parametrize(("secrets", "mode", "code"), [
-    ([{"name": "db", "file": "s.bin"}], 0o600, "BROKER_CONFIG_INVALID"),  # no label: would release to anyone
-    ([{"name": "db", "file": "s.bin", "workload": ""}], 0o600, "BROKER_CONFIG_INVALID"),
-    ([{"name": "db", "file": "s.bin", "workload": "a", "require_status": "contraindicated"}], 0o600,
-     "BROKER_CONFIG_INVALID"),
-    ([{"name": "db", "file": "s.bin", "workload": "a"}], 0o644, "BROKER_SECRET_PERMISSIONS"),
-    ([{"name": "db", "file": "missing.bin", "workload": "a"}], 0o600, "BROKER_SECRET_MISSING"),
-    ([], 0o600, "BROKER_CONFIG_INVALID"),
-])
+@pytest.mark.parametrize(
+    ("secrets", "mode", "code"),
+    [
+        ([{"name": "db", "file": "s.bin"}], 0o600, "BROKER_CONFIG_INVALID"),  # no label: would release to anyone
+        ([{"name": "db", "file": "s.bin", "workload": ""}], 0o600, "BROKER_CONFIG_INVALID"),
+        (
+            [{"name": "db", "file": "s.bin", "workload": "a", "require_status": "contraindicated"}],
+            0o600,
+            "BROKER_CONFIG_INVALID",
+        ),
+        ([{"name": "db", "file": "s.bin", "workload": "a"}], 0o644, "BROKER_SECRET_PERMISSIONS"),
+        ([{"name": "db", "file": "missing.bin", "workload": "a"}], 0o600, "BROKER_SECRET_MISSING"),
+        ([], 0o600, "BROKER_CONFIG_INVALID"),
+    ],
+)
 def test_config_refusals(tmp_path: Path, secrets: list[dict[str, object]], mode: int, code: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, secrets, mode))
@@ -105,9 +112,16 @@ def test_ipv6_clients_are_counted_per_64_prefix() -> None:
         pending.add(b"c" * 32, NOW, "2001:db8::3")
 
 
-@pytest.mark.parametrize(("key", "value"), [("max_pending_per_client", 0), ("max_connections", True),
-                                            ("request_timeout_seconds", -1), ("max_body_bytes", 1 << 30),
-                                            ("max_pending", "10")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_pending_per_client", 0),
+        ("max_connections", True),
+        ("request_timeout_seconds", -1),
+        ("max_body_bytes", 1 << 30),
+        ("max_pending", "10"),
+    ],
+)
 def test_http_limits_must_be_positive(tmp_path: Path, key: str, value: object) -> None:
     path = write(tmp_path, [{"name": "db", "file": "s.bin", "workload": "app 1"}])
     path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
@@ -116,16 +130,22 @@ def test_http_limits_must_be_positive(tmp_path: Path, key: str, value: object) -
     assert info.value.code == "BROKER_CONFIG_INVALID"
 
 
-@pytest.mark.parametrize("make", [lambda: ec.generate_private_key(ec.SECP384R1()),
-                                  lambda: rsa.generate_private_key(65537, 2048),
-                                  lambda: x25519.X25519PrivateKey.generate()])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        lambda: rsa.generate_private_key(65537, 2048),
+        lambda: x25519.X25519PrivateKey.generate(),
+    ],
+)
 def test_jwe_to_each_key_type_decrypts_with_an_independent_library(make) -> None:  # type: ignore[no-untyped-def]
     private = make()
     jwk = key_to_jwk(private.public_key())
     assert jwk is not None
     token = encrypt_to(jwk, b"the secret")
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     message = jw_jwe.JWE()
     message.deserialize(token, key=jw_jwk.JWK.from_pem(pem))
     assert message.payload == b"the secret"
@@ -162,8 +182,13 @@ def test_unreachable_verifier_keys_fail_closed_with_503(tmp_path: Path) -> None:
     try:
         nonce, _ = broker.new_challenge()
         header = base64.urlsafe_b64encode(b'{"alg":"ES256","typ":"JWT","kid":"k"}').rstrip(b"=").decode()
-        body = json.dumps({"secret": "db", "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode(),
-                           "token": f"{header}.e30.AA"}).encode()
+        body = json.dumps(
+            {
+                "secret": "db",
+                "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode(),
+                "token": f"{header}.e30.AA",
+            }
+        ).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/v1/release", body)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=5)

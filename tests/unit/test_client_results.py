@@ -26,8 +26,12 @@ from verifier.results.signer import ResultSigner
 ISSUED = datetime(2024, 9, 7, 14, 37, 39, tzinfo=UTC)
 NONCE = b"\x01" * 32
 ISSUER = "tee-verifier"
-WORKLOAD_JWK = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+WORKLOAD_JWK = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+}
 
 
 def b64(data: bytes) -> str:
@@ -38,17 +42,39 @@ def appraisal(status: Tier = Tier.AFFIRMING, labels: tuple[str, ...] = ("image v
     value = {Tier.AFFIRMING: AFFIRMING, Tier.WARNING: WARNING_UNSAFE, Tier.CONTRAINDICATED: 96}[status]
     findings = () if status is Tier.AFFIRMING else (Finding("X", Claim.HARDWARE, value, "m"),)
     vector = TrustVector({Claim.HARDWARE: value, Claim.EXECUTABLES: AFFIRMING})
-    workloads = tuple({"name": label, "version": "1", "id": label, "policy": "default", "status": status.value}
-                      for label in labels)
-    return Appraisal(tee="nitro", status=status, trust_vector=vector, claims={"module_id": "i-1"},
-                     findings=findings, policy_id="default", matched_labels=labels,
-                     workload=workloads[0] if workloads else None, workloads=workloads)
+    workloads = tuple(
+        {"name": label, "version": "1", "id": label, "policy": "default", "status": status.value} for label in labels
+    )
+    return Appraisal(
+        tee="nitro",
+        status=status,
+        trust_vector=vector,
+        claims={"module_id": "i-1"},
+        findings=findings,
+        policy_id="default",
+        matched_labels=labels,
+        workload=workloads[0] if workloads else None,
+        workloads=workloads,
+    )
 
 
-def claims(*, status: Tier = Tier.AFFIRMING, nonce: bytes | None = NONCE, labels: tuple[str, ...] = ("image v1",),
-           cnf: dict[str, Any] | None = WORKLOAD_JWK) -> dict[str, Any]:
-    return build_ear(appraisal(status, labels), issuer=ISSUER, issued_at=ISSUED, lifetime=timedelta(minutes=5),
-                     nonce=nonce, token_id="tok-1", verifier_build="test", cnf_jwk=cnf)
+def claims(
+    *,
+    status: Tier = Tier.AFFIRMING,
+    nonce: bytes | None = NONCE,
+    labels: tuple[str, ...] = ("image v1",),
+    cnf: dict[str, Any] | None = WORKLOAD_JWK,
+) -> dict[str, Any]:
+    return build_ear(
+        appraisal(status, labels),
+        issuer=ISSUER,
+        issued_at=ISSUED,
+        lifetime=timedelta(minutes=5),
+        nonce=nonce,
+        token_id="tok-1",
+        verifier_build="test",
+        cnf_jwk=cnf,
+    )
 
 
 @pytest.fixture
@@ -136,15 +162,25 @@ def test_alg_none_and_hs256_are_refused(signer: ResultSigner) -> None:
 def test_malformed_tokens(signer: ResultSigner) -> None:
     good = signer.sign(claims())
     header, payload, signature = good.split(".")
-    for token in ("", "a.b", f"{good}.x", f"{header}.{payload}\u00e9.{signature}", f"{header}=.{payload}.{signature}",
-                  f"!!.{payload}.{signature}",
-                  f"{b64(b'[1]')}.{payload}.{signature}", f"{b64(b'{')}.{payload}.{signature}"):
+    for token in (
+        "",
+        "a.b",
+        f"{good}.x",
+        f"{header}.{payload}\u00e9.{signature}",
+        f"{header}=.{payload}.{signature}",
+        f"!!.{payload}.{signature}",
+        f"{b64(b'[1]')}.{payload}.{signature}",
+        f"{b64(b'{')}.{payload}.{signature}",
+    ):
         rejected("TOKEN_MALFORMED", token, signer.jwks())
     dup = b64(b'{"alg":"ES256","typ":"JWT","kid":"x","kid":"' + signer.kid.encode() + b'"}')
     rejected("TOKEN_MALFORMED", f"{dup}.{payload}.{signature}", signer.jwks())
     rejected("TOKEN_MALFORMED", forge({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid}, claims()), signer.jwks())
-    rejected("TOKEN_MALFORMED", forge({"alg": "ES256", "typ": "JWT", "kid": signer.kid, "crit": ["b64"]}, claims()),
-             signer.jwks())
+    rejected(
+        "TOKEN_MALFORMED",
+        forge({"alg": "ES256", "typ": "JWT", "kid": signer.kid, "crit": ["b64"]}, claims()),
+        signer.jwks(),
+    )
     rejected("TOKEN_KID_UNKNOWN", forge({"alg": "ES256", "typ": "JWT"}, claims()), signer.jwks())
     two = claims()
     two["submods"]["snp"] = two["submods"]["nitro"]
@@ -187,8 +223,10 @@ def test_status_order(signer: ResultSigner) -> None:
 
 def test_labels(signer: ResultSigner) -> None:
     token = signer.sign(claims(labels=("image v1", "base v3")))
-    assert check(token, signer.jwks(), required_labels=["base v3", "image v1"]).matched_labels == ("image v1",
-                                                                                                  "base v3")
+    assert check(token, signer.jwks(), required_labels=["base v3", "image v1"]).matched_labels == (
+        "image v1",
+        "base v3",
+    )
     error = rejected("TOKEN_LABEL_MISSING", token, signer.jwks(), required_labels={"image v2"})
     assert error.actual == "image v1,base v3"
     rejected("TOKEN_LABEL_MISSING", signer.sign(claims(labels=())), signer.jwks(), required_labels={"image v1"})
@@ -294,8 +332,9 @@ def test_concurrent_unknown_kid_fetches_once(signer: ResultSigner) -> None:
     assert not errors and source.calls == 1
 
 
-@pytest.mark.parametrize("url", ["http://verifier.example/.well-known/jwks.json", "file:///etc/passwd",
-                                 "ftp://127.0.0.1/jwks.json"])
+@pytest.mark.parametrize(
+    "url", ["http://verifier.example/.well-known/jwks.json", "file:///etc/passwd", "ftp://127.0.0.1/jwks.json"]
+)
 def test_jwks_url_must_be_https_or_loopback(url: str) -> None:
     with pytest.raises(ConfigError):
         fetch_jwks_http(url)

@@ -27,8 +27,9 @@ CRL_PATH = "/vcek/v1/Milan/crl"
 KEY = crl_key(Product.MILAN)
 
 
-def _item(key: CollateralKey = KEY, data: bytes = b"crl", next_update: dt.datetime | None = NEXT,
-          source: str = "kds") -> CollateralItem:
+def _item(
+    key: CollateralKey = KEY, data: bytes = b"crl", next_update: dt.datetime | None = NEXT, source: str = "kds"
+) -> CollateralItem:
     return CollateralItem(key=key, data=data, fetched_at=BEFORE, next_update=next_update, source=source)
 
 
@@ -52,8 +53,7 @@ def test_put_get_upsert(db: Database) -> None:
     assert cache.get(KEY.cache_id()) is None
     cache.put(_item())
     assert cache.get(KEY.cache_id()) == _item()
-    newer = dataclasses.replace(_item(data=b"crl2", next_update=NEXT + dt.timedelta(days=30)),
-                                fetched_at=NEXT)
+    newer = dataclasses.replace(_item(data=b"crl2", next_update=NEXT + dt.timedelta(days=30)), fetched_at=NEXT)
     cache.put(newer)
     got = cache.get(KEY.cache_id())
     assert got == newer
@@ -151,8 +151,9 @@ def test_concurrent_misses_make_one_request(kds_server: FakeKds, db: Database) -
 def test_errors_reach_every_waiter(kds_server: FakeKds, sqlite_db: Database) -> None:
     kds_server.serve(CRL_PATH, Reply(404, delay=0.3))
     clock = SettableClock(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
-    source = CachedSource(AmdKds(kds_server.url), SqlCollateralCache(sqlite_db), clock=clock,
-                          failure_backoff=dt.timedelta(seconds=15))
+    source = CachedSource(
+        AmdKds(kds_server.url), SqlCollateralCache(sqlite_db), clock=clock, failure_backoff=dt.timedelta(seconds=15)
+    )
     results = _race(source)
     assert kds_server.count(CRL_PATH) == 1
     assert all(isinstance(r, CollateralUnavailableError) and r.code == "COLLATERAL_NOT_FOUND" for r in results)
@@ -239,8 +240,17 @@ DOWN = CollateralUnavailableError("COLLATERAL_HTTP_ERROR", "KDS answered 503")
 
 
 def _tcb_envelope(number: int, issued: str) -> bytes:
-    body = json.dumps({"tcbInfo": {"id": "TDX", "issueDate": issued, "nextUpdate": "2025-02-01T00:00:00Z",
-                                   "tcbEvaluationDataNumber": number}, "signature": "00"})
+    body = json.dumps(
+        {
+            "tcbInfo": {
+                "id": "TDX",
+                "issueDate": issued,
+                "nextUpdate": "2025-02-01T00:00:00Z",
+                "tcbEvaluationDataNumber": number,
+            },
+            "signature": "00",
+        }
+    )
     return json.dumps({"body": body, "issuer_chain": ""}).encode()
 
 
@@ -292,13 +302,13 @@ def test_refresh_interval_comes_from_the_settings(tmp_path: Path) -> None:
         database.dispose()
 
 
-def test_vendor_down_serves_the_cached_copy_until_next_update(sqlite_db: Database,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_vendor_down_serves_the_cached_copy_until_next_update(
+    sqlite_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
     crl = make_crl(NEXT, number=1)
     inner = Script(crl, DOWN)
-    source = CachedSource(inner, SqlCollateralCache(sqlite_db), refresh=HOUR, retry_backoff=5 * MINUTE,
-                          clock=clock)
+    source = CachedSource(inner, SqlCollateralCache(sqlite_db), refresh=HOUR, retry_backoff=5 * MINUTE, clock=clock)
     source.fetch(KEY, at=BEFORE)
     clock.at = T0 + 2 * HOUR
     with caplog.at_level("WARNING", logger="verifier.collateral.cache"):

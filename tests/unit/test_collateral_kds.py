@@ -70,16 +70,18 @@ def test_milan_url_matches_go_sev_guest(vectors_dir: Path) -> None:
 def test_genoa_url(vectors_dir: Path) -> None:
     vector = _vector(vectors_dir, "snp-genoa-v5-vcek-oak")
     url = AmdKds("https://kds.example/").url(_key_for(vector))
-    assert url == (f"https://kds.example/vcek/v1/Genoa/{vector['facts']['chip_id']}"
-                   "?blSPL=10&teeSPL=0&snpSPL=25&ucodeSPL=84")
+    assert url == (
+        f"https://kds.example/vcek/v1/Genoa/{vector['facts']['chip_id']}?blSPL=10&teeSPL=0&snpSPL=25&ucodeSPL=84"
+    )
 
 
 def test_turin_url_uses_8_byte_hwid_and_fmc(vectors_dir: Path) -> None:
     vector = _vector(vectors_dir, "snp-turin-v5-vcek-oak")
     key = _key_for(vector)
     assert key.param("hwid") == "3b42092f69c656d3" == vector["what"]["signer_tcb_extensions"]["hwID"]
-    assert AmdKds().url(key) == ("https://kdsintf.amd.com/vcek/v1/Turin/3b42092f69c656d3"
-                                 "?fmcSPL=0&blSPL=1&teeSPL=0&snpSPL=2&ucodeSPL=71")
+    assert AmdKds().url(key) == (
+        "https://kdsintf.amd.com/vcek/v1/Turin/3b42092f69c656d3?fmcSPL=0&blSPL=1&teeSPL=0&snpSPL=2&ucodeSPL=71"
+    )
     tcb = decode_tcb(bytes.fromhex("0001000200000047"), Product.TURIN)
     assert vcek_key(Product.TURIN, bytes.fromhex("3b42092f69c656d3"), tcb) == key
 
@@ -123,7 +125,9 @@ def test_base_url_refused(url: str) -> None:
         AmdKds(url)
 
 
-@pytest.mark.parametrize("url", ["https://kdsintf.amd.com", "http://127.0.0.1:8080", "http://[::1]:1", "http://localhost"])
+@pytest.mark.parametrize(
+    "url", ["https://kdsintf.amd.com", "http://127.0.0.1:8080", "http://[::1]:1", "http://localhost"]
+)
 def test_base_url_accepted(url: str) -> None:
     assert check_base_url(url + "/") == url
 
@@ -179,10 +183,24 @@ def test_crl_without_next_update_is_cached_for_a_day(kds_server: FakeKds) -> Non
     assert item.next_update == item.fetched_at + dt.timedelta(days=1)
 
 
-@pytest.mark.parametrize("key", [crl_key(Product.MILAN), cert_chain_key(Product.MILAN),
-                                 CollateralKey("amd.vcek", (("product", "Milan"), ("hwid", "00" * 64),
-                                                            ("blSPL", "1"), ("teeSPL", "0"), ("snpSPL", "1"),
-                                                            ("ucodeSPL", "1")))])
+@pytest.mark.parametrize(
+    "key",
+    [
+        crl_key(Product.MILAN),
+        cert_chain_key(Product.MILAN),
+        CollateralKey(
+            "amd.vcek",
+            (
+                ("product", "Milan"),
+                ("hwid", "00" * 64),
+                ("blSPL", "1"),
+                ("teeSPL", "0"),
+                ("snpSPL", "1"),
+                ("ucodeSPL", "1"),
+            ),
+        ),
+    ],
+)
 def test_malformed(kds_server: FakeKds, key: CollateralKey) -> None:
     kds_server.serve(AmdKds(kds_server.url).url(key).removeprefix(kds_server.url), Reply(body=b"<html>oops</html>"))
     with pytest.raises(CollateralUnavailableError) as info:
@@ -247,9 +265,16 @@ def test_slow_reply_times_out(kds_server: FakeKds) -> None:
     assert time.monotonic() - start < 2.0
 
 
-@pytest.mark.parametrize(("status", "code"), [(404, "COLLATERAL_NOT_FOUND"), (400, "COLLATERAL_FETCH_FAILED"),
-                                              (500, "COLLATERAL_FETCH_FAILED"), (503, "COLLATERAL_FETCH_FAILED"),
-                                              (204, "COLLATERAL_FETCH_FAILED")])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (404, "COLLATERAL_NOT_FOUND"),
+        (400, "COLLATERAL_FETCH_FAILED"),
+        (500, "COLLATERAL_FETCH_FAILED"),
+        (503, "COLLATERAL_FETCH_FAILED"),
+        (204, "COLLATERAL_FETCH_FAILED"),
+    ],
+)
 def test_status_codes(kds_server: FakeKds, status: int, code: str) -> None:
     kds_server.serve("/vcek/v1/Milan/crl", Reply(status))
     with pytest.raises(CollateralUnavailableError) as info:

@@ -34,8 +34,9 @@ def test_intel_crl_envelope() -> None:
 
 
 def test_intel_tcb_info_and_qe_identity() -> None:
-    tcb = json.dumps({"tcbInfo": {"issueDate": "2025-01-02T03:04:05Z", "tcbEvaluationDataNumber": 17},
-                      "signature": "00"})
+    tcb = json.dumps(
+        {"tcbInfo": {"issueDate": "2025-01-02T03:04:05Z", "tcbEvaluationDataNumber": 17}, "signature": "00"}
+    )
     qe = json.dumps({"enclaveIdentity": {"issueDate": "2025-01-02T03:04:05Z", "tcbEvaluationDataNumber": 16}})
     issued = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert version_of("intel.tcb_info", _envelope(tcb)) == ItemVersion(17, issued)
@@ -47,7 +48,14 @@ def test_unknown_kinds_and_garbage_have_no_order() -> None:
     assert version_of("amd.vcek", b"\x30\x00") is None
     assert version_of("amd.cert_chain", b"-----BEGIN CERTIFICATE-----") is None
     assert version_of("amd.crl", b"not a crl") is None
-    for data in (b"", b"{", b"[]", b'{"body": 5}', _envelope("zz"), _envelope("{}"),
-                 _envelope(json.dumps({"tcbInfo": {"issueDate": "yesterday"}}))):
+    for data in (
+        b"",
+        b"{",
+        b"[]",
+        b'{"body": 5}',
+        _envelope("zz"),
+        _envelope("{}"),
+        _envelope(json.dumps({"tcbInfo": {"issueDate": "yesterday"}})),
+    ):
         assert version_of("intel.tcb_info", data) is None
         assert version_of("intel.pck_crl", data) is None

@@ -44,8 +44,13 @@ class Script:
 
 def test_a_rejected_item_leaves_memory_and_table_and_backs_off_doubling(db: Database) -> None:
     inner, clock = Script({"amd.vcek": [b"bad"]}), SettableClock(NOW)
-    source = CachedSource(inner, SqlCollateralCache(db), clock=clock, reject_backoff=dt.timedelta(seconds=10),
-                          reject_backoff_max=dt.timedelta(seconds=40))
+    source = CachedSource(
+        inner,
+        SqlCollateralCache(db),
+        clock=clock,
+        reject_backoff=dt.timedelta(seconds=10),
+        reject_backoff_max=dt.timedelta(seconds=40),
+    )
     item = source.fetch(KEY, at=NOW)
     source.reject(item, reason="CHAIN_SIGNATURE_INVALID")
     assert SqlCollateralCache(db).get(KEY.cache_id()) is None
@@ -100,8 +105,13 @@ def test_snp_chain_and_crl_that_do_not_verify_are_rejected(db: Database) -> None
     good_chain = pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)
     bad_chain = other.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)  # ASK not under the ARK
     bad_crl = pki.crl(signer_key=rsa.generate_private_key(65537, 2048))
-    inner = Script({"amd.vcek": [pki.vcek.public_bytes(Encoding.DER)], "amd.cert_chain": [bad_chain, good_chain],
-                    "amd.crl": [bad_crl, pki.crl()]})
+    inner = Script(
+        {
+            "amd.vcek": [pki.vcek.public_bytes(Encoding.DER)],
+            "amd.cert_chain": [bad_chain, good_chain],
+            "amd.crl": [bad_crl, pki.crl()],
+        }
+    )
     clock = SettableClock(pki.now)
     source = CachedSource(inner, SqlCollateralCache(db), clock=clock, reject_backoff=dt.timedelta(seconds=5))
     assert _snp(pki, source) != ["checked"]
@@ -112,13 +122,18 @@ def test_snp_chain_and_crl_that_do_not_verify_are_rejected(db: Database) -> None
 
 def test_snp_request_certificates_never_evict(db: Database) -> None:
     pki = FakeAmdPki(Product.GENOA)
-    inner = Script({"amd.vcek": [pki.vcek.public_bytes(Encoding.DER)],
-                    "amd.cert_chain": [pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)],
-                    "amd.crl": [pki.crl()]})
+    inner = Script(
+        {
+            "amd.vcek": [pki.vcek.public_bytes(Encoding.DER)],
+            "amd.cert_chain": [pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)],
+            "amd.crl": [pki.crl()],
+        }
+    )
     source = CachedSource(inner, SqlCollateralCache(db), clock=SettableClock(pki.now))
     forged = pki.foreign()
-    assert _snp(pki, source, **{"ask.pem": forged.ask.public_bytes(Encoding.PEM),
-                                "crl.der": forged.crl()}) != ["checked"]
+    assert _snp(pki, source, **{"ask.pem": forged.ask.public_bytes(Encoding.PEM), "crl.der": forged.crl()}) != [
+        "checked"
+    ]
     assert _snp(pki, source) == ["checked"]
     assert inner.count == {"amd.vcek": 1, "amd.cert_chain": 1, "amd.crl": 1}
 

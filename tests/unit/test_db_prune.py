@@ -25,8 +25,10 @@ DAY = dt.timedelta(days=1)
 
 def counts(db: Database) -> dict[str, int]:
     with db.session() as session:
-        return {name: int(session.scalar(select(func.count()).select_from(table)) or 0)
-                for name, table in Base.metadata.tables.items()}
+        return {
+            name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for name, table in Base.metadata.tables.items()
+        }
 
 
 def populate(db: Database) -> None:
@@ -35,11 +37,22 @@ def populate(db: Database) -> None:
         challenges.create(os.urandom(16), now=NOW - age * DAY, ttl=dt.timedelta(minutes=5))
     kept = SqlKeptEvidence(db, max_days=365, prune_every=1000)
     for n, age in enumerate((30, 10, 0)):
-        kept.keep(received_at=NOW - age * DAY, tee="snp", evidence=b"e%d" % n, collateral={}, policy=None,
-                  status="affirming", appraisal_id=f"a{n}", workload="w")
+        kept.keep(
+            received_at=NOW - age * DAY,
+            tee="snp",
+            evidence=b"e%d" % n,
+            collateral={},
+            policy=None,
+            status="affirming",
+            appraisal_id=f"a{n}",
+            workload="w",
+        )
     cache = SqlCollateralCache(db)
-    for name, fetched, next_update in (("old", NOW - 30 * DAY, NOW + 300 * DAY),
-                                       ("expired", NOW - DAY, NOW - DAY / 2), ("fresh", NOW - DAY, NOW + 300 * DAY)):
+    for name, fetched, next_update in (
+        ("old", NOW - 30 * DAY, NOW + 300 * DAY),
+        ("expired", NOW - DAY, NOW - DAY / 2),
+        ("fresh", NOW - DAY, NOW + 300 * DAY),
+    ):
         cache.put(CollateralItem(CollateralKey("amd.crl", (("product", name),)), b"x", fetched, next_update, "kds"))
 
 
@@ -48,8 +61,11 @@ def test_prune_deletes_what_it_says(db: Database) -> None:
     before = counts(db)
     assert prune(db, now=NOW, before=NOW - 7 * DAY) == {"challenges": 2, "kept_evidence": 2, "collateral_cache": 2}
     after = counts(db)
-    assert {name for name in before if before[name] != after[name]} == {"challenges", "kept_evidence",
-                                                                      "collateral_cache"}
+    assert {name for name in before if before[name] != after[name]} == {
+        "challenges",
+        "kept_evidence",
+        "collateral_cache",
+    }
     assert (after["challenges"], after["kept_evidence"], after["collateral_cache"]) == (1, 1, 1)
     assert SqlCollateralCache(db).get("amd.crl?product=fresh") is not None
     with pytest.raises(UsageError):

@@ -52,13 +52,15 @@ def test_nitro_document_with_a_deeply_nested_public_key(db: Database) -> None:
     h.approve()
     key = b'{"kty":' + b"[" * 1000
     for runtime_data in (None, key):
-        result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(public_key=key),
-                                                     runtime_data=runtime_data))
+        result = h.service.appraise(
+            AppraisalRequest(tee="nitro", evidence=h.pki.mint(public_key=key), runtime_data=runtime_data)
+        )
         assert result.appraisal.status is Tier.AFFIRMING
         assert "cnf" not in _payload(result.token)
 
 
 # --- the reference key broker -------------------------------------------------------------------------------------
+
 
 def _broker_post(tmp_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
     from tests.unit.test_broker import NOW, write
@@ -88,8 +90,10 @@ def _broker_post(tmp_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def test_broker_refuses_a_deeply_nested_body(tmp_path: Path) -> None:
-    assert _broker_post(tmp_path, b"[" * 60000) == (400, {"error": "REQUEST_MALFORMED",
-                                                          "message": "the body is not JSON"})
+    assert _broker_post(tmp_path, b"[" * 60000) == (
+        400,
+        {"error": "REQUEST_MALFORMED", "message": "the body is not JSON"},
+    )
 
 
 def test_broker_refuses_a_token_with_a_deeply_nested_header(tmp_path: Path) -> None:
@@ -103,8 +107,10 @@ def test_dcap_qvl_collateral_with_a_lone_surrogate_is_malformed() -> None:
     from verifier.errors import EvidenceError
     from verifier.tee.tdx.collateral import collateral_from_files
 
-    for doc in (b'{"tcb_info": "\\ud800", "tcb_info_signature": "' + b"00" * 64 + b'"}',
-                b'{"pck_crl_issuer_chain": "\\udfff"}'):
+    for doc in (
+        b'{"tcb_info": "\\ud800", "tcb_info_signature": "' + b"00" * 64 + b'"}',
+        b'{"pck_crl_issuer_chain": "\\udfff"}',
+    ):
         with pytest.raises(EvidenceError) as error:
             collateral_from_files({"collateral.json": doc})
         assert error.value.code == "TDX_COLLATERAL_MALFORMED"

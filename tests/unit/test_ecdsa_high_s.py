@@ -73,8 +73,10 @@ def _snp_s(report_s: bytes) -> int:
 # ---- the helper ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("curve", "order", "algorithm"), [(ec.SECP256R1(), P256_ORDER, hashes.SHA256()),
-                                                           (ec.SECP384R1(), P384_ORDER, hashes.SHA384())])
+@pytest.mark.parametrize(
+    ("curve", "order", "algorithm"),
+    [(ec.SECP256R1(), P256_ORDER, hashes.SHA256()), (ec.SECP384R1(), P384_ORDER, hashes.SHA384())],
+)
 def test_both_halves_verify_and_out_of_range_never_does(
     curve: ec.EllipticCurve, order: int, algorithm: hashes.HashAlgorithm
 ) -> None:
@@ -150,16 +152,25 @@ def test_snp_sigtampered_vector_stays_invalid_when_malleated(vectors_dir: Path) 
     report = parse_report(_evidence(vectors_dir, vector))
     malleated_s = complement(_snp_s(report.signature_s), P384_ORDER).to_bytes(72, "little")
     twin = parse_report(_swap(_evidence(vectors_dir, vector), report.signature_s, malleated_s))
-    certs = SnpCertificates(**{k: load_certificate((directory / f).read_bytes(), f)
-                               for f, k in SNP_CERT_FILES.items() if (directory / f).exists()})
+    certs = SnpCertificates(
+        **{
+            k: load_certificate((directory / f).read_bytes(), f)
+            for f, k in SNP_CERT_FILES.items()
+            if (directory / f).exists()
+        }
+    )
     with pytest.raises(EvidenceError) as err:
         verify_report(twin, certs, TrustAnchors(), _at(vector))
     assert err.value.code == "SNP_SIGNATURE_INVALID"
 
 
 def _tdx_crls(directory: Path) -> dict[str, x509.CertificateRevocationList | None]:
-    return {name: x509.load_der_x509_crl((directory / f"{name}.der").read_bytes())
-            if (directory / f"{name}.der").exists() else None for name in ("pck_crl", "root_ca_crl")}
+    return {
+        name: x509.load_der_x509_crl((directory / f"{name}.der").read_bytes())
+        if (directory / f"{name}.der").exists()
+        else None
+        for name in ("pck_crl", "root_ca_crl")
+    }
 
 
 @pytest.mark.parametrize("vector", _genuine("tdx"), ids=[v["id"] for v in _genuine("tdx")])
@@ -193,7 +204,8 @@ def test_fake_nitro_document_verifies_in_both_halves() -> None:
     for raw in (signature, twin):
         verify_nitro(parse_nitro(pki.mint(nonce=b"n", signature=raw)), pki.anchors(), pki.now)
     assert is_high_s(int.from_bytes(signature[48:], "big"), P384_ORDER) != is_high_s(
-        int.from_bytes(twin[48:], "big"), P384_ORDER)
+        int.from_bytes(twin[48:], "big"), P384_ORDER
+    )
 
 
 # ---- 3. through the service: a malleated copy cannot reuse a consumed challenge ---------------------------------
@@ -220,8 +232,9 @@ def test_malleated_copy_with_a_consumed_nonce_is_replayed(h: Harness, first: str
     h.approve()
     nonce, original, malleated = _fresh_pair(h)
     presented, then = (original, malleated) if first == "original" else (malleated, original)
-    accepted = h.service.appraise(AppraisalRequest(tee="nitro", evidence=presented, nonce=nonce),
-                                  require_challenge=True)
+    accepted = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=presented, nonce=nonce), require_challenge=True
+    )
     assert accepted.appraisal.status is Tier.AFFIRMING, _codes(accepted)
     replay = h.service.appraise(AppraisalRequest(tee="nitro", evidence=then, nonce=nonce), require_challenge=True)
     assert replay.appraisal.status is Tier.CONTRAINDICATED

@@ -18,9 +18,16 @@ T0 = dt.datetime(2025, 3, 1, 12, 0, 0, 250000, tzinfo=dt.UTC)
 
 
 def keep(store: SqlKeptEvidence, at: dt.datetime, n: int = 0, **kw: object) -> str | None:
-    fields: dict[str, object] = {"received_at": at, "tee": "snp", "evidence": b"ev%d" % n,
-                                 "collateral": {"vcek.der": b"\x00\x01cert"}, "policy": "default",
-                                 "status": "affirming", "appraisal_id": f"a-{n}", "workload": "snp measurement ab"}
+    fields: dict[str, object] = {
+        "received_at": at,
+        "tee": "snp",
+        "evidence": b"ev%d" % n,
+        "collateral": {"vcek.der": b"\x00\x01cert"},
+        "policy": "default",
+        "status": "affirming",
+        "appraisal_id": f"a-{n}",
+        "workload": "snp measurement ab",
+    }
     fields.update(kw)
     return store.keep(**fields)  # type: ignore[arg-type]
 
@@ -73,14 +80,16 @@ def test_the_service_keeps_what_it_appraised(db: Database) -> None:
     pcrs = FakeAwsPki.default_pcrs()
     pcrs[0] = b"\x42" * 48
     h.clock.at += dt.timedelta(seconds=1)
-    bad = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=pcrs),
-                                              policy="nonce-required"))
+    bad = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=pcrs), policy="nonce-required"))
     newest, oldest = h.service.kept.recent(10)
     assert (oldest.appraisal_id, oldest.status, oldest.policy) == (ok.appraisal_id, "affirming", "default")
     assert oldest.evidence == evidence and oldest.tee == "nitro" and oldest.received_at == ok.appraised_at
     assert oldest.workload == "nitro pcr0 " + FakeAwsPki.default_pcrs()[0].hex()[:16]
-    assert (newest.appraisal_id, newest.status, newest.policy) == (bad.appraisal_id, "contraindicated",
-                                                                   "nonce-required")
+    assert (newest.appraisal_id, newest.status, newest.policy) == (
+        bad.appraisal_id,
+        "contraindicated",
+        "nonce-required",
+    )
     assert newest.workload == "nitro pcr0 " + "42" * 8
 
 
@@ -113,8 +122,7 @@ def test_a_big_request_keeps_no_bytes(db: Database) -> None:
 def test_repeated_evidence_is_kept_once(db: Database) -> None:
     store = SqlKeptEvidence(db, max_days=7)
     first = keep(store, T0, 1)
-    assert [keep(store, T0 + dt.timedelta(seconds=i), 1, appraisal_id=f"b-{i}") for i in range(1, 20)] \
-        == [first] * 19
+    assert [keep(store, T0 + dt.timedelta(seconds=i), 1, appraisal_id=f"b-{i}") for i in range(1, 20)] == [first] * 19
     other = keep(store, T0, 2)
     assert other != first and store.count() == 2
     assert keep(store, T0 + dt.timedelta(days=8), 1) not in (None, first)  # past the retention: kept afresh

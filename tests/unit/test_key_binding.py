@@ -60,8 +60,12 @@ def test_raw_binding_with_runtime_data_is_contraindicated_and_binds_no_key(db: D
     challenge = svc.create_challenge()
     attacker_key = _spki(ec.generate_private_key(ec.SECP256R1()))
     evidence = pki.report(report_data=challenge.nonce.ljust(64, b"\0"))  # the workload's genuine raw-bound report
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
-                                           runtime_data=attacker_key), require_challenge=True)
+    result = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce, runtime_data=attacker_key
+        ),
+        require_challenge=True,
+    )
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert _codes(result) == ["RUNTIME_DATA_NOT_BOUND"]
     assert "cnf" not in _payload(result.token)
@@ -71,8 +75,10 @@ def test_raw_binding_without_runtime_data_still_affirms_without_cnf(db: Database
     svc = dataclasses.replace(service(db, pki, policies=PolicySet({"raw": RAW})), default_policy="raw")
     challenge = svc.create_challenge()
     evidence = pki.report(report_data=challenge.nonce.ljust(64, b"\0"))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce),
-                          require_challenge=True)
+    result = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce),
+        require_challenge=True,
+    )
     assert result.appraisal.status is Tier.AFFIRMING, _codes(result)
     assert "cnf" not in _payload(result.token)
 
@@ -82,8 +88,12 @@ def test_sha512_binding_carries_the_covered_key(db: Database, pki: FakeAmdPki) -
     challenge = svc.create_challenge()
     key = ec.generate_private_key(ec.SECP256R1())
     evidence = pki.report(report_data=hashlib.sha512(challenge.nonce + _spki(key)).digest())
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
-                                           runtime_data=_spki(key)), require_challenge=True)
+    result = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce, runtime_data=_spki(key)
+        ),
+        require_challenge=True,
+    )
     assert result.appraisal.status is Tier.AFFIRMING, _codes(result)
     assert _payload(result.token)["cnf"] == {"jwk": key_to_jwk(key.public_key())}
 
@@ -94,15 +104,18 @@ def test_nitro_cnf_is_the_document_public_key(db: Database) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     challenge = h.service.create_challenge()
     evidence = h.pki.mint(nonce=challenge.nonce, public_key=_spki(key))
-    result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce),
-                                require_challenge=True)
+    result = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce), require_challenge=True
+    )
     assert result.appraisal.status is Tier.AFFIRMING, _codes(result)
     assert _payload(result.token)["cnf"] == {"jwk": key_to_jwk(key.public_key())}
     other = _spki(ec.generate_private_key(ec.SECP256R1()))
     challenge = h.service.create_challenge()
     evidence = h.pki.mint(nonce=challenge.nonce, public_key=_spki(key))
-    swapped = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce,
-                                                  runtime_data=other), require_challenge=True)
+    swapped = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce, runtime_data=other),
+        require_challenge=True,
+    )
     assert _codes(swapped) == ["RUNTIME_DATA_MISMATCH"]
     assert "cnf" not in _payload(swapped.token)
 
@@ -112,7 +125,9 @@ def test_check_binding_keeps_every_finding() -> None:
     claims: dict[str, object] = {"report_data": nonce.ljust(64, b"\0").hex()}
     assert [f.code for f in check_binding("snp", claims, nonce, key, "raw")] == ["RUNTIME_DATA_NOT_BOUND"]
     assert [f.code for f in check_binding("tdx", {"report_data": "00" * 64}, nonce, key, "raw")] == [
-        "RUNTIME_DATA_NOT_BOUND", "REPORT_DATA_MISMATCH"]
+        "RUNTIME_DATA_NOT_BOUND",
+        "REPORT_DATA_MISMATCH",
+    ]
 
 
 def test_key_is_bound_only_when_the_evidence_covers_it() -> None:
@@ -163,9 +178,14 @@ def test_broker_rule_pins_policies(tmp_path: Any) -> None:
     path = tmp_path / "broker.json"
 
     def config(policies: Any) -> Any:
-        path.write_text(json.dumps({"verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"},
-                                    "secrets": [{"name": "db", "file": "s.bin", "workload": "app",
-                                                 "require_policies": policies}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "verifier": {"grpc": "127.0.0.1:1", "jwks_url": "http://127.0.0.1:2/jwks"},
+                    "secrets": [{"name": "db", "file": "s.bin", "workload": "app", "require_policies": policies}],
+                }
+            )
+        )
         return load_config(path)
 
     assert config(["prod-snp", "ab" * 32]).rules["db"].require_policies == ("prod-snp", "ab" * 32)

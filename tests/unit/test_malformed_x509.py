@@ -82,16 +82,26 @@ def aws() -> FakeAwsPki:
 def _crl_with_entry_extension() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    entry = (x509.RevokedCertificateBuilder().serial_number(5).revocation_date(now)
-             .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False).build())
-    builder = (x509.CertificateRevocationListBuilder()
-               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")]))
-               .last_update(now).next_update(now + dt.timedelta(days=1)).add_extension(x509.CRLNumber(1), False)
-               .add_revoked_certificate(entry))
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(5)
+        .revocation_date(now)
+        .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+        .build()
+    )
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")]))
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(1), False)
+        .add_revoked_certificate(entry)
+    )
     return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
 # --- the shared loader --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mutation", CERT_MUTATIONS)
 def test_shared_certificate_loader(amd: FakeAmdPki, mutation: str) -> None:
@@ -136,11 +146,18 @@ def test_old_crl_import_path_still_works() -> None:
 
 # --- SEV-SNP ------------------------------------------------------------------------------------------------------
 
+
 def snp_service(db: Database, pki: FakeAmdPki, **kw: Any) -> VerifierService:
     refs = SqlReferenceValueStore(db)
     refs.add("snp.measurement", MEASUREMENT, "image-1", now=pki.now - dt.timedelta(days=1))
-    return VerifierService(clock=SettableClock(pki.now), anchors=pki.anchors(), references=refs,
-                           signer=ResultSigner([ephemeral_key()]), challenges=SqlChallengeStore(db), **kw)
+    return VerifierService(
+        clock=SettableClock(pki.now),
+        anchors=pki.anchors(),
+        references=refs,
+        signer=ResultSigner([ephemeral_key()]),
+        challenges=SqlChallengeStore(db),
+        **kw,
+    )
 
 
 def codes(result: Any) -> list[str]:
@@ -153,8 +170,11 @@ def test_snp_vcek_that_cryptography_rejects_is_contraindicated(db: Database, amd
     svc = snp_service(db, amd)
     bad = CERT_MUTATIONS[mutation](der(amd.vcek))
     chain = {"ask.pem": amd.ask.public_bytes(Encoding.PEM), "ark.pem": amd.ark.public_bytes(Encoding.PEM)}
-    for collateral in ({"vcek.der": bad, **chain}, {"vcek.pem": pem(bad), **chain},
-                       {"cert_table.bin": build_cert_table({"vcek": bad, "ask": der(amd.ask), "ark": der(amd.ark)})}):
+    for collateral in (
+        {"vcek.der": bad, **chain},
+        {"vcek.pem": pem(bad), **chain},
+        {"cert_table.bin": build_cert_table({"vcek": bad, "ask": der(amd.ask), "ark": der(amd.ark)})},
+    ):
         result = svc.appraise(AppraisalRequest(tee="snp", evidence=amd.report(), collateral=collateral))
         assert result.appraisal.status is Tier.CONTRAINDICATED
         assert codes(result) == ["CERT_MALFORMED"], collateral.keys()
@@ -163,26 +183,41 @@ def test_snp_vcek_that_cryptography_rejects_is_contraindicated(db: Database, amd
 def test_snp_crl_that_cryptography_rejects_is_not_a_crash(db: Database, amd: FakeAmdPki) -> None:
     """Crashed before: DuplicateExtension escaped load_crl (it caught ValueError and TypeError only)."""
     svc = snp_service(db, amd, check_crl=True)
-    files = {"vcek.der": der(amd.vcek), "ask.pem": amd.ask.public_bytes(Encoding.PEM),
-             "ark.pem": amd.ark.public_bytes(Encoding.PEM)}
+    files = {
+        "vcek.der": der(amd.vcek),
+        "ask.pem": amd.ask.public_bytes(Encoding.PEM),
+        "ark.pem": amd.ark.public_bytes(Encoding.PEM),
+    }
     crl = amd.crl()
     good = svc.appraise(AppraisalRequest(tee="snp", evidence=amd.report(), collateral={**files, "crl.der": crl}))
     assert good.appraisal.status is Tier.AFFIRMING, codes(good)
-    bad = svc.appraise(AppraisalRequest(tee="snp", evidence=amd.report(),
-                                        collateral={**files, "crl.der": mutate.unknown_signature_algorithm(crl)}))
+    bad = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=amd.report(), collateral={**files, "crl.der": mutate.unknown_signature_algorithm(crl)}
+        )
+    )
     assert bad.appraisal.status is not Tier.AFFIRMING  # revocation unknown: fail closed by default
-    dup = svc.appraise(AppraisalRequest(tee="snp", evidence=amd.report(),
-                                        collateral={**files, "crl.der": mutate.crl_duplicate_extension(crl)}))
+    dup = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=amd.report(), collateral={**files, "crl.der": mutate.crl_duplicate_extension(crl)}
+        )
+    )
     assert codes(dup) == codes(bad) == ["SNP_CRL_UNAVAILABLE"]
 
 
 # --- Intel TDX ----------------------------------------------------------------------------------------------------
 
+
 def tdx_service(db: Database, pki: FakeIntelPki) -> VerifierService:
     refs = SqlReferenceValueStore(db)
     refs.add("tdx.mr_td", MR_TD, "td-image", now=pki.now - dt.timedelta(days=1))
-    return VerifierService(clock=SettableClock(pki.now), anchors=pki.anchors(), references=refs,
-                           signer=ResultSigner([ephemeral_key()]), challenges=SqlChallengeStore(db))
+    return VerifierService(
+        clock=SettableClock(pki.now),
+        anchors=pki.anchors(),
+        references=refs,
+        signer=ResultSigner([ephemeral_key()]),
+        challenges=SqlChallengeStore(db),
+    )
 
 
 def tdx_quote(pki: FakeIntelPki, **kw: Any) -> bytes:
@@ -206,8 +241,7 @@ def test_tdx_quote_with_malformed_pck_or_crl_is_contraindicated(db: Database, in
     assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
     leaf, *rest = x509.load_pem_x509_certificates(intel.pck_chain_pem())
     chain = pem(mutate.duplicate_extension(der(leaf))) + b"".join(c.public_bytes(Encoding.PEM) for c in rest)
-    result = svc.appraise(AppraisalRequest(tee="tdx", evidence=tdx_quote(intel, pck_chain_pem=chain),
-                                           collateral=files))
+    result = svc.appraise(AppraisalRequest(tee="tdx", evidence=tdx_quote(intel, pck_chain_pem=chain), collateral=files))
     assert (result.appraisal.status, codes(result)) == (Tier.CONTRAINDICATED, ["CERT_MALFORMED"])
     for name in ("pck_crl.der", "root_ca_crl.der"):
         broken = {**files, name: mutate.crl_duplicate_extension(files[name])}
@@ -217,6 +251,7 @@ def test_tdx_quote_with_malformed_pck_or_crl_is_contraindicated(db: Database, in
 
 
 # --- AWS Nitro ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mutation", CERT_MUTATIONS)
 def test_nitro_certificates_that_cryptography_rejects(aws: FakeAwsPki, mutation: str) -> None:

@@ -39,8 +39,11 @@ def manifest(tmp_path: Path, name: str, entries: list[dict[str, Any]], **top: An
 
 
 def live(store: SqlReferenceValueStore, at: dt.datetime) -> set[tuple[str, str, str]]:
-    return {(r.kind, r.value.hex(), r.label) for r in store.list(include_inactive=True, at=at)
-            if r.state(at) in ("active", "pending")}
+    return {
+        (r.kind, r.value.hex(), r.label)
+        for r in store.list(include_inactive=True, at=at)
+        if r.state(at) in ("active", "pending")
+    }
 
 
 # --- loading --------------------------------------------------------------------------------------------------
@@ -52,19 +55,33 @@ def test_every_example_loads_and_covers_each_tee() -> None:
         m = load_manifest_file(path)
         assert m.entries, path
         kinds |= {e.kind for e in m.entries}
-    assert {"nitro.pcr0", "nitro.pcr1", "nitro.pcr2", "nitro.pcr8", "snp.measurement", "snp.host_data",
-            "snp.id_key_digest", "tdx.mr_td", "tdx.rtmr0", "tdx.rtmr3"} <= kinds
+    assert {
+        "nitro.pcr0",
+        "nitro.pcr1",
+        "nitro.pcr2",
+        "nitro.pcr8",
+        "snp.measurement",
+        "snp.host_data",
+        "snp.id_key_digest",
+        "tdx.mr_td",
+        "tdx.rtmr0",
+        "tdx.rtmr3",
+    } <= kinds
 
 
 def test_yaml_with_dates_version_and_scope(tmp_path: Path) -> None:
-    path = write(tmp_path, "m.yaml", f"""
+    path = write(
+        tmp_path,
+        "m.yaml",
+        f"""
 label_scope: ["app *"]
 reference_values:
   - {{kind: nitro.pcr0, value: "{A}", label: app 1.5, version: "1.5", valid_from: 2026-01-01T00:00:00Z,
      expires_at: "2027-01-01T00:00:00+01:00"}}
 revoke:
   - {{kind: nitro.pcr0, value: "{B}", reason: CVE}}
-""")
+""",
+    )
     m = load_manifest_file(path)
     [e] = m.entries
     assert (e.label, e.version) == ("app 1.5", "1.5")
@@ -74,28 +91,38 @@ revoke:
     assert m.revoke[0].reason == "CVE"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", expire_at: 2026-01-01T00:00:00Z}}]', "unknown keys"),
-    (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", valid_from: 2026-01-01T00:00:00}}]', "time zone"),
-    (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", version: 1.10}}]', "version"),
-    (f'managed_labels: [x]\nreference_values: [{{kind: nitro.pcr0, value: "{A}", label: y}}]', "does not manage"),
-    ('reference_values: [{kind: nitro.pcr0, value: "abcd"}]', "48 bytes"),
-    ('reference_values: [{kind: nitro.pcr99, value: "ab"}]', "unknown reference-value kind"),
-    (f'revoke: [{{kind: nitro.pcr0, value: "{A}"}}]', "reason"),
-    ("bogus: 1\nreference_values: []", "unknown top-level"),
-    ("[1, 2", "not YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", expire_at: 2026-01-01T00:00:00Z}}]', "unknown keys"),
+        (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", valid_from: 2026-01-01T00:00:00}}]', "time zone"),
+        (f'reference_values: [{{kind: nitro.pcr0, value: "{A}", version: 1.10}}]', "version"),
+        (f'managed_labels: [x]\nreference_values: [{{kind: nitro.pcr0, value: "{A}", label: y}}]', "does not manage"),
+        ('reference_values: [{kind: nitro.pcr0, value: "abcd"}]', "48 bytes"),
+        ('reference_values: [{kind: nitro.pcr99, value: "ab"}]', "unknown reference-value kind"),
+        (f'revoke: [{{kind: nitro.pcr0, value: "{A}"}}]', "reason"),
+        ("bogus: 1\nreference_values: []", "unknown top-level"),
+        ("[1, 2", "not YAML"),
+    ],
+)
 def test_invalid_manifests_are_refused(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(RequestError, match=message):
         load_manifest_file(write(tmp_path, "bad.yaml", text))
 
 
 def test_nitro_cli_json_with_pcr8(tmp_path: Path) -> None:
-    path = write(tmp_path, "build.json", {"Measurements": {
-        "HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": B, "PCR2": C, "PCR8": "dd" * 48}})
+    path = write(
+        tmp_path,
+        "build.json",
+        {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": A, "PCR1": B, "PCR2": C, "PCR8": "dd" * 48}},
+    )
     m = load_manifest_file(path, default_label="app 2")
     assert [(e.kind, e.label) for e in m.entries] == [
-        ("nitro.pcr0", "app 2"), ("nitro.pcr1", "app 2"), ("nitro.pcr2", "app 2"), ("nitro.pcr8", "app 2")]
+        ("nitro.pcr0", "app 2"),
+        ("nitro.pcr1", "app 2"),
+        ("nitro.pcr2", "app 2"),
+        ("nitro.pcr8", "app 2"),
+    ]
     assert m.managed_labels == {"app 2"}
     bad = write(tmp_path, "sha256.json", {"Measurements": {"HashAlgorithm": "Sha256", "PCR0": A}})
     with pytest.raises(RequestError, match="Sha384"):
@@ -129,8 +156,11 @@ def test_dropping_a_value_expires_it_and_other_labels_are_untouched(
     tmp_path: Path, store: SqlReferenceValueStore
 ) -> None:
     foreign = store.add("nitro.pcr0", bytes.fromhex(C), "someone else", now=T0)
-    v1 = manifest(tmp_path, "v1.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"},
-                                         {"kind": "nitro.pcr1", "value": B, "label": "app"}])
+    v1 = manifest(
+        tmp_path,
+        "v1.json",
+        [{"kind": "nitro.pcr0", "value": A, "label": "app"}, {"kind": "nitro.pcr1", "value": B, "label": "app"}],
+    )
     store.apply([v1], now=T0)
     v2 = manifest(tmp_path, "v2.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"}])
     plan = store.plan([v2], now=T0 + HOUR)
@@ -138,8 +168,11 @@ def test_dropping_a_value_expires_it_and_other_labels_are_untouched(
     assert [(r.kind, r.value.hex()) for r in plan.expire] == [("nitro.pcr1", B)]
     store.apply([v2], now=T0 + HOUR, actor="cli:ops")
     states = {(r.kind, r.label): r.state(T0 + HOUR) for r in store.list(include_inactive=True, at=T0 + HOUR)}
-    assert states == {("nitro.pcr0", "app"): "active", ("nitro.pcr1", "app"): "expired",
-                      ("nitro.pcr0", "someone else"): "active"}
+    assert states == {
+        ("nitro.pcr0", "app"): "active",
+        ("nitro.pcr1", "app"): "expired",
+        ("nitro.pcr0", "someone else"): "active",
+    }
     [expired] = store.list(state="expired", at=T0 + HOUR)
     assert expired.expires_at == T0 + HOUR
     assert [e.action for e in store.history(expired.id)] == ["ref.add", "ref.expire"]
@@ -149,11 +182,17 @@ def test_dropping_a_value_expires_it_and_other_labels_are_untouched(
 
 
 def test_label_scope_retires_the_previous_release(tmp_path: Path, store: SqlReferenceValueStore) -> None:
-    store.apply([manifest(tmp_path, "a.json", [{"kind": "nitro.pcr0", "value": A, "label": "app 1.4"}],
-                          label_scope="app *")], now=T0)
+    store.apply(
+        [manifest(tmp_path, "a.json", [{"kind": "nitro.pcr0", "value": A, "label": "app 1.4"}], label_scope="app *")],
+        now=T0,
+    )
     store.add("nitro.pcr0", bytes.fromhex(C), "application", now=T0)  # does not match "app *"
-    nxt = manifest(tmp_path, "b.json", [{"kind": "nitro.pcr0", "value": B, "label": "app 1.5", "version": "1.5"}],
-                   label_scope=["app *"])
+    nxt = manifest(
+        tmp_path,
+        "b.json",
+        [{"kind": "nitro.pcr0", "value": B, "label": "app 1.5", "version": "1.5"}],
+        label_scope=["app *"],
+    )
     plan = store.apply([nxt], now=T0 + HOUR)
     assert [e.label for e in plan.add] == ["app 1.5"] and [r.label for r in plan.expire] == ["app 1.4"]
     assert {r.label for r in store.list(at=T0 + HOUR)} == {"app 1.5", "application"}
@@ -164,8 +203,12 @@ def test_explicit_revoke_revokes_and_a_revoked_value_is_never_reapproved(
 ) -> None:
     store.apply([manifest(tmp_path, "v1.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"}])], now=T0)
     other = store.add("nitro.pcr0", bytes.fromhex(A), "elsewhere", now=T0)
-    rv = manifest(tmp_path, "rv.json", [{"kind": "nitro.pcr0", "value": B, "label": "app"}],
-                  revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "CVE-2025-1"}])
+    rv = manifest(
+        tmp_path,
+        "rv.json",
+        [{"kind": "nitro.pcr0", "value": B, "label": "app"}],
+        revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "CVE-2025-1"}],
+    )
     plan = store.apply([rv], now=T0 + HOUR, actor="cli:sec")
     assert {(r.ref.label, r.reason) for r in plan.revoke} == {("app", "CVE-2025-1"), ("elsewhere", "CVE-2025-1")}
     assert plan.expire == ()  # a revoked row is not also expired
@@ -176,8 +219,12 @@ def test_explicit_revoke_revokes_and_a_revoked_value_is_never_reapproved(
     again = manifest(tmp_path, "again.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"}])
     with pytest.raises(RequestError, match=r"REFERENCE_VALUE_REVOKED.*never approved again by adding it"):
         store.plan([again], now=T0 + 2 * HOUR)
-    both = manifest(tmp_path, "both.json", [{"kind": "nitro.pcr0", "value": C, "label": "app"}],
-                    revoke=[{"kind": "nitro.pcr0", "value": C, "reason": "x"}])
+    both = manifest(
+        tmp_path,
+        "both.json",
+        [{"kind": "nitro.pcr0", "value": C, "label": "app"}],
+        revoke=[{"kind": "nitro.pcr0", "value": C, "reason": "x"}],
+    )
     with pytest.raises(RequestError, match="both approved and revoked"):
         store.plan([both], now=T0)
 
@@ -187,10 +234,16 @@ def test_revoke_entry_is_per_value_and_cannot_name_a_label(tmp_path: Path, store
     store.add("nitro.pcr0", bytes.fromhex(A), "y", now=T0)
     kept = store.add("nitro.pcr0", bytes.fromhex(B), "y", now=T0)
     with pytest.raises(RequestError, match="revocation is per value"):
-        manifest(tmp_path, "r.json", [], managed_labels=["x"],
-                 revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r", "label": "x"}])
-    m = manifest(tmp_path, "r2.json", [], managed_labels=["x"],
-                 revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r"}])
+        manifest(
+            tmp_path,
+            "r.json",
+            [],
+            managed_labels=["x"],
+            revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r", "label": "x"}],
+        )
+    m = manifest(
+        tmp_path, "r2.json", [], managed_labels=["x"], revoke=[{"kind": "nitro.pcr0", "value": A, "reason": "r"}]
+    )
     plan = store.apply([m], now=T0)
     assert sorted(r.ref.label for r in plan.revoke) == ["x", "y"] and plan.expire == ()
     assert store.list(at=T0) == [kept]
@@ -213,10 +266,16 @@ def test_failing_apply_changes_nothing(
     tmp_path: Path, db: Database, store: SqlReferenceValueStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept = store.add("nitro.pcr0", bytes.fromhex(C), "app", now=T0)
-    before = (store.list(include_inactive=True, at=T0), audit.reference_set_version(db),
-              len(audit.entries(db, limit=1000)))
-    m = manifest(tmp_path, "m.json", [{"kind": "nitro.pcr0", "value": A, "label": "app"},
-                                      {"kind": "nitro.pcr1", "value": B, "label": "app"}])
+    before = (
+        store.list(include_inactive=True, at=T0),
+        audit.reference_set_version(db),
+        len(audit.entries(db, limit=1000)),
+    )
+    m = manifest(
+        tmp_path,
+        "m.json",
+        [{"kind": "nitro.pcr0", "value": A, "label": "app"}, {"kind": "nitro.pcr1", "value": B, "label": "app"}],
+    )
     calls = {"n": 0}
     real = SqlReferenceValueStore._insert
 
@@ -230,8 +289,11 @@ def test_failing_apply_changes_nothing(
     with pytest.raises(RequestError, match="BOOM"):
         store.apply([m], now=T0 + HOUR)
     assert calls["n"] == 2  # the expire of `kept` and the first add ran, then everything rolled back
-    after = (store.list(include_inactive=True, at=T0), audit.reference_set_version(db),
-             len(audit.entries(db, limit=1000)))
+    after = (
+        store.list(include_inactive=True, at=T0),
+        audit.reference_set_version(db),
+        len(audit.entries(db, limit=1000)),
+    )
     assert after == before
     assert store.list(at=T0 + HOUR) == [kept]
     assert audit.verify_chain(db).ok

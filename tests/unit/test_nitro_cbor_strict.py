@@ -51,6 +51,7 @@ def _pcrs_payload(pki: FakeAwsPki, pcrs: bytes) -> bytes:
 
 # ---- one key written two ways is still one key (RFC 8949 section 5.6) -----------------------------------------
 
+
 @pytest.mark.parametrize(
     "second_key",
     [
@@ -95,6 +96,7 @@ def test_text_and_integer_keys_do_not_collide(pki: FakeAwsPki) -> None:
 
 
 # ---- preferred serialization of the signed bytes (RFC 8949 section 4.1) ---------------------------------------
+
 
 @pytest.mark.parametrize(
     ("pair", "count"),
@@ -141,6 +143,7 @@ def test_unsigned_envelope_may_use_longer_heads(pki: FakeAwsPki) -> None:
 
 # ---- only the types of the AWS CDDL ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -179,6 +182,7 @@ def test_nonce_null_and_booleans_decode() -> None:
 
 
 # ---- real documents --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("vector", NITRO, ids=[v["id"] for v in NITRO])
 def test_real_documents_are_preferred_and_read_as_cbor2_reads_them(vectors_dir: Path, vector: dict[str, Any]) -> None:

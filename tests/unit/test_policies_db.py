@@ -34,10 +34,19 @@ FULL: dict[str, Any] = {
     "id": "strict",
     "require_nonce": True,
     "required_kinds": {"nitro": ["nitro.pcr8"]},
-    "snp": {"minimum_tcb": {"snp": 20, "microcode": 200}, "tcb_fields": ["reported", "committed"],
-            "allowed_vmpls": [0], "minimum_firmware": [1, 55], "minimum_build": 3, "allowed_chip_ids": ["ab" * 64]},
-    "tdx": {"accepted_statuses": {"UpToDate": "affirming"}, "advisory_deny": ["INTEL-SA-00837"],
-            "allowed_mr_seams": ["cd" * 48]},
+    "snp": {
+        "minimum_tcb": {"snp": 20, "microcode": 200},
+        "tcb_fields": ["reported", "committed"],
+        "allowed_vmpls": [0],
+        "minimum_firmware": [1, 55],
+        "minimum_build": 3,
+        "allowed_chip_ids": ["ab" * 64],
+    },
+    "tdx": {
+        "accepted_statuses": {"UpToDate": "affirming"},
+        "advisory_deny": ["INTEL-SA-00837"],
+        "allowed_mr_seams": ["cd" * 48],
+    },
 }
 
 
@@ -63,29 +72,39 @@ def test_set_get_list_and_audit(db: Database) -> None:
     assert store.names() == ["strict"]
     first, second = audit.entries(db, action="policy.set")
     assert (first.subject, first.actor, first.details["sha256"], first.details["previous_sha256"]) == (
-        "strict", "cli:alice", stored.sha256, None)
+        "strict",
+        "cli:alice",
+        stored.sha256,
+        None,
+    )
     assert second.details["previous_sha256"] == stored.sha256 and second.details["sha256"] == again.sha256
     assert second.details["body"] == policy_to_json(again.policy)
     assert audit.verify_chain(db).ok
 
 
-@pytest.mark.parametrize(("name", "body", "code"), [
-    ("strict", "{not json", "POLICY_INVALID"),
-    ("strict", "[]", "POLICY_INVALID"),
-    ("strict", {**FULL, "allow_debug": True}, "POLICY_INVALID"),  # unknown key: a typo must not weaken
-    ("strict", {**FULL, "id": "other"}, "POLICY_INVALID"),
-    ("strict", {"snp": {"minimum_tcb": {"nope": 1}}}, "POLICY_INVALID"),
-    ("strict", {"tdx": {"require_sept_ve_disable": False}}, "POLICY_INVALID"),
-    ("", {}, "POLICY_NAME_INVALID"),
-    ("x" * 101, {}, "POLICY_NAME_INVALID"),
-    ("default", {"snp": {"crl_fail_open": True}}, "POLICY_LOOSENS_BUILT_IN"),
-    ("default", {"snp": {"allow_migrate_ma": True}}, "POLICY_LOOSENS_BUILT_IN"),
-    ("default", {"report_data_binding": "raw"}, "POLICY_LOOSENS_BUILT_IN"),
-    ("default", {"tdx": {"accepted_statuses": {"UpToDate": "affirming", "OutOfDate": "warning"}}},
-     "POLICY_LOOSENS_BUILT_IN"),
-    ("default", {"tdx": {"grace_days": 30}}, "POLICY_LOOSENS_BUILT_IN"),
-    ("nonce-required", {"require_nonce": False}, "POLICY_LOOSENS_BUILT_IN"),
-])
+@pytest.mark.parametrize(
+    ("name", "body", "code"),
+    [
+        ("strict", "{not json", "POLICY_INVALID"),
+        ("strict", "[]", "POLICY_INVALID"),
+        ("strict", {**FULL, "allow_debug": True}, "POLICY_INVALID"),  # unknown key: a typo must not weaken
+        ("strict", {**FULL, "id": "other"}, "POLICY_INVALID"),
+        ("strict", {"snp": {"minimum_tcb": {"nope": 1}}}, "POLICY_INVALID"),
+        ("strict", {"tdx": {"require_sept_ve_disable": False}}, "POLICY_INVALID"),
+        ("", {}, "POLICY_NAME_INVALID"),
+        ("x" * 101, {}, "POLICY_NAME_INVALID"),
+        ("default", {"snp": {"crl_fail_open": True}}, "POLICY_LOOSENS_BUILT_IN"),
+        ("default", {"snp": {"allow_migrate_ma": True}}, "POLICY_LOOSENS_BUILT_IN"),
+        ("default", {"report_data_binding": "raw"}, "POLICY_LOOSENS_BUILT_IN"),
+        (
+            "default",
+            {"tdx": {"accepted_statuses": {"UpToDate": "affirming", "OutOfDate": "warning"}}},
+            "POLICY_LOOSENS_BUILT_IN",
+        ),
+        ("default", {"tdx": {"grace_days": 30}}, "POLICY_LOOSENS_BUILT_IN"),
+        ("nonce-required", {"require_nonce": False}, "POLICY_LOOSENS_BUILT_IN"),
+    ],
+)
 def test_invalid_or_loosening_bodies_are_refused(db: Database, name: str, body: Any, code: str) -> None:
     with pytest.raises(RequestError) as info:
         SqlPolicies(db).set(name, body, now=T0, actor="t")
@@ -138,8 +157,11 @@ def test_the_service_selects_database_policies_by_name(db: Database) -> None:
     stored = store.set("enclave-strict", {"require_nonce": True}, now=T0, actor="t")
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(), policy="enclave-strict"))
     assert [f.code for f in result.appraisal.findings] == ["NONCE_MISSING"]
-    claims = jwt.decode(result.token, KeySet.import_key_set(h.service.jwks()),  # type: ignore[arg-type]
-                        algorithms=["ES256"]).claims
+    claims = jwt.decode(
+        result.token,
+        KeySet.import_key_set(h.service.jwks()),  # type: ignore[arg-type]
+        algorithms=["ES256"],
+    ).claims
     sub = claims["submods"]["nitro"]
     assert sub["ear.appraisal-policy-id"] == "enclave-strict"
     assert sub["x-verifier.policy-sha256"] == stored.sha256

@@ -28,8 +28,9 @@ class Clock:
         return self.now
 
 
-def limiter(clock: Clock, per_client: Rate = Rate(2.0, 3), overall: Rate = Rate(0, 0),
-            max_clients: int = 100) -> RateLimiter:
+def limiter(
+    clock: Clock, per_client: Rate = Rate(2.0, 3), overall: Rate = Rate(0, 0), max_clients: int = 100
+) -> RateLimiter:
     return RateLimiter({CREATE_CHALLENGE: MethodLimits(per_client, overall)}, max_clients=max_clients, clock=clock)
 
 
@@ -62,16 +63,26 @@ def test_the_global_bucket_caps_all_clients_together() -> None:
 
 def test_unlimited_methods_and_disabled_limits_pass() -> None:
     clock = Clock()
-    lim = RateLimiter({CREATE_CHALLENGE: MethodLimits(Rate(1.0, 1), Rate(0, 0)),
-                       APPRAISE: MethodLimits(Rate(0, 0), Rate(0, 0))}, clock=clock)
+    lim = RateLimiter(
+        {CREATE_CHALLENGE: MethodLimits(Rate(1.0, 1), Rate(0, 0)), APPRAISE: MethodLimits(Rate(0, 0), Rate(0, 0))},
+        clock=clock,
+    )
     assert lim.limits(CREATE_CHALLENGE) and not lim.limits(APPRAISE)
     assert not lim.limits("/verifier.v1.Verifier/GetSigningKeys")
     for _ in range(100):
         assert lim.acquire(APPRAISE, "ip:10.0.0.1").allowed
         assert lim.acquire("/verifier.v1.Verifier/GetSigningKeys", "ip:10.0.0.1").allowed
-    assert ratelimit.from_settings(Settings(rate_challenge_per_client=Rate(0, 0), rate_challenge_global=Rate(0, 0),
-                                            rate_appraise_per_client=Rate(0, 0),
-                                            rate_appraise_global=Rate(0, 0))) is None
+    assert (
+        ratelimit.from_settings(
+            Settings(
+                rate_challenge_per_client=Rate(0, 0),
+                rate_challenge_global=Rate(0, 0),
+                rate_appraise_per_client=Rate(0, 0),
+                rate_appraise_global=Rate(0, 0),
+            )
+        )
+        is None
+    )
 
 
 def test_tracked_clients_are_bounded_lru() -> None:
@@ -96,15 +107,18 @@ def test_a_clock_stepping_back_adds_no_tokens() -> None:
     assert not lim.acquire(CREATE_CHALLENGE, "c").allowed
 
 
-@pytest.mark.parametrize(("peer", "expected"), [
-    ("ipv4:192.0.2.7:5555", "ip:192.0.2.7"),
-    ("ipv6:[2001:db8:1:2:3:4:5:6]:443", "ip:2001:db8:1:2::/64"),
-    ("ipv6:%5B2001:db8:1:2:ffff::1%5D:443", "ip:2001:db8:1:2::/64"),
-    ("ipv6:[::ffff:192.0.2.9]:1", "ip:192.0.2.9"),
-    ("ipv6:[::1]:50051", "ip:::/64"),
-    ("unix:/tmp/sock", "peer:unix:/tmp/sock"),
-    ("", "peer:"),
-])
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("ipv4:192.0.2.7:5555", "ip:192.0.2.7"),
+        ("ipv6:[2001:db8:1:2:3:4:5:6]:443", "ip:2001:db8:1:2::/64"),
+        ("ipv6:%5B2001:db8:1:2:ffff::1%5D:443", "ip:2001:db8:1:2::/64"),
+        ("ipv6:[::ffff:192.0.2.9]:1", "ip:192.0.2.9"),
+        ("ipv6:[::1]:50051", "ip:::/64"),
+        ("unix:/tmp/sock", "peer:unix:/tmp/sock"),
+        ("", "peer:"),
+    ],
+)
 def test_client_key_from_peer(peer: str, expected: str) -> None:
     assert client_key(peer, None) == expected
 
@@ -135,6 +149,7 @@ class FakeContext:
 def _call(interceptor: RateLimitInterceptor, method: str, context: FakeContext) -> Any:
     async def inner(request: Any, ctx: Any) -> str:
         return "ok"
+
     return asyncio.run(interceptor.around(method, None, inner, None, context))  # type: ignore[arg-type]
 
 
@@ -142,13 +157,15 @@ def test_interceptor_refuses_with_rate_limited_and_retry_info() -> None:
     clock = Clock()
     interceptor = RateLimitInterceptor(limiter(clock, per_client=Rate(1.0, 1)))
     attacker = FakeContext("ipv4:192.0.2.1:1000")
-    other_cert = FakeContext("ipv4:192.0.2.1:1001", {"transport_security_type": [b"ssl"],
-                                                   "x509_pem_cert": [b"-----BEGIN CERTIFICATE-----other"]})
+    other_cert = FakeContext(
+        "ipv4:192.0.2.1:1001",
+        {"transport_security_type": [b"ssl"], "x509_pem_cert": [b"-----BEGIN CERTIFICATE-----other"]},
+    )
     assert _call(interceptor, CREATE_CHALLENGE, attacker) == "ok"
     with pytest.raises(grpc.aio.AbortError):
         _call(interceptor, CREATE_CHALLENGE, attacker)
     assert attacker.status is not None and attacker.status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    (_, binary), = [m for m in attacker.status.trailing_metadata if m[0] == "grpc-status-details-bin"]
+    ((_, binary),) = [m for m in attacker.status.trailing_metadata if m[0] == "grpc-status-details-bin"]
     status = status_pb2.Status.FromString(binary)
     info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(info) and status.details[1].Unpack(retry)
@@ -164,8 +181,13 @@ def test_interceptor_refuses_with_rate_limited_and_retry_info() -> None:
 def test_default_chain_places_the_limiter_after_errors_and_before_auth() -> None:
     chain = default_chain(Metrics(), rate_limiter=limiter(Clock()))
     names = [type(i).__name__ for i in chain]
-    assert names == ["RequestIdInterceptor", "MetricsInterceptor", "ErrorInterceptor", "RateLimitInterceptor",
-                     "AdminAuthInterceptor"]
+    assert names == [
+        "RequestIdInterceptor",
+        "MetricsInterceptor",
+        "ErrorInterceptor",
+        "RateLimitInterceptor",
+        "AdminAuthInterceptor",
+    ]
     assert "RateLimitInterceptor" not in [type(i).__name__ for i in default_chain(Metrics())]
 
 
@@ -178,8 +200,13 @@ def test_rate_settings() -> None:
     for bad in ("-1", "x", "nan", "inf", "5:0", "5:x", "1e9"):
         with pytest.raises(ConfigError):
             rate(bad)
-    env = from_environment({"VERIFIER_RATE_CHALLENGE_PER_CLIENT": "1:2", "VERIFIER_RATE_APPRAISE_GLOBAL": "0",
-                            "VERIFIER_RATE_CLIENTS": "50"})
+    env = from_environment(
+        {
+            "VERIFIER_RATE_CHALLENGE_PER_CLIENT": "1:2",
+            "VERIFIER_RATE_APPRAISE_GLOBAL": "0",
+            "VERIFIER_RATE_CLIENTS": "50",
+        }
+    )
     assert env.rate_challenge_per_client == Rate(1.0, 2) and env.rate_appraise_global == Rate(0.0, 0)
     assert env.rate_clients == 50 and env.rate_appraise_per_client == Rate(20.0, 40)
 

@@ -16,7 +16,7 @@ from verifier.reference_values.kinds import (
     spec,
 )
 
-SMT_CLEAR_ECC_SET = "0000000000000005" "0000000000000004"  # mask SMT_EN|ECC_EN, value ECC_EN
+SMT_CLEAR_ECC_SET = "00000000000000050000000000000004"  # mask SMT_EN|ECC_EN, value ECC_EN
 
 
 def test_new_kinds_are_typed_members() -> None:
@@ -26,10 +26,14 @@ def test_new_kinds_are_typed_members() -> None:
     assert (spec("snp.platform_info").length, spec("snp.platform_info").match) == (16, "masked")
     assert spec("snp.min_guest_svn").claim_name == "guest_svn"
     # existing kinds are unchanged: equality, same lengths
-    assert {k: (spec(k).length, spec(k).match) for k in ("snp.measurement", "snp.host_data", "tdx.mr_td",
-                                                          "nitro.pcr0")} == {
-        "snp.measurement": (48, "equal"), "snp.host_data": (32, "equal"), "tdx.mr_td": (48, "equal"),
-        "nitro.pcr0": (48, "equal")}
+    assert {
+        k: (spec(k).length, spec(k).match) for k in ("snp.measurement", "snp.host_data", "tdx.mr_td", "nitro.pcr0")
+    } == {
+        "snp.measurement": (48, "equal"),
+        "snp.host_data": (32, "equal"),
+        "tdx.mr_td": (48, "equal"),
+        "nitro.pcr0": (48, "equal"),
+    }
 
 
 def test_normalize_typed_values() -> None:
@@ -38,15 +42,18 @@ def test_normalize_typed_values() -> None:
     assert normalize_value("snp.platform_info", SMT_CLEAR_ECC_SET.upper()) == bytes.fromhex(SMT_CLEAR_ECC_SET)
 
 
-@pytest.mark.parametrize(("kind", "value", "code"), [
-    ("tdx.mr_servicetd", "11" * 32, "REFERENCE_VALUE_LENGTH"),
-    ("snp.min_guest_svn", "3", "REFERENCE_VALUE_NOT_HEX"),
-    ("snp.min_guest_svn", "0003", "REFERENCE_VALUE_LENGTH"),
-    ("snp.platform_info", "0000000000000001", "REFERENCE_VALUE_LENGTH"),
-    ("snp.platform_info", "0000000000000000" "0000000000000000", "REFERENCE_VALUE_INVALID"),  # pins nothing
-    ("snp.platform_info", "0000000000000001" "0000000000000002", "REFERENCE_VALUE_INVALID"),  # never matches
-    ("snp.guest_svn", "00000003", "REFERENCE_KIND_UNKNOWN"),
-])
+@pytest.mark.parametrize(
+    ("kind", "value", "code"),
+    [
+        ("tdx.mr_servicetd", "11" * 32, "REFERENCE_VALUE_LENGTH"),
+        ("snp.min_guest_svn", "3", "REFERENCE_VALUE_NOT_HEX"),
+        ("snp.min_guest_svn", "0003", "REFERENCE_VALUE_LENGTH"),
+        ("snp.platform_info", "0000000000000001", "REFERENCE_VALUE_LENGTH"),
+        ("snp.platform_info", "00000000000000000000000000000000", "REFERENCE_VALUE_INVALID"),  # pins nothing
+        ("snp.platform_info", "00000000000000010000000000000002", "REFERENCE_VALUE_INVALID"),  # never matches
+        ("snp.guest_svn", "00000003", "REFERENCE_KIND_UNKNOWN"),
+    ],
+)
 def test_normalize_rejects(kind: str, value: str, code: str) -> None:
     with pytest.raises(RequestError) as err:
         normalize_value(kind, value)
@@ -62,7 +69,11 @@ def test_length_error_explains_the_format() -> None:
 def test_at_least() -> None:
     three = (3).to_bytes(4, "big")
     assert [holds("snp.min_guest_svn", three, f"{svn:08x}") for svn in (2, 3, 4, 0xFFFFFFFF)] == [
-        False, True, True, True]
+        False,
+        True,
+        True,
+        True,
+    ]
     assert not any(holds("snp.min_guest_svn", three, bad) for bad in ("not hex", "", "+0000004", "0000_004"))
     assert not holds("snp.min_guest_svn", (0).to_bytes(4, "big"), "-1")
     # several minimums are all required: adding a higher one tightens at once
@@ -78,13 +89,15 @@ def test_masked() -> None:
     assert holds("snp.platform_info", member, "0000000000000024")  # ECC_EN, ALIAS_CHECK_COMPLETE
     assert not holds("snp.platform_info", member, "0000000000000025")  # SMT_EN set
     assert not holds("snp.platform_info", member, "0000000000000020")  # ECC_EN clear
-    tsme = bytes.fromhex("0000000000000002" "0000000000000002")
+    tsme = bytes.fromhex("00000000000000020000000000000002")
     assert satisfied("snp.platform_info", [member, tsme], "0000000000000026")
     assert not satisfied("snp.platform_info", [member, tsme], "0000000000000024")
     assert expected_text("snp.platform_info", [member, tsme], "0000000000000024") == (
-        "platform_info & 0x0000000000000002 == 0x0000000000000002 (TSME_EN=1)")
+        "platform_info & 0x0000000000000002 == 0x0000000000000002 (TSME_EN=1)"
+    )
     assert actual_text("snp.platform_info", "0000000000000025") == (
-        "0x0000000000000025 (set: SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE)")
+        "0x0000000000000025 (set: SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE)"
+    )
 
 
 def test_equal_alternatives_unchanged() -> None:

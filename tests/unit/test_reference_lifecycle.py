@@ -31,8 +31,9 @@ def test_model_state_precedence() -> None:
     ref = ReferenceValue("x", "nitro.pcr0", PCR, "l", T0, expires_at=T0 + 2 * HOUR, valid_from=T0 + HOUR)
     assert [ref.state(T0), ref.state(T0 + HOUR), ref.state(T0 + 2 * HOUR)] == ["pending", "active", "expired"]
     assert [ref.active_at(T0), ref.active_at(T0 + HOUR)] == [False, True]
-    revoked = ReferenceValue("y", "nitro.pcr0", PCR, "l", T0, expires_at=T0 + HOUR, valid_from=T0 + 2 * HOUR,
-                             revoked_at=T0)
+    revoked = ReferenceValue(
+        "y", "nitro.pcr0", PCR, "l", T0, expires_at=T0 + HOUR, valid_from=T0 + 2 * HOUR, revoked_at=T0
+    )
     assert revoked.state(T0 + 3 * HOUR) == "revoked"  # revoked wins over expired and pending
 
 
@@ -72,7 +73,10 @@ def test_revoke_records_who_and_why_and_keeps_the_row(store: SqlReferenceValueSt
     ref = store.add("nitro.pcr0", PCR, "img", now=T0, actor="cli:bob")
     revoked = store.revoke(ref.id, "CVE-2025-0001", now=T0 + HOUR, actor="token:security")
     assert (revoked.revoked_at, revoked.revoked_by, revoked.revoke_reason) == (
-        T0 + HOUR, "token:security", "CVE-2025-0001")
+        T0 + HOUR,
+        "token:security",
+        "CVE-2025-0001",
+    )
     assert revoked.created_by == "cli:bob"
     assert store.active(["nitro.pcr0"], T0 + HOUR) == []
     assert store.active(["nitro.pcr0"], T0) != []  # history: it was active before
@@ -94,8 +98,11 @@ def test_every_change_is_audited_and_bumps_the_set_version(db: Database, store: 
     assert audit.reference_set_version(db) == v0 + 4
     rows = [e for e in audit.entries(db, limit=1000) if e.action.startswith("ref.")]
     assert [(e.action, e.subject, e.actor) for e in rows] == [
-        ("ref.add", a.id, "cli:alice"), ("ref.add", b.id, "cli:alice"),
-        ("ref.revoke", a.id, "token:sec"), ("ref.expire", b.id, "cli:carol")]
+        ("ref.add", a.id, "cli:alice"),
+        ("ref.add", b.id, "cli:alice"),
+        ("ref.revoke", a.id, "token:sec"),
+        ("ref.expire", b.id, "cli:carol"),
+    ]
     assert rows[0].details == {"kind": "nitro.pcr0", "value": PCR.hex(), "label": "img"}
     assert rows[2].details["reason"] == "bad build"
     check = audit.verify_chain(db)
@@ -138,7 +145,8 @@ def test_sql_state_filter_agrees_with_the_model(store: SqlReferenceValueStore) -
         assert len(everything) == 5
         for state in STATES:
             assert {x.id for x in store.list(state=state, at=at)} == {
-                x.id for x in everything if x.state(at) == state}, (state, at)
+                x.id for x in everything if x.state(at) == state
+            }, (state, at)
         assert {x.id for x in store.list(at=at)} == {x.id for x in everything if x.active_at(at)}
     assert [x.label for x in store.list(label="pending", include_inactive=True, at=T0)] == ["pending"]
 
@@ -153,7 +161,8 @@ def test_revoked_value_stops_affirming_at_once_and_stays_listed(db: Database) ->
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert "REFERENCE_VALUE_MISSING" in [f.code for f in result.appraisal.findings] or "REFERENCE_VALUE_MISMATCH" in [
-        f.code for f in result.appraisal.findings]
+        f.code for f in result.appraisal.findings
+    ]
     [listed] = h.refs.list(kind="nitro.pcr0", include_inactive=True, at=h.clock.now())
     assert listed.state(h.clock.now()) == "revoked" and listed.revoked_by == "cli:sec"
 
@@ -165,7 +174,7 @@ def test_pending_value_does_not_affirm_until_valid_from(db: Database) -> None:
         if index in (0, 1, 2):
             h.refs.add(f"nitro.pcr{index}", value, "img 2.0", now=now, valid_from=now + HOUR)
     assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status is (
-        Tier.CONTRAINDICATED)
+        Tier.CONTRAINDICATED
+    )
     h.clock.at = now + HOUR
-    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status is (
-        Tier.AFFIRMING)
+    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status is (Tier.AFFIRMING)

@@ -14,11 +14,16 @@ from verifier.results.cnf import runtime_key_jwk
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: ec.generate_private_key(ec.SECP256R1()), lambda: ec.generate_private_key(ec.SECP384R1()),
-    lambda: rsa.generate_private_key(65537, 2048), lambda: x25519.X25519PrivateKey.generate(),
-    lambda: ed25519.Ed25519PrivateKey.generate(),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        lambda: rsa.generate_private_key(65537, 2048),
+        lambda: x25519.X25519PrivateKey.generate(),
+        lambda: ed25519.Ed25519PrivateKey.generate(),
+    ],
+)
 def test_der_and_jwk_forms_agree_with_an_independent_library(make) -> None:  # type: ignore[no-untyped-def]
     private = make()
     der = private.public_key().public_bytes(*SPKI)

@@ -84,16 +84,37 @@ def test_deterministic_json() -> None:
 
 def test_annotated_evidence_is_detached_copy() -> None:
     appraisal = make_appraisal()
-    claims = build_ear(appraisal, issuer="i", issued_at=ISSUED, lifetime=timedelta(seconds=60), nonce=None,
-                       token_id="t", verifier_build="b")
+    claims = build_ear(
+        appraisal,
+        issuer="i",
+        issued_at=ISSUED,
+        lifetime=timedelta(seconds=60),
+        nonce=None,
+        token_id="t",
+        verifier_build="b",
+    )
     appraisal.claims["measurement"] = "changed"
     assert claims["submods"]["sev-snp"]["ear.veraison.annotated-evidence"]["measurement"] == "ab" * 48
 
 
 def test_rejects_naive_time_and_non_positive_lifetime() -> None:
     with pytest.raises(ValueError):
-        build_ear(make_appraisal(), issuer="i", issued_at=datetime(2024, 1, 1), lifetime=DEFAULT_LIFETIME,
-                  nonce=None, token_id="t", verifier_build="b")
+        build_ear(
+            make_appraisal(),
+            issuer="i",
+            issued_at=datetime(2024, 1, 1),
+            lifetime=DEFAULT_LIFETIME,
+            nonce=None,
+            token_id="t",
+            verifier_build="b",
+        )
     with pytest.raises(ValueError):
-        build_ear(make_appraisal(), issuer="i", issued_at=ISSUED, lifetime=timedelta(0),
-                  nonce=None, token_id="t", verifier_build="b")
+        build_ear(
+            make_appraisal(),
+            issuer="i",
+            issued_at=ISSUED,
+            lifetime=timedelta(0),
+            nonce=None,
+            token_id="t",
+            verifier_build="b",
+        )

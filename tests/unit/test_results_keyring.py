@@ -130,8 +130,16 @@ def test_init_refuses_an_existing_open_directory(tmp_path: Path) -> None:
     assert caught.value.code == "KEYRING_PERMISSIONS"
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"version": 1, "keys": {}}', '{"version": 2, "keys": []}',
-                                     '{"version": 1, "keys": [{"kid": "x", "file": "../x.pem"}]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        '{"version": 1, "keys": {}}',
+        '{"version": 2, "keys": []}',
+        '{"version": 1, "keys": [{"kid": "x", "file": "../x.pem"}]}',
+    ],
+)
 def test_corrupted_keyring_json(tmp_path: Path, content: str) -> None:
     d = tmp_path / "k"
     Keyring.init(d, now=T0)

@@ -121,7 +121,11 @@ def test_public_jwk_members() -> None:
     key = ephemeral_key()
     jwk = public_jwk(key)
     assert {k: jwk[k] for k in ("kty", "crv", "kid", "alg", "use")} == {
-        "kty": "EC", "crv": "P-256", "kid": key.kid, "alg": "ES256", "use": "sig",
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": key.kid,
+        "alg": "ES256",
+        "use": "sig",
     }
     assert "d" not in jwk
     assert ECKey.import_key(jwk).thumbprint() == key.kid

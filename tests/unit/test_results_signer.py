@@ -36,8 +36,15 @@ def signer() -> ResultSigner:
 
 @pytest.fixture
 def claims() -> dict[str, object]:
-    return build_ear(make_appraisal(), issuer="https://verifier.example", issued_at=ISSUED,
-                     lifetime=DEFAULT_LIFETIME, nonce=b"n" * 16, token_id="tok-1", verifier_build="test")
+    return build_ear(
+        make_appraisal(),
+        issuer="https://verifier.example",
+        issued_at=ISSUED,
+        lifetime=DEFAULT_LIFETIME,
+        nonce=b"n" * 16,
+        token_id="tok-1",
+        verifier_build="test",
+    )
 
 
 def test_token_verifies_with_joserfc(signer: ResultSigner, claims: dict[str, object]) -> None:

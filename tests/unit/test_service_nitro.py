@@ -37,7 +37,11 @@ def test_approved_measurements_affirm_and_token_verifies_independently(h: Harnes
     assert result.appraisal.status is Tier.AFFIRMING, codes(result)
     assert result.appraisal.findings == ()
     assert result.appraisal.trust_vector.to_json() == {
-        "instance-identity": 2, "configuration": 2, "executables": 2, "hardware": 2}
+        "instance-identity": 2,
+        "configuration": 2,
+        "executables": 2,
+        "hardware": 2,
+    }
     claims = decode(h, result.token)
     assert claims["ear.status"] == "affirming"
     assert claims["iss"] == "test-verifier"
@@ -75,8 +79,11 @@ def test_optional_pcr_checked_only_when_registered(h: Harness) -> None:
     other = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
     h.refs.add("nitro.pcr4", b"\x01" * 48, "instance", now=h.clock.now() - dt.timedelta(days=1))
     # Another workload's PCR4 says nothing about this one (workloads never mix)...
-    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status is \
-        other.appraisal.status is Tier.AFFIRMING
+    assert (
+        h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint())).appraisal.status
+        is other.appraisal.status
+        is Tier.AFFIRMING
+    )
     # ...a PCR4 of this workload is required of its evidence.
     h.refs.add("nitro.pcr4", b"\x01" * 48, "test-image", now=h.clock.now() - dt.timedelta(days=1))
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
@@ -133,12 +140,19 @@ def test_revoked_and_expired_reference_values_stop_affirming(h: Harness) -> None
     assert codes(result) == ["REFERENCE_VALUE_MISSING", "WORKLOAD_NOT_MATCHED"]
     # Revocation is per value: the same PCR0 is added again only after an explicit, audited re-approval.
     h.refs.reapprove("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "re-approved for this test", now=h.clock.now())
-    h.refs.add("nitro.pcr0", FakeAwsPki.default_pcrs()[0], "test-image", now=h.clock.now(),
-               expires_at=h.clock.now() + dt.timedelta(minutes=1))
+    h.refs.add(
+        "nitro.pcr0",
+        FakeAwsPki.default_pcrs()[0],
+        "test-image",
+        now=h.clock.now(),
+        expires_at=h.clock.now() + dt.timedelta(minutes=1),
+    )
     assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status is Tier.AFFIRMING
     h.clock.at += dt.timedelta(minutes=2)
     assert codes(h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))) == [
-        "REFERENCE_VALUE_MISSING", "WORKLOAD_NOT_MATCHED"]
+        "REFERENCE_VALUE_MISSING",
+        "WORKLOAD_NOT_MATCHED",
+    ]
 
 
 def test_challenge_is_consumed_exactly_once(h: Harness) -> None:
@@ -159,16 +173,19 @@ def test_unknown_expired_and_mismatched_nonces(h: Harness) -> None:
     h.approve()
     unknown = b"\x07" * 32
     result = h.service.appraise(
-        AppraisalRequest(tee="nitro", evidence=h.pki.mint(nonce=unknown), nonce=unknown), require_challenge=True)
+        AppraisalRequest(tee="nitro", evidence=h.pki.mint(nonce=unknown), nonce=unknown), require_challenge=True
+    )
     assert codes(result) == ["CHALLENGE_UNKNOWN"]
     challenge = h.service.create_challenge(16)
     h.clock.at += dt.timedelta(minutes=3)
     late = h.service.appraise(
         AppraisalRequest(tee="nitro", evidence=h.pki.mint(nonce=challenge.nonce), nonce=challenge.nonce),
-        require_challenge=True)
+        require_challenge=True,
+    )
     assert codes(late) == ["CHALLENGE_EXPIRED"]
-    other = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(nonce=b"\x01" * 16),
-                                                nonce=b"\x02" * 16))
+    other = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=h.pki.mint(nonce=b"\x01" * 16), nonce=b"\x02" * 16)
+    )
     assert codes(other) == ["NONCE_MISMATCH"]
     assert other.appraisal.findings[0].expected == "02" * 16
     assert other.appraisal.findings[0].actual == "01" * 16
@@ -229,18 +246,26 @@ def test_bound_workload_key_is_carried_as_cnf(h: Harness) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     h.approve()
-    key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     challenge = h.service.create_challenge()
     evidence = h.pki.mint(nonce=challenge.nonce, public_key=key)
-    ok = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce,
-                                             runtime_data=key), require_challenge=True)
+    ok = h.service.appraise(
+        AppraisalRequest(tee="nitro", evidence=evidence, nonce=challenge.nonce, runtime_data=key),
+        require_challenge=True,
+    )
     claims = decode(h, ok.token)
     assert claims["cnf"]["jwk"]["kty"] == "EC" and claims["cnf"]["jwk"]["crv"] == "P-256"
     assert claims["submods"]["nitro"]["x-verifier.workload"]["name"] == "test-image"
     assert "x-verifier.matched-labels" not in claims["submods"]["nitro"]
-    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    other = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     bad = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence, runtime_data=other))
     assert "cnf" not in decode(h, bad.token)  # the binding failed: no key is vouched for
     plain = h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))

@@ -50,16 +50,25 @@ class DictSource:
 def files(pki: FakeAmdPki, kind: str = "vcek") -> dict[str, bytes]:
     signer = pki.vcek if kind == "vcek" else pki.vlek
     inter = pki.ask if kind == "vcek" else pki.asvk
-    return {f"{kind}.der": signer.public_bytes(Encoding.DER), f"{'ask' if kind == 'vcek' else 'asvk'}.pem":
-            inter.public_bytes(Encoding.PEM), "ark.pem": pki.ark.public_bytes(Encoding.PEM)}
+    return {
+        f"{kind}.der": signer.public_bytes(Encoding.DER),
+        f"{'ask' if kind == 'vcek' else 'asvk'}.pem": inter.public_bytes(Encoding.PEM),
+        "ark.pem": pki.ark.public_bytes(Encoding.PEM),
+    }
 
 
 def service(db: Database, pki: FakeAmdPki, **kw: Any) -> VerifierService:
     kw.setdefault("check_crl", False)  # most of these tests carry no CRL; revocation tests turn it on
     refs = SqlReferenceValueStore(db)
     refs.add("snp.measurement", MEASUREMENT, "image-1", now=pki.now - dt.timedelta(days=1))
-    return VerifierService(clock=SettableClock(pki.now), anchors=pki.anchors(), references=refs,
-                           signer=ResultSigner([ephemeral_key()]), challenges=SqlChallengeStore(db), **kw)
+    return VerifierService(
+        clock=SettableClock(pki.now),
+        anchors=pki.anchors(),
+        references=refs,
+        signer=ResultSigner([ephemeral_key()]),
+        challenges=SqlChallengeStore(db),
+        **kw,
+    )
 
 
 def codes(result: Any) -> list[str]:
@@ -79,12 +88,12 @@ def test_vcek_and_vlek_reports_affirm_with_request_collateral(db: Database, pki:
 
 def test_unknown_measurement_and_tampered_signature(db: Database, pki: FakeAmdPki) -> None:
     svc = service(db, pki)
-    other = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(measurement=b"\x01" * 48),
-                                          collateral=files(pki)))
+    other = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(measurement=b"\x01" * 48), collateral=files(pki))
+    )
     assert codes(other) == ["REFERENCE_VALUE_MISMATCH", "WORKLOAD_NOT_MATCHED"]
     assert other.appraisal.trust_vector.to_json()["executables"] == 96
-    bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144),
-                                        collateral=files(pki)))
+    bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144), collateral=files(pki)))
     assert codes(bad) == ["SNP_SIGNATURE_INVALID"]
     assert bad.appraisal.claims["measurement"] == MEASUREMENT.hex()  # claims are still reported
 
@@ -95,12 +104,16 @@ def test_challenge_nonce_binds_through_report_data(db: Database, pki: FakeAmdPki
     key = b'{"kty":"OKP","crv":"X25519","x":"abc"}'
     report_data = hashlib.sha512(challenge.nonce + key).digest()
     evidence = pki.report(report_data=report_data)
-    ok = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce,
-                                       runtime_data=key), require_challenge=True)
+    ok = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge.nonce, runtime_data=key),
+        require_challenge=True,
+    )
     assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
     challenge2 = svc.create_challenge()
-    wrong = svc.appraise(AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki),
-                                          nonce=challenge2.nonce, runtime_data=key), require_challenge=True)
+    wrong = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=evidence, collateral=files(pki), nonce=challenge2.nonce, runtime_data=key),
+        require_challenge=True,
+    )
     assert codes(wrong) == ["REPORT_DATA_MISMATCH"]
     assert wrong.appraisal.findings[0].actual == report_data.hex()
 
@@ -123,17 +136,23 @@ def test_raw_binding_is_a_policy_choice(db: Database, pki: FakeAmdPki) -> None:
 def test_policy_checks_debug_vmpl_and_tcb(db: Database, pki: FakeAmdPki) -> None:
     strict = Policy(policy_id="strict", snp=SnpRules(allowed_vmpls=(0,), minimum_tcb={"snp": 99}))
     svc = service(db, pki, policies=PolicySet({"strict": strict}))
-    debug = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(policy=0x30000 | 1 << 19),
-                                          collateral=files(pki)))
+    debug = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(policy=0x30000 | 1 << 19), collateral=files(pki))
+    )
     assert codes(debug) == ["SNP_DEBUG_ALLOWED"]
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(vmpl=1), collateral=files(pki),
-                                           policy="strict"))
+    result = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(vmpl=1), collateral=files(pki), policy="strict")
+    )
     assert codes(result) == ["SNP_VMPL_NOT_ALLOWED", "SNP_TCB_BELOW_MINIMUM"]
 
 
 def test_missing_vcek_comes_from_the_collateral_source(db: Database, pki: FakeAmdPki) -> None:
-    source = DictSource({"amd.vcek": pki.vcek.public_bytes(Encoding.DER),
-                         "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    source = DictSource(
+        {
+            "amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+            "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM),
+        }
+    )
     svc = service(db, pki, collateral_source=source)
     result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
     assert result.appraisal.status is Tier.AFFIRMING, codes(result)
@@ -152,18 +171,35 @@ def test_crl_checked_revoked_and_unavailable(db: Database, pki: FakeAmdPki) -> N
     unavailable = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki)))
     assert codes(unavailable) == ["SNP_CRL_UNAVAILABLE"]
     assert unavailable.appraisal.status is Tier.CONTRAINDICATED  # fail closed by default
-    clean = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                          collateral={**files(pki), "crl.der": pki.crl()}))
+    clean = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": pki.crl()})
+    )
     assert clean.appraisal.status is Tier.AFFIRMING, codes(clean)
-    revoked = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                            collateral={**files(pki), "crl.der": pki.crl([pki.ask.serial_number])}))
+    revoked = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": pki.crl([pki.ask.serial_number])}
+        )
+    )
     assert codes(revoked) == ["SNP_CERT_REVOKED"]
-    stale = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
-        **files(pki), "crl.der": pki.crl(next_update=pki.now - dt.timedelta(seconds=1),
-                                         this_update=pki.now - dt.timedelta(days=2))}))
+    stale = svc.appraise(
+        AppraisalRequest(
+            tee="snp",
+            evidence=pki.report(),
+            collateral={
+                **files(pki),
+                "crl.der": pki.crl(
+                    next_update=pki.now - dt.timedelta(seconds=1), this_update=pki.now - dt.timedelta(days=2)
+                ),
+            },
+        )
+    )
     assert codes(stale) == ["SNP_CRL_UNAVAILABLE"]
-    lenient = service(db, pki, check_crl=True, policies=PolicySet(
-        {"open": Policy(policy_id="open", snp=SnpRules(crl_fail_open=True))}))
+    lenient = service(
+        db,
+        pki,
+        check_crl=True,
+        policies=PolicySet({"open": Policy(policy_id="open", snp=SnpRules(crl_fail_open=True))}),
+    )
     request = AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki), policy="open")
     # A request cannot loosen its workload's policy...
     assert lenient.appraise(request).appraisal.status is Tier.CONTRAINDICATED
@@ -175,8 +211,13 @@ def test_crl_checked_revoked_and_unavailable(db: Database, pki: FakeAmdPki) -> N
 def test_certificate_table_collateral(db: Database, pki: FakeAmdPki) -> None:
     from verifier.tee.sevsnp.certtable import build_cert_table
 
-    table = build_cert_table({"vcek": pki.vcek.public_bytes(Encoding.DER), "ask": pki.ask.public_bytes(Encoding.DER),
-                              "ark": pki.ark.public_bytes(Encoding.DER)})
+    table = build_cert_table(
+        {
+            "vcek": pki.vcek.public_bytes(Encoding.DER),
+            "ask": pki.ask.public_bytes(Encoding.DER),
+            "ark": pki.ark.public_bytes(Encoding.DER),
+        }
+    )
     svc = service(db, pki)
     result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={"cert_table.bin": table}))
     assert result.appraisal.status is Tier.AFFIRMING, codes(result)
@@ -200,8 +241,9 @@ def _chain_source(pki: FakeAmdPki, crl: bytes | None) -> DictSource:
 def test_an_older_request_crl_does_not_beat_the_verifiers_newer_one(db: Database, pki: FakeAmdPki) -> None:
     source = _chain_source(pki, pki.crl([pki.ask.serial_number], number=2))
     svc = service(db, pki, check_crl=True, collateral_source=source)
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                           collateral={**files(pki), "crl.der": pki.crl(number=1)}))
+    result = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": pki.crl(number=1)})
+    )
     assert codes(result) == ["SNP_CERT_REVOKED"]
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert "amd.crl" in source.fetched
@@ -210,8 +252,13 @@ def test_an_older_request_crl_does_not_beat_the_verifiers_newer_one(db: Database
 def test_a_superseded_request_crl_is_reported_without_changing_the_status(db: Database, pki: FakeAmdPki) -> None:
     at = pki.now - dt.timedelta(days=1)
     svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, pki.crl(number=5)))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
-        **files(pki), "crl.der": pki.crl(number=4, this_update=at - dt.timedelta(days=1))}))
+    result = svc.appraise(
+        AppraisalRequest(
+            tee="snp",
+            evidence=pki.report(),
+            collateral={**files(pki), "crl.der": pki.crl(number=4, this_update=at - dt.timedelta(days=1))},
+        )
+    )
     assert result.appraisal.status is Tier.AFFIRMING, codes(result)
     assert codes(result) == ["COLLATERAL_SUPERSEDED"]
     finding = result.appraisal.findings[0]
@@ -222,23 +269,36 @@ def test_a_superseded_request_crl_is_reported_without_changing_the_status(db: Da
 
 def test_a_newer_request_crl_decides(db: Database, pki: FakeAmdPki) -> None:
     svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, pki.crl(number=2)))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
-        **files(pki), "crl.der": pki.crl([pki.ask.serial_number], number=3)}))
+    result = svc.appraise(
+        AppraisalRequest(
+            tee="snp",
+            evidence=pki.report(),
+            collateral={**files(pki), "crl.der": pki.crl([pki.ask.serial_number], number=3)},
+        )
+    )
     assert codes(result) == ["SNP_CERT_REVOKED"]
 
 
 def test_without_crl_numbers_this_update_decides(db: Database, pki: FakeAmdPki) -> None:
     newer = pki.crl([pki.ask.serial_number], this_update=pki.now - dt.timedelta(hours=1))
     svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, newer))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
-        **files(pki), "crl.der": pki.crl(this_update=pki.now - dt.timedelta(days=3))}))
+    result = svc.appraise(
+        AppraisalRequest(
+            tee="snp",
+            evidence=pki.report(),
+            collateral={**files(pki), "crl.der": pki.crl(this_update=pki.now - dt.timedelta(days=3))},
+        )
+    )
     assert codes(result) == ["SNP_CERT_REVOKED"]
 
 
 def test_the_request_crl_is_used_when_the_source_has_none(db: Database, pki: FakeAmdPki) -> None:
     svc = service(db, pki, check_crl=True, collateral_source=_chain_source(pki, None))
-    revoked = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral={
-        **files(pki), "crl.der": pki.crl([pki.ask.serial_number])}))
+    revoked = svc.appraise(
+        AppraisalRequest(
+            tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": pki.crl([pki.ask.serial_number])}
+        )
+    )
     assert codes(revoked) == ["SNP_CERT_REVOKED"]
 
 
@@ -246,16 +306,22 @@ def test_an_invalid_request_crl_never_beats_a_valid_source_crl(db: Database, pki
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     forged = pki.crl(number=99, signer_key=rsa.generate_private_key(65537, 2048))
-    svc = service(db, pki, check_crl=True,
-                  collateral_source=_chain_source(pki, pki.crl([pki.ask.serial_number], number=1)))
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                           collateral={**files(pki), "crl.der": forged}))
+    svc = service(
+        db, pki, check_crl=True, collateral_source=_chain_source(pki, pki.crl([pki.ask.serial_number], number=1))
+    )
+    result = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": forged})
+    )
     assert codes(result) == ["SNP_CERT_REVOKED"]
 
 
 def test_max_collateral_age_bounds_the_crl_used(db: Database, pki: FakeAmdPki) -> None:
-    policies = PolicySet({"fresh": Policy(policy_id="fresh", snp=SnpRules(max_collateral_age_hours=12)),
-                          "day": Policy(policy_id="day", snp=SnpRules(max_collateral_age_hours=25))})
+    policies = PolicySet(
+        {
+            "fresh": Policy(policy_id="fresh", snp=SnpRules(max_collateral_age_hours=12)),
+            "day": Policy(policy_id="day", snp=SnpRules(max_collateral_age_hours=25)),
+        }
+    )
     crl = pki.crl(this_update=pki.now - dt.timedelta(hours=24))
     svc = service(db, pki, check_crl=True, policies=policies, collateral_source=_chain_source(pki, crl))
     old = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki), policy="fresh"))
@@ -282,8 +348,14 @@ def _wrongly_signed_vcek(pki: FakeAmdPki) -> bytes:
     """The chip's VCEK (same key, names, extensions) signed by a key that is not the ASK's."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    cert = pki._signer("SEV-VCEK", pki.vcek_key, f"SEV-{pki.product.value}", rsa.generate_private_key(65537, 2048),
-                       (pki.now - dt.timedelta(days=1), pki.now + dt.timedelta(days=365)), hwid=pki.hwid)
+    cert = pki._signer(
+        "SEV-VCEK",
+        pki.vcek_key,
+        f"SEV-{pki.product.value}",
+        rsa.generate_private_key(65537, 2048),
+        (pki.now - dt.timedelta(days=1), pki.now + dt.timedelta(days=365)),
+        hwid=pki.hwid,
+    )
     return cert.public_bytes(Encoding.DER)
 
 
@@ -336,11 +408,14 @@ def test_after_the_backoff_the_vendor_is_asked_again(db: Database, pki: FakeAmdP
         kds.serve(vcek_path, Reply(body=_wrongly_signed_vcek(pki)), Reply(body=pki.vcek.public_bytes(Encoding.DER)))
         kds.serve(f"/vcek/v1/{pki.product.value}/cert_chain", Reply(body=chain))
         clock = SettableClock(pki.now)
-        source = CachedSource(AmdKds(kds.url, retries=0, timeout=5), SqlCollateralCache(db), clock=clock,
-                              reject_backoff=dt.timedelta(seconds=30))
+        source = CachedSource(
+            AmdKds(kds.url, retries=0, timeout=5),
+            SqlCollateralCache(db),
+            clock=clock,
+            reject_backoff=dt.timedelta(seconds=30),
+        )
         svc = service(db, pki, collateral_source=source)
-        assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report())).appraisal.status \
-            is Tier.CONTRAINDICATED
+        assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report())).appraisal.status is Tier.CONTRAINDICATED
         clock.at = pki.now + dt.timedelta(seconds=31)
         again = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
         assert again.appraisal.status is Tier.AFFIRMING, codes(again)
@@ -351,14 +426,20 @@ def test_a_report_with_a_bad_signature_does_not_evict_good_collateral(db: Databa
     from verifier.collateral.cache import CachedSource
     from verifier.storage.collateral import SqlCollateralCache
 
-    inner = DictSource({"amd.vcek": pki.vcek.public_bytes(Encoding.DER),
-                        "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    inner = DictSource(
+        {
+            "amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+            "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM),
+        }
+    )
     svc = service(db, pki, collateral_source=CachedSource(inner, SqlCollateralCache(db), clock=SettableClock(pki.now)))
     bad = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(signature=b"\x05" * 144)))
     assert codes(bad) == ["SNP_SIGNATURE_INVALID"]
     forged_ask = {"ask.pem": pki.foreign().ask.public_bytes(Encoding.PEM)}  # the caller's own (wrong) ASK
-    assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=forged_ask)).appraisal.status \
+    assert (
+        svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=forged_ask)).appraisal.status
         is Tier.CONTRAINDICATED
+    )
     ok = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
     assert ok.appraisal.status is Tier.AFFIRMING, codes(ok)
     assert inner.fetched == ["amd.vcek", "amd.cert_chain"]  # served from the cache throughout

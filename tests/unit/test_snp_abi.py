@@ -28,16 +28,33 @@ def _bytes(vectors_dir: Path, vector_id: str) -> bytes:
 def report_facts(report: AttestationReport, product: Product) -> dict[str, Any]:
     """The report in the manifest's `facts` vocabulary."""
     facts: dict[str, Any] = {
-        "version": report.version, "guest_svn": report.guest_svn, "policy": f"0x{report.policy:016x}",
-        "vmpl": report.vmpl, "signature_algo": report.signature_algo, "author_key_en": int(report.author_key_en),
-        "mask_chip_key": int(report.mask_chip_key), "signing_key": report.signing_key,
-        "platform_info": f"0x{report.platform_info:016x}", "signing_key_name": report.signing_key_name,
+        "version": report.version,
+        "guest_svn": report.guest_svn,
+        "policy": f"0x{report.policy:016x}",
+        "vmpl": report.vmpl,
+        "signature_algo": report.signature_algo,
+        "author_key_en": int(report.author_key_en),
+        "mask_chip_key": int(report.mask_chip_key),
+        "signing_key": report.signing_key,
+        "platform_info": f"0x{report.platform_info:016x}",
+        "signing_key_name": report.signing_key_name,
         "current_build_minor_major": [report.current_build, report.current_minor, report.current_major],
         "committed_build_minor_major": [report.committed_build, report.committed_minor, report.committed_major],
-        "signature_r_le_hex": report.signature_r.hex(), "signature_s_le_hex": report.signature_s.hex(),
+        "signature_r_le_hex": report.signature_r.hex(),
+        "signature_s_le_hex": report.signature_s.hex(),
     }
-    for name in ("family_id", "image_id", "report_data", "measurement", "host_data", "id_key_digest",
-                 "author_key_digest", "report_id", "report_id_ma", "chip_id"):
+    for name in (
+        "family_id",
+        "image_id",
+        "report_data",
+        "measurement",
+        "host_data",
+        "id_key_digest",
+        "author_key_digest",
+        "report_id",
+        "report_id_ma",
+        "chip_id",
+    ):
         facts[name] = getattr(report, name).hex()
     for name in TCBS:
         facts[name] = decode_tcb(getattr(report, name), product).to_json()
@@ -102,12 +119,19 @@ RESERVED = {
     "snp-milan-v3-vcek-oak-rk": [*COMMON_RESERVED, (0x18B, 0x1A0), (0x1F8, 0x2A0)],
     "snp-genoa-v5-vcek-oak": [*COMMON_RESERVED, (0x18B, 0x1A0), (0x208, 0x2A0)],
 }
-RESERVED_CASES = [(vid, start, end, offset) for vid, ranges in RESERVED.items() for start, end in ranges
-                  for offset in sorted({start, (start + end) // 2, end - 1})]
+RESERVED_CASES = [
+    (vid, start, end, offset)
+    for vid, ranges in RESERVED.items()
+    for start, end in ranges
+    for offset in sorted({start, (start + end) // 2, end - 1})
+]
 
 
-@pytest.mark.parametrize(("vector_id", "start", "end", "offset"), RESERVED_CASES,
-                         ids=[f"{c[0].split('-')[2]}-0x{c[3]:03X}" for c in RESERVED_CASES])
+@pytest.mark.parametrize(
+    ("vector_id", "start", "end", "offset"),
+    RESERVED_CASES,
+    ids=[f"{c[0].split('-')[2]}-0x{c[3]:03X}" for c in RESERVED_CASES],
+)
 def test_reserved_byte_rejected(vectors_dir: Path, vector_id: str, start: int, end: int, offset: int) -> None:
     data = bytearray(_bytes(vectors_dir, vector_id))
     assert data[offset] == 0
@@ -198,8 +222,10 @@ def test_signer_info_reserved_bits_rejected(vectors_dir: Path, bit: int) -> None
     assert info.value.code == "SNP_RESERVED_NONZERO"
 
 
-@pytest.mark.parametrize("policy", [0x0, 0x10000, 0x1_0000_0000_0000 | 0x30000, (1 << 40) | 0x30000,
-                                    (1 << 26) | 0x30000, (1 << 63) | 0x30000])
+@pytest.mark.parametrize(
+    "policy",
+    [0x0, 0x10000, 0x1_0000_0000_0000 | 0x30000, (1 << 40) | 0x30000, (1 << 26) | 0x30000, (1 << 63) | 0x30000],
+)
 def test_invalid_policy_rejected(vectors_dir: Path, policy: int) -> None:
     data = bytearray(_bytes(vectors_dir, "snp-genoa-v5-vcek-oak"))
     struct.pack_into("<Q", data, 0x08, policy)
@@ -215,18 +241,30 @@ def test_vmpl_above_3_rejected(vectors_dir: Path) -> None:
         parse_report(bytes(data))
 
 
-@pytest.mark.parametrize("vector", [v for v in PARSABLE if v["facts"].get("cpuid_fam_id") is not None],
-                         ids=lambda v: v["id"])
+@pytest.mark.parametrize(
+    "vector", [v for v in PARSABLE if v["facts"].get("cpuid_fam_id") is not None], ids=lambda v: v["id"]
+)
 def test_product_from_cpuid_matches_vector(vector: dict[str, Any]) -> None:
     facts = vector["facts"]
     assert product_from_cpuid(facts["cpuid_fam_id"], facts["cpuid_mod_id"]) is vector_product(vector)
 
 
-@pytest.mark.parametrize(("family", "model", "product"), [
-    (0x19, 0x01, Product.MILAN), (0x19, 0x00, Product.MILAN), (0x19, 0x11, Product.GENOA),
-    (0x19, 0xA0, Product.GENOA), (0x1A, 0x02, Product.TURIN), (0x1A, 0x11, Product.TURIN),
-    (0x19, 0x21, None), (0x17, 0x31, None), (0x1B, 0x00, None), (None, 0x01, None), (0x19, None, None),
-])
+@pytest.mark.parametrize(
+    ("family", "model", "product"),
+    [
+        (0x19, 0x01, Product.MILAN),
+        (0x19, 0x00, Product.MILAN),
+        (0x19, 0x11, Product.GENOA),
+        (0x19, 0xA0, Product.GENOA),
+        (0x1A, 0x02, Product.TURIN),
+        (0x1A, 0x11, Product.TURIN),
+        (0x19, 0x21, None),
+        (0x17, 0x31, None),
+        (0x1B, 0x00, None),
+        (None, 0x01, None),
+        (0x19, None, None),
+    ],
+)
 def test_product_from_cpuid(family: int | None, model: int | None, product: Product | None) -> None:
     assert product_from_cpuid(family, model) is product
 
@@ -263,13 +301,20 @@ def test_milan_tcb_layout(vectors_dir: Path) -> None:
 # TCB_VERSION reserved bytes: Milan/Genoa 2..5, Turin 4..6 (bytes 4, 5 reserved in every layout). Before, a non-zero
 # one parsed and later escaped decode_tcb as an uncaught error (gRPC INTERNAL) when the VCEK came from KDS.
 TCB_OFFSETS = {"current_tcb": 0x38, "reported_tcb": 0x180, "committed_tcb": 0x1E0, "launch_tcb": 0x1F0}
-TCB_RESERVED = {"snp-milan-v3-vcek-oak-rk": (2, 3, 4, 5), "snp-genoa-v5-vcek-oak": (2, 3, 4, 5),
-                "snp-turin-v5-vcek-oak": (4, 5, 6), "snp-milan-v2-vcek-gosevguest": (4, 5)}  # v2: product unknown
+TCB_RESERVED = {
+    "snp-milan-v3-vcek-oak-rk": (2, 3, 4, 5),
+    "snp-genoa-v5-vcek-oak": (2, 3, 4, 5),
+    "snp-turin-v5-vcek-oak": (4, 5, 6),
+    "snp-milan-v2-vcek-gosevguest": (4, 5),
+}  # v2: product unknown
 TCB_CASES = [(vid, name, index) for vid, indexes in TCB_RESERVED.items() for name in TCBS for index in indexes]
 
 
-@pytest.mark.parametrize(("vector_id", "name", "index"), TCB_CASES,
-                         ids=[f"{c[0].split('-')[1]}-{c[0].split('-')[2]}-{c[1]}-{c[2]}" for c in TCB_CASES])
+@pytest.mark.parametrize(
+    ("vector_id", "name", "index"),
+    TCB_CASES,
+    ids=[f"{c[0].split('-')[1]}-{c[0].split('-')[2]}-{c[1]}-{c[2]}" for c in TCB_CASES],
+)
 def test_tcb_reserved_byte_rejected_at_parse(vectors_dir: Path, vector_id: str, name: str, index: int) -> None:
     data = bytearray(_bytes(vectors_dir, vector_id))
     offset = TCB_OFFSETS[name] + index

@@ -31,12 +31,7 @@ T0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 KDS = "1.3.6.1.4.1.3704.1"
 pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
 
-SIGNERS = [
-    (v, name)
-    for v in manifest_vectors("snp")
-    for name in ("vcek.der", "vlek.der")
-    if name in v["files"]
-]
+SIGNERS = [(v, name) for v in manifest_vectors("snp") for name in ("vcek.der", "vlek.der") if name in v["files"]]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +138,10 @@ def test_absent_extensions_are_none() -> None:
 @pytest.mark.parametrize(
     ("cn", "kind"),
     [
-        ("ARK-Milan", "ark"), ("SEV-Genoa", "ask"), ("SEV-VLEK-Turin", "asvk"), ("SEV-VCEK", "vcek"),
+        ("ARK-Milan", "ark"),
+        ("SEV-Genoa", "ask"),
+        ("SEV-VLEK-Turin", "asvk"),
+        ("SEV-VCEK", "vcek"),
         ("SEV-VLEK", "vlek"),
     ],
 )

@@ -68,8 +68,15 @@ def test_parse_hand_built_table_with_padding_and_unknown_guid() -> None:
     """Offsets count from the table start; certificates need not be in entry order; page padding follows."""
     other = uuid.UUID("ecae0c0f-9502-43b1-afa2-0ae2e0d565b6")
     header = 4 * ENTRY_SIZE
-    table = (_entry(ARK_GUID, header + len(VCEK), len(ARK)) + _entry(VCEK_GUID, header, len(VCEK))
-             + _entry(other, header + len(VCEK) + len(ARK), 3) + bytes(ENTRY_SIZE) + VCEK + ARK + b"xyz")
+    table = (
+        _entry(ARK_GUID, header + len(VCEK), len(ARK))
+        + _entry(VCEK_GUID, header, len(VCEK))
+        + _entry(other, header + len(VCEK) + len(ARK), 3)
+        + bytes(ENTRY_SIZE)
+        + VCEK
+        + ARK
+        + b"xyz"
+    )
     parsed = parse_cert_table(table + bytes(4096 - len(table)))
     assert parsed == {"ark": ARK, "vcek": VCEK, str(other): b"xyz"}
     assert build_cert_table(parsed) != table and parse_cert_table(build_cert_table(parsed)) == parsed
@@ -127,8 +134,13 @@ def test_entry_and_size_bounds() -> None:
 
 
 def test_build_rejects_bad_names() -> None:
-    for bad in ({"pck": b"x"}, {"00000000-0000-0000-0000-000000000000": b"x"}, {str(VCEK_GUID): b"x"},
-                {"vcek": b""}, {"ask": ASK, "asvk": ASVK}):
+    for bad in (
+        {"pck": b"x"},
+        {"00000000-0000-0000-0000-000000000000": b"x"},
+        {str(VCEK_GUID): b"x"},
+        {"vcek": b""},
+        {"ask": ASK, "asvk": ASVK},
+    ):
         with pytest.raises(ValueError):
             build_cert_table(bad)
 

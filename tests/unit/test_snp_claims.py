@@ -47,6 +47,7 @@ def test_claims_without_product_keep_raw_tcb(vectors_dir: Path) -> None:
 
 def test_claims_tcb_not_matching_the_product_stay_raw(vectors_dir: Path) -> None:
     from verifier.tee.sevsnp.tcb import Product
+
     report = parse_report(_report_bytes(vectors_dir, "snp-turin-v5-vcek-oak"))
     assert claims(report, Product.MILAN)["reported_tcb"] == {"raw": "0001000200000047"}
 
@@ -60,10 +61,30 @@ def test_debug_policy_of_the_gosevguest_sample(vectors_dir: Path) -> None:
 
 def test_decode_policy_fields() -> None:
     assert decode_policy(0x3001F) == GuestPolicy(
-        abi_minor=0x1F, abi_major=0, smt=True, migrate_ma=False, debug=False, single_socket=False, cxl_allow=False,
-        mem_aes_256_xts=False, rapl_dis=False, ciphertext_hiding=False, page_swap_disable=False)
-    names = ["smt", None, "migrate_ma", "debug", "single_socket", "cxl_allow", "mem_aes_256_xts", "rapl_dis",
-             "ciphertext_hiding", "page_swap_disable"]
+        abi_minor=0x1F,
+        abi_major=0,
+        smt=True,
+        migrate_ma=False,
+        debug=False,
+        single_socket=False,
+        cxl_allow=False,
+        mem_aes_256_xts=False,
+        rapl_dis=False,
+        ciphertext_hiding=False,
+        page_swap_disable=False,
+    )
+    names = [
+        "smt",
+        None,
+        "migrate_ma",
+        "debug",
+        "single_socket",
+        "cxl_allow",
+        "mem_aes_256_xts",
+        "rapl_dis",
+        "ciphertext_hiding",
+        "page_swap_disable",
+    ]
     for offset, name in enumerate(names):
         if name is None:
             continue
@@ -80,13 +101,16 @@ def test_decode_policy_rejects(value: int) -> None:
         decode_policy(value)
 
 
-@pytest.mark.parametrize(("value", "on"), [
-    (0x01, {"smt_en"}),
-    (0x25, {"smt_en", "ecc_en", "alias_check_complete"}),
-    (0x27, {"smt_en", "tsme_en", "ecc_en", "alias_check_complete"}),
-    (0x67, {"smt_en", "tsme_en", "ecc_en", "alias_check_complete", "iommu_write_safe"}),  # the Turin vector
-    (0x98, {"rapl_dis", "ciphertext_hiding_en", "tio_en"}),
-])
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [
+        (0x01, {"smt_en"}),
+        (0x25, {"smt_en", "ecc_en", "alias_check_complete"}),
+        (0x27, {"smt_en", "tsme_en", "ecc_en", "alias_check_complete"}),
+        (0x67, {"smt_en", "tsme_en", "ecc_en", "alias_check_complete", "iommu_write_safe"}),  # the Turin vector
+        (0x98, {"rapl_dis", "ciphertext_hiding_en", "tio_en"}),
+    ],
+)
 def test_decode_platform_info(value: int, on: set[str]) -> None:
     info = decode_platform_info(value)
     data = info.to_json()

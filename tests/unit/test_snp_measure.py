@@ -29,8 +29,10 @@ def real_ovmf() -> Path:
     found = [Path(p) for p in ([chosen] if chosen else CANDIDATES) if Path(p).is_file()]
     if found:
         return found[0]
-    message = (f"no OVMF firmware at {chosen or ', '.join(CANDIDATES)}: install Debian's `ovmf` package "
-               "(apt-get install -y ovmf) to run the SEV-SNP measurement tests")
+    message = (
+        f"no OVMF firmware at {chosen or ', '.join(CANDIDATES)}: install Debian's `ovmf` package "
+        "(apt-get install -y ovmf) to run the SEV-SNP measurement tests"
+    )
     if os.environ.get("VERIFIER_REQUIRE_OVMF") == "1":
         pytest.fail(f"VERIFIER_REQUIRE_OVMF=1 but {message}", pytrace=False)
     pytest.skip(message)
@@ -58,7 +60,7 @@ def fake_amdsev_ovmf(path: Path) -> Path:
     sections = [(0x800000, 0x9000, 1), (0x809000, 0x1000, 2), (0x80A000, 0x1000, 3), (0x80B000, 0x1000, 0x10)]
     header = b"ASEV" + struct.pack("<III", 16 + 12 * len(sections), 1, len(sections))
     meta = header + b"".join(struct.pack("<III", *s) for s in sections)
-    image[size - meta_offset:size - meta_offset + len(meta)] = meta
+    image[size - meta_offset : size - meta_offset + len(meta)] = meta
 
     def entry(data: bytes, guid: str) -> bytes:
         return data + struct.pack("<H", len(data) + 18) + uuid.UUID(guid).bytes_le
@@ -70,13 +72,14 @@ def fake_amdsev_ovmf(path: Path) -> Path:
     )
     footer = struct.pack("<H", len(table) + 18) + uuid.UUID("96b582de-1fb2-45f7-baea-a366c55a082d").bytes_le
     end = size - 32
-    image[end - len(footer) - len(table):end] = table + footer
+    image[end - len(footer) - len(table) : end] = table + footer
     path.write_bytes(bytes(image))
     return path
 
 
-@pytest.mark.parametrize(("vcpus", "vcpu_type", "vmm"), [(1, "EPYC-v4", "QEMU"), (4, "EPYC-Milan", "QEMU"),
-                                                          (2, "EPYC-v4", "ec2")])
+@pytest.mark.parametrize(
+    ("vcpus", "vcpu_type", "vmm"), [(1, "EPYC-v4", "QEMU"), (4, "EPYC-Milan", "QEMU"), (2, "EPYC-v4", "ec2")]
+)
 def test_real_ovmf_firmware_only_matches_the_package_cli(vcpus: int, vcpu_type: str, vmm: str) -> None:
     ovmf = real_ovmf()
     ours = compute_snp_measurement(SnpLaunch(ovmf, vcpus, vcpu_type, vmm_type=vmm))
@@ -89,8 +92,20 @@ def test_real_ovmf_with_kernel_is_refused_like_the_package_cli(boot_files: tuple
     ovmf = real_ovmf()
     kernel, initrd = boot_files
     launch = SnpLaunch(ovmf, 2, "EPYC-v4", kernel=kernel, initrd=initrd, append=CMDLINE)
-    theirs = package_cli("--ovmf", str(ovmf), "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--kernel", str(kernel),
-                         "--initrd", str(initrd), "--append", CMDLINE)
+    theirs = package_cli(
+        "--ovmf",
+        str(ovmf),
+        "--vcpus",
+        "2",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--kernel",
+        str(kernel),
+        "--initrd",
+        str(initrd),
+        "--append",
+        CMDLINE,
+    )
     if theirs.returncode == 0:  # an AmdSev build (VERIFIER_OVMF): then both must compute the same value
         assert compute_snp_measurement(launch).hex() == theirs.stdout.strip()
         return
@@ -106,25 +121,46 @@ def test_kernel_initrd_cmdline_match_the_package_cli(
 ) -> None:
     ovmf = fake_amdsev_ovmf(tmp_path / "AMDSEV.fd")
     kernel, initrd = boot_files
-    ours = compute_snp_measurement(SnpLaunch(ovmf, 4, "EPYC-v4", kernel=kernel, initrd=initrd, append=CMDLINE,
-                                             guest_features=guest_features))
-    theirs = package_cli("--ovmf", str(ovmf), "--vcpus", "4", "--vcpu-type", "EPYC-v4", "--kernel", str(kernel),
-                         "--initrd", str(initrd), "--append", CMDLINE, "--guest-features", hex(guest_features))
+    ours = compute_snp_measurement(
+        SnpLaunch(ovmf, 4, "EPYC-v4", kernel=kernel, initrd=initrd, append=CMDLINE, guest_features=guest_features)
+    )
+    theirs = package_cli(
+        "--ovmf",
+        str(ovmf),
+        "--vcpus",
+        "4",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--kernel",
+        str(kernel),
+        "--initrd",
+        str(initrd),
+        "--append",
+        CMDLINE,
+        "--guest-features",
+        hex(guest_features),
+    )
     assert theirs.returncode == 0, theirs.stderr
     assert ours.hex() == theirs.stdout.strip()
-    other = compute_snp_measurement(SnpLaunch(ovmf, 4, "EPYC-v4", kernel=kernel, initrd=initrd,
-                                              append=CMDLINE + " debug", guest_features=guest_features))
+    other = compute_snp_measurement(
+        SnpLaunch(
+            ovmf, 4, "EPYC-v4", kernel=kernel, initrd=initrd, append=CMDLINE + " debug", guest_features=guest_features
+        )
+    )
     assert other != ours  # the command line is measured
 
 
-@pytest.mark.parametrize(("launch", "code"), [
-    (SnpLaunch(Path("/nonexistent/OVMF.fd"), 1, "EPYC-v4"), "SNP_MEASURE_INPUT"),
-    (SnpLaunch(Path(__file__), 0, "EPYC-v4"), "SNP_MEASURE_INPUT"),
-    (SnpLaunch(Path(__file__), 1, "Pentium"), "SNP_MEASURE_INPUT"),
-    (SnpLaunch(Path(__file__), 1, "EPYC-v4", vmm_type="xen"), "SNP_MEASURE_INPUT"),
-    (SnpLaunch(Path(__file__), 1, "EPYC-v4", append="x"), "SNP_MEASURE_INPUT"),
-    (SnpLaunch(Path(__file__), 1, "EPYC-v4"), "SNP_OVMF_UNSUPPORTED"),  # no SEV footer table
-])
+@pytest.mark.parametrize(
+    ("launch", "code"),
+    [
+        (SnpLaunch(Path("/nonexistent/OVMF.fd"), 1, "EPYC-v4"), "SNP_MEASURE_INPUT"),
+        (SnpLaunch(Path(__file__), 0, "EPYC-v4"), "SNP_MEASURE_INPUT"),
+        (SnpLaunch(Path(__file__), 1, "Pentium"), "SNP_MEASURE_INPUT"),
+        (SnpLaunch(Path(__file__), 1, "EPYC-v4", vmm_type="xen"), "SNP_MEASURE_INPUT"),
+        (SnpLaunch(Path(__file__), 1, "EPYC-v4", append="x"), "SNP_MEASURE_INPUT"),
+        (SnpLaunch(Path(__file__), 1, "EPYC-v4"), "SNP_OVMF_UNSUPPORTED"),  # no SEV footer table
+    ],
+)
 def test_bad_inputs_are_request_errors(launch: SnpLaunch, code: str) -> None:
     with pytest.raises(RequestError) as caught:
         compute_snp_measurement(launch)

@@ -67,57 +67,97 @@ def test_opt_out_says_off(pki: FakeAmdPki) -> None:
 def test_collateral_says_what_decided_and_where_it_came_from(pki: FakeAmdPki) -> None:
     crl = pki.crl(number=3)
     anchors = TrustAnchors(pins=pki.pins, certificates=[pki.ask, pki.ark])
-    ctx = VerifyContext(at=pki.now, anchors=anchors, collateral=_vcek(pki),
-                        source=Source({"amd.crl": crl}, label="cache"))
+    ctx = VerifyContext(
+        at=pki.now, anchors=anchors, collateral=_vcek(pki), source=Source({"amd.crl": crl}, label="cache")
+    )
     verified = SnpVerifier().verify(pki.report(), ctx)
     assert verified.failure is None and verified.details["revocation"] == "checked"
     assert verified.details["collateral"] == [
-        {"item": "amd.vcek", "number": None, "issued": _t(pki.vcek.not_valid_before_utc),
-         "next_update": _t(pki.vcek.not_valid_after_utc), "source": "request"},
-        {"item": "amd.cert_chain", "number": None, "issued": _t(pki.ask.not_valid_before_utc),
-         "next_update": _t(min(pki.ask.not_valid_after_utc, pki.ark.not_valid_after_utc)), "source": "anchors"},
-        {"item": "amd.crl", "number": 3, "issued": _t(pki.now - dt.timedelta(days=1)),
-         "next_update": _t(pki.now + dt.timedelta(days=7)), "source": "cache"},
+        {
+            "item": "amd.vcek",
+            "number": None,
+            "issued": _t(pki.vcek.not_valid_before_utc),
+            "next_update": _t(pki.vcek.not_valid_after_utc),
+            "source": "request",
+        },
+        {
+            "item": "amd.cert_chain",
+            "number": None,
+            "issued": _t(pki.ask.not_valid_before_utc),
+            "next_update": _t(min(pki.ask.not_valid_after_utc, pki.ark.not_valid_after_utc)),
+            "source": "anchors",
+        },
+        {
+            "item": "amd.crl",
+            "number": 3,
+            "issued": _t(pki.now - dt.timedelta(days=1)),
+            "next_update": _t(pki.now + dt.timedelta(days=7)),
+            "source": "cache",
+        },
     ]
     assert "collateral_superseded" not in verified.details
 
 
 def test_vendor_fetched_vcek_and_chain(pki: FakeAmdPki) -> None:
-    source = Source({"amd.vcek": pki.vcek.public_bytes(Encoding.DER), "amd.crl": pki.crl(),
-                     "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    source = Source(
+        {
+            "amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+            "amd.crl": pki.crl(),
+            "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM),
+        }
+    )
     verified = SnpVerifier().verify(pki.report(), VerifyContext(at=pki.now, anchors=pki.anchors(), source=source))
     assert verified.failure is None
     assert [(c["item"], c["source"]) for c in verified.details["collateral"]] == [
-        ("amd.vcek", "vendor"), ("amd.cert_chain", "vendor"), ("amd.crl", "vendor")]
+        ("amd.vcek", "vendor"),
+        ("amd.cert_chain", "vendor"),
+        ("amd.crl", "vendor"),
+    ]
 
 
 def test_an_older_request_crl_is_superseded(pki: FakeAmdPki) -> None:
     old_at = pki.now - dt.timedelta(days=3)
-    ctx = VerifyContext(at=pki.now, anchors=pki.anchors(),
-                        collateral={**_full(pki), "crl.der": pki.crl(number=1, this_update=old_at)},
-                        source=Source({"amd.crl": pki.crl(number=2)}))
+    ctx = VerifyContext(
+        at=pki.now,
+        anchors=pki.anchors(),
+        collateral={**_full(pki), "crl.der": pki.crl(number=1, this_update=old_at)},
+        source=Source({"amd.crl": pki.crl(number=2)}),
+    )
     details = SnpVerifier().verify(pki.report(), ctx).details
-    assert details["collateral_superseded"] == [{
-        "item": "amd.crl", "request": {"number": 1, "issued": _t(old_at)},
-        "used": {"number": 2, "issued": _t(pki.now - dt.timedelta(days=1))}}]
+    assert details["collateral_superseded"] == [
+        {
+            "item": "amd.crl",
+            "request": {"number": 1, "issued": _t(old_at)},
+            "used": {"number": 2, "issued": _t(pki.now - dt.timedelta(days=1))},
+        }
+    ]
     assert details["collateral"][-1]["source"] == "vendor"
 
 
 def test_a_tie_uses_the_verifiers_copy_and_a_newer_request_crl_wins(pki: FakeAmdPki) -> None:
     same = pki.crl(number=2)
-    tie = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.pem": same},
-                        source=Source({"amd.crl": same}))
+    tie = VerifyContext(
+        at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.pem": same}, source=Source({"amd.crl": same})
+    )
     details = SnpVerifier().verify(pki.report(), tie).details
     assert details["collateral"][-1]["source"] == "vendor" and "collateral_superseded" not in details
-    newer = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.der": pki.crl(number=9)},
-                          source=Source({"amd.crl": same}))
+    newer = VerifyContext(
+        at=pki.now,
+        anchors=pki.anchors(),
+        collateral={**_full(pki), "crl.der": pki.crl(number=9)},
+        source=Source({"amd.crl": same}),
+    )
     details = SnpVerifier().verify(pki.report(), newer).details
     assert (details["collateral"][-1]["source"], details["collateral"][-1]["number"]) == ("request", 9)
 
 
 def test_a_bad_request_crl_is_recorded_and_the_source_crl_used(pki: FakeAmdPki) -> None:
-    ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.der": b"garbage"},
-                        source=Source({"amd.crl": pki.crl()}))
+    ctx = VerifyContext(
+        at=pki.now,
+        anchors=pki.anchors(),
+        collateral={**_full(pki), "crl.der": b"garbage"},
+        source=Source({"amd.crl": pki.crl()}),
+    )
     details = SnpVerifier().verify(pki.report(), ctx).details
     assert details["revocation"] == "checked" and details["crl_request_error"] == "CRL_MALFORMED"
 

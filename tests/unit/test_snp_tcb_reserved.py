@@ -23,8 +23,12 @@ FIELDS = ("reported_tcb", "current_tcb", "committed_tcb", "launch_tcb")
 @pytest.mark.parametrize(("product", "index"), CASES, ids=[f"{p.value}-{i}" for p, i in CASES])
 def test_reserved_tcb_byte_is_contraindicated(db: Database, product: Product, index: int) -> None:
     pki = FakeAmdPki(product)
-    source = DictSource({"amd.vcek": pki.vcek.public_bytes(Encoding.DER),
-                         "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM)})
+    source = DictSource(
+        {
+            "amd.vcek": pki.vcek.public_bytes(Encoding.DER),
+            "amd.cert_chain": pki.ask.public_bytes(Encoding.PEM) + pki.ark.public_bytes(Encoding.PEM),
+        }
+    )
     svc = service(db, pki, collateral_source=source)
     assert svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report())).appraisal.status is Tier.AFFIRMING
     for field in FIELDS:

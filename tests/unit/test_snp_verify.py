@@ -50,9 +50,10 @@ def test_real_vector(vectors_dir: Path, trust_anchors_dir: Path, vector: dict[st
             if vector["expected"]["verdict"] == "valid":
                 result = verify_report(report, certs, anchors, _at(vector), product=given)
                 assert (result.product, result.signer_kind) == (product, vector["what"]["signing_key"].lower()), name
-                assert [c.subject for c in result.chain] == [result.signer.subject, *(
-                    c.subject for c in (certs.ask or certs.asvk, certs.ark) if c is not None
-                )]
+                assert [c.subject for c in result.chain] == [
+                    result.signer.subject,
+                    *(c.subject for c in (certs.ask or certs.asvk, certs.ark) if c is not None),
+                ]
             else:
                 assert vector["id"].endswith("-sigtampered")
                 with pytest.raises(EvidenceError) as err:
@@ -89,8 +90,14 @@ def milan(pkis: dict[Product, FakeAmdPki]) -> FakeAmdPki:
     return pkis[Product.MILAN]
 
 
-def _verify(pki: FakeAmdPki, kind: str = "vcek", *, certs: SnpCertificates | None = None,
-            at: datetime.datetime | None = None, **kwargs: Any) -> SnpVerified:
+def _verify(
+    pki: FakeAmdPki,
+    kind: str = "vcek",
+    *,
+    certs: SnpCertificates | None = None,
+    at: datetime.datetime | None = None,
+    **kwargs: Any,
+) -> SnpVerified:
     options = {k: kwargs.pop(k) for k in ("product", "crl", "anchors") if k in kwargs}
     report = parse_report(pki.report(signer=kind, **kwargs))
     anchors = options.pop("anchors", pki.anchors())
@@ -122,8 +129,15 @@ def test_foreign_ark(milan: FakeAmdPki) -> None:
     report = parse_report(foreign.report())
     assert _code(report, foreign.certificates(), milan.anchors(), milan.now) == "CHAIN_ROOT_UNTRUSTED"
     # without an ARK in the evidence the pinned one is used, and the foreign ASK does not chain to it
-    assert _code(report, SnpCertificates(ask=foreign.ask, vcek=foreign.vcek),
-                 TrustAnchors(pins=milan.pins, certificates=[milan.ark]), milan.now) == "CHAIN_SIGNATURE_INVALID"
+    assert (
+        _code(
+            report,
+            SnpCertificates(ask=foreign.ask, vcek=foreign.vcek),
+            TrustAnchors(pins=milan.pins, certificates=[milan.ark]),
+            milan.now,
+        )
+        == "CHAIN_SIGNATURE_INVALID"
+    )
 
 
 def test_ark_of_another_product(pkis: dict[Product, FakeAmdPki]) -> None:
@@ -163,8 +177,12 @@ def test_expired_and_not_yet_valid_vcek(milan: FakeAmdPki) -> None:
 
 
 def test_expired_vcek_is_reported_before_a_bad_signature() -> None:
-    pki = FakeAmdPki(vcek_validity=(datetime.datetime(2015, 1, 1, tzinfo=datetime.UTC),
-                                    datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC)))
+    pki = FakeAmdPki(
+        vcek_validity=(
+            datetime.datetime(2015, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC),
+        )
+    )
     assert _code(pki, signature=bytes(144)) == "CERT_EXPIRED"
 
 

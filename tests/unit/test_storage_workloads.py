@@ -54,13 +54,16 @@ def test_ensure_create_get_list_metadata(db: Database) -> None:
     assert audit.verify_chain(db).ok
 
 
-@pytest.mark.parametrize(("name", "tee", "policy", "code"), [
-    ("", "nitro", None, "WORKLOAD_NAME_INVALID"),
-    ("x" * 201, "nitro", None, "WORKLOAD_NAME_INVALID"),
-    ("ok", "sgx", None, "WORKLOAD_TEE_UNKNOWN"),
-    ("ok", "nitro", "", "WORKLOAD_POLICY_INVALID"),
-    ("ok", "nitro", "p" * 101, "WORKLOAD_POLICY_INVALID"),
-])
+@pytest.mark.parametrize(
+    ("name", "tee", "policy", "code"),
+    [
+        ("", "nitro", None, "WORKLOAD_NAME_INVALID"),
+        ("x" * 201, "nitro", None, "WORKLOAD_NAME_INVALID"),
+        ("ok", "sgx", None, "WORKLOAD_TEE_UNKNOWN"),
+        ("ok", "nitro", "", "WORKLOAD_POLICY_INVALID"),
+        ("ok", "nitro", "p" * 101, "WORKLOAD_POLICY_INVALID"),
+    ],
+)
 def test_invalid_input_is_refused(sqlite_db: Database, name: str, tee: str, policy: str | None, code: str) -> None:
     with pytest.raises(RequestError) as info:
         SqlWorkloads(sqlite_db).create(name, tee, now=NOW, actor="cli:a", policy=policy)
@@ -78,10 +81,15 @@ def test_add_values_creates_the_workload_and_forms_one_version(db: Database) -> 
     entries = [_entry("nitro.pcr0", 1), _entry("nitro.pcr1", 2), _entry("nitro.pcr2", 3)]
     meta, added = w.add_values("enclave", entries, now=NOW, actor="cli:a", new_version=True)
     assert meta.tee == "nitro" and {(r.label, r.version) for r in added} == {("enclave", "1.0")}
-    [version] = group_versions("nitro", store.active(["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], NOW),
-                               w.metadata(["enclave"]), NOW)
+    [version] = group_versions(
+        "nitro", store.active(["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], NOW), w.metadata(["enclave"]), NOW
+    )
     assert (version.workload, version.version, sorted(version.members), version.workload_id) == (
-        "enclave", "1.0", ["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"], meta.id)
+        "enclave",
+        "1.0",
+        ["nitro.pcr0", "nitro.pcr1", "nitro.pcr2"],
+        meta.id,
+    )
     with pytest.raises(RequestError) as info:  # a released version is not changed by adding values
         w.add_values("enclave", [_entry("nitro.pcr8", 4)], now=LATER, actor="cli:a", new_version=True)
     assert _codes(info) == "WORKLOAD_VERSION_EXISTS"
@@ -103,10 +111,13 @@ def test_add_values_is_all_or_nothing_and_refuses_a_revoked_value(db: Database) 
     assert audit.reference_set_version(db) == set_before
 
 
-@pytest.mark.parametrize("entries", [
-    [_entry("nitro.pcr0", 1), _entry("snp.measurement", 2)],
-    [_entry("snp.measurement", 2)],
-])
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [_entry("nitro.pcr0", 1), _entry("snp.measurement", 2)],
+        [_entry("snp.measurement", 2)],
+    ],
+)
 def test_add_values_of_another_tee_is_refused(sqlite_db: Database, entries: list[ManifestEntry]) -> None:
     w = SqlWorkloads(sqlite_db)
     w.create("enclave", "nitro", now=NOW, actor="cli:a")
@@ -142,14 +153,15 @@ def test_revoke_version_and_workload(db: Database) -> None:
     revoked = w.revoke("enclave", "retired", now=LATER, actor="cli:sec")
     assert revoked.revoked_at == LATER and not revoked.live_at(LATER)
     assert group_versions("nitro", refs, w.metadata(["enclave"]), LATER) == []
-    for change in (lambda: w.revoke("enclave", "again", now=LATER, actor="cli:sec"),
-                   lambda: w.add_values("enclave", [_entry("nitro.pcr1", 7, "2.0")], now=LATER, actor="cli:a"),
-                   lambda: w.set_policy("enclave", "strict", now=LATER, actor="cli:a")):
+    for change in (
+        lambda: w.revoke("enclave", "again", now=LATER, actor="cli:sec"),
+        lambda: w.add_values("enclave", [_entry("nitro.pcr1", 7, "2.0")], now=LATER, actor="cli:a"),
+        lambda: w.set_policy("enclave", "strict", now=LATER, actor="cli:a"),
+    ):
         with pytest.raises(RequestError) as info:
             change()
         assert _codes(info) == "WORKLOAD_REVOKED"
-    assert [e.action for e in w.history("enclave")] == ["workload.create", "workload.version.revoke",
-                                                          "workload.revoke"]
+    assert [e.action for e in w.history("enclave")] == ["workload.create", "workload.version.revoke", "workload.revoke"]
     assert w.history("enclave")[1].details["version"] == "1.0"
     assert audit.verify_chain(db).ok
 

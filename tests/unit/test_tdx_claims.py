@@ -17,10 +17,19 @@ from verifier.tee.tdx.quote import parse_quote
 VECTORS = manifest_vectors("tdx")
 IDS = [v["id"] for v in VECTORS]
 # manifest fact name -> claim name where they differ; facts about the container layout are not claims
-RENAMED = {"trailing_bytes_after_signature_data": "trailing_bytes", "pck_pce_id": "pce_id",
-           "td_attributes_debug": "debug"}
-NOT_CLAIMS = {"body_size", "cert_data_type", "inner_cert_data_type", "signed_length", "signature_data_length",
-              "pck_issuer"}
+RENAMED = {
+    "trailing_bytes_after_signature_data": "trailing_bytes",
+    "pck_pce_id": "pce_id",
+    "td_attributes_debug": "debug",
+}
+NOT_CLAIMS = {
+    "body_size",
+    "cert_data_type",
+    "inner_cert_data_type",
+    "signed_length",
+    "signature_data_length",
+    "pck_issuer",
+}
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=IDS)
@@ -52,9 +61,20 @@ def test_td_attributes_of_the_vectors() -> None:
     assert spr["pks"] is True and spr["sept_ve_disable"] is False and spr["sec"] == 1 << 22
 
 
-@pytest.mark.parametrize(("bit", "name"), [(0, "debug"), (4, "hgs_plus_prof"), (27, "lass"),
-                                           (28, "sept_ve_disable"), (29, "migratable"), (30, "pks"), (31, "kl"),
-                                           (62, "tpa"), (63, "perfmon")])
+@pytest.mark.parametrize(
+    ("bit", "name"),
+    [
+        (0, "debug"),
+        (4, "hgs_plus_prof"),
+        (27, "lass"),
+        (28, "sept_ve_disable"),
+        (29, "migratable"),
+        (30, "pks"),
+        (31, "kl"),
+        (62, "tpa"),
+        (63, "perfmon"),
+    ],
+)
 def test_td_attribute_bits(bit: int, name: str) -> None:
     raw = (1 << bit).to_bytes(8, "little")
     decoded = decode_td_attributes(raw)
@@ -77,8 +97,19 @@ def test_td_attributes_groups_and_unknown_bits() -> None:
 def test_xfam() -> None:
     decoded = decode_xfam(bytes.fromhex("e71a060000000000"))  # SPR vector: AVX-512, PKRU, CET, AMX
     on = {k for k, v in decoded.items() if v is True}
-    assert on == {"x87", "sse", "avx", "avx512_opmask", "avx512_zmm_hi256", "avx512_hi16_zmm", "pkru", "cet_u",
-                  "cet_s", "amx_tilecfg", "amx_tiledata"}
+    assert on == {
+        "x87",
+        "sse",
+        "avx",
+        "avx512_opmask",
+        "avx512_zmm_hi256",
+        "avx512_hi16_zmm",
+        "pkru",
+        "cet_u",
+        "cet_s",
+        "amx_tilecfg",
+        "amx_tiledata",
+    }
     assert decoded["raw"] == 0x61AE7 and decoded["unknown_bits"] == 0
     assert decode_xfam((1 << 40).to_bytes(8, "little"))["unknown_bits"] == 1 << 40
 

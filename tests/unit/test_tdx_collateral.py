@@ -54,8 +54,7 @@ def test_files_and_collateral_json_agree(vectors_dir: Path, vector: dict[str, An
 
 
 @pytest.mark.parametrize("vector", WITH_COLLATERAL, ids=[v["id"] for v in WITH_COLLATERAL])
-def test_verify_inside_and_outside_the_window(vectors_dir: Path, vector: dict[str, Any],
-                                              anchors: TrustAnchors) -> None:
+def test_verify_inside_and_outside_the_window(vectors_dir: Path, vector: dict[str, Any], anchors: TrustAnchors) -> None:
     files = _files(vectors_dir, vector)
     col, issuer = collateral_from_files(files), _issuer(files)
     start, end = (_time(t) for t in vector["what"]["collateral_validity_window"])
@@ -75,11 +74,11 @@ def test_flipped_byte_in_tcb_info_breaks_the_signature(vectors_dir: Path, anchor
     files = _files(vectors_dir, vector)
     del files["collateral.json"]
     assert files["tcb_info.json"].count(b'"tcbEvaluationDataNumber":17') == 1
-    files["tcb_info.json"] = files["tcb_info.json"].replace(b'"tcbEvaluationDataNumber":17',
-                                                            b'"tcbEvaluationDataNumber":18')
+    files["tcb_info.json"] = files["tcb_info.json"].replace(
+        b'"tcbEvaluationDataNumber":17', b'"tcbEvaluationDataNumber":18'
+    )
     with pytest.raises(EvidenceError) as info:
-        verify_collateral(collateral_from_files(files), anchors, _time(vector["verify_at"]),
-                          pck_issuer=_issuer(files))
+        verify_collateral(collateral_from_files(files), anchors, _time(vector["verify_at"]), pck_issuer=_issuer(files))
     assert info.value.code == "TDX_COLLATERAL_SIGNATURE_INVALID"
 
 
@@ -115,8 +114,12 @@ def test_malformed_collateral_json() -> None:
 
 
 def _check(pki: FakeIntelPki, files: dict[str, bytes], **kw: Any) -> None:
-    verify_collateral(collateral_from_files(files), kw.get("anchors", pki.anchors()), pki.now,
-                      pck_issuer=kw.get("issuer", pki.pck.issuer))
+    verify_collateral(
+        collateral_from_files(files),
+        kw.get("anchors", pki.anchors()),
+        pki.now,
+        pck_issuer=kw.get("issuer", pki.pck.issuer),
+    )
 
 
 def _code(pki: FakeIntelPki, files: dict[str, bytes], **kw: Any) -> str:
@@ -135,8 +138,9 @@ def test_fake_collateral_verifies_and_missing_items_are_unavailable() -> None:
         _check(pki, files)
     assert info.value.code == "COLLATERAL_MISSING" and "pck_crl.der" in info.value.message
     with pytest.raises(CollateralUnavailableError):
-        verify_collateral(TdxCollateral(None, (), None, (), None, (), None), pki.anchors(), pki.now,
-                          pck_issuer=pki.pck.issuer)
+        verify_collateral(
+            TdxCollateral(None, (), None, (), None, (), None), pki.anchors(), pki.now, pck_issuer=pki.pck.issuer
+        )
 
 
 def test_fake_failure_codes() -> None:
@@ -155,8 +159,7 @@ def test_fake_failure_codes() -> None:
     swapped = {"pck_crl.der": pki.root_ca_crl()}
     assert _code(pki, pki.collateral_files(**swapped)) == "CRL_ISSUER_MISMATCH"
     assert _code(pki, pki.collateral_files(), issuer=pki.root.subject) == "CRL_ISSUER_MISMATCH"
-    stale = {"pck_crl.der": pki.pck_crl(this_update=pki.now - dt.timedelta(days=40),
-                                        next_update=pki.now - SECOND)}
+    stale = {"pck_crl.der": pki.pck_crl(this_update=pki.now - dt.timedelta(days=40), next_update=pki.now - SECOND)}
     assert _code(pki, pki.collateral_files(**stale)) == "TDX_COLLATERAL_EXPIRED"
     assert _code(pki, pki.collateral_files(), anchors=TrustAnchors(pins={})) == "CHAIN_ROOT_UNTRUSTED"
     foreign = pki.foreign()

@@ -37,8 +37,9 @@ def _time(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def verify(pki: FakeIntelPki, evidence: bytes, request: dict[str, bytes],
-           source: CollateralSource | None = None) -> VerifiedEvidence:
+def verify(
+    pki: FakeIntelPki, evidence: bytes, request: dict[str, bytes], source: CollateralSource | None = None
+) -> VerifiedEvidence:
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=request, source=source or OfflineSource())
     return TdxVerifier().verify(evidence, ctx)
 
@@ -67,8 +68,13 @@ def test_older_request_tcb_info_loses_to_the_verifiers_newer_one(pki: FakeIntelP
     verified = verify(pki, evidence, request, pki.source(tcb_files(pki, "OutOfDate", 18)))
     assert verified.claims["tcb_status"] == "OutOfDate"
     issued, next_update = _time(pki.now - DAY), _time(pki.now + 29 * DAY)
-    assert used(verified)["tdx.tcb_info"] == {"item": "tdx.tcb_info", "number": 18, "issued": issued,
-                                              "next_update": next_update, "source": "cache"}
+    assert used(verified)["tdx.tcb_info"] == {
+        "item": "tdx.tcb_info",
+        "number": 18,
+        "issued": issued,
+        "next_update": next_update,
+        "source": "cache",
+    }
     assert verified.details["collateral_superseded"] == [
         {"item": "tdx.tcb_info", "request": {"number": 17, "issued": issued}, "used": {"number": 18, "issued": issued}}
     ]
@@ -81,8 +87,9 @@ def test_older_request_tcb_info_loses_to_the_verifiers_newer_one(pki: FakeIntelP
 
 
 @pytest.mark.parametrize(("request_status", "source_status"), [("OutOfDate", "UpToDate"), ("UpToDate", "OutOfDate")])
-def test_newer_request_tcb_info_is_used(pki: FakeIntelPki, evidence: bytes, request_status: str,
-                                        source_status: str) -> None:
+def test_newer_request_tcb_info_is_used(
+    pki: FakeIntelPki, evidence: bytes, request_status: str, source_status: str
+) -> None:
     verified = verify(pki, evidence, tcb_files(pki, request_status, 18), pki.source(tcb_files(pki, source_status, 17)))
     assert verified.claims["tcb_status"] == request_status
     assert used(verified)["tdx.tcb_info"]["source"] == "request" and used(verified)["tdx.tcb_info"]["number"] == 18
@@ -97,19 +104,25 @@ def test_same_evaluation_number_then_the_later_issue_date_decides(pki: FakeIntel
     newer = tcb_files(pki, "OutOfDate", 17, issueDate=_time(pki.now - HOUR))
     verified = verify(pki, evidence, older, pki.source(newer))
     assert verified.claims["tcb_status"] == "OutOfDate"
-    assert verified.details["collateral_superseded"][0]["request"] == {"number": 17,
-                                                                      "issued": _time(pki.now - 2 * DAY)}
+    assert verified.details["collateral_superseded"][0]["request"] == {"number": 17, "issued": _time(pki.now - 2 * DAY)}
     verified = verify(pki, evidence, newer, pki.source(older))
     assert verified.claims["tcb_status"] == "OutOfDate" and used(verified)["tdx.tcb_info"]["source"] == "request"
 
 
 def test_qe_identity_rollback(pki: FakeIntelPki, evidence: bytes) -> None:
     """The fake QE has ISVSVN 4; after the recovery (evaluation 18) only ISVSVN 5 is UpToDate."""
-    recovered = pki.qe_identity(tcbEvaluationDataNumber=18, tcbLevels=[
-        {"tcb": {"isvsvn": 5}, "tcbDate": _time(pki.now - 10 * DAY), "tcbStatus": "UpToDate"},
-        {"tcb": {"isvsvn": 4}, "tcbDate": _time(pki.now - 100 * DAY), "tcbStatus": "OutOfDate",
-         "advisoryIDs": ["INTEL-SA-01111"]},
-    ])
+    recovered = pki.qe_identity(
+        tcbEvaluationDataNumber=18,
+        tcbLevels=[
+            {"tcb": {"isvsvn": 5}, "tcbDate": _time(pki.now - 10 * DAY), "tcbStatus": "UpToDate"},
+            {
+                "tcb": {"isvsvn": 4},
+                "tcbDate": _time(pki.now - 100 * DAY),
+                "tcbStatus": "OutOfDate",
+                "advisoryIDs": ["INTEL-SA-01111"],
+            },
+        ],
+    )
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(pki.collateral_files(qe_identity=recovered)))
     assert verified.details["tcb"]["qe_status"] == "OutOfDate"
     assert verified.claims["tcb_status"] == "OutOfDate"
@@ -127,10 +140,13 @@ def test_older_request_crl_cannot_hide_a_revocation(pki: FakeIntelPki, evidence:
     after = pki.collateral_files(**{f"{crl}.der": mint([serial], number=2)})
     verified = verify(pki, evidence, before, pki.source(after))
     assert verified.failure is not None and verified.failure.code == "TDX_PCK_REVOKED"
-    assert verified.details["collateral_superseded"] == [{
-        "item": f"tdx.{crl}", "request": {"number": 1, "issued": _time(pki.now - DAY)},
-        "used": {"number": 2, "issued": _time(pki.now - DAY)},
-    }]
+    assert verified.details["collateral_superseded"] == [
+        {
+            "item": f"tdx.{crl}",
+            "request": {"number": 1, "issued": _time(pki.now - DAY)},
+            "used": {"number": 2, "issued": _time(pki.now - DAY)},
+        }
+    ]
     newer_request = verify(pki, evidence, after, pki.source(before))  # the request's newer CRL is used
     assert newer_request.failure is not None and newer_request.failure.code == "TDX_PCK_REVOKED"
 
@@ -149,19 +165,27 @@ def test_source_unavailable_the_request_decides(pki: FakeIntelPki, evidence: byt
     verified = verify(pki, evidence, pki.collateral_files(), OfflineSource())
     assert verified.claims["tcb_status"] == "UpToDate"
     assert [(e["item"], e["source"], e["number"]) for e in verified.details["collateral"]] == [
-        ("tdx.tcb_info", "request", 17), ("tdx.qe_identity", "request", 17), ("tdx.pck_crl", "request", 1),
-        ("tdx.root_ca_crl", "request", 1)]
+        ("tdx.tcb_info", "request", 17),
+        ("tdx.qe_identity", "request", 17),
+        ("tdx.pck_crl", "request", 1),
+        ("tdx.root_ca_crl", "request", 1),
+    ]
     assert verified.details["revocation"] == "checked" and verified.details["collateral_superseded"] == []
     assert appraise(pki, verified) == (Tier.AFFIRMING, [])
 
 
-def test_the_source_is_asked_for_every_item_even_when_the_request_is_complete(pki: FakeIntelPki,
-                                                                             evidence: bytes) -> None:
+def test_the_source_is_asked_for_every_item_even_when_the_request_is_complete(
+    pki: FakeIntelPki, evidence: bytes
+) -> None:
     source = pki.source()
     verify(pki, evidence, pki.collateral_files(), source)
     fmspc = pki.fmspc.hex().upper()
-    assert source.fetches == [f"intel.tcb_info?fmspc={fmspc}", "intel.qe_identity", "intel.pck_crl?ca=platform",
-                              "intel.root_ca_crl"]
+    assert source.fetches == [
+        f"intel.tcb_info?fmspc={fmspc}",
+        "intel.qe_identity",
+        "intel.pck_crl?ca=platform",
+        "intel.root_ca_crl",
+    ]
 
 
 def test_items_missing_from_the_request_come_from_the_source(pki: FakeIntelPki, evidence: bytes) -> None:
@@ -170,7 +194,11 @@ def test_items_missing_from_the_request_come_from_the_source(pki: FakeIntelPki, 
     verified = verify(pki, evidence, request, pki.source(tcb_files(pki, "UpToDate", 17), label="pcs"))
     assert verified.claims["tcb_status"] == "OutOfDate"
     assert {k: v["source"] for k, v in used(verified).items()} == {
-        "tdx.tcb_info": "request", "tdx.qe_identity": "vendor", "tdx.pck_crl": "vendor", "tdx.root_ca_crl": "vendor"}
+        "tdx.tcb_info": "request",
+        "tdx.qe_identity": "vendor",
+        "tdx.pck_crl": "vendor",
+        "tdx.root_ca_crl": "vendor",
+    }
 
 
 def test_items_missing_from_the_source_come_from_the_request(pki: FakeIntelPki, evidence: bytes) -> None:
@@ -193,19 +221,26 @@ def test_a_source_copy_that_does_not_verify_leaves_the_request_copy(pki: FakeInt
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(later))
     assert verified.failure is None and used(verified)["tdx.tcb_info"]["source"] == "request"
     other = ec.generate_private_key(ec.SECP256R1())
-    forged = pki.collateral_files(**{"tcb_info.json": pki.sign_json(
-        "tcbInfo", pki.tcb_info(status="OutOfDate", tcbEvaluationDataNumber=18), other)})
+    forged = pki.collateral_files(
+        **{
+            "tcb_info.json": pki.sign_json(
+                "tcbInfo", pki.tcb_info(status="OutOfDate", tcbEvaluationDataNumber=18), other
+            )
+        }
+    )
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(forged))
     assert verified.failure is None and used(verified)["tdx.tcb_info"]["source"] == "request"
     alone = verify(pki, evidence, {}, pki.source(later))  # nothing else: the source's error stands
     assert alone.failure is not None and alone.failure.code == "TDX_COLLATERAL_EXPIRED"
 
 
-def test_a_request_copy_that_does_not_verify_is_refused_even_with_a_good_source(pki: FakeIntelPki,
-                                                                               evidence: bytes) -> None:
+def test_a_request_copy_that_does_not_verify_is_refused_even_with_a_good_source(
+    pki: FakeIntelPki, evidence: bytes
+) -> None:
     request = pki.collateral_files()
-    request["tcb_info.json"] = request["tcb_info.json"].replace(b'"tcbEvaluationDataNumber":17',
-                                                                b'"tcbEvaluationDataNumber":99')
+    request["tcb_info.json"] = request["tcb_info.json"].replace(
+        b'"tcbEvaluationDataNumber":17', b'"tcbEvaluationDataNumber":99'
+    )
     verified = verify(pki, evidence, request, pki.source())
     assert verified.failure is not None and verified.failure.code == "TDX_COLLATERAL_SIGNATURE_INVALID"
 
@@ -219,7 +254,11 @@ def test_minimum_tcb_evaluation_data_number(pki: FakeIntelPki, evidence: bytes) 
     assert status is Tier.CONTRAINDICATED
     [finding] = findings
     assert (finding.code, finding.claim.value, finding.expected, finding.actual) == (
-        "TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM", "hardware", ">= 18", "17")
+        "TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM",
+        "hardware",
+        ">= 18",
+        "17",
+    )
     recovered = verify(pki, evidence, tcb_files(pki, "UpToDate", 17), pki.source(tcb_files(pki, "UpToDate", 18)))
     assert appraise(pki, recovered, policy)[0] is Tier.AFFIRMING
 
@@ -232,9 +271,9 @@ def test_max_collateral_age_hours(pki: FakeIntelPki, evidence: bytes) -> None:
     assert [f.code for f in findings] == ["COLLATERAL_TOO_OLD"] * 3
     assert [f.message.split(" ")[0] for f in findings] == ["tdx.qe_identity", "tdx.pck_crl", "tdx.root_ca_crl"]
     assert {(f.claim.value, f.expected, f.actual) for f in findings} == {
-        ("hardware", f"issued at or after {_time(pki.now - 12 * HOUR)}", _time(pki.now - DAY))}
+        ("hardware", f"issued at or after {_time(pki.now - 12 * HOUR)}", _time(pki.now - DAY))
+    }
     assert appraise(pki, verified, Policy(tdx=TdxRules(max_collateral_age_hours=25)))[0] is Tier.AFFIRMING
-
 
 
 def test_order_numbers_then_issue_times() -> None:

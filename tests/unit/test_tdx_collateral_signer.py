@@ -57,9 +57,17 @@ def _forgeries(pki: FakeIntelPki) -> dict[str, tuple[ec.EllipticCurvePrivateKey,
     }
 
 
-FORGERIES = ["pck-leaf", "pck-leaf-short-chain", "pck-ca", "tcb-signing-cn-under-pck-ca",
-             "tcb-signing-cn-under-pck-ca-short-chain", "root-alone", "ca-with-the-right-cn",
-             "sgx-extension-with-the-right-cn", "other-cn-under-root"]
+FORGERIES = [
+    "pck-leaf",
+    "pck-leaf-short-chain",
+    "pck-ca",
+    "tcb-signing-cn-under-pck-ca",
+    "tcb-signing-cn-under-pck-ca-short-chain",
+    "root-alone",
+    "ca-with-the-right-cn",
+    "sgx-extension-with-the-right-cn",
+    "other-cn-under-root",
+]
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
@@ -74,8 +82,10 @@ def test_collateral_not_signed_by_the_tcb_signing_certificate_is_refused(pki: Fa
 def test_one_forged_member_is_enough_to_refuse(pki: FakeIntelPki, member: str) -> None:
     forged = pki.collateral_signed_by(pki.pck_key, [pki.pck, pki.pck_ca, pki.root])
     genuine = pki.collateral_files()
-    files = genuine | {f"{member}.json": forged[f"{member}.json"],
-                       f"{member}_issuer_chain.pem": forged[f"{member}_issuer_chain.pem"]}
+    files = genuine | {
+        f"{member}.json": forged[f"{member}.json"],
+        f"{member}_issuer_chain.pem": forged[f"{member}_issuer_chain.pem"],
+    }
     error = _refused(pki, files)
     assert error.code == SIGNER_INVALID
     assert ("TCB info" if member == "tcb_info" else "QE identity") in error.message
@@ -112,12 +122,14 @@ WITH_COLLATERAL = [v for v in manifest_vectors("tdx") if v["what"]["collateral"]
 
 
 @pytest.mark.parametrize("vector", WITH_COLLATERAL, ids=[v["id"] for v in WITH_COLLATERAL])
-def test_real_vectors_are_signed_by_the_tcb_signing_certificate(vectors_dir: Path, trust_anchors_dir: Path,
-                                                                vector: dict[str, Any]) -> None:
+def test_real_vectors_are_signed_by_the_tcb_signing_certificate(
+    vectors_dir: Path, trust_anchors_dir: Path, vector: dict[str, Any]
+) -> None:
     folder = vectors_dir / vector["dir"]
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "collateral.json"}
     issuer = pck_chain(parse_quote(files["evidence.bin"]).pck_chain_pem)[0].issuer
     at = dt.datetime.fromisoformat(vector["verify_at"].replace("Z", "+00:00"))
-    checked = verify_collateral(collateral_from_files(files), TrustAnchors.from_directory(trust_anchors_dir), at,
-                                pck_issuer=issuer)
+    checked = verify_collateral(
+        collateral_from_files(files), TrustAnchors.from_directory(trust_anchors_dir), at, pck_issuer=issuer
+    )
     assert checked.tcb_info.id == "TDX"

@@ -34,9 +34,16 @@ def _pem(certs: Any) -> str:
 def _theirs(col: TdxCollateral) -> Any:
     assert col.tcb_info and col.qe_identity and col.pck_crl and col.root_ca_crl
     return dcap_qvl.QuoteCollateralV3(
-        _pem(col.pck_crl_issuer_chain), col.root_ca_crl, col.pck_crl, _pem(col.tcb_info_issuer_chain),
-        col.tcb_info.raw.decode(), col.tcb_info.signature, _pem(col.qe_identity_issuer_chain),
-        col.qe_identity.raw.decode(), col.qe_identity.signature)
+        _pem(col.pck_crl_issuer_chain),
+        col.root_ca_crl,
+        col.pck_crl,
+        _pem(col.tcb_info_issuer_chain),
+        col.tcb_info.raw.decode(),
+        col.tcb_info.signature,
+        _pem(col.qe_identity_issuer_chain),
+        col.qe_identity.raw.decode(),
+        col.qe_identity.signature,
+    )
 
 
 def _ours(raw_quote: bytes, col: TdxCollateral, anchors: TrustAnchors, at: dt.datetime) -> tuple[str, list[str]]:
@@ -44,9 +51,16 @@ def _ours(raw_quote: bytes, col: TdxCollateral, anchors: TrustAnchors, at: dt.da
     leaf_issuer = verify_quote(quote, anchors, at).chain[0].issuer
     checked = verify_collateral(col, anchors, at, pck_issuer=leaf_issuer)
     verified = verify_quote(quote, anchors, at, pck_crl=checked.pck_crl, root_ca_crl=checked.root_ca_crl)
-    result = evaluate(checked.tcb_info, checked.qe_identity, verified.pck, verified.qe_report,
-                      tee_tcb_svn=quote.body.tee_tcb_svn, mr_signer_seam=quote.body.mr_signer_seam,
-                      seam_attributes=quote.body.seam_attributes, tee_tcb_svn_2=quote.body.tee_tcb_svn_2)
+    result = evaluate(
+        checked.tcb_info,
+        checked.qe_identity,
+        verified.pck,
+        verified.qe_report,
+        tee_tcb_svn=quote.body.tee_tcb_svn,
+        mr_signer_seam=quote.body.mr_signer_seam,
+        seam_attributes=quote.body.seam_attributes,
+        tee_tcb_svn_2=quote.body.tee_tcb_svn_2,
+    )
     return result.status, list(result.advisory_ids)
 
 
@@ -64,16 +78,25 @@ def test_shared_vectors_agree(vectors_dir: Path, trust_anchors_dir: Path, vector
     except ValueError as error:
         with pytest.raises(EvidenceError) as info:
             _ours(raw_quote, ours_collateral, anchors, at)
-        expected = {"No matching TCB level found": "TDX_TCB_LEVEL_NOT_FOUND",
-                    "ISV enclave report signature is invalid": "TDX_QUOTE_SIGNATURE_INVALID"}
+        expected = {
+            "No matching TCB level found": "TDX_TCB_LEVEL_NOT_FOUND",
+            "ISV enclave report signature is invalid": "TDX_QUOTE_SIGNATURE_INVALID",
+        }
         assert info.value.code == next(code for text, code in expected.items() if text in str(error))
         return
     assert _ours(raw_quote, ours_collateral, anchors, at) == (report.status, list(report.advisory_ids))
     assert report.status == vector["expected"]["tcb_status"]
 
 
-PLATFORM = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-            "OutOfDate", "OutOfDateConfigurationNeeded", "Revoked")
+PLATFORM = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+)
 QE = ("UpToDate", "OutOfDate", "ConfigurationNeeded", "OutOfDateConfigurationNeeded", "Revoked")
 MODULE = ("UpToDate", "OutOfDate", "Revoked")
 
@@ -93,8 +116,9 @@ def test_synthetic_statuses_agree(pki: FakeIntelPki, platform: str, qe: str, mod
     raw_quote = pki.quote(td_attributes=SEPT_VE_DISABLE)
     ours = _ours(raw_quote, col, pki.anchors(), pki.now)
     try:
-        report = dcap_qvl.verify_with_root_ca(raw_quote, _theirs(col), pki.root.public_bytes(Encoding.DER),
-                                              int(pki.now.timestamp()))
+        report = dcap_qvl.verify_with_root_ca(
+            raw_quote, _theirs(col), pki.root.public_bytes(Encoding.DER), int(pki.now.timestamp())
+        )
     except ValueError as error:  # dcap-qvl refuses a Revoked result; we report it and policy rejects it
         assert "Revoked" in str(error) and ours[0] == "Revoked"
         return
@@ -108,9 +132,14 @@ def test_synthetic_td15_relaunch_agrees(pki: FakeIntelPki) -> None:
         {"tcb": {"isvsvn": 2}, "tcbDate": "2024-01-01T00:00:00Z", "tcbStatus": "OutOfDate", "advisoryIDs": ["SA-1"]},
     ]
     col = collateral_from_files(pki.collateral_files(tcb_info=info))
-    raw_quote = pki.quote(version=5, td_attributes=SEPT_VE_DISABLE, tee_tcb_svn=bytes([3, 1, 2]) + bytes(13),
-                          tee_tcb_svn_2=bytes([5, 1, 2]) + bytes(13))
-    report = dcap_qvl.verify_with_root_ca(raw_quote, _theirs(col), pki.root.public_bytes(Encoding.DER),
-                                          int(pki.now.timestamp()))
+    raw_quote = pki.quote(
+        version=5,
+        td_attributes=SEPT_VE_DISABLE,
+        tee_tcb_svn=bytes([3, 1, 2]) + bytes(13),
+        tee_tcb_svn_2=bytes([5, 1, 2]) + bytes(13),
+    )
+    report = dcap_qvl.verify_with_root_ca(
+        raw_quote, _theirs(col), pki.root.public_bytes(Encoding.DER), int(pki.now.timestamp())
+    )
     assert _ours(raw_quote, col, pki.anchors(), pki.now) == (report.status, list(report.advisory_ids))
     assert report.status == "TDRelaunchAdvised"

@@ -55,6 +55,7 @@ def test_chain_tolerates_trailing_nul_and_rejects_garbage(vectors_dir: Path) -> 
 
 # --- hand-built DER (independent of asn1crypto) --------------------------------------------------------------
 
+
 def tlv(tag: int, body: bytes) -> bytes:
     n = len(body)
     width = (n.bit_length() + 7) // 8
@@ -100,8 +101,11 @@ def tcb(overrides: dict[str, bytes | None] | None = None) -> bytes:
 
 def extension(overrides: dict[str, bytes | None] | None = None, tcb_value: bytes | None = None) -> bytes:
     entries: dict[str, bytes | None] = {
-        "1": octets(b"\x11" * 16), "2": tcb_value if tcb_value is not None else tcb(), "3": octets(b"\0\0"),
-        "4": octets(bytes.fromhex("90c06f000000")), "5": tlv(0x0A, b"\0"),
+        "1": octets(b"\x11" * 16),
+        "2": tcb_value if tcb_value is not None else tcb(),
+        "3": octets(b"\0\0"),
+        "4": octets(bytes.fromhex("90c06f000000")),
+        "5": tlv(0x0A, b"\0"),
     }
     entries.update(overrides or {})
     return seq(*(pair(k, v) for k, v in entries.items() if v is not None))
@@ -113,8 +117,15 @@ _KEY = ec.generate_private_key(ec.SECP256R1())
 def cert_with(value: bytes | None) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX PCK Certificate")])
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(_KEY.public_key())
-               .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(_KEY.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
     if value is not None:
         builder = builder.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX), value), critical=False)
     return builder.sign(_KEY, hashes.SHA256())
@@ -122,9 +133,16 @@ def cert_with(value: bytes | None) -> x509.Certificate:
 
 def test_built_extension_parses() -> None:
     info = pck_info(cert_with(extension()))
-    assert info == PckInfo(fmspc=bytes.fromhex("90c06f000000"), pce_id=b"\0\0", cpusvn=bytes(range(16)),
-                           tcb_components=tuple(i % 4 for i in range(1, 17)), pcesvn=13, ppid=b"\x11" * 16,
-                           sgx_type=0, platform_instance_id=None)
+    assert info == PckInfo(
+        fmspc=bytes.fromhex("90c06f000000"),
+        pce_id=b"\0\0",
+        cpusvn=bytes(range(16)),
+        tcb_components=tuple(i % 4 for i in range(1, 17)),
+        pcesvn=13,
+        ppid=b"\x11" * 16,
+        sgx_type=0,
+        platform_instance_id=None,
+    )
     minimal = pck_info(cert_with(extension({"1": None, "5": None, "9": octets(b"future")})))
     assert minimal.ppid is None and minimal.sgx_type is None and minimal.fmspc.hex() == "90c06f000000"
     config = seq(pair("7.1", tlv(0x01, b"\xff")), pair("7.3", tlv(0x01, b"\0")))

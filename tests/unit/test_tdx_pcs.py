@@ -41,34 +41,56 @@ def _serve_vector(kds: FakeKds, folder: Path, prefix: str = "") -> None:
     def chain(name: str) -> str:
         return urllib.parse.quote((folder / name).read_text())
 
-    kds.serve(f"{prefix}/tdx/certification/v4/tcb?fmspc=B0C06F000000",
-              Reply(body=(folder / "tcb_info.json").read_bytes(),
-                    headers={"TCB-Info-Issuer-Chain": chain("tcb_info_issuer_chain.pem")}))
-    kds.serve(f"{prefix}/tdx/certification/v4/qe/identity",
-              Reply(body=(folder / "qe_identity.json").read_bytes(),
-                    headers={"SGX-Enclave-Identity-Issuer-Chain": chain("qe_identity_issuer_chain.pem")}))
-    kds.serve(f"{prefix}/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
-              Reply(body=(folder / "pck_crl.der").read_bytes(),
-                    headers={"SGX-PCK-CRL-Issuer-Chain": chain("pck_crl_issuer_chain.pem")}))
+    kds.serve(
+        f"{prefix}/tdx/certification/v4/tcb?fmspc=B0C06F000000",
+        Reply(
+            body=(folder / "tcb_info.json").read_bytes(),
+            headers={"TCB-Info-Issuer-Chain": chain("tcb_info_issuer_chain.pem")},
+        ),
+    )
+    kds.serve(
+        f"{prefix}/tdx/certification/v4/qe/identity",
+        Reply(
+            body=(folder / "qe_identity.json").read_bytes(),
+            headers={"SGX-Enclave-Identity-Issuer-Chain": chain("qe_identity_issuer_chain.pem")},
+        ),
+    )
+    kds.serve(
+        f"{prefix}/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
+        Reply(
+            body=(folder / "pck_crl.der").read_bytes(),
+            headers={"SGX-PCK-CRL-Issuer-Chain": chain("pck_crl_issuer_chain.pem")},
+        ),
+    )
     kds.serve("/IntelSGXRootCA.der", Reply(body=(folder / "root_ca_crl.der").read_bytes()))
-    kds.serve(f"{prefix}/sgx/certification/v4/rootcacrl", Reply(body=(folder / "root_ca_crl.der").read_bytes().hex()
-                                                                .encode()))
+    kds.serve(
+        f"{prefix}/sgx/certification/v4/rootcacrl", Reply(body=(folder / "root_ca_crl.der").read_bytes().hex().encode())
+    )
 
 
 def test_keys_and_urls() -> None:
     assert tcb_info_key(FMSPC).cache_id() == "intel.tcb_info?fmspc=B0C06F000000"
     assert pck_crl_key("processor").cache_id() == "intel.pck_crl?ca=processor"
     pcs = IntelPcs()
-    assert pcs.url(tcb_info_key(FMSPC)) == \
-        "https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=B0C06F000000"
+    assert (
+        pcs.url(tcb_info_key(FMSPC))
+        == "https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=B0C06F000000"
+    )
     assert pcs.url(qe_identity_key()) == "https://api.trustedservices.intel.com/tdx/certification/v4/qe/identity"
-    assert pcs.url(pck_crl_key("platform")) == \
-        "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+    assert (
+        pcs.url(pck_crl_key("platform"))
+        == "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+    )
     assert pcs.url(root_ca_crl_key()) == "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
-    assert IntelPcs("https://pccs.example:8081/").url(qe_identity_key()) == \
-        "https://pccs.example:8081/tdx/certification/v4/qe/identity"
-    for key in (CollateralKey("intel.tcb_info", (("fmspc", "zz"),)), CollateralKey("intel.pck_crl", (("ca", "x"),)),
-                CollateralKey("amd.vcek")):
+    assert (
+        IntelPcs("https://pccs.example:8081/").url(qe_identity_key())
+        == "https://pccs.example:8081/tdx/certification/v4/qe/identity"
+    )
+    for key in (
+        CollateralKey("intel.tcb_info", (("fmspc", "zz"),)),
+        CollateralKey("intel.pck_crl", (("ca", "x"),)),
+        CollateralKey("amd.vcek"),
+    ):
         with pytest.raises(CollateralUnavailableError) as info:
             pcs.url(key)
         assert info.value.code == "COLLATERAL_KEY_INVALID"
@@ -107,7 +129,9 @@ def test_fetch_collateral_per_item(kds_server: FakeKds, vectors_dir: Path) -> No
     assert second.collateral == first.collateral and set(second.sources.values()) == {"cache"}
     unknown = fetch_collateral(cached, bytes(6), "processor", AT)  # 404s are recorded per item, never raised
     assert {item: error.code for item, error in unknown.errors.items()} == {
-        "tdx.tcb_info": "COLLATERAL_NOT_FOUND", "tdx.pck_crl": "COLLATERAL_NOT_FOUND"}
+        "tdx.tcb_info": "COLLATERAL_NOT_FOUND",
+        "tdx.pck_crl": "COLLATERAL_NOT_FOUND",
+    }
     assert unknown.collateral.has("tdx.qe_identity") and not unknown.collateral.has("tdx.tcb_info")
 
 
@@ -120,13 +144,15 @@ def test_pccs_base_and_hex_root_crl(kds_server: FakeKds, vectors_dir: Path) -> N
 
 
 def test_missing_issuer_chain_header_is_malformed(kds_server: FakeKds, vectors_dir: Path) -> None:
-    kds_server.serve("/tdx/certification/v4/qe/identity",
-                     Reply(body=(vectors_dir / VECTOR / "qe_identity.json").read_bytes()))
+    kds_server.serve(
+        "/tdx/certification/v4/qe/identity", Reply(body=(vectors_dir / VECTOR / "qe_identity.json").read_bytes())
+    )
     with pytest.raises(CollateralUnavailableError) as info:
         IntelPcs(kds_server.url).fetch(qe_identity_key(), at=AT)
     assert info.value.code == "COLLATERAL_MALFORMED"
-    kds_server.serve("/sgx/certification/v4/pckcrl", Reply(body=b"not a crl",
-                                                            headers={"SGX-PCK-CRL-Issuer-Chain": "x"}))
+    kds_server.serve(
+        "/sgx/certification/v4/pckcrl", Reply(body=b"not a crl", headers={"SGX-PCK-CRL-Issuer-Chain": "x"})
+    )
     with pytest.raises(CollateralUnavailableError) as info:
         IntelPcs(kds_server.url).fetch(pck_crl_key("platform"), at=AT)
     assert info.value.code == "COLLATERAL_MALFORMED"
@@ -134,8 +160,11 @@ def test_missing_issuer_chain_header_is_malformed(kds_server: FakeKds, vectors_d
 
 def test_retry_after_then_success(kds_server: FakeKds, vectors_dir: Path) -> None:
     folder = vectors_dir / VECTOR
-    kds_server.serve("/IntelSGXRootCA.der", Reply(429, headers={"Retry-After": "2"}),
-                     Reply(body=(folder / "root_ca_crl.der").read_bytes()))
+    kds_server.serve(
+        "/IntelSGXRootCA.der",
+        Reply(429, headers={"Retry-After": "2"}),
+        Reply(body=(folder / "root_ca_crl.der").read_bytes()),
+    )
     sleeps = Sleeps()
     pcs = IntelPcs(kds_server.url, root_ca_crl_url=kds_server.url + "/IntelSGXRootCA.der", sleep=sleeps)
     assert pcs.fetch(root_ca_crl_key(), at=AT).next_update is not None

@@ -16,9 +16,25 @@ from verifier.tee.tdx.quote import MAX_QUOTE_BYTES, Quote, parse_quote, serializ
 
 VECTORS = manifest_vectors("tdx")
 IDS = [v["id"] for v in VECTORS]
-BODY_FIELDS = ("tee_tcb_svn", "mr_seam", "mr_signer_seam", "seam_attributes", "td_attributes", "xfam", "mr_td",
-               "mr_config_id", "mr_owner", "mr_owner_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data",
-               "tee_tcb_svn_2", "mr_servicetd")
+BODY_FIELDS = (
+    "tee_tcb_svn",
+    "mr_seam",
+    "mr_signer_seam",
+    "seam_attributes",
+    "td_attributes",
+    "xfam",
+    "mr_td",
+    "mr_config_id",
+    "mr_owner",
+    "mr_owner_config",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "report_data",
+    "tee_tcb_svn_2",
+    "mr_servicetd",
+)
 
 
 def evidence(vectors_dir: Path, vector_id: str) -> bytes:
@@ -32,8 +48,14 @@ def offsets(quote: Quote) -> dict[str, int]:
     cert = sig_len + 4 + 128
     auth = cert + 6 + 384 + 64
     inner = auth + 2 + len(quote.qe_auth_data)
-    return {"sig_len": sig_len, "cert_type": cert, "cert_size": cert + 2, "auth_size": auth,
-            "inner_type": inner, "inner_size": inner + 2}
+    return {
+        "sig_len": sig_len,
+        "cert_type": cert,
+        "cert_size": cert + 2,
+        "auth_size": auth,
+        "inner_type": inner,
+        "inner_size": inner + 2,
+    }
 
 
 def patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
@@ -143,10 +165,17 @@ def test_att_key_type_and_tee_type(v4: bytes) -> None:
     assert (err.code, err.actual) == ("TDX_TEE_TYPE", "0x0")
 
 
-@pytest.mark.parametrize(("body_type", "size", "code"), [
-    (1, 584, "TDX_BODY_TYPE_UNSUPPORTED"), (4, 648, "TDX_BODY_TYPE_UNSUPPORTED"), (3, 584, "TDX_BODY_SIZE"),
-    (3, 647, "TDX_BODY_SIZE"), (2, 648, "TDX_BODY_SIZE"), (3, 0xFFFFFFFF, "TDX_BODY_SIZE"),
-])
+@pytest.mark.parametrize(
+    ("body_type", "size", "code"),
+    [
+        (1, 584, "TDX_BODY_TYPE_UNSUPPORTED"),
+        (4, 648, "TDX_BODY_TYPE_UNSUPPORTED"),
+        (3, 584, "TDX_BODY_SIZE"),
+        (3, 647, "TDX_BODY_SIZE"),
+        (2, 648, "TDX_BODY_SIZE"),
+        (3, 0xFFFFFFFF, "TDX_BODY_SIZE"),
+    ],
+)
 def test_v5_body_descriptor(v5: bytes, body_type: int, size: int, code: str) -> None:
     data = patch(patch(v5, 48, "<H", body_type), 50, "<I", size)
     assert parse_error(data).code == code
@@ -175,21 +204,24 @@ def test_inner_cert_data_type(v4: bytes, inner_type: int) -> None:
     assert (err.code, err.expected) == ("TDX_CERT_DATA_UNSUPPORTED", "5")
 
 
-@pytest.mark.parametrize(("field", "fmt", "delta", "code"), [
-    ("sig_len", "<I", 0xFFFFFFFF, "TDX_QUOTE_TRUNCATED"),  # absolute value
-    ("sig_len", "<I", -1, "TDX_QUOTE_TRUNCATED"),  # the PCK chain no longer fits
-    ("sig_len", "<I", 1, "TDX_LENGTH_MISMATCH"),  # one padding byte swallowed into the signature data
-    ("sig_len", "<I", 70, "TDX_LENGTH_MISMATCH"),
-    ("sig_len", "<I", 71, "TDX_QUOTE_TRUNCATED"),
-    ("cert_size", "<I", 1, "TDX_QUOTE_TRUNCATED"),
-    ("cert_size", "<I", -1, "TDX_QUOTE_TRUNCATED"),
-    ("cert_size", "<I", 0xFFFFFFFF, "TDX_QUOTE_TRUNCATED"),
-    ("auth_size", "<H", 0xFFFF, "TDX_QUOTE_TRUNCATED"),
-    ("auth_size", "<H", 1, "TDX_CERT_DATA_UNSUPPORTED"),  # the inner type is read one byte late
-    ("inner_size", "<I", -1, "TDX_LENGTH_MISMATCH"),
-    ("inner_size", "<I", 1, "TDX_QUOTE_TRUNCATED"),
-    ("inner_size", "<I", 0xFFFFFFFF, "TDX_CERT_DATA_TOO_LARGE"),
-])
+@pytest.mark.parametrize(
+    ("field", "fmt", "delta", "code"),
+    [
+        ("sig_len", "<I", 0xFFFFFFFF, "TDX_QUOTE_TRUNCATED"),  # absolute value
+        ("sig_len", "<I", -1, "TDX_QUOTE_TRUNCATED"),  # the PCK chain no longer fits
+        ("sig_len", "<I", 1, "TDX_LENGTH_MISMATCH"),  # one padding byte swallowed into the signature data
+        ("sig_len", "<I", 70, "TDX_LENGTH_MISMATCH"),
+        ("sig_len", "<I", 71, "TDX_QUOTE_TRUNCATED"),
+        ("cert_size", "<I", 1, "TDX_QUOTE_TRUNCATED"),
+        ("cert_size", "<I", -1, "TDX_QUOTE_TRUNCATED"),
+        ("cert_size", "<I", 0xFFFFFFFF, "TDX_QUOTE_TRUNCATED"),
+        ("auth_size", "<H", 0xFFFF, "TDX_QUOTE_TRUNCATED"),
+        ("auth_size", "<H", 1, "TDX_CERT_DATA_UNSUPPORTED"),  # the inner type is read one byte late
+        ("inner_size", "<I", -1, "TDX_LENGTH_MISMATCH"),
+        ("inner_size", "<I", 1, "TDX_QUOTE_TRUNCATED"),
+        ("inner_size", "<I", 0xFFFFFFFF, "TDX_CERT_DATA_TOO_LARGE"),
+    ],
+)
 def test_length_fields(v4: bytes, field: str, fmt: str, delta: int, code: str) -> None:
     at = offsets(parse_quote(v4))[field]
     current = struct.unpack_from(fmt, v4, at)[0]

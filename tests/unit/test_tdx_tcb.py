@@ -31,11 +31,19 @@ def _real(vectors_dir: Path, trust_anchors_dir: Path, vector: dict[str, Any]) ->
     chain = pck_chain(quote.pck_chain_pem)
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
     at = dt.datetime.fromisoformat(vector["verify_at"].replace("Z", "+00:00"))
-    checked = verify_collateral(collateral_from_files(files), TrustAnchors.from_directory(trust_anchors_dir), at,
-                                pck_issuer=chain[0].issuer)
-    return evaluate(checked.tcb_info, checked.qe_identity, pck_info(chain[0]), parse_enclave_report(quote.qe_report),
-                    tee_tcb_svn=quote.body.tee_tcb_svn, mr_signer_seam=quote.body.mr_signer_seam,
-                    seam_attributes=quote.body.seam_attributes, tee_tcb_svn_2=quote.body.tee_tcb_svn_2)
+    checked = verify_collateral(
+        collateral_from_files(files), TrustAnchors.from_directory(trust_anchors_dir), at, pck_issuer=chain[0].issuer
+    )
+    return evaluate(
+        checked.tcb_info,
+        checked.qe_identity,
+        pck_info(chain[0]),
+        parse_enclave_report(quote.qe_report),
+        tee_tcb_svn=quote.body.tee_tcb_svn,
+        mr_signer_seam=quote.body.mr_signer_seam,
+        seam_attributes=quote.body.seam_attributes,
+        tee_tcb_svn_2=quote.body.tee_tcb_svn_2,
+    )
 
 
 @pytest.mark.parametrize("vector", WITH_COLLATERAL, ids=[v["id"] for v in WITH_COLLATERAL])
@@ -57,13 +65,28 @@ def test_real_vectors(vectors_dir: Path, trust_anchors_dir: Path, vector: dict[s
 PKI = FakeIntelPki()
 
 
-def _run(tcb: dict[str, Any] | None = None, qe: dict[str, Any] | None = None, *, pck: Any = None,
-         svn: bytes = SVN, svn2: bytes | None = None, signer: bytes = bytes(48), attrs: bytes = bytes(8),
-         **qe_fields: Any) -> TcbResult:
+def _run(
+    tcb: dict[str, Any] | None = None,
+    qe: dict[str, Any] | None = None,
+    *,
+    pck: Any = None,
+    svn: bytes = SVN,
+    svn2: bytes | None = None,
+    signer: bytes = bytes(48),
+    attrs: bytes = bytes(8),
+    **qe_fields: Any,
+) -> TcbResult:
     report = parse_enclave_report(PKI.qe_report(bytes(64), **qe_fields))
-    return evaluate(parse_tcb_info(tcb or PKI.tcb_info()), parse_qe_identity(qe or PKI.qe_identity()),
-                    pck or pck_info(PKI.pck), report, tee_tcb_svn=svn, mr_signer_seam=signer,
-                    seam_attributes=attrs, tee_tcb_svn_2=svn2)
+    return evaluate(
+        parse_tcb_info(tcb or PKI.tcb_info()),
+        parse_qe_identity(qe or PKI.qe_identity()),
+        pck or pck_info(PKI.pck),
+        report,
+        tee_tcb_svn=svn,
+        mr_signer_seam=signer,
+        seam_attributes=attrs,
+        tee_tcb_svn_2=svn2,
+    )
 
 
 def _code(*args: Any, **kwargs: Any) -> str:
@@ -73,22 +96,40 @@ def _code(*args: Any, **kwargs: Any) -> str:
 
 
 def _module(*levels: tuple[int, str], ident: str = "TDX_01", **extra: Any) -> list[dict[str, Any]]:
-    return [{"id": ident, **MODULE, **extra, "tcbLevels": [
-        {"tcb": {"isvsvn": svn}, "tcbDate": "2024-01-01T00:00:00Z", "tcbStatus": status,
-         **({"advisoryIDs": ["INTEL-SA-MOD"]} if status != "UpToDate" else {})} for svn, status in levels]}]
+    return [
+        {
+            "id": ident,
+            **MODULE,
+            **extra,
+            "tcbLevels": [
+                {
+                    "tcb": {"isvsvn": svn},
+                    "tcbDate": "2024-01-01T00:00:00Z",
+                    "tcbStatus": status,
+                    **({"advisoryIDs": ["INTEL-SA-MOD"]} if status != "UpToDate" else {}),
+                }
+                for svn, status in levels
+            ],
+        }
+    ]
 
 
 @pytest.mark.parametrize("status", sorted(STATUSES))
 def test_every_platform_status(status: str) -> None:
     result = _run(PKI.tcb_info(status=status))
     assert (result.status, result.platform_status, result.qe_status, result.module_status) == (
-        status, status, "UpToDate", "UpToDate")
+        status,
+        status,
+        "UpToDate",
+        "UpToDate",
+    )
     assert result.advisory_ids == (() if status == "UpToDate" else ("INTEL-SA-01036",))
 
 
 def test_lower_platform_level_and_fmspc_case() -> None:
-    lower = dataclasses.replace(pck_info(PKI.pck), tcb_components=tuple(max(c - 1, 0) for c in PKI.tcb_components),
-                                pcesvn=PKI.pcesvn - 1)
+    lower = dataclasses.replace(
+        pck_info(PKI.pck), tcb_components=tuple(max(c - 1, 0) for c in PKI.tcb_components), pcesvn=PKI.pcesvn - 1
+    )
     result = _run(PKI.tcb_info(fmspc=PKI.fmspc.hex().lower()), pck=lower)
     assert (result.status, result.advisory_ids) == ("OutOfDate", ("INTEL-SA-00837",))
     assert _run(PKI.tcb_info(fmspc=PKI.fmspc.hex().upper())).status == "UpToDate"
@@ -146,8 +187,10 @@ def test_module_identity() -> None:
     assert result.tcb_date == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # the module level is older
     assert _run(PKI.tcb_info(tdxModuleIdentities=_module((3, "Revoked")))).status == "Revoked"
     assert _code(PKI.tcb_info(tdxModuleIdentities=_module((4, "UpToDate")))) == "TDX_MODULE_TCB_LEVEL_NOT_FOUND"
-    assert _code(PKI.tcb_info(tdxModuleIdentities=_module((3, "UpToDate"), ident="TDX_03"))) \
+    assert (
+        _code(PKI.tcb_info(tdxModuleIdentities=_module((3, "UpToDate"), ident="TDX_03")))
         == "TDX_MODULE_IDENTITY_NOT_FOUND"
+    )
     assert _run(PKI.tcb_info(tdxModuleIdentities=_module((3, "UpToDate"), ident="tdx_01"))).status == "UpToDate"
     assert _code(signer=b"\x01" * 48) == "TDX_MODULE_IDENTITY_MISMATCH"
     assert _code(attrs=b"\x01" + bytes(7)) == "TDX_MODULE_IDENTITY_MISMATCH"
@@ -192,9 +235,12 @@ def test_parse_tcb_info_rejects(change: dict[str, Any]) -> None:
 def test_parse_rejects_unknown_status_and_bad_qe_identity() -> None:
     info = PKI.tcb_info()
     info["tcbLevels"][0]["tcbStatus"] = "Fine"
-    for bad in (lambda: parse_tcb_info(info), lambda: parse_qe_identity(PKI.qe_identity(mrsigner="00")),
-                lambda: parse_qe_identity(PKI.qe_identity(tcbLevels=[{"tcb": {"isvsvn": -1}}])),
-                lambda: parse_qe_identity([])):  # type: ignore[arg-type]
+    for bad in (
+        lambda: parse_tcb_info(info),
+        lambda: parse_qe_identity(PKI.qe_identity(mrsigner="00")),
+        lambda: parse_qe_identity(PKI.qe_identity(tcbLevels=[{"tcb": {"isvsvn": -1}}])),
+        lambda: parse_qe_identity([]),
+    ):  # type: ignore[arg-type]
         with pytest.raises(EvidenceError) as error:
             bad()
         assert error.value.code == "TDX_COLLATERAL_MALFORMED"

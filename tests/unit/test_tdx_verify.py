@@ -34,8 +34,10 @@ def _at(vector: dict[str, Any]) -> datetime.datetime:
 def test_real_vector(vectors_dir: Path, trust_anchors_dir: Path, vector: dict[str, Any]) -> None:
     directory = vectors_dir / vector["dir"]
     quote = parse_quote((directory / "evidence.bin").read_bytes())
-    pck_crl, root_ca_crl = (x509.load_der_x509_crl((directory / f).read_bytes()) if (directory / f).exists()
-                            else None for f in ("pck_crl.der", "root_ca_crl.der"))
+    pck_crl, root_ca_crl = (
+        x509.load_der_x509_crl((directory / f).read_bytes()) if (directory / f).exists() else None
+        for f in ("pck_crl.der", "root_ca_crl.der")
+    )
     crls = {"pck_crl": pck_crl, "root_ca_crl": root_ca_crl}
     for anchors in (TrustAnchors(), TrustAnchors.from_directory(trust_anchors_dir)):
         if vector["id"].endswith("-body-tampered"):
@@ -46,7 +48,10 @@ def test_real_vector(vectors_dir: Path, trust_anchors_dir: Path, vector: dict[st
         result = verify_quote(quote, anchors, _at(vector), **crls)
         assert result.pck.fmspc.hex() == vector["what"]["fmspc"].lower()
         assert [c.subject.rfc4514_string().split(",")[-1] for c in result.chain] == [
-            "CN=Intel SGX PCK Certificate", "CN=Intel SGX PCK Platform CA", "CN=Intel SGX Root CA"]
+            "CN=Intel SGX PCK Certificate",
+            "CN=Intel SGX PCK Platform CA",
+            "CN=Intel SGX Root CA",
+        ]
         assert result.qe_report.isvprodid == 2
         if pck_crl is not None:  # the real CRL was consulted (same issuer) and does not list the real leaf
             assert pck_crl.issuer == result.chain[0].issuer and len(pck_crl) > 0
@@ -60,12 +65,23 @@ def pki() -> FakeIntelPki:
     return FakeIntelPki()
 
 
-def _verify(pki: FakeIntelPki, *, at: datetime.datetime | None = None, anchors: TrustAnchors | None = None,
-            pck_crl: bytes | None = None, root_ca_crl: bytes | None = None, **overrides: Any) -> TdxVerified:
+def _verify(
+    pki: FakeIntelPki,
+    *,
+    at: datetime.datetime | None = None,
+    anchors: TrustAnchors | None = None,
+    pck_crl: bytes | None = None,
+    root_ca_crl: bytes | None = None,
+    **overrides: Any,
+) -> TdxVerified:
     quote = parse_quote(pki.quote(**overrides))
-    return verify_quote(quote, anchors or pki.anchors(), at or pki.now,
-                        pck_crl=x509.load_der_x509_crl(pck_crl) if pck_crl else None,
-                        root_ca_crl=x509.load_der_x509_crl(root_ca_crl) if root_ca_crl else None)
+    return verify_quote(
+        quote,
+        anchors or pki.anchors(),
+        at or pki.now,
+        pck_crl=x509.load_der_x509_crl(pck_crl) if pck_crl else None,
+        root_ca_crl=x509.load_der_x509_crl(root_ca_crl) if root_ca_crl else None,
+    )
 
 
 def _code(pki: FakeIntelPki, **kwargs: Any) -> str:
@@ -77,10 +93,19 @@ def _code(pki: FakeIntelPki, **kwargs: Any) -> str:
 
 @pytest.mark.parametrize(("version", "body_type"), [(4, 2), (5, 2), (5, 3)])
 def test_fake_valid(pki: FakeIntelPki, version: int, body_type: int) -> None:
-    result = _verify(pki, version=version, body_type=body_type, td_attributes=b"\x01" + bytes(7),
-                     pck_crl=pki.pck_crl([12345]), root_ca_crl=pki.root_ca_crl([12345]))
+    result = _verify(
+        pki,
+        version=version,
+        body_type=body_type,
+        td_attributes=b"\x01" + bytes(7),
+        pck_crl=pki.pck_crl([12345]),
+        root_ca_crl=pki.root_ca_crl([12345]),
+    )
     assert (result.pck.fmspc, result.pck.pcesvn, result.pck.tcb_components) == (
-        pki.fmspc, pki.pcesvn, pki.tcb_components)
+        pki.fmspc,
+        pki.pcesvn,
+        pki.tcb_components,
+    )
     assert (result.qe_report.isvprodid, result.qe_report.isvsvn, result.qe_report.cpusvn) == (2, 4, pki.cpusvn)
     assert result.chain == [pki.pck, pki.pck_ca, pki.root]
 

@@ -33,8 +33,9 @@ def _submod(token: str, tee: str) -> dict[str, Any]:
 def test_snp_token_names_the_crl_that_decided(db: Database, pki: FakeAmdPki) -> None:
     source = _chain_source(pki, pki.crl(number=7))
     svc = service(db, pki, check_crl=True, collateral_source=source)
-    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                           collateral={**files(pki), "crl.der": pki.crl(number=3)}))
+    result = svc.appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral={**files(pki), "crl.der": pki.crl(number=3)})
+    )
     assert result.appraisal.status is Tier.AFFIRMING, [f.code for f in result.appraisal.findings]
     submod = _submod(result.token, "snp")
     assert submod["x-verifier.revocation"] == "checked"
@@ -45,11 +46,13 @@ def test_snp_token_names_the_crl_that_decided(db: Database, pki: FakeAmdPki) -> 
 
 
 def test_snp_token_says_when_revocation_was_not_checked(db: Database, pki: FakeAmdPki) -> None:
-    off = service(db, pki, check_crl=False).appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                                                      collateral=files(pki)))
+    off = service(db, pki, check_crl=False).appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki))
+    )
     assert _submod(off.token, "snp")["x-verifier.revocation"] == "off"
-    unavailable = service(db, pki, check_crl=True).appraise(AppraisalRequest(tee="snp", evidence=pki.report(),
-                                                                             collateral=files(pki)))
+    unavailable = service(db, pki, check_crl=True).appraise(
+        AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki))
+    )
     assert _submod(unavailable.token, "snp")["x-verifier.revocation"] == "unavailable"
     assert unavailable.appraisal.status is Tier.CONTRAINDICATED  # fail closed by default
 

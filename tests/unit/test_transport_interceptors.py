@@ -65,6 +65,7 @@ class Details:
 def raising(error: BaseException) -> Any:
     async def inner(request: Any, context: Any) -> Any:
         raise error
+
     return inner
 
 
@@ -74,7 +75,7 @@ async def ok(request: Any, context: Any) -> str:
 
 def decoded(context: FakeContext) -> tuple[grpc.StatusCode, str, error_details_pb2.ErrorInfo]:
     assert context.status is not None
-    (key, value), = context.status.trailing_metadata
+    ((key, value),) = context.status.trailing_metadata
     assert key == "grpc-status-details-bin"
     status = status_pb2.Status.FromString(value)
     info = error_details_pb2.ErrorInfo()
@@ -126,12 +127,18 @@ DIGEST = hashlib.sha256(b"tok").hexdigest()
         (("00" * 32, DIGEST.upper()), "bearer tok", None),
     ],
 )
-def test_admin_auth(digests: tuple[str, ...], header: str | None, reason: str | None,
-                    caplog: pytest.LogCaptureFixture) -> None:
+def test_admin_auth(
+    digests: tuple[str, ...], header: str | None, reason: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     interceptor = AdminAuthInterceptor(digests)
     metadata = (("authorization", header),) if header is not None else ()
-    call = interceptor.around("/verifier.v1.ReferenceValues/Add", Details("/x", metadata), ok, None,  # type: ignore[arg-type]
-                              FakeContext())  # type: ignore[arg-type]
+    call = interceptor.around(
+        "/verifier.v1.ReferenceValues/Add",
+        Details("/x", metadata),
+        ok,
+        None,  # type: ignore[arg-type]
+        FakeContext(),
+    )  # type: ignore[arg-type]
     if reason is None:
         assert asyncio.run(call) == "ok"
         return
@@ -169,9 +176,13 @@ def test_admin_roles_from_database_tokens(role: str, method: str, outcome: str) 
         return "ok"
 
     interceptor = AdminAuthInterceptor(tokens=FakeTokens(role))
-    call = interceptor.around(f"/verifier.v1.ReferenceValues/{method}",  # type: ignore[arg-type]
-                              Details("/x", (("authorization", "Bearer db-token"),)), inner, None,
-                              FakeContext())  # type: ignore[arg-type]
+    call = interceptor.around(
+        f"/verifier.v1.ReferenceValues/{method}",  # type: ignore[arg-type]
+        Details("/x", (("authorization", "Bearer db-token"),)),
+        inner,
+        None,
+        FakeContext(),
+    )  # type: ignore[arg-type]
     if outcome == "ok":
         assert asyncio.run(call) == "ok" and seen == ["token:ci"]
         assert current_actor().startswith("cli:")  # reset after the call
@@ -185,22 +196,36 @@ def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
-def _leaf(issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], cn: str, *, ca: bool = False,
-          hours: float = 1) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _leaf(
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], cn: str, *, ca: bool = False, hours: float = 1
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(issuer[1].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=2)).not_valid_after(now + dt.timedelta(hours=hours))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(issuer[0], hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer[1].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=2))
+        .not_valid_after(now + dt.timedelta(hours=hours))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(issuer[0], hashes.SHA256())
+    )
     return key, cert
 
 
@@ -237,20 +262,51 @@ def test_admin_auth_by_client_certificate() -> None:
     def context(cert: x509.Certificate) -> Any:
         return FakeContext({"transport_security_type": [b"ssl"], "x509_pem_cert": [_pem(cert)]})
 
-    assert asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
-                                          context(_leaf(admin, "alice")[1]))) == "ok"
+    assert (
+        asyncio.run(
+            interceptor.around(
+                "/verifier.v1.ReferenceValues/List",
+                Details("/x"),
+                inner,
+                None,  # type: ignore[arg-type]
+                context(_leaf(admin, "alice")[1]),
+            )
+        )
+        == "ok"
+    )
     assert seen == ["cert:alice"]
     with pytest.raises(errors.AccessDeniedError):  # cert_role auditor
-        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/Add", Details("/x"), inner, None,  # type: ignore[arg-type]
-                                       context(_leaf(admin, "alice")[1])))
+        asyncio.run(
+            interceptor.around(
+                "/verifier.v1.ReferenceValues/Add",
+                Details("/x"),
+                inner,
+                None,  # type: ignore[arg-type]
+                context(_leaf(admin, "alice")[1]),
+            )
+        )
     with pytest.raises(errors.AuthError) as info:
-        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
-                                       context(_leaf(foreign, "mallory")[1])))
+        asyncio.run(
+            interceptor.around(
+                "/verifier.v1.ReferenceValues/List",
+                Details("/x"),
+                inner,
+                None,  # type: ignore[arg-type]
+                context(_leaf(foreign, "mallory")[1]),
+            )
+        )
     assert info.value.code == "ADMIN_CERT_INVALID"
     plaintext = FakeContext({"x509_pem_cert": [_pem(_leaf(admin, "alice")[1])]})  # not over TLS: ignored
     with pytest.raises(errors.AuthError) as info:
-        asyncio.run(interceptor.around("/verifier.v1.ReferenceValues/List", Details("/x"), inner, None,  # type: ignore[arg-type]
-                                       plaintext))  # type: ignore[arg-type]
+        asyncio.run(
+            interceptor.around(
+                "/verifier.v1.ReferenceValues/List",
+                Details("/x"),
+                inner,
+                None,  # type: ignore[arg-type]
+                plaintext,
+            )
+        )  # type: ignore[arg-type]
     assert info.value.code == "ADMIN_AUTH_REQUIRED"
 
 
@@ -270,8 +326,13 @@ def test_appraisal_may_require_a_client_certificate() -> None:
 
 
 def test_admin_auth_leaves_other_services_open() -> None:
-    call = AdminAuthInterceptor(()).around("/verifier.v1.Verifier/Appraise", Details("/x"), ok, None,  # type: ignore[arg-type]
-                                          FakeContext())  # type: ignore[arg-type]
+    call = AdminAuthInterceptor(()).around(
+        "/verifier.v1.Verifier/Appraise",
+        Details("/x"),
+        ok,
+        None,  # type: ignore[arg-type]
+        FakeContext(),
+    )  # type: ignore[arg-type]
     assert asyncio.run(call) == "ok"
 
 
@@ -283,12 +344,26 @@ def test_request_id_is_echoed_and_scoped() -> None:
         return "ok"
 
     context = FakeContext()
-    asyncio.run(RequestIdInterceptor().around("/m", Details("/m", (("x-request-id", "abc-1"),)), inner, None,  # type: ignore[arg-type]
-                                              context))  # type: ignore[arg-type]
+    asyncio.run(
+        RequestIdInterceptor().around(
+            "/m",
+            Details("/m", (("x-request-id", "abc-1"),)),
+            inner,
+            None,  # type: ignore[arg-type]
+            context,
+        )
+    )  # type: ignore[arg-type]
     assert seen == ["abc-1"] and context.initial == (("x-request-id", "abc-1"),)
     assert REQUEST_ID.get() is None
-    asyncio.run(RequestIdInterceptor().around("/m", Details("/m", (("x-request-id", "bad\nid"),)), inner, None,  # type: ignore[arg-type]
-                                              context))  # type: ignore[arg-type]
+    asyncio.run(
+        RequestIdInterceptor().around(
+            "/m",
+            Details("/m", (("x-request-id", "bad\nid"),)),
+            inner,
+            None,  # type: ignore[arg-type]
+            context,
+        )
+    )  # type: ignore[arg-type]
     assert seen[1] != "bad\nid" and len(seen[1] or "") == 36
 
 
@@ -303,8 +378,15 @@ def test_request_id_longer_than_the_stored_column_is_replaced() -> None:
 
     for candidate, kept in (("r" * 64, True), ("r" * 65, False), ("r" * 128, False)):
         context = FakeContext()
-        asyncio.run(RequestIdInterceptor().around("/m", Details("/m", (("x-request-id", candidate),)), inner,  # type: ignore[arg-type]
-                                                  None, context))  # type: ignore[arg-type]
+        asyncio.run(
+            RequestIdInterceptor().around(
+                "/m",
+                Details("/m", (("x-request-id", candidate),)),
+                inner,  # type: ignore[arg-type]
+                None,
+                context,
+            )
+        )  # type: ignore[arg-type]
         assert (seen[-1] == candidate) is kept and len(seen[-1] or "") <= 64
 
 
@@ -323,8 +405,15 @@ def test_metrics_observed_after_the_handler() -> None:
 
     asyncio.run(MetricsInterceptor(metrics).around("/m", Details("/m"), slow, None, FakeContext()))  # type: ignore[arg-type]
     with pytest.raises(KeyError):
-        asyncio.run(MetricsInterceptor(metrics).around("/m", Details("/m"), raising(KeyError()), None,  # type: ignore[arg-type]
-                                                       FakeContext()))  # type: ignore[arg-type]
+        asyncio.run(
+            MetricsInterceptor(metrics).around(
+                "/m",
+                Details("/m"),
+                raising(KeyError()),
+                None,  # type: ignore[arg-type]
+                FakeContext(),
+            )
+        )  # type: ignore[arg-type]
     text = metrics.exposition().decode()
     assert 'verifier_rpc_requests_total{code="OK",method="/m"} 1.0' in text
     assert 'verifier_rpc_requests_total{code="UNKNOWN",method="/m"} 1.0' in text

@@ -66,8 +66,14 @@ def test_revoking_one_row_revokes_every_live_row_of_the_value(db: Database, stor
     assert ids(store.active(["nitro.pcr0"], T0)) == {x.id, y.id, other_value.id}  # history: active before
     at = T0 + HOUR
     states = {r.id: r.state(at) for r in store.list(include_inactive=True, at=at)}
-    assert states == {x.id: "revoked", y.id: "revoked", pending.id: "revoked", old.id: "expired",
-                      other_kind.id: "active", other_value.id: "active"}
+    assert states == {
+        x.id: "revoked",
+        y.id: "revoked",
+        pending.id: "revoked",
+        old.id: "expired",
+        other_kind.id: "active",
+        other_value.id: "active",
+    }
     for r in store.list(state="revoked", at=at):
         assert (r.revoked_at, r.revoked_by, r.revoke_reason) == (at, "token:sec", "CVE-2025-1")
     revokes = [e for e in ref_rows(db) if e.action == "ref.revoke"]
@@ -86,8 +92,11 @@ def test_appraisal_never_matches_a_revoked_value_whichever_row_carried_it(
     # A row of the same value that the revocation did not mark (written before this rule, or by a racing writer).
     stray = new_id()
     with db.session() as session:
-        session.add(ReferenceValueRow(id=stray, kind="nitro.pcr0", value=A, label="stray", created_at=T0 + 2 * HOUR,
-                                      created_by="legacy"))
+        session.add(
+            ReferenceValueRow(
+                id=stray, kind="nitro.pcr0", value=A, label="stray", created_at=T0 + 2 * HOUR, created_by="legacy"
+            )
+        )
     assert stray in ids(store.list(at=T0 + 2 * HOUR))
     assert store.active(["nitro.pcr0"], T0 + 2 * HOUR) == []
     assert stray in ids(store.active(["nitro.pcr0"], T0))  # before the revocation it matched
@@ -130,12 +139,21 @@ def test_every_add_path_refuses_a_revoked_value_and_changes_nothing(
     attempts: list[Callable[[], object]] = [
         lambda: store.add("nitro.pcr0", A, "x", now=later),
         lambda: store.add("nitro.pcr0", A, "another label", now=later, valid_from=later + HOUR, version="2"),
-        lambda: store.add_missing([ManifestEntry("nitro.pcr1", B, "y"), ManifestEntry("nitro.pcr0", A, "y")],
-                                  now=later),
-        lambda: store.apply([manifest(tmp_path, {"reference_values": [
-            {"kind": "nitro.pcr0", "value": A.hex(), "label": "app"}]})], now=later),
-        lambda: store.plan([manifest(tmp_path, {"reference_values": [
-            {"kind": "nitro.pcr0", "value": A.hex(), "label": "app"}]}, "p.yaml")], now=later),
+        lambda: store.add_missing(
+            [ManifestEntry("nitro.pcr1", B, "y"), ManifestEntry("nitro.pcr0", A, "y")], now=later
+        ),
+        lambda: store.apply(
+            [manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "app"}]})],
+            now=later,
+        ),
+        lambda: store.plan(
+            [
+                manifest(
+                    tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "app"}]}, "p.yaml"
+                )
+            ],
+            now=later,
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(RequestError) as info:
@@ -150,8 +168,8 @@ def test_add_missing_skips_present_values_in_one_transaction(db: Database, store
     store.add("nitro.pcr0", A, "y", now=T0)
     version = audit.reference_set_version(db)
     added, skipped = store.add_missing(
-        [ManifestEntry("nitro.pcr0", A, "y"), ManifestEntry("nitro.pcr1", B, "y", version="1")], now=T0,
-        actor="cli:imp")
+        [ManifestEntry("nitro.pcr0", A, "y"), ManifestEntry("nitro.pcr1", B, "y", version="1")], now=T0, actor="cli:imp"
+    )
     assert [(r.kind, r.version, r.created_by) for r in added] == [("nitro.pcr1", "1", "cli:imp")] and skipped == 1
     assert audit.reference_set_version(db) == version + 1
     assert store.add_missing([ManifestEntry("nitro.pcr1", B, "y")], now=T0) == ([], 1)
@@ -167,14 +185,20 @@ def test_reapprove_lifts_the_revocation_audited_and_only_from_then_on(
     x = store.add("nitro.pcr0", A, "x", now=T0)
     store.revoke(x.id, "suspected", now=T0 + HOUR, actor="cli:sec")
     version = audit.reference_set_version(db)
-    result = store.reapprove("nitro.pcr0", A, "  investigated: a false alarm ", now=T0 + 2 * HOUR,
-                             actor="cli:lead")
+    result = store.reapprove("nitro.pcr0", A, "  investigated: a false alarm ", now=T0 + 2 * HOUR, actor="cli:lead")
     assert result.added is None
     [closed] = result.revocations
     assert (closed.ref_id, closed.revoked_at, closed.revoked_by, closed.reason) == (
-        x.id, T0 + HOUR, "cli:sec", "suspected")
+        x.id,
+        T0 + HOUR,
+        "cli:sec",
+        "suspected",
+    )
     assert (closed.reapproved_at, closed.reapproved_by, closed.reapprove_reason) == (
-        T0 + 2 * HOUR, "cli:lead", "investigated: a false alarm")
+        T0 + 2 * HOUR,
+        "cli:lead",
+        "investigated: a false alarm",
+    )
     assert audit.reference_set_version(db) == version + 1
     [entry] = [e for e in ref_rows(db) if e.action == "ref.reapprove"]
     assert (entry.actor, entry.subject) == ("cli:lead", f"nitro.pcr0:{A.hex()}")
@@ -188,8 +212,7 @@ def test_reapprove_lifts_the_revocation_audited_and_only_from_then_on(
     # Time travel: between the revocation and the re-approval the value was revoked, whatever row asks.
     assert store.active(["nitro.pcr0"], T0 + HOUR + HOUR / 2) == []
     assert ids(store.active(["nitro.pcr0"], T0)) == {x.id, again.id}
-    assert [e.action for e in store.history(kind="nitro.pcr0")] == ["ref.add", "ref.revoke", "ref.reapprove",
-                                                                     "ref.add"]
+    assert [e.action for e in store.history(kind="nitro.pcr0")] == ["ref.add", "ref.revoke", "ref.reapprove", "ref.add"]
     assert audit.verify_chain(db).ok
 
 
@@ -197,8 +220,16 @@ def test_reapprove_with_a_label_adds_the_value_in_the_same_change(db: Database, 
     x = store.add("nitro.pcr0", A, "x", now=T0)
     store.revoke(x.id, "r", now=T0 + HOUR)
     version = audit.reference_set_version(db)
-    result = store.reapprove("nitro.pcr0", A, "fixed", now=T0 + 2 * HOUR, actor="cli:lead", label="x 2",
-                             version="2", expires_at=T0 + 9 * HOUR)
+    result = store.reapprove(
+        "nitro.pcr0",
+        A,
+        "fixed",
+        now=T0 + 2 * HOUR,
+        actor="cli:lead",
+        label="x 2",
+        version="2",
+        expires_at=T0 + 9 * HOUR,
+    )
     assert result.added is not None
     assert (result.added.label, result.added.version, result.added.created_by) == ("x 2", "2", "cli:lead")
     assert ids(store.active(["nitro.pcr0"], T0 + 2 * HOUR)) == {result.added.id}
@@ -220,17 +251,27 @@ def test_revoked_again_after_a_reapproval(store: SqlReferenceValueStore) -> None
     assert closed.reason == "second" and closed.ref_id == y.id
     first, second = store.revocations("nitro.pcr0", A)
     assert (first.ref_id, first.reapprove_reason, second.ref_id, second.reapprove_reason) == (
-        x.id, "ok", y.id, "ok again")
+        x.id,
+        "ok",
+        y.id,
+        "ok again",
+    )
     assert [first.in_force_at(T0 + HOUR), first.in_force_at(T0 + 2 * HOUR), second.in_force_at(T0 + 3 * HOUR)] == [
-        True, False, True]
+        True,
+        False,
+        True,
+    ]
 
 
-@pytest.mark.parametrize(("kind", "value", "reason", "label", "code"), [
-    ("nitro.pcr0", B, "never revoked", None, "REFERENCE_VALUE_NOT_REVOKED"),
-    ("nitro.pcr0", A, "   ", None, "REAPPROVE_REASON_REQUIRED"),
-    ("nitro.pcr0", A, "x" * 1001, None, "REAPPROVE_REASON_TOO_LONG"),
-    ("nitro.pcr0", A, "ok", "l" * 201, "REFERENCE_LABEL_TOO_LONG"),
-])
+@pytest.mark.parametrize(
+    ("kind", "value", "reason", "label", "code"),
+    [
+        ("nitro.pcr0", B, "never revoked", None, "REFERENCE_VALUE_NOT_REVOKED"),
+        ("nitro.pcr0", A, "   ", None, "REAPPROVE_REASON_REQUIRED"),
+        ("nitro.pcr0", A, "x" * 1001, None, "REAPPROVE_REASON_TOO_LONG"),
+        ("nitro.pcr0", A, "ok", "l" * 201, "REFERENCE_LABEL_TOO_LONG"),
+    ],
+)
 def test_reapprove_refusals_change_nothing(
     db: Database, store: SqlReferenceValueStore, kind: str, value: bytes, reason: str, label: str | None, code: str
 ) -> None:
@@ -262,8 +303,14 @@ def test_a_manifest_revocation_reaches_every_row_of_the_value_and_plan_says_so(
 ) -> None:
     mine = store.add("nitro.pcr0", A, "app", now=T0)
     foreign = store.add("nitro.pcr0", A, "someone else", now=T0)
-    m = manifest(tmp_path, {"managed_labels": ["app"], "reference_values": [],
-                            "revoke": [{"kind": "nitro.pcr0", "value": A.hex(), "reason": "CVE"}]})
+    m = manifest(
+        tmp_path,
+        {
+            "managed_labels": ["app"],
+            "reference_values": [],
+            "revoke": [{"kind": "nitro.pcr0", "value": A.hex(), "reason": "CVE"}],
+        },
+    )
     plan = store.plan([m], now=T0 + HOUR)
     assert {r.ref.id for r in plan.revoke} == {mine.id, foreign.id} and plan.expire == ()
     applied = store.apply([m], now=T0 + HOUR)
@@ -274,24 +321,35 @@ def test_a_manifest_revocation_reaches_every_row_of_the_value_and_plan_says_so(
 
 def test_a_revoke_entry_can_no_longer_be_narrowed_to_a_label(tmp_path: Path) -> None:
     with pytest.raises(RequestError) as info:
-        manifest(tmp_path, {"reference_values": [],
-                            "revoke": [{"kind": "nitro.pcr0", "value": A.hex(), "reason": "r", "label": "x"}]})
+        manifest(
+            tmp_path,
+            {"reference_values": [], "revoke": [{"kind": "nitro.pcr0", "value": A.hex(), "reason": "r", "label": "x"}]},
+        )
     assert info.value.code == "MANIFEST_INVALID" and "per value" in info.value.message
 
 
 def test_apply_revoking_one_row_of_a_value_cascades_within_the_transaction(
     tmp_path: Path, db: Database, store: SqlReferenceValueStore
 ) -> None:
-    store.apply([manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "a"}]})],
-                now=T0)
-    store.apply([manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "b"}]},
-                          "b.yaml")], now=T0)
+    store.apply(
+        [manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "a"}]})], now=T0
+    )
+    store.apply(
+        [manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "b"}]}, "b.yaml")],
+        now=T0,
+    )
     [a] = store.list(label="a", at=T0)
     store.revoke(a.id, "bad", now=T0 + HOUR)
     assert [r.state(T0 + HOUR) for r in store.list(label="b", include_inactive=True, at=T0 + HOUR)] == ["revoked"]
     with pytest.raises(RequestError, match="REFERENCE_VALUE_REVOKED"):  # b's manifest cannot bring it back
-        store.apply([manifest(tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(),
-                                                                "label": "b"}]}, "b2.yaml")], now=T0 + 2 * HOUR)
+        store.apply(
+            [
+                manifest(
+                    tmp_path, {"reference_values": [{"kind": "nitro.pcr0", "value": A.hex(), "label": "b"}]}, "b2.yaml"
+                )
+            ],
+            now=T0 + 2 * HOUR,
+        )
 
 
 # --- hostile text from the admin API ----------------------------------------------------------------------------

@@ -51,24 +51,37 @@ def workload(tmp_path: Path, versions: list[dict[str, Any]], name: str = "my-enc
 
 
 def rows(store: SqlReferenceValueStore, at: dt.datetime) -> set[tuple[str, str, str, str | None]]:
-    return {(r.label, r.version, r.kind, r.value.hex()) for r in store.list(include_inactive=True, at=at)
-            if r.state(at) in ("active", "pending")}
+    return {
+        (r.label, r.version, r.kind, r.value.hex())
+        for r in store.list(include_inactive=True, at=at)
+        if r.state(at) in ("active", "pending")
+    }
 
 
 # --- loading --------------------------------------------------------------------------------------------------
 
 
 def test_a_workload_manifest_owns_its_workload_and_flattens_alternatives(tmp_path: Path) -> None:
-    m = workload(tmp_path, [{"version": "1.4", "values": nitro(pcr8=[P8, P8B]),
-                             "expires_at": "2027-01-01T00:00:00Z"}], policy="prod-nitro")
+    m = workload(
+        tmp_path,
+        [{"version": "1.4", "values": nitro(pcr8=[P8, P8B]), "expires_at": "2027-01-01T00:00:00Z"}],
+        policy="prod-nitro",
+    )
     assert m.workload is not None and (m.workload.name, m.workload.tee, m.workload.policy) == (
-        "my-enclave", "nitro", "prod-nitro")
+        "my-enclave",
+        "nitro",
+        "prod-nitro",
+    )
     assert m.manages("my-enclave") and not m.manages("my-enclave 1.4") and not m.legacy
     [v] = m.workload.versions
     assert dict(v.values)["nitro.pcr8"] == (bytes.fromhex(P8), bytes.fromhex(P8B))
     assert sorted((e.kind, e.label, e.version) for e in m.entries) == [
-        ("nitro.pcr0", "my-enclave", "1.4"), ("nitro.pcr1", "my-enclave", "1.4"), ("nitro.pcr2", "my-enclave", "1.4"),
-        ("nitro.pcr8", "my-enclave", "1.4"), ("nitro.pcr8", "my-enclave", "1.4")]
+        ("nitro.pcr0", "my-enclave", "1.4"),
+        ("nitro.pcr1", "my-enclave", "1.4"),
+        ("nitro.pcr2", "my-enclave", "1.4"),
+        ("nitro.pcr8", "my-enclave", "1.4"),
+        ("nitro.pcr8", "my-enclave", "1.4"),
+    ]
     assert {e.expires_at for e in m.entries} == {dt.datetime(2027, 1, 1, tzinfo=dt.UTC)}
 
 
@@ -79,36 +92,80 @@ def test_every_example_is_a_workload_manifest_and_covers_each_tee() -> None:
         assert not m.legacy, path  # converted to the workload schema
         assert m.workload is not None or m.nitro_cli, path
         kinds |= {e.kind for e in m.entries}
-    assert {"nitro.pcr0", "nitro.pcr1", "nitro.pcr2", "nitro.pcr8", "snp.measurement", "snp.host_data",
-            "tdx.mr_td", "tdx.rtmr0", "tdx.rtmr3", "tdx.mr_servicetd"} <= kinds
+    assert {
+        "nitro.pcr0",
+        "nitro.pcr1",
+        "nitro.pcr2",
+        "nitro.pcr8",
+        "snp.measurement",
+        "snp.host_data",
+        "tdx.mr_td",
+        "tdx.rtmr0",
+        "tdx.rtmr3",
+        "tdx.mr_servicetd",
+    } <= kinds
     policies = {m.workload.name: m.workload.policy for m in load_manifests(EXAMPLES) if m.workload is not None}
     assert policies["example-constellation-aws"] == "default"
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro()}], "label": "x"},
-     "unknown top-level"),
-    ({"workload": "w", "tee": "sgx", "versions": []}, "tee must be one of"),
-    ({"workload": " w", "tee": "nitro", "versions": []}, "printable"),
-    ({"workload": "w", "tee": "nitro"}, "'versions' is required"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": 1.1, "values": nitro()}]}, "quote it"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(), "expire_at": "x"}]},
-     "unknown keys"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": {**nitro(), "snp.measurement": X}}]},
-     "not a nitro kind"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": {"nitro.pcr0": P0}}]},
-     r"must pin \['nitro.pcr1', 'nitro.pcr2'\]"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8=[])}]}, "non-empty list"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8=[P8, P8])}]}, "twice"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8="abcd")}]}, "48 bytes"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro()},
-                                                    {"version": "1", "values": nitro()}]}, "listed twice"),
-    ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(),
-                                                     "valid_from": "2026-01-01T00:00:00"}]}, "no timezone"),
-    ({"workload": "w", "tee": "nitro", "versions": [],
-      "revoke": [{"kind": "nitro.pcr0", "value": P0, "reason": "r", "label": "w"}]}, "revocation is per value"),
-    ({"workload": "w", "tee": "nitro", "policy": "", "versions": []}, "policy name"),
-])
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro()}], "label": "x"},
+            "unknown top-level",
+        ),
+        ({"workload": "w", "tee": "sgx", "versions": []}, "tee must be one of"),
+        ({"workload": " w", "tee": "nitro", "versions": []}, "printable"),
+        ({"workload": "w", "tee": "nitro"}, "'versions' is required"),
+        ({"workload": "w", "tee": "nitro", "versions": [{"version": 1.1, "values": nitro()}]}, "quote it"),
+        (
+            {"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(), "expire_at": "x"}]},
+            "unknown keys",
+        ),
+        (
+            {
+                "workload": "w",
+                "tee": "nitro",
+                "versions": [{"version": "1", "values": {**nitro(), "snp.measurement": X}}],
+            },
+            "not a nitro kind",
+        ),
+        (
+            {"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": {"nitro.pcr0": P0}}]},
+            r"must pin \['nitro.pcr1', 'nitro.pcr2'\]",
+        ),
+        ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8=[])}]}, "non-empty list"),
+        ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8=[P8, P8])}]}, "twice"),
+        ({"workload": "w", "tee": "nitro", "versions": [{"version": "1", "values": nitro(pcr8="abcd")}]}, "48 bytes"),
+        (
+            {
+                "workload": "w",
+                "tee": "nitro",
+                "versions": [{"version": "1", "values": nitro()}, {"version": "1", "values": nitro()}],
+            },
+            "listed twice",
+        ),
+        (
+            {
+                "workload": "w",
+                "tee": "nitro",
+                "versions": [{"version": "1", "values": nitro(), "valid_from": "2026-01-01T00:00:00"}],
+            },
+            "no timezone",
+        ),
+        (
+            {
+                "workload": "w",
+                "tee": "nitro",
+                "versions": [],
+                "revoke": [{"kind": "nitro.pcr0", "value": P0, "reason": "r", "label": "w"}],
+            },
+            "revocation is per value",
+        ),
+        ({"workload": "w", "tee": "nitro", "policy": "", "versions": []}, "policy name"),
+    ],
+)
 def test_invalid_workload_manifests_are_refused(tmp_path: Path, document: dict[str, Any], message: str) -> None:
     with pytest.raises(RequestError, match=message):
         write(tmp_path, document, "bad.json")
@@ -123,8 +180,13 @@ def test_plan_shows_new_expired_and_changed_versions_per_workload(
     store.add("nitro.pcr0", bytes.fromhex(P0), "my-enclave 1.4", now=T0)  # another workload (legacy label)
     v1 = workload(tmp_path, [{"version": "1.3", "values": nitro(pcr0=X)}, {"version": "1.4", "values": nitro()}])
     store.apply([v1], now=T0)
-    v2 = workload(tmp_path, [{"version": "1.4", "values": nitro(pcr8=P8B)},
-                             {"version": "1.5", "values": nitro(pcr0="c0" * 48, pcr8=[P8, P8B])}])
+    v2 = workload(
+        tmp_path,
+        [
+            {"version": "1.4", "values": nitro(pcr8=P8B)},
+            {"version": "1.5", "values": nitro(pcr0="c0" * 48, pcr8=[P8, P8B])},
+        ],
+    )
     plan = store.plan([v2], now=T0 + HOUR)
     [change] = plan.workloads
     assert change.workload == "my-enclave" and change.managed
@@ -147,7 +209,10 @@ def test_plan_shows_new_expired_and_changed_versions_per_workload(
     store.apply([v2], now=T0 + HOUR)
     assert ("my-enclave 1.4", None, "nitro.pcr0", P0) in rows(store, T0 + HOUR)  # not owned: untouched
     assert {(label, version) for label, version, _, _ in rows(store, T0 + HOUR)} == {
-        ("my-enclave", "1.4"), ("my-enclave", "1.5"), ("my-enclave 1.4", None)}
+        ("my-enclave", "1.4"),
+        ("my-enclave", "1.5"),
+        ("my-enclave 1.4", None),
+    }
     assert store.plan([v2], now=T0 + 2 * HOUR).empty
 
 
@@ -175,22 +240,29 @@ def test_a_revoke_entry_reaches_every_workload_and_says_what_it_unpins(
     tmp_path: Path, store: SqlReferenceValueStore
 ) -> None:
     store.apply([workload(tmp_path, [{"version": "1", "values": nitro()}], name="other")], now=T0)
-    mine = workload(tmp_path, [{"version": "2", "values": nitro(pcr0=X)}],
-                    revoke=[{"kind": "nitro.pcr0", "value": P0, "reason": "CVE-2026-1"}])
+    mine = workload(
+        tmp_path,
+        [{"version": "2", "values": nitro(pcr0=X)}],
+        revoke=[{"kind": "nitro.pcr0", "value": P0, "reason": "CVE-2026-1"}],
+    )
     plan = store.plan([mine], now=T0 + HOUR)
     changes = {w.workload: w for w in plan.workloads}
     assert not changes["other"].managed
     [v] = changes["other"].versions
-    assert (v.change, v.revoked, v.unpinned) == ("changed", (("nitro.pcr0", bytes.fromhex(P0), "CVE-2026-1"),),
-                                                 ("nitro.pcr0",))
+    assert (v.change, v.revoked, v.unpinned) == (
+        "changed",
+        (("nitro.pcr0", bytes.fromhex(P0), "CVE-2026-1"),),
+        ("nitro.pcr0",),
+    )
     text = "\n".join(plan.lines())
     assert f"~ version 1: nitro.pcr0 ! {P0} revoked: CVE-2026-1" in text
     assert "version 1 would have no live value of nitro.pcr0" in text
     assert [x.change for x in changes["my-enclave"].versions] == ["new"]
 
 
-def test_with_catalog_reports_metadata_and_refuses_what_ensure_would(tmp_path: Path, db: Database,
-                                                                     store: SqlReferenceValueStore) -> None:
+def test_with_catalog_reports_metadata_and_refuses_what_ensure_would(
+    tmp_path: Path, db: Database, store: SqlReferenceValueStore
+) -> None:
     m = workload(tmp_path, [{"version": "1", "values": nitro()}], policy="strict")
     plan = store.plan([m], now=T0)
     fresh = plan.with_catalog([m], {})

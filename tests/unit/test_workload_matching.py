@@ -56,8 +56,13 @@ def test_a_shared_value_never_lends_one_workloads_approval_to_another(h: Harness
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"))))
     assert result.appraisal.status is Tier.AFFIRMING
     submod = _submod(result.token)
-    assert submod["x-verifier.workload"] == {"name": "image-b", "version": "", "id": "image-b", "policy": "default",
-                                             "status": "affirming"}
+    assert submod["x-verifier.workload"] == {
+        "name": "image-b",
+        "version": "",
+        "id": "image-b",
+        "policy": "default",
+        "status": "affirming",
+    }
     assert [w["name"] for w in submod["x-verifier.workloads"]] == ["image-b"]
     assert all(":image-b:" in ref for ref in submod["x-verifier.matched-reference-values"])
     keys, now = h.service.jwks(), h.clock.now()
@@ -105,8 +110,12 @@ def test_alternatives_of_one_kind_and_versions(db: Database) -> None:
         result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=pcrs)))
         assert result.appraisal.status is Tier.AFFIRMING
         assert result.appraisal.workload is not None and result.appraisal.workload["version"] == version
-        assert verify_result(result.token, h.service.jwks(), now=h.clock.now(), required_workload="app",
-                             min_version="1.4").workload["version"] == version
+        assert (
+            verify_result(
+                result.token, h.service.jwks(), now=h.clock.now(), required_workload="app", min_version="1.4"
+            ).workload["version"]
+            == version
+        )
     old = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"c"))))
     with pytest.raises(ResultError) as refused:
         verify_result(old.token, h.service.jwks(), now=h.clock.now(), required_workload="app", min_version="1.10")
@@ -123,8 +132,11 @@ class Catalog:
 
 def test_each_workload_is_appraised_under_its_own_policy(h: Harness) -> None:
     strict = Policy(policy_id="strict-a", require_nonce=True)
-    svc = dataclasses.replace(h.service, policies=PolicySet({"strict-a": strict}),
-                              workloads=Catalog(WorkloadMeta("image-a", "nitro", id="w-a", policy="strict-a")))
+    svc = dataclasses.replace(
+        h.service,
+        policies=PolicySet({"strict-a": strict}),
+        workloads=Catalog(WorkloadMeta("image-a", "nitro", id="w-a", policy="strict-a")),
+    )
     a = svc.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"a"))))
     assert a.appraisal.policy_id == "strict-a" and [f.code for f in a.appraisal.findings] == ["NONCE_MISSING"]
     assert a.appraisal.workload is None or a.appraisal.workload["status"] == "contraindicated"
@@ -139,9 +151,11 @@ def test_each_workload_is_appraised_under_its_own_policy(h: Harness) -> None:
 def test_revoked_workloads_and_versions_do_not_match(h: Harness) -> None:
     evidence = h.pki.mint(pcrs=_pcrs(b"a"))
     now = h.clock.now()
-    for meta in (WorkloadMeta("image-a", "nitro", revoked_at=now - DAY),
-                 WorkloadMeta("image-a", "nitro", revoked_versions=frozenset({""})),
-                 WorkloadMeta("image-a", "snp")):
+    for meta in (
+        WorkloadMeta("image-a", "nitro", revoked_at=now - DAY),
+        WorkloadMeta("image-a", "nitro", revoked_versions=frozenset({""})),
+        WorkloadMeta("image-a", "snp"),
+    ):
         svc = dataclasses.replace(h.service, workloads=Catalog(meta))
         assert svc.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status is Tier.CONTRAINDICATED
 
@@ -159,8 +173,10 @@ def test_revoking_a_kinds_only_value_makes_the_version_unmatchable_not_looser(db
     _register(h, "app", pcrs)
     h.refs.add("nitro.pcr8", b"\x08" * 48, "app", now=h.clock.now() - DAY)
     signed_by_someone_else = h.pki.mint(pcrs={**pcrs, 8: b"\x09" * 48})
-    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=signed_by_someone_else)).appraisal.status \
+    assert (
+        h.service.appraise(AppraisalRequest(tee="nitro", evidence=signed_by_someone_else)).appraisal.status
         is Tier.CONTRAINDICATED
+    )
     pcr8 = next(r for r in h.refs.list(kind="nitro.pcr8", at=h.clock.now()))
     h.refs.revoke(pcr8.id, "signing certificate leaked", now=h.clock.now() - dt.timedelta(seconds=1))
     # PCR8 is still required of this version: with its only value revoked nothing matches, least of all another
@@ -177,5 +193,4 @@ def test_a_pending_kind_keeps_the_version_from_matching_until_it_is_valid(db: Da
     _register(h, "app", pcrs)
     h.refs.add("nitro.pcr8", b"\x08" * 48, "app", now=h.clock.now() - DAY, valid_from=h.clock.now() + DAY)
     evidence = h.pki.mint(pcrs={**pcrs, 8: b"\x08" * 48})
-    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status \
-        is Tier.CONTRAINDICATED
+    assert h.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status is Tier.CONTRAINDICATED

@@ -31,21 +31,46 @@ def check_binding(
     if tee == "nitro":
         carried = claims.get("nonce")
         if nonce is not None and carried != nonce.hex():
-            findings.append(_finding("NONCE_MISMATCH", "the evidence does not carry the request's nonce",
-                                     nonce.hex(), str(carried or "absent")))
+            findings.append(
+                _finding(
+                    "NONCE_MISMATCH",
+                    "the evidence does not carry the request's nonce",
+                    nonce.hex(),
+                    str(carried or "absent"),
+                )
+            )
         if runtime_data is not None and claims.get("public_key") != runtime_data.hex():
-            findings.append(_finding("RUNTIME_DATA_MISMATCH", "the evidence does not carry the request's runtime data",
-                                     runtime_data.hex(), str(claims.get("public_key") or "absent")))
+            findings.append(
+                _finding(
+                    "RUNTIME_DATA_MISMATCH",
+                    "the evidence does not carry the request's runtime data",
+                    runtime_data.hex(),
+                    str(claims.get("public_key") or "absent"),
+                )
+            )
         return findings
     if mode == "raw":
         if runtime_data is not None:
-            findings.append(_finding("RUNTIME_DATA_NOT_BOUND", "raw REPORT_DATA binding carries only the nonce; the "
-                                     "runtime data cannot be bound", "no runtime data", runtime_data.hex()))
+            findings.append(
+                _finding(
+                    "RUNTIME_DATA_NOT_BOUND",
+                    "raw REPORT_DATA binding carries only the nonce; the runtime data cannot be bound",
+                    "no runtime data",
+                    runtime_data.hex(),
+                )
+            )
         if nonce is None:
             return findings
         if len(nonce) > REPORT_DATA_BYTES:
-            return [*findings, _finding("NONCE_MISMATCH", "a raw nonce longer than REPORT_DATA cannot be bound",
-                                        f"<= {REPORT_DATA_BYTES} bytes", f"{len(nonce)} bytes")]
+            return [
+                *findings,
+                _finding(
+                    "NONCE_MISMATCH",
+                    "a raw nonce longer than REPORT_DATA cannot be bound",
+                    f"<= {REPORT_DATA_BYTES} bytes",
+                    f"{len(nonce)} bytes",
+                ),
+            ]
     want = expected_report_data(nonce or b"", runtime_data, mode).hex()
     actual = str(claims.get("report_data") or "")
     if actual != want:
@@ -71,5 +96,11 @@ def key_is_bound(tee: str, claims: dict[str, object], nonce: bytes | None, runti
 
 
 def _finding(code: str, message: str, expected: str, actual: str) -> Finding:
-    return Finding(code=code, claim=Claim.INSTANCE_IDENTITY, value=CONTRAINDICATED, message=message,
-                   expected=expected, actual=actual)
+    return Finding(
+        code=code,
+        claim=Claim.INSTANCE_IDENTITY,
+        value=CONTRAINDICATED,
+        message=message,
+        expected=expected,
+        actual=actual,
+    )

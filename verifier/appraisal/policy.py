@@ -49,9 +49,17 @@ class SnpRules:
     max_collateral_age_hours: int | None = None
 
 
-TDX_STATUSES = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-                "OutOfDate", "OutOfDateConfigurationNeeded", "TDRelaunchAdvised",
-                "TDRelaunchAdvisedConfigurationNeeded", "Revoked")
+TDX_STATUSES = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "TDRelaunchAdvised",
+    "TDRelaunchAdvisedConfigurationNeeded",
+    "Revoked",
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,9 @@ class PolicySet:
         for name, policy in (policies or {}).items():
             loosened = weakenings(policy, _BUILT_IN[name]) if name in _BUILT_IN else []
             if loosened:
-                raise ConfigError("POLICY_LOOSENS_BUILT_IN",
-                                  f"{name!r} is built in and may only be tightened: {'; '.join(loosened)}")
+                raise ConfigError(
+                    "POLICY_LOOSENS_BUILT_IN", f"{name!r} is built in and may only be tightened: {'; '.join(loosened)}"
+                )
         self._policies = dict(_BUILT_IN)
         self._policies.update(policies or {})
         self.store = store
@@ -144,8 +153,11 @@ class PolicySet:
                 loosened = weakenings(stored, _BUILT_IN[name]) if name in _BUILT_IN else []
                 if not loosened:
                     return stored, "database"
-                log.error("database policy %r loosens the built-in policy (%s); the built-in applies",
-                          name, "; ".join(loosened))
+                log.error(
+                    "database policy %r loosens the built-in policy (%s); the built-in applies",
+                    name,
+                    "; ".join(loosened),
+                )
                 return _BUILT_IN[name], "built-in"
         if name in self._policies:
             policy = self._policies[name]
@@ -309,16 +321,28 @@ def policy_from_json(entry: Any) -> Policy:
     binding = entry.get("report_data_binding", "sha512")
     if binding not in ("sha512", "raw"):
         raise ConfigError("POLICY_FILE_INVALID", f"{policy_id}: report_data_binding must be sha512 or raw")
-    return replace(base, required_kinds=required,
-                   require_nonce=_bool(entry, "require_nonce", False, policy_id),
-                   report_data_binding=binding, snp=_snp_rules(_object(entry, "snp", policy_id), policy_id),
-                   tdx=_tdx_rules(_object(entry, "tdx", policy_id), policy_id))
+    return replace(
+        base,
+        required_kinds=required,
+        require_nonce=_bool(entry, "require_nonce", False, policy_id),
+        report_data_binding=binding,
+        snp=_snp_rules(_object(entry, "snp", policy_id), policy_id),
+        tdx=_tdx_rules(_object(entry, "tdx", policy_id), policy_id),
+    )
 
 
 def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
     where = f"{policy_id}.tdx"
-    known = {"accepted_statuses", "advisory_allow", "advisory_deny", "grace_days", "require_sept_ve_disable",
-             "allowed_mr_seams", "minimum_tcb_evaluation_data_number", "max_collateral_age_hours"}
+    known = {
+        "accepted_statuses",
+        "advisory_allow",
+        "advisory_deny",
+        "grace_days",
+        "require_sept_ve_disable",
+        "allowed_mr_seams",
+        "minimum_tcb_evaluation_data_number",
+        "max_collateral_age_hours",
+    }
     _no_unknown(data, known, where)
     base = TdxRules()
     statuses = dict(_object(data, "accepted_statuses", where) or base.accepted_statuses)
@@ -348,8 +372,17 @@ def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
 
 def _snp_rules(data: dict[str, Any], policy_id: str) -> SnpRules:
     where = f"{policy_id}.snp"
-    known = {"minimum_tcb", "tcb_fields", "allow_migrate_ma", "allowed_vmpls", "minimum_firmware",
-             "minimum_build", "allowed_chip_ids", "crl_fail_open", "max_collateral_age_hours"}
+    known = {
+        "minimum_tcb",
+        "tcb_fields",
+        "allow_migrate_ma",
+        "allowed_vmpls",
+        "minimum_firmware",
+        "minimum_build",
+        "allowed_chip_ids",
+        "crl_fail_open",
+        "max_collateral_age_hours",
+    }
     _no_unknown(data, known, where)
     tcb = _object(data, "minimum_tcb", where)
     minimum = {str(k): _int(tcb, k, f"{where}.minimum_tcb", maximum=255) or 0 for k in tcb}

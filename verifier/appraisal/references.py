@@ -61,8 +61,9 @@ def check_references(
             )
             continue
         if kind not in known:
-            findings.append(_mismatch(kind, claim, f"{kind} is not a kind this verifier can compare",
-                                      "a known kind", value))
+            findings.append(
+                _mismatch(kind, claim, f"{kind} is not a kind this verifier can compare", "a known kind", value)
+            )
             continue
         values = [ref.value for ref in candidates]
         if satisfied(kind, values, value):
@@ -72,14 +73,21 @@ def check_references(
                 matched.extend(candidates)
             continue
         how = "matches no active reference value" if spec(kind).match == "equal" else "fails a reference constraint"
-        findings.append(_mismatch(kind, claim, f"{kind} {how}", expected_text(kind, values, value),
-                                  actual_text(kind, value)))
+        findings.append(
+            _mismatch(kind, claim, f"{kind} {how}", expected_text(kind, values, value), actual_text(kind, value))
+        )
     return findings, matched
 
 
 def _mismatch(kind: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:
-    return Finding(code="REFERENCE_VALUE_MISMATCH", claim=claim, value=CONTRAINDICATED, message=message,
-                   expected=expected, actual=actual)
+    return Finding(
+        code="REFERENCE_VALUE_MISMATCH",
+        claim=claim,
+        value=CONTRAINDICATED,
+        message=message,
+        expected=expected,
+        actual=actual,
+    )
 
 
 def _kind_order(kind: str) -> tuple[str, int, str]:

@@ -38,37 +38,71 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
 
 
 def appraise_snp(
-    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue],
+    claims: Mapping[str, Any],
+    details: Mapping[str, Any],
+    policy: Policy,
+    references: Sequence[ReferenceValue],
     at: dt.datetime | None = None,
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
     """Findings for verified SNP claims and verification `details` (tee/sevsnp/evidence.py) under `policy`;
     `at` is the appraisal time (default: details["appraised_at"]) for the collateral age rule."""
     rules = policy.snp
-    baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.HARDWARE: AFFIRMING, Claim.CONFIGURATION: AFFIRMING,
-                Claim.RUNTIME_OPAQUE: AFFIRMING}
+    baseline = {
+        Claim.INSTANCE_IDENTITY: AFFIRMING,
+        Claim.HARDWARE: AFFIRMING,
+        Claim.CONFIGURATION: AFFIRMING,
+        Claim.RUNTIME_OPAQUE: AFFIRMING,
+    }
     findings: list[Finding] = []
     decoded = claims.get("policy_decoded") or {}
     if decoded.get("debug") and not policy.allow_debug:
-        findings.append(_f("SNP_DEBUG_ALLOWED", Claim.CONFIGURATION,
-                           "GUEST_POLICY.DEBUG (bit 19) is set: the hypervisor can read and write guest memory",
-                           "debug 0", f"debug 1 (policy {claims.get('policy')})"))
+        findings.append(
+            _f(
+                "SNP_DEBUG_ALLOWED",
+                Claim.CONFIGURATION,
+                "GUEST_POLICY.DEBUG (bit 19) is set: the hypervisor can read and write guest memory",
+                "debug 0",
+                f"debug 1 (policy {claims.get('policy')})",
+            )
+        )
     if decoded.get("migrate_ma") and not rules.allow_migrate_ma:
-        findings.append(_f("SNP_MIGRATE_MA_ALLOWED", Claim.CONFIGURATION,
-                           "GUEST_POLICY.MIGRATE_MA (bit 18) is set: a migration agent may be associated",
-                           "migrate_ma 0", f"migrate_ma 1 (policy {claims.get('policy')})"))
+        findings.append(
+            _f(
+                "SNP_MIGRATE_MA_ALLOWED",
+                Claim.CONFIGURATION,
+                "GUEST_POLICY.MIGRATE_MA (bit 18) is set: a migration agent may be associated",
+                "migrate_ma 0",
+                f"migrate_ma 1 (policy {claims.get('policy')})",
+            )
+        )
     vmpl = claims.get("vmpl")
     if rules.allowed_vmpls is not None and vmpl not in rules.allowed_vmpls:
-        findings.append(_f("SNP_VMPL_NOT_ALLOWED", Claim.CONFIGURATION, "the report was requested at a VMPL the "
-                           "policy does not allow", ",".join(map(str, rules.allowed_vmpls)), str(vmpl)))
+        findings.append(
+            _f(
+                "SNP_VMPL_NOT_ALLOWED",
+                Claim.CONFIGURATION,
+                "the report was requested at a VMPL the policy does not allow",
+                ",".join(map(str, rules.allowed_vmpls)),
+                str(vmpl),
+            )
+        )
     findings.extend(_tcb_findings(claims, rules.minimum_tcb, rules.tcb_fields))
     findings.extend(_firmware_findings(claims, rules.minimum_firmware, rules.minimum_build))
     chip = str(claims.get("chip_id") or "")
     if rules.allowed_chip_ids is not None and chip not in {c.hex() for c in rules.allowed_chip_ids}:
-        findings.append(_f("SNP_CHIP_ID_NOT_ALLOWED", Claim.INSTANCE_IDENTITY, "CHIP_ID is not an allowed chip",
-                           " | ".join(c.hex() for c in rules.allowed_chip_ids), chip))
+        findings.append(
+            _f(
+                "SNP_CHIP_ID_NOT_ALLOWED",
+                Claim.INSTANCE_IDENTITY,
+                "CHIP_ID is not an allowed chip",
+                " | ".join(c.hex() for c in rules.allowed_chip_ids),
+                chip,
+            )
+        )
     findings.extend(_revocation_findings(details, rules, _appraisal_time(details, at)))
-    ref_findings, matched = check_references("snp", _reference_actual(claims), policy.required("snp"), references,
-                                             REFERENCE_CLAIMS)
+    ref_findings, matched = check_references(
+        "snp", _reference_actual(claims), policy.required("snp"), references, REFERENCE_CLAIMS
+    )
     findings.extend(ref_findings)
     if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
         baseline[Claim.EXECUTABLES] = AFFIRMING
@@ -101,28 +135,54 @@ def _tcb_findings(claims: Mapping[str, Any], minimum: Mapping[str, int], fields:
     for name in fields if minimum else ():
         tcb = claims.get(f"{name}_tcb") or {}
         if "snp" not in tcb:  # the product, and so the layout, is unknown: the TCB cannot be compared
-            findings.append(_f("SNP_TCB_BELOW_MINIMUM", Claim.HARDWARE, f"{name.upper()}_TCB cannot be decoded "
-                               "without the product", str(dict(minimum)), str(tcb.get("raw"))))
+            findings.append(
+                _f(
+                    "SNP_TCB_BELOW_MINIMUM",
+                    Claim.HARDWARE,
+                    f"{name.upper()}_TCB cannot be decoded without the product",
+                    str(dict(minimum)),
+                    str(tcb.get("raw")),
+                )
+            )
             continue
         low = [(c, int(tcb[c]), want) for c, want in minimum.items() if c in tcb and int(tcb[c]) < want]
         if low:
-            findings.append(_f("SNP_TCB_BELOW_MINIMUM", Claim.HARDWARE, f"{name.upper()}_TCB is below the policy "
-                               "minimum", ", ".join(f"{c}>={w}" for c, _, w in low),
-                               ", ".join(f"{c}={v}" for c, v, _ in low)))
+            findings.append(
+                _f(
+                    "SNP_TCB_BELOW_MINIMUM",
+                    Claim.HARDWARE,
+                    f"{name.upper()}_TCB is below the policy minimum",
+                    ", ".join(f"{c}>={w}" for c, _, w in low),
+                    ", ".join(f"{c}={v}" for c, v, _ in low),
+                )
+            )
     return findings
 
 
-def _firmware_findings(claims: Mapping[str, Any], minimum: tuple[int, int] | None,
-                       build: int | None) -> list[Finding]:
+def _firmware_findings(claims: Mapping[str, Any], minimum: tuple[int, int] | None, build: int | None) -> list[Finding]:
     current = claims.get("current_build_minor_major") or [0, 0, 0]
     cur_build, cur_minor, cur_major = (int(x) for x in current)
     findings = []
     if minimum is not None and (cur_major, cur_minor) < minimum:
-        findings.append(_f("SNP_FIRMWARE_BELOW_MINIMUM", Claim.HARDWARE, "the SNP firmware is older than the policy "
-                           "allows", f"{minimum[0]}.{minimum[1]}", f"{cur_major}.{cur_minor}"))
+        findings.append(
+            _f(
+                "SNP_FIRMWARE_BELOW_MINIMUM",
+                Claim.HARDWARE,
+                "the SNP firmware is older than the policy allows",
+                f"{minimum[0]}.{minimum[1]}",
+                f"{cur_major}.{cur_minor}",
+            )
+        )
     if build is not None and cur_build < build:
-        findings.append(_f("SNP_FIRMWARE_BUILD_BELOW_MINIMUM", Claim.HARDWARE, "the SNP firmware build is older "
-                           "than the policy allows", str(build), str(cur_build)))
+        findings.append(
+            _f(
+                "SNP_FIRMWARE_BUILD_BELOW_MINIMUM",
+                Claim.HARDWARE,
+                "the SNP firmware build is older than the policy allows",
+                str(build),
+                str(cur_build),
+            )
+        )
     return findings
 
 
@@ -133,26 +193,46 @@ def _revocation_findings(details: Mapping[str, Any], rules: SnpRules, at: dt.dat
     state = details.get("revocation", details.get("crl"))
     if state not in (None, "checked", "off"):
         value = WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED
-        findings.append(Finding(code="SNP_CRL_UNAVAILABLE", claim=Claim.HARDWARE, value=value,
-                                message=f"revocation could not be checked ({details.get('crl_reason', state)}); "
-                                f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
-                                expected="a valid AMD CRL", actual=str(state)))
+        findings.append(
+            Finding(
+                code="SNP_CRL_UNAVAILABLE",
+                claim=Claim.HARDWARE,
+                value=value,
+                message=f"revocation could not be checked ({details.get('crl_reason', state)}); "
+                f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
+                expected="a valid AMD CRL",
+                actual=str(state),
+            )
+        )
     for lost in details.get("collateral_superseded") or ():
         if isinstance(lost, Mapping) and lost.get("item") == "amd.crl":
-            findings.append(Finding(code="COLLATERAL_SUPERSEDED", claim=Claim.HARDWARE, value=NO_CLAIM,
-                                    message="the request's AMD CRL is older than the verifier's; the newer decided",
-                                    expected=_version(lost.get("used")), actual=_version(lost.get("request"))))
+            findings.append(
+                Finding(
+                    code="COLLATERAL_SUPERSEDED",
+                    claim=Claim.HARDWARE,
+                    value=NO_CLAIM,
+                    message="the request's AMD CRL is older than the verifier's; the newer decided",
+                    expected=_version(lost.get("used")),
+                    actual=_version(lost.get("request")),
+                )
+            )
     limit = rules.max_collateral_age_hours
-    crl = next((c for c in details.get("collateral") or () if isinstance(c, Mapping) and c.get("item") == "amd.crl"),
-               None)
+    crl = next(
+        (c for c in details.get("collateral") or () if isinstance(c, Mapping) and c.get("item") == "amd.crl"), None
+    )
     if limit is not None and crl is not None:
         oldest = at - dt.timedelta(hours=limit) if at is not None else None
         issued = _time(crl.get("issued"))
         if oldest is None or issued is None or issued < oldest:  # an age that cannot be computed fails closed
-            findings.append(_f("COLLATERAL_TOO_OLD", Claim.HARDWARE,
-                               f"the AMD CRL used was issued more than {limit} h before the appraisal",
-                               f"thisUpdate >= {to_rfc3339(oldest) if oldest else 'unknown'} (at most {limit} h old)",
-                               f"thisUpdate {crl.get('issued')} (number {crl.get('number')}, {crl.get('source')})"))
+            findings.append(
+                _f(
+                    "COLLATERAL_TOO_OLD",
+                    Claim.HARDWARE,
+                    f"the AMD CRL used was issued more than {limit} h before the appraisal",
+                    f"thisUpdate >= {to_rfc3339(oldest) if oldest else 'unknown'} (at most {limit} h old)",
+                    f"thisUpdate {crl.get('issued')} (number {crl.get('number')}, {crl.get('source')})",
+                )
+            )
     return findings
 
 

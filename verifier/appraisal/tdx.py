@@ -29,7 +29,10 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
 
 
 def appraise_tdx(
-    claims: Mapping[str, Any], details: Mapping[str, Any], policy: Policy, references: Sequence[ReferenceValue],
+    claims: Mapping[str, Any],
+    details: Mapping[str, Any],
+    policy: Policy,
+    references: Sequence[ReferenceValue],
     at: dt.datetime,
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
     rules = policy.tdx
@@ -43,21 +46,47 @@ def appraise_tdx(
     # debug features, so any of them set makes the TD untrusted (as dcap-qvl does).
     tud = (claims.get("td_attributes_decoded") or {}).get("tud") or 0
     if (claims.get("debug") or tud) and not policy.allow_debug:
-        findings.append(_f("TDX_DEBUG_TD", Claim.CONFIGURATION, "TD_ATTRIBUTES.TUD (bits 7:0, DEBUG is bit 0) is "
-                           "set: the host VMM can read and write TD memory", "TUD 0",
-                           f"td_attributes {claims.get('td_attributes')}"))
+        findings.append(
+            _f(
+                "TDX_DEBUG_TD",
+                Claim.CONFIGURATION,
+                "TD_ATTRIBUTES.TUD (bits 7:0, DEBUG is bit 0) is set: the host VMM can read and write TD memory",
+                "TUD 0",
+                f"td_attributes {claims.get('td_attributes')}",
+            )
+        )
     if rules.require_sept_ve_disable and not claims.get("sept_ve_disable"):
-        findings.append(_f("TDX_SEPT_VE_NOT_DISABLED", Claim.CONFIGURATION, "TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28) "
-                           "is clear: the host can inject EPT-violation #VE into the TD", "SEPT_VE_DISABLE 1",
-                           f"td_attributes {claims.get('td_attributes')}"))
+        findings.append(
+            _f(
+                "TDX_SEPT_VE_NOT_DISABLED",
+                Claim.CONFIGURATION,
+                "TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28) is clear: the host can inject EPT-violation #VE into the TD",
+                "SEPT_VE_DISABLE 1",
+                f"td_attributes {claims.get('td_attributes')}",
+            )
+        )
     seam = str(claims.get("mr_seam") or "")
     if rules.allowed_mr_seams is not None and seam not in {m.hex() for m in rules.allowed_mr_seams}:
-        findings.append(_f("TDX_MR_SEAM_NOT_ALLOWED", Claim.HARDWARE, "the TDX module (MRSEAM) is not allowed",
-                           " | ".join(m.hex() for m in rules.allowed_mr_seams), seam))
+        findings.append(
+            _f(
+                "TDX_MR_SEAM_NOT_ALLOWED",
+                Claim.HARDWARE,
+                "the TDX module (MRSEAM) is not allowed",
+                " | ".join(m.hex() for m in rules.allowed_mr_seams),
+                seam,
+            )
+        )
     if claims.get("trailing_nonzero"):
-        findings.append(Finding(code="TDX_TRAILING_DATA", claim=Claim.CONFIGURATION, value=WARNING_UNSAFE,
-                                message="non-zero, unsigned bytes follow the quote's signature data (ignored)",
-                                expected="zero padding", actual=f"{claims.get('trailing_bytes')} bytes"))
+        findings.append(
+            Finding(
+                code="TDX_TRAILING_DATA",
+                claim=Claim.CONFIGURATION,
+                value=WARNING_UNSAFE,
+                message="non-zero, unsigned bytes follow the quote's signature data (ignored)",
+                expected="zero padding",
+                actual=f"{claims.get('trailing_bytes')} bytes",
+            )
+        )
     actual = {kind: str(claims[kind[4:]]) for kind in REFERENCE_CLAIMS if claims.get(kind[4:]) is not None}
     ref_findings, matched = check_references("tdx", actual, policy.required("tdx"), references, REFERENCE_CLAIMS)
     ref_findings.extend(_service_td_findings(claims, references))
@@ -75,9 +104,16 @@ def _service_td_findings(claims: Mapping[str, Any], references: Sequence[Referen
         return []
     if any(ref.kind == "tdx.mr_servicetd" for ref in references):
         return []
-    return [_f("TDX_SERVICE_TD_NOT_APPROVED", Claim.EXECUTABLES, "MRSERVICETD is non-zero: a service TD (e.g. a "
-               "vTPM or migration TD) is bound to this TD, and no tdx.mr_servicetd value approves it",
-               "MRSERVICETD zero, or an approved tdx.mr_servicetd value", str(servicetd))]
+    return [
+        _f(
+            "TDX_SERVICE_TD_NOT_APPROVED",
+            Claim.EXECUTABLES,
+            "MRSERVICETD is non-zero: a service TD (e.g. a "
+            "vTPM or migration TD) is bound to this TD, and no tdx.mr_servicetd value approves it",
+            "MRSERVICETD zero, or an approved tdx.mr_servicetd value",
+            str(servicetd),
+        )
+    ]
 
 
 def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -> list[Finding]:
@@ -85,8 +121,16 @@ def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -
     tcb = details.get("tcb")
     if not tcb:
         reason = details.get("collateral_error", "no collateral")
-        return [_f("TDX_TCB_UNKNOWN", Claim.HARDWARE, f"the TCB status could not be computed ({reason}): the quote "
-                   "is authentic but its platform is not appraised", "Intel collateral", "unavailable")]
+        return [
+            _f(
+                "TDX_TCB_UNKNOWN",
+                Claim.HARDWARE,
+                f"the TCB status could not be computed ({reason}): the quote "
+                "is authentic but its platform is not appraised",
+                "Intel collateral",
+                "unavailable",
+            )
+        ]
     status = str(tcb["status"])
     advisories = tuple(tcb.get("advisory_ids") or ())
     findings = []
@@ -94,27 +138,59 @@ def _tcb_findings(details: Mapping[str, Any], policy: Policy, at: dt.datetime) -
     if tier is None:
         value = CONTRAINDICATED
         tcb_date = tcb.get("tcb_date")
-        if (rules.grace_days is not None and status != "Revoked" and tcb_date
-                and parse_rfc3339(tcb_date) > at - dt.timedelta(days=rules.grace_days)):
+        if (
+            rules.grace_days is not None
+            and status != "Revoked"
+            and tcb_date
+            and parse_rfc3339(tcb_date) > at - dt.timedelta(days=rules.grace_days)
+        ):
             value = WARNING_UNSAFE
-        findings.append(Finding(code="TDX_TCB_STATUS_NOT_ACCEPTED", claim=Claim.HARDWARE, value=value,
-                                message=f"Intel TCB status {status} is not accepted by the policy"
-                                + (" (within the grace period)" if value == WARNING_UNSAFE else ""),
-                                expected=" | ".join(rules.accepted_statuses), actual=status))
+        findings.append(
+            Finding(
+                code="TDX_TCB_STATUS_NOT_ACCEPTED",
+                claim=Claim.HARDWARE,
+                value=value,
+                message=f"Intel TCB status {status} is not accepted by the policy"
+                + (" (within the grace period)" if value == WARNING_UNSAFE else ""),
+                expected=" | ".join(rules.accepted_statuses),
+                actual=status,
+            )
+        )
     elif tier == "warning":
-        findings.append(Finding(code="TDX_TCB_STATUS_WARNING", claim=Claim.HARDWARE, value=WARNING_UNSAFE,
-                                message=f"Intel TCB status {status}: genuine, with known issues "
-                                f"({', '.join(advisories) or 'no advisory IDs'})", expected="UpToDate", actual=status))
+        findings.append(
+            Finding(
+                code="TDX_TCB_STATUS_WARNING",
+                claim=Claim.HARDWARE,
+                value=WARNING_UNSAFE,
+                message=f"Intel TCB status {status}: genuine, with known issues "
+                f"({', '.join(advisories) or 'no advisory IDs'})",
+                expected="UpToDate",
+                actual=status,
+            )
+        )
     denied = sorted(set(advisories) & set(rules.advisory_deny))
     if denied:
-        findings.append(_f("TDX_ADVISORY_DENIED", Claim.HARDWARE, "the platform is affected by a denied advisory",
-                           "none of " + ", ".join(rules.advisory_deny), ", ".join(denied)))
+        findings.append(
+            _f(
+                "TDX_ADVISORY_DENIED",
+                Claim.HARDWARE,
+                "the platform is affected by a denied advisory",
+                "none of " + ", ".join(rules.advisory_deny),
+                ", ".join(denied),
+            )
+        )
     if rules.advisory_allow is not None:
         unlisted = sorted(set(advisories) - set(rules.advisory_allow))
         if unlisted:
-            findings.append(_f("TDX_ADVISORY_NOT_ALLOWED", Claim.HARDWARE, "the platform is affected by advisories "
-                               "the policy does not allow", ", ".join(rules.advisory_allow) or "none",
-                               ", ".join(unlisted)))
+            findings.append(
+                _f(
+                    "TDX_ADVISORY_NOT_ALLOWED",
+                    Claim.HARDWARE,
+                    "the platform is affected by advisories the policy does not allow",
+                    ", ".join(rules.advisory_allow) or "none",
+                    ", ".join(unlisted),
+                )
+            )
     return findings
 
 
@@ -130,9 +206,14 @@ def _collateral_findings(details: Mapping[str, Any], policy: Policy, at: dt.date
     request items (informational), the policy's minimum TCB evaluation data number and maximum collateral age."""
     rules = policy.tdx
     findings = [
-        Finding(code="COLLATERAL_SUPERSEDED", claim=Claim.HARDWARE, value=NO_CLAIM,
-                message=f"the request's {old.get('item')} is older than the verifier's copy, which decided",
-                expected=_item_version(old.get("used") or {}), actual=_item_version(old.get("request") or {}))
+        Finding(
+            code="COLLATERAL_SUPERSEDED",
+            claim=Claim.HARDWARE,
+            value=NO_CLAIM,
+            message=f"the request's {old.get('item')} is older than the verifier's copy, which decided",
+            expected=_item_version(old.get("used") or {}),
+            actual=_item_version(old.get("request") or {}),
+        )
         for old in details.get("collateral_superseded") or ()
     ]
     used: list[Mapping[str, Any]] = list(details.get("collateral") or ())
@@ -141,18 +222,31 @@ def _collateral_findings(details: Mapping[str, Any], policy: Policy, at: dt.date
     if minimum is not None and tcb_info is not None:
         number = tcb_info.get("number")
         if not isinstance(number, int) or number < minimum:
-            findings.append(_f("TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM", Claim.HARDWARE,
-                               f"the TCB info used has tcbEvaluationDataNumber {number}, below the policy's minimum "
-                               "(it predates a TCB recovery the policy requires)", f">= {minimum}", str(number)))
+            findings.append(
+                _f(
+                    "TDX_TCB_EVALUATION_NUMBER_BELOW_MINIMUM",
+                    Claim.HARDWARE,
+                    f"the TCB info used has tcbEvaluationDataNumber {number}, below the policy's minimum "
+                    "(it predates a TCB recovery the policy requires)",
+                    f">= {minimum}",
+                    str(number),
+                )
+            )
     if rules.max_collateral_age_hours is not None:
         oldest = at - dt.timedelta(hours=rules.max_collateral_age_hours)
         for entry in used:
             issued = parse_rfc3339(str(entry.get("issued")))
             if issued < oldest:
-                findings.append(_f("COLLATERAL_TOO_OLD", Claim.HARDWARE,
-                                   f"{entry.get('item')} was issued more than {rules.max_collateral_age_hours} hours "
-                                   "before the appraisal", f"issued at or after {to_rfc3339(oldest)}",
-                                   to_rfc3339(issued)))
+                findings.append(
+                    _f(
+                        "COLLATERAL_TOO_OLD",
+                        Claim.HARDWARE,
+                        f"{entry.get('item')} was issued more than {rules.max_collateral_age_hours} hours "
+                        "before the appraisal",
+                        f"issued at or after {to_rfc3339(oldest)}",
+                        to_rfc3339(issued),
+                    )
+                )
     return findings
 
 

@@ -33,8 +33,10 @@ class ReleaseRule:
     require_labels: tuple[str, ...] = ()  # deprecated (pre-workload tokens); kept for one release
 
     def __repr__(self) -> str:  # never show the secret
-        return (f"ReleaseRule(name={self.name!r}, workload={self.workload!r}, min_version={self.min_version!r}, "
-                f"tees={self.tees!r}, require_policies={self.require_policies!r})")
+        return (
+            f"ReleaseRule(name={self.name!r}, workload={self.workload!r}, min_version={self.min_version!r}, "
+            f"tees={self.tees!r}, require_policies={self.require_policies!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,10 @@ def load_config(path: Path) -> BrokerConfig:
         raise ConfigError("BROKER_CONFIG_INVALID", "the broker config names no secrets")
     try:
         return BrokerConfig(
-            verifier=str(verifier["grpc"]), jwks_url=str(verifier["jwks_url"]),
-            issuer=str(verifier.get("issuer", "tee-verifier")), rules=rules,
+            verifier=str(verifier["grpc"]),
+            jwks_url=str(verifier["jwks_url"]),
+            issuer=str(verifier.get("issuer", "tee-verifier")),
+            rules=rules,
             listen=str(data.get("listen", "127.0.0.1:8443")),
             nonce_ttl_seconds=float(data.get("nonce_ttl_seconds", 120)),
             leeway_seconds=float(data.get("leeway_seconds", 30)),
@@ -106,22 +110,30 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
     workload = entry.get("workload")
     if not isinstance(workload, str) or not workload:
         # A rule without a workload would release to any approved workload of any image: refuse it.
-        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r} needs a 'workload' (the approved "
-                          "workload whose evidence may receive it)")
+        raise ConfigError(
+            "BROKER_CONFIG_INVALID",
+            f"secret {entry['name']!r} needs a 'workload' (the approved workload whose evidence may receive it)",
+        )
     min_version = entry.get("min_version")
     labels = entry.get("require_labels", [])
-    if (min_version is not None and (not isinstance(min_version, str) or not min_version)) or \
-            not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
-        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'min_version' is a version string, "
-                          "'require_labels' a list of labels")
+    if (
+        (min_version is not None and (not isinstance(min_version, str) or not min_version))
+        or not isinstance(labels, list)
+        or not all(isinstance(x, str) and x for x in labels)
+    ):
+        raise ConfigError(
+            "BROKER_CONFIG_INVALID",
+            f"secret {entry['name']!r}: 'min_version' is a version string, 'require_labels' a list of labels",
+        )
     status = entry.get("require_status", "affirming")
     tees = tuple(entry.get("tees") or TEES)
     if status not in STATUSES or set(tees) - set(TEES):
         raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: bad require_status or tees")
     policies = entry.get("require_policies", [])
     if not isinstance(policies, list) or not all(isinstance(x, str) and x for x in policies):
-        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'require_policies' is a list of "
-                          "policy ids or SHA-256s")
+        raise ConfigError(
+            "BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'require_policies' is a list of policy ids or SHA-256s"
+        )
     file = (base / entry["file"]).resolve()
     try:
         mode = file.stat().st_mode
@@ -129,6 +141,7 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
             raise ConfigError("BROKER_SECRET_PERMISSIONS", f"secret file {file} is readable by group/others")
         secret = file.read_bytes()
     except OSError as exc:
-        raise ConfigError("BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}") \
-            from None
+        raise ConfigError(
+            "BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}"
+        ) from None
     return ReleaseRule(entry["name"], secret, workload, status, tees, tuple(policies), min_version, tuple(labels))

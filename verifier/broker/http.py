@@ -35,11 +35,21 @@ MAX_BODY = 64 * 1024  # the default of `max_body_bytes`
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together
 MAX_JSON_DEPTH = 32
 _LENGTH = re.compile(r"[0-9]+")
-_ERRORS = {400: "REQUEST_MALFORMED", 404: "NOT_FOUND", 408: "REQUEST_TIMEOUT", 411: "REQUEST_LENGTH_REQUIRED",
-           413: "REQUEST_TOO_LARGE", 414: "REQUEST_LINE_TOO_LONG", 431: "REQUEST_HEADERS_TOO_LARGE",
-           501: "METHOD_NOT_SUPPORTED", 503: "BROKER_BUSY"}
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-         b"Cache-Control: no-store\r\nContent-Length: 24\r\n\r\n" + b'{"error": "BROKER_BUSY"}')
+_ERRORS = {
+    400: "REQUEST_MALFORMED",
+    404: "NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
+    411: "REQUEST_LENGTH_REQUIRED",
+    413: "REQUEST_TOO_LARGE",
+    414: "REQUEST_LINE_TOO_LONG",
+    431: "REQUEST_HEADERS_TOO_LARGE",
+    501: "METHOD_NOT_SUPPORTED",
+    503: "BROKER_BUSY",
+}
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Cache-Control: no-store\r\nContent-Length: 24\r\n\r\n" + b'{"error": "BROKER_BUSY"}'
+)
 
 
 class _Dropped(Exception):  # noqa: N818 - the client went away or ran out of time: close without an answer
@@ -121,8 +131,9 @@ class BrokerHTTPServer(ThreadingHTTPServer):
         log.exception("broker connection from %s failed", client_address[0])
 
 
-def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None = None,
-                tls_key: Path | None = None) -> BrokerHTTPServer:
+def make_server(
+    broker: Broker, host: str, port: int, *, tls_cert: Path | None = None, tls_key: Path | None = None
+) -> BrokerHTTPServer:
     """The broker's HTTP server, bound (limits from `broker.config`). Raises OSError when it cannot bind and
     ssl.SSLError / OSError when the TLS key or certificate cannot be loaded."""
     config = broker.config
@@ -180,12 +191,23 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
                 body = self._body()
                 if self.path == "/v1/challenge":
                     issued, expires = broker.new_challenge(self.client_address[0])
-                    self._send(200, {"nonce": base64.urlsafe_b64encode(issued).rstrip(b"=").decode(),
-                                     "expires_at": to_rfc3339(expires)})
+                    self._send(
+                        200,
+                        {
+                            "nonce": base64.urlsafe_b64encode(issued).rstrip(b"=").decode(),
+                            "expires_at": to_rfc3339(expires),
+                        },
+                    )
                 elif self.path == "/v1/release":
                     secret, nonce_b64, token = (body.get(k) for k in ("secret", "nonce", "token"))
-                    if not (isinstance(secret, str) and isinstance(nonce_b64, str) and isinstance(token, str)
-                            and secret and nonce_b64 and token):
+                    if not (
+                        isinstance(secret, str)
+                        and isinstance(nonce_b64, str)
+                        and isinstance(token, str)
+                        and secret
+                        and nonce_b64
+                        and token
+                    ):
                         raise ReleaseRefused("REQUEST_MALFORMED", "secret, nonce and token are required", 400)
                     done = broker.release(secret, token, nonce_b64)
                     self._send(200, {"secret": done.secret, "jwe": done.jwe, "token_id": done.token_id})
@@ -193,8 +215,11 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
                     self._send(404, {"error": "NOT_FOUND"})
             except ChallengeRefused as refused:
                 log.warning("refused %s from %s: %s", self.path, self.client_address[0], refused.code)
-                self._send(refused.status, {"error": refused.code, "message": refused.message},
-                           {"Retry-After": str(refused.retry_after)})
+                self._send(
+                    refused.status,
+                    {"error": refused.code, "message": refused.message},
+                    {"Retry-After": str(refused.retry_after)},
+                )
             except ReleaseRefused as refused:
                 log.warning("refused %s from %s: %s", self.path, self.client_address[0], refused.code)
                 self._send(refused.status, {"error": refused.code, "message": refused.message})
@@ -210,8 +235,13 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
 
         def _headers_overran(self) -> bool:
             if self.reader is not None and self.reader.exhausted:
-                self._send(431, {"error": "REQUEST_HEADERS_TOO_LARGE",
-                                 "message": f"request line and headers are limited to {MAX_HEADER_BYTES} bytes"})
+                self._send(
+                    431,
+                    {
+                        "error": "REQUEST_HEADERS_TOO_LARGE",
+                        "message": f"request line and headers are limited to {MAX_HEADER_BYTES} bytes",
+                    },
+                )
                 return True
             return False
 
@@ -220,8 +250,9 @@ def make_server(broker: Broker, host: str, port: int, *, tls_cert: Path | None =
             REQUEST_LENGTH_REQUIRED, 413 REQUEST_TOO_LARGE) before reading a byte of a body it would refuse, and
             _Dropped when the client closes or times out mid-body (RFC 9112 section 6.3)."""
             if self.headers.get_all("Transfer-Encoding"):
-                raise ReleaseRefused("REQUEST_LENGTH_REQUIRED", "send the body with a Content-Length and no "
-                                     "Transfer-Encoding", 411)
+                raise ReleaseRefused(
+                    "REQUEST_LENGTH_REQUIRED", "send the body with a Content-Length and no Transfer-Encoding", 411
+                )
             lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
             if not lengths:
                 raise ReleaseRefused("REQUEST_LENGTH_REQUIRED", "a POST needs a Content-Length", 411)

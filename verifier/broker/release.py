@@ -116,14 +116,20 @@ class PendingNonces:
         if held is not None and len(held) >= self._per_client:
             oldest = next(iter(held.values()))
             wait = max(1, math.ceil((oldest - now).total_seconds()))
-            raise ChallengeRefused("CHALLENGE_RATE_LIMITED", f"this client holds {len(held)} unused nonces (the "
-                                   f"limit); use or let one expire first", 429, wait)
+            raise ChallengeRefused(
+                "CHALLENGE_RATE_LIMITED",
+                f"this client holds {len(held)} unused nonces (the limit); use or let one expire first",
+                429,
+                wait,
+            )
 
     def _evict_from_heaviest(self) -> None:
         # The client holding the most nonces loses its oldest; ties go to the oldest nonce among them.
         most = max(len(held) for held in self._by_client.values())
-        victim = min((key for key, held in self._by_client.items() if len(held) == most),
-                     key=lambda key: next(iter(self._by_client[key].values())))
+        victim = min(
+            (key for key, held in self._by_client.items() if len(held) == most),
+            key=lambda key: next(iter(self._by_client[key].values())),
+        )
         digest, _ = self._by_client[victim].popitem(last=False)
         del self._pending[digest]
         if not self._by_client[victim]:
@@ -154,8 +160,9 @@ class Broker:
     def __init__(self, config: BrokerConfig, jwks: JwksCache, challenge: Any, clock: Any) -> None:
         """`challenge()` returns a fresh nonce from the verifier (CreateChallenge), so the verifier accepts it."""
         self.config, self.jwks, self._challenge, self._clock = config, jwks, challenge, clock
-        self.pending = PendingNonces(dt.timedelta(seconds=config.nonce_ttl_seconds), config.max_pending,
-                                     config.max_pending_per_client)
+        self.pending = PendingNonces(
+            dt.timedelta(seconds=config.nonce_ttl_seconds), config.max_pending, config.max_pending_per_client
+        )
 
     def new_challenge(self, client: str = "-") -> tuple[bytes, dt.datetime]:
         """A verifier nonce remembered for `client` (its peer address). Raises ChallengeRefused (429) when the
@@ -176,11 +183,19 @@ class Broker:
         if not self.pending.consume(nonce, now):  # single use, also when the token below is refused
             raise ReleaseRefused("NONCE_UNKNOWN", "the nonce was not issued by this broker, expired or was used", 401)
         try:
-            result = verify_result(token, self.jwks, expected_nonce=nonce, required_status=rule.require_status,
-                                   leeway=dt.timedelta(seconds=self.config.leeway_seconds),
-                                   issuer=self.config.issuer, now=now, required_labels=rule.require_labels,
-                                   allowed_policies=rule.require_policies, required_workload=rule.workload,
-                                   min_version=rule.min_version)
+            result = verify_result(
+                token,
+                self.jwks,
+                expected_nonce=nonce,
+                required_status=rule.require_status,
+                leeway=dt.timedelta(seconds=self.config.leeway_seconds),
+                issuer=self.config.issuer,
+                now=now,
+                required_labels=rule.require_labels,
+                allowed_policies=rule.require_policies,
+                required_workload=rule.workload,
+                min_version=rule.min_version,
+            )
         except ResultError as exc:
             raise ReleaseRefused(exc.code, exc.message, 401) from None
         except RecursionError:  # a token segment nested too deep for the JSON decoder: not a token
@@ -191,8 +206,14 @@ class Broker:
             raise ReleaseRefused("KEY_NOT_BOUND", "the result binds no workload key (cnf) to encrypt to")
         encrypted = encrypt_to(result.cnf_jwk, rule.secret)
         version = result.workload["version"] if result.workload is not None else "?"
-        log.info("released secret %s to workload %s %s (%s, token %s)", rule.name, rule.workload, version,
-                 result.tee, result.token_id)
+        log.info(
+            "released secret %s to workload %s %s (%s, token %s)",
+            rule.name,
+            rule.workload,
+            version,
+            result.tee,
+            result.token_id,
+        )
         return Release(rule.name, encrypted, result.token_id)
 
 

@@ -43,12 +43,21 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def register(sub: Any) -> None:
     parser = sub.add_parser("audit", help="the tamper-evident audit log")
     au = parser.add_subparsers(dest="audit_command", required=True)
-    ver = au.add_parser("verify", help="recompute the hash chain and check it against signed checkpoints; exit 2 "
-                                       "naming the first bad row or the checkpoint it contradicts")
-    ver.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
-                     help="a checkpoint file, or a directory of *.checkpoint files (all are checked; repeatable)")
-    ver.add_argument("--key-public", metavar="VKEY", help="the signed-note verifier key (name+keyid+base64) or a "
-                                                          "file holding it")
+    ver = au.add_parser(
+        "verify",
+        help="recompute the hash chain and check it against signed checkpoints; exit 2 "
+        "naming the first bad row or the checkpoint it contradicts",
+    )
+    ver.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a checkpoint file, or a directory of *.checkpoint files (all are checked; repeatable)",
+    )
+    ver.add_argument(
+        "--key-public", metavar="VKEY", help="the signed-note verifier key (name+keyid+base64) or a file holding it"
+    )
     add_db_flag(ver)
     ver.set_defaults(handler=_verify)
     ls = au.add_parser("list", help="list audit rows in order")
@@ -62,8 +71,11 @@ def register(sub: Any) -> None:
     gen.add_argument("--out", required=True, type=Path, metavar="FILE")
     gen.add_argument("--name", default=DEFAULT_KEY_NAME, help=f"key name (default {DEFAULT_KEY_NAME})")
     gen.set_defaults(handler=_keygen)
-    cp = au.add_parser("checkpoint", help="sign a checkpoint of the current chain head (refused when the chain is "
-                                          "broken or contradicts a checkpoint already in --dir)")
+    cp = au.add_parser(
+        "checkpoint",
+        help="sign a checkpoint of the current chain head (refused when the chain is "
+        "broken or contradicts a checkpoint already in --dir)",
+    )
     cp.add_argument("--key", required=True, type=Path, metavar="FILE", help="private key from `audit keygen`")
     where = cp.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, metavar="FILE", help="write (replace) this file; default stdout")
@@ -149,8 +161,10 @@ def _contradictions(check: audit.ChainCheck, signed: list[_Signed]) -> list[str]
             what = f"the log has {check.rows} rows" if check.ok else f"the chain is only consistent to row {check.good}"
             problems.append(f"checkpoint {s.path}: TRUNCATED: it covers {cp.size} rows (signed {when}), {what}")
         elif check.hashes.get(cp.size) != cp.head:
-            problems.append(f"checkpoint {s.path}: REWRITTEN: row {cp.size} hashes to {check.hashes.get(cp.size)}, "
-                            f"the checkpoint signed {when} says {cp.head}: rows 1..{cp.size} were changed")
+            problems.append(
+                f"checkpoint {s.path}: REWRITTEN: row {cp.size} hashes to {check.hashes.get(cp.size)}, "
+                f"the checkpoint signed {when} says {cp.head}: rows 1..{cp.size} were changed"
+            )
     return problems
 
 
@@ -174,8 +188,7 @@ def _verify(args: argparse.Namespace, base: Settings) -> int:
     if check.ok and not problems:
         print(f"audit log intact: {check.rows} rows")
     elif check.ok:
-        print(f"audit log TAMPERED: the chain of {check.rows} rows is consistent but its checkpoints do "
-              "not check out")
+        print(f"audit log TAMPERED: the chain of {check.rows} rows is consistent but its checkpoints do not check out")
     else:
         print(f"audit log BROKEN at row {check.bad_seq}: {check.reason}")
     _print_head(check)
@@ -185,11 +198,15 @@ def _verify(args: argparse.Namespace, base: Settings) -> int:
         latest = max(signed, key=lambda s: (s.checkpoint.size, s.checkpoint.time or _EPOCH))
         cp = latest.checkpoint
         when = to_rfc3339(cp.time) if cp.time else "an unknown time"
-        print(f"latest checkpoint {latest.path}: origin {cp.origin} size {cp.size} signed {when} matches; "
-              f"{check.rows - cp.size} rows new since ({len(signed)} checkpoints checked)")
+        print(
+            f"latest checkpoint {latest.path}: origin {cp.origin} size {cp.size} signed {when} matches; "
+            f"{check.rows - cp.size} rows new since ({len(signed)} checkpoints checked)"
+        )
     elif not args.checkpoint:
-        eprint("verifier: no signed checkpoint given: a truncated log, or rows rewritten and re-hashed, look intact; "
-               "use --checkpoint and --key-public")
+        eprint(
+            "verifier: no signed checkpoint given: a truncated log, or rows rewritten and re-hashed, look intact; "
+            "use --checkpoint and --key-public"
+        )
     return 0 if check.ok and not problems else EXIT_TAMPERED
 
 
@@ -248,8 +265,11 @@ def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
         db.dispose()
     problems += _contradictions(check, signed)
     if not check.ok or problems:
-        print(f"not signing: audit log BROKEN at row {check.bad_seq}: {check.reason}" if not check.ok
-              else "not signing: the log contradicts a checkpoint already in the directory")
+        print(
+            f"not signing: audit log BROKEN at row {check.bad_seq}: {check.reason}"
+            if not check.ok
+            else "not signing: the log contradicts a checkpoint already in the directory"
+        )
         _print_head(check)
         for line in problems:
             print(line)
@@ -269,9 +289,18 @@ def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
     _print_head(check)
     return 0
 
+
 def entry_json(entry: audit.AuditEntry) -> dict[str, Any]:
-    return {"seq": entry.seq, "at": to_rfc3339(entry.at), "actor": entry.actor, "action": entry.action,
-            "subject": entry.subject, "details": entry.details, "prev_hash": entry.prev_hash, "hash": entry.hash}
+    return {
+        "seq": entry.seq,
+        "at": to_rfc3339(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:

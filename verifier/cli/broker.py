@@ -40,8 +40,9 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     client = VerifierClient(config.verifier)
     jwks = JwksCache(lambda: fetch_jwks_http(config.jwks_url))
     broker = Broker(config, jwks, lambda: client.create_challenge().nonce, SystemClock())
-    server = make_server(broker, host.strip("[]") or "127.0.0.1", int(port), tls_cert=args.tls_cert,
-                         tls_key=args.tls_key)
+    server = make_server(
+        broker, host.strip("[]") or "127.0.0.1", int(port), tls_cert=args.tls_cert, tls_key=args.tls_key
+    )
     bound = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, {"http": int(bound)})

@@ -29,10 +29,12 @@ def register(sub: Any) -> None:
     add_db_flag(cur)
     cur.set_defaults(handler=_current)
     prune = dbsub.add_parser(
-        "prune", help="delete old challenges, kept evidence and collateral cache rows (never appraisals or audit)",
+        "prune",
+        help="delete old challenges, kept evidence and collateral cache rows (never appraisals or audit)",
         description="Deletes challenges that expired before the cutoff, kept evidence received before it, and "
         "collateral cache rows fetched before it or past their nextUpdate (they are fetched again when needed). "
-        "Appraisals and the audit log are not touched.")
+        "Appraisals and the audit log are not touched.",
+    )
     add_db_flag(prune)
     when = prune.add_mutually_exclusive_group()
     when.add_argument("--before", type=rfc3339, metavar="RFC3339", help="the cutoff time")

@@ -31,8 +31,12 @@ def register(sub: Any) -> None:
     init.set_defaults(handler=_init)
     rotate = ks.add_parser("rotate", help="add a new active key; the old one stays published for --publish-for")
     _dir_flag(rotate)
-    rotate.add_argument("--publish-for", type=float, metavar="SECONDS",
-                        help="how long the retired key stays in the JWKS (default token lifetime + 300)")
+    rotate.add_argument(
+        "--publish-for",
+        type=float,
+        metavar="SECONDS",
+        help="how long the retired key stays in the JWKS (default token lifetime + 300)",
+    )
     rotate.set_defaults(handler=_rotate)
     prune = ks.add_parser("prune", help="delete retired keys whose publish window has passed")
     _dir_flag(prune)
@@ -75,16 +79,21 @@ def _show(args: argparse.Namespace, base: Settings) -> int:
 def _init(args: argparse.Namespace, base: Settings) -> int:
     directory = _directory(args, base)
     keyring = Keyring.init(directory, now=SystemClock().now())
-    print(f"created keyring {directory} with active key {keyring.active_entry.kid}; "
-          f"serve with --signing-key-dir {directory}")
+    print(
+        f"created keyring {directory} with active key {keyring.active_entry.kid}; "
+        f"serve with --signing-key-dir {directory}"
+    )
     return 0
 
 
 def _rotate(args: argparse.Namespace, base: Settings) -> int:
     if args.publish_for is not None and args.publish_for < 0:
         raise UsageError("--publish-for must not be negative")
-    publish_for = (dt.timedelta(seconds=args.publish_for) if args.publish_for is not None
-                   else default_publish_for(base.token_lifetime))
+    publish_for = (
+        dt.timedelta(seconds=args.publish_for)
+        if args.publish_for is not None
+        else default_publish_for(base.token_lifetime)
+    )
     keyring = Keyring.open(_directory(args, base))
     now = SystemClock().now()
     key = keyring.rotate(now, publish_for=publish_for, token_lifetime=base.token_lifetime)

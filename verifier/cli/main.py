@@ -35,8 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="verifier",
-                     description="Remote-attestation verifier for AWS Nitro Enclaves, AMD SEV-SNP and Intel TDX")
+    parser = _Parser(
+        prog="verifier", description="Remote-attestation verifier for AWS Nitro Enclaves, AMD SEV-SNP and Intel TDX"
+    )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve_cmd.register(sub)

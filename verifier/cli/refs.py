@@ -98,30 +98,51 @@ def register(sub: Any) -> None:
     ):
         sp = rs.add_parser(name, help=text)
         sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
-        sp.add_argument("--workload", "--label", dest="label",
-                        help="workload of nitro-cli JSON files (default: ImageName or file name)")
+        sp.add_argument(
+            "--workload",
+            "--label",
+            dest="label",
+            help="workload of nitro-cli JSON files (default: ImageName or file name)",
+        )
         sp.add_argument("--values", action="store_true", help="also list every row added, expired or revoked")
         sp.add_argument("--json", action="store_true")
         if name == "plan":
-            sp.add_argument("--impact", action="store_true",
-                            help="re-appraise the kept evidence under the planned values and list what flips")
+            sp.add_argument(
+                "--impact",
+                action="store_true",
+                help="re-appraise the kept evidence under the planned values and list what flips",
+            )
             sp.add_argument("--impact-limit", type=int, default=1000, metavar="N", help="newest N kept items")
             sp.add_argument("--trust-anchors", type=Path, metavar="DIR")
             sp.add_argument("--offline", action="store_true", default=None)
         add_db_flag(sp)
         sp.set_defaults(handler=handler)
 
-    nitro = rs.add_parser("import-nitro", help="nitro-cli build-enclave/describe-eif JSON -> a workload version "
-                          "(in a manifest with --out, else in the database)")
+    nitro = rs.add_parser(
+        "import-nitro",
+        help="nitro-cli build-enclave/describe-eif JSON -> a workload version "
+        "(in a manifest with --out, else in the database)",
+    )
     nitro.add_argument("file", type=Path)
-    nitro.add_argument("--workload", "--label", dest="workload", required=True, metavar="NAME",
-                       help="the workload (--label: the older name of this flag)")
+    nitro.add_argument(
+        "--workload",
+        "--label",
+        dest="workload",
+        required=True,
+        metavar="NAME",
+        help="the workload (--label: the older name of this flag)",
+    )
     _lifecycle_flags(nitro)
     nitro.add_argument("--policy", help="with --out: the policy the workload is appraised under")
-    nitro.add_argument("--alternative", action="store_true",
-                       help="the version exists: add these values to it as alternatives")
-    nitro.add_argument("--out", type=Path, metavar="MANIFEST",
-                       help="the workload manifest to create or add the version to (.yaml/.yml or .json)")
+    nitro.add_argument(
+        "--alternative", action="store_true", help="the version exists: add these values to it as alternatives"
+    )
+    nitro.add_argument(
+        "--out",
+        type=Path,
+        metavar="MANIFEST",
+        help="the workload manifest to create or add the version to (.yaml/.yml or .json)",
+    )
     nitro.add_argument("--json", action="store_true")
     add_db_flag(nitro)
     nitro.set_defaults(handler=_import_nitro)
@@ -137,16 +158,28 @@ def register(sub: Any) -> None:
     snp.add_argument("--vcpu-type", required=True, help="e.g. EPYC-v4, EPYC-Milan, EPYC-Genoa")
     snp.add_argument("--vmm-type", choices=("QEMU", "ec2"), default="QEMU")
     snp.add_argument("--guest-features", type=_int0, default=0x1, metavar="HEX")
-    snp.add_argument("--workload", "--label", dest="workload", metavar="NAME",
-                     help="the workload of the version (required with --out or --add; --label: older name)")
+    snp.add_argument(
+        "--workload",
+        "--label",
+        dest="workload",
+        metavar="NAME",
+        help="the workload of the version (required with --out or --add; --label: older name)",
+    )
     _lifecycle_flags(snp)
     snp.add_argument("--host-data", metavar="HEX", help="also require this snp.host_data (32 bytes) in the version")
     snp.add_argument("--policy", help="with --out: the policy the workload is appraised under")
-    snp.add_argument("--alternative", action="store_true",
-                     help="the version exists: add the measurement to it as an alternative (e.g. another vCPU count)")
+    snp.add_argument(
+        "--alternative",
+        action="store_true",
+        help="the version exists: add the measurement to it as an alternative (e.g. another vCPU count)",
+    )
     target = snp.add_mutually_exclusive_group()
-    target.add_argument("--out", type=Path, metavar="MANIFEST",
-                        help="the workload manifest to create or add the version to (.yaml/.yml or .json)")
+    target.add_argument(
+        "--out",
+        type=Path,
+        metavar="MANIFEST",
+        help="the workload manifest to create or add the version to (.yaml/.yml or .json)",
+    )
     target.add_argument("--add", action="store_true", help="add the version to the database")
     snp.add_argument("--json", action="store_true")
     add_db_flag(snp)
@@ -212,11 +245,18 @@ def _add(args: argparse.Namespace, base: Settings) -> int:
     db, store = _store(args, base)
     try:
         if entry.label:  # the value joins the workload named by the label, created if missing (one transaction)
-            _, [ref] = SqlWorkloads(db).add_values(entry.label, [entry], now=now, actor=cli_actor(),
-                                                   skip_present=False)
+            _, [ref] = SqlWorkloads(db).add_values(entry.label, [entry], now=now, actor=cli_actor(), skip_present=False)
         else:
-            ref = store.add(entry.kind, entry.value, entry.label, now=now, expires_at=entry.expires_at,
-                            valid_from=entry.valid_from, version=entry.version, actor=cli_actor())
+            ref = store.add(
+                entry.kind,
+                entry.value,
+                entry.label,
+                now=now,
+                expires_at=entry.expires_at,
+                valid_from=entry.valid_from,
+                version=entry.version,
+                actor=cli_actor(),
+            )
     finally:
         db.dispose()
     if args.json:
@@ -251,8 +291,11 @@ def _revoke(args: argparse.Namespace, base: Settings) -> int:
     db, store = _store(args, base)
     try:
         ref = store.revoke(args.id, reason, now=now, actor=cli_actor())
-        also = [r for r in store.list(kind=ref.kind, state="revoked", at=now)
-                if r.value == ref.value and r.id != ref.id and r.revoked_at == ref.revoked_at]
+        also = [
+            r
+            for r in store.list(kind=ref.kind, state="revoked", at=now)
+            if r.value == ref.value and r.id != ref.id and r.revoked_at == ref.revoked_at
+        ]
     finally:
         db.dispose()
     if args.json:
@@ -265,9 +308,16 @@ def _revoke(args: argparse.Namespace, base: Settings) -> int:
 
 
 def revocation_json(rv: ValueRevocation) -> dict[str, Any]:
-    return {"id": rv.id, "ref_id": rv.ref_id, "revoked_at": to_rfc3339(rv.revoked_at), "revoked_by": rv.revoked_by,
-            "reason": rv.reason, "reapproved_at": _time(rv.reapproved_at), "reapproved_by": rv.reapproved_by,
-            "reapprove_reason": rv.reapprove_reason}
+    return {
+        "id": rv.id,
+        "ref_id": rv.ref_id,
+        "revoked_at": to_rfc3339(rv.revoked_at),
+        "revoked_by": rv.revoked_by,
+        "reason": rv.reason,
+        "reapproved_at": _time(rv.reapproved_at),
+        "reapproved_by": rv.reapproved_by,
+        "reapprove_reason": rv.reapprove_reason,
+    }
 
 
 def _reapprove(args: argparse.Namespace, base: Settings) -> int:
@@ -282,19 +332,34 @@ def _reapprove(args: argparse.Namespace, base: Settings) -> int:
     db, store = _store(args, base)
     try:
         result: Reapproval = store.reapprove(
-            args.kind, value, reason, now=now, actor=cli_actor(), label=args.label, expires_at=entry.expires_at,
-            valid_from=entry.valid_from, version=entry.version)
+            args.kind,
+            value,
+            reason,
+            now=now,
+            actor=cli_actor(),
+            label=args.label,
+            expires_at=entry.expires_at,
+            valid_from=entry.valid_from,
+            version=entry.version,
+        )
     finally:
         db.dispose()
     if args.json:
-        print_json({"kind": result.kind, "value": result.value.hex(), "reason": reason,
-                    "revocations": [revocation_json(r) for r in result.revocations],
-                    "added": ref_json(result.added, now) if result.added is not None else None})
+        print_json(
+            {
+                "kind": result.kind,
+                "value": result.value.hex(),
+                "reason": reason,
+                "revocations": [revocation_json(r) for r in result.revocations],
+                "added": ref_json(result.added, now) if result.added is not None else None,
+            }
+        )
         return 0
     print(f"re-approved {result.kind} {result.value.hex()} ({reason})")
     for rv in result.revocations:
-        print(f"  closed the revocation of {to_rfc3339(rv.revoked_at)} by {rv.revoked_by} (row {rv.ref_id}): "
-              f"{rv.reason}")
+        print(
+            f"  closed the revocation of {to_rfc3339(rv.revoked_at)} by {rv.revoked_by} (row {rv.ref_id}): {rv.reason}"
+        )
     if result.added is not None:
         added = result.added
         print(f"added {added.id} {added.kind} {added.value.hex()} {added.label!r} ({added.state(now)})")
@@ -312,8 +377,19 @@ def _history(args: argparse.Namespace, base: Settings) -> int:
     finally:
         db.dispose()
     if args.json:
-        print_json([{"seq": e.seq, "at": to_rfc3339(e.at), "actor": e.actor, "action": e.action,
-                     "subject": e.subject, "details": e.details} for e in rows])
+        print_json(
+            [
+                {
+                    "seq": e.seq,
+                    "at": to_rfc3339(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "details": e.details,
+                }
+                for e in rows
+            ]
+        )
         return 0
     for e in rows:
         what = f"{e.details.get('kind', '')} {e.details.get('label', '')!r}"
@@ -362,8 +438,11 @@ def _check_policies(manifests: list[Manifest], settings: Settings, db: Database)
     for name in wanted:
         if policies.lookup(name) is None:
             source = next(m.source for m in manifests if m.workload is not None and name in m.workload.named_policies)
-            raise RequestError("POLICY_UNKNOWN", f"{source}: no appraisal policy named {name!r} (create it first "
-                               "with `verifier policy set`, or in --policy-file)")
+            raise RequestError(
+                "POLICY_UNKNOWN",
+                f"{source}: no appraisal policy named {name!r} (create it first "
+                "with `verifier policy set`, or in --policy-file)",
+            )
 
 
 def _stored_digests(manifests: list[Manifest], db: Database) -> dict[str, str]:
@@ -385,9 +464,11 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
     manifests = [load_manifest_file(path, default_label=args.label) for path in args.files]
     for m in manifests:
         if m.legacy:
-            print(f"note: {m.source} uses the pre-workload format (reference_values:); it is read for one more "
-                  "release: convert it to one workload manifest per workload (measurements/README.md)",
-                  file=sys.stderr)
+            print(
+                f"note: {m.source} uses the pre-workload format (reference_values:); it is read for one more "
+                "release: convert it to one workload manifest per workload (measurements/README.md)",
+                file=sys.stderr,
+            )
     now = SystemClock().now()
     settings = settings_for(args, base)
     db, store = _store(args, base)
@@ -406,8 +487,15 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
                 if m.workload is not None:
                     spec = m.workload
                     inline = {n: body for n, _ in spec.inline_policies if (body := spec.inline(n)) is not None}
-                    workloads.ensure(spec.name, spec.tee, now=now, actor=cli_actor(), policy=spec.policy,
-                                     version_policies=spec.version_policies, inline_policies=inline)
+                    workloads.ensure(
+                        spec.name,
+                        spec.tee,
+                        now=now,
+                        actor=cli_actor(),
+                        policy=spec.policy,
+                        version_policies=spec.version_policies,
+                        inline_policies=inline,
+                    )
             plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before, digests)
         active = store.list(at=now) if getattr(args, "impact", False) else []
         catalog = workloads.metadata({r.label for r in active} | names) if getattr(args, "impact", False) else {}
@@ -419,8 +507,17 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
         settings = settings.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
         if not args.json:
             _print_plan(plan, False, apply, args.values)
-        report = run_workload_impact(settings, plan, manifests, active, catalog, now, limit=args.impact_limit,
-                                     as_json=args.json, plan_json={**plan.to_json(), "applied": apply})
+        report = run_workload_impact(
+            settings,
+            plan,
+            manifests,
+            active,
+            catalog,
+            now,
+            limit=args.impact_limit,
+            as_json=args.json,
+            plan_json={**plan.to_json(), "applied": apply},
+        )
         return 1 if report.changed else 0
     _print_plan(plan, args.json, apply, args.values)
     return 0
@@ -434,33 +531,50 @@ def _apply(args: argparse.Namespace, base: Settings) -> int:
     return _plan_or_apply(args, base, apply=True)
 
 
-def _add_version(store: SqlReferenceValueStore, workloads: SqlWorkloads, name: str, tee: str,
-                 entries: list[ManifestEntry], *, now: dt.datetime, alternative: bool) -> tuple[int, int]:
+def _add_version(
+    store: SqlReferenceValueStore,
+    workloads: SqlWorkloads,
+    name: str,
+    tee: str,
+    entries: list[ManifestEntry],
+    *,
+    now: dt.datetime,
+    alternative: bool,
+) -> tuple[int, int]:
     """Add one workload version to the database: (added, already present). The same version with the same values
     is already present; with other values it is refused (WORKLOAD_VERSION_EXISTS: a released version is never
     changed by an import, which would make the two builds' values alternatives of each other), unless
     `alternative`. The workload is created if missing (TEE `tee`)."""
     version = entries[0].version
     wanted = {(e.kind, e.value) for e in entries}
-    live = {(r.kind, r.value) for r in store.list(label=name, include_inactive=True, at=now)
-            if r.version == version and r.state(now) in ("active", "pending")}
+    live = {
+        (r.kind, r.value)
+        for r in store.list(label=name, include_inactive=True, at=now)
+        if r.version == version and r.state(now) in ("active", "pending")
+    }
     if live and wanted <= live and not alternative:
         workloads.ensure(name, tee, now=now, actor=cli_actor())
         return 0, len(entries)
-    _, added = workloads.add_values(name, entries, now=now, actor=cli_actor(), tee=tee,
-                                    new_version=not alternative, skip_present=True)
+    _, added = workloads.add_values(
+        name, entries, now=now, actor=cli_actor(), tee=tee, new_version=not alternative, skip_present=True
+    )
     return len(added), len(entries) - len(added)
 
 
-def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], name: str,
-                  tee: str) -> int:
+def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], name: str, tee: str) -> int:
     version = entries[0].version or ""
     result: dict[str, Any] = {"workload": name, "tee": tee}
     if args.out is not None:
         if not version:
             raise UsageError("--version is required with --out (a workload manifest names its versions)")
-        spec, action = add_version(args.out, name, tee, version_from_entries(version, entries),
-                                   policy=args.policy, alternative=args.alternative)
+        spec, action = add_version(
+            args.out,
+            name,
+            tee,
+            version_from_entries(version, entries),
+            policy=args.policy,
+            alternative=args.alternative,
+        )
         written = spec.version(version)
         result["version"] = version_json(written) if written is not None else None
         summary = f"{args.out}: version {version} of workload {name!r} {action}"
@@ -470,8 +584,9 @@ def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[Manife
         now = SystemClock().now()
         db, store = _store(args, base)
         try:
-            added, skipped = _add_version(store, SqlWorkloads(db), name, tee, entries, now=now,
-                                          alternative=args.alternative)
+            added, skipped = _add_version(
+                store, SqlWorkloads(db), name, tee, entries, now=now, alternative=args.alternative
+            )
         finally:
             db.dispose()
         summary = f"{added} added, {skipped} already present"
@@ -500,9 +615,16 @@ def _compute_snp(args: argparse.Namespace, base: Settings) -> int:
     if (args.out is not None or args.add) and not args.workload:
         raise UsageError("--workload is required with --out or --add")
     host_data = normalize_value("snp.host_data", args.host_data) if args.host_data is not None else None
-    launch = SnpLaunch(ovmf=args.ovmf, vcpus=args.vcpus, vcpu_type=args.vcpu_type, kernel=args.kernel,
-                       initrd=args.initrd, append=args.append, vmm_type=args.vmm_type,
-                       guest_features=args.guest_features)
+    launch = SnpLaunch(
+        ovmf=args.ovmf,
+        vcpus=args.vcpus,
+        vcpu_type=args.vcpu_type,
+        kernel=args.kernel,
+        initrd=args.initrd,
+        append=args.append,
+        vmm_type=args.vmm_type,
+        guest_features=args.guest_features,
+    )
     measurement = compute_snp_measurement(launch)
     entry = _entry_from_args(args, "snp.measurement", measurement, args.workload or "")
     if args.out is None and not args.add:

@@ -23,62 +23,139 @@ def register(sub: Any) -> None:
     add_db_flag(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)")
     p.add_argument("--http-listen", metavar="HOST:PORT", help="metrics and JWKS address (default 127.0.0.1:9464)")
-    p.add_argument("--signing-key", type=Path, action="append", metavar="FILE",
-                   help="EAR signing key (PEM, P-256); repeat to publish older keys, the first one signs")
-    p.add_argument("--signing-key-dir", type=Path, metavar="DIR",
-                   help="rotating keyring (`verifier keys init`); reloaded when `verifier keys rotate` changes it")
-    p.add_argument("--dev", action="store_true",
-                   help="development only: sign with an ephemeral key when no --signing-key is given")
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="EAR signing key (PEM, P-256); repeat to publish older keys, the first one signs",
+    )
+    p.add_argument(
+        "--signing-key-dir",
+        type=Path,
+        metavar="DIR",
+        help="rotating keyring (`verifier keys init`); reloaded when `verifier keys rotate` changes it",
+    )
+    p.add_argument(
+        "--dev", action="store_true", help="development only: sign with an ephemeral key when no --signing-key is given"
+    )
     p.add_argument("--trust-anchors", type=Path, metavar="DIR")
     p.add_argument("--tls-cert", type=Path, metavar="FILE")
     p.add_argument("--tls-key", type=Path, metavar="FILE")
-    p.add_argument("--admin-token-sha256", action="append", metavar="HEX",
-                   help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused")
-    p.add_argument("--admin-client-ca", type=Path, metavar="FILE",
-                   help="PEM CA(s) whose client certificates may use the admin API (needs TLS and --admin-listen "
-                        "or --appraisal-requires-mtls)")
-    p.add_argument("--admin-cert-role", choices=("admin", "auditor"),
-                   help="role of an admin client certificate (default admin)")
-    p.add_argument("--admin-listen", metavar="HOST:PORT",
-                   help="a second TLS port that requires client certificates from --admin-client-ca")
-    p.add_argument("--appraisal-requires-mtls", action="store_true", default=None,
-                   help="every connection to the main port needs a client certificate (--appraisal-client-ca or "
-                        "the admin CA)")
-    p.add_argument("--appraisal-client-ca", type=Path, metavar="FILE",
-                   help="PEM CA(s) whose client certificates may call the Verifier service")
-    p.add_argument("--offline", action="store_true", default=None,
-                   help="never fetch vendor collateral (AMD KDS); it must come with the requests")
+    p.add_argument(
+        "--admin-token-sha256",
+        action="append",
+        metavar="HEX",
+        help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused",
+    )
+    p.add_argument(
+        "--admin-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA(s) whose client certificates may use the admin API (needs TLS and --admin-listen "
+        "or --appraisal-requires-mtls)",
+    )
+    p.add_argument(
+        "--admin-cert-role", choices=("admin", "auditor"), help="role of an admin client certificate (default admin)"
+    )
+    p.add_argument(
+        "--admin-listen",
+        metavar="HOST:PORT",
+        help="a second TLS port that requires client certificates from --admin-client-ca",
+    )
+    p.add_argument(
+        "--appraisal-requires-mtls",
+        action="store_true",
+        default=None,
+        help="every connection to the main port needs a client certificate (--appraisal-client-ca or the admin CA)",
+    )
+    p.add_argument(
+        "--appraisal-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA(s) whose client certificates may call the Verifier service",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never fetch vendor collateral (AMD KDS); it must come with the requests",
+    )
     p.add_argument("--amd-kds-url", metavar="URL", help="AMD KDS base URL (default https://kdsintf.amd.com)")
-    p.add_argument("--intel-pcs-url", metavar="URL",
-                   help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)")
-    p.add_argument("--check-crl", action=argparse.BooleanOptionalAction, default=None,
-                   help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)")
-    p.add_argument("--collateral-refresh", type=_refresh_seconds, metavar="SECONDS",
-                   help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)")
+    p.add_argument(
+        "--intel-pcs-url",
+        metavar="URL",
+        help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)",
+    )
+    p.add_argument(
+        "--check-crl",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)",
+    )
+    p.add_argument(
+        "--collateral-refresh",
+        type=_refresh_seconds,
+        metavar="SECONDS",
+        help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)",
+    )
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named appraisal policies (JSON)")
-    p.add_argument("--default-policy", metavar="NAME",
-                   help="the policy of a request that names none (default: the built-in 'default')")
-    p.add_argument("--selectable-policy", action="append", metavar="NAME",
-                   help="a policy requests may select by name (repeat; default: any known policy); others are "
-                        "PERMISSION_DENIED POLICY_NOT_ALLOWED")
-    p.add_argument("--port-file", type=Path, metavar="FILE",
-                   help='write {"grpc": port, "http": port} here once listening (for port 0)')
-    p.add_argument("--max-concurrent-rpcs", type=_count, metavar="N",
-                   help="refuse calls past N in flight with RESOURCE_EXHAUSTED (default 64; 0: unbounded)")
-    p.add_argument("--drain-seconds", type=_drain_seconds, metavar="SECONDS",
-                   help="on SIGTERM, report NOT_SERVING and keep serving this long before stopping (default 5)")
-    p.add_argument("--allow-plaintext-admin", action="store_true", default=None,
-                   help="accept admin bearer tokens without TLS (only when every listen address is loopback)")
+    p.add_argument(
+        "--default-policy",
+        metavar="NAME",
+        help="the policy of a request that names none (default: the built-in 'default')",
+    )
+    p.add_argument(
+        "--selectable-policy",
+        action="append",
+        metavar="NAME",
+        help="a policy requests may select by name (repeat; default: any known policy); others are "
+        "PERMISSION_DENIED POLICY_NOT_ALLOWED",
+    )
+    p.add_argument(
+        "--port-file",
+        type=Path,
+        metavar="FILE",
+        help='write {"grpc": port, "http": port} here once listening (for port 0)',
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=_count,
+        metavar="N",
+        help="refuse calls past N in flight with RESOURCE_EXHAUSTED (default 64; 0: unbounded)",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=_drain_seconds,
+        metavar="SECONDS",
+        help="on SIGTERM, report NOT_SERVING and keep serving this long before stopping (default 5)",
+    )
+    p.add_argument(
+        "--allow-plaintext-admin",
+        action="store_true",
+        default=None,
+        help="accept admin bearer tokens without TLS (only when every listen address is loopback)",
+    )
     p.add_argument("--challenge-ttl", type=float, metavar="SECONDS", help="challenge lifetime (default 120)")
     p.add_argument("--token-lifetime", type=float, metavar="SECONDS", help="EAR token lifetime (default 300)")
-    for name, what, default in (("challenge-per-client", "CreateChallenge calls per client", "20:40"),
-                                ("challenge-global", "CreateChallenge calls in all", "500:1000"),
-                                ("appraise-per-client", "Appraise calls per client", "20:40"),
-                                ("appraise-global", "Appraise calls in all", "500:1000")):
-        p.add_argument(f"--rate-{name}", type=_rate, metavar="RATE[:BURST]",
-                       help=f"{what} a second, burst BURST (default {default}; 0 disables)")
-    p.add_argument("--rate-clients", type=int, metavar="N",
-                   help="clients tracked for per-client rate limits, least recently seen forgotten (default 10000)")
+    for name, what, default in (
+        ("challenge-per-client", "CreateChallenge calls per client", "20:40"),
+        ("challenge-global", "CreateChallenge calls in all", "500:1000"),
+        ("appraise-per-client", "Appraise calls per client", "20:40"),
+        ("appraise-global", "Appraise calls in all", "500:1000"),
+    ):
+        p.add_argument(
+            f"--rate-{name}",
+            type=_rate,
+            metavar="RATE[:BURST]",
+            help=f"{what} a second, burst BURST (default {default}; 0 disables)",
+        )
+    p.add_argument(
+        "--rate-clients",
+        type=int,
+        metavar="N",
+        help="clients tracked for per-client rate limits, least recently seen forgotten (default 10000)",
+    )
     p.set_defaults(handler=run)
 
 

@@ -51,14 +51,31 @@ def register(sub: Any) -> None:
     p.add_argument("--nonce", type=hex_bytes, metavar="HEX", help="nonce the evidence must carry")
     p.add_argument("--runtime-data", type=hex_bytes, metavar="HEX", help="runtime data the evidence must bind")
     p.add_argument("--policy", metavar="NAME", help="appraisal policy (default: default)")
-    p.add_argument("--signing-key", type=Path, action="append", metavar="FILE",
-                   help="sign the result with this key (default: VERIFIER_SIGNING_KEY, else an ephemeral key)")
-    p.add_argument("--offline", action="store_true", default=None,
-                   help="never touch the network: missing collateral makes the appraisal fail with exit 3")
-    p.add_argument("--check-crl", action=argparse.BooleanOptionalAction, default=None,
-                   help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)")
-    p.add_argument("--collateral-refresh", type=_refresh_seconds, metavar="SECONDS",
-                   help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)")
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="sign the result with this key (default: VERIFIER_SIGNING_KEY, else an ephemeral key)",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never touch the network: missing collateral makes the appraisal fail with exit 3",
+    )
+    p.add_argument(
+        "--check-crl",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)",
+    )
+    p.add_argument(
+        "--collateral-refresh",
+        type=_refresh_seconds,
+        metavar="SECONDS",
+        help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)",
+    )
     p.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_db_flag(p)
@@ -90,8 +107,14 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     try:
         components.database.check()
         result = components.service.appraise(
-            AppraisalRequest(tee=tee, evidence=evidence, collateral=collateral, nonce=args.nonce,
-                             runtime_data=args.runtime_data, policy=args.policy),
+            AppraisalRequest(
+                tee=tee,
+                evidence=evidence,
+                collateral=collateral,
+                nonce=args.nonce,
+                runtime_data=args.runtime_data,
+                policy=args.policy,
+            ),
             allow_incomplete=True,
         )
     finally:

@@ -44,28 +44,54 @@ def candidate_catalog(manifests: Sequence[Manifest], catalog: Mapping[str, Workl
         if meta is None:
             out[spec.name] = WorkloadMeta(spec.name, spec.tee, policy=spec.policy)
         else:
-            out[spec.name] = dataclasses.replace(meta, tee=spec.tee,
-                                                 policy=spec.policy if spec.policy is not None else meta.policy)
+            out[spec.name] = dataclasses.replace(
+                meta, tee=spec.tee, policy=spec.policy if spec.policy is not None else meta.policy
+            )
     return out
 
 
-def run_workload_impact(settings: Settings, plan: Plan, manifests: Sequence[Manifest],
-                        active: Sequence[ReferenceValue], catalog: Mapping[str, WorkloadMeta], now: dt.datetime, *,
-                        limit: int, as_json: bool, plan_json: dict[str, Any]) -> ImpactReport:
+def run_workload_impact(
+    settings: Settings,
+    plan: Plan,
+    manifests: Sequence[Manifest],
+    active: Sequence[ReferenceValue],
+    catalog: Mapping[str, WorkloadMeta],
+    now: dt.datetime,
+    *,
+    limit: int,
+    as_json: bool,
+    plan_json: dict[str, Any],
+) -> ImpactReport:
     """Print the report (text, or one JSON object {"plan", "impact": {"reappraised", "changed", "workloads",
     "rows"}}) and return it."""
     # Re-appraisal signs nothing; an ephemeral key only satisfies the composition root.
     components = build(settings, signer=ResultSigner([ephemeral_key()], development=True))
     try:
         kept = SqlKeptEvidence(components.database)
-        rows = impact(components.service, kept, candidate_set(plan, active, now), at=now, limit=limit,
-                      current=active, catalog=candidate_catalog(manifests, catalog), current_catalog=dict(catalog))
+        rows = impact(
+            components.service,
+            kept,
+            candidate_set(plan, active, now),
+            at=now,
+            limit=limit,
+            current=active,
+            catalog=candidate_catalog(manifests, catalog),
+            current_catalog=dict(catalog),
+        )
     finally:
         components.close()
     if as_json:
-        print_json({"plan": plan_json, "impact": {
-            "reappraised": len(rows), "changed": sum(1 for r in rows if r.changed),
-            "workloads": [w.to_json() for w in impact_by_workload(rows)], "rows": [r.to_json() for r in rows]}})
+        print_json(
+            {
+                "plan": plan_json,
+                "impact": {
+                    "reappraised": len(rows),
+                    "changed": sum(1 for r in rows if r.changed),
+                    "workloads": [w.to_json() for w in impact_by_workload(rows)],
+                    "rows": [r.to_json() for r in rows],
+                },
+            }
+        )
     else:
         print(workload_report(rows))
     return ImpactReport(tuple(rows))

@@ -52,8 +52,14 @@ def register(sub: Any) -> None:
     av = ws.add_parser("add-version", help="add a version: its values, each kind required (creates the workload)")
     av.add_argument("name")
     av.add_argument("--version", dest="workload_version", required=True, metavar="VERSION")
-    av.add_argument("--value", dest="values", action="append", required=True, metavar="KIND=HEX",
-                    help="a value of the version (repeat; two values of one kind are alternatives)")
+    av.add_argument(
+        "--value",
+        dest="values",
+        action="append",
+        required=True,
+        metavar="KIND=HEX",
+        help="a value of the version (repeat; two values of one kind are alternatives)",
+    )
     av.add_argument("--valid-from", type=rfc3339, metavar="RFC3339", help="pending until then")
     av.add_argument("--expires", type=rfc3339, metavar="RFC3339")
     _common(av)
@@ -63,10 +69,17 @@ def register(sub: Any) -> None:
     sp.add_argument("name")
     which = sp.add_mutually_exclusive_group(required=True)
     which.add_argument("policy", nargs="?", help="a policy name")
-    which.add_argument("--default", action="store_true",
-                       help="the verifier's default policy (with --version: the workload's policy again)")
-    sp.add_argument("--version", dest="workload_version", metavar="VERSION",
-                    help="set the policy of this version only (\"\" = the unversioned values)")
+    which.add_argument(
+        "--default",
+        action="store_true",
+        help="the verifier's default policy (with --version: the workload's policy again)",
+    )
+    sp.add_argument(
+        "--version",
+        dest="workload_version",
+        metavar="VERSION",
+        help='set the policy of this version only ("" = the unversioned values)',
+    )
     _policy_file(sp)
     _common(sp)
     sp.set_defaults(handler=_set_policy)
@@ -77,7 +90,7 @@ def register(sub: Any) -> None:
     _common(rv)
     rv.set_defaults(handler=_revoke)
 
-    rvv = ws.add_parser("revoke-version", help="revoke one version (\"\" = the unversioned values)")
+    rvv = ws.add_parser("revoke-version", help='revoke one version ("" = the unversioned values)')
     rvv.add_argument("name")
     rvv.add_argument("version")
     rvv.add_argument("--reason", required=True)
@@ -125,26 +138,40 @@ def effective_policy(record: WorkloadRecord, version: str) -> str | None:
     return record.meta.version_policies.get(version, record.meta.policy)
 
 
-def version_json(version: StoredVersion, at: dt.datetime, workload_revoked: bool,
-                 record: WorkloadRecord | None = None) -> dict[str, Any]:
+def version_json(
+    version: StoredVersion, at: dt.datetime, workload_revoked: bool, record: WorkloadRecord | None = None
+) -> dict[str, Any]:
     rv = version.revocation
     own = record.meta.version_policies.get(version.version) if record is not None else None
-    return {"version": version.version, "state": version.state(at, workload_revoked),
-            "policy": effective_policy(record, version.version) if record is not None else None,
-            "policy_source": "version" if own is not None else "workload",
-            "revoked_at": _time(rv.revoked_at) if rv else None, "revoked_by": rv.revoked_by if rv else None,
-            "revoke_reason": rv.reason if rv else None, "values": [ref_json(r, at) for r in version.values]}
+    return {
+        "version": version.version,
+        "state": version.state(at, workload_revoked),
+        "policy": effective_policy(record, version.version) if record is not None else None,
+        "policy_source": "version" if own is not None else "workload",
+        "revoked_at": _time(rv.revoked_at) if rv else None,
+        "revoked_by": rv.revoked_by if rv else None,
+        "revoke_reason": rv.reason if rv else None,
+        "values": [ref_json(r, at) for r in version.values],
+    }
 
 
-def workload_json(record: WorkloadRecord, at: dt.datetime,
-                  versions: list[StoredVersion] | None = None) -> dict[str, Any]:
+def workload_json(
+    record: WorkloadRecord, at: dt.datetime, versions: list[StoredVersion] | None = None
+) -> dict[str, Any]:
     meta = record.meta
     out: dict[str, Any] = {
-        "id": meta.id, "name": meta.name, "tee": meta.tee, "policy": meta.policy,
+        "id": meta.id,
+        "name": meta.name,
+        "tee": meta.tee,
+        "policy": meta.policy,
         "state": "active" if meta.live_at(at) else "revoked",
-        "created_at": to_rfc3339(record.created_at), "created_by": record.created_by,
-        "revoked_at": _time(meta.revoked_at), "revoked_by": record.revoked_by, "revoke_reason": record.revoke_reason,
-        "review": meta.review, "review_reason": record.review_reason,
+        "created_at": to_rfc3339(record.created_at),
+        "created_by": record.created_by,
+        "revoked_at": _time(meta.revoked_at),
+        "revoked_by": record.revoked_by,
+        "revoke_reason": record.revoke_reason,
+        "review": meta.review,
+        "review_reason": record.review_reason,
         "revoked_versions": sorted(meta.revoked_versions),
         "version_policies": dict(sorted(meta.version_policies.items())),
     }
@@ -213,8 +240,10 @@ def _show(args: argparse.Namespace, base: Settings) -> int:
     for version in versions:
         own = " (its own)" if version.version in record.meta.version_policies else ""
         policy = effective_policy(record, version.version) or "(default)"
-        print(f"  version {version.version or '(unversioned)'}: {version.state(now, not record.meta.live_at(now))}, "
-              f"policy {policy}{own}")
+        print(
+            f"  version {version.version or '(unversioned)'}: {version.state(now, not record.meta.live_at(now))}, "
+            f"policy {policy}{own}"
+        )
         if version.revocation is not None:
             rv = version.revocation
             print(f"    revoked {to_rfc3339(rv.revoked_at)} by {rv.revoked_by}: {rv.reason}")
@@ -236,8 +265,10 @@ def _add_version(args: argparse.Namespace, base: Settings) -> int:
     if args.valid_from is not None and args.expires is not None and args.expires <= args.valid_from:
         raise UsageError("--expires must be after --valid-from")
     values = [_parse_value(v) for v in args.values]
-    entries = [ManifestEntry(kind, value, args.name, args.expires, args.workload_version, args.valid_from)
-               for kind, value in values]
+    entries = [
+        ManifestEntry(kind, value, args.name, args.expires, args.workload_version, args.valid_from)
+        for kind, value in values
+    ]
     now = SystemClock().now()
     db, workloads = _open(args, base)
     try:
@@ -271,8 +302,10 @@ def _set_policy(args: argparse.Namespace, base: Settings) -> int:
         db.dispose()
     if args.workload_version is not None and not args.json:
         shown = effective_policy(record, args.workload_version) or "(default)"
-        print(f"{record.meta.name} version {args.workload_version or '(unversioned)'}: policy {shown}"
-              + ("" if policy is not None else " (the workload's)"))
+        print(
+            f"{record.meta.name} version {args.workload_version or '(unversioned)'}: policy {shown}"
+            + ("" if policy is not None else " (the workload's)")
+        )
         return 0
     return _print(record, now, args.json)
 

@@ -28,12 +28,19 @@ from verifier.v1 import verifier_pb2_grpc as pb_grpc
 class AsyncVerifierClient:
     """`async with AsyncVerifierClient(target, credentials=...) as client: await client.appraise(...)`."""
 
-    def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None, timeout: float = 10,
-                 metadata: Metadata = ()) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 10,
+        metadata: Metadata = (),
+    ) -> None:
         self._target, self._credentials = target, credentials
         self._timeout, self._metadata = timeout, tuple(metadata)
-        self._channel = (grpc.aio.secure_channel(target, credentials) if credentials
-                         else grpc.aio.insecure_channel(target))
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+        )
         self._stub = pb_grpc.VerifierStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def _call(self, method: str, request: Any) -> Any:
@@ -45,11 +52,19 @@ class AsyncVerifierClient:
     async def create_challenge(self, size: int = 32) -> Challenge:
         return challenge_of(await self._call("CreateChallenge", challenge_request(size)))
 
-    async def appraise(self, kind: str, evidence: bytes, *, nonce: bytes | None = None,
-                       runtime_data: bytes | None = None, collateral: Mapping[str, bytes] | None = None,
-                       policy: str | None = None) -> Appraisal:
-        request = appraise_request(kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral,
-                                   policy=policy)
+    async def appraise(
+        self,
+        kind: str,
+        evidence: bytes,
+        *,
+        nonce: bytes | None = None,
+        runtime_data: bytes | None = None,
+        collateral: Mapping[str, bytes] | None = None,
+        policy: str | None = None,
+    ) -> Appraisal:
+        request = appraise_request(
+            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy
+        )
         return appraisal_of(await self._call("Appraise", request))
 
     async def signing_keys(self) -> dict[str, Any]:
@@ -74,6 +89,7 @@ class AsyncVerifierClient:
     async def __aenter__(self) -> AsyncVerifierClient:
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                        traceback: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         await self.close()

@@ -39,7 +39,7 @@ def find_key(jwks: Mapping[str, Any], kid: str) -> dict[str, Any] | None:
 
 def _checked(document: Any) -> dict[str, Any]:
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list | tuple):
-        raise UnavailableError("JWKS_INVALID", "the verifier's key set is not a JWKS ({\"keys\": [...]})")
+        raise UnavailableError("JWKS_INVALID", 'the verifier\'s key set is not a JWKS ({"keys": [...]})')
     return {"keys": [dict(k) for k in document["keys"] if isinstance(k, Mapping)]}
 
 
@@ -103,8 +103,11 @@ class JwksCache:
             return {"keys": [dict(k) for k in self._jwks["keys"]]}
 
     def _stale(self) -> bool:
-        return self._max_age is not None and self._loaded_at is not None and (
-            self._clock() - self._loaded_at >= self._max_age)
+        return (
+            self._max_age is not None
+            and self._loaded_at is not None
+            and (self._clock() - self._loaded_at >= self._max_age)
+        )
 
     def _may_fetch(self) -> bool:
         return self._attempted_at is None or self._clock() - self._attempted_at >= self._min_refresh
@@ -155,8 +158,9 @@ def fetch_jwks_http(url: str, timeout: float = 5) -> dict[str, Any]:
         raise UnavailableError("JWKS_INVALID", f"the JWKS at {url} is not JSON") from None
 
 
-def fetch_jwks_grpc(channel: grpc.Channel, *, timeout: float = 5,
-                    metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+def fetch_jwks_grpc(
+    channel: grpc.Channel, *, timeout: float = 5, metadata: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """The JWKS from `Verifier.GetSigningKeys` (the same document as the HTTP one)."""
     stub = pb_grpc.VerifierStub(channel)  # type: ignore[no-untyped-call]
     try:

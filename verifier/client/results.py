@@ -107,12 +107,20 @@ def verify_result(
 
     iss = claims.get("iss")
     if issuer is not None and iss != issuer:
-        raise ResultError("TOKEN_ISSUER_MISMATCH", "the token's issuer is not the expected one", expected=issuer,
-                          actual=str(iss)[:128])
+        raise ResultError(
+            "TOKEN_ISSUER_MISMATCH",
+            "the token's issuer is not the expected one",
+            expected=issuer,
+            actual=str(iss)[:128],
+        )
     issued_at, expires_at = _instant(claims, "iat"), _instant(claims, "exp")
     if now >= expires_at + leeway:
-        raise ResultError("TOKEN_EXPIRED", "the token has expired", expected=f"before {expires_at.isoformat()}",
-                          actual=now.isoformat())
+        raise ResultError(
+            "TOKEN_EXPIRED",
+            "the token has expired",
+            expected=f"before {expires_at.isoformat()}",
+            actual=now.isoformat(),
+        )
     not_before = _instant(claims, "nbf") if "nbf" in claims else issued_at
     if max(issued_at, not_before) > now + leeway:
         raise ResultError("TOKEN_NOT_YET_VALID", "the token is issued in the future", actual=issued_at.isoformat())
@@ -122,8 +130,12 @@ def verify_result(
     if status not in STATUS_RANK:
         raise ResultError("TOKEN_MALFORMED", "ear.status is not an EAR tier", actual=str(status)[:32])
     if STATUS_RANK[status] < STATUS_RANK[required_status]:
-        raise ResultError("TOKEN_STATUS_INSUFFICIENT", "the attestation result is not good enough",
-                          expected=required_status, actual=status)
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            "the attestation result is not good enough",
+            expected=required_status,
+            actual=status,
+        )
     submods = claims.get("submods")
     if not isinstance(submods, dict) or len(submods) != 1:
         raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule")
@@ -132,8 +144,12 @@ def verify_result(
         raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier")
     submod_status = submod["ear.status"]
     if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
-        raise ResultError("TOKEN_STATUS_INSUFFICIENT", f"submodule {tee} is not good enough",
-                          expected=required_status, actual=submod_status)
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            f"submodule {tee} is not good enough",
+            expected=required_status,
+            actual=submod_status,
+        )
     workloads = _workloads(submod)
     workload = _required_workload(workloads, required_workload, min_version, required_status)
     # Tokens before workloads carried loose labels (`x-verifier.matched-labels`); they are read for one release.
@@ -144,23 +160,41 @@ def verify_result(
         labels = tuple(w["name"] for w in workloads if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status])
     missing = sorted(set(required_labels) - set(labels))
     if missing:
-        raise ResultError("TOKEN_LABEL_MISSING", "required reference-value labels did not match",
-                          expected=",".join(sorted(required_labels)), actual=",".join(labels))
+        raise ResultError(
+            "TOKEN_LABEL_MISSING",
+            "required reference-value labels did not match",
+            expected=",".join(sorted(required_labels)),
+            actual=",".join(labels),
+        )
     policy_id = _typed(submod.get("ear.appraisal-policy-id", ""), str, "ear.appraisal-policy-id")
     policy_hash = _typed(submod.get("x-verifier.policy-sha256", ""), str, "x-verifier.policy-sha256")
     if allowed_policies and not _policy_allowed(policy_id, policy_hash, allowed_policies):
-        raise ResultError("TOKEN_POLICY_NOT_ALLOWED", "the result was appraised under a policy this relying party "
-                          "does not accept", expected=",".join(sorted(allowed_policies))[:256],
-                          actual=f"{policy_id[:64]} ({policy_hash[:64] or 'no sha256'})")
+        raise ResultError(
+            "TOKEN_POLICY_NOT_ALLOWED",
+            "the result was appraised under a policy this relying party does not accept",
+            expected=",".join(sorted(allowed_policies))[:256],
+            actual=f"{policy_id[:64]} ({policy_hash[:64] or 'no sha256'})",
+        )
     return ResultClaims(
-        status=status, tee=tee, submod_status=submod_status,
+        status=status,
+        tee=tee,
+        submod_status=submod_status,
         trust_vector=_vector(submod.get("ear.trustworthiness-vector", {})),
         claims=_typed(submod.get("ear.veraison.annotated-evidence", {}), dict, "annotated evidence"),
         policy_id=policy_id,
-        matched_labels=labels, findings=_findings(submod.get("x-verifier.findings", [])),
-        cnf_jwk=_cnf(claims), nonce=nonce, token_id=_typed(claims.get("jti", ""), str, "jti"),
-        issuer=_typed(iss if iss is not None else "", str, "iss"), issued_at=issued_at, expires_at=expires_at,
-        kid=kid, raw=claims, policy_sha256=policy_hash, workload=workload, workloads=workloads,
+        matched_labels=labels,
+        findings=_findings(submod.get("x-verifier.findings", [])),
+        cnf_jwk=_cnf(claims),
+        nonce=nonce,
+        token_id=_typed(claims.get("jti", ""), str, "jti"),
+        issuer=_typed(iss if iss is not None else "", str, "iss"),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        kid=kid,
+        raw=claims,
+        policy_sha256=policy_hash,
+        workload=workload,
+        workloads=workloads,
     )
 
 
@@ -168,14 +202,19 @@ def _workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     """`x-verifier.workloads`: every completely matched workload version with its policy and status."""
     value = submod.get("x-verifier.workloads", [])
     if not isinstance(value, list) or not all(
-            isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("version"), str)
-            and w.get("status") in STATUS_RANK for w in value):
+        isinstance(w, dict)
+        and isinstance(w.get("name"), str)
+        and isinstance(w.get("version"), str)
+        and w.get("status") in STATUS_RANK
+        for w in value
+    ):
         raise ResultError("TOKEN_MALFORMED", "x-verifier.workloads is not a list of workload versions")
     return tuple(dict(w) for w in value)
 
 
-def _required_workload(workloads: tuple[dict[str, Any], ...], name: str | None, min_version: str | None,
-                       required_status: str) -> dict[str, Any] | None:
+def _required_workload(
+    workloads: tuple[dict[str, Any], ...], name: str | None, min_version: str | None, required_status: str
+) -> dict[str, Any] | None:
     """The matched version of workload `name` (None when no workload is required), at least `min_version`
     (compared as dotted numbers when both are, else as text) and of at least `required_status` under its own
     policy. Raises ResultError TOKEN_WORKLOAD_MISMATCH or TOKEN_WORKLOAD_VERSION_TOO_OLD."""
@@ -183,17 +222,29 @@ def _required_workload(workloads: tuple[dict[str, Any], ...], name: str | None, 
         return workloads[0] if workloads else None
     found = [w for w in workloads if w["name"] == name]
     if not found:
-        raise ResultError("TOKEN_WORKLOAD_MISMATCH", "the evidence did not match the required workload",
-                          expected=name[:128], actual=",".join(w["name"] for w in workloads)[:256] or "none")
+        raise ResultError(
+            "TOKEN_WORKLOAD_MISMATCH",
+            "the evidence did not match the required workload",
+            expected=name[:128],
+            actual=",".join(w["name"] for w in workloads)[:256] or "none",
+        )
     good = [w for w in found if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status]]
     if not good:
-        raise ResultError("TOKEN_STATUS_INSUFFICIENT", f"workload {name} is not good enough",
-                          expected=required_status, actual=found[0]["status"])
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            f"workload {name} is not good enough",
+            expected=required_status,
+            actual=found[0]["status"],
+        )
     if min_version is not None:
         good = [w for w in good if _version_key(w["version"]) >= _version_key(min_version)]
         if not good:
-            raise ResultError("TOKEN_WORKLOAD_VERSION_TOO_OLD", f"workload {name} is older than required",
-                              expected=f">= {min_version}"[:128], actual=found[0]["version"][:64])
+            raise ResultError(
+                "TOKEN_WORKLOAD_VERSION_TOO_OLD",
+                f"workload {name} is older than required",
+                expected=f">= {min_version}"[:128],
+                actual=found[0]["version"][:64],
+            )
     return good[0]
 
 
@@ -213,7 +264,6 @@ def _policy_allowed(policy_id: str, policy_hash: str, allowed: Collection[str]) 
     return False
 
 
-
 def verify_jws(token: str, jwks: Mapping[str, Any] | JwksCache) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, payload) of an ES256 compact JWS (RFC 7515 s5.2, RFC 7518 s3.4) whose signature verifies with the
     key its `kid` names in `jwks`; no claim is checked here. Raises ResultError TOKEN_MALFORMED, TOKEN_ALG_UNSUPPORTED,
@@ -223,8 +273,9 @@ def verify_jws(token: str, jwks: Mapping[str, Any] | JwksCache) -> tuple[dict[st
         raise ResultError("TOKEN_MALFORMED", "a compact JWS has exactly three dot-separated parts")
     header = _json_object(parts[0], "header")
     if header.get("alg") != ALG:
-        raise ResultError("TOKEN_ALG_UNSUPPORTED", "only ES256 is accepted", expected=ALG,
-                          actual=str(header.get("alg"))[:32])
+        raise ResultError(
+            "TOKEN_ALG_UNSUPPORTED", "only ES256 is accepted", expected=ALG, actual=str(header.get("alg"))[:32]
+        )
     if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
         raise ResultError("TOKEN_MALFORMED", "the header's typ is not JWT", actual=str(header.get("typ"))[:32])
     if "crit" in header:
@@ -239,6 +290,7 @@ def verify_jws(token: str, jwks: Mapping[str, Any] | JwksCache) -> tuple[dict[st
     _check_signature(parts, _p256_key(jwk))
     claims = _json_object(parts[1], "payload")
     return header, claims
+
 
 def _b64decode(segment: str, what: str) -> bytes:
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
@@ -268,8 +320,12 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
 
 def _p256_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
     """An EC P-256 signing key from its JWK (RFC 7518 s6.2.1); `alg`/`use`, when present, must allow ES256."""
-    if (jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or jwk.get("alg", ALG) != ALG
-            or jwk.get("use", "sig") != "sig"):
+    if (
+        jwk.get("kty") != "EC"
+        or jwk.get("crv") != "P-256"
+        or jwk.get("alg", ALG) != ALG
+        or jwk.get("use", "sig") != "sig"
+    ):
         raise ResultError("TOKEN_KEY_INVALID", "the key for this kid is not an ES256 signing key")
     coordinates = []
     for name in ("x", "y"):
@@ -290,12 +346,15 @@ def _p256_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
 def _check_signature(parts: list[str], key: ec.EllipticCurvePublicKey) -> None:
     signature = _b64decode(parts[2], "signature")
     if len(signature) != 2 * COORDINATE:
-        raise ResultError("TOKEN_SIGNATURE_INVALID", "an ES256 signature is 64 bytes (r||s)", expected="64",
-                          actual=str(len(signature)))
+        raise ResultError(
+            "TOKEN_SIGNATURE_INVALID",
+            "an ES256 signature is 64 bytes (r||s)",
+            expected="64",
+            actual=str(len(signature)),
+        )
     r, s = int.from_bytes(signature[:COORDINATE], "big"), int.from_bytes(signature[COORDINATE:], "big")
     try:
-        key.verify(encode_dss_signature(r, s), f"{parts[0]}.{parts[1]}".encode("ascii"),
-                   ec.ECDSA(hashes.SHA256()))
+        key.verify(encode_dss_signature(r, s), f"{parts[0]}.{parts[1]}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise ResultError("TOKEN_SIGNATURE_INVALID", "the token's signature does not verify") from None
 
@@ -322,8 +381,12 @@ def _nonce(claims: Mapping[str, Any], expected: bytes | None) -> bytes | None:
         raise ResultError("TOKEN_MALFORMED", "eat_nonce is not a base64url string")
     nonce = _b64decode(value, "eat_nonce")
     if expected is not None and not hmac.compare_digest(value.encode("ascii"), b64url(expected).encode("ascii")):
-        raise ResultError("TOKEN_NONCE_MISMATCH", "the token's nonce is not this challenge's",
-                          expected=b64url(expected), actual=value[:128])
+        raise ResultError(
+            "TOKEN_NONCE_MISMATCH",
+            "the token's nonce is not this challenge's",
+            expected=b64url(expected),
+            actual=value[:128],
+        )
     return nonce
 
 
@@ -340,8 +403,7 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
 
 
 def _vector(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+    if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
         raise ResultError("TOKEN_MALFORMED", "ear.trustworthiness-vector is not a map of integers")
     return dict(value)
 
@@ -358,7 +420,7 @@ def _cnf(claims: Mapping[str, Any]) -> dict[str, Any] | None:
     if cnf is None:
         return None
     if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
-        raise ResultError("TOKEN_MALFORMED", "cnf is not a {\"jwk\": {...}} confirmation")
+        raise ResultError("TOKEN_MALFORMED", 'cnf is not a {"jwk": {...}} confirmation')
     jwk: dict[str, Any] = cnf["jwk"]
     if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
         raise ResultError("TOKEN_MALFORMED", "cnf.jwk carries private key material")

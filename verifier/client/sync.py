@@ -23,14 +23,20 @@ from verifier.errors import ErrorKind, VerifierError
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
-KINDS: dict[str, Any] = {"nitro": pb.EVIDENCE_KIND_NITRO, "snp": pb.EVIDENCE_KIND_SEV_SNP,
-                         "tdx": pb.EVIDENCE_KIND_TDX}
-STATUS_NAMES: dict[int, str] = {pb.STATUS_AFFIRMING: "affirming", pb.STATUS_WARNING: "warning",
-                                pb.STATUS_CONTRAINDICATED: "contraindicated", pb.STATUS_NONE: "none"}
+KINDS: dict[str, Any] = {"nitro": pb.EVIDENCE_KIND_NITRO, "snp": pb.EVIDENCE_KIND_SEV_SNP, "tdx": pb.EVIDENCE_KIND_TDX}
+STATUS_NAMES: dict[int, str] = {
+    pb.STATUS_AFFIRMING: "affirming",
+    pb.STATUS_WARNING: "warning",
+    pb.STATUS_CONTRAINDICATED: "contraindicated",
+    pb.STATUS_NONE: "none",
+}
 _KIND_OF_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.REQUEST, grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
-    grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.UNAVAILABLE,
-    grpc.StatusCode.UNAUTHENTICATED: ErrorKind.AUTH, grpc.StatusCode.PERMISSION_DENIED: ErrorKind.PERMISSION,
+    grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.REQUEST,
+    grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
+    grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.UNAVAILABLE,
+    grpc.StatusCode.UNAUTHENTICATED: ErrorKind.AUTH,
+    grpc.StatusCode.PERMISSION_DENIED: ErrorKind.PERMISSION,
 }
 Metadata = Sequence[tuple[str, str]]
 
@@ -38,8 +44,9 @@ Metadata = Sequence[tuple[str, str]]
 class ClientError(VerifierError):
     """A failed RPC: `code` is the server's stable reason (e.g. EVIDENCE_EMPTY) or the gRPC status name."""
 
-    def __init__(self, code: str, message: str, *, status: grpc.StatusCode, request_id: str = "",
-                 retryable: bool | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, status: grpc.StatusCode, request_id: str = "", retryable: bool | None = None
+    ) -> None:
         super().__init__(code, message)
         self.status = status
         self.request_id = request_id
@@ -98,12 +105,22 @@ def challenge_of(reply: pb.CreateChallengeResponse) -> Challenge:
     return Challenge(bytes(reply.nonce), reply.expires_at.ToDatetime(tzinfo=UTC))
 
 
-def appraise_request(kind: str, evidence: bytes, *, nonce: bytes | None, runtime_data: bytes | None,
-                     collateral: Mapping[str, bytes] | None, policy: str | None) -> pb.AppraiseRequest:
+def appraise_request(
+    kind: str,
+    evidence: bytes,
+    *,
+    nonce: bytes | None,
+    runtime_data: bytes | None,
+    collateral: Mapping[str, bytes] | None,
+    policy: str | None,
+) -> pb.AppraiseRequest:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
     return pb.AppraiseRequest(
-        kind=KINDS[kind], evidence=evidence, nonce=nonce or b"", runtime_data=runtime_data or b"",
+        kind=KINDS[kind],
+        evidence=evidence,
+        nonce=nonce or b"",
+        runtime_data=runtime_data or b"",
         collateral=[pb.CollateralFile(name=n, content=c) for n, c in (collateral or {}).items()],
         policy=policy or "",
     )
@@ -111,14 +128,26 @@ def appraise_request(kind: str, evidence: bytes, *, nonce: bytes | None, runtime
 
 def appraisal_of(reply: pb.AppraiseResponse) -> Appraisal:
     findings = tuple(
-        {"code": f.code, "tier": STATUS_NAMES.get(f.tier, "none"), "claim": f.claim, "value": f.value,
-         "expected": f.expected, "actual": f.actual, "message": f.message}
+        {
+            "code": f.code,
+            "tier": STATUS_NAMES.get(f.tier, "none"),
+            "claim": f.claim,
+            "value": f.value,
+            "expected": f.expected,
+            "actual": f.actual,
+            "message": f.message,
+        }
         for f in reply.findings
     )
     return Appraisal(
-        status=STATUS_NAMES.get(reply.status, "none"), token=reply.token, trust_vector=dict(reply.trust_vector),
-        claims=json_format.MessageToDict(reply.claims), findings=findings, appraisal_id=reply.appraisal_id,
-        tee=reply.tee, policy_id=reply.policy_id,
+        status=STATUS_NAMES.get(reply.status, "none"),
+        token=reply.token,
+        trust_vector=dict(reply.trust_vector),
+        claims=json_format.MessageToDict(reply.claims),
+        findings=findings,
+        appraisal_id=reply.appraisal_id,
+        tee=reply.tee,
+        policy_id=reply.policy_id,
     )
 
 
@@ -142,8 +171,14 @@ class VerifierClient:
     Without credentials the channel is plaintext (loopback and tests only).
     """
 
-    def __init__(self, target: str, *, credentials: grpc.ChannelCredentials | None = None, timeout: float = 10,
-                 metadata: Metadata = ()) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 10,
+        metadata: Metadata = (),
+    ) -> None:
         self._target, self._credentials = target, credentials
         self._timeout, self._metadata = timeout, tuple(metadata)
         self._channel = open_channel(target, credentials)
@@ -158,11 +193,20 @@ class VerifierClient:
     def create_challenge(self, size: int = 32) -> Challenge:
         return challenge_of(self._call("CreateChallenge", challenge_request(size)))
 
-    def appraise(self, kind: str, evidence: bytes, *, nonce: bytes | None = None, runtime_data: bytes | None = None,
-                 collateral: Mapping[str, bytes] | None = None, policy: str | None = None) -> Appraisal:
+    def appraise(
+        self,
+        kind: str,
+        evidence: bytes,
+        *,
+        nonce: bytes | None = None,
+        runtime_data: bytes | None = None,
+        collateral: Mapping[str, bytes] | None = None,
+        policy: str | None = None,
+    ) -> Appraisal:
         """Appraise `kind` ("nitro", "snp", "tdx") evidence; untrustworthy evidence is a result, not an error."""
-        request = appraise_request(kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral,
-                                   policy=policy)
+        request = appraise_request(
+            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy
+        )
         return appraisal_of(self._call("Appraise", request))
 
     def signing_keys(self) -> dict[str, Any]:
@@ -171,8 +215,9 @@ class VerifierClient:
 
     def jwks_cache(self, **options: Any) -> JwksCache:
         """A JwksCache fetching through this client's channel (options: min_refresh, max_age, clock)."""
-        return JwksCache(lambda: fetch_jwks_grpc(self._channel, timeout=self._timeout, metadata=self._metadata),
-                         **options)
+        return JwksCache(
+            lambda: fetch_jwks_grpc(self._channel, timeout=self._timeout, metadata=self._metadata), **options
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -180,6 +225,7 @@ class VerifierClient:
     def __enter__(self) -> VerifierClient:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()

@@ -61,8 +61,9 @@ class OfflineSource:
     """Never touches the network: every fetch is unavailable (the `--offline` source)."""
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
-        raise CollateralUnavailableError("COLLATERAL_OFFLINE", f"{key.kind} is not in the request and the verifier "
-                                    "is offline")
+        raise CollateralUnavailableError(
+            "COLLATERAL_OFFLINE", f"{key.kind} is not in the request and the verifier is offline"
+        )
 
 
 @runtime_checkable

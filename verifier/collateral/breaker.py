@@ -40,10 +40,15 @@ DEFAULT_FAILURES = 5
 DEFAULT_WINDOW = 60.0
 DEFAULT_COOLDOWN = 30.0
 DEFAULT_MAX_COOLDOWN = 300.0
-VENDOR_FAILURE_CODES = frozenset({
-    "COLLATERAL_FETCH_FAILED", "COLLATERAL_TIMEOUT", "COLLATERAL_RATE_LIMITED", "COLLATERAL_MALFORMED",
-    "COLLATERAL_TOO_LARGE",
-})
+VENDOR_FAILURE_CODES = frozenset(
+    {
+        "COLLATERAL_FETCH_FAILED",
+        "COLLATERAL_TIMEOUT",
+        "COLLATERAL_RATE_LIMITED",
+        "COLLATERAL_MALFORMED",
+        "COLLATERAL_TOO_LARGE",
+    }
+)
 HEALTHY_ANSWER_CODES = frozenset({"COLLATERAL_NOT_FOUND"})
 UNAVAILABLE_CODE = "COLLATERAL_VENDOR_UNAVAILABLE"
 
@@ -63,9 +68,17 @@ class _Outcome(enum.Enum):
 class CircuitBreakerSource:
     """A `CollateralSource` that stops asking `inner` (one vendor, named `vendor` in messages) while it fails."""
 
-    def __init__(self, inner: CollateralSource, *, vendor: str, failures: int = DEFAULT_FAILURES,
-                 window: float = DEFAULT_WINDOW, cooldown: float = DEFAULT_COOLDOWN,
-                 max_cooldown: float = DEFAULT_MAX_COOLDOWN, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        inner: CollateralSource,
+        *,
+        vendor: str,
+        failures: int = DEFAULT_FAILURES,
+        window: float = DEFAULT_WINDOW,
+        cooldown: float = DEFAULT_COOLDOWN,
+        max_cooldown: float = DEFAULT_MAX_COOLDOWN,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if failures < 1 or window <= 0 or cooldown <= 0 or max_cooldown < cooldown:
             raise ValueError("need failures >= 1, window > 0 and 0 < cooldown <= max_cooldown")
         self._inner = inner
@@ -114,16 +127,20 @@ class CircuitBreakerSource:
                 if now < self._open_until:
                     remaining = self._open_until - now
                     raise CollateralUnavailableError(
-                        UNAVAILABLE_CODE, f"{self._vendor} is failing ({self._last_code}); not asked again for "
-                        f"{remaining:.1f}s", retry_after=remaining)
+                        UNAVAILABLE_CODE,
+                        f"{self._vendor} is failing ({self._last_code}); not asked again for {remaining:.1f}s",
+                        retry_after=remaining,
+                    )
                 self._state = BreakerState.HALF_OPEN
                 self._generation += 1
                 self._probing = False
             if self._state is BreakerState.HALF_OPEN:
                 if self._probing:
                     raise CollateralUnavailableError(
-                        UNAVAILABLE_CODE, f"{self._vendor} is failing ({self._last_code}); a probe request is in "
-                        "flight", retry_after=1.0)
+                        UNAVAILABLE_CODE,
+                        f"{self._vendor} is failing ({self._last_code}); a probe request is in flight",
+                        retry_after=1.0,
+                    )
                 self._probing = True
             return self._generation
 

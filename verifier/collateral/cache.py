@@ -84,12 +84,20 @@ class _Rejection:
 
 
 class CachedSource:
-    def __init__(self, inner: CollateralSource, cache: SqlCollateralCache | None, *,
-                 max_memory_items: int = 1024, refresh: dt.timedelta = DEFAULT_REFRESH,
-                 retry_backoff: dt.timedelta = DEFAULT_RETRY_BACKOFF, clock: Clock | None = None,
-                 failure_backoff: dt.timedelta = DEFAULT_FAILURE_BACKOFF, max_age: dt.timedelta = DEFAULT_MAX_AGE,
-                 reject_backoff: dt.timedelta = DEFAULT_REJECT_BACKOFF,
-                 reject_backoff_max: dt.timedelta = DEFAULT_REJECT_BACKOFF_MAX) -> None:
+    def __init__(
+        self,
+        inner: CollateralSource,
+        cache: SqlCollateralCache | None,
+        *,
+        max_memory_items: int = 1024,
+        refresh: dt.timedelta = DEFAULT_REFRESH,
+        retry_backoff: dt.timedelta = DEFAULT_RETRY_BACKOFF,
+        clock: Clock | None = None,
+        failure_backoff: dt.timedelta = DEFAULT_FAILURE_BACKOFF,
+        max_age: dt.timedelta = DEFAULT_MAX_AGE,
+        reject_backoff: dt.timedelta = DEFAULT_REJECT_BACKOFF,
+        reject_backoff_max: dt.timedelta = DEFAULT_REJECT_BACKOFF_MAX,
+    ) -> None:
         if refresh < dt.timedelta(0) or retry_backoff < dt.timedelta(0):
             raise ValueError("refresh and retry_backoff must not be negative")
         if max_age <= dt.timedelta(0) or reject_backoff < dt.timedelta(0) or reject_backoff_max < reject_backoff:
@@ -117,14 +125,20 @@ class CachedSource:
         with self._lock:
             item = self._memory.get(cache_id)
             flight = self._flights.get(cache_id)
-            if item is not None and _valid(item, at) and (
-                    not self._due(item, now) or flight is not None or now < self._retry_at.get(cache_id, now)):
+            if (
+                item is not None
+                and _valid(item, at)
+                and (not self._due(item, now) or flight is not None or now < self._retry_at.get(cache_id, now))
+            ):
                 self._memory.move_to_end(cache_id)
                 return _as_hit(item)
             failed = self._failed.get(cache_id)
             if failed is not None and now < failed[0] and flight is None:
-                raise CollateralUnavailableError(failed[1].code, f"{failed[1].message} (remembered until "
-                                                 f"{_rfc3339(failed[0])})", retry_after=failed[1].retry_after)
+                raise CollateralUnavailableError(
+                    failed[1].code,
+                    f"{failed[1].message} (remembered until {_rfc3339(failed[0])})",
+                    retry_after=failed[1].retry_after,
+                )
             leader = flight is None
             if flight is None:
                 flight = self._flights[cache_id] = _Flight()
@@ -163,8 +177,12 @@ class CachedSource:
             self._rejected[cache_id] = _Rejection(digest, now, now + wait, count, reason)
             while len(self._rejected) > self._max:
                 self._rejected.pop(next(iter(self._rejected)))
-        log.warning("collateral %s failed verification (%s): dropped from the cache, the vendor is asked again "
-                    "after %s", cache_id, reason, _rfc3339(now + wait))
+        log.warning(
+            "collateral %s failed verification (%s): dropped from the cache, the vendor is asked again after %s",
+            cache_id,
+            reason,
+            _rfc3339(now + wait),
+        )
         if self._cache is not None:
             try:
                 self._cache.delete(cache_id, data=item.data)
@@ -182,8 +200,9 @@ class CachedSource:
         age = now - item.fetched_at
         return age >= self._max_age or (refreshes(item.key.kind) and age >= self._refresh)
 
-    def _load(self, key: CollateralKey, cache_id: str, at: dt.datetime, now: dt.datetime,
-              remembered: CollateralItem | None) -> CollateralItem:
+    def _load(
+        self, key: CollateralKey, cache_id: str, at: dt.datetime, now: dt.datetime, remembered: CollateralItem | None
+    ) -> CollateralItem:
         stored = self._db_get(cache_id)
         if stored is not None:
             stored = dataclasses.replace(stored, key=key)
@@ -201,9 +220,11 @@ class CachedSource:
             rejection = self._rejected.get(cache_id)
         if rejection is not None and now < rejection.until and (cached is None or not _valid(cached, at)):
             raise CollateralUnavailableError(
-                "COLLATERAL_REJECTED", f"{key.kind} from the vendor failed verification ({rejection.reason}); asked "
+                "COLLATERAL_REJECTED",
+                f"{key.kind} from the vendor failed verification ({rejection.reason}); asked "
                 f"again after {_rfc3339(rejection.until)}",
-                retry_after=(rejection.until - now).total_seconds())
+                retry_after=(rejection.until - now).total_seconds(),
+            )
         try:
             if rejection is not None and now < rejection.until:
                 raise CollateralUnavailableError("COLLATERAL_REJECTED", "refresh deferred after a rejection")
@@ -216,8 +237,12 @@ class CachedSource:
                         while len(self._failed) > self._max:
                             self._failed.pop(next(iter(self._failed)))
                 raise
-            log.warning("collateral refresh of %s failed (%s): serving the cached copy until its nextUpdate %s",
-                        cache_id, error.code, _rfc3339(cached.next_update))
+            log.warning(
+                "collateral refresh of %s failed (%s): serving the cached copy until its nextUpdate %s",
+                cache_id,
+                error.code,
+                _rfc3339(cached.next_update),
+            )
             with self._lock:
                 self._retry_at[cache_id] = now + self._backoff
             self._remember(cache_id, cached)
@@ -228,15 +253,20 @@ class CachedSource:
         fetched = dataclasses.replace(fetched, fetched_at=now)
         if self._is_rejected(cache_id, fetched):  # the vendor still serves the very bytes that failed
             self.reject(fetched, reason=rejection.reason if rejection is not None else "REJECTED")
-            raise CollateralUnavailableError("COLLATERAL_REJECTED", f"{key.kind}: the vendor again served the "
-                                             "collateral that failed verification")
+            raise CollateralUnavailableError(
+                "COLLATERAL_REJECTED", f"{key.kind}: the vendor again served the collateral that failed verification"
+            )
         if cached is not None and _older(fetched, cached):
-            log.warning("collateral refresh of %s returned an older version than the cached one: keeping the "
-                        "cached copy", cache_id)
+            log.warning(
+                "collateral refresh of %s returned an older version than the cached one: keeping the cached copy",
+                cache_id,
+            )
             if not _valid(cached, at):
                 raise CollateralUnavailableError(
-                    "COLLATERAL_ROLLBACK", f"{key.kind}: the vendor served an older version than one already seen, "
-                    "and that one is past its nextUpdate")
+                    "COLLATERAL_ROLLBACK",
+                    f"{key.kind}: the vendor served an older version than one already seen, "
+                    "and that one is past its nextUpdate",
+                )
             kept = dataclasses.replace(cached, fetched_at=now)  # checked now: the next refresh is `refresh` away
             self._remember(cache_id, kept)
             self._db_put(kept)

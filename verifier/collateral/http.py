@@ -53,8 +53,9 @@ def _is_loopback(host: str) -> bool:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Refuse every redirect: the 3xx surfaces as an HTTPError (COLLATERAL_FETCH_FAILED)."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: Message,
-                         newurl: str) -> None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: Message, newurl: str
+    ) -> None:
         return None
 
 
@@ -108,14 +109,15 @@ class HttpClient:
                 if delay is None:
                     if retry.status == 429:
                         raise CollateralUnavailableError(
-                            "COLLATERAL_RATE_LIMITED", f"{url}: HTTP 429 without Retry-After") from None
-                    raise CollateralUnavailableError(
-                        "COLLATERAL_FETCH_FAILED", f"{url}: HTTP {retry.status}") from None
+                            "COLLATERAL_RATE_LIMITED", f"{url}: HTTP 429 without Retry-After"
+                        ) from None
+                    raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED", f"{url}: HTTP {retry.status}") from None
                 if attempt > self.retries or waited + delay > self.max_wait:
                     raise CollateralUnavailableError(
                         "COLLATERAL_RATE_LIMITED",
                         f"{url}: HTTP {retry.status}, Retry-After {delay:g}s exceeds the retry budget",
-                        retry_after=delay) from None
+                        retry_after=delay,
+                    ) from None
                 waited += delay
                 self.sleep(delay)
 
@@ -142,8 +144,9 @@ class HttpClient:
         except TimeoutError:
             self._timeout(url)
         except (http.client.HTTPException, OSError) as error:
-            raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED",
-                                             f"{url}: {type(error).__name__}: {error}") from None
+            raise CollateralUnavailableError(
+                "COLLATERAL_FETCH_FAILED", f"{url}: {type(error).__name__}: {error}"
+            ) from None
 
     def _read(self, response: http.client.HTTPResponse, url: str, deadline: float) -> bytes:
         body = bytearray()
@@ -165,12 +168,14 @@ class HttpClient:
         raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED", f"{url}: HTTP {status}") from None
 
     def _timeout(self, url: str) -> NoReturn:
-        raise CollateralUnavailableError("COLLATERAL_TIMEOUT", f"{url}: no complete answer within "
-                                         f"{self.timeout:g}s") from None
+        raise CollateralUnavailableError(
+            "COLLATERAL_TIMEOUT", f"{url}: no complete answer within {self.timeout:g}s"
+        ) from None
 
     def _too_large(self, url: str) -> NoReturn:
-        raise CollateralUnavailableError("COLLATERAL_TOO_LARGE", f"{url}: response exceeds {self.max_bytes} "
-                                         "bytes") from None
+        raise CollateralUnavailableError(
+            "COLLATERAL_TOO_LARGE", f"{url}: response exceeds {self.max_bytes} bytes"
+        ) from None
 
 
 class _Retryable(Exception):  # noqa: N818 - internal control flow, never leaves this module

@@ -79,8 +79,15 @@ def _signer(signer: str) -> str:
 class AmdKds:
     """A `CollateralSource` for AMD KDS. `retries`/`max_wait` bound the 429/503 Retry-After handling."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 10.0, retries: int = 2,
-                 max_wait: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        max_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base_url = check_base_url(base_url)
         self._http = HttpClient(timeout=timeout, retries=retries, max_wait=max_wait, sleep=sleep)
 
@@ -99,15 +106,18 @@ class AmdKds:
             raise CollateralUnavailableError("COLLATERAL_KEY_INVALID", f"{key.cache_id()}: {error}") from None
         if key.kind == KIND_VLEK:
             raise CollateralUnavailableError(
-                "COLLATERAL_NOT_DOWNLOADABLE", "VLEKs are provisioned to the cloud provider and cannot be downloaded "
-                "from AMD KDS; the VLEK must come with the evidence")
+                "COLLATERAL_NOT_DOWNLOADABLE",
+                "VLEKs are provisioned to the cloud provider and cannot be downloaded "
+                "from AMD KDS; the VLEK must come with the evidence",
+            )
         raise CollateralUnavailableError("COLLATERAL_KEY_INVALID", f"AMD KDS does not serve {key.kind}")
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         data = self._http.get(self.url(key))  # no Accept header, as go-sev-guest and virtee/sev send none
         fetched_at = dt.datetime.now(dt.UTC)
-        return CollateralItem(key=key, data=data, fetched_at=fetched_at,
-                              next_update=next_update(key.kind, data, fetched_at), source="kds")
+        return CollateralItem(
+            key=key, data=data, fetched_at=fetched_at, next_update=next_update(key.kind, data, fetched_at), source="kds"
+        )
 
 
 def next_update(kind: str, data: bytes, fetched_at: dt.datetime) -> dt.datetime:

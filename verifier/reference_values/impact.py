@@ -61,11 +61,19 @@ class ImpactRow:
         def matched(m: Matched | None) -> dict[str, str] | None:
             return {"name": m[0], "version": m[1]} if m is not None else None
 
-        return {"evidence_id": self.evidence_id, "received_at": to_rfc3339(self.received_at), "tee": self.tee,
-                "workload": self.workload, "status_recorded": self.status_recorded,
-                "status_before": self.status_before, "status_after": self.status_after, "changed": self.changed,
-                "codes_after": list(self.codes_after), "matched_before": matched(self.matched_before),
-                "matched_after": matched(self.matched_after)}
+        return {
+            "evidence_id": self.evidence_id,
+            "received_at": to_rfc3339(self.received_at),
+            "tee": self.tee,
+            "workload": self.workload,
+            "status_recorded": self.status_recorded,
+            "status_before": self.status_before,
+            "status_after": self.status_after,
+            "changed": self.changed,
+            "codes_after": list(self.codes_after),
+            "matched_before": matched(self.matched_before),
+            "matched_after": matched(self.matched_after),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,12 @@ class WorkloadImpact:
     changes: tuple[ImpactRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "starts_matching": [r.evidence_id for r in self.starts],
-                "stops_matching": [r.evidence_id for r in self.stops],
-                "changes": [r.evidence_id for r in self.changes]}
+        return {
+            "workload": self.workload,
+            "starts_matching": [r.evidence_id for r in self.starts],
+            "stops_matching": [r.evidence_id for r in self.stops],
+            "changes": [r.evidence_id for r in self.changes],
+        }
 
 
 class CandidateCatalog:
@@ -106,10 +117,17 @@ class CandidateReader:
         return [r for r in self._candidate if r.kind in wanted and r.active_at(self._at)]
 
 
-def impact(service: VerifierService, kept: SqlKeptEvidence, candidate: Sequence[ReferenceValue], *,
-           at: dt.datetime | None = None, limit: int = 1000, current: Sequence[ReferenceValue] | None = None,
-           catalog: Mapping[str, WorkloadMeta] | None = None,
-           current_catalog: Mapping[str, WorkloadMeta] | None = None) -> builtins.list[ImpactRow]:
+def impact(
+    service: VerifierService,
+    kept: SqlKeptEvidence,
+    candidate: Sequence[ReferenceValue],
+    *,
+    at: dt.datetime | None = None,
+    limit: int = 1000,
+    current: Sequence[ReferenceValue] | None = None,
+    catalog: Mapping[str, WorkloadMeta] | None = None,
+    current_catalog: Mapping[str, WorkloadMeta] | None = None,
+) -> builtins.list[ImpactRow]:
     """Re-appraise the newest `limit` kept items against `candidate` (active at `at`, default now); newest first.
 
     `catalog` / `current_catalog`: the workload metadata of the candidate and of today (None: the service's own).
@@ -129,8 +147,21 @@ def impact(service: VerifierService, kept: SqlKeptEvidence, candidate: Sequence[
         else:
             status_before, matched_before = item.status, None
         changed = status != status_before or (before_reader is not None and matched != matched_before)
-        rows.append(ImpactRow(item.id, item.received_at, item.tee, item.workload, status_before, status,
-                              changed, codes, matched_before, matched, item.status))
+        rows.append(
+            ImpactRow(
+                item.id,
+                item.received_at,
+                item.tee,
+                item.workload,
+                status_before,
+                status,
+                changed,
+                codes,
+                matched_before,
+                matched,
+                item.status,
+            )
+        )
     return rows
 
 
@@ -138,8 +169,9 @@ def _with_catalog(service: VerifierService, catalog: Mapping[str, WorkloadMeta] 
     return service if catalog is None else dataclasses.replace(service, workloads=CandidateCatalog(catalog))
 
 
-def _reappraise(service: VerifierService, item: KeptEvidence,
-                reader: CandidateReader) -> tuple[str, tuple[str, ...], Matched | None]:
+def _reappraise(
+    service: VerifierService, item: KeptEvidence, reader: CandidateReader
+) -> tuple[str, tuple[str, ...], Matched | None]:
     request = AppraisalRequest(tee=item.tee, evidence=item.evidence, collateral=item.collateral, policy=item.policy)
     try:
         appraisal = service.reappraise(request, at=item.received_at, references=reader)
@@ -175,8 +207,9 @@ def impact_by_workload(rows: Sequence[ImpactRow]) -> builtins.list[WorkloadImpac
         if after is not None:
             starts.setdefault(after, []).append(r)
     names = sorted({*starts, *stops, *changes})
-    return [WorkloadImpact(n, tuple(starts.get(n, [])), tuple(stops.get(n, [])), tuple(changes.get(n, [])))
-            for n in names]
+    return [
+        WorkloadImpact(n, tuple(starts.get(n, [])), tuple(stops.get(n, [])), tuple(changes.get(n, []))) for n in names
+    ]
 
 
 def _version(m: Matched | None) -> str:
@@ -185,9 +218,11 @@ def _version(m: Matched | None) -> str:
 
 def _evidence(r: ImpactRow) -> str:
     codes = ",".join(r.codes_after) or "-"
-    return (f"evidence {r.evidence_id} ({r.tee}, {to_rfc3339(r.received_at)}, {r.workload}): "
-            f"{_version(r.matched_before)} -> {_version(r.matched_after)}, "
-            f"{r.status_before} -> {r.status_after} [{codes}]")
+    return (
+        f"evidence {r.evidence_id} ({r.tee}, {to_rfc3339(r.received_at)}, {r.workload}): "
+        f"{_version(r.matched_before)} -> {_version(r.matched_after)}, "
+        f"{r.status_before} -> {r.status_after} [{codes}]"
+    )
 
 
 def workload_report(rows: Sequence[ImpactRow]) -> str:
@@ -196,8 +231,7 @@ def workload_report(rows: Sequence[ImpactRow]) -> str:
     lines = impact_report(rows, items=False).splitlines()
     for w in impact_by_workload(rows):
         title = f"workload {w.workload}" if w.workload else "no workload before or after"
-        lines.append(f"{title}: {len(w.starts)} start matching, {len(w.stops)} stop matching, "
-                     f"{len(w.changes)} change")
+        lines.append(f"{title}: {len(w.starts)} start matching, {len(w.stops)} stop matching, {len(w.changes)} change")
         lines += [f"  + {_evidence(r)}" for r in w.starts]
         lines += [f"  - {_evidence(r)}" for r in w.stops]
         lines += [f"  ~ {_evidence(r)}" for r in w.changes]
@@ -215,6 +249,8 @@ def impact_report(rows: Sequence[ImpactRow], *, items: bool = True) -> str:
         lines.append(f"  {before} -> {after}: {count} ({len(workloads)} workloads)")
     for r in changed if items else []:
         codes = ",".join(r.codes_after) or "-"
-        lines.append(f"  {to_rfc3339(r.received_at)}  {r.tee:<5} {r.workload:<40} "
-                     f"{r.status_before} -> {r.status_after}  [{codes}]  evidence {r.evidence_id}")
+        lines.append(
+            f"  {to_rfc3339(r.received_at)}  {r.tee:<5} {r.workload:<40} "
+            f"{r.status_before} -> {r.status_after}  [{codes}]  evidence {r.evidence_id}"
+        )
     return "\n".join(lines)

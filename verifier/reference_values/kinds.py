@@ -54,21 +54,44 @@ def _equal(kind: str, length: int) -> None:
 for _i in range(32):
     _equal(f"nitro.pcr{_i}", 48)
 # AMD SEV-SNP ABI spec, ATTESTATION_REPORT field sizes.
-for _name, _length in (("measurement", 48), ("host_data", 32), ("id_key_digest", 48), ("author_key_digest", 48),
-                       ("family_id", 16), ("image_id", 16)):
+for _name, _length in (
+    ("measurement", 48),
+    ("host_data", 32),
+    ("id_key_digest", 48),
+    ("author_key_digest", 48),
+    ("family_id", 16),
+    ("image_id", 16),
+):
     _equal(f"snp.{_name}", _length)
 _KINDS["snp.min_guest_svn"] = KindSpec("snp.min_guest_svn", 4, "at_least", "guest_svn")
 _KINDS["snp.platform_info"] = KindSpec("snp.platform_info", 16, "masked", "platform_info")
 # Intel TDX TD report fields (SHA-384 measurement registers). MRSERVICETD exists in TD 1.5 reports only (v5 quote
 # body type 3): the measurement of the service TDs (e.g. a vTPM or migration TD) bound to this TD.
-for _name in ("mr_td", "mr_config_id", "mr_owner", "mr_owner_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam",
-              "mr_servicetd"):
+for _name in (
+    "mr_td",
+    "mr_config_id",
+    "mr_owner",
+    "mr_owner_config",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "mr_seam",
+    "mr_servicetd",
+):
     _equal(f"tdx.{_name}", 48)
 
 # PLATFORM_INFO bit names (SEV-SNP ABI spec, Table "PLATFORM_INFO Field"; as verifier/tee/sevsnp/policy.py decodes).
-PLATFORM_INFO_BITS: dict[int, str] = {0: "SMT_EN", 1: "TSME_EN", 2: "ECC_EN", 3: "RAPL_DIS",
-                                      4: "CIPHERTEXT_HIDING_EN", 5: "ALIAS_CHECK_COMPLETE", 6: "IOMMU_WRITE_SAFE",
-                                      7: "TIO_EN"}
+PLATFORM_INFO_BITS: dict[int, str] = {
+    0: "SMT_EN",
+    1: "TSME_EN",
+    2: "ECC_EN",
+    3: "RAPL_DIS",
+    4: "CIPHERTEXT_HIDING_EN",
+    5: "ALIAS_CHECK_COMPLETE",
+    6: "IOMMU_WRITE_SAFE",
+    7: "TIO_EN",
+}
 _BIT_NAMES = {"snp.platform_info": PLATFORM_INFO_BITS}
 
 
@@ -115,20 +138,26 @@ def normalize_value(kind: str, value_hex: str) -> bytes:
         if mask == 0:
             raise RequestError("REFERENCE_VALUE_INVALID", f"{kind}: the mask is zero, so the value pins no bit")
         if value & ~mask:
-            raise RequestError("REFERENCE_VALUE_INVALID", f"{kind}: the value sets bits outside the mask "
-                               f"(0x{value & ~mask:x}); no evidence could match it")
+            raise RequestError(
+                "REFERENCE_VALUE_INVALID",
+                f"{kind}: the value sets bits outside the mask (0x{value & ~mask:x}); no evidence could match it",
+            )
     return raw
 
 
 def _format_hint(kind_spec: KindSpec) -> str:
     width = kind_spec.length * 2
     if kind_spec.match == "at_least":
-        return f" ({kind_spec.kind} is a {kind_spec.length}-byte big-endian minimum: {width} hex digits, " \
-               f"e.g. {3:0{width}x} for >= 3)"
+        return (
+            f" ({kind_spec.kind} is a {kind_spec.length}-byte big-endian minimum: {width} hex digits, "
+            f"e.g. {3:0{width}x} for >= 3)"
+        )
     if kind_spec.match == "masked":
         half = kind_spec.length // 2  # bytes of the mask, and of the value; `half * 2` hex digits each
-        return f" ({kind_spec.kind} is a {half}-byte mask then a {half}-byte value, big-endian: " \
-               f"{width} hex digits, e.g. {1:0{half * 2}x}{0:0{half * 2}x} for bit 0 clear)"
+        return (
+            f" ({kind_spec.kind} is a {half}-byte mask then a {half}-byte value, big-endian: "
+            f"{width} hex digits, e.g. {1:0{half * 2}x}{0:0{half * 2}x} for bit 0 clear)"
+        )
     return ""
 
 

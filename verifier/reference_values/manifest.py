@@ -166,8 +166,10 @@ def load_manifest_file(
         return Manifest(where, tuple(entries), frozenset({label}), nitro_cli=True)
     if isinstance(data, dict) and "workload" in data:
         return workload_manifest(data, where)
-    if not isinstance(data, dict) or not isinstance(data.get("reference_values", []), list) or not (
-        "reference_values" in data or "revoke" in data
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("reference_values", []), list)
+        or not ("reference_values" in data or "revoke" in data)
     ):
         raise RequestError(
             "MANIFEST_INVALID",
@@ -204,10 +206,10 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
     if unknown:
         raise RequestError("MANIFEST_INVALID", f"{where}: unknown top-level keys {unknown}")
     name = data.get("workload")
-    if not isinstance(name, str) or not name or name.strip() != name or len(name) > MAX_LABEL \
-            or not name.isprintable():
-        raise RequestError("MANIFEST_INVALID",
-                           f"{where}.workload must be 1..{MAX_LABEL} printable characters, no outer spaces")
+    if not isinstance(name, str) or not name or name.strip() != name or len(name) > MAX_LABEL or not name.isprintable():
+        raise RequestError(
+            "MANIFEST_INVALID", f"{where}.workload must be 1..{MAX_LABEL} printable characters, no outer spaces"
+        )
     tee = data.get("tee")
     if tee not in TEES:
         raise RequestError("MANIFEST_INVALID", f"{where}.tee must be one of {list(TEES)}, got {tee!r}")
@@ -215,8 +217,10 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
     policy = _policy(data.get("policy"), f"{where}.policy", inline_policy_name(name), inline)
     if "versions" not in data:
         raise RequestError("MANIFEST_INVALID", f"{where}: 'versions' is required (an empty list retires every version)")
-    versions = [_version(item, f"{where}.versions[{i}]", str(tee), name, inline)
-                for i, item in enumerate(_list(data, "versions", where))]
+    versions = [
+        _version(item, f"{where}.versions[{i}]", str(tee), name, inline)
+        for i, item in enumerate(_list(data, "versions", where))
+    ]
     seen: set[str] = set()
     for v in versions:
         if v.version in seen:
@@ -229,8 +233,12 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
 
 def workload_entries(spec: WorkloadSpec) -> list[ManifestEntry]:
     """The rows a workload manifest asks for: one per (version, kind, accepted value), labelled with the workload."""
-    return [ManifestEntry(kind, value, spec.name, v.expires_at, v.version, v.valid_from)
-            for v in spec.versions for kind, values in v.values for value in values]
+    return [
+        ManifestEntry(kind, value, spec.name, v.expires_at, v.version, v.valid_from)
+        for v in spec.versions
+        for kind, values in v.values
+        for value in values
+    ]
 
 
 def _policy(value: Any, where: str, inline_name: str, inline: list[tuple[str, str]]) -> str | None:
@@ -241,26 +249,38 @@ def _policy(value: Any, where: str, inline_name: str, inline: list[tuple[str, st
         return None
     if isinstance(value, dict):
         if "id" in value:
-            raise RequestError("MANIFEST_INVALID", f"{where}: an inline policy has no 'id' (it is stored as "
-                               f"{inline_name!r})")
+            raise RequestError(
+                "MANIFEST_INVALID", f"{where}: an inline policy has no 'id' (it is stored as {inline_name!r})"
+            )
         if len(inline_name) > MAX_POLICY or not inline_name.isprintable():
-            raise RequestError("MANIFEST_INVALID", f"{where}: the inline policy's name {inline_name[:120]!r} would "
-                               f"be longer than {MAX_POLICY} characters: name a stored policy instead")
+            raise RequestError(
+                "MANIFEST_INVALID",
+                f"{where}: the inline policy's name {inline_name[:120]!r} would "
+                f"be longer than {MAX_POLICY} characters: name a stored policy instead",
+            )
         try:
             policy = policy_from_json({"id": inline_name, **value})
         except ConfigError as exc:
             raise RequestError("MANIFEST_INVALID", f"{where}: {exc.message}") from None
         inline.append((inline_name, canonical_json(policy_to_json(policy))))
         return inline_name
-    if not isinstance(value, str) or not value or len(value) > MAX_POLICY or value.strip() != value \
-            or not value.isprintable():
-        raise RequestError("MANIFEST_INVALID", f"{where} must be a policy name of 1..{MAX_POLICY} characters or an "
-                           "inline policy (a mapping)")
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_POLICY
+        or value.strip() != value
+        or not value.isprintable()
+    ):
+        raise RequestError(
+            "MANIFEST_INVALID",
+            f"{where} must be a policy name of 1..{MAX_POLICY} characters or an inline policy (a mapping)",
+        )
     return value
 
 
-def _version(item: Any, where: str, tee: str, workload: str = "",
-             inline: list[tuple[str, str]] | None = None) -> VersionSpec:
+def _version(
+    item: Any, where: str, tee: str, workload: str = "", inline: list[tuple[str, str]] | None = None
+) -> VersionSpec:
     if not isinstance(item, dict):
         raise RequestError("MANIFEST_INVALID", f"{where} must be a mapping with 'version' and 'values'")
     unknown = sorted(set(item) - _VERSION_KEYS)
@@ -268,8 +288,9 @@ def _version(item: Any, where: str, tee: str, workload: str = "",
         raise RequestError("MANIFEST_INVALID", f"{where}: unknown keys {unknown}")
     version = item.get("version")
     if not isinstance(version, str) or not version or len(version) > MAX_VERSION or version.strip() != version:
-        raise RequestError("MANIFEST_INVALID",
-                           f"{where}.version must be a string of 1..{MAX_VERSION} characters (quote it in YAML)")
+        raise RequestError(
+            "MANIFEST_INVALID", f"{where}.version must be a string of 1..{MAX_VERSION} characters (quote it in YAML)"
+        )
     valid_from = _time(item, "valid_from", where, None)
     expires = _time(item, "expires_at", where, None)
     if valid_from is not None and expires is not None and expires <= valid_from:
@@ -293,10 +314,16 @@ def _version(item: Any, where: str, tee: str, workload: str = "",
         values.append((kind, tuple(parsed)))
     missing = [k for k in REQUIRED_KINDS[tee] if k not in raw]
     if missing:
-        raise RequestError("MANIFEST_INVALID", f"{where}.values: a {tee} workload version must pin {missing} "
-                           "(without them it would match other images)")
-    policy = _policy(item.get("policy"), f"{where}.policy", inline_policy_name(workload, version),
-                     inline if inline is not None else [])
+        raise RequestError(
+            "MANIFEST_INVALID",
+            f"{where}.values: a {tee} workload version must pin {missing} (without them it would match other images)",
+        )
+    policy = _policy(
+        item.get("policy"),
+        f"{where}.policy",
+        inline_policy_name(workload, version),
+        inline if inline is not None else [],
+    )
     return VersionSpec(version, tuple(sorted(values)), valid_from, expires, policy)
 
 
@@ -449,8 +476,9 @@ def version_json(v: VersionSpec, spec: WorkloadSpec | None = None) -> dict[str, 
         out["expires_at"] = to_rfc3339(v.expires_at)
     if v.policy is not None:
         out["policy"] = _policy_document(spec, v.policy)
-    out["values"] = {kind: values[0].hex() if len(values) == 1 else [x.hex() for x in values]
-                     for kind, values in v.values}
+    out["values"] = {
+        kind: values[0].hex() if len(values) == 1 else [x.hex() for x in values] for kind, values in v.values
+    }
     return out
 
 
@@ -478,12 +506,17 @@ def version_from_entries(version: str, entries: Iterable[ManifestEntry]) -> Vers
         if e.value not in grouped.setdefault(e.kind, []):
             grouped[e.kind].append(e.value)
     first = items[0] if items else None
-    return VersionSpec(version, tuple(sorted((k, tuple(v)) for k, v in grouped.items())),
-                       first.valid_from if first else None, first.expires_at if first else None)
+    return VersionSpec(
+        version,
+        tuple(sorted((k, tuple(v)) for k, v in grouped.items())),
+        first.valid_from if first else None,
+        first.expires_at if first else None,
+    )
 
 
-def add_version(path: Path, name: str, tee: str, version: VersionSpec, *, policy: str | None = None,
-                alternative: bool = False) -> tuple[WorkloadSpec, str]:
+def add_version(
+    path: Path, name: str, tee: str, version: VersionSpec, *, policy: str | None = None, alternative: bool = False
+) -> tuple[WorkloadSpec, str]:
     """Write the workload manifest `path` with `version` added: a new file when `path` does not exist, else the
     existing workload manifest of the same workload and TEE with one more version (leading comment lines are kept;
     other comments are not). With `alternative`, the values are added as alternatives to the existing version of
@@ -508,21 +541,23 @@ def add_version(path: Path, name: str, tee: str, version: VersionSpec, *, policy
     if existing is not None and not alternative:
         if existing.values == version.values:
             return old, "unchanged"
-        raise RequestError("MANIFEST_VERSION_EXISTS",
-                           f"{path} already has version {version.version!r} with other values; choose a new version "
-                           "(or add them as alternatives with --alternative)")
+        raise RequestError(
+            "MANIFEST_VERSION_EXISTS",
+            f"{path} already has version {version.version!r} with other values; choose a new version "
+            "(or add them as alternatives with --alternative)",
+        )
     if existing is not None:
         merged = dict(existing.values)
         for kind, values in version.values:
             merged[kind] = merged.get(kind, ()) + tuple(x for x in values if x not in merged.get(kind, ()))
-        version = VersionSpec(existing.version, tuple(sorted(merged.items())), existing.valid_from,
-                              existing.expires_at, existing.policy)
+        version = VersionSpec(
+            existing.version, tuple(sorted(merged.items())), existing.valid_from, existing.expires_at, existing.policy
+        )
         action = "extended" if version != existing else "unchanged"
     versions = tuple(version if v.version == version.version else v for v in old.versions)
     if existing is None:
         versions += (version,)
-    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions,
-                        old.inline_policies)
+    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions, old.inline_policies)
     _check_spec(spec, str(path))
     document = {**({"description": d} if (d := _description(path)) else {}), **workload_document(spec)}
     _write_text(path, _leading_comments(path) + _dump(path, document), exclusive=False)

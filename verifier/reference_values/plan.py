@@ -57,11 +57,15 @@ class VersionChange:
     unpinned: tuple[str, ...] = ()  # kinds the version had and would have no live value for (after revocations)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "change": self.change, "kinds": list(self.kinds),
-                "added": [{"kind": k, "value": v.hex()} for k, v in self.added],
-                "expired": [{"kind": k, "value": v.hex()} for k, v in self.expired],
-                "revoked": [{"kind": k, "value": v.hex(), "reason": r} for k, v, r in self.revoked],
-                "unpinned": list(self.unpinned)}
+        return {
+            "version": self.version,
+            "change": self.change,
+            "kinds": list(self.kinds),
+            "added": [{"kind": k, "value": v.hex()} for k, v in self.added],
+            "expired": [{"kind": k, "value": v.hex()} for k, v in self.expired],
+            "revoked": [{"kind": k, "value": v.hex(), "reason": r} for k, v, r in self.revoked],
+            "unpinned": list(self.unpinned),
+        }
 
     def line(self) -> str:
         label = f"version {self.version}" if self.version else "unversioned values"
@@ -101,18 +105,26 @@ class WorkloadChange:
         return not (self.versions or self.metadata)
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "managed": self.managed, "tee": self.tee, "policy": self.policy,
-                "metadata": list(self.metadata), "versions": [v.to_json() for v in self.versions],
-                "inline_policies": [{"name": n, "sha256": h, "previous_sha256": p} for n, h, p in self.inline_policies],
-                "version_policies": [{"version": v, "previous": p, "policy": n} for v, p, n in self.version_policies]}
+        return {
+            "workload": self.workload,
+            "managed": self.managed,
+            "tee": self.tee,
+            "policy": self.policy,
+            "metadata": list(self.metadata),
+            "versions": [v.to_json() for v in self.versions],
+            "inline_policies": [{"name": n, "sha256": h, "previous_sha256": p} for n, h, p in self.inline_policies],
+            "version_policies": [{"version": v, "previous": p, "policy": n} for v, p, n in self.version_policies],
+        }
 
     def lines(self) -> list[str]:
         head = f"workload {self.workload}" + (f" ({', '.join(self.metadata)})" if self.metadata else "") + ":"
         out = [head] + [f"  {v.line()}" for v in self.versions]
         for v in self.versions:
             if v.unpinned:
-                out.append(f"  ! version {v.version or '(unversioned)'} would have no live value of "
-                           f"{', '.join(v.unpinned)}: expire the version or approve a replacement value")
+                out.append(
+                    f"  ! version {v.version or '(unversioned)'} would have no live value of "
+                    f"{', '.join(v.unpinned)}: expire the version or approve a replacement value"
+                )
         return out
 
 
@@ -133,8 +145,12 @@ class Plan:
     def metadata_empty(self) -> bool:
         return self.empty and not any(w.metadata for w in self.workloads)
 
-    def with_catalog(self, manifests: Sequence[Manifest], catalog: Mapping[str, WorkloadMeta],
-                     policies: Mapping[str, str] | None = None) -> Plan:
+    def with_catalog(
+        self,
+        manifests: Sequence[Manifest],
+        catalog: Mapping[str, WorkloadMeta],
+        policies: Mapping[str, str] | None = None,
+    ) -> Plan:
         """The plan with what each workload manifest changes in the workload metadata (`catalog`: the stored
         metadata by name; `policies`: the SHA-256 of the stored database policies by name, for the inline policies).
         RequestError WORKLOAD_TEE_MISMATCH when a manifest names another TEE than the stored workload (it would
@@ -151,19 +167,27 @@ class Plan:
                 notes.append(f"new {spec.tee} workload, policy {spec.policy or '(verifier default)'}")
             else:
                 if meta.tee != spec.tee:
-                    raise RequestError("WORKLOAD_TEE_MISMATCH",
-                                       f"{m.source}: workload {spec.name!r} is a {meta.tee} workload, not {spec.tee}")
+                    raise RequestError(
+                        "WORKLOAD_TEE_MISMATCH",
+                        f"{m.source}: workload {spec.name!r} is a {meta.tee} workload, not {spec.tee}",
+                    )
                 if spec.policy is not None and spec.policy != meta.policy:
                     notes.append(f"policy {meta.policy or '(verifier default)'} -> {spec.policy}")
                 adds = {e.version or UNVERSIONED for e in self.add if e.label == spec.name}
                 if meta.revoked_at is not None and adds:
-                    raise RequestError("WORKLOAD_REVOKED", f"{m.source}: workload {spec.name!r} is revoked; a "
-                                       "revoked workload takes no new values (use a new workload name)")
+                    raise RequestError(
+                        "WORKLOAD_REVOKED",
+                        f"{m.source}: workload {spec.name!r} is revoked; a "
+                        "revoked workload takes no new values (use a new workload name)",
+                    )
                 again = sorted(adds & meta.revoked_versions)
                 if again:
-                    raise RequestError("WORKLOAD_VERSION_REVOKED", f"{m.source}: version {again[0]!r} of "
-                                       f"{spec.name!r} is revoked; a revoked version is never re-approved: remove "
-                                       "it or release a new version")
+                    raise RequestError(
+                        "WORKLOAD_VERSION_REVOKED",
+                        f"{m.source}: version {again[0]!r} of "
+                        f"{spec.name!r} is revoked; a revoked version is never re-approved: remove "
+                        "it or release a new version",
+                    )
                 listed = sorted({v.version for v in spec.versions} & meta.revoked_versions)
                 if listed:
                     notes.append(f"revoked versions {', '.join(listed)} do not match")
@@ -172,8 +196,9 @@ class Plan:
                 digest, previous = hashlib.sha256(body.encode()).hexdigest(), stored_policies.get(name)
                 if digest != previous:
                     inline.append((name, digest, previous))
-                    notes.append(f"inline policy {name} sha256 {digest}"
-                                 + (f" (replaces {previous})" if previous else " (new)"))
+                    notes.append(
+                        f"inline policy {name} sha256 {digest}" + (f" (replaces {previous})" if previous else " (new)")
+                    )
             versions: list[tuple[str, str | None, str]] = []
             for version, policy in sorted(spec.version_policies.items()):
                 before = meta.version_policies.get(version) if meta is not None else None
@@ -182,8 +207,9 @@ class Plan:
                     shown = before or "(the workload's)"
                     notes.append(f"version {version} policy {shown} -> {policy}")
             current = changes.get(spec.name, WorkloadChange(spec.name, True, (), spec.tee, spec.policy))
-            changes[spec.name] = dataclasses.replace(current, metadata=tuple(notes), inline_policies=tuple(inline),
-                                                     version_policies=tuple(versions))
+            changes[spec.name] = dataclasses.replace(
+                current, metadata=tuple(notes), inline_policies=tuple(inline), version_policies=tuple(versions)
+            )
         return dataclasses.replace(self, workloads=tuple(changes[k] for k in sorted(changes)))
 
     def to_json(self) -> dict[str, Any]:
@@ -209,17 +235,23 @@ class Plan:
         if values:
             out += self.value_lines()
         total = len(self.add) + len(self.expire) + len(self.revoke)
-        out.append(f"{len(self.add)} to add, {len(self.expire)} to expire, {len(self.revoke)} to revoke"
-                   + ("" if total or not self.metadata_empty else " (nothing to do)"))
+        out.append(
+            f"{len(self.add)} to add, {len(self.expire)} to expire, {len(self.revoke)} to revoke"
+            + ("" if total or not self.metadata_empty else " (nothing to do)")
+        )
         return out
 
     def value_lines(self) -> list[str]:
         out = []
         for e in self.add:
             extra = "".join(
-                f" {k}={v}" for k, v in (("version", e.version),
-                                         ("valid_from", e.valid_from and to_rfc3339(e.valid_from)),
-                                         ("expires_at", e.expires_at and to_rfc3339(e.expires_at))) if v
+                f" {k}={v}"
+                for k, v in (
+                    ("version", e.version),
+                    ("valid_from", e.valid_from and to_rfc3339(e.valid_from)),
+                    ("expires_at", e.expires_at and to_rfc3339(e.expires_at)),
+                )
+                if v
             )
             out.append(f"+ add     {e.kind:16} {e.value.hex()}  {e.label!r}{extra}")
         for r in self.expire:
@@ -229,8 +261,14 @@ class Plan:
         return out
 
 
-def _key(kind: str, value: bytes, label: str, version: str | None, valid_from: dt.datetime | None,
-         expires_at: dt.datetime | None) -> tuple[Any, ...]:
+def _key(
+    kind: str,
+    value: bytes,
+    label: str,
+    version: str | None,
+    valid_from: dt.datetime | None,
+    expires_at: dt.datetime | None,
+) -> tuple[Any, ...]:
     return (kind, value, label, version, valid_from, expires_at)
 
 
@@ -287,19 +325,28 @@ def _one_owner(manifests: Sequence[Manifest]) -> None:
     for m in manifests:
         if m.workload is not None:
             if m.workload.name in owners:
-                raise RequestError("MANIFEST_CONFLICT", f"workload {m.workload.name!r} is described by both "
-                                   f"{owners[m.workload.name]} and {m.source}")
+                raise RequestError(
+                    "MANIFEST_CONFLICT",
+                    f"workload {m.workload.name!r} is described by both {owners[m.workload.name]} and {m.source}",
+                )
             owners[m.workload.name] = m.source
     for m in manifests:
         if m.workload is None:
             for name, source in owners.items():
                 if m.manages(name):
-                    raise RequestError("MANIFEST_CONFLICT",
-                                       f"{m.source} manages label {name!r}, which the workload manifest {source} owns")
+                    raise RequestError(
+                        "MANIFEST_CONFLICT",
+                        f"{m.source} manages label {name!r}, which the workload manifest {source} owns",
+                    )
 
 
-def _by_workload(manifests: Sequence[Manifest], live: Sequence[ReferenceValue], adds: Sequence[ManifestEntry],
-                 expires: Sequence[ReferenceValue], revocations: Sequence[Revocation]) -> tuple[WorkloadChange, ...]:
+def _by_workload(
+    manifests: Sequence[Manifest],
+    live: Sequence[ReferenceValue],
+    adds: Sequence[ManifestEntry],
+    expires: Sequence[ReferenceValue],
+    revocations: Sequence[Revocation],
+) -> tuple[WorkloadChange, ...]:
     """Group the row changes per workload (label) and version."""
     before: dict[tuple[str, str], set[_Pair]] = {}
     for r in live:
@@ -339,6 +386,12 @@ def _by_workload(manifests: Sequence[Manifest], live: Sequence[ReferenceValue], 
         unpinned = tuple(sorted({k for k, _ in old} - set(kinds))) if new and gone else ()
         versions.setdefault(key[0], []).append(VersionChange(key[1], change, kinds, added, expired, gone, unpinned))
     return tuple(
-        WorkloadChange(name, any(m.manages(name) for m in manifests), tuple(vs),
-                       specs[name].tee if name in specs else None, specs[name].policy if name in specs else None)
-        for name, vs in sorted(versions.items()))
+        WorkloadChange(
+            name,
+            any(m.manages(name) for m in manifests),
+            tuple(vs),
+            specs[name].tee if name in specs else None,
+            specs[name].policy if name in specs else None,
+        )
+        for name, vs in sorted(versions.items())
+    )

@@ -41,8 +41,9 @@ def compute_snp_measurement(launch: SnpLaunch) -> bytes:
     if launch.vcpus < 1:
         raise RequestError("SNP_MEASURE_INPUT", "--vcpus must be at least 1")
     if launch.vcpu_type not in cpu_types.CPU_SIGS:
-        raise RequestError("SNP_MEASURE_INPUT", f"unknown vCPU type {launch.vcpu_type!r}; one of "
-                           + ", ".join(cpu_types.CPU_SIGS))
+        raise RequestError(
+            "SNP_MEASURE_INPUT", f"unknown vCPU type {launch.vcpu_type!r}; one of " + ", ".join(cpu_types.CPU_SIGS)
+        )
     if launch.vmm_type not in VMM_TYPES:
         raise RequestError("SNP_MEASURE_INPUT", f"unknown VMM type {launch.vmm_type!r}; one of {', '.join(VMM_TYPES)}")
     if (launch.initrd is not None or launch.append is not None) and launch.kernel is None:
@@ -54,8 +55,10 @@ def compute_snp_measurement(launch: SnpLaunch) -> bytes:
             raise RequestError("SNP_MEASURE_INPUT", f"{path} is not a readable file")
     size = launch.ovmf.stat().st_size
     if size == 0 or size % 4096 or size > 64 * 1024 * 1024:
-        raise RequestError("SNP_OVMF_UNSUPPORTED", f"{launch.ovmf} is not an OVMF image (size {size} is not a "
-                           "non-zero multiple of 4096 up to 64 MiB)")
+        raise RequestError(
+            "SNP_OVMF_UNSUPPORTED",
+            f"{launch.ovmf} is not an OVMF image (size {size} is not a non-zero multiple of 4096 up to 64 MiB)",
+        )
     try:
         digest = guest.calc_launch_digest(
             sev_mode.SevMode.SEV_SNP,

@@ -69,7 +69,7 @@ def open_checkpoint(note: bytes, verifier: NoteVerifier) -> Checkpoint:
     for line in lines[3:]:
         if line.startswith(_TIME) and when is None:
             try:
-                when = parse_rfc3339(line[len(_TIME):])
+                when = parse_rfc3339(line[len(_TIME) :])
             except ValueError:
                 raise NoteError("CHECKPOINT_MALFORMED", "the time line is not RFC 3339") from None
     return Checkpoint(origin, size, head.hex(), when)

@@ -40,12 +40,19 @@ def key_to_jwk(key: object) -> dict[str, Any] | None:
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _CURVES:
         crv, size = _CURVES[key.curve.name]
         numbers = key.public_numbers()
-        return {"kty": "EC", "crv": crv, "x": b64url_encode(numbers.x.to_bytes(size, "big")),
-                "y": b64url_encode(numbers.y.to_bytes(size, "big"))}
+        return {
+            "kty": "EC",
+            "crv": crv,
+            "x": b64url_encode(numbers.x.to_bytes(size, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(size, "big")),
+        }
     if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
         n, e = key.public_numbers().n, key.public_numbers().e
-        return {"kty": "RSA", "n": b64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")),
-                "e": b64url_encode(e.to_bytes((e.bit_length() + 7) // 8, "big"))}
+        return {
+            "kty": "RSA",
+            "n": b64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")),
+            "e": b64url_encode(e.to_bytes((e.bit_length() + 7) // 8, "big")),
+        }
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     if isinstance(key, x25519.X25519PublicKey):
         return {"kty": "OKP", "crv": "X25519", "x": b64url_encode(key.public_bytes(*raw))}
@@ -112,8 +119,9 @@ def _load_jwk(jwk: dict[str, Any]) -> object | None:
         x, y = int.from_bytes(_b64(jwk["x"]), "big"), int.from_bytes(_b64(jwk["y"]), "big")
         return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
     if kty == "RSA":
-        return rsa.RSAPublicNumbers(int.from_bytes(_b64(jwk["e"]), "big"),
-                                    int.from_bytes(_b64(jwk["n"]), "big")).public_key()
+        return rsa.RSAPublicNumbers(
+            int.from_bytes(_b64(jwk["e"]), "big"), int.from_bytes(_b64(jwk["n"]), "big")
+        ).public_key()
     if kty == "OKP" and jwk.get("crv") == "X25519":
         return x25519.X25519PublicKey.from_public_bytes(_b64(jwk["x"]))
     if kty == "OKP" and jwk.get("crv") == "Ed25519":

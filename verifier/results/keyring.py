@@ -65,9 +65,14 @@ class KeyEntry:
         def ts(value: datetime | None) -> str | None:
             return None if value is None else to_rfc3339(value)
 
-        return {"kid": self.kid, "file": self.file, "created_at": ts(self.created_at),
-                "activated_at": ts(self.activated_at), "retired_at": ts(self.retired_at),
-                "publish_until": ts(self.publish_until)}
+        return {
+            "kid": self.kid,
+            "file": self.file,
+            "created_at": ts(self.created_at),
+            "activated_at": ts(self.activated_at),
+            "retired_at": ts(self.retired_at),
+            "publish_until": ts(self.publish_until),
+        }
 
     @classmethod
     def from_json(cls, value: Any) -> KeyEntry:
@@ -109,8 +114,11 @@ def _check_private(path: Path, what: str) -> os.stat_result:
     if not (stat.S_ISDIR if is_dir else stat.S_ISREG)(st.st_mode):
         raise ConfigError("KEYRING_FILE_INVALID", f"{what} {path} is not a plain {what.split()[-1]} (no symlinks)")
     if st.st_mode & 0o077:
-        raise ConfigError("KEYRING_PERMISSIONS", f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must "
-                          "not be accessible by group or others (chmod 700 for the directory, 600 for files)")
+        raise ConfigError(
+            "KEYRING_PERMISSIONS",
+            f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must "
+            "not be accessible by group or others (chmod 700 for the directory, 600 for files)",
+        )
     return st
 
 
@@ -229,14 +237,15 @@ class Keyring:
         `publish_for` must cover the token lifetime (when given) so no token outlives its key in the JWKS.
         """
         if publish_for < timedelta(0) or (token_lifetime is not None and publish_for < token_lifetime):
-            raise ConfigError("KEYRING_PUBLISH_TOO_SHORT",
-                              f"publish_for {publish_for} must be at least the token lifetime {token_lifetime}")
+            raise ConfigError(
+                "KEYRING_PUBLISH_TOO_SHORT",
+                f"publish_for {publish_for} must be at least the token lifetime {token_lifetime}",
+            )
         now = _utc(now)
         with _locked(self.directory, exclusive=True):
             current = self._read(self.directory)  # another process may have rotated since we opened
             until = now + publish_for
-            entries = tuple(replace(e, retired_at=now, publish_until=until) if e.active else e
-                            for e in current.entries)
+            entries = tuple(replace(e, retired_at=now, publish_until=until) if e.active else e for e in current.entries)
             key, entry = _new_key(self.directory, now)
             entries = (*entries, entry)
             _write_json(self.directory, entries)
@@ -320,8 +329,11 @@ class KeyringWatcher:
             self._stamp = stamp
             log.info("result-signing keyring reloaded: active kid %s", self._keyring.active_entry.kid)
         except (VerifierError, OSError) as error:
-            log.error("result-signing keyring %s failed to reload, keeping the previous keys: %s",
-                      self._directory, getattr(error, "code", type(error).__name__))
+            log.error(
+                "result-signing keyring %s failed to reload, keeping the previous keys: %s",
+                self._directory,
+                getattr(error, "code", type(error).__name__),
+            )
 
     def active(self) -> SigningKey:
         return self.current().active()

@@ -81,8 +81,9 @@ class NoteSigner:
         return NoteVerifier(self.name, key_id(self.name, _raw_public(public)), public)
 
     def encode(self) -> str:
-        seed = self.private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                              serialization.NoEncryption())
+        seed = self.private_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
         data = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
         return f"{_PRIVATE_PREFIX}{self.name}+{self.verifier.key_id.hex()}+{data}"
 
@@ -174,7 +175,7 @@ def open_note(note: bytes, verifier: NoteVerifier) -> str:
     split = decoded.rfind("\n\n")
     if split < 0 or not decoded.endswith("\n"):
         raise NoteError("NOTE_MALFORMED", "no blank line before the signatures")
-    text, lines = decoded[:split + 1], decoded[split + 2:].splitlines()
+    text, lines = decoded[: split + 1], decoded[split + 2 :].splitlines()
     _check_text(text)
     if not lines or len(lines) > MAX_SIGNATURES:
         raise NoteError("NOTE_MALFORMED", f"a note needs 1..{MAX_SIGNATURES} signature lines")
@@ -193,7 +194,7 @@ def open_note(note: bytes, verifier: NoteVerifier) -> str:
 def _signature_line(line: str) -> tuple[str, bytes]:
     if not line.startswith(SIGNATURE_PREFIX):
         raise NoteError("NOTE_MALFORMED", "a signature line must start with an em dash and a space")
-    parts = line[len(SIGNATURE_PREFIX):].split(" ")
+    parts = line[len(SIGNATURE_PREFIX) :].split(" ")
     if len(parts) != 2 or not parts[0]:
         raise NoteError("NOTE_MALFORMED", "a signature line is '— <name> <base64>'")
     try:

@@ -48,8 +48,9 @@ class ResultSigner:
         self._keyring: KeyringWatcher | None = None
 
     @classmethod
-    def from_keyring(cls, directory: Path, *, clock: Clock,
-                     reload_interval: timedelta = timedelta(seconds=5)) -> ResultSigner:
+    def from_keyring(
+        cls, directory: Path, *, clock: Clock, reload_interval: timedelta = timedelta(seconds=5)
+    ) -> ResultSigner:
         """A signer over a keyring directory, picking up `verifier keys rotate` within `reload_interval`."""
         watcher = KeyringWatcher(directory, clock=clock, reload_interval=reload_interval)
         signer = cls([watcher.active()])
@@ -109,8 +110,3 @@ class ResultSigner:
             if isinstance(nbf, int | float) and ts < nbf:
                 raise EvidenceError("TOKEN_EXPIRED", "the token is not valid yet (nbf)", actual=str(nbf))
         return claims
-
-
-
-
-

@@ -62,8 +62,16 @@ def new_token() -> str:
 
 
 def _info(row: AdminTokenRow) -> TokenInfo:
-    return TokenInfo(id=row.id, name=row.name, role=row.role, created_at=row.created_at, created_by=row.created_by,
-                     revoked_at=row.revoked_at, last_used_at=row.last_used_at, revoked_by=row.revoked_by)
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+        revoked_by=row.revoked_by,
+    )
 
 
 def _check_name(name: str) -> str:
@@ -87,13 +95,20 @@ class SqlAdminTokens:
         if role not in ROLES:
             raise RequestError("TOKEN_ROLE_UNKNOWN", f"role must be one of {', '.join(ROLES)}")
         token = new_token()
-        row = AdminTokenRow(id=new_id(), name=name, role=role, token_sha256=token_digest(token), created_at=now,
-                            created_by=actor[:200])
+        row = AdminTokenRow(
+            id=new_id(), name=name, role=role, token_sha256=token_digest(token), created_at=now, created_by=actor[:200]
+        )
         with self._db.session() as session:
             session.add(row)
             session.flush()
-            audit.append(session, at=now, actor=actor, action="token.create", subject=row.id,
-                         details={"name": name, "role": role})
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="token.create",
+                subject=row.id,
+                details={"name": name, "role": role},
+            )
             return _info(row), token
 
     def authenticate(self, token: str, *, now: dt.datetime) -> TokenInfo | None:
@@ -123,8 +138,14 @@ class SqlAdminTokens:
             row.revoked_at = now
             row.revoked_by = actor[:200]
             session.flush()
-            audit.append(session, at=now, actor=actor, action="token.revoke", subject=row.id,
-                         details={"name": row.name, "role": row.role})
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="token.revoke",
+                subject=row.id,
+                details={"name": row.name, "role": row.role},
+            )
             return _info(row)
 
     def get(self, token_id: str) -> TokenInfo | None:

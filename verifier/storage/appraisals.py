@@ -83,8 +83,9 @@ class SqlAppraisalStore:
         with self._db.session() as session:
             session.add(row)
             session.flush()
-            audit.append(session, at=appraised_at, actor="verifier", action="appraisal", subject=appraisal_id,
-                         details=details)
+            audit.append(
+                session, at=appraised_at, actor="verifier", action="appraisal", subject=appraisal_id, details=details
+            )
 
     def get(self, appraisal_id: str) -> dict[str, Any] | None:
         with self._db.session() as session:

@@ -62,15 +62,27 @@ class ChainCheck:
     hashes: Mapping[int, str] = field(default_factory=dict)
 
 
-def _digest(prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str, subject: str,
-            details: dict[str, Any]) -> str:
-    body = json.dumps({"seq": seq, "at": at.astimezone(dt.UTC).isoformat(), "actor": actor, "action": action,
-                       "subject": subject, "details": details}, sort_keys=True, separators=(",", ":"))
+def _digest(
+    prev_hash: str, seq: int, at: dt.datetime, actor: str, action: str, subject: str, details: dict[str, Any]
+) -> str:
+    body = json.dumps(
+        {
+            "seq": seq,
+            "at": at.astimezone(dt.UTC).isoformat(),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
 
 
-def append(session: Session, *, at: dt.datetime, actor: str, action: str, subject: str,
-           details: dict[str, Any] | None = None) -> AuditEntry:
+def append(
+    session: Session, *, at: dt.datetime, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+) -> AuditEntry:
     """Append one row in `session`'s transaction (commit happens with the caller's change). Text is stored, and
     hashed, as `text.storable` makes it: U+0000 and lone surrogates replaced, cut to the column lengths."""
     details = storable_json(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))
@@ -82,8 +94,16 @@ def append(session: Session, *, at: dt.datetime, actor: str, action: str, subjec
     last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last is not None else 1
     prev = last.hash if last is not None else GENESIS
-    row = AuditRow(seq=seq, at=at, actor=actor, action=action, subject=subject, details=details, prev_hash=prev,
-                   hash=_digest(prev, seq, at, actor, action, subject, details))
+    row = AuditRow(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        details=details,
+        prev_hash=prev,
+        hash=_digest(prev, seq, at, actor, action, subject, details),
+    )
     session.add(row)
     session.flush()
     return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)
@@ -136,8 +156,10 @@ def entries(db: Database, *, after: int = 0, limit: int = 100, action: str | Non
     if action is not None:
         query = query.where(AuditRow.action == action)
     with db.session() as session:
-        return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
-                for r in session.scalars(query)]
+        return [
+            AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
+            for r in session.scalars(query)
+        ]
 
 
 def bump_reference_set(session: Session, now: dt.datetime) -> int:

@@ -41,8 +41,14 @@ class ConsumeOutcome(StrEnum):
 
 
 class SqlChallengeStore:
-    def __init__(self, db: Database, *, purge_every: int = DEFAULT_PURGE_EVERY, purge_batch: int = DEFAULT_PURGE_BATCH,
-                 purge_grace: dt.timedelta = DEFAULT_PURGE_GRACE) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        purge_every: int = DEFAULT_PURGE_EVERY,
+        purge_batch: int = DEFAULT_PURGE_BATCH,
+        purge_grace: dt.timedelta = DEFAULT_PURGE_GRACE,
+    ) -> None:
         if purge_every < 0 or purge_batch < 1 or purge_grace < dt.timedelta(0):
             raise ValueError("purge_every >= 0 (0: never), purge_batch >= 1, purge_grace >= 0")
         self._db = db

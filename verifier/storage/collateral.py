@@ -27,8 +27,13 @@ class SqlCollateralCache:
             row = session.get(CollateralCacheRow, cache_id)
             if row is None:
                 return None
-            return CollateralItem(key=key_from_cache_id(row.cache_id), data=row.data, fetched_at=row.fetched_at,
-                                  next_update=row.next_update, source=row.source)
+            return CollateralItem(
+                key=key_from_cache_id(row.cache_id),
+                data=row.data,
+                fetched_at=row.fetched_at,
+                next_update=row.next_update,
+                source=row.source,
+            )
 
     def put(self, item: CollateralItem) -> None:
         """Insert or replace the row of `item` (UPDATE, else INSERT, else UPDATE again after losing an insert race:
@@ -36,8 +41,13 @@ class SqlCollateralCache:
         if item.next_update is None:
             raise ValueError("an item without next_update cannot be cached")
         cache_id = item.key.cache_id()
-        values = {"kind": item.key.kind, "data": item.data, "fetched_at": item.fetched_at,
-                  "next_update": item.next_update, "source": item.source}
+        values = {
+            "kind": item.key.kind,
+            "data": item.data,
+            "fetched_at": item.fetched_at,
+            "next_update": item.next_update,
+            "source": item.source,
+        }
         if self._update(cache_id, values):
             return
         try:
@@ -49,7 +59,8 @@ class SqlCollateralCache:
     def _update(self, cache_id: str, values: dict[str, object]) -> bool:
         with self._db.session() as session:
             result = session.connection().execute(
-                update(CollateralCacheRow).where(CollateralCacheRow.cache_id == cache_id).values(**values))
+                update(CollateralCacheRow).where(CollateralCacheRow.cache_id == cache_id).values(**values)
+            )
             return bool(result.rowcount)
 
     def delete(self, cache_id: str, *, data: bytes | None = None) -> int:
@@ -65,13 +76,17 @@ class SqlCollateralCache:
         """Housekeeping (`verifier db prune`): drop rows past their next_update at `now` or fetched before
         `before`; a dropped row is fetched again when next needed. Returns how many went."""
         with self._db.session() as session:
-            result = session.connection().execute(delete(CollateralCacheRow).where(
-                (CollateralCacheRow.next_update <= now) | (CollateralCacheRow.fetched_at < before)))
+            result = session.connection().execute(
+                delete(CollateralCacheRow).where(
+                    (CollateralCacheRow.next_update <= now) | (CollateralCacheRow.fetched_at < before)
+                )
+            )
             return int(result.rowcount or 0)
 
     def delete_expired(self, *, before: dt.datetime) -> int:
         """Housekeeping: drop rows whose next_update is before `before`; returns how many."""
         with self._db.session() as session:
             result = session.connection().execute(
-                delete(CollateralCacheRow).where(CollateralCacheRow.next_update < before))
+                delete(CollateralCacheRow).where(CollateralCacheRow.next_update < before)
+            )
             return int(result.rowcount)

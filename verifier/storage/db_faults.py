@@ -121,9 +121,7 @@ def classify(error: BaseException) -> DatabaseFault | None:
     code = _by_sqlstate(state) if isinstance(state, str) and len(state) == 5 else None
     if code is None and type(orig).__module__.startswith("sqlite3"):
         code = _by_sqlite(orig)
-    if code is None and (
-        error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
-    ):
+    if code is None and (error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))):
         code = DATABASE_UNAVAILABLE
     return _fault(code, detail) if code is not None else None
 

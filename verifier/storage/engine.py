@@ -74,15 +74,19 @@ def _sqlite_connect_hook(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     return on_connect
 
 
-def _pg_connect_args(parsed: URL, connect_timeout_s: int, statement_timeout_ms: int, lock_timeout_ms: int,
-                     extra: Mapping[str, Any]) -> dict[str, Any]:
+def _pg_connect_args(
+    parsed: URL, connect_timeout_s: int, statement_timeout_ms: int, lock_timeout_ms: int, extra: Mapping[str, Any]
+) -> dict[str, Any]:
     """psycopg connection arguments with the timeouts; settings already in the URL's query win over ours."""
     args = dict(extra)
     query = parsed.query
     if "connect_timeout" not in query and "connect_timeout" not in args and connect_timeout_s > 0:
         args["connect_timeout"] = max(2, int(connect_timeout_s))  # libpq treats 1 as 2
-    ours = [f"-c {name}={value}" for name, value in (("statement_timeout", statement_timeout_ms),
-                                                     ("lock_timeout", lock_timeout_ms)) if value > 0]
+    ours = [
+        f"-c {name}={value}"
+        for name, value in (("statement_timeout", statement_timeout_ms), ("lock_timeout", lock_timeout_ms))
+        if value > 0
+    ]
     theirs = args.get("options", query.get("options", ""))
     theirs = theirs if isinstance(theirs, str) else " ".join(theirs)
     options = " ".join([*ours, theirs]).strip()  # later -c settings win: the URL's own come last
@@ -130,8 +134,9 @@ class Database:
                 self.engine: Engine = create_engine(parsed, **{**defaults, **options})
                 event.listen(self.engine, "connect", _sqlite_connect_hook(busy_timeout_ms))
             else:
-                connect_args = _pg_connect_args(parsed, connect_timeout_s, statement_timeout_ms, lock_timeout_ms,
-                                                options.pop("connect_args", {}))
+                connect_args = _pg_connect_args(
+                    parsed, connect_timeout_s, statement_timeout_ms, lock_timeout_ms, options.pop("connect_args", {})
+                )
                 self.engine = create_engine(
                     parsed, **{"pool_pre_ping": True, **pool, **options, "connect_args": connect_args}
                 )

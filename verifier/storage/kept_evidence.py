@@ -52,15 +52,28 @@ class KeptEvidence:
 
 def _to_model(row: KeptEvidenceRow) -> KeptEvidence:
     return KeptEvidence(
-        id=row.id, received_at=row.received_at, tee=row.tee, evidence=bytes(row.evidence),
+        id=row.id,
+        received_at=row.received_at,
+        tee=row.tee,
+        evidence=bytes(row.evidence),
         collateral={name: base64.b64decode(data) for name, data in (row.collateral or {}).items()},
-        policy=row.policy, status=row.status, appraisal_id=row.appraisal_id, workload=row.workload,
+        policy=row.policy,
+        status=row.status,
+        appraisal_id=row.appraisal_id,
+        workload=row.workload,
     )
 
 
 class SqlKeptEvidence:
-    def __init__(self, db: Database, *, max_rows: int = DEFAULT_MAX_ROWS, max_days: int = DEFAULT_MAX_DAYS,
-                 prune_every: int = 100, max_bytes: int = MAX_KEPT_BYTES) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_days: int = DEFAULT_MAX_DAYS,
+        prune_every: int = 100,
+        max_bytes: int = MAX_KEPT_BYTES,
+    ) -> None:
         if max_rows < 0 or max_days < 0 or prune_every < 1 or max_bytes < 0:
             raise ValueError("max_rows, max_days and max_bytes must be >= 0, prune_every >= 1")
         self._db = db
@@ -76,8 +89,18 @@ class SqlKeptEvidence:
     def enabled(self) -> bool:
         return self.max_rows > 0
 
-    def keep(self, *, received_at: dt.datetime, tee: str, evidence: bytes, collateral: Mapping[str, bytes],
-             policy: str | None, status: str, appraisal_id: str, workload: str) -> str | None:
+    def keep(
+        self,
+        *,
+        received_at: dt.datetime,
+        tee: str,
+        evidence: bytes,
+        collateral: Mapping[str, bytes],
+        policy: str | None,
+        status: str,
+        appraisal_id: str,
+        workload: str,
+    ) -> str | None:
         """Store one item; returns its id (the earlier row's for evidence kept recently), or None when keeping is
         disabled or the item is over the size bounds (module docstring)."""
         if not self.enabled:
@@ -85,17 +108,28 @@ class SqlKeptEvidence:
         size = len(evidence) + sum(len(v) for v in collateral.values())
         digest = hashlib.sha256(evidence).digest()
         if size > self.max_bytes or len(evidence) > MAX_KEPT_EVIDENCE or size - len(evidence) > MAX_KEPT_COLLATERAL:
-            log.info("not keeping the %s evidence of appraisal %s: %d bytes with collateral, over %d (sha256 %s)",
-                     tee, appraisal_id, size, self.max_bytes, digest.hex())
+            log.info(
+                "not keeping the %s evidence of appraisal %s: %d bytes with collateral, over %d (sha256 %s)",
+                tee,
+                appraisal_id,
+                size,
+                self.max_bytes,
+                digest.hex(),
+            )
             return None
         with self._lock:
             seen = self._digests.get(digest)
             if seen is not None and seen[0] > received_at - dt.timedelta(days=self.max_days):
                 return seen[1]
         row = KeptEvidenceRow(  # text as `text.storable` makes it (the workload description is evidence text)
-            id=new_id(), received_at=received_at, tee=storable(tee, 16), evidence=bytes(evidence),
+            id=new_id(),
+            received_at=received_at,
+            tee=storable(tee, 16),
+            evidence=bytes(evidence),
             collateral={storable(name, 200): base64.b64encode(data).decode() for name, data in collateral.items()},
-            policy=storable_optional(policy, 100), status=storable(status, 16), appraisal_id=storable(appraisal_id, 36),
+            policy=storable_optional(policy, 100),
+            status=storable(status, 16),
+            appraisal_id=storable(appraisal_id, 36),
             workload=storable(workload, 200),
         )
         with self._db.session() as session:
@@ -115,8 +149,9 @@ class SqlKeptEvidence:
         """The latest `limit` kept items, newest first."""
         if limit <= 0:
             return []
-        query = (select(KeptEvidenceRow)
-                 .order_by(KeptEvidenceRow.received_at.desc(), KeptEvidenceRow.id.desc()).limit(limit))
+        query = (
+            select(KeptEvidenceRow).order_by(KeptEvidenceRow.received_at.desc(), KeptEvidenceRow.id.desc()).limit(limit)
+        )
         with self._db.session() as session:
             return [_to_model(row) for row in session.scalars(query)]
 
@@ -127,23 +162,34 @@ class SqlKeptEvidence:
     def delete_before(self, before: dt.datetime) -> int:
         """Delete every row received before `before` (`verifier db prune`); returns how many went."""
         with self._db.session() as session:
-            return int(session.connection().execute(
-                delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < before)).rowcount or 0)
+            return int(
+                session.connection()
+                .execute(delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < before))
+                .rowcount
+                or 0
+            )
 
     def prune(self, now: dt.datetime) -> int:
         """Delete rows older than `max_days` and all but the newest `max_rows`; returns how many went."""
         with self._db.session() as session:
-            removed = session.connection().execute(
-                delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < now - dt.timedelta(days=self.max_days))
-            ).rowcount or 0
+            removed = (
+                session.connection()
+                .execute(
+                    delete(KeptEvidenceRow).where(KeptEvidenceRow.received_at < now - dt.timedelta(days=self.max_days))
+                )
+                .rowcount
+                or 0
+            )
             cutoff = session.execute(
                 select(KeptEvidenceRow.received_at, KeptEvidenceRow.id)
                 .order_by(KeptEvidenceRow.received_at.desc(), KeptEvidenceRow.id.desc())
-                .offset(self.max_rows).limit(1)
+                .offset(self.max_rows)
+                .limit(1)
             ).first()
             if cutoff is not None:
                 at, row_id = cutoff
                 older = (KeptEvidenceRow.received_at < at) | (
-                    (KeptEvidenceRow.received_at == at) & (KeptEvidenceRow.id <= row_id))
+                    (KeptEvidenceRow.received_at == at) & (KeptEvidenceRow.id <= row_id)
+                )
                 removed += session.connection().execute(delete(KeptEvidenceRow).where(older)).rowcount or 0
         return int(removed)

@@ -67,8 +67,9 @@ def parse_policy_body(name: str, body_json: str | bytes | dict[str, Any]) -> Pol
     if name in BUILT_IN_NAMES:
         loosened = weakenings(policy, PolicySet().get(name))
         if loosened:
-            raise RequestError("POLICY_LOOSENS_BUILT_IN",
-                               f"{name!r} is built in and may only be tightened: {'; '.join(loosened)}")
+            raise RequestError(
+                "POLICY_LOOSENS_BUILT_IN", f"{name!r} is built in and may only be tightened: {'; '.join(loosened)}"
+            )
     return policy
 
 
@@ -93,8 +94,7 @@ class SqlPolicies:
         except ConfigError as exc:  # edited behind our back: fail closed rather than guess
             raise RequestError("POLICY_INVALID", f"stored policy {name!r} is invalid: {exc.message}") from None
 
-    def set(self, name: str, body_json: str | bytes | dict[str, Any], *, now: dt.datetime,
-            actor: str) -> StoredPolicy:
+    def set(self, name: str, body_json: str | bytes | dict[str, Any], *, now: dt.datetime, actor: str) -> StoredPolicy:
         policy = parse_policy_body(name, body_json)
         body, digest = policy_to_json(policy), policy_sha256(policy)
         with self._db.session() as session:
@@ -105,14 +105,22 @@ class SqlPolicies:
                 session.add(row)
             else:
                 row.body, row.sha256, row.updated_at, row.updated_by = body, digest, now, actor[:200]
-            audit.append(session, at=now, actor=actor, action="policy.set", subject=name,
-                         details={"sha256": digest, "previous_sha256": previous, "body": body})
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="policy.set",
+                subject=name,
+                details={"sha256": digest, "previous_sha256": previous, "body": body},
+            )
         return StoredPolicy(name, policy, digest, now, actor[:200])
 
     def list(self) -> builtins.list[StoredPolicy]:
         with self._db.session() as session:
-            rows = [(r.name, dict(r.body), r.sha256, r.updated_at, r.updated_by)
-                    for r in session.scalars(select(PolicyRow).order_by(PolicyRow.name))]
+            rows = [
+                (r.name, dict(r.body), r.sha256, r.updated_at, r.updated_by)
+                for r in session.scalars(select(PolicyRow).order_by(PolicyRow.name))
+            ]
         return [StoredPolicy(name, policy_from_json(body), digest, at, by) for name, body, digest, at, by in rows]
 
     def names(self) -> builtins.list[str]:

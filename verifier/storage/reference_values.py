@@ -102,9 +102,16 @@ def _value_revoked(at: dt.datetime) -> ColumnElement[bool]:
 
 def _revocation_model(row: RevokedValueRow) -> ValueRevocation:
     return ValueRevocation(
-        id=row.id, kind=row.kind, value=bytes(row.value), ref_id=row.ref_id, revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by, reason=row.reason, reapproved_at=row.reapproved_at,
-        reapproved_by=row.reapproved_by, reapprove_reason=row.reapprove_reason,
+        id=row.id,
+        kind=row.kind,
+        value=bytes(row.value),
+        ref_id=row.ref_id,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+        reason=row.reason,
+        reapproved_at=row.reapproved_at,
+        reapproved_by=row.reapproved_by,
+        reapprove_reason=row.reapprove_reason,
     )
 
 
@@ -174,8 +181,14 @@ def _details(ref: ReferenceValue, **extra: Any) -> dict[str, Any]:
 
 
 def _storable_entry(entry: ManifestEntry) -> ManifestEntry:
-    return ManifestEntry(storable(entry.kind), bytes(entry.value), storable(entry.label), entry.expires_at,
-                         storable_optional(entry.version), entry.valid_from)
+    return ManifestEntry(
+        storable(entry.kind),
+        bytes(entry.value),
+        storable(entry.label),
+        entry.expires_at,
+        storable_optional(entry.version),
+        entry.valid_from,
+    )
 
 
 def value_subject(kind: str, value: bytes) -> str:
@@ -218,8 +231,7 @@ class SqlReferenceValueStore:
         with self._db.session() as session:
             _serialize_changes(session)
             present = {
-                (r.kind, bytes(r.value), r.label)
-                for r in session.scalars(select(ReferenceValueRow).where(_live(now)))
+                (r.kind, bytes(r.value), r.label) for r in session.scalars(select(ReferenceValueRow).where(_live(now)))
             }
             added: builtins.list[ReferenceValue] = []
             skipped = 0
@@ -296,16 +308,34 @@ class SqlReferenceValueStore:
             session.flush()
             closed = tuple(_revocation_model(r) for r in revocations)
             details: dict[str, Any] = {
-                "kind": kind, "value": value.hex(), "reason": reason, "label": label,
-                "revocations": [{"id": r.id, "ref_id": r.ref_id, "revoked_at": to_rfc3339(r.revoked_at),
-                                 "revoked_by": r.revoked_by, "reason": r.reason} for r in closed],
+                "kind": kind,
+                "value": value.hex(),
+                "reason": reason,
+                "label": label,
+                "revocations": [
+                    {
+                        "id": r.id,
+                        "ref_id": r.ref_id,
+                        "revoked_at": to_rfc3339(r.revoked_at),
+                        "revoked_by": r.revoked_by,
+                        "reason": r.reason,
+                    }
+                    for r in closed
+                ],
             }
-            audit.append(session, at=now, actor=actor, action=REAPPROVE, subject=value_subject(kind, value),
-                         details={k: v for k, v in details.items() if v is not None})
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action=REAPPROVE,
+                subject=value_subject(kind, value),
+                details={k: v for k, v in details.items() if v is not None},
+            )
             added = None
             if label is not None:
-                added = self._insert(session, ManifestEntry(kind, value, label, expires_at, version, valid_from),
-                                     now, actor)
+                added = self._insert(
+                    session, ManifestEntry(kind, value, label, expires_at, version, valid_from), now, actor
+                )
             audit.bump_reference_set(session, now)
             return Reapproval(kind, bytes(value), closed, added)
 
@@ -341,8 +371,9 @@ class SqlReferenceValueStore:
                 audit.bump_reference_set(session, now)
             return plan
 
-    def _insert(self, session: Session, entry: ManifestEntry, now: dt.datetime, actor: str,
-                source: str | None = None) -> ReferenceValue:
+    def _insert(
+        self, session: Session, entry: ManifestEntry, now: dt.datetime, actor: str, source: str | None = None
+    ) -> ReferenceValue:
         entry, actor = _storable_entry(entry), storable(actor, 200)
         if len(entry.kind) > 64:
             raise RequestError("REFERENCE_KIND_UNKNOWN", "reference-value kind longer than 64 characters")
@@ -354,31 +385,50 @@ class SqlReferenceValueStore:
             raise RequestError("REFERENCE_WINDOW_EMPTY", "expires_at is not after valid_from")
         _refuse_revoked(session, entry.kind, entry.value)
         row = ReferenceValueRow(
-            id=new_id(), kind=entry.kind, value=entry.value, label=entry.label, created_at=now,
-            expires_at=entry.expires_at, valid_from=entry.valid_from, version=entry.version, created_by=actor,
+            id=new_id(),
+            kind=entry.kind,
+            value=entry.value,
+            label=entry.label,
+            created_at=now,
+            expires_at=entry.expires_at,
+            valid_from=entry.valid_from,
+            version=entry.version,
+            created_by=actor,
         )
         session.add(row)
         session.flush()
         session.refresh(row)
         ref = _to_model(row)
-        audit.append(session, at=now, actor=actor, action="ref.add", subject=ref.id,
-                     details=_details(ref, source=source))
+        audit.append(
+            session, at=now, actor=actor, action="ref.add", subject=ref.id, details=_details(ref, source=source)
+        )
         return ref
 
-    def _revoke(self, session: Session, ref_id: str, reason: str, now: dt.datetime, actor: str,
-                source: str | None = None) -> ReferenceValue:
+    def _revoke(
+        self, session: Session, ref_id: str, reason: str, now: dt.datetime, actor: str, source: str | None = None
+    ) -> ReferenceValue:
         ref = self._mark_revoked(session, ref_id, reason, now, actor, source=source)
         self._revoke_value(session, ref, now, actor, source=source)
         return ref
 
-    def _revoke_value(self, session: Session, ref: ReferenceValue, now: dt.datetime, actor: str,
-                      source: str | None = None) -> builtins.list[ReferenceValue]:
+    def _revoke_value(
+        self, session: Session, ref: ReferenceValue, now: dt.datetime, actor: str, source: str | None = None
+    ) -> builtins.list[ReferenceValue]:
         """`ref` was just revoked: open a revocation of its value unless one is open, and revoke every other live
         row with that kind and value (same reason, audited `via` ref). Returns those rows."""
         reason = ref.revoke_reason or ""
         if not _open_revocations(session, ref.kind, ref.value):
-            session.add(RevokedValueRow(id=new_id(), kind=ref.kind, value=ref.value, ref_id=ref.id, revoked_at=now,
-                                        revoked_by=storable(actor, 200), reason=reason))
+            session.add(
+                RevokedValueRow(
+                    id=new_id(),
+                    kind=ref.kind,
+                    value=ref.value,
+                    ref_id=ref.id,
+                    revoked_at=now,
+                    revoked_by=storable(actor, 200),
+                    reason=reason,
+                )
+            )
             session.flush()
         others = session.scalars(
             select(ReferenceValueRow.id)
@@ -387,8 +437,16 @@ class SqlReferenceValueStore:
         ).all()
         return [self._mark_revoked(session, other, reason, now, actor, source=source, via=ref.id) for other in others]
 
-    def _mark_revoked(self, session: Session, ref_id: str, reason: str, now: dt.datetime, actor: str,
-                      source: str | None = None, via: str | None = None) -> ReferenceValue:
+    def _mark_revoked(
+        self,
+        session: Session,
+        ref_id: str,
+        reason: str,
+        now: dt.datetime,
+        actor: str,
+        source: str | None = None,
+        via: str | None = None,
+    ) -> ReferenceValue:
         ref_id, reason, actor = storable(ref_id), storable(reason), storable(actor, 200)
         marked = session.connection().execute(
             update(ReferenceValueRow)
@@ -401,12 +459,19 @@ class SqlReferenceValueStore:
         if marked.rowcount != 1:
             raise RequestError("REFERENCE_VALUE_REVOKED", f"reference value {ref_id} is already revoked")
         ref = _to_model(row)
-        audit.append(session, at=now, actor=actor, action="ref.revoke", subject=ref.id,
-                     details=_details(ref, reason=reason, source=source, via=via))
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ref.revoke",
+            subject=ref.id,
+            details=_details(ref, reason=reason, source=source, via=via),
+        )
         return ref
 
-    def _expire(self, session: Session, ref_id: str, now: dt.datetime, actor: str,
-                reason: str | None) -> ReferenceValue:
+    def _expire(
+        self, session: Session, ref_id: str, now: dt.datetime, actor: str, reason: str | None
+    ) -> ReferenceValue:
         ref_id = storable(ref_id)
         marked = session.connection().execute(
             update(ReferenceValueRow).where(ReferenceValueRow.id == ref_id, _live(now)).values(expires_at=now)
@@ -417,8 +482,9 @@ class SqlReferenceValueStore:
         if marked.rowcount != 1:
             raise RequestError("REFERENCE_VALUE_INACTIVE", f"reference value {ref_id} is already revoked or expired")
         ref = _to_model(row)
-        audit.append(session, at=now, actor=actor, action="ref.expire", subject=ref.id,
-                     details=_details(ref, reason=reason))
+        audit.append(
+            session, at=now, actor=actor, action="ref.expire", subject=ref.id, details=_details(ref, reason=reason)
+        )
         return ref
 
     # --- reads -------------------------------------------------------------------------------------------------
@@ -464,8 +530,10 @@ class SqlReferenceValueStore:
         unmatchable instead of dropping the kind from it."""
         if not kinds:
             return []
-        return self._select(ReferenceValueRow.kind.in_(builtins.list(kinds)),
-                            or_(ReferenceValueRow.expires_at.is_(None), ReferenceValueRow.expires_at > at))
+        return self._select(
+            ReferenceValueRow.kind.in_(builtins.list(kinds)),
+            or_(ReferenceValueRow.expires_at.is_(None), ReferenceValueRow.expires_at > at),
+        )
 
     def revocations(self, kind: str, value: bytes) -> builtins.list[ValueRevocation]:
         """Every revocation of this value, open or re-approved, oldest first."""
@@ -500,8 +568,12 @@ class SqlReferenceValueStore:
             reapprovals = [value_subject(k, bytes(v)) for k, v in values]
             query = (
                 select(AuditRow)
-                .where(or_(and_(AuditRow.action.in_(ROW_ACTIONS), AuditRow.subject.in_(subjects)),
-                           and_(AuditRow.action == REAPPROVE, AuditRow.subject.in_(reapprovals))))
+                .where(
+                    or_(
+                        and_(AuditRow.action.in_(ROW_ACTIONS), AuditRow.subject.in_(subjects)),
+                        and_(AuditRow.action == REAPPROVE, AuditRow.subject.in_(reapprovals)),
+                    )
+                )
                 .order_by(AuditRow.seq)
             )
             return [

@@ -59,8 +59,13 @@ from .text import storable
 TEES = ("nitro", "snp", "tdx")
 MAX_POLICY = 100  # PolicyRow.name
 CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
-    "workload.create", "workload.policy", "workload.version.policy", "workload.revoke", "workload.version.revoke",
-    "workload.confirm")
+    "workload.create",
+    "workload.policy",
+    "workload.version.policy",
+    "workload.revoke",
+    "workload.version.revoke",
+    "workload.confirm",
+)
 ACTIONS = (CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM)
 
 
@@ -145,16 +150,16 @@ def check_policy_name(policy: str | None) -> str | None:
         return None
     policy = storable(policy)
     if not 0 < len(policy) <= MAX_POLICY or policy.strip() != policy:
-        raise RequestError("WORKLOAD_POLICY_INVALID", f"a policy name has 1..{MAX_POLICY} characters, no blanks "
-                           "around")
+        raise RequestError("WORKLOAD_POLICY_INVALID", f"a policy name has 1..{MAX_POLICY} characters, no blanks around")
     return policy
 
 
 def _check_version(version: str) -> str:
     version = storable(version)
     if len(version) > MAX_VERSION or version.strip() != version:
-        raise RequestError("REFERENCE_VERSION_INVALID", f"version must be 0..{MAX_VERSION} characters, no blanks "
-                           "around")
+        raise RequestError(
+            "REFERENCE_VERSION_INVALID", f"version must be 0..{MAX_VERSION} characters, no blanks around"
+        )
     return version
 
 
@@ -168,17 +173,27 @@ def _check_reason(reason: str) -> str:
 
 
 def _meta(row: WorkloadRow, revoked_versions: Iterable[str], policies: Iterable[VersionPolicy] = ()) -> WorkloadMeta:
-    return WorkloadMeta(name=row.name, tee=row.tee, id=row.id, policy=row.policy, revoked_at=row.revoked_at,
-                        revoked_versions=frozenset(revoked_versions), review=bool(row.review),
-                        version_policies={p.version: p.policy for p in policies if p.policy is not None})
+    return WorkloadMeta(
+        name=row.name,
+        tee=row.tee,
+        id=row.id,
+        policy=row.policy,
+        revoked_at=row.revoked_at,
+        revoked_versions=frozenset(revoked_versions),
+        review=bool(row.review),
+        version_policies={p.version: p.policy for p in policies if p.policy is not None},
+    )
 
 
 def _version_policies(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionPolicy]]:
     out: dict[str, builtins.list[VersionPolicy]] = {}
     if not ids:
         return out
-    query = (select(WorkloadVersionPolicyRow).where(WorkloadVersionPolicyRow.workload_id.in_(builtins.list(ids)))
-             .order_by(WorkloadVersionPolicyRow.version))
+    query = (
+        select(WorkloadVersionPolicyRow)
+        .where(WorkloadVersionPolicyRow.workload_id.in_(builtins.list(ids)))
+        .order_by(WorkloadVersionPolicyRow.version)
+    )
     for r in session.scalars(query):
         out.setdefault(r.workload_id, []).append(VersionPolicy(r.version, r.policy, r.set_at, r.set_by))
     return out
@@ -188,11 +203,15 @@ def _revocations(session: Session, ids: Sequence[str]) -> dict[str, builtins.lis
     out: dict[str, builtins.list[VersionRevocation]] = {}
     if not ids:
         return out
-    query = (select(WorkloadVersionStateRow).where(WorkloadVersionStateRow.workload_id.in_(builtins.list(ids)))
-             .order_by(WorkloadVersionStateRow.revoked_at, WorkloadVersionStateRow.version))
+    query = (
+        select(WorkloadVersionStateRow)
+        .where(WorkloadVersionStateRow.workload_id.in_(builtins.list(ids)))
+        .order_by(WorkloadVersionStateRow.revoked_at, WorkloadVersionStateRow.version)
+    )
     for r in session.scalars(query):
-        out.setdefault(r.workload_id, []).append(VersionRevocation(r.version, r.revoked_at, r.revoked_by,
-                                                                   r.revoke_reason))
+        out.setdefault(r.workload_id, []).append(
+            VersionRevocation(r.version, r.revoked_at, r.revoked_by, r.revoke_reason)
+        )
     return out
 
 
@@ -200,11 +219,16 @@ def _records(session: Session, rows: Sequence[WorkloadRow]) -> builtins.list[Wor
     revoked = _revocations(session, [r.id for r in rows])
     policies = _version_policies(session, [r.id for r in rows])
     return [
-        WorkloadRecord(meta=_meta(r, (v.version for v in revoked.get(r.id, [])), policies.get(r.id, [])),
-                       created_at=r.created_at, created_by=r.created_by, revoked_by=r.revoked_by,
-                       revoke_reason=r.revoke_reason, review_reason=r.review_reason,
-                       version_revocations=tuple(revoked.get(r.id, [])),
-                       version_policies=tuple(policies.get(r.id, [])))
+        WorkloadRecord(
+            meta=_meta(r, (v.version for v in revoked.get(r.id, [])), policies.get(r.id, [])),
+            created_at=r.created_at,
+            created_by=r.created_by,
+            revoked_by=r.revoked_by,
+            revoke_reason=r.revoke_reason,
+            review_reason=r.review_reason,
+            version_revocations=tuple(revoked.get(r.id, [])),
+            version_policies=tuple(policies.get(r.id, [])),
+        )
         for r in rows
     ]
 
@@ -228,9 +252,17 @@ def _audit(session: Session, row: WorkloadRow, action: str, now: dt.datetime, ac
     audit.append(session, at=now, actor=actor, action=action, subject=row.name, details=body)
 
 
-def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor: str,
-              policy: str | None = None, version_policies: Mapping[str, str] | None = None,
-              inline_policies: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[WorkloadRow, bool]:
+def ensure_in(
+    session: Session,
+    name: str,
+    tee: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    policy: str | None = None,
+    version_policies: Mapping[str, str] | None = None,
+    inline_policies: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[WorkloadRow, bool]:
     """`SqlWorkloads.ensure` inside the caller's transaction (which must hold the reference-value change lock, e.g.
     a `SqlReferenceValueStore` change): (row, created). Does not bump the reference-set version: the caller's
     change does. Raises like `ensure`."""
@@ -239,8 +271,9 @@ def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor:
     row = _row(session, name, lock=True)
     created = row is None
     if row is None:
-        row = WorkloadRow(id=new_id(), name=name, tee=tee, policy=policy, created_at=now, created_by=actor,
-                          review=False)
+        row = WorkloadRow(
+            id=new_id(), name=name, tee=tee, policy=policy, created_at=now, created_by=actor, review=False
+        )
         session.add(row)
         session.flush()
         _audit(session, row, CREATE, now, actor, policy=policy)
@@ -257,21 +290,35 @@ def ensure_in(session: Session, name: str, tee: str, *, now: dt.datetime, actor:
     return row, created
 
 
-def _store_inline_policy(session: Session, row: WorkloadRow, name: str, body: Mapping[str, Any], *,
-                         now: dt.datetime, actor: str) -> None:
+def _store_inline_policy(
+    session: Session, row: WorkloadRow, name: str, body: Mapping[str, Any], *, now: dt.datetime, actor: str
+) -> None:
     """Store a manifest's inline policy under its reserved name (validated like `verifier policy set`; audited
     policy.set when its body changes). RequestError WORKLOAD_POLICY_CONFLICT when the name is not one of this
     workload's (`inline_policy_name`) or another workload references it; POLICY_INVALID / POLICY_NAME_INVALID."""
     if name != inline_policy_name(row.name) and not name.startswith(inline_policy_name(row.name) + "@"):
-        raise RequestError("WORKLOAD_POLICY_CONFLICT", f"{name!r} is not an inline policy name of workload "
-                           f"{row.name!r}")
-    others = session.scalars(select(WorkloadRow.name).where(WorkloadRow.id != row.id, or_(
-        WorkloadRow.policy == name,
-        WorkloadRow.id.in_(select(WorkloadVersionPolicyRow.workload_id).where(WorkloadVersionPolicyRow.policy == name)),
-    )).limit(1)).first()
+        raise RequestError(
+            "WORKLOAD_POLICY_CONFLICT", f"{name!r} is not an inline policy name of workload {row.name!r}"
+        )
+    others = session.scalars(
+        select(WorkloadRow.name)
+        .where(
+            WorkloadRow.id != row.id,
+            or_(
+                WorkloadRow.policy == name,
+                WorkloadRow.id.in_(
+                    select(WorkloadVersionPolicyRow.workload_id).where(WorkloadVersionPolicyRow.policy == name)
+                ),
+            ),
+        )
+        .limit(1)
+    ).first()
     if others is not None:
-        raise RequestError("WORKLOAD_POLICY_CONFLICT", f"the inline policy name {name!r} of workload {row.name!r} is "
-                           f"already the policy of workload {others!r}; rename one of the workloads")
+        raise RequestError(
+            "WORKLOAD_POLICY_CONFLICT",
+            f"the inline policy name {name!r} of workload {row.name!r} is "
+            f"already the policy of workload {others!r}; rename one of the workloads",
+        )
     policy = parse_policy_body(name, dict(body))
     canonical, digest = policy_to_json(policy), policy_sha256(policy)
     stored = session.get(PolicyRow, name, with_for_update=True)
@@ -283,25 +330,41 @@ def _store_inline_policy(session: Session, row: WorkloadRow, name: str, body: Ma
     else:
         stored.body, stored.sha256, stored.updated_at, stored.updated_by = canonical, digest, now, actor
     session.flush()
-    audit.append(session, at=now, actor=actor, action="policy.set", subject=name,
-                 details={"sha256": digest, "previous_sha256": previous, "body": canonical, "workload": row.name})
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="policy.set",
+        subject=name,
+        details={"sha256": digest, "previous_sha256": previous, "body": canonical, "workload": row.name},
+    )
 
 
-def _set_version_policy_in(session: Session, row: WorkloadRow, version: str, policy: str | None, *,
-                           now: dt.datetime, actor: str) -> bool:
+def _set_version_policy_in(
+    session: Session, row: WorkloadRow, version: str, policy: str | None, *, now: dt.datetime, actor: str
+) -> bool:
     """Set (None: reset) the policy of one version; False when it already is (no audit row)."""
     current = session.get(WorkloadVersionPolicyRow, (row.id, version), with_for_update=True)
     previous = current.policy if current is not None else None
     if previous == policy:
         return False
     if current is None:
-        session.add(WorkloadVersionPolicyRow(workload_id=row.id, version=version, policy=policy, set_at=now,
-                                             set_by=actor))
+        session.add(
+            WorkloadVersionPolicyRow(workload_id=row.id, version=version, policy=policy, set_at=now, set_by=actor)
+        )
     else:
         current.policy, current.set_at, current.set_by = policy, now, actor
     session.flush()
-    _audit(session, row, VERSION_POLICY, now, actor, version=version,
-           policy=policy or f"(the workload's: {row.policy or '(default)'})", previous=previous or "(the workload's)")
+    _audit(
+        session,
+        row,
+        VERSION_POLICY,
+        now,
+        actor,
+        version=version,
+        policy=policy or f"(the workload's: {row.policy or '(default)'})",
+        previous=previous or "(the workload's)",
+    )
     return True
 
 
@@ -321,7 +384,7 @@ class SqlWorkloads:
         out: dict[str, WorkloadMeta] = {}
         with self._db.session() as session:
             for start in range(0, len(wanted), 500):
-                rows = session.scalars(select(WorkloadRow).where(WorkloadRow.name.in_(wanted[start:start + 500])))
+                rows = session.scalars(select(WorkloadRow).where(WorkloadRow.name.in_(wanted[start : start + 500])))
                 out.update({r.meta.name: r.meta for r in _records(session, builtins.list(rows))})
         return out
 
@@ -352,8 +415,11 @@ class SqlWorkloads:
         revoked versions included even without rows. NotFoundError WORKLOAD_NOT_FOUND."""
         record = self.record(name)
         with self._db.session() as session:
-            rows = session.scalars(select(ReferenceValueRow).where(ReferenceValueRow.label == record.meta.name)
-                                   .order_by(ReferenceValueRow.created_at, ReferenceValueRow.id))
+            rows = session.scalars(
+                select(ReferenceValueRow)
+                .where(ReferenceValueRow.label == record.meta.name)
+                .order_by(ReferenceValueRow.created_at, ReferenceValueRow.id)
+            )
             grouped: dict[str, builtins.list[ReferenceValue]] = {}
             for row in rows:
                 grouped.setdefault(row.version or UNVERSIONED, []).append(_to_model(row))
@@ -362,17 +428,30 @@ class SqlWorkloads:
 
     def history(self, name: str) -> builtins.list[AuditEntry]:
         """The workload.* audit rows of this workload, oldest first (its values' rows: `refs history --label`)."""
-        query = (select(AuditRow).where(AuditRow.action.in_(ACTIONS), AuditRow.subject == storable(name, 200))
-                 .order_by(AuditRow.seq))
+        query = (
+            select(AuditRow)
+            .where(AuditRow.action.in_(ACTIONS), AuditRow.subject == storable(name, 200))
+            .order_by(AuditRow.seq)
+        )
         with self._db.session() as session:
-            return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
-                    for r in session.scalars(query)]
+            return [
+                AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, dict(r.details), r.prev_hash, r.hash)
+                for r in session.scalars(query)
+            ]
 
     # --- changes -----------------------------------------------------------------------------------------------
 
-    def ensure(self, name: str, tee: str, *, now: dt.datetime, actor: str, policy: str | None = None,
-               version_policies: Mapping[str, str] | None = None,
-               inline_policies: Mapping[str, Mapping[str, Any]] | None = None) -> WorkloadMeta:
+    def ensure(
+        self,
+        name: str,
+        tee: str,
+        *,
+        now: dt.datetime,
+        actor: str,
+        policy: str | None = None,
+        version_policies: Mapping[str, str] | None = None,
+        inline_policies: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> WorkloadMeta:
         """Create the workload if missing (audited workload.create); with `policy`, set it if it differs (audited
         workload.policy); `version_policies` (version -> policy name) likewise per version (audited
         workload.version.policy; the versions need no values yet: a manifest's metadata is applied before its
@@ -385,8 +464,16 @@ class SqlWorkloads:
         POLICY_INVALID. A revoked workload is returned as it is (`revoked_at`)."""
         with self._db.session() as session:
             _serialize_changes(session)
-            row, _ = ensure_in(session, name, tee, now=now, actor=actor, policy=policy,
-                               version_policies=version_policies, inline_policies=inline_policies)
+            row, _ = ensure_in(
+                session,
+                name,
+                tee,
+                now=now,
+                actor=actor,
+                policy=policy,
+                version_policies=version_policies,
+                inline_policies=inline_policies,
+            )
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
 
@@ -400,9 +487,18 @@ class SqlWorkloads:
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
 
-    def add_values(self, name: str, entries: Sequence[ManifestEntry], *, now: dt.datetime, actor: str,
-                   tee: str | None = None, new_version: bool = False, skip_present: bool = True,
-                   source: str | None = None) -> tuple[WorkloadMeta, builtins.list[ReferenceValue]]:
+    def add_values(
+        self,
+        name: str,
+        entries: Sequence[ManifestEntry],
+        *,
+        now: dt.datetime,
+        actor: str,
+        tee: str | None = None,
+        new_version: bool = False,
+        skip_present: bool = True,
+        source: str | None = None,
+    ) -> tuple[WorkloadMeta, builtins.list[ReferenceValue]]:
         """Add `entries` (label = `name`) as values of the workload, creating it if missing (TEE `tee`, else that of
         the kinds): all or nothing, in one transaction, through the reference-value store's add rule (a revoked
         value is refused with REFERENCE_VALUE_REVOKED). Entries already live (same kind, value, label and version)
@@ -418,30 +514,42 @@ class SqlWorkloads:
         name = _check_name(name)
         kinds_tees = {tee_of_kind(e.kind) for e in entries}
         if len(kinds_tees) > 1 or (tee is not None and kinds_tees != {tee}):
-            raise RequestError("WORKLOAD_TEE_MISMATCH", f"values of {', '.join(sorted(kinds_tees))} cannot form one "
-                               f"{tee or 'workload'} version")
-        entries = [ManifestEntry(e.kind, e.value, name, e.expires_at, e.version or None, e.valid_from)
-                   for e in entries]
+            raise RequestError(
+                "WORKLOAD_TEE_MISMATCH",
+                f"values of {', '.join(sorted(kinds_tees))} cannot form one {tee or 'workload'} version",
+            )
+        entries = [ManifestEntry(e.kind, e.value, name, e.expires_at, e.version or None, e.valid_from) for e in entries]
         versions = {e.version for e in entries}
         store = SqlReferenceValueStore(self._db)
         with self._db.session() as session:
             _serialize_changes(session)
             row, _ = ensure_in(session, name, kinds_tees.pop(), now=now, actor=actor)
             if row.revoked_at is not None:
-                raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} was revoked at "
-                                   f"{to_rfc3339(row.revoked_at)}; a revoked workload takes no new values")
+                raise RequestError(
+                    "WORKLOAD_REVOKED",
+                    f"workload {name!r} was revoked at "
+                    f"{to_rfc3339(row.revoked_at)}; a revoked workload takes no new values",
+                )
             revoked = {v.version for v in _revocations(session, [row.id]).get(row.id, [])}
-            live = {(r.kind, bytes(r.value), r.version) for r in session.scalars(
-                select(ReferenceValueRow).where(ReferenceValueRow.label == row.name,
-                                                ReferenceValueRow.revoked_at.is_(None)))
-                if r.expires_at is None or r.expires_at > now}
+            live = {
+                (r.kind, bytes(r.value), r.version)
+                for r in session.scalars(
+                    select(ReferenceValueRow).where(
+                        ReferenceValueRow.label == row.name, ReferenceValueRow.revoked_at.is_(None)
+                    )
+                )
+                if r.expires_at is None or r.expires_at > now
+            }
             for version in versions:
                 shown = version or UNVERSIONED
                 if shown in revoked:
                     raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {shown!r} of {name!r} is revoked")
                 if new_version and any(v == version for _, _, v in live):
-                    raise RequestError("WORKLOAD_VERSION_EXISTS", f"version {shown!r} of {name!r} exists; a version "
-                                       "is never changed by adding values: add a new version")
+                    raise RequestError(
+                        "WORKLOAD_VERSION_EXISTS",
+                        f"version {shown!r} of {name!r} exists; a version "
+                        "is never changed by adding values: add a new version",
+                    )
             added: builtins.list[ReferenceValue] = []
             for entry in entries:
                 key = (entry.kind, bytes(entry.value), entry.version)
@@ -465,13 +573,21 @@ class SqlWorkloads:
             if row.policy != policy:
                 previous, row.policy = row.policy, policy
                 session.flush()
-                _audit(session, row, POLICY, now, storable(actor, 200), policy=policy or "(default)",
-                       previous=previous or "(default)")
+                _audit(
+                    session,
+                    row,
+                    POLICY,
+                    now,
+                    storable(actor, 200),
+                    policy=policy or "(default)",
+                    previous=previous or "(default)",
+                )
                 audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
 
-    def set_version_policy(self, name: str, version: str, policy: str | None, *, now: dt.datetime,
-                           actor: str) -> WorkloadMeta:
+    def set_version_policy(
+        self, name: str, version: str, policy: str | None, *, now: dt.datetime, actor: str
+    ) -> WorkloadMeta:
         """Appraise one version ("" = the unversioned values) under `policy` instead of the workload's (None: the
         workload's policy again), audited workload.version.policy; no change (and no audit row) when it already is.
         NotFoundError WORKLOAD_NOT_FOUND, WORKLOAD_VERSION_NOT_FOUND (no row of that version); RequestError
@@ -483,10 +599,15 @@ class SqlWorkloads:
             row = _existing(session, name)
             if row.revoked_at is not None:
                 raise RequestError("WORKLOAD_REVOKED", f"workload {name!r} is revoked")
-            stored = ReferenceValueRow.version.is_(None) if version == UNVERSIONED else \
-                ReferenceValueRow.version == version
-            if session.scalars(select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored)
-                               .limit(1)).first() is None:
+            stored = (
+                ReferenceValueRow.version.is_(None) if version == UNVERSIONED else ReferenceValueRow.version == version
+            )
+            if (
+                session.scalars(
+                    select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored).limit(1)
+                ).first()
+                is None
+            ):
                 raise NotFoundError("WORKLOAD_VERSION_NOT_FOUND", f"workload {name!r} has no version {version!r}")
             if _set_version_policy_in(session, row, version, policy, now=now, actor=actor):
                 audit.bump_reference_set(session, now)
@@ -518,15 +639,23 @@ class SqlWorkloads:
         with self._db.session() as session:
             _serialize_changes(session)
             row = _existing(session, name)
-            stored = ReferenceValueRow.version.is_(None) if version == UNVERSIONED else \
-                ReferenceValueRow.version == version
-            if session.scalars(select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored)
-                               .limit(1)).first() is None:
+            stored = (
+                ReferenceValueRow.version.is_(None) if version == UNVERSIONED else ReferenceValueRow.version == version
+            )
+            if (
+                session.scalars(
+                    select(ReferenceValueRow.id).where(ReferenceValueRow.label == row.name, stored).limit(1)
+                ).first()
+                is None
+            ):
                 raise NotFoundError("WORKLOAD_VERSION_NOT_FOUND", f"workload {name!r} has no version {version!r}")
             if session.get(WorkloadVersionStateRow, (row.id, version)) is not None:
                 raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {version!r} of {name!r} is already revoked")
-            session.add(WorkloadVersionStateRow(workload_id=row.id, version=version, revoked_at=now, revoked_by=actor,
-                                                revoke_reason=reason))
+            session.add(
+                WorkloadVersionStateRow(
+                    workload_id=row.id, version=version, revoked_at=now, revoked_by=actor, revoke_reason=reason
+                )
+            )
             session.flush()
             _audit(session, row, REVOKE_VERSION, now, actor, version=version, reason=reason)
             audit.bump_reference_set(session, now)
@@ -546,4 +675,3 @@ class SqlWorkloads:
             _audit(session, row, CONFIRM, now, actor, review_reason=flagged)
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
-

@@ -25,8 +25,9 @@ _ACTUAL_LIMIT = 200  # characters of a library error message kept in `actual`
 # AMD's VCEKs/VLEKs all have serial number 0 (RFC 5280 forbids it; pub. 57230 does it): expected, not news.
 # Silence exactly that warning, process-wide (a scoped warnings.catch_warnings is not thread-safe, and appraisals
 # run in worker threads). tests/unit/test_snp_certs.py pins that such certificates load.
-warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
-                        category=CryptographyDeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message="Parsed a serial number which wasn't positive", category=CryptographyDeprecationWarning
+)
 
 
 def _is_pem(data: bytes) -> bool:
@@ -58,8 +59,12 @@ def touch_certificate(cert: x509.Certificate) -> None:
 
 
 def _cert_malformed(what: str, exc: BaseException) -> EvidenceError:
-    return EvidenceError("CERT_MALFORMED", f"{what}: not a valid X.509 certificate",
-                         expected="X.509 certificate (RFC 5280)", actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__)
+    return EvidenceError(
+        "CERT_MALFORMED",
+        f"{what}: not a valid X.509 certificate",
+        expected="X.509 certificate (RFC 5280)",
+        actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__,
+    )
 
 
 def load_certificate(data: bytes, what: str) -> x509.Certificate:
@@ -69,8 +74,9 @@ def load_certificate(data: bytes, what: str) -> x509.Certificate:
     (RFC 5280 section 4.1), or when PEM input holds other than exactly one certificate."""
     if _is_pem(data):
         if (count := data.count(PEM_CERTIFICATE)) > 1:
-            raise EvidenceError("CERT_MALFORMED", f"{what}: expected one PEM certificate", expected="1",
-                                actual=str(count))
+            raise EvidenceError(
+                "CERT_MALFORMED", f"{what}: expected one PEM certificate", expected="1", actual=str(count)
+            )
         return load_pem_certificates(data, what, max_count=1)[0]
     return load_der_certificate(data, what)
 
@@ -94,8 +100,9 @@ def load_pem_certificates(data: bytes, what: str, *, max_count: int) -> tuple[x5
     certificates, or one of them does not parse or decode."""
     count = data.count(PEM_CERTIFICATE)
     if count > max_count:  # counted before parsing, so an oversized bundle costs no decoding work
-        raise EvidenceError("CERT_MALFORMED", f"{what}: too many certificates", expected=f"<= {max_count}",
-                            actual=str(count))
+        raise EvidenceError(
+            "CERT_MALFORMED", f"{what}: too many certificates", expected=f"<= {max_count}", actual=str(count)
+        )
     try:
         certs = tuple(x509.load_pem_x509_certificates(data))
         for cert in certs:
@@ -103,8 +110,12 @@ def load_pem_certificates(data: bytes, what: str, *, max_count: int) -> tuple[x5
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
         raise _cert_malformed(what, exc) from None
     if not certs or len(certs) > max_count:
-        raise EvidenceError("CERT_MALFORMED", f"{what}: wrong number of PEM certificates",
-                            expected=f"1..{max_count}", actual=str(len(certs)))
+        raise EvidenceError(
+            "CERT_MALFORMED",
+            f"{what}: wrong number of PEM certificates",
+            expected=f"1..{max_count}",
+            actual=str(len(certs)),
+        )
     return certs
 
 
@@ -127,6 +138,10 @@ def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
         crl = x509.load_pem_x509_crl(data) if _is_pem(data) else x509.load_der_x509_crl(data)
         touch_crl(crl)
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CRL_MALFORMED
-        raise EvidenceError("CRL_MALFORMED", f"{what}: cannot parse CRL", expected="X.509 CRL (DER or PEM)",
-                            actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__) from None
+        raise EvidenceError(
+            "CRL_MALFORMED",
+            f"{what}: cannot parse CRL",
+            expected="X.509 CRL (DER or PEM)",
+            actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__,
+        ) from None
     return crl

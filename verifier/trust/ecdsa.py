@@ -29,9 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 # Group orders n (SEC 2 v2 sections 2.4.2 and 2.5.1; FIPS 186-5 / SP 800-186 section 3.2.1).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-P384_ORDER = int(
-    "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16
-)
+P384_ORDER = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)
 _ORDERS = {"secp256r1": P256_ORDER, "secp384r1": P384_ORDER}
 
 
@@ -53,9 +51,7 @@ def complement(s: int, order: int) -> int:
     return order - s
 
 
-def verify_rs(
-    key: ec.EllipticCurvePublicKey, r: int, s: int, message: bytes, algorithm: hashes.HashAlgorithm
-) -> bool:
+def verify_rs(key: ec.EllipticCurvePublicKey, r: int, s: int, message: bytes, algorithm: hashes.HashAlgorithm) -> bool:
     """Whether (r, s) is a valid ECDSA signature of `message` by `key` with `algorithm`.
 
     r and s must lie in [1, n-1] (FIPS 186-5 section 6.4.2 step 1); out-of-range values, including the oversize

@@ -23,8 +23,9 @@ from ..reference_values.model import ReferenceValue
 from .model import WorkloadVersion
 
 # Finding codes that mean "this evidence is not this workload version" (as opposed to policy findings).
-MISS_CODES = frozenset({"REFERENCE_VALUE_MISMATCH", "REFERENCE_VALUE_MISSING", "CLAIM_MISSING",
-                        "TDX_SERVICE_TD_NOT_APPROVED"})
+MISS_CODES = frozenset(
+    {"REFERENCE_VALUE_MISMATCH", "REFERENCE_VALUE_MISSING", "CLAIM_MISSING", "TDX_SERVICE_TD_NOT_APPROVED"}
+)
 MAX_CLOSEST = 3
 
 
@@ -53,8 +54,13 @@ class Candidate:
     def describe(self) -> dict[str, Any]:
         """The token's view of this candidate: workload name, version, id, policy and status."""
         assert self.version is not None
-        return {"name": self.version.workload, "version": self.version.version, "id": self.version.workload_id,
-                "policy": self.policy.policy_id, "status": self.vector.status.value}
+        return {
+            "name": self.version.workload,
+            "version": self.version.version,
+            "id": self.version.workload_id,
+            "policy": self.policy.policy_id,
+            "status": self.vector.status.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,9 +107,15 @@ def _not_matched(closest: Sequence[Candidate], count: int) -> Finding:
         assert version is not None
         kinds_ok = {ref.kind for ref in candidate.matched}
         wanted = set(version.required) | set(version.members) | set(candidate.policy.required(version.tee))
-        parts.append(f"{version.describe()} (matched: {', '.join(sorted(kinds_ok)) or 'none'}; "
-                     f"differs: {', '.join(sorted(wanted - kinds_ok)) or 'none'})")
-    return Finding(code="WORKLOAD_NOT_MATCHED", claim=Claim.EXECUTABLES, value=CONTRAINDICATED,
-                   message=f"the evidence matches none of the {count} approved workload versions of its TEE "
-                           "completely",
-                   expected="every value of one approved workload version", actual="closest: " + "; ".join(parts))
+        parts.append(
+            f"{version.describe()} (matched: {', '.join(sorted(kinds_ok)) or 'none'}; "
+            f"differs: {', '.join(sorted(wanted - kinds_ok)) or 'none'})"
+        )
+    return Finding(
+        code="WORKLOAD_NOT_MATCHED",
+        claim=Claim.EXECUTABLES,
+        value=CONTRAINDICATED,
+        message=f"the evidence matches none of the {count} approved workload versions of its TEE completely",
+        expected="every value of one approved workload version",
+        actual="closest: " + "; ".join(parts),
+    )

@@ -81,8 +81,14 @@ class WorkloadVersions:
     versions: tuple[WorkloadVersion, ...] = field(default_factory=tuple)
 
 
-def group_versions(tee: str, references: Sequence[ReferenceValue], catalog: Mapping[str, WorkloadMeta],
-                   at: dt.datetime, *, members: Sequence[ReferenceValue] = ()) -> list[WorkloadVersion]:
+def group_versions(
+    tee: str,
+    references: Sequence[ReferenceValue],
+    catalog: Mapping[str, WorkloadMeta],
+    at: dt.datetime,
+    *,
+    members: Sequence[ReferenceValue] = (),
+) -> list[WorkloadVersion]:
     """The live workload versions of `tee` formed by active `references` (label = workload, version = version).
 
     `members` (rows not expired: active, pending or revoked) add the kinds a version requires beyond its active
@@ -106,6 +112,5 @@ def group_versions(tee: str, references: Sequence[ReferenceValue], catalog: Mapp
             continue
         values = groups.get(key, {})
         kinds = frozenset(values) | frozenset(required.get(key, ()))
-        out.append(WorkloadVersion(name, version, tee, {k: tuple(v) for k, v in sorted(values.items())}, meta,
-                                   kinds))
+        out.append(WorkloadVersion(name, version, tee, {k: tuple(v) for k, v in sorted(values.items())}, meta, kinds))
     return out

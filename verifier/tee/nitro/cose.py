@@ -59,17 +59,28 @@ def _check_crit(header: dict[int, object]) -> None:
         or not all(isinstance(label, int | str) and not isinstance(label, bool) for label in crit)
         or len(set(crit)) != len(crit)
     ):
-        raise ParseError("NITRO_COSE_CRIT_MALFORMED", "crit must be a non-empty array of distinct labels",
-                         expected="[label, ...]", actual=repr(crit)[:128])
+        raise ParseError(
+            "NITRO_COSE_CRIT_MALFORMED",
+            "crit must be a non-empty array of distinct labels",
+            expected="[label, ...]",
+            actual=repr(crit)[:128],
+        )
     unknown = [label for label in crit if label not in UNDERSTOOD_LABELS]
     if unknown:
-        raise ParseError("NITRO_COSE_CRIT_UNSUPPORTED", "crit names a header parameter this verifier does not "
-                         "understand (RFC 9052 section 3.1: reject)", expected=repr(list(UNDERSTOOD_LABELS)),
-                         actual=repr(unknown)[:128])
+        raise ParseError(
+            "NITRO_COSE_CRIT_UNSUPPORTED",
+            "crit names a header parameter this verifier does not understand (RFC 9052 section 3.1: reject)",
+            expected=repr(list(UNDERSTOOD_LABELS)),
+            actual=repr(unknown)[:128],
+        )
     absent = [label for label in crit if label not in header]
     if absent:
-        raise ParseError("NITRO_COSE_CRIT_MALFORMED", "crit names a label absent from the protected header",
-                         expected=repr(sorted(header)), actual=repr(absent)[:128])
+        raise ParseError(
+            "NITRO_COSE_CRIT_MALFORMED",
+            "crit names a label absent from the protected header",
+            expected=repr(sorted(header)),
+            actual=repr(absent)[:128],
+        )
 
 
 def _read_tag(data: bytes) -> tuple[int | None, int]:
@@ -114,8 +125,12 @@ def parse_cose_sign1(data: bytes) -> CoseSign1:
     if HEADER_ALG in unprotected:  # RFC 9052 section 3: alg belongs in the protected bucket only
         raise ParseError("NITRO_ALG_UNSUPPORTED", "alg must not appear in the unprotected header")
     if unprotected:
-        raise ParseError("NITRO_COSE_UNPROTECTED_NOT_EMPTY", "the unprotected header must be empty", expected="{}",
-                         actual=",".join(repr(k) for k in unprotected)[:128])
+        raise ParseError(
+            "NITRO_COSE_UNPROTECTED_NOT_EMPTY",
+            "the unprotected header must be empty",
+            expected="{}",
+            actual=",".join(repr(k) for k in unprotected)[:128],
+        )
     if len(signature) != SIGNATURE_LENGTH:
         raise ParseError(
             "NITRO_SIGNATURE_LENGTH",

@@ -161,14 +161,21 @@ class _Reader:
             offset = self.pos
             major = self._peek() >> 5
             if major not in _KEY_MAJORS:
-                raise self._fail("NITRO_CBOR_KEY_TYPE", "map keys must be integers or text strings",
-                                 f"major type {major} at offset {offset}")
+                raise self._fail(
+                    "NITRO_CBOR_KEY_TYPE",
+                    "map keys must be integers or text strings",
+                    f"major type {major} at offset {offset}",
+                )
             key = self.item(depth + 1)
             if not isinstance(key, int | str):  # unreachable: major types 0, 1 and 3 decode to int or str
                 raise self._fail("NITRO_CBOR_KEY_TYPE", "map keys must be integers or text strings")
             if key in out:
-                raise ParseError("NITRO_CBOR_DUPLICATE_KEY", f"{self.what}: a CBOR map repeats a key "
-                                 f"(RFC 8949 section 5.6)", expected="each key once", actual=repr(key)[:64])
+                raise ParseError(
+                    "NITRO_CBOR_DUPLICATE_KEY",
+                    f"{self.what}: a CBOR map repeats a key (RFC 8949 section 5.6)",
+                    expected="each key once",
+                    actual=repr(key)[:64],
+                )
             out[key] = self.item(depth + 1)
         return out
 

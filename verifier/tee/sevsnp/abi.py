@@ -115,31 +115,52 @@ def parse_report(data: bytes) -> AttestationReport:
     """Parse exactly one 0x4A0-byte report. Raises ParseError (SNP_* codes) on any violation."""
     if len(data) != REPORT_SIZE:
         code = "SNP_REPORT_TRUNCATED" if len(data) < REPORT_SIZE else "SNP_REPORT_LENGTH"
-        raise ParseError(code, "an SNP attestation report is exactly 0x4A0 bytes",
-                         expected=str(REPORT_SIZE), actual=str(len(data)))
+        raise ParseError(
+            code, "an SNP attestation report is exactly 0x4A0 bytes", expected=str(REPORT_SIZE), actual=str(len(data))
+        )
     version, guest_svn, policy = struct.unpack_from("<IIQ", data, 0x00)
     if version not in SUPPORTED_VERSIONS:
-        raise ParseError("SNP_REPORT_VERSION_UNSUPPORTED", "unsupported ATTESTATION_REPORT version",
-                         expected="2..5", actual=str(version))
+        raise ParseError(
+            "SNP_REPORT_VERSION_UNSUPPORTED",
+            "unsupported ATTESTATION_REPORT version",
+            expected="2..5",
+            actual=str(version),
+        )
     for start, end in _reserved(version):
         chunk = data[start:end]
         if any(chunk):
             first = start + next(i for i, b in enumerate(chunk) if b)
-            raise ParseError("SNP_RESERVED_NONZERO", f"reserved bytes 0x{start:03X}..0x{end - 1:03X} are not zero "
-                             f"(first non-zero at 0x{first:03X})", expected="00", actual=f"0x{first:03X}")
+            raise ParseError(
+                "SNP_RESERVED_NONZERO",
+                f"reserved bytes 0x{start:03X}..0x{end - 1:03X} are not zero (first non-zero at 0x{first:03X})",
+                expected="00",
+                actual=f"0x{first:03X}",
+            )
     vmpl, signature_algo = struct.unpack_from("<II", data, 0x30)
     (platform_info,) = struct.unpack_from("<Q", data, 0x40)
     (signer_info,) = struct.unpack_from("<I", data, _SIGNER_INFO)
     if signer_info & ~_SIGNER_INFO_KNOWN:
-        raise ParseError("SNP_RESERVED_NONZERO", "reserved signer-info bits at 0x048 are set",
-                         expected=f"mask 0x{_SIGNER_INFO_KNOWN:08x}", actual=f"0x{signer_info:08x}")
+        raise ParseError(
+            "SNP_RESERVED_NONZERO",
+            "reserved signer-info bits at 0x048 are set",
+            expected=f"mask 0x{_SIGNER_INFO_KNOWN:08x}",
+            actual=f"0x{signer_info:08x}",
+        )
     signing_key = (signer_info >> 2) & 0b111
     if signing_key not in SIGNING_KEY_NAMES:
-        raise ParseError("SNP_SIGNING_KEY_UNKNOWN", "SIGNING_KEY is not VCEK (0), VLEK (1) or none (7)",
-                         expected="0|1|7", actual=str(signing_key))
+        raise ParseError(
+            "SNP_SIGNING_KEY_UNKNOWN",
+            "SIGNING_KEY is not VCEK (0), VLEK (1) or none (7)",
+            expected="0|1|7",
+            actual=str(signing_key),
+        )
     if signature_algo != SIGNATURE_ALGO_ECDSA_P384_SHA384:
-        raise ParseError("SNP_SIGNATURE_ALGO_UNSUPPORTED", "SIGNATURE_ALGO must be 1 (ECDSA P-384 with SHA-384)",
-                         expected="1", actual=str(signature_algo))
+        raise ParseError(
+            "SNP_SIGNATURE_ALGO_UNSUPPORTED",
+            "SIGNATURE_ALGO must be 1 (ECDSA P-384 with SHA-384)",
+            expected="1",
+            actual=str(signature_algo),
+        )
     if vmpl > 3:
         raise ParseError("SNP_VMPL_INVALID", "VMPL must be 0..3", expected="0..3", actual=str(vmpl))
     _check_policy(policy)
@@ -153,12 +174,27 @@ def parse_report(data: bytes) -> AttestationReport:
         check_reserved(raw[field.lower()], product, field)
     mit = struct.unpack_from("<QQ", data, 0x1F8) if version >= 5 else (None, None)
     return AttestationReport(
-        version=version, guest_svn=guest_svn, policy=policy, vmpl=vmpl, signature_algo=signature_algo,
-        platform_info=platform_info, author_key_en=bool(signer_info & 1), mask_chip_key=bool(signer_info & 2),
-        signing_key=signing_key, cpuid_fam_id=cpuid[0], cpuid_mod_id=cpuid[1], cpuid_step=cpuid[2],
-        current_build=data[0x1E8], current_minor=data[0x1E9], current_major=data[0x1EA],
-        committed_build=data[0x1EC], committed_minor=data[0x1ED], committed_major=data[0x1EE],
-        launch_mit_vector=mit[0], current_mit_vector=mit[1], **raw,
+        version=version,
+        guest_svn=guest_svn,
+        policy=policy,
+        vmpl=vmpl,
+        signature_algo=signature_algo,
+        platform_info=platform_info,
+        author_key_en=bool(signer_info & 1),
+        mask_chip_key=bool(signer_info & 2),
+        signing_key=signing_key,
+        cpuid_fam_id=cpuid[0],
+        cpuid_mod_id=cpuid[1],
+        cpuid_step=cpuid[2],
+        current_build=data[0x1E8],
+        current_minor=data[0x1E9],
+        current_major=data[0x1EA],
+        committed_build=data[0x1EC],
+        committed_minor=data[0x1ED],
+        committed_major=data[0x1EE],
+        launch_mit_vector=mit[0],
+        current_mit_vector=mit[1],
+        **raw,
     )
 
 
@@ -169,11 +205,19 @@ POLICY_KNOWN_BITS = (1 << 26) - 1
 
 def _check_policy(policy: int) -> None:
     if not policy & POLICY_RESERVED_ONE:
-        raise ParseError("SNP_POLICY_INVALID", "GUEST_POLICY bit 17 is reserved and must be one",
-                         expected="bit 17 set", actual=f"0x{policy:016x}")
+        raise ParseError(
+            "SNP_POLICY_INVALID",
+            "GUEST_POLICY bit 17 is reserved and must be one",
+            expected="bit 17 set",
+            actual=f"0x{policy:016x}",
+        )
     if policy & ~POLICY_KNOWN_BITS:
-        raise ParseError("SNP_POLICY_INVALID", "GUEST_POLICY bits 63:26 are reserved and must be zero",
-                         expected=f"mask 0x{POLICY_KNOWN_BITS:016x}", actual=f"0x{policy:016x}")
+        raise ParseError(
+            "SNP_POLICY_INVALID",
+            "GUEST_POLICY bits 63:26 are reserved and must be zero",
+            expected=f"mask 0x{POLICY_KNOWN_BITS:016x}",
+            actual=f"0x{policy:016x}",
+        )
 
 
 def serialize_report(report: AttestationReport) -> bytes:

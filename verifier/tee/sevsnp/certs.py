@@ -67,7 +67,7 @@ def common_name(name: x509.Name) -> str:
 
 
 def classify(cert: x509.Certificate) -> str:
-    """"ark", "ask", "asvk", "vcek" or "vlek" from the subject CN (pub. 57230); EvidenceError otherwise."""
+    """ "ark", "ask", "asvk", "vcek" or "vlek" from the subject CN (pub. 57230); EvidenceError otherwise."""
     cn = common_name(cert.subject)
     if cn == "SEV-VCEK":
         return "vcek"
@@ -80,8 +80,12 @@ def classify(cert: x509.Certificate) -> str:
             return "asvk"
     elif cn.startswith("SEV-") and len(cn) > 4:
         return "ask"
-    raise EvidenceError("SNP_CERT_UNKNOWN", "not an AMD SEV-SNP certificate subject",
-                        expected="ARK-*, SEV-*, SEV-VLEK-*, SEV-VCEK or SEV-VLEK", actual=cn or "no CN")
+    raise EvidenceError(
+        "SNP_CERT_UNKNOWN",
+        "not an AMD SEV-SNP certificate subject",
+        expected="ARK-*, SEV-*, SEV-VLEK-*, SEV-VCEK or SEV-VLEK",
+        actual=cn or "no CN",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,9 @@ class KdsExtensions:
 
 
 def _invalid(oid: str, reason: str, value: bytes) -> EvidenceError:
-    return EvidenceError("SNP_CERT_EXTENSION_INVALID", f"KDS extension {oid}: {reason}",
-                         expected=reason, actual=value.hex())
+    return EvidenceError(
+        "SNP_CERT_EXTENSION_INVALID", f"KDS extension {oid}: {reason}", expected=reason, actual=value.hex()
+    )
 
 
 def _integer(oid: str, value: bytes) -> int:
@@ -122,8 +127,9 @@ def kds_extensions(cert: x509.Certificate) -> KdsExtensions:
             if oid.startswith(KDS_OID + ".") and isinstance(ext.value, x509.UnrecognizedExtension):
                 raw[oid] = ext.value.value
     except ValueError as exc:
-        raise EvidenceError("SNP_CERT_EXTENSION_INVALID", "undecodable certificate extensions",
-                            actual=str(exc)) from None
+        raise EvidenceError(
+            "SNP_CERT_EXTENSION_INVALID", "undecodable certificate extensions", actual=str(exc)
+        ) from None
     spl = {name: _integer(oid, raw[oid]) if oid in raw else None for name, oid in _SPL_OIDS.items()}
     product_name: str | None = None
     if (product := raw.get(OID_PRODUCT_NAME)) is not None:
@@ -137,8 +143,13 @@ def kds_extensions(cert: x509.Certificate) -> KdsExtensions:
     if hwid is not None and len(hwid) not in HWID_SIZES:
         raise _invalid(OID_HWID, "hwID is 64 bytes (8 on Turin)", hwid)
     return KdsExtensions(
-        struct_version=spl["struct_version"], product_name=product_name, bl_spl=spl["bl_spl"],
-        tee_spl=spl["tee_spl"], snp_spl=spl["snp_spl"], ucode_spl=spl["ucode_spl"], fmc_spl=spl["fmc_spl"],
+        struct_version=spl["struct_version"],
+        product_name=product_name,
+        bl_spl=spl["bl_spl"],
+        tee_spl=spl["tee_spl"],
+        snp_spl=spl["snp_spl"],
+        ucode_spl=spl["ucode_spl"],
+        fmc_spl=spl["fmc_spl"],
         hwid=hwid,
     )
 
@@ -164,7 +175,8 @@ class SnpCertificates:
         for cert in certs:
             kind = classify(cert)
             if kind in slots and slots[kind] != cert:
-                raise EvidenceError("SNP_CERT_DUPLICATE", f"two different {kind.upper()} certificates",
-                                    expected="one", actual="2")
+                raise EvidenceError(
+                    "SNP_CERT_DUPLICATE", f"two different {kind.upper()} certificates", expected="one", actual="2"
+                )
             slots[kind] = cert
         return cls(**slots)

@@ -47,15 +47,22 @@ def parse_cert_table(data: bytes) -> dict[str, bytes]:
     position = 0
     while True:
         if position + ENTRY_SIZE > len(data):
-            raise ParseError("SNP_CERT_TABLE_TRUNCATED", "certificate table ends before its all-zero entry",
-                             expected=f">= {position + ENTRY_SIZE} bytes", actual=str(len(data)))
+            raise ParseError(
+                "SNP_CERT_TABLE_TRUNCATED",
+                "certificate table ends before its all-zero entry",
+                expected=f">= {position + ENTRY_SIZE} bytes",
+                actual=str(len(data)),
+            )
         raw_guid = bytes(data[position : position + 16])
         offset, length = struct.unpack_from("<II", data, position + 16)
         position += ENTRY_SIZE
         if not any(raw_guid):
             if offset or length:
-                raise _invalid(f"entry at 0x{position - ENTRY_SIZE:x} has a zero GUID but is not all zero",
-                               "all zero", f"offset {offset} length {length}")
+                raise _invalid(
+                    f"entry at 0x{position - ENTRY_SIZE:x} has a zero GUID but is not all zero",
+                    "all zero",
+                    f"offset {offset} length {length}",
+                )
             break
         if len(entries) == MAX_ENTRIES:
             raise _invalid("certificate table has too many entries", f"<= {MAX_ENTRIES}", f"> {MAX_ENTRIES}")
@@ -69,8 +76,12 @@ def parse_cert_table(data: bytes) -> dict[str, bytes]:
         if offset < position:
             raise _invalid(f"certificate {guid} overlaps the table entries", f"offset >= {position}", str(offset))
         if offset + length > len(data):
-            raise ParseError("SNP_CERT_TABLE_TRUNCATED", f"certificate {guid} runs past the end of the table",
-                             expected=f">= {offset + length} bytes", actual=str(len(data)))
+            raise ParseError(
+                "SNP_CERT_TABLE_TRUNCATED",
+                f"certificate {guid} runs past the end of the table",
+                expected=f">= {offset + length} bytes",
+                actual=str(len(data)),
+            )
         certs[guid] = bytes(data[offset : offset + length])
     named = {_NAMES.get(guid, str(guid)): der for guid, der in certs.items()}
     if "ask" in named and _asvk_table(set(named)):

@@ -9,8 +9,18 @@ from .abi import AttestationReport
 from .policy import decode_platform_info, decode_policy
 from .tcb import Product, decode_tcb
 
-_HEX_FIELDS = ("family_id", "image_id", "report_data", "measurement", "host_data", "id_key_digest",
-               "author_key_digest", "report_id", "report_id_ma", "chip_id")
+_HEX_FIELDS = (
+    "family_id",
+    "image_id",
+    "report_data",
+    "measurement",
+    "host_data",
+    "id_key_digest",
+    "author_key_digest",
+    "report_id",
+    "report_id_ma",
+    "chip_id",
+)
 _TCB_FIELDS = ("current_tcb", "reported_tcb", "committed_tcb", "launch_tcb")
 
 

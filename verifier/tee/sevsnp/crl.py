@@ -52,25 +52,41 @@ def _signature_valid(crl: x509.CertificateRevocationList, issuer: x509.Certifica
 def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime.datetime) -> None:
     """Issuer name, signature by `issuer`, and thisUpdate <= at <= nextUpdate (never a stale CRL)."""
     if crl.issuer != issuer.subject:
-        raise EvidenceError("CRL_ISSUER_MISMATCH", "CRL issuer is not the expected ARK",
-                            expected=issuer.subject.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+        raise EvidenceError(
+            "CRL_ISSUER_MISMATCH",
+            "CRL issuer is not the expected ARK",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
+        )
     try:
         valid = _signature_valid(crl, issuer)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise EvidenceError("CRL_SIGNATURE_INVALID", "CRL signature cannot be checked",
-                            expected="RSASSA-PSS SHA-384", actual=str(exc)) from None
+        raise EvidenceError(
+            "CRL_SIGNATURE_INVALID", "CRL signature cannot be checked", expected="RSASSA-PSS SHA-384", actual=str(exc)
+        ) from None
     if not valid:
-        raise EvidenceError("CRL_SIGNATURE_INVALID", "CRL signature does not verify with the issuer key",
-                            expected=issuer.subject.rfc4514_string(), actual=crl.signature_algorithm_oid.dotted_string)
+        raise EvidenceError(
+            "CRL_SIGNATURE_INVALID",
+            "CRL signature does not verify with the issuer key",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.signature_algorithm_oid.dotted_string,
+        )
     at = _utc(at)
     if at < crl.last_update_utc:
-        raise EvidenceError("CRL_NOT_YET_VALID", "CRL thisUpdate is after the appraisal time",
-                            expected=f"thisUpdate {_rfc3339(crl.last_update_utc)}", actual=_rfc3339(at))
+        raise EvidenceError(
+            "CRL_NOT_YET_VALID",
+            "CRL thisUpdate is after the appraisal time",
+            expected=f"thisUpdate {_rfc3339(crl.last_update_utc)}",
+            actual=_rfc3339(at),
+        )
     next_update = crl.next_update_utc
     if next_update is None or at > next_update:
-        raise EvidenceError("CRL_EXPIRED", "CRL is past nextUpdate (or has none): a fresh CRL is required",
-                            expected=f"nextUpdate {_rfc3339(next_update) if next_update else 'present'}",
-                            actual=_rfc3339(at))
+        raise EvidenceError(
+            "CRL_EXPIRED",
+            "CRL is past nextUpdate (or has none): a fresh CRL is required",
+            expected=f"nextUpdate {_rfc3339(next_update) if next_update else 'present'}",
+            actual=_rfc3339(at),
+        )
 
 
 def verify_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime) -> x509.CertificateRevocationList:

@@ -75,11 +75,16 @@ class SnpVerifier:
         except EvidenceError as exc:
             _reject_unverifiable(fetched, product, ctx)
             return VerifiedEvidence(self.tee, report, report_claims(report, product), exc, details)
-        details["collateral"] = [*_certificate_entries(verified.chain, verified.signer_kind, origin),
-                                 *details.get("collateral", ())]
+        details["collateral"] = [
+            *_certificate_entries(verified.chain, verified.signer_kind, origin),
+            *details.get("collateral", ()),
+        ]
         claims = report_claims(report, verified.product)
-        claims["signer"] = {"kind": verified.signer_kind, "subject": verified.signer.subject.rfc4514_string(),
-                            "not_after": verified.signer.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        claims["signer"] = {
+            "kind": verified.signer_kind,
+            "subject": verified.signer.subject.rfc4514_string(),
+            "not_after": verified.signer.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         details["product"] = verified.product.value
         return VerifiedEvidence(self.tee, report, claims, None, details)
 
@@ -102,8 +107,14 @@ def _from_request(files: Mapping[str, bytes]) -> SnpCertificates:
     return SnpCertificates(**found)
 
 
-def _complete(report: AttestationReport, certs: SnpCertificates, product: Product | None,
-              ctx: VerifyContext, origin: dict[str, str], fetched: dict[str, CollateralItem]) -> SnpCertificates:
+def _complete(
+    report: AttestationReport,
+    certs: SnpCertificates,
+    product: Product | None,
+    ctx: VerifyContext,
+    origin: dict[str, str],
+    fetched: dict[str, CollateralItem],
+) -> SnpCertificates:
     """Fill the gaps from the trust-anchor directory, then from the collateral source; `origin` records where
     each certificate kind came from, `fetched` the source items used ("vcek", "cert_chain"). An item that does
     not parse is rejected (`reject`) and its EvidenceError raised."""
@@ -121,8 +132,10 @@ def _complete(report: AttestationReport, certs: SnpCertificates, product: Produc
         fetched["vcek"] = item
         certs = _merge(certs, SnpCertificates(vcek=vcek), origin, source_name(item.source))
     if vcek_signed and certs.vcek is None:
-        raise CollateralUnavailableError("COLLATERAL_VCEK_MISSING", "no VCEK in the request and the product of "
-                                         "this v2 report is unknown: send vcek.pem with the evidence")
+        raise CollateralUnavailableError(
+            "COLLATERAL_VCEK_MISSING",
+            "no VCEK in the request and the product of this v2 report is unknown: send vcek.pem with the evidence",
+        )
     needs = "ask" if vcek_signed else "asvk"
     if getattr(certs, needs) is None and product is not None:
         item = ctx.source.fetch(cert_chain_key(product, "vcek" if vcek_signed else "vlek"), at=ctx.at)
@@ -148,8 +161,14 @@ def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product
         return
     chain_item = fetched.get("cert_chain")
     served = load_certificates(chain_item.data) if chain_item is not None else []  # it parsed in _complete
-    ark = next((c for c in [*ctx.anchors.roots("amd-ark"), *served]
-                if _cn(c) == f"ARK-{product.value}" and ctx.anchors.is_pinned("amd-ark", c)), None)
+    ark = next(
+        (
+            c
+            for c in [*ctx.anchors.roots("amd-ark"), *served]
+            if _cn(c) == f"ARK-{product.value}" and ctx.anchors.is_pinned("amd-ark", c)
+        ),
+        None,
+    )
     if ark is None:
         return
     intermediates = [c for c in ctx.anchors.certificates if _kind(c) in ("ask", "asvk")]
@@ -157,8 +176,12 @@ def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product
         try:
             chain = [c for c in served if _kind(c) in ("ask", "asvk")]
             if not chain:
-                raise EvidenceError("SNP_INTERMEDIATE_MISSING", "the cert_chain holds no ASK or ASVK",
-                                    expected="ASK or ASVK", actual="none")
+                raise EvidenceError(
+                    "SNP_INTERMEDIATE_MISSING",
+                    "the cert_chain holds no ASK or ASVK",
+                    expected="ASK or ASVK",
+                    actual="none",
+                )
             for cert in chain:
                 check_issued_by(cert, ark)
                 check_validity(cert, ctx.at)
@@ -189,8 +212,13 @@ def _merge(certs: SnpCertificates, more: SnpCertificates, origin: dict[str, str]
     return certs.merged(more)
 
 
-def _revocation(report: AttestationReport, certs: SnpCertificates, product: Product | None, ctx: VerifyContext,
-                details: dict[str, Any]) -> x509.CertificateRevocationList | None:
+def _revocation(
+    report: AttestationReport,
+    certs: SnpCertificates,
+    product: Product | None,
+    ctx: VerifyContext,
+    details: dict[str, Any],
+) -> x509.CertificateRevocationList | None:
     """The ARK-signed CRL that decides (request or source, the newer), verified; when none can be had, record why
     (policy decides). Without `ctx.check_crl` revocation is "off"."""
     if not ctx.check_crl:
@@ -200,8 +228,14 @@ def _revocation(report: AttestationReport, certs: SnpCertificates, product: Prod
         _unavailable(details, "SNP_PRODUCT_UNKNOWN")
         return None
     signer: Literal["vcek", "vlek"] = "vlek" if report.signing_key == SIGNING_KEY_VLEK else "vcek"
-    ark = next((c for c in [certs.ark, *ctx.anchors.roots("amd-ark")]
-                if c is not None and ctx.anchors.is_pinned("amd-ark", c) and _cn(c) == f"ARK-{product.value}"), None)
+    ark = next(
+        (
+            c
+            for c in [certs.ark, *ctx.anchors.roots("amd-ark")]
+            if c is not None and ctx.anchors.is_pinned("amd-ark", c) and _cn(c) == f"ARK-{product.value}"
+        ),
+        None,
+    )
     request = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
 
     served: list[CollateralItem] = []
@@ -234,17 +268,27 @@ def _unavailable(details: dict[str, Any], reason: str) -> None:
     log.warning("SNP CRL unavailable: %s", reason)
 
 
-def _certificate_entries(chain: list[x509.Certificate], signer_kind: str,
-                         origin: dict[str, str]) -> list[dict[str, Any]]:
+def _certificate_entries(
+    chain: list[x509.Certificate], signer_kind: str, origin: dict[str, str]
+) -> list[dict[str, Any]]:
     """details["collateral"] entries for the signer and for the ASK/ASVK (+ARK) chain that validated it."""
     signer, intermediate, ark = chain[0], chain[1], chain[-1]
     inter_kind = "ask" if signer_kind == "vcek" else "asvk"
     return [
-        {"item": f"amd.{signer_kind}", "number": None, "issued": _rfc3339(signer.not_valid_before_utc),
-         "next_update": _rfc3339(signer.not_valid_after_utc), "source": origin.get(signer_kind, "request")},
-        {"item": "amd.cert_chain", "number": None, "issued": _rfc3339(intermediate.not_valid_before_utc),
-         "next_update": _rfc3339(min(intermediate.not_valid_after_utc, ark.not_valid_after_utc)),
-         "source": origin.get(inter_kind, "anchors")},
+        {
+            "item": f"amd.{signer_kind}",
+            "number": None,
+            "issued": _rfc3339(signer.not_valid_before_utc),
+            "next_update": _rfc3339(signer.not_valid_after_utc),
+            "source": origin.get(signer_kind, "request"),
+        },
+        {
+            "item": "amd.cert_chain",
+            "number": None,
+            "issued": _rfc3339(intermediate.not_valid_before_utc),
+            "next_update": _rfc3339(min(intermediate.not_valid_after_utc, ark.not_valid_after_utc)),
+            "source": origin.get(inter_kind, "anchors"),
+        },
     ]
 
 

@@ -41,12 +41,23 @@ class GuestPolicy:
 def decode_policy(value: int) -> GuestPolicy:
     """Decode GUEST_POLICY; ParseError SNP_POLICY_INVALID when bit 17 is clear or a reserved bit is set."""
     if not 0 <= value <= _U64 or not value & POLICY_RESERVED_ONE or value & ~POLICY_KNOWN_BITS:
-        raise ParseError("SNP_POLICY_INVALID", "GUEST_POLICY needs bit 17 set and bits 63:26 clear",
-                         expected=f"bit 17 set, mask 0x{POLICY_KNOWN_BITS:016x}", actual=f"0x{value:016x}")
+        raise ParseError(
+            "SNP_POLICY_INVALID",
+            "GUEST_POLICY needs bit 17 set and bits 63:26 clear",
+            expected=f"bit 17 set, mask 0x{POLICY_KNOWN_BITS:016x}",
+            actual=f"0x{value:016x}",
+        )
     return GuestPolicy(
-        abi_minor=value & 0xFF, abi_major=value >> 8 & 0xFF, smt=_bit(value, 16), migrate_ma=_bit(value, 18),
-        debug=_bit(value, 19), single_socket=_bit(value, 20), cxl_allow=_bit(value, 21),
-        mem_aes_256_xts=_bit(value, 22), rapl_dis=_bit(value, 23), ciphertext_hiding=_bit(value, 24),
+        abi_minor=value & 0xFF,
+        abi_major=value >> 8 & 0xFF,
+        smt=_bit(value, 16),
+        migrate_ma=_bit(value, 18),
+        debug=_bit(value, 19),
+        single_socket=_bit(value, 20),
+        cxl_allow=_bit(value, 21),
+        mem_aes_256_xts=_bit(value, 22),
+        rapl_dis=_bit(value, 23),
+        ciphertext_hiding=_bit(value, 24),
         page_swap_disable=_bit(value, 25),
     )
 
@@ -77,10 +88,17 @@ class PlatformInfo:
 
 def decode_platform_info(value: int) -> PlatformInfo:
     if not 0 <= value <= _U64:
-        raise ParseError("SNP_PLATFORM_INFO_INVALID", "PLATFORM_INFO is a 64-bit field",
-                         expected="0..2^64-1", actual=str(value))
+        raise ParseError(
+            "SNP_PLATFORM_INFO_INVALID", "PLATFORM_INFO is a 64-bit field", expected="0..2^64-1", actual=str(value)
+        )
     return PlatformInfo(
-        smt_en=_bit(value, 0), tsme_en=_bit(value, 1), ecc_en=_bit(value, 2), rapl_dis=_bit(value, 3),
-        ciphertext_hiding_en=_bit(value, 4), alias_check_complete=_bit(value, 5),
-        iommu_write_safe=_bit(value, 6), tio_en=_bit(value, 7), raw=value,
+        smt_en=_bit(value, 0),
+        tsme_en=_bit(value, 1),
+        ecc_en=_bit(value, 2),
+        rapl_dis=_bit(value, 3),
+        ciphertext_hiding_en=_bit(value, 4),
+        alias_check_complete=_bit(value, 5),
+        iommu_write_safe=_bit(value, 6),
+        tio_en=_bit(value, 7),
+        raw=value,
     )

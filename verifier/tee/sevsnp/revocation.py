@@ -49,8 +49,9 @@ def source_name(item_source: str) -> str:
     return "cache" if item_source == "cache" else "vendor"
 
 
-def choose_crl(request_data: bytes | None, fetch: Callable[[], CollateralItem], ark: x509.Certificate | None,
-               at: dt.datetime) -> Revocation:
+def choose_crl(
+    request_data: bytes | None, fetch: Callable[[], CollateralItem], ark: x509.Certificate | None, at: dt.datetime
+) -> Revocation:
     """Verify the request CRL (`request_data`, DER or PEM) and the source's (`fetch()`, which may raise
     CollateralUnavailableError) against `ark` at `at`, and pick the one that decides. Never raises for bad or
     missing CRLs: they come back as `Revocation(crl=None, reason=<code>)`."""
@@ -73,8 +74,7 @@ def choose_crl(request_data: bytes | None, fetch: Callable[[], CollateralItem], 
     except (CollateralUnavailableError, EvidenceError) as exc:
         source_error = exc.code
     if request is None and source is None:
-        return Revocation(None, request_error or source_error or "COLLATERAL_UNAVAILABLE",
-                          request_error=request_error)
+        return Revocation(None, request_error or source_error or "COLLATERAL_UNAVAILABLE", request_error=request_error)
     superseded = None
     chosen: CrlCandidate | None = request if source is None else source
     if request is not None and source is not None:
@@ -88,9 +88,12 @@ def choose_crl(request_data: bytes | None, fetch: Callable[[], CollateralItem], 
 
 def collateral_entry(candidate: CrlCandidate) -> dict[str, Any]:
     next_update = candidate.crl.next_update_utc
-    return {"item": ITEM_CRL, **candidate.version.to_json(),
-            "next_update": _rfc3339(next_update) if next_update is not None else None,
-            "source": candidate.source}
+    return {
+        "item": ITEM_CRL,
+        **candidate.version.to_json(),
+        "next_update": _rfc3339(next_update) if next_update is not None else None,
+        "source": candidate.source,
+    }
 
 
 def _rfc3339(value: dt.datetime) -> str:

@@ -63,8 +63,12 @@ def check_reserved(raw: bytes, product: Product | None, field: str) -> None:
             base = TCB_FIELD_OFFSETS.get(field.upper())
             where = f"byte {index}" + ("" if base is None else f" (offset 0x{base + index:03X})")
             layout = f"the {product} layout" if product is not None else "every layout"
-            raise ParseError("SNP_RESERVED_NONZERO", f"{field} {where} is reserved in {layout} and not zero",
-                             expected=f"00 at {field} {where}", actual=f"{raw[index]:02x} ({field} {raw.hex()})")
+            raise ParseError(
+                "SNP_RESERVED_NONZERO",
+                f"{field} {where} is reserved in {layout} and not zero",
+                expected=f"00 at {field} {where}",
+                actual=f"{raw[index]:02x} ({field} {raw.hex()})",
+            )
 
 
 def decode_tcb(raw: bytes, product: Product, *, field: str = "TCB") -> TcbVersion:
@@ -75,8 +79,12 @@ def decode_tcb(raw: bytes, product: Product, *, field: str = "TCB") -> TcbVersio
     check_reserved(raw, product, field)
     positions, _ = _LAYOUT[product]
     return TcbVersion(
-        bootloader=raw[positions["bootloader"]], tee=raw[positions["tee"]], snp=raw[positions["snp"]],
-        microcode=raw[positions["microcode"]], fmc=raw[positions["fmc"]] if "fmc" in positions else None, raw=raw,
+        bootloader=raw[positions["bootloader"]],
+        tee=raw[positions["tee"]],
+        snp=raw[positions["snp"]],
+        microcode=raw[positions["microcode"]],
+        fmc=raw[positions["fmc"]] if "fmc" in positions else None,
+        raw=raw,
     )
 
 

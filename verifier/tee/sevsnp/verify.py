@@ -45,16 +45,28 @@ class SnpVerified:
 def _signer(report: AttestationReport, certs: SnpCertificates) -> tuple[str, x509.Certificate]:
     """Step 1 (ABI spec, signer info at 0x48 bits 4:2)."""
     if report.signing_key == SIGNING_KEY_NONE:
-        raise EvidenceError("SNP_SIGNING_KEY_NONE", "the report is unsigned (SIGNING_KEY = 7)",
-                            expected="VCEK (0) or VLEK (1)", actual="none (7)")
+        raise EvidenceError(
+            "SNP_SIGNING_KEY_NONE",
+            "the report is unsigned (SIGNING_KEY = 7)",
+            expected="VCEK (0) or VLEK (1)",
+            actual="none (7)",
+        )
     kind = {SIGNING_KEY_VCEK: "vcek", SIGNING_KEY_VLEK: "vlek"}[report.signing_key]
     cert = certs.vcek if kind == "vcek" else certs.vlek
     if cert is None:
-        raise EvidenceError("SNP_SIGNER_CERT_MISSING", f"the report is signed by a {kind.upper()} but none was given",
-                            expected=kind.upper(), actual="missing")
+        raise EvidenceError(
+            "SNP_SIGNER_CERT_MISSING",
+            f"the report is signed by a {kind.upper()} but none was given",
+            expected=kind.upper(),
+            actual="missing",
+        )
     if classify(cert) != kind:
-        raise EvidenceError("SNP_SIGNER_CHAIN_MISMATCH", f"the {kind.upper()} certificate has another subject",
-                            expected="SEV-VCEK" if kind == "vcek" else "SEV-VLEK", actual=common_name(cert.subject))
+        raise EvidenceError(
+            "SNP_SIGNER_CHAIN_MISMATCH",
+            f"the {kind.upper()} certificate has another subject",
+            expected="SEV-VCEK" if kind == "vcek" else "SEV-VLEK",
+            actual=common_name(cert.subject),
+        )
     return kind, cert
 
 
@@ -64,14 +76,26 @@ def _product(report: AttestationReport, ext: KdsExtensions, given: Product | Non
     from_name = product_from_name(ext.product_name) if ext.product_name is not None else None
     product = given or from_cpuid or from_name
     if product is None:
-        raise EvidenceError("SNP_PRODUCT_UNKNOWN", "cannot tell the product (no argument, CPUID or productName)",
-                            expected="Milan|Genoa|Turin", actual=ext.product_name or "unknown")
+        raise EvidenceError(
+            "SNP_PRODUCT_UNKNOWN",
+            "cannot tell the product (no argument, CPUID or productName)",
+            expected="Milan|Genoa|Turin",
+            actual=ext.product_name or "unknown",
+        )
     if ext.product_name is not None and from_name != product:
-        raise EvidenceError("SNP_PRODUCT_MISMATCH", "the signer's productName is for another product",
-                            expected=product.value, actual=ext.product_name)
+        raise EvidenceError(
+            "SNP_PRODUCT_MISMATCH",
+            "the signer's productName is for another product",
+            expected=product.value,
+            actual=ext.product_name,
+        )
     if from_cpuid is not None and from_cpuid != product:
-        raise EvidenceError("SNP_PRODUCT_MISMATCH", "the report's CPUID is for another product",
-                            expected=product.value, actual=from_cpuid.value)
+        raise EvidenceError(
+            "SNP_PRODUCT_MISMATCH",
+            "the report's CPUID is for another product",
+            expected=product.value,
+            actual=from_cpuid.value,
+        )
     return product
 
 
@@ -81,39 +105,58 @@ def _ark(certs: SnpCertificates, anchors: TrustAnchors, product: Product) -> x50
     if certs.ark is not None:
         ark = certs.ark
         if not anchors.is_pinned(VENDOR, ark):
-            raise EvidenceError("CHAIN_ROOT_UNTRUSTED", "the ARK is not a pinned AMD root",
-                                expected="pinned amd-ark fingerprint", actual=fingerprint(ark))
+            raise EvidenceError(
+                "CHAIN_ROOT_UNTRUSTED",
+                "the ARK is not a pinned AMD root",
+                expected="pinned amd-ark fingerprint",
+                actual=fingerprint(ark),
+            )
     else:
         found = [c for c in anchors.roots(VENDOR) if common_name(c.subject) == wanted]
         if not found:
-            raise EvidenceError("CHAIN_ROOT_UNTRUSTED", f"no pinned {wanted} among the trust anchors",
-                                expected=wanted, actual="missing")
+            raise EvidenceError(
+                "CHAIN_ROOT_UNTRUSTED", f"no pinned {wanted} among the trust anchors", expected=wanted, actual="missing"
+            )
         ark = found[0]
     if common_name(ark.subject) != wanted:
-        raise EvidenceError("SNP_PRODUCT_MISMATCH", "the ARK is for another product",
-                            expected=wanted, actual=common_name(ark.subject))
+        raise EvidenceError(
+            "SNP_PRODUCT_MISMATCH", "the ARK is for another product", expected=wanted, actual=common_name(ark.subject)
+        )
     return ark
 
 
-def _intermediate(kind: str, signer: x509.Certificate, certs: SnpCertificates, anchors: TrustAnchors,
-                  product: Product) -> x509.Certificate:
+def _intermediate(
+    kind: str, signer: x509.Certificate, certs: SnpCertificates, anchors: TrustAnchors, product: Product
+) -> x509.Certificate:
     """Step 4, by name before any signature: a VCEK is issued by SEV-<product> (ASK), a VLEK by
     SEV-VLEK-<product> (ASVK); a missing ASK/ASVK may come from the trust-anchor files."""
     wanted = f"SEV-{product.value}" if kind == "vcek" else f"SEV-VLEK-{product.value}"
     issuer_cn = common_name(signer.issuer)
     if issuer_cn != wanted:
-        raise EvidenceError("SNP_SIGNER_CHAIN_MISMATCH", f"the {kind.upper()} is not issued by {wanted}",
-                            expected=wanted, actual=issuer_cn)
+        raise EvidenceError(
+            "SNP_SIGNER_CHAIN_MISMATCH",
+            f"the {kind.upper()} is not issued by {wanted}",
+            expected=wanted,
+            actual=issuer_cn,
+        )
     given = certs.ask if kind == "vcek" else certs.asvk
     if given is not None:
         if common_name(given.subject) != wanted:
-            raise EvidenceError("SNP_SIGNER_CHAIN_MISMATCH", f"the intermediate for a {kind.upper()} is not {wanted}",
-                                expected=wanted, actual=common_name(given.subject))
+            raise EvidenceError(
+                "SNP_SIGNER_CHAIN_MISMATCH",
+                f"the intermediate for a {kind.upper()} is not {wanted}",
+                expected=wanted,
+                actual=common_name(given.subject),
+            )
         return given
     found = [c for c in anchors.certificates if c.subject == signer.issuer]
     if not found:
-        raise EvidenceError("SNP_INTERMEDIATE_MISSING", f"no {wanted} certificate given or among the anchors",
-                            expected=wanted, actual="missing")
+        raise EvidenceError(
+            "SNP_INTERMEDIATE_MISSING",
+            f"no {wanted} certificate given or among the anchors",
+            expected=wanted,
+            actual="missing",
+        )
     return found[0]
 
 
@@ -129,7 +172,8 @@ def _check_tcb(report: AttestationReport, ext: KdsExtensions, product: Product) 
     diff = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
     if diff:
         raise EvidenceError(
-            "SNP_TCB_MISMATCH", f"signer TCB extensions differ from REPORTED_TCB: {', '.join(diff)}",
+            "SNP_TCB_MISMATCH",
+            f"signer TCB extensions differ from REPORTED_TCB: {', '.join(diff)}",
             expected=", ".join(f"{n}={'missing' if c is None else c}" for n, (c, _) in diff.items()),
             actual=", ".join(f"{n}={r}" for n, (_, r) in diff.items()),
         )
@@ -143,8 +187,12 @@ def _check_chip(report: AttestationReport, ext: KdsExtensions, product: Product)
     size = TURIN_HWID_SIZE if product is Product.TURIN else len(report.chip_id)
     hwid = ext.hwid
     if hwid is None or len(hwid) != size or hwid != report.chip_id[:size] or any(report.chip_id[size:]):
-        raise EvidenceError("SNP_CHIP_ID_MISMATCH", "the VCEK hwID does not match the report's CHIP_ID",
-                            expected="missing" if hwid is None else hwid.hex(), actual=report.chip_id.hex())
+        raise EvidenceError(
+            "SNP_CHIP_ID_MISMATCH",
+            "the VCEK hwID does not match the report's CHIP_ID",
+            expected="missing" if hwid is None else hwid.hex(),
+            actual=report.chip_id.hex(),
+        )
 
 
 def _check_signature(report: AttestationReport, signer: x509.Certificate) -> None:
@@ -158,9 +206,12 @@ def _check_signature(report: AttestationReport, signer: x509.Certificate) -> Non
         raise EvidenceError("SNP_KEY_TYPE", "the signer key is not ECDSA P-384", expected="secp384r1", actual=actual)
     r, s = report.signature_rs()
     if not verify_rs(key, r, s, report.signed_bytes(), hashes.SHA384()):
-        raise EvidenceError("SNP_SIGNATURE_INVALID", "the report signature does not verify with the signer key",
-                            expected=f"ECDSA P-384 by {fingerprint(signer)}",
-                            actual=(report.signature_r + report.signature_s).hex())
+        raise EvidenceError(
+            "SNP_SIGNATURE_INVALID",
+            "the report signature does not verify with the signer key",
+            expected=f"ECDSA P-384 by {fingerprint(signer)}",
+            actual=(report.signature_r + report.signature_s).hex(),
+        )
 
 
 def verify_report(
@@ -183,8 +234,12 @@ def verify_report(
         check_crl(crl, ark, at)
         for cert in (intermediate, signer):
             if revoked(crl, cert):
-                raise EvidenceError("SNP_CERT_REVOKED", f"{common_name(cert.subject)} is revoked by the ARK's CRL",
-                                    expected="not revoked", actual=f"serial {cert.serial_number}")
+                raise EvidenceError(
+                    "SNP_CERT_REVOKED",
+                    f"{common_name(cert.subject)} is revoked by the ARK's CRL",
+                    expected="not revoked",
+                    actual=f"serial {cert.serial_number}",
+                )
     _check_tcb(report, extensions, found)
     if kind == "vcek":
         _check_chip(report, extensions, found)

@@ -22,9 +22,25 @@ TD_ATTRIBUTE_BITS = {
     63: "perfmon",  # OTHER: the TD may use performance monitoring
 }
 XFAM_BITS = {
-    0: "x87", 1: "sse", 2: "avx", 3: "mpx_bndregs", 4: "mpx_bndcsr", 5: "avx512_opmask", 6: "avx512_zmm_hi256",
-    7: "avx512_hi16_zmm", 8: "pt", 9: "pkru", 10: "pasid", 11: "cet_u", 12: "cet_s", 13: "hdc", 14: "uintr",
-    15: "lbr", 16: "hwp", 17: "amx_tilecfg", 18: "amx_tiledata",
+    0: "x87",
+    1: "sse",
+    2: "avx",
+    3: "mpx_bndregs",
+    4: "mpx_bndcsr",
+    5: "avx512_opmask",
+    6: "avx512_zmm_hi256",
+    7: "avx512_hi16_zmm",
+    8: "pt",
+    9: "pkru",
+    10: "pasid",
+    11: "cet_u",
+    12: "cet_s",
+    13: "hdc",
+    14: "uintr",
+    15: "lbr",
+    16: "hwp",
+    17: "amx_tilecfg",
+    18: "amx_tiledata",
 }
 DEBUG_BIT, SEPT_VE_DISABLE_BIT = 0, 28
 

@@ -9,8 +9,23 @@ from .enclave_report import parse_enclave_report
 from .pck import PckInfo
 from .quote import Quote
 
-_BODY_FIELDS = ("tee_tcb_svn", "mr_seam", "mr_signer_seam", "seam_attributes", "td_attributes", "xfam", "mr_td",
-                "mr_config_id", "mr_owner", "mr_owner_config", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "report_data")
+_BODY_FIELDS = (
+    "tee_tcb_svn",
+    "mr_seam",
+    "mr_signer_seam",
+    "seam_attributes",
+    "td_attributes",
+    "xfam",
+    "mr_td",
+    "mr_config_id",
+    "mr_owner",
+    "mr_owner_config",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "report_data",
+)
 _TDX15_FIELDS = ("tee_tcb_svn_2", "mr_servicetd")
 
 
@@ -37,6 +52,5 @@ def claims(quote: Quote, pck: PckInfo | None) -> dict[str, object]:
     out["trailing_bytes"] = quote.trailing_bytes
     out["trailing_nonzero"] = quote.trailing_nonzero
     if pck is not None:
-        out.update(fmspc=pck.fmspc.hex(), pce_id=pck.pce_id.hex(), pck_cpu_svn=pck.cpusvn.hex(),
-                   pck_pce_svn=pck.pcesvn)
+        out.update(fmspc=pck.fmspc.hex(), pce_id=pck.pce_id.hex(), pck_cpu_svn=pck.cpusvn.hex(), pck_pce_svn=pck.pcesvn)
     return out

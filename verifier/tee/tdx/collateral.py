@@ -58,13 +58,21 @@ VENDOR = "intel-sgx"
 MALFORMED = "TDX_COLLATERAL_MALFORMED"
 SIGNER_INVALID = "TDX_COLLATERAL_SIGNER_INVALID"
 TCB_SIGNING_CN = "Intel SGX TCB Signing"
-SIGNER_RULE = (f"[{TCB_SIGNING_CN}, pinned Intel SGX Root CA]: issued by the root, CN={TCB_SIGNING_CN}, not a CA, "
-               "no SGX extension")
+SIGNER_RULE = (
+    f"[{TCB_SIGNING_CN}, pinned Intel SGX Root CA]: issued by the root, CN={TCB_SIGNING_CN}, not a CA, no SGX extension"
+)
 BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS.dotted_string
 MAX_DOC_BYTES = 1 << 20
 MAX_CHAIN = 5
-FILES = ("tcb_info.json", "tcb_info_issuer_chain.pem", "qe_identity.json", "qe_identity_issuer_chain.pem",
-         "pck_crl.der", "pck_crl_issuer_chain.pem", "root_ca_crl.der")
+FILES = (
+    "tcb_info.json",
+    "tcb_info_issuer_chain.pem",
+    "qe_identity.json",
+    "qe_identity_issuer_chain.pem",
+    "pck_crl.der",
+    "pck_crl_issuer_chain.pem",
+    "root_ca_crl.der",
+)
 ITEM_FILES = {TCB_INFO: FILES[0:2], QE_IDENTITY: FILES[2:4], PCK_CRL: FILES[4:6], ROOT_CA_CRL: FILES[6:7]}
 Chain = tuple[x509.Certificate, ...]
 C = TypeVar("C")
@@ -88,9 +96,21 @@ class TdxCollateral:
     root_ca_crl: bytes | None
 
     def missing(self) -> list[str]:
-        items = dict(zip(FILES, (self.tcb_info, self.tcb_info_issuer_chain, self.qe_identity,
-                                 self.qe_identity_issuer_chain, self.pck_crl, self.pck_crl_issuer_chain,
-                                 self.root_ca_crl), strict=True))
+        items = dict(
+            zip(
+                FILES,
+                (
+                    self.tcb_info,
+                    self.tcb_info_issuer_chain,
+                    self.qe_identity,
+                    self.qe_identity_issuer_chain,
+                    self.pck_crl,
+                    self.pck_crl_issuer_chain,
+                    self.root_ca_crl,
+                ),
+                strict=True,
+            )
+        )
         return [name for name, value in items.items() if not value]
 
     @property
@@ -283,17 +303,25 @@ def collateral_from_files(files: Mapping[str, bytes]) -> TdxCollateral:
     for name in ("pck_crl.der", "root_ca_crl.der"):
         if name in files:
             items[name] = _crl_bytes(files[name], name)
-    return TdxCollateral(items.get("tcb_info.json"), items.get("tcb_info_issuer_chain.pem", ()),
-                         items.get("qe_identity.json"), items.get("qe_identity_issuer_chain.pem", ()),
-                         items.get("pck_crl.der"), items.get("pck_crl_issuer_chain.pem", ()),
-                         items.get("root_ca_crl.der"))
+    return TdxCollateral(
+        items.get("tcb_info.json"),
+        items.get("tcb_info_issuer_chain.pem", ()),
+        items.get("qe_identity.json"),
+        items.get("qe_identity_issuer_chain.pem", ()),
+        items.get("pck_crl.der"),
+        items.get("pck_crl_issuer_chain.pem", ()),
+        items.get("root_ca_crl.der"),
+    )
 
 
 def _window(what: str, start: datetime.datetime, end: datetime.datetime | None, at: datetime.datetime) -> None:
     if end is None or not start <= at < end:
-        raise EvidenceError("TDX_COLLATERAL_EXPIRED", f"{what} is not valid at the appraisal time",
-                            expected=f"{_rfc3339(start)} <= at < {_rfc3339(end) if end else 'nextUpdate'}",
-                            actual=_rfc3339(at))
+        raise EvidenceError(
+            "TDX_COLLATERAL_EXPIRED",
+            f"{what} is not valid at the appraisal time",
+            expected=f"{_rfc3339(start)} <= at < {_rfc3339(end) if end else 'nextUpdate'}",
+            actual=_rfc3339(at),
+        )
 
 
 def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Certificate], x509.Certificate]:
@@ -306,9 +334,12 @@ def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Cer
     issuer = certs[-1].issuer if certs else None
     found = [c for c in anchors.roots(VENDOR) if c.subject == issuer]
     if not certs or not found:
-        raise EvidenceError("CHAIN_ROOT_UNTRUSTED", f"the {what} issuer chain does not end at a pinned Intel SGX "
-                            "Root CA", expected="pinned intel-sgx fingerprint",
-                            actual=fingerprint(chain[-1]) if chain else "empty chain")
+        raise EvidenceError(
+            "CHAIN_ROOT_UNTRUSTED",
+            f"the {what} issuer chain does not end at a pinned Intel SGX Root CA",
+            expected="pinned intel-sgx fingerprint",
+            actual=fingerprint(chain[-1]) if chain else "empty chain",
+        )
     return certs, found[0]
 
 
@@ -332,8 +363,10 @@ def tcb_signer(chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what:
         return EvidenceError(SIGNER_INVALID, f"the {what} signer {message}", expected=SIGNER_RULE, actual=actual)
 
     if len(certs) != 1:
-        raise invalid("chain is not [Intel SGX TCB Signing, pinned root]",
-                      " <- ".join(_cn(c) for c in (*certs, root)) if certs else f"{_cn(root)} alone")
+        raise invalid(
+            "chain is not [Intel SGX TCB Signing, pinned root]",
+            " <- ".join(_cn(c) for c in (*certs, root)) if certs else f"{_cn(root)} alone",
+        )
     signer = certs[0]
     if signer.issuer != root.subject:
         raise invalid("is not issued directly by the pinned root", f"issuer {signer.issuer.rfc4514_string()}")
@@ -360,19 +393,28 @@ def _check_signature(item: SignedJson, signer: x509.Certificate, what: str) -> N
             raise InvalidSignature
         key.verify(der, item.raw, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
-        raise EvidenceError("TDX_COLLATERAL_SIGNATURE_INVALID", f"{what} signature does not verify",
-                            expected=signer.subject.rfc4514_string(), actual=item.signature.hex()[:16]) from None
+        raise EvidenceError(
+            "TDX_COLLATERAL_SIGNATURE_INVALID",
+            f"{what} signature does not verify",
+            expected=signer.subject.rfc4514_string(),
+            actual=item.signature.hex()[:16],
+        ) from None
     VERIFIED_LINKS.add(done)
 
 
-def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
-               what: str) -> x509.CertificateRevocationList:
+def _check_crl(
+    data: bytes, issuer: x509.Certificate, at: datetime.datetime, what: str
+) -> x509.CertificateRevocationList:
     digest = _digest(data)
     crl = _PARSED.get((b"crl", digest), lambda: load_crl(data, what))
     _window(what, crl.last_update_utc, crl.next_update_utc, at)
     if crl.issuer != issuer.subject:
-        raise EvidenceError("CRL_ISSUER_MISMATCH", f"{what} issuer is not its signing CA",
-                            expected=issuer.subject.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+        raise EvidenceError(
+            "CRL_ISSUER_MISMATCH",
+            f"{what} issuer is not its signing CA",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
+        )
     done = (b"crl", digest, issuer.fingerprint(hashes.SHA256()))
     if done in VERIFIED_LINKS:
         return crl
@@ -384,8 +426,12 @@ def _check_crl(data: bytes, issuer: x509.Certificate, at: datetime.datetime,
     if valid:
         VERIFIED_LINKS.add(done)
     else:
-        raise EvidenceError("CRL_SIGNATURE_INVALID", f"{what} signature does not verify with the issuer key",
-                            expected=issuer.subject.rfc4514_string(), actual=crl.signature_algorithm_oid.dotted_string)
+        raise EvidenceError(
+            "CRL_SIGNATURE_INVALID",
+            f"{what} signature does not verify with the issuer key",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.signature_algorithm_oid.dotted_string,
+        )
     return crl
 
 
@@ -400,12 +446,17 @@ def _crl_facts(item: str, crl: x509.CertificateRevocationList, source: str) -> I
 
 def _supported(what: str, got: tuple[str, int], want: tuple[str, int]) -> None:
     if got != want:
-        raise EvidenceError("TDX_COLLATERAL_UNSUPPORTED", f"{what} must be id {want[0]} version {want[1]}",
-                            expected=f"{want[0]} v{want[1]}", actual=f"{got[0]} v{got[1]}")
+        raise EvidenceError(
+            "TDX_COLLATERAL_UNSUPPORTED",
+            f"{what} must be id {want[0]} version {want[1]}",
+            expected=f"{want[0]} v{want[1]}",
+            actual=f"{got[0]} v{got[1]}",
+        )
 
 
-def check_tcb_info(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime,
-                   source: str) -> Candidate[tuple[TcbInfo, x509.Certificate]]:
+def check_tcb_info(
+    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str
+) -> Candidate[tuple[TcbInfo, x509.Certificate]]:
     """The TCB info of `col` (TDX, v3): signer chain (`tcb_signer`), signature over the served bytes, window.
     Raises EvidenceError (see the module docstring); `col` must hold the item."""
     assert col.tcb_info is not None
@@ -419,8 +470,9 @@ def check_tcb_info(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datet
     return Candidate((info, signer), facts)
 
 
-def check_qe_identity(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime,
-                      source: str) -> Candidate[tuple[QeIdentity, x509.Certificate]]:
+def check_qe_identity(
+    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str
+) -> Candidate[tuple[QeIdentity, x509.Certificate]]:
     """The QE identity of `col` (TD_QE, v2), checked like `check_tcb_info`."""
     assert col.qe_identity is not None
     signer = tcb_signer(col.qe_identity_issuer_chain, anchors, at, "QE identity")
@@ -429,21 +481,27 @@ def check_qe_identity(col: TdxCollateral, anchors: TrustAnchors, at: datetime.da
     identity = _PARSED.get((b"qe_identity", _digest(col.qe_identity.raw)), lambda: parse_qe_identity(data))
     _supported("QE identity", (identity.id, identity.version), ("TD_QE", 2))
     _window("QE identity", identity.issue_date, identity.next_update, at)
-    facts = ItemFacts(QE_IDENTITY, identity.tcb_evaluation_data_number, identity.issue_date, identity.next_update,
-                      source)
+    facts = ItemFacts(
+        QE_IDENTITY, identity.tcb_evaluation_data_number, identity.issue_date, identity.next_update, source
+    )
     return Candidate((identity, signer), facts)
 
 
-def check_pck_crl(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, *,
-                  pck_issuer: x509.Name) -> Candidate[tuple[x509.CertificateRevocationList, x509.Certificate]]:
+def check_pck_crl(
+    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, *, pck_issuer: x509.Name
+) -> Candidate[tuple[x509.CertificateRevocationList, x509.Certificate]]:
     """The PCK CRL of `col`: issuer chain [PCK CA, pinned root] at `at`, signature, window, and it is the CRL of
     `pck_issuer`. The value is (CRL, pinned root). Raises EvidenceError TDX_PCK_CRL_CHAIN_INVALID,
     CRL_ISSUER_MISMATCH, CRL_SIGNATURE_INVALID, TDX_COLLATERAL_EXPIRED, chain codes."""
     assert col.pck_crl is not None
     ca_chain, root = _root(col.pck_crl_issuer_chain, anchors, "PCK CRL")
     if len(ca_chain) != 1:
-        raise EvidenceError("TDX_PCK_CRL_CHAIN_INVALID", "the PCK CRL issuer chain must be PCK CA and root",
-                            expected="2 certificates", actual=str(len(ca_chain) + 1))
+        raise EvidenceError(
+            "TDX_PCK_CRL_CHAIN_INVALID",
+            "the PCK CRL issuer chain must be PCK CA and root",
+            expected="2 certificates",
+            actual=str(len(ca_chain) + 1),
+        )
     ca = ca_chain[0]
     for cert, issuer in ((root, root), (ca, root)):
         check_issued_by(cert, issuer)
@@ -451,13 +509,18 @@ def check_pck_crl(col: TdxCollateral, anchors: TrustAnchors, at: datetime.dateti
     check_ca(ca, ca_below=0)
     crl = _check_crl(col.pck_crl, ca, at, "PCK CRL")
     if crl.issuer != pck_issuer:
-        raise EvidenceError("CRL_ISSUER_MISMATCH", "the PCK CRL is not the CRL of the PCK certificate's issuer",
-                            expected=pck_issuer.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+        raise EvidenceError(
+            "CRL_ISSUER_MISMATCH",
+            "the PCK CRL is not the CRL of the PCK certificate's issuer",
+            expected=pck_issuer.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
+        )
     return Candidate((crl, root), _crl_facts(PCK_CRL, crl, source))
 
 
-def check_root_ca_crl(col: TdxCollateral, root: x509.Certificate, at: datetime.datetime,
-                      source: str) -> Candidate[x509.CertificateRevocationList]:
+def check_root_ca_crl(
+    col: TdxCollateral, root: x509.Certificate, at: datetime.datetime, source: str
+) -> Candidate[x509.CertificateRevocationList]:
     """The root CA CRL of `col`, signed by the pinned `root`, inside its window at `at`."""
     assert col.root_ca_crl is not None
     crl = _check_crl(col.root_ca_crl, root, at, "root CA CRL")
@@ -479,20 +542,33 @@ NOTHING_FETCHED = Fetched(TdxCollateral(None, (), None, (), None, (), None))
 def _same(item: str, a: TdxCollateral, b: TdxCollateral) -> bool:
     """Both hold byte-identical copies of `item` (then one verification serves both)."""
     if item == TCB_INFO:
-        return bool(a.tcb_info and b.tcb_info and a.tcb_info.raw == b.tcb_info.raw
-                    and a.tcb_info.signature == b.tcb_info.signature
-                    and a.tcb_info_issuer_chain == b.tcb_info_issuer_chain)
+        return bool(
+            a.tcb_info
+            and b.tcb_info
+            and a.tcb_info.raw == b.tcb_info.raw
+            and a.tcb_info.signature == b.tcb_info.signature
+            and a.tcb_info_issuer_chain == b.tcb_info_issuer_chain
+        )
     if item == QE_IDENTITY:
-        return bool(a.qe_identity and b.qe_identity and a.qe_identity.raw == b.qe_identity.raw
-                    and a.qe_identity.signature == b.qe_identity.signature
-                    and a.qe_identity_issuer_chain == b.qe_identity_issuer_chain)
+        return bool(
+            a.qe_identity
+            and b.qe_identity
+            and a.qe_identity.raw == b.qe_identity.raw
+            and a.qe_identity.signature == b.qe_identity.signature
+            and a.qe_identity_issuer_chain == b.qe_identity_issuer_chain
+        )
     if item == PCK_CRL:
         return a.pck_crl == b.pck_crl and a.pck_crl_issuer_chain == b.pck_crl_issuer_chain
     return a.root_ca_crl == b.root_ca_crl
 
 
-def _decide(item: str, request: TdxCollateral, fetched: Fetched, at: datetime.datetime,
-            check: Callable[[TdxCollateral, str], Candidate[C]]) -> tuple[Candidate[C], Superseded | None]:
+def _decide(
+    item: str,
+    request: TdxCollateral,
+    fetched: Fetched,
+    at: datetime.datetime,
+    check: Callable[[TdxCollateral, str], Candidate[C]],
+) -> tuple[Candidate[C], Superseded | None]:
     """Both copies verified, the newer decides (freshness.newer). The request's copy must verify whenever it is
     present; the source's copy is ignored when it does not verify and the request has one (as when unavailable)."""
     theirs, ours = request.has(item), fetched.collateral.has(item)
@@ -508,8 +584,13 @@ def _decide(item: str, request: TdxCollateral, fetched: Fetched, at: datetime.da
             if candidate is None:
                 raise
             level = logging.DEBUG if exc.code == "TDX_COLLATERAL_EXPIRED" else logging.WARNING
-            log.log(level, "the verifier's %s does not verify at %s (%s); the request's copy is used", item,
-                    _rfc3339(at), exc.code)
+            log.log(
+                level,
+                "the verifier's %s does not verify at %s (%s); the request's copy is used",
+                item,
+                _rfc3339(at),
+                exc.code,
+            )
     return newer(candidate, verifier)
 
 
@@ -526,18 +607,32 @@ def _available(request: TdxCollateral, fetched: Fetched) -> None:
     raise CollateralUnavailableError("COLLATERAL_MISSING", f"TDX collateral incomplete: {', '.join(missing)}")
 
 
-def _check_signers(signers: tuple[tuple[str, x509.Certificate], ...], root_ca_crl: x509.CertificateRevocationList,
-                   ) -> None:
+def _check_signers(
+    signers: tuple[tuple[str, x509.Certificate], ...],
+    root_ca_crl: x509.CertificateRevocationList,
+) -> None:
     """The TCB Signing certificate is revoked through the root CA CRL ("SGX PCK Certificate and CRL Profile")."""
     for what, signer in signers:
-        if signer.issuer == root_ca_crl.issuer and \
-                root_ca_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
-            raise EvidenceError("TDX_COLLATERAL_SIGNER_REVOKED", f"the {what} signer is revoked by the root CA CRL",
-                                expected="not revoked", actual=f"serial {signer.serial_number:x}")
+        if (
+            signer.issuer == root_ca_crl.issuer
+            and root_ca_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None
+        ):
+            raise EvidenceError(
+                "TDX_COLLATERAL_SIGNER_REVOKED",
+                f"the {what} signer is revoked by the root CA CRL",
+                expected="not revoked",
+                actual=f"serial {signer.serial_number:x}",
+            )
 
 
-def verify_collateral(col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, *,
-                      pck_issuer: x509.Name, fetched: Fetched = NOTHING_FETCHED) -> VerifiedCollateral:
+def verify_collateral(
+    col: TdxCollateral,
+    anchors: TrustAnchors,
+    at: datetime.datetime,
+    *,
+    pck_issuer: x509.Name,
+    fetched: Fetched = NOTHING_FETCHED,
+) -> VerifiedCollateral:
     """Chains, signatures, id/version, validity windows and CRLs of the request's collateral `col` and of what the
     verifier's source delivered (`fetched`) at `at`; per item the newer verified copy decides (freshness.py).
 
@@ -548,12 +643,19 @@ def verify_collateral(col: TdxCollateral, anchors: TrustAnchors, at: datetime.da
     at = at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at.astimezone(datetime.UTC)
     tcb, tcb_old = _decide(TCB_INFO, col, fetched, at, lambda c, s: check_tcb_info(c, anchors, at, s))
     qe, qe_old = _decide(QE_IDENTITY, col, fetched, at, lambda c, s: check_qe_identity(c, anchors, at, s))
-    pck, pck_old = _decide(PCK_CRL, col, fetched, at,
-                           lambda c, s: check_pck_crl(c, anchors, at, s, pck_issuer=pck_issuer))
+    pck, pck_old = _decide(
+        PCK_CRL, col, fetched, at, lambda c, s: check_pck_crl(c, anchors, at, s, pck_issuer=pck_issuer)
+    )
     (pck_crl, root) = pck.value
     root_crl, root_old = _decide(ROOT_CA_CRL, col, fetched, at, lambda c, s: check_root_ca_crl(c, root, at, s))
     _check_signers((("TCB info", tcb.value[1]), ("QE identity", qe.value[1])), root_crl.value)
     items = (tcb.facts, qe.facts, pck.facts, root_crl.facts)
-    return VerifiedCollateral(tcb.value[0], qe.value[0], pck_crl, root_crl.value,
-                              min(facts.next_update for facts in items), items,
-                              tuple(s for s in (tcb_old, qe_old, pck_old, root_old) if s is not None))
+    return VerifiedCollateral(
+        tcb.value[0],
+        qe.value[0],
+        pck_crl,
+        root_crl.value,
+        min(facts.next_update for facts in items),
+        items,
+        tuple(s for s in (tcb_old, qe_old, pck_old, root_old) if s is not None),
+    )

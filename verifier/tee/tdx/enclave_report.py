@@ -43,11 +43,23 @@ class EnclaveReport:
 def parse_enclave_report(raw: bytes) -> EnclaveReport:
     """Parse a 384-byte REPORT body. Raises ParseError TDX_QE_REPORT_INVALID for any other length."""
     if len(raw) != ENCLAVE_REPORT_SIZE:
-        raise ParseError("TDX_QE_REPORT_INVALID", "an SGX REPORT body is 384 bytes",
-                         expected=str(ENCLAVE_REPORT_SIZE), actual=str(len(raw)))
+        raise ParseError(
+            "TDX_QE_REPORT_INVALID",
+            "an SGX REPORT body is 384 bytes",
+            expected=str(ENCLAVE_REPORT_SIZE),
+            actual=str(len(raw)),
+        )
     raw = bytes(raw)
     (miscselect,) = struct.unpack_from("<I", raw, 16)
     isvprodid, isvsvn = struct.unpack_from("<HH", raw, 256)
-    return EnclaveReport(cpusvn=raw[0:16], miscselect=int(miscselect), attributes=raw[48:64],
-                         mrenclave=raw[64:96], mrsigner=raw[128:160], isvprodid=int(isvprodid),
-                         isvsvn=int(isvsvn), report_data=raw[320:384], raw=raw)
+    return EnclaveReport(
+        cpusvn=raw[0:16],
+        miscselect=int(miscselect),
+        attributes=raw[48:64],
+        mrenclave=raw[64:96],
+        mrsigner=raw[128:160],
+        isvprodid=int(isvprodid),
+        isvsvn=int(isvsvn),
+        report_data=raw[320:384],
+        raw=raw,
+    )

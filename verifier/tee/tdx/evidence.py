@@ -64,8 +64,12 @@ class TdxVerifier:
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, quote, quote_claims(quote, None), exc)
         claims = quote_claims(quote, pck)
-        details: dict[str, Any] = {"tcb": None, "collateral": [], "collateral_superseded": [],
-                                   "revocation": "unavailable"}
+        details: dict[str, Any] = {
+            "tcb": None,
+            "collateral": [],
+            "collateral_superseded": [],
+            "revocation": "unavailable",
+        }
         try:
             checked = self._collateral(chain[0], pck, ctx)
         except CollateralUnavailableError as exc:
@@ -79,16 +83,24 @@ class TdxVerifier:
             details["collateral_superseded"] = [old.to_json() for old in checked.superseded]
             details["revocation"] = "checked"  # both CRLs verified; verify_quote applies them to the PCK chain
         try:
-            verified = verify_quote(quote, ctx.anchors, ctx.at, pck_certificates=chain,
-                                    pck_crl=checked.pck_crl if checked else None,
-                                    root_ca_crl=checked.root_ca_crl if checked else None)
+            verified = verify_quote(
+                quote,
+                ctx.anchors,
+                ctx.at,
+                pck_certificates=chain,
+                pck_crl=checked.pck_crl if checked else None,
+                root_ca_crl=checked.root_ca_crl if checked else None,
+            )
             if checked is not None:
                 details["tcb"] = self._tcb(quote, pck, verified.qe_report, checked)
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, quote, claims, exc, details)
         tcb = details["tcb"] or {}
-        claims.update(tcb_status=tcb.get("status", "unknown"), advisory_ids=tcb.get("advisory_ids", []),
-                      tcb_date=tcb.get("tcb_date"))
+        claims.update(
+            tcb_status=tcb.get("status", "unknown"),
+            advisory_ids=tcb.get("advisory_ids", []),
+            tcb_date=tcb.get("tcb_date"),
+        )
         if checked is not None:
             details["collateral_next_update"] = to_rfc3339(checked.next_update)
         return VerifiedEvidence(self.tee, quote, claims, None, details)
@@ -113,9 +125,16 @@ class TdxVerifier:
 
     @staticmethod
     def _tcb(quote: Quote, pck: PckInfo, qe_report: Any, checked: VerifiedCollateral) -> dict[str, Any]:
-        result = evaluate(checked.tcb_info, checked.qe_identity, pck, qe_report,
-                          tee_tcb_svn=quote.body.tee_tcb_svn, mr_signer_seam=quote.body.mr_signer_seam,
-                          seam_attributes=quote.body.seam_attributes, tee_tcb_svn_2=quote.body.tee_tcb_svn_2)
+        result = evaluate(
+            checked.tcb_info,
+            checked.qe_identity,
+            pck,
+            qe_report,
+            tee_tcb_svn=quote.body.tee_tcb_svn,
+            mr_signer_seam=quote.body.mr_signer_seam,
+            seam_attributes=quote.body.seam_attributes,
+            tee_tcb_svn_2=quote.body.tee_tcb_svn_2,
+        )
         return {
             "status": result.status,
             "advisory_ids": list(result.advisory_ids),

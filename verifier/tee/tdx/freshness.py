@@ -47,8 +47,13 @@ class ItemFacts:
         return ItemVersion(self.number, self.issued).compare(ItemVersion(other.number, other.issued))
 
     def to_json(self) -> dict[str, Any]:
-        return {"item": self.item, "number": self.number, "issued": to_rfc3339(self.issued),
-                "next_update": to_rfc3339(self.next_update), "source": self.source}
+        return {
+            "item": self.item,
+            "number": self.number,
+            "issued": to_rfc3339(self.issued),
+            "next_update": to_rfc3339(self.next_update),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,11 @@ class Superseded:
     used: ItemFacts
 
     def to_json(self) -> dict[str, Any]:
-        return {"item": self.used.item,
-                "request": {"number": self.request.number, "issued": to_rfc3339(self.request.issued)},
-                "used": {"number": self.used.number, "issued": to_rfc3339(self.used.issued)}}
+        return {
+            "item": self.used.item,
+            "request": {"number": self.request.number, "issued": to_rfc3339(self.request.issued)},
+            "used": {"number": self.used.number, "issued": to_rfc3339(self.used.issued)},
+        }
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ def _pairs(value: core.Asn1Value, where: str) -> dict[str, core.Asn1Value]:
     for i in range(len(value)):
         item = value[i]
         if not isinstance(item, core.Sequence) or len(item) != 2 or not isinstance(item[0], core.ObjectIdentifier):
-            raise _invalid(f"entry {i} of {where} is not an (OID, value) pair", "SEQUENCE { OID, value }",
-                           type(item).__name__)
+            raise _invalid(
+                f"entry {i} of {where} is not an (OID, value) pair", "SEQUENCE { OID, value }", type(item).__name__
+            )
         oid = item[0].dotted
         if oid in out:
             raise _invalid(f"{oid} appears twice", "once", "twice")
@@ -67,8 +68,9 @@ def _pairs(value: core.Asn1Value, where: str) -> dict[str, core.Asn1Value]:
     return out
 
 
-def _opt(pairs: dict[str, core.Asn1Value], oid: str, kind: type[core.Asn1Value], name: str,
-         size: int | None = None) -> core.Asn1Value | None:
+def _opt(
+    pairs: dict[str, core.Asn1Value], oid: str, kind: type[core.Asn1Value], name: str, size: int | None = None
+) -> core.Asn1Value | None:
     value = pairs.get(oid)
     if value is None:
         return None
@@ -79,8 +81,9 @@ def _opt(pairs: dict[str, core.Asn1Value], oid: str, kind: type[core.Asn1Value],
     return value
 
 
-def _req(pairs: dict[str, core.Asn1Value], oid: str, kind: type[core.Asn1Value], name: str,
-         size: int | None = None) -> core.Asn1Value:
+def _req(
+    pairs: dict[str, core.Asn1Value], oid: str, kind: type[core.Asn1Value], name: str, size: int | None = None
+) -> core.Asn1Value:
     value = _opt(pairs, oid, kind, name, size)
     if value is None:
         raise _invalid(f"{name} ({oid}) is missing", f"{name} {kind.__name__}", "absent")
@@ -124,8 +127,10 @@ def _parse(der: bytes) -> PckInfo:
     """Parse the extension value (a pure function of its bytes, so cached: the same PCK attests many times)."""
     top = _pairs(core.load(der, strict=True), "the SGX extension")
     tcb = _pairs(_req(top, f"{_O}.2", core.Sequence, "TCB"), "TCB")
-    components = tuple(_svn(_req(tcb, f"{_O}.2.{i}", core.Integer, f"TCB component {i}"), f"TCB component {i}", 256)
-                       for i in range(1, 17))
+    components = tuple(
+        _svn(_req(tcb, f"{_O}.2.{i}", core.Integer, f"TCB component {i}"), f"TCB component {i}", 256)
+        for i in range(1, 17)
+    )
     config = _opt(top, f"{_O}.7", core.Sequence, "configuration")
     flags = _pairs(config, "configuration") if config is not None else {}
     sgx_type = _opt(top, f"{_O}.5", core.Enumerated, "SGX type")

@@ -68,9 +68,16 @@ def root_ca_crl_key() -> CollateralKey:
 class IntelPcs:
     """A `CollateralSource` for Intel PCS v4 or a PCCS (`base_url`); `retries`/`max_wait` bound 429/503 handling."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, *, root_ca_crl_url: str = DEFAULT_ROOT_CA_CRL_URL,
-                 timeout: float = 10.0, retries: int = 2, max_wait: float = 10.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        root_ca_crl_url: str = DEFAULT_ROOT_CA_CRL_URL,
+        timeout: float = 10.0,
+        retries: int = 2,
+        max_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base_url = check_base_url(base_url)
         self.root_ca_crl_url = check_base_url(root_ca_crl_url)
         self._http = HttpClient(timeout=timeout, retries=retries, max_wait=max_wait, sleep=sleep)
@@ -82,8 +89,10 @@ class IntelPcs:
                 fmspc = bytes.fromhex(key.param("fmspc"))
                 return f"{self.base_url}/tdx/certification/v4/tcb?fmspc={tcb_info_key(fmspc).param('fmspc')}"
             if key.kind == KIND_PCK_CRL:
-                return f"{self.base_url}/sgx/certification/v4/pckcrl?ca={pck_crl_key(key.param('ca')).param('ca')}" \
-                       "&encoding=der"
+                return (
+                    f"{self.base_url}/sgx/certification/v4/pckcrl?ca={pck_crl_key(key.param('ca')).param('ca')}"
+                    "&encoding=der"
+                )
         except (KeyError, ValueError) as error:
             raise CollateralUnavailableError("COLLATERAL_KEY_INVALID", f"{key.cache_id()}: {error}") from None
         if key.kind == KIND_QE_IDENTITY:
@@ -95,8 +104,13 @@ class IntelPcs:
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         body, headers = self._http.get_with_headers(self.url(key))
         data = envelope(key.kind, body, _issuer_chain(key.kind, headers))
-        return CollateralItem(key=key, data=data, fetched_at=dt.datetime.now(dt.UTC),
-                              next_update=next_update(key.kind, data), source="pcs")
+        return CollateralItem(
+            key=key,
+            data=data,
+            fetched_at=dt.datetime.now(dt.UTC),
+            next_update=next_update(key.kind, data),
+            source="pcs",
+        )
 
 
 def _issuer_chain(kind: str, headers: Message) -> str:
@@ -158,8 +172,12 @@ def next_update(kind: str, data: bytes) -> dt.datetime:
 def collateral_from_source(source: CollateralSource, fmspc: bytes, ca: str, at: dt.datetime) -> TdxCollateral:
     """Fetch TCB info (for `fmspc`), QE identity, PCK CRL (of the `ca` PCK CA) and root CA CRL."""
     files: dict[str, bytes] = {}
-    for key, name in ((tcb_info_key(fmspc), "tcb_info"), (qe_identity_key(), "qe_identity"),
-                      (pck_crl_key(ca), "pck_crl"), (root_ca_crl_key(), "root_ca_crl")):
+    for key, name in (
+        (tcb_info_key(fmspc), "tcb_info"),
+        (qe_identity_key(), "qe_identity"),
+        (pck_crl_key(ca), "pck_crl"),
+        (root_ca_crl_key(), "root_ca_crl"),
+    ):
         body, chain = open_envelope(key.kind, source.fetch(key, at=at).data)
         files[f"{name}.json" if key.kind in _MEMBERS else f"{name}.der"] = body
         if chain:
@@ -168,8 +186,12 @@ def collateral_from_source(source: CollateralSource, fmspc: bytes, ca: str, at: 
 
 
 def _keys(fmspc: bytes, ca: str) -> tuple[tuple[str, CollateralKey, str], ...]:
-    return ((TCB_INFO, tcb_info_key(fmspc), "tcb_info"), (QE_IDENTITY, qe_identity_key(), "qe_identity"),
-            (PCK_CRL, pck_crl_key(ca), "pck_crl"), (ROOT_CA_CRL, root_ca_crl_key(), "root_ca_crl"))
+    return (
+        (TCB_INFO, tcb_info_key(fmspc), "tcb_info"),
+        (QE_IDENTITY, qe_identity_key(), "qe_identity"),
+        (PCK_CRL, pck_crl_key(ca), "pck_crl"),
+        (ROOT_CA_CRL, root_ca_crl_key(), "root_ca_crl"),
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -186,8 +208,9 @@ def _item_collateral(kind: str, name: str, data: bytes) -> TdxCollateral:
 def _merge(parts: list[TdxCollateral]) -> TdxCollateral:
     merged = NOTHING_FETCHED.collateral
     for part in parts:
-        merged = dataclasses.replace(merged, **{f.name: getattr(part, f.name)
-                                                for f in dataclasses.fields(part) if getattr(part, f.name)})
+        merged = dataclasses.replace(
+            merged, **{f.name: getattr(part, f.name) for f in dataclasses.fields(part) if getattr(part, f.name)}
+        )
     return merged
 
 

@@ -66,10 +66,23 @@ class TdReport:
     mr_servicetd: bytes | None = None
 
 
-_TD_FIELDS = (("tee_tcb_svn", 16), ("mr_seam", 48), ("mr_signer_seam", 48), ("seam_attributes", 8),
-              ("td_attributes", 8), ("xfam", 8), ("mr_td", 48), ("mr_config_id", 48), ("mr_owner", 48),
-              ("mr_owner_config", 48), ("rtmr0", 48), ("rtmr1", 48), ("rtmr2", 48), ("rtmr3", 48),
-              ("report_data", 64))
+_TD_FIELDS = (
+    ("tee_tcb_svn", 16),
+    ("mr_seam", 48),
+    ("mr_signer_seam", 48),
+    ("seam_attributes", 8),
+    ("td_attributes", 8),
+    ("xfam", 8),
+    ("mr_td", 48),
+    ("mr_config_id", 48),
+    ("mr_owner", 48),
+    ("mr_owner_config", 48),
+    ("rtmr0", 48),
+    ("rtmr1", 48),
+    ("rtmr2", 48),
+    ("rtmr3", 48),
+    ("report_data", 64),
+)
 _TD15_FIELDS = (("tee_tcb_svn_2", 16), ("mr_servicetd", 48))
 
 
@@ -107,8 +120,12 @@ class _Reader:
 
     def take(self, size: int, what: str) -> bytes:
         if size < 0 or self.pos + size > len(self.data):
-            raise ParseError("TDX_QUOTE_TRUNCATED", f"quote ends inside {what}",
-                             expected=f"{size} bytes at offset {self.pos}", actual=f"{len(self.data) - self.pos}")
+            raise ParseError(
+                "TDX_QUOTE_TRUNCATED",
+                f"quote ends inside {what}",
+                expected=f"{size} bytes at offset {self.pos}",
+                actual=f"{len(self.data) - self.pos}",
+            )
         chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
@@ -123,17 +140,26 @@ class _Reader:
 def parse_quote(data: bytes) -> Quote:
     """Parse a TDX quote v4/v5 by its length fields. Raises ParseError with TDX_* codes."""
     if len(data) > MAX_QUOTE_BYTES:
-        raise ParseError("TDX_QUOTE_TOO_LARGE", "quote exceeds the size limit", expected=f"<= {MAX_QUOTE_BYTES}",
-                         actual=str(len(data)))
+        raise ParseError(
+            "TDX_QUOTE_TOO_LARGE",
+            "quote exceeds the size limit",
+            expected=f"<= {MAX_QUOTE_BYTES}",
+            actual=str(len(data)),
+        )
     r = _Reader(data)
     version, att_key_type, tee_type, res1, res2 = struct.unpack("<HHIHH", r.take(12, "header"))
     header = QuoteHeader(version, att_key_type, tee_type, res1, res2, r.take(16, "header"), r.take(20, "header"))
     if version not in (4, 5):
-        raise ParseError("TDX_QUOTE_VERSION_UNSUPPORTED", "quote version must be 4 or 5", expected="4|5",
-                         actual=str(version))
+        raise ParseError(
+            "TDX_QUOTE_VERSION_UNSUPPORTED", "quote version must be 4 or 5", expected="4|5", actual=str(version)
+        )
     if att_key_type != ATT_KEY_ECDSA_P256:
-        raise ParseError("TDX_ATT_KEY_TYPE_UNSUPPORTED", "attestation key type must be 2 (ECDSA P-256)",
-                         expected="2", actual=str(att_key_type))
+        raise ParseError(
+            "TDX_ATT_KEY_TYPE_UNSUPPORTED",
+            "attestation key type must be 2 (ECDSA P-256)",
+            expected="2",
+            actual=str(att_key_type),
+        )
     if tee_type != TEE_TYPE_TDX:
         raise ParseError("TDX_TEE_TYPE", "TEE type must be 0x81 (TDX)", expected="0x81", actual=f"0x{tee_type:x}")
     body_type, size = BODY_TDX10, TD_REPORT10_SIZE
@@ -141,11 +167,16 @@ def parse_quote(data: bytes) -> Quote:
         body_type, size = r.u16("body descriptor"), r.u32("body descriptor")
         expected = {BODY_TDX10: TD_REPORT10_SIZE, BODY_TDX15: TD_REPORT15_SIZE}.get(body_type)
         if expected is None:
-            raise ParseError("TDX_BODY_TYPE_UNSUPPORTED", "v5 body type must be 2 (TDX 1.0) or 3 (TDX 1.5)",
-                             expected="2|3", actual=str(body_type))
+            raise ParseError(
+                "TDX_BODY_TYPE_UNSUPPORTED",
+                "v5 body type must be 2 (TDX 1.0) or 3 (TDX 1.5)",
+                expected="2|3",
+                actual=str(body_type),
+            )
         if size != expected:
-            raise ParseError("TDX_BODY_SIZE", "body size does not match its type", expected=str(expected),
-                             actual=str(size))
+            raise ParseError(
+                "TDX_BODY_SIZE", "body size does not match its type", expected=str(expected), actual=str(size)
+            )
     body = _td_report(r.take(size, "TD report"), body_type)
     signed = data[: r.pos]
     sig_len = r.u32("signature data length")
@@ -153,25 +184,53 @@ def parse_quote(data: bytes) -> Quote:
     signature, att_key = sig.take(64, "quote signature"), sig.take(64, "attestation key")
     cert_type, cert_size = sig.u16("certification data"), sig.u32("certification data")
     if cert_type != CERT_DATA_QE_REPORT:
-        raise ParseError("TDX_CERT_DATA_UNSUPPORTED", "certification data type must be 6 (QE report)",
-                         expected="6", actual=str(cert_type))
+        raise ParseError(
+            "TDX_CERT_DATA_UNSUPPORTED",
+            "certification data type must be 6 (QE report)",
+            expected="6",
+            actual=str(cert_type),
+        )
     outer = _Reader(sig.take(cert_size, "QE report certification data"))
     qe_report, qe_sig = outer.take(QE_REPORT_SIZE, "QE report"), outer.take(64, "QE report signature")
     qe_auth = outer.take(outer.u16("QE authentication data size"), "QE authentication data")
     inner_type, inner_size = outer.u16("PCK certification data"), outer.u32("PCK certification data")
     if inner_type != CERT_DATA_PCK_CHAIN:
-        raise ParseError("TDX_CERT_DATA_UNSUPPORTED", "QE report certification data must wrap type 5 (PCK chain)",
-                         expected="5", actual=str(inner_type))
+        raise ParseError(
+            "TDX_CERT_DATA_UNSUPPORTED",
+            "QE report certification data must wrap type 5 (PCK chain)",
+            expected="5",
+            actual=str(inner_type),
+        )
     if inner_size > MAX_CERT_DATA_BYTES:
-        raise ParseError("TDX_CERT_DATA_TOO_LARGE", "PCK chain too large", expected=f"<= {MAX_CERT_DATA_BYTES}",
-                         actual=str(inner_size))
+        raise ParseError(
+            "TDX_CERT_DATA_TOO_LARGE",
+            "PCK chain too large",
+            expected=f"<= {MAX_CERT_DATA_BYTES}",
+            actual=str(inner_size),
+        )
     pck_chain = outer.take(inner_size, "PCK chain")
     for reader, what in ((outer, "QE report certification data"), (sig, "signature data")):
         if reader.pos != len(reader.data):
-            raise ParseError("TDX_LENGTH_MISMATCH", f"bytes left over inside the {what}",
-                             expected="0", actual=str(len(reader.data) - reader.pos))
-    return Quote(header, body_type, body, signature, att_key, qe_report, qe_sig, qe_auth, pck_chain,
-                 signed, sig_len, data[r.pos :])
+            raise ParseError(
+                "TDX_LENGTH_MISMATCH",
+                f"bytes left over inside the {what}",
+                expected="0",
+                actual=str(len(reader.data) - reader.pos),
+            )
+    return Quote(
+        header,
+        body_type,
+        body,
+        signature,
+        att_key,
+        qe_report,
+        qe_sig,
+        qe_auth,
+        pck_chain,
+        signed,
+        sig_len,
+        data[r.pos :],
+    )
 
 
 def _td_report(raw: bytes, body_type: int) -> TdReport:

@@ -165,8 +165,12 @@ def _advisories(obj: dict[str, Any], where: str) -> tuple[str, ...]:
 
 def _isv_level(obj: Any, where: str) -> IsvLevel:
     tcb = _get(obj, "tcb", where)
-    return IsvLevel(_int(tcb, "isvsvn", f"{where}.tcb", 0xFFFF), _date(obj, "tcbDate", where),
-                    _status(obj, where), _advisories(obj, where))
+    return IsvLevel(
+        _int(tcb, "isvsvn", f"{where}.tcb", 0xFFFF),
+        _date(obj, "tcbDate", where),
+        _status(obj, where),
+        _advisories(obj, where),
+    )
 
 
 def _components(tcb: dict[str, Any], key: str, where: str) -> tuple[int, ...]:
@@ -178,21 +182,32 @@ def _components(tcb: dict[str, Any], key: str, where: str) -> tuple[int, ...]:
 
 def _tcb_level(obj: Any, where: str) -> TcbLevel:
     tcb = _get(obj, "tcb", where)
-    return TcbLevel(_components(tcb, "sgxtcbcomponents", f"{where}.tcb"), _int(tcb, "pcesvn", f"{where}.tcb", 0xFFFF),
-                    _components(tcb, "tdxtcbcomponents", f"{where}.tcb"), _date(obj, "tcbDate", where),
-                    _status(obj, where), _advisories(obj, where))
+    return TcbLevel(
+        _components(tcb, "sgxtcbcomponents", f"{where}.tcb"),
+        _int(tcb, "pcesvn", f"{where}.tcb", 0xFFFF),
+        _components(tcb, "tdxtcbcomponents", f"{where}.tcb"),
+        _date(obj, "tcbDate", where),
+        _status(obj, where),
+        _advisories(obj, where),
+    )
 
 
 def _module(obj: Any, where: str) -> TdxModule:
-    return TdxModule(_hex(obj, "mrsigner", where, 48), _hex(obj, "attributes", where, 8),
-                     _hex(obj, "attributesMask", where, 8))
+    return TdxModule(
+        _hex(obj, "mrsigner", where, 48), _hex(obj, "attributes", where, 8), _hex(obj, "attributesMask", where, 8)
+    )
 
 
 def _module_identity(obj: Any, where: str) -> TdxModuleIdentity:
     module = _module(obj, where)
     levels = _list(obj, "tcbLevels", where, MAX_LEVELS)
-    return TdxModuleIdentity(_str(obj, "id", where), module.mrsigner, module.attributes, module.attributes_mask,
-                             tuple(_isv_level(level, f"{where}.tcbLevels[{i}]") for i, level in enumerate(levels)))
+    return TdxModuleIdentity(
+        _str(obj, "id", where),
+        module.mrsigner,
+        module.attributes,
+        module.attributes_mask,
+        tuple(_isv_level(level, f"{where}.tcbLevels[{i}]") for i, level in enumerate(levels)),
+    )
 
 
 def parse_tcb_info(data: dict[str, Any]) -> TcbInfo:
@@ -204,12 +219,18 @@ def parse_tcb_info(data: dict[str, Any]) -> TcbInfo:
     identities = _list(data, "tdxModuleIdentities", w, MAX_MODULE_IDENTITIES, optional=True)
     levels = _list(data, "tcbLevels", w, MAX_LEVELS)
     return TcbInfo(
-        id=_str(data, "id", w), version=_int(data, "version", w), issue_date=_date(data, "issueDate", w),
-        next_update=_date(data, "nextUpdate", w), fmspc=_hex(data, "fmspc", w, 6), pce_id=_hex(data, "pceId", w, 2),
-        tcb_type=_int(data, "tcbType", w), tcb_evaluation_data_number=_int(data, "tcbEvaluationDataNumber", w),
+        id=_str(data, "id", w),
+        version=_int(data, "version", w),
+        issue_date=_date(data, "issueDate", w),
+        next_update=_date(data, "nextUpdate", w),
+        fmspc=_hex(data, "fmspc", w, 6),
+        pce_id=_hex(data, "pceId", w, 2),
+        tcb_type=_int(data, "tcbType", w),
+        tcb_evaluation_data_number=_int(data, "tcbEvaluationDataNumber", w),
         tdx_module=module,
-        tdx_module_identities=tuple(_module_identity(m, f"{w}.tdxModuleIdentities[{i}]")
-                                    for i, m in enumerate(identities)),
+        tdx_module_identities=tuple(
+            _module_identity(m, f"{w}.tdxModuleIdentities[{i}]") for i, m in enumerate(identities)
+        ),
         tcb_levels=tuple(_tcb_level(level, f"{w}.tcbLevels[{i}]") for i, level in enumerate(levels)),
     )
 
@@ -222,12 +243,16 @@ def parse_qe_identity(data: dict[str, Any]) -> QeIdentity:
         raise _bad(w, "object", data)
     levels = _list(data, "tcbLevels", w, MAX_LEVELS)
     return QeIdentity(
-        id=_str(data, "id", w), version=_int(data, "version", w), issue_date=_date(data, "issueDate", w),
+        id=_str(data, "id", w),
+        version=_int(data, "version", w),
+        issue_date=_date(data, "issueDate", w),
         next_update=_date(data, "nextUpdate", w),
         tcb_evaluation_data_number=_int(data, "tcbEvaluationDataNumber", w),
         miscselect=int.from_bytes(_hex(data, "miscselect", w, 4), "little"),
         miscselect_mask=int.from_bytes(_hex(data, "miscselectMask", w, 4), "little"),
-        attributes=_hex(data, "attributes", w, 16), attributes_mask=_hex(data, "attributesMask", w, 16),
-        mrsigner=_hex(data, "mrsigner", w, 32), isvprodid=_int(data, "isvprodid", w, 0xFFFF),
+        attributes=_hex(data, "attributes", w, 16),
+        attributes_mask=_hex(data, "attributesMask", w, 16),
+        mrsigner=_hex(data, "mrsigner", w, 32),
+        isvprodid=_int(data, "isvprodid", w, 0xFFFF),
         tcb_levels=tuple(_isv_level(level, f"{w}.tcbLevels[{i}]") for i, level in enumerate(levels)),
     )

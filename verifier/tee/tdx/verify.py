@@ -59,20 +59,28 @@ def _root(chain: list[x509.Certificate], anchors: TrustAnchors) -> x509.Certific
     subject = given.subject if given is not None else chain[1].issuer
     found = [c for c in anchors.roots(VENDOR) if c.subject == subject]
     if not found:
-        raise EvidenceError("CHAIN_ROOT_UNTRUSTED", "the PCK chain does not end at a pinned Intel SGX Root CA",
-                            expected="pinned intel-sgx fingerprint",
-                            actual=fingerprint(given) if given is not None else "missing")
+        raise EvidenceError(
+            "CHAIN_ROOT_UNTRUSTED",
+            "the PCK chain does not end at a pinned Intel SGX Root CA",
+            expected="pinned intel-sgx fingerprint",
+            actual=fingerprint(given) if given is not None else "missing",
+        )
     return found[0]
 
 
-def _chain(quote: Quote, anchors: TrustAnchors, at: datetime.datetime,
-           loaded: list[x509.Certificate] | None) -> list[x509.Certificate]:
+def _chain(
+    quote: Quote, anchors: TrustAnchors, at: datetime.datetime, loaded: list[x509.Certificate] | None
+) -> list[x509.Certificate]:
     """Step 1 (PCK Certificate and CRL Profile: Root CA -> PCK Platform/Processor CA -> PCK certificate). `loaded`:
     the quote's chain as the caller already decoded it (`pck_chain`), so it is not decoded twice."""
     certs = loaded if loaded is not None else pck_chain(quote.pck_chain_pem)
     if len(certs) not in (2, 3):
-        raise EvidenceError("TDX_PCK_CHAIN_INVALID", "the PCK chain must be leaf, PCK CA and root",
-                            expected="3 certificates", actual=str(len(certs)))
+        raise EvidenceError(
+            "TDX_PCK_CHAIN_INVALID",
+            "the PCK chain must be leaf, PCK CA and root",
+            expected="3 certificates",
+            actual=str(len(certs)),
+        )
     return validate_chain(certs[0], [certs[1]], _root(certs, anchors), at)
 
 
@@ -86,32 +94,47 @@ def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
 
 
 def _revoked(crl: x509.CertificateRevocationList | None, cert: x509.Certificate) -> bool:
-    return crl is not None and crl.issuer == cert.issuer and (
-        crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    return (
+        crl is not None
+        and crl.issuer == cert.issuer
+        and (crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None)
     )
 
 
-def _check_revocation(chain: list[x509.Certificate], pck_crl: x509.CertificateRevocationList | None,
-                      root_ca_crl: x509.CertificateRevocationList | None) -> None:
+def _check_revocation(
+    chain: list[x509.Certificate],
+    pck_crl: x509.CertificateRevocationList | None,
+    root_ca_crl: x509.CertificateRevocationList | None,
+) -> None:
     """Step 2: membership only; the collateral layer has verified both CRLs."""
     for cert, crl, which in ((chain[1], root_ca_crl, "root CA CRL"), (chain[0], pck_crl, "PCK CRL")):
         if _revoked(crl, cert):
-            raise EvidenceError("TDX_PCK_REVOKED", f"{cert.subject.rfc4514_string()} is revoked by the {which}",
-                                expected="not revoked", actual=f"serial {cert.serial_number:x}")
+            raise EvidenceError(
+                "TDX_PCK_REVOKED",
+                f"{cert.subject.rfc4514_string()} is revoked by the {which}",
+                expected="not revoked",
+                actual=f"serial {cert.serial_number:x}",
+            )
 
 
 def _check_qe_report(quote: Quote, leaf: x509.Certificate, key: ec.EllipticCurvePublicKey) -> EnclaveReport:
     """Steps 3 and 4 (Quoting Library API "QE Report Certification Data")."""
     if not _raw_valid(key, quote.qe_report_signature, quote.qe_report):
-        raise EvidenceError("TDX_QE_REPORT_SIGNATURE_INVALID", "the QE report signature does not verify (PCK key)",
-                            expected=f"ECDSA P-256 by {fingerprint(leaf)}",
-                            actual=quote.qe_report_signature.hex())
+        raise EvidenceError(
+            "TDX_QE_REPORT_SIGNATURE_INVALID",
+            "the QE report signature does not verify (PCK key)",
+            expected=f"ECDSA P-256 by {fingerprint(leaf)}",
+            actual=quote.qe_report_signature.hex(),
+        )
     report = parse_enclave_report(quote.qe_report)
     expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest() + bytes(32)
     if report.report_data != expected:
-        raise EvidenceError("TDX_QE_REPORT_DATA_MISMATCH",
-                            "QE REPORTDATA is not SHA-256(attestation key || QE auth data) || zeros",
-                            expected=expected.hex(), actual=report.report_data.hex())
+        raise EvidenceError(
+            "TDX_QE_REPORT_DATA_MISMATCH",
+            "QE REPORTDATA is not SHA-256(attestation key || QE auth data) || zeros",
+            expected=expected.hex(),
+            actual=report.report_data.hex(),
+        )
     return report
 
 
@@ -120,12 +143,19 @@ def _check_quote_signature(quote: Quote) -> None:
     try:
         key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + quote.attestation_key)
     except ValueError:
-        raise EvidenceError("TDX_ATTESTATION_KEY_INVALID", "the attestation key is not a P-256 point",
-                            expected="uncompressed P-256 point X||Y", actual=quote.attestation_key.hex()) from None
+        raise EvidenceError(
+            "TDX_ATTESTATION_KEY_INVALID",
+            "the attestation key is not a P-256 point",
+            expected="uncompressed P-256 point X||Y",
+            actual=quote.attestation_key.hex(),
+        ) from None
     if not _raw_valid(key, quote.signature, quote.signed):
-        raise EvidenceError("TDX_QUOTE_SIGNATURE_INVALID", "the quote signature does not verify",
-                            expected=f"ECDSA P-256 by attestation key {quote.attestation_key.hex()}",
-                            actual=quote.signature.hex())
+        raise EvidenceError(
+            "TDX_QUOTE_SIGNATURE_INVALID",
+            "the quote signature does not verify",
+            expected=f"ECDSA P-256 by attestation key {quote.attestation_key.hex()}",
+            actual=quote.signature.hex(),
+        )
 
 
 def verify_quote(

@@ -49,8 +49,9 @@ def from_timestamp(ts: Timestamp) -> dt.datetime:
     try:
         return ts.ToDatetime(tzinfo=dt.UTC)
     except (ValueError, OverflowError, OSError):
-        raise RequestError("TIMESTAMP_INVALID", "a timestamp is outside 0001-01-01..9999-12-31 or has bad nanos") \
-            from None
+        raise RequestError(
+            "TIMESTAMP_INVALID", "a timestamp is outside 0001-01-01..9999-12-31 or has bad nanos"
+        ) from None
 
 
 def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> AppraisalRequest:
@@ -66,16 +67,24 @@ def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> App
         raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
     collateral: dict[str, bytes] = {}
     for item in msg.collateral:
-        if (not _plain_text(item.name, COLLATERAL_NAME_MAX) or "/" in item.name or "\\" in item.name
-                or item.name.startswith(".")):
-            raise RequestError("COLLATERAL_NAME_INVALID",
-                               f"collateral file name {item.name[:COLLATERAL_NAME_MAX]!r} is not a plain name")
+        if (
+            not _plain_text(item.name, COLLATERAL_NAME_MAX)
+            or "/" in item.name
+            or "\\" in item.name
+            or item.name.startswith(".")
+        ):
+            raise RequestError(
+                "COLLATERAL_NAME_INVALID",
+                f"collateral file name {item.name[:COLLATERAL_NAME_MAX]!r} is not a plain name",
+            )
         if item.name in collateral:
             raise RequestError("COLLATERAL_DUPLICATE", f"collateral file {item.name!r} appears twice")
         collateral[item.name] = bytes(item.content)
     if msg.policy and not _plain_text(msg.policy, POLICY_NAME_MAX):
-        raise RequestError("POLICY_NAME_INVALID", f"policy names are 1..{POLICY_NAME_MAX} printable characters "
-                           "without surrounding blanks")
+        raise RequestError(
+            "POLICY_NAME_INVALID",
+            f"policy names are 1..{POLICY_NAME_MAX} printable characters without surrounding blanks",
+        )
     return AppraisalRequest(
         tee=tee,
         evidence=bytes(msg.evidence),

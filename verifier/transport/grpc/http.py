@@ -58,16 +58,20 @@ class HttpApp:
         if method not in ("GET", "HEAD"):
             return _reply(start_response, "405 Method Not Allowed", b"method not allowed\n", [("Allow", "GET, HEAD")])
         if path == "/metrics":
-            return _reply(start_response, "200 OK", self._metrics.exposition(),
-                          content_type=self._metrics.content_type)
+            return _reply(start_response, "200 OK", self._metrics.exposition(), content_type=self._metrics.content_type)
         if path == "/.well-known/jwks.json":
             try:
                 body = json.dumps(self._jwks(), sort_keys=True).encode()
             except Exception:
                 log.exception("cannot serve the JWKS")
                 return _reply(start_response, "503 Service Unavailable", b"signing keys unavailable\n")
-            return _reply(start_response, "200 OK", body, [("Cache-Control", "max-age=300")],
-                          content_type="application/jwk-set+json")
+            return _reply(
+                start_response,
+                "200 OK",
+                body,
+                [("Cache-Control", "max-age=300")],
+                content_type="application/jwk-set+json",
+            )
         if path == "/livez":
             return _reply(start_response, "200 OK", b"alive\n")
         if path in ("/readyz", "/healthz"):
@@ -77,8 +81,14 @@ class HttpApp:
         return _reply(start_response, "404 Not Found", b"not found\n")
 
 
-def _reply(start_response: StartResponse, status: str, body: bytes, headers: list[tuple[str, str]] | None = None,
-           *, content_type: str = "text/plain; charset=utf-8") -> list[bytes]:
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *(headers or [])])
     return [body]
 

@@ -98,7 +98,11 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
     async def around(
-        self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
         raise NotImplementedError
@@ -108,8 +112,14 @@ class RequestIdInterceptor(_UnaryInterceptor):
     """Takes `x-request-id` from the caller (if log-safe and at most REQUEST_ID_MAX characters) or makes a uuid4;
     echoes it in initial metadata."""
 
-    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
         candidate = _metadata(details.invocation_metadata, REQUEST_ID_KEY)
         request_id = accept_request_id(candidate if candidate and len(candidate) <= REQUEST_ID_MAX else None)
         call_token = CALL.set(CallState(method=method, request_id=request_id))
@@ -128,8 +138,14 @@ class MetricsInterceptor(_UnaryInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -163,8 +179,14 @@ def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
 class ErrorInterceptor(_UnaryInterceptor):
     """Maps exceptions to gRPC status + google.rpc.ErrorInfo; never sends exception text of unexpected errors."""
 
-    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
         try:
             return await inner(request, context)
         except grpc.aio.AbortError:
@@ -191,8 +213,15 @@ async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any], method: s
 MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, reason: str, message: str,
-                 *, retryable: bool = False, retry_delay: float | None = None) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    retry_delay: float | None = None,
+) -> None:
     """Abort with `code`, an ErrorInfo (`reason`, request id, retryable) and, with `retry_delay` (seconds), a
     google.rpc.RetryInfo."""
     request_id = REQUEST_ID.get() or ""
@@ -202,7 +231,8 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusC
     if state is not None:
         state.code = code
     info = error_details_pb2.ErrorInfo(
-        reason=reason, domain=ERROR_DOMAIN,
+        reason=reason,
+        domain=ERROR_DOMAIN,
         metadata={"request_id": request_id, "retryable": "true" if retryable else "false"},
     )
     detail = any_pb2.Any()
@@ -267,8 +297,11 @@ class ClientCertVerifier:
         """The leaf when it chains to one of the CAs at `at`, else None."""
         try:  # fully decoded (shared loader): a lazily decoded part cannot raise below
             leaf = load_certificate(leaf_pem, "client certificate")
-            extra = list(load_pem_certificates(chain_pem, "client chain", max_count=MAX_PEER_CHAIN_PEM)) \
-                if chain_pem else []
+            extra = (
+                list(load_pem_certificates(chain_pem, "client chain", max_count=MAX_PEER_CHAIN_PEM))
+                if chain_pem
+                else []
+            )
         except EvidenceError:
             return None
         intermediates = [c for c in extra if c != leaf and _is_ca(c)]
@@ -365,11 +398,19 @@ class AdminAuthInterceptor(_UnaryInterceptor):
     looked at: a bearer token sent in the clear is never accepted.
     With `appraisal_cas`, calls of the Verifier service need a client certificate chaining to one of them."""
 
-    def __init__(self, token_sha256: Sequence[str] = (), *, tokens: TokenAuthenticator | None = None,
-                 admin_cas: ClientCertVerifier | None = None, cert_role: Role = "admin",
-                 appraisal_cas: ClientCertVerifier | None = None, audit_db: Database | None = None,
-                 clock: Callable[[], dt.datetime] | None = None,
-                 admin_services: Sequence[str] = ADMIN_SERVICES, admin_needs_tls: bool = False) -> None:
+    def __init__(
+        self,
+        token_sha256: Sequence[str] = (),
+        *,
+        tokens: TokenAuthenticator | None = None,
+        admin_cas: ClientCertVerifier | None = None,
+        cert_role: Role = "admin",
+        appraisal_cas: ClientCertVerifier | None = None,
+        audit_db: Database | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        admin_services: Sequence[str] = ADMIN_SERVICES,
+        admin_needs_tls: bool = False,
+    ) -> None:
         self._admin_needs_tls = admin_needs_tls
         self._digests = tuple(d.strip().lower() for d in token_sha256 if d.strip())
         self._tokens = tokens
@@ -383,8 +424,14 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         if not self._digests and tokens is None and admin_cas is None:
             log.warning("no admin credentials configured: every %s call will be refused", ", ".join(admin_services))
 
-    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
         service = method.split("/")[1] if method.count("/") >= 2 else ""
         if service in self._services or (service.startswith(API_PACKAGE) and service != APPRAISAL_SERVICE):
             principal = await self._admin(method, details, context)
@@ -404,12 +451,12 @@ class AdminAuthInterceptor(_UnaryInterceptor):
             log.warning("call %s from %s refused: no client certificate", method, context.peer())
             raise AuthError("APPRAISAL_CERT_REQUIRED", "appraisal calls need a TLS client certificate")
         if self._appraisal_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) is None:
-            log.warning("call %s from %s refused: client certificate not from an accepted CA", method,
-                        context.peer())
+            log.warning("call %s from %s refused: client certificate not from an accepted CA", method, context.peer())
             raise AuthError("APPRAISAL_CERT_INVALID", "the client certificate is not accepted")
 
-    async def _admin(self, method: str, details: grpc.HandlerCallDetails,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+    async def _admin(
+        self, method: str, details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Principal:
         peer = context.peer()
         header = _metadata(details.invocation_metadata, "authorization")
         leaf, chain = peer_certificate(context)
@@ -417,30 +464,40 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         principal: Principal | None = None
         try:
             if self._admin_needs_tls and not _is_tls(context):
-                raise AuthError("ADMIN_NEEDS_TLS", "admin calls need a TLS connection (credentials are never "
-                                "accepted in the clear)")
+                raise AuthError(
+                    "ADMIN_NEEDS_TLS", "admin calls need a TLS connection (credentials are never accepted in the clear)"
+                )
             principal = await self._principal(header, leaf, chain, attempt)
             needed: Role = METHOD_ROLES.get(method, "admin")
             if not principal.may(needed):
-                raise AccessDeniedError("ADMIN_ROLE_INSUFFICIENT",
-                                        f"{method.rsplit('/', 1)[-1]} needs the {needed} role")
+                raise AccessDeniedError(
+                    "ADMIN_ROLE_INSUFFICIENT", f"{method.rsplit('/', 1)[-1]} needs the {needed} role"
+                )
         except (AuthError, AccessDeniedError) as error:
             actor = principal.actor if principal is not None else "anonymous"
-            log.warning("admin call %s from %s refused: %s (%s)", method, peer, error.code,
-                        ", ".join(f"{k}={v}" for k, v in sorted({**attempt, "actor": actor}.items())))
+            log.warning(
+                "admin call %s from %s refused: %s (%s)",
+                method,
+                peer,
+                error.code,
+                ", ".join(f"{k}={v}" for k, v in sorted({**attempt, "actor": actor}.items())),
+            )
             await self._audit_refusal(method, peer, error.code, actor, attempt)
             raise
         log.info("admin call %s from %s authorized as %s (%s)", method, peer, principal.actor, principal.role)
         return principal
 
-    async def _principal(self, header: str | None, leaf: bytes | None, chain: bytes | None,
-                         attempt: dict[str, str]) -> Principal:
+    async def _principal(
+        self, header: str | None, leaf: bytes | None, chain: bytes | None, attempt: dict[str, str]
+    ) -> Principal:
         if header is not None:
             scheme, _, token = header.strip().partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token:
-                raise AuthError("ADMIN_AUTH_REQUIRED", "admin calls need `authorization: Bearer <token>` metadata "
-                                "or an admin client certificate")
+                raise AuthError(
+                    "ADMIN_AUTH_REQUIRED",
+                    "admin calls need `authorization: Bearer <token>` metadata or an admin client certificate",
+                )
             presented = hashlib.sha256(token.encode("utf-8")).hexdigest()
             matched = ""
             for digest in self._digests:  # compare against every digest: no early exit
@@ -454,30 +511,36 @@ class AdminAuthInterceptor(_UnaryInterceptor):
                     return Principal("token", info.name, cast(Role, info.role))
             raise AuthError("ADMIN_TOKEN_INVALID", "the admin token is not accepted")
         if leaf is not None:
-            verified = (self._admin_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC))
-                        if self._admin_cas is not None else None)
+            verified = (
+                self._admin_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) if self._admin_cas is not None else None
+            )
             if verified is None:
                 attempt["certificate"] = _unverified_subject(leaf)
                 raise AuthError("ADMIN_CERT_INVALID", "the client certificate is not from the admin CA")
             return Principal("cert", common_name(verified), self._cert_role)
-        raise AuthError("ADMIN_AUTH_REQUIRED",
-                        "admin calls need `authorization: Bearer <token>` metadata or an admin client certificate")
+        raise AuthError(
+            "ADMIN_AUTH_REQUIRED",
+            "admin calls need `authorization: Bearer <token>` metadata or an admin client certificate",
+        )
 
-    async def _audit_refusal(self, method: str, peer: str, reason: str, actor: str,
-                             attempt: dict[str, str]) -> None:
+    async def _audit_refusal(self, method: str, peer: str, reason: str, actor: str, attempt: dict[str, str]) -> None:
         if self._audit_db is None:
             return
         if not self._budget.take():
-            log.warning("admin refusal not audited (more than %d a minute; %d suppressed so far)",
-                        REFUSALS_AUDITED_PER_MINUTE, self._budget.suppressed)
+            log.warning(
+                "admin refusal not audited (more than %d a minute; %d suppressed so far)",
+                REFUSALS_AUDITED_PER_MINUTE,
+                self._budget.suppressed,
+            )
             return
         db = self._audit_db
         details = {"reason": reason, "peer": peer[:100], "request_id": REQUEST_ID.get() or "", **attempt}
 
         def write() -> None:
             with db.session() as session:
-                audit.append(session, at=self._clock(), actor=actor, action="admin.refused", subject=method,
-                             details=details)
+                audit.append(
+                    session, at=self._clock(), actor=actor, action="admin.refused", subject=method, details=details
+                )
 
         try:
             await asyncio.to_thread(write)
@@ -499,25 +562,46 @@ class RateLimitInterceptor(_UnaryInterceptor):
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
 
-    async def around(self, method: str, details: grpc.HandlerCallDetails, inner: Behavior, request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
         if self._limiter.limits(method):
             peer = context.peer()
             leaf, _ = peer_certificate(context)
             decision = self._limiter.acquire(method, client_key(peer, leaf))
             if not decision.allowed:
                 log.warning("call %s from %s refused: %s rate limit", method, peer, decision.scope)
-                await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED",
-                             f"too many {method.rsplit('/', 1)[-1]} calls ({decision.scope} limit); retry in "
-                             f"{decision.retry_after:.3f}s", retryable=True, retry_delay=decision.retry_after)
+                await _abort(
+                    context,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "RATE_LIMITED",
+                    f"too many {method.rsplit('/', 1)[-1]} calls ({decision.scope} limit); retry in "
+                    f"{decision.retry_after:.3f}s",
+                    retryable=True,
+                    retry_delay=decision.retry_after,
+                )
         return await inner(request, context)
 
 
-def default_chain(metrics: Metrics, admin_token_sha256: Sequence[str] = (), *,
-                  auth: AdminAuthInterceptor | None = None,
-                  rate_limiter: RateLimiter | None = None) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+def default_chain(
+    metrics: Metrics,
+    admin_token_sha256: Sequence[str] = (),
+    *,
+    auth: AdminAuthInterceptor | None = None,
+    rate_limiter: RateLimiter | None = None,
+) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     """The server's interceptors, outermost first: request id, metrics, errors, rate limits (when given), admin
     auth."""
     limits: list[grpc.aio.ServerInterceptor[Any, Any]] = [RateLimitInterceptor(rate_limiter)] if rate_limiter else []
-    return [RequestIdInterceptor(), MetricsInterceptor(metrics), ErrorInterceptor(), *limits,
-            auth or AdminAuthInterceptor(admin_token_sha256)]
+    return [
+        RequestIdInterceptor(),
+        MetricsInterceptor(metrics),
+        ErrorInterceptor(),
+        *limits,
+        auth or AdminAuthInterceptor(admin_token_sha256),
+    ]

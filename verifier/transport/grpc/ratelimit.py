@@ -61,8 +61,13 @@ class RateLimiter:
     `clock` returns monotonic seconds (injected by tests). A call takes one token from both buckets of its method
     or from neither: a client refused by its own limit does not spend the global budget."""
 
-    def __init__(self, limits: Mapping[str, MethodLimits], *, max_clients: int = DEFAULT_MAX_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: Mapping[str, MethodLimits],
+        *,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._limits = {m: lim for m, lim in limits.items() if lim.per_client.enabled or lim.overall.enabled}
         self._max_clients = max(1, max_clients)
         self._clock = clock

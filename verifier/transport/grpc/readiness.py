@@ -22,8 +22,14 @@ CHECK_TIMEOUT = 1.0  # seconds a check may take before it counts as failed
 class Readiness:
     """The cached result of `check` (it raises when the dependency is not usable)."""
 
-    def __init__(self, check: Callable[[], None], on_change: Callable[[bool], Awaitable[None]], *,
-                 interval: float = CHECK_INTERVAL, timeout: float = CHECK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        check: Callable[[], None],
+        on_change: Callable[[bool], Awaitable[None]],
+        *,
+        interval: float = CHECK_INTERVAL,
+        timeout: float = CHECK_TIMEOUT,
+    ) -> None:
         self._check, self._on_change = check, on_change
         self._interval, self._timeout = interval, timeout
         self._pending: asyncio.Future[BaseException | None] | None = None

@@ -54,16 +54,18 @@ from .workloads_servicer import WorkloadsServicer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = tuple(s.full_name for module in (pb, reference_values_pb2, workloads_pb2)
-                      for s in module.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(
+    s.full_name
+    for module in (pb, reference_values_pb2, workloads_pb2)
+    for s in module.DESCRIPTOR.services_by_name.values()
+)
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 class VerifierServer:
     """One gRPC server plus its HTTP side server, each on its own private metrics registry."""
 
-    def __init__(self, components: Components, *, metrics: Metrics | None = None,
-                 check_database: bool = True) -> None:
+    def __init__(self, components: Components, *, metrics: Metrics | None = None, check_database: bool = True) -> None:
         self.components = components
         self.settings = components.settings
         self.metrics = metrics or Metrics()
@@ -99,10 +101,14 @@ class VerifierServer:
         settings = self.settings
         limit = settings.max_message_bytes
         server = grpc.aio.server(
-            interceptors=default_chain(self.metrics, auth=self._auth_interceptor(),
-                                       rate_limiter=ratelimit.from_settings(settings)),
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                     ("grpc.so_reuseport", 0)],  # a second server on a busy port must fail, not share it
+            interceptors=default_chain(
+                self.metrics, auth=self._auth_interceptor(), rate_limiter=ratelimit.from_settings(settings)
+            ),
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],  # a second server on a busy port must fail, not share it
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,  # shed load, never queue without bound
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
@@ -147,17 +153,23 @@ class VerifierServer:
         if s.admin_listen and s.admin_client_ca is None:
             raise ConfigError("ADMIN_CLIENT_CA_MISSING", "--admin-listen needs --admin-client-ca")
         if s.allow_plaintext_admin and not is_loopback(split_hostport(s.listen)[0]):
-            raise ConfigError("PLAINTEXT_ADMIN_NOT_LOOPBACK",
-                              f"--allow-plaintext-admin needs a loopback --listen address, not {s.listen}")
+            raise ConfigError(
+                "PLAINTEXT_ADMIN_NOT_LOOPBACK",
+                f"--allow-plaintext-admin needs a loopback --listen address, not {s.listen}",
+            )
         if s.appraisal_requires_mtls and s.appraisal_client_ca is None and s.admin_client_ca is None:
-            raise ConfigError("APPRAISAL_CLIENT_CA_MISSING",
-                              "--appraisal-requires-mtls needs --appraisal-client-ca (or --admin-client-ca)")
+            raise ConfigError(
+                "APPRAISAL_CLIENT_CA_MISSING",
+                "--appraisal-requires-mtls needs --appraisal-client-ca (or --admin-client-ca)",
+            )
         if s.admin_client_ca is not None and not s.admin_listen and not s.appraisal_requires_mtls:
             # gRPC Python can only require client certificates or not ask for them at all: on a port where
             # appraisal stays open, no client certificate would ever be presented.
-            raise ConfigError("ADMIN_LISTEN_REQUIRED",
-                              "--admin-client-ca needs --admin-listen HOST:PORT (a TLS port that requires client "
-                              "certificates) unless --appraisal-requires-mtls makes the main port require them")
+            raise ConfigError(
+                "ADMIN_LISTEN_REQUIRED",
+                "--admin-client-ca needs --admin-listen HOST:PORT (a TLS port that requires client "
+                "certificates) unless --appraisal-requires-mtls makes the main port require them",
+            )
 
     def _auth_interceptor(self) -> AdminAuthInterceptor:
         self._check_auth_settings()
@@ -168,9 +180,14 @@ class VerifierServer:
             appraisal_cas = ClientCertVerifier.from_files(*self._appraisal_ca_files())
         database = self.components.database
         return AdminAuthInterceptor(
-            s.admin_token_sha256, tokens=SqlAdminTokens(database), admin_cas=admin_cas,
-            cert_role=cast(Role, s.admin_cert_role), appraisal_cas=appraisal_cas, audit_db=database,
-            clock=self.components.service.clock.now, admin_needs_tls=not s.allow_plaintext_admin,
+            s.admin_token_sha256,
+            tokens=SqlAdminTokens(database),
+            admin_cas=admin_cas,
+            cert_role=cast(Role, s.admin_cert_role),
+            appraisal_cas=appraisal_cas,
+            audit_db=database,
+            clock=self.components.service.clock.now,
+            admin_needs_tls=not s.allow_plaintext_admin,
         )
 
     def _appraisal_ca_files(self) -> list[Path]:
@@ -282,8 +299,7 @@ def _raise_if_in_use(address: str) -> None:
                     raise ConfigError("ADDRESS_IN_USE", f"gRPC address {address} is already in use") from None
 
 
-async def serve(components: Components, *, ready: asyncio.Event | None = None,
-                port_file: Path | None = None) -> None:
+async def serve(components: Components, *, ready: asyncio.Event | None = None, port_file: Path | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully. The CLI calls `asyncio.run(serve(components))`.
     `port_file` receives {"grpc": port, "http": port} once listening (useful with port 0)."""
     server = VerifierServer(components)

@@ -68,8 +68,15 @@ class ReferenceValuesServicer(rv_grpc.ReferenceValuesServicer):
         if expires_at is not None and expires_at <= now:
             raise RequestError("REFERENCE_EXPIRES_IN_PAST", "expires_at must be in the future")
         ref = await asyncio.to_thread(
-            self._store.add, request.kind, value, request.label, now=now, expires_at=expires_at,
-            valid_from=valid_from, version=request.version or None, actor=current_actor(),
+            self._store.add,
+            request.kind,
+            value,
+            request.label,
+            now=now,
+            expires_at=expires_at,
+            valid_from=valid_from,
+            version=request.version or None,
+            actor=current_actor(),
         )
         return convert.reference_value(ref, at=now)
 
@@ -83,8 +90,12 @@ class ReferenceValuesServicer(rv_grpc.ReferenceValuesServicer):
             state = request.state
         now = self._clock.now()
         refs = await asyncio.to_thread(
-            self._store.list, kind=request.kind or None, label=request.label or None, state=state,
-            include_inactive=request.include_inactive, at=now,
+            self._store.list,
+            kind=request.kind or None,
+            label=request.label or None,
+            state=state,
+            include_inactive=request.include_inactive,
+            at=now,
         )
         return pb.ListReferenceValuesResponse(reference_values=[convert.reference_value(r, at=now) for r in refs])
 

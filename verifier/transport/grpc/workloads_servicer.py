@@ -29,22 +29,34 @@ MAX_REASON = 500
 
 
 def _version(version: StoredVersion, at: dt.datetime, workload_revoked: bool) -> pb.WorkloadVersion:
-    msg = pb.WorkloadVersion(version=version.version, state=version.state(at, workload_revoked),
-                             reference_values=[convert.reference_value(r, at=at) for r in version.values])
+    msg = pb.WorkloadVersion(
+        version=version.version,
+        state=version.state(at, workload_revoked),
+        reference_values=[convert.reference_value(r, at=at) for r in version.values],
+    )
     if version.revocation is not None:
         msg.revoked_at.CopyFrom(convert.timestamp(version.revocation.revoked_at))
         msg.revoked_by, msg.revoke_reason = version.revocation.revoked_by, version.revocation.reason
     return msg
 
 
-def workload_message(record: WorkloadRecord, at: dt.datetime,
-                     versions: list[StoredVersion] | None = None) -> pb.Workload:
+def workload_message(
+    record: WorkloadRecord, at: dt.datetime, versions: list[StoredVersion] | None = None
+) -> pb.Workload:
     meta = record.meta
     msg = pb.Workload(
-        id=meta.id, name=meta.name, tee=meta.tee, policy=meta.policy or "",
-        state="active" if meta.live_at(at) else "revoked", created_at=convert.timestamp(record.created_at),
-        created_by=record.created_by, revoked_by=record.revoked_by or "", revoke_reason=record.revoke_reason or "",
-        review=meta.review, review_reason=record.review_reason or "", revoked_versions=sorted(meta.revoked_versions),
+        id=meta.id,
+        name=meta.name,
+        tee=meta.tee,
+        policy=meta.policy or "",
+        state="active" if meta.live_at(at) else "revoked",
+        created_at=convert.timestamp(record.created_at),
+        created_by=record.created_by,
+        revoked_by=record.revoked_by or "",
+        revoke_reason=record.revoke_reason or "",
+        review=meta.review,
+        review_reason=record.review_reason or "",
+        revoked_versions=sorted(meta.revoked_versions),
         versions=[_version(v, at, not meta.live_at(at)) for v in versions or []],
     )
     if meta.revoked_at is not None:
@@ -108,12 +120,17 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             raise RequestError("REFERENCE_EXPIRES_IN_PAST", "expires_at must be in the future")
         if expires_at is not None and valid_from is not None and expires_at <= valid_from:
             raise RequestError("REFERENCE_WINDOW_EMPTY", "expires_at is not after valid_from")
-        entries = [ManifestEntry(v.kind, normalize_value(v.kind, v.value), request.name, expires_at,
-                                 request.version, valid_from) for v in request.values]
+        entries = [
+            ManifestEntry(
+                v.kind, normalize_value(v.kind, v.value), request.name, expires_at, request.version, valid_from
+            )
+            for v in request.values
+        ]
 
         def add() -> pb.Workload:
-            meta, _ = self._workloads.add_values(request.name, entries, now=now, actor=current_actor(),
-                                                 tee=request.tee or None, new_version=True)
+            meta, _ = self._workloads.add_values(
+                request.name, entries, now=now, actor=current_actor(), tee=request.tee or None, new_version=True
+            )
             return self._view(meta.name, now, only=request.version)
 
         return await asyncio.to_thread(add)
@@ -131,8 +148,7 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
         reason, now = _reason(request.reason), self._clock.now()
 
         def revoke() -> pb.Workload:
-            meta = self._workloads.revoke_version(request.name, request.version, reason, now=now,
-                                                  actor=current_actor())
+            meta = self._workloads.revoke_version(request.name, request.version, reason, now=now, actor=current_actor())
             return self._view(meta.name, now, only=request.version)
 
         return await asyncio.to_thread(revoke)
