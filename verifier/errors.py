@@ -17,6 +17,7 @@ class ErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"  # collateral, database or signing key missing: UNAVAILABLE
     AUTH = "auth"  # missing or wrong credentials: UNAUTHENTICATED
     PERMISSION = "permission"  # authenticated but not allowed: PERMISSION_DENIED
+    OVERLOADED = "overloaded"  # this server is at a bound it sheds load at: RESOURCE_EXHAUSTED, retry later
     INTERNAL = "internal"  # a bug: INTERNAL with a generic message
 
 
@@ -25,6 +26,7 @@ class VerifierError(Exception):
 
     kind: ErrorKind = ErrorKind.INTERNAL
     retryable: bool = False
+    retry_after: float | None = None  # seconds a client should wait before retrying (gRPC RetryInfo), if known
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
@@ -56,8 +58,26 @@ class NotFoundError(VerifierError):
 
 
 class UnavailableError(VerifierError):
+    """A dependency (database, vendor, signing key) cannot serve now; `retry_after` seconds when known."""
+
     kind = ErrorKind.UNAVAILABLE
     retryable = True
+
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class OverloadedError(VerifierError):
+    """This server refuses more work of one kind right now (a full executor queue, too many bytes in flight):
+    RESOURCE_EXHAUSTED with a RetryInfo of `retry_after` seconds."""
+
+    kind = ErrorKind.OVERLOADED
+    retryable = True
+
+    def __init__(self, code: str, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
 class AuthError(VerifierError):

@@ -50,6 +50,14 @@ class Settings:
     # In-flight RPCs at most (each up to `max_message_bytes`): one more is refused RESOURCE_EXHAUSTED at once instead
     # of queueing, which bounds memory under a flood (issue 11); 0: unbounded.
     max_concurrent_rpcs: int = 64
+    # Bounded executors per kind of work (transport/grpc/lanes.py): threads, and calls that may wait for one
+    # before more are refused RESOURCE_EXHAUSTED SERVER_BUSY.
+    appraise_threads: int = 8
+    appraise_queue: int = 32
+    challenge_threads: int = 4
+    challenge_queue: int = 64
+    admin_threads: int = 2
+    admin_queue: int = 16
     grace_seconds: float = 5.0
     # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
     # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
@@ -156,6 +164,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
         max_concurrent_rpcs=_int(get("MAX_CONCURRENT_RPCS")),
+        appraise_threads=_int(get("APPRAISE_THREADS")),
+        appraise_queue=_int(get("APPRAISE_QUEUE")),
+        challenge_threads=_int(get("CHALLENGE_THREADS")),
+        challenge_queue=_int(get("CHALLENGE_QUEUE")),
+        admin_threads=_int(get("ADMIN_THREADS")),
+        admin_queue=_int(get("ADMIN_QUEUE")),
         db_connect_timeout_s=_int(get("DB_CONNECT_TIMEOUT_S")),
         db_statement_timeout_ms=_int(get("DB_STATEMENT_TIMEOUT_MS")),
         db_lock_timeout_ms=_int(get("DB_LOCK_TIMEOUT_MS")),

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eprint(f"verifier: {exc.code}: {exc.message}")
         if exc.kind in (ErrorKind.REQUEST, ErrorKind.NOT_FOUND):
             return EXIT_USAGE
-        if exc.kind is ErrorKind.UNAVAILABLE:
+        if exc.kind in (ErrorKind.UNAVAILABLE, ErrorKind.OVERLOADED):
             return EXIT_UNAVAILABLE
         return EXIT_INTERNAL
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ _KIND_OF_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.UNAVAILABLE,
     grpc.StatusCode.UNAUTHENTICATED: ErrorKind.AUTH,
     grpc.StatusCode.PERMISSION_DENIED: ErrorKind.PERMISSION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorKind.OVERLOADED,
 }
 Metadata = Sequence[tuple[str, str]]
 
@@ -51,7 +52,8 @@ class ClientError(VerifierError):
         self.status = status
         self.request_id = request_id
         self.kind = _KIND_OF_STATUS.get(status, ErrorKind.INTERNAL)
-        self.retryable = self.kind is ErrorKind.UNAVAILABLE if retryable is None else retryable
+        transient = self.kind in (ErrorKind.UNAVAILABLE, ErrorKind.OVERLOADED)
+        self.retryable = transient if retryable is None else retryable
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,8 @@ class CollateralItem:
 
 
 class CollateralUnavailableError(UnavailableError):
-    """The source could not deliver (offline, network error, timeout, 429 past the retry budget, 404)."""
-
-    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(code, message)
-        self.retry_after = retry_after
+    """The source could not deliver (offline, network error, timeout, 429 past the retry budget, 404); carries
+    `retry_after` seconds when the vendor or the cache says when to ask again."""
 
 
 class CollateralSource(Protocol):

@@ -36,6 +36,7 @@ from ...storage import audit
 from ...storage.admin_tokens import TokenInfo
 from ...storage.engine import Database
 from ...trust.certs import load_certificate, load_pem_certificates
+from .lanes import Runner
 from .ratelimit import RateLimiter, client_key
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ _CODE_OF_KIND: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorKind.AUTH: grpc.StatusCode.UNAUTHENTICATED,
     ErrorKind.PERMISSION: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -197,7 +199,9 @@ class ErrorInterceptor(_UnaryInterceptor):
                 await _abort_internal(context, method, error)
                 raise
             log.info("%s failed: %s %s", method, code.name, error.code)
-            await _abort(context, code, error.code, error.message, retryable=error.retryable)
+            await _abort(
+                context, code, error.code, error.message, retryable=error.retryable, retry_delay=error.retry_after
+            )
             raise
         except Exception as error:
             await _abort_internal(context, method, error)
@@ -410,7 +414,10 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         clock: Callable[[], dt.datetime] | None = None,
         admin_services: Sequence[str] = ADMIN_SERVICES,
         admin_needs_tls: bool = False,
+        run: Runner = asyncio.to_thread,
     ) -> None:
+        """`run` runs the blocking token lookup and refusal audit (the server passes its admin lane)."""
+        self._run = run
         self._admin_needs_tls = admin_needs_tls
         self._digests = tuple(d.strip().lower() for d in token_sha256 if d.strip())
         self._tokens = tokens
@@ -506,7 +513,7 @@ class AdminAuthInterceptor(_UnaryInterceptor):
             if matched:
                 return Principal("static", matched[:12], "admin")
             if self._tokens is not None:
-                info = await asyncio.to_thread(self._tokens.authenticate, token, now=self._clock())
+                info = await self._run(self._tokens.authenticate, token, now=self._clock())
                 if info is not None and is_role(info.role):
                     return Principal("token", info.name, cast(Role, info.role))
             raise AuthError("ADMIN_TOKEN_INVALID", "the admin token is not accepted")
@@ -543,7 +550,7 @@ class AdminAuthInterceptor(_UnaryInterceptor):
                 )
 
         try:
-            await asyncio.to_thread(write)
+            await self._run(write)
         except Exception:
             log.exception("cannot append the refused admin call to the audit log")
 

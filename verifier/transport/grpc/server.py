@@ -48,6 +48,7 @@ from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
+from .lanes import ADMIN, APPRAISE, CHALLENGE, LaneLimits, Lanes
 from .readiness import Readiness
 from .servicers import ReferenceValuesServicer, VerifierServicer
 from .workloads_servicer import WorkloadsServicer
@@ -77,6 +78,14 @@ class VerifierServer:
         self._stopping: asyncio.Task[None] | None = None
         self._readiness = Readiness(self.components.database.check, self._set_health)
         self._refresher: asyncio.Task[None] | None = None
+        s = self.settings
+        self.lanes = Lanes(
+            {
+                APPRAISE: LaneLimits(s.appraise_threads, s.appraise_queue),
+                CHALLENGE: LaneLimits(s.challenge_threads, s.challenge_queue),
+                ADMIN: LaneLimits(s.admin_threads, s.admin_queue),
+            }
+        )
         self.admin_port = 0  # the `admin_listen` port once started, 0 when there is none
 
     @property
@@ -112,13 +121,17 @@ class VerifierServer:
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,  # shed load, never queue without bound
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
-            VerifierServicer(self.components, self.metrics), server
+            VerifierServicer(
+                self.components, self.metrics, appraise=self.lanes[APPRAISE].run, challenge=self.lanes[CHALLENGE].run
+            ),
+            server,
         )
+        admin = self.lanes[ADMIN].run
         rv_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
-            ReferenceValuesServicer(self.components), server
+            ReferenceValuesServicer(self.components, run=admin), server
         )
         wl_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
-            WorkloadsServicer(self.components), server
+            WorkloadsServicer(self.components, run=admin), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
@@ -188,6 +201,7 @@ class VerifierServer:
             audit_db=database,
             clock=self.components.service.clock.now,
             admin_needs_tls=not s.allow_plaintext_admin,
+            run=self.lanes[ADMIN].run,
         )
 
     def _appraisal_ca_files(self) -> list[Path]:
@@ -258,6 +272,7 @@ class VerifierServer:
             await self._server.stop(grace)
         if self._http is not None:
             await asyncio.to_thread(self._http.stop)
+        self.lanes.close()  # daemon workers: one stuck in a silent dependency never holds the exit
         log.info("stopped")
 
     async def wait(self) -> None:

@@ -22,6 +22,7 @@ from ...storage.workloads import SqlWorkloads, StoredVersion, WorkloadRecord, ch
 from ...v1 import verifier_pb2 as pb
 from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import convert
+from .lanes import Runner
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_VERSION_VALUES = 64  # values in one AddVersion (Nitro has 32 PCRs; TDX a dozen kinds, some with alternatives)
@@ -74,7 +75,8 @@ def _reason(text: str) -> str:
 
 
 class WorkloadsServicer(wl_grpc.WorkloadsServicer):
-    def __init__(self, components: Components) -> None:
+    def __init__(self, components: Components, *, run: Runner = asyncio.to_thread) -> None:
+        self._run = run
         self._workloads = SqlWorkloads(components.database)
         self._policies: PolicySet = components.service.policies
         self._clock = components.service.clock
@@ -104,7 +106,7 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             meta = self._workloads.create(request.name, request.tee, now=now, actor=current_actor(), policy=policy)
             return self._view(meta.name, now)
 
-        return await asyncio.to_thread(create)
+        return await self._run(create)
 
     async def AddVersion(self, request: pb.AddWorkloadVersionRequest, context: Context) -> pb.Workload:  # noqa: N802
         if not request.version:
@@ -133,16 +135,16 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             )
             return self._view(meta.name, now, only=request.version)
 
-        return await asyncio.to_thread(add)
+        return await self._run(add)
 
     async def List(self, request: pb.ListWorkloadsRequest, context: Context) -> pb.ListWorkloadsResponse:  # noqa: N802
         now = self._clock.now()
-        records = await asyncio.to_thread(self._workloads.records, review_only=request.review_only)
+        records = await self._run(self._workloads.records, review_only=request.review_only)
         return pb.ListWorkloadsResponse(workloads=[workload_message(r, now) for r in records])
 
     async def Get(self, request: pb.GetWorkloadRequest, context: Context) -> pb.Workload:  # noqa: N802
         now = self._clock.now()
-        return await asyncio.to_thread(self._view, request.name, now, None, True)
+        return await self._run(self._view, request.name, now, None, True)
 
     async def RevokeVersion(self, request: pb.RevokeWorkloadVersionRequest, context: Context) -> pb.Workload:  # noqa: N802
         reason, now = _reason(request.reason), self._clock.now()
@@ -151,7 +153,7 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             meta = self._workloads.revoke_version(request.name, request.version, reason, now=now, actor=current_actor())
             return self._view(meta.name, now, only=request.version)
 
-        return await asyncio.to_thread(revoke)
+        return await self._run(revoke)
 
     async def Revoke(self, request: pb.RevokeWorkloadRequest, context: Context) -> pb.Workload:  # noqa: N802
         reason, now = _reason(request.reason), self._clock.now()
@@ -160,4 +162,4 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             meta = self._workloads.revoke(request.name, reason, now=now, actor=current_actor())
             return self._view(meta.name, now)
 
-        return await asyncio.to_thread(revoke)
+        return await self._run(revoke)

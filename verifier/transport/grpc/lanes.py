@@ -1,0 +1,167 @@
+"""Bounded executors per kind of work ("lanes", the bulkhead pattern), so one slow dependency cannot take the
+threads every other call needs.
+
+A gRPC handler that must block (database, crypto) runs its work in the lane of its kind instead of asyncio's one
+shared default pool:
+
+- `appraise`: Appraise (CPU-bound verification plus the database writes that record it);
+- `challenge`: CreateChallenge (one small database write);
+- `admin`: the admin services and the admin-token lookup of the authentication interceptor.
+
+GetSigningKeys needs neither and is answered on the event loop itself. Vendor fetches have their own pool in the
+collateral cache, database waits their own deadline (`storage.engine`), so a silent vendor or database fills at
+most the appraise lane: challenges, signing keys, health and admin calls keep their threads.
+
+Each lane has `threads` daemon threads and admits at most `queue` more calls waiting for one; past that a call is
+refused at once with `OverloadedError("SERVER_BUSY")` (RESOURCE_EXHAUSTED with a RetryInfo) instead of queueing
+without bound. A call whose RPC was cancelled (deadline, client gone) while it waited is dropped before it runs.
+Daemon threads: a thread stuck in a dependency never keeps the process from exiting after shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from ...errors import ConfigError, OverloadedError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+APPRAISE = "appraise"
+CHALLENGE = "challenge"
+ADMIN = "admin"
+RETRY_AFTER_S = 0.5
+
+
+class Runner(Protocol):
+    """Runs a blocking call off the event loop: `Lane.run`, or `asyncio.to_thread` where no lane is given."""
+
+    async def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+@dataclass(frozen=True)
+class LaneLimits:
+    threads: int
+    queue: int
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.queue < 0:
+            raise ConfigError("LANE_LIMITS_INVALID", "a lane needs at least one thread and a queue bound >= 0")
+
+
+DEFAULT_LIMITS: Mapping[str, LaneLimits] = {
+    APPRAISE: LaneLimits(threads=8, queue=32),
+    CHALLENGE: LaneLimits(threads=4, queue=64),
+    ADMIN: LaneLimits(threads=2, queue=16),
+}
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
+
+
+class Lane:
+    """`threads` daemon workers and a bounded admission count (running + waiting)."""
+
+    def __init__(self, name: str, limits: LaneLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"lane-{name}-{i}", daemon=True) for i in range(limits.threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def admitted(self) -> int:
+        """Calls running or waiting in this lane now."""
+        return self._admitted
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(*args, **kwargs)` on a worker of this lane with the caller's context variables (as
+        `asyncio.to_thread` does) and return its result or raise its exception. Raises `OverloadedError`
+        SERVER_BUSY when the lane is full or closed."""
+        with self._lock:
+            if self._closed or self._admitted >= self.limits.threads + self.limits.queue:
+                full = True
+            else:
+                full = False
+                self._admitted += 1
+        if full:
+            raise OverloadedError(
+                "SERVER_BUSY",
+                f"this server is busy with {self.name} calls; retry in {RETRY_AFTER_S:g}s",
+                retry_after=RETRY_AFTER_S,
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, contextvars.copy_context(), lambda: fn(*args, **kwargs)))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, future, context, call = job
+            try:
+                if future.cancelled():  # the RPC went away while this waited: do not start the work
+                    continue
+                try:
+                    result = context.run(call)
+                except BaseException as error:  # noqa: BLE001 - handed to the awaiting handler, which maps it
+                    _settle(loop, future, None, error)
+                else:
+                    _settle(loop, future, result, None)
+            finally:
+                with self._lock:
+                    self._admitted -= 1
+
+    def close(self) -> None:
+        """Refuse new calls and let the workers end once the queue is empty; never waits for a stuck worker."""
+        with self._lock:
+            self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None
+) -> None:
+    def settle() -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody waits for the answer any more
+        log.debug("lane result dropped: event loop closed")
+
+
+class Lanes:
+    """The lanes of one server, built from `limits` (name -> LaneLimits)."""
+
+    def __init__(self, limits: Mapping[str, LaneLimits] | None = None) -> None:
+        self._lanes = {name: Lane(name, lim) for name, lim in (limits or DEFAULT_LIMITS).items()}
+
+    def __getitem__(self, name: str) -> Lane:
+        return self._lanes[name]
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.close()
