@@ -118,6 +118,7 @@ def build(
         busy_timeout_ms=settings.db_busy_timeout_ms,
         pool_size=max(1, settings.db_pool_size),
         pool_timeout_s=float(settings.db_pool_timeout_s),
+        deadline_s=float(settings.db_deadline_s),
     )
     anchors = (
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()

@@ -104,6 +104,9 @@ class Settings:
     db_busy_timeout_ms: int = 2000
     db_pool_size: int = 5
     db_pool_timeout_s: int = 3
+    # PostgreSQL: a whole unit of work is severed on the client side after this long (a silent server cannot hold
+    # a thread longer); 0 disables.
+    db_deadline_s: int = 8
     # Rate limits (RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo) on Verifier.CreateChallenge and .Appraise, per
     # client (TLS client certificate, else peer IP, IPv6 by /64; at most `rate_clients` tracked, LRU) and global.
     rate_challenge_per_client: Rate = Rate(20.0, 40)
@@ -176,6 +179,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         db_busy_timeout_ms=_int(get("DB_BUSY_TIMEOUT_MS")),
         db_pool_size=_int(get("DB_POOL_SIZE")),
         db_pool_timeout_s=_int(get("DB_POOL_TIMEOUT_S")),
+        db_deadline_s=_int(get("DB_DEADLINE_S")),
         rate_challenge_per_client=rate(get("RATE_CHALLENGE_PER_CLIENT")),
         rate_challenge_global=rate(get("RATE_CHALLENGE_GLOBAL")),
         rate_appraise_per_client=rate(get("RATE_APPRAISE_PER_CLIENT")),

@@ -6,7 +6,11 @@ DATABASE_FULL, DATABASE_NOT_MIGRATED, see `db_faults`) and a generic message tha
 database, user, password or file; the driver's text goes to the log only.
 
 Every wait is bounded: connecting (PostgreSQL `connect_timeout`), each statement (`statement_timeout`), each lock
-wait (`lock_timeout`; SQLite `busy_timeout`) and a connection-pool checkout (`pool_timeout`, bounded pool).
+wait (`lock_timeout`; SQLite `busy_timeout`), a connection-pool checkout (`pool_timeout`, bounded pool) and, on
+PostgreSQL, each whole unit of work on the client side (`deadline_s`; a server that does not answer at all cannot
+hold a thread longer, see `deadline`). While the database is known to be down, units of work fail at once
+(`deadline.FailFast`); `check()` (readiness) uses its own one-connection pool so a full main pool cannot hide a
+dead database from it, and closes the fail-fast state again when it passes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigError, UnavailableError
-from .db_faults import DATABASE_NOT_MIGRATED, classify, is_disconnect
+from .db_faults import DATABASE_NOT_MIGRATED, DATABASE_UNAVAILABLE, MESSAGES, classify, is_disconnect
+from .deadline import Deadlines, FailFast
 
 DEFAULT_DATABASE_URL = "sqlite:///verifier.db"
 CONNECT_TIMEOUT_S = 3
@@ -31,6 +36,9 @@ SQLITE_BUSY_TIMEOUT_MS = 2_000
 POOL_SIZE = 5
 POOL_MAX_OVERFLOW = 5
 POOL_TIMEOUT_S = 3.0
+DEADLINE_S = 8.0  # a whole unit of work on PostgreSQL (statements are bounded at 5 s by the server already)
+CHECK_DEADLINE_S = 1.0  # the readiness check: one short query
+PING_DEADLINE_S = 1.0  # the pool's liveness ping of an idle connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,14 +122,20 @@ class Database:
         pool_size: int = POOL_SIZE,
         max_overflow: int = POOL_MAX_OVERFLOW,
         pool_timeout_s: float = POOL_TIMEOUT_S,
+        deadline_s: float = DEADLINE_S,
+        fail_fast_trial_s: float = 1.0,
     ) -> None:
         """`engine_options` are extra `create_engine` keywords and win over the keyword arguments here.
 
         PostgreSQL: `connect_timeout_s`, `statement_timeout_ms` and `lock_timeout_ms` are sent as connection
         options (0 disables one; the URL's own `connect_timeout` / `options` win). SQLite: `busy_timeout_ms`.
         Both: a pool of `pool_size` + `max_overflow` connections, a checkout waits at most `pool_timeout_s`
-        (then DATABASE_BUSY). Raises `ConfigError("DATABASE_URL_INVALID")` for an unusable URL.
+        (then DATABASE_BUSY). PostgreSQL: a unit of work still running after `deadline_s` is severed (0: never).
+        Raises `ConfigError("DATABASE_URL_INVALID")` for an unusable URL.
         """
+        self._deadlines = Deadlines()
+        self._fail_fast = FailFast(fail_fast_trial_s)
+        self._deadline_s = 0.0
         parsed = _parse(url)
         options = dict(engine_options or {})
         self.url = parsed.render_as_string(hide_password=False)
@@ -140,9 +154,60 @@ class Database:
                 self.engine = create_engine(
                     parsed, **{"pool_pre_ping": True, **pool, **options, "connect_args": connect_args}
                 )
+                probe = {"pool_size": 1, "max_overflow": 0, "pool_timeout": CHECK_DEADLINE_S}
+                self._probe = create_engine(
+                    parsed, **{"pool_pre_ping": True, **options, **probe, "connect_args": connect_args}
+                )
+                for engine in (self.engine, self._probe):
+                    self._watch(engine)
+                self._deadline_s = deadline_s
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
+        if parsed.get_backend_name() == "sqlite":
+            self._probe = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _watch(self, engine: Engine) -> None:
+        """Put every connection `engine` hands out, and its liveness ping, under the caller's deadline."""
+        deadlines = self._deadlines
+        dialect: Any = engine.dialect
+        ping = dialect.do_ping
+
+        def bounded_ping(dbapi_connection: Any) -> bool:
+            with deadlines.bound(PING_DEADLINE_S):
+                deadlines.attach(dbapi_connection)
+                return bool(ping(dbapi_connection))
+
+        dialect.do_ping = bounded_ping
+        event.listen(engine, "checkout", lambda dbapi_connection, *_: deadlines.attach(dbapi_connection))
+        event.listen(engine, "checkin", lambda dbapi_connection, *_: deadlines.detach(dbapi_connection))
+
+    @property
+    def down(self) -> bool:
+        """True while units of work fail fast because the database was found down."""
+        return self._fail_fast.open
+
+    @contextmanager
+    def _unit(self, deadline_s: float, *, admit: bool = True) -> Iterator[None]:
+        """Fail fast while down (unless `admit` is False: the readiness check always tries), bound the work by
+        `deadline_s`, translate errors and keep the fail-fast state up to date."""
+        if admit:
+            wait = self._fail_fast.admit()
+            if wait is not None:
+                raise UnavailableError(
+                    DATABASE_UNAVAILABLE,
+                    MESSAGES[DATABASE_UNAVAILABLE] + " (it did not answer moments ago)",
+                    retry_after=wait,
+                )
+        try:
+            with self._deadlines.bound(deadline_s), self.translate_errors():
+                yield
+        except UnavailableError as error:
+            if error.code == DATABASE_UNAVAILABLE:
+                self._fail_fast.failed()
+                error.retry_after = error.retry_after or 1.0
+            raise
+        self._fail_fast.succeeded()
 
     @property
     def redacted_url(self) -> str:
@@ -177,7 +242,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on an error. Raises `UnavailableError`."""
-        with self.translate_errors(), self._sessions.begin() as session:
+        with self._unit(self._deadline_s), self._sessions.begin() as session:
             yield session
 
     def run(self, work: Callable[[Session], T]) -> T:
@@ -185,7 +250,7 @@ class Database:
         the commit was sent (nothing was committed then). A loss during the commit is not retried: its outcome is
         unknown. Raises `UnavailableError` like `session()`."""
         for attempt in (1, 2):
-            with self.translate_errors():
+            with self._unit(self._deadline_s):
                 session = self._sessions()
                 try:
                     try:
@@ -204,10 +269,13 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def check(self) -> None:
-        """Raise `UnavailableError` unless the database answers and is migrated to the head revision."""
+        """Raise `UnavailableError` unless the database answers and is migrated to the head revision. Runs even
+        while units of work fail fast, on its own connection, within `CHECK_DEADLINE_S` on PostgreSQL; passing
+        ends the fail-fast state, DATABASE_UNAVAILABLE starts it."""
         from .migrate import current_revision, head
 
-        with self.translate_errors(), self.engine.connect() as connection:
+        deadline = CHECK_DEADLINE_S if self._deadline_s > 0 else 0.0
+        with self._unit(deadline, admit=False), self._probe.connect() as connection:
             revision = current_revision(connection)
         expected = head()
         if revision != expected:
@@ -220,6 +288,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._probe is not self.engine:
+            self._probe.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self._redacted!r})"
