@@ -44,6 +44,10 @@ class Components:
     background: BestEffortWorker | None = None
 
     def close(self) -> None:
+        """Stop the vendor-fetch pool (never waits for a stuck fetch), finish best-effort writes, dispose."""
+        source = self.service.collateral_source
+        if isinstance(source, CachedSource):
+            source.close()
         if self.background is not None:
             self.background.close(timeout=5.0)  # finish queued best-effort writes before the database goes
         self.database.dispose()
@@ -91,7 +95,17 @@ def build_collateral_source(settings: Settings, database: Database) -> Collatera
             vendor="Intel PCS",
         ),
     }
-    return CachedSource(RoutingSource(routes), SqlCollateralCache(database), refresh=settings.collateral_refresh)
+    try:
+        return CachedSource(
+            RoutingSource(routes),
+            SqlCollateralCache(database),
+            refresh=settings.collateral_refresh,
+            fetch_workers=settings.fetch_workers,
+            fetch_queue=settings.fetch_queue,
+            fetch_wait=settings.fetch_wait,
+        )
+    except ValueError as error:
+        raise ConfigError("SETTING_INVALID", f"collateral cache: {error}") from None
 
 
 def _root_ca_crl_url(pcs_url: str) -> str:

@@ -84,6 +84,12 @@ class Settings:
     amd_kds_url: str = "https://kdsintf.amd.com"
     intel_pcs_url: str = "https://api.trustedservices.intel.com"  # or a PCCS base URL
     collateral_timeout: float = 10.0
+    # Vendor fetches run on their own pool (collateral/fetch_pool.py): at most `fetch_workers` at once, at most
+    # `fetch_queue` waiting (then COLLATERAL_BUSY), and a request waits at most `fetch_wait` seconds for one
+    # (then COLLATERAL_TIMEOUT while the fetch goes on and fills the cache).
+    fetch_workers: int = 4
+    fetch_queue: int = 32
+    fetch_wait: float = 5.0
     check_crl: bool = True
     # The cache refetches CRLs and Intel TCB info / QE identity once this old (before their nextUpdate).
     collateral_refresh: dt.timedelta = dt.timedelta(hours=1)
@@ -180,6 +186,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(get("DB_POOL_SIZE")),
         db_pool_timeout_s=_int(get("DB_POOL_TIMEOUT_S")),
         db_deadline_s=_int(get("DB_DEADLINE_S")),
+        fetch_workers=_int(get("FETCH_WORKERS")),
+        fetch_queue=_int(get("FETCH_QUEUE")),
+        fetch_wait=_int(get("FETCH_WAIT_S")),
         rate_challenge_per_client=rate(get("RATE_CHALLENGE_PER_CLIENT")),
         rate_challenge_global=rate(get("RATE_CHALLENGE_GLOBAL")),
         rate_appraise_per_client=rate(get("RATE_APPRAISE_PER_CLIENT")),

@@ -117,11 +117,14 @@ def unreachable(database: Database, tmp_path: Path) -> Iterator[None]:
         broken = create_engine(
             "postgresql+psycopg://verifier@127.0.0.1:1/verifier", connect_args={"connect_timeout": 1}
         )
+    probe = database.probe_engine
     database.engine = broken
+    database.probe_engine = broken if probe is not None else None
     try:
         yield
     finally:
         database.engine = original
+        database.probe_engine = probe
         broken.dispose()
 
 

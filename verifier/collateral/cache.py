@@ -29,6 +29,15 @@ Concurrent misses for one key are coalesced into a single load (database lookup 
 that load's item or its error. A database that is down degrades to "no shared cache", never to a failed fetch.
 The refresh age is measured on the injected `clock` (wall time, `fetched_at` is stamped with it); `at`, the
 appraisal time, only decides validity.
+
+Loads never run in the caller's thread (vendor fetches must not block request handling): a miss hands the load to
+a bounded pool of daemon threads (`fetch_pool`, `fetch_workers` threads, at most `fetch_queue` loads waiting) and
+every caller of the key, first or joining, waits at most `fetch_wait` seconds (monotonic time) for it. Past that it
+fails with COLLATERAL_TIMEOUT (retry_after 1 s) while the load goes on and, when it succeeds, fills the cache for
+later callers. With `fetch_queue` loads already waiting, a new miss fails at once with COLLATERAL_BUSY (retry_after
+1 s). A caller that holds a copy still valid at `at` (a due refresh) is served it instead of either error. Hits
+are answered in the caller's thread. `close()` stops the pool without waiting for fetches in progress; misses fail
+with COLLATERAL_BUSY afterwards.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from ..clock import Clock, SystemClock
 from ..errors import UnavailableError
 from ..storage.collateral import SqlCollateralCache
 from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
+from .fetch_pool import FetchPool
 from .ordering import version_of
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,10 @@ DEFAULT_FAILURE_BACKOFF = dt.timedelta(seconds=15)
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
 DEFAULT_REJECT_BACKOFF = dt.timedelta(seconds=30)
 DEFAULT_REJECT_BACKOFF_MAX = dt.timedelta(minutes=15)
+DEFAULT_FETCH_WORKERS = 4
+DEFAULT_FETCH_QUEUE = 32
+DEFAULT_FETCH_WAIT = 5.0
+BUSY_RETRY_AFTER = 1.0
 REFRESHED_KINDS = frozenset({"amd.crl"})
 REFRESHED_VENDORS = ("intel.",)
 
@@ -97,11 +111,20 @@ class CachedSource:
         max_age: dt.timedelta = DEFAULT_MAX_AGE,
         reject_backoff: dt.timedelta = DEFAULT_REJECT_BACKOFF,
         reject_backoff_max: dt.timedelta = DEFAULT_REJECT_BACKOFF_MAX,
+        fetch_workers: int = DEFAULT_FETCH_WORKERS,
+        fetch_queue: int = DEFAULT_FETCH_QUEUE,
+        fetch_wait: float = DEFAULT_FETCH_WAIT,
     ) -> None:
+        """Raises ValueError for a negative duration, `fetch_workers` < 1, `fetch_queue` < 0 or `fetch_wait` <= 0.
+        Starts no thread (the pool starts its workers on the first miss)."""
         if refresh < dt.timedelta(0) or retry_backoff < dt.timedelta(0):
             raise ValueError("refresh and retry_backoff must not be negative")
         if max_age <= dt.timedelta(0) or reject_backoff < dt.timedelta(0) or reject_backoff_max < reject_backoff:
             raise ValueError("max_age must be positive, 0 <= reject_backoff <= reject_backoff_max")
+        if not fetch_wait > 0:
+            raise ValueError("fetch_wait must be positive")
+        self._pool = FetchPool(workers=fetch_workers, queue=fetch_queue)
+        self._fetch_wait = fetch_wait
         self._max_age = max_age
         self._reject_backoff = reject_backoff
         self._reject_backoff_max = reject_backoff_max
@@ -120,6 +143,10 @@ class CachedSource:
         self._failed: dict[str, tuple[dt.datetime, CollateralUnavailableError]] = {}
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        """The item for `key` valid at `at`: from memory in this thread, else from a load on the fetch pool
+        (module docstring). Raises CollateralUnavailableError: the inner source's error (or a remembered one),
+        COLLATERAL_REJECTED, COLLATERAL_ROLLBACK, COLLATERAL_TIMEOUT past `fetch_wait`, COLLATERAL_BUSY when the
+        pool is full or closed."""
         cache_id = key.cache_id()
         now = self._clock.now()
         with self._lock:
@@ -142,22 +169,87 @@ class CachedSource:
             leader = flight is None
             if flight is None:
                 flight = self._flights[cache_id] = _Flight()
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            assert flight.item is not None
-            return flight.item
-        try:
-            flight.item = self._load(key, cache_id, at, now, item)
-            return flight.item
-        except BaseException as error:
-            flight.error = error
-            raise
-        finally:
-            with self._lock:
+        if leader and not self._start(flight, key, cache_id, at, now, item):
+            closed = self._pool.closed
+            busy = CollateralUnavailableError(
+                "COLLATERAL_BUSY",
+                f"{key.kind}: the collateral fetcher is "
+                + ("shut down" if closed else "at its bound of queued vendor fetches; try again shortly"),
+                retry_after=BUSY_RETRY_AFTER,
+            )
+            self._finish(flight, cache_id, error=busy)
+        if not flight.done.wait(self._fetch_wait):
+            if item is not None and _valid(item, at) and not self._is_rejected(cache_id, item):
+                return _as_hit(item)  # a due refresh that is slow: the cached copy is still good
+            raise CollateralUnavailableError(
+                "COLLATERAL_TIMEOUT",
+                f"{key.kind} did not arrive within {self._fetch_wait:g}s; the fetch goes on in the background",
+                retry_after=BUSY_RETRY_AFTER,
+            )
+        if flight.error is not None:
+            if (
+                leader
+                and isinstance(flight.error, CollateralUnavailableError)
+                and flight.error.code == "COLLATERAL_BUSY"
+                and item is not None
+                and _valid(item, at)
+                and not self._is_rejected(cache_id, item)
+            ):
+                return _as_hit(item)  # no room to refresh now: the cached copy is still good
+            raise flight.error
+        assert flight.item is not None
+        return flight.item
+
+    def close(self) -> None:
+        """Stop the fetch pool without waiting for loads in progress (they end in daemon threads); loads still
+        queued fail with COLLATERAL_BUSY, and so do later misses. Hits are still served. Never raises."""
+        self._pool.close()
+
+    def _start(
+        self,
+        flight: _Flight,
+        key: CollateralKey,
+        cache_id: str,
+        at: dt.datetime,
+        now: dt.datetime,
+        remembered: CollateralItem | None,
+    ) -> bool:
+        """Hand the load of `flight` to the pool; False when the pool is full or closed (nothing started)."""
+
+        def run() -> None:
+            try:
+                item = self._load(key, cache_id, at, now, remembered)
+            except BaseException as error:
+                self._finish(flight, cache_id, error=error)
+                if not isinstance(error, CollateralUnavailableError):
+                    raise  # logged by the pool (the waiters, if any, get it too)
+            else:
+                self._finish(flight, cache_id, item=item)
+
+        def cancel() -> None:
+            self._finish(
+                flight,
+                cache_id,
+                error=CollateralUnavailableError(
+                    "COLLATERAL_BUSY", f"{key.kind}: the collateral fetcher shut down", retry_after=BUSY_RETRY_AFTER
+                ),
+            )
+
+        return self._pool.submit(run, cancel=cancel)
+
+    def _finish(
+        self,
+        flight: _Flight,
+        cache_id: str,
+        *,
+        item: CollateralItem | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        flight.item, flight.error = item, error
+        with self._lock:
+            if self._flights.get(cache_id) is flight:
                 del self._flights[cache_id]
-            flight.done.set()
+        flight.done.set()
 
     def reject(self, item: CollateralItem, *, reason: str) -> None:
         """`item` (as this source served it) failed verification with `reason`: drop it from memory and from the

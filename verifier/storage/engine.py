@@ -136,6 +136,7 @@ class Database:
         self._deadlines = Deadlines()
         self._fail_fast = FailFast(fail_fast_trial_s)
         self._deadline_s = 0.0
+        self.probe_engine: Engine | None = None  # PostgreSQL: the readiness check's own one-connection pool
         parsed = _parse(url)
         options = dict(engine_options or {})
         self.url = parsed.render_as_string(hide_password=False)
@@ -155,16 +156,14 @@ class Database:
                     parsed, **{"pool_pre_ping": True, **pool, **options, "connect_args": connect_args}
                 )
                 probe = {"pool_size": 1, "max_overflow": 0, "pool_timeout": CHECK_DEADLINE_S}
-                self._probe = create_engine(
+                self.probe_engine = create_engine(
                     parsed, **{"pool_pre_ping": True, **options, **probe, "connect_args": connect_args}
                 )
-                for engine in (self.engine, self._probe):
+                for engine in (self.engine, self.probe_engine):
                     self._watch(engine)
                 self._deadline_s = deadline_s
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
-        if parsed.get_backend_name() == "sqlite":
-            self._probe = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _watch(self, engine: Engine) -> None:
@@ -275,7 +274,7 @@ class Database:
         from .migrate import current_revision, head
 
         deadline = CHECK_DEADLINE_S if self._deadline_s > 0 else 0.0
-        with self._unit(deadline, admit=False), self._probe.connect() as connection:
+        with self._unit(deadline, admit=False), (self.probe_engine or self.engine).connect() as connection:
             revision = current_revision(connection)
         expected = head()
         if revision != expected:
@@ -288,8 +287,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._probe is not self.engine:
-            self._probe.dispose()
+        if self.probe_engine is not None:
+            self.probe_engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self._redacted!r})"
