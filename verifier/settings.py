@@ -50,6 +50,8 @@ class Settings:
     # In-flight RPCs at most (each up to `max_message_bytes`): one more is refused RESOURCE_EXHAUSTED at once instead
     # of queueing, which bounds memory under a flood (issue 11); 0: unbounded.
     max_concurrent_rpcs: int = 64
+    # Bytes of requests held at once (running or waiting); past it RESOURCE_EXHAUSTED REQUEST_BYTES_IN_FLIGHT.
+    max_request_bytes_in_flight: int = 64 * 1024 * 1024
     # Bounded executors per kind of work (transport/grpc/lanes.py): threads, and calls that may wait for one
     # before more are refused RESOURCE_EXHAUSTED SERVER_BUSY.
     appraise_threads: int = 8
@@ -173,6 +175,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         keep_evidence=_int(get("KEEP_EVIDENCE")),
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
         max_concurrent_rpcs=_int(get("MAX_CONCURRENT_RPCS")),
+        max_request_bytes_in_flight=_int(get("MAX_REQUEST_BYTES_IN_FLIGHT")),
         appraise_threads=_int(get("APPRAISE_THREADS")),
         appraise_queue=_int(get("APPRAISE_QUEUE")),
         challenge_threads=_int(get("CHALLENGE_THREADS")),

@@ -29,7 +29,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ...auth import CURRENT_PRINCIPAL, Principal, Role, is_role
-from ...errors import AccessDeniedError, AuthError, ConfigError, ErrorKind, EvidenceError, VerifierError
+from ...errors import (
+    AccessDeniedError,
+    AuthError,
+    ConfigError,
+    ErrorKind,
+    EvidenceError,
+    OverloadedError,
+    VerifierError,
+)
 from ...logging_setup import REQUEST_ID, accept_request_id
 from ...metrics import Metrics
 from ...storage import audit
@@ -595,16 +603,51 @@ class RateLimitInterceptor(_UnaryInterceptor):
         return await inner(request, context)
 
 
+class InFlightBytesInterceptor(_UnaryInterceptor):
+    """Bounds the bytes of the requests this server holds at once (running or waiting in a lane): a request that
+    would take the total past `budget` is refused at once with OverloadedError `REQUEST_BYTES_IN_FLIGHT`
+    (RESOURCE_EXHAUSTED, RetryInfo) and dropped, so memory stays flat under a flood of large requests. A single
+    request is always admitted when nothing else is in flight (`max_message_bytes` bounds it)."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self.in_flight = 0  # changed on the event loop only
+
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
+        size = int(request.ByteSize()) if hasattr(request, "ByteSize") else 0
+        if self.in_flight and self.in_flight + size > self._budget:
+            log.warning("call %s refused: %d request bytes already in flight", method, self.in_flight)
+            raise OverloadedError(
+                "REQUEST_BYTES_IN_FLIGHT",
+                f"this server holds {self.in_flight} bytes of requests (limit {self._budget}); retry in 1s",
+            )
+        self.in_flight += size
+        try:
+            return await inner(request, context)
+        finally:
+            self.in_flight -= size
+
+
 def default_chain(
     metrics: Metrics,
     admin_token_sha256: Sequence[str] = (),
     *,
     auth: AdminAuthInterceptor | None = None,
     rate_limiter: RateLimiter | None = None,
+    max_request_bytes_in_flight: int = 0,
 ) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-    """The server's interceptors, outermost first: request id, metrics, errors, rate limits (when given), admin
-    auth."""
+    """The server's interceptors, outermost first: request id, metrics, errors, the in-flight bytes bound (when
+    given), rate limits (when given), admin auth."""
     limits: list[grpc.aio.ServerInterceptor[Any, Any]] = [RateLimitInterceptor(rate_limiter)] if rate_limiter else []
+    if max_request_bytes_in_flight > 0:
+        limits.insert(0, InFlightBytesInterceptor(max_request_bytes_in_flight))
     return [
         RequestIdInterceptor(),
         MetricsInterceptor(metrics),

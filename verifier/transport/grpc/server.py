@@ -111,7 +111,10 @@ class VerifierServer:
         limit = settings.max_message_bytes
         server = grpc.aio.server(
             interceptors=default_chain(
-                self.metrics, auth=self._auth_interceptor(), rate_limiter=ratelimit.from_settings(settings)
+                self.metrics,
+                auth=self._auth_interceptor(),
+                rate_limiter=ratelimit.from_settings(settings),
+                max_request_bytes_in_flight=settings.max_request_bytes_in_flight,
             ),
             options=[
                 ("grpc.max_receive_message_length", limit),
