@@ -269,6 +269,7 @@ class VerifierService:
             raise UnavailableError(
                 str(incomplete),
                 f"vendor collateral for this {verified.tee} evidence is unavailable; the appraisal cannot be completed",
+                retry_after=verified.details.get("collateral_retry_after"),
             )
         # Step 7a: the challenge is consumed even when the evidence is bad: a nonce is single-use.
         shared = self._challenge(request, at) if freshness and require_challenge else []

@@ -75,6 +75,7 @@ class TdxVerifier:
         except CollateralUnavailableError as exc:
             log.warning("TDX collateral unavailable: %s", exc.code)
             details["collateral_error"] = exc.code
+            details["collateral_retry_after"] = exc.retry_after
             checked = None
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, quote, claims, exc, details)
