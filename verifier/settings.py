@@ -60,6 +60,16 @@ class Settings:
     challenge_queue: int = 64
     admin_threads: int = 2
     admin_queue: int = 16
+    # Retention (verifier/housekeeping.py), a pass every `retention_interval_s` in the server (0: never): expired
+    # challenges, kept evidence and collateral rows older than `retention_keep_days`, appraisals older than
+    # `retention_appraisal_days` (0: kept) and, with `audit_checkpoint_dir` and `audit_checkpoint_keys` (verifier
+    # key files), audit rows older than `retention_audit_days` (0: kept) under the latest checkpoint there.
+    retention_interval_s: int = 3600
+    retention_keep_days: int = 7
+    retention_appraisal_days: int = 90
+    retention_audit_days: int = 365
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_keys: tuple[Path, ...] = ()
     grace_seconds: float = 5.0
     # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
     # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
@@ -176,6 +186,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
         max_concurrent_rpcs=_int(get("MAX_CONCURRENT_RPCS")),
         max_request_bytes_in_flight=_int(get("MAX_REQUEST_BYTES_IN_FLIGHT")),
+        retention_interval_s=_int(get("RETENTION_INTERVAL_S")),
+        retention_keep_days=_int(get("RETENTION_KEEP_DAYS")),
+        retention_appraisal_days=_int(get("RETENTION_APPRAISAL_DAYS")),
+        retention_audit_days=_int(get("RETENTION_AUDIT_DAYS")),
+        audit_checkpoint_dir=path("AUDIT_CHECKPOINT_DIR"),
+        audit_checkpoint_keys=_paths(get("AUDIT_CHECKPOINT_KEYS")),
         appraise_threads=_int(get("APPRAISE_THREADS")),
         appraise_queue=_int(get("APPRAISE_QUEUE")),
         challenge_threads=_int(get("CHALLENGE_THREADS")),
@@ -198,6 +214,11 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         rate_appraise_global=rate(get("RATE_APPRAISE_GLOBAL")),
         rate_clients=_int(get("RATE_CLIENTS")),
     )
+
+
+def _paths(value: str | None) -> tuple[Path, ...] | None:
+    """A comma-separated list of file paths (VERIFIER_AUDIT_CHECKPOINT_KEYS)."""
+    return None if value is None else tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
 
 def _names(value: str | None) -> tuple[str, ...] | None:

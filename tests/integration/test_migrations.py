@@ -35,6 +35,7 @@ TABLES = {
     "workloads",
     "workload_version_states",
     "workload_version_policies",
+    "audit_prune",
 }
 
 

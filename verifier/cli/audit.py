@@ -4,6 +4,11 @@ A checkpoint (C2SP tlog-checkpoint in a signed note, Ed25519) pins the first `si
 `size`. It is signed with a key the database never holds and kept where the operator chooses (a file, a directory
 of checkpoints); `audit verify --checkpoint` recomputes the chain and detects rewrites (re-hashed or not), inserts
 and truncation of the rows a checkpoint covers.
+
+After `verifier db prune --audit-checkpoint` (module `verifier.storage.retention`) the log starts after a recorded
+pruned prefix 1..N: with keys, the checkpoint recorded with each prune must verify under one of them (else exit 2).
+A given checkpoint of size N, or of a size a prune record names, is checked against the recorded head; one of a
+smaller size covers only deleted rows and is reported as PRUNED (cannot check), which alone does not fail.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import to_rfc3339
-from ..results.audit_checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from ..results.audit_checkpoint import Checkpoint, sign_checkpoint
 from ..results.signed_note import (
     MAX_NOTE_BYTES,
     NoteError,
@@ -56,7 +61,11 @@ def register(sub: Any) -> None:
         help="a checkpoint file, or a directory of *.checkpoint files (all are checked; repeatable)",
     )
     ver.add_argument(
-        "--key-public", metavar="VKEY", help="the signed-note verifier key (name+keyid+base64) or a file holding it"
+        "--key-public",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="the signed-note verifier key (name+keyid+base64) or a file holding it (repeatable: any may sign)",
     )
     add_db_flag(ver)
     ver.set_defaults(handler=_verify)
@@ -111,7 +120,8 @@ class _Signed:
     checkpoint: Checkpoint
 
 
-def _read_verifier(text: str) -> NoteVerifier:
+def read_verifier(text: str) -> NoteVerifier:
+    """A verifier key line, or a file holding one. Raises NoteKeyError, UsageError (unreadable file)."""
     path = Path(text)
     if path.is_file():
         text = _read_small(path).decode("ascii", errors="replace")
@@ -141,31 +151,34 @@ def _checkpoint_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def _open_all(files: list[Path], verifier: NoteVerifier) -> tuple[list[_Signed], list[str]]:
-    """Each file's checkpoint, and one problem line per file that is not a valid checkpoint signed by `verifier`."""
+def _open_all(files: list[Path], verifiers: list[NoteVerifier]) -> tuple[list[_Signed], list[str]]:
+    """Each file's checkpoint, and one problem line per file that is not a valid checkpoint signed by a verifier."""
     signed, problems = [], []
     for path in files:
         try:
-            signed.append(_Signed(path, open_checkpoint(_read_small(path), verifier)))
+            signed.append(_Signed(path, audit.open_with_any(_read_small(path), verifiers)))
         except NoteError as exc:
             problems.append(f"checkpoint {path}: {exc.code}: {exc.message}")
     return signed, problems
 
 
-def _contradictions(check: audit.ChainCheck, signed: list[_Signed]) -> list[str]:
-    """One line per checkpoint the recomputed chain does not reproduce."""
-    problems = []
+def _contradictions(check: audit.ChainCheck, signed: list[_Signed]) -> tuple[list[str], list[_Signed]]:
+    """One line per checkpoint the recomputed chain (or a recorded prune head) does not reproduce, and the
+    checkpoints that cover only pruned rows (nothing left to check them against)."""
+    problems, pruned = [], []
     for s in signed:
         cp, when = s.checkpoint, to_rfc3339(s.checkpoint.time) if s.checkpoint.time else "an unknown time"
         if cp.size > check.good:
-            what = f"the log has {check.rows} rows" if check.ok else f"the chain is only consistent to row {check.good}"
+            what = f"the log has {check.good} rows" if check.ok else f"the chain is only consistent to row {check.good}"
             problems.append(f"checkpoint {s.path}: TRUNCATED: it covers {cp.size} rows (signed {when}), {what}")
+        elif cp.size not in check.hashes and cp.size < check.pruned:
+            pruned.append(s)
         elif check.hashes.get(cp.size) != cp.head:
             problems.append(
                 f"checkpoint {s.path}: REWRITTEN: row {cp.size} hashes to {check.hashes.get(cp.size)}, "
                 f"the checkpoint signed {when} says {cp.head}: rows 1..{cp.size} were changed"
             )
-    return problems
+    return problems, pruned
 
 
 def _print_head(check: audit.ChainCheck) -> None:
@@ -177,16 +190,19 @@ def _verify(args: argparse.Namespace, base: Settings) -> int:
         raise UsageError("--checkpoint and --key-public go together")
     signed: list[_Signed] = []
     problems: list[str] = []
+    verifiers = [read_verifier(text) for text in args.key_public]
     if args.checkpoint:
-        signed, problems = _open_all(_checkpoint_files(args.checkpoint), _read_verifier(args.key_public))
+        signed, problems = _open_all(_checkpoint_files(args.checkpoint), verifiers)
     db = _database(args, base)
     try:
-        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed})
+        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed}, verifiers=verifiers)
     finally:
         db.dispose()
-    problems += _contradictions(check, signed)
+    more, pruned = _contradictions(check, signed)
+    problems += more
+    signed = [s for s in signed if s not in pruned]
     if check.ok and not problems:
-        print(f"audit log intact: {check.rows} rows")
+        print(f"audit log intact: {check.rows} rows" + _pruned_text(check))
     elif check.ok:
         print(f"audit log TAMPERED: the chain of {check.rows} rows is consistent but its checkpoints do not check out")
     else:
@@ -194,20 +210,37 @@ def _verify(args: argparse.Namespace, base: Settings) -> int:
     _print_head(check)
     for line in problems:
         print(line)
+    for s in pruned:
+        print(
+            f"checkpoint {s.path}: PRUNED: it covers rows 1..{s.checkpoint.size}, deleted by the prune of rows "
+            f"1..{check.pruned}; cannot check"
+        )
     if signed and not problems:
         latest = max(signed, key=lambda s: (s.checkpoint.size, s.checkpoint.time or _EPOCH))
         cp = latest.checkpoint
         when = to_rfc3339(cp.time) if cp.time else "an unknown time"
         print(
             f"latest checkpoint {latest.path}: origin {cp.origin} size {cp.size} signed {when} matches; "
-            f"{check.rows - cp.size} rows new since ({len(signed)} checkpoints checked)"
+            f"{check.good - cp.size} rows new since ({len(signed)} checkpoints checked)"
         )
     elif not args.checkpoint:
         eprint(
             "verifier: no signed checkpoint given: a truncated log, or rows rewritten and re-hashed, look intact; "
             "use --checkpoint and --key-public"
+            + ("; the checkpoint recorded with the prune was not verified either" if check.pruned else "")
         )
     return 0 if check.ok and not problems else EXIT_TAMPERED
+
+
+def _pruned_text(check: audit.ChainCheck) -> str:
+    if not check.pruned:
+        return ""
+    latest = check.prunes[-1]
+    signed = "verified" if check.prune_verified else "not verified"
+    return (
+        f" after the pruned rows 1..{check.pruned} (pruned {to_rfc3339(latest.pruned_at)} under a checkpoint of "
+        f"size {latest.checkpoint_size}, signature {signed})"
+    )
 
 
 def _keygen(args: argparse.Namespace, _base: Settings) -> int:
@@ -257,13 +290,13 @@ def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
         if not args.dir.is_dir():
             raise UsageError(f"no such directory: {args.dir}")
         files = sorted(p for p in args.dir.iterdir() if p.name.endswith(CHECKPOINT_SUFFIX) and p.is_file())
-        signed, problems = _open_all(files, signer.verifier)
+        signed, problems = _open_all(files, [signer.verifier])
     db = _database(args, base)
     try:
         check = audit.verify_chain(db, at={s.checkpoint.size for s in signed})
     finally:
         db.dispose()
-    problems += _contradictions(check, signed)
+    problems += _contradictions(check, signed)[0]
     if not check.ok or problems:
         print(
             f"not signing: audit log BROKEN at row {check.bad_seq}: {check.reason}"
@@ -275,7 +308,7 @@ def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
             print(line)
         return EXIT_TAMPERED
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    cp = Checkpoint(args.origin or signer.name, check.rows, check.head, now)
+    cp = Checkpoint(args.origin or signer.name, check.good, check.head, now)
     note = sign_checkpoint(cp, signer)
     if args.out is None and args.dir is None:
         sys.stdout.write(note)

@@ -10,7 +10,16 @@ within a transaction), on SQLite by a process-wide re-entrant lock released when
 (another process writing the same SQLite file at that moment fails with a duplicate `seq`, it never forks the
 chain). Deleting the newest rows, or rewriting rows and re-hashing everything after them, leaves a valid chain:
 only a checkpoint kept outside the database detects that. `verify_chain(at=...)` returns the chain hash at the
-sizes of signed checkpoints (`verifier.results.audit_checkpoint`) so the caller can compare."""
+sizes of signed checkpoints (`verifier.results.audit_checkpoint`) so the caller can compare.
+
+Retention (`verifier.storage.retention`) deletes a prefix 1..N only under a signed checkpoint of size S >= N whose
+head the chain reproduces, and records it in `audit_prune` (N, the chain hash of row N, S, the checkpoint's head and
+the signed note) in the transaction that deletes the first batch. `verify_chain` then starts at the latest record:
+row N+1 must chain from its head, every recorded checkpoint head at a row still present must match (so rows N+1..S
+cannot be rewritten, deleted or truncated), the log must go on past row S (each prune appends an `audit.prune` row
+after it), and with `verifiers` every recorded note must verify under one of them.
+Rows 1..k still present after an interrupted prune are recomputed from row k's stored prev_hash and must reach the
+recorded head at row N. A missing first row with no prune record covering it is a deletion (a gap at the start)."""
 
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +35,10 @@ from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from ..errors import UnavailableError
+from ..results.audit_checkpoint import Checkpoint, open_checkpoint
+from ..results.signed_note import NoteError, NoteVerifier
 from .engine import Database
-from .tables import AuditRow, ReferenceSetRow
+from .tables import AuditPruneRow, AuditRow, ReferenceSetRow
 from .text import storable, storable_json
 
 GENESIS = "0" * 64
@@ -49,9 +60,26 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class PruneRecord:
+    """One recorded prune (table `audit_prune`): rows 1..`through` were deleted; `head` is row `through`'s chain
+    hash; `checkpoint` is the signed note (size `checkpoint_size`, head `checkpoint_head`) it was pruned under."""
+
+    through: int
+    head: str
+    checkpoint_size: int
+    checkpoint_head: str
+    checkpoint: str
+    pruned_at: dt.datetime
+    pruned_by: str
+
+
+@dataclass(frozen=True)
 class ChainCheck:
     """`rows` counts the rows read (the bad one included); `head` is the hash of the last consistent row (GENESIS
-    for none) and `good` its seq; `hashes` maps each requested seq in 0..good to its chain hash."""
+    for none) and `good` its seq (the log's size when `ok`); `hashes` maps each requested seq in 0..good to its chain
+    hash: recomputed for rows present, the recorded head for a pruned seq a prune record names, absent for other
+    pruned seqs. `pruned`: rows 1..pruned were pruned (the latest record; 0: never); `prune_verified`: every
+    recorded checkpoint verified under a given key (False when no key was given or nothing was pruned)."""
 
     ok: bool
     rows: int
@@ -60,6 +88,9 @@ class ChainCheck:
     head: str = GENESIS
     good: int = 0
     hashes: Mapping[int, str] = field(default_factory=dict)
+    pruned: int = 0
+    prunes: tuple[PruneRecord, ...] = ()
+    prune_verified: bool = False
 
 
 def _digest(
@@ -87,12 +118,9 @@ def append(
     hashed, as `text.storable` makes it: U+0000 and lone surrogates replaced, cut to the column lengths."""
     details = storable_json(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))
     actor, action, subject = storable(actor, 200), storable(action, 64), storable(subject, 200)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    else:
-        _hold_until_transaction_ends(session)
+    lock_chain(session)
     last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
-    seq = (last.seq + 1) if last is not None else 1
+    seq = (last.seq + 1) if last is not None else 1  # retention never deletes the newest row
     prev = last.hash if last is not None else GENESIS
     row = AuditRow(
         seq=seq,
@@ -107,6 +135,16 @@ def append(
     session.add(row)
     session.flush()
     return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)
+
+
+def lock_chain(session: Session) -> None:
+    """Serialize with every append (and prune) until `session`'s transaction ends: `pg_advisory_xact_lock` on
+    PostgreSQL, the process lock on SQLite. Raises UnavailableError(DATABASE_BUSY) after LOCK_WAIT_SECONDS on
+    SQLite (PostgreSQL: the lock timeout)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    else:
+        _hold_until_transaction_ends(session)
 
 
 def _hold_until_transaction_ends(session: Session) -> None:
@@ -125,30 +163,127 @@ def _hold_until_transaction_ends(session: Session) -> None:
     event.listen(session, "after_rollback", release, once=True)
 
 
-def verify_chain(db: Database, *, batch: int = 1000, at: Collection[int] = ()) -> ChainCheck:
-    """Recompute the chain from the first row in one read; the first inconsistency names its row. `at`: seqs whose
-    chain hash to report in `hashes` (0 is GENESIS), e.g. the sizes of signed checkpoints."""
-    prev, expected_seq, rows = GENESIS, 1, 0
-    wanted = set(at)
+def open_with_any(note: bytes, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
+    """The checkpoint in `note` if its signature verifies under one of `verifiers`. Raises NoteError: the first
+    error other than NOTE_UNKNOWN_KEY (a bad signature by a known key rejects the note), else NOTE_UNKNOWN_KEY."""
+    unknown = NoteError("NOTE_UNKNOWN_KEY", "no verifier key given")
+    for verifier in verifiers:
+        try:
+            return open_checkpoint(note, verifier)
+        except NoteError as exc:
+            if exc.code != "NOTE_UNKNOWN_KEY":
+                raise
+            unknown = exc
+    raise unknown
+
+
+def prune_records(session: Session) -> list[PruneRecord]:
+    """Every recorded prune, oldest (smallest `through`) first."""
+    t = AuditPruneRow.__table__.c
+    query = select(
+        t.through_seq, t.head, t.checkpoint_size, t.checkpoint_head, t.checkpoint, t.pruned_at, t.pruned_by
+    ).order_by(t.through_seq)
+    return [PruneRecord(*row) for row in session.execute(query)]
+
+
+def verify_chain(
+    db: Database,
+    *,
+    batch: int = 1000,
+    at: Collection[int] = (),
+    verifiers: Sequence[NoteVerifier] = (),
+    through: int | None = None,
+) -> ChainCheck:
+    """Recompute the chain from the recorded pruned prefix (module docstring) in one read; the first inconsistency
+    names its row. `at`: seqs whose chain hash to report in `hashes` (0 is GENESIS), e.g. the sizes of signed
+    checkpoints. `verifiers`: every recorded prune checkpoint must verify under one of them (else not ok).
+    `through`: read rows up to this seq only (a recorded checkpoint beyond it is not checked). Read again (at most
+    three times) when a prune is recorded meanwhile. Raises UnavailableError."""
+    for _ in range(3):
+        with db.session() as session:
+            records = prune_records(session)
+            check = _walk(session, records, batch, set(at), verifiers, through)
+            if prune_records(session) == records:
+                break
+    return check
+
+
+def _check_records(
+    records: list[PruneRecord], verifiers: Sequence[NoteVerifier], anchors: dict[int, str]
+) -> tuple[int, str] | None:
+    """Fill `anchors` (seq -> chain hash the records pin); (bad seq, reason) for an inconsistent record."""
+    for rec in records:
+        where = f"the prune of rows 1..{rec.through}"
+        if not 0 < rec.through <= rec.checkpoint_size:
+            return rec.through, f"{where} is recorded under a checkpoint of size {rec.checkpoint_size}"
+        if verifiers:
+            try:
+                cp = open_with_any(rec.checkpoint.encode(), verifiers)
+            except NoteError as exc:
+                return rec.through, f"the checkpoint recorded with {where} does not verify: {exc.code}: {exc.message}"
+            if (cp.size, cp.head) != (rec.checkpoint_size, rec.checkpoint_head):
+                return rec.through, f"the checkpoint recorded with {where} is not the one its record names"
+        for seq, head in ((rec.through, rec.head), (rec.checkpoint_size, rec.checkpoint_head)):
+            if anchors.setdefault(seq, head) != head:
+                return seq, f"two prune records disagree about the chain hash of row {seq}"
+    return None
+
+
+def _walk(
+    session: Session,
+    records: list[PruneRecord],
+    batch: int,
+    wanted: set[int],
+    verifiers: Sequence[NoteVerifier],
+    through: int | None,
+) -> ChainCheck:
+    pruned, start = (records[-1].through, records[-1].head) if records else (0, GENESIS)
+    prev, expected_seq, rows = start, pruned + 1, 0
     hashes = {0: GENESIS} if 0 in wanted else {}
+    anchors: dict[int, str] = {}
+    prunes = tuple(records)
 
     def broken(bad_seq: int, reason: str) -> ChainCheck:
-        return ChainCheck(False, rows, bad_seq, reason, prev, expected_seq - 1, hashes)
+        return ChainCheck(False, rows, bad_seq, reason, prev, expected_seq - 1, hashes, pruned, prunes)
 
-    with db.session() as session:
-        query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
-        for row in session.scalars(query):
-            rows += 1
-            if row.seq != expected_seq:
-                return broken(expected_seq, f"row {expected_seq} is missing (next row is {row.seq})")
-            if row.prev_hash != prev:
-                return broken(row.seq, f"row {row.seq} does not chain to row {row.seq - 1}")
-            if _digest(prev, row.seq, row.at, row.actor, row.action, row.subject, row.details) != row.hash:
-                return broken(row.seq, f"row {row.seq} was edited (its hash does not match)")
-            prev, expected_seq = row.hash, expected_seq + 1
-            if row.seq in wanted:
-                hashes[row.seq] = row.hash
-    return ChainCheck(True, rows, head=prev, good=rows, hashes=hashes)
+    problem = _check_records(records, verifiers, anchors)
+    if problem is not None:
+        prev, expected_seq = GENESIS, 1
+        return broken(*problem)
+    hashes.update({seq: head for seq, head in anchors.items() if seq <= pruned and seq in wanted})
+    query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
+    if through is not None:
+        query = query.where(AuditRow.seq <= through)
+    for row in session.scalars(query):
+        rows += 1
+        if rows == 1 and row.seq <= pruned:  # a prune still deleting: rows up to `pruned` must reach its head
+            prev, expected_seq = row.prev_hash, row.seq
+        if row.seq != expected_seq:
+            why = f"rows 1..{pruned} were pruned, not more" if pruned else "no prune is recorded"
+            gap = f"; {why}" if rows == 1 else ""
+            return broken(expected_seq, f"row {expected_seq} is missing (next row is {row.seq}){gap}")
+        if row.prev_hash != prev:
+            if rows == 1 and pruned:
+                return broken(row.seq, f"row {row.seq} does not chain to the pruned rows 1..{pruned}")
+            return broken(row.seq, f"row {row.seq} does not chain to row {row.seq - 1}")
+        digest = _digest(prev, row.seq, row.at, row.actor, row.action, row.subject, row.details)
+        if digest != row.hash:
+            return broken(row.seq, f"row {row.seq} was edited (its hash does not match)")
+        if anchors.get(row.seq, digest) != digest:
+            return broken(row.seq, f"row {row.seq} does not hash to the head recorded with a prune (signed checkpoint)")
+        prev, expected_seq = row.hash, expected_seq + 1
+        if row.seq in wanted:
+            hashes[row.seq] = row.hash
+    last = expected_seq - 1
+    beyond = [seq for seq in anchors if seq > last and (through is None or seq <= through)]
+    if beyond:
+        return broken(
+            last + 1, f"the log ends at row {last}; a checkpoint recorded with a prune covers {max(beyond)} rows"
+        )
+    if records and through is None and last <= records[-1].checkpoint_size:  # retention audits each prune after S
+        return broken(last + 1, f"the log ends at row {last}, before the row that audits the prune of 1..{pruned}")
+    verified = bool(verifiers) and bool(records)
+    return ChainCheck(True, rows, None, "", prev, last, hashes, pruned, prunes, verified)
 
 
 def entries(db: Database, *, after: int = 0, limit: int = 100, action: str | None = None) -> list[AuditEntry]:

@@ -184,6 +184,22 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditPruneRow(Base):
+    """One prune of the audit log (migration 0007): rows 1..`through_seq` were deleted under the signed checkpoint
+    `checkpoint` (the signed note, of size `checkpoint_size` >= `through_seq`, head `checkpoint_head`); `head` is
+    the chain hash of row `through_seq`, which the first remaining row chains from (`verifier.storage.retention`)."""
+
+    __tablename__ = "audit_prune"
+
+    through_seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(String(64))
+    checkpoint_size: Mapped[int] = mapped_column(Integer)
+    checkpoint_head: Mapped[str] = mapped_column(String(64))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    pruned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    pruned_by: Mapped[str] = mapped_column(String(200))
+
+
 class KeptEvidenceRow(Base):
     """Recent evidence kept (bounded retention) so a candidate change can be re-appraised before it is applied."""
 

@@ -6,7 +6,8 @@ shared default pool:
 
 - `appraise`: Appraise (CPU-bound verification plus the database writes that record it);
 - `challenge`: CreateChallenge (one small database write);
-- `admin`: the admin services and the admin-token lookup of the authentication interceptor.
+- `admin`: the admin services and the admin-token lookup of the authentication interceptor;
+- `housekeeping`: the periodic retention pass (one thread, never queued twice).
 
 GetSigningKeys needs neither and is answered on the event loop itself. Vendor fetches have their own pool in the
 collateral cache, database waits their own deadline (`storage.engine`), so a silent vendor or database fills at
@@ -39,6 +40,7 @@ T = TypeVar("T")
 APPRAISE = "appraise"
 CHALLENGE = "challenge"
 ADMIN = "admin"
+HOUSEKEEPING = "housekeeping"
 RETRY_AFTER_S = 0.5
 
 
@@ -62,6 +64,7 @@ DEFAULT_LIMITS: Mapping[str, LaneLimits] = {
     APPRAISE: LaneLimits(threads=8, queue=32),
     CHALLENGE: LaneLimits(threads=4, queue=64),
     ADMIN: LaneLimits(threads=2, queue=16),
+    HOUSEKEEPING: LaneLimits(threads=1, queue=0),
 }
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]

@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 from ...auth import ROLES, Role
 from ...bootstrap import Components
 from ...errors import ConfigError, UnavailableError
+from ...housekeeping import RetentionPolicy, load_verifier_keys, run_once
 from ...metrics import Metrics
 from ...storage.admin_tokens import SqlAdminTokens
 from ...v1 import reference_values_pb2, workloads_pb2
@@ -48,7 +49,7 @@ from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
 from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
-from .lanes import ADMIN, APPRAISE, CHALLENGE, LaneLimits, Lanes
+from .lanes import ADMIN, APPRAISE, CHALLENGE, DEFAULT_LIMITS, HOUSEKEEPING, LaneLimits, Lanes
 from .readiness import Readiness
 from .servicers import ReferenceValuesServicer, VerifierServicer
 from .workloads_servicer import WorkloadsServicer
@@ -84,8 +85,11 @@ class VerifierServer:
                 APPRAISE: LaneLimits(s.appraise_threads, s.appraise_queue),
                 CHALLENGE: LaneLimits(s.challenge_threads, s.challenge_queue),
                 ADMIN: LaneLimits(s.admin_threads, s.admin_queue),
+                HOUSEKEEPING: DEFAULT_LIMITS[HOUSEKEEPING],
             }
         )
+        self._retention = self._retention_policy()
+        self._housekeeper: asyncio.Task[None] | None = None
         self.admin_port = 0  # the `admin_listen` port once started, 0 when there is none
 
     @property
@@ -149,11 +153,38 @@ class VerifierServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
         self._refresher = asyncio.get_running_loop().create_task(self._readiness.run())
+        if settings.retention_interval_s > 0:
+            self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep(settings.retention_interval_s))
         log.info("gRPC listening on port %d (%s)", port, self._describe_main())
         if self.admin_port:
             log.info("admin gRPC (client certificates from the admin CA required) on port %d", self.admin_port)
         http_port = self._http.start() if self._http is not None else 0
         return port, http_port
+
+    def _retention_policy(self) -> RetentionPolicy:
+        """From settings; ConfigError for unreadable checkpoint keys or a directory without keys."""
+        s = self.settings
+        if (s.audit_checkpoint_dir is None) != (not s.audit_checkpoint_keys):
+            raise ConfigError(
+                "AUDIT_CHECKPOINT_CONFIG", "audit_checkpoint_dir and audit_checkpoint_keys are configured together"
+            )
+        return RetentionPolicy(
+            keep_days=s.retention_keep_days,
+            appraisal_days=s.retention_appraisal_days or None,
+            audit_days=s.retention_audit_days or None,
+            audit_checkpoints=s.audit_checkpoint_dir,
+            verifier_keys=load_verifier_keys(s.audit_checkpoint_keys),
+        )
+
+    async def _housekeep(self, interval: float) -> None:
+        """A retention pass every `interval` seconds, the first one `interval` after start (cancel to stop)."""
+        clock = self.components.service.clock
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.lanes[HOUSEKEEPING].run(run_once, self.components.database, self._retention, clock.now)
+            except Exception:  # never ends the task: the next pass tries again
+                log.exception("retention pass failed")
 
     def _tls(self) -> bool:
         return self.settings.tls_cert is not None and self.settings.tls_key is not None
@@ -264,8 +295,9 @@ class VerifierServer:
 
     async def _stop(self, grace: float, drain: float) -> None:
         self._serving = False
-        if self._refresher is not None:
-            self._refresher.cancel()
+        for task in (self._refresher, self._housekeeper):
+            if task is not None:
+                task.cancel()
         await self._health.enter_graceful_shutdown()
         if drain > 0 and self._server is not None:
             log.info("draining: NOT_SERVING, still answering for %.1fs", drain)
