@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,8 +165,19 @@ def test_sqlite_locked_by_another_writer_is_busy(tmp_path: Path) -> None:
         with pytest.raises(UnavailableError) as info:
             make_harness(database).service.create_challenge()
         assert_unavailable(info, "DATABASE_BUSY", url)
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as fast:  # the whole file is locked: the next call does not wait again
+            make_harness(database).service.create_challenge()
+        assert fast.value.code == "DATABASE_BUSY" and fast.value.retry_after and time.monotonic() - started < 0.15
         holder.execute("ROLLBACK")
-        assert make_harness(database).service.create_challenge().nonce  # recovers by itself
+        deadline = time.monotonic() + 5
+        while True:  # recovers by itself: the next trial (one a second) succeeds
+            try:
+                assert make_harness(database).service.create_challenge().nonce
+                break
+            except UnavailableError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
     finally:
         holder.close()
         database.dispose()

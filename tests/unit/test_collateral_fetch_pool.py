@@ -334,3 +334,20 @@ def test_the_process_exits_with_a_fetch_stuck_in_a_silent_vendor(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "COLLATERAL_TIMEOUT"
     assert time.monotonic() - start < 30
+
+
+def test_a_caller_joining_a_load_that_already_hangs_fails_at_once() -> None:
+    """The wait is bounded from the load's start, not the caller's: once a load has hung for `fetch_wait`, later
+    callers of that key do not each wait another `fetch_wait` (a silent vendor otherwise ties up every request
+    thread for `fetch_wait` per request for as long as the load hangs)."""
+    inner = Gated()
+    source = _source(inner, fetch_wait=0.5)
+    try:
+        first, waited = _error(source)
+        assert first.code == "COLLATERAL_TIMEOUT" and waited >= 0.4
+        late, waited = _error(source)
+        assert late.code == "COLLATERAL_TIMEOUT" and waited < 0.2
+        assert inner.calls == 1
+    finally:
+        inner.release.set()
+        source.close()

@@ -105,3 +105,24 @@ def test_a_stuck_worker_does_not_hold_the_process_exit() -> None:
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", script], check=True, timeout=20)
     assert time.monotonic() - started < 15
+
+
+def test_a_call_that_waited_too_long_for_a_thread_is_refused_not_started() -> None:
+    lane = Lane("challenge", LaneLimits(threads=1, queue=4, max_wait_s=0.2))
+    release = threading.Event()
+    ran: list[int] = []
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(lane.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        late = asyncio.ensure_future(lane.run(ran.append, 1))
+        await asyncio.sleep(0.4)
+        release.set()
+        with pytest.raises(OverloadedError) as refused:
+            await late
+        assert refused.value.code == "SERVER_BUSY"
+        await first
+
+    asyncio.run(scenario())
+    assert ran == [] and lane.admitted == 0
+    lane.close()

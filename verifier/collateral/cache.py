@@ -32,7 +32,8 @@ appraisal time, only decides validity.
 
 Loads never run in the caller's thread (vendor fetches must not block request handling): a miss hands the load to
 a bounded pool of daemon threads (`fetch_pool`, `fetch_workers` threads, at most `fetch_queue` loads waiting) and
-every caller of the key, first or joining, waits at most `fetch_wait` seconds (monotonic time) for it. Past that it
+every caller of the key, first or joining, waits for it at most until `fetch_wait` seconds (monotonic time) after
+the load began (so callers joining a load that already hangs fail at once). Past that it
 fails with COLLATERAL_TIMEOUT (retry_after 1 s) while the load goes on and, when it succeeds, fills the cache for
 later callers. With `fetch_queue` loads already waiting, a new miss fails at once with COLLATERAL_BUSY (retry_after
 1 s). A caller that holds a copy still valid at `at` (a due refresh) is served it instead of either error. Hits
@@ -47,6 +48,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -83,6 +85,7 @@ def refreshes(kind: str) -> bool:
 
 class _Flight:
     def __init__(self) -> None:
+        self.started = time.monotonic()
         self.done = threading.Event()
         self.item: CollateralItem | None = None
         self.error: BaseException | None = None
@@ -178,7 +181,8 @@ class CachedSource:
                 retry_after=BUSY_RETRY_AFTER,
             )
             self._finish(flight, cache_id, error=busy)
-        if not flight.done.wait(self._fetch_wait):
+        # Wait at most `fetch_wait` after the load began: a caller joining a load that already hangs fails at once.
+        if not flight.done.wait(max(0.0, flight.started + self._fetch_wait - time.monotonic())):
             if item is not None and _valid(item, at) and not self._is_rejected(cache_id, item):
                 return _as_hit(item)  # a due refresh that is slow: the cached copy is still good
             raise CollateralUnavailableError(

@@ -10,9 +10,10 @@ and the caller gets DATABASE_UNAVAILABLE. Nothing is committed by a severed unit
 sent, is the server's to finish or roll back, as on any dropped connection).
 
 `FailFast` is a small circuit breaker over the same unit of work: once the database is known to be down (a unit of
-work failed as DATABASE_UNAVAILABLE, or readiness says so), new units of work fail at once with
-DATABASE_UNAVAILABLE and a retry delay instead of each waiting out the deadline, while one trial per `trial_every`
-seconds goes through; any success (a trial, a readiness check) closes it again.
+work failed as DATABASE_UNAVAILABLE, or on SQLite waited out its busy timeout, the whole file being locked; when the
+readiness check finds the server gone, the work still waiting on it is severed at once as well), new units of work
+fail at once with DATABASE_UNAVAILABLE and a retry delay instead of each waiting out the deadline, while one trial
+per `trial_every` seconds goes through; any success (a trial, a readiness check) closes it again.
 """
 
 from __future__ import annotations
@@ -82,6 +83,18 @@ class Deadlines:
             for watch in self._watches.values():
                 watch.connections.discard(dbapi_connection)
 
+    def sever_all(self) -> int:
+        """Sever every watched connection now (the readiness check found the server gone: work waiting on it
+        would only wait out its deadline). Returns how many were cut."""
+        with self._lock:
+            cut = 0
+            for watch in self._watches.values():
+                for connection in watch.connections:
+                    _sever(connection)
+                    cut += 1
+                watch.connections.clear()
+            return cut
+
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._watchdog, name="db-deadline", daemon=True)
@@ -130,6 +143,7 @@ class FailFast:
         self._lock = threading.Lock()
         self._open = False
         self._next_trial = 0.0
+        self.code = ""  # the error code that opened it, answered while open
 
     @property
     def open(self) -> bool:
@@ -146,11 +160,12 @@ class FailFast:
                 return None
             return max(0.001, self._next_trial - now)
 
-    def failed(self) -> None:
+    def failed(self, code: str) -> None:
         with self._lock:
             if not self._open:
-                log.warning("database marked down: new work fails fast, one trial every %gs", self._trial_every)
+                log.warning("database %s: new work fails fast, one trial every %gs", code, self._trial_every)
             self._open = True
+            self.code = code
             self._next_trial = time.monotonic() + self._trial_every
 
     def succeeded(self) -> None:

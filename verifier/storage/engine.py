@@ -25,7 +25,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigError, UnavailableError
-from .db_faults import DATABASE_NOT_MIGRATED, DATABASE_UNAVAILABLE, MESSAGES, classify, is_disconnect
+from .db_faults import (
+    DATABASE_BUSY,
+    DATABASE_NOT_MIGRATED,
+    DATABASE_UNAVAILABLE,
+    MESSAGES,
+    classify,
+    is_disconnect,
+)
 from .deadline import Deadlines, FailFast
 
 DEFAULT_DATABASE_URL = "sqlite:///verifier.db"
@@ -193,18 +200,18 @@ class Database:
         if admit:
             wait = self._fail_fast.admit()
             if wait is not None:
-                raise UnavailableError(
-                    DATABASE_UNAVAILABLE,
-                    MESSAGES[DATABASE_UNAVAILABLE] + " (it did not answer moments ago)",
-                    retry_after=wait,
-                )
+                code = self._fail_fast.code or DATABASE_UNAVAILABLE
+                raise UnavailableError(code, MESSAGES[code] + " (so it was moments ago)", retry_after=wait)
         try:
             with self._deadlines.bound(deadline_s), self.translate_errors():
                 yield
         except UnavailableError as error:
-            if error.code == DATABASE_UNAVAILABLE:
-                self._fail_fast.failed()
+            # SQLite: a busy timeout means the whole file is locked (by another process), not one table.
+            if error.code == DATABASE_UNAVAILABLE or (error.code == DATABASE_BUSY and self.dialect == "sqlite"):
+                self._fail_fast.failed(error.code)
                 error.retry_after = error.retry_after or 1.0
+                if not admit and error.code == DATABASE_UNAVAILABLE:  # the readiness check: the server is gone
+                    self._deadlines.sever_all()
             raise
         self._fail_fast.succeeded()
 

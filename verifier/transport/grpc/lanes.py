@@ -15,8 +15,9 @@ most the appraise lane: challenges, signing keys, health and admin calls keep th
 
 Each lane has `threads` daemon threads and admits at most `queue` more calls waiting for one; past that a call is
 refused at once with `OverloadedError("SERVER_BUSY")` (RESOURCE_EXHAUSTED with a RetryInfo) instead of queueing
-without bound. A call whose RPC was cancelled (deadline, client gone) while it waited is dropped before it runs.
-Daemon threads: a thread stuck in a dependency never keeps the process from exiting after shutdown.
+without bound, and a call that waited `max_wait_s` for a thread (5 s; CreateChallenge 1 s) gets the same answer
+instead of starting late. A call whose RPC was cancelled (deadline, client gone) while it waited is dropped before
+it runs. Daemon threads: a thread stuck in a dependency never keeps the process from exiting after shutdown.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -54,20 +56,21 @@ class Runner(Protocol):
 class LaneLimits:
     threads: int
     queue: int
+    max_wait_s: float = 5.0  # a call that waited this long for a thread is refused instead of started
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.queue < 0:
+        if self.threads < 1 or self.queue < 0 or self.max_wait_s <= 0:
             raise ConfigError("LANE_LIMITS_INVALID", "a lane needs at least one thread and a queue bound >= 0")
 
 
 DEFAULT_LIMITS: Mapping[str, LaneLimits] = {
     APPRAISE: LaneLimits(threads=8, queue=32),
-    CHALLENGE: LaneLimits(threads=4, queue=64),
+    CHALLENGE: LaneLimits(threads=4, queue=64, max_wait_s=1.0),
     ADMIN: LaneLimits(threads=2, queue=16),
     HOUSEKEEPING: LaneLimits(threads=1, queue=0),
 }
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any], float]
 
 
 class Lane:
@@ -109,7 +112,8 @@ class Lane:
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, contextvars.copy_context(), lambda: fn(*args, **kwargs)))
+        job = (loop, future, contextvars.copy_context(), lambda: fn(*args, **kwargs), time.monotonic())
+        self._jobs.put(job)
         return await future
 
     def _work(self) -> None:
@@ -117,19 +121,26 @@ class Lane:
             job = self._jobs.get()
             if job is None:
                 return
-            loop, future, context, call = job
-            try:
-                if future.cancelled():  # the RPC went away while this waited: do not start the work
-                    continue
+            loop, future, context, call, queued_at = job
+            result: Any = None
+            error: BaseException | None = None
+            waited = time.monotonic() - queued_at
+            if future.cancelled():  # the RPC went away while this waited: do not start the work
+                pass
+            elif waited > self.limits.max_wait_s:  # answer "busy" now rather than start work nobody may await
+                error = OverloadedError(
+                    "SERVER_BUSY",
+                    f"{self.name} call waited {waited:.1f}s for a thread; retry in {RETRY_AFTER_S:g}s",
+                    retry_after=RETRY_AFTER_S,
+                )
+            else:
                 try:
                     result = context.run(call)
-                except BaseException as error:  # noqa: BLE001 - handed to the awaiting handler, which maps it
-                    _settle(loop, future, None, error)
-                else:
-                    _settle(loop, future, result, None)
-            finally:
-                with self._lock:
-                    self._admitted -= 1
+                except BaseException as failure:  # noqa: BLE001 - handed to the awaiting handler, which maps it
+                    error = failure
+            with self._lock:  # the slot is free before the caller resumes
+                self._admitted -= 1
+            _settle(loop, future, result, error)
 
     def close(self) -> None:
         """Refuse new calls and let the workers end once the queue is empty; never waits for a stuck worker."""
