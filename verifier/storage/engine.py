@@ -114,6 +114,18 @@ def _is_memory_sqlite(parsed: URL) -> bool:
     return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
+class _Unit:
+    """What `Database._unit` learns about one unit of work (SQLite: whether it wrote; None: not known)."""
+
+    wrote: bool | None = None
+
+
+def _sqlite_wrote(session: Session) -> bool:
+    """True when the session's SQLite connection holds a write transaction (pysqlite opens one only before DML)."""
+    raw: Any = session.connection().connection.dbapi_connection
+    return bool(getattr(raw, "in_transaction", True))
+
+
 class Database:
     """One engine per process; `session()` is a unit of work that commits on success and rolls back on error."""
 
@@ -194,9 +206,11 @@ class Database:
         return self._fail_fast.open
 
     @contextmanager
-    def _unit(self, deadline_s: float, *, admit: bool = True) -> Iterator[None]:
+    def _unit(self, deadline_s: float, *, admit: bool = True) -> Iterator[_Unit]:
         """Fail fast while down (unless `admit` is False: the readiness check always tries), bound the work by
-        `deadline_s`, translate errors and keep the fail-fast state up to date."""
+        `deadline_s`, translate errors and keep the fail-fast state up to date. While SQLite is found locked
+        (DATABASE_BUSY) only a unit that wrote proves it free again: reads pass under another writer's lock."""
+        unit = _Unit()
         if admit:
             wait = self._fail_fast.admit()
             if wait is not None:
@@ -204,7 +218,7 @@ class Database:
                 raise UnavailableError(code, MESSAGES[code] + " (so it was moments ago)", retry_after=wait)
         try:
             with self._deadlines.bound(deadline_s), self.translate_errors():
-                yield
+                yield unit
         except UnavailableError as error:
             # SQLite: a busy timeout means the whole file is locked (by another process), not one table.
             if error.code == DATABASE_UNAVAILABLE or (error.code == DATABASE_BUSY and self.dialect == "sqlite"):
@@ -213,7 +227,8 @@ class Database:
                 if not admit and error.code == DATABASE_UNAVAILABLE:  # the readiness check: the server is gone
                     self._deadlines.sever_all()
             raise
-        self._fail_fast.succeeded()
+        if unit.wrote is not False or self._fail_fast.code != DATABASE_BUSY:
+            self._fail_fast.succeeded()
 
     @property
     def redacted_url(self) -> str:
@@ -248,8 +263,11 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on an error. Raises `UnavailableError`."""
-        with self._unit(self._deadline_s), self._sessions.begin() as session:
+        with self._unit(self._deadline_s) as unit, self._sessions.begin() as session:
             yield session
+            if self._fail_fast.open and self.dialect == "sqlite":
+                session.flush()
+                unit.wrote = _sqlite_wrote(session)
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in a unit of work, retried once on a fresh connection if the connection was lost before
