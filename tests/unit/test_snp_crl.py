@@ -40,7 +40,8 @@ def test_valid_der_and_pem(pki: FakeAmdPki) -> None:
 def test_window_bounds(pki: FakeAmdPki) -> None:
     der = pki.crl(this_update=pki.now - DAY, next_update=pki.now + DAY)
     verify_crl(der, pki.ark, pki.now - DAY)
-    verify_crl(der, pki.ark, pki.now + DAY)
+    verify_crl(der, pki.ark, pki.now + DAY - datetime.timedelta(microseconds=1))
+    assert _code(verify_crl, der, pki.ark, pki.now + DAY) == "CRL_EXPIRED"  # nextUpdate itself is past the window
     assert _code(verify_crl, der, pki.ark, pki.now - DAY - datetime.timedelta(seconds=1)) == "CRL_NOT_YET_VALID"
     assert _code(verify_crl, der, pki.ark, pki.now + DAY + datetime.timedelta(seconds=1)) == "CRL_EXPIRED"
 

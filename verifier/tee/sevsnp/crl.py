@@ -50,7 +50,9 @@ def _signature_valid(crl: x509.CertificateRevocationList, issuer: x509.Certifica
 
 
 def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime.datetime) -> None:
-    """Issuer name, signature by `issuer`, and thisUpdate <= at <= nextUpdate (never a stale CRL)."""
+    """Issuer name, signature by `issuer`, and thisUpdate <= at < nextUpdate (never a stale CRL: nextUpdate itself
+    is past the window, as for the TDX collateral and the collateral cache). Raises EvidenceError
+    CRL_ISSUER_MISMATCH, CRL_SIGNATURE_INVALID, CRL_NOT_YET_VALID or CRL_EXPIRED."""
     if crl.issuer != issuer.subject:
         raise EvidenceError(
             "CRL_ISSUER_MISMATCH",
@@ -80,11 +82,11 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
             actual=_rfc3339(at),
         )
     next_update = crl.next_update_utc
-    if next_update is None or at > next_update:
+    if next_update is None or at >= next_update:
         raise EvidenceError(
             "CRL_EXPIRED",
-            "CRL is past nextUpdate (or has none): a fresh CRL is required",
-            expected=f"nextUpdate {_rfc3339(next_update) if next_update else 'present'}",
+            "CRL is at or past nextUpdate (or has none): a fresh CRL is required",
+            expected=f"before nextUpdate {_rfc3339(next_update) if next_update else '(present)'}",
             actual=_rfc3339(at),
         )
 
