@@ -176,6 +176,11 @@ def test_sqlite_locked_by_another_writer_is_busy(tmp_path: Path) -> None:
         with pytest.raises(UnavailableError) as still:
             make_harness(database).service.create_challenge()
         assert still.value.code == "DATABASE_BUSY" and time.monotonic() - started < 0.5  # no new busy wait
+        time.sleep(1.1)  # the next trial is a write: it waits 50 ms for the lock, not the busy timeout
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as trial:
+            make_harness(database).service.create_challenge()
+        assert trial.value.code == "DATABASE_BUSY" and time.monotonic() - started < 0.5
         holder.execute("ROLLBACK")
         deadline = time.monotonic() + 5
         while True:  # recovers by itself: the next trial (one a second) succeeds

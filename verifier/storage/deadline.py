@@ -71,6 +71,12 @@ class Deadlines:
                 if not watch.deadlines:
                     del self._watches[me]
 
+    def severed_here(self) -> bool:
+        """True when the calling thread's current bound has severed its connections."""
+        with self._lock:
+            watch = self._watches.get(threading.get_ident())
+            return watch is not None and watch.severed
+
     def attach(self, dbapi_connection: Any) -> None:
         """Watch `dbapi_connection` for the calling thread's current bound (no bound: nothing to do)."""
         with self._lock:
@@ -135,6 +141,9 @@ def _sever(dbapi_connection: Any) -> None:
         duplicate.close()
 
 
+TRIAL = 0.0  # `FailFast.admit`: go ahead as the trial (a distinct value from None, never a real delay)
+
+
 class FailFast:
     """Open while the database is known to be down; see the module docstring."""
 
@@ -150,14 +159,14 @@ class FailFast:
         return self._open
 
     def admit(self) -> float | None:
-        """None: go ahead (closed, or this caller is the trial); else seconds until the next trial."""
+        """None: go ahead (closed); TRIAL: go ahead, this caller is the trial; else seconds until the next trial."""
         now = time.monotonic()
         with self._lock:
             if not self._open:
                 return None
             if now >= self._next_trial:
                 self._next_trial = now + self._trial_every
-                return None
+                return TRIAL
             return max(0.001, self._next_trial - now)
 
     def failed(self, code: str) -> None:

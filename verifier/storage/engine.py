@@ -33,13 +33,14 @@ from .db_faults import (
     classify,
     is_disconnect,
 )
-from .deadline import Deadlines, FailFast
+from .deadline import TRIAL, Deadlines, FailFast
 
 DEFAULT_DATABASE_URL = "sqlite:///verifier.db"
 CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 5_000
 LOCK_TIMEOUT_MS = 2_000
 SQLITE_BUSY_TIMEOUT_MS = 2_000
+TRIAL_BUSY_TIMEOUT_MS = 50  # SQLite: the fail-fast trial's busy timeout while the file is found locked
 POOL_SIZE = 5
 POOL_MAX_OVERFLOW = 5
 POOL_TIMEOUT_S = 3.0
@@ -118,6 +119,15 @@ class _Unit:
     """What `Database._unit` learns about one unit of work (SQLite: whether it wrote; None: not known)."""
 
     wrote: bool | None = None
+    trial: bool = False  # admitted as the fail-fast trial
+
+
+def _restore_busy_timeout(session: Session, busy_timeout_ms: int) -> None:
+    try:
+        raw: Any = session.connection().connection.dbapi_connection
+        raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool anyway
+        log.debug("busy_timeout not restored on a failed connection")
 
 
 def _sqlite_wrote(session: Session) -> bool:
@@ -152,6 +162,7 @@ class Database:
         (then DATABASE_BUSY). PostgreSQL: a unit of work still running after `deadline_s` is severed (0: never).
         Raises `ConfigError("DATABASE_URL_INVALID")` for an unusable URL.
         """
+        self._busy_timeout_ms = busy_timeout_ms
         self._deadlines = Deadlines()
         self._fail_fast = FailFast(fail_fast_trial_s)
         self._deadline_s = 0.0
@@ -178,15 +189,17 @@ class Database:
                 self.probe_engine = create_engine(
                     parsed, **{"pool_pre_ping": True, **options, **probe, "connect_args": connect_args}
                 )
-                for engine in (self.engine, self.probe_engine):
-                    self._watch(engine)
+                self._watch(self.engine)
+                self._watch(self.probe_engine, probe=True)
                 self._deadline_s = deadline_s
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def _watch(self, engine: Engine) -> None:
-        """Put every connection `engine` hands out, and its liveness ping, under the caller's deadline."""
+    def _watch(self, engine: Engine, *, probe: bool = False) -> None:
+        """Put every connection `engine` hands out, and its liveness ping, under the caller's deadline. `probe`:
+        the readiness engine, whose ping unanswered for `PING_DEADLINE_S` means the server is silent: fail fast
+        and sever the work still waiting on it, without waiting for a reconnect to time out too."""
         deadlines = self._deadlines
         dialect: Any = engine.dialect
         ping = dialect.do_ping
@@ -194,7 +207,14 @@ class Database:
         def bounded_ping(dbapi_connection: Any) -> bool:
             with deadlines.bound(PING_DEADLINE_S):
                 deadlines.attach(dbapi_connection)
-                return bool(ping(dbapi_connection))
+                try:
+                    return bool(ping(dbapi_connection))
+                except Exception:
+                    if probe and deadlines.severed_here():
+                        log.warning("database %s: no answer to a ping within %gs", self._redacted, PING_DEADLINE_S)
+                        self._fail_fast.failed(DATABASE_UNAVAILABLE)
+                        deadlines.sever_all()
+                    raise
 
         dialect.do_ping = bounded_ping
         event.listen(engine, "checkout", lambda dbapi_connection, *_: deadlines.attach(dbapi_connection))
@@ -213,7 +233,8 @@ class Database:
         unit = _Unit()
         if admit:
             wait = self._fail_fast.admit()
-            if wait is not None:
+            unit.trial = wait == TRIAL
+            if wait is not None and not unit.trial:
                 code = self._fail_fast.code or DATABASE_UNAVAILABLE
                 raise UnavailableError(code, MESSAGES[code] + " (so it was moments ago)", retry_after=wait)
         try:
@@ -227,7 +248,7 @@ class Database:
                 if not admit and error.code == DATABASE_UNAVAILABLE:  # the readiness check: the server is gone
                     self._deadlines.sever_all()
             raise
-        if unit.wrote is not False or self._fail_fast.code != DATABASE_BUSY:
+        if unit.wrote or self._fail_fast.code != DATABASE_BUSY:  # a read (readiness too) passes a writer's lock
             self._fail_fast.succeeded()
 
     @property
@@ -264,10 +285,17 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on an error. Raises `UnavailableError`."""
         with self._unit(self._deadline_s) as unit, self._sessions.begin() as session:
-            yield session
-            if self._fail_fast.open and self.dialect == "sqlite":
-                session.flush()
-                unit.wrote = _sqlite_wrote(session)
+            quick = unit.trial and self.dialect == "sqlite" and self._fail_fast.code == DATABASE_BUSY
+            if quick:  # a trial against a file found locked waits briefly, not the full busy timeout
+                session.connection().exec_driver_sql(f"PRAGMA busy_timeout={TRIAL_BUSY_TIMEOUT_MS}")
+            try:
+                yield session
+                if self._fail_fast.open and self.dialect == "sqlite":
+                    session.flush()
+                    unit.wrote = _sqlite_wrote(session)
+            finally:
+                if quick:
+                    _restore_busy_timeout(session, self._busy_timeout_ms)
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in a unit of work, retried once on a fresh connection if the connection was lost before
