@@ -65,3 +65,11 @@ def test_a_jwks_entry_without_alg_or_use_is_accepted(signer: ResultSigner) -> No
     token = signer.sign(claims())
     bare = {"keys": [{k: v for k, v in key.items() if k not in ("alg", "use")} for key in signer.jwks()["keys"]]}
     assert check(token, bare).status == "affirming"
+
+
+@pytest.mark.parametrize("key_ops", [["encrypt"], [], "verify", ["sign"]])
+def test_a_jwks_entry_whose_key_ops_do_not_allow_verify_is_refused(signer: ResultSigner, key_ops: object) -> None:
+    """RFC 7517 s4.3: a key whose `key_ops` do not include "verify" is not a signature-verification key."""
+    token = signer.sign(claims())
+    rejected("TOKEN_KEY_INVALID", token, with_key(signer.jwks(), key_ops=key_ops))
+    assert check(token, with_key(signer.jwks(), key_ops=["verify"])).status == "affirming"

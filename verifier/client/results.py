@@ -319,12 +319,16 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
 
 
 def _p256_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
-    """An EC P-256 signing key from its JWK (RFC 7518 s6.2.1); `alg`/`use`, when present, must allow ES256."""
+    """An EC P-256 signing key from its JWK (RFC 7518 s6.2.1); `alg`, `use` and `key_ops` (RFC 7517 s4.2-4.4),
+    when present, must allow verifying ES256 signatures."""
+    key_ops = jwk.get("key_ops", ["verify"])
     if (
         jwk.get("kty") != "EC"
         or jwk.get("crv") != "P-256"
         or jwk.get("alg", ALG) != ALG
         or jwk.get("use", "sig") != "sig"
+        or not isinstance(key_ops, list)
+        or "verify" not in key_ops
     ):
         raise ResultError("TOKEN_KEY_INVALID", "the key for this kid is not an ES256 signing key")
     coordinates = []
