@@ -19,7 +19,7 @@ from verifier.storage.engine import Database
 from verifier.storage.kept_evidence import SqlKeptEvidence
 from verifier.storage.tables import Base
 
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the CLI prunes at the real time: keep windows wide (hours)
 DAY = dt.timedelta(days=1)
 
 
@@ -34,7 +34,7 @@ def counts(db: Database) -> dict[str, int]:
 def populate(db: Database) -> None:
     challenges = SqlChallengeStore(db, purge_every=0)
     for age in (30, 10, 0):
-        challenges.create(os.urandom(16), now=NOW - age * DAY, ttl=dt.timedelta(minutes=5))
+        challenges.create(os.urandom(16), now=NOW - age * DAY, ttl=dt.timedelta(hours=6))
     kept = SqlKeptEvidence(db, max_days=365, prune_every=1000)
     for n, age in enumerate((30, 10, 0)):
         kept.keep(
