@@ -115,7 +115,7 @@ def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: fl
     """Warm: collateral from the in-process cache, certificate links cached. Cold: a fresh cache and an empty
     link cache for every appraisal (collateral fetched from memory, everything parsed and verified again)."""
     from verifier.collateral.cache import CachedSource
-    from verifier.trust.chain import VERIFIED_LINKS
+    from verifier.tee.registry import get_verifier
 
     vector = next(v for v in manifest["vectors"] if v["id"] == VECTORS["tdx"][0])
     folder = vectors / vector["dir"]
@@ -133,7 +133,7 @@ def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: fl
         warm = rate(lambda: service.appraise(request), seconds)
 
         def cold() -> None:
-            VERIFIED_LINKS.clear()
+            get_verifier("tdx").links.clear()
             service.collateral_source = CachedSource(VectorPcs(folder), None)
             service.appraise(request)
 

@@ -12,6 +12,8 @@ from .collateral.base import CollateralSource, OfflineSource
 from .collateral.breaker import CircuitBreakerSource
 from .collateral.cache import CachedSource
 from .collateral.kds import AmdKds
+from .collateral.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
+from .collateral.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .collateral.routing import RoutingSource
 from .errors import ConfigError
 from .results.keys import ephemeral_key, load_keys
@@ -27,8 +29,6 @@ from .storage.kept_evidence import SqlKeptEvidence
 from .storage.policies import SqlPolicies
 from .storage.reference_values import SqlReferenceValueStore
 from .storage.workloads import SqlWorkloads
-from .tee.tdx.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
-from .tee.tdx.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .trust.anchors import TrustAnchors
 
 log = logging.getLogger(__name__)
@@ -115,16 +115,10 @@ def _root_ca_crl_url(pcs_url: str) -> str:
     return pcs_url.rstrip("/") + "/sgx/certification/v4/rootcacrl"
 
 
-def build(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    signer: ResultSigner | None = None,
-    background_writes: bool = False,
-) -> Components:
-    """Everything from `settings`. `background_writes` (the server) moves best-effort writes (kept evidence) off
-    the answer's path; the CLI and tests keep them inline."""
-    database = Database(
+def open_database(settings: Settings) -> Database:
+    """The database of `settings` with its bounds (timeouts, pool, deadline): the one place a `Database` is made
+    for the server and the CLI. Connects lazily; raises ConfigError for a malformed URL."""
+    return Database(
         settings.database_url,
         connect_timeout_s=settings.db_connect_timeout_s,
         statement_timeout_ms=settings.db_statement_timeout_ms,
@@ -134,6 +128,19 @@ def build(
         pool_timeout_s=float(settings.db_pool_timeout_s),
         deadline_s=float(settings.db_deadline_s),
     )
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    signer: ResultSigner | None = None,
+    background_writes: bool = False,
+) -> Components:
+    """Everything from `settings`, every port wired (database stores, signer, collateral source, policies).
+    `background_writes` (the server) moves best-effort writes (kept evidence) off the answer's path; the CLI and
+    tests keep them inline. Raises ConfigError (signing keys, trust anchors, collateral settings)."""
+    database = open_database(settings)
     anchors = (
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
     )
@@ -175,6 +182,9 @@ def build(
     return Components(
         settings=settings, database=database, references=references, service=service, kept=kept, background=background
     )
+
+
+build = build_app  # the older name, used by tests and callers
 
 
 def build_policies(settings: Settings, database: Database) -> PolicySet:

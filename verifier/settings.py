@@ -1,12 +1,21 @@
-"""Settings, read once. This is the only module that reads the environment."""
+"""Settings, read once. This is the only module that reads the environment.
+
+Every setting is declared once, as a field of `Settings` made by `_setting(...)`: its default, section, environment
+name (VERIFIER_ + `env`), the parser of that variable and, when it has one, its command-line flag, argparse keywords
+and help. `from_environment` reads every declared variable, `add_flags` adds the flags of the named settings to an
+argparse parser (one argument group per section) and `apply_flags` copies parsed flags onto a `Settings`.
+"""
+
+# ruff: noqa: RUF009 - `_setting(...)` is `dataclasses.field(...)` with the declaration in its metadata
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +23,20 @@ from .errors import ConfigError
 from .storage.engine import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "VERIFIER_"
+# The order of the argument groups in `--help`.
+SECTIONS = (
+    "database",
+    "server",
+    "tls",
+    "admin auth",
+    "signing",
+    "appraisal",
+    "collateral",
+    "rate limits",
+    "lanes",
+    "retention",
+    "logging",
+)
 
 
 @dataclass(frozen=True)
@@ -29,207 +52,89 @@ class Rate:
 
 
 @dataclass(frozen=True)
-class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    # Result signing: PEM files, the first is the active key. Without one the server refuses to start unless
-    # `development` is set, which generates an ephemeral key and says so loudly.
-    signing_keys: tuple[Path, ...] = ()
-    # Or a rotating keyring directory (`verifier keys init|rotate`); exclusive with `signing_keys`.
-    signing_key_dir: Path | None = None
-    development: bool = False
-    trust_anchors: Path | None = None
-    issuer: str = "tee-verifier"
-    token_lifetime: dt.timedelta = dt.timedelta(minutes=5)
-    challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
-    # Server.
-    listen: str = "127.0.0.1:50051"
-    http_listen: str = "127.0.0.1:9464"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    max_message_bytes: int = 4 * 1024 * 1024
-    # In-flight RPCs at most (each up to `max_message_bytes`): one more is refused RESOURCE_EXHAUSTED at once instead
-    # of queueing, which bounds memory under a flood (issue 11); 0: unbounded.
-    max_concurrent_rpcs: int = 64
-    # Bytes of requests held at once (running or waiting); past it RESOURCE_EXHAUSTED REQUEST_BYTES_IN_FLIGHT.
-    max_request_bytes_in_flight: int = 64 * 1024 * 1024
-    # Bounded executors per kind of work (transport/grpc/lanes.py): threads, and calls that may wait for one
-    # before more are refused RESOURCE_EXHAUSTED SERVER_BUSY.
-    appraise_threads: int = 8
-    appraise_queue: int = 32
-    challenge_threads: int = 4
-    challenge_queue: int = 64
-    admin_threads: int = 2
-    admin_queue: int = 16
-    # Retention (verifier/housekeeping.py), a pass every `retention_interval_s` in the server (0: never): expired
-    # challenges, kept evidence and collateral rows older than `retention_keep_days`, appraisals older than
-    # `retention_appraisal_days` (0: kept) and, with `audit_checkpoint_dir` and `audit_checkpoint_keys` (verifier
-    # key files), audit rows older than `retention_audit_days` (0: kept) under the latest checkpoint there.
-    retention_interval_s: int = 3600
-    retention_keep_days: int = 7
-    retention_appraisal_days: int = 90
-    retention_audit_days: int = 365
-    audit_checkpoint_dir: Path | None = None
-    audit_checkpoint_keys: tuple[Path, ...] = ()
-    grace_seconds: float = 5.0
-    # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
-    # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
-    drain_seconds: float = 5.0
-    # Admin calls need TLS (bearer tokens never travel in the clear) unless this is set and every listener is on
-    # a loopback address (refused at start-up otherwise).
-    allow_plaintext_admin: bool = False
-    # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
-    admin_token_sha256: tuple[str, ...] = ()
-    # Admin API over mutual TLS: client certificates issued by this CA (PEM, may hold several) authenticate with
-    # `admin_cert_role`. gRPC Python cannot *request* a client certificate without *requiring* one, so such
-    # certificates reach the server on `admin_listen` (a second TLS port that requires them) or, with
-    # `appraisal_requires_mtls`, on the main port.
-    admin_client_ca: Path | None = None
-    admin_cert_role: str = "admin"
-    admin_listen: str | None = None
-    # Verifier RPCs need a client certificate from `appraisal_client_ca` (or the admin CA).
-    appraisal_requires_mtls: bool = False
-    appraisal_client_ca: Path | None = None
-    log_level: str = "INFO"
-    # Vendor collateral: AMD KDS (through the database cache) unless offline. Revocation (the AMD CRL) is checked
-    # unless `check_crl` is turned off (`--no-check-crl`, VERIFIER_CHECK_CRL=0).
-    offline: bool = False
-    amd_kds_url: str = "https://kdsintf.amd.com"
-    intel_pcs_url: str = "https://api.trustedservices.intel.com"  # or a PCCS base URL
-    collateral_timeout: float = 10.0
-    # Vendor fetches run on their own pool (collateral/fetch_pool.py): at most `fetch_workers` at once, at most
-    # `fetch_queue` waiting (then COLLATERAL_BUSY), and a request waits at most `fetch_wait` seconds for one
-    # (then COLLATERAL_TIMEOUT while the fetch goes on and fills the cache).
-    fetch_workers: int = 4
-    fetch_queue: int = 32
-    fetch_wait: float = 5.0
-    check_crl: bool = True
-    # The cache refetches CRLs and Intel TCB info / QE identity once this old (before their nextUpdate).
-    collateral_refresh: dt.timedelta = dt.timedelta(hours=1)
-    policy_file: Path | None = None
-    # The policy of a request that names none, and the names a request may select (None: any known policy).
-    default_policy: str | None = None
-    selectable_policies: tuple[str, ...] | None = None
-    # Kept evidence for impact analysis (`verifier refs plan --impact`): at most this many rows (0 disables) and
-    # nothing older than `keep_evidence_days`.
-    keep_evidence: int = 1000
-    keep_evidence_days: int = 7
-    # Database bounds (0 turns one off): every call fails with UNAVAILABLE DATABASE_BUSY / DATABASE_UNAVAILABLE
-    # within them instead of hanging (PostgreSQL statement_timeout / lock_timeout / connect_timeout, SQLite
-    # busy_timeout, pool checkout).
-    db_connect_timeout_s: int = 3
-    db_statement_timeout_ms: int = 5000
-    db_lock_timeout_ms: int = 2000
-    db_busy_timeout_ms: int = 2000
-    db_pool_size: int = 5
-    db_pool_timeout_s: int = 3
-    # PostgreSQL: a whole unit of work is severed on the client side after this long (a silent server cannot hold
-    # a thread longer); 0 disables.
-    db_deadline_s: int = 8
-    # Rate limits (RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo) on Verifier.CreateChallenge and .Appraise, per
-    # client (TLS client certificate, else peer IP, IPv6 by /64; at most `rate_clients` tracked, LRU) and global.
-    rate_challenge_per_client: Rate = Rate(20.0, 40)
-    rate_challenge_global: Rate = Rate(500.0, 1000)
-    rate_appraise_per_client: Rate = Rate(20.0, 40)
-    rate_appraise_global: Rate = Rate(500.0, 1000)
-    rate_clients: int = 10_000
-    extra: Mapping[str, Any] = field(default_factory=dict)
+class Declaration:
+    """How one setting is read: `VERIFIER_<env>` through `parse` (non-empty text to a value, raises ConfigError),
+    and, with a `flag`, the argparse keywords `options` (type, action, metavar, choices) and `from_flag` (the parsed
+    flag to a value; None keeps the setting as it is)."""
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    section: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    flag: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    from_flag: Callable[[Any], Any] | None = None
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.env
 
 
-def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from VERIFIER_* variables (CLI flags override them in `cli.py`)."""
-    env = os.environ if environ is None else environ
-
-    def get(name: str) -> str | None:
-        value = env.get(ENV_PREFIX + name)
-        return value if value not in (None, "") else None
-
-    def path(name: str) -> Path | None:
-        value = get(name)
-        return Path(value) if value else None
-
-    keys = get("SIGNING_KEY")
-    admin = get("ADMIN_TOKEN_SHA256")
-    return Settings().with_overrides(
-        database_url=get("DATABASE_URL"),
-        signing_keys=tuple(Path(p) for p in keys.split(os.pathsep)) if keys else None,
-        signing_key_dir=path("SIGNING_KEY_DIR"),
-        development=_flag(get("DEVELOPMENT")) or None,
-        trust_anchors=path("TRUST_ANCHORS"),
-        issuer=get("ISSUER"),
-        listen=get("LISTEN"),
-        http_listen=get("HTTP_LISTEN"),
-        tls_cert=path("TLS_CERT"),
-        tls_key=path("TLS_KEY"),
-        drain_seconds=drain_seconds(get("DRAIN_SECONDS")),
-        allow_plaintext_admin=_flag(get("ALLOW_PLAINTEXT_ADMIN")),
-        admin_token_sha256=tuple(t.strip().lower() for t in admin.split(",") if t.strip()) if admin else None,
-        admin_client_ca=path("ADMIN_CLIENT_CA"),
-        admin_cert_role=get("ADMIN_CERT_ROLE"),
-        admin_listen=get("ADMIN_LISTEN"),
-        appraisal_requires_mtls=_flag(get("APPRAISAL_REQUIRES_MTLS")),
-        appraisal_client_ca=path("APPRAISAL_CLIENT_CA"),
-        log_level=get("LOG_LEVEL"),
-        token_lifetime=_seconds(get("TOKEN_LIFETIME")),
-        challenge_ttl=_seconds(get("CHALLENGE_TTL")),
-        offline=_flag(get("OFFLINE")),
-        amd_kds_url=get("AMD_KDS_URL"),
-        intel_pcs_url=get("INTEL_PCS_URL"),
-        check_crl=_flag(get("CHECK_CRL")),
-        collateral_refresh=collateral_refresh(get("COLLATERAL_REFRESH_SECONDS")),
-        policy_file=path("POLICY_FILE"),
-        default_policy=get("DEFAULT_POLICY"),
-        selectable_policies=_names(get("SELECTABLE_POLICIES")),
-        keep_evidence=_int(get("KEEP_EVIDENCE")),
-        keep_evidence_days=_int(get("KEEP_EVIDENCE_DAYS")),
-        max_concurrent_rpcs=_int(get("MAX_CONCURRENT_RPCS")),
-        max_request_bytes_in_flight=_int(get("MAX_REQUEST_BYTES_IN_FLIGHT")),
-        retention_interval_s=_int(get("RETENTION_INTERVAL_S")),
-        retention_keep_days=_int(get("RETENTION_KEEP_DAYS")),
-        retention_appraisal_days=_int(get("RETENTION_APPRAISAL_DAYS")),
-        retention_audit_days=_int(get("RETENTION_AUDIT_DAYS")),
-        audit_checkpoint_dir=path("AUDIT_CHECKPOINT_DIR"),
-        audit_checkpoint_keys=_paths(get("AUDIT_CHECKPOINT_KEYS")),
-        appraise_threads=_int(get("APPRAISE_THREADS")),
-        appraise_queue=_int(get("APPRAISE_QUEUE")),
-        challenge_threads=_int(get("CHALLENGE_THREADS")),
-        challenge_queue=_int(get("CHALLENGE_QUEUE")),
-        admin_threads=_int(get("ADMIN_THREADS")),
-        admin_queue=_int(get("ADMIN_QUEUE")),
-        db_connect_timeout_s=_int(get("DB_CONNECT_TIMEOUT_S")),
-        db_statement_timeout_ms=_int(get("DB_STATEMENT_TIMEOUT_MS")),
-        db_lock_timeout_ms=_int(get("DB_LOCK_TIMEOUT_MS")),
-        db_busy_timeout_ms=_int(get("DB_BUSY_TIMEOUT_MS")),
-        db_pool_size=_int(get("DB_POOL_SIZE")),
-        db_pool_timeout_s=_int(get("DB_POOL_TIMEOUT_S")),
-        db_deadline_s=_int(get("DB_DEADLINE_S")),
-        fetch_workers=_int(get("FETCH_WORKERS")),
-        fetch_queue=_int(get("FETCH_QUEUE")),
-        fetch_wait=_int(get("FETCH_WAIT_S")),
-        rate_challenge_per_client=rate(get("RATE_CHALLENGE_PER_CLIENT")),
-        rate_challenge_global=rate(get("RATE_CHALLENGE_GLOBAL")),
-        rate_appraise_per_client=rate(get("RATE_APPRAISE_PER_CLIENT")),
-        rate_appraise_global=rate(get("RATE_APPRAISE_GLOBAL")),
-        rate_clients=_int(get("RATE_CLIENTS")),
-    )
+def _setting(
+    default: Any,
+    *,
+    section: str,
+    env: str,
+    parse: Callable[[str], Any],
+    help: str,
+    flag: str | None = None,
+    from_flag: Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> Any:
+    """A `Settings` field with its declaration in the field's metadata."""
+    if section not in SECTIONS:
+        raise ValueError(f"unknown settings section {section!r}")
+    declared = Declaration(section, env, parse, help, flag, options, from_flag)
+    return field(default=default, metadata={"setting": declared})
 
 
-def _paths(value: str | None) -> tuple[Path, ...] | None:
+# Environment parsers: each takes the variable's non-empty text and raises ConfigError SETTING_INVALID.
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _path(value: str) -> Path:
+    return Path(value)
+
+
+def _pathsep_paths(value: str) -> tuple[Path, ...]:
+    """VERIFIER_SIGNING_KEY: files separated by os.pathsep."""
+    return tuple(Path(p) for p in value.split(os.pathsep))
+
+
+def _paths(value: str) -> tuple[Path, ...]:
     """A comma-separated list of file paths (VERIFIER_AUDIT_CHECKPOINT_KEYS)."""
-    return None if value is None else tuple(Path(p.strip()) for p in value.split(",") if p.strip())
+    return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
 
-def _names(value: str | None) -> tuple[str, ...] | None:
+def _names(value: str) -> tuple[str, ...]:
     """A comma-separated list of names (VERIFIER_SELECTABLE_POLICIES)."""
-    return None if value is None else tuple(n.strip() for n in value.split(",") if n.strip())
+    return tuple(n.strip() for n in value.split(",") if n.strip())
 
 
-def _seconds(value: str | None) -> dt.timedelta | None:
+def _digests(value: str) -> tuple[str, ...]:
+    """VERIFIER_ADMIN_TOKEN_SHA256: comma-separated hex digests, lower-cased."""
+    return tuple(t.strip().lower() for t in value.split(",") if t.strip())
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError("SETTING_INVALID", f"expected a non-negative integer, got {value[:20]!r}")
+    return number
+
+
+def _seconds(value: str) -> dt.timedelta:
     """VERIFIER_TOKEN_LIFETIME / VERIFIER_CHALLENGE_TTL: positive seconds (ConfigError otherwise)."""
-    if value is None:
-        return None
     try:
         seconds = float(value)
     except ValueError:
@@ -237,6 +142,28 @@ def _seconds(value: str | None) -> dt.timedelta | None:
     if not 0 < seconds <= 365 * 86400:  # also refuses nan and inf
         raise ConfigError("SETTING_INVALID", f"expected positive seconds, got {value[:20]!r}")
     return dt.timedelta(seconds=seconds)
+
+
+def _float_seconds(value: str, *, high: float, what: str, positive: bool = False) -> float:
+    """Seconds in 0..`high` (more than 0 when `positive`); raises ConfigError SETTING_INVALID."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not (0 < seconds if positive else 0 <= seconds) or not seconds <= high:  # also refuses nan and inf
+        low = "more than 0" if positive else "0"
+        raise ConfigError("SETTING_INVALID", f"{what} must be {low}..{high:g} seconds, got {value[:20]!r}")
+    return seconds
+
+
+def _grace_seconds(value: str) -> float:
+    """VERIFIER_GRACE_SECONDS: 0..3600 seconds."""
+    return _float_seconds(value, high=3600, what="grace")
+
+
+def _collateral_timeout(value: str) -> float:
+    """VERIFIER_COLLATERAL_TIMEOUT_S: more than 0, at most 3600 seconds."""
+    return _float_seconds(value, high=3600, what="collateral timeout", positive=True)
 
 
 def collateral_refresh(value: str | float | None) -> dt.timedelta | None:
@@ -283,17 +210,559 @@ def rate(value: str | None) -> Rate | None:
     return Rate(per_second, burst)
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ConfigError("SETTING_INVALID", f"expected a non-negative integer, got {value[:20]!r}")
-    return number
+# Flag types: argparse wants ArgumentTypeError for a bad value (exit 64 with the message).
 
 
-def _flag(value: str | None) -> bool | None:
-    return None if value is None else value.lower() in ("1", "true", "yes", "on")
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    convert.__name__ = parse.__name__.lstrip("_")
+    return convert
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 100_000:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..100000, got {text[:20]!r}")
+    return int(text)
+
+
+def _timedelta_or_none(seconds: float) -> dt.timedelta | None:
+    """--challenge-ttl / --token-lifetime: seconds; 0 keeps the setting."""
+    return dt.timedelta(seconds=seconds) if seconds else None
+
+
+def _lowered(values: list[str]) -> tuple[str, ...]:
+    return tuple(v.lower() for v in values)
+
+
+_RATE_FLAG: dict[str, Any] = {"type": _argument(rate), "metavar": "RATE[:BURST]"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _setting(
+        DEFAULT_DATABASE_URL,
+        section="database",
+        env="DATABASE_URL",
+        parse=_text,
+        help=f"database URL (default {DEFAULT_DATABASE_URL})",
+        flag="--db",
+        metavar="URL",
+    )
+    # Result signing: PEM files, the first is the active key. Without one the server refuses to start unless
+    # `development` is set, which generates an ephemeral key and says so loudly.
+    signing_keys: tuple[Path, ...] = _setting(
+        (),
+        section="signing",
+        env="SIGNING_KEY",
+        parse=_pathsep_paths,
+        help="EAR signing key (PEM, P-256); repeat to publish older keys, the first one signs",
+        flag="--signing-key",
+        from_flag=tuple,
+        type=Path,
+        action="append",
+        metavar="FILE",
+    )
+    # Or a rotating keyring directory (`verifier keys init|rotate`); exclusive with `signing_keys`.
+    signing_key_dir: Path | None = _setting(
+        None,
+        section="signing",
+        env="SIGNING_KEY_DIR",
+        parse=_path,
+        help="rotating keyring (`verifier keys init`); reloaded when `verifier keys rotate` changes it",
+        flag="--signing-key-dir",
+        type=Path,
+        metavar="DIR",
+    )
+    development: bool = _setting(
+        False,
+        section="signing",
+        env="DEVELOPMENT",
+        parse=_flag,
+        help="development only: sign with an ephemeral key when no --signing-key is given",
+        flag="--dev",
+        action="store_true",
+    )
+    trust_anchors: Path | None = _setting(
+        None,
+        section="appraisal",
+        env="TRUST_ANCHORS",
+        parse=_path,
+        help="directory laid out like shared/trust-anchors",
+        flag="--trust-anchors",
+        type=Path,
+        metavar="DIR",
+    )
+    issuer: str = _setting("tee-verifier", section="signing", env="ISSUER", parse=_text, help="EAR issuer")
+    token_lifetime: dt.timedelta = _setting(
+        dt.timedelta(minutes=5),
+        section="signing",
+        env="TOKEN_LIFETIME",
+        parse=_seconds,
+        help="EAR token lifetime (default 300)",
+        flag="--token-lifetime",
+        from_flag=_timedelta_or_none,
+        type=float,
+        metavar="SECONDS",
+    )
+    challenge_ttl: dt.timedelta = _setting(
+        dt.timedelta(minutes=2),
+        section="appraisal",
+        env="CHALLENGE_TTL",
+        parse=_seconds,
+        help="challenge lifetime (default 120)",
+        flag="--challenge-ttl",
+        from_flag=_timedelta_or_none,
+        type=float,
+        metavar="SECONDS",
+    )
+    # Server.
+    listen: str = _setting(
+        "127.0.0.1:50051",
+        section="server",
+        env="LISTEN",
+        parse=_text,
+        help="gRPC address (default 127.0.0.1:50051)",
+        flag="--listen",
+        metavar="HOST:PORT",
+    )
+    http_listen: str = _setting(
+        "127.0.0.1:9464",
+        section="server",
+        env="HTTP_LISTEN",
+        parse=_text,
+        help="metrics and JWKS address (default 127.0.0.1:9464)",
+        flag="--http-listen",
+        metavar="HOST:PORT",
+    )
+    tls_cert: Path | None = _setting(
+        None,
+        section="tls",
+        env="TLS_CERT",
+        parse=_path,
+        help="server certificate chain (PEM); goes with --tls-key",
+        flag="--tls-cert",
+        type=Path,
+        metavar="FILE",
+    )
+    tls_key: Path | None = _setting(
+        None,
+        section="tls",
+        env="TLS_KEY",
+        parse=_path,
+        help="server private key (PEM); goes with --tls-cert",
+        flag="--tls-key",
+        type=Path,
+        metavar="FILE",
+    )
+    max_message_bytes: int = _setting(
+        4 * 1024 * 1024, section="server", env="MAX_MESSAGE_BYTES", parse=_int, help="largest gRPC message"
+    )
+    # In-flight RPCs at most (each up to `max_message_bytes`): one more is refused RESOURCE_EXHAUSTED at once instead
+    # of queueing, which bounds memory under a flood (issue 11); 0: unbounded.
+    max_concurrent_rpcs: int = _setting(
+        64,
+        section="server",
+        env="MAX_CONCURRENT_RPCS",
+        parse=_int,
+        help="refuse calls past N in flight with RESOURCE_EXHAUSTED (default 64; 0: unbounded)",
+        flag="--max-concurrent-rpcs",
+        type=_count,
+        metavar="N",
+    )
+    # Bytes of requests held at once (running or waiting); past it RESOURCE_EXHAUSTED REQUEST_BYTES_IN_FLIGHT.
+    max_request_bytes_in_flight: int = _setting(
+        64 * 1024 * 1024,
+        section="server",
+        env="MAX_REQUEST_BYTES_IN_FLIGHT",
+        parse=_int,
+        help="bytes of requests held at once",
+    )
+    # Bounded executors per kind of work (transport/grpc/lanes.py): threads, and calls that may wait for one
+    # before more are refused RESOURCE_EXHAUSTED SERVER_BUSY.
+    appraise_threads: int = _setting(8, section="lanes", env="APPRAISE_THREADS", parse=_int, help="Appraise threads")
+    appraise_queue: int = _setting(
+        32, section="lanes", env="APPRAISE_QUEUE", parse=_int, help="Appraise calls waiting for a thread"
+    )
+    challenge_threads: int = _setting(
+        4, section="lanes", env="CHALLENGE_THREADS", parse=_int, help="CreateChallenge threads"
+    )
+    challenge_queue: int = _setting(
+        64, section="lanes", env="CHALLENGE_QUEUE", parse=_int, help="CreateChallenge calls waiting for a thread"
+    )
+    admin_threads: int = _setting(2, section="lanes", env="ADMIN_THREADS", parse=_int, help="admin call threads")
+    admin_queue: int = _setting(
+        16, section="lanes", env="ADMIN_QUEUE", parse=_int, help="admin calls waiting for a thread"
+    )
+    # Retention (verifier/housekeeping.py), a pass every `retention_interval_s` in the server (0: never): expired
+    # challenges, kept evidence and collateral rows older than `retention_keep_days`, appraisals older than
+    # `retention_appraisal_days` (0: kept) and, with `audit_checkpoint_dir` and `audit_checkpoint_keys` (verifier
+    # key files), audit rows older than `retention_audit_days` (0: kept) under the latest checkpoint there.
+    retention_interval_s: int = _setting(
+        3600, section="retention", env="RETENTION_INTERVAL_S", parse=_int, help="seconds between passes (0: never)"
+    )
+    retention_keep_days: int = _setting(
+        7, section="retention", env="RETENTION_KEEP_DAYS", parse=_int, help="challenges, kept evidence, collateral"
+    )
+    retention_appraisal_days: int = _setting(
+        90, section="retention", env="RETENTION_APPRAISAL_DAYS", parse=_int, help="appraisals (0: kept)"
+    )
+    retention_audit_days: int = _setting(
+        365, section="retention", env="RETENTION_AUDIT_DAYS", parse=_int, help="audit rows under a checkpoint"
+    )
+    audit_checkpoint_dir: Path | None = _setting(
+        None, section="retention", env="AUDIT_CHECKPOINT_DIR", parse=_path, help="signed audit checkpoints"
+    )
+    audit_checkpoint_keys: tuple[Path, ...] = _setting(
+        (), section="retention", env="AUDIT_CHECKPOINT_KEYS", parse=_paths, help="checkpoint verifier key files"
+    )
+    grace_seconds: float = _setting(
+        5.0, section="server", env="GRACE_SECONDS", parse=_grace_seconds, help="in-flight RPCs at stop"
+    )
+    # On SIGTERM health says NOT_SERVING at once, the server keeps serving this long (load balancers see it and
+    # two-step flows finish), then stops accepting and gives in-flight RPCs `grace_seconds`.
+    drain_seconds: float = _setting(
+        5.0,
+        section="server",
+        env="DRAIN_SECONDS",
+        parse=drain_seconds,
+        help="on SIGTERM, report NOT_SERVING and keep serving this long before stopping (default 5)",
+        flag="--drain-seconds",
+        type=_argument(drain_seconds),
+        metavar="SECONDS",
+    )
+    # Admin calls need TLS (bearer tokens never travel in the clear) unless this is set and every listener is on
+    # a loopback address (refused at start-up otherwise).
+    allow_plaintext_admin: bool = _setting(
+        False,
+        section="admin auth",
+        env="ALLOW_PLAINTEXT_ADMIN",
+        parse=_flag,
+        help="accept admin bearer tokens without TLS (only when every listen address is loopback)",
+        flag="--allow-plaintext-admin",
+        action="store_true",
+    )
+    # Admin API: SHA-256 hex digests of accepted bearer tokens. Empty means every admin call is refused.
+    admin_token_sha256: tuple[str, ...] = _setting(
+        (),
+        section="admin auth",
+        env="ADMIN_TOKEN_SHA256",
+        parse=_digests,
+        help="SHA-256 of an accepted admin bearer token (repeatable); none means admin calls are refused",
+        flag="--admin-token-sha256",
+        from_flag=_lowered,
+        action="append",
+        metavar="HEX",
+    )
+    # Admin API over mutual TLS: client certificates issued by this CA (PEM, may hold several) authenticate with
+    # `admin_cert_role`. gRPC Python cannot *request* a client certificate without *requiring* one, so such
+    # certificates reach the server on `admin_listen` (a second TLS port that requires them) or, with
+    # `appraisal_requires_mtls`, on the main port.
+    admin_client_ca: Path | None = _setting(
+        None,
+        section="admin auth",
+        env="ADMIN_CLIENT_CA",
+        parse=_path,
+        help="PEM CA(s) whose client certificates may use the admin API (needs TLS and --admin-listen "
+        "or --appraisal-requires-mtls)",
+        flag="--admin-client-ca",
+        type=Path,
+        metavar="FILE",
+    )
+    admin_cert_role: str = _setting(
+        "admin",
+        section="admin auth",
+        env="ADMIN_CERT_ROLE",
+        parse=_text,
+        help="role of an admin client certificate (default admin)",
+        flag="--admin-cert-role",
+        choices=("admin", "auditor"),
+    )
+    admin_listen: str | None = _setting(
+        None,
+        section="admin auth",
+        env="ADMIN_LISTEN",
+        parse=_text,
+        help="a second TLS port that requires client certificates from --admin-client-ca",
+        flag="--admin-listen",
+        metavar="HOST:PORT",
+    )
+    # Verifier RPCs need a client certificate from `appraisal_client_ca` (or the admin CA).
+    appraisal_requires_mtls: bool = _setting(
+        False,
+        section="tls",
+        env="APPRAISAL_REQUIRES_MTLS",
+        parse=_flag,
+        help="every connection to the main port needs a client certificate (--appraisal-client-ca or the admin CA)",
+        flag="--appraisal-requires-mtls",
+        action="store_true",
+    )
+    appraisal_client_ca: Path | None = _setting(
+        None,
+        section="tls",
+        env="APPRAISAL_CLIENT_CA",
+        parse=_path,
+        help="PEM CA(s) whose client certificates may call the Verifier service",
+        flag="--appraisal-client-ca",
+        type=Path,
+        metavar="FILE",
+    )
+    log_level: str = _setting(
+        "INFO",
+        section="logging",
+        env="LOG_LEVEL",
+        parse=_text,
+        help="DEBUG, INFO, WARNING (default INFO)",
+        flag="--log-level",
+    )
+    # Vendor collateral: AMD KDS (through the database cache) unless offline. Revocation (the AMD CRL) is checked
+    # unless `check_crl` is turned off (`--no-check-crl`, VERIFIER_CHECK_CRL=0).
+    offline: bool = _setting(
+        False,
+        section="collateral",
+        env="OFFLINE",
+        parse=_flag,
+        help="never fetch vendor collateral (AMD KDS); it must come with the requests",
+        flag="--offline",
+        action="store_true",
+    )
+    amd_kds_url: str = _setting(
+        "https://kdsintf.amd.com",
+        section="collateral",
+        env="AMD_KDS_URL",
+        parse=_text,
+        help="AMD KDS base URL (default https://kdsintf.amd.com)",
+        flag="--amd-kds-url",
+        metavar="URL",
+    )
+    intel_pcs_url: str = _setting(  # or a PCCS base URL
+        "https://api.trustedservices.intel.com",
+        section="collateral",
+        env="INTEL_PCS_URL",
+        parse=_text,
+        help="Intel PCS or PCCS base URL (default https://api.trustedservices.intel.com)",
+        flag="--intel-pcs-url",
+        metavar="URL",
+    )
+    collateral_timeout: float = _setting(
+        10.0,
+        section="collateral",
+        env="COLLATERAL_TIMEOUT_S",
+        parse=_collateral_timeout,
+        help="seconds one vendor request may take",
+    )
+    # Vendor fetches run on their own pool (collateral/fetch_pool.py): at most `fetch_workers` at once, at most
+    # `fetch_queue` waiting (then COLLATERAL_BUSY), and a request waits at most `fetch_wait` seconds for one
+    # (then COLLATERAL_TIMEOUT while the fetch goes on and fills the cache).
+    fetch_workers: int = _setting(4, section="collateral", env="FETCH_WORKERS", parse=_int, help="vendor fetches")
+    fetch_queue: int = _setting(32, section="collateral", env="FETCH_QUEUE", parse=_int, help="fetches waiting")
+    fetch_wait: float = _setting(
+        5.0, section="collateral", env="FETCH_WAIT_S", parse=_int, help="seconds a request waits for a fetch"
+    )
+    check_crl: bool = _setting(
+        True,
+        section="collateral",
+        env="CHECK_CRL",
+        parse=_flag,
+        help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)",
+        flag="--check-crl",
+        action=argparse.BooleanOptionalAction,
+    )
+    # The cache refetches CRLs and Intel TCB info / QE identity once this old (before their nextUpdate).
+    collateral_refresh: dt.timedelta = _setting(
+        dt.timedelta(hours=1),
+        section="collateral",
+        env="COLLATERAL_REFRESH_SECONDS",
+        parse=collateral_refresh,
+        help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)",
+        flag="--collateral-refresh",
+        type=_argument(collateral_refresh),
+        metavar="SECONDS",
+    )
+    policy_file: Path | None = _setting(
+        None,
+        section="appraisal",
+        env="POLICY_FILE",
+        parse=_path,
+        help="named appraisal policies (JSON)",
+        flag="--policy-file",
+        type=Path,
+        metavar="FILE",
+    )
+    # The policy of a request that names none, and the names a request may select (None: any known policy).
+    default_policy: str | None = _setting(
+        None,
+        section="appraisal",
+        env="DEFAULT_POLICY",
+        parse=_text,
+        help="the policy of a request that names none (default: the built-in 'default')",
+        flag="--default-policy",
+        metavar="NAME",
+    )
+    selectable_policies: tuple[str, ...] | None = _setting(
+        None,
+        section="appraisal",
+        env="SELECTABLE_POLICIES",
+        parse=_names,
+        help="a policy requests may select by name (repeat; default: any known policy); others are "
+        "PERMISSION_DENIED POLICY_NOT_ALLOWED",
+        flag="--selectable-policy",
+        from_flag=tuple,
+        action="append",
+        metavar="NAME",
+    )
+    # Kept evidence for impact analysis (`verifier refs plan --impact`): at most this many rows (0 disables) and
+    # nothing older than `keep_evidence_days`.
+    keep_evidence: int = _setting(
+        1000, section="appraisal", env="KEEP_EVIDENCE", parse=_int, help="kept evidence rows (0 disables)"
+    )
+    keep_evidence_days: int = _setting(
+        7, section="appraisal", env="KEEP_EVIDENCE_DAYS", parse=_int, help="days evidence is kept"
+    )
+    # Database bounds (0 turns one off): every call fails with UNAVAILABLE DATABASE_BUSY / DATABASE_UNAVAILABLE
+    # within them instead of hanging (PostgreSQL statement_timeout / lock_timeout / connect_timeout, SQLite
+    # busy_timeout, pool checkout).
+    db_connect_timeout_s: int = _setting(
+        3, section="database", env="DB_CONNECT_TIMEOUT_S", parse=_int, help="PostgreSQL connect_timeout"
+    )
+    db_statement_timeout_ms: int = _setting(
+        5000, section="database", env="DB_STATEMENT_TIMEOUT_MS", parse=_int, help="PostgreSQL statement_timeout"
+    )
+    db_lock_timeout_ms: int = _setting(
+        2000, section="database", env="DB_LOCK_TIMEOUT_MS", parse=_int, help="PostgreSQL lock_timeout"
+    )
+    db_busy_timeout_ms: int = _setting(
+        2000, section="database", env="DB_BUSY_TIMEOUT_MS", parse=_int, help="SQLite busy_timeout"
+    )
+    db_pool_size: int = _setting(5, section="database", env="DB_POOL_SIZE", parse=_int, help="connection pool size")
+    db_pool_timeout_s: int = _setting(
+        3, section="database", env="DB_POOL_TIMEOUT_S", parse=_int, help="seconds a pool checkout waits"
+    )
+    # PostgreSQL: a whole unit of work is severed on the client side after this long (a silent server cannot hold
+    # a thread longer); 0 disables.
+    db_deadline_s: int = _setting(
+        8, section="database", env="DB_DEADLINE_S", parse=_int, help="PostgreSQL unit-of-work deadline"
+    )
+    # Rate limits (RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo) on Verifier.CreateChallenge and .Appraise, per
+    # client (TLS client certificate, else peer IP, IPv6 by /64; at most `rate_clients` tracked, LRU) and global.
+    rate_challenge_per_client: Rate = _setting(
+        Rate(20.0, 40),
+        section="rate limits",
+        env="RATE_CHALLENGE_PER_CLIENT",
+        parse=rate,
+        help="CreateChallenge calls per client a second, burst BURST (default 20:40; 0 disables)",
+        flag="--rate-challenge-per-client",
+        **_RATE_FLAG,
+    )
+    rate_challenge_global: Rate = _setting(
+        Rate(500.0, 1000),
+        section="rate limits",
+        env="RATE_CHALLENGE_GLOBAL",
+        parse=rate,
+        help="CreateChallenge calls in all a second, burst BURST (default 500:1000; 0 disables)",
+        flag="--rate-challenge-global",
+        **_RATE_FLAG,
+    )
+    rate_appraise_per_client: Rate = _setting(
+        Rate(20.0, 40),
+        section="rate limits",
+        env="RATE_APPRAISE_PER_CLIENT",
+        parse=rate,
+        help="Appraise calls per client a second, burst BURST (default 20:40; 0 disables)",
+        flag="--rate-appraise-per-client",
+        **_RATE_FLAG,
+    )
+    rate_appraise_global: Rate = _setting(
+        Rate(500.0, 1000),
+        section="rate limits",
+        env="RATE_APPRAISE_GLOBAL",
+        parse=rate,
+        help="Appraise calls in all a second, burst BURST (default 500:1000; 0 disables)",
+        flag="--rate-appraise-global",
+        **_RATE_FLAG,
+    )
+    rate_clients: int = _setting(
+        10_000,
+        section="rate limits",
+        env="RATE_CLIENTS",
+        parse=_int,
+        help="clients tracked for per-client rate limits, least recently seen forgotten (default 10000)",
+        flag="--rate-clients",
+        type=int,
+        metavar="N",
+    )
+    # Not a setting: room for callers (tests) to carry more; never read from the environment or flags.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def declarations() -> dict[str, Declaration]:
+    """Every declared setting by field name, in declaration order."""
+    return {f.name: f.metadata["setting"] for f in fields(Settings) if "setting" in f.metadata}
+
+
+def flag_names() -> list[str]:
+    """The settings that have a command-line flag, in declaration order."""
+    return [name for name, d in declarations().items() if d.flag is not None]
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from VERIFIER_* variables (CLI flags override them, `apply_flags`); an empty variable is unset.
+    Raises ConfigError SETTING_INVALID for a malformed value."""
+    env = os.environ if environ is None else environ
+    changes: dict[str, Any] = {}
+    for name, declared in declarations().items():
+        value = env.get(declared.env_name)
+        if value not in (None, ""):
+            changes[name] = declared.parse(value)
+    return Settings().with_overrides(**changes)
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    names: Iterable[str],
+    *,
+    help: Mapping[str, str] | None = None,
+    grouped: bool = True,
+) -> None:
+    """Add the flags of the settings `names` (dest: the field name, default None) to `parser`, in one argument
+    group per section unless `grouped` is false; `help` replaces a setting's help text for this parser. Raises
+    KeyError for an undeclared name, ValueError for a setting without a flag."""
+    declared = declarations()
+    order = list(declared)
+    wanted = sorted(names, key=lambda n: (SECTIONS.index(declared[n].section), order.index(n)))
+    groups: dict[str, Any] = {}
+    for name in wanted:
+        d = declared[name]
+        if d.flag is None:
+            raise ValueError(f"setting {name!r} has no command-line flag")
+        target: Any = parser
+        if grouped:
+            target = groups.get(d.section) or _group(parser, d.section)
+            groups[d.section] = target
+        text = (help or {}).get(name, d.help)
+        target.add_argument(d.flag, dest=name, default=None, help=f"{text} [env {d.env_name}]", **d.options)
+
+
+def _group(parser: argparse.ArgumentParser, section: str) -> Any:
+    for group in parser._action_groups:
+        if group.title == section:
+            return group
+    return parser.add_argument_group(section)
+
+
+def apply_flags(base: Settings, args: argparse.Namespace, names: Iterable[str]) -> Settings:
+    """`base` with the flags of `names` that were given on the command line (see `add_flags`)."""
+    declared = declarations()
+    changes: dict[str, Any] = {}
+    for name in names:
+        value = getattr(args, name, None)
+        convert = declared[name].from_flag
+        changes[name] = convert(value) if convert is not None and value is not None else value
+    return base.with_overrides(**changes)

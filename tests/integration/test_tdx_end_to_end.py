@@ -25,6 +25,7 @@ from verifier.appraisal.policy import Policy, PolicySet, TdxRules
 from verifier.bootstrap import build
 from verifier.clock import FixedClock, parse_rfc3339
 from verifier.collateral.cache import CachedSource
+from verifier.collateral.pcs import IntelPcs
 from verifier.collateral.routing import RoutingSource
 from verifier.errors import UnavailableError
 from verifier.results.keys import ephemeral_key
@@ -35,7 +36,6 @@ from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.collateral import SqlCollateralCache
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
-from verifier.tee.tdx.pcs import IntelPcs
 from verifier.transport.grpc.server import VerifierServer
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc

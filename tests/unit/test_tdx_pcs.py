@@ -13,10 +13,10 @@ import pytest
 from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture  # noqa: F401 - fixture
 from verifier.collateral.base import CollateralKey, CollateralUnavailableError
 from verifier.collateral.cache import CachedSource
+from verifier.collateral.pcs import IntelPcs
 from verifier.tee.tdx.collateral import collateral_from_files, verify_collateral
 from verifier.tee.tdx.pck import pck_chain
 from verifier.tee.tdx.pcs import (
-    IntelPcs,
     collateral_from_source,
     fetch_collateral,
     pck_crl_key,

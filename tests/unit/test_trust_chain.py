@@ -195,14 +195,14 @@ def test_anchor_directory_errors(tmp_path: Path) -> None:
 def test_verified_link_cache_never_accepts_a_forged_signature() -> None:
     """A cached success for one (cert, issuer) pair must not vouch for another cert or another issuer."""
     from tests.fakes.aws_pki import FakeAwsPki
-    from verifier.trust.chain import VERIFIED_LINKS, check_issued_by
+    from verifier.trust.chain import VerifiedLinks, check_issued_by
 
-    VERIFIED_LINKS.clear()
+    links = VerifiedLinks()
     pki, foreign = FakeAwsPki(), FakeAwsPki().foreign()
-    check_issued_by(pki.regional, pki.root)  # cached now
-    check_issued_by(pki.regional, pki.root)  # hit
+    check_issued_by(pki.regional, pki.root, links=links)  # cached now
+    check_issued_by(pki.regional, pki.root, links=links)  # hit
     with pytest.raises(EvidenceError) as info:
-        check_issued_by(foreign.regional, pki.root)  # same names, other key: must still fail
+        check_issued_by(foreign.regional, pki.root, links=links)  # same names, other key: must still fail
     assert info.value.code == "CHAIN_SIGNATURE_INVALID"
     with pytest.raises(EvidenceError):
-        check_issued_by(pki.regional, foreign.root)
+        check_issued_by(pki.regional, foreign.root, links=links)

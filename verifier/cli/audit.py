@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bootstrap import open_database
 from ..clock import to_rfc3339
 from ..results.audit_checkpoint import Checkpoint, sign_checkpoint
 from ..results.signed_note import (
@@ -105,7 +106,7 @@ def _positive(text: str) -> int:
 
 
 def _database(args: argparse.Namespace, base: Settings) -> Database:
-    db = Database(settings_for(args, base).database_url)
+    db = open_database(settings_for(args, base))
     try:
         db.check()
     except BaseException:

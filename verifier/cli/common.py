@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ..clock import parse_rfc3339
-from ..settings import Settings
+from ..settings import Settings, add_flags, apply_flags
 
 EXIT_AFFIRMING = 0
 EXIT_WARNING = 1
@@ -40,11 +40,13 @@ def hex_bytes(text: str) -> bytes:
 
 
 def add_db_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="URL", help="database URL (default: VERIFIER_DATABASE_URL or sqlite)")
+    """`--db URL` (the `database_url` setting, declared in verifier/settings.py)."""
+    add_flags(parser, ["database_url"])
 
 
 def settings_for(args: argparse.Namespace, base: Settings) -> Settings:
-    return base.with_overrides(database_url=getattr(args, "db", None))
+    """`base` with `--db` when it was given."""
+    return apply_flags(base, args, ["database_url"])
 
 
 def print_json(value: Any) -> None:

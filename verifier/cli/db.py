@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import current_actor
+from ..bootstrap import open_database
 from ..results.signed_note import NoteVerifier
 from ..settings import Settings
 from ..storage import migrate, retention
@@ -121,7 +122,7 @@ def _prune(args: argparse.Namespace, base: Settings) -> int:
     days = args.appraisals_older_than
     verifiers = [read_verifier(text) for text in args.checkpoint_key]
     note = _checkpoint_note(args.audit_checkpoint, verifiers) if args.audit_checkpoint is not None else None
-    db = Database(settings_for(args, base).database_url)
+    db = open_database(settings_for(args, base))
     try:
         db.check()
         counts = prune(

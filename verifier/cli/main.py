@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import ErrorKind, VerifierError
 from ..logging_setup import install_logging
-from ..settings import Settings, from_environment
+from ..settings import Settings, add_flags, from_environment
 from . import audit as audit_cmd
 from . import broker as broker_cmd
 from . import db as db_cmd
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="verifier", description="Remote-attestation verifier for AWS Nitro Enclaves, AMD SEV-SNP and Intel TDX"
     )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    add_flags(parser, serve_cmd.GLOBAL_SETTINGS, grouped=False)  # --log-level
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve_cmd.register(sub)
     db_cmd.register(sub)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..appraisal.policy import PolicySet, canonical_json, policy_sha256, policy_to_json
-from ..bootstrap import build_policies
+from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
-from ..settings import Settings
+from ..settings import Settings, add_flags
 from ..storage.engine import Database
 from ..storage.policies import MAX_BODY_BYTES, SqlPolicies
 from .common import UsageError, add_db_flag, print_json, settings_for
@@ -38,13 +38,13 @@ def register(sub: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON) below the database")
+    add_flags(parser, ["policy_file"], help={"policy_file": "named policies (JSON) below the database"})
     add_db_flag(parser)
 
 
 def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, PolicySet]:
     settings = settings_for(args, base).with_overrides(policy_file=args.policy_file)
-    db = Database(settings.database_url)
+    db = open_database(settings)
     try:
         db.check()
         return db, build_policies(settings, db)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import current_actor
+from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
 from ..reference_values.kinds import normalize_value
@@ -31,7 +32,7 @@ from ..reference_values.manifest import (
 )
 from ..reference_values.model import STATES, Reapproval, ReferenceValue, State, ValueRevocation
 from ..reference_values.plan import Plan
-from ..settings import Settings
+from ..settings import Settings, add_flags
 from ..storage.engine import Database
 from ..storage.reference_values import SqlReferenceValueStore
 from ..storage.workloads import SqlWorkloads
@@ -113,8 +114,7 @@ def register(sub: Any) -> None:
                 help="re-appraise the kept evidence under the planned values and list what flips",
             )
             sp.add_argument("--impact-limit", type=int, default=1000, metavar="N", help="newest N kept items")
-            sp.add_argument("--trust-anchors", type=Path, metavar="DIR")
-            sp.add_argument("--offline", action="store_true", default=None)
+            add_flags(sp, ["trust_anchors", "offline"])
         add_db_flag(sp)
         sp.set_defaults(handler=handler)
 
@@ -205,7 +205,7 @@ def cli_actor() -> str:
 
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlReferenceValueStore]:
-    db = Database(settings_for(args, base).database_url)
+    db = open_database(settings_for(args, base))
     db.check()
     return db, SqlReferenceValueStore(db)
 
@@ -429,8 +429,6 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool, values: bool = False) 
 def _check_policies(manifests: list[Manifest], settings: Settings, db: Database) -> None:
     """A policy a workload manifest names (top level or per version; not its inline ones, which `apply` stores)
     must exist (database, --policy-file or built-in): POLICY_UNKNOWN otherwise."""
-    from ..bootstrap import build_policies
-
     wanted = sorted({n for m in manifests if m.workload is not None for n in m.workload.named_policies})
     if not wanted:
         return

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..auth import ROLES, current_actor
+from ..bootstrap import open_database
 from ..clock import SystemClock, to_rfc3339
 from ..settings import Settings
 from ..storage.admin_tokens import SqlAdminTokens, TokenInfo
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlAdminTokens]:
-    db = Database(settings_for(args, base).database_url)
+    db = open_database(settings_for(args, base))
     db.check()
     return db, SqlAdminTokens(db)
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
 
 from ..appraisal.model import Tier
-from ..bootstrap import build
+from ..bootstrap import build_app
 from ..clock import FixedClock, SystemClock, to_rfc3339
-from ..errors import ConfigError
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..service import MAX_COLLATERAL_BYTES, MAX_EVIDENCE_BYTES, AppraisalRequest, AppraisalResult
-from ..settings import Settings, collateral_refresh
+from ..settings import Settings, add_flags, apply_flags
 from ..tee.detect import detect_tee
 from ..tee.registry import tee_names
 from .common import (
@@ -24,7 +22,6 @@ from .common import (
     EXIT_UNAVAILABLE,
     EXIT_WARNING,
     UsageError,
-    add_db_flag,
     eprint,
     hex_bytes,
     print_json,
@@ -41,44 +38,34 @@ EXIT_BY_STATUS = {
 }
 
 
+# The settings `verify` takes as flags (declared in verifier/settings.py), with this command's help where it differs.
+VERIFY_SETTINGS = (
+    "trust_anchors",
+    "signing_keys",
+    "offline",
+    "check_crl",
+    "collateral_refresh",
+    "policy_file",
+    "database_url",
+)
+_HELP = {
+    "signing_keys": "sign the result with this key (default: the variable below, else an ephemeral key)",
+    "offline": "never touch the network: missing collateral makes the appraisal fail with exit 3",
+    "policy_file": "named policies (JSON)",
+}
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("verify", help="appraise evidence in-process (offline) and print the result")
     p.add_argument("--evidence", required=True, type=Path, metavar="FILE")
     p.add_argument("--tee", choices=["snp", "tdx", "nitro"], help="evidence kind (default: detected)")
     p.add_argument("--collateral", type=Path, metavar="DIR", help="directory of collateral files")
-    p.add_argument("--trust-anchors", type=Path, metavar="DIR", help="directory laid out like shared/trust-anchors")
     p.add_argument("--at", type=rfc3339, metavar="RFC3339", help="appraisal time (default: now)")
     p.add_argument("--nonce", type=hex_bytes, metavar="HEX", help="nonce the evidence must carry")
     p.add_argument("--runtime-data", type=hex_bytes, metavar="HEX", help="runtime data the evidence must bind")
     p.add_argument("--policy", metavar="NAME", help="appraisal policy (default: default)")
-    p.add_argument(
-        "--signing-key",
-        type=Path,
-        action="append",
-        metavar="FILE",
-        help="sign the result with this key (default: VERIFIER_SIGNING_KEY, else an ephemeral key)",
-    )
-    p.add_argument(
-        "--offline",
-        action="store_true",
-        default=None,
-        help="never touch the network: missing collateral makes the appraisal fail with exit 3",
-    )
-    p.add_argument(
-        "--check-crl",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="check the vendor CRLs (the default; --no-check-crl turns revocation checking off)",
-    )
-    p.add_argument(
-        "--collateral-refresh",
-        type=_refresh_seconds,
-        metavar="SECONDS",
-        help="refetch cached CRLs and Intel TCB info / QE identity once this old (default 3600)",
-    )
-    p.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON)")
+    add_flags(p, VERIFY_SETTINGS, help=_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_db_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -88,20 +75,12 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     if tee is None:
         raise UsageError(f"cannot tell the evidence kind of {args.evidence}; pass --tee ({'|'.join(tee_names())})")
     collateral = _read_collateral(args.collateral, exclude=args.evidence) if args.collateral else {}
-    settings = base.with_overrides(
-        database_url=args.db,
-        trust_anchors=args.trust_anchors,
-        signing_keys=tuple(args.signing_key) if args.signing_key else None,
-        offline=args.offline,
-        check_crl=args.check_crl,
-        collateral_refresh=args.collateral_refresh,
-        policy_file=args.policy_file,
-    )
+    settings = apply_flags(base, args, VERIFY_SETTINGS)
     signer = None
     if not settings.signing_keys:
         eprint("verifier: note: no --signing-key: the printed token is signed with an ephemeral key")
         signer = ResultSigner([ephemeral_key()], development=True)
-    components = build(settings, clock=FixedClock(args.at) if args.at else SystemClock(), signer=signer)
+    components = build_app(settings, clock=FixedClock(args.at) if args.at else SystemClock(), signer=signer)
     # `--policy` here is the operator's choice for this appraisal (the server applies workload policies).
     components.service.operator_policy = True
     try:
@@ -183,12 +162,3 @@ def _read_collateral(directory: Path, *, exclude: Path) -> dict[str, bytes]:
             raise UsageError(f"collateral in {directory} exceeds {MAX_COLLATERAL_BYTES} bytes")
         files[path.name] = data
     return files
-
-
-def _refresh_seconds(text: str) -> dt.timedelta:
-    try:
-        value = collateral_refresh(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
-    assert value is not None
-    return value

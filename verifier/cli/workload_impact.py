@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..bootstrap import build
+from ..bootstrap import build_app
 from ..reference_values.impact import ImpactRow, impact, impact_by_workload, workload_report
 from ..reference_values.manifest import Manifest
 from ..reference_values.model import ReferenceValue
@@ -65,7 +65,7 @@ def run_workload_impact(
     """Print the report (text, or one JSON object {"plan", "impact": {"reappraised", "changed", "workloads",
     "rows"}}) and return it."""
     # Re-appraisal signs nothing; an ephemeral key only satisfies the composition root.
-    components = build(settings, signer=ResultSigner([ephemeral_key()], development=True))
+    components = build_app(settings, signer=ResultSigner([ephemeral_key()], development=True))
     try:
         kept = SqlKeptEvidence(components.database)
         rows = impact(

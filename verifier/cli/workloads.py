@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from ..auth import current_actor
-from ..bootstrap import build_policies
+from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
 from ..reference_values.kinds import normalize_value
 from ..reference_values.manifest import ManifestEntry
-from ..settings import Settings
+from ..settings import Settings, add_flags
 from ..storage.engine import Database
 from ..storage.workloads import TEES, SqlWorkloads, StoredVersion, WorkloadRecord
 from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
@@ -109,11 +108,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _policy_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy-file", type=Path, metavar="FILE", help="named policies (JSON) below the database")
+    add_flags(parser, ["policy_file"], help={"policy_file": "named policies (JSON) below the database"})
 
 
 def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlWorkloads]:
-    db = Database(settings_for(args, base).database_url)
+    db = open_database(settings_for(args, base))
     try:
         db.check()
     except BaseException:

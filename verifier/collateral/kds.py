@@ -15,16 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.parse
-import warnings
 from collections.abc import Callable
 from typing import Literal
 
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.utils import CryptographyDeprecationWarning
-
 from ..tee.sevsnp.tcb import Product, TcbVersion
+from ..trust.certs import certificate_not_after, crl_next_update, pem_certificate_ders
 from .base import CollateralItem, CollateralKey, CollateralUnavailableError
 from .http import HttpClient, check_base_url
 
@@ -125,39 +120,14 @@ def next_update(kind: str, data: bytes, fetched_at: dt.datetime) -> dt.datetime:
     (fetched_at + 1 day without one). COLLATERAL_MALFORMED when `data` does not parse as `kind`."""
     try:
         if kind == KIND_VCEK:
-            return _not_after(data)
+            return certificate_not_after(data)
         if kind == KIND_CERT_CHAIN:
-            certs = _pem_certs(data)
+            certs = pem_certificate_ders(data)
             if not certs:
                 raise ValueError("no certificate in the PEM chain")
-            return min(_not_after(der) for der in certs)
+            return min(certificate_not_after(der) for der in certs)
         if kind == KIND_CRL:
-            crl = x509.load_der_x509_crl(data)
-            return crl.next_update_utc or fetched_at + CRL_DEFAULT_MAX_AGE
+            return crl_next_update(data) or fetched_at + CRL_DEFAULT_MAX_AGE
     except ValueError as error:
         raise CollateralUnavailableError("COLLATERAL_MALFORMED", f"{kind} from KDS does not parse: {error}") from None
     raise ValueError(f"unknown kind {kind}")
-
-
-def _pem_certs(data: bytes) -> list[bytes]:
-    """The DER of each PEM CERTIFICATE block (cryptography's loader refuses serial-0 certs in future releases)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return [cert.public_bytes(Encoding.DER) for cert in x509.load_pem_x509_certificates(data)]
-
-
-def _not_after(der: bytes) -> dt.datetime:
-    """notAfter of a DER certificate, tolerating serial number 0 (every AMD VCEK and VLEK has it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        try:
-            return x509.load_der_x509_certificate(der).not_valid_after_utc
-        except ValueError:
-            pass
-    try:  # a future cryptography refusing serial 0: read the validity with asn1crypto instead
-        value = asn1_x509.Certificate.load(der)["tbs_certificate"]["validity"]["not_after"].native
-    except Exception as error:  # noqa: BLE001 - asn1crypto raises assorted types on garbage
-        raise ValueError(f"not an X.509 certificate: {type(error).__name__}") from None
-    if not isinstance(value, dt.datetime):
-        raise ValueError("certificate notAfter is not a time")
-    return value.astimezone(dt.UTC)

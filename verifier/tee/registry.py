@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import EvidenceError, ParseError, RequestError
+from ..trust.chain import VerifiedLinks
 from .base import TeeVerifier, VerifiedEvidence, VerifyContext
 from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
@@ -16,6 +17,10 @@ class NitroVerifier:
 
     tee = "nitro"
 
+    def __init__(self, links: VerifiedLinks | None = None) -> None:
+        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
+        self.links = links if links is not None else VerifiedLinks()
+
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         try:
             parsed = nitro_parse.parse(evidence)
@@ -25,7 +30,7 @@ class NitroVerifier:
         # AWS publishes no CRL or OCSP for the Nitro attestation PKI (its leaf certificates live for hours).
         details = {"revocation": "not-applicable"}
         try:
-            nitro_verify.verify(parsed, ctx.anchors, ctx.at)
+            nitro_verify.verify(parsed, ctx.anchors, ctx.at, self.links)
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, parsed, claims, exc, details)
         return VerifiedEvidence(self.tee, parsed, claims, None, details)

@@ -1,20 +1,22 @@
 """Pinned vendor root certificates (see ../shared/trust-anchors/README.md for provenance).
 
 A root is trusted only if the SHA-256 of its DER encoding is pinned for the vendor; a certificate found in a
-directory or inside evidence is never trusted because of where it came from.
+directory or inside evidence is never trusted because of where it came from. `TrustAnchors.root_for` is the one
+place that decides which root a chain may end at; every TEE calls it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from verifier.errors import ConfigError
+from verifier.errors import ConfigError, EvidenceError
+from verifier.trust.certs import load_der_certificate, load_pem_certificates
 
 PINNED_ROOTS: dict[str, frozenset[str]] = {
     # AWS Nitro Enclaves Root-G1, the value AWS publishes
@@ -37,13 +39,18 @@ def fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
+MAX_FILE_CERTS = 1000  # certificates in one anchor file (a bound, far above any vendor bundle)
+RootMatch = x509.Name | Callable[[x509.Certificate], bool] | None
+
+
 def _load_file(path: Path) -> list[x509.Certificate]:
+    """The certificates of one anchor file, fully decoded by the shared loader; ConfigError TRUST_ANCHOR_INVALID."""
     data = path.read_bytes()
     try:
         if path.suffix.lower() == ".pem":
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+            return list(load_pem_certificates(data, str(path), max_count=MAX_FILE_CERTS))
+        return [load_der_certificate(data, str(path))]
+    except EvidenceError as exc:
         raise ConfigError("TRUST_ANCHOR_INVALID", f"cannot load certificate file {path}: {exc}") from None
 
 
@@ -74,8 +81,25 @@ class TrustAnchors:
         return cls(pins=pins, certificates=certs)
 
     def is_pinned(self, vendor: str, cert: x509.Certificate) -> bool:
+        """Whether the SHA-256 of `cert`'s DER is pinned for `vendor`."""
         return fingerprint(cert) in self.pins.get(vendor, frozenset())
 
     def roots(self, vendor: str) -> list[x509.Certificate]:
         """Loaded certificates whose fingerprint is pinned for `vendor` (unpinned files are ignored)."""
         return [c for c in self.certificates if self.is_pinned(vendor, c)]
+
+    def root_for(self, vendor: str, supplied: x509.Certificate | None, issuer: RootMatch) -> list[x509.Certificate]:
+        """The roots a chain of `vendor` may end at, best first; empty when there is none (the caller raises its
+        CHAIN_ROOT_UNTRUSTED). Never raises.
+
+        `supplied` (the root the evidence or collateral brought) is used alone when its SHA-256 is pinned for
+        `vendor`; otherwise pinned anchors stand in for it: those whose subject is `issuer` (the name the top
+        certificate below the root names as issuer), or those `issuer` accepts when it is a predicate (SEV-SNP
+        picks the ARK of a product by CN). `issuer` None: no anchor may stand in (only a pinned `supplied`)."""
+        if supplied is not None and self.is_pinned(vendor, supplied):
+            return [supplied]
+        if issuer is None:
+            return []
+        if isinstance(issuer, x509.Name):
+            return [c for c in self.roots(vendor) if c.subject == issuer]
+        return [c for c in self.roots(vendor) if issuer(c)]

@@ -10,8 +10,10 @@ certificates fail with EvidenceError CERT_MALFORMED, CRLs with EvidenceError CRL
 
 from __future__ import annotations
 
+import datetime
 import warnings
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -145,3 +147,42 @@ def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
             actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__,
         ) from None
     return crl
+
+
+def pem_crl_der(pem: bytes) -> bytes:
+    """The DER of a PEM CRL, for collateral bookkeeping (the PCS client): the CRL is parsed only as far as its
+    outer structure, not decoded or verified (that is `load_crl`, at verification). Raises ValueError when it does
+    not parse."""
+    return x509.load_pem_x509_crl(pem).public_bytes(Encoding.DER)
+
+
+def crl_next_update(der: bytes) -> datetime.datetime | None:
+    """nextUpdate of a DER CRL (None without one), for cache bookkeeping only: nothing is verified. Raises
+    ValueError when it does not parse."""
+    return x509.load_der_x509_crl(der).next_update_utc
+
+
+def pem_certificate_ders(data: bytes) -> list[bytes]:
+    """Bookkeeping only, nothing verified: the DER of each PEM CERTIFICATE block (cryptography's loader refuses
+    serial-0 certs in future releases)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return [cert.public_bytes(Encoding.DER) for cert in x509.load_pem_x509_certificates(data)]
+
+
+def certificate_not_after(der: bytes) -> datetime.datetime:
+    """Bookkeeping only (cache lifetimes), nothing verified: notAfter of a DER certificate, tolerating serial
+    number 0 (every AMD VCEK and VLEK has it). Raises ValueError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            return x509.load_der_x509_certificate(der).not_valid_after_utc
+        except ValueError:
+            pass
+    try:  # a future cryptography refusing serial 0: read the validity with asn1crypto instead
+        value = asn1_x509.Certificate.load(der)["tbs_certificate"]["validity"]["not_after"].native
+    except Exception as error:  # noqa: BLE001 - asn1crypto raises assorted types on garbage
+        raise ValueError(f"not an X.509 certificate: {type(error).__name__}") from None
+    if not isinstance(value, datetime.datetime):
+        raise ValueError("certificate notAfter is not a time")
+    return value.astimezone(datetime.UTC)

@@ -1,7 +1,11 @@
 """Generic X.509 path validation (RFC 5280 section 6.1, reduced to what vendor PKIs need).
 
 Every link is checked explicitly with `verify_directly_issued_by`, so ECDSA (AWS, Intel) and RSASSA-PSS (AMD)
-signatures go through the same code. No revocation here: CRLs are a separate, vendor-specific step.
+signatures go through the same code. No revocation here: CRLs are `verifier.trust.crl`.
+
+Signatures that verified may be remembered in a `VerifiedLinks` the caller passes (`links`): each TEE verifier
+owns one (its constructor makes it, or takes the one the composition root gives). There is no module-level cache:
+without `links` every signature is checked.
 """
 
 from __future__ import annotations
@@ -81,11 +85,14 @@ class VerifiedLinks:
             self._links.clear()
 
 
-VERIFIED_LINKS = VerifiedLinks()
+# Deprecated, for old imports only (tests/unit/test_trust_chain.py, benchmarks/bench.py): nothing consults it.
+# Pass a VerifiedLinks as `links` instead.
+VERIFIED_LINKS = VerifiedLinks(capacity=0)
 
 
-def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
-    """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature."""
+def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, links: VerifiedLinks | None = None) -> None:
+    """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature (remembered in `links`).
+    Raises EvidenceError CHAIN_NAME_MISMATCH or CHAIN_SIGNATURE_INVALID."""
     if cert.issuer != issuer.subject:
         raise EvidenceError(
             "CHAIN_NAME_MISMATCH",
@@ -94,7 +101,7 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
             actual=cert.issuer.rfc4514_string(),
         )
     link = (cert.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
-    if link in VERIFIED_LINKS:
+    if links is not None and link in links:
         return
     try:
         cert.verify_directly_issued_by(issuer)
@@ -105,7 +112,8 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
             expected=_name(issuer),
             actual=type(exc).__name__,
         ) from None
-    VERIFIED_LINKS.add(link)
+    if links is not None:
+        links.add(link)
 
 
 def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
@@ -146,19 +154,21 @@ def validate_chain(
     intermediates: Sequence[x509.Certificate],
     root: x509.Certificate,
     at: datetime.datetime,
+    links: VerifiedLinks | None = None,
 ) -> list[x509.Certificate]:
     """Validate leaf <- intermediates[0] <- ... <- intermediates[-1] <- root at time `at`.
 
     `intermediates` is ordered leaf-side first (intermediates[0] issued the leaf). The root must be
     self-signed; whether it is trusted (pinned) is the caller's decision. Returns the chain leaf-first.
-    Checks run from the root down: names and signature, validity, then CA constraints.
+    Checks run from the root down: names and signature, validity, then CA constraints. Signatures that verified
+    are remembered in `links`. Raises EvidenceError (CHAIN_*, CERT_EXPIRED, CERT_NOT_YET_VALID, CERT_MALFORMED).
     """
     chain = [leaf, *intermediates, root]
-    check_issued_by(root, root)
+    check_issued_by(root, root, links)
     for position in range(len(chain) - 1, -1, -1):
         cert = chain[position]
         if position < len(chain) - 1:
-            check_issued_by(cert, chain[position + 1])
+            check_issued_by(cert, chain[position + 1], links)
         check_validity(cert, at)
         if position == 0:
             check_leaf(cert)

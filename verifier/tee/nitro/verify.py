@@ -18,7 +18,7 @@ from verifier.tee.nitro.cose import sig_structure
 from verifier.tee.nitro.parse import NitroEvidence
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.certs import load_der_certificate
-from verifier.trust.chain import validate_chain
+from verifier.trust.chain import VerifiedLinks, validate_chain
 from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "aws-nitro"
@@ -31,14 +31,16 @@ def _load(der: bytes, what: str) -> x509.Certificate:
 
 
 def _roots(bundle_root: x509.Certificate, top: x509.Certificate, anchors: TrustAnchors) -> list[x509.Certificate]:
-    """Step 1 root selection: cabundle[0] only if pinned, else pinned anchors named as `top`'s issuer."""
-    if anchors.is_pinned(VENDOR, bundle_root):
-        return [bundle_root]
-    return [r for r in anchors.roots(VENDOR) if r.subject == top.issuer]
+    """Step 1 root selection (`TrustAnchors.root_for`): cabundle[0] only if pinned, else pinned anchors named as
+    `top`'s issuer."""
+    return anchors.root_for(VENDOR, bundle_root, top.issuer)
 
 
-def verify(evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime) -> list[x509.Certificate]:
-    """Verify chain and signature of `evidence` as of `at`; return the chain leaf-first or raise EvidenceError."""
+def verify(
+    evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime, links: VerifiedLinks | None = None
+) -> list[x509.Certificate]:
+    """Verify chain and signature of `evidence` as of `at` (signatures that verified remembered in `links`);
+    return the chain leaf-first or raise EvidenceError."""
     doc = evidence.document
     # 1. Build the chain (attestation_process.md 3.2.3.1): certificate <- cabundle[N-1] <- ... <- cabundle[1]
     #    <- root. cabundle[0] is the root as the enclave claims it; it is used only when its SHA-256 is pinned,
@@ -61,7 +63,7 @@ def verify(evidence: NitroEvidence, anchors: TrustAnchors, at: datetime.datetime
     failure: EvidenceError | None = None
     for root in roots:
         try:
-            chain = validate_chain(leaf, intermediates, root, at)
+            chain = validate_chain(leaf, intermediates, root, at, links)
             break
         except EvidenceError as exc:
             failure = exc

@@ -30,7 +30,7 @@ from cryptography import x509
 from ...collateral.base import CollateralItem, CollateralUnavailableError, reject
 from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
-from ...trust.chain import check_issued_by, check_validity, validate_chain
+from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
 from ..base import VerifiedEvidence, VerifyContext
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
@@ -52,6 +52,10 @@ _T = TypeVar("_T")
 class SnpVerifier:
     tee = "snp"
 
+    def __init__(self, links: VerifiedLinks | None = None) -> None:
+        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
+        self.links = links if links is not None else VerifiedLinks()
+
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         try:
             report = parse_report(evidence)
@@ -69,11 +73,11 @@ class SnpVerifier:
         fetched: dict[str, CollateralItem] = {}
         certs = _complete(report, certs, product, ctx, origin, fetched)
         details: dict[str, Any] = {"appraised_at": _rfc3339(ctx.at)}
-        crl = _revocation(report, certs, product, ctx, details)
+        crl = _revocation(report, certs, product, ctx, details, self.links)
         try:
-            verified = verify_report(report, certs, ctx.anchors, ctx.at, product=product, crl=crl)
+            verified = verify_report(report, certs, ctx.anchors, ctx.at, product=product, crl=crl, links=self.links)
         except EvidenceError as exc:
-            _reject_unverifiable(fetched, product, ctx)
+            _reject_unverifiable(fetched, product, ctx, self.links)
             return VerifiedEvidence(self.tee, report, report_claims(report, product), exc, details)
         details["collateral"] = [
             *_certificate_entries(verified.chain, verified.signer_kind, origin),
@@ -153,7 +157,9 @@ def _parsed(ctx: VerifyContext, item: CollateralItem, parse: Callable[[bytes], _
         raise
 
 
-def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product | None, ctx: VerifyContext) -> None:
+def _reject_unverifiable(
+    fetched: Mapping[str, CollateralItem], product: Product | None, ctx: VerifyContext, links: VerifiedLinks
+) -> None:
     """After a failed verification: reject the source items that do not verify against the pinned ARK on their
     own (module docstring). Only trusted material takes part: the pinned ARK-<product>, the anchors' ASK/ASVK and
     the source's cert_chain once it verified; nothing from the request."""
@@ -161,14 +167,7 @@ def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product
         return
     chain_item = fetched.get("cert_chain")
     served = load_certificates(chain_item.data) if chain_item is not None else []  # it parsed in _complete
-    ark = next(
-        (
-            c
-            for c in [*ctx.anchors.roots("amd-ark"), *served]
-            if _cn(c) == f"ARK-{product.value}" and ctx.anchors.is_pinned("amd-ark", c)
-        ),
-        None,
-    )
+    ark = _pinned_ark(ctx, served, product, anchors_first=True)
     if ark is None:
         return
     intermediates = [c for c in ctx.anchors.certificates if _kind(c) in ("ask", "asvk")]
@@ -183,7 +182,7 @@ def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product
                     actual="none",
                 )
             for cert in chain:
-                check_issued_by(cert, ark)
+                check_issued_by(cert, ark, links)
                 check_validity(cert, ctx.at)
             intermediates += chain
         except EvidenceError as exc:
@@ -198,7 +197,7 @@ def _reject_unverifiable(fetched: Mapping[str, CollateralItem], product: Product
     codes: list[str] = ["SNP_SIGNER_CHAIN_MISMATCH"]  # issued by anything but SEV-<product>
     for ask in issuers:
         try:
-            validate_chain(vcek, [ask], ark, ctx.at)
+            validate_chain(vcek, [ask], ark, ctx.at, links)
             return
         except EvidenceError as exc:
             codes.insert(0, exc.code)
@@ -218,6 +217,7 @@ def _revocation(
     product: Product | None,
     ctx: VerifyContext,
     details: dict[str, Any],
+    links: VerifiedLinks,
 ) -> x509.CertificateRevocationList | None:
     """The ARK-signed CRL that decides (request or source, the newer), verified; when none can be had, record why
     (policy decides). Without `ctx.check_crl` revocation is "off"."""
@@ -228,14 +228,7 @@ def _revocation(
         _unavailable(details, "SNP_PRODUCT_UNKNOWN")
         return None
     signer: Literal["vcek", "vlek"] = "vlek" if report.signing_key == SIGNING_KEY_VLEK else "vcek"
-    ark = next(
-        (
-            c
-            for c in [certs.ark, *ctx.anchors.roots("amd-ark")]
-            if c is not None and ctx.anchors.is_pinned("amd-ark", c) and _cn(c) == f"ARK-{product.value}"
-        ),
-        None,
-    )
+    ark = _pinned_ark(ctx, [certs.ark] if certs.ark is not None else [], product, anchors_first=False)
     request = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
 
     served: list[CollateralItem] = []
@@ -244,10 +237,10 @@ def _revocation(
         served.append(ctx.source.fetch(crl_key(product, signer), at=ctx.at))
         return served[-1]
 
-    outcome = choose_crl(request, fetch, ark, ctx.at)
+    outcome = choose_crl(request, fetch, ark, ctx.at, links)
     if served and ark is not None and (outcome.used is None or outcome.used.get("source") == "request"):
         try:  # the source's CRL did not decide: reject it when it does not verify under the pinned ARK
-            verify_crl(served[0].data, ark, ctx.at)
+            verify_crl(served[0].data, ark, ctx.at, links)
         except EvidenceError as exc:
             reject(ctx.source, served[0], reason=exc.code)
     if outcome.request_error is not None:
@@ -261,6 +254,20 @@ def _revocation(
     if outcome.superseded is not None:
         details["collateral_superseded"] = [outcome.superseded]
     return outcome.crl
+
+
+def _pinned_ark(
+    ctx: VerifyContext, supplied: list[x509.Certificate], product: Product, *, anchors_first: bool
+) -> x509.Certificate | None:
+    """The pinned ARK-<product> (`TrustAnchors.root_for`): one of `supplied` (request or source certificates) if
+    pinned, or a pinned anchor; `anchors_first` says which is preferred. None when there is none."""
+
+    def named(cert: x509.Certificate) -> bool:
+        return _cn(cert) == f"ARK-{product.value}"
+
+    given = [r for c in supplied if named(c) for r in ctx.anchors.root_for("amd-ark", c, None)]
+    anchored = ctx.anchors.root_for("amd-ark", None, named)
+    return next(iter([*anchored, *given] if anchors_first else [*given, *anchored]), None)
 
 
 def _unavailable(details: dict[str, Any], reason: str) -> None:

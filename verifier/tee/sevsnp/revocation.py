@@ -20,6 +20,7 @@ from cryptography import x509
 from ...collateral.base import CollateralItem, CollateralUnavailableError
 from ...collateral.ordering import ItemVersion, crl_version
 from ...errors import EvidenceError
+from ...trust.chain import VerifiedLinks
 from .crl import verify_crl
 
 ITEM_CRL = "amd.crl"
@@ -50,7 +51,11 @@ def source_name(item_source: str) -> str:
 
 
 def choose_crl(
-    request_data: bytes | None, fetch: Callable[[], CollateralItem], ark: x509.Certificate | None, at: dt.datetime
+    request_data: bytes | None,
+    fetch: Callable[[], CollateralItem],
+    ark: x509.Certificate | None,
+    at: dt.datetime,
+    links: VerifiedLinks | None = None,
 ) -> Revocation:
     """Verify the request CRL (`request_data`, DER or PEM) and the source's (`fetch()`, which may raise
     CollateralUnavailableError) against `ark` at `at`, and pick the one that decides. Never raises for bad or
@@ -61,7 +66,7 @@ def choose_crl(
     request_error: str | None = None
     if request_data is not None:
         try:
-            crl = verify_crl(request_data, ark, at)
+            crl = verify_crl(request_data, ark, at, links)
             request = CrlCandidate(crl, crl_version(crl), "request")
         except EvidenceError as exc:
             request_error = exc.code
@@ -69,7 +74,7 @@ def choose_crl(
     source_error: str | None = None
     try:
         item = fetch()
-        crl = verify_crl(item.data, ark, at)
+        crl = verify_crl(item.data, ark, at, links)
         source = CrlCandidate(crl, crl_version(crl), source_name(item.source))
     except (CollateralUnavailableError, EvidenceError) as exc:
         source_error = exc.code

@@ -26,7 +26,7 @@ from verifier.tee.sevsnp.certs import KdsExtensions, SnpCertificates, classify, 
 from verifier.tee.sevsnp.crl import check_crl, revoked
 from verifier.tee.sevsnp.tcb import Product, decode_tcb, product_from_cpuid, product_from_name
 from verifier.trust.anchors import TrustAnchors, fingerprint
-from verifier.trust.chain import validate_chain
+from verifier.trust.chain import VerifiedLinks, validate_chain
 from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "amd-ark"
@@ -104,7 +104,7 @@ def _ark(certs: SnpCertificates, anchors: TrustAnchors, product: Product) -> x50
     wanted = f"ARK-{product.value}"
     if certs.ark is not None:
         ark = certs.ark
-        if not anchors.is_pinned(VENDOR, ark):
+        if not anchors.root_for(VENDOR, ark, None):  # a given ARK must be pinned itself: no anchor stands in
             raise EvidenceError(
                 "CHAIN_ROOT_UNTRUSTED",
                 "the ARK is not a pinned AMD root",
@@ -112,7 +112,7 @@ def _ark(certs: SnpCertificates, anchors: TrustAnchors, product: Product) -> x50
                 actual=fingerprint(ark),
             )
     else:
-        found = [c for c in anchors.roots(VENDOR) if common_name(c.subject) == wanted]
+        found = anchors.root_for(VENDOR, None, lambda c: common_name(c.subject) == wanted)
         if not found:
             raise EvidenceError(
                 "CHAIN_ROOT_UNTRUSTED", f"no pinned {wanted} among the trust anchors", expected=wanted, actual="missing"
@@ -222,16 +222,18 @@ def verify_report(
     *,
     product: Product | None = None,
     crl: x509.CertificateRevocationList | None = None,
+    links: VerifiedLinks | None = None,
 ) -> SnpVerified:
-    """Run steps 1-6 (module docstring) at time `at`; raises EvidenceError with the first failure."""
+    """Run steps 1-6 (module docstring) at time `at`; raises EvidenceError with the first failure. Signatures
+    that verified are remembered in `links` (the verifier's cache)."""
     kind, signer = _signer(report, certs)
     extensions = kds_extensions(signer)
     found = _product(report, extensions, product)
     ark = _ark(certs, anchors, found)
     intermediate = _intermediate(kind, signer, certs, anchors, found)
-    chain = validate_chain(signer, [intermediate], ark, at)
+    chain = validate_chain(signer, [intermediate], ark, at, links)
     if crl is not None:
-        check_crl(crl, ark, at)
+        check_crl(crl, ark, at, links)
         for cert in (intermediate, signer):
             if revoked(crl, cert):
                 raise EvidenceError(

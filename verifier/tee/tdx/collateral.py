@@ -35,7 +35,9 @@ from verifier.collateral.base import CollateralUnavailableError
 from verifier.errors import EvidenceError, VerifierError
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.certs import load_crl, load_pem_certificates
-from verifier.trust.chain import VERIFIED_LINKS, check_ca, check_issued_by, check_validity, validate_chain
+from verifier.trust.chain import VerifiedLinks, check_ca, check_issued_by, check_validity, validate_chain
+from verifier.trust.crl import INTEL_SGX, check_crl, is_revoked
+from verifier.trust.crl import check_collateral_window as _window
 
 from .freshness import (
     FROM_REQUEST,
@@ -314,25 +316,15 @@ def collateral_from_files(files: Mapping[str, bytes]) -> TdxCollateral:
     )
 
 
-def _window(what: str, start: datetime.datetime, end: datetime.datetime | None, at: datetime.datetime) -> None:
-    if end is None or not start <= at < end:
-        raise EvidenceError(
-            "TDX_COLLATERAL_EXPIRED",
-            f"{what} is not valid at the appraisal time",
-            expected=f"{_rfc3339(start)} <= at < {_rfc3339(end) if end else 'nextUpdate'}",
-            actual=_rfc3339(at),
-        )
-
-
 def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Certificate], x509.Certificate]:
-    """Split an issuer chain into (certificates below the root, pinned root)."""
+    """Split an issuer chain into (certificates below the root, pinned root): `TrustAnchors.root_for`."""
     certs = list(chain)
-    if certs and anchors.is_pinned(VENDOR, certs[-1]):
-        return certs[:-1], certs[-1]
-    if certs and certs[-1].issuer == certs[-1].subject:
-        certs = certs[:-1]  # an unpinned self-signed root: replaced by a pinned anchor of the same name, if any
-    issuer = certs[-1].issuer if certs else None
-    found = [c for c in anchors.roots(VENDOR) if c.subject == issuer]
+    top = certs[-1] if certs else None
+    if top is not None and top.issuer == top.subject:
+        certs = certs[:-1]  # a self-signed root: used when pinned, else replaced by a pinned anchor of its name
+    found = anchors.root_for(VENDOR, top, certs[-1].issuer if certs else None)
+    if found and found[0] is top:
+        return list(chain)[:-1], found[0]
     if not certs or not found:
         raise EvidenceError(
             "CHAIN_ROOT_UNTRUSTED",
@@ -348,7 +340,9 @@ def _cn(cert: x509.Certificate) -> str:
     return "+".join(names) if names else cert.subject.rfc4514_string()
 
 
-def tcb_signer(chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what: str) -> x509.Certificate:
+def tcb_signer(
+    chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what: str, links: VerifiedLinks | None = None
+) -> x509.Certificate:
     """The Intel SGX TCB Signing certificate of a TCB info / QE identity issuer chain, validated at `at`.
 
     Intel PCS v4 (TCB-Info-Issuer-Chain, SGX-Enclave-Identity-Issuer-Chain) and "SGX PCK Certificate and CRL
@@ -378,13 +372,13 @@ def tcb_signer(chain: Chain, anchors: TrustAnchors, at: datetime.datetime, what:
         raise invalid("is a CA certificate", f"CN={_cn(signer)} basicConstraints cA=true")
     if SGX_EXTENSION_OID in extensions:
         raise invalid("carries the SGX (PCK) extension", f"CN={_cn(signer)} with {SGX_EXTENSION_OID}")
-    validate_chain(signer, [], root, at)
+    validate_chain(signer, [], root, at, links)
     return signer
 
 
-def _check_signature(item: SignedJson, signer: x509.Certificate, what: str) -> None:
+def _check_signature(item: SignedJson, signer: x509.Certificate, what: str, links: VerifiedLinks | None) -> None:
     done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, signer.fingerprint(hashes.SHA256()))
-    if done in VERIFIED_LINKS:  # this exact JSON was verified with this key before (collateral repeats)
+    if links is not None and done in links:  # this exact JSON was verified with this key before (collateral repeats)
         return
     key = signer.public_key()
     der = encode_dss_signature(int.from_bytes(item.signature[:32], "big"), int.from_bytes(item.signature[32:], "big"))
@@ -399,39 +393,17 @@ def _check_signature(item: SignedJson, signer: x509.Certificate, what: str) -> N
             expected=signer.subject.rfc4514_string(),
             actual=item.signature.hex()[:16],
         ) from None
-    VERIFIED_LINKS.add(done)
+    if links is not None:
+        links.add(done)
 
 
 def _check_crl(
-    data: bytes, issuer: x509.Certificate, at: datetime.datetime, what: str
+    data: bytes, issuer: x509.Certificate, at: datetime.datetime, what: str, links: VerifiedLinks | None
 ) -> x509.CertificateRevocationList:
-    digest = _digest(data)
-    crl = _PARSED.get((b"crl", digest), lambda: load_crl(data, what))
-    _window(what, crl.last_update_utc, crl.next_update_utc, at)
-    if crl.issuer != issuer.subject:
-        raise EvidenceError(
-            "CRL_ISSUER_MISMATCH",
-            f"{what} issuer is not its signing CA",
-            expected=issuer.subject.rfc4514_string(),
-            actual=crl.issuer.rfc4514_string(),
-        )
-    done = (b"crl", digest, issuer.fingerprint(hashes.SHA256()))
-    if done in VERIFIED_LINKS:
-        return crl
-    key = issuer.public_key()
-    try:
-        valid = isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        valid = False
-    if valid:
-        VERIFIED_LINKS.add(done)
-    else:
-        raise EvidenceError(
-            "CRL_SIGNATURE_INVALID",
-            f"{what} signature does not verify with the issuer key",
-            expected=issuer.subject.rfc4514_string(),
-            actual=crl.signature_algorithm_oid.dotted_string,
-        )
+    """Parse (memoised) and check with the shared checker (`verifier.trust.crl`, profile INTEL_SGX: window first,
+    then issuer and ECDSA signature)."""
+    crl = _PARSED.get((b"crl", _digest(data)), lambda: load_crl(data, what))
+    check_crl(crl, issuer, at, INTEL_SGX, what=what, links=links)
     return crl
 
 
@@ -455,13 +427,13 @@ def _supported(what: str, got: tuple[str, int], want: tuple[str, int]) -> None:
 
 
 def check_tcb_info(
-    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str
+    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, links: VerifiedLinks | None = None
 ) -> Candidate[tuple[TcbInfo, x509.Certificate]]:
     """The TCB info of `col` (TDX, v3): signer chain (`tcb_signer`), signature over the served bytes, window.
     Raises EvidenceError (see the module docstring); `col` must hold the item."""
     assert col.tcb_info is not None
-    signer = tcb_signer(col.tcb_info_issuer_chain, anchors, at, "TCB info")
-    _check_signature(col.tcb_info, signer, "TCB info")
+    signer = tcb_signer(col.tcb_info_issuer_chain, anchors, at, "TCB info", links)
+    _check_signature(col.tcb_info, signer, "TCB info", links)
     data = col.tcb_info.data
     info = _PARSED.get((b"tcb_info", _digest(col.tcb_info.raw)), lambda: parse_tcb_info(data))
     _supported("TCB info", (info.id, info.version), ("TDX", 3))
@@ -471,12 +443,12 @@ def check_tcb_info(
 
 
 def check_qe_identity(
-    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str
+    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, links: VerifiedLinks | None = None
 ) -> Candidate[tuple[QeIdentity, x509.Certificate]]:
     """The QE identity of `col` (TD_QE, v2), checked like `check_tcb_info`."""
     assert col.qe_identity is not None
-    signer = tcb_signer(col.qe_identity_issuer_chain, anchors, at, "QE identity")
-    _check_signature(col.qe_identity, signer, "QE identity")
+    signer = tcb_signer(col.qe_identity_issuer_chain, anchors, at, "QE identity", links)
+    _check_signature(col.qe_identity, signer, "QE identity", links)
     data = col.qe_identity.data
     identity = _PARSED.get((b"qe_identity", _digest(col.qe_identity.raw)), lambda: parse_qe_identity(data))
     _supported("QE identity", (identity.id, identity.version), ("TD_QE", 2))
@@ -488,7 +460,13 @@ def check_qe_identity(
 
 
 def check_pck_crl(
-    col: TdxCollateral, anchors: TrustAnchors, at: datetime.datetime, source: str, *, pck_issuer: x509.Name
+    col: TdxCollateral,
+    anchors: TrustAnchors,
+    at: datetime.datetime,
+    source: str,
+    *,
+    pck_issuer: x509.Name,
+    links: VerifiedLinks | None = None,
 ) -> Candidate[tuple[x509.CertificateRevocationList, x509.Certificate]]:
     """The PCK CRL of `col`: issuer chain [PCK CA, pinned root] at `at`, signature, window, and it is the CRL of
     `pck_issuer`. The value is (CRL, pinned root). Raises EvidenceError TDX_PCK_CRL_CHAIN_INVALID,
@@ -504,10 +482,10 @@ def check_pck_crl(
         )
     ca = ca_chain[0]
     for cert, issuer in ((root, root), (ca, root)):
-        check_issued_by(cert, issuer)
+        check_issued_by(cert, issuer, links)
         check_validity(cert, at)
     check_ca(ca, ca_below=0)
-    crl = _check_crl(col.pck_crl, ca, at, "PCK CRL")
+    crl = _check_crl(col.pck_crl, ca, at, "PCK CRL", links)
     if crl.issuer != pck_issuer:
         raise EvidenceError(
             "CRL_ISSUER_MISMATCH",
@@ -519,11 +497,15 @@ def check_pck_crl(
 
 
 def check_root_ca_crl(
-    col: TdxCollateral, root: x509.Certificate, at: datetime.datetime, source: str
+    col: TdxCollateral,
+    root: x509.Certificate,
+    at: datetime.datetime,
+    source: str,
+    links: VerifiedLinks | None = None,
 ) -> Candidate[x509.CertificateRevocationList]:
     """The root CA CRL of `col`, signed by the pinned `root`, inside its window at `at`."""
     assert col.root_ca_crl is not None
-    crl = _check_crl(col.root_ca_crl, root, at, "root CA CRL")
+    crl = _check_crl(col.root_ca_crl, root, at, "root CA CRL", links)
     return Candidate(crl, _crl_facts(ROOT_CA_CRL, crl, source))
 
 
@@ -613,10 +595,7 @@ def _check_signers(
 ) -> None:
     """The TCB Signing certificate is revoked through the root CA CRL ("SGX PCK Certificate and CRL Profile")."""
     for what, signer in signers:
-        if (
-            signer.issuer == root_ca_crl.issuer
-            and root_ca_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None
-        ):
+        if is_revoked(root_ca_crl, signer):
             raise EvidenceError(
                 "TDX_COLLATERAL_SIGNER_REVOKED",
                 f"the {what} signer is revoked by the root CA CRL",
@@ -632,6 +611,7 @@ def verify_collateral(
     *,
     pck_issuer: x509.Name,
     fetched: Fetched = NOTHING_FETCHED,
+    links: VerifiedLinks | None = None,
 ) -> VerifiedCollateral:
     """Chains, signatures, id/version, validity windows and CRLs of the request's collateral `col` and of what the
     verifier's source delivered (`fetched`) at `at`; per item the newer verified copy decides (freshness.py).
@@ -641,13 +621,13 @@ def verify_collateral(
     TDX_COLLATERAL_SIGNER_REVOKED when the root CA CRL revokes a TCB Signing certificate used."""
     _available(col, fetched)
     at = at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at.astimezone(datetime.UTC)
-    tcb, tcb_old = _decide(TCB_INFO, col, fetched, at, lambda c, s: check_tcb_info(c, anchors, at, s))
-    qe, qe_old = _decide(QE_IDENTITY, col, fetched, at, lambda c, s: check_qe_identity(c, anchors, at, s))
+    tcb, tcb_old = _decide(TCB_INFO, col, fetched, at, lambda c, s: check_tcb_info(c, anchors, at, s, links))
+    qe, qe_old = _decide(QE_IDENTITY, col, fetched, at, lambda c, s: check_qe_identity(c, anchors, at, s, links))
     pck, pck_old = _decide(
-        PCK_CRL, col, fetched, at, lambda c, s: check_pck_crl(c, anchors, at, s, pck_issuer=pck_issuer)
+        PCK_CRL, col, fetched, at, lambda c, s: check_pck_crl(c, anchors, at, s, pck_issuer=pck_issuer, links=links)
     )
     (pck_crl, root) = pck.value
-    root_crl, root_old = _decide(ROOT_CA_CRL, col, fetched, at, lambda c, s: check_root_ca_crl(c, root, at, s))
+    root_crl, root_old = _decide(ROOT_CA_CRL, col, fetched, at, lambda c, s: check_root_ca_crl(c, root, at, s, links))
     _check_signers((("TCB info", tcb.value[1]), ("QE identity", qe.value[1])), root_crl.value)
     items = (tcb.facts, qe.facts, pck.facts, root_crl.facts)
     return VerifiedCollateral(

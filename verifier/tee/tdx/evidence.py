@@ -28,6 +28,7 @@ from cryptography import x509
 from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError, reject
 from ...errors import EvidenceError, ParseError
+from ...trust.chain import VerifiedLinks
 from ..base import VerifiedEvidence, VerifyContext
 from .claims import claims as quote_claims
 from .collateral import (
@@ -52,6 +53,10 @@ log = logging.getLogger(__name__)
 
 class TdxVerifier:
     tee = "tdx"
+
+    def __init__(self, links: VerifiedLinks | None = None) -> None:
+        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
+        self.links = links if links is not None else VerifiedLinks()
 
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         try:
@@ -89,6 +94,7 @@ class TdxVerifier:
                 ctx.anchors,
                 ctx.at,
                 pck_certificates=chain,
+                links=self.links,
                 pck_crl=checked.pck_crl if checked else None,
                 root_ca_crl=checked.root_ca_crl if checked else None,
             )
@@ -106,8 +112,7 @@ class TdxVerifier:
             details["collateral_next_update"] = to_rfc3339(checked.next_update)
         return VerifiedEvidence(self.tee, quote, claims, None, details)
 
-    @staticmethod
-    def _collateral(leaf: x509.Certificate, pck: PckInfo, ctx: VerifyContext) -> VerifiedCollateral:
+    def _collateral(self, leaf: x509.Certificate, pck: PckInfo, ctx: VerifyContext) -> VerifiedCollateral:
         """Request and source copies of every item, verified, the newer deciding. Raises
         CollateralUnavailableError (an item in neither) or EvidenceError (collateral.verify_collateral)."""
         from_request = collateral_from_files(ctx.collateral)
@@ -116,12 +121,14 @@ class TdxVerifier:
         served = _Served(ctx.source)
         fetched = fetch_collateral(served, pck.fmspc, ca, ctx.at)
         try:
-            checked = verify_collateral(from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched)
+            checked = verify_collateral(
+                from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched, links=self.links
+            )
         except (EvidenceError, CollateralUnavailableError):
-            _reject_unverifiable(served, fetched, leaf.issuer, ctx)
+            _reject_unverifiable(served, fetched, leaf.issuer, ctx, self.links)
             raise
         if any(facts.source == FROM_REQUEST for facts in checked.items):
-            _reject_unverifiable(served, fetched, leaf.issuer, ctx)
+            _reject_unverifiable(served, fetched, leaf.issuer, ctx, self.links)
         return checked
 
     @staticmethod
@@ -162,7 +169,9 @@ class _Served:
         return item
 
 
-def _reject_unverifiable(served: _Served, fetched: Fetched, pck_issuer: x509.Name, ctx: VerifyContext) -> None:
+def _reject_unverifiable(
+    served: _Served, fetched: Fetched, pck_issuer: x509.Name, ctx: VerifyContext, links: VerifiedLinks
+) -> None:
     """Reject (module docstring) each delivered item that did not parse or does not verify on its own."""
     for item, error in fetched.errors.items():
         delivered = served.items.get(_KINDS[item])
@@ -172,13 +181,13 @@ def _reject_unverifiable(served: _Served, fetched: Fetched, pck_issuer: x509.Nam
     root: list[x509.Certificate] = []
 
     def pck_crl() -> None:
-        root.append(check_pck_crl(col, ctx.anchors, ctx.at, "vendor", pck_issuer=pck_issuer).value[1])
+        root.append(check_pck_crl(col, ctx.anchors, ctx.at, "vendor", pck_issuer=pck_issuer, links=links).value[1])
 
     checks: tuple[tuple[str, Callable[[], object]], ...] = (
-        (TCB_INFO, lambda: check_tcb_info(col, ctx.anchors, ctx.at, "vendor")),
-        (QE_IDENTITY, lambda: check_qe_identity(col, ctx.anchors, ctx.at, "vendor")),
+        (TCB_INFO, lambda: check_tcb_info(col, ctx.anchors, ctx.at, "vendor", links)),
+        (QE_IDENTITY, lambda: check_qe_identity(col, ctx.anchors, ctx.at, "vendor", links)),
         (PCK_CRL, pck_crl),
-        (ROOT_CA_CRL, lambda: check_root_ca_crl(col, root[0], ctx.at, "vendor") if root else None),
+        (ROOT_CA_CRL, lambda: check_root_ca_crl(col, root[0], ctx.at, "vendor", links) if root else None),
     )
     for item, check in checks:
         delivered = served.items.get(_KINDS[item])

@@ -32,7 +32,8 @@ from verifier.tee.tdx.enclave_report import EnclaveReport, parse_enclave_report
 from verifier.tee.tdx.pck import PckInfo, pck_chain, pck_info
 from verifier.tee.tdx.quote import Quote
 from verifier.trust.anchors import TrustAnchors, fingerprint
-from verifier.trust.chain import validate_chain
+from verifier.trust.chain import VerifiedLinks, validate_chain
+from verifier.trust.crl import is_revoked
 from verifier.trust.ecdsa import verify_rs
 
 VENDOR = "intel-sgx"
@@ -54,10 +55,7 @@ def _raw_valid(key: ec.EllipticCurvePublicKey, raw: bytes, message: bytes) -> bo
 def _root(chain: list[x509.Certificate], anchors: TrustAnchors) -> x509.Certificate:
     """Step 1a: the root in the quote is a trust root only when its SHA-256 is pinned (trust-anchors README)."""
     given = chain[2] if len(chain) == 3 else None
-    if given is not None and anchors.is_pinned(VENDOR, given):
-        return given
-    subject = given.subject if given is not None else chain[1].issuer
-    found = [c for c in anchors.roots(VENDOR) if c.subject == subject]
+    found = anchors.root_for(VENDOR, given, given.subject if given is not None else chain[1].issuer)
     if not found:
         raise EvidenceError(
             "CHAIN_ROOT_UNTRUSTED",
@@ -69,7 +67,11 @@ def _root(chain: list[x509.Certificate], anchors: TrustAnchors) -> x509.Certific
 
 
 def _chain(
-    quote: Quote, anchors: TrustAnchors, at: datetime.datetime, loaded: list[x509.Certificate] | None
+    quote: Quote,
+    anchors: TrustAnchors,
+    at: datetime.datetime,
+    loaded: list[x509.Certificate] | None,
+    links: VerifiedLinks | None,
 ) -> list[x509.Certificate]:
     """Step 1 (PCK Certificate and CRL Profile: Root CA -> PCK Platform/Processor CA -> PCK certificate). `loaded`:
     the quote's chain as the caller already decoded it (`pck_chain`), so it is not decoded twice."""
@@ -81,7 +83,7 @@ def _chain(
             expected="3 certificates",
             actual=str(len(certs)),
         )
-    return validate_chain(certs[0], [certs[1]], _root(certs, anchors), at)
+    return validate_chain(certs[0], [certs[1]], _root(certs, anchors), at, links)
 
 
 def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
@@ -93,14 +95,6 @@ def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def _revoked(crl: x509.CertificateRevocationList | None, cert: x509.Certificate) -> bool:
-    return (
-        crl is not None
-        and crl.issuer == cert.issuer
-        and (crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None)
-    )
-
-
 def _check_revocation(
     chain: list[x509.Certificate],
     pck_crl: x509.CertificateRevocationList | None,
@@ -108,7 +102,7 @@ def _check_revocation(
 ) -> None:
     """Step 2: membership only; the collateral layer has verified both CRLs."""
     for cert, crl, which in ((chain[1], root_ca_crl, "root CA CRL"), (chain[0], pck_crl, "PCK CRL")):
-        if _revoked(crl, cert):
+        if is_revoked(crl, cert):
             raise EvidenceError(
                 "TDX_PCK_REVOKED",
                 f"{cert.subject.rfc4514_string()} is revoked by the {which}",
@@ -166,10 +160,12 @@ def verify_quote(
     pck_crl: x509.CertificateRevocationList | None = None,
     root_ca_crl: x509.CertificateRevocationList | None = None,
     pck_certificates: list[x509.Certificate] | None = None,
+    links: VerifiedLinks | None = None,
 ) -> TdxVerified:
     """Run steps 1-5 (module docstring) at time `at`; raises EvidenceError with the first failure.
-    `pck_certificates` is `pck_chain(quote.pck_chain_pem)` when the caller has it already."""
-    chain = _chain(quote, anchors, at, pck_certificates)
+    `pck_certificates` is `pck_chain(quote.pck_chain_pem)` when the caller has it already; signatures that
+    verified are remembered in `links` (the verifier's cache)."""
+    chain = _chain(quote, anchors, at, pck_certificates, links)
     key = _leaf_key(chain[0])
     pck = pck_info(chain[0])
     _check_revocation(chain, pck_crl, root_ca_crl)

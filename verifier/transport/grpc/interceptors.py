@@ -22,7 +22,6 @@ from typing import Any, Protocol, cast
 
 import grpc
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -44,6 +43,7 @@ from ...storage import audit
 from ...storage.admin_tokens import TokenInfo
 from ...storage.engine import Database
 from ...trust.certs import load_certificate, load_pem_certificates
+from ...trust.chain import check_issued_by
 from .lanes import Runner
 from .ratelimit import RateLimiter, client_key
 
@@ -272,6 +272,7 @@ METHOD_ROLES: dict[str, Role] = {
     f"/{WORKLOADS_SERVICE}/Get": "auditor",
 }
 MAX_CERT_CHAIN = 5
+MAX_CA_BUNDLE = 1000  # certificates in one client CA file (a bound; system bundles hold about 150)
 MAX_PEER_CHAIN_PEM = 16  # certificates read from the chain gRPC reports (the leaf, intermediates, maybe the root)
 REFUSALS_AUDITED_PER_MINUTE = 60
 
@@ -295,13 +296,18 @@ class ClientCertVerifier:
 
     @classmethod
     def from_files(cls, *paths: Path) -> ClientCertVerifier:
+        """The CAs of PEM bundles `paths`, each certificate fully decoded by the shared loader (verifier.trust.certs).
+        Raises ConfigError CLIENT_CA_UNREADABLE, CLIENT_CA_INVALID (no PEM certificate, one that does not decode, or
+        more than MAX_CA_BUNDLE) or CLIENT_CA_EMPTY."""
         cas: list[x509.Certificate] = []
         for path in paths:
             try:
-                cas.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+                data = path.read_bytes()
             except OSError as error:
                 raise ConfigError("CLIENT_CA_UNREADABLE", f"cannot read client CA {path}: {error.strerror}") from None
-            except ValueError:
+            try:
+                cas.extend(load_pem_certificates(data, f"client CA {path}", max_count=MAX_CA_BUNDLE))
+            except EvidenceError:
                 raise ConfigError("CLIENT_CA_INVALID", f"client CA {path} holds no PEM certificate") from None
         return cls(cas)
 
@@ -340,9 +346,10 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Issuer name and signature, by the shared link check (verifier.trust.chain)."""
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+        check_issued_by(cert, issuer)
+    except EvidenceError:
         return False
     return True
 
