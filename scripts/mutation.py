@@ -1,0 +1,798 @@
+"""Mutation testing of the security-critical modules (issue 16): run by hand, not in CI.
+
+    .venv/bin/python scripts/mutation.py            # the whole scope (SCOPE below), 2 workers
+    .venv/bin/python scripts/mutation.py --quick    # only scoped files changed vs origin/main (or HEAD~1)
+    .venv/bin/python scripts/mutation.py --module verifier/trust --max 40 --list
+
+Each mutant changes one site (operators in ``OPERATORS``) of one file of a private copy of the repository and runs
+only the tests that executed that line in a clean run (a line -> tests map built once with coverage.py under
+per-test contexts, cached by git HEAD and the diff of the working tree). A failing, crashing or timed-out run kills
+the mutant; a passing one lets it survive; a mutant no test executes is "not covered" and counts as survived.
+Mutants listed in ``scripts/mutation_equivalent.txt`` cannot change an outcome: they are reported apart and left
+out of the kill rate. Tests run on SQLite only (VERIFIER_TEST_DATABASE_URL is removed from their environment).
+The results go to benchmarks/results/mutation-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import datetime as dt
+import fnmatch
+import hashlib
+import json
+import os
+import py_compile
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+ROOT = REPO  # the tree that is mutated and tested: a snapshot of HEAD (main() sets it), or the work tree itself
+
+# --- configuration ----------------------------------------------------------------------------------------------
+# (glob relative to the repository, top-level names to keep or None for the whole file)
+SCOPE: list[tuple[str, frozenset[str] | None]] = [
+    ("verifier/trust/*.py", None),
+    ("verifier/tee/nitro/*.py", None),
+    ("verifier/tee/sevsnp/*.py", None),
+    ("verifier/tee/tdx/*.py", None),
+    ("verifier/appraisal/*.py", None),  # includes binding.py
+    ("verifier/storage/challenges.py", None),
+    (
+        "verifier/transport/grpc/interceptors.py",
+        frozenset(
+            {
+                "AdminAuthInterceptor",
+                "ClientCertVerifier",
+                "_is_ca",
+                "_issued_by",
+                "_valid_at",
+                "peer_certificate",
+                "_is_tls",
+                "_unverified_subject",
+                "_RefusalBudget",
+            }
+        ),
+    ),
+    ("verifier/client/results.py", None),
+    ("verifier/broker/release.py", None),
+    ("verifier/collateral/ordering.py", None),
+    (
+        "verifier/collateral/cache.py",
+        frozenset({"_valid", "_older", "_newest", "CachedSource._is_rejected", "CachedSource._due"}),
+    ),
+]
+EXCLUDE: list[str] = ["*/__init__.py"]
+EQUIVALENT_FILE = REPO / "scripts" / "mutation_equivalent.txt"
+RESULTS_DIR = REPO / "benchmarks" / "results"
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "verifier-mutation"
+VECTORS = os.environ.get("VERIFIER_VECTORS", "/work/shared/vectors")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    "*.db",
+    "*.db-*",
+    ".hypothesis",
+    ".mypy_cache",
+    ".ruff_cache",
+    "results",
+)
+OPERATORS = ("negate-cond", "raise-pass", "flip-compare", "swap-boolop", "flip-return", "drop-call", "flip-kwarg")
+_LOGGERS = {"log", "logger", "_log", "_logger", "LOG", "LOGGER", "logging"}
+_FLIP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+
+
+# --- mutants ----------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One change at one site: ``(path, ident)`` is stable while the enclosing function keeps its shape."""
+
+    path: str  # relative to the repository
+    line: int  # first line of the changed node
+    stmt_line: int  # first line of the enclosing statement (what coverage records)
+    operator: str
+    func: str  # qualified name of the enclosing function/class, "<module>" at top level
+    index: int  # n-th site of this operator in ``func``
+    original: str  # the source line(s) of the changed node's first line
+    mutated: str  # the same line(s) after the change
+    source: str = dataclasses.field(repr=False, compare=False)  # the whole mutated file
+
+    @property
+    def ident(self) -> str:
+        return f"{self.func}:{self.operator}:{self.index}"
+
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Site:
+    node: ast.AST
+    stmt: ast.stmt
+    operator: str
+    func: str
+    replacement: str
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _is_logging_call(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        base = func.value
+        if isinstance(base, ast.Attribute):  # self._log.info(...)
+            return base.attr in _LOGGERS
+        return isinstance(base, ast.Name) and base.id in _LOGGERS
+    return False
+
+
+def _assert_only(body: list[ast.stmt]) -> bool:
+    rest = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return bool(rest) and all(isinstance(s, ast.Assert) for s in rest)
+
+
+class _Collector(ast.NodeVisitor):
+    """Walks one module and records the mutation sites, in source order."""
+
+    def __init__(self, source: str, keep: frozenset[str] | None) -> None:
+        self.source = source
+        self.keep = keep
+        self.scope: list[str] = []
+        self.stmt: ast.stmt | None = None
+        self.sites: list[_Site] = []
+
+    # scoping
+    def _wanted(self) -> bool:
+        if self.keep is None:
+            return True
+        if not self.scope:
+            return False
+        return any(".".join(self.scope[: n + 1]) in self.keep for n in range(len(self.scope)))
+
+    def _add(self, node: ast.AST, operator: str, replacement: str) -> None:
+        if self._wanted() and self.stmt is not None:
+            self.sites.append(_Site(node, self.stmt, operator, ".".join(self.scope) or "<module>", replacement))
+
+    def _segment(self, node: ast.AST) -> str:
+        text = ast.get_source_segment(self.source, node)
+        assert text is not None
+        return text
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.stmt):
+            outer, self.stmt = self.stmt, node
+            try:
+                return super().visit(node)
+            finally:
+                self.stmt = outer
+        return super().visit(node)
+
+    def _scoped(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        if node.name in ("__repr__", "__str__"):
+            return
+        if not isinstance(node, ast.ClassDef) and _assert_only(node.body):
+            return
+        self.scope.append(node.name)
+        try:
+            for stmt in node.body:
+                self.visit(stmt)
+        finally:
+            self.scope.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scoped(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._scoped(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._scoped(node)
+
+    # skipped
+    def visit_Assert(self, node: ast.Assert) -> None:
+        return None
+
+    # operators
+    def _negate(self, node: ast.If | ast.While) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            return
+        self._add(node.test, "negate-cond", f"not ({self._segment(node.test)})")
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        self._negate(node)
+
+    def visit_While(self, node: ast.While) -> None:
+        self._negate(node)
+
+    def visit_Raise(self, node: ast.Raise) -> None:
+        self._add(node, "raise-pass", "pass")
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        for n, op in enumerate(node.ops):
+            flipped = _FLIP.get(type(op))
+            if flipped is None:
+                continue
+            ops = list(node.ops)
+            ops[n] = flipped()
+            new = ast.Compare(left=node.left, ops=ops, comparators=node.comparators)
+            self._add(node, "flip-compare", f"({ast.unparse(new)})")
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        self._add(node, "swap-boolop", f"({ast.unparse(ast.BoolOp(op=other, values=node.values))})")
+        self.generic_visit(node)
+
+    def visit_Return(self, node: ast.Return) -> None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, bool):
+            self._add(node.value, "flip-return", str(not node.value.value))
+        self.generic_visit(node)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        value = node.value.value if isinstance(node.value, ast.Await) else node.value
+        if isinstance(value, ast.Call):
+            if _is_logging_call(value):
+                return
+            self._add(node, "drop-call", "pass")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if _is_logging_call(node):
+            return
+        for keyword in node.keywords:
+            if isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, bool):
+                self._add(keyword.value, "flip-kwarg", str(not keyword.value.value))
+        self.generic_visit(node)
+
+
+def _char_col(line: str, byte_col: int) -> int:
+    return len(line.encode()[:byte_col].decode())
+
+
+def _replace(source: str, node: ast.AST, text: str) -> tuple[str, int, int]:
+    """``source`` with ``node``'s segment replaced by ``text``; also the first and last line of the new text."""
+    lines = source.splitlines(keepends=True)
+    first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+    start = _char_col(lines[first], node.col_offset)  # type: ignore[attr-defined]
+    end = _char_col(lines[last], node.end_col_offset)  # type: ignore[attr-defined]
+    new = lines[first][:start] + text + lines[last][end:]
+    out = "".join(lines[:first]) + new + "".join(lines[last + 1 :])
+    return out, first + 1, first + new.count("\n") + (0 if new.endswith("\n") else 1)
+
+
+def mutants_of(path: str, source: str, keep: frozenset[str] | None = None) -> list[Mutant]:
+    """The mutants of one module's source (sites whose mutated file does not compile are dropped).
+
+    Raises SyntaxError when ``source`` itself does not parse.
+    """
+    collector = _Collector(source, keep)
+    collector.visit(ast.parse(source))
+    counters: dict[tuple[str, str], int] = defaultdict(int)
+    src_lines = source.splitlines()
+    out: list[Mutant] = []
+    for site in collector.sites:
+        index = counters[(site.func, site.operator)]
+        counters[(site.func, site.operator)] += 1
+        mutated, first, last = _replace(source, site.node, site.replacement)
+        try:
+            compile(mutated, path, "exec")
+        except SyntaxError:
+            continue
+        node_first, node_last = site.node.lineno, site.node.end_lineno  # type: ignore[attr-defined]
+        new_lines = mutated.splitlines()
+        out.append(
+            Mutant(
+                path=path,
+                line=node_first,
+                stmt_line=site.stmt.lineno,
+                operator=site.operator,
+                func=site.func,
+                index=index,
+                original="\n".join(src_lines[node_first - 1 : node_last]),
+                mutated="\n".join(new_lines[first - 1 : last]),
+                source=mutated,
+            )
+        )
+    return out
+
+
+def scoped_files() -> list[tuple[str, frozenset[str] | None]]:
+    """Repository-relative paths in SCOPE (minus EXCLUDE), each with its kept names."""
+    found: dict[str, frozenset[str] | None] = {}
+    for pattern, keep in SCOPE:
+        for path in sorted(ROOT.glob(pattern)):
+            rel = path.relative_to(ROOT).as_posix()
+            if not any(fnmatch.fnmatch(rel, ex) for ex in EXCLUDE):
+                found.setdefault(rel, keep)
+    return sorted(found.items())
+
+
+def load_equivalents(path: Path = EQUIVALENT_FILE) -> dict[tuple[str, str], str]:
+    """``(file, mutant id) -> reason`` from the equivalents file (``file | id | reason`` lines, ``#`` comments).
+
+    Raises ValueError on a malformed line.
+    """
+    out: dict[tuple[str, str], str] = {}
+    if not path.is_file():
+        return out
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split("|", 2)]
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"{path}:{number}: expected 'file | mutant id | reason'")
+        out[(parts[0], parts[1])] = parts[2]
+    return out
+
+
+# --- git --------------------------------------------------------------------------------------------------------
+def _git(*args: str) -> str | None:
+    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def changed_files() -> list[str]:
+    """Files changed vs the merge base with origin/main (working tree included), else in the last commit."""
+    base = _git("merge-base", "HEAD", "origin/main")
+    names = _git("diff", "--name-only", base) if base else _git("diff", "--name-only", "HEAD~1")
+    return (names or "").splitlines()
+
+
+def snapshot_head() -> Path:
+    """HEAD's files extracted once (``git archive``) into the cache: other people's edits in progress do not leak
+    into a run.
+
+    Raises SystemExit when git cannot archive HEAD.
+    """
+    head = _git("rev-parse", "HEAD")
+    if head is None:
+        raise SystemExit("no git HEAD: run with --worktree")
+    target = CACHE_DIR / f"head-{head[:12]}"
+    if not (target / "verifier").is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix="head-", dir=CACHE_DIR))
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", head], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        tmp.rename(target)
+    return target
+
+
+def _map_key() -> str:
+    head = _git("rev-parse", "HEAD") or "nohead"
+    dirty = "" if ROOT != REPO else (_git("diff", "HEAD", "--", "verifier", "tests") or "")
+    return f"{head[:12]}-{hashlib.sha256(dirty.encode()).hexdigest()[:12]}"
+
+
+def _reusable_map() -> Path | None:
+    """A cached map of an older HEAD whose verifier/ equals the working tree's (its line numbers still hold)."""
+    for path in sorted(CACHE_DIR.glob("linemap-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        head = json.loads(path.read_text()).get("head")
+        now = "HEAD" if ROOT != REPO else None  # a snapshot compares commits, the work tree compares itself
+        same = _git("diff", "--quiet", head, *([now] if now else []), "--", "verifier") if head else None
+        if same is not None:
+            return path
+    return None
+
+
+# --- the line -> tests map --------------------------------------------------------------------------------------
+def _test_env(pythonpath: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VERIFIER_TEST_DATABASE_URL", "COVERAGE_"))}
+    env["VERIFIER_VECTORS"] = VECTORS
+    env["PYTHONPATH"] = str(pythonpath)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+class _ContextPlugin:
+    """A pytest plugin for the coverage run: one coverage context per test node id, and each test's duration."""
+
+    def __init__(self, cov: Any) -> None:
+        self.cov = cov
+        self.durations: dict[str, float] = defaultdict(float)
+
+    def pytest_runtest_setup(self, item: Any) -> None:
+        self.cov.switch_context(item.nodeid)
+
+    def pytest_runtest_teardown(self, item: Any) -> None:
+        self.cov.switch_context(item.nodeid)
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        self.durations[report.nodeid] += report.duration
+
+
+def _collect_coverage(root: str, data_file: str, out: str) -> int:
+    """Inside the coverage subprocess (cwd ``root``): run the suite under coverage and write the map as JSON."""
+    global ROOT
+    ROOT = Path(root)
+    import coverage  # only this mode needs coverage
+    import pytest
+
+    cov = coverage.Coverage(data_file=data_file, source=[str(ROOT / "verifier")], branch=False)
+    cov.start()
+    plugin = _ContextPlugin(cov)
+    code = pytest.main(["-q", "-p", "no:cacheprovider", "tests"], plugins=[plugin])
+    cov.stop()
+    cov.save()
+    data = cov.get_data()
+    lines: dict[str, dict[str, list[str]]] = {}
+    for rel, _keep in scoped_files():
+        filename = str(ROOT / rel)
+        by_line = data.contexts_by_lineno(filename)
+        lines[rel] = {str(n): sorted(c for c in ctx if c) for n, ctx in by_line.items() if any(ctx)}
+    dirty = ROOT == REPO and _git("diff", "--quiet", "HEAD", "--", "verifier", "tests") is None
+    head = None if dirty else _git("rev-parse", "HEAD")
+    Path(out).write_text(
+        json.dumps({"head": head, "durations": plugin.durations, "lines": lines, "pytest_exit": int(code)})
+    )
+    return 0
+
+
+def line_map(refresh: bool = False) -> dict[str, Any]:
+    """The cached line -> tests map for the current HEAD and working tree, built first if needed."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    path = CACHE_DIR / f"linemap-{_map_key()}.json"
+    reuse = path if path.is_file() else _reusable_map()
+    if reuse is not None and not refresh:
+        print(f"line -> tests map: {reuse}", flush=True)
+        return dict(json.loads(reuse.read_text()))
+    print(f"building the line -> tests map (the whole suite under coverage, SQLite only) into {path} ...", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutation-cov-") as tmp:
+        cmd = [sys.executable, __file__, "--_collect", str(ROOT), str(Path(tmp) / ".coverage"), str(path)]
+        proc = subprocess.run(cmd, cwd=ROOT, env=_test_env(ROOT), check=False, stdout=subprocess.DEVNULL)
+        if proc.returncode != 0 or not path.is_file():
+            raise SystemExit(f"coverage run failed (exit {proc.returncode})")
+    result = dict(json.loads(path.read_text()))
+    print(f"  done in {time.monotonic() - started:.0f}s (pytest exit {result['pytest_exit']})", flush=True)
+    return result
+
+
+# --- running ----------------------------------------------------------------------------------------------------
+class _Worker:
+    """A private copy of the repository; one mutant at a time is patched into it and restored afterwards."""
+
+    def __init__(self, base: Path, number: int) -> None:
+        self.root = base / f"w{number}"
+        shutil.copytree(ROOT, self.root, ignore=COPY_IGNORE, symlinks=True)
+        for path in (self.root / "verifier").rglob("*.py"):  # hash-checked pycs: a restored file never goes stale
+            py_compile.compile(str(path), invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, quiet=1)
+        self.startup = 0.0
+
+    def pytest(self, ids: list[str], timeout: float | None) -> tuple[int | None, float, str]:
+        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *ids]
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=_test_env(self.root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: a timeout ends the servers a test started too
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return None, time.monotonic() - started, ""
+        return proc.returncode, time.monotonic() - started, out[-2000:]
+
+    def canary(self, test_id: str) -> None:
+        """Check that the tests import this copy: a broken copy of verifier/__init__.py must fail them.
+
+        Raises SystemExit when they do not.
+        """
+        init = self.root / "verifier" / "__init__.py"
+        original = init.read_bytes()
+        code, elapsed, _ = self.pytest([test_id], timeout=300)
+        if code != 0:
+            raise SystemExit(f"canary test {test_id} fails on the clean copy {self.root} (exit {code})")
+        self.startup = elapsed
+        init.write_bytes(original + b"\nraise RuntimeError('mutation canary')\n")
+        try:
+            code, _, _ = self.pytest([test_id], timeout=300)
+        finally:
+            init.write_bytes(original)
+        if code == 0:
+            raise SystemExit(f"the tests do not import the copy in {self.root}: PYTHONPATH/rootdir is wrong")
+
+    def run(self, mutant: Mutant, ids: list[str], timeout: float) -> tuple[str, float, str]:
+        target = self.root / mutant.path
+        original = target.read_bytes()
+        target.write_text(mutant.source)
+        try:
+            code, elapsed, tail = self.pytest(ids, timeout)
+        finally:
+            target.write_bytes(original)
+        if code is None:
+            return "killed (timeout)", elapsed, tail
+        if code == 0:
+            return "survived", elapsed, tail
+        if code in (1, 2, 3):  # failed, interrupted (collection error), internal error
+            return "killed", elapsed, tail
+        return f"error (pytest exit {code})", elapsed, tail
+
+
+def _tests_for(mutant: Mutant, lmap: dict[str, Any]) -> list[str]:
+    ids = lmap["lines"].get(mutant.path, {}).get(str(mutant.stmt_line), [])
+    durations = lmap["durations"]
+    return sorted(set(ids), key=lambda i: (durations.get(i, 0.0), i))  # cheapest first: -x stops early
+
+
+def run_all(
+    mutants: list[Mutant], lmap: dict[str, Any], workers: int, progress: Path | None = None
+) -> list[dict[str, Any]]:
+    """Run every mutant on ``workers`` private copies; one result dict per mutant, in input order.
+
+    Each result is also appended to ``progress`` (JSON lines) as it comes, so an interrupted run leaves its part.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(mutants)
+    todo: queue.Queue[int] = queue.Queue()
+    for n in range(len(mutants)):
+        todo.put(n)
+    lock = threading.Lock()
+    done = [0]
+    started = time.monotonic()
+    canary = min(lmap["durations"], key=lambda i: (lmap["durations"][i], i))
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        copies = [_Worker(Path(tmp), n) for n in range(workers)]
+        for copy in copies:
+            copy.canary(canary)
+
+        def work(copy: _Worker) -> None:
+            while True:
+                try:
+                    n = todo.get_nowait()
+                except queue.Empty:
+                    return
+                mutant = mutants[n]
+                ids = _tests_for(mutant, lmap)
+                if not ids:
+                    status, elapsed, tail, timeout = "not covered", 0.0, "", 0.0
+                else:
+                    clean = copy.startup + sum(lmap["durations"].get(i, 0.0) for i in ids)
+                    timeout = 3 * clean + 5
+                    status, elapsed, tail = copy.run(mutant, ids, timeout)
+                results[n] = {
+                    **_describe(mutant),
+                    "status": status,
+                    "tests": len(ids),
+                    "seconds": round(elapsed, 2),
+                    "timeout": round(timeout, 1),
+                    **({"output": tail} if status.startswith("error") else {}),
+                }
+                with lock:
+                    done[0] += 1
+                    if progress is not None:
+                        with progress.open("a") as fh:
+                            fh.write(json.dumps(results[n]) + "\n")
+                    if status in ("survived", "not covered"):
+                        print(f"  {status}: {mutant.where()} {mutant.operator} [{mutant.ident}]", flush=True)
+                    if done[0] % 25 == 0 or done[0] == len(mutants):
+                        rate = (time.monotonic() - started) / done[0]
+                        left = (len(mutants) - done[0]) * rate
+                        print(f"  {done[0]}/{len(mutants)} mutants, about {left / 60:.1f} min left", flush=True)
+
+        threads = [threading.Thread(target=work, args=(c,)) for c in copies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return [r for r in results if r is not None]
+
+
+def _describe(mutant: Mutant) -> dict[str, Any]:
+    return {
+        "file": mutant.path,
+        "line": mutant.line,
+        "id": mutant.ident,
+        "operator": mutant.operator,
+        "original": mutant.original,
+        "mutated": mutant.mutated,
+    }
+
+
+# --- reporting --------------------------------------------------------------------------------------------------
+def summarize(results: list[dict[str, Any]], equivalents: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """Per-module and overall counts; kill rate = killed / (killed + survived + not covered), equivalents apart."""
+    modules: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in results:
+        key = (r["file"], r["id"])
+        if key in equivalents:
+            r["equivalent"] = equivalents[key]
+            bucket = "equivalent"
+        elif r["status"].startswith("killed"):
+            bucket = "killed"
+        elif r["status"] in ("survived", "not covered"):
+            bucket = r["status"]
+        else:
+            bucket = "error"
+        r["bucket"] = bucket
+        modules[r["file"]][bucket] += 1
+    total: dict[str, int] = defaultdict(int)
+    table = {}
+    for module, counts in sorted(modules.items()):
+        for k, v in counts.items():
+            total[k] += v
+        table[module] = {**counts, "kill_rate": _rate(counts)}
+    return {"modules": table, "overall": {**total, "kill_rate": _rate(total)}}
+
+
+def _rate(counts: dict[str, int]) -> float | None:
+    scored = counts.get("killed", 0) + counts.get("survived", 0) + counts.get("not covered", 0)
+    return round(counts.get("killed", 0) / scored, 4) if scored else None
+
+
+def _pct(rate: float | None) -> str:
+    return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
+
+
+def print_report(summary: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    print("\nTests ran on SQLite only (VERIFIER_TEST_DATABASE_URL unset); PostgreSQL-only tests were skipped.")
+    print(f"\n{'module':58} {'kill':>6} {'killed':>6} {'surv':>5} {'uncov':>5} {'equiv':>5} {'err':>4}")
+    for module, c in summary["modules"].items():
+        print(
+            f"{module:58} {_pct(c['kill_rate']):>6} {c.get('killed', 0):6} {c.get('survived', 0):5} "
+            f"{c.get('not covered', 0):5} {c.get('equivalent', 0):5} {c.get('error', 0):4}"
+        )
+    o = summary["overall"]
+    print(
+        f"{'overall':58} {_pct(o['kill_rate']):>6} {o.get('killed', 0):6} {o.get('survived', 0):5} "
+        f"{o.get('not covered', 0):5} {o.get('equivalent', 0):5} {o.get('error', 0):4}"
+    )
+    for bucket, title in (("survived", "Surviving"), ("not covered", "Not covered"), ("error", "Errored")):
+        rows = [r for r in results if r["bucket"] == bucket]
+        if rows:
+            print(f"\n{title} mutants ({len(rows)}):")
+            for r in rows:
+                _print_mutant(r)
+    rows = [r for r in results if r["bucket"] == "equivalent"]
+    if rows:
+        print(f"\nEquivalent mutants, not scored ({len(rows)}):")
+        for r in rows:
+            print(f"  {r['file']}:{r['line']} {r['id']}: {r['equivalent']}")
+
+
+def _print_mutant(r: dict[str, Any]) -> None:
+    print(f"  {r['file']}:{r['line']}  {r['operator']}  [{r['id']}]")
+    print(f"      - {r['original'].strip()}")
+    print(f"      + {r['mutated'].strip()}")
+
+
+# --- command line -----------------------------------------------------------------------------------------------
+def select(args: argparse.Namespace) -> list[Mutant]:
+    """The mutants the command line asks for (scope, --quick, --module, --max per module)."""
+    files = scoped_files()
+    if args.quick:
+        changed = set(changed_files())
+        files = [(f, k) for f, k in files if f in changed]
+    if args.module:
+        prefixes = [m.rstrip("/") for m in args.module]
+        files = [(f, k) for f, k in files if any(f == p or f.startswith(p + "/") for p in prefixes)]
+    rng = random.Random(args.seed)
+    chosen: list[Mutant] = []
+    for rel, keep in files:
+        found = mutants_of(rel, (ROOT / rel).read_text(), keep)
+        if args.max and len(found) > args.max:
+            found = sorted(rng.sample(found, args.max), key=lambda m: (m.line, m.ident))
+        chosen.extend(found)
+    return chosen
+
+
+def _iter_list(mutants: list[Mutant]) -> Iterator[str]:
+    for m in mutants:
+        yield f"{m.where():55} {m.operator:13} [{m.ident}]"
+        yield f"      - {m.original.strip()}"
+        yield f"      + {m.mutated.strip()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (0 even when mutants survive: the report is the product)."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--_collect"]:
+        return _collect_coverage(argv[1], argv[2], argv[3])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="only scoped files changed vs origin/main or HEAD~1")
+    parser.add_argument("--module", action="append", default=[], help="restrict to this file or folder (repeatable)")
+    parser.add_argument("--list", action="store_true", help="print the mutants without running them")
+    parser.add_argument("--max", type=int, default=0, help="sample at most N mutants per module")
+    parser.add_argument("--seed", type=int, default=16, help="seed of the --max sample")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--refresh-map", action="store_true", help="rebuild the cached line -> tests map")
+    parser.add_argument("--worktree", action="store_true", help="mutate the work tree as it is, not HEAD's snapshot")
+    parser.add_argument("--map-only", action="store_true", help="build (or show) the line -> tests map and stop")
+    parser.add_argument("--rescore", type=Path, help="re-read a results JSON with the current equivalents, rewrite it")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    if args.rescore:
+        payload = json.loads(args.rescore.read_text())
+        for r in payload["mutants"]:
+            r.pop("equivalent", None)
+        payload.update(summarize(payload["mutants"], load_equivalents()))
+        print_report(payload, payload["mutants"])
+        args.rescore.write_text(json.dumps(payload, indent=1) + "\n")
+        return 0
+    global ROOT
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    ROOT = REPO if args.worktree else snapshot_head()
+    print(f"mutating {'the work tree' if args.worktree else 'a snapshot of HEAD'}: {ROOT}", flush=True)
+
+    if args.map_only:
+        lmap = line_map(refresh=args.refresh_map)
+        covered = sum(len(v) for v in lmap["lines"].values())
+        print(f"{len(lmap['durations'])} tests, {covered} scoped lines covered")
+        return 0
+    mutants = select(args)
+    if args.list:
+        for line in _iter_list(mutants):
+            print(line)
+        print(f"{len(mutants)} mutants in {len({m.path for m in mutants})} files")
+        return 0
+    if not mutants:
+        print("no mutants selected")
+        return 0
+    equivalents = load_equivalents()
+    head = _git("rev-parse", "HEAD") if args.worktree else ROOT.name.removeprefix("head-")
+    lmap = line_map(refresh=args.refresh_map)
+    print(f"running {len(mutants)} mutants on {args.workers} workers (SQLite only) ...", flush=True)
+    started = time.monotonic()
+    out = args.out or RESULTS_DIR / f"mutation-{dt.date.today().isoformat()}.json"
+    progress = CACHE_DIR / f"{out.stem}.progress.jsonl"
+    progress.unlink(missing_ok=True)
+    print(f"  (each result is appended to {progress} as it comes)", flush=True)
+    results = run_all(mutants, lmap, args.workers, progress)
+    summary = summarize(results, equivalents)
+    print_report(summary, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "head": head,
+        "tree": "work tree" if args.worktree else f"snapshot of HEAD ({ROOT})",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "database": "sqlite only (VERIFIER_TEST_DATABASE_URL unset)",
+        "argv": argv,
+        "max_per_module": args.max or None,
+        "seconds": round(time.monotonic() - started),
+        **summary,
+        "mutants": results,
+    }
+    out.write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
