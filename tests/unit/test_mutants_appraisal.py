@@ -1,0 +1,153 @@
+"""Tests for mutants that survived scripts/mutation.py in verifier/appraisal (binding, nitro, tdx, policy,
+references). Each goes through a public function and pins the behaviour one surviving mutant changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from verifier.appraisal.binding import check_binding
+from verifier.appraisal.model import AFFIRMING, Claim
+from verifier.appraisal.nitro import appraise_nitro
+from verifier.appraisal.policy import Policy, SnpRules, TdxRules, policy_from_json, weakenings
+from verifier.appraisal.references import check_references
+from verifier.appraisal.tdx import appraise_tdx
+from verifier.errors import ConfigError
+from verifier.reference_values.model import ReferenceValue
+
+AT = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
+PCR = "11" * 48
+MR_TD = "aa" * 48
+NO_REQUIRED = Policy(policy_id="nothing-required", required_kinds={})
+
+
+def ref(kind: str, value: str) -> ReferenceValue:
+    return ReferenceValue(kind, kind, bytes.fromhex(value), "x", AT - dt.timedelta(days=1))
+
+
+# --- binding.py: check_binding, Nitro runtime data --------------------------------------------------------------
+@pytest.mark.parametrize(("carried", "shown"), [({"public_key": "cd" * 32}, "cd" * 32), ({}, "absent")])
+def test_nitro_runtime_data_mismatch_shows_the_documents_public_key(carried: dict[str, str], shown: str) -> None:
+    claims: dict[str, object] = {"nonce": "00" * 32, **carried}
+    findings = check_binding("nitro", claims, None, b"\xab" * 32, "sha512")
+    assert [(f.code, f.expected, f.actual) for f in findings] == [("RUNTIME_DATA_MISMATCH", "ab" * 32, shown)]
+
+
+# --- nitro.py: appraise_nitro, executables ----------------------------------------------------------------------
+def nitro_claims() -> dict[str, object]:
+    return {"pcrs": {"0": PCR, "1": PCR, "2": PCR}, "debug_mode": False}
+
+
+def test_nitro_nothing_required_and_no_references_does_not_affirm_executables() -> None:
+    baseline, findings, matched = appraise_nitro(nitro_claims(), NO_REQUIRED, [])
+    assert (findings, matched) == ([], [])
+    assert Claim.EXECUTABLES not in baseline
+
+
+def test_nitro_a_match_beside_a_reference_finding_does_not_affirm_executables() -> None:
+    refs = [ref("nitro.pcr0", PCR), ref("nitro.pcr1", "22" * 48), ref("nitro.pcr2", PCR)]
+    baseline, findings, matched = appraise_nitro(nitro_claims(), Policy(), refs)
+    assert matched and [f.code for f in findings] == ["REFERENCE_VALUE_MISMATCH"]
+    assert Claim.EXECUTABLES not in baseline
+
+
+def test_nitro_all_required_pcrs_matched_affirms_executables() -> None:
+    refs = [ref(f"nitro.pcr{n}", PCR) for n in range(3)]
+    baseline, findings, _ = appraise_nitro(nitro_claims(), Policy(), refs)
+    assert findings == [] and baseline[Claim.EXECUTABLES] == AFFIRMING
+
+
+# --- tdx.py: appraise_tdx, executables and the grace period -----------------------------------------------------
+def tdx_claims(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "mr_td": MR_TD,
+        "mr_seam": "bb" * 48,
+        "rtmr0": "00" * 48,
+        "debug": False,
+        "sept_ve_disable": True,
+        "td_attributes": "0000001000000000",
+        "trailing_nonzero": False,
+    }
+    base.update(overrides)
+    return base
+
+
+def tcb(status: str = "UpToDate", date: str = "2025-05-14T00:00:00Z") -> dict[str, Any]:
+    return {"tcb": {"status": status, "advisory_ids": [], "tcb_date": date}}
+
+
+def test_tdx_nothing_required_and_no_references_does_not_affirm_executables() -> None:
+    baseline, findings, matched = appraise_tdx(tdx_claims(), tcb(), NO_REQUIRED, [], AT)
+    assert (findings, matched) == ([], [])
+    assert Claim.EXECUTABLES not in baseline
+
+
+def test_tdx_a_match_beside_an_executables_finding_does_not_affirm_executables() -> None:
+    claims = tdx_claims(mr_servicetd="01" * 48)  # a service TD no tdx.mr_servicetd value approves
+    baseline, findings, matched = appraise_tdx(claims, tcb(), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
+    assert matched and [(f.code, f.claim) for f in findings] == [("TDX_SERVICE_TD_NOT_APPROVED", Claim.EXECUTABLES)]
+    assert Claim.EXECUTABLES not in baseline
+
+
+def test_tdx_matched_mr_td_affirms_executables() -> None:
+    baseline, findings, _ = appraise_tdx(tdx_claims(), tcb(), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
+    assert findings == [] and baseline[Claim.EXECUTABLES] == AFFIRMING
+
+
+@pytest.mark.parametrize(("date", "within"), [("2025-05-01T00:00:00Z", True), ("2024-01-01T00:00:00Z", False)])
+def test_tdx_not_accepted_status_says_whether_it_is_within_the_grace_period(date: str, within: bool) -> None:
+    policy = Policy(tdx=TdxRules(grace_days=90))
+    _, findings, _ = appraise_tdx(tdx_claims(), tcb("OutOfDate", date), policy, [ref("tdx.mr_td", MR_TD)], AT)
+    (finding,) = [f for f in findings if f.code == "TDX_TCB_STATUS_NOT_ACCEPTED"]
+    assert ("(within the grace period)" in finding.message) is within
+    assert finding.message.startswith("Intel TCB status OutOfDate is not accepted by the policy")
+
+
+# --- policy.py: weakenings (SNP minimum build) and the error text of a wrongly typed value ----------------------
+@pytest.mark.parametrize(("candidate", "lower"), [(5, False), (6, False), (4, True), (None, True)])
+def test_snp_minimum_build_weakening(candidate: int | None, lower: bool) -> None:
+    base = Policy(policy_id="base", snp=SnpRules(minimum_build=5))
+    other = Policy(policy_id="other", snp=SnpRules(minimum_build=candidate))
+    assert ("snp: lower minimum build" in weakenings(other, base)) is lower
+
+
+@pytest.mark.parametrize(
+    ("entry", "shown"),
+    [
+        ({"id": "p", "require_nonce": "yes"}, 'not "yes"'),
+        ({"id": "p", "snp": {"crl_fail_open": 1}}, "not 1"),
+        ({"id": "p", "tdx": {"grace_days": "30"}}, 'not "30"'),
+    ],
+)
+def test_a_wrongly_typed_policy_value_is_shown_as_json(entry: dict[str, Any], shown: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        policy_from_json(entry)
+    assert error.value.code == "POLICY_FILE_INVALID"
+    assert error.value.message.endswith(shown), error.value.message
+
+
+def test_a_value_json_cannot_encode_is_shown_by_its_type_name() -> None:
+    with pytest.raises(ConfigError) as error:
+        policy_from_json({"id": "p", "require_nonce": {1, 2}})
+    assert error.value.message.endswith("not set"), error.value.message
+
+
+# --- references.py: check_references, the mismatch message by kind ----------------------------------------------
+def test_an_equal_kind_mismatch_matches_no_active_reference_value() -> None:
+    findings, matched = check_references("tdx", {"tdx.mr_td": MR_TD}, ["tdx.mr_td"], [ref("tdx.mr_td", "cc" * 48)])
+    assert matched == []
+    assert [(f.code, f.message) for f in findings] == [
+        ("REFERENCE_VALUE_MISMATCH", "tdx.mr_td matches no active reference value")
+    ]
+
+
+def test_a_constraint_kind_mismatch_fails_a_reference_constraint() -> None:
+    findings, matched = check_references(
+        "snp", {"snp.min_guest_svn": "00000001"}, [], [ref("snp.min_guest_svn", "00000005")]
+    )
+    assert matched == []
+    assert [(f.code, f.message) for f in findings] == [
+        ("REFERENCE_VALUE_MISMATCH", "snp.min_guest_svn fails a reference constraint")
+    ]
