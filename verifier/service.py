@@ -25,10 +25,7 @@ from .appraisal.model import (
     Finding,
     combine,
 )
-from .appraisal.nitro import appraise_nitro
 from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
-from .appraisal.snp import appraise_snp
-from .appraisal.tdx import appraise_tdx
 from .background import BestEffortWorker
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
@@ -39,8 +36,9 @@ from .results.cnf import runtime_key_jwk
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
 from .storage.challenges import Challenge, ConsumeOutcome
-from .tee.base import VerifiedEvidence, VerifyContext
-from .tee.registry import get_verifier
+from .tee.base import VerifyContext
+from .tee.registry import get_scheme
+from .tee.scheme import Scheme, Verified
 from .trust.anchors import TrustAnchors
 from .workloads.matching import Candidate, select
 from .workloads.model import WorkloadCatalog, WorkloadVersion, group_versions
@@ -172,7 +170,7 @@ class VerifierService:
         policy = self._policy(request.policy)
         # Read before the reference values: the token names a version the values read are at least as new as.
         version = self.reference_set_version() if self.reference_set_version is not None else None
-        verified, appraisal, findings, incomplete, policy = self._evaluate(
+        scheme, verified, appraisal, findings, policy = self._evaluate(
             request,
             policy,
             at,
@@ -192,7 +190,7 @@ class VerifierService:
             nonce=request.nonce,
             token_id=token_id,
             verifier_build=__version__,
-            cnf_jwk=_bound_key(request, verified, findings, policy),
+            cnf_jwk=_bound_key(request, scheme, verified, findings, policy),
             policy_sha256=policy_hash,
             reference_set_version=version,
         )
@@ -212,13 +210,13 @@ class VerifierService:
                 policy_sha256=policy_hash,
                 reference_set_version=version,
             )
-            if self.kept is not None and not incomplete and verified.parsed is not None:
+            if self.kept is not None and not verified.incomplete and verified.parsed is not None:
                 if self.background is not None:  # optional work never delays the answer (issue 11 item 7)
-                    self.background.submit(lambda: self._keep(request, verified, appraisal, appraisal_id, at))
+                    self.background.submit(lambda: self._keep(request, scheme, verified, appraisal, appraisal_id, at))
                 else:
-                    self._keep(request, verified, appraisal, appraisal_id, at)
+                    self._keep(request, scheme, verified, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
-        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, str(incomplete) if incomplete else None)
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
 
     def _policy(self, name: str | None) -> Policy:
         """The policy a request is appraised under. Raises AccessDeniedError POLICY_NOT_ALLOWED for a name outside
@@ -237,7 +235,7 @@ class VerifierService:
         policy = self.policies.get(request.policy or self.default_policy)
         return self._evaluate(
             request, policy, at, references, freshness=False, require_challenge=False, allow_incomplete=False
-        )[1]
+        )[2]
 
     def _evaluate(
         self,
@@ -249,11 +247,11 @@ class VerifierService:
         freshness: bool,
         require_challenge: bool,
         allow_incomplete: bool,
-    ) -> tuple[VerifiedEvidence, Appraisal, list[Finding], object, Policy]:
+    ) -> tuple[Scheme, Verified, Appraisal, list[Finding], Policy]:
         """Steps 2-9 for one request. `policy` is the request's (or the server's default); the result is appraised
         under the policy of the workload version it matched, which the request's policy can only tighten. Returns
         the policy the result was appraised under last."""
-        verifier = get_verifier(request.tee)
+        scheme = get_scheme(request.tee)
         _check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
         context = VerifyContext(
@@ -263,13 +261,12 @@ class VerifierService:
             source=self.collateral_source,
             check_crl=self.check_crl,
         )
-        verified = verifier.verify(request.evidence, context)
-        incomplete = verified.details.get("collateral_error")
-        if incomplete and not allow_incomplete:
+        verified = scheme.verifier.verify(request.evidence, context)
+        if verified.incomplete and not allow_incomplete:
             raise UnavailableError(
-                str(incomplete),
+                verified.incomplete,
                 f"vendor collateral for this {verified.tee} evidence is unavailable; the appraisal cannot be completed",
-                retry_after=verified.details.get("collateral_retry_after"),
+                retry_after=verified.retry_after,
             )
         # Step 7a: the challenge is consumed even when the evidence is bad: a nonce is single-use.
         shared = self._challenge(request, at) if freshness and require_challenge else []
@@ -278,14 +275,14 @@ class VerifierService:
         if verified.failure is not None:
             baseline: dict[Claim, int] = {}
             matched: tuple[ReferenceValue, ...] = ()
-            findings = [_evidence_finding(verified.failure), *shared]
+            findings = [_evidence_finding(scheme, verified.failure), *shared]
             if freshness:
-                findings.extend(self._policy_freshness(request, verified, policy))
+                findings.extend(self._policy_freshness(request, scheme, verified, policy))
         else:
             # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
             selection = select(
                 self._candidates(
-                    verified, policy, request.policy is not None, at, references, request if freshness else None
+                    scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
                 )
             )
             chosen = selection.chosen
@@ -304,16 +301,17 @@ class VerifierService:
             policy_id=policy.policy_id,
             matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
             matched_labels=(workload["name"],) if workload is not None else (),
-            collateral=_collateral_used(verified),
-            revocation=_revocation(verified),
+            collateral=tuple(item.to_json() for item in verified.collateral),
+            revocation=verified.revocation,
             workload=workload,
             workloads=complete,
         )
-        return verified, appraisal, findings, incomplete, policy
+        return scheme, verified, appraisal, findings, policy
 
     def _candidates(
         self,
-        verified: VerifiedEvidence,
+        scheme: Scheme,
+        verified: Verified,
         requested: Policy,
         explicit: bool,
         at: dt.datetime,
@@ -323,8 +321,8 @@ class VerifierService:
         """Every live workload version of the TEE appraised under its own policy (one candidate without a workload
         when none is registered, so the result says which reference values are missing)."""
         tee = verified.tee
-        kinds = [k for k in known_kinds() if k.startswith(f"{tee}.")]
-        references = [r for r in reader.active(kinds, at) if r.kind.startswith(f"{tee}.")]
+        kinds = [k for k in known_kinds() if scheme.owns_kind(k)]
+        references = [r for r in reader.active(kinds, at) if scheme.owns_kind(r.kind)]
         all_members = getattr(reader, "members", None)  # readers without it (impact candidates) give active only
         members = all_members(kinds, at) if callable(all_members) else references
         labels = {r.label for r in (*references, *members) if r.label}
@@ -348,11 +346,12 @@ class VerifierService:
                     },
                 )
             )
-            baseline, findings, matched = self._appraise_tee(
-                verified, strict, at, version.values if version is not None else []
+            # The scheme's appraiser (appraisal/<kind>.py) under the policy with this version's values.
+            baseline, findings, matched = scheme.appraise(
+                verified, strict, version.values if version is not None else [], at
             )
             if request is not None:
-                findings.extend(self._policy_freshness(request, verified, policy))
+                findings.extend(self._policy_freshness(request, scheme, verified, policy))
             candidates.append(Candidate(version, policy, baseline, (*findings, *notes), tuple(matched)))
         return candidates
 
@@ -402,7 +401,8 @@ class VerifierService:
     def _keep(
         self,
         request: AppraisalRequest,
-        verified: VerifiedEvidence,
+        scheme: Scheme,
+        verified: Verified,
         appraisal: Appraisal,
         appraisal_id: str,
         at: dt.datetime,
@@ -418,23 +418,10 @@ class VerifierService:
                 policy=appraisal.policy_id,
                 status=appraisal.status.value,
                 appraisal_id=appraisal_id,
-                workload=workload_description(verified.tee, verified.claims),
+                workload=workload_description(scheme, verified.claims),
             )
         except VerifierError as exc:
             log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
-
-    @staticmethod
-    def _appraise_tee(
-        verified: VerifiedEvidence, policy: Policy, at: dt.datetime, references: list[ReferenceValue]
-    ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-        """The per-TEE appraiser (appraisal/<kind>.py) under `policy` with one workload version's values."""
-        if verified.tee == "nitro":
-            return appraise_nitro(verified.claims, policy, references)
-        if verified.tee == "snp":
-            return appraise_snp(verified.claims, verified.details, policy, references, at)
-        if verified.tee == "tdx":
-            return appraise_tdx(verified.claims, verified.details, policy, references, at)
-        raise RequestError("EVIDENCE_KIND_UNSUPPORTED", f"no appraisal for {verified.tee}")
 
     def _challenge(self, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
         """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically)."""
@@ -460,7 +447,9 @@ class VerifierService:
         ]
 
     @staticmethod
-    def _policy_freshness(request: AppraisalRequest, verified: VerifiedEvidence, policy: Policy) -> list[Finding]:
+    def _policy_freshness(
+        request: AppraisalRequest, scheme: Scheme, verified: Verified, policy: Policy
+    ) -> list[Finding]:
         """Step 7c, per policy: a nonce when the policy requires one, and its binding (and the runtime data's) in
         the evidence as the policy's REPORT_DATA binding says."""
         findings: list[Finding] = []
@@ -471,7 +460,7 @@ class VerifierService:
         if verified.parsed is not None:
             findings.extend(
                 check_binding(
-                    verified.tee, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+                    scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
                 )
             )
         return findings
@@ -482,50 +471,30 @@ _BINDING_CODES = frozenset(
 )
 
 
-def _bound_key(request: AppraisalRequest, verified: VerifiedEvidence, findings: list[Finding], policy: Policy) -> Any:
-    """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (`key_is_bound`): the request's
-    runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's `public_key`; for Nitro without
-    runtime data, the document's own `public_key` (signed by the NSM). Never after a failed verification or any
-    binding finding."""
+def _bound_key(
+    request: AppraisalRequest, scheme: Scheme, verified: Verified, findings: list[Finding], policy: Policy
+) -> Any:
+    """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (the scheme's binding rule,
+    `key_is_bound`): the request's runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's
+    `public_key`; without runtime data, the key the evidence itself carries (Nitro: the NSM-signed `public_key`).
+    Never after a failed verification or any binding finding."""
     if verified.failure is not None or any(f.code in _BINDING_CODES for f in findings):
         return None
     if request.runtime_data is not None:
         if not key_is_bound(
-            verified.tee, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+            scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
         ):
             return None
         return runtime_key_jwk(request.runtime_data)
-    doc_key = verified.claims.get("public_key") if verified.tee == "nitro" else None
-    return runtime_key_jwk(bytes.fromhex(doc_key)) if isinstance(doc_key, str) and doc_key else None
+    doc_key = scheme.binding.evidence_key(verified.claims)
+    return runtime_key_jwk(doc_key) if doc_key else None
 
 
-def _collateral_used(verified: VerifiedEvidence) -> tuple[dict[str, Any], ...]:
-    """The collateral items the TEE package reports as deciding (details["collateral"]), JSON-safe fields only."""
-    items = verified.details.get("collateral")
-    if not isinstance(items, list):
-        return ()
-    fields = ("item", "number", "issued", "next_update", "source")
-    return tuple({k: item.get(k) for k in fields} for item in items if isinstance(item, dict))
-
-
-def _revocation(verified: VerifiedEvidence) -> str | None:
-    """Whether revocation was checked, as the TEE package says (details["revocation"]: checked, unavailable, off,
-    not-applicable)."""
-    value = verified.details.get("revocation")
-    return value if isinstance(value, str) else None
-
-
-_MAIN_MEASUREMENT = {"nitro": "pcr0", "snp": "measurement", "tdx": "mr_td"}
-
-
-def workload_description(tee: str, claims: Mapping[str, Any]) -> str:
-    """A short description of the workload: the TEE and a prefix of its main measurement (Nitro PCR0, SNP
-    MEASUREMENT, TDX MRTD), else the Nitro module_id."""
-    name = _MAIN_MEASUREMENT.get(tee, "")
-    value: Any = claims.get(name)
-    if tee == "nitro":
-        pcrs = claims.get("pcrs")
-        value = pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None
+def workload_description(scheme: Scheme, claims: Mapping[str, Any]) -> str:
+    """A short description of the workload: the TEE and a prefix of its main measurement (the scheme's: Nitro
+    PCR0, SNP MEASUREMENT, TDX MRTD), else the Nitro module_id."""
+    tee, name = scheme.name, scheme.main_measurement
+    value: Any = scheme.measurement(claims)
     if isinstance(value, bytes):
         value = value.hex()
     if isinstance(value, str) and value:
@@ -549,30 +518,20 @@ def _check_bounds(request: AppraisalRequest) -> None:
         raise RequestError("RUNTIME_DATA_TOO_LARGE", f"runtime data exceeds {MAX_RUNTIME_DATA} bytes")
 
 
-def _evidence_finding(error: EvidenceError) -> Finding:
+def _evidence_finding(scheme: Scheme, error: EvidenceError) -> Finding:
     """The finding for evidence that failed parsing or verification (AR4SI: 99 = cryptographic validation failed;
-    97 = not recognized; 96 = recognized but contraindicated, e.g. revoked or an unsupported TCB)."""
+    97 = not recognized; 96 = recognized but contraindicated, e.g. revoked or an unsupported TCB: the scheme's
+    `contraindicated_codes`)."""
     claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
     if error.code == "CHAIN_ROOT_UNTRUSTED":
         value = NOT_RECOGNIZED
     elif error.code.endswith("_REVOKED"):
         value = CONTRAINDICATED
-    elif error.code in _TCB_CODES:
+    elif error.code in scheme.contraindicated_codes:
         claim, value = Claim.HARDWARE, CONTRAINDICATED
     return Finding(
         code=error.code, claim=claim, value=value, message=error.message, expected=error.expected, actual=error.actual
     )
-
-
-_TCB_CODES = frozenset(
-    {
-        "TDX_TCB_LEVEL_NOT_FOUND",
-        "TDX_FMSPC_MISMATCH",
-        "TDX_PCEID_MISMATCH",
-        "TDX_QE_IDENTITY_MISMATCH",
-        "TDX_MODULE_IDENTITY_NOT_FOUND",
-    }
-)
 
 
 def _fresh(code: str, message: str, expected: str, actual: str) -> Finding:

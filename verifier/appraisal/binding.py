@@ -7,6 +7,8 @@ REPORT_DATA = SHA-512(nonce || runtime_data); a policy may choose "raw": the non
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Protocol
 
 from .model import CONTRAINDICATED, Claim, Finding
 
@@ -21,14 +23,33 @@ def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) ->
     return hashlib.sha512(nonce + (runtime_data or b"")).digest()
 
 
-def check_binding(
-    tee: str, claims: dict[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
-) -> list[Finding]:
-    """Findings for a nonce / runtime-data binding that does not hold (empty when it holds or nothing is asked)."""
-    if nonce is None and runtime_data is None:
-        return []
-    findings: list[Finding] = []
-    if tee == "nitro":
+class BindingRule(Protocol):
+    """How one scheme's evidence binds a nonce and the workload's runtime data (`verifier.tee.scheme`)."""
+
+    def check(
+        self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
+    ) -> list[Finding]:
+        """Findings for a binding that does not hold (empty when it holds or nothing is asked)."""
+        ...
+
+    def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+        """Whether the signed evidence itself covers `runtime_data` (the workload key), so a `cnf` may name it.
+        Asked positively (a proof of coverage), never inferred from the absence of a mismatch finding."""
+        ...
+
+    def evidence_key(self, claims: Mapping[str, object]) -> bytes | None:
+        """The key the signed evidence itself carries for the workload, if any (the `cnf` without runtime data)."""
+        ...
+
+
+class DocumentBinding:
+    """Nitro: the NSM-signed document's `nonce` equals the nonce and its `public_key` the runtime data (the
+    policy's REPORT_DATA mode does not apply)."""
+
+    def check(
+        self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
+    ) -> list[Finding]:
+        findings: list[Finding] = []
         carried = claims.get("nonce")
         if nonce is not None and carried != nonce.hex():
             findings.append(
@@ -49,50 +70,90 @@ def check_binding(
                 )
             )
         return findings
-    if mode == "raw":
-        if runtime_data is not None:
-            findings.append(
-                _finding(
-                    "RUNTIME_DATA_NOT_BOUND",
-                    "raw REPORT_DATA binding carries only the nonce; the runtime data cannot be bound",
-                    "no runtime data",
-                    runtime_data.hex(),
+
+    def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+        return bool(runtime_data) and claims.get("public_key") == runtime_data.hex()
+
+    def evidence_key(self, claims: Mapping[str, object]) -> bytes | None:
+        key = claims.get("public_key")
+        return bytes.fromhex(key) if isinstance(key, str) and key else None
+
+
+class ReportDataBinding:
+    """SEV-SNP / TDX: 64 bytes of REPORT_DATA, SHA-512(nonce || runtime_data) or ("raw") the zero-padded nonce.
+    Only the "sha512" mode covers a key: "raw" carries the nonce alone, so anyone holding the workload's evidence
+    for a live challenge could pair it with a key of their own."""
+
+    def check(
+        self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
+    ) -> list[Finding]:
+        findings: list[Finding] = []
+        if mode == "raw":
+            if runtime_data is not None:
+                findings.append(
+                    _finding(
+                        "RUNTIME_DATA_NOT_BOUND",
+                        "raw REPORT_DATA binding carries only the nonce; the runtime data cannot be bound",
+                        "no runtime data",
+                        runtime_data.hex(),
+                    )
                 )
-            )
-        if nonce is None:
-            return findings
-        if len(nonce) > REPORT_DATA_BYTES:
-            return [
-                *findings,
-                _finding(
-                    "NONCE_MISMATCH",
-                    "a raw nonce longer than REPORT_DATA cannot be bound",
-                    f"<= {REPORT_DATA_BYTES} bytes",
-                    f"{len(nonce)} bytes",
-                ),
-            ]
-    want = expected_report_data(nonce or b"", runtime_data, mode).hex()
-    actual = str(claims.get("report_data") or "")
-    if actual != want:
-        how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
-        findings.append(_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent"))
-    return findings
+            if nonce is None:
+                return findings
+            if len(nonce) > REPORT_DATA_BYTES:
+                return [
+                    *findings,
+                    _finding(
+                        "NONCE_MISMATCH",
+                        "a raw nonce longer than REPORT_DATA cannot be bound",
+                        f"<= {REPORT_DATA_BYTES} bytes",
+                        f"{len(nonce)} bytes",
+                    ),
+                ]
+        want = expected_report_data(nonce or b"", runtime_data, mode).hex()
+        actual = str(claims.get("report_data") or "")
+        if actual != want:
+            how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
+            findings.append(_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent"))
+        return findings
+
+    def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+        if not runtime_data or mode != "sha512":
+            return False
+        return claims.get("report_data") == expected_report_data(nonce or b"", runtime_data, mode).hex()
+
+    def evidence_key(self, claims: Mapping[str, object]) -> bytes | None:
+        return None
 
 
-def key_is_bound(tee: str, claims: dict[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
-    """Whether the signed evidence itself covers `runtime_data` (the workload key), so a `cnf` may name it.
+def check_binding(
+    rule: BindingRule | str, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
+) -> list[Finding]:
+    """Findings for a nonce / runtime-data binding that does not hold (empty when it holds or nothing is asked).
+    `rule`: the scheme's rule, or an evidence kind name (its scheme's rule; RequestError EVIDENCE_KIND_UNSUPPORTED
+    for an unknown kind)."""
+    if nonce is None and runtime_data is None:
+        return []
+    return _rule(rule).check(claims, nonce, runtime_data, mode)
 
-    Nitro: the NSM-signed document's `public_key` equals it. SEV-SNP / TDX: only under the "sha512" binding, where
-    REPORT_DATA = SHA-512(nonce || runtime_data); the "raw" binding carries the nonce alone, so anyone holding the
-    workload's evidence for a live challenge could pair it with a key of their own. Asked positively (a proof of
-    coverage), never inferred from the absence of a mismatch finding."""
+
+def key_is_bound(
+    rule: BindingRule | str, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str
+) -> bool:
+    """Whether the signed evidence itself covers `runtime_data` under `rule` (`BindingRule.covers_key`); `rule` as
+    for `check_binding`."""
     if not runtime_data:
         return False
-    if tee == "nitro":
-        return claims.get("public_key") == runtime_data.hex()
-    if mode != "sha512":
-        return False
-    return claims.get("report_data") == expected_report_data(nonce or b"", runtime_data, mode).hex()
+    return _rule(rule).covers_key(claims, nonce, runtime_data, mode)
+
+
+def _rule(rule: BindingRule | str) -> BindingRule:
+    if not isinstance(rule, str):
+        return rule
+    # The registry lists the appraisers, which import this module: looked up when asked by name, not on import.
+    from ..tee.registry import get_scheme
+
+    return get_scheme(rule).binding
 
 
 def _finding(code: str, message: str, expected: str, actual: str) -> Finding:

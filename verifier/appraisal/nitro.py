@@ -5,14 +5,23 @@ Debug mode: a debug-mode enclave reports PCR0, PCR1 and PCR2 as zeros (AWS Nitro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from ..reference_values.model import ReferenceValue
+from ..tee.base import VerifiedEvidence
 from .model import AFFIRMING, CONTRAINDICATED, Claim, Finding
 from .policy import Policy
 from .references import check_references
 
 ZERO_PCR = "00" * 48
+
+
+def appraise(
+    verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
+) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    """The scheme's appraiser (verifier/tee/registry.py): `appraise_nitro` of the verified claims."""
+    return appraise_nitro(verified.claims, policy, references)
 
 
 def appraise_nitro(

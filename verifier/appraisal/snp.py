@@ -19,6 +19,7 @@ from typing import Any
 from ..clock import parse_rfc3339, to_rfc3339
 from ..reference_values.kinds import spec as kind_spec
 from ..reference_values.model import ReferenceValue
+from ..tee.base import VerifiedEvidence
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
 from .policy import Policy, SnpRules
 from .references import check_references
@@ -35,6 +36,13 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
     "snp.min_guest_svn": Claim.EXECUTABLES,
     "snp.platform_info": Claim.CONFIGURATION,
 }
+
+
+def appraise(
+    verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
+) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    """The scheme's appraiser (verifier/tee/registry.py): `appraise_snp` of the verified claims and details at `at`."""
+    return appraise_snp(verified.claims, verified.details, policy, references, at)
 
 
 def appraise_snp(

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..clock import parse_rfc3339, to_rfc3339
 from ..reference_values.model import ReferenceValue
+from ..tee.base import VerifiedEvidence
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
 from .policy import Policy
 from .references import check_references
@@ -26,6 +27,13 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
     **{f"tdx.{n}": Claim.EXECUTABLES for n in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_seam", "mr_servicetd")},
     **{f"tdx.{n}": Claim.CONFIGURATION for n in ("mr_config_id", "mr_owner", "mr_owner_config")},
 }
+
+
+def appraise(
+    verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
+) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    """The scheme's appraiser (verifier/tee/registry.py): `appraise_tdx` of the verified claims and details at `at`."""
+    return appraise_tdx(verified.claims, verified.details, policy, references, at)
 
 
 def appraise_tdx(

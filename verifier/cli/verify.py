@@ -58,7 +58,7 @@ _HELP = {
 def register(sub: Any) -> None:
     p = sub.add_parser("verify", help="appraise evidence in-process (offline) and print the result")
     p.add_argument("--evidence", required=True, type=Path, metavar="FILE")
-    p.add_argument("--tee", choices=["snp", "tdx", "nitro"], help="evidence kind (default: detected)")
+    p.add_argument("--tee", choices=tee_names(), help="evidence kind (default: detected)")
     p.add_argument("--collateral", type=Path, metavar="DIR", help="directory of collateral files")
     p.add_argument("--at", type=rfc3339, metavar="RFC3339", help="appraisal time (default: now)")
     p.add_argument("--nonce", type=hex_bytes, metavar="HEX", help="nonce the evidence must carry")

@@ -21,7 +21,8 @@ from ..reference_values.kinds import normalize_value
 from ..reference_values.manifest import ManifestEntry
 from ..settings import Settings, add_flags
 from ..storage.engine import Database
-from ..storage.workloads import TEES, SqlWorkloads, StoredVersion, WorkloadRecord
+from ..storage.workloads import SqlWorkloads, StoredVersion, WorkloadRecord
+from ..tee.registry import tee_names
 from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
 from .refs import ref_json
 
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
 
     create = ws.add_parser("create", help="create a workload (no versions yet)")
     create.add_argument("name")
-    create.add_argument("--tee", required=True, choices=TEES)
+    create.add_argument("--tee", required=True, choices=tee_names())
     create.add_argument("--policy", help="appraise it under this named policy (default: the verifier's default)")
     _policy_file(create)
     _common(create)

@@ -1,13 +1,23 @@
-"""TEE verifiers by evidence kind. SEV-SNP and TDX register here beside Nitro."""
+"""The schemes, one per TEE (`verifier.tee.scheme`): what the service, the gRPC conversion and the CLI read.
+
+Adding a TEE is one tee/<kind>/ package, one appraiser (appraisal/<kind>.py) and one line in `_BUILT_IN`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from ..appraisal import nitro as nitro_appraisal
+from ..appraisal import snp as snp_appraisal
+from ..appraisal import tdx as tdx_appraisal
+from ..appraisal.binding import DocumentBinding, ReportDataBinding
 from ..errors import EvidenceError, ParseError, RequestError
 from ..trust.chain import VerifiedLinks
-from .base import TeeVerifier, VerifiedEvidence, VerifyContext
+from .base import VerifyContext
 from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
 from .nitro import verify as nitro_verify
+from .scheme import Scheme, SchemeVerifier, TeeScheme, Verified
 from .sevsnp.evidence import SnpVerifier
 from .tdx.evidence import TdxVerifier
 
@@ -21,34 +31,122 @@ class NitroVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+        """Parse and verify the document; never raises for bad evidence (the first error is `failure`)."""
         try:
             parsed = nitro_parse.parse(evidence)
         except ParseError as exc:
-            return VerifiedEvidence(self.tee, None, {}, exc)
+            return Verified(self.tee, None, {}, exc)
         claims = nitro_claims.claims(parsed.document)
         # AWS publishes no CRL or OCSP for the Nitro attestation PKI (its leaf certificates live for hours).
         details = {"revocation": "not-applicable"}
+        failure: EvidenceError | None = None
         try:
             nitro_verify.verify(parsed, ctx.anchors, ctx.at, self.links)
         except EvidenceError as exc:
-            return VerifiedEvidence(self.tee, parsed, claims, exc, details)
-        return VerifiedEvidence(self.tee, parsed, claims, None, details)
+            failure = exc
+        return Verified(self.tee, parsed, claims, failure, details, revocation="not-applicable")
 
 
-_VERIFIERS: dict[str, TeeVerifier] = {"nitro": NitroVerifier(), "snp": SnpVerifier(), "tdx": TdxVerifier()}
-ALIASES = {"aws-nitro": "nitro", "sev-snp": "snp", "sevsnp": "snp", "intel-tdx": "tdx"}
+def _nitro_pcr0(claims: Mapping[str, Any]) -> Any:
+    pcrs = claims.get("pcrs")
+    return pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None
+
+
+# TDX verification failures that mean the platform was recognized and its TCB is contraindicated (not a failed
+# cryptographic check).
+_TDX_TCB_CODES = frozenset(
+    {
+        "TDX_TCB_LEVEL_NOT_FOUND",
+        "TDX_FMSPC_MISMATCH",
+        "TDX_PCEID_MISMATCH",
+        "TDX_QE_IDENTITY_MISMATCH",
+        "TDX_MODULE_IDENTITY_NOT_FOUND",
+    }
+)
+
+
+def _built_in() -> list[Scheme]:
+    document, report_data = DocumentBinding(), ReportDataBinding()
+    return [
+        TeeScheme(
+            "nitro",
+            NitroVerifier(),
+            nitro_appraisal.appraise,
+            document,
+            "pcr0",
+            aliases=("aws-nitro",),
+            proto_kind="EVIDENCE_KIND_NITRO",
+            measure=_nitro_pcr0,
+        ),
+        TeeScheme(
+            "snp",
+            SnpVerifier(),
+            snp_appraisal.appraise,
+            report_data,
+            "measurement",
+            aliases=("sev-snp", "sevsnp"),
+            proto_kind="EVIDENCE_KIND_SEV_SNP",
+        ),
+        TeeScheme(
+            "tdx",
+            TdxVerifier(),
+            tdx_appraisal.appraise,
+            report_data,
+            "mr_td",
+            aliases=("intel-tdx",),
+            proto_kind="EVIDENCE_KIND_TDX",
+            contraindicated_codes=_TDX_TCB_CODES,
+        ),
+    ]
+
+
+_SCHEMES: dict[str, Scheme] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(scheme: Scheme) -> None:
+    """Add `scheme` (tests register fakes). Raises ValueError when its name or an alias is already taken."""
+    names = (scheme.name, *scheme.aliases)
+    taken = [n for n in names if n in _SCHEMES or n in _ALIASES]
+    if taken or len(set(names)) != len(names):
+        raise ValueError(f"evidence kind name(s) already registered: {taken or names}")
+    _SCHEMES[scheme.name] = scheme
+    _ALIASES.update({alias: scheme.name for alias in scheme.aliases})
+
+
+def unregister(name: str) -> None:
+    """Remove the scheme named `name` and its aliases (no-op when absent)."""
+    scheme = _SCHEMES.pop(name, None)
+    for alias in scheme.aliases if scheme is not None else ():
+        _ALIASES.pop(alias, None)
+
+
+for _scheme in _built_in():
+    register(_scheme)
+
+
+def schemes() -> list[Scheme]:
+    """Every registered scheme, by name."""
+    return [_SCHEMES[name] for name in sorted(_SCHEMES)]
 
 
 def tee_names() -> list[str]:
-    return sorted(_VERIFIERS)
+    return sorted(_SCHEMES)
 
 
-def get_verifier(tee: str) -> TeeVerifier:
-    name = ALIASES.get(tee.lower(), tee.lower())
+def get_scheme(tee: str) -> Scheme:
+    """The scheme of evidence kind `tee` (a name or alias, any case). Raises RequestError
+    EVIDENCE_KIND_UNSUPPORTED for a kind no scheme is registered for."""
+    name = _ALIASES.get(tee.lower(), tee.lower())
     try:
-        return _VERIFIERS[name]
+        return _SCHEMES[name]
     except KeyError:
         raise RequestError(
             "EVIDENCE_KIND_UNSUPPORTED", f"evidence kind {tee!r} is not supported (supported: {tee_names()})"
         ) from None
+
+
+def get_verifier(tee: str) -> SchemeVerifier:
+    """The verifier of evidence kind `tee` (`get_scheme`; raises as it does)."""
+    return get_scheme(tee).verifier

@@ -32,6 +32,7 @@ from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
 from ..base import VerifiedEvidence, VerifyContext
+from ..scheme import Verified, collateral_from_details
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
@@ -56,7 +57,18 @@ class SnpVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+        """Steps 2-6 (module docstring); the typed facts are those of `details` ("revocation", "collateral").
+        Never raises for bad evidence: the first error is the result's `failure`."""
+        result = self._verify(evidence, ctx)
+        revocation = result.details.get("revocation")
+        return Verified.of(
+            result,
+            revocation=revocation if isinstance(revocation, str) else None,
+            collateral=collateral_from_details(result.details.get("collateral")),
+        )
+
+    def _verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         try:
             report = parse_report(evidence)
         except ParseError as exc:

@@ -30,6 +30,7 @@ from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, 
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks
 from ..base import VerifiedEvidence, VerifyContext
+from ..scheme import Verified, collateral_from_details
 from .claims import claims as quote_claims
 from .collateral import (
     Fetched,
@@ -58,7 +59,26 @@ class TdxVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+        """Steps 2-6 (module docstring); the typed facts are those of `details` ("collateral_error" and
+        "collateral_retry_after" when collateral is unavailable, "revocation", "collateral"). Never raises for bad
+        evidence: the first error is the result's `failure`."""
+        result = self._verify(evidence, ctx)
+        details = result.details
+        incomplete, retry_after, revocation = (
+            details.get("collateral_error"),
+            details.get("collateral_retry_after"),
+            details.get("revocation"),
+        )
+        return Verified.of(
+            result,
+            incomplete=str(incomplete) if incomplete else None,
+            retry_after=retry_after if isinstance(retry_after, int | float) else None,
+            revocation=revocation if isinstance(revocation, str) else None,
+            collateral=collateral_from_details(details.get("collateral")),
+        )
+
+    def _verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         try:
             quote = parse_quote(evidence)
         except ParseError as exc:

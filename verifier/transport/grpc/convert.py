@@ -13,12 +13,12 @@ from ...appraisal.model import Finding, Tier
 from ...errors import RequestError
 from ...reference_values.model import ReferenceValue
 from ...service import AppraisalRequest, AppraisalResult
+from ...tee.registry import schemes
 from ...v1 import verifier_pb2 as pb
 
-TEE_OF_KIND: dict[pb.EvidenceKind, str] = {
-    pb.EVIDENCE_KIND_NITRO: "nitro",
-    pb.EVIDENCE_KIND_SEV_SNP: "snp",
-    pb.EVIDENCE_KIND_TDX: "tdx",
+# The schemes on the gRPC API, by their verifier.v1 EvidenceKind (verifier.tee.registry).
+TEE_OF_KIND: dict[int, str] = {
+    pb.EvidenceKind.Value(s.proto_kind): s.name for s in schemes() if s.proto_kind is not None
 }
 STATUS_OF_TIER: dict[Tier, pb.Status] = {
     Tier.NONE: pb.STATUS_NONE,
