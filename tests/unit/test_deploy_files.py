@@ -69,7 +69,10 @@ def test_dockerfile_builds_the_verifier_entrypoint() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("# ") and "FROM python:3.11" in text
     assert 'ENTRYPOINT ["verifier"]' in text
-    assert "COPY migrations" in text and "USER verifier" in text
+    assert "USER verifier" in text
+    # issue 12: the image installs the wheel (migrations inside it as package data), never the tree or -e
+    assert "COPY migrations" not in text and " -e " not in text
+    assert "pip wheel" in text and "pip install --no-cache-dir /wheels/*.whl" in text
     for service in ("migrate", "verifier"):
         assert _compose()["services"][service]["build"] == "."
 

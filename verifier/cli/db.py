@@ -1,4 +1,4 @@
-"""`verifier db upgrade|current`: schema migrations (alembic, migrations/). The server never migrates.
+"""`verifier db upgrade|current`: schema migrations (alembic, verifier/migrations/). The server never migrates.
 `verifier db prune`: delete what is old in the tables that only serve the running service (function `prune`);
 with `--appraisals-older-than` also old appraisals, and with `--audit-checkpoint` and `--checkpoint-key` the audit
 log's oldest rows under that signed checkpoint (`verifier.storage.retention`: the log stays verifiable)."""

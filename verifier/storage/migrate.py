@@ -1,6 +1,8 @@
 """Schema migrations (alembic, configured in code so they run from any working directory).
 
-The server never migrates implicitly: operators run `verifier db upgrade`.
+The migrations are package data (`verifier/migrations/`: env.py, script.py.mako, versions/), so an installed wheel
+runs `verifier db upgrade` without the source tree. The server never migrates implicitly: operators run
+`verifier db upgrade`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-import verifier
-
 from .engine import Database
 
-MIGRATIONS_DIR = Path(verifier.__file__).resolve().parent.parent / "migrations"
+# verifier/migrations/, beside this package (in the source tree and in site-packages alike)
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
@@ -32,7 +33,7 @@ def alembic_config(url: str) -> Config:
 
 @lru_cache(maxsize=1)
 def head() -> str:
-    """The head revision of migrations/."""
+    """The head revision of verifier/migrations/. Raises RuntimeError when there is none (a broken install)."""
     revision = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     if revision is None:
         raise RuntimeError(f"no alembic revisions in {MIGRATIONS_DIR}")
@@ -40,6 +41,7 @@ def head() -> str:
 
 
 def current_revision(connection: Connection) -> str | None:
+    """The revision recorded on `connection`'s database (None when never migrated)."""
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -65,8 +67,10 @@ def _run(url: str, action: str, revision: str) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` up to `revision`. Raises UnavailableError when the database fails."""
     _run(url, "upgrade", revision)
 
 
 def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at `url` down to `revision`. Raises UnavailableError when the database fails."""
     _run(url, "downgrade", revision)

@@ -1,4 +1,4 @@
-"""SQLAlchemy models. The schema itself is created only by the alembic migrations in migrations/."""
+"""SQLAlchemy models. The schema itself is created only by the alembic migrations in verifier/migrations/."""
 
 from __future__ import annotations
 
