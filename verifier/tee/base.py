@@ -27,11 +27,39 @@ class VerifyContext:
 
 
 @dataclass(frozen=True)
+class CollateralUsed:
+    """One collateral item that decided the verification (JSON-safe fields only)."""
+
+    item: Any = None
+    number: Any = None
+    issued: Any = None
+    next_update: Any = None
+    source: Any = None
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> CollateralUsed:
+        """The item of one details["collateral"] entry (missing keys are None). Never raises."""
+        return cls(**{name: entry.get(name) for name in _COLLATERAL_FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        """The details["collateral"] entry of this item. Never raises."""
+        return {name: getattr(self, name) for name in _COLLATERAL_FIELDS}
+
+
+_COLLATERAL_FIELDS = ("item", "number", "issued", "next_update", "source")
+
+
+@dataclass(frozen=True)
 class VerifiedEvidence:
-    """Outcome of steps 2-6 for one piece of evidence.
+    """Outcome of steps 2-6 for one piece of evidence, what every `TeeVerifier.verify` returns.
 
     `parsed` is None when parsing failed; `failure` holds the first parse or verification error (the evidence is
-    then untrustworthy and appraisal only reports it); `claims` are whatever could be read."""
+    then untrustworthy and appraisal only reports it); `claims` are whatever could be read.
+
+    The typed facts the service reads: `incomplete`, the error code when vendor collateral was unavailable (the
+    appraisal is then incomplete and never affirming), with `retry_after` seconds when the source said;
+    `revocation`: checked | off | unavailable | not-applicable (None: not reported); `collateral`: the items that
+    decided."""
 
     tee: str
     parsed: Any
@@ -40,6 +68,18 @@ class VerifiedEvidence:
     # Facts about the verification that appraisal policy needs (e.g. SNP "revocation": checked|off|unavailable,
     # "collateral": the items that decided, "collateral_superseded": request collateral that lost to newer).
     details: dict[str, Any] = field(default_factory=dict)
+    incomplete: str | None = None
+    retry_after: float | None = None
+    revocation: str | None = None
+    collateral: tuple[CollateralUsed, ...] = field(default_factory=tuple)
+
+
+def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
+    """The typed collateral items of a TEE package's details["collateral"] list (non-dict entries skipped). Never
+    raises."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(CollateralUsed.from_json(item) for item in items if isinstance(item, Mapping))
 
 
 class TeeVerifier(Protocol):

@@ -13,11 +13,11 @@ from ..appraisal import tdx as tdx_appraisal
 from ..appraisal.binding import DocumentBinding, ReportDataBinding
 from ..errors import EvidenceError, ParseError, RequestError
 from ..trust.chain import VerifiedLinks
-from .base import VerifyContext
+from .base import VerifiedEvidence, VerifyContext
 from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
 from .nitro import verify as nitro_verify
-from .scheme import Scheme, SchemeVerifier, TeeScheme, Verified
+from .scheme import Scheme, SchemeVerifier, TeeScheme
 from .sevsnp.evidence import SnpVerifier
 from .tdx.evidence import TdxVerifier
 
@@ -31,12 +31,12 @@ class NitroVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         """Parse and verify the document; never raises for bad evidence (the first error is `failure`)."""
         try:
             parsed = nitro_parse.parse(evidence)
         except ParseError as exc:
-            return Verified(self.tee, None, {}, exc)
+            return VerifiedEvidence(self.tee, None, {}, exc)
         claims = nitro_claims.claims(parsed.document)
         # AWS publishes no CRL or OCSP for the Nitro attestation PKI (its leaf certificates live for hours).
         details = {"revocation": "not-applicable"}
@@ -45,7 +45,7 @@ class NitroVerifier:
             nitro_verify.verify(parsed, ctx.anchors, ctx.at, self.links)
         except EvidenceError as exc:
             failure = exc
-        return Verified(self.tee, parsed, claims, failure, details, revocation="not-applicable")
+        return VerifiedEvidence(self.tee, parsed, claims, failure, details, revocation="not-applicable")
 
 
 def _nitro_pcr0(claims: Mapping[str, Any]) -> Any:

@@ -6,17 +6,20 @@ which reference-value kinds are its claims, its main measurement, how its eviden
 (appraisal/binding.py) and which verification failures mean "recognized but contraindicated hardware" (the tier
 mapping). `verifier.tee.registry` lists the schemes; the service, the gRPC conversion and the CLI ask it.
 
-`Verified` is the outcome of verification with the facts the service reads as typed fields, built by each TEE's
-`verify` (the string-keyed `details` stay for the per-TEE appraisers)."""
+The outcome of verification is `verifier.tee.base.VerifiedEvidence` with the facts the service reads as typed
+fields, built by each TEE's `verify` (the string-keyed `details` stay for the per-TEE appraisers); `Verified` is an
+alias of it, and `CollateralUsed` / `collateral_from_details` are re-exported from there."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .base import CollateralUsed as CollateralUsed
 from .base import VerifiedEvidence, VerifyContext
+from .base import collateral_from_details as collateral_from_details
 
 if TYPE_CHECKING:
     from ..appraisal.binding import BindingRule
@@ -27,51 +30,8 @@ if TYPE_CHECKING:
     Appraised = tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]
 
 
-@dataclass(frozen=True)
-class CollateralUsed:
-    """One collateral item that decided the verification (JSON-safe fields only)."""
-
-    item: Any = None
-    number: Any = None
-    issued: Any = None
-    next_update: Any = None
-    source: Any = None
-
-    @classmethod
-    def from_json(cls, entry: Mapping[str, Any]) -> CollateralUsed:
-        return cls(**{name: entry.get(name) for name in _COLLATERAL_FIELDS})
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _COLLATERAL_FIELDS}
-
-
-_COLLATERAL_FIELDS = ("item", "number", "issued", "next_update", "source")
-
-
-@dataclass(frozen=True)
-class Verified(VerifiedEvidence):
-    """VerifiedEvidence plus the typed facts the service reads.
-
-    `incomplete`: the error code when vendor collateral was unavailable (the appraisal is then incomplete and
-    never affirming), with `retry_after` seconds when the source said; `revocation`: checked | off | unavailable |
-    not-applicable (None: not reported); `collateral`: the items that decided."""
-
-    incomplete: str | None = None
-    retry_after: float | None = None
-    revocation: str | None = None
-    collateral: tuple[CollateralUsed, ...] = field(default_factory=tuple)
-
-    @classmethod
-    def of(cls, evidence: VerifiedEvidence, **facts: Any) -> Verified:
-        """`evidence` with the typed `facts` (field names of this class)."""
-        return cls(evidence.tee, evidence.parsed, evidence.claims, evidence.failure, evidence.details, **facts)
-
-
-def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
-    """The typed collateral items of a TEE package's details["collateral"] list (non-dict entries skipped)."""
-    if not isinstance(items, list):
-        return ()
-    return tuple(CollateralUsed.from_json(item) for item in items if isinstance(item, Mapping))
+# The old name of `VerifiedEvidence` (verifier.tee.base), which now carries the typed facts itself.
+Verified = VerifiedEvidence
 
 
 class SchemeVerifier(Protocol):
@@ -79,7 +39,7 @@ class SchemeVerifier(Protocol):
 
     tee: str
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified: ...
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence: ...
 
 
 Appraiser = Callable[[VerifiedEvidence, "Policy", Sequence["ReferenceValue"], dt.datetime], "Appraised"]

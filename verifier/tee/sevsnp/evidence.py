@@ -20,6 +20,7 @@ Failures that depend on the request (its own certificates, the report signature)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -31,8 +32,7 @@ from ...collateral.base import CollateralItem, CollateralUnavailableError, rejec
 from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
-from ..base import VerifiedEvidence, VerifyContext
-from ..scheme import Verified, collateral_from_details
+from ..base import VerifiedEvidence, VerifyContext, collateral_from_details
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
@@ -57,12 +57,12 @@ class SnpVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         """Steps 2-6 (module docstring); the typed facts are those of `details` ("revocation", "collateral").
         Never raises for bad evidence: the first error is the result's `failure`."""
         result = self._verify(evidence, ctx)
         revocation = result.details.get("revocation")
-        return Verified.of(
+        return dataclasses.replace(
             result,
             revocation=revocation if isinstance(revocation, str) else None,
             collateral=collateral_from_details(result.details.get("collateral")),

@@ -18,6 +18,7 @@ when the source's copy was not the one used. Nothing the request brings evicts a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -28,12 +29,14 @@ from cryptography import x509
 from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError, reject
 from ...errors import EvidenceError, ParseError
+from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
-from ..base import VerifiedEvidence, VerifyContext
-from ..scheme import Verified, collateral_from_details
+from ..base import VerifiedEvidence, VerifyContext, collateral_from_details
 from .claims import claims as quote_claims
 from .collateral import (
+    VENDOR,
     Fetched,
+    TdxCollateral,
     VerifiedCollateral,
     check_pck_crl,
     check_qe_identity,
@@ -59,7 +62,7 @@ class TdxVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> Verified:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
         """Steps 2-6 (module docstring); the typed facts are those of `details` ("collateral_error" and
         "collateral_retry_after" when collateral is unavailable, "revocation", "collateral"). Never raises for bad
         evidence: the first error is the result's `failure`."""
@@ -70,7 +73,7 @@ class TdxVerifier:
             details.get("collateral_retry_after"),
             details.get("revocation"),
         )
-        return Verified.of(
+        return dataclasses.replace(
             result,
             incomplete=str(incomplete) if incomplete else None,
             retry_after=retry_after if isinstance(retry_after, int | float) else None,
@@ -96,7 +99,7 @@ class TdxVerifier:
             "revocation": "unavailable",
         }
         try:
-            checked = self._collateral(chain[0], pck, ctx)
+            checked = self._collateral(chain, pck, ctx)
         except CollateralUnavailableError as exc:
             log.warning("TDX collateral unavailable: %s", exc.code)
             details["collateral_error"] = exc.code
@@ -132,9 +135,11 @@ class TdxVerifier:
             details["collateral_next_update"] = to_rfc3339(checked.next_update)
         return VerifiedEvidence(self.tee, quote, claims, None, details)
 
-    def _collateral(self, leaf: x509.Certificate, pck: PckInfo, ctx: VerifyContext) -> VerifiedCollateral:
-        """Request and source copies of every item, verified, the newer deciding. Raises
-        CollateralUnavailableError (an item in neither) or EvidenceError (collateral.verify_collateral)."""
+    def _collateral(self, chain: list[x509.Certificate], pck: PckInfo, ctx: VerifyContext) -> VerifiedCollateral:
+        """Request and source copies of every item, verified, the newer deciding (`chain`: the quote's PCK chain,
+        leaf first). Raises CollateralUnavailableError (an item in neither) or EvidenceError
+        (collateral.verify_collateral)."""
+        leaf = chain[0]
         from_request = collateral_from_files(ctx.collateral)
         issuer = leaf.issuer.rfc4514_string().lower()
         ca = "processor" if "processor" in issuer else "platform"
@@ -145,10 +150,10 @@ class TdxVerifier:
                 from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched, links=self.links
             )
         except (EvidenceError, CollateralUnavailableError):
-            _reject_unverifiable(served, fetched, leaf.issuer, ctx, self.links)
+            _reject_unverifiable(served, fetched, chain, ctx, self.links)
             raise
         if any(facts.source == FROM_REQUEST for facts in checked.items):
-            _reject_unverifiable(served, fetched, leaf.issuer, ctx, self.links)
+            _reject_unverifiable(served, fetched, chain, ctx, self.links)
         return checked
 
     @staticmethod
@@ -190,24 +195,26 @@ class _Served:
 
 
 def _reject_unverifiable(
-    served: _Served, fetched: Fetched, pck_issuer: x509.Name, ctx: VerifyContext, links: VerifiedLinks
+    served: _Served, fetched: Fetched, pck_chain: list[x509.Certificate], ctx: VerifyContext, links: VerifiedLinks
 ) -> None:
-    """Reject (module docstring) each delivered item that did not parse or does not verify on its own."""
+    """Reject (module docstring) each delivered item that did not parse or does not verify on its own
+    (`pck_chain`: the quote's, leaf first)."""
     for item, error in fetched.errors.items():
         delivered = served.items.get(_KINDS[item])
         if delivered is not None and isinstance(error, EvidenceError | CollateralUnavailableError):
             reject(ctx.source, delivered, reason=error.code)
     col = fetched.collateral
-    root: list[x509.Certificate] = []
-
-    def pck_crl() -> None:
-        root.append(check_pck_crl(col, ctx.anchors, ctx.at, "vendor", pck_issuer=pck_issuer, links=links).value[1])
-
+    pck_issuer = pck_chain[0].issuer
+    supplied = [
+        c[-1]
+        for c in (pck_chain, col.tcb_info_issuer_chain, col.qe_identity_issuer_chain, col.pck_crl_issuer_chain)
+        if c
+    ]
     checks: tuple[tuple[str, Callable[[], object]], ...] = (
         (TCB_INFO, lambda: check_tcb_info(col, ctx.anchors, ctx.at, "vendor", links)),
         (QE_IDENTITY, lambda: check_qe_identity(col, ctx.anchors, ctx.at, "vendor", links)),
-        (PCK_CRL, pck_crl),
-        (ROOT_CA_CRL, lambda: check_root_ca_crl(col, root[0], ctx.at, "vendor", links) if root else None),
+        (PCK_CRL, lambda: check_pck_crl(col, ctx.anchors, ctx.at, "vendor", pck_issuer=pck_issuer, links=links)),
+        (ROOT_CA_CRL, lambda: _check_served_root_ca_crl(col, supplied, ctx, links)),
     )
     for item, check in checks:
         delivered = served.items.get(_KINDS[item])
@@ -218,3 +225,25 @@ def _reject_unverifiable(
         except EvidenceError as exc:
             if exc.code != "CRL_ISSUER_MISMATCH":  # the quote's PCK names another CA: not the item's fault
                 reject(ctx.source, delivered, reason=exc.code)
+
+
+def _check_served_root_ca_crl(
+    col: TdxCollateral, supplied: list[x509.Certificate], ctx: VerifyContext, links: VerifiedLinks
+) -> None:
+    """Check the root CA CRL of `col` on its own: against each pinned Intel root named as its issuer
+    (`TrustAnchors.root_for`: a `supplied` top of a chain if pinned, or a pinned anchor), whatever became of the
+    PCK CRL; it verifies when one of them verifies it. Raises the first root's EvidenceError otherwise
+    (CRL_MALFORMED, CRL_SIGNATURE_INVALID, TDX_COLLATERAL_EXPIRED...). No pinned root of that name: nothing to
+    check against (as for a CRL_ISSUER_MISMATCH, it is not rejected)."""
+    assert col.root_ca_crl is not None
+    issuer = load_crl(col.root_ca_crl, "root CA CRL").issuer
+    given = [r for c in supplied if c.subject == issuer for r in ctx.anchors.root_for(VENDOR, c, None)]
+    failure: EvidenceError | None = None
+    for root in [*given, *ctx.anchors.root_for(VENDOR, None, issuer)]:
+        try:
+            check_root_ca_crl(col, root, ctx.at, "vendor", links)
+            return
+        except EvidenceError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
