@@ -52,9 +52,15 @@ MAX_RUNTIME_DATA = 4096
 
 
 class ChallengeStore(Protocol):
-    def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge: ...
+    def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge:
+        """Store a new single-use challenge for `nonce`, expiring `ttl` after `now`, and return it. Raises RequestError
+        CHALLENGE_NONCE_LENGTH, CHALLENGE_TTL or CHALLENGE_NONCE_EXISTS, and UnavailableError (DATABASE_*)."""
+        ...
 
-    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome: ...
+    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
+        """Mark `nonce` used at `at`, atomically: OK for exactly one caller, else UNKNOWN, EXPIRED or ALREADY_USED.
+        Raises UnavailableError (DATABASE_*) when the store cannot answer."""
+        ...
 
 
 class AppraisalLog(Protocol):
@@ -72,7 +78,10 @@ class AppraisalLog(Protocol):
         request_id: str | None,
         policy_sha256: str | None = None,
         reference_set_version: int | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Append one appraisal to the audit log (findings as `Finding.to_json`). Raises ValueError for an
+        `evidence_sha256` that is not 64 lowercase hex digits, and UnavailableError (DATABASE_*)."""
+        ...
 
 
 class EvidenceKeeper(Protocol):
@@ -89,7 +98,10 @@ class EvidenceKeeper(Protocol):
         status: str,
         appraisal_id: str,
         workload: str,
-    ) -> str | None: ...
+    ) -> str | None:
+        """Keep the evidence and collateral of one appraisal; return the kept item's id, or None when keeping is off or
+        the item is over the bounds. Raises UnavailableError (DATABASE_*); the service logs it and goes on."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,9 @@ class VerifierService:
     operator_policy: bool = False
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
+        """A new single-use challenge of `size` random bytes (0: DEFAULT_NONCE), valid for `challenge_ttl`. Raises
+        RequestError CHALLENGES_DISABLED (no store) or NONCE_SIZE (not MIN_NONCE..MAX_NONCE); the store's errors
+        (`ChallengeStore.create`) pass through."""
         if self.challenges is None:
             raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
         size = size or DEFAULT_NONCE
@@ -158,6 +173,8 @@ class VerifierService:
         return self.challenges.create(secrets.token_bytes(size), now=self.clock.now(), ttl=self.challenge_ttl)
 
     def jwks(self) -> dict[str, Any]:
+        """The JWK Set (RFC 7517 section 5) of the result-signing keys' public halves, to verify result tokens with.
+        Never raises."""
         return self.signer.jwks()
 
     def appraise(

@@ -16,6 +16,8 @@ REPORT_DATA_BYTES = 64
 
 
 def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) -> bytes:
+    """The 64 bytes REPORT_DATA must hold: SHA-512(nonce || runtime_data) for mode "sha512" (the default), else the
+    nonce zero-padded ("raw"). Raises ValueError (no error code: a caller bug) for a raw nonce over 64 bytes."""
     if mode == "raw":
         if len(nonce) > REPORT_DATA_BYTES:
             raise ValueError("a raw nonce must fit in REPORT_DATA (64 bytes)")
@@ -49,6 +51,8 @@ class DocumentBinding:
     def check(
         self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
     ) -> list[Finding]:
+        """Findings NONCE_MISMATCH / RUNTIME_DATA_MISMATCH when the document's `nonce` / `public_key` differ from the
+        request's (attestation_process.md 2.2.2); `mode` is ignored. Never raises: a mismatch is a finding."""
         findings: list[Finding] = []
         carried = claims.get("nonce")
         if nonce is not None and carried != nonce.hex():
@@ -72,9 +76,12 @@ class DocumentBinding:
         return findings
 
     def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+        """True when `runtime_data` is non-empty and equals the NSM-signed document's `public_key`. Never raises."""
         return bool(runtime_data) and claims.get("public_key") == runtime_data.hex()
 
     def evidence_key(self, claims: Mapping[str, object]) -> bytes | None:
+        """The document's `public_key` as bytes, or None when the document carries none. Raises ValueError only for a
+        `public_key` claim that is not hex (the Nitro claims always are)."""
         key = claims.get("public_key")
         return bytes.fromhex(key) if isinstance(key, str) and key else None
 
@@ -87,6 +94,8 @@ class ReportDataBinding:
     def check(
         self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
     ) -> list[Finding]:
+        """Findings REPORT_DATA_MISMATCH (REPORT_DATA is not `expected_report_data`) and, in "raw" mode,
+        RUNTIME_DATA_NOT_BOUND (runtime data given) or NONCE_MISMATCH (a nonce over 64 bytes). Never raises."""
         findings: list[Finding] = []
         if mode == "raw":
             if runtime_data is not None:
@@ -118,11 +127,14 @@ class ReportDataBinding:
         return findings
 
     def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
+        """True only in "sha512" mode with non-empty `runtime_data` and REPORT_DATA = SHA-512(nonce || runtime_data);
+        "raw" never covers a key. Never raises."""
         if not runtime_data or mode != "sha512":
             return False
         return claims.get("report_data") == expected_report_data(nonce or b"", runtime_data, mode).hex()
 
     def evidence_key(self, claims: Mapping[str, object]) -> bytes | None:
+        """Always None: SNP and TDX REPORT_DATA is a digest, it carries no key of its own."""
         return None
 
 

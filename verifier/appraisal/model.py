@@ -22,6 +22,7 @@ class Tier(StrEnum):
 
     @property
     def rank(self) -> int:
+        """0 (none) to 3 (contraindicated): the order tiers are compared in, worse is higher. Never raises."""
         return _RANK[self]
 
     @classmethod
@@ -76,9 +77,12 @@ class Finding:
 
     @property
     def tier(self) -> Tier:
+        """The AR4SI tier of `value` (draft-ietf-rats-ar4si section 2.3.3, via `Tier.of`). Never raises."""
         return Tier.of(self.value)
 
     def to_json(self) -> dict[str, Any]:
+        """The finding as a JSON object (code, tier, claim, value, expected, actual, message), as the audit log stores
+        it. Never raises."""
         return {
             "code": self.code,
             "tier": self.tier.value,
@@ -97,13 +101,18 @@ class TrustVector:
     values: dict[Claim, int] = field(default_factory=dict)
 
     def get(self, claim: Claim) -> int:
+        """The value of `claim`, 0 ("no claim") when the vector has none for it. Never raises."""
         return self.values.get(claim, 0)
 
     def to_json(self) -> dict[str, int]:
+        """The EAR `ear.trustworthiness-vector` object (draft-fv-rats-ear): claim name -> value, claims at 0 left out,
+        in `Claim` order. Never raises."""
         return {c.value: self.values[c] for c in Claim if self.values.get(c, 0) != 0}
 
     @property
     def status(self) -> Tier:
+        """The worst tier of any claim in the vector (the appraisal's overall status); NONE for an empty vector. Never
+        raises."""
         worst = Tier.NONE
         for value in self.values.values():
             tier = Tier.of(value)

@@ -102,6 +102,8 @@ class Policy:
     tdx: TdxRules = field(default_factory=TdxRules)
 
     def required(self, tee: str) -> tuple[str, ...]:
+        """The reference-value kinds this policy requires for `tee` (e.g. ("snp.measurement",)); () for a TEE it names
+        no kinds for. Never raises."""
         return self.required_kinds.get(tee, ())
 
 
@@ -117,9 +119,15 @@ BUILT_IN_NAMES = frozenset(_BUILT_IN)
 class PolicySource(Protocol):
     """Named policies kept elsewhere (the database: `verifier.storage.policies.SqlPolicies`)."""
 
-    def get(self, name: str) -> Policy | None: ...
+    def get(self, name: str) -> Policy | None:
+        """The stored policy named `name`, or None when there is none. Implementations raise UnavailableError
+        (DATABASE_UNAVAILABLE, DATABASE_BUSY...) when the database cannot answer."""
+        ...
 
-    def names(self) -> list[str]: ...
+    def names(self) -> list[str]:
+        """The names of every stored policy. Implementations raise UnavailableError (DATABASE_*) when the database
+        cannot answer."""
+        ...
 
 
 class PolicySet:
@@ -139,6 +147,8 @@ class PolicySet:
         self.store = store
 
     def get(self, name: str | None) -> Policy:
+        """The effective policy of `name` (None or "": the built-in "default"), looked up as `lookup` does. Raises
+        RequestError POLICY_UNKNOWN when no source knows the name; the store's UnavailableError passes through."""
         key = name or DEFAULT_POLICY_ID
         found = self.lookup(key)
         if found is None:
@@ -165,16 +175,23 @@ class PolicySet:
         return None
 
     def names(self) -> list[str]:
+        """Every known policy name (built-ins, file and database), sorted. The store's UnavailableError passes
+        through."""
         stored = self.store.names() if self.store is not None else []
         return sorted(set(self._policies) | set(stored))
 
     def with_store(self, store: PolicySource | None) -> PolicySet:
+        """A copy with the same built-in and file policies that reads `store` (None: no database) first. Never
+        raises."""
         copy = PolicySet(store=store)
         copy._policies = dict(self._policies)
         return copy
 
     @classmethod
     def from_file(cls, path: Path) -> PolicySet:
+        """The policies of a JSON file {"policies": [...]} (README "Policies") plus the built-ins. Raises ConfigError
+        POLICY_FILE_INVALID (unreadable, not that shape, an entry `policy_from_json` refuses, a repeated id) or
+        POLICY_LOOSENS_BUILT_IN (an entry weakens a built-in policy of the same name)."""
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -225,6 +242,8 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
 
 
 def canonical_json(value: Any) -> str:
+    """`value` as canonical JSON text: sorted keys, no whitespace, ASCII only (the input of `policy_sha256`). Raises
+    ValueError for NaN or infinity and TypeError for a value JSON cannot represent."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 

@@ -43,6 +43,9 @@ def appraise_tdx(
     references: Sequence[ReferenceValue],
     at: dt.datetime,
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
+    """(baseline, findings, matched reference values) for verified TDX claims and `details` (tee/tdx/evidence.py)
+    under `policy` at `at`: TCB status and collateral (Intel PCS v4 "TDX TCB Info"), TD_ATTRIBUTES, MRSEAM and
+    reference values. Evidence problems are Findings (TDX_* codes), not exceptions."""
     rules = policy.tdx
     baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.CONFIGURATION: AFFIRMING, Claim.RUNTIME_OPAQUE: AFFIRMING}
     findings: list[Finding] = []

@@ -6,6 +6,9 @@ SNP_REPORT_BYTES = 0x4A0  # AMD SEV-SNP ABI, ATTESTATION_REPORT
 
 
 def detect_tee(evidence: bytes) -> str | None:
+    """The evidence kind its first bytes show: "nitro" (COSE_Sign1, RFC 9052 section 2), "tdx" (an Intel DCAP
+    quote v4/v5 header, TEE type 0x81) or "snp" (at least 0x4A0 bytes, an SEV-SNP ATTESTATION_REPORT with VERSION
+    2..5); None when none fits. Never raises."""
     if not evidence:
         return None
     # COSE_Sign1: an untagged CBOR array of 4 (0x84) or CBOR tag 18 (0xd2) -> AWS Nitro attestation document.

@@ -74,6 +74,8 @@ class VerifiedLinks:
             return False
 
     def add(self, key: tuple[bytes, ...]) -> None:
+        """Remember that the signature keyed by `key` verified, evicting the least recently used entries beyond
+        `capacity` (0: nothing is kept). Never raises; thread-safe."""
         with self._lock:
             self._links[key] = None
             self._links.move_to_end(key)
@@ -81,6 +83,7 @@ class VerifiedLinks:
                 self._links.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget every remembered signature. Never raises; thread-safe."""
         with self._lock:
             self._links.clear()
 

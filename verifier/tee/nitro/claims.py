@@ -21,11 +21,15 @@ def timestamp_utc(timestamp_ms: int) -> str:
 
 
 def is_debug_mode(doc: AttestationDocument) -> bool:
+    """True when PCR0, PCR1 and PCR2 are present and all zero bytes, as a debug-mode enclave reports them (AWS Nitro
+    Enclaves user guide, "Where to get an enclave's measurements"). Never raises."""
     values = [doc.pcr(i) for i in DEBUG_PCRS]
     return all(v is not None and not any(v) for v in values)
 
 
 def claims(doc: AttestationDocument) -> dict[str, object]:
+    """The claims of a document (attestation_process.md section 3.1): bytes as lowercase hex (None when absent),
+    PCRs by index, the timestamp also as RFC 3339 UTC, and `debug_mode`. Never raises for a parsed document."""
     return {
         "module_id": doc.module_id,
         "digest": doc.digest,

@@ -69,6 +69,9 @@ class AttestationReport:
 
     @property
     def signing_key_name(self) -> str:
+        """The name of SIGNING_KEY: "VCEK", "VLEK" or "none" (ABI spec pub. 56860, Table "ATTESTATION_REPORT
+        Structure"). Raises KeyError only for a hand-built report: `parse_report` refuses other values
+        (SNP_SIGNING_KEY_UNKNOWN)."""
         return SIGNING_KEY_NAMES[self.signing_key]
 
     def signed_bytes(self) -> bytes:
@@ -243,4 +246,5 @@ def serialize_report(report: AttestationReport) -> bytes:
 
 
 def field_names() -> list[str]:
+    """The names of every `AttestationReport` field, in ATTESTATION_REPORT order (pub. 56860). Never raises."""
     return [f.name for f in fields(AttestationReport)]

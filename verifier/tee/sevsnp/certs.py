@@ -59,6 +59,8 @@ def load_certificates(data: bytes, what: str = "PEM certificate bundle") -> list
 
 
 def common_name(name: x509.Name) -> str:
+    """The single subject/issuer CN (pub. 57230 names the AMD certificates by CN), or "" when there is none or more
+    than one; bytes values are decoded as UTF-8 with replacement. Never raises."""
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(attrs) != 1:
         return ""

@@ -41,6 +41,9 @@ def _tcb(raw: bytes, product: Product | None, field: str) -> dict[str, object]:
 
 
 def claims(report: AttestationReport, product: Product | None) -> dict[str, object]:
+    """The claims of a parsed ATTESTATION_REPORT (pub. 56860), TCB_VERSIONs decoded for `product` (raw hex when it
+    is None or the bytes do not fit). Raises ParseError SNP_POLICY_INVALID / SNP_PLATFORM_INFO_INVALID only for a
+    hand-built report: `parse_report` already refused those."""
     out: dict[str, object] = {
         "version": report.version,
         "guest_svn": report.guest_svn,

@@ -35,6 +35,7 @@ class GuestPolicy:
     page_swap_disable: bool
 
     def to_json(self) -> dict[str, object]:
+        """Every decoded GUEST_POLICY field by name (pub. 56860 "GUEST_POLICY Structure"). Never raises."""
         return asdict(self)
 
 
@@ -80,13 +81,17 @@ class PlatformInfo:
 
     @property
     def unknown_bits(self) -> int:
+        """PLATFORM_INFO bits 63:8, which this verifier does not name (kept, not rejected). Never raises."""
         return self.raw & ~0xFF
 
     def to_json(self) -> dict[str, object]:
+        """Every decoded PLATFORM_INFO bit by name, and `raw` as "0x%016x". Never raises."""
         return {**asdict(self), "raw": f"0x{self.raw:016x}"}
 
 
 def decode_platform_info(value: int) -> PlatformInfo:
+    """Decode PLATFORM_INFO (pub. 56860, "ATTESTATION_REPORT Structure"): bits 7:0 by name, all 64 in `raw`.
+    Raises ParseError SNP_PLATFORM_INFO_INVALID when `value` is not a 64-bit unsigned integer."""
     if not 0 <= value <= _U64:
         raise ParseError(
             "SNP_PLATFORM_INFO_INVALID", "PLATFORM_INFO is a 64-bit field", expected="0..2^64-1", actual=str(value)

@@ -92,6 +92,8 @@ def choose_crl(
 
 
 def collateral_entry(candidate: CrlCandidate) -> dict[str, Any]:
+    """The details["collateral"] entry of the deciding AMD CRL (pub. 57230 "Certificate Revocation List"): item,
+    cRLNumber/thisUpdate, nextUpdate (RFC 3339, None when absent) and source. Never raises."""
     next_update = candidate.crl.next_update_utc
     return {
         "item": ITEM_CRL,

@@ -29,12 +29,14 @@ class TcbVersion:
     raw: bytes
 
     def components(self) -> dict[str, int]:
+        """The SVNs by name (pub. 56860 "TCB_VERSION Structure"), `fmc` first on Turin only. Never raises."""
         parts = {"bootloader": self.bootloader, "tee": self.tee, "snp": self.snp, "microcode": self.microcode}
         if self.fmc is not None:
             parts = {"fmc": self.fmc, **parts}
         return parts
 
     def to_json(self) -> dict[str, object]:
+        """`components()` plus the 8 raw bytes as hex. Never raises."""
         return {**self.components(), "raw": self.raw.hex()}
 
 
@@ -89,6 +91,8 @@ def decode_tcb(raw: bytes, product: Product, *, field: str = "TCB") -> TcbVersio
 
 
 def encode_tcb(product: Product, *, bootloader: int, tee: int, snp: int, microcode: int, fmc: int = 0) -> bytes:
+    """The 8-byte TCB_VERSION of these SVNs in `product`'s layout (pub. 56860 "TCB_VERSION Structure"), reserved
+    bytes zero; `fmc` is used on Turin only. Raises ValueError (no error code) for an SVN outside 0..255."""
     out = bytearray(8)
     positions, _ = _LAYOUT[product]
     values = {"bootloader": bootloader, "tee": tee, "snp": snp, "microcode": microcode, "fmc": fmc}

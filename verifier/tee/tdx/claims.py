@@ -30,6 +30,9 @@ _TDX15_FIELDS = ("tee_tcb_svn_2", "mr_servicetd")
 
 
 def claims(quote: Quote, pck: PckInfo | None) -> dict[str, object]:
+    """The claims of a parsed quote (Intel TDX DCAP Quoting Library API, "Quote Format"), plus the PCK facts when
+    `pck` is given. Raises ParseError TDX_QE_REPORT_INVALID only for a hand-built quote whose QE report is not 384
+    bytes (`parse_quote` refuses those)."""
     header, body = quote.header, quote.body
     out: dict[str, object] = {
         "version": header.version,

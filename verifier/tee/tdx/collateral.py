@@ -98,6 +98,8 @@ class TdxCollateral:
     root_ca_crl: bytes | None
 
     def missing(self) -> list[str]:
+        """The names (`FILES`) of the documents and issuer chains that are absent or empty, in `FILES` order. Never
+        raises."""
         items = dict(
             zip(
                 FILES,
@@ -117,6 +119,7 @@ class TdxCollateral:
 
     @property
     def complete(self) -> bool:
+        """True when nothing is `missing()`: TCB info, QE identity, both CRLs and their issuer chains. Never raises."""
         return not self.missing()
 
     def has(self, item: str) -> bool:

@@ -27,22 +27,29 @@ _MEMBERS = {KIND_TCB_INFO: "tcbInfo", KIND_QE_IDENTITY: "enclaveIdentity"}
 
 
 def tcb_info_key(fmspc: bytes) -> CollateralKey:
+    """The key of the TCB info for `fmspc` (Intel PCS v4 GET /tdx/certification/v4/tcb?fmspc=, upper-case hex).
+    Raises ValueError (no error code: a caller bug) unless `fmspc` is 6 bytes."""
     if len(fmspc) != 6:
         raise ValueError(f"FMSPC must be 6 bytes, got {len(fmspc)}")
     return CollateralKey(KIND_TCB_INFO, (("fmspc", fmspc.hex().upper()),))
 
 
 def qe_identity_key() -> CollateralKey:
+    """The key of the TD QE identity (Intel PCS v4 GET /tdx/certification/v4/qe/identity). Never raises."""
     return CollateralKey(KIND_QE_IDENTITY)
 
 
 def pck_crl_key(ca: str) -> CollateralKey:
+    """The key of the PCK CRL of one CA (Intel PCS v4 GET /sgx/certification/v4/pckcrl?ca=). Raises ValueError (no
+    error code: a caller bug) unless `ca` is "platform" or "processor"."""
     if ca not in CAS:
         raise ValueError(f"ca must be 'platform' or 'processor', not {ca!r}")
     return CollateralKey(KIND_PCK_CRL, (("ca", ca),))
 
 
 def root_ca_crl_key() -> CollateralKey:
+    """The key of the Intel SGX Root CA CRL (IntelSGXRootCA.der, or a PCCS's /sgx/certification/v4/rootcacrl).
+    Never raises."""
     return CollateralKey(KIND_ROOT_CA_CRL)
 
 

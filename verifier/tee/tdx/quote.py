@@ -103,14 +103,17 @@ class Quote:
 
     @property
     def trailing_bytes(self) -> int:
+        """How many unsigned bytes follow the signature data (module docstring). Never raises."""
         return len(self.trailing)
 
     @property
     def trailing_nonzero(self) -> bool:
+        """True when any of those trailing bytes is not zero (appraisal reports TDX_TRAILING_DATA). Never raises."""
         return any(self.trailing)
 
     @property
     def version(self) -> int:
+        """The quote header's version, 4 or 5 ("Quote Format"). Never raises."""
         return self.header.version
 
 
@@ -260,6 +263,8 @@ def serialize_quote(quote: Quote) -> bytes:
 
 
 def serialize_body(body: TdReport, body_type: int) -> bytes:
+    """The wire bytes of a TD report body (584 bytes; 648 for body type 3, TDX 1.5), fields in "Quote Format"
+    order. Raises ValueError (no error code: a caller bug) when a field has the wrong length or is missing."""
     fields = _TD_FIELDS + (_TD15_FIELDS if body_type == BODY_TDX15 else ())
     out = b""
     for name, size in fields:
