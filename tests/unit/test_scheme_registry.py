@@ -32,6 +32,7 @@ from verifier.results.signer import ResultSigner
 from verifier.service import AppraisalRequest, VerifierService, workload_description
 from verifier.tee import registry
 from verifier.tee.base import VerifiedEvidence, VerifyContext
+from verifier.tee.detect import detect_tee
 from verifier.tee.scheme import CollateralUsed, Scheme, TeeScheme, Verified
 from verifier.transport.grpc.convert import TEE_OF_KIND
 from verifier.trust.anchors import TrustAnchors
@@ -216,6 +217,7 @@ def fake_scheme() -> Iterator[TeeScheme]:
         "digest",
         aliases=("fake-tee",),
         contraindicated_codes=frozenset({HARDWARE_BAD}),
+        detect=lambda evidence: evidence.startswith(FAKE_MAGIC),
     )
     registry.register(scheme)
     try:
@@ -223,6 +225,26 @@ def fake_scheme() -> Iterator[TeeScheme]:
     finally:
         registry.unregister(FAKE)
     assert FAKE not in registry.tee_names()
+
+
+FAKE_MAGIC = b"FAKE-TEE\x00"
+
+
+def test_each_built_in_kind_is_detected_from_its_evidence() -> None:
+    from tests.fakes.amd_pki import FakeAmdPki
+    from tests.fakes.aws_pki import FakeAwsPki
+    from tests.fakes.intel_pki import FakeIntelPki
+    from verifier.tee.sevsnp.tcb import Product
+
+    assert detect_tee(FakeAwsPki().mint()) == "nitro"
+    assert detect_tee(FakeAmdPki(Product.GENOA).report()) == "snp"
+    assert detect_tee(FakeIntelPki().quote()) == "tdx"
+    assert detect_tee(b"") is None and detect_tee(b"\x00" * 2000) is None and detect_tee(FAKE_MAGIC) is None
+
+
+def test_a_fourth_scheme_brings_its_own_detection(fake_scheme: TeeScheme) -> None:
+    assert detect_tee(FAKE_MAGIC + b"report") == FAKE
+    assert fake_scheme.looks_like(FAKE_MAGIC) and not fake_scheme.looks_like(b"\x84")
 
 
 def _service() -> VerifierService:

@@ -14,6 +14,7 @@ from ..appraisal.binding import DocumentBinding, ReportDataBinding
 from ..errors import EvidenceError, ParseError, RequestError
 from ..trust.chain import VerifiedLinks
 from .base import VerifiedEvidence, VerifyContext
+from .formats import is_cose_sign1, is_snp_report, is_tdx_quote
 from .nitro import claims as nitro_claims
 from .nitro import parse as nitro_parse
 from .nitro import verify as nitro_verify
@@ -78,6 +79,7 @@ def _built_in() -> list[Scheme]:
             aliases=("aws-nitro",),
             proto_kind="EVIDENCE_KIND_NITRO",
             measure=_nitro_pcr0,
+            detect=is_cose_sign1,
         ),
         TeeScheme(
             "snp",
@@ -87,6 +89,7 @@ def _built_in() -> list[Scheme]:
             "measurement",
             aliases=("sev-snp", "sevsnp"),
             proto_kind="EVIDENCE_KIND_SEV_SNP",
+            detect=is_snp_report,
         ),
         TeeScheme(
             "tdx",
@@ -97,6 +100,7 @@ def _built_in() -> list[Scheme]:
             aliases=("intel-tdx",),
             proto_kind="EVIDENCE_KIND_TDX",
             contraindicated_codes=_TDX_TCB_CODES,
+            detect=is_tdx_quote,
         ),
     ]
 

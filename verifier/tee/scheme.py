@@ -90,6 +90,10 @@ class Scheme(Protocol):
         """The main measurement's value in `claims` (None when absent)."""
         ...
 
+    def looks_like(self, evidence: bytes) -> bool:
+        """Whether `evidence`'s first bytes show this TEE's format (kind detection when the caller names none)."""
+        ...
+
 
 @dataclass(frozen=True)
 class TeeScheme:
@@ -107,6 +111,7 @@ class TeeScheme:
     proto_kind: str | None = None
     contraindicated_codes: frozenset[str] = frozenset()
     measure: Callable[[Mapping[str, Any]], Any] | None = None
+    detect: Callable[[bytes], bool] | None = None
 
     def appraise(
         self, verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
@@ -118,3 +123,7 @@ class TeeScheme:
 
     def measurement(self, claims: Mapping[str, Any]) -> Any:
         return self.measure(claims) if self.measure is not None else claims.get(self.main_measurement)
+
+    def looks_like(self, evidence: bytes) -> bool:
+        """`detect(evidence)`; False for a scheme without a detector (it is chosen only by name). Never raises."""
+        return self.detect is not None and self.detect(evidence)
