@@ -51,7 +51,7 @@ SCOPE: list[tuple[str, frozenset[str] | None]] = [
     ("verifier/appraisal/*.py", None),  # includes binding.py
     ("verifier/storage/challenges.py", None),
     (
-        "verifier/transport/grpc/interceptors.py",
+        "verifier/transport/grpc/admin_auth.py",
         frozenset(
             {
                 "AdminAuthInterceptor",

@@ -25,7 +25,7 @@ from verifier.errors import AuthError
 from verifier.storage import audit
 from verifier.storage.admin_tokens import SqlAdminTokens
 from verifier.storage.reference_values import SqlReferenceValueStore
-from verifier.transport.grpc.interceptors import AdminAuthInterceptor
+from verifier.transport.grpc.admin_auth import AdminAuthInterceptor
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import workloads_pb2_grpc as wl_grpc
 

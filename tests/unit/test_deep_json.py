@@ -105,7 +105,7 @@ def test_broker_refuses_a_token_with_a_deeply_nested_header(tmp_path: Path) -> N
 
 def test_dcap_qvl_collateral_with_a_lone_surrogate_is_malformed() -> None:
     from verifier.errors import EvidenceError
-    from verifier.tee.tdx.collateral import collateral_from_files
+    from verifier.tee.tdx.collateral_documents import collateral_from_files
 
     for doc in (
         b'{"tcb_info": "\\ud800", "tcb_info_signature": "' + b"00" * 64 + b'"}',

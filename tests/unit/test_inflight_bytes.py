@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from verifier.errors import OverloadedError
-from verifier.transport.grpc.interceptors import InFlightBytesInterceptor
+from verifier.transport.grpc.limit_interceptors import InFlightBytesInterceptor
 from verifier.v1 import verifier_pb2 as pb
 
 MIB = 1024 * 1024

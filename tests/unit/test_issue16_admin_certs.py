@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from tests.integration.test_admin_auth import Issued, _ca, _leaf
 from tests.unit.test_transport_interceptors import Details, FakeContext, ok
 from verifier import errors
-from verifier.transport.grpc.interceptors import AdminAuthInterceptor, ClientCertVerifier
+from verifier.transport.grpc.admin_auth import AdminAuthInterceptor, ClientCertVerifier
 
 
 def _ca_between(name: str, not_before: dt.datetime, not_after: dt.datetime) -> Issued:

@@ -38,7 +38,9 @@ from verifier.results.signer import ResultSigner
 from verifier.tee.base import VerifiedEvidence, VerifyContext
 from verifier.tee.sevsnp.crl import verify_crl
 from verifier.tee.sevsnp.tcb import Product
-from verifier.tee.tdx.collateral import check_pck_crl, collateral_from_files, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_checks import check_pck_crl
+from verifier.tee.tdx.collateral_documents import collateral_from_files
 from verifier.tee.tdx.evidence import TdxVerifier
 from verifier.trust.anchors import TrustAnchors
 

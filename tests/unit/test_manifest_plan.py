@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from verifier.errors import RequestError
-from verifier.reference_values.manifest import Manifest, load_manifest_file, load_manifests
+from verifier.reference_values.manifest import load_manifest_file, load_manifests
+from verifier.reference_values.manifest_model import Manifest
 from verifier.storage import audit
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from verifier.transport.grpc.interceptors import ClientCertVerifier
+from verifier.transport.grpc.admin_auth import ClientCertVerifier
 
 AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)

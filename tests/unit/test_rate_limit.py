@@ -16,7 +16,8 @@ from verifier.errors import ConfigError
 from verifier.metrics import Metrics
 from verifier.settings import Rate, Settings, from_environment, rate
 from verifier.transport.grpc import ratelimit
-from verifier.transport.grpc.interceptors import RateLimitInterceptor, default_chain
+from verifier.transport.grpc.interceptors import default_chain
+from verifier.transport.grpc.limit_interceptors import RateLimitInterceptor
 from verifier.transport.grpc.ratelimit import APPRAISE, CREATE_CHALLENGE, MethodLimits, RateLimiter, client_key
 
 

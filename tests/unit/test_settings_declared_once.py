@@ -1,4 +1,4 @@
-"""Issue 12 (structure): every setting is declared once in verifier/settings.py, with an environment name; the
+"""Issue 12 (structure): every setting is declared once in verifier/settings/table.py, with an environment name; the
 environment loader and the argparse flags are both derived from that declaration."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from verifier import settings as settings_module
 from verifier.cli import serve as serve_cmd
 from verifier.cli.main import build_parser, main
 from verifier.settings import ENV_PREFIX, Rate, Settings, apply_flags, declarations, flag_names, from_environment
+from verifier.settings import table as settings_module
 
 NOT_SETTINGS = {"extra"}  # room for callers, never configured
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from verifier.errors import NotFoundError, RequestError
-from verifier.reference_values.manifest import ManifestEntry
+from verifier.reference_values.manifest_model import ManifestEntry
 from verifier.storage import audit
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore

@@ -16,7 +16,8 @@ from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.collateral.base import CollateralUnavailableError
 from verifier.errors import EvidenceError
-from verifier.tee.tdx.collateral import TdxCollateral, collateral_from_files, parse_signed_json, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_documents import TdxCollateral, collateral_from_files, parse_signed_json
 from verifier.tee.tdx.pck import pck_chain
 from verifier.tee.tdx.quote import parse_quote
 from verifier.trust.anchors import TrustAnchors

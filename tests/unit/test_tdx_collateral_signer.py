@@ -15,7 +15,8 @@ from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.errors import EvidenceError
 from verifier.tee.base import VerifyContext
-from verifier.tee.tdx.collateral import collateral_from_files, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_documents import collateral_from_files
 from verifier.tee.tdx.evidence import TdxVerifier
 from verifier.tee.tdx.pck import pck_chain
 from verifier.tee.tdx.quote import parse_quote

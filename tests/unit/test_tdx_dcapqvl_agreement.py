@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.errors import EvidenceError
-from verifier.tee.tdx.collateral import TdxCollateral, collateral_from_files, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_documents import TdxCollateral, collateral_from_files
 from verifier.tee.tdx.quote import parse_quote
 from verifier.tee.tdx.tcb import evaluate
 from verifier.tee.tdx.verify import verify_quote

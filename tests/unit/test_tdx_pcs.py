@@ -14,7 +14,8 @@ from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture  # noqa: F
 from verifier.collateral.base import CollateralKey, CollateralUnavailableError
 from verifier.collateral.cache import CachedSource
 from verifier.collateral.pcs import IntelPcs
-from verifier.tee.tdx.collateral import collateral_from_files, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_documents import collateral_from_files
 from verifier.tee.tdx.pck import pck_chain
 from verifier.tee.tdx.pcs import (
     collateral_from_source,

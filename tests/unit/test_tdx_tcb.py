@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import manifest_vectors
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.errors import EvidenceError
-from verifier.tee.tdx.collateral import collateral_from_files, verify_collateral
+from verifier.tee.tdx.collateral import verify_collateral
+from verifier.tee.tdx.collateral_documents import collateral_from_files
 from verifier.tee.tdx.enclave_report import parse_enclave_report
 from verifier.tee.tdx.pck import pck_chain, pck_info
 from verifier.tee.tdx.quote import parse_quote

@@ -21,13 +21,8 @@ from verifier.auth import current_actor
 from verifier.logging_setup import REQUEST_ID, RequestIdFilter, accept_request_id, install_logging
 from verifier.metrics import Metrics
 from verifier.storage.admin_tokens import TokenInfo
-from verifier.transport.grpc.interceptors import (
-    AdminAuthInterceptor,
-    ClientCertVerifier,
-    ErrorInterceptor,
-    MetricsInterceptor,
-    RequestIdInterceptor,
-)
+from verifier.transport.grpc.admin_auth import AdminAuthInterceptor, ClientCertVerifier
+from verifier.transport.grpc.interceptors import ErrorInterceptor, MetricsInterceptor, RequestIdInterceptor
 
 
 class Aborted(Exception):

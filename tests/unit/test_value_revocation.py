@@ -17,7 +17,8 @@ from tests.fakes.aws_pki import FakeAwsPki
 from tests.service_helpers import make_harness
 from verifier.appraisal.model import Tier
 from verifier.errors import NotFoundError, RequestError
-from verifier.reference_values.manifest import ManifestEntry, load_manifest_file
+from verifier.reference_values.manifest import load_manifest_file
+from verifier.reference_values.manifest_model import ManifestEntry
 from verifier.service import AppraisalRequest
 from verifier.storage import audit
 from verifier.storage.engine import Database

@@ -12,13 +12,9 @@ import pytest
 import yaml
 
 from verifier.errors import RequestError
-from verifier.reference_values.manifest import (
-    Manifest,
-    VersionSpec,
-    add_version,
-    load_manifest_file,
-    load_manifests,
-)
+from verifier.reference_values.manifest import load_manifest_file, load_manifests
+from verifier.reference_values.manifest_model import Manifest, VersionSpec
+from verifier.reference_values.manifest_writer import add_version
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.workloads import SqlWorkloads

@@ -40,7 +40,7 @@ def hex_bytes(text: str) -> bytes:
 
 
 def add_db_flag(parser: argparse.ArgumentParser) -> None:
-    """`--db URL` (the `database_url` setting, declared in verifier/settings.py)."""
+    """`--db URL` (the `database_url` setting, declared in verifier/settings/table.py)."""
     add_flags(parser, ["database_url"])
 
 

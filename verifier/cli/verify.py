@@ -38,7 +38,7 @@ EXIT_BY_STATUS = {
 }
 
 
-# The settings `verify` takes as flags (declared in verifier/settings.py), with this command's help where it differs.
+# The settings `verify` takes as flags (declared in verifier/settings/table.py), with its own help where it differs.
 VERIFY_SETTINGS = (
     "trust_anchors",
     "signing_keys",

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..bootstrap import build_app
 from ..reference_values.impact import ImpactRow, impact, impact_by_workload, workload_report
-from ..reference_values.manifest import Manifest
+from ..reference_values.manifest_model import Manifest
 from ..reference_values.model import ReferenceValue
 from ..reference_values.plan import Plan
 from ..results.keys import ephemeral_key

@@ -18,13 +18,14 @@ from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
 from ..reference_values.kinds import normalize_value
-from ..reference_values.manifest import ManifestEntry
+from ..reference_values.manifest_model import ManifestEntry
 from ..settings import Settings, add_flags
 from ..storage.engine import Database
-from ..storage.workloads import SqlWorkloads, StoredVersion, WorkloadRecord
+from ..storage.workload_records import StoredVersion, WorkloadRecord
+from ..storage.workloads import SqlWorkloads
 from ..tee.registry import tee_names
 from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
-from .refs import ref_json
+from .refs_values import ref_json
 
 
 def register(sub: Any) -> None:

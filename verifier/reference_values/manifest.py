@@ -10,23 +10,25 @@ schema without "id"), stored by `refs apply` as the database policy `workload:<n
 
 The pre-workload format (`reference_values:` with `managed_labels` / `label_scope`, a label per entry) is still
 read for one release (`Manifest.legacy`); `verifier refs plan|apply` say so on stderr. `verifier refs
-plan|apply` reconcile the database with the manifests for the labels they own only (verifier.reference_values.plan)."""
+plan|apply` reconcile the database with the manifests for the labels they own only (verifier.reference_values.plan).
+
+This module reads and validates manifests; the types are in `manifest_model`, writing them in `manifest_writer`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
-from ..clock import parse_rfc3339, to_rfc3339
+from ..clock import parse_rfc3339
 from ..errors import ConfigError, RequestError
 from .kinds import normalize_value
+from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_LABEL = 200
@@ -48,98 +50,6 @@ _ENTRY_KEYS = {"kind", "value", "label", "version", "valid_from", "expires_at", 
 _REVOKE_KEYS = {"kind", "value", "reason"}
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
-    kind: str
-    value: bytes
-    label: str
-    expires_at: dt.datetime | None = None
-    version: str | None = None
-    valid_from: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class RevokeEntry:
-    """Revokes the value (kind and value) wherever it is registered: revocation is per value, never per label."""
-
-    kind: str
-    value: bytes
-    reason: str
-
-
-@dataclass(frozen=True)
-class VersionSpec:
-    """One workload version: kind -> accepted values (several = alternatives), all kinds required."""
-
-    version: str
-    values: tuple[tuple[str, tuple[bytes, ...]], ...]  # sorted by kind
-    valid_from: dt.datetime | None = None
-    expires_at: dt.datetime | None = None
-    policy: str | None = None  # the version's own policy (a name, or its inline policy's name); None: the workload's
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind, _ in self.values)
-
-
-@dataclass(frozen=True)
-class WorkloadSpec:
-    """What a workload manifest says: the workload (= label of its rows), its TEE, the policy it is appraised under
-    (None: leave the stored one, or the verifier default for a new workload) and its versions."""
-
-    name: str
-    tee: str
-    policy: str | None
-    versions: tuple[VersionSpec, ...]
-    # The inline policies: (name, canonical JSON of the body with "id" = name), stored by `refs apply` under
-    # `inline_policy_name`; `policy` and the versions' `policy` name them like any other policy.
-    inline_policies: tuple[tuple[str, str], ...] = ()
-
-    def version(self, version: str) -> VersionSpec | None:
-        return next((v for v in self.versions if v.version == version), None)
-
-    def inline(self, name: str | None) -> dict[str, Any] | None:
-        """The body of the inline policy `name` (the `--policy-file` schema, with "id"), None if `name` is not one."""
-        body = dict(self.inline_policies).get(name) if name is not None else None
-        return json.loads(body) if body is not None else None
-
-    @property
-    def version_policies(self) -> dict[str, str]:
-        return {v.version: v.policy for v in self.versions if v.policy is not None}
-
-    @property
-    def named_policies(self) -> list[str]:
-        """The policies referenced by name (not inline): they must exist."""
-        inline = {n for n, _ in self.inline_policies}
-        names = [self.policy, *(v.policy for v in self.versions)]
-        return sorted({n for n in names if n is not None and n not in inline})
-
-
-def inline_policy_name(workload: str, version: str | None = None) -> str:
-    """The database policy name of an inline policy: `workload:<name>` (top level) or `workload:<name>@<version>`
-    (one version); reserved for that workload (`SqlWorkloads.ensure` refuses WORKLOAD_POLICY_CONFLICT)."""
-    return f"workload:{workload}" if version is None else f"workload:{workload}@{version}"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    source: str
-    entries: tuple[ManifestEntry, ...]
-    managed_labels: frozenset[str] = frozenset()
-    label_scope: tuple[str, ...] = ()  # patterns: exact, or a prefix when ending with "*"
-    revoke: tuple[RevokeEntry, ...] = field(default=())
-    nitro_cli: bool = False  # read from nitro-cli build-enclave / describe-eif JSON
-    workload: WorkloadSpec | None = None  # a workload manifest (owns exactly `workload.name`)
-    legacy: bool = False  # the pre-workload `reference_values:` format (read for one release)
-
-    def manages(self, label: str) -> bool:
-        return label in self.managed_labels or any(_matches(p, label) for p in self.label_scope)
-
-
-def _matches(pattern: str, label: str) -> bool:
-    return label.startswith(pattern[:-1]) if pattern.endswith("*") else label == pattern
-
-
 def load_manifest(
     path: Path, *, default_label: str | None = None, expires_at: dt.datetime | None = None
 ) -> list[ManifestEntry]:
@@ -158,7 +68,7 @@ def load_manifest_file(
     else the EIF's ImageName, else the file name). RequestError MANIFEST_UNREADABLE / MANIFEST_TOO_LARGE /
     MANIFEST_INVALID, or a value's REFERENCE_KIND_UNKNOWN / REFERENCE_VALUE_NOT_HEX / REFERENCE_VALUE_LENGTH (with
     the place in the file)."""
-    data = _read(path)
+    data = read_document(path)
     where = str(path)
     if isinstance(data, dict) and isinstance(data.get("Measurements"), dict):
         label = default_label or str(data.get("ImageName") or data.get("EnclaveName") or path.stem)
@@ -327,7 +237,9 @@ def _version(
     return VersionSpec(version, tuple(sorted(values)), valid_from, expires, policy)
 
 
-def _read(path: Path) -> Any:
+def read_document(path: Path) -> Any:
+    """The parsed YAML (.yaml/.yml) or JSON of a manifest file, unvalidated. RequestError MANIFEST_UNREADABLE,
+    MANIFEST_TOO_LARGE (over MAX_MANIFEST_BYTES) or MANIFEST_INVALID (not YAML / JSON)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -442,167 +354,3 @@ def _revoke(item: Any, where: str) -> RevokeEntry:
     except RequestError as exc:
         raise RequestError(exc.code, f"{where}: {exc.message}") from None
     return RevokeEntry(item["kind"], value, reason)
-
-
-def entry_json(entry: ManifestEntry) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": entry.kind, "value": entry.value.hex(), "label": entry.label}
-    if entry.version is not None:
-        out["version"] = entry.version
-    if entry.valid_from is not None:
-        out["valid_from"] = to_rfc3339(entry.valid_from)
-    if entry.expires_at is not None:
-        out["expires_at"] = to_rfc3339(entry.expires_at)
-    return out
-
-
-def manifest_document(entries: Iterable[ManifestEntry], *, managed_labels: Iterable[str] = ()) -> dict[str, Any]:
-    items = list(entries)
-    labels = sorted(set(managed_labels) or {e.label for e in items})
-    return {"managed_labels": labels, "reference_values": [entry_json(e) for e in items]}
-
-
-def write_manifest(path: Path, document: dict[str, Any]) -> None:
-    """YAML for .yaml/.yml, JSON otherwise; refuses to overwrite an existing file (MANIFEST_EXISTS)."""
-    _write_text(path, _dump(path, document), exclusive=True)
-
-
-def version_json(v: VersionSpec, spec: WorkloadSpec | None = None) -> dict[str, Any]:
-    """A version as the manifest schema writes it (one value: a string; alternatives: a list; its policy by name,
-    or inline when it is an inline policy of `spec`)."""
-    out: dict[str, Any] = {"version": v.version}
-    if v.valid_from is not None:
-        out["valid_from"] = to_rfc3339(v.valid_from)
-    if v.expires_at is not None:
-        out["expires_at"] = to_rfc3339(v.expires_at)
-    if v.policy is not None:
-        out["policy"] = _policy_document(spec, v.policy)
-    out["values"] = {
-        kind: values[0].hex() if len(values) == 1 else [x.hex() for x in values] for kind, values in v.values
-    }
-    return out
-
-
-def _policy_document(spec: WorkloadSpec | None, name: str) -> Any:
-    body = spec.inline(name) if spec is not None else None
-    if body is None:
-        return name
-    body.pop("id", None)
-    return body
-
-
-def workload_document(spec: WorkloadSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {"workload": spec.name, "tee": spec.tee}
-    if spec.policy is not None:
-        out["policy"] = _policy_document(spec, spec.policy)
-    out["versions"] = [version_json(v, spec) for v in spec.versions]
-    return out
-
-
-def version_from_entries(version: str, entries: Iterable[ManifestEntry]) -> VersionSpec:
-    """Group importer output (one entry per value) into one version; the entries' window is the version's."""
-    items = list(entries)
-    grouped: dict[str, list[bytes]] = {}
-    for e in items:
-        if e.value not in grouped.setdefault(e.kind, []):
-            grouped[e.kind].append(e.value)
-    first = items[0] if items else None
-    return VersionSpec(
-        version,
-        tuple(sorted((k, tuple(v)) for k, v in grouped.items())),
-        first.valid_from if first else None,
-        first.expires_at if first else None,
-    )
-
-
-def add_version(
-    path: Path, name: str, tee: str, version: VersionSpec, *, policy: str | None = None, alternative: bool = False
-) -> tuple[WorkloadSpec, str]:
-    """Write the workload manifest `path` with `version` added: a new file when `path` does not exist, else the
-    existing workload manifest of the same workload and TEE with one more version (leading comment lines are kept;
-    other comments are not). With `alternative`, the values are added as alternatives to the existing version of
-    that name. Returns the written spec and what was done ("created", "added", "extended", "unchanged").
-
-    RequestError: MANIFEST_INVALID (not a workload manifest, or another workload / TEE), MANIFEST_VERSION_EXISTS
-    (the version is there with other values and `alternative` is not set), MANIFEST_UNWRITABLE, and what reading
-    the file raises."""
-    if not path.exists():
-        spec = WorkloadSpec(name, tee, policy, (version,))
-        _check_spec(spec, str(path))
-        _write_text(path, _dump(path, workload_document(spec)), exclusive=True)
-        return spec, "created"
-    current = load_manifest_file(path)
-    old = current.workload
-    if old is None:
-        raise RequestError("MANIFEST_INVALID", f"{path} is not a workload manifest; choose another --out")
-    if (old.name, old.tee) != (name, tee):
-        raise RequestError("MANIFEST_INVALID", f"{path} describes {old.tee} workload {old.name!r}, not {tee} {name!r}")
-    existing = old.version(version.version)
-    action = "added"
-    if existing is not None and not alternative:
-        if existing.values == version.values:
-            return old, "unchanged"
-        raise RequestError(
-            "MANIFEST_VERSION_EXISTS",
-            f"{path} already has version {version.version!r} with other values; choose a new version "
-            "(or add them as alternatives with --alternative)",
-        )
-    if existing is not None:
-        merged = dict(existing.values)
-        for kind, values in version.values:
-            merged[kind] = merged.get(kind, ()) + tuple(x for x in values if x not in merged.get(kind, ()))
-        version = VersionSpec(
-            existing.version, tuple(sorted(merged.items())), existing.valid_from, existing.expires_at, existing.policy
-        )
-        action = "extended" if version != existing else "unchanged"
-    versions = tuple(version if v.version == version.version else v for v in old.versions)
-    if existing is None:
-        versions += (version,)
-    spec = WorkloadSpec(old.name, old.tee, policy if policy is not None else old.policy, versions, old.inline_policies)
-    _check_spec(spec, str(path))
-    document = {**({"description": d} if (d := _description(path)) else {}), **workload_document(spec)}
-    _write_text(path, _leading_comments(path) + _dump(path, document), exclusive=False)
-    return spec, action
-
-
-def _check_spec(spec: WorkloadSpec, where: str) -> None:
-    """What the loader checks, for a spec built in code (the importers)."""
-    workload_manifest(workload_document(spec), where)
-
-
-def _description(path: Path) -> Any:
-    data = _read(path)
-    return data.get("description") if isinstance(data, dict) else None
-
-
-def _leading_comments(path: Path) -> str:
-    if path.suffix.lower() not in (".yaml", ".yml"):
-        return ""
-    lines = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line + "\n")
-    return "".join(lines)
-
-
-def _dump(path: Path, document: dict[str, Any]) -> str:
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return yaml.safe_dump(document, sort_keys=False, width=200)
-    return json.dumps(document, indent=2) + "\n"
-
-
-def _write_text(path: Path, text: str, *, exclusive: bool) -> None:
-    """`exclusive`: refuse an existing file (MANIFEST_EXISTS); else replace it atomically (a temporary file renamed
-    over it), so a failed write never leaves half a manifest."""
-    try:
-        if exclusive:
-            with path.open("x", encoding="utf-8") as fh:
-                fh.write(text)
-            return
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except FileExistsError:
-        raise RequestError("MANIFEST_EXISTS", f"{path} exists; remove it or choose another --out") from None
-    except OSError as exc:
-        raise RequestError("MANIFEST_UNWRITABLE", f"cannot write {path}: {exc.strerror}") from None

@@ -30,7 +30,8 @@ from typing import Any, Literal
 from ..clock import to_rfc3339
 from ..errors import RequestError
 from ..workloads.model import UNVERSIONED, WorkloadMeta
-from .manifest import Manifest, ManifestEntry, entry_json
+from .manifest_model import Manifest, ManifestEntry
+from .manifest_writer import entry_json
 from .model import ReferenceValue
 
 VersionChangeKind = Literal["new", "expired", "revoked", "changed", "window"]

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest import Manifest, ManifestEntry
+from ..reference_values.manifest_model import Manifest, ManifestEntry
 from ..reference_values.model import Reapproval, ReferenceValue, State, ValueRevocation
 from ..reference_values.plan import Plan, compute_plan
 from . import audit

@@ -14,358 +14,55 @@ that references them: such a name is reserved for its workload, and a manifest i
 (WORKLOAD_POLICY_CONFLICT) when another workload references it.
 
 Actions: workload.create, workload.policy, workload.version.policy, workload.revoke, workload.version.revoke,
-workload.confirm (and policy.set for inline policies)."""
+workload.confirm (and policy.set for inline policies).
+
+The record types, checks and row reads are in `workload_records`; the changes made inside a caller's transaction
+(`ensure_in`, inline and per-version policies) in `workload_changes`."""
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from ..appraisal.policy import policy_sha256, policy_to_json
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest import ManifestEntry, inline_policy_name
+from ..reference_values.manifest_model import ManifestEntry
 from ..reference_values.model import ReferenceValue
 from ..workloads.model import UNVERSIONED, WorkloadMeta
 from . import audit
 from .audit import AuditEntry
 from .engine import Database
-from .policies import parse_policy_body
 from .reference_values import (  # its lock, add rule and row mapping: one rule for every add path
-    MAX_LABEL,
-    MAX_REASON,
     MAX_VERSION,
     SqlReferenceValueStore,
     _serialize_changes,
     _to_model,
 )
-from .tables import (
-    AuditRow,
-    PolicyRow,
-    ReferenceValueRow,
-    WorkloadRow,
-    WorkloadVersionPolicyRow,
-    WorkloadVersionStateRow,
-    new_id,
-)
+from .tables import AuditRow, ReferenceValueRow, WorkloadRow, WorkloadVersionStateRow
 from .text import storable
-
-TEES = ("nitro", "snp", "tdx")
-MAX_POLICY = 100  # PolicyRow.name
-CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
-    "workload.create",
-    "workload.policy",
-    "workload.version.policy",
-    "workload.revoke",
-    "workload.version.revoke",
-    "workload.confirm",
+from .workload_changes import _audit, _set_version_policy_in, ensure_in
+from .workload_records import (
+    ACTIONS,
+    CONFIRM,
+    POLICY,
+    REVOKE,
+    REVOKE_VERSION,
+    StoredVersion,
+    WorkloadRecord,
+    _check_name,
+    _check_reason,
+    _check_version,
+    _existing,
+    _records,
+    _revocations,
+    _row,
+    check_policy_name,
+    tee_of_kind,
 )
-ACTIONS = (CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM)
-
-
-@dataclass(frozen=True)
-class VersionRevocation:
-    version: str
-    revoked_at: dt.datetime
-    revoked_by: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class VersionPolicy:
-    """The policy set for one version (None: reset to the workload's), who set it when."""
-
-    version: str
-    policy: str | None
-    set_at: dt.datetime
-    set_by: str
-
-
-@dataclass(frozen=True)
-class WorkloadRecord:
-    """Everything stored of one workload besides its values (for listings; the service reads `meta`)."""
-
-    meta: WorkloadMeta
-    created_at: dt.datetime
-    created_by: str
-    revoked_by: str | None = None
-    revoke_reason: str | None = None
-    review_reason: str | None = None
-    version_revocations: tuple[VersionRevocation, ...] = ()
-    version_policies: tuple[VersionPolicy, ...] = ()
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """One version of a workload as stored: its rows in every state, and its revocation if any."""
-
-    version: str
-    values: tuple[ReferenceValue, ...]
-    revocation: VersionRevocation | None = None
-
-    def state(self, at: dt.datetime, workload_revoked: bool = False) -> str:
-        """revoked (the workload, the version, or every row's value), active (some row active), pending (some row
-        pending), else expired."""
-        if workload_revoked or self.revocation is not None:
-            return "revoked"
-        states = {v.state(at) for v in self.values}
-        for state in ("active", "pending", "expired"):
-            if state in states:
-                return state
-        return "revoked"
-
-
-def tee_of_kind(kind: str) -> str:
-    """The TEE of a reference-value kind `<tee>.<claim>`; RequestError WORKLOAD_TEE_UNKNOWN otherwise."""
-    tee = kind.split(".", 1)[0]
-    if "." not in kind or tee not in TEES:
-        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"{kind!r} is not a kind of a known TEE ({', '.join(TEES)})")
-    return tee
-
-
-def _check_name(name: str) -> str:
-    name = storable(name)
-    if not name:
-        raise RequestError("WORKLOAD_NAME_INVALID", "a workload needs a name")
-    if len(name) > MAX_LABEL:
-        raise RequestError("WORKLOAD_NAME_INVALID", f"a workload name has at most {MAX_LABEL} characters")
-    return name
-
-
-def _check_tee(tee: str) -> str:
-    if tee not in TEES:
-        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"tee must be one of {', '.join(TEES)}")
-    return tee
-
-
-def check_policy_name(policy: str | None) -> str | None:
-    """Only the form; whether the name exists is the caller's check against its PolicySet (POLICY_UNKNOWN)."""
-    if policy is None:
-        return None
-    policy = storable(policy)
-    if not 0 < len(policy) <= MAX_POLICY or policy.strip() != policy:
-        raise RequestError("WORKLOAD_POLICY_INVALID", f"a policy name has 1..{MAX_POLICY} characters, no blanks around")
-    return policy
-
-
-def _check_version(version: str) -> str:
-    version = storable(version)
-    if len(version) > MAX_VERSION or version.strip() != version:
-        raise RequestError(
-            "REFERENCE_VERSION_INVALID", f"version must be 0..{MAX_VERSION} characters, no blanks around"
-        )
-    return version
-
-
-def _check_reason(reason: str) -> str:
-    reason = storable(reason.strip())
-    if not reason:
-        raise RequestError("REVOKE_REASON_REQUIRED", "a revocation needs a reason")
-    if len(reason) > MAX_REASON:
-        raise RequestError("REVOKE_REASON_TOO_LONG", f"the reason has more than {MAX_REASON} characters")
-    return reason
-
-
-def _meta(row: WorkloadRow, revoked_versions: Iterable[str], policies: Iterable[VersionPolicy] = ()) -> WorkloadMeta:
-    return WorkloadMeta(
-        name=row.name,
-        tee=row.tee,
-        id=row.id,
-        policy=row.policy,
-        revoked_at=row.revoked_at,
-        revoked_versions=frozenset(revoked_versions),
-        review=bool(row.review),
-        version_policies={p.version: p.policy for p in policies if p.policy is not None},
-    )
-
-
-def _version_policies(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionPolicy]]:
-    out: dict[str, builtins.list[VersionPolicy]] = {}
-    if not ids:
-        return out
-    query = (
-        select(WorkloadVersionPolicyRow)
-        .where(WorkloadVersionPolicyRow.workload_id.in_(builtins.list(ids)))
-        .order_by(WorkloadVersionPolicyRow.version)
-    )
-    for r in session.scalars(query):
-        out.setdefault(r.workload_id, []).append(VersionPolicy(r.version, r.policy, r.set_at, r.set_by))
-    return out
-
-
-def _revocations(session: Session, ids: Sequence[str]) -> dict[str, builtins.list[VersionRevocation]]:
-    out: dict[str, builtins.list[VersionRevocation]] = {}
-    if not ids:
-        return out
-    query = (
-        select(WorkloadVersionStateRow)
-        .where(WorkloadVersionStateRow.workload_id.in_(builtins.list(ids)))
-        .order_by(WorkloadVersionStateRow.revoked_at, WorkloadVersionStateRow.version)
-    )
-    for r in session.scalars(query):
-        out.setdefault(r.workload_id, []).append(
-            VersionRevocation(r.version, r.revoked_at, r.revoked_by, r.revoke_reason)
-        )
-    return out
-
-
-def _records(session: Session, rows: Sequence[WorkloadRow]) -> builtins.list[WorkloadRecord]:
-    revoked = _revocations(session, [r.id for r in rows])
-    policies = _version_policies(session, [r.id for r in rows])
-    return [
-        WorkloadRecord(
-            meta=_meta(r, (v.version for v in revoked.get(r.id, [])), policies.get(r.id, [])),
-            created_at=r.created_at,
-            created_by=r.created_by,
-            revoked_by=r.revoked_by,
-            revoke_reason=r.revoke_reason,
-            review_reason=r.review_reason,
-            version_revocations=tuple(revoked.get(r.id, [])),
-            version_policies=tuple(policies.get(r.id, [])),
-        )
-        for r in rows
-    ]
-
-
-def _row(session: Session, name: str, *, lock: bool = False) -> WorkloadRow | None:
-    query = select(WorkloadRow).where(WorkloadRow.name == storable(name))
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).first()
-
-
-def _existing(session: Session, name: str) -> WorkloadRow:
-    row = _row(session, name, lock=True)
-    if row is None:
-        raise NotFoundError("WORKLOAD_NOT_FOUND", f"no workload named {name!r}")
-    return row
-
-
-def _audit(session: Session, row: WorkloadRow, action: str, now: dt.datetime, actor: str, **details: Any) -> None:
-    body = {"id": row.id, "tee": row.tee, **{k: v for k, v in details.items() if v is not None}}
-    audit.append(session, at=now, actor=actor, action=action, subject=row.name, details=body)
-
-
-def ensure_in(
-    session: Session,
-    name: str,
-    tee: str,
-    *,
-    now: dt.datetime,
-    actor: str,
-    policy: str | None = None,
-    version_policies: Mapping[str, str] | None = None,
-    inline_policies: Mapping[str, Mapping[str, Any]] | None = None,
-) -> tuple[WorkloadRow, bool]:
-    """`SqlWorkloads.ensure` inside the caller's transaction (which must hold the reference-value change lock, e.g.
-    a `SqlReferenceValueStore` change): (row, created). Does not bump the reference-set version: the caller's
-    change does. Raises like `ensure`."""
-    name, tee, policy, actor = _check_name(name), _check_tee(tee), check_policy_name(policy), storable(actor, 200)
-    wanted = {_check_version(v): check_policy_name(p) for v, p in (version_policies or {}).items()}
-    row = _row(session, name, lock=True)
-    created = row is None
-    if row is None:
-        row = WorkloadRow(
-            id=new_id(), name=name, tee=tee, policy=policy, created_at=now, created_by=actor, review=False
-        )
-        session.add(row)
-        session.flush()
-        _audit(session, row, CREATE, now, actor, policy=policy)
-    elif row.tee != tee:
-        raise RequestError("WORKLOAD_TEE_MISMATCH", f"workload {name!r} is a {row.tee} workload, not {tee}")
-    for policy_name, body in sorted((inline_policies or {}).items()):
-        _store_inline_policy(session, row, policy_name, body, now=now, actor=actor)
-    if not created and policy is not None and row.policy != policy:
-        previous, row.policy = row.policy, policy
-        session.flush()
-        _audit(session, row, POLICY, now, actor, policy=policy, previous=previous or "(default)")
-    for version, version_policy in sorted(wanted.items()):
-        _set_version_policy_in(session, row, version, version_policy, now=now, actor=actor)
-    return row, created
-
-
-def _store_inline_policy(
-    session: Session, row: WorkloadRow, name: str, body: Mapping[str, Any], *, now: dt.datetime, actor: str
-) -> None:
-    """Store a manifest's inline policy under its reserved name (validated like `verifier policy set`; audited
-    policy.set when its body changes). RequestError WORKLOAD_POLICY_CONFLICT when the name is not one of this
-    workload's (`inline_policy_name`) or another workload references it; POLICY_INVALID / POLICY_NAME_INVALID."""
-    if name != inline_policy_name(row.name) and not name.startswith(inline_policy_name(row.name) + "@"):
-        raise RequestError(
-            "WORKLOAD_POLICY_CONFLICT", f"{name!r} is not an inline policy name of workload {row.name!r}"
-        )
-    others = session.scalars(
-        select(WorkloadRow.name)
-        .where(
-            WorkloadRow.id != row.id,
-            or_(
-                WorkloadRow.policy == name,
-                WorkloadRow.id.in_(
-                    select(WorkloadVersionPolicyRow.workload_id).where(WorkloadVersionPolicyRow.policy == name)
-                ),
-            ),
-        )
-        .limit(1)
-    ).first()
-    if others is not None:
-        raise RequestError(
-            "WORKLOAD_POLICY_CONFLICT",
-            f"the inline policy name {name!r} of workload {row.name!r} is "
-            f"already the policy of workload {others!r}; rename one of the workloads",
-        )
-    policy = parse_policy_body(name, dict(body))
-    canonical, digest = policy_to_json(policy), policy_sha256(policy)
-    stored = session.get(PolicyRow, name, with_for_update=True)
-    if stored is not None and stored.sha256 == digest:
-        return
-    previous = stored.sha256 if stored is not None else None
-    if stored is None:
-        session.add(PolicyRow(name=name, body=canonical, sha256=digest, updated_at=now, updated_by=actor))
-    else:
-        stored.body, stored.sha256, stored.updated_at, stored.updated_by = canonical, digest, now, actor
-    session.flush()
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="policy.set",
-        subject=name,
-        details={"sha256": digest, "previous_sha256": previous, "body": canonical, "workload": row.name},
-    )
-
-
-def _set_version_policy_in(
-    session: Session, row: WorkloadRow, version: str, policy: str | None, *, now: dt.datetime, actor: str
-) -> bool:
-    """Set (None: reset) the policy of one version; False when it already is (no audit row)."""
-    current = session.get(WorkloadVersionPolicyRow, (row.id, version), with_for_update=True)
-    previous = current.policy if current is not None else None
-    if previous == policy:
-        return False
-    if current is None:
-        session.add(
-            WorkloadVersionPolicyRow(workload_id=row.id, version=version, policy=policy, set_at=now, set_by=actor)
-        )
-    else:
-        current.policy, current.set_at, current.set_by = policy, now, actor
-    session.flush()
-    _audit(
-        session,
-        row,
-        VERSION_POLICY,
-        now,
-        actor,
-        version=version,
-        policy=policy or f"(the workload's: {row.policy or '(default)'})",
-        previous=previous or "(the workload's)",
-    )
-    return True
 
 
 class SqlWorkloads:

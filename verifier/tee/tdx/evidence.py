@@ -33,18 +33,9 @@ from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
 from ..base import VerifiedEvidence, VerifyContext, collateral_from_details
 from .claims import claims as quote_claims
-from .collateral import (
-    VENDOR,
-    Fetched,
-    TdxCollateral,
-    VerifiedCollateral,
-    check_pck_crl,
-    check_qe_identity,
-    check_root_ca_crl,
-    check_tcb_info,
-    collateral_from_files,
-    verify_collateral,
-)
+from .collateral import Fetched, VerifiedCollateral, verify_collateral
+from .collateral_checks import VENDOR, check_pck_crl, check_qe_identity, check_root_ca_crl, check_tcb_info
+from .collateral_documents import TdxCollateral, collateral_from_files
 from .freshness import FROM_REQUEST, PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
 from .pck import PckInfo, pck_chain, pck_info
 from .pcs import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO, fetch_collateral

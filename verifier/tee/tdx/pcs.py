@@ -17,7 +17,8 @@ from verifier.collateral.base import CollateralKey, CollateralSource, Collateral
 from verifier.errors import EvidenceError, UnavailableError, VerifierError
 from verifier.trust.certs import crl_next_update, pem_crl_der
 
-from .collateral import NOTHING_FETCHED, Fetched, TdxCollateral, collateral_from_files, parse_signed_json
+from .collateral import NOTHING_FETCHED, Fetched
+from .collateral_documents import TdxCollateral, collateral_from_files, parse_signed_json
 from .freshness import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO, source_label
 
 KIND_TCB_INFO, KIND_QE_IDENTITY = "intel.tcb_info", "intel.qe_identity"

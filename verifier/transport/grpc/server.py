@@ -47,8 +47,9 @@ from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
+from .admin_auth import AdminAuthInterceptor, ClientCertVerifier
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
-from .interceptors import AdminAuthInterceptor, ClientCertVerifier, default_chain
+from .interceptors import default_chain
 from .lanes import ADMIN, APPRAISE, CHALLENGE, DEFAULT_LIMITS, HOUSEKEEPING, LaneLimits, Lanes
 from .readiness import Readiness
 from .servicers import ReferenceValuesServicer, VerifierServicer

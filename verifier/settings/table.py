@@ -1,9 +1,6 @@
-"""Settings, read once. This is the only module that reads the environment.
-
-Every setting is declared once, as a field of `Settings` made by `_setting(...)`: its default, section, environment
-name (VERIFIER_ + `env`), the parser of that variable and, when it has one, its command-line flag, argparse keywords
-and help. `from_environment` reads every declared variable, `add_flags` adds the flags of the named settings to an
-argparse parser (one argument group per section) and `apply_flags` copies parsed flags onto a `Settings`.
+"""The field table: every setting declared once, as a field of `Settings` made by `_setting(...)` with its
+default, section, environment name (VERIFIER_ + `env`), the parser of that variable and, when it has one, its
+command-line flag, argparse keywords and help. The parsers and flag types are in `parsers.py`.
 """
 
 # ruff: noqa: RUF009 - `_setting(...)` is `dataclasses.field(...)` with the declaration in its metadata
@@ -12,17 +9,36 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
-import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .storage.engine import DEFAULT_DATABASE_URL
+from ..storage.engine import DEFAULT_DATABASE_URL
+from .declaration import Declaration
+from .parsers import (
+    _RATE_FLAG,
+    Rate,
+    _argument,
+    _collateral_timeout,
+    _count,
+    _digests,
+    _flag,
+    _grace_seconds,
+    _int,
+    _lowered,
+    _names,
+    _path,
+    _paths,
+    _pathsep_paths,
+    _seconds,
+    _text,
+    _timedelta_or_none,
+    collateral_refresh,
+    drain_seconds,
+    rate,
+)
 
-ENV_PREFIX = "VERIFIER_"
 # The order of the argument groups in `--help`.
 SECTIONS = (
     "database",
@@ -37,37 +53,6 @@ SECTIONS = (
     "retention",
     "logging",
 )
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A token bucket: `per_second` tokens a second, at most `burst` held. 0 (either) means unlimited."""
-
-    per_second: float
-    burst: int
-
-    @property
-    def enabled(self) -> bool:
-        return self.per_second > 0 and self.burst > 0
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """How one setting is read: `VERIFIER_<env>` through `parse` (non-empty text to a value, raises ConfigError),
-    and, with a `flag`, the argparse keywords `options` (type, action, metavar, choices) and `from_flag` (the parsed
-    flag to a value; None keeps the setting as it is)."""
-
-    section: str
-    env: str
-    parse: Callable[[str], Any]
-    help: str
-    flag: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    from_flag: Callable[[Any], Any] | None = None
-
-    @property
-    def env_name(self) -> str:
-        return ENV_PREFIX + self.env
 
 
 def _setting(
@@ -86,160 +71,6 @@ def _setting(
         raise ValueError(f"unknown settings section {section!r}")
     declared = Declaration(section, env, parse, help, flag, options, from_flag)
     return field(default=default, metadata={"setting": declared})
-
-
-# Environment parsers: each takes the variable's non-empty text and raises ConfigError SETTING_INVALID.
-
-
-def _text(value: str) -> str:
-    return value
-
-
-def _path(value: str) -> Path:
-    return Path(value)
-
-
-def _pathsep_paths(value: str) -> tuple[Path, ...]:
-    """VERIFIER_SIGNING_KEY: files separated by os.pathsep."""
-    return tuple(Path(p) for p in value.split(os.pathsep))
-
-
-def _paths(value: str) -> tuple[Path, ...]:
-    """A comma-separated list of file paths (VERIFIER_AUDIT_CHECKPOINT_KEYS)."""
-    return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
-
-
-def _names(value: str) -> tuple[str, ...]:
-    """A comma-separated list of names (VERIFIER_SELECTABLE_POLICIES)."""
-    return tuple(n.strip() for n in value.split(",") if n.strip())
-
-
-def _digests(value: str) -> tuple[str, ...]:
-    """VERIFIER_ADMIN_TOKEN_SHA256: comma-separated hex digests, lower-cased."""
-    return tuple(t.strip().lower() for t in value.split(",") if t.strip())
-
-
-def _flag(value: str) -> bool:
-    return value.lower() in ("1", "true", "yes", "on")
-
-
-def _int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ConfigError("SETTING_INVALID", f"expected a non-negative integer, got {value[:20]!r}")
-    return number
-
-
-def _seconds(value: str) -> dt.timedelta:
-    """VERIFIER_TOKEN_LIFETIME / VERIFIER_CHALLENGE_TTL: positive seconds (ConfigError otherwise)."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 365 * 86400:  # also refuses nan and inf
-        raise ConfigError("SETTING_INVALID", f"expected positive seconds, got {value[:20]!r}")
-    return dt.timedelta(seconds=seconds)
-
-
-def _float_seconds(value: str, *, high: float, what: str, positive: bool = False) -> float:
-    """Seconds in 0..`high` (more than 0 when `positive`); raises ConfigError SETTING_INVALID."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not (0 < seconds if positive else 0 <= seconds) or not seconds <= high:  # also refuses nan and inf
-        low = "more than 0" if positive else "0"
-        raise ConfigError("SETTING_INVALID", f"{what} must be {low}..{high:g} seconds, got {value[:20]!r}")
-    return seconds
-
-
-def _grace_seconds(value: str) -> float:
-    """VERIFIER_GRACE_SECONDS: 0..3600 seconds."""
-    return _float_seconds(value, high=3600, what="grace")
-
-
-def _collateral_timeout(value: str) -> float:
-    """VERIFIER_COLLATERAL_TIMEOUT_S: more than 0, at most 3600 seconds."""
-    return _float_seconds(value, high=3600, what="collateral timeout", positive=True)
-
-
-def collateral_refresh(value: str | float | None) -> dt.timedelta | None:
-    """VERIFIER_COLLATERAL_REFRESH_SECONDS / --collateral-refresh: non-negative seconds (ConfigError otherwise)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 365 * 86400:  # also refuses nan and inf
-        raise ConfigError("SETTING_INVALID", f"collateral refresh must be 0..31536000 seconds, got {str(value)[:20]!r}")
-    return dt.timedelta(seconds=seconds)
-
-
-def drain_seconds(value: str | float | None) -> float | None:
-    """VERIFIER_DRAIN_SECONDS / --drain-seconds: 0..3600 seconds (ConfigError otherwise)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 3600:  # also refuses nan and inf
-        raise ConfigError("SETTING_INVALID", f"drain must be 0..3600 seconds, got {str(value)[:20]!r}")
-    return seconds
-
-
-def rate(value: str | None) -> Rate | None:
-    """VERIFIER_RATE_* / --rate-*: `RATE[:BURST]`, RATE calls a second (0 disables), BURST at least 1 (default
-    twice RATE, at least 1). Raises ConfigError SETTING_INVALID otherwise."""
-    if value is None:
-        return None
-    text, _, burst_text = value.strip().partition(":")
-    try:
-        per_second = float(text)
-        burst = int(burst_text) if burst_text else max(1, math.ceil(2 * per_second))
-    except (ValueError, OverflowError):
-        per_second, burst = -1.0, 0
-    if per_second == 0:
-        return Rate(0.0, 0)
-    if not 0 < per_second <= 1e6 or not 1 <= burst <= 10**7:  # also refuses nan and inf
-        raise ConfigError("SETTING_INVALID", f"a rate is RATE[:BURST] (calls a second, 0 disables), got {value[:20]!r}")
-    return Rate(per_second, burst)
-
-
-# Flag types: argparse wants ArgumentTypeError for a bad value (exit 64 with the message).
-
-
-def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(exc.message) from None
-
-    convert.__name__ = parse.__name__.lstrip("_")
-    return convert
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) > 100_000:
-        raise argparse.ArgumentTypeError(f"expected an integer 0..100000, got {text[:20]!r}")
-    return int(text)
-
-
-def _timedelta_or_none(seconds: float) -> dt.timedelta | None:
-    """--challenge-ttl / --token-lifetime: seconds; 0 keeps the setting."""
-    return dt.timedelta(seconds=seconds) if seconds else None
-
-
-def _lowered(values: list[str]) -> tuple[str, ...]:
-    return tuple(v.lower() for v in values)
-
-
-_RATE_FLAG: dict[str, Any] = {"type": _argument(rate), "metavar": "RATE[:BURST]"}
 
 
 @dataclass(frozen=True)
@@ -700,69 +531,3 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def declarations() -> dict[str, Declaration]:
-    """Every declared setting by field name, in declaration order."""
-    return {f.name: f.metadata["setting"] for f in fields(Settings) if "setting" in f.metadata}
-
-
-def flag_names() -> list[str]:
-    """The settings that have a command-line flag, in declaration order."""
-    return [name for name, d in declarations().items() if d.flag is not None]
-
-
-def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from VERIFIER_* variables (CLI flags override them, `apply_flags`); an empty variable is unset.
-    Raises ConfigError SETTING_INVALID for a malformed value."""
-    env = os.environ if environ is None else environ
-    changes: dict[str, Any] = {}
-    for name, declared in declarations().items():
-        value = env.get(declared.env_name)
-        if value not in (None, ""):
-            changes[name] = declared.parse(value)
-    return Settings().with_overrides(**changes)
-
-
-def add_flags(
-    parser: argparse.ArgumentParser,
-    names: Iterable[str],
-    *,
-    help: Mapping[str, str] | None = None,
-    grouped: bool = True,
-) -> None:
-    """Add the flags of the settings `names` (dest: the field name, default None) to `parser`, in one argument
-    group per section unless `grouped` is false; `help` replaces a setting's help text for this parser. Raises
-    KeyError for an undeclared name, ValueError for a setting without a flag."""
-    declared = declarations()
-    order = list(declared)
-    wanted = sorted(names, key=lambda n: (SECTIONS.index(declared[n].section), order.index(n)))
-    groups: dict[str, Any] = {}
-    for name in wanted:
-        d = declared[name]
-        if d.flag is None:
-            raise ValueError(f"setting {name!r} has no command-line flag")
-        target: Any = parser
-        if grouped:
-            target = groups.get(d.section) or _group(parser, d.section)
-            groups[d.section] = target
-        text = (help or {}).get(name, d.help)
-        target.add_argument(d.flag, dest=name, default=None, help=f"{text} [env {d.env_name}]", **d.options)
-
-
-def _group(parser: argparse.ArgumentParser, section: str) -> Any:
-    for group in parser._action_groups:
-        if group.title == section:
-            return group
-    return parser.add_argument_group(section)
-
-
-def apply_flags(base: Settings, args: argparse.Namespace, names: Iterable[str]) -> Settings:
-    """`base` with the flags of `names` that were given on the command line (see `add_flags`)."""
-    declared = declarations()
-    changes: dict[str, Any] = {}
-    for name in names:
-        value = getattr(args, name, None)
-        convert = declared[name].from_flag
-        changes[name] = convert(value) if convert is not None and value is not None else value
-    return base.with_overrides(**changes)

@@ -1,0 +1,115 @@
+"""The shared base of the server interceptors: the per-call `CallState`, the unary-unary wrapper every interceptor
+derives from, and `_abort` (a gRPC status with google.rpc.ErrorInfo and RetryInfo details).
+
+A per-call `CallState` in a contextvar carries the request id and final status code between the layers;
+`asyncio.to_thread` copies the context, so service logs carry the request id too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ...logging_setup import REQUEST_ID
+
+ERROR_DOMAIN = "tee-verifier"
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+@dataclass
+class CallState:
+    method: str
+    request_id: str
+    code: grpc.StatusCode = grpc.StatusCode.OK
+
+
+CALL: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("verifier_call", default=None)
+
+
+def _metadata(values: Sequence[tuple[str, str | bytes]] | None, key: str) -> str | None:
+    for k, v in values or ():
+        if k.lower() == key:
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return None
+
+
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Base: wrap the unary-unary behavior of every handler with `self.around`."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = cast(Behavior, handler.unary_unary)
+        method = handler_call_details.method
+        details = handler_call_details
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await self.around(method, details, inner, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def around(
+        self,
+        method: str,
+        details: grpc.HandlerCallDetails,
+        inner: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
+        raise NotImplementedError
+
+
+MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    retry_delay: float | None = None,
+) -> None:
+    """Abort with `code`, an ErrorInfo (`reason`, request id, retryable) and, with `retry_delay` (seconds), a
+    google.rpc.RetryInfo."""
+    request_id = REQUEST_ID.get() or ""
+    if len(message) > MAX_ERROR_MESSAGE:  # messages may quote the request: keep the status within gRPC's limits
+        message = message[:MAX_ERROR_MESSAGE] + " ... (truncated)"
+    state = CALL.get()
+    if state is not None:
+        state.code = code
+    info = error_details_pb2.ErrorInfo(
+        reason=reason,
+        domain=ERROR_DOMAIN,
+        metadata={"request_id": request_id, "retryable": "true" if retryable else "false"},
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    details = [detail]
+    if retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1_000_000, int(retry_delay * 1e9)))  # at least 1 ms: zero reads as "no delay"
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+    # grpc-stubs lacks the aio abort_with_status; it supersedes code, message and trailing metadata.
+    await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
