@@ -72,9 +72,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# The PostgreSQL unit-of-work deadline for fixture databases: generous, because a shared 2-core CI machine can
+# stall commits for seconds (one CI run saw 8 s); the deadline itself is tested with its own short bounds in
+# tests/integration/test_database_deadline.py.
+FIXTURE_DEADLINE_S = 30.0
+
+
 def _migrated(url: str) -> Iterator[Database]:
     upgrade(url)
-    database = Database(url)
+    database = Database(url, deadline_s=FIXTURE_DEADLINE_S)
     try:
         yield database
     finally:
