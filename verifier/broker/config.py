@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..reference_values.kinds import known_tees
 
 STATUSES = ("affirming", "warning")
-TEES = ("nitro", "snp", "tdx")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ReleaseRule:
     secret: bytes
     workload: str
     require_status: str = "affirming"
-    tees: tuple[str, ...] = TEES
+    tees: tuple[str, ...] = field(default_factory=known_tees)
     # Policy ids and/or policy SHA-256s the result must have been appraised under (empty: any policy).
     require_policies: tuple[str, ...] = ()
     min_version: str | None = None
@@ -126,8 +126,8 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
             f"secret {entry['name']!r}: 'min_version' is a version string, 'require_labels' a list of labels",
         )
     status = entry.get("require_status", "affirming")
-    tees = tuple(entry.get("tees") or TEES)
-    if status not in STATUSES or set(tees) - set(TEES):
+    tees = tuple(entry.get("tees") or known_tees())
+    if status not in STATUSES or set(tees) - set(known_tees()):
         raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: bad require_status or tees")
     policies = entry.get("require_policies", [])
     if not isinstance(policies, list) or not all(isinstance(x, str) and x for x in policies):

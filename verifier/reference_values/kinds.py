@@ -95,6 +95,13 @@ PLATFORM_INFO_BITS: dict[int, str] = {
 _BIT_NAMES = {"snp.platform_info": PLATFORM_INFO_BITS}
 
 
+def known_tees() -> tuple[str, ...]:
+    """The TEEs that have reference-value kinds (the `<tee>` prefixes of the kinds table), sorted: the one list of
+    TEE names for workloads, manifests and the broker; `tests/unit/test_tee_names.py` holds it equal to the
+    registry's schemes."""
+    return tuple(sorted({kind.partition(".")[0] for kind in _KINDS}))
+
+
 def known_kinds() -> list[str]:
     return sorted(_KINDS)
 

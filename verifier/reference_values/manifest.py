@@ -27,7 +27,7 @@ import yaml
 from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
 from ..clock import parse_rfc3339
 from ..errors import ConfigError, RequestError
-from .kinds import normalize_value
+from .kinds import known_tees, normalize_value
 from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -35,7 +35,6 @@ MAX_LABEL = 200
 MAX_VERSION = 64
 MAX_REASON = 1000
 MAX_POLICY = 100
-TEES = ("nitro", "snp", "tdx")
 # The measurement kinds without which a version would match other images (ARCHITECTURE.md, the default policy's
 # required measurements): Nitro PCR0-2 (image, kernel + boot ramfs, application), SNP MEASUREMENT, TDX MRTD.
 REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
@@ -121,8 +120,8 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
             "MANIFEST_INVALID", f"{where}.workload must be 1..{MAX_LABEL} printable characters, no outer spaces"
         )
     tee = data.get("tee")
-    if tee not in TEES:
-        raise RequestError("MANIFEST_INVALID", f"{where}.tee must be one of {list(TEES)}, got {tee!r}")
+    if tee not in known_tees():
+        raise RequestError("MANIFEST_INVALID", f"{where}.tee must be one of {list(known_tees())}, got {tee!r}")
     inline: list[tuple[str, str]] = []
     policy = _policy(data.get("policy"), f"{where}.policy", inline_policy_name(name), inline)
     if "versions" not in data:

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError, RequestError
+from ..reference_values.kinds import known_tees
 from ..reference_values.model import ReferenceValue
 from ..workloads.model import WorkloadMeta
 from .reference_values import MAX_LABEL, MAX_REASON, MAX_VERSION
 from .tables import WorkloadRow, WorkloadVersionPolicyRow, WorkloadVersionStateRow
 from .text import storable
 
-TEES = ("nitro", "snp", "tdx")
 MAX_POLICY = 100  # PolicyRow.name
 CREATE, POLICY, VERSION_POLICY, REVOKE, REVOKE_VERSION, CONFIRM = (
     "workload.create",
@@ -88,8 +88,9 @@ class StoredVersion:
 def tee_of_kind(kind: str) -> str:
     """The TEE of a reference-value kind `<tee>.<claim>`; RequestError WORKLOAD_TEE_UNKNOWN otherwise."""
     tee = kind.split(".", 1)[0]
-    if "." not in kind or tee not in TEES:
-        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"{kind!r} is not a kind of a known TEE ({', '.join(TEES)})")
+    tees = known_tees()
+    if "." not in kind or tee not in tees:
+        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"{kind!r} is not a kind of a known TEE ({', '.join(tees)})")
     return tee
 
 
@@ -103,8 +104,8 @@ def _check_name(name: str) -> str:
 
 
 def _check_tee(tee: str) -> str:
-    if tee not in TEES:
-        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"tee must be one of {', '.join(TEES)}")
+    if tee not in known_tees():
+        raise RequestError("WORKLOAD_TEE_UNKNOWN", f"tee must be one of {', '.join(known_tees())}")
     return tee
 
 
