@@ -17,7 +17,8 @@ Each lane has `threads` daemon threads and admits at most `queue` more calls wai
 refused at once with `OverloadedError("SERVER_BUSY")` (RESOURCE_EXHAUSTED with a RetryInfo) instead of queueing
 without bound, and a call that waited `max_wait_s` for a thread (5 s; CreateChallenge 1 s) gets the same answer
 instead of starting late. A call whose RPC was cancelled (deadline, client gone) while it waited is dropped before
-it runs. Daemon threads: a thread stuck in a dependency never keeps the process from exiting after shutdown.
+it runs. Daemon threads: a thread stuck in a dependency never keeps the process from exiting after shutdown (the
+threads and the bounded queue are a `verifier.daemon_pool.DaemonPool`, which says why not a ThreadPoolExecutor).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from ...daemon_pool import DaemonPool
 from ...errors import ConfigError, OverloadedError
 
 log = logging.getLogger(__name__)
@@ -70,84 +70,92 @@ DEFAULT_LIMITS: Mapping[str, LaneLimits] = {
     HOUSEKEEPING: LaneLimits(threads=1, queue=0),
 }
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any], float]
-
 
 class Lane:
-    """`threads` daemon workers and a bounded admission count (running + waiting)."""
+    """`threads` daemon workers and a bounded admission count (running + waiting): a `DaemonPool` of fixed
+    workers, whose queued calls still run (or are refused, or dropped) after `close`."""
 
     def __init__(self, name: str, limits: LaneLimits) -> None:
         self.name = name
         self.limits = limits
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._admitted = 0
-        self._closed = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"lane-{name}-{i}", daemon=True) for i in range(limits.threads)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._pool = DaemonPool(
+            workers=limits.threads, queue=limits.queue, name=f"lane-{name}", logger=log, what=f"{name} lane call"
+        )
 
     @property
     def admitted(self) -> int:
         """Calls running or waiting in this lane now."""
-        return self._admitted
+        return self._pool.outstanding
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` on a worker of this lane with the caller's context variables (as
         `asyncio.to_thread` does) and return its result or raise its exception. Raises `OverloadedError`
         SERVER_BUSY when the lane is full or closed."""
-        with self._lock:
-            if self._closed or self._admitted >= self.limits.threads + self.limits.queue:
-                full = True
-            else:
-                full = False
-                self._admitted += 1
-        if full:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        call = _Call(self, loop, future, contextvars.copy_context(), lambda: fn(*args, **kwargs), time.monotonic())
+        if not self._pool.submit(call.run, cancel=call.refuse, then=call.settle):
             raise OverloadedError(
                 "SERVER_BUSY",
                 f"this server is busy with {self.name} calls; retry in {RETRY_AFTER_S:g}s",
                 retry_after=RETRY_AFTER_S,
             )
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        job = (loop, future, contextvars.copy_context(), lambda: fn(*args, **kwargs), time.monotonic())
-        self._jobs.put(job)
         return await future
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            loop, future, context, call, queued_at = job
-            result: Any = None
-            error: BaseException | None = None
-            waited = time.monotonic() - queued_at
-            if future.cancelled():  # the RPC went away while this waited: do not start the work
-                pass
-            elif waited > self.limits.max_wait_s:  # answer "busy" now rather than start work nobody may await
-                error = OverloadedError(
-                    "SERVER_BUSY",
-                    f"{self.name} call waited {waited:.1f}s for a thread; retry in {RETRY_AFTER_S:g}s",
-                    retry_after=RETRY_AFTER_S,
-                )
-            else:
-                try:
-                    result = context.run(call)
-                except BaseException as failure:  # noqa: BLE001 - handed to the awaiting handler, which maps it
-                    error = failure
-            with self._lock:  # the slot is free before the caller resumes
-                self._admitted -= 1
-            _settle(loop, future, result, error)
 
     def close(self) -> None:
         """Refuse new calls and let the workers end once the queue is empty; never waits for a stuck worker."""
-        with self._lock:
-            self._closed = True
-        for _ in self._threads:
-            self._jobs.put(None)
+        self._pool.close(drain=True)
+
+
+class _Call:
+    """One admitted call: `run` in a worker (the slot is freed after it), then `settle` hands the outcome to the
+    loop, so the slot is free before the caller resumes."""
+
+    def __init__(
+        self,
+        lane: Lane,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        context: contextvars.Context,
+        call: Callable[[], Any],
+        queued_at: float,
+    ) -> None:
+        self.lane = lane
+        self.loop = loop
+        self.future = future
+        self.context = context
+        self.call = call
+        self.queued_at = queued_at
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """In a worker: drop the call if its RPC was cancelled, refuse it if it waited too long, else run it."""
+        waited = time.monotonic() - self.queued_at
+        if self.future.cancelled():  # the RPC went away while this waited: do not start the work
+            return
+        if waited > self.lane.limits.max_wait_s:  # answer "busy" now rather than start work nobody may await
+            self.error = OverloadedError(
+                "SERVER_BUSY",
+                f"{self.lane.name} call waited {waited:.1f}s for a thread; retry in {RETRY_AFTER_S:g}s",
+                retry_after=RETRY_AFTER_S,
+            )
+            return
+        try:
+            self.result = self.context.run(self.call)
+        except BaseException as failure:  # noqa: BLE001 - handed to the awaiting handler, which maps it
+            self.error = failure
+
+    def refuse(self) -> None:
+        """Dropped from the queue without running (not done by a lane's draining close): answer SERVER_BUSY."""
+        self.error = OverloadedError(
+            "SERVER_BUSY", f"{self.lane.name} lane closed; retry in {RETRY_AFTER_S:g}s", retry_after=RETRY_AFTER_S
+        )
+        self.settle()
+
+    def settle(self) -> None:
+        """Hand the outcome to the awaiting coroutine on its loop (dropped when the loop is closed)."""
+        _settle(self.loop, self.future, self.result, self.error)
 
 
 def _settle(
@@ -177,5 +185,6 @@ class Lanes:
         return self._lanes[name]
 
     def close(self) -> None:
+        """Close every lane (see `Lane.close`)."""
         for lane in self._lanes.values():
             lane.close()
