@@ -27,6 +27,7 @@ from .appraisal.model import (
 )
 from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
 from .background import BestEffortWorker
+from .challenges import Challenge, ChallengeStore, ConsumeOutcome
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
@@ -35,7 +36,6 @@ from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.cnf import runtime_key_jwk
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
-from .storage.challenges import Challenge, ConsumeOutcome
 from .tee.base import VerifyContext
 from .tee.registry import get_scheme
 from .tee.scheme import Scheme, Verified
@@ -49,18 +49,6 @@ MAX_EVIDENCE_BYTES = 1024 * 1024
 MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
 MIN_NONCE, MAX_NONCE, DEFAULT_NONCE = 8, 64, 32
 MAX_RUNTIME_DATA = 4096
-
-
-class ChallengeStore(Protocol):
-    def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge:
-        """Store a new single-use challenge for `nonce`, expiring `ttl` after `now`, and return it. Raises RequestError
-        CHALLENGE_NONCE_LENGTH, CHALLENGE_TTL or CHALLENGE_NONCE_EXISTS, and UnavailableError (DATABASE_*)."""
-        ...
-
-    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
-        """Mark `nonce` used at `at`, atomically: OK for exactly one caller, else UNKNOWN, EXPIRED or ALREADY_USED.
-        Raises UnavailableError (DATABASE_*) when the store cannot answer."""
-        ...
 
 
 class AppraisalLog(Protocol):

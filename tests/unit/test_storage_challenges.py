@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from verifier.challenges import Challenge, ConsumeOutcome
 from verifier.errors import RequestError
-from verifier.storage.challenges import Challenge, ConsumeOutcome, SqlChallengeStore
+from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.engine import Database
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -1,8 +1,9 @@
 """Impact of a candidate reference-value set on recent real traffic, before the change is applied.
 
-`impact()` re-appraises kept evidence (`verifier.storage.kept_evidence`) with the same service (trust anchors,
-policies, collateral source) but with the candidate set in place of the database's reference values, and reports
-which workloads would change status. `verifier refs plan --impact` prints `impact_report(rows)`.
+`impact()` re-appraises kept evidence (read through a `KeptEvidenceReader`, `verifier.reference_values.kept`) with
+the same service (trust anchors, policies, collateral source) but with the candidate set in place of the database's
+reference values, and reports which workloads would change status. `verifier refs plan --impact` prints
+`impact_report(rows)`.
 
 Time, deliberately two instants per item:
 - certificates, CRLs and vendor collateral are checked at the item's own `received_at` (a fixed clock), so a
@@ -33,8 +34,8 @@ from ..appraisal.model import Appraisal
 from ..clock import to_rfc3339
 from ..errors import VerifierError
 from ..service import AppraisalRequest, VerifierService
-from ..storage.kept_evidence import KeptEvidence, SqlKeptEvidence
 from ..workloads.model import WorkloadMeta
+from .kept import KeptEvidence, KeptEvidenceReader
 from .model import ReferenceValue
 
 ERROR_STATUS = "error"  # status_after when the item could not be re-appraised (codes_after says why)
@@ -119,7 +120,7 @@ class CandidateReader:
 
 def impact(
     service: VerifierService,
-    kept: SqlKeptEvidence,
+    kept: KeptEvidenceReader,
     candidate: Sequence[ReferenceValue],
     *,
     at: dt.datetime | None = None,

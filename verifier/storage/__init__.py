@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from .appraisals import SqlAppraisalStore
-from .challenges import Challenge, ConsumeOutcome, SqlChallengeStore
+from .challenges import SqlChallengeStore
 from .engine import DEFAULT_DATABASE_URL, Database, normalize_url, redact_url
 from .reference_values import SqlReferenceValueStore
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
-    "Challenge",
-    "ConsumeOutcome",
     "Database",
     "SqlAppraisalStore",
     "SqlChallengeStore",

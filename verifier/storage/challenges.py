@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy import delete, exc, select, update
 
+from ..challenges import Challenge, ConsumeOutcome
 from ..errors import RequestError, UnavailableError
 from .engine import Database
 from .tables import NONCE_MAX_BYTES, ChallengeRow
@@ -24,20 +23,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PURGE_EVERY = 16
 DEFAULT_PURGE_BATCH = 500
 DEFAULT_PURGE_GRACE = dt.timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Challenge:
-    nonce: bytes
-    created_at: dt.datetime
-    expires_at: dt.datetime
-
-
-class ConsumeOutcome(StrEnum):
-    OK = "ok"
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    ALREADY_USED = "already_used"
 
 
 class SqlChallengeStore:

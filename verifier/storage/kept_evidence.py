@@ -20,10 +20,10 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 
+from ..reference_values.kept import KeptEvidence
 from .engine import Database
 from .tables import KeptEvidenceRow, new_id
 from .text import storable, storable_optional
@@ -35,19 +35,6 @@ MAX_KEPT_COLLATERAL = 512 * 1024
 MAX_KEPT_BYTES = 64 * 1024  # evidence + collateral of one request
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_DAYS = 7
-
-
-@dataclass(frozen=True)
-class KeptEvidence:
-    id: str
-    received_at: dt.datetime
-    tee: str
-    evidence: bytes
-    collateral: dict[str, bytes]
-    policy: str | None
-    status: str
-    appraisal_id: str
-    workload: str
 
 
 def _to_model(row: KeptEvidenceRow) -> KeptEvidence:
