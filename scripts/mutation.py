@@ -3,6 +3,7 @@
     .venv/bin/python scripts/mutation.py            # the whole scope (SCOPE below), 2 workers
     .venv/bin/python scripts/mutation.py --quick    # only scoped files changed vs origin/main (or HEAD~1)
     .venv/bin/python scripts/mutation.py --module verifier/trust --max 40 --list
+    .venv/bin/python scripts/mutation.py --retry benchmarks/results/mutation-<date>.json  # survivors, after new tests
 
 Each mutant changes one site (operators in ``OPERATORS``) of one file of a private copy of the repository and runs
 only the tests that executed that line in a clean run (a line -> tests map built once with coverage.py under
@@ -40,6 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = REPO  # the tree that is mutated and tested: a snapshot of HEAD (main() sets it), or the work tree itself
+AT = os.environ.get("VERIFIER_MUTATION_AT", "HEAD")  # the commit snapshotted (--at; the map subprocess inherits it)
 
 # --- configuration ----------------------------------------------------------------------------------------------
 # (glob relative to the repository, top-level names to keep or None for the whole file)
@@ -376,9 +378,9 @@ def snapshot_head() -> Path:
 
     Raises SystemExit when git cannot archive HEAD.
     """
-    head = _git("rev-parse", "HEAD")
+    head = _git("rev-parse", AT)
     if head is None:
-        raise SystemExit("no git HEAD: run with --worktree")
+        raise SystemExit(f"no commit {AT}: run with --worktree")
     target = CACHE_DIR / f"head-{head[:12]}"
     if not (target / "verifier").is_dir():
         tmp = Path(tempfile.mkdtemp(prefix="head-", dir=CACHE_DIR))
@@ -389,7 +391,7 @@ def snapshot_head() -> Path:
 
 
 def _map_key() -> str:
-    head = _git("rev-parse", "HEAD") or "nohead"
+    head = _git("rev-parse", AT if ROOT != REPO else "HEAD") or "nohead"
     dirty = "" if ROOT != REPO else (_git("diff", "HEAD", "--", "verifier", "tests") or "")
     return f"{head[:12]}-{hashlib.sha256(dirty.encode()).hexdigest()[:12]}"
 
@@ -398,7 +400,7 @@ def _reusable_map() -> Path | None:
     """A cached map of an older HEAD whose verifier/ equals the working tree's (its line numbers still hold)."""
     for path in sorted(CACHE_DIR.glob("linemap-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         head = json.loads(path.read_text()).get("head")
-        now = "HEAD" if ROOT != REPO else None  # a snapshot compares commits, the work tree compares itself
+        now = AT if ROOT != REPO else None  # a snapshot compares commits, the work tree compares itself
         same = _git("diff", "--quiet", head, *([now] if now else []), "--", "verifier") if head else None
         if same is not None:
             return path
@@ -452,7 +454,7 @@ def _collect_coverage(root: str, data_file: str, out: str) -> int:
         by_line = data.contexts_by_lineno(filename)
         lines[rel] = {str(n): sorted(c for c in ctx if c) for n, ctx in by_line.items() if any(ctx)}
     dirty = ROOT == REPO and _git("diff", "--quiet", "HEAD", "--", "verifier", "tests") is None
-    head = None if dirty else _git("rev-parse", "HEAD")
+    head = None if dirty else _git("rev-parse", AT if ROOT != REPO else "HEAD")
     Path(out).write_text(
         json.dumps({"head": head, "durations": plugin.durations, "lines": lines, "pytest_exit": int(code)})
     )
@@ -553,9 +555,14 @@ def _tests_for(mutant: Mutant, lmap: dict[str, Any]) -> list[str]:
 
 
 def run_all(
-    mutants: list[Mutant], lmap: dict[str, Any], workers: int, progress: Path | None = None
+    mutants: list[Mutant],
+    lmap: dict[str, Any],
+    workers: int,
+    progress: Path | None = None,
+    also: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every mutant on ``workers`` private copies; one result dict per mutant, in input order.
+    """Run every mutant on ``workers`` private copies; one result dict per mutant, in input order. ``also``: tests
+    (files or ids, e.g. new ones the cached line map does not know yet) run first for every mutant.
 
     Each result is also appended to ``progress`` (JSON lines) as it comes, so an interrupted run leaves its part.
     """
@@ -580,10 +587,12 @@ def run_all(
                     return
                 mutant = mutants[n]
                 ids = _tests_for(mutant, lmap)
+                if also:
+                    ids = [*also, *(i for i in ids if i not in also)]
                 if not ids:
                     status, elapsed, tail, timeout = "not covered", 0.0, "", 0.0
                 else:
-                    clean = copy.startup + sum(lmap["durations"].get(i, 0.0) for i in ids)
+                    clean = copy.startup + sum(lmap["durations"].get(i, 0.0) for i in ids) + 20.0 * len(also or [])
                     timeout = 3 * clean + 5
                     status, elapsed, tail = copy.run(mutant, ids, timeout)
                 results[n] = {
@@ -737,6 +746,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map-only", action="store_true", help="build (or show) the line -> tests map and stop")
     parser.add_argument("--rescore", type=Path, help="re-read a results JSON with the current equivalents, rewrite it")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/...)")
+    parser.add_argument("--at", default="HEAD", help="snapshot this commit instead of HEAD (not with --worktree)")
+    parser.add_argument(
+        "--also", action="append", default=[], help="a test file or id run first for every mutant (repeatable)"
+    )
+    parser.add_argument(
+        "--retry", type=Path, help="re-run the survivors of a results JSON on this tree and merge them into it"
+    )
     args = parser.parse_args(argv)
     if args.rescore:
         payload = json.loads(args.rescore.read_text())
@@ -746,7 +762,8 @@ def main(argv: list[str] | None = None) -> int:
         print_report(payload, payload["mutants"])
         args.rescore.write_text(json.dumps(payload, indent=1) + "\n")
         return 0
-    global ROOT
+    global ROOT, AT
+    AT = os.environ["VERIFIER_MUTATION_AT"] = args.at
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     ROOT = REPO if args.worktree else snapshot_head()
     print(f"mutating {'the work tree' if args.worktree else 'a snapshot of HEAD'}: {ROOT}", flush=True)
@@ -757,6 +774,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(lmap['durations'])} tests, {covered} scoped lines covered")
         return 0
     mutants = select(args)
+    previous: dict[str, Any] | None = None
+    if args.retry:
+        previous = json.loads(args.retry.read_text())
+        wanted = {(r["file"], r["id"]) for r in previous["mutants"] if r.get("bucket") in _RETRIED}
+        mutants = [m for m in mutants if (m.path, m.ident) in wanted]
+        gone = wanted - {(m.path, m.ident) for m in mutants}
+        for path, ident in sorted(gone):
+            print(f"  gone from this tree (the code changed): {path} [{ident}]")
     if args.list:
         for line in _iter_list(mutants):
             print(line)
@@ -774,7 +799,10 @@ def main(argv: list[str] | None = None) -> int:
     progress = CACHE_DIR / f"{out.stem}.progress.jsonl"
     progress.unlink(missing_ok=True)
     print(f"  (each result is appended to {progress} as it comes)", flush=True)
-    results = run_all(mutants, lmap, args.workers, progress)
+    results = run_all(mutants, lmap, args.workers, progress, also=args.also)
+    if previous is not None:
+        assert args.retry is not None
+        return _merge_retry(args.retry, previous, results, head, round(time.monotonic() - started), equivalents)
     summary = summarize(results, equivalents)
     print_report(summary, results)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -791,6 +819,37 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"\nwrote {out}")
+    return 0
+
+
+_RETRIED = ("survived", "not covered", "error")
+
+
+def _merge_retry(
+    path: Path,
+    payload: dict[str, Any],
+    results: list[dict[str, Any]],
+    head: str,
+    seconds: int,
+    equivalents: dict[tuple[str, str], str],
+) -> int:
+    """Replace the retried mutants' entries of ``payload`` by ``results``, re-score and write it back to ``path``."""
+    fresh = {(r["file"], r["id"]): {**r, "retried_at": head} for r in results}
+    payload["mutants"] = [fresh.get((r["file"], r["id"]), r) for r in payload["mutants"]]
+    for r in payload["mutants"]:
+        r.pop("equivalent", None)
+    payload.setdefault("retries", []).append(
+        {
+            "head": head,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "mutants": len(results),
+            "seconds": seconds,
+        }
+    )
+    payload.update(summarize(payload["mutants"], equivalents))
+    print_report(payload, payload["mutants"])
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"\nmerged {len(results)} re-run mutants into {path}")
     return 0
 
 
