@@ -27,6 +27,7 @@ import os
 import py_compile
 import queue
 import random
+import select as io_select
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+FORK = True  # run pytest through a fork server per worker (--no-fork: a fresh interpreter per mutant)
 ROOT = REPO  # the tree that is mutated and tested: a snapshot of HEAD (main() sets it), or the work tree itself
 AT = os.environ.get("VERIFIER_MUTATION_AT", "HEAD")  # the commit snapshotted (--at; the map subprocess inherits it)
 
@@ -491,8 +493,12 @@ class _Worker:
         for path in (self.root / "verifier").rglob("*.py"):  # hash-checked pycs: a restored file never goes stale
             py_compile.compile(str(path), invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, quiet=1)
         self.startup = 0.0
+        self._fork: subprocess.Popen[str] | None = None
 
     def pytest(self, ids: list[str], timeout: float | None) -> tuple[int | None, float, str]:
+        """Run pytest on ``ids`` in this copy; (exit code or None on a timeout, seconds, the output's tail)."""
+        if FORK:
+            return self._forked(ids, timeout)
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *ids]
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -511,6 +517,54 @@ class _Worker:
             proc.communicate()
             return None, time.monotonic() - started, ""
         return proc.returncode, time.monotonic() - started, out[-2000:]
+
+    def _server(self) -> subprocess.Popen[str]:
+        if self._fork is None or self._fork.poll() is not None:
+            self._fork = subprocess.Popen(
+                [sys.executable, str(REPO / "scripts" / "mutation_forkserver.py"), str(self.root)],
+                cwd=self.root,
+                env=_test_env(self.root),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        return self._fork
+
+    def _forked(self, ids: list[str], timeout: float | None) -> tuple[int | None, float, str]:
+        """`pytest` through the fork server (see scripts/mutation_forkserver.py): the same run without paying
+        for the third-party imports each time. A child past ``timeout`` is killed with its process group."""
+        server = self._server()
+        assert server.stdin is not None and server.stdout is not None
+        log_path = self.root.parent / f"{self.root.name}.log"
+        started = time.monotonic()
+        server.stdin.write(json.dumps({"ids": ids, "log": str(log_path)}) + "\n")
+        server.stdin.flush()
+        pid = int(json.loads(server.stdout.readline())["pid"])
+        timed_out = False
+        ready, _, _ = io_select.select([server.stdout], [], [], timeout)
+        if not ready:
+            timed_out = True
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        code = int(json.loads(server.stdout.readline())["code"])
+        elapsed = time.monotonic() - started
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path.is_file() else ""
+        if timed_out:
+            return None, elapsed, ""
+        return (code if code >= 0 else 128 - code), elapsed, tail
+
+    def close(self) -> None:
+        """End the fork server, if one runs."""
+        if self._fork is not None and self._fork.poll() is None:
+            assert self._fork.stdin is not None
+            self._fork.stdin.close()
+            try:
+                self._fork.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._fork.pid, signal.SIGKILL)
 
     def canary(self, test_id: str) -> None:
         """Check that the tests import this copy: a broken copy of verifier/__init__.py must fail them.
@@ -620,6 +674,8 @@ def run_all(
             thread.start()
         for thread in threads:
             thread.join()
+        for copy in copies:
+            copy.close()
     return [r for r in results if r is not None]
 
 
@@ -746,6 +802,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map-only", action="store_true", help="build (or show) the line -> tests map and stop")
     parser.add_argument("--rescore", type=Path, help="re-read a results JSON with the current equivalents, rewrite it")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/...)")
+    parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per mutant (no fork server)")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the results already in this run's progress file, run the rest"
+    )
     parser.add_argument("--at", default="HEAD", help="snapshot this commit instead of HEAD (not with --worktree)")
     parser.add_argument(
         "--also", action="append", default=[], help="a test file or id run first for every mutant (repeatable)"
@@ -762,7 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         print_report(payload, payload["mutants"])
         args.rescore.write_text(json.dumps(payload, indent=1) + "\n")
         return 0
-    global ROOT, AT
+    global ROOT, AT, FORK
+    FORK = not args.no_fork
     AT = os.environ["VERIFIER_MUTATION_AT"] = args.at
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     ROOT = REPO if args.worktree else snapshot_head()
@@ -797,9 +858,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     out = args.out or RESULTS_DIR / f"mutation-{dt.date.today().isoformat()}.json"
     progress = CACHE_DIR / f"{out.stem}.progress.jsonl"
-    progress.unlink(missing_ok=True)
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    if args.resume and progress.is_file():
+        wanted = {(m.path, m.ident) for m in mutants}
+        for line in progress.read_text().splitlines():
+            row = json.loads(line)
+            if (row["file"], row["id"]) in wanted:
+                kept[(row["file"], row["id"])] = row
+        print(f"  resuming: {len(kept)} results kept from {progress}", flush=True)
+    else:
+        progress.unlink(missing_ok=True)
     print(f"  (each result is appended to {progress} as it comes)", flush=True)
-    results = run_all(mutants, lmap, args.workers, progress, also=args.also)
+    todo = [m for m in mutants if (m.path, m.ident) not in kept]
+    fresh = {(r["file"], r["id"]): r for r in run_all(todo, lmap, args.workers, progress, also=args.also)}
+    results = [kept.get((m.path, m.ident)) or fresh[(m.path, m.ident)] for m in mutants]
     if previous is not None:
         assert args.retry is not None
         return _merge_retry(args.retry, previous, results, head, round(time.monotonic() - started), equivalents)
