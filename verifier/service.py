@@ -19,7 +19,6 @@ from .appraisal.binding import check_binding, key_is_bound
 from .appraisal.model import (
     CONTRAINDICATED,
     CRYPTO_FAILED,
-    NOT_RECOGNIZED,
     Appraisal,
     Claim,
     Finding,
@@ -30,6 +29,7 @@ from .background import BestEffortWorker
 from .challenges import Challenge, ChallengeStore, ConsumeOutcome
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
+from .error_catalog import code_info
 from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
@@ -524,16 +524,17 @@ def _check_bounds(request: AppraisalRequest) -> None:
 
 
 def _evidence_finding(scheme: Scheme, error: EvidenceError) -> Finding:
-    """The finding for evidence that failed parsing or verification (AR4SI: 99 = cryptographic validation failed;
-    97 = not recognized; 96 = recognized but contraindicated, e.g. revoked or an unsupported TCB: the scheme's
-    `contraindicated_codes`)."""
-    claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
-    if error.code == "CHAIN_ROOT_UNTRUSTED":
-        value = NOT_RECOGNIZED
-    elif error.code.endswith("_REVOKED"):
-        value = CONTRAINDICATED
+    """The finding for evidence that failed parsing or verification: the claim and value `verifier.error_catalog`
+    gives its code (AR4SI 99 = cryptographic validation failed; 97 = not recognized; 96 = recognized but
+    contraindicated, e.g. revoked or an unsupported TCB). A code the catalog does not know is hardware 96 when the
+    scheme lists it in `contraindicated_codes` (a scheme from outside verifier/), else instance-identity 99."""
+    info = code_info(error.code)
+    if info is not None and info.claim is not None and info.value is not None:
+        claim, value = Claim(info.claim), info.value
     elif error.code in scheme.contraindicated_codes:
         claim, value = Claim.HARDWARE, CONTRAINDICATED
+    else:
+        claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
     return Finding(
         code=error.code, claim=claim, value=value, message=error.message, expected=error.expected, actual=error.actual
     )

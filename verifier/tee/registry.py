@@ -54,19 +54,6 @@ def _nitro_pcr0(claims: Mapping[str, Any]) -> Any:
     return pcrs.get("0", pcrs.get(0)) if isinstance(pcrs, dict) else None
 
 
-# TDX verification failures that mean the platform was recognized and its TCB is contraindicated (not a failed
-# cryptographic check).
-_TDX_TCB_CODES = frozenset(
-    {
-        "TDX_TCB_LEVEL_NOT_FOUND",
-        "TDX_FMSPC_MISMATCH",
-        "TDX_PCEID_MISMATCH",
-        "TDX_QE_IDENTITY_MISMATCH",
-        "TDX_MODULE_IDENTITY_NOT_FOUND",
-    }
-)
-
-
 def _built_in() -> list[Scheme]:
     document, report_data = DocumentBinding(), ReportDataBinding()
     return [
@@ -99,7 +86,6 @@ def _built_in() -> list[Scheme]:
             "mr_td",
             aliases=("intel-tdx",),
             proto_kind="EVIDENCE_KIND_TDX",
-            contraindicated_codes=_TDX_TCB_CODES,
             detect=is_tdx_quote,
         ),
     ]

@@ -73,7 +73,8 @@ class Scheme(Protocol):
     @property
     def contraindicated_codes(self) -> frozenset[str]:
         """Verification failure codes meaning the hardware was recognized but is contraindicated (AR4SI 96 on
-        the hardware claim) rather than a failed cryptographic check."""
+        the hardware claim) rather than a failed cryptographic check, for codes `verifier.error_catalog` does not
+        know (a scheme registered from outside verifier/); the built-in schemes' codes get their tier there."""
         ...
 
     def appraise(
