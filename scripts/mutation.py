@@ -602,6 +602,18 @@ class _Worker:
         return f"error (pytest exit {code})", elapsed, tail
 
 
+def _within(ids: list[str], durations: dict[str, float], budget: float) -> tuple[list[str], int]:
+    """The prefix of ``ids`` (cheapest first) whose clean durations fit in ``budget`` seconds (at least one test),
+    and how many were left out."""
+    total, kept = 0.0, 0
+    for test_id in ids:
+        total += durations.get(test_id, 0.0)
+        if kept and total > budget:
+            break
+        kept += 1
+    return ids[:kept], len(ids) - kept
+
+
 def _tests_for(mutant: Mutant, lmap: dict[str, Any]) -> list[str]:
     ids = lmap["lines"].get(mutant.path, {}).get(str(mutant.stmt_line), [])
     durations = lmap["durations"]
@@ -614,9 +626,12 @@ def run_all(
     workers: int,
     progress: Path | None = None,
     also: list[str] | None = None,
+    budget: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Run every mutant on ``workers`` private copies; one result dict per mutant, in input order. ``also``: tests
-    (files or ids, e.g. new ones the cached line map does not know yet) run first for every mutant.
+    (files or ids, e.g. new ones the cached line map does not know yet) run first for every mutant. ``budget``
+    > 0: only the cheapest covering tests whose clean durations fit in it (a mutant that passes them is reported
+    "survived" with the number of tests left out as ``capped``; re-run those with --retry and no budget).
 
     Each result is also appended to ``progress`` (JSON lines) as it comes, so an interrupted run leaves its part.
     """
@@ -641,6 +656,9 @@ def run_all(
                     return
                 mutant = mutants[n]
                 ids = _tests_for(mutant, lmap)
+                skipped = 0
+                if budget > 0:
+                    ids, skipped = _within(ids, lmap["durations"], budget)
                 if also:
                     ids = [*also, *(i for i in ids if i not in also)]
                 if not ids:
@@ -655,6 +673,7 @@ def run_all(
                     "tests": len(ids),
                     "seconds": round(elapsed, 2),
                     "timeout": round(timeout, 1),
+                    **({"capped": skipped} if skipped and not status.startswith("killed") else {}),
                     **({"output": tail} if status.startswith("error") else {}),
                 }
                 with lock:
@@ -802,6 +821,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map-only", action="store_true", help="build (or show) the line -> tests map and stop")
     parser.add_argument("--rescore", type=Path, help="re-read a results JSON with the current equivalents, rewrite it")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/...)")
+    parser.add_argument(
+        "--budget", type=float, default=0.0, help="seconds of covering tests per mutant, cheapest first (0: all)"
+    )
     parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per mutant (no fork server)")
     parser.add_argument(
         "--resume", action="store_true", help="keep the results already in this run's progress file, run the rest"
@@ -870,7 +892,8 @@ def main(argv: list[str] | None = None) -> int:
         progress.unlink(missing_ok=True)
     print(f"  (each result is appended to {progress} as it comes)", flush=True)
     todo = [m for m in mutants if (m.path, m.ident) not in kept]
-    fresh = {(r["file"], r["id"]): r for r in run_all(todo, lmap, args.workers, progress, also=args.also)}
+    ran = run_all(todo, lmap, args.workers, progress, also=args.also, budget=args.budget)
+    fresh = {(r["file"], r["id"]): r for r in ran}
     results = [kept.get((m.path, m.ident)) or fresh[(m.path, m.ident)] for m in mutants]
     if previous is not None:
         assert args.retry is not None
@@ -885,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         "database": "sqlite only (VERIFIER_TEST_DATABASE_URL unset)",
         "argv": argv,
         "max_per_module": args.max or None,
+        "budget_s": args.budget or None,
         "seconds": round(time.monotonic() - started),
         **summary,
         "mutants": results,
