@@ -642,7 +642,8 @@ def run_all(
     lock = threading.Lock()
     done = [0]
     started = time.monotonic()
-    canary = min(lmap["durations"], key=lambda i: (lmap["durations"][i], i))
+    durations = lmap["durations"]
+    canary = min(durations, key=lambda i: (durations[i], i)) if durations else (also or [""])[0]
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         copies = [_Worker(Path(tmp), n) for n in range(workers)]
         for copy in copies:
@@ -824,6 +825,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=0.0, help="seconds of covering tests per mutant, cheapest first (0: all)"
     )
+    parser.add_argument(
+        "--only-also",
+        action="store_true",
+        help="run only the --also tests, no line map (with --retry: survivors of the mapped tests already)",
+    )
     parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per mutant (no fork server)")
     parser.add_argument(
         "--resume", action="store_true", help="keep the results already in this run's progress file, run the rest"
@@ -875,7 +881,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     equivalents = load_equivalents()
     head = _git("rev-parse", "HEAD") if args.worktree else ROOT.name.removeprefix("head-")
-    lmap = line_map(refresh=args.refresh_map)
+    if args.only_also:
+        if not args.also:
+            raise SystemExit("--only-also needs --also")
+        lmap: dict[str, Any] = {"lines": {}, "durations": {}}  # no map: only the --also tests run
+    else:
+        lmap = line_map(refresh=args.refresh_map)
     print(f"running {len(mutants)} mutants on {args.workers} workers (SQLite only) ...", flush=True)
     started = time.monotonic()
     out = args.out or RESULTS_DIR / f"mutation-{dt.date.today().isoformat()}.json"
