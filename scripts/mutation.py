@@ -125,6 +125,7 @@ class Mutant:
     original: str  # the source line(s) of the changed node's first line
     mutated: str  # the same line(s) after the change
     source: str = dataclasses.field(repr=False, compare=False)  # the whole mutated file
+    stmt_last: int = 0  # last line of the statement's header (a condition over several lines: coverage may record any)
 
     @property
     def ident(self) -> str:
@@ -295,6 +296,16 @@ def _replace(source: str, node: ast.AST, text: str) -> tuple[str, int, int]:
     return out, first + 1, first + new.count("\n") + (0 if new.endswith("\n") else 1)
 
 
+def _header_end(stmt: ast.stmt) -> int:
+    """The last line of `stmt` itself: a simple statement's last line, or a compound statement's lines before its
+    body (its test, iterator, items or signature)."""
+    body = getattr(stmt, "body", None)
+    if isinstance(body, list) and body and isinstance(body[0], ast.AST):
+        first = min([body[0].lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+        return max(stmt.lineno, first - 1)
+    return stmt.end_lineno or stmt.lineno
+
+
 def mutants_of(path: str, source: str, keep: frozenset[str] | None = None) -> list[Mutant]:
     """The mutants of one module's source (sites whose mutated file does not compile are dropped).
 
@@ -326,6 +337,7 @@ def mutants_of(path: str, source: str, keep: frozenset[str] | None = None) -> li
                 original="\n".join(src_lines[node_first - 1 : node_last]),
                 mutated="\n".join(new_lines[first - 1 : last]),
                 source=mutated,
+                stmt_last=_header_end(site.stmt),
             )
         )
     return out
@@ -615,7 +627,9 @@ def _within(ids: list[str], durations: dict[str, float], budget: float) -> tuple
 
 
 def _tests_for(mutant: Mutant, lmap: dict[str, Any]) -> list[str]:
-    ids = lmap["lines"].get(mutant.path, {}).get(str(mutant.stmt_line), [])
+    by_line = lmap["lines"].get(mutant.path, {})
+    last = max(mutant.stmt_line, mutant.stmt_last)
+    ids = [i for n in range(mutant.stmt_line, last + 1) for i in by_line.get(str(n), [])]
     durations = lmap["durations"]
     return sorted(set(ids), key=lambda i: (durations.get(i, 0.0), i))  # cheapest first: -x stops early
 
