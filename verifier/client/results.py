@@ -17,7 +17,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -127,7 +127,7 @@ def verify_result(
     nonce = _nonce(claims, expected_nonce)
 
     status = claims.get("ear.status")
-    if status not in STATUS_RANK:
+    if not _is_tier(status):
         raise ResultError("TOKEN_MALFORMED", "ear.status is not an EAR tier", actual=str(status)[:32])
     if STATUS_RANK[status] < STATUS_RANK[required_status]:
         raise ResultError(
@@ -140,7 +140,7 @@ def verify_result(
     if not isinstance(submods, dict) or len(submods) != 1:
         raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule")
     ((tee, submod),) = submods.items()
-    if not isinstance(submod, dict) or submod.get("ear.status") not in STATUS_RANK:
+    if not isinstance(submod, dict) or not _is_tier(submod.get("ear.status")):
         raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier")
     submod_status = submod["ear.status"]
     if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
@@ -198,6 +198,11 @@ def verify_result(
     )
 
 
+def _is_tier(value: object) -> TypeGuard[str]:
+    """An EAR tier name: a string in STATUS_RANK (a JSON array or object is unhashable: never ask the dict)."""
+    return isinstance(value, str) and value in STATUS_RANK
+
+
 def _workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     """`x-verifier.workloads`: every completely matched workload version with its policy and status."""
     value = submod.get("x-verifier.workloads", [])
@@ -205,7 +210,7 @@ def _workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         isinstance(w, dict)
         and isinstance(w.get("name"), str)
         and isinstance(w.get("version"), str)
-        and w.get("status") in STATUS_RANK
+        and _is_tier(w.get("status"))
         for w in value
     ):
         raise ResultError("TOKEN_MALFORMED", "x-verifier.workloads is not a list of workload versions")
