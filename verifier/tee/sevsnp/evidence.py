@@ -83,7 +83,10 @@ class SnpVerifier:
             product = product_from_name(_product_name(signer) or "")
         origin = {kind: "request" for kind in _KINDS if getattr(certs, kind) is not None}
         fetched: dict[str, CollateralItem] = {}
-        certs = _complete(report, certs, product, ctx, origin, fetched)
+        try:
+            certs = _complete(report, certs, product, ctx, origin, fetched)
+        except EvidenceError as exc:  # a served item that does not parse (rejected already): as TDX, the failure
+            return VerifiedEvidence(self.tee, report, report_claims(report, product), exc)
         details: dict[str, Any] = {"appraised_at": _rfc3339(ctx.at)}
         crl = _revocation(report, certs, product, ctx, details, self.links)
         try:
