@@ -880,7 +880,10 @@ def main(argv: list[str] | None = None) -> int:
     previous: dict[str, Any] | None = None
     if args.retry:
         previous = json.loads(args.retry.read_text())
-        wanted = {(r["file"], r["id"]) for r in previous["mutants"] if r.get("bucket") in _RETRIED}
+        selected = {m.path for m in mutants}
+        wanted = {
+            (r["file"], r["id"]) for r in previous["mutants"] if r.get("bucket") in _RETRIED and r["file"] in selected
+        }
         mutants = [m for m in mutants if (m.path, m.ident) in wanted]
         gone = wanted - {(m.path, m.ident) for m in mutants}
         for path, ident in sorted(gone):
