@@ -124,7 +124,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
-    except ValueError as exc:  # duplicate or undecodable extension
+    except (ValueError, x509.DuplicateExtension) as exc:  # undecodable or duplicate (not a ValueError) extension
         raise EvidenceError("CERT_MALFORMED", f"bad extensions in {_name(cert)}", actual=str(exc)) from None
 
 
