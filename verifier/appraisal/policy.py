@@ -364,7 +364,10 @@ def _tdx_rules(data: dict[str, Any], policy_id: str) -> TdxRules:
     }
     _no_unknown(data, known, where)
     base = TdxRules()
-    statuses = dict(_object(data, "accepted_statuses", where) or base.accepted_statuses)
+    given = _object(data, "accepted_statuses", where)
+    if data.get("accepted_statuses") == {}:  # never read "accept nothing" as the looser default
+        raise ConfigError("POLICY_FILE_INVALID", f"{where}.accepted_statuses names no status (omit it for the default)")
+    statuses = dict(given or base.accepted_statuses)
     for status, tier in statuses.items():
         if status not in TDX_STATUSES or tier not in ("affirming", "warning"):
             raise ConfigError("POLICY_FILE_INVALID", f"{where}.accepted_statuses: {status} -> {tier}")
