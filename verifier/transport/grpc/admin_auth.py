@@ -242,7 +242,7 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         if leaf is None:
             log.warning("call %s from %s refused: no client certificate", method, context.peer())
             raise AuthError("APPRAISAL_CERT_REQUIRED", "appraisal calls need a TLS client certificate")
-        if self._appraisal_cas.verify(leaf, chain, at=self._clock()) is None:
+        if self._appraisal_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) is None:
             log.warning("call %s from %s refused: client certificate not from an accepted CA", method, context.peer())
             raise AuthError("APPRAISAL_CERT_INVALID", "the client certificate is not accepted")
 
@@ -304,7 +304,7 @@ class AdminAuthInterceptor(_UnaryInterceptor):
             raise AuthError("ADMIN_TOKEN_INVALID", "the admin token is not accepted")
         if leaf is not None:
             verified = (
-                self._admin_cas.verify(leaf, chain, at=self._clock()) if self._admin_cas is not None else None
+                self._admin_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) if self._admin_cas is not None else None
             )
             if verified is None:
                 attempt["certificate"] = _unverified_subject(leaf)
