@@ -242,6 +242,8 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         if leaf is None:
             log.warning("call %s from %s refused: no client certificate", method, context.peer())
             raise AuthError("APPRAISAL_CERT_REQUIRED", "appraisal calls need a TLS client certificate")
+        # The wall clock, not the injected one: the TLS handshake verified this certificate at the real instant,
+        # and the injected clock is the appraisal time (a vector's verify_at in tests).
         if self._appraisal_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) is None:
             log.warning("call %s from %s refused: client certificate not from an accepted CA", method, context.peer())
             raise AuthError("APPRAISAL_CERT_INVALID", "the client certificate is not accepted")
