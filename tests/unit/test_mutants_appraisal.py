@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_appraisal_tdx import claims as tdx_claims
 from verifier.appraisal.binding import check_binding
 from verifier.appraisal.model import AFFIRMING, Claim
 from verifier.appraisal.nitro import appraise_nitro
@@ -60,18 +61,6 @@ def test_nitro_all_required_pcrs_matched_affirms_executables() -> None:
 
 
 # --- tdx.py: appraise_tdx, executables and the grace period -----------------------------------------------------
-def tdx_claims(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "mr_td": MR_TD,
-        "mr_seam": "bb" * 48,
-        "rtmr0": "00" * 48,
-        "debug": False,
-        "sept_ve_disable": True,
-        "td_attributes": "0000001000000000",
-        "trailing_nonzero": False,
-    }
-    base.update(overrides)
-    return base
 
 
 def tcb(status: str = "UpToDate", date: str = "2025-05-14T00:00:00Z") -> dict[str, Any]:

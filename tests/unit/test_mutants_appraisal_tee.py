@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.amd_pki import FakeAmdPki
+from tests.unit.test_appraisal_tdx import AT as TDX_AT
+from tests.unit.test_appraisal_tdx import claims as tdx_claims
 from verifier.appraisal.model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding, Tier, combine
 from verifier.appraisal.policy import TCB_FIELDS, Policy, SnpRules, TdxRules
 from verifier.appraisal.references import check_references
@@ -226,21 +228,6 @@ def test_snp_maximum_collateral_age_bounds_the_crl_only(
 
 
 # --- tdx.py: appraise_tdx -----------------------------------------------------------------------------------------
-TDX_AT = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
-MR_TD = "aa" * 48
-
-
-def tdx_claims(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "mr_td": MR_TD,
-        "mr_seam": "bb" * 48,
-        "rtmr0": "00" * 48,
-        "debug": False,
-        "sept_ve_disable": True,
-        "td_attributes": "0000001000000000",
-        "trailing_nonzero": False,
-    }
-    return base | overrides
 
 
 def tdx_details(
