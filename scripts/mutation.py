@@ -4,6 +4,8 @@
     .venv/bin/python scripts/mutation.py --quick    # only scoped files changed vs origin/main (or HEAD~1)
     .venv/bin/python scripts/mutation.py --module verifier/trust --max 40 --list
     .venv/bin/python scripts/mutation.py --retry benchmarks/results/mutation-<date>.json  # survivors, after new tests
+    .venv/bin/python scripts/mutation.py --worktree --module F --id ID --also T --only-also --out /tmp/k.json
+        # does the new test T kill the one mutant ID of file F (ids as --list prints them)?
 
 Each mutant changes one site (operators in ``OPERATORS``) of one file of a private copy of the repository and runs
 only the tests that executed that line in a clean run (a line -> tests map built once with coverage.py under
@@ -828,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="only scoped files changed vs origin/main or HEAD~1")
     parser.add_argument("--module", action="append", default=[], help="restrict to this file or folder (repeatable)")
     parser.add_argument("--list", action="store_true", help="print the mutants without running them")
+    parser.add_argument("--id", action="append", default=[], help="only the mutant with this id (repeatable)")
     parser.add_argument("--max", type=int, default=0, help="sample at most N mutants per module")
     parser.add_argument("--seed", type=int, default=16, help="seed of the --max sample")
     parser.add_argument("--workers", type=int, default=2)
@@ -877,6 +880,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(lmap['durations'])} tests, {covered} scoped lines covered")
         return 0
     mutants = select(args)
+    if args.id:
+        mutants = [m for m in mutants if m.ident in set(args.id)]
     previous: dict[str, Any] | None = None
     if args.retry:
         previous = json.loads(args.retry.read_text())
