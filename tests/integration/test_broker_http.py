@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_broker import NOW, write
+from tests.unit.broker.test_broker import NOW, write
 from verifier.broker.config import load_config
 from verifier.broker.http import BrokerHTTPServer, make_server
 from verifier.broker.release import Broker

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.integration.test_grpc_server import running
-from tests.unit.test_retention import ORIGIN, note, record_appraisals
+from tests.unit.storage.test_retention import ORIGIN, note, record_appraisals
 from verifier.bootstrap import build
 from verifier.clock import FixedClock
 from verifier.errors import ConfigError

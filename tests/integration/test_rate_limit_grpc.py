@@ -1,6 +1,7 @@
 """Rate limits over a real gRPC server on port 0 (issue 11 item 9): a loopback client over its CreateChallenge or
 Appraise limit gets RESOURCE_EXHAUSTED RATE_LIMITED with a RetryInfo; GetSigningKeys and health are never limited.
-(Two distinct clients are shown in tests/unit/test_rate_limit.py: a second peer address is hard on loopback.)"""
+(Two distinct clients are shown in tests/unit/transport/test_rate_limit.py: a second peer address is hard on
+loopback.)"""
 
 from __future__ import annotations
 

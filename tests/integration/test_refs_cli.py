@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.integration.test_cli import Cli
-from tests.unit.test_snp_measure import real_ovmf
+from tests.unit.reference_values.test_snp_measure import real_ovmf
 from verifier.storage.engine import Database
 from verifier.storage.workloads import SqlWorkloads
 

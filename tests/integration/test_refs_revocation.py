@@ -16,7 +16,7 @@ import pytest
 from tests.fakes.aws_pki import FakeAwsPki
 from tests.integration.test_cli import Cli
 from tests.integration.test_grpc_server import error_info, running
-from tests.unit.test_snp_measure import real_ovmf
+from tests.unit.reference_values.test_snp_measure import real_ovmf
 from verifier.bootstrap import Components, build
 from verifier.clock import FixedClock
 from verifier.settings import Settings

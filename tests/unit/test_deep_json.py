@@ -63,7 +63,7 @@ def test_nitro_document_with_a_deeply_nested_public_key(db: Database) -> None:
 
 
 def _broker_post(tmp_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
-    from tests.unit.test_broker import NOW, write
+    from tests.unit.broker.test_broker import NOW, write
     from verifier.broker.config import load_config
     from verifier.broker.http import make_server, serve_in_thread
     from verifier.broker.release import Broker

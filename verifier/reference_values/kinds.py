@@ -97,8 +97,8 @@ _BIT_NAMES = {"snp.platform_info": PLATFORM_INFO_BITS}
 
 def known_tees() -> tuple[str, ...]:
     """The TEEs that have reference-value kinds (the `<tee>` prefixes of the kinds table), sorted: the one list of
-    TEE names for workloads, manifests and the broker; `tests/unit/test_tee_names.py` holds it equal to the
-    registry's schemes."""
+    TEE names for workloads, manifests and the broker; `tests/unit/reference_values/test_tee_names.py` holds it equal
+    to the registry's schemes."""
     return tuple(sorted({kind.partition(".")[0] for kind in _KINDS}))
 
 

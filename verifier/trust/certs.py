@@ -26,7 +26,7 @@ _ACTUAL_LIMIT = 200  # characters of a library error message kept in `actual`
 
 # AMD's VCEKs/VLEKs all have serial number 0 (RFC 5280 forbids it; pub. 57230 does it): expected, not news.
 # Silence exactly that warning, process-wide (a scoped warnings.catch_warnings is not thread-safe, and appraisals
-# run in worker threads). tests/unit/test_snp_certs.py pins that such certificates load.
+# run in worker threads). tests/unit/tee/sevsnp/test_snp_certs.py pins that such certificates load.
 warnings.filterwarnings(
     "ignore", message="Parsed a serial number which wasn't positive", category=CryptographyDeprecationWarning
 )

@@ -88,7 +88,7 @@ class VerifiedLinks:
             self._links.clear()
 
 
-# Deprecated, for old imports only (tests/unit/test_trust_chain.py, benchmarks/bench.py): nothing consults it.
+# Deprecated, for old imports only (tests/unit/trust/test_trust_chain.py, benchmarks/bench.py): nothing consults it.
 # Pass a VerifiedLinks as `links` instead.
 VERIFIED_LINKS = VerifiedLinks(capacity=0)
 

@@ -7,7 +7,7 @@ Specification" (pub. 57230): ARK "ARK-<product>" (self-signed root), ASK "SEV-<p
 
 Every real VCEK/VLEK has serial number 0, which RFC 5280 forbids; `cryptography` (<= 50) parses it with a
 CryptographyDeprecationWarning (silenced for exactly that message in verifier.trust.certs). asn1crypto parses
-such certificates too (see tests/unit/test_snp_certs.py).
+such certificates too (see tests/unit/tee/sevsnp/test_snp_certs.py).
 """
 
 from __future__ import annotations

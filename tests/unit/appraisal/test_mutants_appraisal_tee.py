@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.amd_pki import FakeAmdPki
-from tests.unit.test_appraisal_tdx import AT as TDX_AT
-from tests.unit.test_appraisal_tdx import claims as tdx_claims
+from tests.unit.appraisal.test_appraisal_tdx import AT as TDX_AT
+from tests.unit.appraisal.test_appraisal_tdx import claims as tdx_claims
 from verifier.appraisal.model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding, Tier, combine
 from verifier.appraisal.policy import TCB_FIELDS, Policy, SnpRules, TdxRules
 from verifier.appraisal.references import check_references

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_broker import write
-from tests.unit.test_client_results import ISSUED, NONCE, claims
-from tests.unit.test_issue16_broker import SIGNER, broker, release
+from tests.unit.broker.test_broker import write
+from tests.unit.broker.test_issue16_broker import SIGNER, broker, release
+from tests.unit.client.test_client_results import ISSUED, NONCE, claims
 from verifier.broker import release as release_module
 from verifier.broker.config import load_config
 from verifier.broker.release import Broker, ChallengeRefused, PendingNonces, ReleaseRefused

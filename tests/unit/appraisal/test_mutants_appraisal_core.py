@@ -1,6 +1,6 @@
 """Tests for mutants that survived (or were not covered by) scripts/mutation.py in verifier/appraisal/binding.py,
 model.py and policy.py (issue 16). Each pins, at the function's own seam, the behaviour one mutant changed; the
-tighten-only rule (`weakenings`) is pinned in tests/unit/test_mutants_policy_weakenings.py."""
+tighten-only rule (`weakenings`) is pinned in tests/unit/appraisal/test_mutants_policy_weakenings.py."""
 
 from __future__ import annotations
 

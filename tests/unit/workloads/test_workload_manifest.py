@@ -20,7 +20,7 @@ from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.workloads import SqlWorkloads
 from verifier.workloads.model import WorkloadMeta
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p for p in (ROOT / "measurements").rglob("*") if p.suffix in (".json", ".yaml", ".yml"))
 T0 = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

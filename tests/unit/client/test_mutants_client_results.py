@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tests.unit.test_client_results import ISSUED, NONCE, b64, check, claims, rejected
+from tests.unit.client.test_client_results import ISSUED, NONCE, b64, check, claims, rejected
 from verifier.client.results import verify_result
 from verifier.results.keys import SigningKey, ephemeral_key, public_jwk
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from tests.fakes.intel_pki import FakeIntelPki
-from tests.unit.test_tdx_pck import cert_with, extension, octets, pair, seq, tcb
+from tests.unit.tee.tdx.test_tdx_pck import cert_with, extension, octets, pair, seq, tcb
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
 from verifier.errors import EvidenceError
 from verifier.tee.base import VerifyContext

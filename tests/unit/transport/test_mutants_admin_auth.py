@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.test_admin_auth import Issued, _ca, _leaf
-from tests.unit.test_issue16_admin_certs import _ca_between
-from tests.unit.test_transport_interceptors import DIGEST, Details, FakeContext, FakeTokens, ok, raising
+from tests.unit.transport.test_issue16_admin_certs import _ca_between
+from tests.unit.transport.test_transport_interceptors import DIGEST, Details, FakeContext, FakeTokens, ok, raising
 from verifier import errors
 from verifier.auth import CURRENT_PRINCIPAL, current_actor
 from verifier.logging_setup import REQUEST_ID

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_client_results import check, claims, rejected, signer
+from tests.unit.client.test_client_results import check, claims, rejected, signer
 from verifier.results.signer import ResultSigner
 
 __all__ = ["signer"]  # the fixture

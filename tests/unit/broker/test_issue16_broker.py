@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_broker import write
-from tests.unit.test_client_results import ISSUED, NONCE, claims
+from tests.unit.broker.test_broker import write
+from tests.unit.client.test_client_results import ISSUED, NONCE, claims
 from verifier.appraisal.model import Tier
 from verifier.broker.config import load_config
 from verifier.broker.release import Broker, Release, ReleaseRefused

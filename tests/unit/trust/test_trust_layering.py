@@ -23,7 +23,7 @@ from verifier.tee.tdx.evidence import TdxVerifier
 from verifier.trust.anchors import TrustAnchors
 from verifier.trust.chain import VerifiedLinks, check_issued_by
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "verifier"
 TRUST = PACKAGE / "trust"
 TEE = PACKAGE / "tee"
@@ -34,8 +34,8 @@ KNOWN_LOADERS: set[str] = set()
 CLIENT = PACKAGE / "client"
 HTTP_MODULES = ("urllib", "http", "requests", "httpx", "aiohttp", "verifier.collateral.http", "verifier.collateral.pcs")
 # The one lazy (function-level) import, a deprecated re-export of IntelPcs for old imports in
-# tests/unit/test_tdx_pcs.py and tests/integration/test_tdx_end_to_end.py; the run-time test below shows it loads
-# nothing on import. Remove it (and this entry) once they import verifier.collateral.pcs.
+# tests/unit/tee/tdx/test_tdx_pcs.py and tests/integration/test_tdx_end_to_end.py; the run-time test below shows it
+# loads nothing on import. Remove it (and this entry) once they import verifier.collateral.pcs.
 COMPAT_SHIMS: set[str] = set()
 TRUST_ONLY_CALLS = ("verify_directly_issued_by", "is_signature_valid", "get_revoked_certificate_by_serial_number")
 

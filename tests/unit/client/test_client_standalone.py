@@ -13,7 +13,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SERVER_ONLY = ("sqlalchemy", "alembic", "prometheus_client", "joserfc", "yaml", "psycopg", "OpenSSL", "cbor2")
 CLIENT_MODULES = sorted(f"verifier.client.{p.stem}" for p in (ROOT / "verifier" / "client").glob("*.py"))
 

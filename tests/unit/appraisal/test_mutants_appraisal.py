@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_appraisal_tdx import claims as tdx_claims
+from tests.unit.appraisal.test_appraisal_tdx import claims as tdx_claims
 from verifier.appraisal.binding import check_binding
 from verifier.appraisal.model import AFFIRMING, Claim
 from verifier.appraisal.nitro import appraise_nitro

@@ -38,7 +38,7 @@ from verifier.transport.grpc.convert import TEE_OF_KIND
 from verifier.trust.anchors import TrustAnchors
 from verifier.v1 import verifier_pb2 as pb
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "verifier"
 # The TEE's own files may name their TEE: its package and its appraiser.
 OWN_FILES = {PACKAGE / "appraisal" / f"{kind}.py" for kind in ("nitro", "snp", "tdx")}

@@ -272,7 +272,7 @@ def test_appraised_at_is_the_instant_in_utc(milan: FakeAmdPki) -> None:
 @pytest.mark.parametrize("kind", ["amd.vcek", "amd.cert_chain"])
 def test_a_source_item_that_does_not_parse_is_rejected_and_is_the_failure(milan: FakeAmdPki, kind: str) -> None:
     """The bad copy is rejected (evicted from the cache) and the result fails with its code; never raised (the
-    service would answer INTERNAL: see tests/unit/test_snp_served_garbage.py)."""
+    service would answer INTERNAL: see tests/unit/tee/sevsnp/test_snp_served_garbage.py)."""
     served = {"amd.vcek": _der(milan.vcek), "amd.cert_chain": _pem(milan.ask, milan.ark), kind: b"not a certificate"}
     source = _Served(served)
     result = _verify(milan, milan.report(), source=source, check_crl=False)

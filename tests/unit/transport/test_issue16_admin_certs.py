@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.test_admin_auth import Issued, _ca, _leaf
-from tests.unit.test_transport_interceptors import Details, FakeContext, ok
+from tests.unit.transport.test_transport_interceptors import Details, FakeContext, ok
 from verifier import errors
 from verifier.transport.grpc.admin_auth import AdminAuthInterceptor, ClientCertVerifier
 

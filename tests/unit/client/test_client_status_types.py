@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_client_results import claims, rejected
-from tests.unit.test_mutants_client_results import JWKS, sign_raw, with_submod
+from tests.unit.client.test_client_results import claims, rejected
+from tests.unit.client.test_mutants_client_results import JWKS, sign_raw, with_submod
 
 UNHASHABLE = [[], ["affirming"], {}, {"affirming": 1}]
 

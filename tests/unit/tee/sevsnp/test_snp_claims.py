@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import manifest_vectors
-from tests.unit.test_snp_abi import PARSABLE, manifest_facts, vector_product
+from tests.unit.tee.sevsnp.test_snp_abi import PARSABLE, manifest_facts, vector_product
 from verifier.errors import ParseError
 from verifier.tee.sevsnp.abi import parse_report
 from verifier.tee.sevsnp.claims import claims, debug
