@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from ..collateral.base import CollateralSource, OfflineSource
 from ..errors import EvidenceError
@@ -48,9 +50,13 @@ class CollateralUsed:
 
 _COLLATERAL_FIELDS = ("item", "number", "issued", "next_update", "source")
 
+# The parsed report and the TEE's typed verification facts of a `VerifiedEvidence` (Any where not said).
+ReportT = TypeVar("ReportT", default=Any)
+FactsT = TypeVar("FactsT", default=Any)
+
 
 @dataclass(frozen=True)
-class VerifiedEvidence:
+class VerifiedEvidence(Generic[ReportT, FactsT]):
     """Outcome of steps 2-6 for one piece of evidence, what every `TeeVerifier.verify` returns.
 
     `parsed` is None when parsing failed; `failure` holds the first parse or verification error (the evidence is
@@ -62,7 +68,7 @@ class VerifiedEvidence:
     decided."""
 
     tee: str
-    parsed: Any
+    parsed: ReportT | None
     claims: dict[str, Any]
     failure: EvidenceError | None = None
     # Facts about the verification that appraisal policy needs (e.g. SNP "revocation": checked|off|unavailable,
@@ -72,6 +78,9 @@ class VerifiedEvidence:
     retry_after: float | None = None
     revocation: str | None = None
     collateral: tuple[CollateralUsed, ...] = field(default_factory=tuple)
+    # The TEE's own typed facts for its appraiser (e.g. the TCB evaluation, the CRL outcome); None when the TEE
+    # reports none or verification stopped before they were known.
+    facts: FactsT | None = None
 
 
 def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
