@@ -92,6 +92,11 @@ def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
 
 
 class TeeVerifier(Protocol):
+    """A TEE package's verifier (the `SchemeVerifier` of verifier/tee/scheme.py)."""
+
     tee: str
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence: ...
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+        """Steps 2-6 for `evidence` at `ctx.at`; failures and missing collateral are said in the result (see
+        `VerifiedEvidence`), never raised."""
+        ...

@@ -122,6 +122,8 @@ def schemes() -> list[Scheme]:
 
 
 def tee_names() -> list[str]:
+    """The registered schemes' names, sorted (the CLI `--tee` choices, `known_tees` is held equal to it). Never
+    raises."""
     return sorted(_SCHEMES)
 
 

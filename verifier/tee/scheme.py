@@ -39,7 +39,10 @@ class SchemeVerifier(Protocol):
 
     tee: str
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence: ...
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+        """Steps 2-6 for `evidence` at `ctx.at`. Never raises for bad evidence or missing collateral: a parse or
+        verification failure is `failure`, unavailable collateral is `incomplete`."""
+        ...
 
 
 Appraiser = Callable[[VerifiedEvidence, "Policy", Sequence["ReferenceValue"], dt.datetime], "Appraised"]
@@ -49,10 +52,14 @@ class Scheme(Protocol):
     """Everything per-TEE the service needs (module docstring)."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The canonical evidence-kind name ("nitro", "snp", "tdx")."""
+        ...
 
     @property
-    def aliases(self) -> tuple[str, ...]: ...
+    def aliases(self) -> tuple[str, ...]:
+        """Other names a request may use for the kind (e.g. "sev-snp")."""
+        ...
 
     @property
     def proto_kind(self) -> str | None:
@@ -60,10 +67,14 @@ class Scheme(Protocol):
         ...
 
     @property
-    def verifier(self) -> SchemeVerifier: ...
+    def verifier(self) -> SchemeVerifier:
+        """The tee/<kind>/ verifier (steps 2-6)."""
+        ...
 
     @property
-    def binding(self) -> BindingRule: ...
+    def binding(self) -> BindingRule:
+        """How the evidence binds a nonce and a key (appraisal/binding.py)."""
+        ...
 
     @property
     def main_measurement(self) -> str:
@@ -117,12 +128,16 @@ class TeeScheme:
     def appraise(
         self, verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
     ) -> Appraised:
+        """Steps 7-8 by the scheme's appraiser (appraisal/<kind>.py); raises what it raises (typed errors only)."""
         return self.appraiser(verified, policy, references, at)
 
     def owns_kind(self, kind: str) -> bool:
+        """Whether `kind` is named "<name>.<claim>" (reference_values/kinds.py). Never raises."""
         return kind.startswith(f"{self.name}.")
 
     def measurement(self, claims: Mapping[str, Any]) -> Any:
+        """`measure(claims)` when given, else the claim named `main_measurement` (None when absent). Never raises
+        for a mapping."""
         return self.measure(claims) if self.measure is not None else claims.get(self.main_measurement)
 
     def looks_like(self, evidence: bytes) -> bool:
