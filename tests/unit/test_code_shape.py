@@ -23,27 +23,20 @@ LONG_FILES: dict[str, str] = {
     "verifier/collateral/cache.py": "issue 12: to split (LRU, database tier and freshness rules in one module)",
     "verifier/service.py": "issue 12: to split (the numbered pipeline plus its ports and request/result types)",
     "verifier/settings/table.py": "field table: every setting declared once (default, section, env, flag, help)",
-    "verifier/storage/reference_values.py": "issue 12: to split (store, revocation/re-approval, manifest apply)",
 }
 
 # "file::Qualified.name" -> why the function may be longer than MAX_FUNCTION_LINES
 LONG_FUNCTIONS: dict[str, str] = {
-    "verifier/appraisal/references.py::check_references": "issue 12: to split",
     "verifier/appraisal/snp.py::appraise_snp": "issue 12: to split (one helper per policy check)",
     "verifier/appraisal/tdx.py::appraise_tdx": "issue 12: to split (one helper per policy check)",
     "verifier/appraisal/tdx.py::_tcb_findings": "issue 12: to split",
     "verifier/broker/http.py::make_server": "issue 12: to split (the request handler class is defined inside)",
     "verifier/cli/refs.py::register": "argparse table: one add_parser/add_argument line per subcommand and flag",
-    "verifier/cli/refs_plan.py::_plan_or_apply": "issue 12: to split",
     "verifier/cli/workloads.py::register": "argparse table: one add_parser/add_argument line per subcommand and flag",
     "verifier/client/results.py::verify_result": "issue 12: to split (one helper per RFC check, in the same order)",
     "verifier/collateral/cache.py::CachedSource._load": "issue 12: to split (one method per cache tier)",
-    "verifier/reference_values/plan.py::Plan.with_catalog": "issue 12: to split",
     "verifier/results/ear.py::build_ear": "issue 12: to split (claims table of the EAR, one entry per claim)",
     "verifier/service.py::VerifierService._evaluate": "issue 12: to split (the pipeline steps it runs)",
-    "verifier/storage/reference_values.py::SqlReferenceValueStore.reapprove": "issue 12: to split",
-    "verifier/storage/retention.py::prune_audit": "issue 12: to split",
-    "verifier/storage/workloads.py::SqlWorkloads.add_values": "issue 12: to split",
     "verifier/tee/sevsnp/abi.py::parse_report": "field table: the report's fields at their ABI offsets, in order",
     "verifier/tee/tdx/quote.py::parse_quote": "field table: the quote's header/body fields in wire order",
     # released migrations are frozen: never edited, so never split

@@ -34,49 +34,51 @@ def check_references(
     known = set(known_kinds())
     for kind in sorted(set(required) | set(by_kind), key=_kind_order):
         claim = (claim_of or {}).get(kind, Claim.EXECUTABLES)
-        value = actual.get(kind)
-        candidates = by_kind.get(kind, [])
-        if value is None:
-            findings.append(
-                Finding(
-                    code="CLAIM_MISSING",
-                    claim=claim,
-                    value=CONTRAINDICATED,
-                    message=f"the evidence has no value for required {kind}",
-                    expected=kind,
-                    actual="absent",
-                )
-            )
-            continue
-        if not candidates:
-            findings.append(
-                Finding(
-                    code="REFERENCE_VALUE_MISSING",
-                    claim=claim,
-                    value=CONTRAINDICATED,
-                    message=f"the policy requires {kind} but no active reference value of that kind is registered",
-                    expected=f"an active {kind} reference value",
-                    actual=value,
-                )
-            )
-            continue
-        if kind not in known:
-            findings.append(
-                _mismatch(kind, claim, f"{kind} is not a kind this verifier can compare", "a known kind", value)
-            )
-            continue
-        values = [ref.value for ref in candidates]
-        if satisfied(kind, values, value):
-            if spec(kind).match == "equal":
-                matched.extend(ref for ref in candidates if holds(kind, ref.value, value))
-            else:
-                matched.extend(candidates)
-            continue
-        how = "matches no active reference value" if spec(kind).match == "equal" else "fails a reference constraint"
-        findings.append(
-            _mismatch(kind, claim, f"{kind} {how}", expected_text(kind, values, value), actual_text(kind, value))
-        )
+        finding, values = _check_kind(kind, claim, actual.get(kind), by_kind.get(kind, []), known)
+        if finding is not None:
+            findings.append(finding)
+        matched.extend(values)
     return findings, matched
+
+
+def _check_kind(
+    kind: str, claim: Claim, value: str | None, candidates: Sequence[ReferenceValue], known: set[str]
+) -> tuple[Finding | None, Sequence[ReferenceValue]]:
+    """One kind of `check_references`: (None, the values that matched) or (the finding, ()). `value`: the claim's
+    actual value (None: the evidence has none); `candidates`: the reference values of that kind."""
+    if value is None:
+        return (
+            Finding(
+                code="CLAIM_MISSING",
+                claim=claim,
+                value=CONTRAINDICATED,
+                message=f"the evidence has no value for required {kind}",
+                expected=kind,
+                actual="absent",
+            ),
+            (),
+        )
+    if not candidates:
+        return (
+            Finding(
+                code="REFERENCE_VALUE_MISSING",
+                claim=claim,
+                value=CONTRAINDICATED,
+                message=f"the policy requires {kind} but no active reference value of that kind is registered",
+                expected=f"an active {kind} reference value",
+                actual=value,
+            ),
+            (),
+        )
+    if kind not in known:
+        return _mismatch(kind, claim, f"{kind} is not a kind this verifier can compare", "a known kind", value), ()
+    values = [ref.value for ref in candidates]
+    if satisfied(kind, values, value):
+        if spec(kind).match == "equal":
+            return None, [ref for ref in candidates if holds(kind, ref.value, value)]
+        return None, candidates
+    how = "matches no active reference value" if spec(kind).match == "equal" else "fails a reference constraint"
+    return _mismatch(kind, claim, f"{kind} {how}", expected_text(kind, values, value), actual_text(kind, value)), ()
 
 
 def _mismatch(kind: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:

@@ -5,17 +5,21 @@ re-appraises the kept evidence under the planned values."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from collections.abc import Mapping
 
 from ..bootstrap import build_policies
 from ..clock import SystemClock
 from ..errors import RequestError
 from ..reference_values.manifest import load_manifest_file
 from ..reference_values.manifest_model import Manifest
+from ..reference_values.model import ReferenceValue
 from ..reference_values.plan import Plan
 from ..settings import Settings
 from ..storage.engine import Database
 from ..storage.workloads import SqlWorkloads
+from ..workloads.model import WorkloadMeta
 from .common import print_json, settings_for
 from .refs_values import _store, cli_actor
 
@@ -62,7 +66,8 @@ def _stored_digests(manifests: list[Manifest], db: Database) -> dict[str, str]:
     return out
 
 
-def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
+def _load(args: argparse.Namespace) -> list[Manifest]:
+    """The manifests of `args.files`, with a note on stderr for each in the pre-workload format."""
     manifests = [load_manifest_file(path, default_label=args.label) for path in args.files]
     for m in manifests:
         if m.legacy:
@@ -71,8 +76,32 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
                 "release: convert it to one workload manifest per workload (measurements/README.md)",
                 file=sys.stderr,
             )
+    return manifests
+
+
+def _ensure_workloads(workloads: SqlWorkloads, manifests: list[Manifest], now: dt.datetime) -> None:
+    """The workload metadata of the manifests (TEE, inline policies, policy, version policies), one transaction per
+    workload: applied before the values, so that no value of a workload is ever live without its policy."""
+    for m in manifests:
+        if m.workload is not None:
+            spec = m.workload
+            inline = {n: body for n, _ in spec.inline_policies if (body := spec.inline(n)) is not None}
+            workloads.ensure(
+                spec.name,
+                spec.tee,
+                now=now,
+                actor=cli_actor(),
+                policy=spec.policy,
+                version_policies=spec.version_policies,
+                inline_policies=inline,
+            )
+
+
+def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
+    manifests = _load(args)
     now = SystemClock().now()
     settings = settings_for(args, base)
+    impact = getattr(args, "impact", False)
     db, store = _store(args, base)
     try:
         workloads = SqlWorkloads(db)
@@ -82,47 +111,47 @@ def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int
         digests = _stored_digests(manifests, db)
         plan = store.plan(manifests, now=now).with_catalog(manifests, before, digests)
         if apply:
-            # Metadata first (TEE, inline policies, policy, version policies: one transaction per workload), so
-            # that no value of the workload is ever live without its policy; then the values, re-planned inside
-            # their own transaction.
-            for m in manifests:
-                if m.workload is not None:
-                    spec = m.workload
-                    inline = {n: body for n, _ in spec.inline_policies if (body := spec.inline(n)) is not None}
-                    workloads.ensure(
-                        spec.name,
-                        spec.tee,
-                        now=now,
-                        actor=cli_actor(),
-                        policy=spec.policy,
-                        version_policies=spec.version_policies,
-                        inline_policies=inline,
-                    )
+            # the metadata first, then the values, re-planned inside their own transaction
+            _ensure_workloads(workloads, manifests, now)
             plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before, digests)
-        active = store.list(at=now) if getattr(args, "impact", False) else []
-        catalog = workloads.metadata({r.label for r in active} | names) if getattr(args, "impact", False) else {}
+        active = store.list(at=now) if impact else []
+        catalog = workloads.metadata({r.label for r in active} | names) if impact else {}
     finally:
         db.dispose()
-    if getattr(args, "impact", False):
-        from .workload_impact import run_workload_impact
-
-        settings = settings.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
-        if not args.json:
-            _print_plan(plan, False, apply, args.values)
-        report = run_workload_impact(
-            settings,
-            plan,
-            manifests,
-            active,
-            catalog,
-            now,
-            limit=args.impact_limit,
-            as_json=args.json,
-            plan_json={**plan.to_json(), "applied": apply},
-        )
-        return 1 if report.changed else 0
+    if impact:
+        return _impact(args, settings, plan, manifests, active, catalog, now, apply)
     _print_plan(plan, args.json, apply, args.values)
     return 0
+
+
+def _impact(
+    args: argparse.Namespace,
+    settings: Settings,
+    plan: Plan,
+    manifests: list[Manifest],
+    active: list[ReferenceValue],
+    catalog: Mapping[str, WorkloadMeta],
+    now: dt.datetime,
+    applied: bool,
+) -> int:
+    """`plan --impact`: re-appraise the kept evidence under the planned values; 1 when an outcome changes."""
+    from .workload_impact import run_workload_impact
+
+    settings = settings.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
+    if not args.json:
+        _print_plan(plan, False, applied, args.values)
+    report = run_workload_impact(
+        settings,
+        plan,
+        manifests,
+        active,
+        catalog,
+        now,
+        limit=args.impact_limit,
+        as_json=args.json,
+        plan_json={**plan.to_json(), "applied": applied},
+    )
+    return 1 if report.changed else 0
 
 
 def _plan(args: argparse.Namespace, base: Settings) -> int:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from ..clock import to_rfc3339
 from ..errors import RequestError
 from ..workloads.model import UNVERSIONED, WorkloadMeta
-from .manifest_model import Manifest, ManifestEntry
+from .manifest_model import Manifest, ManifestEntry, WorkloadSpec
 from .manifest_writer import entry_json
 from .model import ReferenceValue
 
@@ -156,60 +156,17 @@ class Plan:
         metadata by name; `policies`: the SHA-256 of the stored database policies by name, for the inline policies).
         RequestError WORKLOAD_TEE_MISMATCH when a manifest names another TEE than the stored workload (it would
         also fail in `SqlWorkloads.ensure`)."""
-        stored_policies = policies or {}
         changes = {w.workload: w for w in self.workloads}
         for m in manifests:
             spec = m.workload
             if spec is None:
                 continue
             meta = catalog.get(spec.name)
-            notes: list[str] = []
-            if meta is None:
-                notes.append(f"new {spec.tee} workload, policy {spec.policy or '(verifier default)'}")
-            else:
-                if meta.tee != spec.tee:
-                    raise RequestError(
-                        "WORKLOAD_TEE_MISMATCH",
-                        f"{m.source}: workload {spec.name!r} is a {meta.tee} workload, not {spec.tee}",
-                    )
-                if spec.policy is not None and spec.policy != meta.policy:
-                    notes.append(f"policy {meta.policy or '(verifier default)'} -> {spec.policy}")
-                adds = {e.version or UNVERSIONED for e in self.add if e.label == spec.name}
-                if meta.revoked_at is not None and adds:
-                    raise RequestError(
-                        "WORKLOAD_REVOKED",
-                        f"{m.source}: workload {spec.name!r} is revoked; a "
-                        "revoked workload takes no new values (use a new workload name)",
-                    )
-                again = sorted(adds & meta.revoked_versions)
-                if again:
-                    raise RequestError(
-                        "WORKLOAD_VERSION_REVOKED",
-                        f"{m.source}: version {again[0]!r} of "
-                        f"{spec.name!r} is revoked; a revoked version is never re-approved: remove "
-                        "it or release a new version",
-                    )
-                listed = sorted({v.version for v in spec.versions} & meta.revoked_versions)
-                if listed:
-                    notes.append(f"revoked versions {', '.join(listed)} do not match")
-            inline: list[tuple[str, str, str | None]] = []
-            for name, body in spec.inline_policies:
-                digest, previous = hashlib.sha256(body.encode()).hexdigest(), stored_policies.get(name)
-                if digest != previous:
-                    inline.append((name, digest, previous))
-                    notes.append(
-                        f"inline policy {name} sha256 {digest}" + (f" (replaces {previous})" if previous else " (new)")
-                    )
-            versions: list[tuple[str, str | None, str]] = []
-            for version, policy in sorted(spec.version_policies.items()):
-                before = meta.version_policies.get(version) if meta is not None else None
-                if policy != before:
-                    versions.append((version, before, policy))
-                    shown = before or "(the workload's)"
-                    notes.append(f"version {version} policy {shown} -> {policy}")
+            notes = _catalog_notes(m, spec, meta, {e.version or UNVERSIONED for e in self.add if e.label == spec.name})
+            inline, versions, policy_notes = _policy_changes(spec, meta, policies or {})
             current = changes.get(spec.name, WorkloadChange(spec.name, True, (), spec.tee, spec.policy))
             changes[spec.name] = dataclasses.replace(
-                current, metadata=tuple(notes), inline_policies=tuple(inline), version_policies=tuple(versions)
+                current, metadata=(*notes, *policy_notes), inline_policies=inline, version_policies=versions
             )
         return dataclasses.replace(self, workloads=tuple(changes[k] for k in sorted(changes)))
 
@@ -262,23 +219,8 @@ class Plan:
         return out
 
 
-def _key(
-    kind: str,
-    value: bytes,
-    label: str,
-    version: str | None,
-    valid_from: dt.datetime | None,
-    expires_at: dt.datetime | None,
-) -> tuple[Any, ...]:
-    return (kind, value, label, version, valid_from, expires_at)
-
-
-def _entry_key(e: ManifestEntry) -> tuple[Any, ...]:
-    return _key(e.kind, e.value, e.label, e.version, e.valid_from, e.expires_at)
-
-
-def _row_key(r: ReferenceValue) -> tuple[Any, ...]:
-    return _key(r.kind, r.value, r.label, r.version, r.valid_from, r.expires_at)
+def _match_key(e: ManifestEntry | ReferenceValue) -> tuple[Any, ...]:
+    return (e.kind, e.value, e.label, e.version, e.valid_from, e.expires_at)
 
 
 def compute_plan(manifests: Sequence[Manifest], rows: Sequence[ReferenceValue], now: dt.datetime) -> Plan:
@@ -307,15 +249,15 @@ def compute_plan(manifests: Sequence[Manifest], rows: Sequence[ReferenceValue], 
                 )
             if e.expires_at is not None and e.expires_at <= now:
                 continue
-            wanted.setdefault(_entry_key(e), e)
+            wanted.setdefault(_match_key(e), e)
 
-    present = {_row_key(r) for r in live if r.id not in revoke_ids}
+    present = {_match_key(r) for r in live if r.id not in revoke_ids}
     adds = [e for key, e in wanted.items() if key not in present]
 
     def managed(label: str) -> bool:
         return any(m.manages(label) for m in manifests)
 
-    expires = tuple(r for r in live if r.id not in revoke_ids and managed(r.label) and _row_key(r) not in wanted)
+    expires = tuple(r for r in live if r.id not in revoke_ids and managed(r.label) and _match_key(r) not in wanted)
     workloads = _by_workload(manifests, live, adds, expires, revocations)
     return Plan(tuple(adds), expires, tuple(revocations), tuple(m.source for m in manifests), workloads)
 
@@ -339,6 +281,62 @@ def _one_owner(manifests: Sequence[Manifest]) -> None:
                         "MANIFEST_CONFLICT",
                         f"{m.source} manages label {name!r}, which the workload manifest {source} owns",
                     )
+
+
+def _catalog_notes(m: Manifest, spec: WorkloadSpec, meta: WorkloadMeta | None, adds: set[str]) -> list[str]:
+    """What manifest `m` changes in its stored workload `meta` (None: a new one) besides the policies; `adds`: the
+    versions it adds values to. RequestError WORKLOAD_TEE_MISMATCH, WORKLOAD_REVOKED, WORKLOAD_VERSION_REVOKED."""
+    if meta is None:
+        return [f"new {spec.tee} workload, policy {spec.policy or '(verifier default)'}"]
+    if meta.tee != spec.tee:
+        raise RequestError(
+            "WORKLOAD_TEE_MISMATCH", f"{m.source}: workload {spec.name!r} is a {meta.tee} workload, not {spec.tee}"
+        )
+    notes: list[str] = []
+    if spec.policy is not None and spec.policy != meta.policy:
+        notes.append(f"policy {meta.policy or '(verifier default)'} -> {spec.policy}")
+    if meta.revoked_at is not None and adds:
+        raise RequestError(
+            "WORKLOAD_REVOKED",
+            f"{m.source}: workload {spec.name!r} is revoked; a "
+            "revoked workload takes no new values (use a new workload name)",
+        )
+    again = sorted(adds & meta.revoked_versions)
+    if again:
+        raise RequestError(
+            "WORKLOAD_VERSION_REVOKED",
+            f"{m.source}: version {again[0]!r} of {spec.name!r} is revoked; a revoked version is never re-approved: "
+            "remove it or release a new version",
+        )
+    listed = sorted({v.version for v in spec.versions} & meta.revoked_versions)
+    if listed:
+        notes.append(f"revoked versions {', '.join(listed)} do not match")
+    return notes
+
+
+def _policy_changes(
+    spec: WorkloadSpec, meta: WorkloadMeta | None, stored: Mapping[str, str]
+) -> tuple[tuple[tuple[str, str, str | None], ...], tuple[tuple[str, str | None, str], ...], list[str]]:
+    """The inline policies stored or replaced (name, sha256, previous sha256 or None; `stored`: the sha256 of the
+    stored ones by name), the versions whose policy changes (version, previous or None = the workload's, new) and
+    their notes, in that order."""
+    inline: list[tuple[str, str, str | None]] = []
+    notes: list[str] = []
+    for name, body in spec.inline_policies:
+        digest, previous = hashlib.sha256(body.encode()).hexdigest(), stored.get(name)
+        if digest != previous:
+            inline.append((name, digest, previous))
+            notes.append(
+                f"inline policy {name} sha256 {digest}" + (f" (replaces {previous})" if previous else " (new)")
+            )
+    versions: list[tuple[str, str | None, str]] = []
+    for version, policy in sorted(spec.version_policies.items()):
+        before = meta.version_policies.get(version) if meta is not None else None
+        if policy != before:
+            versions.append((version, before, policy))
+            shown = before or "(the workload's)"
+            notes.append(f"version {version} policy {shown} -> {policy}")
+    return tuple(inline), tuple(versions), notes
 
 
 def _by_workload(

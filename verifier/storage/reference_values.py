@@ -12,20 +12,20 @@ never returns a row of a value with a revocation in force at the appraisal time,
 Text from the admin API (labels, versions, reasons, actors, ids and filters) goes through `text.storable`
 (U+0000 -> U+2400), which PostgreSQL can store. Every change runs serialized with the others (a PostgreSQL
 advisory lock shared by replicas and CLIs; a process lock on SQLite), so a value cannot be added while it is being
-revoked and leave a live row behind."""
+revoked and leave a live row behind.
+
+This module is the store (its transactions); the writes inside a transaction, the lock and the add rule are in
+`reference_changes`, the row mapping, SQL predicates and limits in `reference_rows` (re-exported here)."""
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
-import threading
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, exists, not_, or_, select, text, update
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy.orm import Session
 
-from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
 from ..reference_values.manifest_model import Manifest, ManifestEntry
 from ..reference_values.model import Reapproval, ReferenceValue, State, ValueRevocation
@@ -33,167 +33,48 @@ from ..reference_values.plan import Plan, compute_plan
 from . import audit
 from .audit import AuditEntry
 from .engine import Database
-from .tables import AuditRow, ReferenceValueRow, RevokedValueRow, new_id
-from .text import storable, storable_optional
+from .reference_changes import (
+    _refuse_revoked,
+    _serialize_changes,
+    expire_in,
+    insert_in,
+    mark_revoked_in,
+    reapprove_in,
+    revoke_in,
+    revoke_value_in,
+)
+from .reference_rows import (
+    ACTIONS,
+    MAX_LABEL,
+    MAX_REASON,
+    MAX_VERSION,
+    REAPPROVE,
+    ROW_ACTIONS,
+    _active_at,
+    _live,
+    _revocation_model,
+    _state,
+    _storable_entry,
+    _to_model,
+    _value_revoked,
+    value_subject,
+)
+from .tables import AuditRow, ReferenceValueRow, RevokedValueRow
+from .text import storable
 
-ROW_ACTIONS = ("ref.add", "ref.revoke", "ref.expire")
-REAPPROVE = "ref.reapprove"
-ACTIONS = (*ROW_ACTIONS, REAPPROVE)
-MAX_LABEL = 200
-MAX_VERSION = 64
-MAX_REASON = 1000
-_PG_CHANGE_LOCK = 0x7EE5A0D2  # serializes every reference-value change (read, check, write) across replicas and CLIs
-_LOCK = threading.RLock()  # the same on SQLite, within one process
-_LOCK_HELD = "reference_values_lock"
-
-
-def _to_model(row: ReferenceValueRow) -> ReferenceValue:
-    return ReferenceValue(
-        id=row.id,
-        kind=row.kind,
-        value=bytes(row.value),
-        label=row.label,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        revoke_reason=row.revoke_reason,
-        version=row.version,
-        valid_from=row.valid_from,
-        created_by=row.created_by or "",
-        revoked_by=row.revoked_by,
-    )
-
-
-def _revoked(at: dt.datetime) -> ColumnElement[bool]:
-    return and_(ReferenceValueRow.revoked_at.is_not(None), ReferenceValueRow.revoked_at <= at)
-
-
-def _expired(at: dt.datetime) -> ColumnElement[bool]:
-    return and_(ReferenceValueRow.expires_at.is_not(None), ReferenceValueRow.expires_at <= at)
-
-
-def _not_yet_valid(at: dt.datetime) -> ColumnElement[bool]:
-    return and_(ReferenceValueRow.valid_from.is_not(None), ReferenceValueRow.valid_from > at)
-
-
-def _live(at: dt.datetime) -> ColumnElement[bool]:
-    """Neither revoked nor expired at `at` (active or pending)."""
-    return and_(
-        or_(ReferenceValueRow.revoked_at.is_(None), ReferenceValueRow.revoked_at > at),
-        or_(ReferenceValueRow.expires_at.is_(None), ReferenceValueRow.expires_at > at),
-    )
-
-
-def _active_at(at: dt.datetime) -> ColumnElement[bool]:
-    """Same rule as `ReferenceValue.active_at`: valid from at or before `at`, neither revoked nor expired."""
-    return and_(_live(at), or_(ReferenceValueRow.valid_from.is_(None), ReferenceValueRow.valid_from <= at))
-
-
-def _value_revoked(at: dt.datetime) -> ColumnElement[bool]:
-    """The row's (kind, value) has a revocation in force at `at` (revoked at or before, not re-approved by then),
-    whichever row carried it."""
-    return exists().where(
-        RevokedValueRow.kind == ReferenceValueRow.kind,
-        RevokedValueRow.value == ReferenceValueRow.value,
-        RevokedValueRow.revoked_at <= at,
-        or_(RevokedValueRow.reapproved_at.is_(None), RevokedValueRow.reapproved_at > at),
-    )
-
-
-def _revocation_model(row: RevokedValueRow) -> ValueRevocation:
-    return ValueRevocation(
-        id=row.id,
-        kind=row.kind,
-        value=bytes(row.value),
-        ref_id=row.ref_id,
-        revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by,
-        reason=row.reason,
-        reapproved_at=row.reapproved_at,
-        reapproved_by=row.reapproved_by,
-        reapprove_reason=row.reapprove_reason,
-    )
-
-
-def _serialize_changes(session: Session) -> None:
-    """Hold the reference-value change lock until `session`'s transaction ends (taken before the audit lock)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHANGE_LOCK})
-        return
-    if session.info.get(_LOCK_HELD):
-        return
-    _LOCK.acquire()
-    session.info[_LOCK_HELD] = True
-
-    def release(sess: Session, transaction: SessionTransaction) -> None:
-        if transaction.parent is None and sess.info.pop(_LOCK_HELD, None):
-            _LOCK.release()
-
-    event.listen(session, "after_transaction_end", release)
-
-
-def _open_revocations(session: Session, kind: str, value: bytes) -> builtins.list[RevokedValueRow]:
-    query = (
-        select(RevokedValueRow)
-        .where(RevokedValueRow.kind == kind, RevokedValueRow.value == value, RevokedValueRow.reapproved_at.is_(None))
-        .order_by(RevokedValueRow.revoked_at, RevokedValueRow.id)
-    )
-    return builtins.list(session.scalars(query))
-
-
-def _refuse_revoked(session: Session, kind: str, value: bytes) -> None:
-    """The rule every add path goes through: RequestError REFERENCE_VALUE_REVOKED while the value (kind and value,
-    any label) has an open revocation; only `reapprove` closes it."""
-    revocations = _open_revocations(session, kind, value)
-    if revocations:
-        first = revocations[0]
-        raise RequestError(
-            "REFERENCE_VALUE_REVOKED",
-            f"{kind} {value.hex()} was revoked at {to_rfc3339(first.revoked_at)} by {first.revoked_by or 'unknown'} "
-            f"({first.reason!r}, row {first.ref_id}); a revoked value is never approved again by adding it: remove "
-            f"it, or re-approve it explicitly with `verifier refs reapprove {kind} {value.hex()} --reason TEXT`",
-        )
-
-
-def _state(state: State, at: dt.datetime) -> ColumnElement[bool]:
-    """Same precedence as `ReferenceValue.state`: revoked, then expired, then pending."""
-    if state == "active":
-        return _active_at(at)
-    if state == "revoked":
-        return _revoked(at)
-    if state == "expired":
-        return and_(not_(_revoked(at)), _expired(at))
-    if state == "pending":
-        return and_(_live(at), _not_yet_valid(at))
-    raise RequestError("REFERENCE_STATE_UNKNOWN", f"unknown state {state!r}")
-
-
-def _details(ref: ReferenceValue, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": ref.kind, "value": ref.value.hex(), "label": ref.label}
-    if ref.version is not None:
-        out["version"] = ref.version
-    if ref.valid_from is not None:
-        out["valid_from"] = to_rfc3339(ref.valid_from)
-    if ref.expires_at is not None:
-        out["expires_at"] = to_rfc3339(ref.expires_at)
-    out.update({k: v for k, v in extra.items() if v is not None})
-    return out
-
-
-def _storable_entry(entry: ManifestEntry) -> ManifestEntry:
-    return ManifestEntry(
-        storable(entry.kind),
-        bytes(entry.value),
-        storable(entry.label),
-        entry.expires_at,
-        storable_optional(entry.version),
-        entry.valid_from,
-    )
-
-
-def value_subject(kind: str, value: bytes) -> str:
-    """The audit subject of a change to a value rather than a row (`ref.reapprove`): `kind:hex`."""
-    return f"{kind}:{value.hex()}"
+__all__ = [
+    "ACTIONS",
+    "MAX_LABEL",
+    "MAX_REASON",
+    "MAX_VERSION",
+    "REAPPROVE",
+    "ROW_ACTIONS",
+    "SqlReferenceValueStore",
+    "_refuse_revoked",
+    "_serialize_changes",
+    "_to_model",
+    "value_subject",
+]
 
 
 class SqlReferenceValueStore:
@@ -252,7 +133,7 @@ class SqlReferenceValueStore:
         unknown id, RequestError if it is already revoked."""
         with self._db.session() as session:
             _serialize_changes(session)
-            ref = self._revoke(session, ref_id, reason, now, actor)
+            ref = revoke_in(session, ref_id, reason, now, actor)
             audit.bump_reference_set(session, now)
             return ref
 
@@ -260,7 +141,7 @@ class SqlReferenceValueStore:
         """End a live value's validity now (`expires_at = now`). RequestError if it is revoked or already expired."""
         with self._db.session() as session:
             _serialize_changes(session)
-            ref = self._expire(session, ref_id, now, actor, reason)
+            ref = expire_in(session, ref_id, now, actor, reason)
             audit.bump_reference_set(session, now)
             return ref
 
@@ -293,44 +174,7 @@ class SqlReferenceValueStore:
             raise RequestError("REAPPROVE_LABEL_REQUIRED", "version, valid_from and expires_at need a label to add")
         with self._db.session() as session:
             _serialize_changes(session)
-            revocations = _open_revocations(session, kind, value)
-            if not revocations:
-                raise RequestError("REFERENCE_VALUE_NOT_REVOKED", f"{kind} {value.hex()} is not revoked")
-            latest = max(r.revoked_at for r in revocations)
-            if now <= latest:
-                raise RequestError(
-                    "REAPPROVE_BEFORE_REVOCATION",
-                    f"{kind} {value.hex()} was revoked at {to_rfc3339(latest)}, not before now ({to_rfc3339(now)}); "
-                    "check this host's clock",
-                )
-            for row in revocations:
-                row.reapproved_at, row.reapproved_by, row.reapprove_reason = now, actor, reason
-            session.flush()
-            closed = tuple(_revocation_model(r) for r in revocations)
-            details: dict[str, Any] = {
-                "kind": kind,
-                "value": value.hex(),
-                "reason": reason,
-                "label": label,
-                "revocations": [
-                    {
-                        "id": r.id,
-                        "ref_id": r.ref_id,
-                        "revoked_at": to_rfc3339(r.revoked_at),
-                        "revoked_by": r.revoked_by,
-                        "reason": r.reason,
-                    }
-                    for r in closed
-                ],
-            }
-            audit.append(
-                session,
-                at=now,
-                actor=actor,
-                action=REAPPROVE,
-                subject=value_subject(kind, value),
-                details={k: v for k, v in details.items() if v is not None},
-            )
+            closed = reapprove_in(session, kind, value, reason, now, actor, label)
             added = None
             if label is not None:
                 added = self._insert(
@@ -359,12 +203,12 @@ class SqlReferenceValueStore:
             sources = ", ".join(plan.sources)
             first_of_value: dict[tuple[str, bytes], ReferenceValue] = {}
             for rv in plan.revoke:  # the plan lists every live row of each revoked value
-                ref = self._mark_revoked(session, rv.ref.id, rv.reason, now, actor, source=sources)
+                ref = mark_revoked_in(session, rv.ref.id, rv.reason, now, actor, source=sources)
                 first_of_value.setdefault((ref.kind, ref.value), ref)
             for ref in first_of_value.values():
-                self._revoke_value(session, ref, now, actor, source=sources)
+                revoke_value_in(session, ref, now, actor, source=sources)
             for ref in plan.expire:
-                self._expire(session, ref.id, now, actor, f"not in the manifests ({sources})"[:1000])
+                expire_in(session, ref.id, now, actor, f"not in the manifests ({sources})"[:1000])
             for entry in plan.add:
                 self._insert(session, entry, now, actor, source=sources)
             if not plan.empty:
@@ -374,118 +218,9 @@ class SqlReferenceValueStore:
     def _insert(
         self, session: Session, entry: ManifestEntry, now: dt.datetime, actor: str, source: str | None = None
     ) -> ReferenceValue:
-        entry, actor = _storable_entry(entry), storable(actor, 200)
-        if len(entry.kind) > 64:
-            raise RequestError("REFERENCE_KIND_UNKNOWN", "reference-value kind longer than 64 characters")
-        if len(entry.label) > MAX_LABEL:
-            raise RequestError("REFERENCE_LABEL_TOO_LONG", f"label has {len(entry.label)} characters, at most 200")
-        if entry.version is not None and not 0 < len(entry.version) <= MAX_VERSION:
-            raise RequestError("REFERENCE_VERSION_INVALID", f"version must be 1..{MAX_VERSION} characters")
-        if entry.valid_from is not None and entry.expires_at is not None and entry.expires_at <= entry.valid_from:
-            raise RequestError("REFERENCE_WINDOW_EMPTY", "expires_at is not after valid_from")
-        _refuse_revoked(session, entry.kind, entry.value)
-        row = ReferenceValueRow(
-            id=new_id(),
-            kind=entry.kind,
-            value=entry.value,
-            label=entry.label,
-            created_at=now,
-            expires_at=entry.expires_at,
-            valid_from=entry.valid_from,
-            version=entry.version,
-            created_by=actor,
-        )
-        session.add(row)
-        session.flush()
-        session.refresh(row)
-        ref = _to_model(row)
-        audit.append(
-            session, at=now, actor=actor, action="ref.add", subject=ref.id, details=_details(ref, source=source)
-        )
-        return ref
-
-    def _revoke(
-        self, session: Session, ref_id: str, reason: str, now: dt.datetime, actor: str, source: str | None = None
-    ) -> ReferenceValue:
-        ref = self._mark_revoked(session, ref_id, reason, now, actor, source=source)
-        self._revoke_value(session, ref, now, actor, source=source)
-        return ref
-
-    def _revoke_value(
-        self, session: Session, ref: ReferenceValue, now: dt.datetime, actor: str, source: str | None = None
-    ) -> builtins.list[ReferenceValue]:
-        """`ref` was just revoked: open a revocation of its value unless one is open, and revoke every other live
-        row with that kind and value (same reason, audited `via` ref). Returns those rows."""
-        reason = ref.revoke_reason or ""
-        if not _open_revocations(session, ref.kind, ref.value):
-            session.add(
-                RevokedValueRow(
-                    id=new_id(),
-                    kind=ref.kind,
-                    value=ref.value,
-                    ref_id=ref.id,
-                    revoked_at=now,
-                    revoked_by=storable(actor, 200),
-                    reason=reason,
-                )
-            )
-            session.flush()
-        others = session.scalars(
-            select(ReferenceValueRow.id)
-            .where(ReferenceValueRow.kind == ref.kind, ReferenceValueRow.value == ref.value, _live(now))
-            .order_by(ReferenceValueRow.created_at, ReferenceValueRow.id)
-        ).all()
-        return [self._mark_revoked(session, other, reason, now, actor, source=source, via=ref.id) for other in others]
-
-    def _mark_revoked(
-        self,
-        session: Session,
-        ref_id: str,
-        reason: str,
-        now: dt.datetime,
-        actor: str,
-        source: str | None = None,
-        via: str | None = None,
-    ) -> ReferenceValue:
-        ref_id, reason, actor = storable(ref_id), storable(reason), storable(actor, 200)
-        marked = session.connection().execute(
-            update(ReferenceValueRow)
-            .where(ReferenceValueRow.id == ref_id, ReferenceValueRow.revoked_at.is_(None))
-            .values(revoked_at=now, revoke_reason=reason, revoked_by=actor)
-        )
-        row = session.get(ReferenceValueRow, ref_id, populate_existing=True)
-        if row is None:
-            raise NotFoundError("REFERENCE_VALUE_NOT_FOUND", f"no reference value with id {ref_id!r}")
-        if marked.rowcount != 1:
-            raise RequestError("REFERENCE_VALUE_REVOKED", f"reference value {ref_id} is already revoked")
-        ref = _to_model(row)
-        audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="ref.revoke",
-            subject=ref.id,
-            details=_details(ref, reason=reason, source=source, via=via),
-        )
-        return ref
-
-    def _expire(
-        self, session: Session, ref_id: str, now: dt.datetime, actor: str, reason: str | None
-    ) -> ReferenceValue:
-        ref_id = storable(ref_id)
-        marked = session.connection().execute(
-            update(ReferenceValueRow).where(ReferenceValueRow.id == ref_id, _live(now)).values(expires_at=now)
-        )
-        row = session.get(ReferenceValueRow, ref_id, populate_existing=True)
-        if row is None:
-            raise NotFoundError("REFERENCE_VALUE_NOT_FOUND", f"no reference value with id {ref_id!r}")
-        if marked.rowcount != 1:
-            raise RequestError("REFERENCE_VALUE_INACTIVE", f"reference value {ref_id} is already revoked or expired")
-        ref = _to_model(row)
-        audit.append(
-            session, at=now, actor=actor, action="ref.expire", subject=ref.id, details=_details(ref, reason=reason)
-        )
-        return ref
+        """`reference_changes.insert_in`, as a method: the one seam through which the store's adds go (tests wrap
+        it to fail an add half-way through a transaction)."""
+        return insert_in(session, entry, now, actor, source)
 
     # --- reads -------------------------------------------------------------------------------------------------
 

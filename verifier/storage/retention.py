@@ -154,6 +154,20 @@ def prune_audit(
         raise ValueError("batch and max_batches must be >= 1")
     cp = _open(checkpoint_note, verifier_keys)
     now = now or dt.datetime.now(dt.UTC)
+    current, target = _prune_target(db, cp, keep_after)
+    if target <= current:
+        deleted, done = _continue(db, current, batch, max_batches)
+        return AuditPruneResult(current, deleted, False, done)
+    head = _verified_head(db, cp, target, batch)
+    deleted = _record_prune(db, cp, checkpoint_note, current, target, head, now=now, actor=actor, batch=batch)
+    more, done = _continue(db, target, batch, None if max_batches is None else max_batches - 1)
+    return AuditPruneResult(target, deleted + more, True, done)
+
+
+def _prune_target(db: Database, cp: Checkpoint, keep_after: dt.datetime) -> tuple[int, int]:
+    """(rows pruned so far, rows `cp` lets a prune reach): at most the checkpoint's size, keeping the newest row and
+    every row after `keep_after`. AuditPruneError AUDIT_PRUNE_CHECKPOINT_MISMATCH when `cp` covers more rows than
+    the log holds."""
     with db.session() as session:
         records = audit.prune_records(session)
         current = records[-1].through if records else 0
@@ -166,16 +180,35 @@ def prune_audit(
     last = current if newest is None else newest
     if cp.size > last:
         raise _mismatch(f"the checkpoint covers {cp.size} rows, the log ends at row {last}")
-    target = min(cp.size, last - 1, cp.size if young is None else young - 1)  # the newest row always stays
-    if target <= current:
-        deleted, done = _continue(db, current, batch, max_batches)
-        return AuditPruneResult(current, deleted, False, done)
+    return current, min(cp.size, last - 1, cp.size if young is None else young - 1)  # the newest row always stays
+
+
+def _verified_head(db: Database, cp: Checkpoint, target: int, batch: int) -> str:
+    """The chain hash of row `target`, once the recomputed chain verifies up to row `cp.size` and reproduces the
+    checkpoint's head there. AuditPruneError AUDIT_PRUNE_CHAIN_BROKEN, AUDIT_PRUNE_CHECKPOINT_MISMATCH."""
     check = audit.verify_chain(db, batch=batch, at={cp.size, target}, through=cp.size)
     if not check.ok:
         raise AuditPruneError("AUDIT_PRUNE_CHAIN_BROKEN", f"not pruning: row {check.bad_seq}: {check.reason}")
     if check.hashes.get(cp.size) != cp.head:
         raise _mismatch(f"row {cp.size} hashes to {check.hashes.get(cp.size)}, the checkpoint says {cp.head}")
-    head = check.hashes[target]
+    return check.hashes[target]
+
+
+def _record_prune(
+    db: Database,
+    cp: Checkpoint,
+    checkpoint_note: bytes | str | None,
+    current: int,
+    target: int,
+    head: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    batch: int,
+) -> int:
+    """In one transaction holding the append lock: record the prune of rows 1..`target` (`audit_prune`), append
+    its `audit.prune` row and delete the first batch; returns the rows deleted. UnavailableError DATABASE_BUSY
+    (another prune ran since `current`), AuditPruneError AUDIT_PRUNE_CHECKPOINT_MISMATCH (a pinned row changed)."""
     with db.session() as session:
         audit.lock_chain(session)  # one prune at a time, serialized with appends
         latest = session.scalar(select(func.max(AuditPruneRow.through_seq))) or 0
@@ -199,9 +232,7 @@ def prune_audit(
         session.flush()
         details = {"through": target, "head": head, "checkpoint_size": cp.size, "checkpoint_origin": cp.origin}
         audit.append(session, at=now, actor=actor, action="audit.prune", subject=f"1..{target}", details=details)
-        deleted = _delete_batch(session, target, batch) or 0
-    more, done = _continue(db, target, batch, None if max_batches is None else max_batches - 1)
-    return AuditPruneResult(target, deleted + more, True, done)
+        return _delete_batch(session, target, batch) or 0
 
 
 def read_checkpoint(path: Path) -> bytes:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
@@ -36,12 +37,8 @@ from ..workloads.model import UNVERSIONED, WorkloadMeta
 from . import audit
 from .audit import AuditEntry
 from .engine import Database
-from .reference_values import (  # its lock, add rule and row mapping: one rule for every add path
-    MAX_VERSION,
-    SqlReferenceValueStore,
-    _serialize_changes,
-    _to_model,
-)
+from .reference_changes import _serialize_changes, insert_in  # the lock and add rule of every reference-value add
+from .reference_rows import MAX_VERSION, _to_model
 from .tables import AuditRow, ReferenceValueRow, WorkloadRow, WorkloadVersionStateRow
 from .text import storable
 from .workload_changes import _audit, _set_version_policy_in, ensure_in
@@ -206,54 +203,19 @@ class SqlWorkloads:
         RequestError: WORKLOAD_VERSION_EMPTY, WORKLOAD_TEE_MISMATCH (kinds of another TEE than the workload's or of
         several), WORKLOAD_REVOKED, WORKLOAD_VERSION_REVOKED, WORKLOAD_VERSION_EXISTS, and those of `ensure` and
         `SqlReferenceValueStore.add`."""
-        if not entries:
-            raise RequestError("WORKLOAD_VERSION_EMPTY", "a workload version needs at least one value")
-        name = _check_name(name)
-        kinds_tees = {tee_of_kind(e.kind) for e in entries}
-        if len(kinds_tees) > 1 or (tee is not None and kinds_tees != {tee}):
-            raise RequestError(
-                "WORKLOAD_TEE_MISMATCH",
-                f"values of {', '.join(sorted(kinds_tees))} cannot form one {tee or 'workload'} version",
-            )
-        entries = [ManifestEntry(e.kind, e.value, name, e.expires_at, e.version or None, e.valid_from) for e in entries]
+        name, kinds_tee, entries = _version_entries(name, entries, tee)
         versions = {e.version for e in entries}
-        store = SqlReferenceValueStore(self._db)
         with self._db.session() as session:
             _serialize_changes(session)
-            row, _ = ensure_in(session, name, kinds_tees.pop(), now=now, actor=actor)
-            if row.revoked_at is not None:
-                raise RequestError(
-                    "WORKLOAD_REVOKED",
-                    f"workload {name!r} was revoked at "
-                    f"{to_rfc3339(row.revoked_at)}; a revoked workload takes no new values",
-                )
-            revoked = {v.version for v in _revocations(session, [row.id]).get(row.id, [])}
-            live = {
-                (r.kind, bytes(r.value), r.version)
-                for r in session.scalars(
-                    select(ReferenceValueRow).where(
-                        ReferenceValueRow.label == row.name, ReferenceValueRow.revoked_at.is_(None)
-                    )
-                )
-                if r.expires_at is None or r.expires_at > now
-            }
-            for version in versions:
-                shown = version or UNVERSIONED
-                if shown in revoked:
-                    raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {shown!r} of {name!r} is revoked")
-                if new_version and any(v == version for _, _, v in live):
-                    raise RequestError(
-                        "WORKLOAD_VERSION_EXISTS",
-                        f"version {shown!r} of {name!r} exists; a version "
-                        "is never changed by adding values: add a new version",
-                    )
+            row, _ = ensure_in(session, name, kinds_tee, now=now, actor=actor)
+            live = _live_values(session, row, name, versions, now=now, new_version=new_version)
             added: builtins.list[ReferenceValue] = []
             for entry in entries:
                 key = (entry.kind, bytes(entry.value), entry.version)
                 if key in live and skip_present:
                     continue
                 live.add(key)
-                added.append(store._insert(session, entry, now, actor, source=source))
+                added.append(insert_in(session, entry, now, actor, source=source))
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta, added
 
@@ -372,3 +334,51 @@ class SqlWorkloads:
             _audit(session, row, CONFIRM, now, actor, review_reason=flagged)
             audit.bump_reference_set(session, now)
             return _records(session, [row])[0].meta
+
+
+def _version_entries(
+    name: str, entries: Sequence[ManifestEntry], tee: str | None
+) -> tuple[str, str, list[ManifestEntry]]:
+    """`add_values`' checks before its transaction: (the checked name, the one TEE of the kinds, the entries
+    labelled `name`). RequestError WORKLOAD_VERSION_EMPTY, WORKLOAD_NAME_INVALID, WORKLOAD_TEE_MISMATCH."""
+    if not entries:
+        raise RequestError("WORKLOAD_VERSION_EMPTY", "a workload version needs at least one value")
+    name = _check_name(name)
+    kinds_tees = {tee_of_kind(e.kind) for e in entries}
+    if len(kinds_tees) > 1 or (tee is not None and kinds_tees != {tee}):
+        raise RequestError(
+            "WORKLOAD_TEE_MISMATCH",
+            f"values of {', '.join(sorted(kinds_tees))} cannot form one {tee or 'workload'} version",
+        )
+    labelled = [ManifestEntry(e.kind, e.value, name, e.expires_at, e.version or None, e.valid_from) for e in entries]
+    return name, kinds_tees.pop(), labelled
+
+
+def _live_values(
+    session: Session, row: WorkloadRow, name: str, versions: set[str | None], *, now: dt.datetime, new_version: bool
+) -> set[tuple[str, bytes, str | None]]:
+    """The workload's live values (kind, value, version) at `now`, once `add_values` may add `versions` to it.
+    RequestError WORKLOAD_REVOKED, WORKLOAD_VERSION_REVOKED, WORKLOAD_VERSION_EXISTS (with `new_version`)."""
+    if row.revoked_at is not None:
+        raise RequestError(
+            "WORKLOAD_REVOKED",
+            f"workload {name!r} was revoked at {to_rfc3339(row.revoked_at)}; a revoked workload takes no new values",
+        )
+    revoked = {v.version for v in _revocations(session, [row.id]).get(row.id, [])}
+    live = {
+        (r.kind, bytes(r.value), r.version)
+        for r in session.scalars(
+            select(ReferenceValueRow).where(ReferenceValueRow.label == row.name, ReferenceValueRow.revoked_at.is_(None))
+        )
+        if r.expires_at is None or r.expires_at > now
+    }
+    for version in versions:
+        shown = version or UNVERSIONED
+        if shown in revoked:
+            raise RequestError("WORKLOAD_VERSION_REVOKED", f"version {shown!r} of {name!r} is revoked")
+        if new_version and any(v == version for _, _, v in live):
+            raise RequestError(
+                "WORKLOAD_VERSION_EXISTS",
+                f"version {shown!r} of {name!r} exists; a version is never changed by adding values: add a new version",
+            )
+    return live
