@@ -61,10 +61,6 @@ SCOPE: list[tuple[str, frozenset[str] | None]] = [
         frozenset(
             {
                 "AdminAuthInterceptor",
-                "ClientCertVerifier",
-                "_is_ca",
-                "_issued_by",
-                "_valid_at",
                 "peer_certificate",
                 "_is_tls",
                 "_unverified_subject",

@@ -1,5 +1,6 @@
 """Admin API authentication over real TLS: database tokens with roles, admin client certificates on the admin
-mTLS port, a foreign CA refused, appraisal open (or mTLS-only), refusals in the audit log and the server log."""
+mTLS port, a foreign CA refused (by the handshake) and a CA that may not sign certificates refused (by the
+verifier's own check after it), appraisal open (or mTLS-only), refusals in the audit log and the server log."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,28 @@ class Issued:
         return _pem(self.cert)
 
 
-def _ca(name: str) -> Issued:
+# The keyUsage of a CA certificate (RFC 5280 section 4.2.1.3: a CA asserts keyCertSign; the client-certificate
+# check, verifier.trust.client_certs, refuses an issuer without it) and of a leaf that signs (TLS client auth).
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    key_cert_sign=True,
+    crl_sign=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _ca(name: str, *, key_usage: bool = True) -> Issued:
+    """A self-signed CA valid for two hours around now; without `key_usage`, one lacking the keyUsage extension
+    (which gRPC's TLS stack accepts and the verifier does not: RFC 5280 section 4.2.1.3)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -71,27 +89,16 @@ def _ca(name: str) -> Issued:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(hours=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return Issued(key, cert)
+    if key_usage:
+        builder = builder.add_extension(CA_KEY_USAGE, critical=True)
+    return Issued(key, builder.sign(key, hashes.SHA256()))
 
 
-def _leaf(ca: Issued, cn: str, *, server: bool = False) -> Issued:
+def _leaf(ca: Issued, cn: str, *, server: bool = False, names: Sequence[x509.GeneralName] = ()) -> Issued:
+    """A client certificate for `cn` (EKU clientAuth; subjectAltName `names` when given), or with `server` a server
+    certificate for localhost (EKU serverAuth)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -109,6 +116,8 @@ def _leaf(ca: Issued, cn: str, *, server: bool = False) -> Issued:
     )
     if server:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    elif names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
     return Issued(key, builder.sign(ca.key, hashes.SHA256()))
 
 
@@ -341,6 +350,27 @@ def test_admin_client_certificate_on_the_admin_port(
     asyncio.run(scenario())
     labels = [e.details["label"] for e in audit.entries(db, action="ref.add")]
     assert labels == ["image v1"]  # nothing from the foreign certificate or the main port
+
+
+def test_an_admin_ca_the_tls_stack_accepts_but_the_verifier_does_not(
+    components: Components, db: Database, tls: Pki, tmp_path: Path
+) -> None:
+    """An admin CA without keyUsage passes gRPC's handshake; verifier.trust.client_certs refuses its leaf (a CA must
+    assert keyCertSign), so the call is UNAUTHENTICATED ADMIN_CERT_INVALID and audited as such."""
+    lax = _ca("lax admin ca", key_usage=False)
+    carol = _leaf(lax, "carol")
+    (tmp_path / "lax-ca.pem").write_bytes(lax.pem)
+
+    async def scenario() -> None:
+        async with running(components, tls, admin_client_ca=tmp_path / "lax-ca.pem") as r:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await r.refs(carol, admin_port=True).List(pb.ListReferenceValuesRequest(), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
+            assert reason_of(caught.value) == "ADMIN_CERT_INVALID"
+
+    asyncio.run(scenario())
+    (refusal,) = audit.entries(db, action="admin.refused")
+    assert (refusal.details["reason"], refusal.details["certificate"]) == ("ADMIN_CERT_INVALID", "unverified carol")
 
 
 def test_appraisal_requires_mtls(components: Components, db: Database, tls: Pki, aws: FakeAwsPki) -> None:

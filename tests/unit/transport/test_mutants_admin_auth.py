@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.test_admin_auth import Issued, _ca, _leaf
+from tests.integration.test_admin_auth import CA_KEY_USAGE, Issued, _ca, _leaf
 from tests.unit.transport.test_issue16_admin_certs import _ca_between
 from tests.unit.transport.test_transport_interceptors import DIGEST, Details, FakeContext, FakeTokens, ok, raising
 from verifier import errors
@@ -31,7 +31,6 @@ from verifier.transport.grpc.admin_auth import (
     REFUSALS_AUDITED_PER_MINUTE,
     AdminAuthInterceptor,
     ClientCertVerifier,
-    _is_ca,
     _RefusalBudget,
 )
 
@@ -49,8 +48,10 @@ def _cert(
     not_after: dt.datetime,
     *,
     basic_constraints: x509.BasicConstraints | None,
+    key_usage: x509.KeyUsage | None = None,
 ) -> Issued:
-    """A certificate signed by `issuer` (self-signed when None), with `basic_constraints` or none at all."""
+    """A certificate signed by `issuer` (self-signed when None), with `basic_constraints` or none at all, and
+    `key_usage` (critical) when given."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     builder = (
@@ -64,6 +65,8 @@ def _cert(
     )
     if basic_constraints is not None:
         builder = builder.add_extension(basic_constraints, critical=True)
+    if key_usage is not None:
+        builder = builder.add_extension(key_usage, critical=True)
     return Issued(key, builder.sign(issuer.key if issuer is not None else key, hashes.SHA256()))
 
 
@@ -132,9 +135,8 @@ def test_only_a_certificate_with_the_ca_flag_serves_as_an_intermediate(
     admin = _ca("admin ca")
     now = dt.datetime.now(dt.UTC)
     span = (now - dt.timedelta(minutes=5), now + dt.timedelta(hours=1))
-    middle = _cert(admin, "ops", *span, basic_constraints=constraints)
+    middle = _cert(admin, "ops", *span, basic_constraints=constraints, key_usage=CA_KEY_USAGE)  # keyCertSign: ok
     bob = _cert(middle, "bob", *span, basic_constraints=LEAF_BC)
-    assert _is_ca(middle.cert) is is_ca
     verifier = ClientCertVerifier([admin.cert])
     assert verifier.verify(bob.pem, bob.pem + middle.pem, at=now) == (bob.cert if is_ca else None)
     code = asyncio.run(_call(AdminAuthInterceptor(admin_cas=verifier), LIST, leaf=bob.pem, chain=bob.pem + middle.pem))
@@ -184,7 +186,14 @@ def test_admin_ca_validity_edges_are_inclusive(at: dt.datetime, valid: bool) -> 
 def test_intermediate_validity_edges_are_inclusive(at: dt.datetime, valid: bool) -> None:
     wide = (NOT_BEFORE - dt.timedelta(days=30), NOT_AFTER + dt.timedelta(days=30))
     admin = _ca_between("admin ca", *wide)
-    ops = _cert(admin, "ops", NOT_BEFORE, NOT_AFTER, basic_constraints=x509.BasicConstraints(ca=True, path_length=0))
+    ops = _cert(
+        admin,
+        "ops",
+        NOT_BEFORE,
+        NOT_AFTER,
+        basic_constraints=x509.BasicConstraints(ca=True, path_length=0),
+        key_usage=CA_KEY_USAGE,
+    )
     bob = _cert(ops, "bob", *wide, basic_constraints=LEAF_BC)
     got = ClientCertVerifier([admin.cert]).verify(bob.pem, bob.pem + ops.pem, at=at)
     assert got == (bob.cert if valid else None)

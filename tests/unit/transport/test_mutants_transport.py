@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from tests.integration.test_admin_auth import CA_KEY_USAGE
 from verifier.transport.grpc.admin_auth import ClientCertVerifier
 
 AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -24,7 +25,7 @@ def _name(cn: str) -> x509.Name:
 def _cert(
     subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool
 ) -> x509.Certificate:
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
         .issuer_name(_name(issuer))
@@ -33,8 +34,10 @@ def _cert(
         .not_valid_before(AT - DAY)
         .not_valid_after(AT + DAY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA256())
     )
+    if ca:  # a CA asserts keyCertSign (RFC 5280 section 4.2.1.3)
+        builder = builder.add_extension(CA_KEY_USAGE, critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _pem(*certs: x509.Certificate) -> bytes:

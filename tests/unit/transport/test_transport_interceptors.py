@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.rpc import error_details_pb2, status_pb2
 
+from tests.integration.test_admin_auth import CA_KEY_USAGE
 from verifier import errors
 from verifier.auth import current_actor
 from verifier.logging_setup import REQUEST_ID, RequestIdFilter, accept_request_id, install_logging
@@ -200,6 +201,7 @@ def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(CA_KEY_USAGE, critical=True)  # a CA asserts keyCertSign (RFC 5280 section 4.2.1.3)
         .sign(key, hashes.SHA256())
     )
     return key, cert
@@ -210,7 +212,7 @@ def _leaf(
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(issuer[1].subject)
@@ -219,9 +221,10 @@ def _leaf(
         .not_valid_before(now - dt.timedelta(hours=2))
         .not_valid_after(now + dt.timedelta(hours=hours))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer[0], hashes.SHA256())
     )
-    return key, cert
+    if ca:
+        builder = builder.add_extension(CA_KEY_USAGE, critical=True)
+    return key, builder.sign(issuer[0], hashes.SHA256())
 
 
 def _pem(cert: x509.Certificate) -> bytes:

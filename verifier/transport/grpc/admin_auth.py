@@ -1,5 +1,6 @@
-"""Admin authentication and authorization (`AdminAuthInterceptor`) and the client-certificate check it and the
-appraisal service use (`ClientCertVerifier`)."""
+"""Admin authentication and authorization (`AdminAuthInterceptor`). Whether a TLS client certificate is valid under
+the admin (or appraisal) client CAs is decided by verifier.trust.client_certs (`ClientCertVerifier`, re-exported
+here for the server); this module only asks it and turns a refusal into ADMIN_CERT_INVALID / APPRAISAL_CERT_INVALID."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol, cast
 
 import grpc
@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ...auth import CURRENT_PRINCIPAL, Principal, Role, is_role
-from ...errors import AccessDeniedError, AuthError, ConfigError, EvidenceError
+from ...errors import AccessDeniedError, AuthError, EvidenceError
 from ...logging_setup import REQUEST_ID
 from ...storage import audit
 from ...storage.admin_tokens import TokenInfo
 from ...storage.engine import Database
-from ...trust.certs import load_certificate, load_pem_certificates
-from ...trust.chain import check_issued_by
+from ...trust.certs import load_certificate
+from ...trust.client_certs import ClientCertVerifier as ClientCertVerifier
 from .interceptor_base import Behavior, _metadata, _UnaryInterceptor
 from .lanes import Runner
 
@@ -41,91 +41,11 @@ METHOD_ROLES: dict[str, Role] = {
     f"/{WORKLOADS_SERVICE}/List": "auditor",
     f"/{WORKLOADS_SERVICE}/Get": "auditor",
 }
-MAX_CERT_CHAIN = 5
-MAX_CA_BUNDLE = 1000  # certificates in one client CA file (a bound; system bundles hold about 150)
-MAX_PEER_CHAIN_PEM = 16  # certificates read from the chain gRPC reports (the leaf, intermediates, maybe the root)
 REFUSALS_AUDITED_PER_MINUTE = 60
 
 
 class TokenAuthenticator(Protocol):
     def authenticate(self, token: str, *, now: dt.datetime) -> TokenInfo | None: ...
-
-
-class ClientCertVerifier:
-    """Checks a client certificate the TLS stack has already verified against the CA bundle it was configured
-    with, again, against one particular set of CAs (defence in depth, and the only thing that tells an admin CA
-    certificate from an appraisal CA one when both bundles are trusted on one port).
-
-    The leaf (plus any intermediates gRPC reports in `x509_pem_cert_chain`) must chain to one of `cas` by
-    signature and issuer name, every certificate inside its validity at `at`, intermediates being CAs."""
-
-    def __init__(self, cas: Sequence[x509.Certificate]) -> None:
-        if not cas:
-            raise ConfigError("CLIENT_CA_EMPTY", "the client CA bundle holds no certificate")
-        self._cas = tuple(cas)
-
-    @classmethod
-    def from_files(cls, *paths: Path) -> ClientCertVerifier:
-        """The CAs of PEM bundles `paths`, each certificate fully decoded by the shared loader (verifier.trust.certs).
-        Raises ConfigError CLIENT_CA_UNREADABLE, CLIENT_CA_INVALID (no PEM certificate, one that does not decode, or
-        more than MAX_CA_BUNDLE) or CLIENT_CA_EMPTY."""
-        cas: list[x509.Certificate] = []
-        for path in paths:
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                raise ConfigError("CLIENT_CA_UNREADABLE", f"cannot read client CA {path}: {error.strerror}") from None
-            try:
-                cas.extend(load_pem_certificates(data, f"client CA {path}", max_count=MAX_CA_BUNDLE))
-            except EvidenceError:
-                raise ConfigError("CLIENT_CA_INVALID", f"client CA {path} holds no PEM certificate") from None
-        return cls(cas)
-
-    def verify(self, leaf_pem: bytes, chain_pem: bytes | None, *, at: dt.datetime) -> x509.Certificate | None:
-        """The leaf when it chains to one of the CAs at `at`, else None."""
-        try:  # fully decoded (shared loader): a lazily decoded part cannot raise below
-            leaf = load_certificate(leaf_pem, "client certificate")
-            extra = (
-                list(load_pem_certificates(chain_pem, "client chain", max_count=MAX_PEER_CHAIN_PEM))
-                if chain_pem
-                else []
-            )
-        except EvidenceError:
-            return None
-        intermediates = [c for c in extra if c != leaf and _is_ca(c)]
-        current = leaf
-        for _ in range(MAX_CERT_CHAIN):
-            if not _valid_at(current, at):
-                return None
-            for ca in self._cas:
-                if _issued_by(current, ca) and _valid_at(ca, at):
-                    return leaf
-            parent = next((c for c in intermediates if _issued_by(current, c)), None)
-            if parent is None:
-                return None
-            intermediates.remove(parent)
-            current = parent
-        return None
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Issuer name and signature, by the shared link check (verifier.trust.chain)."""
-    try:
-        check_issued_by(cert, issuer)
-    except EvidenceError:
-        return False
-    return True
-
-
-def _valid_at(cert: x509.Certificate, at: dt.datetime) -> bool:
-    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
 
 
 def common_name(cert: x509.Certificate) -> str:
@@ -244,9 +164,17 @@ class AdminAuthInterceptor(_UnaryInterceptor):
             raise AuthError("APPRAISAL_CERT_REQUIRED", "appraisal calls need a TLS client certificate")
         # The wall clock, not the injected one: the TLS handshake verified this certificate at the real instant,
         # and the injected clock is the appraisal time (a vector's verify_at in tests).
-        if self._appraisal_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) is None:
-            log.warning("call %s from %s refused: client certificate not from an accepted CA", method, context.peer())
-            raise AuthError("APPRAISAL_CERT_INVALID", "the client certificate is not accepted")
+        try:
+            self._appraisal_cas.check(leaf, chain, at=dt.datetime.now(dt.UTC))
+        except EvidenceError as error:
+            log.warning(
+                "call %s from %s refused: client certificate not from an accepted CA (%s: %s)",
+                method,
+                context.peer(),
+                error.code,
+                error.actual or error.message,
+            )
+            raise AuthError("APPRAISAL_CERT_INVALID", "the client certificate is not accepted") from None
 
     async def _admin(
         self, method: str, details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext[Any, Any]
@@ -305,17 +233,23 @@ class AdminAuthInterceptor(_UnaryInterceptor):
                     return Principal("token", info.name, cast(Role, info.role))
             raise AuthError("ADMIN_TOKEN_INVALID", "the admin token is not accepted")
         if leaf is not None:
-            verified = (
-                self._admin_cas.verify(leaf, chain, at=dt.datetime.now(dt.UTC)) if self._admin_cas is not None else None
-            )
-            if verified is None:
-                attempt["certificate"] = _unverified_subject(leaf)
-                raise AuthError("ADMIN_CERT_INVALID", "the client certificate is not from the admin CA")
-            return Principal("cert", common_name(verified), self._cert_role)
+            return Principal("cert", common_name(self._admin_cert(leaf, chain, attempt)), self._cert_role)
         raise AuthError(
             "ADMIN_AUTH_REQUIRED",
             "admin calls need `authorization: Bearer <token>` metadata or an admin client certificate",
         )
+
+    def _admin_cert(self, leaf: bytes, chain: bytes | None, attempt: dict[str, str]) -> x509.Certificate:
+        """The leaf when it is a valid client certificate under the admin CAs (verifier.trust.client_certs), else
+        AuthError ADMIN_CERT_INVALID (the unverified subject recorded in `attempt`)."""
+        if self._admin_cas is not None:
+            try:
+                # The wall clock, as for appraisal certificates: the handshake verified it at the real instant.
+                return self._admin_cas.check(leaf, chain, at=dt.datetime.now(dt.UTC)).leaf
+            except EvidenceError as error:
+                log.info("admin client certificate refused: %s (%s)", error.code, error.actual or error.message)
+        attempt["certificate"] = _unverified_subject(leaf)
+        raise AuthError("ADMIN_CERT_INVALID", "the client certificate is not from the admin CA")
 
     async def _audit_refusal(self, method: str, peer: str, reason: str, actor: str, attempt: dict[str, str]) -> None:
         if self._audit_db is None:
