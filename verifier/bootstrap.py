@@ -162,6 +162,8 @@ def build_app(
         references=references,
         signer=signer or build_signer(settings, clock=clock),
         challenges=SqlChallengeStore(database),
+        # The appraisal unit of work (`verifier.recording.Recorder`): it consumes the challenges made above, in the
+        # same database, in the transaction that records the appraisal and its audit row.
         appraisals=SqlAppraisalStore(database),
         issuer=settings.issuer,
         token_lifetime=settings.token_lifetime,

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .error_catalog import code_info
 from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
+from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .results.cnf import runtime_key_jwk
@@ -49,27 +50,6 @@ MAX_EVIDENCE_BYTES = 1024 * 1024
 MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
 MIN_NONCE, MAX_NONCE, DEFAULT_NONCE = 8, 64, 32
 MAX_RUNTIME_DATA = 4096
-
-
-class AppraisalLog(Protocol):
-    def record(
-        self,
-        *,
-        appraisal_id: str,
-        appraised_at: dt.datetime,
-        tee: str,
-        status: str,
-        policy_id: str,
-        evidence_sha256: str,
-        findings: list[dict[str, Any]],
-        token_id: str | None,
-        request_id: str | None,
-        policy_sha256: str | None = None,
-        reference_set_version: int | None = None,
-    ) -> None:
-        """Append one appraisal to the audit log (findings as `Finding.to_json`). Raises ValueError for an
-        `evidence_sha256` that is not 64 lowercase hex digits, and UnavailableError (DATABASE_*)."""
-        ...
 
 
 class EvidenceKeeper(Protocol):
@@ -114,6 +94,26 @@ class AppraisalResult:
     incomplete: str | None = None
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    """Steps 2-8 of one request: everything but its challenge (step 7a) and its status (step 9). The findings are
+    `leading`, then the challenge's, then `trailing`; `complete` describes every workload version matched completely
+    (the first is the result's workload)."""
+
+    scheme: Scheme
+    verified: Verified
+    policy: Policy  # the policy the result is appraised under
+    baseline: Mapping[Claim, int]
+    matched: tuple[ReferenceValue, ...]
+    leading: tuple[Finding, ...]
+    trailing: tuple[Finding, ...] = ()
+    complete: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def workload(self) -> dict[str, Any] | None:
+        return self.complete[0] if self.complete else None
+
+
 @dataclass
 class VerifierService:
     """Composed by `bootstrap`; every dependency is injected."""
@@ -123,7 +123,9 @@ class VerifierService:
     references: ReferenceValueReader
     signer: ResultSigner
     challenges: ChallengeStore | None = None
-    appraisals: AppraisalLog | None = None
+    # The appraisal unit of work (challenge consumption, appraisal row and audit row in one transaction, on the
+    # database `challenges` stores in); None: nothing is recorded and the challenge store consumes on its own.
+    appraisals: Recorder | None = None
     issuer: str = "tee-verifier"
     token_lifetime: dt.timedelta = DEFAULT_LIFETIME
     challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
@@ -168,25 +170,73 @@ class VerifierService:
     def appraise(
         self, request: AppraisalRequest, *, require_challenge: bool = False, allow_incomplete: bool = False
     ) -> AppraisalResult:
-        """Appraise one piece of evidence. When vendor collateral is unavailable the result is incomplete: that
-        raises UnavailableError unless `allow_incomplete` (the CLI prints it and exits 3)."""
+        """Appraise one piece of evidence and record it: the challenge's consumption, the appraisal row and its
+        audit entry commit in one unit of work (`appraisals`, ../shared/ARCHITECTURE.md "Recording") before the
+        token is returned. When recording fails nothing is committed (the nonce is not spent) and its
+        UnavailableError (DATABASE_*) propagates, as does SIGNING_KEY_EXPIRED from the signer. When vendor
+        collateral is unavailable the result is incomplete: that raises UnavailableError unless `allow_incomplete`
+        (the CLI prints it and exits 3). A malformed request raises RequestError, a policy the request may not
+        select AccessDeniedError POLICY_NOT_ALLOWED, a nonce without a challenge store CHALLENGES_DISABLED."""
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
         policy = self._policy(request.policy)
         # Read before the reference values: the token names a version the values read are at least as new as.
         version = self.reference_set_version() if self.reference_set_version is not None else None
-        scheme, verified, appraisal, findings, policy = self._evaluate(
-            request,
-            policy,
-            at,
-            self.references,
-            freshness=True,
-            require_challenge=require_challenge,
-            allow_incomplete=allow_incomplete,
+        evaluation = self._evaluate(
+            request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
         )
-        # Step 10: sign the EAR and record the appraisal.
-        token_id = uuid.uuid4().hex
-        policy_hash = policy_sha256(policy)
+        token_id, appraisal_id = uuid.uuid4().hex, str(uuid.uuid4())
+        policy_hash = policy_sha256(evaluation.policy)
+        # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
+        # signatures, fetch collateral and read reference values, and nothing else touches the database inside it.
+        recorder = self.appraisals if self.appraisals is not None else NotRecorded(self.challenges)
+        with recorder.begin() as unit:
+            # Step 7a: the challenge is consumed even when the evidence is bad (a nonce is single-use), in the same
+            # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
+            shared = self._challenge(unit, request, at) if require_challenge else []
+            # Step 9: status is the worst tier of the AR4SI trust vector.
+            appraisal, findings = self._conclude(evaluation, shared)
+            # Step 10: sign the EAR and record the appraisal; the commit at the end of the block is the recording.
+            token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
+            unit.record(
+                AppraisalRecord(
+                    appraisal_id=appraisal_id,
+                    appraised_at=at,
+                    tee=appraisal.tee,
+                    status=appraisal.status.value,
+                    policy_id=evaluation.policy.policy_id,
+                    evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
+                    findings=tuple(f.to_json() for f in findings),
+                    token_id=token_id,
+                    request_id=request.request_id,
+                    policy_sha256=policy_hash,
+                    reference_set_version=version,
+                )
+            )
+        # Committed: only now may the token leave. Keeping the evidence is optional work outside the unit.
+        scheme, verified = evaluation.scheme, evaluation.verified
+        keeping = self.appraisals is not None and self.kept is not None
+        if keeping and not verified.incomplete and verified.parsed is not None:
+            if self.background is not None:  # optional work never delays the answer (issue 11 item 7)
+                self.background.submit(lambda: self._keep(request, scheme, verified, appraisal, appraisal_id, at))
+            else:
+                self._keep(request, scheme, verified, appraisal, appraisal_id, at)
+        log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
+
+    def _token(
+        self,
+        request: AppraisalRequest,
+        evaluation: _Evaluation,
+        appraisal: Appraisal,
+        findings: list[Finding],
+        at: dt.datetime,
+        ids: tuple[str, str, int | None],
+    ) -> str:
+        """Step 10: the signed EAR of `appraisal` (`build_ear`); `ids` are the token id, the policy's SHA-256 and
+        the reference-set version. Raises UnavailableError SIGNING_KEY_EXPIRED."""
+        scheme, verified, policy = evaluation.scheme, evaluation.verified, evaluation.policy
+        token_id, policy_hash, version = ids
         claims = build_ear(
             appraisal,
             issuer=self.issuer,
@@ -199,29 +249,7 @@ class VerifierService:
             policy_sha256=policy_hash,
             reference_set_version=version,
         )
-        token = self.signer.sign(claims)
-        appraisal_id = str(uuid.uuid4())
-        if self.appraisals is not None:
-            self.appraisals.record(
-                appraisal_id=appraisal_id,
-                appraised_at=at,
-                tee=appraisal.tee,
-                status=appraisal.status.value,
-                policy_id=policy.policy_id,
-                evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
-                findings=[f.to_json() for f in findings],
-                token_id=token_id,
-                request_id=request.request_id,
-                policy_sha256=policy_hash,
-                reference_set_version=version,
-            )
-            if self.kept is not None and not verified.incomplete and verified.parsed is not None:
-                if self.background is not None:  # optional work never delays the answer (issue 11 item 7)
-                    self.background.submit(lambda: self._keep(request, scheme, verified, appraisal, appraisal_id, at))
-                else:
-                    self._keep(request, scheme, verified, appraisal, appraisal_id, at)
-        log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
-        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
+        return self.signer.sign(claims)
 
     def _policy(self, name: str | None) -> Policy:
         """The policy a request is appraised under. Raises AccessDeniedError POLICY_NOT_ALLOWED for a name outside
@@ -238,9 +266,8 @@ class VerifierService:
         that happened when the evidence was first appraised), and nothing is signed, recorded or kept. Missing
         collateral raises UnavailableError."""
         policy = self.policies.get(request.policy or self.default_policy)
-        return self._evaluate(
-            request, policy, at, references, freshness=False, require_challenge=False, allow_incomplete=False
-        )[2]
+        evaluation = self._evaluate(request, policy, at, references, freshness=False, allow_incomplete=False)
+        return self._conclude(evaluation, [])[0]
 
     def _evaluate(
         self,
@@ -250,12 +277,12 @@ class VerifierService:
         references: ReferenceValueReader,
         *,
         freshness: bool,
-        require_challenge: bool,
         allow_incomplete: bool,
-    ) -> tuple[Scheme, Verified, Appraisal, list[Finding], Policy]:
-        """Steps 2-9 for one request. `policy` is the request's (or the server's default); the result is appraised
-        under the policy of the workload version it matched, which the request's policy can only tighten. Returns
-        the policy the result was appraised under last."""
+    ) -> _Evaluation:
+        """Steps 2-8 for one request (step 7a, the challenge, is the caller's: `appraise` consumes it in its unit of
+        work). `policy` is the request's (or the server's default); the result is appraised under the policy of the
+        workload version it matched, which the request's policy can only tighten. Raises RequestError (unknown
+        kind, bounds), UnavailableError (incomplete collateral unless `allow_incomplete`, DATABASE_*)."""
         scheme = get_scheme(request.tee)
         _check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
@@ -273,45 +300,44 @@ class VerifierService:
                 f"vendor collateral for this {verified.tee} evidence is unavailable; the appraisal cannot be completed",
                 retry_after=verified.retry_after,
             )
-        # Step 7a: the challenge is consumed even when the evidence is bad: a nonce is single-use.
-        shared = self._challenge(request, at) if freshness and require_challenge else []
-        workload: dict[str, Any] | None = None
-        complete: tuple[dict[str, Any], ...] = ()
         if verified.failure is not None:
-            baseline: dict[Claim, int] = {}
-            matched: tuple[ReferenceValue, ...] = ()
-            findings = [_evidence_finding(scheme, verified.failure), *shared]
-            if freshness:
-                findings.extend(self._policy_freshness(request, scheme, verified, policy))
-        else:
-            # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
-            selection = select(
-                self._candidates(
-                    scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
-                )
+            freshness_findings = self._policy_freshness(request, scheme, verified, policy) if freshness else []
+            leading = (_evidence_finding(scheme, verified.failure),)
+            return _Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings))
+        # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
+        selection = select(
+            self._candidates(
+                scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
             )
-            chosen = selection.chosen
-            policy, baseline, matched = chosen.policy, chosen.baseline, chosen.matched
-            findings = [*selection.findings, *shared]
-            complete = tuple(c.describe() for c in selection.complete)
-            workload = complete[0] if complete else None
-        # Step 9: status is the worst tier of the AR4SI trust vector.
-        vector = combine(baseline, findings)
+        )
+        chosen = selection.chosen
+        complete = tuple(c.describe() for c in selection.complete)
+        return _Evaluation(
+            scheme, verified, chosen.policy, chosen.baseline, chosen.matched, tuple(selection.findings), (), complete
+        )
+
+    @staticmethod
+    def _conclude(evaluation: _Evaluation, challenge: Sequence[Finding]) -> tuple[Appraisal, list[Finding]]:
+        """Step 9: the appraisal of `evaluation` with the findings of its challenge (step 7a); its status is the
+        worst tier of the AR4SI trust vector (`combine`). Returns it with its findings in order."""
+        findings = [*evaluation.leading, *challenge, *evaluation.trailing]
+        vector = combine(dict(evaluation.baseline), findings)
+        verified, workload, complete = evaluation.verified, evaluation.workload, evaluation.complete
         appraisal = Appraisal(
             tee=verified.tee,
             status=vector.status,
             trust_vector=vector,
             claims=verified.claims,
             findings=tuple(findings),
-            policy_id=policy.policy_id,
-            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in matched),
+            policy_id=evaluation.policy.policy_id,
+            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in evaluation.matched),
             matched_labels=(workload["name"],) if workload is not None else (),
             collateral=tuple(item.to_json() for item in verified.collateral),
             revocation=verified.revocation,
             workload=workload,
             workloads=complete,
         )
-        return scheme, verified, appraisal, findings, policy
+        return appraisal, findings
 
     def _candidates(
         self,
@@ -428,13 +454,15 @@ class VerifierService:
         except VerifierError as exc:
             log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
 
-    def _challenge(self, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
-        """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically)."""
+    def _challenge(self, unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
+        """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically) in `unit`,
+        which commits it with the recorded appraisal. Raises RequestError CHALLENGES_DISABLED without a challenge
+        store, UnavailableError (DATABASE_*)."""
         if request.nonce is None:
             return []
         if self.challenges is None:
             raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
-        outcome = self.challenges.consume(request.nonce, at=at)
+        outcome = unit.consume(request.nonce, at=at)
         if outcome is ConsumeOutcome.OK:
             return []
         code = {

@@ -36,7 +36,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "verifier/client/results.py::verify_result": "issue 12: to split (one helper per RFC check, in the same order)",
     "verifier/collateral/cache.py::CachedSource._load": "issue 12: to split (one method per cache tier)",
     "verifier/results/ear.py::build_ear": "issue 12: to split (claims table of the EAR, one entry per claim)",
-    "verifier/service.py::VerifierService._evaluate": "issue 12: to split (the pipeline steps it runs)",
     "verifier/tee/sevsnp/abi.py::parse_report": "field table: the report's fields at their ABI offsets, in order",
     "verifier/tee/tdx/quote.py::parse_quote": "field table: the quote's header/body fields in wire order",
     # released migrations are frozen: never edited, so never split

@@ -1,17 +1,26 @@
 """Appraisal records: what was appraised, when, the outcome, its findings and the token issued.
 
 Each record also appends a row to the hash-chained audit log (action "appraisal", subject the appraisal id) in the
-same transaction: both commit or neither does. Text is stored as `text.storable` makes it (no U+0000)."""
+same transaction: both commit or neither does. `SqlAppraisalStore.begin` is the appraisal unit of work
+(`verifier.recording.Recorder`): the request's challenge is consumed (`challenges.consume_in`) in that transaction
+too, so the nonce is spent exactly when the appraisal and its audit row commit. The challenges it consumes are
+those `SqlChallengeStore` made in the same database. Text is stored as `text.storable` makes it (no U+0000)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from ..challenges import ConsumeOutcome
+from ..recording import AppraisalRecord
 from . import audit
+from .challenges import consume_in
 from .engine import Database
 from .tables import AppraisalRow
 from .text import storable, storable_json, storable_optional
@@ -33,9 +42,84 @@ def _to_dict(row: AppraisalRow) -> dict[str, Any]:
     }
 
 
+def _insert(session: Session, record: AppraisalRecord) -> None:
+    """The appraisal row and its audit row, in `session`'s transaction. Raises ValueError for a malformed
+    `evidence_sha256` (before any statement)."""
+    if not _SHA256_HEX.fullmatch(record.evidence_sha256):
+        raise ValueError("evidence_sha256 must be 64 lowercase hex characters")
+    # Findings carry evidence text (a Nitro module_id, a certificate subject...): stored with U+0000 and lone
+    # surrogates replaced (text.py), as are the other strings, cut to their column lengths.
+    tee, status, policy_id = storable(record.tee, 16), storable(record.status, 16), storable(record.policy_id, 100)
+    token_id, request_id = storable_optional(record.token_id, 64), storable_optional(record.request_id, 64)
+    row = AppraisalRow(
+        id=record.appraisal_id,
+        appraised_at=record.appraised_at,
+        tee=tee,
+        status=status,
+        policy_id=policy_id,
+        evidence_sha256=record.evidence_sha256,
+        findings=storable_json(list(record.findings)),
+        token_id=token_id,
+        request_id=request_id,
+    )
+    details = {
+        "tee": tee,
+        "status": status,
+        "policy_id": policy_id,
+        "policy_sha256": record.policy_sha256,
+        "evidence_sha256": record.evidence_sha256,
+        "token_id": token_id,
+        "reference_set_version": record.reference_set_version,
+        "request_id": request_id,
+    }
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        at=record.appraised_at,
+        actor="verifier",
+        action="appraisal",
+        subject=record.appraisal_id,
+        details=details,
+    )
+
+
+class SqlRecording:
+    """One open unit of work of `SqlAppraisalStore.begin` (`verifier.recording.RecordingUnit`): every call runs in
+    its one transaction. Raises RuntimeError when used after the unit ended."""
+
+    def __init__(self, session: Session) -> None:
+        self._session: Session | None = session
+
+    def _open(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("this unit of work has ended")
+        return self._session
+
+    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
+        return consume_in(self._open(), nonce, at=at)
+
+    def record(self, record: AppraisalRecord) -> None:
+        _insert(self._open(), record)
+
+    def close(self) -> None:
+        self._session = None
+
+
 class SqlAppraisalStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @contextmanager
+    def begin(self) -> Iterator[SqlRecording]:
+        """One transaction (`Database.session`): committed when the block ends, rolled back when it raises. Raises
+        UnavailableError (DATABASE_*), on PostgreSQL also when the whole unit outlives the database deadline."""
+        with self._db.session() as session:
+            unit = SqlRecording(session)
+            try:
+                yield unit
+            finally:
+                unit.close()
 
     def record(
         self,
@@ -52,40 +136,23 @@ class SqlAppraisalStore:
         policy_sha256: str | None = None,
         reference_set_version: int | None = None,
     ) -> None:
-        if not _SHA256_HEX.fullmatch(evidence_sha256):
-            raise ValueError("evidence_sha256 must be 64 lowercase hex characters")
-        # Findings carry evidence text (a Nitro module_id, a certificate subject...): stored with U+0000 and lone
-        # surrogates replaced (text.py), as are the other strings, cut to their column lengths.
-        tee, status, policy_id = storable(tee, 16), storable(status, 16), storable(policy_id, 100)
-        token_id, request_id = storable_optional(token_id, 64), storable_optional(request_id, 64)
-        findings = storable_json(findings)
-        row = AppraisalRow(
-            id=appraisal_id,
+        """Record one appraisal (no challenge) in a unit of work of its own. Raises ValueError for an
+        `evidence_sha256` that is not 64 lowercase hex digits, and UnavailableError (DATABASE_*)."""
+        record = AppraisalRecord(
+            appraisal_id=appraisal_id,
             appraised_at=appraised_at,
             tee=tee,
             status=status,
             policy_id=policy_id,
             evidence_sha256=evidence_sha256,
-            findings=findings,
+            findings=tuple(findings),
             token_id=token_id,
             request_id=request_id,
+            policy_sha256=policy_sha256,
+            reference_set_version=reference_set_version,
         )
-        details = {
-            "tee": tee,
-            "status": status,
-            "policy_id": policy_id,
-            "policy_sha256": policy_sha256,
-            "evidence_sha256": evidence_sha256,
-            "token_id": token_id,
-            "reference_set_version": reference_set_version,
-            "request_id": request_id,
-        }
-        with self._db.session() as session:
-            session.add(row)
-            session.flush()
-            audit.append(
-                session, at=appraised_at, actor="verifier", action="appraisal", subject=appraisal_id, details=details
-            )
+        with self.begin() as unit:
+            unit.record(record)
 
     def get(self, appraisal_id: str) -> dict[str, Any] | None:
         with self._db.session() as session:

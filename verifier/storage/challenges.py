@@ -1,4 +1,6 @@
-"""Single-use challenge nonces. `consume` is one conditional UPDATE, so it is atomic across threads and replicas.
+"""Single-use challenge nonces. Consuming one is one conditional UPDATE (`consume_in`), so it is atomic across
+threads and replicas: `SqlChallengeStore.consume` runs it in a transaction of its own, the appraisal unit of work
+(`verifier.storage.appraisals.SqlAppraisalStore.begin`) in the transaction that records the appraisal.
 
 Expired challenges are purged as new ones are created: every `purge_every` creates, one DELETE of at most
 `purge_batch` rows that expired more than `purge_grace` ago (the grace absorbs clock skew between replicas and
@@ -12,6 +14,7 @@ import logging
 import threading
 
 from sqlalchemy import delete, exc, select, update
+from sqlalchemy.orm import Session
 
 from ..challenges import Challenge, ConsumeOutcome
 from ..errors import RequestError, UnavailableError
@@ -65,27 +68,9 @@ class SqlChallengeStore:
         return challenge
 
     def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
-        """Mark the nonce used at `at`. Exactly one concurrent caller gets OK."""
+        """Mark the nonce used at `at`, in a transaction of its own. Exactly one concurrent caller gets OK."""
         with self._db.session() as session:
-            marked = session.connection().execute(
-                update(ChallengeRow)
-                .where(
-                    ChallengeRow.nonce == nonce,
-                    ChallengeRow.consumed_at.is_(None),
-                    ChallengeRow.expires_at > at,
-                )
-                .values(consumed_at=at)
-            )
-            if marked.rowcount == 1:
-                return ConsumeOutcome.OK
-            found = session.execute(
-                select(ChallengeRow.consumed_at, ChallengeRow.expires_at).where(ChallengeRow.nonce == nonce)
-            ).first()
-        if found is None:
-            return ConsumeOutcome.UNKNOWN
-        if found.consumed_at is not None:
-            return ConsumeOutcome.ALREADY_USED
-        return ConsumeOutcome.EXPIRED
+            return consume_in(session, nonce, at=at)
 
     def purge_expired(self, before: dt.datetime, *, limit: int | None = None) -> int:
         """Delete challenges (used or not) that expired at or before `before`, at most `limit` of them (the
@@ -96,3 +81,30 @@ class SqlChallengeStore:
             condition = ChallengeRow.nonce.in_(oldest.scalar_subquery())
         with self._db.session() as session:
             return int(session.connection().execute(delete(ChallengeRow).where(condition)).rowcount or 0)
+
+
+def consume_in(session: Session, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
+    """Mark `nonce` used at `at` in `session`'s transaction (committed or rolled back with it): one conditional
+    UPDATE, so among transactions that commit exactly one gets OK. The UPDATE holds the row until the transaction
+    ends: a concurrent one consuming the same nonce waits for it (PostgreSQL: the row lock, re-checking the row as
+    that transaction left it; SQLite: the database write lock), bounded by the lock / busy timeout (DATABASE_BUSY).
+    Otherwise UNKNOWN, ALREADY_USED or EXPIRED (`expires_at` is exclusive), which change nothing."""
+    marked = session.connection().execute(
+        update(ChallengeRow)
+        .where(
+            ChallengeRow.nonce == nonce,
+            ChallengeRow.consumed_at.is_(None),
+            ChallengeRow.expires_at > at,
+        )
+        .values(consumed_at=at)
+    )
+    if marked.rowcount == 1:
+        return ConsumeOutcome.OK
+    found = session.execute(
+        select(ChallengeRow.consumed_at, ChallengeRow.expires_at).where(ChallengeRow.nonce == nonce)
+    ).first()
+    if found is None:
+        return ConsumeOutcome.UNKNOWN
+    if found.consumed_at is not None:
+        return ConsumeOutcome.ALREADY_USED
+    return ConsumeOutcome.EXPIRED

@@ -1,18 +1,27 @@
-"""SqlChallengeStore: single use under concurrency, expiry, unknown nonces, purge."""
+"""SqlChallengeStore: single use under concurrency (in its own transaction and in the appraisal unit of work),
+expiry, unknown nonces, purge."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import threading
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import func, select
 
 from verifier.challenges import Challenge, ConsumeOutcome
 from verifier.errors import RequestError
+from verifier.recording import AppraisalRecord
+from verifier.storage import audit
+from verifier.storage.appraisals import SqlAppraisalStore
 from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.engine import Database
+from verifier.storage.tables import AppraisalRow
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 TTL = dt.timedelta(minutes=5)
@@ -51,37 +60,73 @@ def test_consume_with_other_timezone(store: SqlChallengeStore) -> None:
     assert store.consume(nonce, at=(T0 + TTL - dt.timedelta(seconds=1)).astimezone(minus_five)) is ConsumeOutcome.OK
 
 
-def test_consume_exactly_once_under_concurrency(db: Database) -> None:
-    threads = 8
-    stores = [SqlChallengeStore(db) for _ in range(threads)]
+def _in_unit_of_work(db: Database, nonce: bytes, at: dt.datetime) -> ConsumeOutcome:
+    """Consume as an appraisal does: in the unit of work that records the appraisal (whatever the outcome)."""
+    with SqlAppraisalStore(db).begin() as unit:
+        outcome = unit.consume(nonce, at=at)
+        appraisal_id = str(uuid.uuid4())
+        unit.record(
+            AppraisalRecord(
+                appraisal_id=appraisal_id,
+                appraised_at=at,
+                tee="nitro",
+                status=outcome.value,
+                policy_id="default",
+                evidence_sha256=hashlib.sha256(appraisal_id.encode()).hexdigest(),
+                findings=(),
+                token_id=None,
+                request_id=None,
+            )
+        )
+    return outcome
+
+
+CONSUMERS: dict[str, Callable[[Database, bytes, dt.datetime], ConsumeOutcome]] = {
+    "own-transaction": lambda db, nonce, at: SqlChallengeStore(db).consume(nonce, at=at),
+    "unit-of-work": _in_unit_of_work,
+}
+
+
+def _recorded(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(AppraisalRow)) or 0)
+
+
+@pytest.mark.parametrize("path", CONSUMERS)
+def test_consume_exactly_once_under_concurrency(db: Database, path: str) -> None:
+    threads, consume = 8, CONSUMERS[path]
     for round_ in range(3):
         nonce = os.urandom(32)
-        stores[0].create(nonce, now=T0, ttl=TTL)
+        SqlChallengeStore(db).create(nonce, now=T0, ttl=TTL)
         barrier = threading.Barrier(threads)
 
-        def consume(store: SqlChallengeStore, nonce: bytes = nonce, barrier: threading.Barrier = barrier) -> str:
+        def attempt(_: int, nonce: bytes = nonce, barrier: threading.Barrier = barrier) -> ConsumeOutcome:
             barrier.wait()
-            return store.consume(nonce, at=T0 + dt.timedelta(seconds=1))
+            return consume(db, nonce, T0 + dt.timedelta(seconds=1))
 
         with ThreadPoolExecutor(threads) as pool:
-            outcomes = list(pool.map(consume, stores))
+            outcomes = list(pool.map(attempt, range(threads)))
         assert sorted(outcomes) == sorted([ConsumeOutcome.OK] + [ConsumeOutcome.ALREADY_USED] * (threads - 1)), round_
+    if path == "unit-of-work":  # every attempt recorded its (possibly negative) result, on one chain
+        check = audit.verify_chain(db)
+        assert _recorded(db) == 3 * threads and check.ok and check.rows == 3 * threads
 
 
-def test_consume_exactly_once_across_replicas(database_url: str, db: Database) -> None:
+@pytest.mark.parametrize("path", CONSUMERS)
+def test_consume_exactly_once_across_replicas(database_url: str, db: Database, path: str) -> None:
     """Separate engines (as in separate processes) sharing one database."""
-    replicas = [Database(database_url) for _ in range(4)]
+    replicas, consume = [Database(database_url) for _ in range(4)], CONSUMERS[path]
     try:
         nonce = os.urandom(32)
         SqlChallengeStore(db).create(nonce, now=T0, ttl=TTL)
         barrier = threading.Barrier(len(replicas))
 
-        def consume(replica: Database) -> str:
+        def attempt(replica: Database) -> ConsumeOutcome:
             barrier.wait()
-            return SqlChallengeStore(replica).consume(nonce, at=T0)
+            return consume(replica, nonce, T0)
 
         with ThreadPoolExecutor(len(replicas)) as pool:
-            outcomes = list(pool.map(consume, replicas))
+            outcomes = list(pool.map(attempt, replicas))
         assert outcomes.count(ConsumeOutcome.OK) == 1
         assert outcomes.count(ConsumeOutcome.ALREADY_USED) == len(replicas) - 1
     finally:
@@ -126,8 +171,6 @@ def test_purge_expired(store: SqlChallengeStore) -> None:
 
 
 def _count(db: Database) -> int:
-    from sqlalchemy import func, select
-
     from verifier.storage.tables import ChallengeRow
 
     with db.session() as session:
