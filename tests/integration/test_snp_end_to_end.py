@@ -102,8 +102,9 @@ def test_every_snp_vector_through_the_cli(
 
 
 def test_offline_without_collateral_exits_3(cli: Cli, vectors_dir: Path) -> None:
+    """No VCEK anywhere: as for TDX, the incomplete result is printed (never affirming) and the exit code is 3."""
     vector = next(v for v in manifest_vectors("snp") if v["id"] == "snp-genoa-v5-vcek-oak")
-    code, _, err = cli(
+    args = [
         "verify",
         "--tee",
         "snp",
@@ -112,8 +113,16 @@ def test_offline_without_collateral_exits_3(cli: Cli, vectors_dir: Path) -> None
         "--at",
         vector["verify_at"],
         "--offline",
-    )
+    ]
+    code, out, err = cli(*args)
     assert code == 3 and "COLLATERAL_OFFLINE" in err
+    assert "COLLATERAL_OFFLINE: collateral unavailable, the appraisal is incomplete" in err
+    assert out.startswith("snp: contraindicated") and "COLLATERAL_OFFLINE" in out
+    code, result = cli.json(*args, "--json")
+    assert code == 3 and result["incomplete"] == "COLLATERAL_OFFLINE"
+    assert result["status"] == "contraindicated"
+    assert [f["code"] for f in result["findings"]] == ["COLLATERAL_OFFLINE"]
+    assert result["claims"]["measurement"] == vector["facts"]["measurement"]
 
 
 def test_concurrent_appraisals_for_one_chip_fetch_the_vcek_once(

@@ -39,6 +39,7 @@ PASS_THROUGH: dict[tuple[str, str], frozenset[str]] = {
     ("verifier/collateral/cache.py", "failed[1].code"): frozenset(),  # the stored CollateralUnavailableError
     ("verifier/reference_values/manifest.py", "exc.code"): frozenset(),  # normalize_value's RequestError
     ("verifier/service.py", "verified.incomplete"): frozenset(),  # the verifier's CollateralUnavailableError
+    ("verifier/tee/sevsnp/evidence.py", "exc.code"): frozenset(),  # CollateralUnavailableError, said as incomplete
     ("verifier/storage/engine.py", "code"): frozenset(DATABASE_FAULTS),  # the fail-fast state's last fault
     ("verifier/storage/engine.py", "fault.code"): frozenset(DATABASE_FAULTS),  # db_faults.classify
 }

@@ -166,6 +166,34 @@ def test_offline_without_a_vcek_cannot_appraise(db: Database, pki: FakeAmdPki) -
     assert info.value.code == "COLLATERAL_OFFLINE"
 
 
+class RateLimited:
+    """AMD KDS answering 429 with Retry-After past the retry budget."""
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        raise CollateralUnavailableError("COLLATERAL_RATE_LIMITED", f"{key.kind}: 429", retry_after=90.0)
+
+
+def test_unavailable_collateral_is_unavailable_with_the_vendors_retry_time(db: Database, pki: FakeAmdPki) -> None:
+    """The verifier says `incomplete` (it no longer raises); the service turns that into UnavailableError with
+    the same code and retry time (gRPC UNAVAILABLE with RetryInfo), nothing recorded as affirming."""
+    svc = service(db, pki, collateral_source=RateLimited())
+    with pytest.raises(UnavailableError) as info:
+        svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()))
+    assert (info.value.code, info.value.retry_after) == ("COLLATERAL_RATE_LIMITED", 90.0)
+
+
+def test_allowing_incomplete_gives_a_result_that_is_never_affirming(db: Database, pki: FakeAmdPki) -> None:
+    """As for TDX (the CLI prints it and exits 3): the result says what was missing and affirms nothing."""
+    svc = service(db, pki, collateral_source=RateLimited())
+    result = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report()), allow_incomplete=True)
+    assert result.incomplete == "COLLATERAL_RATE_LIMITED"
+    assert result.appraisal.status is Tier.CONTRAINDICATED
+    assert codes(result) == ["COLLATERAL_RATE_LIMITED"]
+    assert "could not be checked" in result.appraisal.findings[0].message
+    assert result.appraisal.claims["measurement"] == MEASUREMENT.hex()  # what could be read is reported
+    assert result.appraisal.trust_vector.to_json() == {"instance-identity": 99}  # nothing else is claimed
+
+
 def test_crl_checked_revoked_and_unavailable(db: Database, pki: FakeAmdPki) -> None:
     svc = service(db, pki, check_crl=True)
     unavailable = svc.appraise(AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki)))

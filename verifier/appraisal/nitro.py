@@ -1,4 +1,5 @@
-"""Appraisal of verified Nitro claims against policy and reference values (steps 7-8).
+"""Appraisal of a verified Nitro attestation document against policy and reference values (steps 7-8), read typed:
+the parsed document (`VerifiedEvidence.parsed`, tee/nitro/parse.py `NitroEvidence`), never the claim dict.
 
 Debug mode: a debug-mode enclave reports PCR0, PCR1 and PCR2 as zeros (AWS Nitro Enclaves user guide,
 "Where to get an enclave's measurements"); the default policy forbids it."""
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 
 from ..reference_values.model import ReferenceValue
 from ..tee.base import VerifiedEvidence
+from ..tee.nitro.claims import is_debug_mode
+from ..tee.nitro.parse import NitroEvidence
 from .model import AFFIRMING, CONTRAINDICATED, Claim, Finding
 from .policy import Policy
 from .references import check_references
@@ -20,19 +23,18 @@ ZERO_PCR = "00" * 48
 def appraise(
     verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """The scheme's appraiser (verifier/tee/registry.py): `appraise_nitro` of the verified claims."""
-    return appraise_nitro(verified.claims, policy, references)
-
-
-def appraise_nitro(
-    claims: dict[str, object], policy: Policy, references: Sequence[ReferenceValue]
-) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """Return the baseline trust vector, the findings and the reference values that matched."""
-    pcrs = claims.get("pcrs")
-    assert isinstance(pcrs, dict)
+    """The scheme's appraiser (verifier/tee/registry.py): the baseline trust vector, the findings and the reference
+    values that matched, for the verified document's PCRs (aws-nitro-enclaves-nsm-api attestation_process.md
+    section 3.1) and debug mode. Evidence that failed verification or lacks its parsed document is never affirmed:
+    an empty baseline and NITRO_NOT_APPRAISABLE. Never raises for a document `parse` returned."""
+    parsed = verified.parsed
+    if verified.failure is not None or not isinstance(parsed, NitroEvidence):
+        return {}, [_not_appraisable(verified)], []
+    doc = parsed.document
+    pcrs = {str(index): value.hex() for index, value in doc.pcrs}
     baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.HARDWARE: AFFIRMING, Claim.CONFIGURATION: AFFIRMING}
     findings: list[Finding] = []
-    if claims.get("debug_mode") and not policy.allow_debug:
+    if is_debug_mode(doc) and not policy.allow_debug:
         findings.append(
             Finding(
                 code="NITRO_DEBUG_MODE",
@@ -43,9 +45,23 @@ def appraise_nitro(
                 actual=f"pcr0={pcrs.get('0')} pcr1={pcrs.get('1')} pcr2={pcrs.get('2')}",
             )
         )
-    actual = {f"nitro.pcr{index}": str(value) for index, value in pcrs.items()}
+    actual = {f"nitro.pcr{index}": value for index, value in pcrs.items()}
     ref_findings, matched = check_references("nitro", actual, policy.required("nitro"), references)
     findings.extend(ref_findings)
     if matched and not ref_findings:
         baseline[Claim.EXECUTABLES] = AFFIRMING
     return baseline, findings, matched
+
+
+def _not_appraisable(verified: VerifiedEvidence) -> Finding:
+    """The fail-closed finding for evidence the appraiser cannot read (a wiring error: the service appraises only
+    verified evidence, whose `parsed` is the NitroEvidence)."""
+    failure = verified.failure.code if verified.failure is not None else None
+    return Finding(
+        code="NITRO_NOT_APPRAISABLE",
+        claim=Claim.HARDWARE,
+        value=CONTRAINDICATED,
+        message="the Nitro appraiser was not given a verified, parsed attestation document: nothing is affirmed",
+        expected="verified evidence with a parsed attestation document",
+        actual=failure or f"parsed {type(verified.parsed).__name__}",
+    )

@@ -1,7 +1,15 @@
-"""Appraisal of verified SEV-SNP claims against policy and reference values (steps 7-8).
+"""Appraisal of a verified SEV-SNP report against policy and reference values (steps 7-8).
 
-Checks follow the AMD SEV-SNP Firmware ABI specification: GUEST_POLICY (DEBUG bit 19, MIGRATE_MA bit 18), VMPL,
-TCB_VERSION per component, the CURRENT firmware version and build, and CHIP_ID; reference values of kinds
+The appraiser reads the typed result of tee/sevsnp/evidence.py: the parsed ATTESTATION_REPORT
+(`VerifiedEvidence.parsed`, an `AttestationReport`) and the verification facts (`VerifiedEvidence.facts`, an
+`SnpFacts`: the verified product, revocation, the CRL that decided). Anything else (no report, no facts, a failed
+or incomplete verification, e.g. from a plug-in verifier) is never affirmed: one contraindicated
+SNP_EVIDENCE_UNVERIFIED finding.
+
+Checks follow the AMD SEV-SNP Firmware ABI specification (pub. 56860): GUEST_POLICY (DEBUG bit 19, MIGRATE_MA
+bit 18), VMPL, TCB_VERSION per component (layout per product), the CURRENT firmware version and build, and
+CHIP_ID; revocation (AMD pub. 57230 CRL: unavailable is fail-closed unless `crl_fail_open`; a superseded request
+CRL is reported; `max_collateral_age_hours` bounds the CRL's age at the appraisal time); reference values of kinds
 snp.measurement (required by default), snp.host_data, snp.id_key_digest, snp.author_key_digest, snp.family_id and
 snp.image_id (checked when registered or required by the policy). Every failed check is a finding.
 
@@ -17,9 +25,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..clock import parse_rfc3339, to_rfc3339
+from ..collateral.ordering import ItemVersion
+from ..errors import ParseError
 from ..reference_values.kinds import spec as kind_spec
 from ..reference_values.model import ReferenceValue
 from ..tee.base import VerifiedEvidence
+from ..tee.sevsnp.abi import AttestationReport
+from ..tee.sevsnp.facts import SnpFacts
+from ..tee.sevsnp.policy import decode_policy
+from ..tee.sevsnp.tcb import Product, TcbVersion, decode_tcb
 from .model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE, Claim, Finding
 from .policy import Policy, SnpRules
 from .references import check_references
@@ -37,79 +51,39 @@ REFERENCE_CLAIMS: dict[str, Claim] = {
     "snp.platform_info": Claim.CONFIGURATION,
 }
 
+Appraised = tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]
+
 
 def appraise(
     verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
-) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """The scheme's appraiser (verifier/tee/registry.py): `appraise_snp` of the verified claims and details at `at`."""
-    return appraise_snp(verified.claims, verified.details, policy, references, at)
-
-
-def appraise_snp(
-    claims: Mapping[str, Any],
-    details: Mapping[str, Any],
-    policy: Policy,
-    references: Sequence[ReferenceValue],
-    at: dt.datetime | None = None,
-) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """Findings for verified SNP claims and verification `details` (tee/sevsnp/evidence.py) under `policy`;
-    `at` is the appraisal time (default: details["appraised_at"]) for the collateral age rule."""
-    rules = policy.snp
+) -> Appraised:
+    """The scheme's appraiser (verifier/tee/registry.py): (baseline, findings, matched reference values) for the
+    verified report `verified.parsed` and its `SnpFacts` under `policy` at the appraisal time `at` (module
+    docstring). Never raises for evidence values; a result without an AttestationReport and SnpFacts, or with a
+    failure or `incomplete`, is one contraindicated SNP_EVIDENCE_UNVERIFIED finding and nothing affirmed."""
+    report, facts = verified.parsed, verified.facts
+    if not isinstance(report, AttestationReport) or not isinstance(facts, SnpFacts):
+        return {}, [_unverified(verified, "no verified SEV-SNP report and facts")], []
+    if verified.failure is not None or verified.incomplete:
+        why = verified.incomplete or (verified.failure.code if verified.failure is not None else "")
+        return {}, [_unverified(verified, f"verification did not complete: {why}")], []
     baseline = {
         Claim.INSTANCE_IDENTITY: AFFIRMING,
         Claim.HARDWARE: AFFIRMING,
         Claim.CONFIGURATION: AFFIRMING,
         Claim.RUNTIME_OPAQUE: AFFIRMING,
     }
-    findings: list[Finding] = []
-    decoded = claims.get("policy_decoded") or {}
-    if decoded.get("debug") and not policy.allow_debug:
-        findings.append(
-            _f(
-                "SNP_DEBUG_ALLOWED",
-                Claim.CONFIGURATION,
-                "GUEST_POLICY.DEBUG (bit 19) is set: the hypervisor can read and write guest memory",
-                "debug 0",
-                f"debug 1 (policy {claims.get('policy')})",
-            )
-        )
-    if decoded.get("migrate_ma") and not rules.allow_migrate_ma:
-        findings.append(
-            _f(
-                "SNP_MIGRATE_MA_ALLOWED",
-                Claim.CONFIGURATION,
-                "GUEST_POLICY.MIGRATE_MA (bit 18) is set: a migration agent may be associated",
-                "migrate_ma 0",
-                f"migrate_ma 1 (policy {claims.get('policy')})",
-            )
-        )
-    vmpl = claims.get("vmpl")
-    if rules.allowed_vmpls is not None and vmpl not in rules.allowed_vmpls:
-        findings.append(
-            _f(
-                "SNP_VMPL_NOT_ALLOWED",
-                Claim.CONFIGURATION,
-                "the report was requested at a VMPL the policy does not allow",
-                ",".join(map(str, rules.allowed_vmpls)),
-                str(vmpl),
-            )
-        )
-    findings.extend(_tcb_findings(claims, rules.minimum_tcb, rules.tcb_fields))
-    findings.extend(_firmware_findings(claims, rules.minimum_firmware, rules.minimum_build))
-    chip = str(claims.get("chip_id") or "")
-    if rules.allowed_chip_ids is not None and chip not in {c.hex() for c in rules.allowed_chip_ids}:
-        findings.append(
-            _f(
-                "SNP_CHIP_ID_NOT_ALLOWED",
-                Claim.INSTANCE_IDENTITY,
-                "CHIP_ID is not an allowed chip",
-                " | ".join(c.hex() for c in rules.allowed_chip_ids),
-                chip,
-            )
-        )
-    findings.extend(_revocation_findings(details, rules, _appraisal_time(details, at)))
+    rules = policy.snp
+    findings = [
+        *_guest_policy_findings(report, policy),
+        *_vmpl_findings(report, rules),
+        *_tcb_findings(report, facts.product, rules.minimum_tcb, rules.tcb_fields),
+        *_firmware_findings(report, rules.minimum_firmware, rules.minimum_build),
+        *_chip_findings(report, rules),
+        *_revocation_findings(facts, rules, at),
+    ]
     ref_findings, matched = check_references(
-        "snp", _reference_actual(claims), policy.required("snp"), references, REFERENCE_CLAIMS
+        "snp", _reference_actual(report), policy.required("snp"), references, REFERENCE_CLAIMS
     )
     findings.extend(ref_findings)
     if matched and not any(f.claim is Claim.EXECUTABLES for f in ref_findings):
@@ -117,43 +91,96 @@ def appraise_snp(
     return baseline, findings, matched
 
 
-def _reference_actual(claims: Mapping[str, Any]) -> dict[str, str]:
-    """The claims check_references compares, by kind: hex byte fields as they are, GUEST_SVN as 4-byte big-endian
-    hex and PLATFORM_INFO as 8-byte big-endian hex (the "at_least" and "masked" kinds compare integers). A claim
-    of the wrong type or range is left out (CLAIM_MISSING when a value pins it)."""
-    actual: dict[str, str] = {}
-    for kind in REFERENCE_CLAIMS:
-        value = claims.get(kind_spec(kind).claim_name)
-        if kind == "snp.min_guest_svn":
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 32:
-                actual[kind] = f"{value:08x}"
-        elif kind == "snp.platform_info":
-            text = str(value).lower() if isinstance(value, str) else ""
-            text = text[2:] if text.startswith("0x") else text
-            if len(text) == 16:
-                actual[kind] = text
-        elif value is not None:
-            actual[kind] = str(value)
-    return actual
+def _unverified(verified: VerifiedEvidence, why: str) -> Finding:
+    return _f(
+        "SNP_EVIDENCE_UNVERIFIED",
+        Claim.INSTANCE_IDENTITY,
+        "the SEV-SNP appraiser was given no verified report: nothing can be affirmed",
+        "a verified AttestationReport with SnpFacts (tee/sevsnp/evidence.py)",
+        f"{type(verified.parsed).__name__} with {type(verified.facts).__name__} ({why})",
+    )
 
 
-def _tcb_findings(claims: Mapping[str, Any], minimum: Mapping[str, int], fields: Sequence[str]) -> list[Finding]:
-    """Each component of each configured TCB_VERSION field must be >= its minimum (fmc exists on Turin only)."""
+def _guest_policy_findings(report: AttestationReport, policy: Policy) -> list[Finding]:
+    """GUEST_POLICY (pub. 56860 "GUEST_POLICY Structure"): DEBUG (bit 19) unless `allow_debug`, MIGRATE_MA (bit 18)
+    unless `allow_migrate_ma`; a policy that does not decode (a hand-built report) fails closed."""
+    shown = f"policy 0x{report.policy:016x}"
+    try:
+        guest = decode_policy(report.policy)
+    except ParseError as exc:
+        return [_f(exc.code, Claim.CONFIGURATION, "GUEST_POLICY does not decode", exc.expected, shown)]
+    findings = []
+    if guest.debug and not policy.allow_debug:
+        findings.append(
+            _f(
+                "SNP_DEBUG_ALLOWED",
+                Claim.CONFIGURATION,
+                "GUEST_POLICY.DEBUG (bit 19) is set: the hypervisor can read and write guest memory",
+                "debug 0",
+                f"debug 1 ({shown})",
+            )
+        )
+    if guest.migrate_ma and not policy.snp.allow_migrate_ma:
+        findings.append(
+            _f(
+                "SNP_MIGRATE_MA_ALLOWED",
+                Claim.CONFIGURATION,
+                "GUEST_POLICY.MIGRATE_MA (bit 18) is set: a migration agent may be associated",
+                "migrate_ma 0",
+                f"migrate_ma 1 ({shown})",
+            )
+        )
+    return findings
+
+
+def _vmpl_findings(report: AttestationReport, rules: SnpRules) -> list[Finding]:
+    """VMPL (report offset 0x30): the privilege level the report was requested at must be allowed."""
+    if rules.allowed_vmpls is None or report.vmpl in rules.allowed_vmpls:
+        return []
+    return [
+        _f(
+            "SNP_VMPL_NOT_ALLOWED",
+            Claim.CONFIGURATION,
+            "the report was requested at a VMPL the policy does not allow",
+            ",".join(map(str, rules.allowed_vmpls)),
+            str(report.vmpl),
+        )
+    ]
+
+
+def _decoded_tcb(raw: bytes, product: Product | None, field: str) -> TcbVersion | None:
+    """The TCB_VERSION `raw` in `product`'s layout (pub. 56860 "TCB_VERSION Structure"); None when the product is
+    unknown or the bytes do not fit its layout."""
+    if product is None:
+        return None
+    try:
+        return decode_tcb(raw, product, field=field)
+    except ParseError:
+        return None
+
+
+def _tcb_findings(
+    report: AttestationReport, product: Product | None, minimum: Mapping[str, int], fields: Sequence[str]
+) -> list[Finding]:
+    """Each component of each configured TCB_VERSION field must be >= its minimum (fmc exists on Turin only); a
+    field that cannot be decoded (unknown product, bytes outside the layout) fails closed."""
     findings = []
     for name in fields if minimum else ():
-        tcb = claims.get(f"{name}_tcb") or {}
-        if "snp" not in tcb:  # the product, and so the layout, is unknown: the TCB cannot be compared
+        raw: bytes = getattr(report, f"{name}_tcb", b"")  # a field no report has fails closed (not 8 bytes)
+        tcb = _decoded_tcb(raw, product, f"{name.upper()}_TCB")
+        if tcb is None:  # the product, and so the layout, is unknown: the TCB cannot be compared
             findings.append(
                 _f(
                     "SNP_TCB_BELOW_MINIMUM",
                     Claim.HARDWARE,
                     f"{name.upper()}_TCB cannot be decoded without the product",
                     str(dict(minimum)),
-                    str(tcb.get("raw")),
+                    raw.hex(),
                 )
             )
             continue
-        low = [(c, int(tcb[c]), want) for c, want in minimum.items() if c in tcb and int(tcb[c]) < want]
+        components = tcb.components()
+        low = [(c, components[c], want) for c, want in minimum.items() if c in components and components[c] < want]
         if low:
             findings.append(
                 _f(
@@ -167,85 +194,112 @@ def _tcb_findings(claims: Mapping[str, Any], minimum: Mapping[str, int], fields:
     return findings
 
 
-def _firmware_findings(claims: Mapping[str, Any], minimum: tuple[int, int] | None, build: int | None) -> list[Finding]:
-    current = claims.get("current_build_minor_major") or [0, 0, 0]
-    cur_build, cur_minor, cur_major = (int(x) for x in current)
+def _firmware_findings(report: AttestationReport, minimum: tuple[int, int] | None, build: int | None) -> list[Finding]:
+    """CURRENT_MAJOR.CURRENT_MINOR (offsets 0x1EA, 0x1E9) and CURRENT_BUILD (0x1E8) against the policy minimums."""
+    major, minor = report.current_major, report.current_minor
     findings = []
-    if minimum is not None and (cur_major, cur_minor) < minimum:
+    if minimum is not None and (major, minor) < minimum:
         findings.append(
             _f(
                 "SNP_FIRMWARE_BELOW_MINIMUM",
                 Claim.HARDWARE,
                 "the SNP firmware is older than the policy allows",
                 f"{minimum[0]}.{minimum[1]}",
-                f"{cur_major}.{cur_minor}",
+                f"{major}.{minor}",
             )
         )
-    if build is not None and cur_build < build:
+    if build is not None and report.current_build < build:
         findings.append(
             _f(
                 "SNP_FIRMWARE_BUILD_BELOW_MINIMUM",
                 Claim.HARDWARE,
                 "the SNP firmware build is older than the policy allows",
                 str(build),
-                str(cur_build),
+                str(report.current_build),
             )
         )
     return findings
 
 
-def _revocation_findings(details: Mapping[str, Any], rules: SnpRules, at: dt.datetime | None) -> list[Finding]:
+def _chip_findings(report: AttestationReport, rules: SnpRules) -> list[Finding]:
+    """CHIP_ID (offset 0x1A0) must be one of the allowed chips when the policy lists them."""
+    if rules.allowed_chip_ids is None or report.chip_id in rules.allowed_chip_ids:
+        return []
+    return [
+        _f(
+            "SNP_CHIP_ID_NOT_ALLOWED",
+            Claim.INSTANCE_IDENTITY,
+            "CHIP_ID is not an allowed chip",
+            " | ".join(c.hex() for c in rules.allowed_chip_ids),
+            report.chip_id.hex(),
+        )
+    ]
+
+
+def _revocation_findings(facts: SnpFacts, rules: SnpRules, at: dt.datetime) -> list[Finding]:
     """Revocation: unavailable is fail-closed unless `crl_fail_open` (warning); an older request CRL that lost to
     the verifier's is reported (AR4SI 0: no status change); `max_collateral_age_hours` bounds the CRL's age."""
     findings: list[Finding] = []
-    state = details.get("revocation", details.get("crl"))
-    if state not in (None, "checked", "off"):
-        value = WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED
+    if facts.revocation not in ("checked", "off"):
         findings.append(
             Finding(
                 code="SNP_CRL_UNAVAILABLE",
                 claim=Claim.HARDWARE,
-                value=value,
-                message=f"revocation could not be checked ({details.get('crl_reason', state)}); "
+                value=WARNING_UNSAFE if rules.crl_fail_open else CONTRAINDICATED,
+                message=f"revocation could not be checked ({facts.crl_reason or facts.revocation}); "
                 f"the policy {'allows' if rules.crl_fail_open else 'forbids'} that",
                 expected="a valid AMD CRL",
-                actual=str(state),
+                actual=str(facts.revocation),
             )
         )
-    for lost in details.get("collateral_superseded") or ():
-        if isinstance(lost, Mapping) and lost.get("item") == "amd.crl":
-            findings.append(
-                Finding(
-                    code="COLLATERAL_SUPERSEDED",
-                    claim=Claim.HARDWARE,
-                    value=NO_CLAIM,
-                    message="the request's AMD CRL is older than the verifier's; the newer decided",
-                    expected=_version(lost.get("used")),
-                    actual=_version(lost.get("request")),
-                )
+    lost = facts.crl_superseded
+    if lost is not None:
+        findings.append(
+            Finding(
+                code="COLLATERAL_SUPERSEDED",
+                claim=Claim.HARDWARE,
+                value=NO_CLAIM,
+                message="the request's AMD CRL is older than the verifier's; the newer decided",
+                expected=_version(lost.used),
+                actual=_version(lost.request),
             )
-    limit = rules.max_collateral_age_hours
-    crl = next(
-        (c for c in details.get("collateral") or () if isinstance(c, Mapping) and c.get("item") == "amd.crl"), None
-    )
+        )
+    limit, crl = rules.max_collateral_age_hours, facts.crl
     if limit is not None and crl is not None:
-        oldest = at - dt.timedelta(hours=limit) if at is not None else None
-        issued = _time(crl.get("issued"))
-        if oldest is None or issued is None or issued < oldest:  # an age that cannot be computed fails closed
+        oldest = at - dt.timedelta(hours=limit)
+        issued = _time(crl.issued)
+        if issued is None or issued < oldest:  # an age that cannot be computed fails closed
             findings.append(
                 _f(
                     "COLLATERAL_TOO_OLD",
                     Claim.HARDWARE,
                     f"the AMD CRL used was issued more than {limit} h before the appraisal",
-                    f"thisUpdate >= {to_rfc3339(oldest) if oldest else 'unknown'} (at most {limit} h old)",
-                    f"thisUpdate {crl.get('issued')} (number {crl.get('number')}, {crl.get('source')})",
+                    f"thisUpdate >= {to_rfc3339(oldest)} (at most {limit} h old)",
+                    f"thisUpdate {crl.issued} (number {crl.number}, {crl.source})",
                 )
             )
     return findings
 
 
-def _appraisal_time(details: Mapping[str, Any], at: dt.datetime | None) -> dt.datetime | None:
-    return at if at is not None else _time(details.get("appraised_at"))
+def _reference_actual(report: AttestationReport) -> dict[str, str]:
+    """The report fields check_references compares, by kind (each kind's claim name is the report field): byte
+    fields as lowercase hex, GUEST_SVN as 4-byte and PLATFORM_INFO as 8-byte big-endian hex (the "at_least" and
+    "masked" kinds compare integers). A field of the wrong type or range (a hand-built report) is left out
+    (CLAIM_MISSING when a value pins it)."""
+    actual: dict[str, str] = {}
+    for kind in REFERENCE_CLAIMS:
+        value = getattr(report, kind_spec(kind).claim_name, None)
+        digits = _INTEGER_HEX_DIGITS.get(kind)
+        if digits is None:
+            if isinstance(value, bytes):
+                actual[kind] = value.hex()
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 4 * digits:
+            actual[kind] = f"{value:0{digits}x}"
+    return actual
+
+
+# The integer fields compared as big-endian hex of their width in the report: GUEST_SVN 4 bytes, PLATFORM_INFO 8.
+_INTEGER_HEX_DIGITS = {"snp.min_guest_svn": 8, "snp.platform_info": 16}
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -255,10 +309,8 @@ def _time(value: Any) -> dt.datetime | None:
         return None
 
 
-def _version(value: Any) -> str:
-    if not isinstance(value, Mapping):
-        return "unknown"
-    return f"number {value.get('number')}, thisUpdate {value.get('issued')}"
+def _version(value: ItemVersion) -> str:
+    return f"number {value.number}, thisUpdate {to_rfc3339(value.issued)}"
 
 
 def _f(code: str, claim: Claim, message: str, expected: str, actual: str) -> Finding:

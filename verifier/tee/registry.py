@@ -32,21 +32,21 @@ class NitroVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
-        """Parse and verify the document; never raises for bad evidence (the first error is `failure`)."""
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[nitro_parse.NitroEvidence, None]:
+        """Parse and verify the document; never raises for bad evidence (the first error is `failure`). Nitro has
+        no facts of its own beyond `revocation`: AWS publishes no CRL or OCSP for the Nitro attestation PKI (its
+        leaf certificates live for hours)."""
         try:
             parsed = nitro_parse.parse(evidence)
         except ParseError as exc:
             return VerifiedEvidence(self.tee, None, {}, exc)
         claims = nitro_claims.claims(parsed.document)
-        # AWS publishes no CRL or OCSP for the Nitro attestation PKI (its leaf certificates live for hours).
-        details = {"revocation": "not-applicable"}
         failure: EvidenceError | None = None
         try:
             nitro_verify.verify(parsed, ctx.anchors, ctx.at, self.links)
         except EvidenceError as exc:
             failure = exc
-        return VerifiedEvidence(self.tee, parsed, claims, failure, details, revocation="not-applicable")
+        return VerifiedEvidence(self.tee, parsed, claims, failure, revocation="not-applicable")
 
 
 def _nitro_pcr0(claims: Mapping[str, Any]) -> Any:

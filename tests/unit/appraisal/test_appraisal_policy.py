@@ -1,7 +1,9 @@
-"""Named policies, the JSON policy file, REPORT_DATA binding, and the SNP appraisal checks on claim dicts."""
+"""Named policies, the JSON policy file, REPORT_DATA binding, and the SNP appraisal checks on verified reports
+(minted by the fake AMD PKI, verified by the SnpVerifier, appraised by appraisal/snp.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -9,80 +11,80 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.amd_pki import FakeAmdPki
+from tests.unit.appraisal.test_snp_appraise_seam import (
+    Verified,
+    measured,
+    ref,
+    request_files,
+    verify,
+    with_facts,
+    with_report,
+)
 from verifier.appraisal.binding import check_binding, expected_report_data
-from verifier.appraisal.model import Claim, Tier, combine
+from verifier.appraisal.model import Claim, Finding, Tier, combine
 from verifier.appraisal.policy import Policy, PolicySet, SnpRules
-from verifier.appraisal.snp import appraise_snp
+from verifier.appraisal.snp import appraise
 from verifier.errors import ConfigError, RequestError
 from verifier.reference_values.model import ReferenceValue
+from verifier.tee.sevsnp.tcb import Product, encode_tcb
 
-MEASUREMENT = "11" * 48
-
-
-def snp_claims(**overrides: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {
-        "policy": "0x0000000000030000",
-        "policy_decoded": {"debug": False, "migrate_ma": False, "smt": True},
-        "vmpl": 0,
-        "measurement": MEASUREMENT,
-        "host_data": "00" * 32,
-        "id_key_digest": "00" * 48,
-        "author_key_digest": "00" * 48,
-        "family_id": "00" * 16,
-        "image_id": "00" * 16,
-        "chip_id": "ab" * 64,
-        "reported_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115, "raw": "03000000000008" + "73"},
-        "committed_tcb": {"bootloader": 2, "tee": 0, "snp": 8, "microcode": 115, "raw": "02000000000008" + "73"},
-        "current_build_minor_major": [3, 55, 1],
-    }
-    claims.update(overrides)
-    return claims
+pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
+AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)  # the fake PKI's time
 
 
-def ref(kind: str, value: str) -> ReferenceValue:
-    import datetime as dt
+@pytest.fixture(scope="module")
+def pki() -> FakeAmdPki:
+    """REPORTED_TCB bootloader 3, tee 0, snp 8, microcode 115 (the VCEK's SPLs); CURRENT firmware 1.55 build 3."""
+    return FakeAmdPki(Product.MILAN, spl={"bl": 3, "tee": 0, "snp": 8, "ucode": 115})
 
-    return ReferenceValue(
-        id=kind, kind=kind, value=bytes.fromhex(value), label="x", created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+def snp_report(pki: FakeAmdPki, *, check_crl: bool = False, **overrides: Any) -> Verified:
+    """A verified report (revocation "off" unless `check_crl`): COMMITTED_TCB one bootloader SVN below REPORTED."""
+    committed = encode_tcb(pki.product, bootloader=2, tee=0, snp=8, microcode=115)
+    evidence = pki.report(**{"committed_tcb": committed, **overrides})
+    verified = verify(pki, evidence, collateral=request_files(pki), check_crl=check_crl)
+    assert verified.failure is None and verified.facts is not None, verified.failure
+    return verified
+
+
+def appraised(
+    verified: Verified, policy: Policy | None = None, refs: list[ReferenceValue] | None = None
+) -> tuple[dict[Claim, int], list[Finding]]:
+    baseline, findings, _ = appraise(
+        verified, policy or Policy(), refs if refs is not None else [measured(verified)], AT
     )
+    return baseline, findings
 
 
 def run(
-    claims: dict[str, Any],
-    policy: Policy | None = None,
-    refs: list[ReferenceValue] | None = None,
-    details: dict[str, Any] | None = None,
+    verified: Verified, policy: Policy | None = None, refs: list[ReferenceValue] | None = None
 ) -> tuple[Tier, list[str]]:
-    baseline, findings, _ = appraise_snp(
-        claims,
-        details or {"crl": "off"},
-        policy or Policy(),
-        refs if refs is not None else [ref("snp.measurement", MEASUREMENT)],
-    )
+    baseline, findings = appraised(verified, policy, refs)
     return combine(baseline, findings).status, [f.code for f in findings]
 
 
-def test_default_policy_affirms_an_approved_measurement() -> None:
-    status, codes = run(snp_claims())
+def test_default_policy_affirms_an_approved_measurement(pki: FakeAmdPki) -> None:
+    status, codes = run(snp_report(pki))
     assert (status, codes) == (Tier.AFFIRMING, [])
 
 
-def test_unregistered_measurement_is_contraindicated_on_executables() -> None:
-    baseline, findings, _ = appraise_snp(snp_claims(), {}, Policy(), [])
+def test_unregistered_measurement_is_contraindicated_on_executables(pki: FakeAmdPki) -> None:
+    baseline, findings = appraised(snp_report(pki), refs=[])
     assert [f.code for f in findings] == ["REFERENCE_VALUE_MISSING"]
     assert combine(baseline, findings).to_json()["executables"] == 96
 
 
-def test_debug_and_migration_agent_are_forbidden() -> None:
-    decoded = {"debug": True, "migrate_ma": True}
-    status, codes = run(snp_claims(policy_decoded=decoded))
+def test_debug_and_migration_agent_are_forbidden(pki: FakeAmdPki) -> None:
+    both = snp_report(pki, policy=0x30000 | 1 << 19 | 1 << 18)  # GUEST_POLICY.DEBUG and MIGRATE_MA
+    status, codes = run(both)
     assert status is Tier.CONTRAINDICATED
     assert codes == ["SNP_DEBUG_ALLOWED", "SNP_MIGRATE_MA_ALLOWED"]
-    _, codes = run(snp_claims(policy_decoded=decoded), Policy(snp=SnpRules(allow_migrate_ma=True)))
+    _, codes = run(both, Policy(snp=SnpRules(allow_migrate_ma=True)))
     assert codes == ["SNP_DEBUG_ALLOWED"]
 
 
-def test_vmpl_tcb_firmware_and_chip_rules() -> None:
+def test_vmpl_tcb_firmware_and_chip_rules(pki: FakeAmdPki) -> None:
     rules = SnpRules(
         allowed_vmpls=(0,),
         minimum_tcb={"bootloader": 3, "snp": 9, "fmc": 1},
@@ -91,7 +93,7 @@ def test_vmpl_tcb_firmware_and_chip_rules() -> None:
         minimum_build=4,
         allowed_chip_ids=(bytes.fromhex("cd" * 64),),
     )
-    status, codes = run(snp_claims(vmpl=2), Policy(snp=rules))
+    status, codes = run(snp_report(pki, vmpl=2), Policy(snp=rules))
     assert status is Tier.CONTRAINDICATED
     assert codes == [
         "SNP_VMPL_NOT_ALLOWED",
@@ -101,28 +103,38 @@ def test_vmpl_tcb_firmware_and_chip_rules() -> None:
         "SNP_FIRMWARE_BUILD_BELOW_MINIMUM",
         "SNP_CHIP_ID_NOT_ALLOWED",
     ]
-    _, findings = appraise_snp(snp_claims(), {}, Policy(snp=rules), [ref("snp.measurement", MEASUREMENT)])[:2]
+    _, findings = appraised(snp_report(pki), Policy(snp=rules))
     committed = [f for f in findings if f.code == "SNP_TCB_BELOW_MINIMUM"][1]
     assert committed.expected == "bootloader>=3, snp>=9" and committed.actual == "bootloader=2, snp=8"
 
 
-def test_tcb_minimum_on_an_undecodable_tcb_fails_closed() -> None:
-    rules = SnpRules(minimum_tcb={"snp": 1})
-    _, codes = run(snp_claims(reported_tcb={"raw": "00" * 8}), Policy(snp=rules))
+def test_tcb_minimum_on_an_undecodable_tcb_fails_closed(pki: FakeAmdPki) -> None:
+    """Without the product the TCB_VERSION layout is unknown; a hand-built REPORTED_TCB with a reserved byte set
+    does not fit the product's layout: either way the minimum cannot be shown to hold."""
+    rules = Policy(snp=SnpRules(minimum_tcb={"snp": 1}))
+    verified = snp_report(pki)
+    assert run(verified, rules) == (Tier.AFFIRMING, [])
+    _, codes = run(with_facts(verified, product=None), rules)
     assert codes == ["SNP_TCB_BELOW_MINIMUM"]
+    assert verified.parsed is not None
+    reserved = bytearray(verified.parsed.reported_tcb)
+    reserved[2] = 1  # reserved in the Milan layout
+    _, findings = appraised(with_report(verified, reported_tcb=bytes(reserved)), rules)
+    assert [(f.code, f.actual) for f in findings] == [("SNP_TCB_BELOW_MINIMUM", bytes(reserved).hex())]
 
 
-def test_crl_unavailable_is_fail_closed_by_default_and_warning_when_fail_open() -> None:
-    details = {"crl": "unavailable", "crl_reason": "COLLATERAL_OFFLINE"}
-    status, codes = run(snp_claims(), details=details)
+def test_crl_unavailable_is_fail_closed_by_default_and_warning_when_fail_open(pki: FakeAmdPki) -> None:
+    offline = snp_report(pki, check_crl=True)  # no CRL in the request, offline
+    assert offline.facts is not None and offline.facts.crl_reason == "COLLATERAL_OFFLINE"
+    status, codes = run(offline)
     assert (status, codes) == (Tier.CONTRAINDICATED, ["SNP_CRL_UNAVAILABLE"])
-    status, _ = run(snp_claims(), Policy(snp=SnpRules(crl_fail_open=True)), details=details)
+    status, _ = run(offline, Policy(snp=SnpRules(crl_fail_open=True)))
     assert status is Tier.WARNING
 
 
-def test_optional_reference_kinds_are_checked_when_registered() -> None:
-    refs = [ref("snp.measurement", MEASUREMENT), ref("snp.host_data", "ff" * 32)]
-    _, findings, _ = appraise_snp(snp_claims(), {}, Policy(), refs)
+def test_optional_reference_kinds_are_checked_when_registered(pki: FakeAmdPki) -> None:
+    verified = snp_report(pki)
+    _, findings = appraised(verified, refs=[measured(verified), ref("snp.host_data", "ff" * 32)])
     assert [(f.code, f.claim) for f in findings] == [("REFERENCE_VALUE_MISMATCH", Claim.CONFIGURATION)]
     assert findings[0].expected == "ff" * 32 and findings[0].actual == "00" * 32
 

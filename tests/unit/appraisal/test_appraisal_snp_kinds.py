@@ -1,5 +1,6 @@
 """appraisal/snp.py with the typed SNP kinds: snp.min_guest_svn (GUEST_SVN >= minimum, every minimum required)
-and snp.platform_info (PLATFORM_INFO & mask == value), on claim dicts and on the real vectors' claims."""
+and snp.platform_info (PLATFORM_INFO & mask == value), on reports minted by the fake AMD PKI (hand-built fields
+where the fake cannot mint them) and on the real vectors, each verified by the SnpVerifier, then appraised."""
 
 from __future__ import annotations
 
@@ -10,55 +11,49 @@ from typing import Any
 import pytest
 
 from tests.conftest import manifest_vectors
+from tests.fakes.amd_pki import FakeAmdPki
+from tests.unit.appraisal.test_snp_appraise_seam import Verified, measured, minted, ref, with_report
 from verifier.appraisal.model import Claim, Finding, Tier, combine
 from verifier.appraisal.policy import Policy
-from verifier.appraisal.snp import appraise_snp
-from verifier.reference_values.kinds import normalize_value
+from verifier.appraisal.snp import appraise
+from verifier.clock import parse_rfc3339
 from verifier.reference_values.model import ReferenceValue
-from verifier.tee.sevsnp.abi import parse_report
-from verifier.tee.sevsnp.claims import claims as snp_claims_of
+from verifier.tee.base import VerifyContext
+from verifier.tee.sevsnp.evidence import SnpVerifier
+from verifier.tee.sevsnp.tcb import Product
+from verifier.trust.anchors import TrustAnchors
 
+pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
 AT = dt.datetime(2025, 6, 1, 12, tzinfo=dt.UTC)
-MEASUREMENT = "11" * 48
 SMT_CLEAR = "00000000000000010000000000000000"
 SMT_SET = "00000000000000010000000000000001"
 TSME_AND_ECC_SET = "00000000000000060000000000000006"
 
 
-def claims(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "policy": "0x0000000000030000",
-        "policy_decoded": {"debug": False, "migrate_ma": False},
-        "vmpl": 0,
-        "measurement": MEASUREMENT,
-        "chip_id": "ab" * 64,
-        "current_build_minor_major": [3, 55, 1],
-        "guest_svn": 2,
-        "platform_info": "0x0000000000000025",
-    }
-    return base | overrides
+@pytest.fixture(scope="module")
+def pki() -> FakeAmdPki:
+    return FakeAmdPki(Product.MILAN)
 
 
-def ref(kind: str, value: str) -> ReferenceValue:
-    return ReferenceValue(
-        id=f"{kind}={value}",
-        kind=kind,
-        value=normalize_value(kind, value),
-        label="w",
-        created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-    )
+def report(pki: FakeAmdPki, **overrides: Any) -> Verified:
+    """A verified report with GUEST_SVN 2 and PLATFORM_INFO 0x25 (SMT_EN, ECC_EN, ALIAS_CHECK_COMPLETE) unless
+    `overrides` say otherwise."""
+    return minted(pki, **{"guest_svn": 2, "platform_info": 0x25, "measurement": b"\x11" * 48, **overrides})
 
 
-def run(c: dict[str, Any], *extra: ReferenceValue) -> tuple[Tier, list[Finding], list[ReferenceValue]]:
-    baseline, findings, matched = appraise_snp(
-        c, {"revocation": "checked"}, Policy(), [ref("snp.measurement", c["measurement"]), *extra], at=AT
-    )
+@pytest.fixture(scope="module")
+def base(pki: FakeAmdPki) -> Verified:
+    return report(pki)
+
+
+def run(verified: Verified, *extra: ReferenceValue) -> tuple[Tier, list[Finding], list[ReferenceValue]]:
+    baseline, findings, matched = appraise(verified, Policy(), [measured(verified), *extra], AT)
     return combine(baseline, findings).status, findings, matched
 
 
-def test_guest_svn_minimum() -> None:
-    assert run(claims(), ref("snp.min_guest_svn", "00000002"))[0] is Tier.AFFIRMING
-    status, findings, matched = run(claims(), ref("snp.min_guest_svn", "00000003"))
+def test_guest_svn_minimum(base: Verified) -> None:
+    assert run(base, ref("snp.min_guest_svn", "00000002"))[0] is Tier.AFFIRMING
+    status, findings, matched = run(base, ref("snp.min_guest_svn", "00000003"))
     assert status is Tier.CONTRAINDICATED
     assert [(f.code, f.claim, f.expected, f.actual) for f in findings] == [
         ("REFERENCE_VALUE_MISMATCH", Claim.EXECUTABLES, "guest_svn >= 3", "2")
@@ -66,15 +61,15 @@ def test_guest_svn_minimum() -> None:
     assert [r.kind for r in matched] == ["snp.measurement"]
 
 
-def test_every_minimum_holds() -> None:
+def test_every_minimum_holds(pki: FakeAmdPki) -> None:
     status, findings, _ = run(
-        claims(guest_svn=4), ref("snp.min_guest_svn", "00000002"), ref("snp.min_guest_svn", "00000005")
+        report(pki, guest_svn=4), ref("snp.min_guest_svn", "00000002"), ref("snp.min_guest_svn", "00000005")
     )
     assert status is Tier.CONTRAINDICATED and findings[0].expected == "guest_svn >= 5"
 
 
-def test_platform_info_constraints() -> None:
-    status, findings, _ = run(claims(), ref("snp.platform_info", SMT_CLEAR))
+def test_platform_info_constraints(pki: FakeAmdPki, base: Verified) -> None:
+    status, findings, _ = run(base, ref("snp.platform_info", SMT_CLEAR))
     assert status is Tier.CONTRAINDICATED
     assert [(f.code, f.claim, f.actual) for f in findings] == [
         (
@@ -84,10 +79,10 @@ def test_platform_info_constraints() -> None:
         )
     ]
     assert "SMT_EN=0" in findings[0].expected
-    assert run(claims(platform_info="0x0000000000000024"), ref("snp.platform_info", SMT_CLEAR))[0] is Tier.AFFIRMING
+    assert run(report(pki, platform_info=0x24), ref("snp.platform_info", SMT_CLEAR))[0] is Tier.AFFIRMING
     assert (
         run(
-            claims(platform_info="0x0000000000000026"),
+            report(pki, platform_info=0x26),
             ref("snp.platform_info", SMT_CLEAR),
             ref("snp.platform_info", TSME_AND_ECC_SET),
         )[0]
@@ -95,7 +90,7 @@ def test_platform_info_constraints() -> None:
     )
     assert (
         run(
-            claims(platform_info="0x0000000000000024"),
+            report(pki, platform_info=0x24),
             ref("snp.platform_info", SMT_CLEAR),
             ref("snp.platform_info", TSME_AND_ECC_SET),
         )[0]
@@ -110,18 +105,24 @@ def test_platform_info_constraints() -> None:
         {"guest_svn": "2"},
         {"guest_svn": True},
         {"guest_svn": -1},
+        {"guest_svn": 1 << 32},
         {"platform_info": None},
         {"platform_info": "0x25"},
-        {"platform_info": 37},
+        {"platform_info": True},
+        {"platform_info": -1},
+        {"platform_info": 1 << 64},
     ],
 )
-def test_malformed_claims_fail_closed(bad: dict[str, Any]) -> None:
-    status, findings, _ = run(claims(**bad), ref("snp.min_guest_svn", "00000000"), ref("snp.platform_info", SMT_SET))
+def test_malformed_fields_fail_closed(base: Verified, bad: dict[str, Any]) -> None:
+    """A hand-built report (the parser never yields these) whose GUEST_SVN or PLATFORM_INFO is not an integer of
+    its width: the value is missing, and the constraint that pins it fails closed."""
+    broken = with_report(base, **bad)
+    status, findings, _ = run(broken, ref("snp.min_guest_svn", "00000000"), ref("snp.platform_info", SMT_SET))
     assert status is Tier.CONTRAINDICATED and "CLAIM_MISSING" in [f.code for f in findings]
 
 
-def test_no_constraint_values_no_check() -> None:
-    assert run(claims(guest_svn=0))[0] is Tier.AFFIRMING
+def test_no_constraint_values_no_check(pki: FakeAmdPki) -> None:
+    assert run(report(pki, guest_svn=0))[0] is Tier.AFFIRMING
 
 
 VECTORS = {v["id"]: v for v in manifest_vectors("snp")}
@@ -136,9 +137,17 @@ VECTORS = {v["id"]: v for v in manifest_vectors("snp")}
         ("snp-genoa-v5-vcek-oak", "00000000", "00000000000000040000000000000004", True),  # ECC_EN set
     ],
 )
-def test_real_vector_claims(vectors_dir: Path, vector_id: str, minimum: str, platform: str | None, ok: bool) -> None:
+def test_real_vector_reports(vectors_dir: Path, vector_id: str, minimum: str, platform: str | None, ok: bool) -> None:
+    """The vector verified offline with its own certificates (revocation off: the vectors carry no AMD CRL)."""
     vector = VECTORS[vector_id]
-    c = snp_claims_of(parse_report((vectors_dir / vector["dir"] / "evidence.bin").read_bytes()), None)
+    folder = vectors_dir / vector["dir"]
+    collateral = {name: (folder / name).read_bytes() for name in ("vcek.der", "ask.pem", "ark.pem")}
+    ctx = VerifyContext(
+        at=parse_rfc3339(vector["verify_at"]), anchors=TrustAnchors(), collateral=collateral, check_crl=False
+    )
+    verified = SnpVerifier().verify((folder / "evidence.bin").read_bytes(), ctx)
+    assert verified.failure is None, verified.failure
     extra = [ref("snp.min_guest_svn", minimum)] + ([ref("snp.platform_info", platform)] if platform else [])
-    _, findings, _ = run(dict(c), *extra)
-    assert ([f.code for f in findings if f.code.startswith("REFERENCE")] == []) is ok
+    _, findings, _ = run(verified, *extra)
+    assert [f.code for f in findings if f.code.startswith("REFERENCE")] == ([] if ok else ["REFERENCE_VALUE_MISMATCH"])
+    assert [f.code for f in findings if not f.code.startswith("REFERENCE")] == []

@@ -4,19 +4,25 @@ references). Each goes through a public function and pins the behaviour one surv
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import pytest
 
-from tests.unit.appraisal.test_appraisal_tdx import claims as tdx_claims
+from tests.fakes.aws_pki import FakeAwsPki
+from tests.unit.appraisal.test_appraisal_tdx import quote as tdx_quote
+from tests.unit.appraisal.test_appraisal_tdx import tcb as tdx_tcb
+from tests.unit.appraisal.test_appraisal_tdx import verified as tdx_verified
+from verifier.appraisal import nitro as nitro_appraisal
+from verifier.appraisal import tdx as tdx_appraisal
 from verifier.appraisal.binding import check_binding
 from verifier.appraisal.model import AFFIRMING, Claim
-from verifier.appraisal.nitro import appraise_nitro
 from verifier.appraisal.policy import Policy, SnpRules, TdxRules, policy_from_json, weakenings
 from verifier.appraisal.references import check_references
-from verifier.appraisal.tdx import appraise_tdx
 from verifier.errors import ConfigError
 from verifier.reference_values.model import ReferenceValue
+from verifier.tee.base import VerifiedEvidence, VerifyContext
+from verifier.tee.registry import get_verifier
 
 AT = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
 PCR = "11" * 48
@@ -36,59 +42,62 @@ def test_nitro_runtime_data_mismatch_shows_the_documents_public_key(carried: dic
     assert [(f.code, f.expected, f.actual) for f in findings] == [("RUNTIME_DATA_MISMATCH", "ab" * 32, shown)]
 
 
-# --- nitro.py: appraise_nitro, executables ----------------------------------------------------------------------
-def nitro_claims() -> dict[str, object]:
-    return {"pcrs": {"0": PCR, "1": PCR, "2": PCR}, "debug_mode": False}
+# --- nitro.py: appraise, executables ----------------------------------------------------------------------------
+@functools.cache
+def nitro_verified() -> VerifiedEvidence:
+    """A document minted by the fake AWS PKI with PCR0..2 = PCR (not debug mode), verified by the Nitro scheme."""
+    pki = FakeAwsPki()
+    evidence = pki.mint(pcrs={i: bytes.fromhex(PCR) for i in range(3)})
+    verified = get_verifier("nitro").verify(evidence, VerifyContext(at=pki.now, anchors=pki.anchors()))
+    assert verified.failure is None, verified.failure
+    return verified
 
 
 def test_nitro_nothing_required_and_no_references_does_not_affirm_executables() -> None:
-    baseline, findings, matched = appraise_nitro(nitro_claims(), NO_REQUIRED, [])
+    baseline, findings, matched = nitro_appraisal.appraise(nitro_verified(), NO_REQUIRED, [], AT)
     assert (findings, matched) == ([], [])
     assert Claim.EXECUTABLES not in baseline
 
 
 def test_nitro_a_match_beside_a_reference_finding_does_not_affirm_executables() -> None:
     refs = [ref("nitro.pcr0", PCR), ref("nitro.pcr1", "22" * 48), ref("nitro.pcr2", PCR)]
-    baseline, findings, matched = appraise_nitro(nitro_claims(), Policy(), refs)
+    baseline, findings, matched = nitro_appraisal.appraise(nitro_verified(), Policy(), refs, AT)
     assert matched and [f.code for f in findings] == ["REFERENCE_VALUE_MISMATCH"]
     assert Claim.EXECUTABLES not in baseline
 
 
 def test_nitro_all_required_pcrs_matched_affirms_executables() -> None:
     refs = [ref(f"nitro.pcr{n}", PCR) for n in range(3)]
-    baseline, findings, _ = appraise_nitro(nitro_claims(), Policy(), refs)
+    baseline, findings, _ = nitro_appraisal.appraise(nitro_verified(), Policy(), refs, AT)
     assert findings == [] and baseline[Claim.EXECUTABLES] == AFFIRMING
 
 
-# --- tdx.py: appraise_tdx, executables and the grace period -----------------------------------------------------
-
-
-def tcb(status: str = "UpToDate", date: str = "2025-05-14T00:00:00Z") -> dict[str, Any]:
-    return {"tcb": {"status": status, "advisory_ids": [], "tcb_date": date}}
+# --- tdx.py: appraise, executables and the grace period ---------------------------------------------------------
 
 
 def test_tdx_nothing_required_and_no_references_does_not_affirm_executables() -> None:
-    baseline, findings, matched = appraise_tdx(tdx_claims(), tcb(), NO_REQUIRED, [], AT)
+    baseline, findings, matched = tdx_appraisal.appraise(tdx_verified(), NO_REQUIRED, [], AT)
     assert (findings, matched) == ([], [])
     assert Claim.EXECUTABLES not in baseline
 
 
 def test_tdx_a_match_beside_an_executables_finding_does_not_affirm_executables() -> None:
-    claims = tdx_claims(mr_servicetd="01" * 48)  # a service TD no tdx.mr_servicetd value approves
-    baseline, findings, matched = appraise_tdx(claims, tcb(), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
+    quote = tdx_quote(version=5, body_type=3, mr_servicetd=b"\x01" * 48)  # a service TD no tdx.mr_servicetd approves
+    baseline, findings, matched = tdx_appraisal.appraise(tdx_verified(quote), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
     assert matched and [(f.code, f.claim) for f in findings] == [("TDX_SERVICE_TD_NOT_APPROVED", Claim.EXECUTABLES)]
     assert Claim.EXECUTABLES not in baseline
 
 
 def test_tdx_matched_mr_td_affirms_executables() -> None:
-    baseline, findings, _ = appraise_tdx(tdx_claims(), tcb(), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
+    baseline, findings, _ = tdx_appraisal.appraise(tdx_verified(), Policy(), [ref("tdx.mr_td", MR_TD)], AT)
     assert findings == [] and baseline[Claim.EXECUTABLES] == AFFIRMING
 
 
 @pytest.mark.parametrize(("date", "within"), [("2025-05-01T00:00:00Z", True), ("2024-01-01T00:00:00Z", False)])
 def test_tdx_not_accepted_status_says_whether_it_is_within_the_grace_period(date: str, within: bool) -> None:
     policy = Policy(tdx=TdxRules(grace_days=90))
-    _, findings, _ = appraise_tdx(tdx_claims(), tcb("OutOfDate", date), policy, [ref("tdx.mr_td", MR_TD)], AT)
+    verified = tdx_verified(tdx_quote(), tdx_tcb("OutOfDate", date=date))
+    _, findings, _ = tdx_appraisal.appraise(verified, policy, [ref("tdx.mr_td", MR_TD)], AT)
     (finding,) = [f for f in findings if f.code == "TDX_TCB_STATUS_NOT_ACCEPTED"]
     assert ("(within the grace period)" in finding.message) is within
     assert finding.message.startswith("Intel TCB status OutOfDate is not accepted by the policy")

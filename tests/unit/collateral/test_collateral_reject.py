@@ -94,7 +94,7 @@ def test_every_entry_is_refetched_after_max_age(db: Database) -> None:
 def _snp(pki: FakeAmdPki, source: CachedSource, **collateral: bytes) -> list[str]:
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=collateral, source=source, check_crl=True)
     verified = SnpVerifier().verify(pki.report(), ctx)
-    return [verified.failure.code] if verified.failure is not None else [verified.details["revocation"]]
+    return [verified.failure.code] if verified.failure is not None else [verified.revocation]
 
 
 def test_snp_chain_and_crl_that_do_not_verify_are_rejected(db: Database) -> None:
@@ -173,7 +173,7 @@ def test_tdx_wrongly_signed_tcb_info_is_refetched_after_backoff_and_restart(db: 
         verified = TdxVerifier().verify(evidence, ctx)
         if verified.failure is not None:
             return verified.failure.code
-        return str(verified.details.get("collateral_error") or verified.claims["tcb_status"])
+        return str(verified.incomplete or verified.claims["tcb_status"])
 
     source = cached()
     first = tcb_status(source)

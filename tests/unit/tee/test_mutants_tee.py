@@ -74,9 +74,9 @@ def test_a_v2_vcek_report_of_unknown_product_without_any_vcek_is_collateral_vcek
     """Version 2 has no CPUID, no VCEK was sent and none is in the anchors: the product (hence the KDS URL) is
     unknown, so the VCEK cannot be fetched; the answer is the collateral error, not a later evidence failure."""
     ctx = VerifyContext(at=milan.now, anchors=milan.anchors(), collateral={}, check_crl=True)
-    with pytest.raises(CollateralUnavailableError) as info:
-        SnpVerifier().verify(milan.report(version=2), ctx)
-    assert info.value.code == "COLLATERAL_VCEK_MISSING"
+    verified = SnpVerifier().verify(milan.report(version=2), ctx)
+    assert verified.incomplete == "COLLATERAL_VCEK_MISSING"
+    assert verified.failure is not None and verified.failure.code == "COLLATERAL_VCEK_MISSING"
 
 
 def test_a_vcek_without_hwid_is_a_chip_id_mismatch_with_expected_missing(milan: FakeAmdPki) -> None:
@@ -136,7 +136,7 @@ def test_tdx_served_items_that_fail_are_rejected_when_every_item_used_came_from_
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=pki.collateral_files(), source=source)
     verified = TdxVerifier().verify(pki.quote(), ctx)
     assert verified.failure is None, verified.failure
-    assert {entry["source"] for entry in verified.details["collateral"]} == {"request"}
+    assert {entry.source for entry in verified.collateral} == {"request"}
     assert {"intel.tcb_info", "intel.qe_identity", "intel.pck_crl"} <= set(source.rejected)
     assert all("SIGNATURE" in reason for reason in source.rejected.values()), source.rejected
 

@@ -6,12 +6,16 @@ trust-anchor directory (ARK/ASK/ASVK), then the collateral source (AMD KDS throu
 means none). VLEKs cannot be downloaded and must come with the evidence.
 
 Revocation is checked by default (`VerifyContext.check_crl`): the product's ARK-signed CRL from the request and
-from the source, the newer deciding (`revocation.py`). Facts for appraisal go to `VerifiedEvidence.details`:
-"revocation" (and its older name "crl"): "checked" | "off" | "unavailable" (then "crl_reason" holds the code);
-"collateral": what decided, a list of {"item": "amd.crl" | "amd.vcek" | "amd.vlek" | "amd.cert_chain", "number",
-"issued", "next_update", "source": "request" | "cache" | "vendor" | "anchors"}; "collateral_superseded": a list of
-{"item", "request": {"number", "issued"}, "used": {"number", "issued"}} for request collateral that lost to newer;
-"appraised_at": the appraisal time (RFC 3339).
+from the source, the newer deciding (`revocation.py`). The facts for appraisal are typed: `VerifiedEvidence.facts`
+is an `SnpFacts` (`facts.py`: the verified product, revocation "checked" | "off" | "unavailable" and why, the CRL
+that decided, the request CRL it superseded), `revocation` repeats its state and `collateral` lists what decided:
+the signer ("amd.vcek" | "amd.vlek"), its "amd.cert_chain" and the "amd.crl", each with its source ("request" |
+"cache" | "vendor" | "anchors"). `details` stays empty.
+
+Vendor collateral that cannot be had (no VCEK in the request and none from the source, no cert chain, a v2 report
+of unknown product: `CollateralUnavailableError`) is said as TDX says it: the result is `incomplete` with the
+error's code and `retry_after`, and, since the report signature could not be checked, its `failure` is an
+EvidenceError of the same code (never affirming; the service answers UNAVAILABLE unless told to allow it).
 
 A source item that does not verify against the pinned trust anchors on its own (a VCEK not issued by a pinned
 ASK, a cert_chain whose ASK/ASVK is not signed by the pinned ARK, a CRL not signed by it, an item that does not
@@ -21,23 +25,24 @@ Failures that depend on the request (its own certificates, the report signature)
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from cryptography import x509
 
+from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralUnavailableError, reject
 from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
-from ..base import VerifiedEvidence, VerifyContext, collateral_from_details
+from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
 from .claims import claims as report_claims
 from .crl import verify_crl
+from .facts import SnpFacts
 from .revocation import choose_crl, source_name
 from .tcb import Product, decode_tcb, product_from_cpuid, product_from_name
 from .verify import verify_report
@@ -57,18 +62,10 @@ class SnpVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
-        """Steps 2-6 (module docstring); the typed facts are those of `details` ("revocation", "collateral").
-        Never raises for bad evidence: the first error is the result's `failure`."""
-        result = self._verify(evidence, ctx)
-        revocation = result.details.get("revocation")
-        return dataclasses.replace(
-            result,
-            revocation=revocation if isinstance(revocation, str) else None,
-            collateral=collateral_from_details(result.details.get("collateral")),
-        )
-
-    def _verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[AttestationReport, SnpFacts]:
+        """Steps 2-6 (module docstring): the parsed report, its claims and `SnpFacts`. Never raises for bad
+        evidence or missing collateral: the first error is the result's `failure`; collateral that cannot be had
+        also makes it `incomplete` (the CollateralUnavailableError's code and `retry_after`)."""
         try:
             report = parse_report(evidence)
         except ParseError as exc:
@@ -77,7 +74,7 @@ class SnpVerifier:
         try:
             certs = _from_request(ctx.collateral)
         except (EvidenceError, ParseError) as exc:
-            return VerifiedEvidence(self.tee, report, report_claims(report, product), exc)
+            return self._failed(report, product, exc)
         signer = certs.vlek if report.signing_key == SIGNING_KEY_VLEK else certs.vcek
         if product is None and signer is not None:
             product = product_from_name(_product_name(signer) or "")
@@ -85,27 +82,72 @@ class SnpVerifier:
         fetched: dict[str, CollateralItem] = {}
         try:
             certs = _complete(report, certs, product, ctx, origin, fetched)
+        except CollateralUnavailableError as exc:
+            return self._incomplete(report, product, exc)
         except EvidenceError as exc:  # a served item that does not parse (rejected already): as TDX, the failure
-            return VerifiedEvidence(self.tee, report, report_claims(report, product), exc)
-        details: dict[str, Any] = {"appraised_at": _rfc3339(ctx.at)}
-        crl = _revocation(report, certs, product, ctx, details, self.links)
+            return self._failed(report, product, exc)
+        crl, facts = _revocation(report, certs, product, ctx, self.links)
         try:
             verified = verify_report(report, certs, ctx.anchors, ctx.at, product=product, crl=crl, links=self.links)
         except EvidenceError as exc:
             _reject_unverifiable(fetched, product, ctx, self.links)
-            return VerifiedEvidence(self.tee, report, report_claims(report, product), exc, details)
-        details["collateral"] = [
-            *_certificate_entries(verified.chain, verified.signer_kind, origin),
-            *details.get("collateral", ()),
-        ]
+            return self._failed(report, product, exc, facts)
         claims = report_claims(report, verified.product)
         claims["signer"] = {
             "kind": verified.signer_kind,
             "subject": verified.signer.subject.rfc4514_string(),
             "not_after": verified.signer.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        details["product"] = verified.product.value
-        return VerifiedEvidence(self.tee, report, claims, None, details)
+        facts = dataclasses.replace(facts, product=verified.product)
+        certificates = _certificate_entries(verified.chain, verified.signer_kind, origin)
+        return VerifiedEvidence(
+            self.tee,
+            report,
+            claims,
+            revocation=facts.revocation,
+            collateral=(*certificates, *_crl_used(facts)),
+            facts=facts,
+        )
+
+    def _failed(
+        self, report: AttestationReport, product: Product | None, exc: EvidenceError, facts: SnpFacts | None = None
+    ) -> VerifiedEvidence[AttestationReport, SnpFacts]:
+        """The result for a report that did not verify: its claims, the failure, and the revocation facts when
+        they were established before it (the product stays None: it was not verified)."""
+        return VerifiedEvidence(
+            self.tee,
+            report,
+            report_claims(report, product),
+            exc,
+            revocation=facts.revocation if facts is not None else None,
+            collateral=_crl_used(facts),
+            facts=facts,
+        )
+
+    def _incomplete(
+        self, report: AttestationReport, product: Product | None, exc: CollateralUnavailableError
+    ) -> VerifiedEvidence[AttestationReport, SnpFacts]:
+        """Vendor collateral cannot be had: `incomplete` as TDX says it, and a failure of the same code because the
+        report's signature could not be checked (so the appraisal is never affirming)."""
+        log.warning("SNP collateral unavailable: %s", exc.code)
+        failure = EvidenceError(
+            exc.code,
+            f"the report signature could not be checked: {exc.message}",
+            expected="the VCEK or VLEK and its ASK/ASVK (request, trust anchors or AMD KDS)",
+            actual="unavailable",
+        )
+        return VerifiedEvidence(
+            self.tee,
+            report,
+            report_claims(report, product),
+            failure,
+            incomplete=exc.code,
+            retry_after=exc.retry_after,
+        )
+
+
+def _crl_used(facts: SnpFacts | None) -> tuple[CollateralUsed, ...]:
+    return (facts.crl,) if facts is not None and facts.crl is not None else ()
 
 
 _KINDS = ("vcek", "vlek", "ask", "asvk", "ark")
@@ -231,17 +273,14 @@ def _revocation(
     certs: SnpCertificates,
     product: Product | None,
     ctx: VerifyContext,
-    details: dict[str, Any],
     links: VerifiedLinks,
-) -> x509.CertificateRevocationList | None:
-    """The ARK-signed CRL that decides (request or source, the newer), verified; when none can be had, record why
-    (policy decides). Without `ctx.check_crl` revocation is "off"."""
+) -> tuple[x509.CertificateRevocationList | None, SnpFacts]:
+    """The ARK-signed CRL that decides (request or source, the newer), verified, and the revocation facts; when
+    none can be had, the facts say why (policy decides). Without `ctx.check_crl` revocation is "off"."""
     if not ctx.check_crl:
-        details.update(revocation="off", crl="off")
-        return None
+        return None, SnpFacts(revocation="off")
     if product is None:
-        _unavailable(details, "SNP_PRODUCT_UNKNOWN")
-        return None
+        return None, _unavailable("SNP_PRODUCT_UNKNOWN")
     signer: Literal["vcek", "vlek"] = "vlek" if report.signing_key == SIGNING_KEY_VLEK else "vcek"
     ark = _pinned_ark(ctx, [certs.ark] if certs.ark is not None else [], product, anchors_first=False)
     request = next((ctx.collateral[n] for n in CRL_FILES if n in ctx.collateral), None)
@@ -253,22 +292,20 @@ def _revocation(
         return served[-1]
 
     outcome = choose_crl(request, fetch, ark, ctx.at, links)
-    if served and ark is not None and (outcome.used is None or outcome.used.get("source") == "request"):
+    if served and ark is not None and (outcome.used is None or outcome.used.source == "request"):
         try:  # the source's CRL did not decide: reject it when it does not verify under the pinned ARK
             verify_crl(served[0].data, ark, ctx.at, links)
         except EvidenceError as exc:
             reject(ctx.source, served[0], reason=exc.code)
-    if outcome.request_error is not None:
-        details["crl_request_error"] = outcome.request_error
     if outcome.crl is None:
-        _unavailable(details, outcome.reason or "COLLATERAL_UNAVAILABLE")
-        return None
-    details.update(revocation="checked", crl="checked")
-    if outcome.used is not None:
-        details["collateral"] = [outcome.used]
-    if outcome.superseded is not None:
-        details["collateral_superseded"] = [outcome.superseded]
-    return outcome.crl
+        return None, _unavailable(outcome.reason or "COLLATERAL_UNAVAILABLE", outcome.request_error)
+    facts = SnpFacts(
+        revocation="checked",
+        crl=outcome.used,
+        crl_superseded=outcome.superseded,
+        crl_request_error=outcome.request_error,
+    )
+    return outcome.crl, facts
 
 
 def _pinned_ark(
@@ -285,38 +322,32 @@ def _pinned_ark(
     return next(iter([*anchored, *given] if anchors_first else [*given, *anchored]), None)
 
 
-def _unavailable(details: dict[str, Any], reason: str) -> None:
-    details.update(revocation="unavailable", crl="unavailable", crl_reason=reason)
+def _unavailable(reason: str, request_error: str | None = None) -> SnpFacts:
     log.warning("SNP CRL unavailable: %s", reason)
+    return SnpFacts(revocation="unavailable", crl_reason=reason, crl_request_error=request_error)
 
 
 def _certificate_entries(
     chain: list[x509.Certificate], signer_kind: str, origin: dict[str, str]
-) -> list[dict[str, Any]]:
-    """details["collateral"] entries for the signer and for the ASK/ASVK (+ARK) chain that validated it."""
+) -> tuple[CollateralUsed, ...]:
+    """The collateral items of the signer and of the ASK/ASVK (+ARK) chain that validated it (`chain`: signer,
+    intermediate, ARK), each from where it came (`origin`, by certificate kind)."""
     signer, intermediate, ark = chain[0], chain[1], chain[-1]
     inter_kind = "ask" if signer_kind == "vcek" else "asvk"
-    return [
-        {
-            "item": f"amd.{signer_kind}",
-            "number": None,
-            "issued": _rfc3339(signer.not_valid_before_utc),
-            "next_update": _rfc3339(signer.not_valid_after_utc),
-            "source": origin.get(signer_kind, "request"),
-        },
-        {
-            "item": "amd.cert_chain",
-            "number": None,
-            "issued": _rfc3339(intermediate.not_valid_before_utc),
-            "next_update": _rfc3339(min(intermediate.not_valid_after_utc, ark.not_valid_after_utc)),
-            "source": origin.get(inter_kind, "anchors"),
-        },
-    ]
-
-
-def _rfc3339(value: dt.datetime) -> str:
-    value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        CollateralUsed(
+            item=f"amd.{signer_kind}",
+            issued=to_rfc3339(signer.not_valid_before_utc),
+            next_update=to_rfc3339(signer.not_valid_after_utc),
+            source=origin.get(signer_kind, "request"),
+        ),
+        CollateralUsed(
+            item="amd.cert_chain",
+            issued=to_rfc3339(intermediate.not_valid_before_utc),
+            next_update=to_rfc3339(min(intermediate.not_valid_after_utc, ark.not_valid_after_utc)),
+            source=origin.get(inter_kind, "anchors"),
+        ),
+    )
 
 
 def _load_any(data: bytes, what: str) -> list[x509.Certificate]:

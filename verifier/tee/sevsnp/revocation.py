@@ -13,15 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
 
+from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralUnavailableError
 from ...collateral.ordering import ItemVersion, crl_version
 from ...errors import EvidenceError
 from ...trust.chain import VerifiedLinks
+from ..base import CollateralUsed
 from .crl import verify_crl
+from .facts import SupersededCrl
 
 ITEM_CRL = "amd.crl"
 
@@ -35,13 +37,13 @@ class CrlCandidate:
 
 @dataclass(frozen=True)
 class Revocation:
-    """The outcome: the CRL to check (None: revocation unavailable, `reason` says why), the entry for
-    details["collateral"], and the superseded request CRL, if any."""
+    """The outcome: the CRL to check (None: revocation unavailable, `reason` says why), the collateral item that
+    decided, the superseded request CRL, if any, and the error code of a request CRL that did not verify."""
 
     crl: x509.CertificateRevocationList | None
     reason: str | None = None
-    used: dict[str, Any] | None = None
-    superseded: dict[str, Any] | None = None
+    used: CollateralUsed | None = None
+    superseded: SupersededCrl | None = None
     request_error: str | None = None
 
 
@@ -86,22 +88,19 @@ def choose_crl(
         if source.version.older_than(request.version):
             chosen = request
         elif request.version.older_than(source.version):
-            superseded = {"item": ITEM_CRL, "request": request.version.to_json(), "used": source.version.to_json()}
+            superseded = SupersededCrl(request=request.version, used=source.version)
     assert chosen is not None
     return Revocation(chosen.crl, None, collateral_entry(chosen), superseded, request_error)
 
 
-def collateral_entry(candidate: CrlCandidate) -> dict[str, Any]:
-    """The details["collateral"] entry of the deciding AMD CRL (pub. 57230 "Certificate Revocation List"): item,
-    cRLNumber/thisUpdate, nextUpdate (RFC 3339, None when absent) and source. Never raises."""
+def collateral_entry(candidate: CrlCandidate) -> CollateralUsed:
+    """The collateral item of the deciding AMD CRL (pub. 57230 "Certificate Revocation List"): item, cRLNumber,
+    thisUpdate and nextUpdate (RFC 3339, None when absent) and source. Never raises."""
     next_update = candidate.crl.next_update_utc
-    return {
-        "item": ITEM_CRL,
-        **candidate.version.to_json(),
-        "next_update": _rfc3339(next_update) if next_update is not None else None,
-        "source": candidate.source,
-    }
-
-
-def _rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return CollateralUsed(
+        item=ITEM_CRL,
+        number=candidate.version.number,
+        issued=to_rfc3339(candidate.version.issued),
+        next_update=to_rfc3339(next_update) if next_update is not None else None,
+        source=candidate.source,
+    )

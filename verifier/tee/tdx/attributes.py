@@ -72,6 +72,13 @@ def is_debug(raw: bytes) -> bool:
     return bool(_u64(raw, "TD_ATTRIBUTES") >> DEBUG_BIT & 1)
 
 
+def td_under_debug(raw: bytes) -> int:
+    """TD_ATTRIBUTES.TUD (bits 7:0, "TD under debug"): DEBUG is bit 0 and the others are reserved for debug
+    features, so any set bit makes the TD untrustworthy (as dcap-qvl treats it). Raises ValueError when `raw` is not
+    8 bytes (`parse_quote` never yields such a report)."""
+    return _u64(raw, "TD_ATTRIBUTES") & 0xFF
+
+
 def sept_ve_disable(raw: bytes) -> bool:
     """TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28)."""
     return bool(_u64(raw, "TD_ATTRIBUTES") >> SEPT_VE_DISABLE_BIT & 1)

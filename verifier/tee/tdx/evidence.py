@@ -5,11 +5,13 @@ Collateral, item by item (TCB info, QE identity, PCK CRL, root CA CRL): the requ
 collateral.json) and what the verifier's source (the database cache, Intel PCS / a PCCS) has; when both have an
 item, both are verified and the newer decides, so request collateral can only make the verdict stricter
 (collateral.verify_collateral, freshness.py). Without collateral the quote signature, QE report and PCK chain are
-still verified and the TCB status is unknown: the appraisal is incomplete (`collateral_error`) and never affirming.
+still verified and the TCB status is unknown: the appraisal is incomplete (`incomplete`, `TdxFacts.collateral_error`)
+and never affirming.
 
-`details`: "tcb" (the TCB evaluation or None), "collateral" (one dict per item used: item, number, issued,
-next_update, source request|cache|vendor), "collateral_superseded" (request items older than the verifier's),
-"revocation" ("checked" when both verified CRLs were applied, else "unavailable"), "collateral_next_update".
+The outcome is `VerifiedEvidence[Quote, TdxFacts]` (facts.py): the TCB evaluation (or None), the collateral items used
+(item, number, issued, next_update, source request|cache|vendor), the request items older than the verifier's
+(superseded), the collateral error and the earliest nextUpdate; `revocation` is "checked" when both verified CRLs
+were applied, else "unavailable". `details` is empty.
 
 An item the source delivered that does not parse, or does not verify on its own against the pinned Intel root
 (chain, signature, validity window: anything but a PCK CRL for another issuer than the quote's PCK), is reported
@@ -31,16 +33,18 @@ from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, 
 from ...errors import EvidenceError, ParseError
 from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
-from ..base import VerifiedEvidence, VerifyContext, collateral_from_details
+from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
 from .claims import claims as quote_claims
 from .collateral import Fetched, VerifiedCollateral, verify_collateral
 from .collateral_checks import VENDOR, check_pck_crl, check_qe_identity, check_root_ca_crl, check_tcb_info
 from .collateral_documents import TdxCollateral, collateral_from_files
+from .enclave_report import EnclaveReport
+from .facts import TdxFacts
 from .freshness import FROM_REQUEST, PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
 from .pck import PckInfo, pck_chain, pck_info
 from .pcs import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO, fetch_collateral
 from .quote import Quote, parse_quote
-from .tcb import evaluate
+from .tcb import TcbResult, evaluate
 from .verify import verify_quote
 
 log = logging.getLogger(__name__)
@@ -53,26 +57,11 @@ class TdxVerifier:
         """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
         self.links = links if links is not None else VerifiedLinks()
 
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
-        """Steps 2-6 (module docstring); the typed facts are those of `details` ("collateral_error" and
-        "collateral_retry_after" when collateral is unavailable, "revocation", "collateral"). Never raises for bad
-        evidence: the first error is the result's `failure`."""
-        result = self._verify(evidence, ctx)
-        details = result.details
-        incomplete, retry_after, revocation = (
-            details.get("collateral_error"),
-            details.get("collateral_retry_after"),
-            details.get("revocation"),
-        )
-        return dataclasses.replace(
-            result,
-            incomplete=str(incomplete) if incomplete else None,
-            retry_after=retry_after if isinstance(retry_after, int | float) else None,
-            revocation=revocation if isinstance(revocation, str) else None,
-            collateral=collateral_from_details(details.get("collateral")),
-        )
-
-    def _verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
+    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[Quote, TdxFacts]:
+        """Steps 2-6 (module docstring): the parsed quote, its claims and the typed `TdxFacts` (TCB evaluation,
+        collateral used and superseded, the collateral error), with `incomplete` / `retry_after` when collateral was
+        unavailable, `revocation` and `collateral` filled for the service; `details` stays empty. Never raises for
+        bad evidence: the first error is the result's `failure` (facts are None when it came before collateral)."""
         try:
             quote = parse_quote(evidence)
         except ParseError as exc:
@@ -83,25 +72,15 @@ class TdxVerifier:
         except EvidenceError as exc:
             return VerifiedEvidence(self.tee, quote, quote_claims(quote, None), exc)
         claims = quote_claims(quote, pck)
-        details: dict[str, Any] = {
-            "tcb": None,
-            "collateral": [],
-            "collateral_superseded": [],
-            "revocation": "unavailable",
-        }
+        retry_after: float | None = None
         try:
             checked = self._collateral(chain, pck, ctx)
+            facts = TdxFacts(collateral=checked.items, superseded=checked.superseded)
         except CollateralUnavailableError as exc:
             log.warning("TDX collateral unavailable: %s", exc.code)
-            details["collateral_error"] = exc.code
-            details["collateral_retry_after"] = exc.retry_after
-            checked = None
+            checked, facts, retry_after = None, TdxFacts(collateral_error=exc.code), exc.retry_after
         except EvidenceError as exc:
-            return VerifiedEvidence(self.tee, quote, claims, exc, details)
-        if checked is not None:
-            details["collateral"] = [facts.to_json() for facts in checked.items]
-            details["collateral_superseded"] = [old.to_json() for old in checked.superseded]
-            details["revocation"] = "checked"  # both CRLs verified; verify_quote applies them to the PCK chain
+            return _result(quote, claims, exc, TdxFacts(), checked=False)
         try:
             verified = verify_quote(
                 quote,
@@ -113,18 +92,16 @@ class TdxVerifier:
                 root_ca_crl=checked.root_ca_crl if checked else None,
             )
             if checked is not None:
-                details["tcb"] = self._tcb(quote, pck, verified.qe_report, checked)
+                tcb = self._tcb(quote, pck, verified.qe_report, checked)
+                facts = dataclasses.replace(facts, tcb=tcb, next_update=checked.next_update)
         except EvidenceError as exc:
-            return VerifiedEvidence(self.tee, quote, claims, exc, details)
-        tcb = details["tcb"] or {}
+            return _result(quote, claims, exc, facts, checked=checked is not None, retry_after=retry_after)
         claims.update(
-            tcb_status=tcb.get("status", "unknown"),
-            advisory_ids=tcb.get("advisory_ids", []),
-            tcb_date=tcb.get("tcb_date"),
+            tcb_status=facts.tcb.status if facts.tcb else "unknown",
+            advisory_ids=list(facts.tcb.advisory_ids) if facts.tcb else [],
+            tcb_date=to_rfc3339(facts.tcb.tcb_date) if facts.tcb and facts.tcb.tcb_date else None,
         )
-        if checked is not None:
-            details["collateral_next_update"] = to_rfc3339(checked.next_update)
-        return VerifiedEvidence(self.tee, quote, claims, None, details)
+        return _result(quote, claims, None, facts, checked=checked is not None, retry_after=retry_after)
 
     def _collateral(self, chain: list[x509.Certificate], pck: PckInfo, ctx: VerifyContext) -> VerifiedCollateral:
         """Request and source copies of every item, verified, the newer deciding (`chain`: the quote's PCK chain,
@@ -148,8 +125,8 @@ class TdxVerifier:
         return checked
 
     @staticmethod
-    def _tcb(quote: Quote, pck: PckInfo, qe_report: Any, checked: VerifiedCollateral) -> dict[str, Any]:
-        result = evaluate(
+    def _tcb(quote: Quote, pck: PckInfo, qe_report: EnclaveReport, checked: VerifiedCollateral) -> TcbResult:
+        return evaluate(
             checked.tcb_info,
             checked.qe_identity,
             pck,
@@ -159,14 +136,31 @@ class TdxVerifier:
             seam_attributes=quote.body.seam_attributes,
             tee_tcb_svn_2=quote.body.tee_tcb_svn_2,
         )
-        return {
-            "status": result.status,
-            "advisory_ids": list(result.advisory_ids),
-            "tcb_date": to_rfc3339(result.tcb_date) if result.tcb_date else None,
-            "platform_status": result.platform_status,
-            "qe_status": result.qe_status,
-            "module_status": result.module_status,
-        }
+
+
+def _result(
+    quote: Quote,
+    claims: dict[str, Any],
+    failure: EvidenceError | None,
+    facts: TdxFacts,
+    *,
+    checked: bool,
+    retry_after: float | None = None,
+) -> VerifiedEvidence[Quote, TdxFacts]:
+    """The verification outcome with the service's typed fields beside `facts`: `incomplete` (the collateral
+    error), `retry_after`, `revocation` ("checked" when verified collateral was `checked`: verify_quote applies both
+    CRLs to the PCK chain, else "unavailable") and `collateral` (the items used). Never raises."""
+    return VerifiedEvidence(
+        TdxVerifier.tee,
+        quote,
+        claims,
+        failure,
+        incomplete=facts.collateral_error,
+        retry_after=retry_after if facts.collateral_error else None,
+        revocation="checked" if checked else "unavailable",
+        collateral=tuple(CollateralUsed.from_json(used.to_json()) for used in facts.collateral),
+        facts=facts,
+    )
 
 
 _KINDS = {TCB_INFO: KIND_TCB_INFO, QE_IDENTITY: KIND_QE_IDENTITY, PCK_CRL: KIND_PCK_CRL, ROOT_CA_CRL: KIND_ROOT_CA_CRL}

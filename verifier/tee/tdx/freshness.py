@@ -47,8 +47,8 @@ class ItemFacts:
         return ItemVersion(self.number, self.issued).compare(ItemVersion(other.number, other.issued))
 
     def to_json(self) -> dict[str, Any]:
-        """The details["collateral"] entry of the item: item, number, issued and next_update (RFC 3339) and source.
-        Never raises."""
+        """The JSON entry of the item (what `tee.base.CollateralUsed` carries to the service): item, number, issued
+        and next_update (RFC 3339) and source. Never raises."""
         return {
             "item": self.item,
             "number": self.number,
@@ -64,15 +64,6 @@ class Superseded:
 
     request: ItemFacts
     used: ItemFacts
-
-    def to_json(self) -> dict[str, Any]:
-        """The details entry of a superseded request item: its item and the number and issue time (RFC 3339) of the
-        request copy and of the copy used. Never raises."""
-        return {
-            "item": self.used.item,
-            "request": {"number": self.request.number, "issued": to_rfc3339(self.request.issued)},
-            "used": {"number": self.used.number, "issued": to_rfc3339(self.used.issued)},
-        }
 
 
 @dataclass(frozen=True)

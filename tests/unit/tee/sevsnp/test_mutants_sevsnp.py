@@ -26,6 +26,7 @@ from verifier.tee.sevsnp.abi import parse_report
 from verifier.tee.sevsnp.certs import KDS_OID, kds_extensions
 from verifier.tee.sevsnp.certtable import ENTRY_SIZE, MAX_TABLE_SIZE, build_cert_table, parse_cert_table
 from verifier.tee.sevsnp.evidence import SnpVerifier
+from verifier.tee.sevsnp.facts import SnpFacts
 from verifier.tee.sevsnp.policy import decode_platform_info
 from verifier.tee.sevsnp.tcb import Product, check_reserved
 from verifier.trust.anchors import TrustAnchors
@@ -231,7 +232,7 @@ def test_v2_report_takes_the_product_from_its_signer_so_the_crl_is_checked(milan
     result = _verify(milan, milan.report(signer=signer, version=2), collateral=_request_files(milan, signer))
     assert result.failure is None
     assert result.revocation == "checked"
-    assert result.details["product"] == "Milan"
+    assert isinstance(result.facts, SnpFacts) and result.facts.product is Product.MILAN
 
 
 def test_v2_report_with_no_product_anywhere_records_crl_unavailable() -> None:
@@ -240,30 +241,39 @@ def test_v2_report_with_no_product_anywhere_records_crl_unavailable() -> None:
     result = _verify(pki, pki.report(version=2), collateral=_request_files(pki))
     assert result.failure is not None and result.failure.code == "SNP_PRODUCT_UNKNOWN"
     assert result.revocation == "unavailable"
-    assert result.details["crl_reason"] == "SNP_PRODUCT_UNKNOWN"
+    assert isinstance(result.facts, SnpFacts) and result.facts.crl_reason == "SNP_PRODUCT_UNKNOWN"
+    assert result.facts.product is None  # not verified
 
 
 @pytest.mark.parametrize("anchor_certs", [False, True], ids=["pins-only", "anchors-hold-ask-and-ark"])
 def test_request_certificates_are_reported_as_from_the_request(milan: FakeAmdPki, anchor_certs: bool) -> None:
-    """Every item the request brought is "request" in details["collateral"], also when the trust-anchor files hold
-    the same kinds (they only fill gaps)."""
+    """Every item the request brought is "request" in the result's collateral, also when the trust-anchor files
+    hold the same kinds (they only fill gaps)."""
     certificates = [milan.ark, milan.ask] if anchor_certs else []
     anchors = TrustAnchors(pins=milan.pins, certificates=certificates)
     result = _verify(milan, milan.report(), collateral=_request_files(milan), anchors=anchors)
     assert result.failure is None
-    assert {(c["item"], c["source"]) for c in result.details["collateral"]} == {
+    assert {(c.item, c.source) for c in result.collateral} == {
         ("amd.vcek", "request"),
         ("amd.cert_chain", "request"),
         ("amd.crl", "request"),
     }
 
 
-def test_appraised_at_is_the_instant_in_utc(milan: FakeAmdPki) -> None:
-    """An aware appraisal time in another zone is converted, not relabelled as UTC."""
+def test_an_appraisal_time_in_another_zone_is_the_same_instant(milan: FakeAmdPki) -> None:
+    """An aware appraisal time in another zone verifies as the same instant (validity windows, the CRL), and the
+    collateral times are said in UTC. (The appraisal time the CRL age is judged at is the appraiser's `at`:
+    tests/unit/appraisal/test_appraisal_snp_collateral.py.)"""
     at = milan.now.astimezone(dt.timezone(dt.timedelta(hours=2)))
     result = _verify(milan, milan.report(), collateral=_request_files(milan), at=at)
-    assert result.failure is None
-    assert result.details["appraised_at"] == "2025-06-01T00:00:00Z"
+    utc = _verify(milan, milan.report(), collateral=_request_files(milan))
+    assert result.failure is None and result.revocation == "checked"
+    assert (result.facts, result.collateral) == (utc.facts, utc.collateral)
+    assert [c.issued for c in result.collateral] == [
+        "2025-05-31T00:00:00Z",  # the VCEK's notBefore
+        "2024-06-01T00:00:00Z",  # the ASK's
+        "2025-05-31T00:00:00Z",  # the CRL's thisUpdate
+    ]
 
 
 # --- evidence.py: rejecting source collateral --------------------------------------------------------------------
@@ -348,7 +358,7 @@ def test_a_bad_source_crl_that_lost_to_the_request_crl_is_rejected(milan: FakeAm
     source = _Served({"amd.crl": milan.crl(signer_key=other.ark_key)})
     result = _verify(milan, milan.report(), collateral=_request_files(milan), source=source)
     assert result.failure is None and result.revocation == "checked"
-    assert [c["source"] for c in result.details["collateral"] if c["item"] == "amd.crl"] == ["request"]
+    assert [c.source for c in result.collateral if c.item == "amd.crl"] == ["request"]
     assert source.rejected == {"amd.crl": "CRL_SIGNATURE_INVALID"}
 
 

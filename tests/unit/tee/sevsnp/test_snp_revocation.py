@@ -1,5 +1,6 @@
-"""SnpVerifier revocation facts: checked by default, which CRL decides (request vs source, the newer), and the
-details the token reports (revocation, collateral, collateral_superseded)."""
+"""SnpVerifier revocation facts: checked by default, which CRL decides (request vs source, the newer), the typed
+`SnpFacts` the appraiser reads (revocation, the deciding CRL, the superseded request CRL, why revocation is
+unavailable) and the collateral the token reports (`VerifiedEvidence.revocation`, `.collateral`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.fakes.amd_pki import FakeAmdPki
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
-from verifier.tee.base import VerifyContext
+from verifier.collateral.ordering import ItemVersion
+from verifier.tee.base import CollateralUsed, VerifiedEvidence, VerifyContext
 from verifier.tee.sevsnp.evidence import SnpVerifier
+from verifier.tee.sevsnp.facts import SnpFacts, SupersededCrl
 from verifier.tee.sevsnp.tcb import Product
 from verifier.trust.anchors import TrustAnchors
 
@@ -47,21 +50,28 @@ def _full(pki: FakeAmdPki) -> dict[str, bytes]:
     return {**_vcek(pki), "ask.pem": pki.ask.public_bytes(Encoding.PEM), "ark.pem": pki.ark.public_bytes(Encoding.PEM)}
 
 
+def _facts(verified: VerifiedEvidence) -> SnpFacts:
+    assert isinstance(verified.facts, SnpFacts), verified
+    assert verified.revocation == verified.facts.revocation and verified.details == {}
+    return verified.facts
+
+
 def test_revocation_is_checked_by_default_and_unavailable_offline(pki: FakeAmdPki) -> None:
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=_full(pki))
     assert ctx.check_crl is True
     verified = SnpVerifier().verify(pki.report(), ctx)
     assert verified.failure is None
-    assert verified.details["revocation"] == verified.details["crl"] == "unavailable"
-    assert verified.details["crl_reason"] == "COLLATERAL_OFFLINE"
-    assert [c["item"] for c in verified.details["collateral"]] == ["amd.vcek", "amd.cert_chain"]
+    facts = _facts(verified)
+    assert facts == SnpFacts(revocation="unavailable", product=Product.MILAN, crl_reason="COLLATERAL_OFFLINE")
+    assert verified.revocation == "unavailable"
+    assert [c.item for c in verified.collateral] == ["amd.vcek", "amd.cert_chain"]
 
 
 def test_opt_out_says_off(pki: FakeAmdPki) -> None:
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=_full(pki), check_crl=False)
-    details = SnpVerifier().verify(pki.report(), ctx).details
-    assert details["revocation"] == details["crl"] == "off"
-    assert details["appraised_at"] == _t(pki.now)
+    verified = SnpVerifier().verify(pki.report(), ctx)
+    assert _facts(verified) == SnpFacts(revocation="off", product=Product.MILAN)
+    assert verified.revocation == "off" and [c.item for c in verified.collateral] == ["amd.vcek", "amd.cert_chain"]
 
 
 def test_collateral_says_what_decided_and_where_it_came_from(pki: FakeAmdPki) -> None:
@@ -71,31 +81,39 @@ def test_collateral_says_what_decided_and_where_it_came_from(pki: FakeAmdPki) ->
         at=pki.now, anchors=anchors, collateral=_vcek(pki), source=Source({"amd.crl": crl}, label="cache")
     )
     verified = SnpVerifier().verify(pki.report(), ctx)
-    assert verified.failure is None and verified.details["revocation"] == "checked"
-    assert verified.details["collateral"] == [
-        {
-            "item": "amd.vcek",
-            "number": None,
-            "issued": _t(pki.vcek.not_valid_before_utc),
-            "next_update": _t(pki.vcek.not_valid_after_utc),
-            "source": "request",
-        },
-        {
-            "item": "amd.cert_chain",
-            "number": None,
-            "issued": _t(pki.ask.not_valid_before_utc),
-            "next_update": _t(min(pki.ask.not_valid_after_utc, pki.ark.not_valid_after_utc)),
-            "source": "anchors",
-        },
-        {
-            "item": "amd.crl",
-            "number": 3,
-            "issued": _t(pki.now - dt.timedelta(days=1)),
-            "next_update": _t(pki.now + dt.timedelta(days=7)),
-            "source": "cache",
-        },
-    ]
-    assert "collateral_superseded" not in verified.details
+    assert verified.failure is None and verified.revocation == "checked"
+    crl = CollateralUsed(
+        item="amd.crl",
+        number=3,
+        issued=_t(pki.now - dt.timedelta(days=1)),
+        next_update=_t(pki.now + dt.timedelta(days=7)),
+        source="cache",
+    )
+    assert verified.collateral == (
+        CollateralUsed(
+            item="amd.vcek",
+            number=None,
+            issued=_t(pki.vcek.not_valid_before_utc),
+            next_update=_t(pki.vcek.not_valid_after_utc),
+            source="request",
+        ),
+        CollateralUsed(
+            item="amd.cert_chain",
+            number=None,
+            issued=_t(pki.ask.not_valid_before_utc),
+            next_update=_t(min(pki.ask.not_valid_after_utc, pki.ark.not_valid_after_utc)),
+            source="anchors",
+        ),
+        crl,
+    )
+    assert _facts(verified) == SnpFacts(revocation="checked", product=Product.MILAN, crl=crl)
+    assert [c.to_json() for c in verified.collateral][-1] == {
+        "item": "amd.crl",
+        "number": 3,
+        "issued": _t(pki.now - dt.timedelta(days=1)),
+        "next_update": _t(pki.now + dt.timedelta(days=7)),
+        "source": "cache",
+    }  # what the token says
 
 
 def test_vendor_fetched_vcek_and_chain(pki: FakeAmdPki) -> None:
@@ -108,7 +126,7 @@ def test_vendor_fetched_vcek_and_chain(pki: FakeAmdPki) -> None:
     )
     verified = SnpVerifier().verify(pki.report(), VerifyContext(at=pki.now, anchors=pki.anchors(), source=source))
     assert verified.failure is None
-    assert [(c["item"], c["source"]) for c in verified.details["collateral"]] == [
+    assert [(c.item, c.source) for c in verified.collateral] == [
         ("amd.vcek", "vendor"),
         ("amd.cert_chain", "vendor"),
         ("amd.crl", "vendor"),
@@ -123,15 +141,12 @@ def test_an_older_request_crl_is_superseded(pki: FakeAmdPki) -> None:
         collateral={**_full(pki), "crl.der": pki.crl(number=1, this_update=old_at)},
         source=Source({"amd.crl": pki.crl(number=2)}),
     )
-    details = SnpVerifier().verify(pki.report(), ctx).details
-    assert details["collateral_superseded"] == [
-        {
-            "item": "amd.crl",
-            "request": {"number": 1, "issued": _t(old_at)},
-            "used": {"number": 2, "issued": _t(pki.now - dt.timedelta(days=1))},
-        }
-    ]
-    assert details["collateral"][-1]["source"] == "vendor"
+    verified = SnpVerifier().verify(pki.report(), ctx)
+    facts = _facts(verified)
+    assert facts.crl_superseded == SupersededCrl(
+        request=ItemVersion(1, old_at), used=ItemVersion(2, pki.now - dt.timedelta(days=1))
+    )
+    assert facts.crl is not None and facts.crl.source == "vendor" and verified.collateral[-1] == facts.crl
 
 
 def test_a_tie_uses_the_verifiers_copy_and_a_newer_request_crl_wins(pki: FakeAmdPki) -> None:
@@ -139,16 +154,17 @@ def test_a_tie_uses_the_verifiers_copy_and_a_newer_request_crl_wins(pki: FakeAmd
     tie = VerifyContext(
         at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.pem": same}, source=Source({"amd.crl": same})
     )
-    details = SnpVerifier().verify(pki.report(), tie).details
-    assert details["collateral"][-1]["source"] == "vendor" and "collateral_superseded" not in details
+    facts = _facts(SnpVerifier().verify(pki.report(), tie))
+    assert facts.crl is not None and facts.crl.source == "vendor" and facts.crl_superseded is None
     newer = VerifyContext(
         at=pki.now,
         anchors=pki.anchors(),
         collateral={**_full(pki), "crl.der": pki.crl(number=9)},
         source=Source({"amd.crl": same}),
     )
-    details = SnpVerifier().verify(pki.report(), newer).details
-    assert (details["collateral"][-1]["source"], details["collateral"][-1]["number"]) == ("request", 9)
+    facts = _facts(SnpVerifier().verify(pki.report(), newer))
+    assert facts.crl is not None and (facts.crl.source, facts.crl.number) == ("request", 9)
+    assert facts.crl_superseded is None  # the source's older copy lost: nothing the request brought was superseded
 
 
 def test_a_bad_request_crl_is_recorded_and_the_source_crl_used(pki: FakeAmdPki) -> None:
@@ -158,12 +174,23 @@ def test_a_bad_request_crl_is_recorded_and_the_source_crl_used(pki: FakeAmdPki) 
         collateral={**_full(pki), "crl.der": b"garbage"},
         source=Source({"amd.crl": pki.crl()}),
     )
-    details = SnpVerifier().verify(pki.report(), ctx).details
-    assert details["revocation"] == "checked" and details["crl_request_error"] == "CRL_MALFORMED"
+    facts = _facts(SnpVerifier().verify(pki.report(), ctx))
+    assert facts.revocation == "checked" and facts.crl_request_error == "CRL_MALFORMED"
+    assert facts.crl is not None and facts.crl.source == "vendor" and facts.crl_reason is None
 
 
 def test_an_expired_source_crl_and_no_request_crl_is_unavailable(pki: FakeAmdPki) -> None:
     stale = pki.crl(this_update=pki.now - dt.timedelta(days=9), next_update=pki.now - dt.timedelta(days=1))
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=_full(pki), source=Source({"amd.crl": stale}))
-    details = SnpVerifier().verify(pki.report(), ctx).details
-    assert (details["revocation"], details["crl_reason"]) == ("unavailable", "CRL_EXPIRED")
+    facts = _facts(SnpVerifier().verify(pki.report(), ctx))
+    assert (facts.revocation, facts.crl_reason, facts.crl) == ("unavailable", "CRL_EXPIRED", None)
+
+
+def test_a_bad_request_crl_and_no_source_crl_is_unavailable_with_both_reasons(pki: FakeAmdPki) -> None:
+    ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral={**_full(pki), "crl.der": b"garbage"})
+    facts = _facts(SnpVerifier().verify(pki.report(), ctx))
+    assert (facts.revocation, facts.crl_reason, facts.crl_request_error) == (
+        "unavailable",
+        "CRL_MALFORMED",
+        "CRL_MALFORMED",
+    )

@@ -29,7 +29,7 @@ from tests.fakes.amd_pki import FakeAmdPki
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.appraisal.model import Tier, combine
 from verifier.appraisal.policy import Policy
-from verifier.appraisal.tdx import appraise_tdx
+from verifier.appraisal.tdx import appraise
 from verifier.clock import FixedClock, parse_rfc3339
 from verifier.collateral.base import CollateralSource, OfflineSource
 from verifier.errors import EvidenceError
@@ -78,7 +78,7 @@ def _verify(
 def _appraise(pki: FakeIntelPki, verified: VerifiedEvidence) -> tuple[Tier, list[str]]:
     assert verified.failure is None, verified.failure
     refs = [ReferenceValue("tdx.mr_td", "tdx.mr_td", MR_TD, "td", pki.now - DAY)]
-    baseline, findings, _ = appraise_tdx(verified.claims, verified.details, Policy(), refs, pki.now)
+    baseline, findings, _ = appraise(verified, Policy(), refs, pki.now)
     return combine(baseline, findings).status, [f.code for f in findings]
 
 
@@ -191,6 +191,7 @@ def test_every_tud_bit_makes_a_debug_td(pki: FakeIntelPki, bit: int) -> None:
     evidence = pki.quote(mr_td=MR_TD, td_attributes=_attributes(1 << bit | SEPT_VE_DISABLE))
     verified = _verify(pki, evidence, pki.collateral_files())
     assert verified.claims["td_attributes_decoded"]["tud"] == 1 << bit
+    assert verified.parsed is not None and verified.parsed.body.td_attributes == _attributes(1 << bit | SEPT_VE_DISABLE)
     status, codes = _appraise(pki, verified)
     assert (status, codes) == (Tier.CONTRAINDICATED, ["TDX_DEBUG_TD"])
 

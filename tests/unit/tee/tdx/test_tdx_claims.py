@@ -121,17 +121,20 @@ def test_service_td_of_the_vectors(vectors_dir: Path, vector: dict[str, Any]) ->
     import datetime as dt
 
     from verifier.appraisal.policy import Policy
-    from verifier.appraisal.tdx import appraise_tdx
+    from verifier.appraisal.tdx import appraise
     from verifier.reference_values.model import ReferenceValue
+    from verifier.tee.base import VerifiedEvidence
+    from verifier.tee.tdx.facts import TdxFacts
 
     quote = parse_quote((vectors_dir / vector["dir"] / "evidence.bin").read_bytes())
     out = claims(quote, None)
     at = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     mr_td = ReferenceValue("m", "tdx.mr_td", bytes.fromhex(str(out["mr_td"])), "w", at)
     pinned = ReferenceValue("s", "tdx.mr_servicetd", bytes(48), "w", at)
-    codes = {f.code for f in appraise_tdx(out, {}, Policy(), [mr_td], at)[1]}
+    verified = VerifiedEvidence("tdx", quote, out, facts=TdxFacts())  # no collateral: the TCB is not appraised here
+    codes = {f.code for f in appraise(verified, Policy(), [mr_td], at)[1]}
     assert not codes & {"TDX_SERVICE_TD_NOT_APPROVED", "REFERENCE_VALUE_MISMATCH", "CLAIM_MISSING"}
-    codes = {f.code for f in appraise_tdx(out, {}, Policy(), [mr_td, pinned], at)[1]}
+    codes = {f.code for f in appraise(verified, Policy(), [mr_td, pinned], at)[1]}
     if quote.body_type == 3:
         assert out["mr_servicetd"] == "00" * 48
         assert not codes & {"TDX_SERVICE_TD_NOT_APPROVED", "REFERENCE_VALUE_MISMATCH", "CLAIM_MISSING"}

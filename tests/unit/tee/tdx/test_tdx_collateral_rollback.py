@@ -10,14 +10,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes.intel_pki import FakeIntelPki
+from verifier.appraisal import tdx as tdx_appraisal
 from verifier.appraisal.model import Tier, combine
 from verifier.appraisal.policy import Policy, TdxRules
-from verifier.appraisal.tdx import appraise_tdx
 from verifier.collateral.base import CollateralSource, OfflineSource
 from verifier.reference_values.model import ReferenceValue
-from verifier.tee.base import VerifiedEvidence, VerifyContext
+from verifier.tee.base import CollateralUsed, VerifiedEvidence, VerifyContext
 from verifier.tee.tdx.evidence import TdxVerifier
-from verifier.tee.tdx.freshness import Candidate, ItemFacts, newer
+from verifier.tee.tdx.facts import TdxFacts
+from verifier.tee.tdx.freshness import Candidate, ItemFacts, Superseded, newer
+from verifier.tee.tdx.quote import Quote
 
 MR_TD = b"\x42" * 48
 DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
@@ -39,20 +41,35 @@ def _time(t: dt.datetime) -> str:
 
 def verify(
     pki: FakeIntelPki, evidence: bytes, request: dict[str, bytes], source: CollateralSource | None = None
-) -> VerifiedEvidence:
+) -> VerifiedEvidence[Quote, TdxFacts]:
     ctx = VerifyContext(at=pki.now, anchors=pki.anchors(), collateral=request, source=source or OfflineSource())
     return TdxVerifier().verify(evidence, ctx)
 
 
-def appraise(pki: FakeIntelPki, verified: VerifiedEvidence, policy: Policy | None = None) -> tuple[Tier, list[Any]]:
+def appraise(
+    pki: FakeIntelPki, verified: VerifiedEvidence[Quote, TdxFacts], policy: Policy | None = None
+) -> tuple[Tier, list[Any]]:
     assert verified.failure is None, verified.failure
     refs = [ReferenceValue("tdx.mr_td", "tdx.mr_td", MR_TD, "td", pki.now - DAY)]
-    baseline, findings, _ = appraise_tdx(verified.claims, verified.details, policy or Policy(), refs, pki.now)
+    baseline, findings, _ = tdx_appraisal.appraise(verified, policy or Policy(), refs, pki.now)
     return combine(baseline, findings).status, findings
 
 
-def used(verified: VerifiedEvidence) -> dict[str, dict[str, Any]]:
-    return {entry["item"]: entry for entry in verified.details["collateral"]}
+def facts(verified: VerifiedEvidence[Quote, TdxFacts]) -> TdxFacts:
+    assert verified.facts is not None
+    return verified.facts
+
+
+def used(verified: VerifiedEvidence[Quote, TdxFacts]) -> dict[str, ItemFacts]:
+    return {entry.item: entry for entry in facts(verified).collateral}
+
+
+def superseded(verified: VerifiedEvidence[Quote, TdxFacts]) -> list[tuple[str, int | None, str, int | None, str]]:
+    """Each superseded request item: (item, request number, request issued, used number, used issued)."""
+    return [
+        (s.used.item, s.request.number, _time(s.request.issued), s.used.number, _time(s.used.issued))
+        for s in facts(verified).superseded
+    ]
 
 
 def tcb_files(pki: FakeIntelPki, status: str, number: int, **tcb: Any) -> dict[str, bytes]:
@@ -68,22 +85,23 @@ def test_older_request_tcb_info_loses_to_the_verifiers_newer_one(pki: FakeIntelP
     verified = verify(pki, evidence, request, pki.source(tcb_files(pki, "OutOfDate", 18)))
     assert verified.claims["tcb_status"] == "OutOfDate"
     issued, next_update = _time(pki.now - DAY), _time(pki.now + 29 * DAY)
-    assert used(verified)["tdx.tcb_info"] == {
-        "item": "tdx.tcb_info",
-        "number": 18,
-        "issued": issued,
-        "next_update": next_update,
-        "source": "cache",
-    }
-    assert verified.details["collateral_superseded"] == [
-        {"item": "tdx.tcb_info", "request": {"number": 17, "issued": issued}, "used": {"number": 18, "issued": issued}}
-    ]
+    tcb_info = ItemFacts("tdx.tcb_info", 18, pki.now - DAY, pki.now + 29 * DAY, "cache")
+    assert used(verified)["tdx.tcb_info"] == tcb_info
+    service = CollateralUsed("tdx.tcb_info", 18, issued, next_update, "cache")  # what the service reads
+    assert service in verified.collateral
+    assert facts(verified).superseded == (
+        Superseded(ItemFacts("tdx.tcb_info", 17, pki.now - DAY, pki.now + 29 * DAY, "request"), tcb_info),
+    )
+    assert superseded(verified) == [("tdx.tcb_info", 17, issued, 18, issued)]
     status, findings = appraise(pki, verified)
     assert status is Tier.CONTRAINDICATED
     assert [f.code for f in findings] == ["TDX_TCB_STATUS_NOT_ACCEPTED", "COLLATERAL_SUPERSEDED"]
-    superseded = findings[1]
-    assert superseded.value == 0 and superseded.tier is Tier.NONE and "tdx.tcb_info" in superseded.message
-    assert (superseded.expected, superseded.actual) == (f"number 18, issued {issued}", f"number 17, issued {issued}")
+    informational = findings[1]
+    assert informational.value == 0 and informational.tier is Tier.NONE and "tdx.tcb_info" in informational.message
+    assert (informational.expected, informational.actual) == (
+        f"number 18, issued {issued}",
+        f"number 17, issued {issued}",
+    )
 
 
 @pytest.mark.parametrize(("request_status", "source_status"), [("OutOfDate", "UpToDate"), ("UpToDate", "OutOfDate")])
@@ -92,8 +110,8 @@ def test_newer_request_tcb_info_is_used(
 ) -> None:
     verified = verify(pki, evidence, tcb_files(pki, request_status, 18), pki.source(tcb_files(pki, source_status, 17)))
     assert verified.claims["tcb_status"] == request_status
-    assert used(verified)["tdx.tcb_info"]["source"] == "request" and used(verified)["tdx.tcb_info"]["number"] == 18
-    assert verified.details["collateral_superseded"] == []
+    assert used(verified)["tdx.tcb_info"].source == "request" and used(verified)["tdx.tcb_info"].number == 18
+    assert facts(verified).superseded == ()
     status, findings = appraise(pki, verified)
     assert status is (Tier.AFFIRMING if request_status == "UpToDate" else Tier.CONTRAINDICATED)
     assert "COLLATERAL_SUPERSEDED" not in [f.code for f in findings]
@@ -104,9 +122,9 @@ def test_same_evaluation_number_then_the_later_issue_date_decides(pki: FakeIntel
     newer = tcb_files(pki, "OutOfDate", 17, issueDate=_time(pki.now - HOUR))
     verified = verify(pki, evidence, older, pki.source(newer))
     assert verified.claims["tcb_status"] == "OutOfDate"
-    assert verified.details["collateral_superseded"][0]["request"] == {"number": 17, "issued": _time(pki.now - 2 * DAY)}
+    assert superseded(verified)[0][1:3] == (17, _time(pki.now - 2 * DAY))
     verified = verify(pki, evidence, newer, pki.source(older))
-    assert verified.claims["tcb_status"] == "OutOfDate" and used(verified)["tdx.tcb_info"]["source"] == "request"
+    assert verified.claims["tcb_status"] == "OutOfDate" and used(verified)["tdx.tcb_info"].source == "request"
 
 
 def test_qe_identity_rollback(pki: FakeIntelPki, evidence: bytes) -> None:
@@ -124,9 +142,10 @@ def test_qe_identity_rollback(pki: FakeIntelPki, evidence: bytes) -> None:
         ],
     )
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(pki.collateral_files(qe_identity=recovered)))
-    assert verified.details["tcb"]["qe_status"] == "OutOfDate"
+    tcb = facts(verified).tcb
+    assert tcb is not None and tcb.qe_status == "OutOfDate" and tcb.status == "OutOfDate"
     assert verified.claims["tcb_status"] == "OutOfDate"
-    assert [s["item"] for s in verified.details["collateral_superseded"]] == ["tdx.qe_identity"]
+    assert [s[0] for s in superseded(verified)] == ["tdx.qe_identity"]
 
 
 # --- CRLs --------------------------------------------------------------------------------------------------------
@@ -140,13 +159,7 @@ def test_older_request_crl_cannot_hide_a_revocation(pki: FakeIntelPki, evidence:
     after = pki.collateral_files(**{f"{crl}.der": mint([serial], number=2)})
     verified = verify(pki, evidence, before, pki.source(after))
     assert verified.failure is not None and verified.failure.code == "TDX_PCK_REVOKED"
-    assert verified.details["collateral_superseded"] == [
-        {
-            "item": f"tdx.{crl}",
-            "request": {"number": 1, "issued": _time(pki.now - DAY)},
-            "used": {"number": 2, "issued": _time(pki.now - DAY)},
-        }
-    ]
+    assert superseded(verified) == [(f"tdx.{crl}", 1, _time(pki.now - DAY), 2, _time(pki.now - DAY))]
     newer_request = verify(pki, evidence, after, pki.source(before))  # the request's newer CRL is used
     assert newer_request.failure is not None and newer_request.failure.code == "TDX_PCK_REVOKED"
 
@@ -164,13 +177,16 @@ def test_crl_with_the_same_number_then_the_later_this_update_decides(pki: FakeIn
 def test_source_unavailable_the_request_decides(pki: FakeIntelPki, evidence: bytes) -> None:
     verified = verify(pki, evidence, pki.collateral_files(), OfflineSource())
     assert verified.claims["tcb_status"] == "UpToDate"
-    assert [(e["item"], e["source"], e["number"]) for e in verified.details["collateral"]] == [
+    expected = [
         ("tdx.tcb_info", "request", 17),
         ("tdx.qe_identity", "request", 17),
         ("tdx.pck_crl", "request", 1),
         ("tdx.root_ca_crl", "request", 1),
     ]
-    assert verified.details["revocation"] == "checked" and verified.details["collateral_superseded"] == []
+    assert [(e.item, e.source, e.number) for e in facts(verified).collateral] == expected
+    assert [(e.item, e.source, e.number) for e in verified.collateral] == expected
+    assert verified.revocation == "checked" and facts(verified).superseded == ()
+    assert facts(verified).next_update == min(e.next_update for e in facts(verified).collateral)
     assert appraise(pki, verified) == (Tier.AFFIRMING, [])
 
 
@@ -193,7 +209,7 @@ def test_items_missing_from_the_request_come_from_the_source(pki: FakeIntelPki, 
     request = {name: newer[name] for name in ("tcb_info.json", "tcb_info_issuer_chain.pem")}
     verified = verify(pki, evidence, request, pki.source(tcb_files(pki, "UpToDate", 17), label="pcs"))
     assert verified.claims["tcb_status"] == "OutOfDate"
-    assert {k: v["source"] for k, v in used(verified).items()} == {
+    assert {k: v.source for k, v in used(verified).items()} == {
         "tdx.tcb_info": "request",
         "tdx.qe_identity": "vendor",
         "tdx.pck_crl": "vendor",
@@ -205,21 +221,24 @@ def test_items_missing_from_the_source_come_from_the_request(pki: FakeIntelPki, 
     served = pki.collateral_files()
     del served["tcb_info.json"]  # e.g. a 404 for this FMSPC
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(served))
-    assert used(verified)["tdx.tcb_info"]["source"] == "request"
-    assert used(verified)["tdx.qe_identity"]["source"] == "cache"
+    assert used(verified)["tdx.tcb_info"].source == "request"
+    assert used(verified)["tdx.qe_identity"].source == "cache"
 
 
 def test_nothing_anywhere_is_incomplete(pki: FakeIntelPki, evidence: bytes) -> None:
     verified = verify(pki, evidence, {}, pki.source({}))
-    assert verified.details["collateral_error"] == "COLLATERAL_NOT_FOUND"
-    assert verified.details["revocation"] == "unavailable" and verified.details["collateral"] == []
-    assert verify(pki, evidence, {}).details["collateral_error"] == "COLLATERAL_OFFLINE"
+    assert facts(verified).collateral_error == verified.incomplete == "COLLATERAL_NOT_FOUND"
+    assert verified.revocation == "unavailable" and facts(verified).collateral == () and verified.collateral == ()
+    assert facts(verified).tcb is None and verified.claims["tcb_status"] == "unknown"
+    offline = verify(pki, evidence, {})
+    assert facts(offline).collateral_error == offline.incomplete == "COLLATERAL_OFFLINE"
+    assert appraise(pki, verified)[0] is Tier.CONTRAINDICATED
 
 
 def test_a_source_copy_that_does_not_verify_leaves_the_request_copy(pki: FakeIntelPki, evidence: bytes) -> None:
     later = tcb_files(pki, "OutOfDate", 18, issueDate=_time(pki.now + HOUR))  # not yet valid at the appraisal time
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(later))
-    assert verified.failure is None and used(verified)["tdx.tcb_info"]["source"] == "request"
+    assert verified.failure is None and used(verified)["tdx.tcb_info"].source == "request"
     other = ec.generate_private_key(ec.SECP256R1())
     forged = pki.collateral_files(
         **{
@@ -229,7 +248,7 @@ def test_a_source_copy_that_does_not_verify_leaves_the_request_copy(pki: FakeInt
         }
     )
     verified = verify(pki, evidence, pki.collateral_files(), pki.source(forged))
-    assert verified.failure is None and used(verified)["tdx.tcb_info"]["source"] == "request"
+    assert verified.failure is None and used(verified)["tdx.tcb_info"].source == "request"
     alone = verify(pki, evidence, {}, pki.source(later))  # nothing else: the source's error stands
     assert alone.failure is not None and alone.failure.code == "TDX_COLLATERAL_EXPIRED"
 
