@@ -39,6 +39,10 @@ later callers. With `fetch_queue` loads already waiting, a new miss fails at onc
 1 s). A caller that holds a copy still valid at `at` (a due refresh) is served it instead of either error. Hits
 are answered in the caller's thread. `close()` stops the pool without waiting for fetches in progress; misses fail
 with COLLATERAL_BUSY afterwards.
+
+The parts are modules of their own: `cache_memory` (the LRU), `cache_db` (the shared table), `cache_rules`
+(validity, refresh, version order), `cache_rejections` (rejections and their backoff) and `cache_flights` (the
+coalesced loads); `CachedSource` runs them, `_load` with one method per tier.
 """
 
 from __future__ import annotations
@@ -49,17 +53,24 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from functools import partial
 
 from ..clock import Clock, SystemClock
-from ..errors import UnavailableError
 from ..storage.collateral import SqlCollateralCache
 from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
+from .cache_db import DatabaseTier
+from .cache_flights import BUSY_RETRY_AFTER as BUSY_RETRY_AFTER
+from .cache_flights import Flights
+from .cache_memory import MemoryTier
+from .cache_rejections import Rejection, Rejections
+from .cache_rules import REFRESHED_KINDS as REFRESHED_KINDS
+from .cache_rules import REFRESHED_VENDORS as REFRESHED_VENDORS
+from .cache_rules import as_hit, due, newest, older, rfc3339, valid
+from .cache_rules import refreshes as refreshes
 from .fetch_pool import FetchPool
-from .ordering import version_of
 
 log = logging.getLogger(__name__)
+_newest = newest  # its name before the split (tests/unit/collateral/test_mutants_collateral_challenges.py)
 
 DEFAULT_REFRESH = dt.timedelta(hours=1)
 DEFAULT_RETRY_BACKOFF = dt.timedelta(minutes=5)
@@ -73,31 +84,6 @@ DEFAULT_REJECT_BACKOFF_MAX = dt.timedelta(minutes=15)
 DEFAULT_FETCH_WORKERS = 4
 DEFAULT_FETCH_QUEUE = 32
 DEFAULT_FETCH_WAIT = 5.0
-BUSY_RETRY_AFTER = 1.0
-REFRESHED_KINDS = frozenset({"amd.crl"})
-REFRESHED_VENDORS = ("intel.",)
-
-
-def refreshes(kind: str) -> bool:
-    """True for the kinds refetched ahead of nextUpdate: revocation lists, Intel TCB info and QE identity."""
-    return kind in REFRESHED_KINDS or kind.startswith(REFRESHED_VENDORS)
-
-
-class _Flight:
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.done = threading.Event()
-        self.item: CollateralItem | None = None
-        self.error: BaseException | None = None
-
-
-@dataclass(frozen=True)
-class _Rejection:
-    digest: bytes  # SHA-256 of the rejected bytes
-    at: dt.datetime
-    until: dt.datetime  # no vendor fetch for the key before this
-    count: int
-    reason: str
 
 
 class CachedSource:
@@ -129,18 +115,16 @@ class CachedSource:
         self._pool = FetchPool(workers=fetch_workers, queue=fetch_queue)
         self._fetch_wait = fetch_wait
         self._max_age = max_age
-        self._reject_backoff = reject_backoff
-        self._reject_backoff_max = reject_backoff_max
-        self._rejected: dict[str, _Rejection] = {}
+        self._rejected = Rejections(max_memory_items, backoff=reject_backoff, backoff_max=reject_backoff_max)
         self._inner = inner
-        self._cache = cache
+        self._database = DatabaseTier(cache)
         self._max = max_memory_items
         self._refresh = refresh
         self._backoff = retry_backoff
         self._clock = clock or SystemClock()
-        self._lock = threading.Lock()
-        self._memory: OrderedDict[str, CollateralItem] = OrderedDict()
-        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()  # guards the memory tier, the rejections, the flights and the dicts below
+        self._memory = MemoryTier(max_memory_items)
+        self._flights = Flights(self._lock, self._pool)
         self._retry_at: dict[str, dt.datetime] = {}
         self._failure_backoff = failure_backoff
         self._failed: dict[str, tuple[dt.datetime, CollateralUnavailableError]] = {}
@@ -157,22 +141,24 @@ class CachedSource:
             flight = self._flights.get(cache_id)
             if (
                 item is not None
-                and _valid(item, at)
+                and valid(item, at)
                 and (not self._due(item, now) or flight is not None or now < self._retry_at.get(cache_id, now))
             ):
-                self._memory.move_to_end(cache_id)
-                return _as_hit(item)
+                self._memory.touch(cache_id)
+                return as_hit(item)
             failed = self._failed.get(cache_id)
             if failed is not None and now < failed[0] and flight is None:
                 raise CollateralUnavailableError(
                     failed[1].code,
-                    f"{failed[1].message} (remembered until {_rfc3339(failed[0])})",
+                    f"{failed[1].message} (remembered until {rfc3339(failed[0])})",
                     retry_after=failed[1].retry_after,
                 )
             leader = flight is None
             if flight is None:
-                flight = self._flights[cache_id] = _Flight()
-        if leader and not self._start(flight, key, cache_id, at, now, item):
+                flight = self._flights.begin(cache_id)
+        if leader and not self._flights.start(
+            flight, cache_id, key.kind, partial(self._load, key, cache_id, at, now, item)
+        ):
             closed = self._pool.closed
             busy = CollateralUnavailableError(
                 "COLLATERAL_BUSY",
@@ -180,11 +166,11 @@ class CachedSource:
                 + ("shut down" if closed else "at its bound of queued vendor fetches; try again shortly"),
                 retry_after=BUSY_RETRY_AFTER,
             )
-            self._finish(flight, cache_id, error=busy)
+            self._flights.finish(flight, cache_id, error=busy)
         # Wait at most `fetch_wait` after the load began: a caller joining a load that already hangs fails at once.
         if not flight.done.wait(max(0.0, flight.started + self._fetch_wait - time.monotonic())):
-            if item is not None and _valid(item, at) and not self._is_rejected(cache_id, item):
-                return _as_hit(item)  # a due refresh that is slow: the cached copy is still good
+            if item is not None and valid(item, at) and not self._is_rejected(cache_id, item):
+                return as_hit(item)  # a due refresh that is slow: the cached copy is still good
             raise CollateralUnavailableError(
                 "COLLATERAL_TIMEOUT",
                 f"{key.kind} did not arrive within {self._fetch_wait:g}s; the fetch goes on in the background",
@@ -196,10 +182,10 @@ class CachedSource:
                 and isinstance(flight.error, CollateralUnavailableError)
                 and flight.error.code == "COLLATERAL_BUSY"
                 and item is not None
-                and _valid(item, at)
+                and valid(item, at)
                 and not self._is_rejected(cache_id, item)
             ):
-                return _as_hit(item)  # no room to refresh now: the cached copy is still good
+                return as_hit(item)  # no room to refresh now: the cached copy is still good
             raise flight.error
         assert flight.item is not None
         return flight.item
@@ -209,52 +195,6 @@ class CachedSource:
         queued fail with COLLATERAL_BUSY, and so do later misses. Hits are still served. Never raises."""
         self._pool.close()
 
-    def _start(
-        self,
-        flight: _Flight,
-        key: CollateralKey,
-        cache_id: str,
-        at: dt.datetime,
-        now: dt.datetime,
-        remembered: CollateralItem | None,
-    ) -> bool:
-        """Hand the load of `flight` to the pool; False when the pool is full or closed (nothing started)."""
-
-        def run() -> None:
-            try:
-                item = self._load(key, cache_id, at, now, remembered)
-            except BaseException as error:
-                self._finish(flight, cache_id, error=error)
-                if not isinstance(error, CollateralUnavailableError):
-                    raise  # logged by the pool (the waiters, if any, get it too)
-            else:
-                self._finish(flight, cache_id, item=item)
-
-        def cancel() -> None:
-            self._finish(
-                flight,
-                cache_id,
-                error=CollateralUnavailableError(
-                    "COLLATERAL_BUSY", f"{key.kind}: the collateral fetcher shut down", retry_after=BUSY_RETRY_AFTER
-                ),
-            )
-
-        return self._pool.submit(run, cancel=cancel)
-
-    def _finish(
-        self,
-        flight: _Flight,
-        cache_id: str,
-        *,
-        item: CollateralItem | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        flight.item, flight.error = item, error
-        with self._lock:
-            if self._flights.get(cache_id) is flight:
-                del self._flights[cache_id]
-        flight.done.set()
-
     def reject(self, item: CollateralItem, *, reason: str) -> None:
         """`item` (as this source served it) failed verification with `reason`: drop it from memory and from the
         shared table (only while the row still holds these bytes), and ask the vendor again no earlier than the
@@ -263,27 +203,15 @@ class CachedSource:
         digest = hashlib.sha256(item.data).digest()
         now = self._clock.now()
         with self._lock:
-            remembered = self._memory.get(cache_id)
-            if remembered is not None and hashlib.sha256(remembered.data).digest() == digest:
-                del self._memory[cache_id]
-            previous = self._rejected.get(cache_id)
-            again = previous is not None and now - previous.at < 2 * self._reject_backoff_max
-            count = previous.count + 1 if previous is not None and again else 1
-            wait = min(self._reject_backoff * 2 ** min(count - 1, 20), self._reject_backoff_max)
-            self._rejected[cache_id] = _Rejection(digest, now, now + wait, count, reason)
-            while len(self._rejected) > self._max:
-                self._rejected.pop(next(iter(self._rejected)))
+            self._memory.discard(cache_id, digest)
+            rejection = self._rejected.record(cache_id, digest, now, reason)
         log.warning(
             "collateral %s failed verification (%s): dropped from the cache, the vendor is asked again after %s",
             cache_id,
             reason,
-            _rfc3339(now + wait),
+            rfc3339(rejection.until),
         )
-        if self._cache is not None:
-            try:
-                self._cache.delete(cache_id, data=item.data)
-            except UnavailableError as error:
-                log.warning("collateral cache delete skipped: %s", error)
+        self._database.delete(cache_id, data=item.data)
 
     def _is_rejected(self, cache_id: str, item: CollateralItem | None) -> bool:
         if item is None:
@@ -293,56 +221,112 @@ class CachedSource:
         return rejection is not None and rejection.digest == hashlib.sha256(item.data).digest()
 
     def _due(self, item: CollateralItem, now: dt.datetime) -> bool:
-        age = now - item.fetched_at
-        return age >= self._max_age or (refreshes(item.key.kind) and age >= self._refresh)
+        return due(item, now, refresh=self._refresh, max_age=self._max_age)
 
     def _load(
         self, key: CollateralKey, cache_id: str, at: dt.datetime, now: dt.datetime, remembered: CollateralItem | None
     ) -> CollateralItem:
-        stored = self._db_get(cache_id)
+        """One load of `key` on the pool, tier by tier: the newer of the memory copy (`remembered`) and the
+        database copy while valid at `at` and not due at `now`; else the inner source's item, or the cached copy
+        when that fails (stale-while-error) or is older (no rollback). Raises CollateralUnavailableError."""
+        stored = self._stored(key, cache_id)
+        if self._is_rejected(cache_id, remembered):
+            remembered = None
+        cached = newest(remembered, stored)
+        if cached is not None and valid(cached, at) and not self._due(cached, now):
+            return self._serve_cached(cache_id, cached, write_back=cached is not stored)
+        rejection = self._rejection_gate(key, cache_id, at, now, cached)
+        try:
+            fetched = self._vendor(key, at, now, rejection)
+        except CollateralUnavailableError as error:
+            stale = self._stale_while_error(cache_id, at, now, cached, error)
+            if stale is None:
+                raise
+            return stale
+        return self._accept(key, cache_id, at, now, fetched, cached, rejection)
+
+    def _stored(self, key: CollateralKey, cache_id: str) -> CollateralItem | None:
+        """The database tier: the shared table's copy of `key`, unless its bytes were rejected here."""
+        stored = self._database.get(cache_id)
         if stored is not None:
             stored = dataclasses.replace(stored, key=key)
         if self._is_rejected(cache_id, stored):
             stored = None
-        if self._is_rejected(cache_id, remembered):
-            remembered = None
-        cached = _newest(remembered, stored)
-        if cached is not None and _valid(cached, at) and not self._due(cached, now):
-            self._remember(cache_id, cached)
-            if cached is not stored:
-                self._db_put(cached)  # the table held an older version (or none)
-            return _as_hit(cached)
+        return stored
+
+    def _serve_cached(self, cache_id: str, cached: CollateralItem, *, write_back: bool) -> CollateralItem:
+        """The memory tier keeps `cached`; `write_back`: the table held an older version (or none)."""
+        self._remember(cache_id, cached)
+        if write_back:
+            self._database.put(cached)
+        return as_hit(cached)
+
+    def _rejection_gate(
+        self, key: CollateralKey, cache_id: str, at: dt.datetime, now: dt.datetime, cached: CollateralItem | None
+    ) -> Rejection | None:
+        """The key's rejection, if any. Raises COLLATERAL_REJECTED while its backoff runs and no valid copy is held
+        (a valid copy is served instead: `_vendor` defers the refresh)."""
         with self._lock:
             rejection = self._rejected.get(cache_id)
-        if rejection is not None and now < rejection.until and (cached is None or not _valid(cached, at)):
+        if rejection is not None and now < rejection.until and (cached is None or not valid(cached, at)):
             raise CollateralUnavailableError(
                 "COLLATERAL_REJECTED",
                 f"{key.kind} from the vendor failed verification ({rejection.reason}); asked "
-                f"again after {_rfc3339(rejection.until)}",
+                f"again after {rfc3339(rejection.until)}",
                 retry_after=(rejection.until - now).total_seconds(),
             )
-        try:
-            if rejection is not None and now < rejection.until:
-                raise CollateralUnavailableError("COLLATERAL_REJECTED", "refresh deferred after a rejection")
-            fetched = self._inner.fetch(key, at=at)
-        except CollateralUnavailableError as error:
-            if cached is None or not _valid(cached, at):
-                if self._failure_backoff > dt.timedelta(0):
-                    with self._lock:
-                        self._failed[cache_id] = (now + self._failure_backoff, error)
-                        while len(self._failed) > self._max:
-                            self._failed.pop(next(iter(self._failed)))
-                raise
-            log.warning(
-                "collateral refresh of %s failed (%s): serving the cached copy until its nextUpdate %s",
-                cache_id,
-                error.code,
-                _rfc3339(cached.next_update),
-            )
-            with self._lock:
-                self._retry_at[cache_id] = now + self._backoff
-            self._remember(cache_id, cached)
-            return _as_hit(cached)
+        return rejection
+
+    def _vendor(
+        self, key: CollateralKey, at: dt.datetime, now: dt.datetime, rejection: Rejection | None
+    ) -> CollateralItem:
+        """The inner tier: the vendor's item. Raises CollateralUnavailableError (COLLATERAL_REJECTED while a
+        rejection's backoff runs, else the inner source's error)."""
+        if rejection is not None and now < rejection.until:
+            raise CollateralUnavailableError("COLLATERAL_REJECTED", "refresh deferred after a rejection")
+        return self._inner.fetch(key, at=at)
+
+    def _stale_while_error(
+        self,
+        cache_id: str,
+        at: dt.datetime,
+        now: dt.datetime,
+        cached: CollateralItem | None,
+        error: CollateralUnavailableError,
+    ) -> CollateralItem | None:
+        """After the vendor failed with `error`: the cached copy while valid at `at`, asked again after the retry
+        backoff; else None (the caller re-raises), the failure remembered for `failure_backoff`."""
+        if cached is None or not valid(cached, at):
+            if self._failure_backoff > dt.timedelta(0):
+                with self._lock:
+                    self._failed[cache_id] = (now + self._failure_backoff, error)
+                    while len(self._failed) > self._max:
+                        self._failed.pop(next(iter(self._failed)))
+            return None
+        log.warning(
+            "collateral refresh of %s failed (%s): serving the cached copy until its nextUpdate %s",
+            cache_id,
+            error.code,
+            rfc3339(cached.next_update),
+        )
+        with self._lock:
+            self._retry_at[cache_id] = now + self._backoff
+        self._remember(cache_id, cached)
+        return as_hit(cached)
+
+    def _accept(
+        self,
+        key: CollateralKey,
+        cache_id: str,
+        at: dt.datetime,
+        now: dt.datetime,
+        fetched: CollateralItem,
+        cached: CollateralItem | None,
+        rejection: Rejection | None,
+    ) -> CollateralItem:
+        """The vendor's `fetched`, stamped `now`, into both tiers; the cached copy instead when `fetched` is older
+        (no rollback). Raises COLLATERAL_REJECTED (the rejected bytes again) or COLLATERAL_ROLLBACK (older, and
+        the cached copy is past its nextUpdate too)."""
         with self._lock:
             self._retry_at.pop(cache_id, None)
             self._failed.pop(cache_id, None)
@@ -352,12 +336,12 @@ class CachedSource:
             raise CollateralUnavailableError(
                 "COLLATERAL_REJECTED", f"{key.kind}: the vendor again served the collateral that failed verification"
             )
-        if cached is not None and _older(fetched, cached):
+        if cached is not None and older(fetched, cached):
             log.warning(
                 "collateral refresh of %s returned an older version than the cached one: keeping the cached copy",
                 cache_id,
             )
-            if not _valid(cached, at):
+            if not valid(cached, at):
                 raise CollateralUnavailableError(
                     "COLLATERAL_ROLLBACK",
                     f"{key.kind}: the vendor served an older version than one already seen, "
@@ -365,62 +349,13 @@ class CachedSource:
                 )
             kept = dataclasses.replace(cached, fetched_at=now)  # checked now: the next refresh is `refresh` away
             self._remember(cache_id, kept)
-            self._db_put(kept)
-            return _as_hit(kept)
+            self._database.put(kept)
+            return as_hit(kept)
         if fetched.next_update is not None:
             self._remember(cache_id, fetched)
-            self._db_put(fetched)
+            self._database.put(fetched)
         return fetched
 
     def _remember(self, cache_id: str, item: CollateralItem) -> None:
         with self._lock:
-            self._memory[cache_id] = item
-            self._memory.move_to_end(cache_id)
-            while len(self._memory) > self._max:
-                self._memory.popitem(last=False)
-
-    def _db_get(self, cache_id: str) -> CollateralItem | None:
-        if self._cache is None:
-            return None
-        try:
-            return self._cache.get(cache_id)
-        except UnavailableError as error:
-            log.warning("collateral cache read skipped: %s", error)
-            return None
-
-    def _db_put(self, item: CollateralItem) -> None:
-        if self._cache is None or item.next_update is None:
-            return
-        try:
-            self._cache.put(item)
-        except UnavailableError as error:
-            log.warning("collateral cache write skipped: %s", error)
-
-
-def _valid(item: CollateralItem, at: dt.datetime) -> bool:
-    return item.next_update is not None and at < item.next_update
-
-
-def _older(item: CollateralItem, than: CollateralItem) -> bool:
-    """True when both versions are known and `item` is the older (unknown order: not older)."""
-    mine, theirs = version_of(item.key.kind, item.data), version_of(than.key.kind, than.data)
-    return mine is not None and theirs is not None and mine.older_than(theirs)
-
-
-def _newest(a: CollateralItem | None, b: CollateralItem | None) -> CollateralItem | None:
-    """The newer of two cached copies of one key: by version, else the later fetched."""
-    if a is None or b is None:
-        return a or b
-    if _older(a, b):
-        return b
-    if _older(b, a):
-        return a
-    return b if b.fetched_at > a.fetched_at else a
-
-
-def _as_hit(item: CollateralItem) -> CollateralItem:
-    return item if item.source == "cache" else dataclasses.replace(item, source="cache")
-
-
-def _rfc3339(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "none"
+            self._memory.put(cache_id, item)

@@ -53,6 +53,27 @@ def build_ear(
     if lifetime <= timedelta(0):
         raise ValueError("lifetime must be positive")
     iat = int(issued_at.timestamp())
+    submod = _submodule(appraisal, policy_sha256, reference_set_version)
+    claims: dict[str, Any] = {
+        "eat_profile": EAR_PROFILE,
+        "iat": iat,
+        "exp": iat + int(lifetime.total_seconds()),
+        "iss": issuer,
+        "jti": token_id,
+        "ear.verifier-id": {"developer": VERIFIER_DEVELOPER, "build": verifier_build},
+        "ear.status": appraisal.status.value,
+        "submods": {appraisal.tee: submod},
+    }
+    if nonce is not None:
+        claims["eat_nonce"] = b64url_encode(nonce)
+    if cnf_jwk is not None:
+        claims["cnf"] = {"jwk": dict(cnf_jwk)}  # RFC 7800: the key the attested workload holds
+    return claims
+
+
+def _submodule(appraisal: Appraisal, policy_sha256: str | None, reference_set_version: int | None) -> dict[str, Any]:
+    """The submodule of `appraisal` (draft-fv-rats-ear s3.1): its `ear.*` claims, then the `x-verifier.*` ones, the
+    optional ones only when present. Raises VerifierError EAR_CLAIMS_NOT_JSON."""
     submod: dict[str, Any] = {
         "ear.status": appraisal.status.value,
         "ear.trustworthiness-vector": appraisal.trust_vector.to_json(),
@@ -75,18 +96,4 @@ def build_ear(
         submod["x-verifier.policy-sha256"] = policy_sha256
     if reference_set_version is not None:
         submod["x-verifier.reference-set-version"] = reference_set_version
-    claims: dict[str, Any] = {
-        "eat_profile": EAR_PROFILE,
-        "iat": iat,
-        "exp": iat + int(lifetime.total_seconds()),
-        "iss": issuer,
-        "jti": token_id,
-        "ear.verifier-id": {"developer": VERIFIER_DEVELOPER, "build": verifier_build},
-        "ear.status": appraisal.status.value,
-        "submods": {appraisal.tee: submod},
-    }
-    if nonce is not None:
-        claims["eat_nonce"] = b64url_encode(nonce)
-    if cnf_jwk is not None:
-        claims["cnf"] = {"jwk": dict(cnf_jwk)}  # RFC 7800: the key the attested workload holds
-    return claims
+    return submod

@@ -1,0 +1,265 @@
+"""The claim checks of an attestation result whose JWS verified (verifier.client.jws), one helper per check, run by
+`verify_result` in this order: RFC 7519 `iss` (s4.1.1), `exp`/`iat`/`nbf` (s4.1.4-4.1.6), EAT `eat_nonce` (RFC 9711
+s4.1), `ear.status` and the single submodule (draft-fv-rats-ear), the matched workload, the matched labels and the
+appraisal policy. The typed readers at the end refuse claims of the wrong JSON type as TOKEN_MALFORMED.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
+
+from verifier.client.jws import ResultError, _b64decode, b64url
+
+# EAR tiers, best first; contraindicated and none rank equal (neither may be relied upon).
+STATUS_RANK = {"affirming": 3, "warning": 2, "contraindicated": 1, "none": 1}
+
+
+def check_issuer(claims: Mapping[str, Any], issuer: str | None) -> Any:
+    """The `iss` claim as given (RFC 7519 s4.1.1); with `issuer`, it must be that. Raises ResultError
+    TOKEN_ISSUER_MISMATCH."""
+    iss = claims.get("iss")
+    if issuer is not None and iss != issuer:
+        raise ResultError(
+            "TOKEN_ISSUER_MISMATCH",
+            "the token's issuer is not the expected one",
+            expected=issuer,
+            actual=str(iss)[:128],
+        )
+    return iss
+
+
+def check_lifetime(claims: Mapping[str, Any], now: datetime, leeway: timedelta) -> tuple[datetime, datetime]:
+    """(`iat`, `exp`), both required (RFC 7519 s4.1.6, s4.1.4): `now` must be before `exp` and not before `iat` or
+    `nbf` (s4.1.5), each within `leeway`. Raises ResultError TOKEN_MALFORMED, TOKEN_EXPIRED or TOKEN_NOT_YET_VALID."""
+    issued_at, expires_at = _instant(claims, "iat"), _instant(claims, "exp")
+    if now >= expires_at + leeway:
+        raise ResultError(
+            "TOKEN_EXPIRED",
+            "the token has expired",
+            expected=f"before {expires_at.isoformat()}",
+            actual=now.isoformat(),
+        )
+    not_before = _instant(claims, "nbf") if "nbf" in claims else issued_at
+    if max(issued_at, not_before) > now + leeway:
+        raise ResultError("TOKEN_NOT_YET_VALID", "the token is issued in the future", actual=issued_at.isoformat())
+    return issued_at, expires_at
+
+
+def check_nonce(claims: Mapping[str, Any], expected: bytes | None) -> bytes | None:
+    """The decoded `eat_nonce` (RFC 9711 s4.1); with `expected`, it must be present and equal (compared in constant
+    time). Raises ResultError TOKEN_NONCE_MISSING, TOKEN_MALFORMED or TOKEN_NONCE_MISMATCH."""
+    value = claims.get("eat_nonce")
+    if value is None:
+        if expected is not None:
+            raise ResultError("TOKEN_NONCE_MISSING", "the token carries no eat_nonce", expected=b64url(expected))
+        return None
+    if not isinstance(value, str):
+        raise ResultError("TOKEN_MALFORMED", "eat_nonce is not a base64url string")
+    nonce = _b64decode(value, "eat_nonce")
+    if expected is not None and not hmac.compare_digest(value.encode("ascii"), b64url(expected).encode("ascii")):
+        raise ResultError(
+            "TOKEN_NONCE_MISMATCH",
+            "the token's nonce is not this challenge's",
+            expected=b64url(expected),
+            actual=value[:128],
+        )
+    return nonce
+
+
+def check_status(claims: Mapping[str, Any], required_status: str) -> str:
+    """The top-level `ear.status` (draft-fv-rats-ear), at least `required_status`. Raises ResultError TOKEN_MALFORMED
+    or TOKEN_STATUS_INSUFFICIENT."""
+    status = claims.get("ear.status")
+    if not _is_tier(status):
+        raise ResultError("TOKEN_MALFORMED", "ear.status is not an EAR tier", actual=str(status)[:32])
+    if STATUS_RANK[status] < STATUS_RANK[required_status]:
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            "the attestation result is not good enough",
+            expected=required_status,
+            actual=status,
+        )
+    return status
+
+
+def check_submodule(claims: Mapping[str, Any], required_status: str) -> tuple[str, dict[str, Any], str]:
+    """(TEE name, submodule, its `ear.status`) of the one submodule in `submods`, whose status must be at least
+    `required_status`. Raises ResultError TOKEN_MALFORMED or TOKEN_STATUS_INSUFFICIENT."""
+    submods = claims.get("submods")
+    if not isinstance(submods, dict) or len(submods) != 1:
+        raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule")
+    ((tee, submod),) = submods.items()
+    if not isinstance(submod, dict) or not _is_tier(submod.get("ear.status")):
+        raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier")
+    submod_status = submod["ear.status"]
+    if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            f"submodule {tee} is not good enough",
+            expected=required_status,
+            actual=submod_status,
+        )
+    return tee, submod, submod_status
+
+
+def matched_workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """`x-verifier.workloads`: every completely matched workload version with its policy and status. Raises
+    ResultError TOKEN_MALFORMED."""
+    value = submod.get("x-verifier.workloads", [])
+    if not isinstance(value, list) or not all(
+        isinstance(w, dict)
+        and isinstance(w.get("name"), str)
+        and isinstance(w.get("version"), str)
+        and _is_tier(w.get("status"))
+        for w in value
+    ):
+        raise ResultError("TOKEN_MALFORMED", "x-verifier.workloads is not a list of workload versions")
+    return tuple(dict(w) for w in value)
+
+
+def check_workload(
+    workloads: tuple[dict[str, Any], ...], name: str | None, min_version: str | None, required_status: str
+) -> dict[str, Any] | None:
+    """The matched version of workload `name` (None when no workload is required), at least `min_version`
+    (compared as dotted numbers when both are, else as text) and of at least `required_status` under its own
+    policy. Raises ResultError TOKEN_WORKLOAD_MISMATCH, TOKEN_STATUS_INSUFFICIENT or TOKEN_WORKLOAD_VERSION_TOO_OLD."""
+    if name is None:
+        return workloads[0] if workloads else None
+    found = [w for w in workloads if w["name"] == name]
+    if not found:
+        raise ResultError(
+            "TOKEN_WORKLOAD_MISMATCH",
+            "the evidence did not match the required workload",
+            expected=name[:128],
+            actual=",".join(w["name"] for w in workloads)[:256] or "none",
+        )
+    good = [w for w in found if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status]]
+    if not good:
+        raise ResultError(
+            "TOKEN_STATUS_INSUFFICIENT",
+            f"workload {name} is not good enough",
+            expected=required_status,
+            actual=found[0]["status"],
+        )
+    if min_version is not None:
+        good = [w for w in good if _version_key(w["version"]) >= _version_key(min_version)]
+        if not good:
+            raise ResultError(
+                "TOKEN_WORKLOAD_VERSION_TOO_OLD",
+                f"workload {name} is older than required",
+                expected=f">= {min_version}"[:128],
+                actual=found[0]["version"][:64],
+            )
+    return good[0]
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Dotted versions compare numerically part by part ("1.10" > "1.9"); other parts as text, after numbers."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.split("."))
+
+
+def check_labels(
+    submod: Mapping[str, Any],
+    workloads: tuple[dict[str, Any], ...],
+    required_labels: Collection[str],
+    required_status: str,
+) -> tuple[str, ...]:
+    """The matched labels, which must include every one of `required_labels`. Raises ResultError TOKEN_MALFORMED or
+    TOKEN_LABEL_MISSING."""
+    # Tokens before workloads carried loose labels (`x-verifier.matched-labels`); they are read for one release.
+    # In newer tokens a label is the name of a completely matched workload.
+    if "x-verifier.matched-labels" in submod:
+        labels = _strings(submod.get("x-verifier.matched-labels", []), "x-verifier.matched-labels")
+    else:
+        labels = tuple(w["name"] for w in workloads if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status])
+    missing = sorted(set(required_labels) - set(labels))
+    if missing:
+        raise ResultError(
+            "TOKEN_LABEL_MISSING",
+            "required reference-value labels did not match",
+            expected=",".join(sorted(required_labels)),
+            actual=",".join(labels),
+        )
+    return labels
+
+
+def check_policy(submod: Mapping[str, Any], allowed_policies: Collection[str]) -> tuple[str, str]:
+    """(`ear.appraisal-policy-id`, `x-verifier.policy-sha256`) of the submodule; with `allowed_policies`, one of
+    them must be listed. Raises ResultError TOKEN_MALFORMED or TOKEN_POLICY_NOT_ALLOWED."""
+    policy_id = _typed(submod.get("ear.appraisal-policy-id", ""), str, "ear.appraisal-policy-id")
+    policy_hash = _typed(submod.get("x-verifier.policy-sha256", ""), str, "x-verifier.policy-sha256")
+    if allowed_policies and not _policy_allowed(policy_id, policy_hash, allowed_policies):
+        raise ResultError(
+            "TOKEN_POLICY_NOT_ALLOWED",
+            "the result was appraised under a policy this relying party does not accept",
+            expected=",".join(sorted(allowed_policies))[:256],
+            actual=f"{policy_id[:64]} ({policy_hash[:64] or 'no sha256'})",
+        )
+    return policy_id, policy_hash
+
+
+def _policy_allowed(policy_id: str, policy_hash: str, allowed: Collection[str]) -> bool:
+    """An allowed entry of 64 hex digits names a policy by SHA-256 (compared case-insensitively), else by id."""
+    for entry in allowed:
+        if len(entry) == 64 and all(c in "0123456789abcdefABCDEF" for c in entry):
+            if policy_hash and hmac.compare_digest(entry.lower(), policy_hash.lower()):
+                return True
+        elif entry == policy_id:
+            return True
+    return False
+
+
+def _is_tier(value: object) -> TypeGuard[str]:
+    """An EAR tier name: a string in STATUS_RANK (a JSON array or object is unhashable: never ask the dict)."""
+    return isinstance(value, str) and value in STATUS_RANK
+
+
+def _instant(claims: Mapping[str, Any], name: str) -> datetime:
+    """A NumericDate (RFC 7519 s2) claim; `iat` and `exp` are required here."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultError("TOKEN_MALFORMED", f"the {name} claim is missing or not a NumericDate")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ResultError("TOKEN_MALFORMED", f"the {name} claim is out of range") from None
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise ResultError("TOKEN_MALFORMED", f"{what} has the wrong JSON type")
+    return value
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ResultError("TOKEN_MALFORMED", f"{what} is not a list of strings")
+    return tuple(value)
+
+
+def _vector(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        raise ResultError("TOKEN_MALFORMED", "ear.trustworthiness-vector is not a map of integers")
+    return dict(value)
+
+
+def _findings(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ResultError("TOKEN_MALFORMED", "x-verifier.findings is not a list of objects")
+    return tuple(value)
+
+
+def _cnf(claims: Mapping[str, Any]) -> dict[str, Any] | None:
+    """RFC 7800 s3.2: `cnf: {"jwk": {...}}`; any other confirmation method is refused as malformed here."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
+        raise ResultError("TOKEN_MALFORMED", 'cnf is not a {"jwk": {...}} confirmation')
+    jwk: dict[str, Any] = cnf["jwk"]
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        raise ResultError("TOKEN_MALFORMED", "cnf.jwk carries private key material")
+    return jwk
