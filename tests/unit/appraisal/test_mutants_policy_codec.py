@@ -1,5 +1,6 @@
-"""The strict JSON codec of appraisal policies (`verifier.appraisal.policy.policy_from_json`) and the tighten-only
-rule's maximum-age comparison (`_longer`) against mutants scripts/mutation.py left alive (issue 16).
+"""The strict JSON codec of appraisal policies (`verifier.appraisal.policy.policy_from_json`, since issue 12 the
+pydantic models of `policy_model`) and the tighten-only rule's maximum-age comparison (`_longer`) against mutants
+scripts/mutation.py left alive (issue 16).
 
 A policy that parses when it should be refused is a policy an admin did not mean, so every check is pinned both
 ways and exactly at its bounds: the largest (and smallest) accepted value parses to that value, the first value
@@ -25,7 +26,7 @@ def _refused(entry: Any) -> ConfigError:
     return error.value
 
 
-# --- the policy id ---------------------------------------------------------------------------------------------
+# --- the policy id ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_a_one_character_id_is_enough() -> None:
     assert policy_from_json({"id": "p"}).policy_id == "p"
 
 
-# --- report_data_binding ---------------------------------------------------------------------------------------
+# --- report_data_binding ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("binding", ["sha256", "SHA512", "", None, True, 0], ids=repr)
@@ -68,7 +69,7 @@ def test_report_data_binding_defaults_to_sha512() -> None:
     assert policy_from_json({"id": "p"}).report_data_binding == "sha512"
 
 
-# --- tdx.accepted_statuses -------------------------------------------------------------------------------------
+# --- tdx.accepted_statuses ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_tdx_accepted_statuses_within_the_vocabulary_parse() -> None:
     assert policy_from_json({"id": "p", "tdx": {"accepted_statuses": statuses}}).tdx.accepted_statuses == statuses
 
 
-# --- snp.tcb_fields --------------------------------------------------------------------------------------------
+# --- snp.tcb_fields -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fields", [["bogus"], ["reported", "Committed"], ["reported", ""]], ids=repr)
@@ -105,7 +106,7 @@ def test_snp_tcb_fields_within_the_vocabulary_parse() -> None:
     assert policy_from_json({"id": "p", "snp": {"tcb_fields": fields}}).snp.tcb_fields == tuple(fields)
 
 
-# --- single integers (`_int`): [minimum, maximum], JSON integers only -------------------------------------------
+# --- single integers (bounded `int` fields): [minimum, maximum], JSON integers only -------------------------------
 
 # (section, key, minimum, maximum, where the rules put it)
 INT_KEYS = [
@@ -150,7 +151,7 @@ def test_snp_minimum_tcb_svn_bounds(component: str) -> None:
         assert error.message.startswith(f"p.snp.minimum_tcb.{component} must be a JSON integer 0..255, not "), bad
 
 
-# --- integer lists (`_ints`): every item in [0, maximum] --------------------------------------------------------
+# --- integer lists (tuples of bounded ints): every item in [0, maximum] -------------------------------------------
 
 
 def test_snp_allowed_vmpls_bounds() -> None:
@@ -173,7 +174,7 @@ def test_snp_minimum_firmware_bounds() -> None:
         assert error.message == "p.snp.minimum_firmware is [major, minor]"
 
 
-# --- hex lists (`_hex_list`): each item exactly `size` bytes ----------------------------------------------------
+# --- hex lists (`ChipId`, `MrSeam`): each item exactly `size` bytes -----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_hex_list_parses_every_item_and_refuses_wrong_lengths(section: str, key:
     assert error.message.startswith(f"p.{section}.{key} must be a list of strings, not ")
 
 
-# --- `_longer` via weakenings: a maximum age equal to the base's is not longer -----------------------------------
+# --- `_longer` via weakenings: a maximum age equal to the base's is not longer ------------------------------------
 
 
 @pytest.mark.parametrize("section", ["snp", "tdx"])

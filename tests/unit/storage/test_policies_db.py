@@ -13,6 +13,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import update
 
 from tests.service_helpers import make_harness
+from tests.unit.appraisal.test_policy_model import CANONICAL, SHA256
 from verifier.appraisal.policy import (
     Policy,
     PolicySet,
@@ -167,6 +168,21 @@ def test_the_service_selects_database_policies_by_name(db: Database) -> None:
     assert sub["x-verifier.policy-sha256"] == stored.sha256
     (row,) = audit.entries(db, action="appraisal")
     assert row.details["policy_sha256"] == stored.sha256
+
+
+@pytest.mark.parametrize("golden", ["full", "tdx-rich", "nulls", "code:default"])
+def test_a_row_written_before_the_strict_models_reads_back_the_same(db: Database, golden: str) -> None:
+    """Rows `set` wrote with the hand-written codec (its canonical JSON, pinned in test_policy_model) read back, on
+    SQLite and PostgreSQL (JSONB reorders keys), as a policy with the hash stored beside them."""
+    body = json.loads(CANONICAL[golden])
+    with db.session() as session:
+        session.add(PolicyRow(name=body["id"], body=body, sha256=SHA256[golden], updated_at=T0, updated_by="sql"))
+    store = SqlPolicies(db)
+    policy = store.get(body["id"])
+    assert policy is not None and policy_sha256(policy) == SHA256[golden]
+    assert policy_to_json(policy) == body
+    (stored,) = store.list()
+    assert (stored.sha256, policy_sha256(stored.policy)) == (SHA256[golden], SHA256[golden])
 
 
 def test_a_name_postgresql_cannot_hold_names_no_policy(db: Database) -> None:
