@@ -104,7 +104,7 @@ class VectorPcs:
 
     def fetch(self, key, *, at):  # type: ignore[no-untyped-def]
         from verifier.collateral.base import CollateralItem
-        from verifier.tee.tdx.pcs import envelope
+        from verifier.collateral.pcs_items import envelope
 
         body, chain = self.FILES[key.kind]
         data = envelope(key.kind, (self.folder / body).read_bytes(), (self.folder / chain).read_text() if chain else "")
@@ -114,8 +114,8 @@ class VectorPcs:
 def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: float) -> None:  # type: ignore[type-arg]
     """Warm: collateral from the in-process cache, certificate links cached. Cold: a fresh cache and an empty
     link cache for every appraisal (collateral fetched from memory, everything parsed and verified again)."""
+    from verifier.appraisal.registry import get_verifier
     from verifier.collateral.cache import CachedSource
-    from verifier.tee.registry import get_verifier
 
     vector = next(v for v in manifest["vectors"] if v["id"] == VECTORS["tdx"][0])
     folder = vectors / vector["dir"]

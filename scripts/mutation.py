@@ -54,7 +54,7 @@ SCOPE: list[tuple[str, frozenset[str] | None]] = [
     ("verifier/tee/nitro/*.py", None),
     ("verifier/tee/sevsnp/*.py", None),
     ("verifier/tee/tdx/*.py", None),
-    ("verifier/appraisal/*.py", None),  # includes binding.py
+    ("verifier/appraisal/*.py", None),  # includes binding.py and the scheme registry (scheme.py, registry.py)
     ("verifier/storage/challenges.py", None),
     (
         "verifier/transport/grpc/admin_auth.py",
@@ -73,6 +73,9 @@ SCOPE: list[tuple[str, frozenset[str] | None]] = [
     ("verifier/client/claim_checks.py", None),
     ("verifier/broker/release.py", None),
     ("verifier/collateral/ordering.py", None),
+    ("verifier/collateral/pcs_items.py", None),
+    ("verifier/collateral/signed_json.py", None),
+    ("verifier/collateral/kds_keys.py", None),
     ("verifier/collateral/cache.py", frozenset({"CachedSource._is_rejected", "CachedSource._due"})),
     ("verifier/collateral/cache_rules.py", frozenset({"valid", "older", "newest", "due"})),
 ]

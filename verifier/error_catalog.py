@@ -310,7 +310,7 @@ _CODES: dict[str, CodeInfo] = {
     "COLLATERAL_VENDOR_UNAVAILABLE": _UNAVAILABLE,  # built dynamically: collateral.breaker.UNAVAILABLE_CODE (open)
     "DATABASE_BUSY": _UNAVAILABLE,
     "DATABASE_FULL": _UNAVAILABLE,  # built dynamically: storage.db_faults.classify
-    "DATABASE_NOT_MIGRATED": _UNAVAILABLE,  # built dynamically: storage.db_faults (engine.check, classify)
+    "DATABASE_NOT_MIGRATED": _UNAVAILABLE,  # built dynamically: storage.db_faults (migrate.check, classify)
     "DATABASE_READ_ONLY": _UNAVAILABLE,  # built dynamically: storage.db_faults.classify
     "DATABASE_UNAVAILABLE": _UNAVAILABLE,  # built dynamically: storage.db_faults.classify
     # INTERNAL too: the client's ClientError of status UNKNOWN when GetSigningKeys returns no JSON object

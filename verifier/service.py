@@ -25,6 +25,8 @@ from .appraisal.model import (
     combine,
 )
 from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
+from .appraisal.registry import get_scheme
+from .appraisal.scheme import Scheme, Verified
 from .background import BestEffortWorker
 from .challenges import Challenge, ChallengeStore, ConsumeOutcome
 from .clock import Clock
@@ -38,8 +40,6 @@ from .results.cnf import runtime_key_jwk
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
 from .tee.base import VerifyContext
-from .tee.registry import get_scheme
-from .tee.scheme import Scheme, Verified
 from .trust.anchors import TrustAnchors
 from .workloads.matching import Candidate, select
 from .workloads.model import WorkloadCatalog, WorkloadVersion, group_versions
@@ -133,7 +133,7 @@ class VerifierService:
     collateral_source: CollateralSource = field(default_factory=OfflineSource)
     # Vendor revocation lists are checked unless explicitly turned off (fail closed; policy decides when absent).
     check_crl: bool = True
-    # After an appraisal is recorded its evidence is kept here (bounded) for `reference_values.impact`.
+    # After an appraisal is recorded its evidence is kept here (bounded) for `verifier.impact`.
     kept: EvidenceKeeper | None = None
     # Reads the reference-set version (one row) for the token and the audit log; None: not reported.
     reference_set_version: Callable[[], int] | None = None

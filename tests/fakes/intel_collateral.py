@@ -33,7 +33,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
-from verifier.tee.tdx.pcs import envelope, next_update, pck_crl_key, qe_identity_key, root_ca_crl_key, tcb_info_key
+from verifier.collateral.pcs_items import (
+    envelope,
+    next_update,
+    pck_crl_key,
+    qe_identity_key,
+    root_ca_crl_key,
+    tcb_info_key,
+)
 
 DAY = datetime.timedelta(days=1)
 ZERO_MRSIGNER = "00" * 48

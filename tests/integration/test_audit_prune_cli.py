@@ -176,7 +176,7 @@ def test_0007_adds_audit_prune_to_a_database_at_0006(database_url: str) -> None:
     try:
         record(database, 3)
         migrate.upgrade(database_url)
-        database.check()
+        migrate.check(database)
         assert audit.verify_chain(database).ok and audit.verify_chain(database).pruned == 0
         with database.session() as session:
             session.add(

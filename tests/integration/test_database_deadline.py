@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tests.fakes.tcp_proxy import TcpProxy
 from verifier.errors import UnavailableError
+from verifier.storage import migrate
 from verifier.storage.engine import Database, normalize_url
 from verifier.storage.migrate import upgrade
 
@@ -86,7 +87,7 @@ def test_work_fails_fast_while_down_and_resumes_when_it_answers(proxied: tuple[T
     started = time.monotonic()
     while True:  # what the readiness task does every second
         try:
-            database.check()
+            migrate.check(database)
             break
         except UnavailableError:
             assert time.monotonic() - started < 10, "the database never came back"
@@ -98,12 +99,12 @@ def test_work_fails_fast_while_down_and_resumes_when_it_answers(proxied: tuple[T
 
 def test_the_readiness_check_is_bounded_even_with_the_pool_exhausted(proxied: tuple[TcpProxy, Database]) -> None:
     proxy, database = proxied
-    database.check()
+    migrate.check(database)
     proxy.silent()
     stuck = [threading.Thread(target=lambda: _within(20, lambda: _select(database)), daemon=True) for _ in range(12)]
     for thread in stuck:
         thread.start()
-    elapsed, outcome = _within(20, database.check)
+    elapsed, outcome = _within(20, lambda: migrate.check(database))
     assert isinstance(outcome, UnavailableError), outcome
     assert elapsed < 4
     for thread in stuck:
@@ -120,7 +121,7 @@ def test_a_failed_readiness_check_severs_the_work_still_waiting(postgres_schema_
         database = Database(url, deadline_s=30, connect_timeout_s=2)
         try:
             assert _select(database) == 1
-            database.check()
+            migrate.check(database)
             proxy.silent()
             outcome: list[float] = []
 
@@ -134,7 +135,7 @@ def test_a_failed_readiness_check_severs_the_work_still_waiting(postgres_schema_
             worker = threading.Thread(target=stuck, daemon=True)
             worker.start()
             time.sleep(0.3)
-            _within(20, database.check)
+            _within(20, lambda: migrate.check(database))
             worker.join(10)
             assert outcome and outcome[0] < 8, outcome
         finally:

@@ -34,7 +34,7 @@ from verifier.clock import FixedClock
 from verifier.errors import UnavailableError
 from verifier.service import AppraisalRequest
 from verifier.settings import Settings
-from verifier.storage import audit
+from verifier.storage import audit, migrate
 from verifier.storage.engine import Database, normalize_url
 from verifier.storage.migrate import upgrade
 from verifier.transport.grpc.server import VerifierServer
@@ -304,7 +304,7 @@ def test_postgres_connect_timeout_on_a_silent_server() -> None:
 
     def call() -> None:
         try:
-            database.check()
+            migrate.check(database)
             outcome.append(None)
         except BaseException as error:
             outcome.append(error)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from tests.fakes.amd_pki import FakeAmdPki
 from tests.fakes.aws_pki import FakeAwsPki
 from tests.service_helpers import SettableClock
-from verifier.reference_values.impact import ImpactRow, impact, impact_by_workload, impact_report, workload_report
+from verifier.impact import ImpactRow, impact, impact_by_workload, impact_report, workload_report
 from verifier.reference_values.model import ReferenceValue
 from verifier.results.keys import ephemeral_key
 from verifier.results.signer import ResultSigner

@@ -55,7 +55,7 @@ def test_upgrade_compare_downgrade_upgrade(database_url: str) -> None:
     assert migrate.current(database_url) == migrate.head()
     database = Database(database_url)
     try:
-        database.check()
+        migrate.check(database)
         assert _tables(database) == TABLES
         assert _diff(database) == []
 
@@ -63,12 +63,12 @@ def test_upgrade_compare_downgrade_upgrade(database_url: str) -> None:
         assert migrate.current(database_url) is None
         assert _tables(database) == set()
         with pytest.raises(UnavailableError) as info:
-            database.check()
+            migrate.check(database)
         assert info.value.code == "DATABASE_NOT_MIGRATED"
 
         migrate.upgrade(database_url)
         assert _diff(database) == []
-        database.check()
+        migrate.check(database)
     finally:
         database.dispose()
 

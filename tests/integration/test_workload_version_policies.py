@@ -23,13 +23,13 @@ from tests.service_helpers import Harness, make_harness
 from verifier.appraisal.model import Tier
 from verifier.appraisal.policy import PolicySet, policy_sha256
 from verifier.errors import NotFoundError, RequestError
-from verifier.reference_values.manifest import load_manifest_file
-from verifier.reference_values.manifest_model import ManifestEntry
 from verifier.service import AppraisalRequest
 from verifier.storage.audit import reference_set_version
 from verifier.storage.engine import Database
 from verifier.storage.policies import SqlPolicies
 from verifier.storage.workloads import SqlWorkloads
+from verifier.workloads.manifest import load_manifest_file
+from verifier.workloads.manifest_model import ManifestEntry
 
 DAY = dt.timedelta(days=1)
 

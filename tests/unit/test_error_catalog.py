@@ -18,13 +18,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from verifier.appraisal import registry
 from verifier.appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, NOT_RECOGNIZED, Claim
 from verifier.client.sync import ClientError
 from verifier.error_catalog import CATALOG, CodeInfo, code_info
 from verifier.errors import ErrorKind, EvidenceError, VerifierError
 from verifier.service import _evidence_finding
 from verifier.storage.db_faults import MESSAGES as DATABASE_FAULTS
-from verifier.tee import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "verifier"
@@ -37,7 +37,7 @@ SKIPPED = ("verifier/v1/", "verifier/migrations/")  # generated stubs; frozen mi
 PASS_THROUGH: dict[tuple[str, str], frozenset[str]] = {
     ("verifier/client/sync.py", "code"): frozenset(),  # ClientError: the server's code (or gRPC status name)
     ("verifier/collateral/cache.py", "failed[1].code"): frozenset(),  # the stored CollateralUnavailableError
-    ("verifier/reference_values/manifest.py", "exc.code"): frozenset(),  # normalize_value's RequestError
+    ("verifier/workloads/manifest.py", "exc.code"): frozenset(),  # normalize_value's RequestError
     ("verifier/service.py", "verified.incomplete"): frozenset(),  # the verifier's CollateralUnavailableError
     ("verifier/tee/sevsnp/evidence.py", "exc.code"): frozenset(),  # CollateralUnavailableError, said as incomplete
     ("verifier/storage/engine.py", "code"): frozenset(DATABASE_FAULTS),  # the fail-fast state's last fault

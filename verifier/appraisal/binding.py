@@ -26,7 +26,7 @@ def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) ->
 
 
 class BindingRule(Protocol):
-    """How one scheme's evidence binds a nonce and the workload's runtime data (`verifier.tee.scheme`)."""
+    """How one scheme's evidence binds a nonce and the workload's runtime data (`verifier.appraisal.scheme`)."""
 
     def check(
         self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
@@ -139,33 +139,24 @@ class ReportDataBinding:
 
 
 def check_binding(
-    rule: BindingRule | str, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
+    rule: BindingRule, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes | None, mode: str
 ) -> list[Finding]:
     """Findings for a nonce / runtime-data binding that does not hold (empty when it holds or nothing is asked).
-    `rule`: the scheme's rule, or an evidence kind name (its scheme's rule; RequestError EVIDENCE_KIND_UNSUPPORTED
-    for an unknown kind)."""
+    `rule`: the scheme's rule (`Scheme.binding`; the caller looks the scheme up, this module knows no registry). The
+    built-in rules never raise: a binding that does not hold is a finding."""
     if nonce is None and runtime_data is None:
         return []
-    return _rule(rule).check(claims, nonce, runtime_data, mode)
+    return rule.check(claims, nonce, runtime_data, mode)
 
 
 def key_is_bound(
-    rule: BindingRule | str, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str
+    rule: BindingRule, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str
 ) -> bool:
-    """Whether the signed evidence itself covers `runtime_data` under `rule` (`BindingRule.covers_key`); `rule` as
-    for `check_binding`."""
+    """Whether the signed evidence itself covers `runtime_data` under `rule` (`BindingRule.covers_key`); False for
+    empty runtime data. `rule` as for `check_binding` (the built-in rules never raise)."""
     if not runtime_data:
         return False
-    return _rule(rule).covers_key(claims, nonce, runtime_data, mode)
-
-
-def _rule(rule: BindingRule | str) -> BindingRule:
-    if not isinstance(rule, str):
-        return rule
-    # The registry lists the appraisers, which import this module: looked up when asked by name, not on import.
-    from ..tee.registry import get_scheme
-
-    return get_scheme(rule).binding
+    return rule.covers_key(claims, nonce, runtime_data, mode)
 
 
 def _finding(code: str, message: str, expected: str, actual: str) -> Finding:

@@ -23,7 +23,7 @@ ZERO_PCR = "00" * 48
 def appraise(
     verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """The scheme's appraiser (verifier/tee/registry.py): the baseline trust vector, the findings and the reference
+    """The scheme's appraiser (appraisal/registry.py): the baseline trust vector, the findings and the reference
     values that matched, for the verified document's PCRs (aws-nitro-enclaves-nsm-api attestation_process.md
     section 3.1) and debug mode. Evidence that failed verification or lacks its parsed document is never affirmed:
     an empty baseline and NITRO_NOT_APPRAISABLE. Never raises for a document `parse` returned."""

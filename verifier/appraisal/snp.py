@@ -57,7 +57,7 @@ Appraised = tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]
 def appraise(
     verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
 ) -> Appraised:
-    """The scheme's appraiser (verifier/tee/registry.py): (baseline, findings, matched reference values) for the
+    """The scheme's appraiser (verifier/appraisal/registry.py): (baseline, findings, matched reference values) for the
     verified report `verified.parsed` and its `SnpFacts` under `policy` at the appraisal time `at` (module
     docstring). Never raises for evidence values; a result without an AttestationReport and SnpFacts, or with a
     failure or `incomplete`, is one contraindicated SNP_EVIDENCE_UNVERIFIED finding and nothing affirmed."""

@@ -38,7 +38,7 @@ NO_CLAIM = 0  # AR4SI: the finding informs and changes no trustworthiness claim
 def appraise(
     verified: VerifiedEvidence, policy: Policy, references: Sequence[ReferenceValue], at: dt.datetime
 ) -> tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]:
-    """The scheme's appraiser (verifier/tee/registry.py): (baseline, findings, matched reference values) of a
+    """The scheme's appraiser (verifier/appraisal/registry.py): (baseline, findings, matched reference values) of a
     verified TDX quote (`verified.parsed`, tee/tdx/quote.py) and its `TdxFacts` (`verified.facts`,
     tee/tdx/facts.py) under `policy` at `at`: TCB status and collateral (Intel PCS v4 "TDX TCB Info"),
     TD_ATTRIBUTES, MRSEAM, trailing data and reference values (module docstring). Evidence that failed

@@ -36,7 +36,7 @@ from ..results.signed_note import (
     write_signer,
 )
 from ..settings import Settings
-from ..storage import audit
+from ..storage import audit, migrate
 from ..storage.engine import Database
 from .common import EXIT_CONTRAINDICATED, UsageError, add_db_flag, eprint, print_json, settings_for
 
@@ -108,7 +108,7 @@ def _positive(text: str) -> int:
 def _database(args: argparse.Namespace, base: Settings) -> Database:
     db = open_database(settings_for(args, base))
     try:
-        db.check()
+        migrate.check(db)
     except BaseException:
         db.dispose()
         raise

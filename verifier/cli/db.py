@@ -124,7 +124,7 @@ def _prune(args: argparse.Namespace, base: Settings) -> int:
     note = _checkpoint_note(args.audit_checkpoint, verifiers) if args.audit_checkpoint is not None else None
     db = open_database(settings_for(args, base))
     try:
-        db.check()
+        migrate.check(db)
         counts = prune(
             db, now=now, before=before, appraisals_before=None if days is None else now - dt.timedelta(days=days)
         )

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from ..reference_values.model import ReferenceValue
-from ..reference_values.plan import Plan
+from ..workloads.plan import Plan
 
 
 def candidate_set(plan: Plan, active: Sequence[ReferenceValue], now: dt.datetime) -> list[ReferenceValue]:

@@ -12,6 +12,7 @@ from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
 from ..settings import Settings, add_flags
+from ..storage import migrate
 from ..storage.engine import Database
 from ..storage.policies import MAX_BODY_BYTES, SqlPolicies
 from .common import UsageError, add_db_flag, print_json, settings_for
@@ -46,7 +47,7 @@ def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, PolicySet
     settings = settings_for(args, base).with_overrides(policy_file=args.policy_file)
     db = open_database(settings)
     try:
-        db.check()
+        migrate.check(db)
         return db, build_policies(settings, db)
     except BaseException:
         db.dispose()

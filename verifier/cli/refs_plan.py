@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from ..bootstrap import build_policies
 from ..clock import SystemClock
 from ..errors import RequestError
-from ..reference_values.manifest import load_manifest_file
-from ..reference_values.manifest_model import Manifest
 from ..reference_values.model import ReferenceValue
-from ..reference_values.plan import Plan
 from ..settings import Settings
 from ..storage.engine import Database
 from ..storage.workloads import SqlWorkloads
+from ..workloads.manifest import load_manifest_file
+from ..workloads.manifest_model import Manifest
 from ..workloads.model import WorkloadMeta
+from ..workloads.plan import Plan
 from .common import print_json, settings_for
 from .refs_values import _store, cli_actor
 

@@ -14,13 +14,14 @@ from ..auth import current_actor
 from ..bootstrap import open_database
 from ..clock import SystemClock, to_rfc3339
 from ..reference_values.kinds import normalize_value
-from ..reference_values.manifest import load_manifest
-from ..reference_values.manifest_model import ManifestEntry
 from ..reference_values.model import Reapproval, ReferenceValue, State, ValueRevocation
 from ..settings import Settings
+from ..storage import migrate
 from ..storage.engine import Database
 from ..storage.reference_values import SqlReferenceValueStore
 from ..storage.workloads import SqlWorkloads
+from ..workloads.manifest import load_manifest
+from ..workloads.manifest_model import ManifestEntry
 from .common import UsageError, print_json, settings_for
 
 
@@ -31,7 +32,7 @@ def cli_actor() -> str:
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlReferenceValueStore]:
     db = open_database(settings_for(args, base))
-    db.check()
+    migrate.check(db)
     return db, SqlReferenceValueStore(db)
 
 

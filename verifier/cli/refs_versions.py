@@ -9,12 +9,12 @@ from typing import Any
 
 from ..clock import SystemClock
 from ..reference_values.kinds import normalize_value
-from ..reference_values.manifest import load_manifest_file
-from ..reference_values.manifest_model import ManifestEntry
-from ..reference_values.manifest_writer import add_version, entry_json, version_from_entries, version_json
 from ..settings import Settings
 from ..storage.reference_values import SqlReferenceValueStore
 from ..storage.workloads import SqlWorkloads
+from ..workloads.manifest import load_manifest_file
+from ..workloads.manifest_model import ManifestEntry
+from ..workloads.manifest_writer import add_version, entry_json, version_from_entries, version_json
 from .common import UsageError, print_json
 from .refs_values import _entry_from_args, _store, cli_actor
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..bootstrap import build_app
 from ..settings import Settings, add_flags, apply_flags, flag_names
+from ..storage import migrate
 from ..transport.grpc.server import serve
 from .common import UsageError
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     settings = apply_flags(base, args, serve_settings())
     components = build_app(settings, background_writes=True)  # kept evidence off the answer's path
     try:
-        components.database.check()
+        migrate.check(components.database)
         asyncio.run(serve(components, port_file=args.port_file))
     finally:
         components.close()

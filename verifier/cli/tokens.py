@@ -13,6 +13,7 @@ from ..auth import ROLES, current_actor
 from ..bootstrap import open_database
 from ..clock import SystemClock, to_rfc3339
 from ..settings import Settings
+from ..storage import migrate
 from ..storage.admin_tokens import SqlAdminTokens, TokenInfo
 from ..storage.engine import Database
 from .common import add_db_flag, eprint, print_json, settings_for
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
 
 def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlAdminTokens]:
     db = open_database(settings_for(args, base))
-    db.check()
+    migrate.check(db)
     return db, SqlAdminTokens(db)
 
 

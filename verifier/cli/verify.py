@@ -7,15 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..appraisal.detect import detect_tee
 from ..appraisal.model import Tier
+from ..appraisal.registry import tee_names
 from ..bootstrap import build_app
 from ..clock import FixedClock, SystemClock, to_rfc3339
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..service import MAX_COLLATERAL_BYTES, MAX_EVIDENCE_BYTES, AppraisalRequest, AppraisalResult
 from ..settings import Settings, add_flags, apply_flags
-from ..tee.detect import detect_tee
-from ..tee.registry import tee_names
+from ..storage import migrate
 from .common import (
     EXIT_AFFIRMING,
     EXIT_CONTRAINDICATED,
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     # `--policy` here is the operator's choice for this appraisal (the server applies workload policies).
     components.service.operator_policy = True
     try:
-        components.database.check()
+        migrate.check(components.database)
         result = components.service.appraise(
             AppraisalRequest(
                 tee=tee,

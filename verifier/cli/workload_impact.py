@@ -1,6 +1,6 @@
 """`verifier refs plan --impact`: re-appraise the kept evidence under today's workloads and under the candidate
 ones (the plan's values, the manifests' TEE and policy), and report per workload which evidence starts or stops
-matching (verifier.reference_values.impact)."""
+matching (verifier.impact)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..bootstrap import build_app
-from ..reference_values.impact import ImpactRow, impact, impact_by_workload, workload_report
-from ..reference_values.manifest_model import Manifest
+from ..impact import ImpactRow, impact, impact_by_workload, workload_report
 from ..reference_values.model import ReferenceValue
-from ..reference_values.plan import Plan
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..settings import Settings
 from ..storage.kept_evidence import SqlKeptEvidence
+from ..workloads.manifest_model import Manifest
 from ..workloads.model import WorkloadMeta
+from ..workloads.plan import Plan
 from .common import print_json
 from .impact import candidate_set
 

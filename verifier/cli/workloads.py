@@ -13,17 +13,18 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from ..appraisal.registry import tee_names
 from ..auth import current_actor
 from ..bootstrap import build_policies, open_database
 from ..clock import SystemClock, to_rfc3339
 from ..errors import RequestError
 from ..reference_values.kinds import normalize_value
-from ..reference_values.manifest_model import ManifestEntry
 from ..settings import Settings, add_flags
+from ..storage import migrate
 from ..storage.engine import Database
 from ..storage.workload_records import StoredVersion, WorkloadRecord
 from ..storage.workloads import SqlWorkloads
-from ..tee.registry import tee_names
+from ..workloads.manifest_model import ManifestEntry
 from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
 from .refs_values import ref_json
 
@@ -116,7 +117,7 @@ def _policy_file(parser: argparse.ArgumentParser) -> None:
 def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlWorkloads]:
     db = open_database(settings_for(args, base))
     try:
-        db.check()
+        migrate.check(db)
     except BaseException:
         db.dispose()
         raise

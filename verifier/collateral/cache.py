@@ -56,9 +56,8 @@ import time
 from functools import partial
 
 from ..clock import Clock, SystemClock
-from ..storage.collateral import SqlCollateralCache
 from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
-from .cache_db import DatabaseTier
+from .cache_db import CollateralTable, DatabaseTier
 from .cache_flights import BUSY_RETRY_AFTER as BUSY_RETRY_AFTER
 from .cache_flights import Flights
 from .cache_memory import MemoryTier
@@ -90,7 +89,7 @@ class CachedSource:
     def __init__(
         self,
         inner: CollateralSource,
-        cache: SqlCollateralCache | None,
+        cache: CollateralTable | None,
         *,
         max_memory_items: int = 1024,
         refresh: dt.timedelta = DEFAULT_REFRESH,
@@ -104,8 +103,10 @@ class CachedSource:
         fetch_queue: int = DEFAULT_FETCH_QUEUE,
         fetch_wait: float = DEFAULT_FETCH_WAIT,
     ) -> None:
-        """Raises ValueError for a negative duration, `fetch_workers` < 1, `fetch_queue` < 0 or `fetch_wait` <= 0.
-        Starts no thread (the pool starts its workers on the first miss)."""
+        """`cache`: the replicas' shared table (`cache_db.CollateralTable`; the composition root injects
+        storage.collateral.SqlCollateralCache), None for no shared cache. Raises ValueError for a negative
+        duration, `fetch_workers` < 1, `fetch_queue` < 0 or `fetch_wait` <= 0. Starts no thread (the pool starts
+        its workers on the first miss)."""
         if refresh < dt.timedelta(0) or retry_backoff < dt.timedelta(0):
             raise ValueError("refresh and retry_backoff must not be negative")
         if max_age <= dt.timedelta(0) or reject_backoff < dt.timedelta(0) or reject_backoff_max < reject_backoff:

@@ -6,7 +6,7 @@
   (incremented by each TCB recovery), then issueDate.
 - Certificates (`amd.vcek`, `amd.cert_chain`) have no order here: `version_of` answers None.
 
-Intel items are stored as the JSON envelope of `verifier.tee.tdx.pcs` ({"body": JSON text or hex DER CRL,
+Intel items are stored as the JSON envelope of `verifier.collateral.pcs_items` ({"body": JSON text or hex DER CRL,
 "issuer_chain": PEM}); it is read here directly so ordering needs no TDX code. Nothing is verified: the order of
 unverified bytes only decides what a cache keeps, never what is trusted.
 """

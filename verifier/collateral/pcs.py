@@ -1,6 +1,6 @@
 """Intel PCS v4 (Intel Trusted Services API, "Provisioning Certification Service for ECDSA Attestation") and PCCS
 client: a `CollateralSource` for TDX collateral (the HTTP side; keys and the item envelope are
-`verifier.tee.tdx.pcs`).
+`verifier.collateral.pcs_items`).
 
     GET {base}/tdx/certification/v4/tcb?fmspc=<FMSPC>   TCB info JSON, header TCB-Info-Issuer-Chain
     GET {base}/tdx/certification/v4/qe/identity          TD_QE identity JSON, header SGX-Enclave-Identity-Issuer-Chain
@@ -8,7 +8,7 @@ client: a `CollateralSource` for TDX collateral (the HTTP side; keys and the ite
     GET {root_ca_crl_url}   Intel SGX Root CA CRL (DER; a PCCS /sgx/certification/v4/rootcacrl answers hex)
 
 Issuer chains are URL-encoded PEM. A PCCS serves the same paths under its own base URL. Item data is the JSON envelope
-of `verifier.tee.tdx.pcs.envelope`; nothing is verified here (verifier.tee.tdx.collateral does), responses only
+of `verifier.collateral.pcs_items.envelope`; nothing is verified here (verifier.tee.tdx.collateral does), responses only
 have to parse.
 """
 
@@ -20,8 +20,9 @@ import urllib.parse
 from collections.abc import Callable
 from email.message import Message
 
-from ..tee.tdx.pcs import (
-    CAS,
+from .base import CollateralItem, CollateralKey, CollateralUnavailableError
+from .http import HttpClient, check_base_url
+from .pcs_items import (
     KIND_PCK_CRL,
     KIND_QE_IDENTITY,
     KIND_ROOT_CA_CRL,
@@ -29,27 +30,8 @@ from ..tee.tdx.pcs import (
     envelope,
     next_update,
     pck_crl_key,
-    qe_identity_key,
-    root_ca_crl_key,
     tcb_info_key,
 )
-from .base import CollateralItem, CollateralKey, CollateralUnavailableError
-from .http import HttpClient, check_base_url
-
-__all__ = [
-    "CAS",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_ROOT_CA_CRL_URL",
-    "KIND_PCK_CRL",
-    "KIND_QE_IDENTITY",
-    "KIND_ROOT_CA_CRL",
-    "KIND_TCB_INFO",
-    "IntelPcs",
-    "pck_crl_key",
-    "qe_identity_key",
-    "root_ca_crl_key",
-    "tcb_info_key",
-]
 
 DEFAULT_BASE_URL = "https://api.trustedservices.intel.com"
 DEFAULT_ROOT_CA_CRL_URL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"

@@ -1,5 +1,5 @@
 """Kept evidence (the domain side): one recently appraised item as impact analysis re-appraises it, and the
-`KeptEvidenceReader` port `verifier.reference_values.impact` reads them through
+`KeptEvidenceReader` port `verifier.impact` reads them through
 (`verifier.storage.kept_evidence.SqlKeptEvidence` implements it; the caller passes it in). The service writes
 through its own port, `verifier.service.EvidenceKeeper`."""
 

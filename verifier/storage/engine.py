@@ -1,6 +1,6 @@
 """Database connection: URL normalization, engine set-up, transactional sessions and error translation.
 
-Every database availability error leaving `Database.session()`, `Database.run()` or `Database.check()` becomes a
+Every database availability error leaving `Database.session()`, `Database.run()` or `Database.probe()` becomes a
 retryable `UnavailableError` with a stable code (DATABASE_UNAVAILABLE, DATABASE_READ_ONLY, DATABASE_BUSY,
 DATABASE_FULL, DATABASE_NOT_MIGRATED, see `db_faults`) and a generic message that never names the database host,
 database, user, password or file; the driver's text goes to the log only.
@@ -9,7 +9,8 @@ Every wait is bounded: connecting (PostgreSQL `connect_timeout`), each statement
 wait (`lock_timeout`; SQLite `busy_timeout`), a connection-pool checkout (`pool_timeout`, bounded pool) and, on
 PostgreSQL, each whole unit of work on the client side (`deadline_s`; a server that does not answer at all cannot
 hold a thread longer, see `deadline`). While the database is known to be down, units of work fail at once
-(`deadline.FailFast`); `check()` (readiness) uses its own one-connection pool so a full main pool cannot hide a
+(`deadline.FailFast`); `probe()` (the readiness check, `migrate.check`, which adds the schema revision: migrate
+imports this module, never the other way round) uses its own one-connection pool so a full main pool cannot hide a
 dead database from it, and closes the fail-fast state again when it passes.
 """
 
@@ -20,14 +21,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigError, UnavailableError
 from .db_faults import (
     DATABASE_BUSY,
-    DATABASE_NOT_MIGRATED,
     DATABASE_UNAVAILABLE,
     MESSAGES,
     classify,
@@ -320,23 +320,13 @@ class Database:
                     session.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def check(self) -> None:
-        """Raise `UnavailableError` unless the database answers and is migrated to the head revision. Runs even
-        while units of work fail fast, on its own connection, within `CHECK_DEADLINE_S` on PostgreSQL; passing
-        ends the fail-fast state, DATABASE_UNAVAILABLE starts it."""
-        from .migrate import current_revision, head
-
+    def probe(self, read: Callable[[Connection], T]) -> T:
+        """`read` on a connection of the readiness check (`migrate.check`: the database answers and is at the head
+        revision): runs even while units of work fail fast, on its own connection, within `CHECK_DEADLINE_S` on
+        PostgreSQL; passing ends the fail-fast state, DATABASE_UNAVAILABLE starts it. Raises `UnavailableError`."""
         deadline = CHECK_DEADLINE_S if self._deadline_s > 0 else 0.0
         with self._unit(deadline, admit=False), (self.probe_engine or self.engine).connect() as connection:
-            revision = current_revision(connection)
-        expected = head()
-        if revision != expected:
-            log.warning("database %s: at revision %s, expected %s", self._redacted, revision, expected)
-            raise UnavailableError(
-                DATABASE_NOT_MIGRATED,
-                f"the database is at schema revision {revision or 'none'}, expected {expected}; "
-                "run `verifier db upgrade`",
-            )
+            return read(connection)
 
     def dispose(self) -> None:
         self.engine.dispose()

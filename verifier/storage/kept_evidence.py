@@ -1,5 +1,5 @@
 """Recently appraised evidence, kept (bounded) so that a candidate reference-value change can be re-appraised
-against real traffic before it is applied (`verifier.reference_values.impact`).
+against real traffic before it is applied (`verifier.impact`).
 
 Retention: at most `max_rows` rows and nothing older than `max_days`; `prune` enforces both and runs on the first
 `keep` of a process and then every `prune_every` keeps. `max_rows == 0` disables keeping.

@@ -2,11 +2,13 @@
 
 The migrations are package data (`verifier/migrations/`: env.py, script.py.mako, versions/), so an installed wheel
 runs `verifier db upgrade` without the source tree. The server never migrates implicitly: operators run
-`verifier db upgrade`.
+`verifier db upgrade`; `check` (the readiness check of the server and the CLI) refuses a database at any other
+revision than the head.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +18,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from ..errors import UnavailableError
+from .db_faults import DATABASE_NOT_MIGRATED
 from .engine import Database
+
+# The readiness check's warning keeps the logger it had while it lived in `Database.check` (engine.py).
+log = logging.getLogger("verifier.storage.engine")
 
 # verifier/migrations/, beside this package (in the source tree and in site-packages alike)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -43,6 +50,20 @@ def head() -> str:
 def current_revision(connection: Connection) -> str | None:
     """The revision recorded on `connection`'s database (None when never migrated)."""
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def check(db: Database) -> None:
+    """Raise `UnavailableError` unless `db` answers and is migrated to the head revision: DATABASE_NOT_MIGRATED
+    for any other revision (or none), else `Database.probe`'s errors (it runs even while units of work fail fast,
+    on its own connection; passing ends the fail-fast state, DATABASE_UNAVAILABLE starts it)."""
+    revision = db.probe(current_revision)
+    expected = head()
+    if revision != expected:
+        log.warning("database %s: at revision %s, expected %s", db.redacted_url, revision, expected)
+        raise UnavailableError(
+            DATABASE_NOT_MIGRATED,
+            f"the database is at schema revision {revision or 'none'}, expected {expected}; run `verifier db upgrade`",
+        )
 
 
 def current(url: str) -> str | None:

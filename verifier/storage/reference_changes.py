@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest_model import ManifestEntry
 from ..reference_values.model import ReferenceValue, ValueRevocation
+from ..workloads.manifest_model import ManifestEntry
 from . import audit
 from .reference_rows import (
     MAX_LABEL,

@@ -12,8 +12,8 @@ from sqlalchemy import ColumnElement, and_, exists, not_, or_
 
 from ..clock import to_rfc3339
 from ..errors import RequestError
-from ..reference_values.manifest_model import ManifestEntry
 from ..reference_values.model import ReferenceValue, State, ValueRevocation
+from ..workloads.manifest_model import ManifestEntry
 from .tables import ReferenceValueRow, RevokedValueRow
 from .text import storable, storable_optional
 

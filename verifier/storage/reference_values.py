@@ -27,9 +27,9 @@ from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest_model import Manifest, ManifestEntry
 from ..reference_values.model import Reapproval, ReferenceValue, State, ValueRevocation
-from ..reference_values.plan import Plan, compute_plan
+from ..workloads.manifest_model import Manifest, ManifestEntry
+from ..workloads.plan import Plan, compute_plan
 from . import audit
 from .audit import AuditEntry
 from .engine import Database

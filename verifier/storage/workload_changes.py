@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..appraisal.policy import policy_sha256, policy_to_json
 from ..errors import RequestError
-from ..reference_values.manifest_model import inline_policy_name
+from ..workloads.manifest_model import inline_policy_name
 from . import audit
 from .policies import parse_policy_body
 from .tables import PolicyRow, WorkloadRow, WorkloadVersionPolicyRow, new_id

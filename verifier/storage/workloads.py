@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from ..clock import to_rfc3339
 from ..errors import NotFoundError, RequestError
-from ..reference_values.manifest_model import ManifestEntry
 from ..reference_values.model import ReferenceValue
+from ..workloads.manifest_model import ManifestEntry
 from ..workloads.model import UNVERSIONED, WorkloadMeta
 from . import audit
 from .audit import AuditEntry

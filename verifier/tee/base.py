@@ -92,11 +92,16 @@ def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
 
 
 class TeeVerifier(Protocol):
-    """A TEE package's verifier (the `SchemeVerifier` of verifier/tee/scheme.py)."""
+    """A TEE package's verifier, steps 2-6 of one evidence kind (parse, collateral, chains, signature; no policy):
+    what each scheme of `verifier.appraisal.registry` pairs with its appraiser (`Scheme.verifier`)."""
 
     tee: str
 
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
-        """Steps 2-6 for `evidence` at `ctx.at`; failures and missing collateral are said in the result (see
-        `VerifiedEvidence`), never raised."""
+        """Steps 2-6 for `evidence` at `ctx.at`. Never raises for bad evidence or missing collateral: a parse or
+        verification failure is `failure`, unavailable collateral is `incomplete` (see `VerifiedEvidence`)."""
         ...
+
+
+# The name the scheme protocol (verifier/appraisal/scheme.py) gives the verifier seam.
+SchemeVerifier = TeeVerifier

@@ -1,5 +1,5 @@
 """What each built-in TEE's evidence looks like from its first bytes: the detectors the registry gives each
-scheme (`verifier.tee.detect` asks them). No imports: tee/<kind>/ parsers stay the authority on the format."""
+scheme (`verifier.appraisal.detect` asks them). No imports: tee/<kind>/ parsers stay the authority on the format."""
 
 from __future__ import annotations
 

@@ -21,9 +21,10 @@ from tests.unit.appraisal.test_snp_appraise_seam import (
     with_facts,
     with_report,
 )
-from verifier.appraisal.binding import check_binding, expected_report_data
+from verifier.appraisal.binding import BindingRule, check_binding, expected_report_data
 from verifier.appraisal.model import Claim, Finding, Tier, combine
 from verifier.appraisal.policy import Policy, PolicySet, SnpRules
+from verifier.appraisal.registry import get_scheme
 from verifier.appraisal.snp import appraise
 from verifier.errors import ConfigError, RequestError
 from verifier.reference_values.model import ReferenceValue
@@ -31,6 +32,11 @@ from verifier.tee.sevsnp.tcb import Product, encode_tcb
 
 pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
 AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)  # the fake PKI's time
+
+
+def _rule(kind: str) -> BindingRule:
+    """The binding rule of evidence kind `kind`'s scheme, as the service passes it (`Scheme.binding`)."""
+    return get_scheme(kind).binding
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +149,12 @@ def test_report_data_binding_modes() -> None:
     nonce, key = b"n" * 32, b'{"kty":"EC"}'
     want = hashlib.sha512(nonce + key).hexdigest()
     assert expected_report_data(nonce, key, "sha512").hex() == want
-    assert check_binding("snp", {"report_data": want}, nonce, key, "sha512") == []
-    (bad,) = check_binding("snp", {"report_data": want}, nonce, b"other", "sha512")
+    assert check_binding(_rule("snp"), {"report_data": want}, nonce, key, "sha512") == []
+    (bad,) = check_binding(_rule("snp"), {"report_data": want}, nonce, b"other", "sha512")
     assert bad.code == "REPORT_DATA_MISMATCH" and bad.actual == want
     raw = nonce.hex() + "00" * 32
-    assert check_binding("tdx", {"report_data": raw}, nonce, None, "raw") == []
-    assert check_binding("snp", {"report_data": raw}, b"m" * 65, None, "raw")[0].code == "NONCE_MISMATCH"
+    assert check_binding(_rule("tdx"), {"report_data": raw}, nonce, None, "raw") == []
+    assert check_binding(_rule("snp"), {"report_data": raw}, b"m" * 65, None, "raw")[0].code == "NONCE_MISMATCH"
 
 
 def test_policy_file_tightens_and_rejects_typos(tmp_path: Path) -> None:
@@ -191,9 +197,11 @@ def test_policy_file_tightens_and_rejects_typos(tmp_path: Path) -> None:
 def test_runtime_data_binds_without_a_nonce_and_raw_mode_cannot_bind_it() -> None:
     key = b"der-spki"
     want = hashlib.sha512(key).hexdigest()
-    assert check_binding("snp", {"report_data": want}, None, key, "sha512") == []
-    assert check_binding("snp", {"report_data": "00" * 64}, None, key, "sha512")[0].code == "REPORT_DATA_MISMATCH"
-    codes = [f.code for f in check_binding("tdx", {"report_data": "00" * 64}, None, key, "raw")]
+    assert check_binding(_rule("snp"), {"report_data": want}, None, key, "sha512") == []
+    assert (
+        check_binding(_rule("snp"), {"report_data": "00" * 64}, None, key, "sha512")[0].code == "REPORT_DATA_MISMATCH"
+    )
+    codes = [f.code for f in check_binding(_rule("tdx"), {"report_data": "00" * 64}, None, key, "raw")]
     assert codes == ["RUNTIME_DATA_NOT_BOUND"]
-    assert check_binding("nitro", {"public_key": key.hex()}, None, key, "sha512") == []
-    assert check_binding("snp", {}, None, None, "sha512") == []
+    assert check_binding(_rule("nitro"), {"public_key": key.hex()}, None, key, "sha512") == []
+    assert check_binding(_rule("snp"), {}, None, None, "sha512") == []

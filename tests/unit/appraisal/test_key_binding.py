@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.fakes.amd_pki import FakeAmdPki
 from tests.service_helpers import make_harness
 from tests.unit.test_service_snp import files, service
-from verifier.appraisal.binding import check_binding, key_is_bound
+from verifier.appraisal.binding import BindingRule, check_binding, key_is_bound
 from verifier.appraisal.model import Tier
 from verifier.appraisal.policy import Policy, PolicySet, policy_sha256
+from verifier.appraisal.registry import get_scheme
 from verifier.client.results import ResultError, verify_result
 from verifier.errors import AccessDeniedError, RequestError
 from verifier.results.cnf import key_to_jwk
@@ -33,6 +34,11 @@ from verifier.storage.engine import Database
 from verifier.tee.sevsnp.tcb import Product
 
 RAW = Policy(policy_id="raw", report_data_binding="raw")
+
+
+def _rule(kind: str) -> BindingRule:
+    """The binding rule of evidence kind `kind`'s scheme, as the service passes it (`Scheme.binding`)."""
+    return get_scheme(kind).binding
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +129,8 @@ def test_nitro_cnf_is_the_document_public_key(db: Database) -> None:
 def test_check_binding_keeps_every_finding() -> None:
     nonce, key = b"n" * 32, b"k" * 65
     claims: dict[str, object] = {"report_data": nonce.ljust(64, b"\0").hex()}
-    assert [f.code for f in check_binding("snp", claims, nonce, key, "raw")] == ["RUNTIME_DATA_NOT_BOUND"]
-    assert [f.code for f in check_binding("tdx", {"report_data": "00" * 64}, nonce, key, "raw")] == [
+    assert [f.code for f in check_binding(_rule("snp"), claims, nonce, key, "raw")] == ["RUNTIME_DATA_NOT_BOUND"]
+    assert [f.code for f in check_binding(_rule("tdx"), {"report_data": "00" * 64}, nonce, key, "raw")] == [
         "RUNTIME_DATA_NOT_BOUND",
         "REPORT_DATA_MISMATCH",
     ]
@@ -133,13 +139,13 @@ def test_check_binding_keeps_every_finding() -> None:
 def test_key_is_bound_only_when_the_evidence_covers_it() -> None:
     nonce, key = b"n" * 32, b"k" * 65
     sha = {"report_data": hashlib.sha512(nonce + key).hexdigest()}
-    assert key_is_bound("snp", sha, nonce, key, "sha512")
-    assert not key_is_bound("snp", sha, nonce, b"x" + key, "sha512")
-    assert not key_is_bound("snp", sha, nonce, key, "raw")
-    assert not key_is_bound("tdx", {"report_data": nonce.ljust(64, b"\0").hex()}, nonce, key, "raw")
-    assert key_is_bound("nitro", {"public_key": key.hex()}, nonce, key, "raw")
-    assert not key_is_bound("nitro", {"public_key": ""}, nonce, key, "sha512")
-    assert not key_is_bound("snp", sha, nonce, b"", "sha512")
+    assert key_is_bound(_rule("snp"), sha, nonce, key, "sha512")
+    assert not key_is_bound(_rule("snp"), sha, nonce, b"x" + key, "sha512")
+    assert not key_is_bound(_rule("snp"), sha, nonce, key, "raw")
+    assert not key_is_bound(_rule("tdx"), {"report_data": nonce.ljust(64, b"\0").hex()}, nonce, key, "raw")
+    assert key_is_bound(_rule("nitro"), {"public_key": key.hex()}, nonce, key, "raw")
+    assert not key_is_bound(_rule("nitro"), {"public_key": ""}, nonce, key, "sha512")
+    assert not key_is_bound(_rule("snp"), sha, nonce, b"", "sha512")
 
 
 def test_server_restricts_the_policies_a_request_may_select(db: Database, pki: FakeAmdPki) -> None:

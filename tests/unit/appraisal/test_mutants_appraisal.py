@@ -15,19 +15,24 @@ from tests.unit.appraisal.test_appraisal_tdx import tcb as tdx_tcb
 from tests.unit.appraisal.test_appraisal_tdx import verified as tdx_verified
 from verifier.appraisal import nitro as nitro_appraisal
 from verifier.appraisal import tdx as tdx_appraisal
-from verifier.appraisal.binding import check_binding
+from verifier.appraisal.binding import BindingRule, check_binding
 from verifier.appraisal.model import AFFIRMING, Claim
 from verifier.appraisal.policy import Policy, SnpRules, TdxRules, policy_from_json, weakenings
 from verifier.appraisal.references import check_references
+from verifier.appraisal.registry import get_scheme, get_verifier
 from verifier.errors import ConfigError
 from verifier.reference_values.model import ReferenceValue
 from verifier.tee.base import VerifiedEvidence, VerifyContext
-from verifier.tee.registry import get_verifier
 
 AT = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
 PCR = "11" * 48
 MR_TD = "aa" * 48
 NO_REQUIRED = Policy(policy_id="nothing-required", required_kinds={})
+
+
+def _rule(kind: str) -> BindingRule:
+    """The binding rule of evidence kind `kind`'s scheme, as the service passes it (`Scheme.binding`)."""
+    return get_scheme(kind).binding
 
 
 def ref(kind: str, value: str) -> ReferenceValue:
@@ -38,7 +43,7 @@ def ref(kind: str, value: str) -> ReferenceValue:
 @pytest.mark.parametrize(("carried", "shown"), [({"public_key": "cd" * 32}, "cd" * 32), ({}, "absent")])
 def test_nitro_runtime_data_mismatch_shows_the_documents_public_key(carried: dict[str, str], shown: str) -> None:
     claims: dict[str, object] = {"nonce": "00" * 32, **carried}
-    findings = check_binding("nitro", claims, None, b"\xab" * 32, "sha512")
+    findings = check_binding(_rule("nitro"), claims, None, b"\xab" * 32, "sha512")
     assert [(f.code, f.expected, f.actual) for f in findings] == [("RUNTIME_DATA_MISMATCH", "ab" * 32, shown)]
 
 

@@ -13,12 +13,12 @@ from tests.fakes.aws_pki import FakeAwsPki
 from verifier.appraisal.model import Claim, Tier, combine
 from verifier.appraisal.nitro import appraise
 from verifier.appraisal.policy import Policy
+from verifier.appraisal.registry import get_verifier
 from verifier.errors import EvidenceError
 from verifier.reference_values.model import ReferenceValue
 from verifier.tee.base import VerifiedEvidence, VerifyContext
 from verifier.tee.nitro.claims import claims as claims_of
 from verifier.tee.nitro.parse import NitroEvidence, parse
-from verifier.tee.registry import get_verifier
 
 PCR = b"\x11" * 48
 ZERO = bytes(48)

@@ -12,8 +12,9 @@ from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture  # noqa: F
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
 from verifier.collateral.breaker import BreakerState, CircuitBreakerSource
 from verifier.collateral.cache import CachedSource
-from verifier.collateral.kds import AmdKds, crl_key
+from verifier.collateral.kds import AmdKds
 from verifier.collateral.routing import RoutingSource
+from verifier.tee.sevsnp.collateral_keys import crl_key
 from verifier.tee.sevsnp.tcb import Product
 
 AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

@@ -15,10 +15,11 @@ from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture, make_crl 
 from tests.service_helpers import SettableClock
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
 from verifier.collateral.cache import CachedSource
-from verifier.collateral.kds import AmdKds, crl_key
+from verifier.collateral.kds import AmdKds
 from verifier.errors import ConfigError
 from verifier.storage.collateral import SqlCollateralCache, key_from_cache_id
 from verifier.storage.engine import Database
+from verifier.tee.sevsnp.collateral_keys import crl_key
 from verifier.tee.sevsnp.tcb import Product
 
 NEXT = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)

@@ -19,8 +19,9 @@ from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture, make_crl 
 from verifier.collateral.base import CollateralKey, CollateralUnavailableError, OfflineSource
 from verifier.collateral.cache import CachedSource
 from verifier.collateral.http import HttpClient, check_base_url, parse_retry_after
-from verifier.collateral.kds import AmdKds, cert_chain_key, crl_key, vcek_key
+from verifier.collateral.kds import AmdKds
 from verifier.errors import ConfigError
+from verifier.tee.sevsnp.collateral_keys import cert_chain_key, crl_key, vcek_key
 from verifier.tee.sevsnp.tcb import Product, decode_tcb
 
 AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

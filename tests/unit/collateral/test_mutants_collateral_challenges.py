@@ -12,12 +12,12 @@ from tests.fakes.kds_server import make_crl
 from verifier.challenges import Challenge, ConsumeOutcome
 from verifier.collateral.base import CollateralItem, CollateralKey
 from verifier.collateral.cache import _newest
-from verifier.collateral.kds import crl_key
 from verifier.collateral.ordering import version_of
 from verifier.errors import RequestError
 from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.engine import Database
 from verifier.storage.tables import NONCE_MAX_BYTES
+from verifier.tee.sevsnp.collateral_keys import crl_key
 from verifier.tee.sevsnp.tcb import Product
 
 NEXT = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)

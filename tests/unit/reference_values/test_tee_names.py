@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from verifier.appraisal.registry import tee_names
 from verifier.broker.config import ReleaseRule
 from verifier.errors import RequestError
 from verifier.reference_values.kinds import known_tees, register_kind
 from verifier.storage.workload_records import tee_of_kind
-from verifier.tee.registry import tee_names
 
 
 def test_kinds_name_the_registered_schemes() -> None:

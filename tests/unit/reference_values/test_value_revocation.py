@@ -17,13 +17,13 @@ from tests.fakes.aws_pki import FakeAwsPki
 from tests.service_helpers import make_harness
 from verifier.appraisal.model import Tier
 from verifier.errors import NotFoundError, RequestError
-from verifier.reference_values.manifest import load_manifest_file
-from verifier.reference_values.manifest_model import ManifestEntry
 from verifier.service import AppraisalRequest
 from verifier.storage import audit
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.tables import ReferenceValueRow, new_id
+from verifier.workloads.manifest import load_manifest_file
+from verifier.workloads.manifest_model import ManifestEntry
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

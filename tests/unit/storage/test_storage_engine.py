@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from verifier.errors import ConfigError, UnavailableError
+from verifier.storage import migrate
 from verifier.storage.engine import DEFAULT_DATABASE_URL, Database, normalize_url, redact_url
 from verifier.storage.tables import ChallengeRow
 
@@ -60,14 +61,14 @@ def test_session_commits_and_rolls_back(db: Database) -> None:
 
 
 def test_check_passes_when_migrated(db: Database) -> None:
-    db.check()
+    migrate.check(db)
 
 
 def test_check_not_migrated(database_url: str) -> None:
     database = Database(database_url)
     try:
         with pytest.raises(UnavailableError) as info:
-            database.check()
+            migrate.check(database)
         assert info.value.code == "DATABASE_NOT_MIGRATED"
     finally:
         database.dispose()
@@ -95,7 +96,7 @@ def test_unreachable_database_is_unavailable_without_password(url: str) -> None:
             session.execute(text("SELECT 1"))
 
     try:
-        for action in (database.check, query):
+        for action in (lambda: migrate.check(database), query):
             with pytest.raises(UnavailableError) as info:
                 action()
             assert info.value.code == "DATABASE_UNAVAILABLE"

@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 
 from verifier.errors import NotFoundError, RequestError
-from verifier.reference_values.manifest_model import ManifestEntry
 from verifier.storage import audit
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.workloads import SqlWorkloads
+from verifier.workloads.manifest_model import ManifestEntry
 from verifier.workloads.model import group_versions
 
 NOW = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)

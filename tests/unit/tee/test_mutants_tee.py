@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fakes.amd_pki import FakeAmdPki, _name
 from tests.fakes.intel_pki import FakeIntelPki
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
+from verifier.collateral.pcs_items import KIND_PCK_CRL, KIND_ROOT_CA_CRL, envelope, next_update
 from verifier.errors import EvidenceError
 from verifier.tee.base import VerifyContext
 from verifier.tee.sevsnp.abi import parse_report, serialize_report
@@ -25,7 +26,6 @@ from verifier.tee.sevsnp.evidence import SnpVerifier
 from verifier.tee.sevsnp.tcb import Product
 from verifier.tee.sevsnp.verify import verify_report
 from verifier.tee.tdx.evidence import TdxVerifier
-from verifier.tee.tdx.pcs import KIND_PCK_CRL, KIND_ROOT_CA_CRL, envelope, next_update
 
 pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
 DAY = dt.timedelta(days=1)

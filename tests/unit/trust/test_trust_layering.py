@@ -3,7 +3,8 @@
 - certificates and CRLs are loaded only in verifier/trust/ (the shared loader: full decode, bounded count, one code);
 - a supplied root is accepted only by `TrustAnchors.root_for` (nothing else asks whether a root is pinned);
 - link signatures, CRL signatures and revoked-serial lookups are checked only in verifier/trust/;
-- nothing under verifier/tee/ imports an HTTP module (the Intel PCS client lives in verifier/collateral/pcs.py);
+- nothing under verifier/tee/ imports an HTTP module or a vendor client (the AMD KDS and Intel PCS clients live in
+  verifier/collateral/kds.py and pcs.py), and nothing under verifier/collateral/ imports verifier/tee/;
 - the verified-link cache is injected: no module-level cache is consulted, each TEE verifier owns one.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from verifier.errors import EvidenceError
-from verifier.tee.registry import NitroVerifier
+from verifier.tee.nitro.evidence import NitroVerifier
 from verifier.tee.sevsnp.evidence import SnpVerifier
 from verifier.tee.tdx.evidence import TdxVerifier
 from verifier.trust.anchors import TrustAnchors
@@ -32,7 +33,17 @@ TEE = PACKAGE / "tee"
 KNOWN_LOADERS: set[str] = set()
 # verifier/client/ is the installable client library; it may keep its own loader (it has none today).
 CLIENT = PACKAGE / "client"
-HTTP_MODULES = ("urllib", "http", "requests", "httpx", "aiohttp", "verifier.collateral.http", "verifier.collateral.pcs")
+HTTP_MODULES = (
+    "urllib",
+    "http",
+    "requests",
+    "httpx",
+    "aiohttp",
+    "verifier.collateral.http",
+    "verifier.collateral.kds",
+    "verifier.collateral.pcs",
+)
+COLLATERAL = PACKAGE / "collateral"
 # The one lazy (function-level) import, a deprecated re-export of IntelPcs for old imports in
 # tests/unit/tee/tdx/test_tdx_pcs.py and tests/integration/test_tdx_end_to_end.py; the run-time test below shows it
 # loads nothing on import. Remove it (and this entry) once they import verifier.collateral.pcs.
@@ -149,12 +160,27 @@ def test_the_pcs_client_lives_beside_the_kds_client() -> None:
     assert "verifier.collateral.http" in _imports(PACKAGE / "collateral" / "pcs.py")
 
 
-def test_importing_the_tdx_and_nitro_verifiers_loads_no_http_client() -> None:
-    """At run time too (SEV-SNP is not here: it imports verifier.collateral.kds, the AMD client, for its keys)."""
+def test_collateral_imports_no_tee_module() -> None:
+    """The vendor clients build URLs from the keys alone (the key vocabulary is collateral/kds_keys.py and
+    pcs_items.py): the dependency runs tee -> collateral only."""
+    bad = [
+        f"{_rel(p)}: {module}"
+        for p in _sources(COLLATERAL)
+        for module in sorted(_imports(p))
+        if module == "verifier.tee" or module.startswith("verifier.tee.")
+    ]
+    assert bad == []
+
+
+def test_importing_the_tee_verifiers_loads_no_http_client() -> None:
+    """At run time too, SEV-SNP included (its KDS keys come from verifier.tee.sevsnp.collateral_keys): no HTTP
+    client and neither vendor client is loaded."""
     code = (
-        "import sys; import verifier.tee.tdx.evidence, verifier.tee.tdx.pcs, verifier.tee.nitro.verify;"
-        "bad = sorted(m for m in sys.modules if m.startswith(('urllib.request', 'http.client', "
-        "'verifier.collateral.http', 'verifier.collateral.pcs'))); print(bad); sys.exit(1 if bad else 0)"
+        "import sys; import verifier.tee.sevsnp.evidence, verifier.tee.tdx.evidence, verifier.tee.tdx.pcs, "
+        "verifier.tee.nitro.verify;"
+        "bad = sorted(m for m in sys.modules if m.startswith(('urllib.request', 'http.client')) or m in ("
+        "'verifier.collateral.http', 'verifier.collateral.kds', 'verifier.collateral.pcs')); print(bad); "
+        "sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

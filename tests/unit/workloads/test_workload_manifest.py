@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from verifier.errors import RequestError
-from verifier.reference_values.manifest import load_manifest_file, load_manifests
-from verifier.reference_values.manifest_model import Manifest, VersionSpec
-from verifier.reference_values.manifest_writer import add_version
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.workloads import SqlWorkloads
+from verifier.workloads.manifest import load_manifest_file, load_manifests
+from verifier.workloads.manifest_model import Manifest, VersionSpec
+from verifier.workloads.manifest_writer import add_version
 from verifier.workloads.model import WorkloadMeta
 
 ROOT = Path(__file__).resolve().parents[3]

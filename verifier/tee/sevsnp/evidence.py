@@ -33,7 +33,6 @@ from cryptography import x509
 
 from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralUnavailableError, reject
-from ...collateral.kds import cert_chain_key, crl_key, vcek_key
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
@@ -41,6 +40,7 @@ from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_re
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
 from .claims import claims as report_claims
+from .collateral_keys import cert_chain_key, crl_key, vcek_key
 from .crl import verify_crl
 from .facts import SnpFacts
 from .revocation import choose_crl, source_name

@@ -30,6 +30,7 @@ from cryptography import x509
 
 from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError, reject
+from ...collateral.pcs_items import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO
 from ...errors import EvidenceError, ParseError
 from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
@@ -42,7 +43,7 @@ from .enclave_report import EnclaveReport
 from .facts import TdxFacts
 from .freshness import FROM_REQUEST, PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
 from .pck import PckInfo, pck_chain, pck_info
-from .pcs import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO, fetch_collateral
+from .pcs import fetch_collateral
 from .quote import Quote, parse_quote
 from .tcb import TcbResult, evaluate
 from .verify import verify_quote

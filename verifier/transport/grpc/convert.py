@@ -10,13 +10,13 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ...appraisal.model import Finding, Tier
+from ...appraisal.registry import schemes
 from ...errors import RequestError
 from ...reference_values.model import ReferenceValue
 from ...service import AppraisalRequest, AppraisalResult
-from ...tee.registry import schemes
 from ...v1 import verifier_pb2 as pb
 
-# The schemes on the gRPC API, by their verifier.v1 EvidenceKind (verifier.tee.registry).
+# The schemes on the gRPC API, by their verifier.v1 EvidenceKind (verifier.appraisal.registry).
 TEE_OF_KIND: dict[int, str] = {
     pb.EvidenceKind.Value(s.proto_kind): s.name for s in schemes() if s.proto_kind is not None
 }

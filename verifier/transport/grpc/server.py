@@ -40,6 +40,7 @@ from ...bootstrap import Components
 from ...errors import ConfigError, UnavailableError
 from ...housekeeping import RetentionPolicy, load_verifier_keys, run_once
 from ...metrics import Metrics
+from ...storage import migrate
 from ...storage.admin_tokens import SqlAdminTokens
 from ...v1 import reference_values_pb2, workloads_pb2
 from ...v1 import reference_values_pb2_grpc as rv_grpc
@@ -78,7 +79,7 @@ class VerifierServer:
         self._http: HttpServer | None = None
         self._serving = False
         self._stopping: asyncio.Task[None] | None = None
-        self._readiness = Readiness(self.components.database.check, self._set_health)
+        self._readiness = Readiness(functools.partial(migrate.check, self.components.database), self._set_health)
         self._refresher: asyncio.Task[None] | None = None
         s = self.settings
         self.lanes = Lanes(
@@ -111,7 +112,7 @@ class VerifierServer:
     async def start(self) -> tuple[int, int]:
         """Bind and start; return (grpc_port, http_port), http_port 0 when HTTP is disabled."""
         if self._check_database:
-            await asyncio.to_thread(self.components.database.check)
+            await asyncio.to_thread(migrate.check, self.components.database)
         settings = self.settings
         limit = settings.max_message_bytes
         server = grpc.aio.server(

@@ -17,11 +17,11 @@ from ...auth import current_actor
 from ...bootstrap import Components
 from ...errors import RequestError
 from ...reference_values.kinds import normalize_value
-from ...reference_values.manifest_model import ManifestEntry
 from ...storage.workload_records import StoredVersion, WorkloadRecord, check_policy_name
 from ...storage.workloads import SqlWorkloads
 from ...v1 import verifier_pb2 as pb
 from ...v1 import workloads_pb2_grpc as wl_grpc
+from ...workloads.manifest_model import ManifestEntry
 from . import convert
 from .lanes import Runner
 

@@ -19,12 +19,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from tests.fakes.intel_pki import FakeIntelPki
 from tests.unit.tee.tdx.test_tdx_pck import cert_with, extension, octets, pair, seq, tcb
 from verifier.collateral.base import CollateralItem, CollateralKey, CollateralUnavailableError
-from verifier.errors import EvidenceError
-from verifier.tee.base import VerifyContext
-from verifier.tee.tdx.collateral_documents import MAX_DOC_BYTES, _Memo, collateral_from_files, parse_signed_json
-from verifier.tee.tdx.evidence import TdxVerifier
-from verifier.tee.tdx.pck import SGX_EXTENSION_OID, pck_info
-from verifier.tee.tdx.pcs import (
+from verifier.collateral.pcs_items import (
     KIND_PCK_CRL,
     KIND_QE_IDENTITY,
     KIND_TCB_INFO,
@@ -33,6 +28,11 @@ from verifier.tee.tdx.pcs import (
     open_envelope,
     tcb_info_key,
 )
+from verifier.errors import EvidenceError
+from verifier.tee.base import VerifyContext
+from verifier.tee.tdx.collateral_documents import MAX_DOC_BYTES, _Memo, collateral_from_files, parse_signed_json
+from verifier.tee.tdx.evidence import TdxVerifier
+from verifier.tee.tdx.pck import SGX_EXTENSION_OID, pck_info
 
 SIG = "ab" * 64
 MALFORMED = "TDX_COLLATERAL_MALFORMED"

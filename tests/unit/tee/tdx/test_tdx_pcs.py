@@ -14,17 +14,11 @@ from tests.fakes.kds_server import FakeKds, Reply, kds_server_fixture  # noqa: F
 from verifier.collateral.base import CollateralKey, CollateralUnavailableError
 from verifier.collateral.cache import CachedSource
 from verifier.collateral.pcs import IntelPcs
+from verifier.collateral.pcs_items import pck_crl_key, qe_identity_key, root_ca_crl_key, tcb_info_key
 from verifier.tee.tdx.collateral import verify_collateral
 from verifier.tee.tdx.collateral_documents import collateral_from_files
 from verifier.tee.tdx.pck import pck_chain
-from verifier.tee.tdx.pcs import (
-    collateral_from_source,
-    fetch_collateral,
-    pck_crl_key,
-    qe_identity_key,
-    root_ca_crl_key,
-    tcb_info_key,
-)
+from verifier.tee.tdx.pcs import collateral_from_source, fetch_collateral
 from verifier.tee.tdx.quote import parse_quote
 from verifier.trust.anchors import TrustAnchors
 

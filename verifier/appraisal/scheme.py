@@ -1,51 +1,39 @@
 """One scheme per TEE: everything per-TEE the appraisal service needs, typed, behind one protocol.
 
 A scheme (after veraison/services handler/ischemehandler.go) says which evidence kind it is (name, aliases, the
-verifier.v1 EvidenceKind), verifies it (the tee/<kind>/ package), appraises what was verified (appraisal/<kind>.py),
-which reference-value kinds are its claims, its main measurement, how its evidence binds a nonce and a key
-(appraisal/binding.py) and which verification failures mean "recognized but contraindicated hardware" (the tier
-mapping). `verifier.tee.registry` lists the schemes; the service, the gRPC conversion and the CLI ask it.
+verifier.v1 EvidenceKind), verifies it (the tee/<kind>/ package, behind `verifier.tee.base.TeeVerifier`), appraises
+what was verified (appraisal/<kind>.py), which reference-value kinds are its claims, its main measurement, how its
+evidence binds a nonce and a key (appraisal/binding.py) and which verification failures mean "recognized but
+contraindicated hardware" (the tier mapping). `verifier.appraisal.registry` lists the schemes; the service, the gRPC
+conversion and the CLI ask it. The scheme pairs a tee/ verifier with an appraisal/ appraiser, so it lives here, above
+tee/ (../shared/ARCHITECTURE.md "Layout").
 
 The outcome of verification is `verifier.tee.base.VerifiedEvidence` with the facts the service reads as typed
 fields, built by each TEE's `verify` (the string-keyed `details` stay for the per-TEE appraisers); `Verified` is an
-alias of it, and `CollateralUsed` / `collateral_from_details` are re-exported from there."""
+alias of it, and `CollateralUsed` / `collateral_from_details` / `SchemeVerifier` are re-exported from there."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from .base import CollateralUsed as CollateralUsed
-from .base import VerifiedEvidence, VerifyContext
-from .base import collateral_from_details as collateral_from_details
+from ..reference_values.model import ReferenceValue
+from ..tee.base import CollateralUsed as CollateralUsed
+from ..tee.base import SchemeVerifier as SchemeVerifier
+from ..tee.base import VerifiedEvidence
+from ..tee.base import collateral_from_details as collateral_from_details
+from .binding import BindingRule
+from .model import Claim, Finding
+from .policy import Policy
 
-if TYPE_CHECKING:
-    from ..appraisal.binding import BindingRule
-    from ..appraisal.model import Claim, Finding
-    from ..appraisal.policy import Policy
-    from ..reference_values.model import ReferenceValue
-
-    Appraised = tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]
-
+Appraised = tuple[dict[Claim, int], list[Finding], list[ReferenceValue]]
 
 # The old name of `VerifiedEvidence` (verifier.tee.base), which now carries the typed facts itself.
 Verified = VerifiedEvidence
 
-
-class SchemeVerifier(Protocol):
-    """Steps 2-6 of one evidence kind (parse, collateral, chains, signature; no policy)."""
-
-    tee: str
-
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence:
-        """Steps 2-6 for `evidence` at `ctx.at`. Never raises for bad evidence or missing collateral: a parse or
-        verification failure is `failure`, unavailable collateral is `incomplete`."""
-        ...
-
-
-Appraiser = Callable[[VerifiedEvidence, "Policy", Sequence["ReferenceValue"], dt.datetime], "Appraised"]
+Appraiser = Callable[[VerifiedEvidence, Policy, Sequence[ReferenceValue], dt.datetime], Appraised]
 
 
 class Scheme(Protocol):
@@ -109,7 +97,7 @@ class Scheme(Protocol):
 
 @dataclass(frozen=True)
 class TeeScheme:
-    """A `Scheme` made of parts: what `verifier.tee.registry` lists, one line per TEE.
+    """A `Scheme` made of parts: what `verifier.appraisal.registry` lists, one line per TEE.
 
     Reference-value kinds are those named "<name>.<claim>"; the main measurement is the claim of that name unless
     `measure` reads it otherwise."""

@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 from ..clock import to_rfc3339
 from ..errors import RequestError
-from ..workloads.model import UNVERSIONED, WorkloadMeta
+from ..reference_values.model import ReferenceValue
 from .manifest_model import Manifest, ManifestEntry, WorkloadSpec
 from .manifest_writer import entry_json
-from .model import ReferenceValue
+from .model import UNVERSIONED, WorkloadMeta
 
 VersionChangeKind = Literal["new", "expired", "revoked", "changed", "window"]
 _Pair = tuple[str, bytes]

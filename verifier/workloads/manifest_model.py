@@ -1,6 +1,6 @@
 """The reference-value manifest model: the rows a manifest asks for (`ManifestEntry`), its per-value revocations
 (`RevokeEntry`), a workload manifest's structure (`WorkloadSpec`, `VersionSpec`) and the loaded `Manifest` (which
-labels it owns). Read by verifier.reference_values.manifest, written by verifier.reference_values.manifest_writer;
+labels it owns). Read by verifier.workloads.manifest, written by verifier.workloads.manifest_writer;
 schema in measurements/README.md."""
 
 from __future__ import annotations

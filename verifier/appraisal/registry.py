@@ -1,52 +1,25 @@
-"""The schemes, one per TEE (`verifier.tee.scheme`): what the service, the gRPC conversion and the CLI read.
+"""The schemes, one per TEE (`verifier.appraisal.scheme`): what the service, the gRPC conversion and the CLI read.
 
-Adding a TEE is one tee/<kind>/ package, one appraiser (appraisal/<kind>.py) and one line in `_BUILT_IN`."""
+Each scheme pairs a TEE's verifier (tee/<kind>/) with its appraiser (appraisal/<kind>.py): the registry
+kind -> (verifier, appraiser) of ../shared/ARCHITECTURE.md, above tee/. Adding a TEE is one tee/<kind>/ package, one
+appraiser (appraisal/<kind>.py) and one line in `_built_in`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..appraisal import nitro as nitro_appraisal
-from ..appraisal import snp as snp_appraisal
-from ..appraisal import tdx as tdx_appraisal
-from ..appraisal.binding import DocumentBinding, ReportDataBinding
-from ..errors import EvidenceError, ParseError, RequestError
-from ..trust.chain import VerifiedLinks
-from .base import VerifiedEvidence, VerifyContext
-from .formats import is_cose_sign1, is_snp_report, is_tdx_quote
-from .nitro import claims as nitro_claims
-from .nitro import parse as nitro_parse
-from .nitro import verify as nitro_verify
-from .scheme import Scheme, SchemeVerifier, TeeScheme
-from .sevsnp.evidence import SnpVerifier
-from .tdx.evidence import TdxVerifier
-
-
-class NitroVerifier:
-    """AWS Nitro Enclaves attestation documents (COSE_Sign1, aws-nitro-enclaves-nsm-api attestation_process.md)."""
-
-    tee = "nitro"
-
-    def __init__(self, links: VerifiedLinks | None = None) -> None:
-        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
-        self.links = links if links is not None else VerifiedLinks()
-
-    def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[nitro_parse.NitroEvidence, None]:
-        """Parse and verify the document; never raises for bad evidence (the first error is `failure`). Nitro has
-        no facts of its own beyond `revocation`: AWS publishes no CRL or OCSP for the Nitro attestation PKI (its
-        leaf certificates live for hours)."""
-        try:
-            parsed = nitro_parse.parse(evidence)
-        except ParseError as exc:
-            return VerifiedEvidence(self.tee, None, {}, exc)
-        claims = nitro_claims.claims(parsed.document)
-        failure: EvidenceError | None = None
-        try:
-            nitro_verify.verify(parsed, ctx.anchors, ctx.at, self.links)
-        except EvidenceError as exc:
-            failure = exc
-        return VerifiedEvidence(self.tee, parsed, claims, failure, revocation="not-applicable")
+from ..errors import RequestError
+from ..tee.base import SchemeVerifier
+from ..tee.formats import is_cose_sign1, is_snp_report, is_tdx_quote
+from ..tee.nitro.evidence import NitroVerifier
+from ..tee.sevsnp.evidence import SnpVerifier
+from ..tee.tdx.evidence import TdxVerifier
+from . import nitro as nitro_appraisal
+from . import snp as snp_appraisal
+from . import tdx as tdx_appraisal
+from .binding import DocumentBinding, ReportDataBinding
+from .scheme import Scheme, TeeScheme
 
 
 def _nitro_pcr0(claims: Mapping[str, Any]) -> Any:

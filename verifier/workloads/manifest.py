@@ -10,7 +10,7 @@ schema without "id"), stored by `refs apply` as the database policy `workload:<n
 
 The pre-workload format (`reference_values:` with `managed_labels` / `label_scope`, a label per entry) is still
 read for one release (`Manifest.legacy`); `verifier refs plan|apply` say so on stderr. `verifier refs
-plan|apply` reconcile the database with the manifests for the labels they own only (verifier.reference_values.plan).
+plan|apply` reconcile the database with the manifests for the labels they own only (verifier.workloads.plan).
 
 This module reads and validates manifests; the types are in `manifest_model`, writing them in `manifest_writer`."""
 
@@ -27,7 +27,7 @@ import yaml
 from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
 from ..clock import parse_rfc3339
 from ..errors import ConfigError, RequestError
-from .kinds import known_tees, normalize_value
+from ..reference_values.kinds import known_tees, normalize_value
 from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
 
 MAX_MANIFEST_BYTES = 1024 * 1024

@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 
+from verifier.appraisal import registry
 from verifier.appraisal.binding import ReportDataBinding
+from verifier.appraisal.detect import detect_tee
 from verifier.appraisal.model import AFFIRMING, CONTRAINDICATED, Claim, Finding, Tier
 from verifier.appraisal.policy import Policy
+from verifier.appraisal.scheme import CollateralUsed, Scheme, TeeScheme, Verified
 from verifier.cli.main import build_parser
 from verifier.errors import EvidenceError, RequestError, UnavailableError
 from verifier.reference_values.kinds import known_kinds
@@ -30,10 +33,7 @@ from verifier.reference_values.model import ReferenceValue
 from verifier.results.keys import ephemeral_key
 from verifier.results.signer import ResultSigner
 from verifier.service import AppraisalRequest, VerifierService, workload_description
-from verifier.tee import registry
 from verifier.tee.base import VerifiedEvidence, VerifyContext
-from verifier.tee.detect import detect_tee
-from verifier.tee.scheme import CollateralUsed, Scheme, TeeScheme, Verified
 from verifier.transport.grpc.convert import TEE_OF_KIND
 from verifier.trust.anchors import TrustAnchors
 from verifier.v1 import verifier_pb2 as pb
@@ -83,7 +83,7 @@ def _per_tee_comparisons(path: Path, names: set[str]) -> list[str]:
 def test_no_per_tee_comparison_outside_the_schemes() -> None:
     names = _tee_names()
     bad = [line for path in _sources() for line in _per_tee_comparisons(path, names)]
-    assert bad == [], "per-TEE dispatch outside verifier/tee/ (ask verifier.tee.registry):\n" + "\n".join(bad)
+    assert bad == [], "per-TEE dispatch outside verifier/tee/ (ask verifier.appraisal.registry):\n" + "\n".join(bad)
 
 
 def test_the_comparison_scan_sees_the_forms_it_forbids(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from verifier.errors import RequestError
-from verifier.reference_values.manifest import load_manifest_file, load_manifests
-from verifier.reference_values.manifest_model import Manifest
 from verifier.storage import audit
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
+from verifier.workloads.manifest import load_manifest_file, load_manifests
+from verifier.workloads.manifest_model import Manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p for p in (ROOT / "measurements").rglob("*") if p.suffix in (".json", ".yaml", ".yml"))

@@ -30,13 +30,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..appraisal.model import Appraisal
-from ..clock import to_rfc3339
-from ..errors import VerifierError
-from ..service import AppraisalRequest, VerifierService
-from ..workloads.model import WorkloadMeta
-from .kept import KeptEvidence, KeptEvidenceReader
-from .model import ReferenceValue
+from .appraisal.model import Appraisal
+from .clock import to_rfc3339
+from .errors import VerifierError
+from .reference_values.kept import KeptEvidence, KeptEvidenceReader
+from .reference_values.model import ReferenceValue
+from .service import AppraisalRequest, VerifierService
+from .workloads.model import WorkloadMeta
 
 ERROR_STATUS = "error"  # status_after when the item could not be re-appraised (codes_after says why)
 
