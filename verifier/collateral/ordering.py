@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography import x509
 
+from ..clock import parse_iso_utc
 from ..errors import EvidenceError
 from ..trust.certs import load_crl
 
@@ -87,8 +88,7 @@ def _envelope_body(data: bytes) -> str:
 
 
 def _parse_time(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return parse_iso_utc(text)  # ValueError for a bad or out-of-range date: version_of answers None
 
 
 def _rfc3339(value: dt.datetime) -> str:

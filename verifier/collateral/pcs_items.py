@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from ..clock import parse_iso_utc
 from ..trust.certs import crl_next_update, pem_crl_der
 from .base import CollateralKey, CollateralUnavailableError
 from .signed_json import SignedJsonError, split_signed_json
@@ -96,8 +97,7 @@ def next_update(kind: str, data: bytes) -> dt.datetime:
     try:
         if kind in MEMBERS:
             value = split_signed_json(body, MEMBERS[kind]).data.get("nextUpdate")
-            when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+            return parse_iso_utc(str(value))  # ValueError (bad or out-of-range date): COLLATERAL_MALFORMED below
         crl_next = crl_next_update(body)
         if crl_next is None:
             raise ValueError("CRL without nextUpdate")

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
-from ..clock import parse_rfc3339
+from ..clock import as_utc, parse_rfc3339
 from ..errors import ConfigError, RequestError
 from ..reference_values.kinds import known_tees, normalize_value
 from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
@@ -301,7 +301,10 @@ def _time(item: dict[str, Any], key: str, where: str, default: dt.datetime | Non
     if isinstance(value, dt.datetime):  # YAML timestamps
         if value.tzinfo is None:
             raise RequestError("MANIFEST_INVALID", f"{where}.{key}: needs a time zone (e.g. Z)")
-        return value.astimezone(dt.UTC)
+        try:
+            return as_utc(value)
+        except ValueError as exc:
+            raise RequestError("MANIFEST_INVALID", f"{where}.{key}: {exc}") from None
     if not isinstance(value, str):
         raise RequestError("MANIFEST_INVALID", f"{where}.{key}: expected an RFC 3339 string")
     try:

@@ -12,6 +12,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from verifier.clock import as_utc
 from verifier.errors import EvidenceError
 
 CODE = "TDX_COLLATERAL_MALFORMED"
@@ -137,7 +138,10 @@ def _date(obj: dict[str, Any], key: str, where: str) -> datetime.datetime:
         raise _bad(f"{where}.{key}", "RFC 3339 date", value) from None
     if parsed.tzinfo is None:
         raise _bad(f"{where}.{key}", "RFC 3339 date with offset", value)
-    return parsed.astimezone(datetime.UTC)
+    try:
+        return as_utc(parsed)
+    except ValueError:  # an instant outside datetime's range in UTC, e.g. year 1 at +01:00
+        raise _bad(f"{where}.{key}", "RFC 3339 date within years 1-9999 in UTC", value) from None
 
 
 def _list(obj: dict[str, Any], key: str, where: str, limit: int, *, optional: bool = False) -> list[Any]:
