@@ -11,45 +11,56 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import __version__
-from .appraisal.binding import check_binding, key_is_bound
-from .appraisal.model import (
-    CONTRAINDICATED,
-    CRYPTO_FAILED,
-    Appraisal,
-    Claim,
-    Finding,
-    combine,
-)
-from .appraisal.policy import Policy, PolicySet, policy_sha256, weakenings
+from .appraisal.model import Appraisal, Claim, Finding, combine
+from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
 from .appraisal.scheme import Scheme, Verified
 from .background import BestEffortWorker
-from .challenges import Challenge, ChallengeStore, ConsumeOutcome
+from .challenges import Challenge, ChallengeStore
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
-from .error_catalog import code_info
-from .errors import AccessDeniedError, EvidenceError, RequestError, UnavailableError, VerifierError
+from .errors import AccessDeniedError, RequestError, UnavailableError, VerifierError
+from .findings import bound_key, challenge_findings, evidence_finding, policy_freshness
 from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit
-from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValue, ReferenceValueReader
-from .results.cnf import runtime_key_jwk
+from .requests import (
+    DEFAULT_NONCE,
+    MAX_COLLATERAL_BYTES,
+    MAX_EVIDENCE_BYTES,
+    MAX_NONCE,
+    MAX_RUNTIME_DATA,
+    MIN_NONCE,
+    AppraisalRequest,
+    AppraisalResult,
+    check_bounds,
+)
 from .results.ear import DEFAULT_LIFETIME, build_ear
 from .results.signer import ResultSigner
 from .tee.base import VerifyContext
 from .trust.anchors import TrustAnchors
-from .workloads.matching import Candidate, select
-from .workloads.model import WorkloadCatalog, WorkloadVersion, group_versions
+from .workload_policies import WorkloadPolicies
+from .workloads.matching import select
+from .workloads.model import WorkloadCatalog
+
+# The request/result types and bounds live in verifier.requests, the added findings in verifier.findings; they are
+# re-exported here for the callers that import them from the service.
+__all__ = [
+    "MAX_COLLATERAL_BYTES",
+    "MAX_EVIDENCE_BYTES",
+    "MAX_RUNTIME_DATA",
+    "AppraisalRequest",
+    "AppraisalResult",
+    "EvidenceKeeper",
+    "VerifierService",
+    "evidence_finding",
+    "workload_description",
+]
 
 log = logging.getLogger(__name__)
-
-MAX_EVIDENCE_BYTES = 1024 * 1024
-MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
-MIN_NONCE, MAX_NONCE, DEFAULT_NONCE = 8, 64, 32
-MAX_RUNTIME_DATA = 4096
 
 
 class EvidenceKeeper(Protocol):
@@ -70,28 +81,6 @@ class EvidenceKeeper(Protocol):
         """Keep the evidence and collateral of one appraisal; return the kept item's id, or None when keeping is off or
         the item is over the bounds. Raises UnavailableError (DATABASE_*); the service logs it and goes on."""
         ...
-
-
-@dataclass(frozen=True)
-class AppraisalRequest:
-    tee: str
-    evidence: bytes
-    collateral: Mapping[str, bytes] = field(default_factory=dict)
-    nonce: bytes | None = None
-    runtime_data: bytes | None = None
-    policy: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class AppraisalResult:
-    appraisal: Appraisal
-    token: str
-    token_id: str
-    appraisal_id: str
-    appraised_at: dt.datetime
-    # Set when collateral was unavailable and the appraisal is incomplete (never affirming): its error code.
-    incomplete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +234,7 @@ class VerifierService:
             nonce=request.nonce,
             token_id=token_id,
             verifier_build=__version__,
-            cnf_jwk=_bound_key(request, scheme, verified, findings, policy),
+            cnf_jwk=bound_key(request, scheme, verified, findings, policy),
             policy_sha256=policy_hash,
             reference_set_version=version,
         )
@@ -284,7 +273,7 @@ class VerifierService:
         workload version it matched, which the request's policy can only tighten. Raises RequestError (unknown
         kind, bounds), UnavailableError (incomplete collateral unless `allow_incomplete`, DATABASE_*)."""
         scheme = get_scheme(request.tee)
-        _check_bounds(request)
+        check_bounds(request)
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
         context = VerifyContext(
             at=at,
@@ -301,12 +290,13 @@ class VerifierService:
                 retry_after=verified.retry_after,
             )
         if verified.failure is not None:
-            freshness_findings = self._policy_freshness(request, scheme, verified, policy) if freshness else []
-            leading = (_evidence_finding(scheme, verified.failure),)
+            freshness_findings = policy_freshness(request, scheme, verified, policy) if freshness else []
+            leading = (evidence_finding(scheme, verified.failure),)
             return _Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings))
         # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
+        workload_policies = WorkloadPolicies(self.policies, self.default_policy, self.operator_policy, self.workloads)
         selection = select(
-            self._candidates(
+            workload_policies.candidates(
                 scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
             )
         )
@@ -338,96 +328,6 @@ class VerifierService:
             workloads=complete,
         )
         return appraisal, findings
-
-    def _candidates(
-        self,
-        scheme: Scheme,
-        verified: Verified,
-        requested: Policy,
-        explicit: bool,
-        at: dt.datetime,
-        reader: ReferenceValueReader,
-        request: AppraisalRequest | None,
-    ) -> list[Candidate]:
-        """Every live workload version of the TEE appraised under its own policy (one candidate without a workload
-        when none is registered, so the result says which reference values are missing)."""
-        tee = verified.tee
-        kinds = [k for k in known_kinds() if scheme.owns_kind(k)]
-        references = [r for r in reader.active(kinds, at) if scheme.owns_kind(r.kind)]
-        all_members = getattr(reader, "members", None)  # readers without it (impact candidates) give active only
-        members = all_members(kinds, at) if callable(all_members) else references
-        labels = {r.label for r in (*references, *members) if r.label}
-        catalog = dict(self.workloads.metadata(labels)) if self.workloads is not None and labels else {}
-        candidates = []
-        versions: list[WorkloadVersion | None] = [*group_versions(tee, references, catalog, at, members=members)] or [
-            None
-        ]
-        for version in versions:
-            policy, notes = self._policy_for(version, requested, explicit)
-            # The version's own kinds are required of the evidence on top of the policy's (the token still names
-            # the policy as configured).
-            strict = (
-                policy
-                if version is None
-                else replace(
-                    policy,
-                    required_kinds={
-                        **policy.required_kinds,
-                        tee: tuple(dict.fromkeys([*policy.required(tee), *sorted(version.required)])),
-                    },
-                )
-            )
-            # The scheme's appraiser (appraisal/<kind>.py) under the policy with this version's values.
-            baseline, findings, matched = scheme.appraise(
-                verified, strict, version.values if version is not None else [], at
-            )
-            if request is not None:
-                findings.extend(self._policy_freshness(request, scheme, verified, policy))
-            candidates.append(Candidate(version, policy, baseline, (*findings, *notes), tuple(matched)))
-        return candidates
-
-    def _policy_for(
-        self, version: WorkloadVersion | None, requested: Policy, explicit: bool
-    ) -> tuple[Policy, list[Finding]]:
-        """The policy a workload version is appraised under: its own (else the server's default). A policy named
-        in the request applies only when it is at least as strict (tighten-only); a looser one is ignored for the
-        verdict and said so (POLICY_LOOSER_THAN_WORKLOAD, informational). A workload naming a policy that no longer
-        exists is never appraised leniently: the default applies and the result is contraindicated."""
-        if explicit and self.operator_policy:  # `verifier verify --policy`: the operator's own choice
-            return requested, []
-        name = version.policy if version is not None else None
-        notes: list[Finding] = []
-        try:
-            own = self.policies.get(name or self.default_policy)
-        except RequestError:
-            own = self.policies.get(self.default_policy)
-            notes.append(
-                Finding(
-                    code="WORKLOAD_POLICY_UNKNOWN",
-                    claim=Claim.CONFIGURATION,
-                    value=CONTRAINDICATED,
-                    message=f"workload {version.describe() if version else ''} names an unknown policy",
-                    expected="a known policy",
-                    actual=str(name)[:100],
-                )
-            )
-        if not explicit or requested.policy_id == own.policy_id:
-            return own, notes
-        loosened = weakenings(requested, own)
-        if not loosened:
-            return requested, notes
-        notes.append(
-            Finding(
-                code="POLICY_LOOSER_THAN_WORKLOAD",
-                claim=Claim.CONFIGURATION,
-                value=0,
-                message=f"the requested policy {requested.policy_id!r} is looser than the workload's "
-                f"({'; '.join(loosened)[:200]}); the workload's policy applies",
-                expected=own.policy_id,
-                actual=requested.policy_id,
-            )
-        )
-        return own, notes
 
     def _keep(
         self,
@@ -462,65 +362,7 @@ class VerifierService:
             return []
         if self.challenges is None:
             raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
-        outcome = unit.consume(request.nonce, at=at)
-        if outcome is ConsumeOutcome.OK:
-            return []
-        code = {
-            ConsumeOutcome.UNKNOWN: "CHALLENGE_UNKNOWN",
-            ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
-            ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
-        }[outcome]
-        return [
-            _fresh(
-                code,
-                f"the nonce is not a live challenge of this verifier ({outcome.name})",
-                "an unused, unexpired challenge",
-                request.nonce.hex(),
-            )
-        ]
-
-    @staticmethod
-    def _policy_freshness(
-        request: AppraisalRequest, scheme: Scheme, verified: Verified, policy: Policy
-    ) -> list[Finding]:
-        """Step 7c, per policy: a nonce when the policy requires one, and its binding (and the runtime data's) in
-        the evidence as the policy's REPORT_DATA binding says."""
-        findings: list[Finding] = []
-        if request.nonce is None and policy.require_nonce:
-            findings.append(
-                _fresh("NONCE_MISSING", "the policy requires a nonce and the request has none", "a nonce", "none")
-            )
-        if verified.parsed is not None:
-            findings.extend(
-                check_binding(
-                    scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
-                )
-            )
-        return findings
-
-
-_BINDING_CODES = frozenset(
-    {"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH", "RUNTIME_DATA_NOT_BOUND"}
-)
-
-
-def _bound_key(
-    request: AppraisalRequest, scheme: Scheme, verified: Verified, findings: list[Finding], policy: Policy
-) -> Any:
-    """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (the scheme's binding rule,
-    `key_is_bound`): the request's runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's
-    `public_key`; without runtime data, the key the evidence itself carries (Nitro: the NSM-signed `public_key`).
-    Never after a failed verification or any binding finding."""
-    if verified.failure is not None or any(f.code in _BINDING_CODES for f in findings):
-        return None
-    if request.runtime_data is not None:
-        if not key_is_bound(
-            scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
-        ):
-            return None
-        return runtime_key_jwk(request.runtime_data)
-    doc_key = scheme.binding.evidence_key(verified.claims)
-    return runtime_key_jwk(doc_key) if doc_key else None
+        return challenge_findings(unit.consume(request.nonce, at=at), request.nonce)
 
 
 def workload_description(scheme: Scheme, claims: Mapping[str, Any]) -> str:
@@ -536,44 +378,3 @@ def workload_description(scheme: Scheme, claims: Mapping[str, Any]) -> str:
     if isinstance(module_id, str) and module_id:
         return f"{tee} module {module_id[:150]}"
     return tee
-
-
-def _check_bounds(request: AppraisalRequest) -> None:
-    if not request.evidence:
-        raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
-    if len(request.evidence) > MAX_EVIDENCE_BYTES:
-        raise RequestError("EVIDENCE_TOO_LARGE", f"evidence exceeds {MAX_EVIDENCE_BYTES} bytes")
-    if sum(len(v) for v in request.collateral.values()) > MAX_COLLATERAL_BYTES:
-        raise RequestError("COLLATERAL_TOO_LARGE", f"collateral exceeds {MAX_COLLATERAL_BYTES} bytes")
-    if request.nonce is not None and not MIN_NONCE <= len(request.nonce) <= 1024:
-        raise RequestError("NONCE_SIZE", f"nonce must be {MIN_NONCE}..1024 bytes, got {len(request.nonce)}")
-    if request.runtime_data is not None and len(request.runtime_data) > MAX_RUNTIME_DATA:
-        raise RequestError("RUNTIME_DATA_TOO_LARGE", f"runtime data exceeds {MAX_RUNTIME_DATA} bytes")
-
-
-def _evidence_finding(scheme: Scheme, error: EvidenceError) -> Finding:
-    """The finding for evidence that failed parsing or verification: the claim and value `verifier.error_catalog`
-    gives its code (AR4SI 99 = cryptographic validation failed; 97 = not recognized; 96 = recognized but
-    contraindicated, e.g. revoked or an unsupported TCB). A code the catalog does not know is hardware 96 when the
-    scheme lists it in `contraindicated_codes` (a scheme from outside verifier/), else instance-identity 99."""
-    info = code_info(error.code)
-    if info is not None and info.claim is not None and info.value is not None:
-        claim, value = Claim(info.claim), info.value
-    elif error.code in scheme.contraindicated_codes:
-        claim, value = Claim.HARDWARE, CONTRAINDICATED
-    else:
-        claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
-    return Finding(
-        code=error.code, claim=claim, value=value, message=error.message, expected=error.expected, actual=error.actual
-    )
-
-
-def _fresh(code: str, message: str, expected: str, actual: str) -> Finding:
-    return Finding(
-        code=code,
-        claim=Claim.INSTANCE_IDENTITY,
-        value=CONTRAINDICATED,
-        message=message,
-        expected=expected,
-        actual=actual,
-    )

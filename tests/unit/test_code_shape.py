@@ -18,7 +18,6 @@ MAX_FUNCTION_LINES = 60  # from the `def` line to the last line of the body
 
 # file (relative to the repository) -> why it may be longer than MAX_FILE_LINES
 LONG_FILES: dict[str, str] = {
-    "verifier/service.py": "issue 12: to split (the numbered pipeline plus its ports and request/result types)",
     "verifier/settings/table.py": "field table: every setting declared once (default, section, env, flag, help)",
 }
 
@@ -34,7 +33,12 @@ LONG_FUNCTIONS: dict[str, str] = {
     "verifier/migrations/versions/0005_workloads.py::_migrated_workloads": "migration: a released revision is frozen",
 }
 
-DOCUMENTED = [PACKAGE / "tee", PACKAGE / "trust", PACKAGE / "appraisal", PACKAGE / "service.py"]
+DOCUMENTED = [
+    PACKAGE / "tee",
+    PACKAGE / "trust",
+    PACKAGE / "appraisal",
+    *(PACKAGE / name for name in ("service.py", "requests.py", "findings.py", "workload_policies.py")),
+]
 # Public functions and methods (names without a leading underscore, in public classes) that have no docstring yet.
 # To shrink: document each (what it returns, what it raises, the spec section it implements) and remove it here.
 MISSING_DOCSTRINGS: set[str] = set()

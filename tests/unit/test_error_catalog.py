@@ -23,7 +23,7 @@ from verifier.appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, NOT_RECOGNI
 from verifier.client.sync import ClientError
 from verifier.error_catalog import CATALOG, CodeInfo, code_info
 from verifier.errors import ErrorKind, EvidenceError, VerifierError
-from verifier.service import _evidence_finding
+from verifier.findings import evidence_finding as _evidence_finding
 from verifier.storage.db_faults import MESSAGES as DATABASE_FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]

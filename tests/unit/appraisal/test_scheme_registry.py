@@ -43,7 +43,10 @@ PACKAGE = ROOT / "verifier"
 # The TEE's own files may name their TEE: its package and its appraiser.
 OWN_FILES = {PACKAGE / "appraisal" / f"{kind}.py" for kind in ("nitro", "snp", "tdx")}
 # Files that must not name any TEE at all (they ask the registry for everything per-TEE).
-NO_TEE_NAMES = (PACKAGE / "service.py", PACKAGE / "appraisal" / "binding.py")
+NO_TEE_NAMES = (
+    *(PACKAGE / name for name in ("service.py", "requests.py", "findings.py", "workload_policies.py")),
+    PACKAGE / "appraisal" / "binding.py",
+)
 _COMPARE_OPS = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
 
 

@@ -1,0 +1,105 @@
+"""The findings the service adds beside the per-TEE appraisers' (steps 6 and 7 of the pipeline,
+../shared/ARCHITECTURE.md): the finding of evidence that failed verification, the freshness findings (challenge,
+nonce, REPORT_DATA binding) and the RFC 7800 `cnf` key, issued only when the evidence binds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .appraisal.binding import check_binding, key_is_bound
+from .appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, Claim, Finding
+from .appraisal.policy import Policy
+from .appraisal.scheme import Scheme, Verified
+from .challenges import ConsumeOutcome
+from .error_catalog import code_info
+from .errors import EvidenceError
+from .requests import AppraisalRequest
+from .results.cnf import runtime_key_jwk
+
+BINDING_CODES = frozenset({"NONCE_MISMATCH", "RUNTIME_DATA_MISMATCH", "REPORT_DATA_MISMATCH", "RUNTIME_DATA_NOT_BOUND"})
+CHALLENGE_CODES = {
+    ConsumeOutcome.UNKNOWN: "CHALLENGE_UNKNOWN",
+    ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
+    ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
+}
+
+
+def evidence_finding(scheme: Scheme, error: EvidenceError) -> Finding:
+    """The finding for evidence that failed parsing or verification: the claim and value `verifier.error_catalog`
+    gives its code (AR4SI 99 = cryptographic validation failed; 97 = not recognized; 96 = recognized but
+    contraindicated, e.g. revoked or an unsupported TCB). A code the catalog does not know is hardware 96 when the
+    scheme lists it in `contraindicated_codes` (a scheme from outside verifier/), else instance-identity 99. Never
+    raises."""
+    info = code_info(error.code)
+    if info is not None and info.claim is not None and info.value is not None:
+        claim, value = Claim(info.claim), info.value
+    elif error.code in scheme.contraindicated_codes:
+        claim, value = Claim.HARDWARE, CONTRAINDICATED
+    else:
+        claim, value = Claim.INSTANCE_IDENTITY, CRYPTO_FAILED
+    return Finding(
+        code=error.code, claim=claim, value=value, message=error.message, expected=error.expected, actual=error.actual
+    )
+
+
+def challenge_findings(outcome: ConsumeOutcome, nonce: bytes) -> list[Finding]:
+    """Step 7a's finding: none when the nonce was a live challenge consumed now, else CHALLENGE_UNKNOWN,
+    CHALLENGE_EXPIRED or CHALLENGE_REPLAYED (instance identity, contraindicated). Never raises."""
+    if outcome is ConsumeOutcome.OK:
+        return []
+    return [
+        fresh(
+            CHALLENGE_CODES[outcome],
+            f"the nonce is not a live challenge of this verifier ({outcome.name})",
+            "an unused, unexpired challenge",
+            nonce.hex(),
+        )
+    ]
+
+
+def policy_freshness(request: AppraisalRequest, scheme: Scheme, verified: Verified, policy: Policy) -> list[Finding]:
+    """Step 7c, per policy: a nonce when the policy requires one, and its binding (and the runtime data's) in the
+    evidence as the policy's REPORT_DATA binding says (`check_binding` with the scheme's rule). Never raises."""
+    findings: list[Finding] = []
+    if request.nonce is None and policy.require_nonce:
+        findings.append(
+            fresh("NONCE_MISSING", "the policy requires a nonce and the request has none", "a nonce", "none")
+        )
+    if verified.parsed is not None:
+        findings.extend(
+            check_binding(
+                scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+            )
+        )
+    return findings
+
+
+def bound_key(
+    request: AppraisalRequest, scheme: Scheme, verified: Verified, findings: list[Finding], policy: Policy
+) -> Any:
+    """RFC 7800 `cnf` key: issued only when the signed evidence covers the key (the scheme's binding rule,
+    `key_is_bound`): the request's runtime data under SHA-512 REPORT_DATA binding or equal to the Nitro document's
+    `public_key`; without runtime data, the key the evidence itself carries (Nitro: the NSM-signed `public_key`).
+    Never after a failed verification or any binding finding. Returns the JWK or None; never raises."""
+    if verified.failure is not None or any(f.code in BINDING_CODES for f in findings):
+        return None
+    if request.runtime_data is not None:
+        if not key_is_bound(
+            scheme.binding, verified.claims, request.nonce, request.runtime_data, policy.report_data_binding
+        ):
+            return None
+        return runtime_key_jwk(request.runtime_data)
+    doc_key = scheme.binding.evidence_key(verified.claims)
+    return runtime_key_jwk(doc_key) if doc_key else None
+
+
+def fresh(code: str, message: str, expected: str, actual: str) -> Finding:
+    """A freshness finding: instance identity, contraindicated. Never raises."""
+    return Finding(
+        code=code,
+        claim=Claim.INSTANCE_IDENTITY,
+        value=CONTRAINDICATED,
+        message=message,
+        expected=expected,
+        actual=actual,
+    )
