@@ -5,8 +5,10 @@ and never re-serialised.
 
 Only the split of the PCS format, nothing verified: strict JSON (no duplicate keys, no NaN/Infinity), one object
 holding the member (an object) and a 64-byte signature. `SignedJsonError` (a ValueError, no error code) says what
-is wrong; the TDX verifier (verifier.tee.tdx.collateral_documents) makes the same checks and raises EvidenceError
-TDX_COLLATERAL_MALFORMED, the PCS client (verifier.collateral.pcs_items.next_update) COLLATERAL_MALFORMED.
+is wrong. This is the only implementation of the split (issue 12: each trust rule written once): the TDX verifier
+(verifier.tee.tdx.collateral_documents) calls it and raises EvidenceError TDX_COLLATERAL_MALFORMED with the same
+message and actual, the PCS client (verifier.collateral.pcs_items.next_update) COLLATERAL_MALFORMED. The import goes
+tee -> collateral only: nothing here imports verifier.tee.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Intel PCS items without TEE code (verifier/collateral/pcs_items.py, signed_json.py): `next_update` answers, code
 and message for each hostile document exactly as before the issue-12 split out of verifier/tee/tdx/pcs.py (the
-outputs below were recorded from the old module), and the signed-JSON split agrees with the TDX verifier's own
-parse (verifier.tee.tdx.collateral_documents.parse_signed_json) on every document, so an item the PCS client
-caches is one the verifier can parse, and one it refuses the verifier refuses too."""
+outputs below were recorded from the old module). The TDX verifier's parse
+(verifier.tee.tdx.collateral_documents.parse_signed_json) calls the same `split_signed_json`, so an item the PCS
+client caches is one the verifier can parse, and one it refuses the verifier refuses too
+(tests/unit/tee/tdx/test_tdx_signed_json.py pins the verifier's codes and messages)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,7 @@ import pytest
 
 from verifier.collateral.base import CollateralUnavailableError
 from verifier.collateral.pcs_items import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA_CRL, KIND_TCB_INFO, next_update
-from verifier.collateral.signed_json import MAX_DOC_BYTES, SignedJsonError, split_signed_json
-from verifier.errors import EvidenceError
-from verifier.tee.tdx import collateral_documents
-from verifier.tee.tdx.collateral_documents import parse_signed_json
+from verifier.collateral.signed_json import MAX_DOC_BYTES
 
 SIG = "ab" * 64
 UTC = dt.UTC
@@ -132,20 +130,3 @@ def test_next_update_of_what_is_not_an_item(kind: str, data: bytes, message: str
     with pytest.raises(CollateralUnavailableError) as info:
         next_update(kind, data)
     assert (info.value.code, info.value.message) == ("COLLATERAL_MALFORMED", message)
-
-
-@pytest.mark.parametrize("doc", [doc for doc, _ in DOCUMENTS.values()], ids=list(DOCUMENTS))
-def test_the_split_agrees_with_the_tdx_parse(doc: str) -> None:
-    """Until collateral_documents.parse_signed_json delegates to signed_json.split_signed_json, the two copies of
-    the parse must accept the same documents, with the same parts, and refuse the others with the same words."""
-    raw = doc.encode()
-    try:
-        theirs = parse_signed_json(raw, "tcbInfo")
-    except EvidenceError as error:
-        assert error.code == collateral_documents.MALFORMED
-        with pytest.raises(SignedJsonError) as info:
-            split_signed_json(raw, "tcbInfo")
-        assert (info.value.message, info.value.actual) == (error.message, error.actual)
-        return
-    ours = split_signed_json(raw, "tcbInfo")
-    assert (ours.raw, ours.signature, ours.data) == (theirs.raw, theirs.signature, theirs.data)

@@ -3,14 +3,15 @@
 Intel Trusted Services API (PCS v4): GET /tdx/certification/v4/tcb and /tdx/certification/v4/qe/identity return
 {"tcbInfo"|"enclaveIdentity": {...}, "signature": "<hex r||s>"}; the ECDSA P-256 / SHA-256 signature by the
 "Intel SGX TCB Signing" certificate covers the exact bytes of the member value as served, so `SignedJson.raw` is
-cut out of the original text and never re-serialised. Nothing is verified here (collateral_checks.py does); parse
-results are memoised by the digest of their bytes (`_PARSED`).
+cut out of the original text and never re-serialised. That split (strict JSON, exact signed bytes, size bound) is
+written once, in verifier.collateral.signed_json, which the PCS client uses too; here its SignedJsonError becomes
+EvidenceError TDX_COLLATERAL_MALFORMED with the same message. Nothing is verified here (collateral_checks.py does);
+parse results are memoised by the digest of their bytes (`_PARSED`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -19,13 +20,16 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
+from verifier.collateral import signed_json
+from verifier.collateral.signed_json import MAX_DOC_BYTES as MAX_DOC_BYTES
+from verifier.collateral.signed_json import SignedJson as SignedJson
+from verifier.collateral.signed_json import SignedJsonError, split_signed_json
 from verifier.errors import EvidenceError
 from verifier.trust.certs import load_pem_certificates
 
 from .freshness import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
 
 MALFORMED = "TDX_COLLATERAL_MALFORMED"
-MAX_DOC_BYTES = 1 << 20
 MAX_CHAIN = 5
 FILES = (
     "tcb_info.json",
@@ -39,13 +43,6 @@ FILES = (
 ITEM_FILES = {TCB_INFO: FILES[0:2], QE_IDENTITY: FILES[2:4], PCK_CRL: FILES[4:6], ROOT_CA_CRL: FILES[6:7]}
 Chain = tuple[x509.Certificate, ...]
 C = TypeVar("C")
-
-
-@dataclass(frozen=True)
-class SignedJson:
-    raw: bytes  # exact bytes of the signed member value
-    signature: bytes  # ECDSA r||s, 64 bytes
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -123,75 +120,16 @@ def _malformed(message: str, actual: str = "") -> EvidenceError:
     return EvidenceError(MALFORMED, message, actual=actual[:200])
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate key")
-    return out
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=lambda name: float(f"{name}x"))
-
-
-def _member_dict(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = _DECODER.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise _malformed(f"{what} is not JSON", str(exc)) from None
-    if isinstance(data, dict):
-        return data
-    raise _malformed(f"{what} is not a JSON object")
-
-
-def _signature(value: Any, what: str) -> bytes:
-    try:
-        sig = bytes.fromhex(value) if isinstance(value, str) and len(value) == 128 else b""
-    except ValueError:
-        sig = b""
-    if len(sig) == 64:
-        return sig
-    raise _malformed(f"{what} signature must be 64 bytes r||s as hex", repr(value))
-
-
-_WS = " \t\r\n"
-
-
-def _skip(text: str, pos: int) -> int:
-    return len(text) - len(text[pos:].lstrip(_WS))
-
-
 def parse_signed_json(doc: bytes, member: str) -> SignedJson:
-    """Split `{"<member>": {...}, "signature": "<hex>"}` keeping the member value's exact bytes."""
-    if len(doc) > MAX_DOC_BYTES:
-        raise _malformed(f"{member} document too large", str(len(doc)))
+    """Split `{"<member>": {...}, "signature": "<hex>"}` keeping the member value's exact bytes (Intel Trusted
+    Services API, PCS v4 TCB info / QE identity): verifier.collateral.signed_json.split_signed_json. Raises
+    EvidenceError TDX_COLLATERAL_MALFORMED with its SignedJsonError's message and actual (too large, not strict
+    JSON, not one object, `member` or "signature" missing, a signature not 64 bytes of hex, a member not an
+    object)."""
     try:
-        text = doc.decode("utf-8")
-        spans: dict[str, tuple[int, int]] = {}
-        pos = _skip(text, 0)
-        if text[pos : pos + 1] != "{":
-            raise ValueError("not a JSON object")
-        sep = ","
-        while sep == ",":
-            key, pos = _DECODER.raw_decode(text, _skip(text, pos + 1))
-            if not isinstance(key, str) or key in spans:
-                raise ValueError(f"bad or duplicate key {key!r}")
-            pos = _skip(text, pos)
-            if text[pos : pos + 1] != ":":
-                raise ValueError("':' expected")
-            start = _skip(text, pos + 1)
-            _, end = _DECODER.raw_decode(text, start)
-            spans[key], pos = (start, end), _skip(text, end)
-            sep = text[pos : pos + 1]
-        if sep != "}" or text[pos + 1 :].strip(_WS):
-            raise ValueError("'}' expected at the end")
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _malformed(f"{member} document is not a signed JSON object", str(exc)) from None
-    if member not in spans or "signature" not in spans:
-        raise _malformed(f"{member} document needs '{member}' and 'signature'", ",".join(spans))
-    start, end = spans[member]
-    raw = text[start:end].encode("utf-8")
-    sig_start, sig_end = spans["signature"]
-    return SignedJson(raw, _signature(json.loads(text[sig_start:sig_end]), member), _member_dict(raw, member))
+        return split_signed_json(doc, member)
+    except SignedJsonError as error:
+        raise _malformed(error.message, error.actual) from None
 
 
 def _chain(pem: bytes | str | None, what: str) -> Chain:
@@ -225,16 +163,19 @@ def _from_dcap_qvl(doc: bytes) -> dict[str, Any]:
     """dcap-qvl QuoteCollateralV3 JSON: member JSON as strings, signatures and CRLs as hex, chains as PEM."""
     if len(doc) > 4 * MAX_DOC_BYTES:
         raise _malformed("collateral.json too large", str(len(doc)))
-    data = _member_dict(doc, "collateral.json")
-    out: dict[str, Any] = {}
-    for item, member in (("tcb_info", "tcbInfo"), ("qe_identity", "enclaveIdentity")):
-        text = data.get(item)
-        if text is None:
-            continue
-        if not isinstance(text, str):
-            raise _malformed(f"collateral.json {item} must be a JSON string")
-        raw, sig = _utf8(text, item), _signature(data.get(f"{item}_signature"), item)
-        out[f"{item}.json"] = SignedJson(raw, sig, _member_dict(raw, member))
+    try:
+        data = signed_json.member_dict(doc, "collateral.json")
+        out: dict[str, Any] = {}
+        for item, member in (("tcb_info", "tcbInfo"), ("qe_identity", "enclaveIdentity")):
+            text = data.get(item)
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise _malformed(f"collateral.json {item} must be a JSON string")
+            raw, sig = _utf8(text, item), signed_json.signature(data.get(f"{item}_signature"), item)
+            out[f"{item}.json"] = SignedJson(raw, sig, signed_json.member_dict(raw, member))
+    except SignedJsonError as error:
+        raise _malformed(error.message, error.actual) from None
     for name in FILES:
         key = name.split(".")[0]
         value = data.get(key)
