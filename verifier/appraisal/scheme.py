@@ -8,9 +8,9 @@ contraindicated hardware" (the tier mapping). `verifier.appraisal.registry` list
 conversion and the CLI ask it. The scheme pairs a tee/ verifier with an appraisal/ appraiser, so it lives here, above
 tee/ (../shared/ARCHITECTURE.md "Layout").
 
-The outcome of verification is `verifier.tee.base.VerifiedEvidence` with the facts the service reads as typed
-fields, built by each TEE's `verify` (the string-keyed `details` stay for the per-TEE appraisers); `Verified` is an
-alias of it, and `CollateralUsed` / `collateral_from_details` / `SchemeVerifier` are re-exported from there."""
+The outcome of verification is `verifier.tee.base.VerifiedEvidence[Report, Facts]`: the parsed report, the facts
+the service reads as typed fields (incomplete, retry_after, revocation, collateral) and the TEE's own typed facts for
+its appraiser; `Verified` is an alias of it, and `CollateralUsed` / `SchemeVerifier` are re-exported from there."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from ..reference_values.model import ReferenceValue
 from ..tee.base import CollateralUsed as CollateralUsed
 from ..tee.base import SchemeVerifier as SchemeVerifier
 from ..tee.base import VerifiedEvidence
-from ..tee.base import collateral_from_details as collateral_from_details
 from .binding import BindingRule
 from .model import Claim, Finding
 from .policy import Policy

@@ -40,11 +40,11 @@ class CollateralUsed:
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> CollateralUsed:
-        """The item of one details["collateral"] entry (missing keys are None). Never raises."""
+        """The item of its JSON form (`to_json`; missing keys are None). Never raises."""
         return cls(**{name: entry.get(name) for name in _COLLATERAL_FIELDS})
 
     def to_json(self) -> dict[str, Any]:
-        """The details["collateral"] entry of this item. Never raises."""
+        """The JSON form of this item (the EAR's and the appraisal row's collateral entry). Never raises."""
         return {name: getattr(self, name) for name in _COLLATERAL_FIELDS}
 
 
@@ -71,9 +71,6 @@ class VerifiedEvidence(Generic[ReportT, FactsT]):
     parsed: ReportT | None
     claims: dict[str, Any]
     failure: EvidenceError | None = None
-    # Facts about the verification that appraisal policy needs (e.g. SNP "revocation": checked|off|unavailable,
-    # "collateral": the items that decided, "collateral_superseded": request collateral that lost to newer).
-    details: dict[str, Any] = field(default_factory=dict)
     incomplete: str | None = None
     retry_after: float | None = None
     revocation: str | None = None
@@ -81,14 +78,6 @@ class VerifiedEvidence(Generic[ReportT, FactsT]):
     # The TEE's own typed facts for its appraiser (e.g. the TCB evaluation, the CRL outcome); None when the TEE
     # reports none or verification stopped before they were known.
     facts: FactsT | None = None
-
-
-def collateral_from_details(items: object) -> tuple[CollateralUsed, ...]:
-    """The typed collateral items of a TEE package's details["collateral"] list (non-dict entries skipped). Never
-    raises."""
-    if not isinstance(items, list):
-        return ()
-    return tuple(CollateralUsed.from_json(item) for item in items if isinstance(item, Mapping))
 
 
 class TeeVerifier(Protocol):

@@ -137,7 +137,7 @@ def pki() -> FakeAmdPki:
 def test_a_verified_report_with_its_facts_affirms(pki: FakeAmdPki) -> None:
     verified = minted(pki)
     assert isinstance(verified.parsed, AttestationReport) and isinstance(verified.facts, SnpFacts)
-    assert verified.details == {}  # the facts are typed, nothing goes through the string-keyed dict
+    assert not hasattr(verified, "details")  # the facts are typed: there is no string-keyed dict any more
     assert run(verified) == (Tier.AFFIRMING, [])
 
 
@@ -151,10 +151,10 @@ def _unverified(verified: VerifiedEvidence) -> None:
 
 
 def test_a_result_without_typed_facts_is_never_affirmed(pki: FakeAmdPki) -> None:
-    """A plug-in verifier (or an old one) hands over its claims and string-keyed details only: the SNP appraiser
-    cannot tell what was verified, so nothing is affirmed (the old appraiser affirmed these claims)."""
+    """A plug-in verifier (or an old one) hands over its claims only, without typed facts: the SNP appraiser cannot
+    tell what was verified, so nothing is affirmed (the old appraiser affirmed these claims)."""
     verified = minted(pki)
-    _unverified(dataclasses.replace(verified, facts=None, details={"revocation": "checked"}))
+    _unverified(dataclasses.replace(verified, facts=None))
     _unverified(dataclasses.replace(verified, parsed=None))
     _unverified(VerifiedEvidence("snp", object(), dict(verified.claims), facts=verified.facts))
     _unverified(VerifiedEvidence("snp", verified.parsed, dict(verified.claims), facts={"revocation": "checked"}))

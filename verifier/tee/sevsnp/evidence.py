@@ -10,7 +10,7 @@ from the source, the newer deciding (`revocation.py`). The facts for appraisal a
 is an `SnpFacts` (`facts.py`: the verified product, revocation "checked" | "off" | "unavailable" and why, the CRL
 that decided, the request CRL it superseded), `revocation` repeats its state and `collateral` lists what decided:
 the signer ("amd.vcek" | "amd.vlek"), its "amd.cert_chain" and the "amd.crl", each with its source ("request" |
-"cache" | "vendor" | "anchors"). `details` stays empty.
+"cache" | "vendor" | "anchors").
 
 Vendor collateral that cannot be had (no VCEK in the request and none from the source, no cert chain, a v2 report
 of unknown product: `CollateralUnavailableError`) is said as TDX says it: the result is `incomplete` with the

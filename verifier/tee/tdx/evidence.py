@@ -11,7 +11,7 @@ and never affirming.
 The outcome is `VerifiedEvidence[Quote, TdxFacts]` (facts.py): the TCB evaluation (or None), the collateral items used
 (item, number, issued, next_update, source request|cache|vendor), the request items older than the verifier's
 (superseded), the collateral error and the earliest nextUpdate; `revocation` is "checked" when both verified CRLs
-were applied, else "unavailable". `details` is empty.
+were applied, else "unavailable".
 
 An item the source delivered that does not parse, or does not verify on its own against the pinned Intel root
 (chain, signature, validity window: anything but a PCK CRL for another issuer than the quote's PCK), is reported
@@ -61,7 +61,7 @@ class TdxVerifier:
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[Quote, TdxFacts]:
         """Steps 2-6 (module docstring): the parsed quote, its claims and the typed `TdxFacts` (TCB evaluation,
         collateral used and superseded, the collateral error), with `incomplete` / `retry_after` when collateral was
-        unavailable, `revocation` and `collateral` filled for the service; `details` stays empty. Never raises for
+        unavailable, `revocation` and `collateral` filled for the service. Never raises for
         bad evidence: the first error is the result's `failure` (facts are None when it came before collateral)."""
         try:
             quote = parse_quote(evidence)

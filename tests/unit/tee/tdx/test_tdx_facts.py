@@ -1,4 +1,4 @@
-"""TdxVerifier's typed outcome (tee/tdx/facts.py): `VerifiedEvidence[Quote, TdxFacts]` with `details` empty, the
+"""TdxVerifier's typed outcome (tee/tdx/facts.py): `VerifiedEvidence[Quote, TdxFacts]` (no string-keyed details), the
 facts the appraiser reads (TCB evaluation, collateral used and superseded, collateral error) and the service's
 typed fields (`incomplete`, `retry_after`, `revocation`, `collateral`) on every path: mint, verify, appraise."""
 
@@ -59,7 +59,7 @@ def appraise(pki: FakeIntelPki, verified: VerifiedEvidence[Quote, TdxFacts]) -> 
 
 def test_a_verified_quote_carries_its_quote_and_typed_facts(pki: FakeIntelPki, evidence: bytes) -> None:
     verified = verify(pki, evidence, pki.collateral_files())
-    assert verified.failure is None and verified.details == {}
+    assert verified.failure is None
     assert isinstance(verified.parsed, Quote) and verified.parsed.body.mr_td == MR_TD
     facts = verified.facts
     assert isinstance(facts, TdxFacts) and facts.collateral_error is None
@@ -87,7 +87,7 @@ def test_an_out_of_date_platform_has_its_advisories_in_the_facts(pki: FakeIntelP
 
 def test_unavailable_collateral_is_incomplete_with_its_retry_after(pki: FakeIntelPki, evidence: bytes) -> None:
     verified = verify(pki, evidence, {}, _Busy())
-    assert verified.failure is None and verified.details == {}
+    assert verified.failure is None
     assert verified.facts == TdxFacts(collateral_error="COLLATERAL_RATE_LIMITED")
     assert (verified.incomplete, verified.retry_after, verified.revocation) == (
         "COLLATERAL_RATE_LIMITED",
@@ -117,7 +117,7 @@ def test_a_failure_keeps_the_facts_known_by_then(pki: FakeIntelPki, evidence: by
     }[case]
     verified = verify(pki, evidence, files)
     assert verified.failure is not None and verified.failure.code == code
-    assert isinstance(verified.parsed, Quote) and verified.details == {}
+    assert isinstance(verified.parsed, Quote)
     assert verified.facts is not None and verified.facts.tcb is None and verified.incomplete is None
     collateral_checked = case != "request-collateral-forged"
     assert len(verified.facts.collateral) == (4 if collateral_checked else 0)
@@ -138,7 +138,7 @@ def test_evidence_that_fails_before_collateral_has_no_facts(
     raw = evidence if evidence is not None else pki.quote(pck_chain_pem=b"not a chain")
     verified = verify(pki, raw, pki.collateral_files())
     assert verified.failure is not None and verified.failure.code == code
-    assert verified.facts is None and verified.details == {} and verified.collateral == ()
+    assert verified.facts is None and verified.collateral == ()
     assert verified.revocation is None and verified.incomplete is None
     assert isinstance(verified.parsed, Quote) is parsed
     baseline, findings, _ = tdx_appraisal.appraise(verified, Policy(), [], pki.now)
