@@ -32,6 +32,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema
 from pydantic.dataclasses import dataclass
 
+from ..reference_values.kinds import MEASUREMENT_KINDS
 from .policy_errors import CodeOnly, Expect, config_error, rule
 
 DEFAULT_POLICY_ID = "default"
@@ -133,7 +134,7 @@ def _binding(value: str) -> str:
 
 
 def _default_kinds() -> dict[str, tuple[str, ...]]:
-    return {"nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2"), "snp": ("snp.measurement",), "tdx": ("tdx.mr_td",)}
+    return dict(MEASUREMENT_KINDS)
 
 
 def _kinds_only_grow(value: Mapping[str, tuple[str, ...]], info: ValidationInfo) -> Mapping[str, tuple[str, ...]]:

@@ -95,6 +95,17 @@ PLATFORM_INFO_BITS: dict[int, str] = {
 _BIT_NAMES = {"snp.platform_info": PLATFORM_INFO_BITS}
 
 
+# The measurement kinds that identify a workload's image, per TEE: the default policy requires them of the evidence
+# and every workload version must name them, or a version would match other images (ARCHITECTURE.md): Nitro PCR0-2
+# (image, kernel + boot ramfs, application), SNP MEASUREMENT, TDX MRTD. Declared once, read by appraisal/policy_model
+# and workloads/manifest.
+MEASUREMENT_KINDS: dict[str, tuple[str, ...]] = {
+    "nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2"),
+    "snp": ("snp.measurement",),
+    "tdx": ("tdx.mr_td",),
+}
+
+
 def known_tees() -> tuple[str, ...]:
     """The TEEs that have reference-value kinds (the `<tee>` prefixes of the kinds table), sorted: the one list of
     TEE names for workloads, manifests and the broker; `tests/unit/reference_values/test_tee_names.py` holds it equal

@@ -27,7 +27,7 @@ import yaml
 from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
 from ..clock import as_utc, parse_rfc3339
 from ..errors import ConfigError, RequestError
-from ..reference_values.kinds import known_tees, normalize_value
+from ..reference_values.kinds import MEASUREMENT_KINDS, known_tees, normalize_value
 from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -35,13 +35,8 @@ MAX_LABEL = 200
 MAX_VERSION = 64
 MAX_REASON = 1000
 MAX_POLICY = 100
-# The measurement kinds without which a version would match other images (ARCHITECTURE.md, the default policy's
-# required measurements): Nitro PCR0-2 (image, kernel + boot ramfs, application), SNP MEASUREMENT, TDX MRTD.
-REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
-    "nitro": ("nitro.pcr0", "nitro.pcr1", "nitro.pcr2"),
-    "snp": ("snp.measurement",),
-    "tdx": ("tdx.mr_td",),
-}
+# The measurement kinds without which a version would match other images (reference_values/kinds.py).
+REQUIRED_KINDS = MEASUREMENT_KINDS
 _TOP_KEYS = {"reference_values", "managed_labels", "label_scope", "revoke", "description"}
 _WORKLOAD_KEYS = {"workload", "tee", "policy", "versions", "revoke", "description"}
 _VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "policy", "description"}
