@@ -88,11 +88,6 @@ class VerifiedLinks:
             self._links.clear()
 
 
-# Deprecated, for old imports only (tests/unit/trust/test_trust_chain.py, benchmarks/bench.py): nothing consults it.
-# Pass a VerifiedLinks as `links` instead.
-VERIFIED_LINKS = VerifiedLinks(capacity=0)
-
-
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, links: VerifiedLinks | None = None) -> None:
     """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature (remembered in `links`).
     Raises EvidenceError CHAIN_NAME_MISMATCH or CHAIN_SIGNATURE_INVALID."""
