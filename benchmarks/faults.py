@@ -249,6 +249,8 @@ class Server:
             "0",
             "--rate-appraise-per-client",
             "0",
+            "--workers",  # the qualification is of one process (issue 11); workers are issue 13's benchmark
+            "1",
         )
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
         deadline = time.monotonic() + 60

@@ -1,4 +1,5 @@
-"""`verifier serve`: the gRPC server (health, reflection, TLS) with /metrics and the JWKS on an HTTP port."""
+"""`verifier serve`: the gRPC server (health, reflection, TLS) with /metrics and the JWKS on an HTTP port; with
+`--workers N` (N > 1) a supervisor and N worker processes sharing the gRPC port (transport/grpc/workers.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..bootstrap import build_app
+from ..bootstrap import Components, build_app
+from ..results.signer import ResultSigner
 from ..settings import Settings, add_flags, apply_flags, flag_names
 from ..storage import migrate
 from ..transport.grpc.server import serve
+from ..transport.grpc.workers import Supervisor, worker_count
 from .common import UsageError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     settings = apply_flags(base, args, serve_settings())
+    workers = worker_count(settings)  # ConfigError WORKERS_NEED_POSTGRESQL for more than one on SQLite
+    if workers > 1:
+        return Supervisor(settings, workers, build_worker, port_file=args.port_file).run()
     components = build_app(settings, background_writes=True)  # kept evidence off the answer's path
     try:
         migrate.check(components.database)
@@ -49,3 +55,8 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     finally:
         components.close()
     return 0
+
+
+def build_worker(settings: Settings, signer: ResultSigner) -> Components:
+    """A worker's app, after the fork: its own database engine, caches and pools; the supervisor's signer."""
+    return build_app(settings, signer=signer, background_writes=True)

@@ -170,6 +170,19 @@ class Settings:
         flag="--http-listen",
         metavar="HOST:PORT",
     )
+    # Server processes sharing the gRPC port (transport/grpc/workers.py). 0: automatic, the CPU count on
+    # PostgreSQL and 1 with `development` or on SQLite; 1: one process, no supervisor; above 1 needs PostgreSQL.
+    workers: int = _setting(
+        0,
+        section="server",
+        env="WORKERS",
+        parse=_int,
+        help="server processes sharing the gRPC port (default 0: the CPU count, 1 with --dev or on SQLite; "
+        "1: one process, no supervisor; more than 1 needs PostgreSQL)",
+        flag="--workers",
+        type=_count,
+        metavar="N",
+    )
     tls_cert: Path | None = _setting(
         None,
         section="tls",

@@ -1,21 +1,28 @@
 """A small HTTP side server (stdlib wsgiref in a daemon thread): /metrics, /.well-known/jwks.json, and the probes
 /livez (200 while the process serves HTTP), /readyz (200 only while the server is serving and its cached database
-check passes, 503 otherwise) and /healthz (an alias of /readyz)."""
+check passes, 503 otherwise) and /healthz (an alias of /readyz).
+
+`PolledHttpServer` serves the same `HttpApp` without any thread, from the selector loop of the `--workers N`
+supervisor (transport/grpc/workers.py): a process that forks must not run threads.
+"""
 
 from __future__ import annotations
 
 import errno
 import json
 import logging
+import selectors
 import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ...errors import ConfigError
-from ...metrics import Metrics
+from ...metrics import Exposition
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +57,7 @@ class _QuietHandler(WSGIRequestHandler):
 class HttpApp:
     """The WSGI application; `healthy()` (serving and ready) decides /readyz and /healthz (200, else 503)."""
 
-    def __init__(self, metrics: Metrics, jwks: Callable[[], dict[str, Any]], healthy: Callable[[], bool]) -> None:
+    def __init__(self, metrics: Exposition, jwks: Callable[[], dict[str, Any]], healthy: Callable[[], bool]) -> None:
         self._metrics, self._jwks, self._healthy = metrics, jwks, healthy
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -103,9 +110,7 @@ class HttpServer:
         try:
             self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
         except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise ConfigError("ADDRESS_IN_USE", f"HTTP address {address} is already in use") from None
-            raise ConfigError("LISTEN_FAILED", f"cannot listen on HTTP address {address}: {error.strerror}") from None
+            raise _bind_error(address, error) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="verifier-http", daemon=True)
 
     @property
@@ -121,3 +126,146 @@ class HttpServer:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+
+
+def _bind_error(address: str, error: OSError) -> ConfigError:
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError("ADDRESS_IN_USE", f"HTTP address {address} is already in use")
+    return ConfigError("LISTEN_FAILED", f"cannot listen on HTTP address {address}: {error.strerror}")
+
+
+class _Connection:
+    """One HTTP/1.x connection of `PolledHttpServer`: read one request, write one response, close."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline = sock, deadline
+        self.inbox, self.outbox = b"", b""
+
+
+class PolledHttpServer:
+    """`HttpApp` on `address` without threads: the owner's selector calls back on readiness, the owner calls
+    `expire()` now and then. One request per connection (Connection: close), at most `MAX_REQUEST` bytes of
+    request head, `timeout` seconds per connection and `MAX_CONNECTIONS` at once, so a slow or hostile client
+    cannot hold the loop."""
+
+    MAX_REQUEST = 16 * 1024
+    MAX_CONNECTIONS = 64
+
+    def __init__(self, address: str, app: HttpApp, *, timeout: float = 5.0) -> None:
+        """Bind `address` now. Raises ConfigError `ADDRESS_IN_USE` when another process listens there."""
+        host, port = split_hostport(address)
+        self._app, self._timeout = app, timeout
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as wsgiref: TIME_WAIT is no owner
+            self._sock.bind((host, port))
+            self._sock.listen(64)
+        except OSError as error:
+            self._sock.close()
+            raise _bind_error(address, error) from None
+        self._sock.setblocking(False)
+        self._selector: selectors.BaseSelector | None = None
+        self._connections: dict[int, _Connection] = {}
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def start(self, selector: selectors.BaseSelector) -> int:
+        """Register with `selector`, whose key data are callables the owner calls when the key is ready."""
+        self._selector = selector
+        selector.register(self._sock, selectors.EVENT_READ, self._accept)
+        log.info("HTTP (metrics, JWKS, livez, readyz) listening on port %d", self.port)
+        return self.port
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._sock.accept()
+        except OSError:  # BlockingIOError or a connection reset before accept
+            return
+        if len(self._connections) >= self.MAX_CONNECTIONS or self._selector is None:
+            sock.close()
+            return
+        sock.setblocking(False)
+        connection = _Connection(sock, time.monotonic() + self._timeout)
+        self._connections[sock.fileno()] = connection
+        self._selector.register(sock, selectors.EVENT_READ, lambda: self._read(connection))
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            chunk = connection.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close(connection)
+            return
+        connection.inbox += chunk
+        head, sep, _ = connection.inbox.replace(b"\r\n", b"\n").partition(b"\n\n")
+        if not sep and len(connection.inbox) <= self.MAX_REQUEST:
+            return
+        connection.outbox = self._respond(head if sep else b"")
+        assert self._selector is not None
+        self._selector.modify(connection.sock, selectors.EVENT_WRITE, lambda: self._write(connection))
+
+    def _respond(self, head: bytes) -> bytes:
+        """The whole response to a request head (b"" for one too large)."""
+        parts = head.split(b"\n", 1)[0].decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            return _raw_response("400 Bad Request", [("Content-Type", "text/plain")], b"bad request\n")
+        method, target = parts[0], parts[1]
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": urllib.parse.unquote(target.split("?", 1)[0])}
+        captured: list[tuple[str, list[tuple[str, str]]]] = []
+        body = b"".join(self._app(environ, lambda status, headers: captured.append((status, headers))))
+        status, headers = captured[0]
+        return _raw_response(status, headers, b"" if method == "HEAD" else body)
+
+    def _write(self, connection: _Connection) -> None:
+        try:
+            sent = connection.sock.send(connection.outbox)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(connection.outbox)
+        connection.outbox = connection.outbox[sent:]
+        if not connection.outbox:
+            self._close(connection)
+
+    def _close(self, connection: _Connection) -> None:
+        self._connections.pop(connection.sock.fileno(), None)
+        if self._selector is not None:
+            self._selector.unregister(connection.sock)
+        try:  # discard what the client sent past its head, so closing sends FIN, not RST, after the response
+            while connection.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        connection.sock.close()
+
+    def expire(self) -> None:
+        """Close connections past their time."""
+        now = time.monotonic()
+        for connection in [c for c in self._connections.values() if c.deadline < now]:
+            self._close(connection)
+
+    def stop(self) -> None:
+        for connection in list(self._connections.values()):
+            self._close(connection)
+        if self._selector is not None:
+            self._selector.unregister(self._sock)
+        self._sock.close()
+
+    def close_in_child(self) -> None:
+        """In a forked child: close the inherited sockets without touching the selector (the parent's)."""
+        for connection in self._connections.values():
+            connection.sock.close()
+        self._connections.clear()
+        self._sock.close()
+
+
+def _raw_response(status: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    if not any(k.lower() == "content-length" for k, _ in headers):
+        headers = [*headers, ("Content-Length", str(len(body)))]
+    lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers if k.lower() != "connection")]
+    return ("\r\n".join([*lines, "Connection: close", "", ""])).encode("latin-1") + body

@@ -14,7 +14,9 @@ again; HTTP /readyz follows it, /livez does not.
 Shutdown drains: health flips to NOT_SERVING first, the server keeps serving for `drain` seconds (on SIGTERM:
 `drain_seconds`), then stops accepting and gives in-flight RPCs `grace` seconds.
 
-One server per port: SO_REUSEPORT is off, so a busy gRPC or HTTP port is ConfigError `ADDRESS_IN_USE`.
+One server per port: SO_REUSEPORT is off, so a busy gRPC or HTTP port is ConfigError `ADDRESS_IN_USE`. The one
+exception are the workers of `verifier serve --workers N` (`share_port`, see workers.py): they share their port on
+purpose, and their supervisor makes sure no unrelated server shares it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 class VerifierServer:
     """One gRPC server plus its HTTP side server, each on its own private metrics registry."""
+
+    share_port = False  # True for the workers of `--workers N`: SO_REUSEPORT beside their siblings (workers.py)
 
     def __init__(self, components: Components, *, metrics: Metrics | None = None, check_database: bool = True) -> None:
         self.components = components
@@ -125,8 +129,8 @@ class VerifierServer:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),
-            ],  # a second server on a busy port must fail, not share it
+                ("grpc.so_reuseport", 1 if self.share_port else 0),
+            ],  # a second server on a busy port must fail, not share it (but workers of one supervisor share it)
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,  # shed load, never queue without bound
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
@@ -326,15 +330,15 @@ def _add_port(bind: Any, address: str) -> int:
     try:
         port = int(bind())
     except RuntimeError as error:
-        _raise_if_in_use(address)
+        raise_if_in_use(address)
         raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}: {error}") from None
     if port == 0:
-        _raise_if_in_use(address)
+        raise_if_in_use(address)
         raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}")
     return port
 
 
-def _raise_if_in_use(address: str) -> None:
+def raise_if_in_use(address: str) -> None:
     """gRPC does not say why a bind failed: try the address ourselves and raise ADDRESS_IN_USE if it is taken."""
     try:
         host, port = split_hostport(address)
@@ -351,10 +355,17 @@ def _raise_if_in_use(address: str) -> None:
                     raise ConfigError("ADDRESS_IN_USE", f"gRPC address {address} is already in use") from None
 
 
-async def serve(components: Components, *, ready: asyncio.Event | None = None, port_file: Path | None = None) -> None:
+async def serve(
+    components: Components,
+    *,
+    ready: asyncio.Event | None = None,
+    port_file: Path | None = None,
+    server: VerifierServer | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully. The CLI calls `asyncio.run(serve(components))`.
-    `port_file` receives {"grpc": port, "http": port} once listening (useful with port 0)."""
-    server = VerifierServer(components)
+    `port_file` receives {"grpc": port, "http": port} once listening (useful with port 0); `server` (a worker of
+    `--workers N`) is a `VerifierServer` of `components` made by the caller."""
+    server = server or VerifierServer(components)
     grpc_port, http_port = await server.start()
     if port_file is not None:
         ports = {"grpc": grpc_port, "http": http_port}
