@@ -20,11 +20,12 @@ from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
 from .service import VerifierService
 from .settings import Settings
-from .storage import audit
 from .storage.appraisals import SqlAppraisalStore
 from .storage.challenges import SqlChallengeStore
 from .storage.collateral import SqlCollateralCache
 from .storage.engine import Database
+from .storage.hot_cache import HotCache
+from .storage.hot_readers import HotPolicies, HotReferences, HotWorkloads
 from .storage.kept_evidence import SqlKeptEvidence
 from .storage.policies import SqlPolicies
 from .storage.reference_values import SqlReferenceValueStore
@@ -42,6 +43,7 @@ class Components:
     service: VerifierService
     kept: SqlKeptEvidence | None = None
     background: BestEffortWorker | None = None
+    hot: HotCache | None = None  # the appraisals' reads (reference values, workloads, policies) by version
 
     def close(self) -> None:
         """Stop the vendor-fetch pool (never waits for a stuck fetch), finish best-effort writes, dispose."""
@@ -145,21 +147,24 @@ def build_app(
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
     )
     references = SqlReferenceValueStore(database)
+    service_clock = clock or SystemClock()
+    # The hot path's reads (issue 13 item 3): one snapshot per reference-set version, one version read per appraisal.
+    hot = HotCache(database, service_clock)
     kept = (
         SqlKeptEvidence(database, max_rows=settings.keep_evidence, max_days=settings.keep_evidence_days)
         if settings.keep_evidence > 0
         else None
     )
-    policies = build_policies(settings, database)
+    policies = build_policies(settings, database, hot)
     for name in (settings.default_policy, *(settings.selectable_policies or ())):
         if name is not None and policies.lookup(name) is None:
             raise ConfigError(
                 "POLICY_UNKNOWN", f"no appraisal policy named {name!r} (--default-policy, --selectable-policy)"
             )
     service = VerifierService(
-        clock=clock or SystemClock(),
+        clock=service_clock,
         anchors=anchors,
-        references=references,
+        references=HotReferences(hot, references),
         signer=signer or build_signer(settings, clock=clock),
         challenges=SqlChallengeStore(database),
         # The appraisal unit of work (`verifier.recording.Recorder`): it consumes the challenges made above, in the
@@ -176,20 +181,21 @@ def build_app(
         collateral_source=build_collateral_source(settings, database),
         check_crl=settings.check_crl,
         kept=kept,
-        reference_set_version=lambda: audit.reference_set_version(database),
-        workloads=SqlWorkloads(database),
+        reference_set_version=hot.version,
+        reads=hot.pinned,
+        workloads=HotWorkloads(hot, SqlWorkloads(database)),
     )
     background = BestEffortWorker("kept-evidence") if background_writes and kept is not None else None
     service.background = background
-    return Components(
-        settings=settings, database=database, references=references, service=service, kept=kept, background=background
-    )
+    return Components(settings, database, references, service, kept=kept, background=background, hot=hot)
 
 
 build = build_app  # the older name, used by tests and callers
 
 
-def build_policies(settings: Settings, database: Database) -> PolicySet:
-    """Built-ins, then `--policy-file`, then the database (`verifier policy set`), which wins."""
+def build_policies(settings: Settings, database: Database, hot: HotCache | None = None) -> PolicySet:
+    """Built-ins, then `--policy-file`, then the database (`verifier policy set`), which wins; read through `hot`
+    (the service's cache) when given, else directly (the CLI)."""
     base = PolicySet.from_file(settings.policy_file) if settings.policy_file else PolicySet()
-    return base.with_store(SqlPolicies(database))
+    stored = SqlPolicies(database)
+    return base.with_store(HotPolicies(hot, stored) if hot is not None else stored)

@@ -11,6 +11,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -126,6 +127,10 @@ class VerifierService:
     kept: EvidenceKeeper | None = None
     # Reads the reference-set version (one row) for the token and the audit log; None: not reported.
     reference_set_version: Callable[[], int] | None = None
+    # One appraisal's reads pinned to one reference-set version, which it yields (the hot cache's
+    # `verifier.storage.hot_cache.HotCache.pinned`: one freshness read, then policies, reference values and
+    # workloads from memory); None: `reference_set_version` is read and each read goes to its store.
+    reads: Callable[[], AbstractContextManager[int]] | None = None
     # The policy a request that names none is appraised under (default: the built-in "default").
     default_policy: str | None = None
     # Workload metadata (TEE, policy, revoked versions); None: every label is an implicit workload under the
@@ -168,12 +173,14 @@ class VerifierService:
         select AccessDeniedError POLICY_NOT_ALLOWED, a nonce without a challenge store CHALLENGES_DISABLED."""
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
-        policy = self._policy(request.policy)
-        # Read before the reference values: the token names a version the values read are at least as new as.
-        version = self.reference_set_version() if self.reference_set_version is not None else None
-        evaluation = self._evaluate(
-            request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
-        )
+        policy_name = self._policy_name(request.policy)  # POLICY_NOT_ALLOWED before anything is read
+        # The reference-set version is read next: the policies, values and workloads read below are at least as new
+        # as the version the token names (with `reads`, one snapshot of it and nothing else read).
+        with self._reads() as version:
+            policy = self.policies.get(policy_name)
+            evaluation = self._evaluate(
+                request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
+            )
         token_id, appraisal_id = uuid.uuid4().hex, str(uuid.uuid4())
         policy_hash = policy_sha256(evaluation.policy)
         # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
@@ -213,6 +220,13 @@ class VerifierService:
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
 
+    def _reads(self) -> AbstractContextManager[int | None]:
+        """Step 1's freshness read: `reads` when configured, else the reference-set version read once (None when
+        not reported). Raises UnavailableError (DATABASE_*)."""
+        if self.reads is not None:
+            return self.reads()
+        return nullcontext(self.reference_set_version() if self.reference_set_version is not None else None)
+
     def _token(
         self,
         request: AppraisalRequest,
@@ -240,14 +254,15 @@ class VerifierService:
         )
         return self.signer.sign(claims)
 
-    def _policy(self, name: str | None) -> Policy:
-        """The policy a request is appraised under. Raises AccessDeniedError POLICY_NOT_ALLOWED for a name outside
-        `selectable_policies`, RequestError POLICY_UNKNOWN for an unknown one."""
+    def _policy_name(self, name: str | None) -> str | None:
+        """The name of the policy a request is appraised under (None: the built-in default), looked up by the
+        caller (RequestError POLICY_UNKNOWN for an unknown one). Raises AccessDeniedError POLICY_NOT_ALLOWED for a
+        name outside `selectable_policies`."""
         if name and self.selectable_policies is not None and name not in self.selectable_policies:
             raise AccessDeniedError(
                 "POLICY_NOT_ALLOWED", f"requests may not select the policy {name[:64]!r} on this verifier"
             )
-        return self.policies.get(name or self.default_policy)
+        return name or self.default_policy
 
     def reappraise(self, request: AppraisalRequest, *, at: dt.datetime, references: ReferenceValueReader) -> Appraisal:
         """Replay an earlier appraisal for impact analysis: the same steps at the instant `at` against

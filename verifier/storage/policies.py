@@ -1,9 +1,10 @@
 """Named appraisal policies in the database (table `policies`), the top layer of `PolicySet`.
 
 A body is validated with `policy_from_json` (unknown keys refused, tighten-only rules) and stored in its canonical
-form (`policy_to_json`) with the SHA-256 of its canonical JSON; each change appends an audit row "policy.set" in
-the same transaction. Built-in names ("default", "nonce-required") may be redefined only without loosening them
-(see `verifier.appraisal.policy.weakenings`)."""
+form (`policy_to_json`) with the SHA-256 of its canonical JSON; each change appends an audit row "policy.set" and
+bumps the reference-set version in the same transaction (appraisals read policies from the cache keyed by that
+version, `verifier.storage.hot_cache`). Built-in names ("default", "nonce-required") may be redefined only without
+loosening them (see `verifier.appraisal.policy.weakenings`)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ class SqlPolicies:
                 subject=name,
                 details={"sha256": digest, "previous_sha256": previous, "body": body},
             )
+            # A policy decides appraisals as reference values do: the version the hot path's cache is keyed by
+            # (`hot_cache`) moves with it, in this transaction.
+            audit.bump_reference_set(session, now)
         return StoredPolicy(name, policy, digest, now, actor[:200])
 
     def list(self) -> builtins.list[StoredPolicy]:
