@@ -17,8 +17,9 @@ dead database from it, and closes the fail-fast state again when it passes.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
@@ -40,6 +41,9 @@ CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 5_000
 LOCK_TIMEOUT_MS = 2_000
 SQLITE_BUSY_TIMEOUT_MS = 2_000
+# SQLite: how long a unit of work waits for this process's turn before DATABASE_BUSY (an overload, or a stuck
+# unit), like the busy timeout and the audit lock wait; the appraisal lanes bound how many wait at once.
+SQLITE_TURN_WAIT_S = 2.0
 TRIAL_BUSY_TIMEOUT_MS = 50  # SQLite: the fail-fast trial's busy timeout while the file is found locked
 POOL_SIZE = 5
 POOL_MAX_OVERFLOW = 5
@@ -115,6 +119,10 @@ def _is_memory_sqlite(parsed: URL) -> bool:
     return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
+class _TurnTimeoutError(UnavailableError):
+    """DATABASE_BUSY from waiting for this process's SQLite turn (`Database._sqlite_turn`), not from the file."""
+
+
 class _Unit:
     """What `Database._unit` learns about one unit of work (SQLite: whether it wrote; None: not known)."""
 
@@ -166,6 +174,7 @@ class Database:
         self._deadlines = Deadlines()
         self._fail_fast = FailFast(fail_fast_trial_s)
         self._deadline_s = 0.0
+        self._turn: threading.RLock | None = None  # SQLite: one unit of work at a time in this process
         self.probe_engine: Engine | None = None  # PostgreSQL: the readiness check's own one-connection pool
         parsed = _parse(url)
         options = dict(engine_options or {})
@@ -178,6 +187,7 @@ class Database:
                 defaults: dict[str, Any] = {} if _is_memory_sqlite(parsed) else pool
                 self.engine: Engine = create_engine(parsed, **{**defaults, **options})
                 event.listen(self.engine, "connect", _sqlite_connect_hook(busy_timeout_ms))
+                self._turn = threading.RLock()
             else:
                 connect_args = _pg_connect_args(
                     parsed, connect_timeout_s, statement_timeout_ms, lock_timeout_ms, options.pop("connect_args", {})
@@ -238,9 +248,12 @@ class Database:
                 code = self._fail_fast.code or DATABASE_UNAVAILABLE
                 raise UnavailableError(code, MESSAGES[code] + " (so it was moments ago)", retry_after=wait)
         try:
-            with self._deadlines.bound(deadline_s), self.translate_errors():
-                yield unit
+            with self._sqlite_turn() if admit else nullcontext(), self._deadlines.bound(deadline_s):
+                with self.translate_errors():
+                    yield unit
         except UnavailableError as error:
+            if isinstance(error, _TurnTimeoutError):  # this process's own queue, not a locked file
+                raise
             # SQLite: a busy timeout means the whole file is locked (by another process), not one table.
             if error.code == DATABASE_UNAVAILABLE or (error.code == DATABASE_BUSY and self.dialect == "sqlite"):
                 self._fail_fast.failed(error.code)
@@ -250,6 +263,26 @@ class Database:
             raise
         if unit.wrote or self._fail_fast.code != DATABASE_BUSY:  # a read (readiness too) passes a writer's lock
             self._fail_fast.succeeded()
+
+    @contextmanager
+    def _sqlite_turn(self) -> Iterator[None]:
+        """SQLite takes one writer at a time (WAL: readers do not wait). This process's units of work take turns
+        here, in-process, so concurrent requests of one process queue on a lock instead of meeting SQLite's busy
+        timeout (issue 13 item 5: under 64 clients they did, and each DATABASE_BUSY tripped the fail-fast state
+        as if another process held the file); only another process can still make SQLite busy. Re-entrant, so a
+        unit opened inside another on the same thread does not wait for itself. Raises UnavailableError
+        DATABASE_BUSY after `SQLITE_TURN_WAIT_S` (this process is overloaded: the fail-fast state is left alone).
+        PostgreSQL: no turn."""
+        turn = self._turn
+        if turn is None:
+            yield
+            return
+        if not turn.acquire(timeout=SQLITE_TURN_WAIT_S):
+            raise _TurnTimeoutError(DATABASE_BUSY, MESSAGES[DATABASE_BUSY], retry_after=1.0)
+        try:
+            yield
+        finally:
+            turn.release()
 
     @property
     def redacted_url(self) -> str:

@@ -198,13 +198,16 @@ def test_concurrent_appraisal_records_keep_one_chain(db: Database) -> None:
 
 def test_a_stuck_appender_makes_others_busy_not_blocked(sqlite_db: Database, monkeypatch: Any) -> None:
     """Issue 11 item 1: one session holding the SQLite append lock stopped every appraisal; now the others give
-    DATABASE_BUSY after a bounded wait."""
+    DATABASE_BUSY after a bounded wait (on SQLite the wait for this process's turn, `Database._sqlite_turn`, comes
+    first and is bounded the same way)."""
     import threading
 
     from verifier.errors import UnavailableError
     from verifier.storage import audit as audit_module
+    from verifier.storage import engine as engine_module
 
     monkeypatch.setattr(audit_module, "LOCK_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(engine_module, "SQLITE_TURN_WAIT_S", 0.2)
     held, release = threading.Event(), threading.Event()
 
     def stuck() -> None:
