@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .appraisal.binding import check_binding, key_is_bound
+from .appraisal.binding import check_binding, identity_finding, key_is_bound
 from .appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, Claim, Finding
 from .appraisal.policy import Policy
 from .appraisal.scheme import Scheme, Verified
@@ -48,7 +48,7 @@ def challenge_findings(outcome: ConsumeOutcome, nonce: bytes) -> list[Finding]:
     if outcome is ConsumeOutcome.OK:
         return []
     return [
-        fresh(
+        identity_finding(
             CHALLENGE_CODES[outcome],
             f"the nonce is not a live challenge of this verifier ({outcome.name})",
             "an unused, unexpired challenge",
@@ -63,7 +63,7 @@ def policy_freshness(request: AppraisalRequest, scheme: Scheme, verified: Verifi
     findings: list[Finding] = []
     if request.nonce is None and policy.require_nonce:
         findings.append(
-            fresh("NONCE_MISSING", "the policy requires a nonce and the request has none", "a nonce", "none")
+            identity_finding("NONCE_MISSING", "the policy requires a nonce and the request has none", "a nonce", "none")
         )
     if verified.parsed is not None:
         findings.extend(
@@ -91,15 +91,3 @@ def bound_key(
         return runtime_key_jwk(request.runtime_data)
     doc_key = scheme.binding.evidence_key(verified.claims)
     return runtime_key_jwk(doc_key) if doc_key else None
-
-
-def fresh(code: str, message: str, expected: str, actual: str) -> Finding:
-    """A freshness finding: instance identity, contraindicated. Never raises."""
-    return Finding(
-        code=code,
-        claim=Claim.INSTANCE_IDENTITY,
-        value=CONTRAINDICATED,
-        message=message,
-        expected=expected,
-        actual=actual,
-    )

@@ -57,7 +57,7 @@ class DocumentBinding:
         carried = claims.get("nonce")
         if nonce is not None and carried != nonce.hex():
             findings.append(
-                _finding(
+                identity_finding(
                     "NONCE_MISMATCH",
                     "the evidence does not carry the request's nonce",
                     nonce.hex(),
@@ -66,7 +66,7 @@ class DocumentBinding:
             )
         if runtime_data is not None and claims.get("public_key") != runtime_data.hex():
             findings.append(
-                _finding(
+                identity_finding(
                     "RUNTIME_DATA_MISMATCH",
                     "the evidence does not carry the request's runtime data",
                     runtime_data.hex(),
@@ -100,7 +100,7 @@ class ReportDataBinding:
         if mode == "raw":
             if runtime_data is not None:
                 findings.append(
-                    _finding(
+                    identity_finding(
                         "RUNTIME_DATA_NOT_BOUND",
                         "raw REPORT_DATA binding carries only the nonce; the runtime data cannot be bound",
                         "no runtime data",
@@ -112,7 +112,7 @@ class ReportDataBinding:
             if len(nonce) > REPORT_DATA_BYTES:
                 return [
                     *findings,
-                    _finding(
+                    identity_finding(
                         "NONCE_MISMATCH",
                         "a raw nonce longer than REPORT_DATA cannot be bound",
                         f"<= {REPORT_DATA_BYTES} bytes",
@@ -123,7 +123,9 @@ class ReportDataBinding:
         actual = str(claims.get("report_data") or "")
         if actual != want:
             how = "SHA-512(nonce || runtime_data)" if mode == "sha512" else "the zero-padded nonce"
-            findings.append(_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent"))
+            findings.append(
+                identity_finding("REPORT_DATA_MISMATCH", f"REPORT_DATA is not {how}", want, actual or "absent")
+            )
         return findings
 
     def covers_key(self, claims: Mapping[str, object], nonce: bytes | None, runtime_data: bytes, mode: str) -> bool:
@@ -159,7 +161,9 @@ def key_is_bound(
     return rule.covers_key(claims, nonce, runtime_data, mode)
 
 
-def _finding(code: str, message: str, expected: str, actual: str) -> Finding:
+def identity_finding(code: str, message: str, expected: str, actual: str) -> Finding:
+    """A freshness or binding finding: instance identity, contraindicated (the one builder for the service's and
+    the binding rules' findings of this kind). Never raises."""
     return Finding(
         code=code,
         claim=Claim.INSTANCE_IDENTITY,
