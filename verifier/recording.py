@@ -12,12 +12,14 @@ root passes it in); `NotRecorded` is the unit of a service built without storage
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .challenges import ChallengeStore, ConsumeOutcome
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class RecordingUnit(Protocol):
 
 
 class Recorder(Protocol):
+    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+        """`work(unit)` in a unit of work that commits before this returns `work`'s value; the unit may be shared
+        with the works of concurrent requests (group commit, one transaction per batch). A work that raises has
+        consumed and recorded nothing and fails alone (its error is raised here); a database error fails every
+        work of the batch with UnavailableError (DATABASE_*) and nothing of the batch commits."""
+        ...
+
     def begin(self) -> AbstractContextManager[RecordingUnit]:
         """Open a unit of work: everything done in it commits when the block ends, and is rolled back (no nonce
         spent, nothing recorded) when the block raises. Opening and committing raise UnavailableError (DATABASE_*);
@@ -70,6 +79,10 @@ class NotRecorded:
     store, in that store's own transaction (it is not undone when the unit fails), and `record` keeps nothing."""
 
     challenges: ChallengeStore | None = None
+
+    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+        """`work` on this object (nothing to commit)."""
+        return work(self)
 
     @contextmanager
     def begin(self) -> Iterator[NotRecorded]:

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from . import __version__
 from .appraisal.model import Appraisal, Claim, Finding, combine
@@ -24,8 +25,9 @@ from .background import BestEffortWorker
 from .challenges import Challenge, ChallengeStore
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
-from .errors import AccessDeniedError, RequestError, UnavailableError, VerifierError
+from .errors import AccessDeniedError, RequestError, UnavailableError
 from .findings import bound_key, challenge_findings, evidence_finding, policy_freshness
+from .keeping import EvidenceKeeper, keep_best_effort, workload_description
 from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .requests import (
@@ -62,26 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class EvidenceKeeper(Protocol):
-    """Keeps recent evidence for impact analysis (`verifier.storage.kept_evidence.SqlKeptEvidence`)."""
-
-    def keep(
-        self,
-        *,
-        received_at: dt.datetime,
-        tee: str,
-        evidence: bytes,
-        collateral: Mapping[str, bytes],
-        policy: str | None,
-        status: str,
-        appraisal_id: str,
-        workload: str,
-    ) -> str | None:
-        """Keep the evidence and collateral of one appraisal; return the kept item's id, or None when keeping is off or
-        the item is over the bounds. Raises UnavailableError (DATABASE_*); the service logs it and goes on."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -185,30 +167,13 @@ class VerifierService:
         policy_hash = policy_sha256(evaluation.policy)
         # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
         # signatures, fetch collateral and read reference values, and nothing else touches the database inside it.
+        # The unit may be shared with concurrent requests' (group commit): `record` runs when its batch does.
         recorder = self.appraisals if self.appraisals is not None else NotRecorded(self.challenges)
-        with recorder.begin() as unit:
-            # Step 7a: the challenge is consumed even when the evidence is bad (a nonce is single-use), in the same
-            # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
-            shared = self._challenge(unit, request, at) if require_challenge else []
-            # Step 9: status is the worst tier of the AR4SI trust vector.
-            appraisal, findings = self._conclude(evaluation, shared)
-            # Step 10: sign the EAR and record the appraisal; the commit at the end of the block is the recording.
-            token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
-            unit.record(
-                AppraisalRecord(
-                    appraisal_id=appraisal_id,
-                    appraised_at=at,
-                    tee=appraisal.tee,
-                    status=appraisal.status.value,
-                    policy_id=evaluation.policy.policy_id,
-                    evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
-                    findings=tuple(f.to_json() for f in findings),
-                    token_id=token_id,
-                    request_id=request.request_id,
-                    policy_sha256=policy_hash,
-                    reference_set_version=version,
-                )
-            )
+
+        ids = (token_id, appraisal_id, policy_hash, version)
+        appraisal, findings, token = recorder.run(
+            partial(self._record, request=request, evaluation=evaluation, at=at, ids=ids, challenge=require_challenge)
+        )
         # Committed: only now may the token leave. Keeping the evidence is optional work outside the unit.
         scheme, verified = evaluation.scheme, evaluation.verified
         keeping = self.appraisals is not None and self.kept is not None
@@ -219,6 +184,44 @@ class VerifierService:
                 self._keep(request, scheme, verified, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
+
+    def _record(
+        self,
+        unit: RecordingUnit,
+        *,
+        request: AppraisalRequest,
+        evaluation: _Evaluation,
+        at: dt.datetime,
+        ids: tuple[str, str, str, int | None],
+        challenge: bool,
+    ) -> tuple[Appraisal, list[Finding], str]:
+        """Steps 7a-10 in `unit` (`appraise`): consume the challenge, conclude, sign and record. `ids` are the token
+        id, the appraisal id, the policy's SHA-256 and the reference-set version. Raises UnavailableError
+        (DATABASE_*, SIGNING_KEY_EXPIRED), RequestError CHALLENGES_DISABLED."""
+        token_id, appraisal_id, policy_hash, version = ids
+        # Step 7a: the challenge is consumed even when the evidence is bad (a nonce is single-use), in the same
+        # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
+        shared = self._challenge(unit, request, at) if challenge else []
+        # Step 9: status is the worst tier of the AR4SI trust vector.
+        appraisal, findings = self._conclude(evaluation, shared)
+        # Step 10: sign the EAR and record the appraisal; the commit of the unit is the recording.
+        token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
+        unit.record(
+            AppraisalRecord(
+                appraisal_id=appraisal_id,
+                appraised_at=at,
+                tee=appraisal.tee,
+                status=appraisal.status.value,
+                policy_id=evaluation.policy.policy_id,
+                evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
+                findings=tuple(f.to_json() for f in findings),
+                token_id=token_id,
+                request_id=request.request_id,
+                policy_sha256=policy_hash,
+                reference_set_version=version,
+            )
+        )
+        return appraisal, findings, token
 
     def _reads(self) -> AbstractContextManager[int | None]:
         """Step 1's freshness read: `reads` when configured, else the reference-set version read once (None when
@@ -353,21 +356,10 @@ class VerifierService:
         appraisal_id: str,
         at: dt.datetime,
     ) -> None:
-        """Best effort: the appraisal is recorded and answered whether or not its evidence can be kept."""
+        """Best effort (`keeping.keep_best_effort`): the appraisal is recorded and answered whether or not its
+        evidence can be kept."""
         assert self.kept is not None
-        try:
-            self.kept.keep(
-                received_at=at,
-                tee=appraisal.tee,
-                evidence=request.evidence,
-                collateral=request.collateral,
-                policy=appraisal.policy_id,
-                status=appraisal.status.value,
-                appraisal_id=appraisal_id,
-                workload=workload_description(scheme, verified.claims),
-            )
-        except VerifierError as exc:
-            log.warning("could not keep evidence of appraisal %s: %s", appraisal_id, exc)
+        keep_best_effort(self.kept, request, workload_description(scheme, verified.claims), appraisal, appraisal_id, at)
 
     def _challenge(self, unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
         """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically) in `unit`,
@@ -378,18 +370,3 @@ class VerifierService:
         if self.challenges is None:
             raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
         return challenge_findings(unit.consume(request.nonce, at=at), request.nonce)
-
-
-def workload_description(scheme: Scheme, claims: Mapping[str, Any]) -> str:
-    """A short description of the workload: the TEE and a prefix of its main measurement (the scheme's: Nitro
-    PCR0, SNP MEASUREMENT, TDX MRTD), else the Nitro module_id."""
-    tee, name = scheme.name, scheme.main_measurement
-    value: Any = scheme.measurement(claims)
-    if isinstance(value, bytes):
-        value = value.hex()
-    if isinstance(value, str) and value:
-        return f"{tee} {name} {value[:16]}"
-    module_id = claims.get("module_id")
-    if isinstance(module_id, str) and module_id:
-        return f"{tee} module {module_id[:150]}"
-    return tee

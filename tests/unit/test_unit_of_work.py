@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import exc, select, text
+from sqlalchemy import event, exc, select, text
+from sqlalchemy.orm import Session
 
 from tests.service_helpers import Harness, make_harness
 from verifier.appraisal.model import Tier
@@ -25,6 +26,8 @@ from verifier.storage.appraisals import SqlAppraisalStore
 from verifier.storage.engine import Database
 from verifier.storage.reference_values import SqlReferenceValueStore
 from verifier.storage.tables import ChallengeRow
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -119,11 +122,18 @@ class Peeking:
             len(audited(self.observer)),
         )
 
-    @contextmanager
-    def begin(self) -> Iterator[RecordingUnit]:
-        with self.store.begin() as unit:
-            yield unit
+    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+        """The store's own (group commit) path, observed in its transaction's before_commit event."""
+        sessions = self.store._db._sessions
+
+        def peek(_: Session) -> None:
             self.before_commit.append(self.seen())
+
+        event.listen(sessions, "before_commit", peek)
+        try:
+            return self.store.run(work)
+        finally:
+            event.remove(sessions, "before_commit", peek)
 
 
 @pytest.mark.parametrize("evidence", ["genuine", "bad-signature"])
@@ -175,6 +185,9 @@ class Refusing:
     def begin(self) -> Any:
         raise AssertionError("reappraise must not open a unit of work")
 
+    def run(self, work: Any) -> Any:
+        raise AssertionError("reappraise must not open a unit of work")
+
 
 def test_reappraise_consumes_and_records_nothing(h: Harness, db: Database) -> None:
     nonce = h.service.create_challenge().nonce
@@ -213,6 +226,10 @@ class Events:
             self.log.append("commit failed")
             raise UnavailableError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
         self.log.append("commit")
+
+    def run(self, work: Callable[[Events], T]) -> T:
+        with self.begin() as unit:
+            return work(unit)
 
     def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
         self.log.append("consume")

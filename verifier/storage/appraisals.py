@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..challenges import ConsumeOutcome
+from ..errors import UnavailableError
 from ..recording import AppraisalRecord
 from . import audit
-from .challenges import consume_in
+from .challenges import consume_in, unconsume_in
 from .engine import Database
+from .group_commit import DEFAULT_MAX_BATCH, GroupCommit, Slot
 from .tables import AppraisalRow
 from .text import storable, storable_json, storable_optional
 
+T = TypeVar("T")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -42,26 +46,26 @@ def _to_dict(row: AppraisalRow) -> dict[str, Any]:
     }
 
 
-def _insert(session: Session, record: AppraisalRecord) -> None:
-    """The appraisal row and its audit row, in `session`'s transaction. Raises ValueError for a malformed
-    `evidence_sha256` (before any statement)."""
+def _row(record: AppraisalRecord) -> tuple[dict[str, Any], audit.Pending]:
+    """The appraisal row and its audit row of `record`. Raises ValueError for a malformed `evidence_sha256`
+    (before any statement)."""
     if not _SHA256_HEX.fullmatch(record.evidence_sha256):
         raise ValueError("evidence_sha256 must be 64 lowercase hex characters")
     # Findings carry evidence text (a Nitro module_id, a certificate subject...): stored with U+0000 and lone
     # surrogates replaced (text.py), as are the other strings, cut to their column lengths.
     tee, status, policy_id = storable(record.tee, 16), storable(record.status, 16), storable(record.policy_id, 100)
     token_id, request_id = storable_optional(record.token_id, 64), storable_optional(record.request_id, 64)
-    row = AppraisalRow(
-        id=record.appraisal_id,
-        appraised_at=record.appraised_at,
-        tee=tee,
-        status=status,
-        policy_id=policy_id,
-        evidence_sha256=record.evidence_sha256,
-        findings=storable_json(list(record.findings)),
-        token_id=token_id,
-        request_id=request_id,
-    )
+    row = {
+        "id": record.appraisal_id,
+        "appraised_at": record.appraised_at,
+        "tee": tee,
+        "status": status,
+        "policy_id": policy_id,
+        "evidence_sha256": record.evidence_sha256,
+        "findings": storable_json(list(record.findings)),
+        "token_id": token_id,
+        "request_id": request_id,
+    }
     details = {
         "tee": tee,
         "status": status,
@@ -72,24 +76,26 @@ def _insert(session: Session, record: AppraisalRecord) -> None:
         "reference_set_version": record.reference_set_version,
         "request_id": request_id,
     }
-    session.add(row)
-    session.flush()
-    audit.append(
-        session,
-        at=record.appraised_at,
-        actor="verifier",
-        action="appraisal",
-        subject=record.appraisal_id,
-        details=details,
-    )
+    return row, audit.Pending(record.appraised_at, "verifier", "appraisal", record.appraisal_id, details)
+
+
+def _insert_many(session: Session, rows: Sequence[tuple[dict[str, Any], audit.Pending]]) -> None:
+    """The appraisal rows and then their audit rows, in `session`'s transaction: one multi-row INSERT each (Core),
+    the audit chain's lock taken last so it is held only for the audit rows and the commit."""
+    if rows:
+        session.execute(insert(cast(Table, AppraisalRow.__table__)), [row for row, _ in rows])
+        audit.append_many(session, [pending for _, pending in rows])
 
 
 class SqlRecording:
-    """One open unit of work of `SqlAppraisalStore.begin` (`verifier.recording.RecordingUnit`): every call runs in
-    its one transaction. Raises RuntimeError when used after the unit ended."""
+    """One open unit of work (`verifier.recording.RecordingUnit`) in `session`'s transaction: challenges are
+    consumed at once, appraisal rows collected and written by the unit's owner (`SqlAppraisalStore`) when the work
+    ended without raising. Raises RuntimeError when used after the unit ended."""
 
     def __init__(self, session: Session) -> None:
         self._session: Session | None = session
+        self.rows: list[tuple[dict[str, Any], audit.Pending]] = []
+        self.consumed: list[tuple[bytes, dt.datetime]] = []
 
     def _open(self) -> Session:
         if self._session is None:
@@ -97,18 +103,68 @@ class SqlRecording:
         return self._session
 
     def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
-        return consume_in(self._open(), nonce, at=at)
+        outcome = consume_in(self._open(), nonce, at=at)
+        if outcome is ConsumeOutcome.OK:
+            self.consumed.append((nonce, at))
+        return outcome
 
     def record(self, record: AppraisalRecord) -> None:
-        _insert(self._open(), record)
+        self._open()
+        self.rows.append(_row(record))
+
+    def undo(self) -> None:
+        """Give back what this unit consumed (its work failed; the batch's transaction goes on without it)."""
+        session = self._open()
+        for nonce, at in self.consumed:
+            unconsume_in(session, nonce, at=at)
+        self.consumed.clear()
+        self.rows.clear()
 
     def close(self) -> None:
         self._session = None
 
 
+def _database_error(error: BaseException) -> bool:
+    """Whether `error` fails the whole batch (the transaction is unusable or the database unavailable) rather
+    than one work."""
+    if isinstance(error, UnavailableError):
+        return error.code.startswith("DATABASE")
+    return isinstance(error, SQLAlchemyError)
+
+
 class SqlAppraisalStore:
-    def __init__(self, db: Database) -> None:
+    """Appraisal records in `db`. `run` is the service's path (group commit, `storage.group_commit`); `begin` one
+    transaction of its own (tools, tests)."""
+
+    def __init__(self, db: Database, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self._db = db
+        self.group: GroupCommit[SqlRecording] = GroupCommit(self._execute, max_batch=max_batch)
+
+    def run(self, work: Callable[[SqlRecording], T]) -> T:
+        """`work(unit)` in a unit of work shared with the works of concurrent requests (one transaction per
+        batch); returns its value once that transaction committed. A work that raises has consumed nothing and
+        recorded nothing (its consumptions are given back) and fails alone; a database error fails every work of
+        the batch with UnavailableError (DATABASE_*) and commits nothing."""
+        return self.group.run(work)
+
+    def _execute(self, batch: Sequence[Slot[SqlRecording]]) -> None:
+        """One batch: every work in turn, then all their rows, in one transaction (`Database.session`)."""
+        with self._db.session() as session:
+            rows: list[tuple[dict[str, Any], audit.Pending]] = []
+            for slot in batch:
+                unit = SqlRecording(session)
+                try:
+                    slot.value = slot.call(unit)
+                except Exception as error:
+                    if _database_error(error):
+                        raise
+                    unit.undo()
+                    slot.error = error
+                else:
+                    rows.extend(unit.rows)
+                finally:
+                    unit.close()
+            _insert_many(session, rows)
 
     @contextmanager
     def begin(self) -> Iterator[SqlRecording]:
@@ -118,6 +174,7 @@ class SqlAppraisalStore:
             unit = SqlRecording(session)
             try:
                 yield unit
+                _insert_many(session, unit.rows)
             finally:
                 unit.close()
 

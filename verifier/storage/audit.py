@@ -29,9 +29,9 @@ import json
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, select, text
+from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..errors import UnavailableError
@@ -111,30 +111,69 @@ def _digest(
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One audit row to append (`append_many`): its text as given; `details` is any JSON-able mapping."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    details: Mapping[str, Any] | None = None
+
+
 def append(
     session: Session, *, at: dt.datetime, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
 ) -> AuditEntry:
     """Append one row in `session`'s transaction (commit happens with the caller's change). Text is stored, and
     hashed, as `text.storable` makes it: U+0000 and lone surrogates replaced, cut to the column lengths."""
-    details = storable_json(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))
-    actor, action, subject = storable(actor, 200), storable(action, 64), storable(subject, 200)
+    return append_many(session, [Pending(at, actor, action, subject, details)])[0]
+
+
+def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry]:
+    """Append `pending` in order in `session`'s transaction: one chain lock, one read of the newest row and one
+    multi-row INSERT (SQLAlchemy Core) for all of them, so a batch of appraisals (`storage.group_commit`) holds the
+    lock shared by every replica once. Text as `append` stores it. Raises UnavailableError (DATABASE_*) from the
+    lock; database errors pass through to the caller's unit of work."""
+    if not pending:
+        return []
+    prepared = [
+        (
+            item.at,
+            storable(item.actor, 200),
+            storable(item.action, 64),
+            storable(item.subject, 200),
+            storable_json(json.loads(json.dumps(dict(item.details or {}), sort_keys=True, default=str))),
+        )
+        for item in pending
+    ]
     lock_chain(session)
-    last = session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
-    seq = (last.seq + 1) if last is not None else 1  # retention never deletes the newest row
-    prev = last.hash if last is not None else GENESIS
-    row = AuditRow(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=details,
-        prev_hash=prev,
-        hash=_digest(prev, seq, at, actor, action, subject, details),
+    table = cast(Table, AuditRow.__table__)
+    last = session.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    seq, prev = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)  # retention keeps the newest
+    entries: list[AuditEntry] = []
+    for at, actor, action, subject, details in prepared:
+        seq += 1
+        digest = _digest(prev, seq, at, actor, action, subject, details)
+        entries.append(AuditEntry(seq, at, actor, action, subject, details, prev, digest))
+        prev = digest
+    session.execute(
+        insert(table),
+        [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "details": e.details,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in entries
+        ],
     )
-    session.add(row)
-    session.flush()
-    return AuditEntry(seq, at, row.actor, row.action, row.subject, details, prev, row.hash)
+    return entries
 
 
 def lock_chain(session: Session) -> None:

@@ -108,3 +108,11 @@ def consume_in(session: Session, nonce: bytes, *, at: dt.datetime) -> ConsumeOut
     if found.consumed_at is not None:
         return ConsumeOutcome.ALREADY_USED
     return ConsumeOutcome.EXPIRED
+
+
+def unconsume_in(session: Session, nonce: bytes, *, at: dt.datetime) -> None:
+    """Undo `consume_in(session, nonce, at=at)` in the same open transaction (its appraisal failed before being
+    recorded): the challenge is live again when the transaction commits. Only the consumption at `at` is undone."""
+    session.connection().execute(
+        update(ChallengeRow).where(ChallengeRow.nonce == nonce, ChallengeRow.consumed_at == at).values(consumed_at=None)
+    )
