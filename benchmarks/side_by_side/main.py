@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import replicas, report, rss_run
 from .clients import run_load
 from .procstat import rss_mb
 from .servers import (
@@ -31,6 +31,11 @@ from .servers import (
 from .vectors import ROOT, TEES, Vector, load_vector, request_bytes
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# Row groups: the floor and the service over gRPC, the in-process figures (with dcap-qvl), two replicas on one
+# PostgreSQL, and the RSS run (only when asked: --rss-run or --only rss).
+ROWS = ("grpc", "in-process", "replicas", "rss")
+DEFAULT_ROWS = ("grpc", "in-process", "replicas")
+RSS_TOTAL = 100_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class Plan:
     client_processes: int
     pg_url: str
     quick: bool
+    rows: tuple[str, ...] = DEFAULT_ROWS
+    rss_total: int = RSS_TOTAL
+    rss_warmup: int = 5000
+    rss_tee: str = "tdx"
+    rss_db: str = "sqlite"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,11 +69,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="measured seconds per row (default 10; quick: 1)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per row (default 2; quick: 0.3)")
     parser.add_argument("--client-processes", type=int, default=2, help="client processes at most (default 2)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=ROWS,
+        help="run only these row groups (default: grpc in-process replicas, and rss with --rss-run)",
+    )
+    parser.add_argument(
+        "--rss-run",
+        nargs="?",
+        type=int,
+        const=RSS_TOTAL,
+        metavar="N",
+        help=f"add the RSS row: one 1-worker server driven with N appraisals (default {RSS_TOTAL:,}; slow)",
+    )
+    parser.add_argument("--rss-warmup", type=int, metavar="N", help="first RSS sample after N (default min(5000, N/5))")
+    parser.add_argument("--rss-tee", choices=TEES, default="tdx", help="TEE of the RSS row (default tdx)")
+    parser.add_argument(
+        "--rss-db", choices=("sqlite", "postgresql"), default="sqlite", help="database of the RSS row (default sqlite)"
+    )
     return parser.parse_args(argv)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     quick = bool(args.quick)
+    rows = tuple(args.only) if args.only else DEFAULT_ROWS + (("rss",) if args.rss_run is not None else ())
+    total = args.rss_run if args.rss_run is not None else RSS_TOTAL
+    if total < 2:
+        raise SystemExit("side_by_side.py: --rss-run needs at least 2 appraisals")
+    warmup = args.rss_warmup if args.rss_warmup is not None else rss_run.default_warmup(total)
+    if not 0 < warmup < total:
+        raise SystemExit("side_by_side.py: --rss-warmup must be above 0 and below the --rss-run count")
     return Plan(
         tees=tuple(args.tee),
         dbs=tuple(args.db),
@@ -75,6 +111,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         client_processes=args.client_processes,
         pg_url=args.pg_url,
         quick=quick,
+        rows=rows,
+        rss_total=total,
+        rss_warmup=warmup,
+        rss_tee=args.rss_tee,
+        rss_db=args.rss_db,
     )
 
 
@@ -178,30 +219,93 @@ def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     flag = has_workers_flag()
     notes: list[str] = []
     workers = plan.workers
-    if not flag and any(w != 1 for w in workers):
+    if not flag and any(w != 1 for w in workers) and "grpc" in plan.rows:
         notes.append("`verifier serve --help` lists no --workers: the 2-worker service rows are skipped")
         workers = tuple(w for w in workers if w == 1) or (1,)
-    dbs, pg = list(plan.dbs), None
-    if "postgresql" in dbs and (pg := postgres_version(plan.pg_url)) is None:
+    replica_rows = "replicas" in plan.rows and "postgresql" in plan.dbs
+    if "replicas" in plan.rows and not replica_rows:
+        notes.append("the two-replica rows need PostgreSQL (--db postgresql): skipped")
+    wanted = set(plan.dbs) | ({plan.rss_db} if "rss" in plan.rows else set())
+    pg = None
+    if "postgresql" in wanted and (pg := postgres_version(plan.pg_url)) is None:
         notes.append(f"PostgreSQL at {plan.pg_url} unreachable: its rows are skipped")
-        dbs.remove("postgresql")
+    dbs = [db for db in plan.dbs if db != "postgresql" or pg is not None]
     vectors = {tee: load_vector(tee) for tee in plan.tees}
     grpc_rows: list[dict[str, Any]] = []
     in_process: list[dict[str, Any]] = []
     for index, db in enumerate(dbs):
         for tee, vector in vectors.items():
-            in_process += run_in_process(vector, db, plan, workdir, floor=index == 0)
-            for count in workers:
+            if "in-process" in plan.rows:
+                in_process += run_in_process(vector, db, plan, workdir, floor=index == 0)
+            for count in workers if "grpc" in plan.rows else ():
                 try:
                     grpc_rows += run_group(vector, db, count, plan, workdir, flag)
                 except ServerFailedError as error:
                     notes.append(f"{tee} {db} {count} workers: {error}")
                     progress(notes[-1])
-    if "tdx" in vectors and (reference := _dcap(vectors["tdx"], plan)) is not None:
+    if "in-process" in plan.rows and "tdx" in vectors and (reference := _dcap(vectors["tdx"], plan)) is not None:
         in_process.append(reference)
+    replica_results = _replicas(plan, vectors, workdir, flag, notes) if replica_rows and pg else []
+    rss = None
+    if "rss" in plan.rows and (plan.rss_db != "postgresql" or pg):
+        rss = _rss(plan, workdir, flag, notes)
     if report.commit() != at_start["commit"]:
         notes.append(f"the commit changed during the run: {at_start['commit'][:12]} -> {report.commit()[:12]}")
-    return _document(plan, dbs, grpc_rows, in_process, notes, {**at_start, "postgresql": pg, "workers_flag": flag})
+    machine = {**at_start, "postgresql": pg, "workers_flag": flag}
+    document = _document(plan, dbs, grpc_rows, in_process, notes, machine)
+    document["replicas"] = replica_results
+    document["rss_run"] = rss
+    for result in replica_results:
+        document["ratios"] += report.replica_ratios(result)
+    document["ratios"] += report.rss_ratios(rss) if rss else []
+    document["checks"] = [{"tee": r["tee"], **check} for r in replica_results for check in r["checks"]]
+    return document
+
+
+def _replicas(
+    plan: Plan, vectors: dict[str, Vector], workdir: Path, flag: bool, notes: list[str]
+) -> list[dict[str, Any]]:
+    """The two-replica rows of every TEE of the plan, at its largest concurrency."""
+    results = []
+    for tee, vector in vectors.items():
+        try:
+            results.append(
+                replicas.run_replicas(
+                    vector,
+                    clients=max(plan.clients),
+                    processes=plan.client_processes,
+                    warmup=plan.warmup,
+                    duration=plan.duration,
+                    pg_url=plan.pg_url,
+                    workdir=workdir,
+                    workers_flag=flag,
+                    progress=progress,
+                )
+            )
+        except ServerFailedError as error:
+            notes.append(f"{tee} two replicas: {error}")
+            progress(notes[-1])
+    return results
+
+
+def _rss(plan: Plan, workdir: Path, flag: bool, notes: list[str]) -> dict[str, Any] | None:
+    try:
+        return rss_run.run_rss(
+            load_vector(plan.rss_tee),
+            plan.rss_db,
+            total=plan.rss_total,
+            warmup=plan.rss_warmup,
+            clients=max(plan.clients),
+            processes=plan.client_processes,
+            pg_url=plan.pg_url,
+            workdir=workdir,
+            workers_flag=flag,
+            progress=progress,
+        )
+    except ServerFailedError as error:
+        notes.append(f"{plan.rss_tee} RSS run: {error}")
+        progress(notes[-1])
+        return None
 
 
 def _dcap(vector: Vector, plan: Plan) -> dict[str, Any] | None:
@@ -221,7 +325,7 @@ def _document(
 ) -> dict[str, Any]:
     ratios: list[dict[str, Any]] = []
     for db in dbs:
-        for tee in plan.tees:
+        for tee in plan.tees if "grpc" in plan.rows else ():
             ratios += report.grpc_ratios(rows, tee, db, max(plan.clients), scaling=2 in plan.workers)
         ratios += report.tdx_ratios(in_process, db)
     return {
@@ -240,10 +344,21 @@ def _document(
 
 def print_report(document: dict[str, Any]) -> None:
     print(f"\nMachine: {report.describe_machine(document['machine'])}")
-    print("\nOver gRPC (client-side latency; server CPU from /proc of the server's process tree):\n")
-    print(report.grpc_table(document["grpc"]))
-    print("\nIn-process (one thread):\n")
-    print(report.in_process_table(document["in_process"]))
+    if document["grpc"]:
+        print("\nOver gRPC (client-side latency; server CPU from /proc of the server's process tree):\n")
+        print(report.grpc_table(document["grpc"]))
+    if document["in_process"]:
+        print("\nIn-process (one thread):\n")
+        print(report.in_process_table(document["in_process"]))
+    if document["replicas"]:
+        print("\nOne replica, then two on the same PostgreSQL schema (clients round robin over their ports):\n")
+        print(report.replicas_table(document["replicas"]))
+        print("\nChecks of what the replicas rows wrote:\n")
+        for check in document["checks"]:
+            print(f"- {report.format_check(check['tee'], check)}")
+    if document["rss_run"]:
+        print("\nRSS run:\n")
+        print(report.rss_summary(document["rss_run"]))
     print("\nRatios (issue 13, 'What it must show'):\n")
     for ratio in document["ratios"]:
         print(f"- {report.format_ratio(ratio)}")
@@ -255,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
     logging.disable(logging.WARNING)
-    suffix = "-quick" if plan.quick else ""
+    suffix = ("-quick" if plan.quick else "") + ("-" + "-".join(plan.rows) if args.only else "")
     out = args.out or ROOT / "benchmarks" / "results" / f"side-by-side-{dt.date.today().isoformat()}{suffix}.json"
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
         document = run(plan, Path(tmp))

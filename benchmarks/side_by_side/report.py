@@ -194,3 +194,80 @@ def describe_machine(m: dict[str, Any]) -> str:
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+TARGET_RSS_MB = 150.0
+REPLICAS_HEADER = (
+    "| TEE | DB | replicas (1 worker each) | clients | appraisals/s | per replica /s | p50 ms | p99 ms "
+    "| server CPU ms/appraisal | PostgreSQL CPU ms/appraisal | RSS MB/process | errors |"
+)
+
+
+def replicas_table(results: list[dict[str, Any]]) -> str:
+    """One line per replicas row (one replica, then two on the same PostgreSQL schema)."""
+    lines = [REPLICAS_HEADER, "| " + " | ".join(["---"] * (REPLICAS_HEADER.count("|") - 1)) + " |"]
+    for result in results:
+        for r in result["rows"]:
+            rss = ", ".join(f"{mb:.0f}" for mb in r.get("rss_mb", {}).values()) or "-"
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(r.get("errors", {}).items())) or "0"
+            each = " + ".join(_num(rate) for rate in r.get("rate_by_port", {}).values()) or _num(r["rate"])
+            lines.append(
+                f"| {r['tee']} | {r['db']} | {r['replicas']} | {r['clients']} | {_num(r['rate'])} | {each} "
+                f"| {_num(r['p50_ms'], 2)} | {_num(r['p99_ms'], 2)} | {_num(r['cpu_ms_per_appraisal'], 2)} "
+                f"| {_database_cpu(r)} | {rss} | {errors} |"
+            )
+    return "\n".join(lines)
+
+
+def replica_ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two replicas' throughput over one replica's, same clients, same schema, same run."""
+    one = _find(result["rows"], replicas=1)
+    two = _find(result["rows"], replicas=2)
+    name = (
+        f"two replicas on one PostgreSQL over one, appraisals/s ({_num(_field(two, 'rate'))} over "
+        f"{_num(_field(one, 'rate'))}; {result['tee']}, 1 worker each, {result['clients']} clients)"
+    )
+    return [_ratio(name, _div(_field(two, "rate"), _field(one, "rate")), 1.6, at_most=False)]
+
+
+def format_check(tee: str, check: dict[str, Any]) -> str:
+    verdict = "passed" if check["passed"] else "FAILED"
+    return f"{tee}: {check['name']}: {verdict} ({check['detail']})"
+
+
+def rss_ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """RSS at the end of the load (target under 150 MB) and its growth since warm-up (target none, within the
+    tolerance)."""
+    where = f"{result['tee']} {result['db']}, 1 worker, {result['clients']} clients"
+    name = f"RSS of verifier serve after {result['total']:,} appraisals, MB ({where})"
+    end = _ratio(name, result["rss_end_mb"], TARGET_RSS_MB)
+    percent = result["growth_percent"]
+    shown = "-" if percent is None else f"{percent:+.1f}%"
+    name = (
+        f"RSS growth after warm-up, MB ({shown}: {_num(result['rss_warmup_mb'])} MB after "
+        f"{result['warmup']:,} appraisals, {_num(result['rss_end_mb'])} MB at {result['total']:,}; "
+        f"target none, within {result['growth_tolerance_mb']:g} MB)"
+    )
+    return [end, _ratio(name, result["growth_mb"], result["growth_tolerance_mb"])]
+
+
+def rss_summary(result: dict[str, Any]) -> str:
+    """The RSS row in a few lines: load, warm-up / end / idle / peak, growth and slope, the readings at each
+    twentieth of the run."""
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(result.get("errors", {}).items())) or "0"
+    growth, percent, slope = result["growth_mb"], result["growth_percent"], result["slope_mb_per_10k"]
+    (w0, w1), (e0, e1) = result["rss_warmup_window"], result["rss_end_window"]
+    lines = [
+        f"- {result['tee']} on {result['db']}, `verifier serve` 1 worker, {result['clients']} clients: "
+        f"{result['total']:,} appraisals in {result['seconds']:.0f} s ({_num(result['rate'])}/s, p99 "
+        f"{_num(result['p99_ms'], 1)} ms), errors {errors}",
+        f"- RSS (largest reading under load, every 0.25 s) after warm-up ({w0:,}-{w1:,} appraisals): "
+        f"{_num(result['rss_warmup_mb'])} MB; at the end ({e0:,}-{e1:,}): {_num(result['rss_end_mb'])} MB; "
+        f"after the load: {_num(result['rss_idle_mb'])} MB; peak (VmHWM) {_num(result['rss_peak_mb'])} MB",
+        f"- growth after warm-up: {'-' if growth is None else f'{growth:+.1f}'} MB "
+        f"({'-' if percent is None else f'{percent:+.1f}'}%); slope {'-' if slope is None else f'{slope:+.2f}'} "
+        f"MB per 10k appraisals over {result['readings']} readings",
+        "- readings (appraisals: MB): "
+        + ", ".join(f"{s['appraisals']:,}: {s['rss_mb']:.1f}" for s in result["samples"]),
+    ]
+    return "\n".join(lines)
