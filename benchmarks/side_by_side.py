@@ -10,10 +10,10 @@ MANIFEST.json verify_at with its measurements approved (so every appraisal affir
     token (ResultSigner); N of them share a port (SO_REUSEPORT) for the N-worker rows;
 (b) the full service in-process (`VerifierService.appraise` from `bootstrap.build_app`: database, findings,
     audit, kept evidence, the appraisal metric), and TDX with warm and with cold caches;
-(c) the full service over gRPC: `verifier serve --dev --offline` in its own process (clock fixed at verify_at by
-    side_by_side/clockshim), with 1 and 2 workers (`--workers`, when `verifier serve --help` lists it), on SQLite
-    and on PostgreSQL (a fresh schema per server, dropped afterwards); floor and service are measured back to back
-    with the same client processes code at each of 1, 8 and 64 concurrent clients;
+(c) the full service over gRPC: `verifier serve --dev --offline --at VERIFY_AT` in its own process (its appraisal
+    clock fixed at the vector's verify_at), with 1 and 2 workers (`--workers`, when `verifier serve --help` lists
+    it), on SQLite and on PostgreSQL (a fresh schema per server, dropped afterwards); floor and service are measured
+    back to back with the same client processes code at each of 1, 8 and 64 concurrent clients;
 (d) dcap-qvl `verify` on the same TDX quote and collateral.
 
 It prints appraisals/s, client-side p50/p99 latency, server CPU per appraisal (utime+stime of the server's process

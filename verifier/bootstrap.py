@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .appraisal.policy import PolicySet
 from .background import BestEffortWorker
-from .clock import Clock, SystemClock
+from .challenges import Challenge, ChallengeStore, ConsumeOutcome
+from .clock import Clock, FixedClock, SystemClock
 from .collateral.base import CollateralSource, OfflineSource
 from .collateral.breaker import CircuitBreakerSource
 from .collateral.cache import CachedSource
@@ -16,6 +21,7 @@ from .collateral.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
 from .collateral.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .collateral.routing import RoutingSource
 from .errors import ConfigError
+from .recording import AppraisalRecord, Recorder, RecordingUnit
 from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
 from .service import VerifierService
@@ -33,6 +39,8 @@ from .storage.workloads import SqlWorkloads
 from .trust.anchors import TrustAnchors
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -138,10 +146,13 @@ def build_app(
     clock: Clock | None = None,
     signer: ResultSigner | None = None,
     background_writes: bool = False,
+    challenge_clock: Clock | None = None,
 ) -> Components:
-    """Everything from `settings`, every port wired (database stores, signer, collateral source, policies).
-    `background_writes` (the server) moves best-effort writes (kept evidence) off the answer's path; the CLI and
-    tests keep them inline. Raises ConfigError (signing keys, trust anchors, collateral settings)."""
+    """Everything from `settings`, every port wired (database stores, signer, collateral source, policies), the
+    service appraising at `clock` (default: now). `background_writes` (the server) moves best-effort writes (kept
+    evidence) off the answer's path; the CLI and tests keep them inline. With `challenge_clock`, challenges are made,
+    expire and are consumed on that clock instead (`build_server_app`). Raises ConfigError (signing keys, trust
+    anchors, collateral settings)."""
     database = open_database(settings)
     anchors = (
         TrustAnchors.from_directory(settings.trust_anchors) if settings.trust_anchors is not None else TrustAnchors()
@@ -161,15 +172,16 @@ def build_app(
             raise ConfigError(
                 "POLICY_UNKNOWN", f"no appraisal policy named {name!r} (--default-policy, --selectable-policy)"
             )
+    # The appraisal unit of work (`verifier.recording.Recorder`) consumes the challenges of the challenge store, in
+    # the same database, in the transaction that records the appraisal and its audit row.
+    challenges, appraisals = _challenge_ports(database, challenge_clock)
     service = VerifierService(
         clock=service_clock,
         anchors=anchors,
         references=HotReferences(hot, references),
         signer=signer or build_signer(settings, clock=clock),
-        challenges=SqlChallengeStore(database),
-        # The appraisal unit of work (`verifier.recording.Recorder`): it consumes the challenges made above, in the
-        # same database, in the transaction that records the appraisal and its audit row.
-        appraisals=SqlAppraisalStore(database),
+        challenges=challenges,
+        appraisals=appraisals,
         issuer=settings.issuer,
         token_lifetime=settings.token_lifetime,
         challenge_ttl=settings.challenge_ttl,
@@ -191,6 +203,87 @@ def build_app(
 
 
 build = build_app  # the older name, used by tests and callers
+
+
+def fixed_clock(settings: Settings) -> FixedClock | None:
+    """The fixed appraisal clock `settings` ask `verifier serve` for (`fixed_time`, `--at`), None for the system
+    clock. Raises ConfigError FIXED_CLOCK_NEEDS_DEV when it is set without `development`."""
+    if settings.fixed_time is None:
+        return None
+    if not settings.development:
+        raise ConfigError(
+            "FIXED_CLOCK_NEEDS_DEV",
+            "--at (VERIFIER_FIXED_TIME) fixes the appraisal clock, for development and benchmarks only: "
+            "it needs --dev (VERIFIER_DEVELOPMENT=1)",
+        )
+    return FixedClock(settings.fixed_time)
+
+
+def build_server_app(settings: Settings, *, signer: ResultSigner | None = None) -> Components:
+    """The app of `verifier serve` (its one process, or one worker after the fork with the supervisor's `signer`):
+    best-effort writes in the background and, with `fixed_time`, the service appraising at that instant
+    (`fixed_clock`) while challenges keep real time and a signing keyring its own (the system) clock. Raises
+    ConfigError (FIXED_CLOCK_NEEDS_DEV and those of `build_app`)."""
+    clock = fixed_clock(settings)
+    if clock is None:
+        return build_app(settings, signer=signer, background_writes=True)
+    return build_app(
+        settings,
+        clock=clock,
+        signer=signer or build_signer(settings),
+        background_writes=True,
+        challenge_clock=SystemClock(),
+    )
+
+
+def _challenge_ports(database: Database, clock: Clock | None) -> tuple[ChallengeStore, Recorder]:
+    """The challenge store and the appraisal unit of work of `database`; with `clock`, both on that clock."""
+    challenges, appraisals = SqlChallengeStore(database), SqlAppraisalStore(database)
+    if clock is None:
+        return challenges, appraisals
+    return _ClockedChallenges(challenges, clock), _ClockedRecorder(appraisals, clock)
+
+
+class _ClockedChallenges:
+    """A challenge store whose challenges are made, expire and are consumed on `clock`, whatever instant the
+    service passes: with a fixed appraisal clock (`--at`) a challenge still lives `challenge_ttl` of real time, and
+    the expired ones are still purged."""
+
+    def __init__(self, store: ChallengeStore, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+
+    def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge:
+        return self._store.create(nonce, now=self._clock.now(), ttl=ttl)
+
+    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
+        return self._store.consume(nonce, at=self._clock.now())
+
+
+class _ClockedRecorder:
+    """An appraisal unit of work whose challenges are consumed on `clock` (see `_ClockedChallenges`); the appraisal
+    is recorded at its own time."""
+
+    def __init__(self, recorder: Recorder, clock: Clock) -> None:
+        self._recorder, self._clock = recorder, clock
+
+    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+        return self._recorder.run(lambda unit: work(_ClockedUnit(unit, self._clock)))
+
+    @contextmanager
+    def begin(self) -> Iterator[RecordingUnit]:
+        with self._recorder.begin() as unit:
+            yield _ClockedUnit(unit, self._clock)
+
+
+class _ClockedUnit:
+    def __init__(self, unit: RecordingUnit, clock: Clock) -> None:
+        self._unit, self._clock = unit, clock
+
+    def consume(self, nonce: bytes, *, at: dt.datetime) -> ConsumeOutcome:
+        return self._unit.consume(nonce, at=self._clock.now())
+
+    def record(self, record: AppraisalRecord) -> None:
+        self._unit.record(record)
 
 
 def build_policies(settings: Settings, database: Database, hot: HotCache | None = None) -> PolicySet:

@@ -1,5 +1,6 @@
 """The servers under test, each in its own process tree: N floor handlers sharing a port, or `verifier serve`
-(optionally `--workers N`) with its clock fixed at the vector's verify_at; and the databases they use."""
+(optionally `--workers N`) with its appraisal clock fixed at the vector's verify_at (`--dev --at`); and the
+databases they use."""
 
 from __future__ import annotations
 
@@ -20,15 +21,15 @@ from .procstat import tree
 from .vectors import ROOT, Vector, register_references
 
 BENCHMARKS = Path(__file__).resolve().parents[1]
-CLOCK_SHIM = Path(__file__).resolve().parent / "clockshim"
 VERIFIER_EXE = Path(sys.executable).parent / "verifier"
 START_TIMEOUT = 90.0
 
-# `verifier serve` settings of every service row: development key, offline, no AMD CRL (the SNP vector carries
-# none; TDX always checks its Intel CRLs), rate limits off (every client is 127.0.0.1, one 20/s bucket by
-# default), room for 64 clients (the default 64 RPCs in flight is crossed for an instant when a client calls
-# again before the server has let go of its previous call; the Appraise lane's default 8 threads + 32 waiting
-# would shed the 64-client rows with SERVER_BUSY), no drain pause at stop.
+# `verifier serve` settings of every service row: development mode (an ephemeral key; `--at`, which fixes the
+# appraisal clock at the vector's verify_at, needs it), offline, no AMD CRL (the SNP vector carries none; TDX
+# always checks its Intel CRLs), rate limits off (every client is 127.0.0.1, one 20/s bucket by default), room for
+# 64 clients (the default 64 RPCs in flight is crossed for an instant when a client calls again before the server
+# has let go of its previous call; the Appraise lane's default 8 threads + 32 waiting would shed the 64-client rows
+# with SERVER_BUSY), no drain pause at stop.
 SERVICE_FLAGS = (
     "--dev",
     "--offline",
@@ -81,8 +82,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _python_path(*extra: Path) -> str:
-    parts = [str(p) for p in extra] + [str(BENCHMARKS), str(ROOT)]
+def _python_path() -> str:
+    parts = [str(BENCHMARKS), str(ROOT)]
     existing = os.environ.get("PYTHONPATH")
     return os.pathsep.join([*parts, existing] if existing else parts)
 
@@ -124,17 +125,11 @@ def start_floor(tee: str, workers: int, workdir: Path) -> Server:
 
 
 def start_service(vector: Vector, url: str, workers: int, workdir: Path, *, workers_flag: bool) -> Server:
-    """`verifier serve` on `url` with the clock fixed at the vector's verify_at (clockshim/sitecustomize.py)."""
+    """`verifier serve` on `url` with its appraisal clock fixed at the vector's verify_at (`--at`, with `--dev`)."""
     port = free_port()
     port_file, log = workdir / f"serve-{port}.json", workdir / f"serve-{port}.log"
-    env = {
-        **os.environ,
-        **SERVICE_ENV,
-        "VERIFIER_DATABASE_URL": url,
-        "SIDE_BY_SIDE_FIXED_TIME": vector.verify_at,
-        "PYTHONPATH": _python_path(CLOCK_SHIM),
-    }
-    command = [str(VERIFIER_EXE), "serve", *SERVICE_FLAGS, "--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, **SERVICE_ENV, "VERIFIER_DATABASE_URL": url}
+    command = [str(VERIFIER_EXE), "serve", *SERVICE_FLAGS, "--at", vector.verify_at, "--listen", f"127.0.0.1:{port}"]
     command += ["--http-listen", "127.0.0.1:0", "--port-file", str(port_file)]
     if workers_flag:
         command += ["--workers", str(workers)]

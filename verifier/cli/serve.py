@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
-from ..bootstrap import Components, build_app
+from ..bootstrap import Components, build_server_app, fixed_clock
+from ..clock import to_rfc3339
 from ..results.signer import ResultSigner
 from ..settings import Settings, add_flags, apply_flags, flag_names
 from ..storage import migrate
@@ -44,11 +46,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, base: Settings) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
-    settings = apply_flags(base, args, serve_settings())
+    settings = with_fixed_clock(apply_flags(base, args, serve_settings()))  # FIXED_CLOCK_NEEDS_DEV without --dev
     workers = worker_count(settings)  # ConfigError WORKERS_NEED_POSTGRESQL for more than one on SQLite
     if workers > 1:
         return Supervisor(settings, workers, build_worker, port_file=args.port_file).run()
-    components = build_app(settings, background_writes=True)  # kept evidence off the answer's path
+    components = build_server_app(settings)  # kept evidence off the answer's path
     try:
         migrate.check(components.database)
         asyncio.run(serve(components, port_file=args.port_file))
@@ -57,6 +59,23 @@ def run(args: argparse.Namespace, base: Settings) -> int:
     return 0
 
 
+def with_fixed_clock(settings: Settings) -> Settings:
+    """`settings` as served: with `--at` (development only) said loudly and with retention passes off (the server
+    runs them on the appraisal clock, which would judge every row's age from the fixed instant). Raises ConfigError
+    FIXED_CLOCK_NEEDS_DEV for `--at` without `--dev`, before anything is built or forked."""
+    clock = fixed_clock(settings)
+    if clock is None:
+        return settings
+    log.warning(
+        "DEVELOPMENT MODE: the appraisal clock is fixed at %s (--at): evidence, collateral and reference values are "
+        "judged at that instant and result tokens carry it (iat, exp), whatever the time is; challenges keep real "
+        "time; retention passes are off. Never use this for real appraisals.",
+        to_rfc3339(clock.now()),
+    )
+    return dataclasses.replace(settings, retention_interval_s=0)
+
+
 def build_worker(settings: Settings, signer: ResultSigner) -> Components:
-    """A worker's app, after the fork: its own database engine, caches and pools; the supervisor's signer."""
-    return build_app(settings, signer=signer, background_writes=True)
+    """A worker's app, after the fork: its own database engine, caches and pools; the supervisor's signer; the same
+    appraisal clock as every other worker (`settings.fixed_time`, or the system clock)."""
+    return build_server_app(settings, signer=signer)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..clock import parse_rfc3339
 from ..errors import ConfigError
 
 
@@ -96,6 +97,16 @@ def _float_seconds(value: str, *, high: float, what: str, positive: bool = False
         low = "more than 0" if positive else "0"
         raise ConfigError("SETTING_INVALID", f"{what} must be {low}..{high:g} seconds, got {value[:20]!r}")
     return seconds
+
+
+def _instant(value: str) -> dt.datetime:
+    """VERIFIER_FIXED_TIME / --at: an RFC 3339 timestamp with its zone ("Z" or an offset), in UTC."""
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ConfigError(
+            "SETTING_INVALID", f"expected an RFC 3339 time such as 2024-01-01T00:00:00Z, got {value[:40]!r}"
+        ) from None
 
 
 def _grace_seconds(value: str) -> float:

@@ -25,6 +25,7 @@ from .parsers import (
     _digests,
     _flag,
     _grace_seconds,
+    _instant,
     _int,
     _lowered,
     _names,
@@ -150,6 +151,20 @@ class Settings:
         from_flag=_timedelta_or_none,
         type=float,
         metavar="SECONDS",
+    )
+    # Development only (refused without `development`: FIXED_CLOCK_NEEDS_DEV): `verifier serve` appraises at this
+    # instant instead of now, in every worker (the shared vectors verify only around their MANIFEST verify_at).
+    # Challenges keep real time; result tokens are issued at this instant (iat, exp) and retention passes are off.
+    fixed_time: dt.datetime | None = _setting(
+        None,
+        section="appraisal",
+        env="FIXED_TIME",
+        parse=_instant,
+        help="development only (needs --dev): appraise at this instant instead of now, as a test vector's "
+        "verify_at; challenges keep real time, result tokens carry this time, retention passes are off",
+        flag="--at",
+        type=_argument(_instant),
+        metavar="RFC3339",
     )
     # Server.
     listen: str = _setting(

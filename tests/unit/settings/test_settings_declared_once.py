@@ -59,6 +59,7 @@ def test_serve_help_lists_every_flag_bearing_setting(capsys: pytest.CaptureFixtu
 def _sample(name: str, default: Any) -> tuple[str, Any]:
     """An environment text for the setting and the value it must give (different from the default)."""
     special: dict[str, tuple[str, Any]] = {
+        "fixed_time": ("2024-09-07T14:37:39Z", dt.datetime(2024, 9, 7, 14, 37, 39, tzinfo=dt.UTC)),
         "signing_keys": ("a.pem", (Path("a.pem"),)),
         "audit_checkpoint_keys": ("k1,k2", (Path("k1"), Path("k2"))),
         "admin_token_sha256": ("AB,cd", ("ab", "cd")),
