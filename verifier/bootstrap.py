@@ -266,8 +266,12 @@ class _ClockedRecorder:
     def __init__(self, recorder: Recorder, clock: Clock) -> None:
         self._recorder, self._clock = recorder, clock
 
-    def run(self, work: Callable[[RecordingUnit], T]) -> T:
-        return self._recorder.run(lambda unit: work(_ClockedUnit(unit, self._clock)))
+    @property
+    def validates_version(self) -> bool:
+        return bool(getattr(self._recorder, "validates_version", False))
+
+    def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
+        return self._recorder.run(lambda unit: work(_ClockedUnit(unit, self._clock)), version=version)
 
     @contextmanager
     def begin(self) -> Iterator[RecordingUnit]:

@@ -312,6 +312,7 @@ _CODES: dict[str, CodeInfo] = {
     "COLLATERAL_VCEK_MISSING": _UNAVAILABLE,
     "COLLATERAL_VENDOR_UNAVAILABLE": _UNAVAILABLE,  # built dynamically: collateral.breaker.UNAVAILABLE_CODE (open)
     "DATABASE_BUSY": _UNAVAILABLE,
+    "REFERENCE_SET_CHANGING": _UNAVAILABLE,
     "DATABASE_FULL": _UNAVAILABLE,  # built dynamically: storage.db_faults.classify
     "DATABASE_NOT_MIGRATED": _UNAVAILABLE,  # built dynamically: storage.db_faults (migrate.check, classify)
     "DATABASE_READ_ONLY": _UNAVAILABLE,  # built dynamically: storage.db_faults.classify

@@ -57,12 +57,25 @@ class RecordingUnit(Protocol):
         ...
 
 
+class StaleReadError(Exception):
+    """The reference set moved on since the snapshot an appraisal was evaluated on (`Recorder.run`'s `version`):
+    nothing of it was consumed or recorded; the service evaluates it again on a fresh read. Never leaves the
+    service."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"the reference set is at version {version}")
+        self.version = version
+
+
 class Recorder(Protocol):
-    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+    def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         """`work(unit)` in a unit of work that commits before this returns `work`'s value; the unit may be shared
         with the works of concurrent requests (group commit, one transaction per batch). A work that raises has
         consumed and recorded nothing and fails alone (its error is raised here); a database error fails every
-        work of the batch with UnavailableError (DATABASE_*) and nothing of the batch commits."""
+        work of the batch with UnavailableError (DATABASE_*) and nothing of the batch commits. With `version` (the
+        reference-set version the work's appraisal was evaluated at) a recorder that `validates_version` first
+        reads the version in the unit's transaction and raises StaleReadError, without running `work`, when it
+        moved; others ignore it."""
         ...
 
     def begin(self) -> AbstractContextManager[RecordingUnit]:
@@ -80,8 +93,10 @@ class NotRecorded:
 
     challenges: ChallengeStore | None = None
 
-    def run(self, work: Callable[[RecordingUnit], T]) -> T:
-        """`work` on this object (nothing to commit)."""
+    validates_version = False
+
+    def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
+        """`work` on this object (nothing to commit; `version` is not checked)."""
         return work(self)
 
     @contextmanager

@@ -10,14 +10,14 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from . import __version__
-from .appraisal.model import Appraisal, Claim, Finding, combine
+from .appraisal.model import Appraisal, Finding
 from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
 from .appraisal.scheme import Scheme, Verified
@@ -26,10 +26,11 @@ from .challenges import Challenge, ChallengeStore
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, RequestError, UnavailableError
+from .evaluation import Evaluation, conclude
 from .findings import bound_key, challenge_findings, evidence_finding, policy_freshness
 from .keeping import EvidenceKeeper, keep_best_effort, workload_description
-from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit
-from .reference_values.model import ReferenceValue, ReferenceValueReader
+from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit, StaleReadError
+from .reference_values.model import ReferenceValueReader
 from .requests import (
     DEFAULT_NONCE,
     MAX_COLLATERAL_BYTES,
@@ -65,25 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class _Evaluation:
-    """Steps 2-8 of one request: everything but its challenge (step 7a) and its status (step 9). The findings are
-    `leading`, then the challenge's, then `trailing`; `complete` describes every workload version matched completely
-    (the first is the result's workload)."""
-
-    scheme: Scheme
-    verified: Verified
-    policy: Policy  # the policy the result is appraised under
-    baseline: Mapping[Claim, int]
-    matched: tuple[ReferenceValue, ...]
-    leading: tuple[Finding, ...]
-    trailing: tuple[Finding, ...] = ()
-    complete: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def workload(self) -> dict[str, Any] | None:
-        return self.complete[0] if self.complete else None
+STALE_TRIES = 3  # evaluations of one appraisal while the reference set keeps moving under it
 
 
 @dataclass
@@ -112,7 +95,7 @@ class VerifierService:
     # One appraisal's reads pinned to one reference-set version, which it yields (the hot cache's
     # `verifier.storage.hot_cache.HotCache.pinned`: one freshness read, then policies, reference values and
     # workloads from memory); None: `reference_set_version` is read and each read goes to its store.
-    reads: Callable[[], AbstractContextManager[int]] | None = None
+    reads: Callable[..., AbstractContextManager[int]] | None = None
     # The policy a request that names none is appraised under (default: the built-in "default").
     default_policy: str | None = None
     # Workload metadata (TEE, policy, revoked versions); None: every label is an implicit workload under the
@@ -156,24 +139,28 @@ class VerifierService:
         # Step 1: resolve the evidence kind and bound the request; one appraisal time for everything below.
         at = self.clock.now()
         policy_name = self._policy_name(request.policy)  # POLICY_NOT_ALLOWED before anything is read
-        # The reference-set version is read next: the policies, values and workloads read below are at least as new
-        # as the version the token names (with `reads`, one snapshot of it and nothing else read).
-        with self._reads() as version:
-            policy = self.policies.get(policy_name)
-            evaluation = self._evaluate(
-                request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
-            )
-        token_id, appraisal_id = uuid.uuid4().hex, str(uuid.uuid4())
-        policy_hash = policy_sha256(evaluation.policy)
-        # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
-        # signatures, fetch collateral and read reference values, and nothing else touches the database inside it.
-        # The unit may be shared with concurrent requests' (group commit): `record` runs when its batch does.
         recorder = self.appraisals if self.appraisals is not None else NotRecorded(self.challenges)
-
-        ids = (token_id, appraisal_id, policy_hash, version)
-        appraisal, findings, token = recorder.run(
-            partial(self._record, request=request, evaluation=evaluation, at=at, ids=ids, challenge=require_challenge)
-        )
+        # With a recorder that checks the reference-set version where it commits, the snapshot held is used without
+        # a read, and the appraisal is evaluated again on a fresh read when the version moved (StaleReadError).
+        validated = self.reads is not None and bool(getattr(recorder, "validates_version", False))
+        for attempt in range(STALE_TRIES):
+            try:
+                evaluation, ids, (appraisal, findings, token) = self._appraise_once(
+                    request,
+                    at,
+                    policy_name,
+                    recorder,
+                    fresh=attempt > 0 or not validated,
+                    validated=validated,
+                    challenge=require_challenge,
+                    allow_incomplete=allow_incomplete,
+                )
+                break
+            except StaleReadError as stale:
+                log.debug("reference set moved to version %d during an appraisal: evaluating again", stale.version)
+        else:
+            raise UnavailableError("REFERENCE_SET_CHANGING", "the reference values kept changing; try again")
+        token_id, appraisal_id = ids[0], ids[1]
         # Committed: only now may the token leave. Keeping the evidence is optional work outside the unit.
         scheme, verified = evaluation.scheme, evaluation.verified
         keeping = self.appraisals is not None and self.kept is not None
@@ -185,12 +172,44 @@ class VerifierService:
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
 
+    def _appraise_once(
+        self,
+        request: AppraisalRequest,
+        at: dt.datetime,
+        policy_name: str | None,
+        recorder: Recorder,
+        *,
+        fresh: bool,
+        validated: bool,
+        challenge: bool,
+        allow_incomplete: bool,
+    ) -> tuple[Evaluation, tuple[str, str, str, int | None], tuple[Appraisal, list[Finding], str]]:
+        """Steps 2-10 once: evaluate on one pinned snapshot (read afresh when `fresh`), then record in a unit of
+        work (checking the snapshot's version there when `validated`). Raises StaleReadError when that check
+        failed, and what `appraise` raises."""
+        # The policies, values and workloads read below are those of the version the token names (with `reads`,
+        # one snapshot of it and nothing else read).
+        with self._reads(fresh) as version:
+            policy = self.policies.get(policy_name)
+            evaluation = self._evaluate(
+                request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
+            )
+        ids = (uuid.uuid4().hex, str(uuid.uuid4()), policy_sha256(evaluation.policy), version)
+        # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
+        # signatures, fetch collateral and read reference values, and nothing else touches the database inside it.
+        # The unit may be shared with concurrent requests' (group commit): `_record` runs when its batch does.
+        outcome = recorder.run(
+            partial(self._record, request=request, evaluation=evaluation, at=at, ids=ids, challenge=challenge),
+            version=version if validated else None,
+        )
+        return evaluation, ids, outcome
+
     def _record(
         self,
         unit: RecordingUnit,
         *,
         request: AppraisalRequest,
-        evaluation: _Evaluation,
+        evaluation: Evaluation,
         at: dt.datetime,
         ids: tuple[str, str, str, int | None],
         challenge: bool,
@@ -203,7 +222,7 @@ class VerifierService:
         # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
         shared = self._challenge(unit, request, at) if challenge else []
         # Step 9: status is the worst tier of the AR4SI trust vector.
-        appraisal, findings = self._conclude(evaluation, shared)
+        appraisal, findings = conclude(evaluation, shared)
         # Step 10: sign the EAR and record the appraisal; the commit of the unit is the recording.
         token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
         unit.record(
@@ -223,17 +242,17 @@ class VerifierService:
         )
         return appraisal, findings, token
 
-    def _reads(self) -> AbstractContextManager[int | None]:
-        """Step 1's freshness read: `reads` when configured, else the reference-set version read once (None when
-        not reported). Raises UnavailableError (DATABASE_*)."""
+    def _reads(self, fresh: bool = True) -> AbstractContextManager[int | None]:
+        """Step 1's freshness read: `reads` when configured (without a read of its own unless `fresh`), else the
+        reference-set version read once (None when not reported). Raises UnavailableError (DATABASE_*)."""
         if self.reads is not None:
-            return self.reads()
+            return self.reads(fresh=fresh)
         return nullcontext(self.reference_set_version() if self.reference_set_version is not None else None)
 
     def _token(
         self,
         request: AppraisalRequest,
-        evaluation: _Evaluation,
+        evaluation: Evaluation,
         appraisal: Appraisal,
         findings: list[Finding],
         at: dt.datetime,
@@ -274,7 +293,7 @@ class VerifierService:
         collateral raises UnavailableError."""
         policy = self.policies.get(request.policy or self.default_policy)
         evaluation = self._evaluate(request, policy, at, references, freshness=False, allow_incomplete=False)
-        return self._conclude(evaluation, [])[0]
+        return conclude(evaluation, [])[0]
 
     def _evaluate(
         self,
@@ -285,7 +304,7 @@ class VerifierService:
         *,
         freshness: bool,
         allow_incomplete: bool,
-    ) -> _Evaluation:
+    ) -> Evaluation:
         """Steps 2-8 for one request (step 7a, the challenge, is the caller's: `appraise` consumes it in its unit of
         work). `policy` is the request's (or the server's default); the result is appraised under the policy of the
         workload version it matched, which the request's policy can only tighten. Raises RequestError (unknown
@@ -310,7 +329,7 @@ class VerifierService:
         if verified.failure is not None:
             freshness_findings = policy_freshness(request, scheme, verified, policy) if freshness else []
             leading = (evidence_finding(scheme, verified.failure),)
-            return _Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings))
+            return Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings))
         # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
         workload_policies = WorkloadPolicies(self.policies, self.default_policy, self.operator_policy, self.workloads)
         selection = select(
@@ -320,32 +339,9 @@ class VerifierService:
         )
         chosen = selection.chosen
         complete = tuple(c.describe() for c in selection.complete)
-        return _Evaluation(
+        return Evaluation(
             scheme, verified, chosen.policy, chosen.baseline, chosen.matched, tuple(selection.findings), (), complete
         )
-
-    @staticmethod
-    def _conclude(evaluation: _Evaluation, challenge: Sequence[Finding]) -> tuple[Appraisal, list[Finding]]:
-        """Step 9: the appraisal of `evaluation` with the findings of its challenge (step 7a); its status is the
-        worst tier of the AR4SI trust vector (`combine`). Returns it with its findings in order."""
-        findings = [*evaluation.leading, *challenge, *evaluation.trailing]
-        vector = combine(dict(evaluation.baseline), findings)
-        verified, workload, complete = evaluation.verified, evaluation.workload, evaluation.complete
-        appraisal = Appraisal(
-            tee=verified.tee,
-            status=vector.status,
-            trust_vector=vector,
-            claims=verified.claims,
-            findings=tuple(findings),
-            policy_id=evaluation.policy.policy_id,
-            matched_reference_values=tuple(f"{r.kind}:{r.label}:{r.id}" for r in evaluation.matched),
-            matched_labels=(workload["name"],) if workload is not None else (),
-            collateral=tuple(item.to_json() for item in verified.collateral),
-            revocation=verified.revocation,
-            workload=workload,
-            workloads=complete,
-        )
-        return appraisal, findings
 
     def _keep(
         self,

@@ -122,7 +122,9 @@ class Peeking:
             len(audited(self.observer)),
         )
 
-    def run(self, work: Callable[[RecordingUnit], T]) -> T:
+    validates_version = True
+
+    def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         """The store's own (group commit) path, observed in its transaction's before_commit event."""
         sessions = self.store._db._sessions
 
@@ -131,7 +133,7 @@ class Peeking:
 
         event.listen(sessions, "before_commit", peek)
         try:
-            return self.store.run(work)
+            return self.store.run(work, version=version)
         finally:
             event.remove(sessions, "before_commit", peek)
 
@@ -185,7 +187,7 @@ class Refusing:
     def begin(self) -> Any:
         raise AssertionError("reappraise must not open a unit of work")
 
-    def run(self, work: Any) -> Any:
+    def run(self, work: Any, *, version: int | None = None) -> Any:
         raise AssertionError("reappraise must not open a unit of work")
 
 
@@ -227,7 +229,7 @@ class Events:
             raise UnavailableError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
         self.log.append("commit")
 
-    def run(self, work: Callable[[Events], T]) -> T:
+    def run(self, work: Callable[[Events], T], *, version: int | None = None) -> T:
         with self.begin() as unit:
             return work(unit)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..challenges import ConsumeOutcome
 from ..errors import UnavailableError
-from ..recording import AppraisalRecord
+from ..recording import AppraisalRecord, StaleReadError
 from . import audit
 from .challenges import consume_in, unconsume_in
 from .engine import Database
@@ -140,18 +140,26 @@ class SqlAppraisalStore:
         self._db = db
         self.group: GroupCommit[SqlRecording] = GroupCommit(self._execute, max_batch=max_batch)
 
-    def run(self, work: Callable[[SqlRecording], T]) -> T:
+    validates_version = True
+
+    def run(self, work: Callable[[SqlRecording], T], *, version: int | None = None) -> T:
         """`work(unit)` in a unit of work shared with the works of concurrent requests (one transaction per
         batch); returns its value once that transaction committed. A work that raises has consumed nothing and
         recorded nothing (its consumptions are given back) and fails alone; a database error fails every work of
-        the batch with UnavailableError (DATABASE_*) and commits nothing."""
-        return self.group.run(work)
+        the batch with UnavailableError (DATABASE_*) and commits nothing. With `version`, StaleReadError (and
+        `work` not run) when the reference-set version read in the batch's transaction is another."""
+        return self.group.run(work, version=version)
 
     def _execute(self, batch: Sequence[Slot[SqlRecording]]) -> None:
-        """One batch: every work in turn, then all their rows, in one transaction (`Database.session`)."""
+        """One batch: the reference-set version read once (when a work asks), every work in turn, then all their
+        rows, in one transaction (`Database.session`)."""
         with self._db.session() as session:
             rows: list[tuple[dict[str, Any], audit.Pending]] = []
+            current = audit.current_version(session) if any(s.version is not None for s in batch) else None
             for slot in batch:
+                if slot.version is not None and slot.version != current:
+                    slot.error = StaleReadError(current or 0)
+                    continue
                 unit = SqlRecording(session)
                 try:
                     slot.value = slot.call(unit)

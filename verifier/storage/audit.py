@@ -348,6 +348,12 @@ def bump_reference_set(session: Session, now: dt.datetime) -> int:
     return row.version
 
 
+def current_version(session: Session) -> int:
+    """The reference-set version in `session`'s transaction: one single-row SELECT (0 before the first change)."""
+    version = session.execute(select(ReferenceSetRow.version).where(ReferenceSetRow.id == 1)).scalar()
+    return int(version) if version is not None else 0
+
+
 def reference_set_version(db: Database) -> int:
     with db.session() as session:
         row = session.get(ReferenceSetRow, 1)

@@ -35,6 +35,7 @@ class Slot(Generic[U]):
 
     work: Callable[[U], Any]
     context: contextvars.Context
+    version: int | None = None  # the reference-set version the work was evaluated at, to be checked (or None)
     value: Any = None
     error: BaseException | None = None
     wake: threading.Event = field(default_factory=threading.Event)  # set when finished or asked to lead
@@ -63,10 +64,11 @@ class GroupCommit(Generic[U]):
         self.batches = 0  # batches executed (tests, diagnostics)
         self.largest = 0  # the largest batch so far
 
-    def run(self, work: Callable[[U], T]) -> T:
+    def run(self, work: Callable[[U], T], *, version: int | None = None) -> T:
         """`work(unit)` in some batch's transaction; returns its value after that transaction committed, or raises
-        its error (the work's own, or the batch's database error: UnavailableError DATABASE_*)."""
-        slot: Slot[U] = Slot(work, contextvars.copy_context())
+        its error (the work's own, or the batch's database error: UnavailableError DATABASE_*). `version` is
+        handed to `execute` on the slot."""
+        slot: Slot[U] = Slot(work, contextvars.copy_context(), version)
         with self._lock:
             self._queue.append(slot)
             if not self._leading:

@@ -173,12 +173,15 @@ class HotCache:
         return self.refresh().version
 
     @contextmanager
-    def pinned(self) -> Iterator[int]:
+    def pinned(self, *, fresh: bool = True) -> Iterator[int]:
         """One appraisal's reads: refresh once (one version read) and answer every read of this cache's readers on
-        this thread from that snapshot until the block ends; yields its version (the token's). Raises
-        UnavailableError (DATABASE_*) on entry."""
+        this thread from that snapshot until the block ends; yields its version (the token's). With `fresh` False
+        the snapshot held is used without a read when it is younger than `max_age_s`: the caller then has the
+        version checked where it commits (`SqlAppraisalStore.run(version=...)`) and evaluates again when it moved.
+        Raises UnavailableError (DATABASE_*) on entry."""
         previous = getattr(self._pins, "snapshot", None)
-        snapshot = self.refresh()
+        current = self._current
+        snapshot = current if not fresh and current is not None and not self._old(current) else self.refresh()
         self._pins.snapshot = snapshot
         try:
             yield snapshot.version

@@ -1,7 +1,8 @@
 """SQL statements per steady-state appraisal of the service as the composition root builds it (SQLite and
 PostgreSQL), counted with an SQLAlchemy `before_cursor_execute` listener: the reference values, workloads and
-policies an appraisal reads cost one statement, the reference-set version (an indexed single-row SELECT); every
-other statement records the appraisal. Before the hot cache (issue 13 item 3) the same appraisal made 9 on SQLite:
+policies an appraisal reads cost one statement, the reference-set version (an indexed single-row SELECT, read in
+the recording transaction since the version is checked where the appraisal commits); every other statement
+records the appraisal. Before the hot cache (issue 13 item 3) the same appraisal made 9 on SQLite:
 six reads (the request's policy, the version, active values, members, workload metadata, the workload's policy)
 and three writes (appraisal row, audit head, audit row)."""
 
