@@ -74,6 +74,7 @@ def clear_tdx_caches() -> list[str]:
     cache renamed by later work shows in the JSON instead of silently staying warm."""
     from verifier.appraisal.registry import get_verifier
     from verifier.tee.tdx import collateral_documents, pck, pcs
+    from verifier.trust import certs
 
     cleared = []
     links = getattr(get_verifier("tdx"), "links", None)
@@ -90,6 +91,10 @@ def clear_tdx_caches() -> list[str]:
         with memo._lock:
             memo._items.clear()
         cleared.append("collateral_documents._PARSED")
+    clear_parse = getattr(certs, "clear_parse_caches", None)
+    if clear_parse is not None:
+        clear_parse()
+        cleared.append("trust.certs parse caches")
     return cleared
 
 

@@ -6,6 +6,13 @@ badly encoded name or extension, UnsupportedAlgorithm for an unknown key or sign
 supplied certificates and CRLs must fail where they are loaded, with one stable code, and never later inside chain
 validation or claim extraction. So the loaders below read every part later code touches, once, at load time:
 certificates fail with EvidenceError CERT_MALFORMED, CRLs with EvidenceError CRL_MALFORMED.
+
+That decoding is a pure function of the input bytes and its result is immutable, so what loaded successfully is
+kept in bounded LRUs keyed by the exact input bytes (`verifier.trust.cert_cache`): the same certificate, PEM bundle
+or CRL bytes are decoded once per process and every later load returns the same object. Failures are not kept (a
+malformed input is decoded, and raises, every time), and nothing time-dependent is: validity, CRL windows
+(nextUpdate), signatures and revocation are decided by the callers on every appraisal. `clear_parse_caches` empties
+them (cold benchmarks, tests).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 from verifier.errors import EvidenceError
+from verifier.trust.cert_cache import CacheInfo, ContentCache
 
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _ACTUAL_LIMIT = 200  # characters of a library error message kept in `actual`
@@ -30,6 +38,32 @@ _ACTUAL_LIMIT = 200  # characters of a library error message kept in `actual`
 warnings.filterwarnings(
     "ignore", message="Parsed a serial number which wasn't positive", category=CryptographyDeprecationWarning
 )
+
+
+# Bounds (see verifier.trust.cert_cache for the memory they allow). A touched 0.7 KB vendor certificate keeps ~11 KB
+# alive, so a full certificate cache is ~8-11 MB; a decoded CRL keeps about twice its size.
+CERTIFICATES: ContentCache[x509.Certificate] = ContentCache("certificates", max_entries=1024, max_bytes=512 * 1024)
+PEM_BUNDLES: ContentCache[tuple[x509.Certificate, ...]] = ContentCache(
+    "PEM bundles", max_entries=256, max_bytes=512 * 1024
+)
+CRLS: ContentCache[x509.CertificateRevocationList] = ContentCache("CRLs", max_entries=64, max_bytes=2 * 1024 * 1024)
+_CACHES = (CERTIFICATES, PEM_BUNDLES, CRLS)
+
+
+def clear_parse_caches() -> None:
+    """Forget every certificate, PEM bundle and CRL decoded so far (cold benchmark runs, tests). Never raises."""
+    for cache in _CACHES:
+        cache.clear()
+
+
+def parse_cache_info() -> tuple[CacheInfo, ...]:
+    """Hits, misses and sizes of the parse caches (certificates, PEM bundles, CRLs). Never raises."""
+    return tuple(cache.info() for cache in _CACHES)
+
+
+def _key(data: bytes) -> bytes:
+    """`data` as an immutable cache key (a bytearray or memoryview is copied; bytes are used as they are)."""
+    return data if type(data) is bytes else bytes(data)
 
 
 def _is_pem(data: bytes) -> bool:
@@ -85,32 +119,57 @@ def load_certificate(data: bytes, what: str) -> x509.Certificate:
 
 def load_der_certificate(data: bytes, what: str) -> x509.Certificate:
     """One DER certificate (no PEM: for formats that specify DER, such as the Nitro attestation document), fully
-    decoded. Raises EvidenceError CERT_MALFORMED naming `what`."""
+    decoded, or the object decoded earlier from the same bytes (`CERTIFICATES`). Raises EvidenceError
+    CERT_MALFORMED naming `what` (every time: failures are not kept)."""
+    key = _key(data)
+    cert = CERTIFICATES.get(key)
+    if cert is not None:
+        return cert
     try:
-        cert = x509.load_der_x509_certificate(data)
+        cert = x509.load_der_x509_certificate(key)
         touch_certificate(cert)
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
         raise _cert_malformed(what, exc) from None
-    return cert
+    return CERTIFICATES.put(key, cert)
+
+
+def _touched(cert: x509.Certificate) -> x509.Certificate:
+    """`cert` (from a PEM block) fully decoded, or the certificate already decoded from its DER (`CERTIFICATES`),
+    so that the same certificate in PEM and in DER is one object. Its DER is `public_bytes`, the re-encoding of what
+    was parsed, from which the DER loader decodes the same structure. Raises what `touch_certificate` raises."""
+    try:
+        der = cert.public_bytes(Encoding.DER)
+    except Exception:
+        touch_certificate(cert)  # it reads public_bytes last, so it raises: its first error, as without the cache
+        raise
+    known = CERTIFICATES.get(der)
+    if known is not None:
+        return known
+    touch_certificate(cert)
+    return CERTIFICATES.put(der, cert)
 
 
 def load_pem_certificates(data: bytes, what: str, *, max_count: int) -> tuple[x509.Certificate, ...]:
     """A PEM bundle in file order, each certificate fully decoded. Text between PEM blocks (and trailing NUL bytes,
-    as in some DCAP quotes) is ignored.
+    as in some DCAP quotes) is ignored. The decoded bundle is kept by its exact bytes (`PEM_BUNDLES`), and each
+    certificate by its DER (`CERTIFICATES`, shared with `load_der_certificate`); the count bounds are checked on
+    every call.
 
     Raises EvidenceError CERT_MALFORMED (naming `what`) when there is no certificate, more than `max_count`
-    certificates, or one of them does not parse or decode."""
+    certificates, or one of them does not parse or decode (every time: failures are not kept)."""
     count = data.count(PEM_CERTIFICATE)
     if count > max_count:  # counted before parsing, so an oversized bundle costs no decoding work
         raise EvidenceError(
             "CERT_MALFORMED", f"{what}: too many certificates", expected=f"<= {max_count}", actual=str(count)
         )
-    try:
-        certs = tuple(x509.load_pem_x509_certificates(data))
-        for cert in certs:
-            touch_certificate(cert)
-    except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
-        raise _cert_malformed(what, exc) from None
+    key = _key(data)
+    certs = PEM_BUNDLES.get(key)
+    if certs is None:
+        try:
+            certs = tuple(_touched(cert) for cert in x509.load_pem_x509_certificates(key))
+        except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CERT_MALFORMED
+            raise _cert_malformed(what, exc) from None
+        certs = PEM_BUNDLES.put(key, certs)
     if not certs or len(certs) > max_count:
         raise EvidenceError(
             "CERT_MALFORMED",
@@ -134,10 +193,16 @@ def touch_crl(crl: x509.CertificateRevocationList) -> None:
 
 
 def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
-    """A CRL in DER or PEM, fully decoded (RFC 5280 section 5.1). Signature and validity window are checked by
-    the vendor-specific callers. Raises EvidenceError CRL_MALFORMED (naming `what`)."""
+    """A CRL in DER or PEM, fully decoded (RFC 5280 section 5.1), or the object decoded earlier from the same bytes
+    (`CRLS`). Signature and validity window (thisUpdate, nextUpdate) are checked by the vendor-specific callers on
+    every use: a kept CRL is only a parse, never a revocation decision. Raises EvidenceError CRL_MALFORMED (naming
+    `what`; every time: failures are not kept)."""
+    key = _key(data)
+    cached = CRLS.get(key)
+    if cached is not None:
+        return cached
     try:
-        crl = x509.load_pem_x509_crl(data) if _is_pem(data) else x509.load_der_x509_crl(data)
+        crl = x509.load_pem_x509_crl(key) if _is_pem(key) else x509.load_der_x509_crl(key)
         touch_crl(crl)
     except Exception as exc:  # noqa: BLE001 - any failure to decode attacker-supplied bytes is CRL_MALFORMED
         raise EvidenceError(
@@ -146,7 +211,7 @@ def load_crl(data: bytes, what: str = "CRL") -> x509.CertificateRevocationList:
             expected="X.509 CRL (DER or PEM)",
             actual=str(exc)[:_ACTUAL_LIMIT] or type(exc).__name__,
         ) from None
-    return crl
+    return CRLS.put(key, crl)
 
 
 def pem_crl_der(pem: bytes) -> bytes:
