@@ -12,11 +12,25 @@ from .appraisal.policy import Policy, PolicySet, weakenings
 from .appraisal.scheme import Scheme, Verified
 from .errors import RequestError
 from .findings import policy_freshness
+from .identity_memo import IdentityMemo
 from .reference_values.kinds import known_kinds
 from .reference_values.model import ReferenceValueReader
 from .requests import AppraisalRequest
 from .workloads.matching import Candidate
 from .workloads.model import WorkloadCatalog, WorkloadVersion, group_versions
+
+_TIGHTENED: IdentityMemo[Policy] = IdentityMemo()
+
+
+def _tightened(policy: Policy, tee: str, required: tuple[str, ...]) -> Policy:
+    """`policy` also requiring `required` of `tee` (a workload version's own kinds), memoised per policy object:
+    building a policy validates it, which costs more than the rest of steps 7b-8."""
+
+    def make() -> Policy:
+        kinds = tuple(dict.fromkeys([*policy.required(tee), *required]))
+        return replace(policy, required_kinds={**policy.required_kinds, tee: kinds})
+
+    return _TIGHTENED.get((policy,), (tee, required), make)
 
 
 @dataclass(frozen=True)
@@ -56,17 +70,7 @@ class WorkloadPolicies:
             policy, notes = self.policy_for(version, requested, explicit)
             # The version's own kinds are required of the evidence on top of the policy's (the token still names
             # the policy as configured).
-            strict = (
-                policy
-                if version is None
-                else replace(
-                    policy,
-                    required_kinds={
-                        **policy.required_kinds,
-                        tee: tuple(dict.fromkeys([*policy.required(tee), *sorted(version.required)])),
-                    },
-                )
-            )
+            strict = policy if version is None else _tightened(policy, tee, tuple(sorted(version.required)))
             # The scheme's appraiser (appraisal/<kind>.py) under the policy with this version's values.
             baseline, findings, matched = scheme.appraise(
                 verified, strict, version.values if version is not None else [], at

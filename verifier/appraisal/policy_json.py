@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from ..errors import ConfigError
+from ..identity_memo import IdentityMemo
 from .policy_errors import INVALID, MAX_MESSAGE, CodeOnly, config_error, describe, fields_of, json_value, label, unwrap
 from .policy_model import Policy
 
@@ -52,6 +53,13 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
     return body
 
 
+_HASHES: IdentityMemo[str] = IdentityMemo()
+
+
+def _digest(policy: Policy) -> str:
+    return hashlib.sha256(canonical_json(policy_to_json(policy)).encode()).hexdigest()
+
+
 def canonical_json(value: Any) -> str:
     """`value` as canonical JSON text: sorted keys, no whitespace, ASCII only (the input of `policy_sha256`). Raises
     ValueError for NaN or infinity and TypeError for a value JSON cannot represent."""
@@ -59,8 +67,9 @@ def canonical_json(value: Any) -> str:
 
 
 def policy_sha256(policy: Policy) -> str:
-    """SHA-256 (hex) of the canonical JSON of `policy_to_json(policy)`."""
-    return hashlib.sha256(canonical_json(policy_to_json(policy)).encode()).hexdigest()
+    """SHA-256 (hex) of the canonical JSON of `policy_to_json(policy)`; memoised per policy object (policies are
+    frozen), since every appraisal names its policy's hash."""
+    return _HASHES.get((policy,), None, lambda: _digest(policy))
 
 
 def policy_json_schema() -> dict[str, Any]:

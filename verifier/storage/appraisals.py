@@ -29,6 +29,7 @@ from .tables import AppraisalRow
 from .text import storable, storable_json, storable_optional
 
 T = TypeVar("T")
+_INSERT = insert(cast(Table, AppraisalRow.__table__))
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -83,7 +84,7 @@ def _insert_many(session: Session, rows: Sequence[tuple[dict[str, Any], audit.Pe
     """The appraisal rows and then their audit rows, in `session`'s transaction: one multi-row INSERT each (Core),
     the audit chain's lock taken last so it is held only for the audit rows and the commit."""
     if rows:
-        session.execute(insert(cast(Table, AppraisalRow.__table__)), [row for row, _ in rows])
+        session.connection().execute(_INSERT, [row for row, _ in rows])
         audit.append_many(session, [pending for _, pending in rows])
 
 

@@ -45,6 +45,12 @@ GENESIS = "0" * 64
 _LOCK = threading.RLock()
 LOCK_WAIT_SECONDS = 2.0  # like the SQLite busy timeout and the PostgreSQL lock timeout (issue 11)
 _PG_LOCK_KEY = 0x7EE5A0D1  # any constant shared by every replica
+_AUDIT = cast(Table, AuditRow.__table__)
+_REFERENCE_SET = cast(Table, ReferenceSetRow.__table__)
+# Core statements of the hot path (compiled once, run on the session's connection without the ORM layer)
+_NEWEST = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+_INSERT = insert(_AUDIT)
+_VERSION = select(_REFERENCE_SET.c.version).where(_REFERENCE_SET.c.id == 1)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,20 @@ class Pending:
     details: Mapping[str, Any] | None = None
 
 
+def _json_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`details` as stored and hashed: JSON values only (others as `str`), text as `text.storable` makes it. A flat
+    mapping of text, numbers, booleans and nulls (an appraisal's) is taken as it is, without a JSON round trip."""
+    if details is None:
+        return {}
+    if all(isinstance(k, str) for k in details) and all(
+        v is None or type(v) in (str, int, bool) for v in details.values()
+    ):
+        flat: dict[str, Any] = storable_json(dict(details))
+        return flat
+    stored: dict[str, Any] = storable_json(json.loads(json.dumps(dict(details), sort_keys=True, default=str)))
+    return stored
+
+
 def append(
     session: Session, *, at: dt.datetime, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
 ) -> AuditEntry:
@@ -143,13 +163,14 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
             storable(item.actor, 200),
             storable(item.action, 64),
             storable(item.subject, 200),
-            storable_json(json.loads(json.dumps(dict(item.details or {}), sort_keys=True, default=str))),
+            _json_details(item.details),
         )
         for item in pending
     ]
     lock_chain(session)
-    table = cast(Table, AuditRow.__table__)
-    last = session.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    session.flush()  # rows the caller added through the ORM come first; below, Core on the session's connection
+    connection = session.connection()
+    last = connection.execute(_NEWEST).first()
     seq, prev = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)  # retention keeps the newest
     entries: list[AuditEntry] = []
     for at, actor, action, subject, details in prepared:
@@ -157,8 +178,8 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
         digest = _digest(prev, seq, at, actor, action, subject, details)
         entries.append(AuditEntry(seq, at, actor, action, subject, details, prev, digest))
         prev = digest
-    session.execute(
-        insert(table),
+    connection.execute(
+        _INSERT,
         [
             {
                 "seq": e.seq,
@@ -187,19 +208,20 @@ def lock_chain(session: Session) -> None:
 
 
 def _hold_until_transaction_ends(session: Session) -> None:
-    """Take the process-wide append lock once per transaction and release it on commit or rollback."""
+    """Take the process-wide append lock once per transaction and release it on commit or rollback (`_release`,
+    listening on every Session once: a listener per transaction cost more than the append)."""
     if session.info.get("audit_lock"):
         return
     if not _LOCK.acquire(timeout=LOCK_WAIT_SECONDS):  # a stuck session must not stop every appraisal for ever
         raise UnavailableError("DATABASE_BUSY", "the audit log is busy; try again")
     session.info["audit_lock"] = True
 
-    def release(sess: Session, *_: object) -> None:
-        if sess.info.pop("audit_lock", None):
-            _LOCK.release()
 
-    event.listen(session, "after_commit", release, once=True)
-    event.listen(session, "after_rollback", release, once=True)
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _release(session: Session, *_: object) -> None:
+    if session.info.pop("audit_lock", None):
+        _LOCK.release()
 
 
 def open_with_any(note: bytes, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
@@ -350,7 +372,7 @@ def bump_reference_set(session: Session, now: dt.datetime) -> int:
 
 def current_version(session: Session) -> int:
     """The reference-set version in `session`'s transaction: one single-row SELECT (0 before the first change)."""
-    version = session.execute(select(ReferenceSetRow.version).where(ReferenceSetRow.id == 1)).scalar()
+    version = session.connection().execute(_VERSION).scalar()
     return int(version) if version is not None else 0
 
 

@@ -1,0 +1,45 @@
+"""A small bounded memo keyed by the identity of immutable objects (frozen policies), for values derived from them
+on every appraisal (a policy's SHA-256, a policy tightened by a workload version's kinds).
+
+Each entry holds its key objects, so an `id` cannot be reused by another object while its entry lives, and a hit
+is checked with `is` on every key object. Thread-safe (one lock around a dict); least recently inserted first out."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+DEFAULT_SIZE = 256
+
+
+class IdentityMemo(Generic[V]):
+    """`get(objects, extra, make)`: `make()` once per (identity of each of `objects`, `extra`) while cached."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[Hashable, ...], tuple[tuple[object, ...], V]] = OrderedDict()
+
+    def get(self, objects: tuple[object, ...], extra: Hashable, make: Callable[[], V]) -> V:
+        """The memoised value, else `make()` (outside the lock: concurrent misses may both make it; the first kept
+        wins). Whatever `make` raises passes through and nothing is kept."""
+        key = (*map(id, objects), extra)
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
+            return found[1]
+        value = make()
+        with self._lock:
+            self._items[key] = (objects, value)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
