@@ -73,6 +73,7 @@ DEFAULT_MAX_AGE_S = 60.0
 CUTOFF_MARGIN = dt.timedelta(minutes=10)
 LOAD_TRIES = 3  # loads that saw the version move while reading; the last one is used (labelled with its first read)
 
+MAX_MERGED = 64
 _VERSION = select(ReferenceSetRow.version).where(ReferenceSetRow.id == 1)
 
 _Revocation = tuple[dt.datetime, dt.datetime | None]  # revoked_at, reapproved_at
@@ -91,6 +92,8 @@ class Snapshot:
     workloads: Mapping[str, WorkloadMeta] = field(default_factory=dict)
     # name -> the stored policy, or the message of POLICY_INVALID for a stored body that no longer validates
     policies: Mapping[str, Policy | str] = field(default_factory=dict)
+    # kinds asked for -> their rows merged in database order (the snapshot never changes: computed once per kinds)
+    _merged: dict[tuple[str, ...], tuple[ReferenceValue, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def held(self) -> bool:
@@ -100,10 +103,15 @@ class Snapshot:
         """True when the rows held answer reads at `at` (nothing that can matter at `at` was left out)."""
         return self.cutoff is not None and at >= self.cutoff
 
-    def _rows(self, kinds: Sequence[str]) -> Iterator[ReferenceValue]:
-        lists = [self.by_kind[k] for k in dict.fromkeys(kinds) if k in self.by_kind]
-        for _, ref in heapq.merge(*lists, key=lambda item: item[0]):
-            yield ref
+    def _rows(self, kinds: Sequence[str]) -> tuple[ReferenceValue, ...]:
+        key = tuple(kinds)
+        merged = self._merged.get(key)
+        if merged is None:
+            lists = [self.by_kind[k] for k in dict.fromkeys(kinds) if k in self.by_kind]
+            merged = tuple(ref for _, ref in heapq.merge(*lists, key=lambda item: item[0]))
+            if len(self._merged) < MAX_MERGED:  # one entry per TEE's kinds in practice
+                self._merged[key] = merged
+        return merged
 
     def active(self, kinds: Sequence[str], at: dt.datetime) -> builtins.list[ReferenceValue]:
         """`SqlReferenceValueStore.active` on the rows held: active at `at`, value not revoked at `at`."""
