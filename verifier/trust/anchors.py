@@ -7,16 +7,15 @@ place that decides which root a chain may end at; every TEE calls it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.errors import ConfigError, EvidenceError
 from verifier.trust.certs import load_der_certificate, load_pem_certificates
+from verifier.trust.digests import cert_sha256
 
 PINNED_ROOTS: dict[str, frozenset[str]] = {
     # AWS Nitro Enclaves Root-G1, the value AWS publishes
@@ -36,7 +35,7 @@ PINNED_ROOTS: dict[str, frozenset[str]] = {
 
 def fingerprint(cert: x509.Certificate) -> str:
     """Lowercase hex SHA-256 of the certificate's DER encoding."""
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    return cert_sha256(cert).hex()
 
 
 MAX_FILE_CERTS = 1000  # certificates in one anchor file (a bound, far above any vendor bundle)

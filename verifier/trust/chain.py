@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 
 from verifier.errors import EvidenceError
+from verifier.trust.digests import cert_sha256
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:
@@ -98,7 +98,7 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, links: Ver
             expected=issuer.subject.rfc4514_string(),
             actual=cert.issuer.rfc4514_string(),
         )
-    link = (cert.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
+    link = (cert_sha256(cert), cert_sha256(issuer))
     if links is not None and link in links:
         return
     try:

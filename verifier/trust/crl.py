@@ -9,7 +9,6 @@ window, and whether the window is checked first (Intel collateral) or last (AMD)
 from __future__ import annotations
 
 import datetime
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,12 +16,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.clock import to_rfc3339
 from verifier.errors import EvidenceError
 from verifier.trust.certs import load_crl
 from verifier.trust.chain import VerifiedLinks
+from verifier.trust.digests import cert_sha256, crl_sha256
 
 __all__ = ["AMD_ARK", "INTEL_SGX", "CrlProfile", "check_crl", "is_revoked", "load_crl"]
 
@@ -137,7 +136,7 @@ def _check_signature(
     profile: CrlProfile,
     links: VerifiedLinks | None,
 ) -> None:
-    link = (b"crl", hashlib.sha256(crl.public_bytes(Encoding.DER)).digest(), issuer.fingerprint(hashes.SHA256()))
+    link = (b"crl", crl_sha256(crl), cert_sha256(issuer))
     if links is not None and link in links:
         return
     try:

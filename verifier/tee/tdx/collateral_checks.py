@@ -25,6 +25,7 @@ from verifier.trust.certs import load_crl
 from verifier.trust.chain import VerifiedLinks, check_ca, check_issued_by, check_validity, validate_chain
 from verifier.trust.crl import INTEL_SGX, check_crl
 from verifier.trust.crl import check_collateral_window as _window
+from verifier.trust.digests import cert_sha256
 
 from .collateral_documents import _PARSED, Chain, SignedJson, TdxCollateral, _digest
 from .freshness import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO, Candidate, ItemFacts
@@ -101,7 +102,7 @@ def tcb_signer(
 
 
 def _check_signature(item: SignedJson, signer: x509.Certificate, what: str, links: VerifiedLinks | None) -> None:
-    done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, signer.fingerprint(hashes.SHA256()))
+    done = (b"signed-json", hashlib.sha256(item.raw).digest(), item.signature, cert_sha256(signer))
     if links is not None and done in links:  # this exact JSON was verified with this key before (collateral repeats)
         return
     key = signer.public_key()
