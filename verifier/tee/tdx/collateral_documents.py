@@ -126,6 +126,10 @@ def parse_signed_json(doc: bytes, member: str) -> SignedJson:
     EvidenceError TDX_COLLATERAL_MALFORMED with its SignedJsonError's message and actual (too large, not strict
     JSON, not one object, `member` or "signature" missing, a signature not 64 bytes of hex, a member not an
     object)."""
+    return _PARSED.get((b"signed-json", _digest(doc), member.encode()), lambda: _split(doc, member))
+
+
+def _split(doc: bytes, member: str) -> SignedJson:
     try:
         return split_signed_json(doc, member)
     except SignedJsonError as error:
@@ -160,7 +164,15 @@ def _crl_bytes(value: bytes | str | None, what: str) -> bytes | None:
 
 
 def _from_dcap_qvl(doc: bytes) -> dict[str, Any]:
-    """dcap-qvl QuoteCollateralV3 JSON: member JSON as strings, signatures and CRLs as hex, chains as PEM."""
+    """dcap-qvl QuoteCollateralV3 JSON: member JSON as strings, signatures and CRLs as hex, chains as PEM (parsed
+    once per content: a new dict of the memoised items)."""
+    if len(doc) > 4 * MAX_DOC_BYTES:
+        raise _malformed("collateral.json too large", str(len(doc)))
+    items: dict[str, Any] = _PARSED.get((b"dcap-qvl", _digest(doc)), lambda: _parse_dcap_qvl(doc))
+    return dict(items)
+
+
+def _parse_dcap_qvl(doc: bytes) -> dict[str, Any]:
     if len(doc) > 4 * MAX_DOC_BYTES:
         raise _malformed("collateral.json too large", str(len(doc)))
     try:
