@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
-import uuid
 from typing import Any, TextIO
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("verifier_request_id", default=None)
@@ -22,7 +22,17 @@ def accept_request_id(candidate: str | None) -> str:
     """A caller-supplied id if it is short and log-safe, else a fresh uuid4."""
     if candidate and _VALID_ID.match(candidate):
         return candidate
-    return str(uuid.uuid4())
+    return fresh_uuid4()
+
+
+def fresh_uuid4() -> str:
+    """`str(uuid.uuid4())` (16 random bytes from os.urandom, version and variant bits set) without building a
+    `uuid.UUID`, which costs several times more (one per RPC without a caller id)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class RequestIdFilter(logging.Filter):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -66,14 +66,30 @@ class Metrics:
             else None
         )
 
+        # The labelled children, looked up once per label set instead of on every call (`labels` validates the
+        # label values and takes the metric's lock each time). The label values are the server's methods, gRPC
+        # codes, TEEs and statuses, so these stay small.
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._appraisal_children: dict[tuple[str, str], Any] = {}
+
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        self.rpcs.labels(method=method, code=code).inc()
-        self.latency.labels(method=method).observe(seconds)
+        children = self._rpc_children.get((method, code))
+        if children is None:
+            children = self._rpc_children[(method, code)] = (
+                self.rpcs.labels(method=method, code=code),
+                self.latency.labels(method=method),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
         if self.worker_rpcs is not None:
             self.worker_rpcs.inc()
 
     def observe_appraisal(self, tee: str, status: str) -> None:
-        self.appraisals.labels(tee=tee, status=status).inc()
+        child = self._appraisal_children.get((tee, status))
+        if child is None:
+            child = self._appraisal_children[(tee, status)] = self.appraisals.labels(tee=tee, status=status)
+        child.inc()
 
     def exposition(self) -> bytes:
         """The text exposition format of this registry."""

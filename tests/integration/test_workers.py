@@ -50,9 +50,9 @@ from verifier.results.signer import ResultSigner
 from verifier.settings import Settings, from_environment
 from verifier.storage.engine import normalize_url
 from verifier.storage.migrate import upgrade
+from verifier.transport.grpc.binding import raise_if_in_use
 from verifier.transport.grpc.http import HttpApp, PolledHttpServer
 from verifier.transport.grpc.port_claim import PortClaims
-from verifier.transport.grpc.server import raise_if_in_use
 from verifier.transport.grpc.workers import MAX_WORKERS, worker_count
 from verifier.v1 import reference_values_pb2_grpc as rv_grpc
 from verifier.v1 import verifier_pb2 as pb

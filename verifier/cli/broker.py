@@ -16,7 +16,7 @@ from ..client.jwks import JwksCache, fetch_jwks_http
 from ..client.sync import VerifierClient
 from ..clock import SystemClock
 from ..settings import Settings
-from ..transport.grpc.server import write_port_file
+from ..transport.grpc.binding import write_port_file
 from .common import UsageError
 
 log = logging.getLogger(__name__)

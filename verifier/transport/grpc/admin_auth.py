@@ -136,6 +136,15 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         if not self._digests and tokens is None and admin_cas is None:
             log.warning("no admin credentials configured: every %s call will be refused", ", ".join(admin_services))
 
+    def _classify(self, method: str) -> tuple[bool, bool]:
+        """(admin call, appraisal call needing a client certificate) for `method`."""
+        service = method.split("/")[1] if method.count("/") >= 2 else ""
+        admin = service in self._services or (service.startswith(API_PACKAGE) and service != APPRAISAL_SERVICE)
+        return admin, not admin and self._appraisal_cas is not None and service == APPRAISAL_SERVICE
+
+    def applies(self, method: str) -> bool:
+        return any(self._classify(method))
+
     async def around(
         self,
         method: str,
@@ -144,15 +153,15 @@ class AdminAuthInterceptor(_UnaryInterceptor):
         request: Any,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
-        service = method.split("/")[1] if method.count("/") >= 2 else ""
-        if service in self._services or (service.startswith(API_PACKAGE) and service != APPRAISAL_SERVICE):
+        admin, needs_cert = self._classify(method)
+        if admin:
             principal = await self._admin(method, details, context)
             token = CURRENT_PRINCIPAL.set(principal)
             try:
                 return await inner(request, context)
             finally:
                 CURRENT_PRINCIPAL.reset(token)
-        if self._appraisal_cas is not None and service == APPRAISAL_SERVICE:
+        if needs_cert:
             self._appraisal(method, context)
         return await inner(request, context)
 

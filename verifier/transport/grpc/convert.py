@@ -97,38 +97,102 @@ def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> App
 
 
 def finding(value: Finding) -> pb.Finding:
-    return pb.Finding(
-        code=value.code,
-        tier=STATUS_OF_TIER[value.tier],
-        claim=value.claim.value,
-        value=value.value,
-        expected=value.expected,
-        actual=value.actual,
-        message=value.message,
-    )
+    return pb.Finding(**_finding_fields(value))
+
+
+def _finding_fields(value: Finding) -> dict[str, Any]:
+    return {
+        "code": value.code,
+        "tier": STATUS_OF_TIER[value.tier],
+        "claim": value.claim.value,
+        "value": value.value,
+        "expected": value.expected,
+        "actual": value.actual,
+        "message": value.message,
+    }
 
 
 def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
+    """The response, built in place: findings added to the repeated field, the claims written into the response's
+    own Struct (no message built first and copied in)."""
     appraisal = result.appraisal
     response = pb.AppraiseResponse(
         status=STATUS_OF_TIER[appraisal.status],
         trust_vector=appraisal.trust_vector.to_json(),
-        findings=[finding(f) for f in appraisal.findings],
         token=result.token,
         appraisal_id=result.appraisal_id,
         tee=appraisal.tee,
         policy_id=appraisal.policy_id,
-        appraised_at=timestamp(result.appraised_at),
     )
-    response.claims.CopyFrom(claims_struct(appraisal.claims))
+    response.appraised_at.FromDatetime(result.appraised_at.astimezone(dt.UTC))
+    add_finding = response.findings.add
+    for value in appraisal.findings:
+        add_finding(**_finding_fields(value))
+    response.claims.SetInParent()  # present even without claims
+    _fill_struct(response.claims, appraisal.claims)
     return response
 
 
 def claims_struct(claims: Mapping[str, Any]) -> Struct:
     """Claims as a Struct: keys become strings, bytes hex, datetimes RFC 3339, numbers doubles."""
     struct = Struct()
-    struct.update({str(k): _jsonable(v) for k, v in claims.items()})
+    _fill_struct(struct, claims)
     return struct
+
+
+def _fill_struct(struct: Struct, mapping: Mapping[Any, Any]) -> None:
+    """Write `mapping` into `struct` as `struct.update({str(k): _jsonable(v) ...})` does, in one pass: values of
+    the exact built-in types are set directly, anything else (subclasses, enums, datetimes, sets, ...) goes
+    through `_jsonable` first."""
+    fields = struct.fields
+    for key, value in mapping.items():
+        _set_value(fields[key if type(key) is str else str(key)], value)
+
+
+def _set_value(target: Any, value: Any) -> None:
+    kind = type(value)
+    if kind is str:
+        target.string_value = value
+    elif kind is bool:
+        target.bool_value = value
+    elif kind is float:
+        target.number_value = value
+    elif kind is int:
+        if abs(value) <= _MAX_EXACT_INT:
+            target.number_value = value
+        else:
+            target.string_value = str(value)
+    elif kind is dict:
+        nested = target.struct_value
+        nested.Clear()  # present even when empty, as Struct.update leaves it
+        _fill_struct(nested, value)
+    elif kind is list or kind is tuple:
+        items = target.list_value
+        items.Clear()
+        add = items.values.add
+        for item in value:
+            _set_value(add(), item)
+    elif value is None:
+        target.null_value = 0
+    elif kind is bytes:
+        target.string_value = value.hex()
+    else:
+        _set_plain(target, _jsonable(value))
+
+
+def _set_plain(target: Any, plain: Any) -> None:
+    """Set a `_jsonable` result, which may be an instance of a subclass (a str enum, an int enum), as protobuf's
+    Struct setter does; the dicts and lists `_jsonable` makes are exact and go back to `_set_value`."""
+    if plain is None:
+        target.null_value = 0
+    elif isinstance(plain, bool):
+        target.bool_value = plain
+    elif isinstance(plain, str):
+        target.string_value = plain
+    elif isinstance(plain, (int, float)):
+        target.number_value = plain
+    else:
+        _set_value(target, plain)
 
 
 def _jsonable(value: Any) -> Any:

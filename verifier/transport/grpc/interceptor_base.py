@@ -1,5 +1,6 @@
 """The shared base of the server interceptors: the per-call `CallState`, the unary-unary wrapper every interceptor
-derives from, and `_abort` (a gRPC status with google.rpc.ErrorInfo and RetryInfo details).
+derives from, `InterceptorChain` (the server's layers as one gRPC interceptor) and `_abort` (a gRPC status with
+google.rpc.ErrorInfo and RetryInfo details).
 
 A per-call `CallState` in a contextvar carries the request id and final status code between the layers;
 `asyncio.to_thread` copies the context, so service logs carry the request id too.
@@ -8,6 +9,7 @@ A per-call `CallState` in a contextvar carries the request id and final status c
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -42,7 +44,12 @@ def _metadata(values: Sequence[tuple[str, str | bytes]] | None, key: str) -> str
 
 
 class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Base: wrap the unary-unary behavior of every handler with `self.around`."""
+    """Base: wrap the unary-unary behavior of every handler with `self.around`. Usable alone as a gRPC interceptor;
+    the server runs its layers through one `InterceptorChain`."""
+
+    def applies(self, method: str) -> bool:
+        """False only when `around` would do nothing for `method` but await `inner` (the chain then skips it)."""
+        return True
 
     async def intercept_service(
         self,
@@ -74,6 +81,43 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
         raise NotImplementedError
+
+
+class InterceptorChain(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """`layers` (outermost first) as one gRPC interceptor: each call runs the same `around`s in the same order as
+    the layers installed one by one would, without the handler, wrapper coroutine and interceptor hop each layer
+    adds per call. Per method, the layers whose `applies(method)` is false are left out (they would only await the
+    next one); the set of layers of a method is computed once."""
+
+    def __init__(self, layers: Sequence[_UnaryInterceptor]) -> None:
+        self.layers = tuple(layers)
+        self._plans: dict[str, tuple[_UnaryInterceptor, ...]] = {}
+
+    def layers_for(self, method: str) -> tuple[_UnaryInterceptor, ...]:
+        """The layers that act on `method`, outermost first."""
+        plan = self._plans.get(method)
+        if plan is None:
+            plan = self._plans[method] = tuple(layer for layer in self.layers if layer.applies(method))
+        return plan
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # unknown methods (only served ones reach `layers_for`) and streaming handlers
+        method = handler_call_details.method
+        behavior = cast(Behavior, handler.unary_unary)
+        for layer in reversed(self.layers_for(method)):
+            # a partial of the plain function, which grpc (inspect.iscoroutinefunction) sees as a coroutine function
+            behavior = functools.partial(type(layer).around, layer, method, handler_call_details, behavior)
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB

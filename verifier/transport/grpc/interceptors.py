@@ -2,8 +2,9 @@
 `default_chain`).
 
 Each wraps unary-unary handlers only (the whole verifier.v1 API); streaming handlers (health Watch, reflection)
-pass through untouched. The shared base and `CallState` are in interceptor_base.py, admin auth and client
-certificates in admin_auth.py, rate and in-flight-bytes limits in limit_interceptors.py.
+pass through untouched. The server installs them as one `InterceptorChain` (one interceptor hop per call, the
+same layers in the same order). The shared base, the chain and `CallState` are in interceptor_base.py, admin auth
+and client certificates in admin_auth.py, rate and in-flight-bytes limits in limit_interceptors.py.
 """
 
 from __future__ import annotations
@@ -150,10 +151,10 @@ def default_chain(
     auth: AdminAuthInterceptor | None = None,
     rate_limiter: RateLimiter | None = None,
     max_request_bytes_in_flight: int = 0,
-) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+) -> list[_UnaryInterceptor]:
     """The server's interceptors, outermost first: request id, metrics, errors, the in-flight bytes bound (when
-    given), rate limits (when given), admin auth."""
-    limits: list[grpc.aio.ServerInterceptor[Any, Any]] = [RateLimitInterceptor(rate_limiter)] if rate_limiter else []
+    given), rate limits (when given), admin auth. The server runs them as one `InterceptorChain`."""
+    limits: list[_UnaryInterceptor] = [RateLimitInterceptor(rate_limiter)] if rate_limiter else []
     if max_request_bytes_in_flight > 0:
         limits.insert(0, InFlightBytesInterceptor(max_request_bytes_in_flight))
     return [

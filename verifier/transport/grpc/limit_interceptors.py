@@ -11,7 +11,7 @@ import grpc
 from ...errors import OverloadedError
 from .admin_auth import peer_certificate
 from .interceptor_base import Behavior, _abort, _UnaryInterceptor
-from .ratelimit import RateLimiter, client_key
+from .ratelimit import RateLimiter, cached_client_key
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,9 @@ class RateLimitInterceptor(_UnaryInterceptor):
 
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
+
+    def applies(self, method: str) -> bool:
+        return self._limiter.limits(method)
 
     async def around(
         self,
@@ -34,7 +37,7 @@ class RateLimitInterceptor(_UnaryInterceptor):
         if self._limiter.limits(method):
             peer = context.peer()
             leaf, _ = peer_certificate(context)
-            decision = self._limiter.acquire(method, client_key(peer, leaf))
+            decision = self._limiter.acquire(method, cached_client_key(peer, leaf))
             if not decision.allowed:
                 log.warning("call %s from %s refused: %s rate limit", method, peer, decision.scope)
                 await _abort(

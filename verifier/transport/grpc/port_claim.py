@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 from ...errors import ConfigError
+from .binding import raise_if_in_use
 from .http import split_hostport
-from .server import raise_if_in_use
 
 
 def runtime_directory() -> Path:

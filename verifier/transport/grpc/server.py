@@ -22,24 +22,20 @@ purpose, and their supervisor makes sure no unrelated server shares it.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
-import json
 import logging
-import os
 import signal
-import socket
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ...auth import ROLES, Role
 from ...bootstrap import Components
-from ...errors import ConfigError, UnavailableError
+from ...errors import ConfigError
 from ...housekeeping import RetentionPolicy, load_verifier_keys, run_once
 from ...metrics import Metrics
 from ...storage import migrate
@@ -51,7 +47,9 @@ from ...v1 import verifier_pb2_grpc as pb_grpc
 from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
 from .admin_auth import AdminAuthInterceptor, ClientCertVerifier
+from .binding import GenericHandlersOnly, add_port, write_port_file
 from .http import HttpApp, HttpServer, is_loopback, split_hostport
+from .interceptor_base import InterceptorChain
 from .interceptors import default_chain
 from .lanes import ADMIN, APPRAISE, CHALLENGE, DEFAULT_LIMITS, HOUSEKEEPING, LaneLimits, Lanes
 from .readiness import Readiness
@@ -119,13 +117,14 @@ class VerifierServer:
             await asyncio.to_thread(migrate.check, self.components.database)
         settings = self.settings
         limit = settings.max_message_bytes
+        layers = default_chain(
+            self.metrics,
+            auth=self._auth_interceptor(),
+            rate_limiter=ratelimit.from_settings(settings),
+            max_request_bytes_in_flight=settings.max_request_bytes_in_flight,
+        )
         server = grpc.aio.server(
-            interceptors=default_chain(
-                self.metrics,
-                auth=self._auth_interceptor(),
-                rate_limiter=ratelimit.from_settings(settings),
-                max_request_bytes_in_flight=settings.max_request_bytes_in_flight,
-            ),
+            interceptors=[InterceptorChain(layers)],  # the same layers, one interceptor hop per call
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -140,14 +139,20 @@ class VerifierServer:
             server,
         )
         admin = self.lanes[ADMIN].run
+        generic = GenericHandlersOnly(server)
         rv_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
-            ReferenceValuesServicer(self.components, run=admin), server
+            ReferenceValuesServicer(self.components, run=admin), generic
         )
         wl_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
-            WorkloadsServicer(self.components, run=admin), server
+            WorkloadsServicer(self.components, run=admin), generic
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, generic)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # what enable_server_reflection does on grpc.aio
+            reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]
+                (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME)
+            ),
+            generic,
+        )
         port = self._bind(server)
         self.admin_port = self._bind_admin(server)
         if settings.http_listen and settings.http_listen.lower() != "off":  # bound before anything serves
@@ -269,13 +274,13 @@ class VerifierServer:
         if self._tls():
             client_cas = self._appraisal_ca_files() if self.settings.appraisal_requires_mtls else []
             credentials = self._credentials(client_cas)
-            port = _add_port(lambda: server.add_secure_port(address, credentials), address)
+            port = add_port(lambda: server.add_secure_port(address, credentials), address)
         else:
             if self.settings.tls_cert is not None or self.settings.tls_key is not None:
                 raise ConfigError("TLS_INCOMPLETE", "TLS needs both a certificate and a key")
             if not is_loopback(host):
                 log.warning("gRPC listening on %s WITHOUT TLS: configure a certificate and key", address)
-            port = _add_port(lambda: server.add_insecure_port(address), address)
+            port = add_port(lambda: server.add_insecure_port(address), address)
         return port
 
     def _bind_admin(self, server: grpc.aio.Server) -> int:
@@ -284,7 +289,7 @@ class VerifierServer:
         if not address or self.settings.admin_client_ca is None:
             return 0
         credentials = self._credentials([self.settings.admin_client_ca])
-        return _add_port(lambda: server.add_secure_port(address, credentials), address)
+        return add_port(lambda: server.add_secure_port(address, credentials), address)
 
     def request_stop(self, grace: float | None = None, *, drain: float = 0.0) -> asyncio.Task[None]:
         """Start the graceful shutdown (once) without waiting for it; safe from a signal handler.
@@ -324,37 +329,6 @@ class VerifierServer:
             await asyncio.shield(self._stopping)
 
 
-def _add_port(bind: Any, address: str) -> int:
-    """Bind a gRPC port. Raises ConfigError `ADDRESS_IN_USE` (another process listens there) or UnavailableError
-    `LISTEN_FAILED`."""
-    try:
-        port = int(bind())
-    except RuntimeError as error:
-        raise_if_in_use(address)
-        raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}: {error}") from None
-    if port == 0:
-        raise_if_in_use(address)
-        raise UnavailableError("LISTEN_FAILED", f"cannot listen on {address}")
-    return port
-
-
-def raise_if_in_use(address: str) -> None:
-    """gRPC does not say why a bind failed: try the address ourselves and raise ADDRESS_IN_USE if it is taken."""
-    try:
-        host, port = split_hostport(address)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (ValueError, OSError):
-        return
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as error:
-                if error.errno == errno.EADDRINUSE:
-                    raise ConfigError("ADDRESS_IN_USE", f"gRPC address {address} is already in use") from None
-
-
 async def serve(
     components: Components,
     *,
@@ -385,13 +359,6 @@ async def serve(
         await server.wait()
     finally:
         await server.stop()
-
-
-def write_port_file(path: Path, ports: dict[str, int]) -> None:
-    """Write the bound ports atomically (a reader never sees a half-written file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(ports))
-    os.replace(tmp, path)
 
 
 def _on_signal(server: VerifierServer, sig: signal.Signals) -> None:

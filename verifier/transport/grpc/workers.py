@@ -42,9 +42,10 @@ from ...errors import ConfigError, ErrorKind, VerifierError
 from ...metrics import Metrics, WorkerMetrics, use_multiprocess
 from ...results.signer import ResultSigner
 from ...settings import Rate, Settings
+from .binding import write_port_file
 from .http import HttpApp, PolledHttpServer
 from .port_claim import PortClaims
-from .server import VerifierServer, serve, write_port_file
+from .server import VerifierServer, serve
 
 log = logging.getLogger(__name__)
 
