@@ -20,7 +20,6 @@ from . import __version__
 from .appraisal.model import Appraisal, Finding
 from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
-from .appraisal.scheme import Scheme, Verified
 from .background import BestEffortWorker
 from .challenges import Challenge, ChallengeStore
 from .clock import Clock
@@ -28,7 +27,7 @@ from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, RequestError, UnavailableError
 from .evaluation import Evaluation, conclude
 from .findings import bound_key, challenge_findings, evidence_finding, policy_freshness
-from .keeping import EvidenceKeeper, keep_best_effort, workload_description
+from .keeping import EvidenceKeeper, keep_after, workload_description
 from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit, StaleReadError
 from .reference_values.model import ReferenceValueReader
 from .requests import (
@@ -165,10 +164,9 @@ class VerifierService:
         scheme, verified = evaluation.scheme, evaluation.verified
         keeping = self.appraisals is not None and self.kept is not None
         if keeping and not verified.incomplete and verified.parsed is not None:
-            if self.background is not None:  # optional work never delays the answer (issue 11 item 7)
-                self.background.submit(lambda: self._keep(request, scheme, verified, appraisal, appraisal_id, at))
-            else:
-                self._keep(request, scheme, verified, appraisal, appraisal_id, at)
+            assert self.kept is not None  # optional work never delays the answer (issue 11 item 7): `background`
+            workload = workload_description(scheme, verified.claims)
+            keep_after(self.kept, self.background, request, workload, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
 
@@ -342,20 +340,6 @@ class VerifierService:
         return Evaluation(
             scheme, verified, chosen.policy, chosen.baseline, chosen.matched, tuple(selection.findings), (), complete
         )
-
-    def _keep(
-        self,
-        request: AppraisalRequest,
-        scheme: Scheme,
-        verified: Verified,
-        appraisal: Appraisal,
-        appraisal_id: str,
-        at: dt.datetime,
-    ) -> None:
-        """Best effort (`keeping.keep_best_effort`): the appraisal is recorded and answered whether or not its
-        evidence can be kept."""
-        assert self.kept is not None
-        keep_best_effort(self.kept, request, workload_description(scheme, verified.claims), appraisal, appraisal_id, at)
 
     def _challenge(self, unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
         """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically) in `unit`,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,20 @@ class KeptEvidence:
     tee: str
     evidence: bytes
     collateral: dict[str, bytes]
+    policy: str | None
+    status: str
+    appraisal_id: str
+    workload: str
+
+
+@dataclass(frozen=True)
+class KeepItem:
+    """One appraisal's evidence to keep (`SqlKeptEvidence.keep_many`): what `KeptEvidence` holds but its id."""
+
+    received_at: dt.datetime
+    tee: str
+    evidence: bytes
+    collateral: Mapping[str, bytes]
     policy: str | None
     status: str
     appraisal_id: str

@@ -19,11 +19,12 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, select
 
-from ..reference_values.kept import KeptEvidence
+from ..reference_values.kept import KeepItem, KeptEvidence
 from .engine import Database
 from .tables import KeptEvidenceRow, new_id
 from .text import storable, storable_optional
@@ -35,6 +36,7 @@ MAX_KEPT_COLLATERAL = 512 * 1024
 MAX_KEPT_BYTES = 64 * 1024  # evidence + collateral of one request
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_DAYS = 7
+_INSERT = insert(cast(Table, KeptEvidenceRow.__table__))
 
 
 def _to_model(row: KeptEvidenceRow) -> KeptEvidence:
@@ -89,48 +91,78 @@ class SqlKeptEvidence:
         workload: str,
     ) -> str | None:
         """Store one item; returns its id (the earlier row's for evidence kept recently), or None when keeping is
-        disabled or the item is over the size bounds (module docstring)."""
+        disabled or the item is over the size bounds (module docstring). Raises UnavailableError (DATABASE_*)."""
+        item = KeepItem(received_at, tee, evidence, collateral, policy, status, appraisal_id, workload)
+        return self.keep_many([item])[0]
+
+    def keep_many(self, items: Sequence[KeepItem]) -> builtins.list[str | None]:
+        """`keep` for each of `items`, the new rows in one transaction (one multi-row INSERT): the server's
+        background worker hands over every item queued meanwhile. Evidence repeated within `items` is kept once.
+        Raises UnavailableError (DATABASE_*); nothing of `items` is then kept."""
         if not self.enabled:
-            return None
-        size = len(evidence) + sum(len(v) for v in collateral.values())
-        digest = hashlib.sha256(evidence).digest()
-        if size > self.max_bytes or len(evidence) > MAX_KEPT_EVIDENCE or size - len(evidence) > MAX_KEPT_COLLATERAL:
+            return [None] * len(items)
+        ids: list[str | None] = []
+        rows: list[dict[str, Any]] = []
+        fresh: dict[bytes, tuple[dt.datetime, str]] = {}
+        for item in items:
+            digest, row = self._row(item, fresh)
+            ids.append(row["id"] if isinstance(row, dict) else row)
+            if isinstance(row, dict):
+                rows.append(row)
+                fresh[digest] = (item.received_at, row["id"])
+        if rows:
+            with self._db.session() as session:
+                session.connection().execute(_INSERT, rows)
+        due = False
+        with self._lock:
+            for digest, seen in fresh.items():
+                self._digests[digest] = seen
+                self._digests.move_to_end(digest)
+            while len(self._digests) > self.max_rows:
+                self._digests.popitem(last=False)
+            for _ in rows:
+                due = due or self._keeps % self.prune_every == 0
+                self._keeps += 1
+        if due:
+            self.prune(items[-1].received_at)
+        return ids
+
+    def _row(
+        self, item: KeepItem, fresh: Mapping[bytes, tuple[dt.datetime, str]]
+    ) -> tuple[bytes, dict[str, Any] | str | None]:
+        """(evidence SHA-256, the row to insert), or the id of the row that already keeps this evidence, or None
+        when the item is over the size bounds."""
+        size = len(item.evidence) + sum(len(v) for v in item.collateral.values())
+        digest = hashlib.sha256(item.evidence).digest()
+        if (
+            size > self.max_bytes
+            or len(item.evidence) > MAX_KEPT_EVIDENCE
+            or size - len(item.evidence) > MAX_KEPT_COLLATERAL
+        ):
             log.info(
                 "not keeping the %s evidence of appraisal %s: %d bytes with collateral, over %d (sha256 %s)",
-                tee,
-                appraisal_id,
+                item.tee,
+                item.appraisal_id,
                 size,
                 self.max_bytes,
                 digest.hex(),
             )
-            return None
+            return digest, None
         with self._lock:
-            seen = self._digests.get(digest)
-            if seen is not None and seen[0] > received_at - dt.timedelta(days=self.max_days):
-                return seen[1]
-        row = KeptEvidenceRow(  # text as `text.storable` makes it (the workload description is evidence text)
-            id=new_id(),
-            received_at=received_at,
-            tee=storable(tee, 16),
-            evidence=bytes(evidence),
-            collateral={storable(name, 200): base64.b64encode(data).decode() for name, data in collateral.items()},
-            policy=storable_optional(policy, 100),
-            status=storable(status, 16),
-            appraisal_id=storable(appraisal_id, 36),
-            workload=storable(workload, 200),
-        )
-        with self._db.session() as session:
-            session.add(row)
-        with self._lock:
-            self._digests[digest] = (received_at, row.id)
-            self._digests.move_to_end(digest)
-            while len(self._digests) > self.max_rows:
-                self._digests.popitem(last=False)
-            due = self._keeps % self.prune_every == 0
-            self._keeps += 1
-        if due:
-            self.prune(received_at)
-        return row.id
+            seen = fresh.get(digest) or self._digests.get(digest)
+        if seen is not None and seen[0] > item.received_at - dt.timedelta(days=self.max_days):
+            return digest, seen[1]
+        return digest, {  # text as `text.storable` makes it (the workload description is evidence text)
+            "id": new_id(),
+            "received_at": item.received_at,
+            "tee": storable(item.tee, 16),
+            "evidence": bytes(item.evidence),
+            "collateral": {storable(n, 200): base64.b64encode(d).decode() for n, d in item.collateral.items()},
+            "policy": storable_optional(item.policy, 100),
+            "status": storable(item.status, 16),
+            "appraisal_id": storable(item.appraisal_id, 36),
+            "workload": storable(item.workload, 200),
+        }
 
     def recent(self, limit: int) -> builtins.list[KeptEvidence]:
         """The latest `limit` kept items, newest first."""
