@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
 
 from tests.service_helpers import make_harness
 from verifier.appraisal.model import Tier
 from verifier.background import BestEffortWorker
+from verifier.reference_values.kept import KeepItem
 from verifier.service import AppraisalRequest
 from verifier.storage.engine import Database
 
@@ -22,10 +23,10 @@ class StuckKeeper:
         self.release = threading.Event()
         self.kept: list[str] = []
 
-    def keep(self, **kw: Any) -> str:
+    def keep_many(self, items: Sequence[KeepItem]) -> list[str | None]:
         assert self.release.wait(timeout=10)
-        self.kept.append(kw["appraisal_id"])
-        return kw["appraisal_id"]
+        self.kept.extend(item.appraisal_id for item in items)
+        return [item.appraisal_id for item in items]
 
 
 def test_a_stuck_keeper_does_not_delay_the_answer(db: Database) -> None:
