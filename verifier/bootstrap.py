@@ -268,7 +268,7 @@ class _ClockedRecorder:
 
     @property
     def validates_version(self) -> bool:
-        return bool(getattr(self._recorder, "validates_version", False))
+        return self._recorder.validates_version
 
     def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         return self._recorder.run(lambda unit: work(_ClockedUnit(unit, self._clock)), version=version)

@@ -68,6 +68,12 @@ class StaleReadError(Exception):
 
 
 class Recorder(Protocol):
+    @property
+    def validates_version(self) -> bool:
+        """True when `run` checks a given `version` against the reference-set version in its own transaction (the
+        service then evaluates on the snapshot held and lets the recorder say whether it went stale)."""
+        ...
+
     def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         """`work(unit)` in a unit of work that commits before this returns `work`'s value; the unit may be shared
         with the works of concurrent requests (group commit, one transaction per batch). A work that raises has

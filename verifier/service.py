@@ -141,7 +141,7 @@ class VerifierService:
         recorder = self.appraisals if self.appraisals is not None else NotRecorded(self.challenges)
         # With a recorder that checks the reference-set version where it commits, the snapshot held is used without
         # a read, and the appraisal is evaluated again on a fresh read when the version moved (StaleReadError).
-        validated = self.reads is not None and bool(getattr(recorder, "validates_version", False))
+        validated = self.reads is not None and recorder.validates_version
         for attempt in range(STALE_TRIES):
             try:
                 evaluation, ids, (appraisal, findings, token) = self._appraise_once(

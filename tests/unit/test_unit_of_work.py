@@ -184,6 +184,8 @@ def test_a_service_without_storage_still_consumes_and_records_nothing(h: Harness
 
 
 class Refusing:
+    validates_version = False
+
     def begin(self) -> Any:
         raise AssertionError("reappraise must not open a unit of work")
 
@@ -228,6 +230,8 @@ class Events:
             self.log.append("commit failed")
             raise UnavailableError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
         self.log.append("commit")
+
+    validates_version = False
 
     def run(self, work: Callable[[Events], T], *, version: int | None = None) -> T:
         with self.begin() as unit:
