@@ -1,6 +1,9 @@
 """The workload's public key as an RFC 7800 `cnf` confirmation claim ({"jwk": ...}, RFC 7517 public members only).
 
-`runtime_data` carries the key either as JWK JSON or as DER SubjectPublicKeyInfo (RFC 5280 4.1.2.7). Only public
+`runtime_data` carries the key as JWK JSON, as DER SubjectPublicKeyInfo (RFC 5280 4.1.2.7) or as a raw uncompressed
+SEC1 elliptic-curve point (SEC 1 v2 s2.3.3: 0x04 || X || Y; 65, 97 or 133 bytes for P-256, P-384, P-521, what an
+enclave's `EC_POINT_point2oct` or WebCrypto's `exportKey("raw")` produces and what Nitro users put in the NSM
+`public_key`). Only public
 keys a relying party can encrypt to or verify with are accepted: EC P-256/P-384/P-521, RSA >= 2048 bits, X25519,
 Ed25519. Anything else, including JSON nested deeper than a JWK, yields no `cnf` (the token then binds no key)."""
 
@@ -21,6 +24,8 @@ _CURVES = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48), "secp521r1": 
 _EC_MEMBERS = {"kty", "crv", "x", "y", "kid", "use", "alg", "key_ops"}
 _RSA_MEMBERS = {"kty", "n", "e", "kid", "use", "alg", "key_ops"}
 _OKP_MEMBERS = {"kty", "crv", "x", "kid", "use", "alg", "key_ops"}
+SEC1_UNCOMPRESSED = 0x04
+_SEC1_CURVES: dict[int, ec.EllipticCurve] = {65: ec.SECP256R1(), 97: ec.SECP384R1(), 133: ec.SECP521R1()}
 
 
 def runtime_key_jwk(runtime_data: bytes) -> dict[str, Any] | None:
@@ -29,9 +34,21 @@ def runtime_key_jwk(runtime_data: bytes) -> dict[str, Any] | None:
         return None
     if runtime_data.lstrip()[:1] == b"{":
         return _from_json(runtime_data)
+    if runtime_data[0] == SEC1_UNCOMPRESSED and len(runtime_data) in _SEC1_CURVES:
+        return _from_sec1(runtime_data)
     try:
         key = serialization.load_der_public_key(runtime_data)
     except (ValueError, TypeError):
+        return None
+    return key_to_jwk(key)
+
+
+def _from_sec1(point: bytes) -> dict[str, Any] | None:
+    """The JWK of a raw uncompressed SEC1 point (length picks the curve), or None when the point is not on it
+    (cryptography checks the curve equation; the point at infinity and compressed forms are refused)."""
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(_SEC1_CURVES[len(point)], point)
+    except ValueError:
         return None
     return key_to_jwk(key)
 
