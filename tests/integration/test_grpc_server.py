@@ -148,14 +148,14 @@ def test_challenge_appraise_replay_and_signing_keys(components: Components, pki:
             keys = json.loads((await r.verifier.GetSigningKeys(pb.GetSigningKeysRequest())).jwks_json)
             status, body = await r.get("/.well-known/jwks.json")
             assert status == 200 and json.loads(body) == keys
-            assert verify_token(response.token, keys)["ear.status"] == "affirming"
-            assert verify_token(response.token, json.loads(body))["submods"]["nitro"]["ear.status"] == "affirming"
+            assert verify_token(response.token, keys)["ear_status"] == "affirming"
+            assert verify_token(response.token, json.loads(body))["submods"]["nitro"]["ear_status"] == "affirming"
 
             replay = await r.verifier.Appraise(request)  # gRPC OK: a signed "no"
             assert replay.status == pb.STATUS_CONTRAINDICATED
             assert [f.code for f in replay.findings] == ["CHALLENGE_REPLAYED"]
             assert replay.findings[0].tier == pb.STATUS_CONTRAINDICATED
-            assert verify_token(replay.token, keys)["ear.status"] == "contraindicated"
+            assert verify_token(replay.token, keys)["ear_status"] == "contraindicated"
 
             listed = await r.refs.List(pb.ListReferenceValuesRequest(kind="nitro.pcr0"), metadata=ADMIN)
             (pcr0,) = listed.reference_values
@@ -198,12 +198,11 @@ def test_health_reflection_metrics_and_healthz(components: Components) -> None:
             status, body = await r.get("/metrics")
             text = body.decode()
             assert status == 200
-            assert 'verifier_rpc_requests_total{code="OK",method="/verifier.v1.Verifier/CreateChallenge"} 1.0' in text
-            assert (
-                'verifier_rpc_requests_total{code="INVALID_ARGUMENT",'
-                'method="/verifier.v1.Verifier/CreateChallenge"} 1.0'
-            ) in text
-            assert 'verifier_rpc_duration_seconds_count{method="/verifier.v1.Verifier/CreateChallenge"} 2.0' in text
+            challenge = 'grpc_method="CreateChallenge",grpc_service="verifier.v1.Verifier",grpc_type="unary"'
+            assert f'grpc_server_handled_total{{grpc_code="OK",{challenge}}} 1.0' in text
+            assert f'grpc_server_handled_total{{grpc_code="InvalidArgument",{challenge}}} 1.0' in text
+            assert f"grpc_server_handling_seconds_count{{{challenge}}} 2.0" in text
+            assert 'grpc_service="grpc.health.v1.Health"' not in text  # health checks are not traffic
             assert (await r.get("/healthz"))[0] == 200
             assert (await r.get("/nope"))[0] == 404
 

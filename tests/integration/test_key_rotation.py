@@ -121,7 +121,7 @@ def test_rotate_is_picked_up_by_a_running_server(components: Components, keyring
             assert kid_of(new_token) == new_kid
             keyset = KeySet.import_key_set(after)  # type: ignore[arg-type]
             for token in (old_token, new_token):  # the pre-rotation token verifies with the new JWKS
-                assert jwt.decode(token, keyset, algorithms=["ES256"]).claims["ear.verifier-id"]
+                assert jwt.decode(token, keyset, algorithms=["ES256"]).claims["ear_verifier_id"]
         finally:
             await channel.close(None)
             await server.stop(0)

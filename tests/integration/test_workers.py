@@ -300,6 +300,15 @@ def snp(pg_url: str, vectors_dir: Path, tmp_path_factory: pytest.TempPathFactory
         stop(server)
 
 
+def appraised(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], tee: str, status: str) -> float:
+    """verifier_appraisals_total of `tee` and `status`, over every workload."""
+    return sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "verifier_appraisals_total" and dict(labels)["tee"] == tee and dict(labels)["status"] == status
+    )
+
+
 @pytest.mark.postgres
 def test_both_workers_answer_and_metrics_are_the_sum(snp: Snp) -> None:
     server = snp.server
@@ -314,14 +323,18 @@ def test_both_workers_answer_and_metrics_are_the_sum(snp: Snp) -> None:
         for _ in range(rounds):
             response = snp.appraise(channels[0])
             assert response.status == pb.STATUS_AFFIRMING
-            assert ResultSigner.verify(response.token, jwks)["ear.status"] == "affirming"
+            assert ResultSigner.verify(response.token, jwks)["ear_status"] == "affirming"
     after, per_after = server.samples(), server.per_worker()
     assert all(per_after[pid] - per_before[pid] == rounds for pid in by_worker)  # each worker answered its own
-    key = ("verifier_rpc_requests_total", (("code", "OK"), ("method", APPRAISE)))
+    labels = (("grpc_code", "OK"), ("grpc_method", "Appraise"), ("grpc_service", "verifier.v1.Verifier"))
+    key = ("grpc_server_handled_total", (*labels, ("grpc_type", "unary")))
     assert after[key] - before.get(key, 0) == 2 * rounds  # /metrics is the sum over both workers
-    key = ("verifier_appraisals_total", (("status", "affirming"), ("tee", "snp")))
-    assert after[key] - before.get(key, 0) == 2 * rounds
+    assert appraised(after, "snp", "affirming") - appraised(before, "snp", "affirming") == 2 * rounds
     assert after[("verifier_workers", ())] == 2 and after[("verifier_workers_ready", ())] == 2
+    # process_* has one series per process (docs/metrics.md): the supervisor's and each live worker's
+    memory = {dict(k[1])["pid"]: dict(k[1])["process"] for k in after if k[0] == "process_resident_memory_bytes"}
+    assert memory == {str(server.process.pid): "supervisor", **{str(pid): "worker" for pid in by_worker}}
+    assert any(name == "verifier_build_info" for name, _ in after)
     server.close_channels()
 
 

@@ -69,7 +69,7 @@ def test_each_version_is_appraised_under_its_own_policy(db: Database) -> None:
 
     old = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"a"))))
     assert old.appraisal.status is Tier.AFFIRMING and old.appraisal.policy_id == "default"
-    assert _submod(old.token)["x-verifier.workload"]["policy"] == "default"
+    assert _submod(old.token)["ear_verifier_claims"]["workload"]["policy"] == "default"
     strict = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"))))
     assert strict.appraisal.status is Tier.CONTRAINDICATED and strict.appraisal.policy_id == "strict"
     assert "NONCE_MISSING" in [f.code for f in strict.appraisal.findings]
@@ -80,7 +80,7 @@ def test_each_version_is_appraised_under_its_own_policy(db: Database) -> None:
         AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"), nonce=nonce), nonce=nonce)
     )
     assert fresh.appraisal.status is Tier.AFFIRMING, [f.code for f in fresh.appraisal.findings]
-    workload = _submod(fresh.token)["x-verifier.workload"]
+    workload = _submod(fresh.token)["ear_verifier_claims"]["workload"]
     assert (workload["name"], workload["version"], workload["policy"]) == ("app", "2", "strict")
 
     # Reset: the version falls back to its workload's policy (audited both ways, the reference set bumped).

@@ -43,14 +43,14 @@ def test_approved_measurements_affirm_and_token_verifies_independently(h: Harnes
         "hardware": 2,
     }
     claims = decode(h, result.token)
-    assert claims["ear.status"] == "affirming"
+    assert claims["ear_status"] == "affirming"
     assert claims["iss"] == "test-verifier"
     assert claims["jti"] == result.token_id
     sub = claims["submods"]["nitro"]
-    assert sub["ear.status"] == "affirming"
-    assert sub["ear.appraisal-policy-id"] == "default"
-    assert sub["ear.veraison.annotated-evidence"]["pcrs"]["0"] == FakeAwsPki.default_pcrs()[0].hex()
-    assert len(sub["x-verifier.matched-reference-values"]) == 3
+    assert sub["ear_status"] == "affirming"
+    assert sub["ear_appraisal_policy_ids"] == ["default"]
+    assert sub["ear_attester_claims"]["pcrs"]["0"] == FakeAwsPki.default_pcrs()[0].hex()
+    assert len(sub["ear_verifier_claims"]["matched_reference_values"]) == 3
     assert "eat_nonce" not in claims
 
 
@@ -108,7 +108,7 @@ def test_bad_signature_is_a_signed_negative_result_not_an_error(h: Harness) -> N
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert codes(result) == ["NITRO_SIGNATURE_INVALID"]
     assert result.appraisal.trust_vector.to_json() == {"instance-identity": 99}
-    assert decode(h, result.token)["ear.status"] == "contraindicated"
+    assert decode(h, result.token)["ear_status"] == "contraindicated"
 
 
 def test_garbage_and_foreign_root_are_contraindicated(h: Harness) -> None:
@@ -259,8 +259,8 @@ def test_bound_workload_key_is_carried_as_cnf(h: Harness) -> None:
     )
     claims = decode(h, ok.token)
     assert claims["cnf"]["jwk"]["kty"] == "EC" and claims["cnf"]["jwk"]["crv"] == "P-256"
-    assert claims["submods"]["nitro"]["x-verifier.workload"]["name"] == "test-image"
-    assert "x-verifier.matched-labels" not in claims["submods"]["nitro"]
+    assert claims["submods"]["nitro"]["ear_verifier_claims"]["workload"]["name"] == "test-image"
+    assert "matched_labels" not in claims["submods"]["nitro"]["ear_verifier_claims"]
     other = (
         ec.generate_private_key(ec.SECP256R1())
         .public_key()

@@ -1,5 +1,5 @@
 """Issue 9 items 3 and 4: the signed result says which vendor collateral decided and whether revocation was
-checked (`x-verifier.collateral`, `x-verifier.revocation` in the submodule)."""
+checked (`collateral`, `revocation` in the submodule's `ear_verifier_claims`)."""
 
 from __future__ import annotations
 
@@ -38,22 +38,22 @@ def test_snp_token_names_the_crl_that_decided(db: Database, pki: FakeAmdPki) -> 
     )
     assert result.appraisal.status is Tier.AFFIRMING, [f.code for f in result.appraisal.findings]
     submod = _submod(result.token, "snp")
-    assert submod["x-verifier.revocation"] == "checked"
-    crls = [c for c in submod["x-verifier.collateral"] if c["item"] == "amd.crl"]
+    assert submod["ear_verifier_claims"]["revocation"] == "checked"
+    crls = [c for c in submod["ear_verifier_claims"]["collateral"] if c["item"] == "amd.crl"]
     assert len(crls) == 1 and crls[0]["number"] == 7 and crls[0]["source"] == "vendor"
     assert {"issued", "next_update"} <= set(crls[0])
-    assert [f["code"] for f in submod["x-verifier.findings"]] == ["COLLATERAL_SUPERSEDED"]
+    assert [f["code"] for f in submod["ear_verifier_claims"]["findings"]] == ["COLLATERAL_SUPERSEDED"]
 
 
 def test_snp_token_says_when_revocation_was_not_checked(db: Database, pki: FakeAmdPki) -> None:
     off = service(db, pki, check_crl=False).appraise(
         AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki))
     )
-    assert _submod(off.token, "snp")["x-verifier.revocation"] == "off"
+    assert _submod(off.token, "snp")["ear_verifier_claims"]["revocation"] == "off"
     unavailable = service(db, pki, check_crl=True).appraise(
         AppraisalRequest(tee="snp", evidence=pki.report(), collateral=files(pki))
     )
-    assert _submod(unavailable.token, "snp")["x-verifier.revocation"] == "unavailable"
+    assert _submod(unavailable.token, "snp")["ear_verifier_claims"]["revocation"] == "unavailable"
     assert unavailable.appraisal.status is Tier.CONTRAINDICATED  # fail closed by default
 
 
@@ -61,4 +61,4 @@ def test_nitro_token_says_revocation_does_not_apply(db: Database) -> None:
     h = make_harness(db)
     h.approve()
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
-    assert _submod(result.token, "nitro")["x-verifier.revocation"] == "not-applicable"
+    assert _submod(result.token, "nitro")["ear_verifier_claims"]["revocation"] == "not-applicable"

@@ -1,4 +1,4 @@
-"""Findings, tiers and the AR4SI trust vector (draft-ietf-rats-ar4si, draft-fv-rats-ear).
+"""Findings, tiers and the AR4SI trust vector (draft-ietf-rats-ar4si, draft-ietf-rats-ear-04).
 
 Every check produces a `Finding` with a stable code, the AR4SI claim it affects, the value it sets, and what was
 expected beside what was found (byte values in lowercase hex). The trust vector takes, per claim, the worst value
@@ -105,8 +105,8 @@ class TrustVector:
         return self.values.get(claim, 0)
 
     def to_json(self) -> dict[str, int]:
-        """The EAR `ear.trustworthiness-vector` object (draft-fv-rats-ear): claim name -> value, claims at 0 left out,
-        in `Claim` order. Never raises."""
+        """The EAR `ear_trustworthiness_vector` object (draft-ietf-rats-ear-04 s3.1): claim name -> value, claims at 0
+        left out, in `Claim` order. Never raises."""
         return {c.value: self.values[c] for c in Claim if self.values.get(c, 0) != 0}
 
     @property

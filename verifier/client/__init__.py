@@ -9,7 +9,7 @@ Relying party in a few lines::
     keys = JwksCache(lambda: fetch_jwks_http("https://verifier.example/.well-known/jwks.json"))
     try:
         result = verify_result(token, keys, expected_nonce=challenge_nonce, issuer="tee-verifier",
-                               required_labels={"my-enclave 1.4"})
+                               required_workload="my-enclave", min_version="1.4")
     except ResultError as error:        # error.code: TOKEN_EXPIRED, TOKEN_NONCE_MISMATCH, ...
         refuse(error.code)
     else:
@@ -26,8 +26,9 @@ Workload side (the nonce and the workload's public key go into the evidence, the
         send_to_relying_party(appraisal.token)
 
 `verify_result` checks the ES256 JWS (RFC 7515, RFC 7518 s3.4) against the verifier's JWKS (RFC 7517; a JwksCache
-refreshes once on an unknown kid), `iss`/`exp`/`iat` (RFC 7519), `eat_nonce` (RFC 9711), `ear.status` and the
-single submodule (draft-fv-rats-ear), and returns the `cnf` key (RFC 7800). `AsyncVerifierClient` (grpc.aio) has the
+refreshes once on an unknown kid; `typ` eat+jwt), `iss`/`exp`/`iat` (RFC 7519), `eat_nonce` (RFC 9711), the EAR profile,
+`ear_status` and the single submodule's `ear_status`, the one a relying party must check (draft-ietf-rats-ear-04
+s3.1), and returns the `cnf` key (RFC 7800). `AsyncVerifierClient` (grpc.aio) has the
 same methods as coroutines. RPC failures raise ClientError with the server's stable code (e.g. EVIDENCE_EMPTY).
 """
 

@@ -1,11 +1,16 @@
 """The claim checks of an attestation result whose JWS verified (verifier.client.jws), one helper per check, run by
-`verify_result` in this order: RFC 7519 `iss` (s4.1.1), `exp`/`iat`/`nbf` (s4.1.4-4.1.6), EAT `eat_nonce` (RFC 9711
-s4.1), `ear.status` and the single submodule (draft-fv-rats-ear), the matched workload, the matched labels and the
-appraisal policy. The typed readers at the end refuse claims of the wrong JSON type as TOKEN_MALFORMED.
+`verify_result` in this order: RFC 7519 `iss` (s4.1.1), `exp`/`iat`/`nbf` (s4.1.4-4.1.6), the EAR profile
+(draft-ietf-rats-ear-04 s3), EAT `eat_nonce` (RFC 9711 s4.1), the top-level `ear_status` (s3) and the single
+submodule's `ear_status` (s3.1: the status a relying party must check), the matched workload and labels, and the
+appraisal policy. Verifier detail is read from the submodule's `ear_verifier_claims` map (s3.1). The typed readers at
+the end refuse claims of the wrong JSON type as TOKEN_MALFORMED.
+
+Tokens of the draft-fv-rats-ear era (`ear.status`, `x-verifier.*`) are refused as TOKEN_MALFORMED: a clean break.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
@@ -13,6 +18,8 @@ from typing import Any, TypeGuard
 
 from verifier.client.jws import ResultError, _b64decode, b64url
 
+EAR_PROFILE = "tag:ietf.org,2026:rats/ear#04"  # draft-ietf-rats-ear-04 s3
+MAX_EAT_NONCE = 64  # RFC 9711 s4.1 / draft s3: eat_nonce is 8..64 bytes
 # EAR tiers, best first; contraindicated and none rank equal (neither may be relied upon).
 STATUS_RANK = {"affirming": 3, "warning": 2, "contraindicated": 1, "none": 1}
 
@@ -48,9 +55,27 @@ def check_lifetime(claims: Mapping[str, Any], now: datetime, leeway: timedelta) 
     return issued_at, expires_at
 
 
+def check_profile(claims: Mapping[str, Any]) -> str:
+    """`eat_profile`, which must be the EAR profile of draft-ietf-rats-ear-04 s3 (`EAR_PROFILE`): the claim names read
+    below are that draft's. Raises ResultError TOKEN_MALFORMED (also for tokens of the draft-fv-rats-ear era)."""
+    profile = claims.get("eat_profile")
+    if profile != EAR_PROFILE:
+        raise ResultError(
+            "TOKEN_MALFORMED",
+            "eat_profile is not the EAR profile this client reads",
+            expected=EAR_PROFILE,
+            actual=str(profile)[:64],
+        )
+    return EAR_PROFILE
+
+
 def check_nonce(claims: Mapping[str, Any], expected: bytes | None) -> bytes | None:
     """The decoded `eat_nonce` (RFC 9711 s4.1); with `expected`, it must be present and equal (compared in constant
-    time). Raises ResultError TOKEN_NONCE_MISSING, TOKEN_MALFORMED or TOKEN_NONCE_MISMATCH."""
+    time). An `expected` nonce over 64 bytes has no `eat_nonce` (the draft's limit): the submodule's
+    `ear_verifier_claims.nonce_sha256` must then be its SHA-256. Raises ResultError TOKEN_NONCE_MISSING,
+    TOKEN_MALFORMED or TOKEN_NONCE_MISMATCH."""
+    if expected is not None and len(expected) > MAX_EAT_NONCE:
+        return _check_long_nonce(claims, expected)
     value = claims.get("eat_nonce")
     if value is None:
         if expected is not None:
@@ -69,12 +94,28 @@ def check_nonce(claims: Mapping[str, Any], expected: bytes | None) -> bytes | No
     return nonce
 
 
+def _check_long_nonce(claims: Mapping[str, Any], expected: bytes) -> bytes:
+    want = hashlib.sha256(expected).hexdigest()
+    _, submod = submodule(claims)
+    carried = verifier_claims(submod).get("nonce_sha256")
+    if carried is None:
+        raise ResultError("TOKEN_NONCE_MISSING", "the token names no nonce of over 64 bytes", expected=want)
+    if not isinstance(carried, str) or not hmac.compare_digest(carried.encode("utf-8"), want.encode("ascii")):
+        raise ResultError(
+            "TOKEN_NONCE_MISMATCH", "the token's nonce is not this challenge's", expected=want, actual=str(carried)[:64]
+        )
+    return expected
+
+
 def check_status(claims: Mapping[str, Any], required_status: str) -> str:
-    """The top-level `ear.status` (draft-fv-rats-ear), at least `required_status`. Raises ResultError TOKEN_MALFORMED
-    or TOKEN_STATUS_INSUFFICIENT."""
-    status = claims.get("ear.status")
+    """The top-level `ear_status` (draft-ietf-rats-ear-04 s3: optional, no better than the worst submodule), at least
+    `required_status` when present; the submodule's status (`check_submodule`) is the one that decides, and is
+    returned when the top-level one is absent. Raises ResultError TOKEN_MALFORMED or TOKEN_STATUS_INSUFFICIENT."""
+    if "ear_status" not in claims:
+        return str(submodule(claims)[1].get("ear_status"))
+    status = claims.get("ear_status")
     if not _is_tier(status):
-        raise ResultError("TOKEN_MALFORMED", "ear.status is not an EAR tier", actual=str(status)[:32])
+        raise ResultError("TOKEN_MALFORMED", "ear_status is not an EAR tier", actual=str(status)[:32])
     if STATUS_RANK[status] < STATUS_RANK[required_status]:
         raise ResultError(
             "TOKEN_STATUS_INSUFFICIENT",
@@ -85,16 +126,33 @@ def check_status(claims: Mapping[str, Any], required_status: str) -> str:
     return status
 
 
-def check_submodule(claims: Mapping[str, Any], required_status: str) -> tuple[str, dict[str, Any], str]:
-    """(TEE name, submodule, its `ear.status`) of the one submodule in `submods`, whose status must be at least
-    `required_status`. Raises ResultError TOKEN_MALFORMED or TOKEN_STATUS_INSUFFICIENT."""
+def submodule(claims: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(TEE name, EAR-appraisal) of the one submodule in `submods` (draft s3), whose `ear_status` is a tier. Raises
+    ResultError TOKEN_MALFORMED."""
     submods = claims.get("submods")
     if not isinstance(submods, dict) or len(submods) != 1:
         raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule")
     ((tee, submod),) = submods.items()
-    if not isinstance(submod, dict) or not _is_tier(submod.get("ear.status")):
-        raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier")
-    submod_status = submod["ear.status"]
+    if not isinstance(submod, dict) or not _is_tier(submod.get("ear_status")):
+        raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier (ear_status)")
+    return tee, submod
+
+
+def verifier_claims(submod: Mapping[str, Any]) -> dict[str, Any]:
+    """The submodule's `ear_verifier_claims` map (draft s3.1; empty when absent). Raises ResultError TOKEN_MALFORMED
+    when it is not a map."""
+    value = submod.get("ear_verifier_claims", {})
+    if not isinstance(value, dict):
+        raise ResultError("TOKEN_MALFORMED", "ear_verifier_claims is not a map")
+    return value
+
+
+def check_submodule(claims: Mapping[str, Any], required_status: str) -> tuple[str, dict[str, Any], str]:
+    """(TEE name, submodule, its `ear_status`) of the one submodule in `submods`, whose status, the one a relying party
+    must check (draft s3.1), must be at least `required_status`. Raises ResultError TOKEN_MALFORMED or
+    TOKEN_STATUS_INSUFFICIENT."""
+    tee, submod = submodule(claims)
+    submod_status = submod["ear_status"]
     if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
         raise ResultError(
             "TOKEN_STATUS_INSUFFICIENT",
@@ -106,9 +164,9 @@ def check_submodule(claims: Mapping[str, Any], required_status: str) -> tuple[st
 
 
 def matched_workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
-    """`x-verifier.workloads`: every completely matched workload version with its policy and status. Raises
+    """`ear_verifier_claims.workloads`: every completely matched workload version with its policy and status. Raises
     ResultError TOKEN_MALFORMED."""
-    value = submod.get("x-verifier.workloads", [])
+    value = verifier_claims(submod).get("workloads", [])
     if not isinstance(value, list) or not all(
         isinstance(w, dict)
         and isinstance(w.get("name"), str)
@@ -116,7 +174,7 @@ def matched_workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         and _is_tier(w.get("status"))
         for w in value
     ):
-        raise ResultError("TOKEN_MALFORMED", "x-verifier.workloads is not a list of workload versions")
+        raise ResultError("TOKEN_MALFORMED", "ear_verifier_claims.workloads is not a list of workload versions")
     return tuple(dict(w) for w in value)
 
 
@@ -162,19 +220,13 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def check_labels(
-    submod: Mapping[str, Any],
     workloads: tuple[dict[str, Any], ...],
     required_labels: Collection[str],
     required_status: str,
 ) -> tuple[str, ...]:
-    """The matched labels, which must include every one of `required_labels`. Raises ResultError TOKEN_MALFORMED or
-    TOKEN_LABEL_MISSING."""
-    # Tokens before workloads carried loose labels (`x-verifier.matched-labels`); they are read for one release.
-    # In newer tokens a label is the name of a completely matched workload.
-    if "x-verifier.matched-labels" in submod:
-        labels = _strings(submod.get("x-verifier.matched-labels", []), "x-verifier.matched-labels")
-    else:
-        labels = tuple(w["name"] for w in workloads if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status])
+    """The matched labels (a label is the name of a completely matched workload of at least `required_status`), which
+    must include every one of `required_labels`. Raises ResultError TOKEN_LABEL_MISSING."""
+    labels = tuple(w["name"] for w in workloads if STATUS_RANK[w["status"]] >= STATUS_RANK[required_status])
     missing = sorted(set(required_labels) - set(labels))
     if missing:
         raise ResultError(
@@ -186,28 +238,41 @@ def check_labels(
     return labels
 
 
+def policy_ids(submod: Mapping[str, Any]) -> tuple[str, ...]:
+    """`ear_appraisal_policy_ids` (draft s3.1: a non-empty list of texts, in the order applied; empty when absent).
+    Raises ResultError TOKEN_MALFORMED."""
+    if "ear_appraisal_policy_ids" not in submod:
+        return ()
+    value = _strings(submod["ear_appraisal_policy_ids"], "ear_appraisal_policy_ids")
+    if not value:
+        raise ResultError("TOKEN_MALFORMED", "ear_appraisal_policy_ids is empty")
+    return value
+
+
 def check_policy(submod: Mapping[str, Any], allowed_policies: Collection[str]) -> tuple[str, str]:
-    """(`ear.appraisal-policy-id`, `x-verifier.policy-sha256`) of the submodule; with `allowed_policies`, one of
-    them must be listed. Raises ResultError TOKEN_MALFORMED or TOKEN_POLICY_NOT_ALLOWED."""
-    policy_id = _typed(submod.get("ear.appraisal-policy-id", ""), str, "ear.appraisal-policy-id")
-    policy_hash = _typed(submod.get("x-verifier.policy-sha256", ""), str, "x-verifier.policy-sha256")
-    if allowed_policies and not _policy_allowed(policy_id, policy_hash, allowed_policies):
+    """(the first of `ear_appraisal_policy_ids` or "", `ear_verifier_claims.policy_sha256` or "") of the submodule;
+    with `allowed_policies`, one of its policy ids or its SHA-256 must be listed. Raises ResultError TOKEN_MALFORMED
+    or TOKEN_POLICY_NOT_ALLOWED."""
+    ids = policy_ids(submod)
+    policy_hash = _typed(verifier_claims(submod).get("policy_sha256", ""), str, "ear_verifier_claims.policy_sha256")
+    policy_id = ids[0] if ids else ""
+    if allowed_policies and not _policy_allowed(ids, policy_hash, allowed_policies):
         raise ResultError(
             "TOKEN_POLICY_NOT_ALLOWED",
             "the result was appraised under a policy this relying party does not accept",
             expected=",".join(sorted(allowed_policies))[:256],
-            actual=f"{policy_id[:64]} ({policy_hash[:64] or 'no sha256'})",
+            actual=f"{','.join(ids)[:64]} ({policy_hash[:64] or 'no sha256'})",
         )
     return policy_id, policy_hash
 
 
-def _policy_allowed(policy_id: str, policy_hash: str, allowed: Collection[str]) -> bool:
+def _policy_allowed(ids: tuple[str, ...], policy_hash: str, allowed: Collection[str]) -> bool:
     """An allowed entry of 64 hex digits names a policy by SHA-256 (compared case-insensitively), else by id."""
     for entry in allowed:
         if len(entry) == 64 and all(c in "0123456789abcdefABCDEF" for c in entry):
             if policy_hash and hmac.compare_digest(entry.lower(), policy_hash.lower()):
                 return True
-        elif entry == policy_id:
+        elif entry in ids:
             return True
     return False
 
@@ -242,13 +307,13 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
 
 def _vector(value: Any) -> dict[str, int]:
     if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
-        raise ResultError("TOKEN_MALFORMED", "ear.trustworthiness-vector is not a map of integers")
+        raise ResultError("TOKEN_MALFORMED", "ear_trustworthiness_vector is not a map of integers")
     return dict(value)
 
 
 def _findings(value: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ResultError("TOKEN_MALFORMED", "x-verifier.findings is not a list of objects")
+        raise ResultError("TOKEN_MALFORMED", "ear_verifier_claims.findings is not a list of objects")
     return tuple(value)
 
 

@@ -1,8 +1,10 @@
 """Compact JWS (RFC 7515 s7.1) signed ES256 (RFC 7518 s3.4, raw r||s) checked against a JWKS (RFC 7517): the
 relying party's signature check of an attestation result, independent of the server's signer.
 
-`alg` must be ES256, `typ` JWT and there must be no `crit`; the key comes from the JWKS by `kid`, never from the
-token (`jwk`/`jku`/`x5u` headers are ignored). No claim is checked here (verifier.client.claim_checks does that).
+`alg` must be ES256, `typ` `eat+jwt` (explicit typing, RFC 8725 s3.11: the RFC 9782 media type application/eat+jwt,
+compared case-insensitively, with or without "application/"; a plain `JWT` is another kind of token) and there must
+be no `crit`; the key comes from the JWKS by `kid`, never from the token (`jwk`/`jku`/`x5u` headers are ignored). No
+claim is checked here (verifier.client.claim_checks does that).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from verifier.client.jwks import JwksCache, find_key
 from verifier.errors import EvidenceError
 
 ALG = "ES256"
+TYP = "eat+jwt"
 COORDINATE = 32  # P-256 coordinate and signature-half size in bytes
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -48,8 +51,9 @@ def verify_jws(token: str, jwks: Mapping[str, Any] | JwksCache) -> tuple[dict[st
         raise ResultError(
             "TOKEN_ALG_UNSUPPORTED", "only ES256 is accepted", expected=ALG, actual=str(header.get("alg"))[:32]
         )
-    if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
-        raise ResultError("TOKEN_MALFORMED", "the header's typ is not JWT", actual=str(header.get("typ"))[:32])
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower().removeprefix("application/") != TYP:
+        raise ResultError("TOKEN_MALFORMED", f"the header's typ is not {TYP}", expected=TYP, actual=str(typ)[:32])
     if "crit" in header:
         raise ResultError("TOKEN_MALFORMED", "no critical header parameter is understood (RFC 7515 s4.1.11)")
     kid = header.get("kid")

@@ -1,10 +1,12 @@
-"""Relying-party check of an EAR attestation result (draft-fv-rats-ear) carried as an ES256 JWT.
+"""Relying-party check of an EAR attestation result (draft-ietf-rats-ear-04) carried as an ES256 JWT.
 
 Verification is independent of the server's signer: compact JWS (RFC 7515 s7.1) with `alg` ES256 only
-(RFC 7518 s3.4, raw r||s), `typ` JWT and no `crit`; the key comes from the JWKS by `kid`, never from the token
-(`jwk`/`jku`/`x5u` headers are ignored). Then the RFC 7519 claims (`iss`, `exp`, `iat`, `nbf`), EAT `eat_nonce`
-(RFC 9711 s4.1), `ear.status`, the single submodule and its `x-verifier.matched-labels`. RFC 7800 `cnf.jwk` is
-returned for the caller to bind the workload's key (e.g. to its TLS key).
+(RFC 7518 s3.4, raw r||s), `typ` `eat+jwt` (RFC 8725 s3.11 explicit typing) and no `crit`; the key comes from the
+JWKS by `kid`, never from the token (`jwk`/`jku`/`x5u` headers are ignored). Then the RFC 7519 claims (`iss`, `exp`,
+`iat`, `nbf`), the EAR profile, EAT `eat_nonce` (RFC 9711 s4.1), the top-level `ear_status` and the single
+submodule's `ear_status` (the one a relying party must check, draft s3.1), and from the submodule's
+`ear_verifier_claims` map the matched workloads and the policy hash. RFC 7800 `cnf.jwk` is returned for the caller
+to bind the workload's key (e.g. to its TLS key).
 
 The signature check is in verifier.client.jws, the claim checks (one helper each, run here in order) in
 verifier.client.claim_checks; the names they export are importable from here as before.
@@ -13,7 +15,7 @@ verifier.client.claim_checks; the names they export are importable from here as 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,10 +30,13 @@ from verifier.client.claim_checks import (
     check_lifetime,
     check_nonce,
     check_policy,
+    check_profile,
     check_status,
     check_submodule,
     check_workload,
     matched_workloads,
+    policy_ids,
+    verifier_claims,
 )
 from verifier.client.jwks import JwksCache
 from verifier.client.jws import ALG, COORDINATE, ResultError, b64url, verify_jws
@@ -50,7 +55,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ResultClaims:
-    """The verified claims of one EAR (single submodule `tee`). `raw` is the whole verified payload."""
+    """The verified claims of one EAR (single submodule `tee`). `raw` is the whole verified payload; `claims` is the
+    submodule's `ear_attester_claims` (values over 64 bytes as `<name>_sha256` digests; empty when abridged),
+    `verifier_claims` its `ear_verifier_claims`."""
 
     status: str
     tee: str
@@ -68,11 +75,13 @@ class ResultClaims:
     expires_at: datetime
     kid: str
     raw: dict[str, Any]
-    policy_sha256: str = ""  # x-verifier.policy-sha256: SHA-256 of the canonical JSON of the policy applied
+    policy_sha256: str = ""  # ear_verifier_claims.policy_sha256: SHA-256 of the canonical JSON of the policy applied
     # The matched workload version ({"name", "version", "id", "policy", "status"}): the required one when
     # `required_workload` was given, else the best complete match; None when the evidence matched none.
     workload: dict[str, Any] | None = None
     workloads: tuple[dict[str, Any], ...] = ()
+    policy_ids: tuple[str, ...] = ()  # ear_appraisal_policy_ids, in the order applied
+    verifier_claims: dict[str, Any] = field(default_factory=dict)
 
 
 def verify_result(
@@ -96,35 +105,32 @@ def verify_result(
     TOKEN_NONCE_MISMATCH, TOKEN_STATUS_INSUFFICIENT, TOKEN_WORKLOAD_MISMATCH, TOKEN_WORKLOAD_VERSION_TOO_OLD,
     TOKEN_LABEL_MISSING, TOKEN_POLICY_NOT_ALLOWED. `required_workload` names the approved workload the evidence must
     have matched completely (at least `min_version`, with `required_status` under the workload's own policy);
-    `required_labels` is the pre-workload form, read from old tokens for one release. `required_status`
-    "warning" also accepts "affirming". `allowed_policies` (empty: any) lists policy ids and/or policy SHA-256s (64
-    hex digits); the result must have been appraised under one of them (its `ear.appraisal-policy-id` or its
-    `x-verifier.policy-sha256`), so a workload cannot get a secret on a result appraised under a lenient policy.
+    `required_labels` names workloads that must all have matched. `required_status` "warning" also accepts
+    "affirming". `allowed_policies` (empty: any) lists policy ids and/or policy SHA-256s (64 hex digits); the result
+    must have been appraised under one of them (one of its `ear_appraisal_policy_ids` or its
+    `ear_verifier_claims.policy_sha256`), so a workload cannot get a secret on a result appraised under a lenient
+    policy. A token of another EAR profile (e.g. draft-fv-rats-ear's) is TOKEN_MALFORMED.
     A JwksCache that cannot reach the verifier raises UnavailableError JWKS_UNAVAILABLE (retryable).
     """
     now = _checked_arguments(required_status, now)
     header, claims = verify_jws(token, jwks)  # RFC 7515, RFC 7518 s3.4
     iss = check_issuer(claims, issuer)  # RFC 7519 s4.1.1
     issued_at, expires_at = check_lifetime(claims, now, leeway)  # RFC 7519 s4.1.4-4.1.6
+    check_profile(claims)  # draft-ietf-rats-ear-04 s3
     nonce = check_nonce(claims, expected_nonce)  # RFC 9711 s4.1
-    status = check_status(claims, required_status)  # draft-fv-rats-ear
-    tee, submod, submod_status = check_submodule(claims, required_status)
+    status = check_status(claims, required_status)  # draft s3
+    tee, submod, submod_status = check_submodule(claims, required_status)  # draft s3.1
     workloads = matched_workloads(submod)
     workload = check_workload(workloads, required_workload, min_version, required_status)
-    labels = check_labels(submod, workloads, required_labels, required_status)
+    labels = check_labels(workloads, required_labels, required_status)
     policy_id, policy_hash = check_policy(submod, allowed_policies)
     return ResultClaims(
         status=status,
         tee=tee,
         submod_status=submod_status,
-        trust_vector=_vector(submod.get("ear.trustworthiness-vector", {})),
-        claims=_typed(submod.get("ear.veraison.annotated-evidence", {}), dict, "annotated evidence"),
         policy_id=policy_id,
         matched_labels=labels,
-        findings=_findings(submod.get("x-verifier.findings", [])),
-        cnf_jwk=_cnf(claims),
         nonce=nonce,
-        token_id=_typed(claims.get("jti", ""), str, "jti"),
         issuer=_typed(iss if iss is not None else "", str, "iss"),
         issued_at=issued_at,
         expires_at=expires_at,
@@ -133,7 +139,22 @@ def verify_result(
         policy_sha256=policy_hash,
         workload=workload,
         workloads=workloads,
+        **_typed_members(claims, submod),
     )
+
+
+def _typed_members(claims: Mapping[str, Any], submod: Mapping[str, Any]) -> dict[str, Any]:
+    """The ResultClaims members read as they are, each of its JSON type. Raises ResultError TOKEN_MALFORMED."""
+    extra = verifier_claims(submod)
+    return {
+        "trust_vector": _vector(submod.get("ear_trustworthiness_vector", {})),
+        "claims": _typed(submod.get("ear_attester_claims", {}), dict, "ear_attester_claims"),
+        "findings": _findings(extra.get("findings", [])),
+        "cnf_jwk": _cnf(claims),
+        "token_id": _typed(claims.get("jti", ""), str, "jti"),
+        "policy_ids": policy_ids(submod),
+        "verifier_claims": extra,
+    }
 
 
 def _checked_arguments(required_status: str, now: datetime | None) -> datetime:

@@ -1,4 +1,4 @@
-"""Signed attestation results: EAR claims (draft-fv-rats-ear) as ES256 JWTs (RFC 7515, RFC 7518, RFC 7519)."""
+"""Signed attestation results: EAR claims (draft-ietf-rats-ear-04) as ES256 JWTs (RFC 7515, RFC 7518, RFC 7519)."""
 
 from verifier.results.ear import DEFAULT_LIFETIME, EAR_PROFILE, build_ear
 from verifier.results.keys import (

@@ -1,7 +1,11 @@
 """Compact JWS (RFC 7515 s7.1) signing of attestation results with ES256 (RFC 7518 s3.4).
 
-The signature is the raw big-endian r||s pair (32+32 bytes), not DER. `verify` exists for our CLI and tests;
-relying parties use any JOSE library with the JWKS (RFC 7517 s5) from `jwks()`.
+The signature is the raw big-endian r||s pair (32+32 bytes), not DER. The header is explicitly typed (RFC 8725
+s3.11): `typ` is `eat+jwt`, the media type application/eat+jwt that RFC 9782 registers for an EAT in a JWT (from which
+draft-ietf-rats-ear-04 s5 derives the EAR media type; the draft still spells it application/eat-jwt, the name RFC 9782
+replaced), without its "application/" prefix (RFC 7515 s4.1.9), so an EAR cannot pass for another kind of JWT
+signed by the same key. `verify` exists for our CLI and tests; relying parties use any JOSE library with the JWKS
+(RFC 7517 s5) from `jwks()`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from verifier.results.keyring import KeyringWatcher
 from verifier.results.keys import COORDINATE_SIZE, SigningKey, b64url_encode, public_jwk
 
 ALG = "ES256"
+TYP = "eat+jwt"  # RFC 8725 s3.11 explicit typing; RFC 9782 application/eat+jwt
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -80,7 +85,7 @@ class ResultSigner:
         iat = claims.get("iat")
         if key.not_after is not None and isinstance(iat, int) and iat > key.not_after.timestamp():
             raise UnavailableError("SIGNING_KEY_EXPIRED", f"active signing key {key.kid} expired; rotate it")
-        header = {"alg": ALG, "typ": "JWT", "kid": key.kid}
+        header = {"alg": ALG, "typ": TYP, "kid": key.kid}
         signing_input = f"{b64url_encode(_json(header))}.{b64url_encode(_json(dict(claims)))}"
         der = key.private_key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)

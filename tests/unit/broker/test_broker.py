@@ -181,7 +181,7 @@ def test_unreachable_verifier_keys_fail_closed_with_503(tmp_path: Path) -> None:
     serve_in_thread(server)
     try:
         nonce, _ = broker.new_challenge()
-        header = base64.urlsafe_b64encode(b'{"alg":"ES256","typ":"JWT","kid":"k"}').rstrip(b"=").decode()
+        header = base64.urlsafe_b64encode(b'{"alg":"ES256","typ":"eat+jwt","kid":"k"}').rstrip(b"=").decode()
         body = json.dumps(
             {
                 "secret": "db",

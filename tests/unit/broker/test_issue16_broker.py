@@ -57,7 +57,7 @@ def test_a_nitro_token_for_an_snp_only_secret_is_refused(tmp_path: Path) -> None
 
 def test_an_affirming_token_for_another_workload_is_refused_as_a_workload_mismatch(tmp_path: Path) -> None:
     token = claims(labels=("other app",))
-    assert token["ear.status"] == "affirming"
+    assert token["ear_status"] == "affirming"
     assert refused(broker(tmp_path), token) == "TOKEN_WORKLOAD_MISMATCH"
 
 
@@ -69,7 +69,7 @@ def test_an_affirming_token_without_a_required_label_is_refused_as_a_missing_lab
 
 def test_a_warning_token_where_affirming_is_required_is_refused(tmp_path: Path) -> None:
     token = claims(status=Tier.WARNING, labels=("app 1",))
-    assert (token["ear.status"], token["submods"]["nitro"]["x-verifier.workloads"][0]["status"]) == (
+    assert (token["ear_status"], token["submods"]["nitro"]["ear_verifier_claims"]["workloads"][0]["status"]) == (
         "warning",
         "warning",
     )

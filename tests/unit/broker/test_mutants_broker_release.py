@@ -156,7 +156,7 @@ def test_a_release_is_logged_with_the_workload_version_that_received_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = claims(labels=("app 1",))
-    payload["submods"]["nitro"]["x-verifier.workloads"][0]["version"] = "2.5.1"
+    payload["submods"]["nitro"]["ear_verifier_claims"]["workloads"][0]["version"] = "2.5.1"
     with caplog.at_level(logging.INFO, logger=release_module.__name__):
         released = release(broker(tmp_path), payload)
     (line,) = [r.getMessage() for r in caplog.records if r.name == release_module.__name__]

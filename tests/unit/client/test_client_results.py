@@ -150,10 +150,12 @@ def test_foreign_key_and_tampering(signer: ResultSigner) -> None:
 def test_alg_none_and_hs256_are_refused(signer: ResultSigner) -> None:
     jwk = signer.jwks()["keys"][0]
     payload = claims()
-    rejected("TOKEN_ALG_UNSUPPORTED", forge({"alg": "none", "typ": "JWT", "kid": signer.kid}, payload), signer.jwks())
-    rejected("TOKEN_ALG_UNSUPPORTED", forge({"typ": "JWT", "kid": signer.kid}, payload), signer.jwks())
+    rejected(
+        "TOKEN_ALG_UNSUPPORTED", forge({"alg": "none", "typ": "eat+jwt", "kid": signer.kid}, payload), signer.jwks()
+    )
+    rejected("TOKEN_ALG_UNSUPPORTED", forge({"typ": "eat+jwt", "kid": signer.kid}, payload), signer.jwks())
     # Algorithm confusion: an HMAC "signed" with the public key's published bytes.
-    header = {"alg": "HS256", "typ": "JWT", "kid": signer.kid}
+    header = {"alg": "HS256", "typ": "eat+jwt", "kid": signer.kid}
     signing_input = forge(header, payload).rsplit(".", 1)[0]
     mac = hmac.new(json.dumps(jwk).encode(), signing_input.encode(), hashlib.sha256).digest()
     rejected("TOKEN_ALG_UNSUPPORTED", f"{signing_input}.{b64(mac)}", signer.jwks())
@@ -173,15 +175,15 @@ def test_malformed_tokens(signer: ResultSigner) -> None:
         f"{b64(b'{')}.{payload}.{signature}",
     ):
         rejected("TOKEN_MALFORMED", token, signer.jwks())
-    dup = b64(b'{"alg":"ES256","typ":"JWT","kid":"x","kid":"' + signer.kid.encode() + b'"}')
+    dup = b64(b'{"alg":"ES256","typ":"eat+jwt","kid":"x","kid":"' + signer.kid.encode() + b'"}')
     rejected("TOKEN_MALFORMED", f"{dup}.{payload}.{signature}", signer.jwks())
     rejected("TOKEN_MALFORMED", forge({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid}, claims()), signer.jwks())
     rejected(
         "TOKEN_MALFORMED",
-        forge({"alg": "ES256", "typ": "JWT", "kid": signer.kid, "crit": ["b64"]}, claims()),
+        forge({"alg": "ES256", "typ": "eat+jwt", "kid": signer.kid, "crit": ["b64"]}, claims()),
         signer.jwks(),
     )
-    rejected("TOKEN_KID_UNKNOWN", forge({"alg": "ES256", "typ": "JWT"}, claims()), signer.jwks())
+    rejected("TOKEN_KID_UNKNOWN", forge({"alg": "ES256", "typ": "eat+jwt"}, claims()), signer.jwks())
     two = claims()
     two["submods"]["snp"] = two["submods"]["nitro"]
     rejected("TOKEN_MALFORMED", signer.sign(two), signer.jwks())
@@ -215,7 +217,7 @@ def test_status_order(signer: ResultSigner) -> None:
     rejected("TOKEN_STATUS_INSUFFICIENT", contra, signer.jwks(), required_status="warning")
     assert check(contra, signer.jwks(), required_status="none").status == "contraindicated"  # audit only
     mixed = claims()
-    mixed["submods"]["nitro"]["ear.status"] = "warning"  # a signed token whose submodule is worse than its top
+    mixed["submods"]["nitro"]["ear_status"] = "warning"  # a signed token whose submodule is worse than its top
     rejected("TOKEN_STATUS_INSUFFICIENT", signer.sign(mixed), signer.jwks())
     with pytest.raises(ValueError):
         check(affirming, signer.jwks(), required_status="excellent")

@@ -1,4 +1,4 @@
-"""Issue 16, items 11 and 12: verify_result reads the top-level `ear.status` (contraindicated at the top is refused
+"""Issue 16, items 11 and 12: verify_result reads the top-level `ear_status` (contraindicated at the top is refused
 although the submodule says affirming), and the JWKS entry for the token's kid must be an ES256 signing key
 (`alg` ES384 or `use` enc is refused as TOKEN_KEY_INVALID although the key itself verifies the signature)."""
 
@@ -16,8 +16,8 @@ __all__ = ["signer"]  # the fixture
 
 def top_level(status: str) -> dict[str, Any]:
     payload = claims(labels=("app 1",))
-    assert payload["ear.status"] == payload["submods"]["nitro"]["ear.status"] == "affirming"
-    return {**payload, "ear.status": status}
+    assert payload["ear_status"] == payload["submods"]["nitro"]["ear_status"] == "affirming"
+    return {**payload, "ear_status": status}
 
 
 @pytest.mark.parametrize("status", ["contraindicated", "none"])

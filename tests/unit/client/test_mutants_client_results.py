@@ -25,7 +25,7 @@ JWKS = {"keys": [public_jwk(KEY)]}
 
 
 def header(**members: Any) -> dict[str, Any]:
-    return {"alg": "ES256", "typ": "JWT", "kid": KEY.kid, **members}
+    return {"alg": "ES256", "typ": "eat+jwt", "kid": KEY.kid, **members}
 
 
 def raw_signature(key: SigningKey, signing_input: str) -> tuple[bytes, bytes]:
@@ -52,15 +52,19 @@ def with_submod(**members: Any) -> dict[str, Any]:
     return payload
 
 
+def with_verifier_claims(**members: Any) -> dict[str, Any]:
+    payload = claims()
+    payload["submods"]["nitro"]["ear_verifier_claims"].update(members)
+    return payload
+
+
 def with_workloads(*workloads: tuple[str, str]) -> dict[str, Any]:
     """claims() (top level and submodule affirming) whose matched workloads are (name, status) pairs."""
-    return with_submod(
-        **{
-            "x-verifier.workloads": [
-                {"name": name, "version": "1", "id": name, "policy": "default", "status": status}
-                for name, status in workloads
-            ]
-        }
+    return with_verifier_claims(
+        workloads=[
+            {"name": name, "version": "1", "id": name, "policy": "default", "status": status}
+            for name, status in workloads
+        ]
     )
 
 
@@ -106,21 +110,21 @@ def test_a_time_claim_out_of_range_is_malformed(claim: str, value: float) -> Non
 
 @pytest.mark.parametrize("status", ["bogus", "AFFIRMING", "", 3, None, True], ids=repr)
 def test_a_top_level_status_that_is_not_an_ear_tier_is_malformed(status: Any) -> None:
-    error = rejected("TOKEN_MALFORMED", sign_raw({**claims(), "ear.status": status}), JWKS)
-    assert error.message == "ear.status is not an EAR tier"
+    error = rejected("TOKEN_MALFORMED", sign_raw({**claims(), "ear_status": status}), JWKS)
+    assert error.message == "ear_status is not an EAR tier"
 
 
 def test_a_submodule_without_a_tier_is_malformed() -> None:
     payload = claims()
-    del payload["submods"]["nitro"]["ear.status"]
+    del payload["submods"]["nitro"]["ear_status"]
     error = rejected("TOKEN_MALFORMED", sign_raw(payload), JWKS)
-    assert error.message == "the submodule has no EAR tier"
+    assert error.message == "the submodule has no EAR tier (ear_status)"
 
 
-@pytest.mark.parametrize("submod", ["affirming", None, ["affirming"], 3, {"ear.status": "bogus"}], ids=repr)
+@pytest.mark.parametrize("submod", ["affirming", None, ["affirming"], 3, {"ear_status": "bogus"}], ids=repr)
 def test_a_submodule_that_is_not_an_object_with_a_tier_is_malformed(submod: Any) -> None:
     error = rejected("TOKEN_MALFORMED", sign_raw({**claims(), "submods": {"nitro": submod}}), JWKS)
-    assert error.message == "the submodule has no EAR tier"
+    assert error.message == "the submodule has no EAR tier (ear_status)"
 
 
 # --- workloads --------------------------------------------------------------------------------------------------
@@ -163,13 +167,13 @@ GOOD_WORKLOAD = {"name": "app 1", "version": "1", "id": "app 1", "policy": "defa
 )
 @pytest.mark.parametrize("required", [None, "app 1"], ids=["any", "app-1"])
 def test_workloads_that_are_not_a_list_of_workload_versions_are_malformed(value: Any, required: str | None) -> None:
-    token = sign_raw(with_submod(**{"x-verifier.workloads": value}))
+    token = sign_raw(with_verifier_claims(workloads=value))
     error = rejected("TOKEN_MALFORMED", token, JWKS, required_workload=required)
-    assert error.message == "x-verifier.workloads is not a list of workload versions"
+    assert error.message == "ear_verifier_claims.workloads is not a list of workload versions"
 
 
 def test_well_formed_workloads_are_returned() -> None:
-    token = sign_raw(with_submod(**{"x-verifier.workloads": [GOOD_WORKLOAD]}))
+    token = sign_raw(with_verifier_claims(workloads=[GOOD_WORKLOAD]))
     result = check(token, JWKS, required_workload="app 1")
     assert result.workloads == (GOOD_WORKLOAD,) and result.workload == GOOD_WORKLOAD
 
@@ -227,16 +231,16 @@ def test_a_workload_at_the_required_status_is_accepted() -> None:
     ids=["short-hex", "8-hex", "one-digit", "64-non-hex", "64-almost-hex"],
 )
 def test_an_allowed_entry_that_is_not_64_hex_digits_names_a_policy_id(policy_id: str) -> None:
-    token = sign_raw(with_submod(**{"ear.appraisal-policy-id": policy_id}))
+    token = sign_raw(with_submod(ear_appraisal_policy_ids=[policy_id]))
     assert check(token, JWKS, allowed_policies={policy_id}).policy_id == policy_id
     rejected("TOKEN_POLICY_NOT_ALLOWED", token, JWKS, allowed_policies={"default"})
 
 
 def test_an_allowed_entry_of_64_hex_digits_names_a_policy_hash_not_an_id() -> None:
     digest = "ab" * 32
-    by_id = sign_raw(with_submod(**{"ear.appraisal-policy-id": digest}))
+    by_id = sign_raw(with_submod(ear_appraisal_policy_ids=[digest]))
     rejected("TOKEN_POLICY_NOT_ALLOWED", by_id, JWKS, allowed_policies={digest})
-    by_hash = sign_raw(with_submod(**{"x-verifier.policy-sha256": digest}))
+    by_hash = sign_raw(with_verifier_claims(policy_sha256=digest))
     assert check(by_hash, JWKS, allowed_policies={digest.upper()}).policy_sha256 == digest
 
 
@@ -249,6 +253,18 @@ def test_a_kid_that_is_not_a_non_empty_string_is_refused_even_if_the_jwks_has_it
     jwks = {"keys": [{**public_jwk(KEY), "kid": kid}]}
     error = rejected("TOKEN_KID_UNKNOWN", token, jwks)
     assert error.message == "the token has no kid"
+
+
+@pytest.mark.parametrize("typ", ["eat+jwt", "EAT+JWT", "application/eat+jwt", "Application/EAT+JWT"])
+def test_the_explicit_typ_passes_in_any_case_with_or_without_its_prefix(typ: str) -> None:
+    assert check(sign_raw(claims(), header(typ=typ)), JWKS).kid == KEY.kid
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "eat+cwt", "application/jwt", "", None, 1, ["eat+jwt"]])
+def test_any_other_typ_is_refused_though_the_signature_verifies(typ: Any) -> None:
+    head = header(typ=typ) if typ is not None else {k: v for k, v in header().items() if k != "typ"}
+    error = rejected("TOKEN_MALFORMED", sign_raw(claims(), head), JWKS)
+    assert (error.message, error.expected) == ("the header's typ is not eat+jwt", "eat+jwt")
 
 
 def test_a_token_without_kid_is_refused() -> None:
@@ -383,30 +399,48 @@ def test_an_eat_nonce_that_is_not_a_string_is_malformed(value: Any, expected: by
         ("top", "jti", None, "jti"),
         ("top", "iss", 5, "iss"),
         ("top", "iss", ["tee-verifier"], "iss"),
-        ("submod", "ear.appraisal-policy-id", 5, "ear.appraisal-policy-id"),
-        ("submod", "ear.appraisal-policy-id", None, "ear.appraisal-policy-id"),
-        ("submod", "x-verifier.policy-sha256", 5, "x-verifier.policy-sha256"),
-        ("submod", "x-verifier.policy-sha256", ["ab" * 32], "x-verifier.policy-sha256"),
-        ("submod", "ear.veraison.annotated-evidence", [], "annotated evidence"),
-        ("submod", "ear.veraison.annotated-evidence", "i-1", "annotated evidence"),
+        ("verifier", "policy_sha256", 5, "ear_verifier_claims.policy_sha256"),
+        ("verifier", "policy_sha256", ["ab" * 32], "ear_verifier_claims.policy_sha256"),
+        ("submod", "ear_attester_claims", [], "ear_attester_claims"),
+        ("submod", "ear_attester_claims", "i-1", "ear_attester_claims"),
     ],
-    ids=lambda v: v if isinstance(v, str) and v not in ("top", "submod") else None,
+    ids=lambda v: v if isinstance(v, str) and v not in ("top", "submod", "verifier") else None,
 )
 def test_a_claim_of_the_wrong_json_type_is_malformed(where: str, member: str, value: Any, what: str) -> None:
-    payload = {**claims(), member: value} if where == "top" else with_submod(**{member: value})
+    if where == "top":
+        payload = {**claims(), member: value}
+    else:
+        payload = with_submod(**{member: value}) if where == "submod" else with_verifier_claims(**{member: value})
     error = rejected("TOKEN_MALFORMED", sign_raw(payload), JWKS)
     assert error.message == f"{what} has the wrong JSON type"
 
 
+@pytest.mark.parametrize("value", [5, None, "default", [5], ["default", 5], {"default": 1}], ids=repr)
+def test_policy_ids_that_are_not_a_list_of_strings_are_malformed(value: Any) -> None:
+    error = rejected("TOKEN_MALFORMED", sign_raw(with_submod(ear_appraisal_policy_ids=value)), JWKS)
+    assert error.message == "ear_appraisal_policy_ids is not a list of strings"
+
+
+def test_an_empty_policy_id_list_is_malformed_and_any_listed_id_may_be_allowed() -> None:
+    error = rejected("TOKEN_MALFORMED", sign_raw(with_submod(ear_appraisal_policy_ids=[])), JWKS)
+    assert error.message == "ear_appraisal_policy_ids is empty"
+    cascade = sign_raw(with_submod(ear_appraisal_policy_ids=["base", "strict"]))  # draft s3.1: applied in order
+    result = check(cascade, JWKS, allowed_policies={"strict"})
+    assert (result.policy_id, result.policy_ids) == ("base", ("base", "strict"))
+    no_ids = claims()
+    del no_ids["submods"]["nitro"]["ear_appraisal_policy_ids"]
+    assert check(sign_raw(no_ids), JWKS).policy_id == ""
+
+
 @pytest.mark.parametrize("value", ["x", "ab", [1], [None], ["finding"], {"code": "X"}, 5], ids=repr)
 def test_findings_that_are_not_a_list_of_objects_are_malformed(value: Any) -> None:
-    error = rejected("TOKEN_MALFORMED", sign_raw(with_submod(**{"x-verifier.findings": value})), JWKS)
-    assert error.message == "x-verifier.findings is not a list of objects"
+    error = rejected("TOKEN_MALFORMED", sign_raw(with_verifier_claims(findings=value)), JWKS)
+    assert error.message == "ear_verifier_claims.findings is not a list of objects"
 
 
 def test_findings_that_are_objects_are_returned() -> None:
     finding = {"code": "X", "claim": "hardware", "value": 32, "message": "m"}
-    assert check(sign_raw(with_submod(**{"x-verifier.findings": [finding]})), JWKS).findings == (finding,)
+    assert check(sign_raw(with_verifier_claims(findings=[finding])), JWKS).findings == (finding,)
 
 
 @pytest.mark.parametrize(

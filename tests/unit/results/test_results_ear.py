@@ -51,23 +51,26 @@ def ear(nonce: bytes | None = b"0123456789abcdef") -> dict[str, object]:
 def test_required_claims_and_submodule() -> None:
     claims = ear()
     iat = int(ISSUED.timestamp())
-    assert claims["eat_profile"] == EAR_PROFILE == "tag:github.com,2023:veraison/ear"
+    assert claims["eat_profile"] == EAR_PROFILE == "tag:ietf.org,2026:rats/ear#04"
     assert claims["iat"] == iat
     assert claims["exp"] == iat + 300
     assert claims["iss"] == "https://verifier.example"
     assert claims["jti"] == "tok-1"
-    assert claims["ear.verifier-id"] == {"developer": "tee-verifier", "build": "1.2.3+abc"}
-    assert claims["ear.status"] == Tier.WARNING.value
+    assert claims["ear_verifier_id"] == {"developer": "tee-verifier", "build": "1.2.3+abc"}
+    assert claims["ear_status"] == Tier.WARNING.value
     assert claims["eat_nonce"] == base64.urlsafe_b64encode(b"0123456789abcdef").rstrip(b"=").decode()
     sub = claims["submods"]["sev-snp"]  # type: ignore[index]
-    assert sub["ear.status"] == "warning"
-    assert sub["ear.trustworthiness-vector"] == {"executables": AFFIRMING, "hardware": WARNING_UNSAFE}
-    assert sub["ear.appraisal-policy-id"] == "policy:snp/default@3"
-    assert sub["ear.veraison.annotated-evidence"] == {"measurement": "ab" * 48, "policy": {"debug": False}}
-    assert sub["x-verifier.findings"] == [
-        {"code": "SNP_TCB_OUTDATED", "tier": "warning", "claim": "hardware", "expected": "07", "actual": "03"}
-    ]
-    assert sub["x-verifier.matched-reference-values"] == ["rv:snp-measurement/7"]
+    assert sub["ear_status"] == "warning"
+    assert sub["ear_trustworthiness_vector"] == {"executables": AFFIRMING, "hardware": WARNING_UNSAFE}
+    assert sub["ear_appraisal_policy_ids"] == ["policy:snp/default@3"]
+    assert sub["ear_attester_claims"] == {"measurement": "ab" * 48, "policy": {"debug": False}}
+    assert sub["ear_verifier_claims"] == {
+        "findings": [
+            {"code": "SNP_TCB_OUTDATED", "tier": "warning", "claim": "hardware", "expected": "07", "actual": "03"}
+        ],
+        "matched_reference_values": ["rv:snp-measurement/7"],
+    }
+    assert not [k for k in sub if k.startswith("x-") or "." in k]  # no loose private claims (draft s4)
 
 
 def test_no_nonce_no_eat_nonce() -> None:
@@ -94,7 +97,7 @@ def test_annotated_evidence_is_detached_copy() -> None:
         verifier_build="b",
     )
     appraisal.claims["measurement"] = "changed"
-    assert claims["submods"]["sev-snp"]["ear.veraison.annotated-evidence"]["measurement"] == "ab" * 48
+    assert claims["submods"]["sev-snp"]["ear_attester_claims"]["measurement"] == "ab" * 48
 
 
 def test_rejects_naive_time_and_non_positive_lifetime() -> None:

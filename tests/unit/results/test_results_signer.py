@@ -50,7 +50,7 @@ def claims() -> dict[str, object]:
 def test_token_verifies_with_joserfc(signer: ResultSigner, claims: dict[str, object]) -> None:
     token = signer.sign(claims)
     decoded = jwt.decode(token, _keyset(signer), algorithms=["ES256"])
-    assert decoded.header == {"alg": "ES256", "typ": "JWT", "kid": signer.kid}
+    assert decoded.header == {"alg": "ES256", "typ": "eat+jwt", "kid": signer.kid}
     assert decoded.claims == claims
     assert ResultSigner.verify(token, signer.jwks()) == claims
 
@@ -61,7 +61,7 @@ def test_signature_is_raw_r_s_and_unpadded(signer: ResultSigner, claims: dict[st
     header, payload, sig = token.split(".")
     assert len(_b64d(sig)) == 64
     assert b" " not in _b64d(payload)
-    assert json.loads(_b64d(header)) == {"alg": "ES256", "typ": "JWT", "kid": signer.kid}
+    assert json.loads(_b64d(header)) == {"alg": "ES256", "typ": "eat+jwt", "kid": signer.kid}
 
 
 def test_payload_deterministic(signer: ResultSigner, claims: dict[str, object]) -> None:
@@ -70,7 +70,7 @@ def test_payload_deterministic(signer: ResultSigner, claims: dict[str, object]) 
 
 def test_tampered_payload_rejected(signer: ResultSigner, claims: dict[str, object]) -> None:
     header, _, sig = signer.sign(claims).split(".")
-    forged = dict(claims, **{"ear.status": "affirming"})
+    forged = dict(claims, **{"ear_status": "affirming"})
     token = f"{header}.{_b64e(json.dumps(forged, separators=(',', ':')).encode())}.{sig}"
     with pytest.raises(JoseError):
         jwt.decode(token, _keyset(signer), algorithms=["ES256"])
@@ -88,7 +88,7 @@ def test_other_key_rejected(signer: ResultSigner, claims: dict[str, object]) -> 
         ResultSigner.verify(token, signer.jwks())
     assert err.value.code == "TOKEN_KID_UNKNOWN"
     # Same kid claimed, other key's signature: still rejected.
-    header = _b64e(json.dumps({"alg": "ES256", "typ": "JWT", "kid": signer.kid}).encode())
+    header = _b64e(json.dumps({"alg": "ES256", "typ": "eat+jwt", "kid": signer.kid}).encode())
     _, payload, sig = token.split(".")
     with pytest.raises(EvidenceError) as err:
         ResultSigner.verify(f"{header}.{payload}.{sig}", signer.jwks())
@@ -118,7 +118,7 @@ def _h(header: object) -> str:
         (_h({"alg": "none"}) + ".e30.", "TOKEN_ALG_UNSUPPORTED"),
         (_h({"alg": "HS256", "kid": "x"}) + ".e30.AA", "TOKEN_ALG_UNSUPPORTED"),
         (_h({"alg": "ES256", "crit": ["b64"]}) + ".e30.AA", "TOKEN_MALFORMED"),
-        (_h({"alg": "ES256", "typ": "JWT"}) + ".e30.AA", "TOKEN_KID_UNKNOWN"),
+        (_h({"alg": "ES256", "typ": "eat+jwt"}) + ".e30.AA", "TOKEN_KID_UNKNOWN"),
         (_h({"alg": "ES256"}) + ".e30.AA", "TOKEN_MALFORMED"),  # our tokens always say typ JWT
     ],
 )

@@ -76,9 +76,9 @@ def test_token_carries_policy_hash_and_reference_set_version(db: Database, h: Ha
         algorithms=["ES256"],
     ).claims
     sub = claims["submods"]["nitro"]
-    assert sub["x-verifier.reference-set-version"] == version
-    assert sub["x-verifier.policy-sha256"] == policy_sha256(Policy())
-    assert sub["ear.appraisal-policy-id"] == "default"
+    assert sub["ear_verifier_claims"]["reference_set_version"] == version
+    assert sub["ear_verifier_claims"]["policy_sha256"] == policy_sha256(Policy())
+    assert sub["ear_appraisal_policy_ids"] == ["default"]
 
 
 def test_untouched_log_passes(db: Database, h: Harness) -> None:

@@ -164,8 +164,8 @@ def test_the_service_selects_database_policies_by_name(db: Database) -> None:
         algorithms=["ES256"],
     ).claims
     sub = claims["submods"]["nitro"]
-    assert sub["ear.appraisal-policy-id"] == "enclave-strict"
-    assert sub["x-verifier.policy-sha256"] == stored.sha256
+    assert sub["ear_appraisal_policy_ids"] == ["enclave-strict"]
+    assert sub["ear_verifier_claims"]["policy_sha256"] == stored.sha256
     (row,) = audit.entries(db, action="appraisal")
     assert row.details["policy_sha256"] == stored.sha256
 

@@ -56,15 +56,15 @@ def test_a_shared_value_never_lends_one_workloads_approval_to_another(h: Harness
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint(pcrs=_pcrs(b"b"))))
     assert result.appraisal.status is Tier.AFFIRMING
     submod = _submod(result.token)
-    assert submod["x-verifier.workload"] == {
+    assert submod["ear_verifier_claims"]["workload"] == {
         "name": "image-b",
         "version": "",
         "id": "image-b",
         "policy": "default",
         "status": "affirming",
     }
-    assert [w["name"] for w in submod["x-verifier.workloads"]] == ["image-b"]
-    assert all(":image-b:" in ref for ref in submod["x-verifier.matched-reference-values"])
+    assert [w["name"] for w in submod["ear_verifier_claims"]["workloads"]] == ["image-b"]
+    assert all(":image-b:" in ref for ref in submod["ear_verifier_claims"]["matched_reference_values"])
     keys, now = h.service.jwks(), h.clock.now()
     assert verify_result(result.token, keys, now=now, required_workload="image-b").workload["name"] == "image-b"
     with pytest.raises(ResultError) as refused:
@@ -82,7 +82,7 @@ def test_values_of_three_workloads_never_affirm_together(db: Database) -> None:
     result = h.service.appraise(AppraisalRequest(tee="nitro", evidence=h.pki.mint()))
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert result.appraisal.workload is None
-    assert "x-verifier.workload" not in _submod(result.token)
+    assert "workload" not in _submod(result.token)["ear_verifier_claims"]
     summary = result.appraisal.findings[-1]
     assert summary.code == "WORKLOAD_NOT_MATCHED" and summary.expected == "every value of one approved workload version"
 

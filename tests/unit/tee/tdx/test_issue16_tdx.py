@@ -257,4 +257,4 @@ def test_undecodable_pck_crl_issuer_chain_is_a_signed_contraindicated_result(
     assert result.appraisal.status is Tier.CONTRAINDICATED
     assert [f.code for f in result.appraisal.findings] == ["CERT_MALFORMED"]
     claims = ResultSigner.verify(result.token, jwks)
-    assert claims["ear.status"] == claims["submods"]["tdx"]["ear.status"] == "contraindicated"
+    assert claims["ear_status"] == claims["submods"]["tdx"]["ear_status"] == "contraindicated"

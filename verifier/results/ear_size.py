@@ -1,0 +1,105 @@
+"""Keeping an EAR small enough for an HTTP header: every token stays under 8 KB (nginx's default
+`large_client_header_buffers` is 8 KB, and a bearer token travels in one header line).
+
+Two rules, both deterministic (the same claims give the same token):
+
+1. Always, in `ear_attester_claims` and in each finding: a string longer than `LONG` characters (over 64 bytes when
+   it is hex, as byte values are) is replaced by its SHA-256 under the name `<name>_sha256` (lowercase hex). The
+   digest is over the bytes the hex stands for when the value is even-length lowercase hex (so a relying party
+   compares SHA-256 of its own nonce, user data or key), else over the UTF-8 of the text. In a list the element
+   becomes `"sha256:<hex>"`. Nitro's `nonce`, `user_data` and `public_key` (up to 1 KB each, hex-doubled) become
+   `nonce_sha256`, `user_data_sha256`, `public_key_sha256`; fixed-size measurements (48-byte PCRs, SNP
+   `measurement`, 64-byte `report_data`) stay as they are. The full claims are in the Appraise response and the
+   audit log, never lost.
+2. Only when the claims-set is still over `MAX_PAYLOAD` bytes of JSON, in this order until it fits: findings keep
+   only `code`, `tier` and `claim`; `matched_reference_values` is left out; `ear_attester_claims` is left out
+   (draft-ietf-rats-ear-04 s8 asks that it can be); findings past the first `MAX_FINDINGS` are left out
+   (`findings_omitted` counts them). `ear_verifier_claims.abridged` lists what was cut. `ear_status`, the trust
+   vector, the workload, the policy hash and `cnf` are never cut: they are what relying parties and the broker use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+LONG = 128  # characters: 64 bytes as hex (a P-256 point, a 512-bit digest or report_data still fit)
+# JSON bytes of the claims-set: its base64url (4/3) plus header (~100) and signature (86) stays under 8 KB with room
+# for a longer issuer or kid.
+MAX_PAYLOAD = 5632
+MAX_FINDINGS = 16
+TOKEN_LIMIT = 8192
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def payload_size(claims: dict[str, Any]) -> int:
+    """Bytes of `claims` as the signer serialises them (compact separators, UTF-8). Never raises for JSON data."""
+    return len(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def digest(value: str) -> str:
+    """SHA-256 (lowercase hex) of the bytes `value` stands for: decoded when it is even-length lowercase hex, its
+    UTF-8 otherwise (rule 1 above). Never raises."""
+    data = bytes.fromhex(value) if _HEX.fullmatch(value) else value.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def compact(value: Any) -> Any:
+    """`value` with rule 1 applied (maps recursively, lists element by element); other values unchanged. A key
+    already ending in `_sha256` is left alone. Never raises for JSON data."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > LONG and not key.endswith("_sha256"):
+                out[f"{key}_sha256"] = digest(item)
+            else:
+                out[key] = compact(item)
+        return out
+    if isinstance(value, list):
+        return [f"sha256:{digest(v)}" if isinstance(v, str) and len(v) > LONG else compact(v) for v in value]
+    return value
+
+
+def fit(claims: dict[str, Any], submod: dict[str, Any]) -> None:
+    """Rule 2 above on `claims`, whose only submodule is `submod` (changed in place) with its `ear_verifier_claims`.
+    Does nothing when the claims-set already fits. Never raises for JSON data."""
+    verifier_claims: dict[str, Any] = submod["ear_verifier_claims"]
+    cuts: list[str] = []
+    for cut in (_finding_details, _matched_values, _attester_claims, _finding_count):
+        if payload_size(claims) <= MAX_PAYLOAD:
+            break
+        name = cut(submod, verifier_claims)
+        if name is not None:
+            cuts.append(name)
+            verifier_claims["abridged"] = list(cuts)
+
+
+def _finding_details(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    findings = verifier_claims.get("findings", [])
+    if not any(set(f) - {"code", "tier", "claim"} for f in findings):
+        return None
+    verifier_claims["findings"] = [{k: f[k] for k in ("code", "tier", "claim") if k in f} for f in findings]
+    return "finding_details"
+
+
+def _matched_values(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    if not verifier_claims.pop("matched_reference_values", None):
+        return None
+    return "matched_reference_values"
+
+
+def _attester_claims(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    if submod.pop("ear_attester_claims", None) is None:
+        return None
+    return "attester_claims"
+
+
+def _finding_count(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    findings = verifier_claims.get("findings", [])
+    if len(findings) <= MAX_FINDINGS:
+        return None
+    verifier_claims["findings"] = findings[:MAX_FINDINGS]
+    verifier_claims["findings_omitted"] = len(findings) - MAX_FINDINGS
+    return "findings"
