@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
 from ..clock import SystemClock, to_rfc3339
+from ..errors import ConfigError
 from ..results.keyring import KeyEntry, Keyring, default_publish_for
 from ..results.keys import generate_key_file, load_keys
 from ..results.signer import ResultSigner
@@ -18,7 +20,9 @@ from .common import UsageError, print_json
 def register(sub: Any) -> None:
     parser = sub.add_parser("keys", help="result-signing keys")
     ks = parser.add_subparsers(dest="keys_command", required=True)
-    gen = ks.add_parser("generate", help="write a new P-256 signing key (PEM, mode 0600)")
+    gen = ks.add_parser(
+        "generate", help="write a new P-256 signing key (PEM, mode 0600; missing parent directories are made 0700)"
+    )
     gen.add_argument("--out", type=Path, required=True, metavar="FILE")
     gen.add_argument("--force", action="store_true", help="overwrite an existing file")
     gen.set_defaults(handler=_generate)
@@ -58,9 +62,30 @@ def _directory(args: argparse.Namespace, base: Settings) -> Path:
     return directory
 
 
+def _make_parents(path: Path) -> None:
+    """Create the missing parent directories of `path`, each mode 0700 (a key directory is private; `mkdir -p`
+    would leave the umask's mode on them). ConfigError SIGNING_KEY_UNWRITABLE when one cannot be made."""
+    missing = [parent for parent in path.parents if not os.path.lexists(parent)]
+    for parent in reversed(missing):
+        try:
+            parent.mkdir(mode=0o700)
+            parent.chmod(0o700)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: use it as it is
+        except OSError as error:
+            raise ConfigError(
+                "SIGNING_KEY_UNWRITABLE", f"cannot create directory {parent} for {path}: {error.strerror}"
+            ) from None
+
+
 def _generate(args: argparse.Namespace, base: Settings) -> int:
-    key = generate_key_file(args.out, overwrite=args.force)
-    print(f"wrote {args.out} (kid {key.kid}); serve with --signing-key {args.out}")
+    out: Path = args.out
+    _make_parents(out)
+    try:
+        key = generate_key_file(out, overwrite=args.force)
+    except OSError as error:  # a read-only or foreign directory, a full disk, a directory in the way
+        raise ConfigError("SIGNING_KEY_UNWRITABLE", f"cannot write {out}: {error.strerror}") from None
+    print(f"wrote {out} (kid {key.kid}, mode 0600); serve with --signing-key {out}")
     return 0
 
 

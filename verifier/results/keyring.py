@@ -27,7 +27,7 @@ from typing import Any
 
 from verifier.clock import Clock, parse_rfc3339, to_rfc3339
 from verifier.errors import ConfigError, VerifierError
-from verifier.results.keys import SigningKey, _write_new, generate_key_file, load_key_file
+from verifier.results.keys import SigningKey, _write_new, access_summary, generate_key_file, load_key_file
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,10 @@ def _check_private(path: Path, what: str) -> os.stat_result:
         st = path.stat() if is_dir else path.lstat()
     except FileNotFoundError:
         raise ConfigError("KEYRING_FILE_MISSING", f"{what} {path} does not exist") from None
+    except OSError as error:  # the keyring directory is not searchable by this process
+        raise ConfigError(
+            "KEYRING_UNREADABLE", f"cannot examine {what} {path} ({error.strerror}): {access_summary(path)}"
+        ) from None
     if not (stat.S_ISDIR if is_dir else stat.S_ISREG)(st.st_mode):
         raise ConfigError("KEYRING_FILE_INVALID", f"{what} {path} is not a plain {what.split()[-1]} (no symlinks)")
     if st.st_mode & 0o077:
@@ -180,7 +184,9 @@ class Keyring:
         try:
             text = path.read_bytes()
         except OSError as error:
-            raise ConfigError("KEYRING_UNREADABLE", f"cannot read {path}: {error.strerror}") from None
+            raise ConfigError(
+                "KEYRING_UNREADABLE", f"cannot read {path} ({error.strerror}): {access_summary(path)}"
+            ) from None
         try:
             document = json.loads(text)
             if not isinstance(document, dict) or document.get("version") != VERSION:

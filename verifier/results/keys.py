@@ -123,11 +123,41 @@ def generate_key_file(path: Path, *, overwrite: bool = False) -> SigningKey:
     return key
 
 
+def access_summary(path: Path) -> str:
+    """Who owns `path` with which mode (or, when it cannot be examined, the nearest parent that can: the directory
+    that is not searchable) and which uid/gid this process runs as. For one-line "cannot read" errors; never raises.
+    """
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue
+        what = "it" if candidate == path else f"its directory {candidate}"
+        owner = f"{what} is owned by uid {st.st_uid} gid {st.st_gid} mode {stat.S_IMODE(st.st_mode):04o}"
+        break
+    else:
+        owner = "its owner cannot be examined"
+    return f"{owner}; this process runs as uid {os.geteuid()} gid {os.getegid()}"
+
+
+def _unreadable(path: Path, error: OSError, what: str = "signing key file") -> ConfigError:
+    """SIGNING_KEY_UNREADABLE naming the path, its owner and mode, and this process's uid (a container user that
+    differs from the key's owner is the usual cause: chown the file to that uid, mode 0400)."""
+    return ConfigError(
+        "SIGNING_KEY_UNREADABLE",
+        f"cannot read {what} {path} ({error.strerror or type(error).__name__}): {access_summary(path)}; "
+        f"give uid {os.geteuid()} access (e.g. chown {os.geteuid()}; mode 0400 for the file, 0700 for a directory)",
+    )
+
+
 def _load_one(path: Path, allow_insecure_permissions: bool) -> SigningKey:
     try:
         st = path.stat()
     except FileNotFoundError:
         raise ConfigError("SIGNING_KEY_MISSING", f"signing key file {path} does not exist") from None
+    except OSError as error:  # a parent directory this process may not search
+        raise _unreadable(path, error) from None
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError("SIGNING_KEY_MISSING", f"signing key path {path} is not a regular file")
     if st.st_mode & 0o077 and not allow_insecure_permissions:
@@ -136,7 +166,10 @@ def _load_one(path: Path, allow_insecure_permissions: bool) -> SigningKey:
             f"signing key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must not be accessible by group "
             "or others (chmod 600)",
         )
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise _unreadable(path, error) from None
     if data.count(b"-----BEGIN") != 1:
         raise ConfigError("SIGNING_KEY_INVALID", f"{path} must hold exactly one PEM private key")
     try:
@@ -150,11 +183,23 @@ def _load_one(path: Path, allow_insecure_permissions: bool) -> SigningKey:
 
 
 def load_key_file(path: Path, *, allow_insecure_permissions: bool = False) -> list[SigningKey]:
-    """Load a PEM key file (one key), or every `*.pem` of a directory, newest-modified first (the active key)."""
+    """Load a PEM key file (one key), or every `*.pem` of a directory, newest-modified first (the active key).
+
+    Raises ConfigError: SIGNING_KEY_MISSING, SIGNING_KEY_PERMISSIONS (group/other access), SIGNING_KEY_UNREADABLE
+    (this process may not read the file or directory: the message names the owner, mode and this process's uid),
+    SIGNING_KEY_INVALID."""
     path = Path(path)
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as error:  # a parent directory this process may not search
+        raise _unreadable(path, error) from None
+    if not is_dir:
         return [_load_one(path, allow_insecure_permissions)]
-    files = sorted(path.glob("*.pem"), key=lambda p: (-p.stat().st_mtime_ns, p.name))
+    try:
+        names = [name for name in os.listdir(path) if name.endswith(".pem") and not name.startswith(".")]
+        files = sorted((path / name for name in names), key=lambda p: (-p.stat().st_mtime_ns, p.name))
+    except OSError as error:
+        raise _unreadable(path, error, "signing key directory") from None
     if not files:
         raise ConfigError("SIGNING_KEY_MISSING", f"signing key directory {path} holds no *.pem file")
     return [_load_one(p, allow_insecure_permissions) for p in files]
