@@ -24,6 +24,15 @@ class ConsumeOutcome(StrEnum):
     ALREADY_USED = "already_used"
 
 
+# How a consumption counts in `verifier_challenges_total{outcome}` (docs/metrics.md), beside "issued".
+OUTCOME_NAMES = {
+    ConsumeOutcome.OK: "consumed",
+    ConsumeOutcome.UNKNOWN: "unknown",
+    ConsumeOutcome.EXPIRED: "expired",
+    ConsumeOutcome.ALREADY_USED: "replayed",
+}
+
+
 class ChallengeStore(Protocol):
     def create(self, nonce: bytes, *, now: dt.datetime, ttl: dt.timedelta) -> Challenge:
         """Store a new single-use challenge for `nonce`, expiring `ttl` after `now`, and return it. Raises RequestError

@@ -14,19 +14,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from . import __version__
 from .appraisal.model import Appraisal, Finding
 from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
 from .background import BestEffortWorker
-from .challenges import Challenge, ChallengeStore
+from .challenges import OUTCOME_NAMES, Challenge, ChallengeStore
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, RequestError, UnavailableError
 from .evaluation import Evaluation, conclude
-from .findings import bound_key, challenge_findings, evidence_finding, policy_freshness
+from .findings import CHALLENGE_CODES, bound_key, challenge_findings, evidence_finding, policy_freshness
 from .keeping import EvidenceKeeper, keep_after, workload_description
 from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit, StaleReadError
 from .reference_values.model import ReferenceValueReader
@@ -66,6 +66,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STALE_TRIES = 3  # evaluations of one appraisal while the reference set keeps moving under it
+_OUTCOME_OF_FINDING = {code: OUTCOME_NAMES[outcome] for outcome, code in CHALLENGE_CODES.items()}
+
+
+class ServiceObserver(Protocol):
+    """What the service reports (`verifier.metrics.Metrics` implements it); its methods never raise."""
+
+    def challenge(self, outcome: str) -> None:
+        """A challenge was issued ("issued") or a nonce consumed ("consumed", "unknown", "expired", "replayed")."""
+        ...
+
+    def appraised(self, appraisal: Appraisal) -> None:
+        """An appraisal was recorded and its token is about to be returned."""
+        ...
 
 
 @dataclass
@@ -108,6 +121,8 @@ class VerifierService:
     # The request's policy replaces the workloads' policies (the local `verifier verify --policy` of an operator,
     # who could set any workload's policy anyway); never for remote requests.
     operator_policy: bool = False
+    # Told of challenges and recorded appraisals (the server's metrics); None: nothing is reported.
+    observer: ServiceObserver | None = None
 
     def create_challenge(self, size: int = DEFAULT_NONCE) -> Challenge:
         """A new single-use challenge of `size` random bytes (0: DEFAULT_NONCE), valid for `challenge_ttl`. Raises
@@ -118,7 +133,10 @@ class VerifierService:
         size = size or DEFAULT_NONCE
         if not MIN_NONCE <= size <= MAX_NONCE:
             raise RequestError("NONCE_SIZE", f"nonce size must be {MIN_NONCE}..{MAX_NONCE} bytes, got {size}")
-        return self.challenges.create(secrets.token_bytes(size), now=self.clock.now(), ttl=self.challenge_ttl)
+        challenge = self.challenges.create(secrets.token_bytes(size), now=self.clock.now(), ttl=self.challenge_ttl)
+        if self.observer is not None:
+            self.observer.challenge("issued")
+        return challenge
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set (RFC 7517 section 5) of the result-signing keys' public halves, to verify result tokens with.
@@ -168,6 +186,8 @@ class VerifierService:
             workload = workload_description(scheme, verified.claims)
             keep_after(self.kept, self.background, request, workload, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
+        if self.observer is not None:
+            self._observe(appraisal, consumed=require_challenge and request.nonce is not None)
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
 
     def _appraise_once(
@@ -239,6 +259,14 @@ class VerifierService:
             )
         )
         return appraisal, findings, token
+
+    def _observe(self, appraisal: Appraisal, *, consumed: bool) -> None:
+        """Report a recorded appraisal and, when it `consumed` a nonce, the outcome its findings tell."""
+        assert self.observer is not None
+        if consumed:
+            outcomes = (_OUTCOME_OF_FINDING[f.code] for f in appraisal.findings if f.code in _OUTCOME_OF_FINDING)
+            self.observer.challenge(next(outcomes, "consumed"))
+        self.observer.appraised(appraisal)
 
     def _reads(self, fresh: bool = True) -> AbstractContextManager[int | None]:
         """Step 1's freshness read: `reads` when configured (without a read of its own unless `fresh`), else the

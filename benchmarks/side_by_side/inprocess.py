@@ -54,13 +54,12 @@ def service_rate(db: BenchDatabase, vector: Vector, seconds: float) -> dict[str,
     from verifier.service import AppraisalRequest
 
     components = _components(db.url, vector)
-    metrics = Metrics()
+    Metrics().attach(components)  # the service counts appraisals, findings and challenges, as in the server
     request = AppraisalRequest(tee=vector.tee, evidence=vector.evidence, collateral=vector.collateral)
 
     def appraise() -> None:
         result = components.service.appraise(request, require_challenge=True)
         assert result.appraisal.status.value == "affirming", result.appraisal.findings
-        metrics.observe_appraisal(result.appraisal.tee, result.appraisal.status.value)
 
     try:
         return timed(appraise, seconds, db.backend_pids)

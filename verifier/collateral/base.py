@@ -63,6 +63,14 @@ class OfflineSource:
         )
 
 
+class CollateralObserver(Protocol):
+    """What a caching source reports (`verifier.metrics.Metrics` implements it); never raises. `vendor` is
+    `routing.vendor_of` the key's kind; `outcome` "hit" (`detail`: the tier, "memory" or "database"), "miss" (the
+    vendor is asked) or "error" (`detail`: the CollateralUnavailableError code of a fetch that failed)."""
+
+    def collateral(self, vendor: str, outcome: str, detail: str = "") -> None: ...
+
+
 @runtime_checkable
 class RejectingSource(Protocol):
     """A source that can be told that an item it delivered failed verification (`cache.CachedSource`)."""

@@ -56,7 +56,7 @@ import time
 from functools import partial
 
 from ..clock import Clock, SystemClock
-from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
+from .base import CollateralItem, CollateralKey, CollateralObserver, CollateralSource, CollateralUnavailableError
 from .cache_db import CollateralTable, DatabaseTier
 from .cache_flights import BUSY_RETRY_AFTER as BUSY_RETRY_AFTER
 from .cache_flights import Flights
@@ -67,6 +67,7 @@ from .cache_rules import REFRESHED_VENDORS as REFRESHED_VENDORS
 from .cache_rules import as_hit, due, newest, older, rfc3339, valid
 from .cache_rules import refreshes as refreshes
 from .fetch_pool import FetchPool
+from .routing import vendor_of
 
 log = logging.getLogger(__name__)
 _newest = newest  # its name before the split (tests/unit/collateral/test_mutants_collateral_challenges.py)
@@ -129,6 +130,7 @@ class CachedSource:
         self._retry_at: dict[str, dt.datetime] = {}
         self._failure_backoff = failure_backoff
         self._failed: dict[str, tuple[dt.datetime, CollateralUnavailableError]] = {}
+        self.observer: CollateralObserver | None = None  # hits, misses, fetch errors (the server's metrics)
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         """The item for `key` valid at `at`: from memory in this thread, else from a load on the fetch pool
@@ -146,6 +148,7 @@ class CachedSource:
                 and (not self._due(item, now) or flight is not None or now < self._retry_at.get(cache_id, now))
             ):
                 self._memory.touch(cache_id)
+                self._observe(key, "hit", "memory")
                 return as_hit(item)
             failed = self._failed.get(cache_id)
             if failed is not None and now < failed[0] and flight is None:
@@ -160,18 +163,12 @@ class CachedSource:
         if leader and not self._flights.start(
             flight, cache_id, key.kind, partial(self._load, key, cache_id, at, now, item)
         ):
-            closed = self._pool.closed
-            busy = CollateralUnavailableError(
-                "COLLATERAL_BUSY",
-                f"{key.kind}: the collateral fetcher is "
-                + ("shut down" if closed else "at its bound of queued vendor fetches; try again shortly"),
-                retry_after=BUSY_RETRY_AFTER,
-            )
-            self._flights.finish(flight, cache_id, error=busy)
+            self._flights.finish(flight, cache_id, error=self._busy(key))
         # Wait at most `fetch_wait` after the load began: a caller joining a load that already hangs fails at once.
         if not flight.done.wait(max(0.0, flight.started + self._fetch_wait - time.monotonic())):
             if item is not None and valid(item, at) and not self._is_rejected(cache_id, item):
                 return as_hit(item)  # a due refresh that is slow: the cached copy is still good
+            self._observe(key, "error", "COLLATERAL_TIMEOUT")
             raise CollateralUnavailableError(
                 "COLLATERAL_TIMEOUT",
                 f"{key.kind} did not arrive within {self._fetch_wait:g}s; the fetch goes on in the background",
@@ -190,6 +187,16 @@ class CachedSource:
             raise flight.error
         assert flight.item is not None
         return flight.item
+
+    def _busy(self, key: CollateralKey) -> CollateralUnavailableError:
+        """COLLATERAL_BUSY for a miss of `key` the pool has no room for (or is shut down), reported as an error."""
+        self._observe(key, "error", "COLLATERAL_BUSY")
+        return CollateralUnavailableError(
+            "COLLATERAL_BUSY",
+            f"{key.kind}: the collateral fetcher is "
+            + ("shut down" if self._pool.closed else "at its bound of queued vendor fetches; try again shortly"),
+            retry_after=BUSY_RETRY_AFTER,
+        )
 
     def close(self) -> None:
         """Stop the fetch pool without waiting for loads in progress (they end in daemon threads); loads still
@@ -235,6 +242,7 @@ class CachedSource:
             remembered = None
         cached = newest(remembered, stored)
         if cached is not None and valid(cached, at) and not self._due(cached, now):
+            self._observe(key, "hit", "database" if cached is stored else "memory")
             return self._serve_cached(cache_id, cached, write_back=cached is not stored)
         rejection = self._rejection_gate(key, cache_id, at, now, cached)
         try:
@@ -285,7 +293,16 @@ class CachedSource:
         rejection's backoff runs, else the inner source's error)."""
         if rejection is not None and now < rejection.until:
             raise CollateralUnavailableError("COLLATERAL_REJECTED", "refresh deferred after a rejection")
-        return self._inner.fetch(key, at=at)
+        self._observe(key, "miss")
+        try:
+            return self._inner.fetch(key, at=at)
+        except CollateralUnavailableError as error:
+            self._observe(key, "error", error.code)
+            raise
+
+    def _observe(self, key: CollateralKey, outcome: str, detail: str = "") -> None:
+        if self.observer is not None:
+            self.observer.collateral(vendor_of(key.kind), outcome, detail)
 
     def _stale_while_error(
         self,

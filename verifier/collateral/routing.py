@@ -7,6 +7,13 @@ from collections.abc import Mapping
 
 from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
 
+VENDORS = {"amd": "amd-kds", "intel": "intel-pcs"}  # the `vendor` label of the collateral metrics
+
+
+def vendor_of(kind: str) -> str:
+    """The service that serves collateral of `kind`: "amd-kds", "intel-pcs", else "other". Never raises."""
+    return VENDORS.get(kind.split(".", 1)[0], "other")
+
 
 class RoutingSource:
     def __init__(self, routes: Mapping[str, CollateralSource]) -> None:

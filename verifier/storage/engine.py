@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
@@ -128,6 +129,21 @@ class _Unit:
 
     wrote: bool | None = None
     trial: bool = False  # admitted as the fail-fast trial
+    writes: bool = False  # executed an INSERT, UPDATE or DELETE
+    current: ClassVar[threading.local] = threading.local()  # .unit: the unit this thread runs statements in
+
+
+class DatabaseObserver(Protocol):
+    """`Database.observer` (`verifier.metrics.Metrics`): units of work and their availability errors by class."""
+
+    def database_unit(self, operation: str, seconds: float) -> None: ...
+    def database_error(self, operation: str, code: str) -> None: ...
+
+
+def _note_writes(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    unit = getattr(_Unit.current, "unit", None)
+    if unit is not None and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        unit.writes = True
 
 
 def _restore_busy_timeout(session: Session, busy_timeout_ms: int) -> None:
@@ -146,6 +162,9 @@ def _sqlite_wrote(session: Session) -> bool:
 
 class Database:
     """One engine per process; `session()` is a unit of work that commits on success and rolls back on error."""
+
+    # Told of each unit of work (`_unit`) and its availability error by class: probe, write (it ran DML) or read.
+    observer: DatabaseObserver | None = None
 
     def __init__(
         self,
@@ -205,6 +224,7 @@ class Database:
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise ConfigError("DATABASE_URL_INVALID", f"cannot use {self._redacted}: {type(error).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.engine, "before_cursor_execute", _note_writes)
 
     def _watch(self, engine: Engine, *, probe: bool = False) -> None:
         """Put every connection `engine` hands out, and its liveness ping, under the caller's deadline. `probe`:
@@ -240,18 +260,24 @@ class Database:
         """Fail fast while down (unless `admit` is False: the readiness check always tries), bound the work by
         `deadline_s`, translate errors and keep the fail-fast state up to date. While SQLite is found locked
         (DATABASE_BUSY) only a unit that wrote proves it free again: reads pass under another writer's lock."""
-        unit = _Unit()
+        unit, observer, began, outer = _Unit(), self.observer, time.perf_counter(), getattr(_Unit.current, "unit", None)
+        operation: Callable[[], str] = (lambda: "write" if unit.writes else "read") if admit else (lambda: "probe")
         if admit:
             wait = self._fail_fast.admit()
             unit.trial = wait == TRIAL
             if wait is not None and not unit.trial:
                 code = self._fail_fast.code or DATABASE_UNAVAILABLE
+                if observer is not None:  # refused before it began: an error, no duration
+                    observer.database_error("read", code)
                 raise UnavailableError(code, MESSAGES[code] + " (so it was moments ago)", retry_after=wait)
         try:
             with self._sqlite_turn() if admit else nullcontext(), self._deadlines.bound(deadline_s):
+                _Unit.current.unit = unit
                 with self.translate_errors():
                     yield unit
         except UnavailableError as error:
+            if observer is not None:
+                observer.database_error(operation(), error.code)
             if isinstance(error, _TurnTimeoutError):  # this process's own queue, not a locked file
                 raise
             # SQLite: a busy timeout means the whole file is locked (by another process), not one table.
@@ -261,6 +287,10 @@ class Database:
                 if not admit and error.code == DATABASE_UNAVAILABLE:  # the readiness check: the server is gone
                     self._deadlines.sever_all()
             raise
+        finally:
+            _Unit.current.unit = outer
+            if observer is not None:
+                observer.database_unit(operation(), time.perf_counter() - began)
         if unit.wrote or self._fail_fast.code != DATABASE_BUSY:  # a read (readiness too) passes a writer's lock
             self._fail_fast.succeeded()
 

@@ -23,11 +23,11 @@ def call(app: HttpApp, path: str, method: str = "GET") -> tuple[str, dict[str, s
 
 def test_routes() -> None:
     metrics = Metrics()
-    metrics.observe_appraisal("nitro", "affirming")
+    metrics.challenge("replayed")
     healthy = [True]
     app = HttpApp(metrics, lambda: {"keys": [{"kid": "k"}]}, lambda: healthy[0])
     status, headers, body = call(app, "/metrics")
-    assert status == "200 OK" and b'verifier_appraisals_total{status="affirming",tee="nitro"} 1.0' in body
+    assert status == "200 OK" and b'verifier_challenges_total{outcome="replayed"} 1.0' in body
     status, headers, body = call(app, "/.well-known/jwks.json")
     assert status == "200 OK" and json.loads(body) == {"keys": [{"kid": "k"}]}
     assert headers["Content-Type"] == "application/jwk-set+json"

@@ -401,22 +401,40 @@ def test_metrics_observed_after_the_handler() -> None:
         await asyncio.sleep(0.02)
         return "ok"
 
-    asyncio.run(MetricsInterceptor(metrics).around("/m", Details("/m"), slow, None, FakeContext()))  # type: ignore[arg-type]
+    asyncio.run(MetricsInterceptor(metrics).around("/s.v1.S/M", Details("/s.v1.S/M"), slow, None, FakeContext()))  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         asyncio.run(
             MetricsInterceptor(metrics).around(
-                "/m",
-                Details("/m"),
+                "/s.v1.S/M",
+                Details("/s.v1.S/M"),
                 raising(KeyError()),
                 None,  # type: ignore[arg-type]
                 FakeContext(),
             )
         )  # type: ignore[arg-type]
-    text = metrics.exposition().decode()
-    assert 'verifier_rpc_requests_total{code="OK",method="/m"} 1.0' in text
-    assert 'verifier_rpc_requests_total{code="UNKNOWN",method="/m"} 1.0' in text
-    assert metrics.registry.get_sample_value("verifier_rpc_duration_seconds_sum", {"method": "/m"}) >= 0.02  # type: ignore[operator]
+    labels = {"grpc_type": "unary", "grpc_service": "s.v1.S", "grpc_method": "M"}
+    value = metrics.registry.get_sample_value
+    assert value("grpc_server_started_total", labels) == 2
+    assert value("grpc_server_handled_total", {**labels, "grpc_code": "OK"}) == 1
+    assert value("grpc_server_handled_total", {**labels, "grpc_code": "Unknown"}) == 1
+    assert value("grpc_server_handling_seconds_sum", labels) >= 0.02  # type: ignore[operator]
     assert Metrics().exposition() != metrics.exposition()  # private registries
+
+
+def test_health_checks_are_not_counted() -> None:
+    metrics = Metrics()
+    layer = MetricsInterceptor(metrics)
+    assert not layer.applies("/grpc.health.v1.Health/Check") and layer.applies("/verifier.v1.Verifier/Appraise")
+
+    async def continuation(details: Any) -> Any:
+        return grpc.unary_unary_rpc_method_handler(lambda request, context: "ok")
+
+    async def scenario() -> Any:  # installed alone, the layer leaves health checks untouched too
+        return await layer.intercept_service(continuation, Details("/grpc.health.v1.Health/Check"))  # type: ignore[arg-type]
+
+    handler = asyncio.run(scenario())
+    assert handler.unary_unary(None, None) == "ok"
+    assert "grpc_server_started_total{" not in metrics.exposition().decode()
 
 
 def test_request_id_filter_and_install_logging() -> None:

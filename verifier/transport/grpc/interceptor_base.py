@@ -44,11 +44,12 @@ def _metadata(values: Sequence[tuple[str, str | bytes]] | None, key: str) -> str
 
 
 class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Base: wrap the unary-unary behavior of every handler with `self.around`. Usable alone as a gRPC interceptor;
-    the server runs its layers through one `InterceptorChain`."""
+    """Base: wrap the unary-unary behavior of every handler `applies` to with `self.around`. Usable alone as a gRPC
+    interceptor; the server runs its layers through one `InterceptorChain`."""
 
     def applies(self, method: str) -> bool:
-        """False only when `around` would do nothing for `method` but await `inner` (the chain then skips it)."""
+        """False when `around` is not to run for `method` (the chain then skips it): it would do nothing but await
+        `inner`, or the layer leaves the method out (the metrics layer and health checks)."""
         return True
 
     async def intercept_service(
@@ -57,10 +58,10 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not self.applies(method):
             return handler
         inner = cast(Behavior, handler.unary_unary)
-        method = handler_call_details.method
         details = handler_call_details
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

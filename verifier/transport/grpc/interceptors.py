@@ -19,7 +19,7 @@ import grpc
 
 from ...errors import ErrorKind, VerifierError
 from ...logging_setup import REQUEST_ID, accept_request_id
-from ...metrics import Metrics
+from ...metrics import Metrics, counted
 from .admin_auth import AdminAuthInterceptor
 from .interceptor_base import CALL, Behavior, CallState, _abort, _metadata, _UnaryInterceptor
 from .limit_interceptors import InFlightBytesInterceptor, RateLimitInterceptor
@@ -65,10 +65,14 @@ class RequestIdInterceptor(_UnaryInterceptor):
 
 
 class MetricsInterceptor(_UnaryInterceptor):
-    """Counts every RPC by method and final code and observes its latency once the handler has finished."""
+    """The go-grpc-prometheus series of every RPC but health checks (`metrics.counted`: the chain skips this layer
+    for them): started when it begins, handled by final code and its handling time once the handler finished."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+
+    def applies(self, method: str) -> bool:
+        return counted(method)
 
     async def around(
         self,
@@ -78,6 +82,8 @@ class MetricsInterceptor(_UnaryInterceptor):
         request: Any,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Any:
+        series = self._metrics.rpc(method)
+        series.started.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -91,7 +97,7 @@ class MetricsInterceptor(_UnaryInterceptor):
             code = _final_code(context)
             raise
         finally:
-            self._metrics.observe_rpc(method, code.name, time.perf_counter() - started)
+            series.finish(code, time.perf_counter() - started)
 
 
 def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
