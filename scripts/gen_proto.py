@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the committed gRPC/protobuf modules from proto/ (run from anywhere).
 
-    python scripts/gen_proto.py            # writes verifier/v1/{verifier,reference_values,workloads}_pb2{,_grpc}.py{,i}
+    python scripts/gen_proto.py            # writes verifier/v1/{verifier,...,admin}_pb2{,_grpc}.py{,i}
     python scripts/gen_proto.py --out DIR  # writes DIR/verifier/v1/... (used by tests/unit/test_proto_fresh.py)
 
 Equivalent to `python -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=.
@@ -18,7 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 # One file per concern: the appraisal API with every message, and one file per admin service.
-PROTOS = ("verifier/v1/verifier.proto", "verifier/v1/reference_values.proto", "verifier/v1/workloads.proto")
+PROTOS = (
+    "verifier/v1/verifier.proto",
+    "verifier/v1/reference_values.proto",
+    "verifier/v1/workloads.proto",
+    "verifier/v1/admin.proto",
+)
 SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 GENERATED = tuple(f"{Path(proto).stem}{suffix}" for proto in PROTOS for suffix in SUFFIXES)
 

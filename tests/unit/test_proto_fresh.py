@@ -27,6 +27,7 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
 
 def test_services_are_importable() -> None:
     from verifier.v1 import (
+        admin_pb2,
         reference_values_pb2,
         reference_values_pb2_grpc,
         verifier_pb2,
@@ -37,10 +38,17 @@ def test_services_are_importable() -> None:
 
     names = {
         s.full_name
-        for module in (verifier_pb2, reference_values_pb2, workloads_pb2)
+        for module in (verifier_pb2, reference_values_pb2, workloads_pb2, admin_pb2)
         for s in module.DESCRIPTOR.services_by_name.values()
     }
-    assert names == {"verifier.v1.Verifier", "verifier.v1.ReferenceValues", "verifier.v1.Workloads"}
+    assert names == {
+        "verifier.v1.Verifier",
+        "verifier.v1.ReferenceValues",
+        "verifier.v1.Workloads",
+        "verifier.v1.PolicyService",
+        "verifier.v1.AdminTokenService",
+        "verifier.v1.AuditService",
+    }
     assert hasattr(verifier_pb2_grpc, "VerifierStub") and not hasattr(verifier_pb2_grpc, "WorkloadsStub")
     assert hasattr(reference_values_pb2_grpc, "ReferenceValuesStub") and hasattr(workloads_pb2_grpc, "WorkloadsStub")
     assert verifier_pb2.EVIDENCE_KIND_NITRO == 1

@@ -129,7 +129,17 @@ class Settings:
         type=Path,
         metavar="DIR",
     )
-    issuer: str = _setting("tee-verifier", section="signing", env="ISSUER", parse=_text, help="EAR issuer")
+    # The tokens' `iss`. An http(s) URL (this verifier's public HTTP address) also names where OIDC discovery is
+    # (<issuer>/.well-known/openid-configuration, transport/grpc/wellknown.py); "tee-verifier" is no URL.
+    issuer: str = _setting(
+        "tee-verifier",
+        section="signing",
+        env="ISSUER",
+        parse=_text,
+        help="EAR issuer, the tokens' iss (default tee-verifier); an https URL publishes OIDC discovery there",
+        flag="--issuer",
+        metavar="URL",
+    )
     token_lifetime: dt.timedelta = _setting(
         dt.timedelta(minutes=5),
         section="signing",
@@ -185,6 +195,17 @@ class Settings:
         flag="--http-listen",
         metavar="HOST:PORT",
     )
+    # Where relying parties reach the HTTP side server (through any proxy): OIDC discovery's jwks_uri is
+    # <public_url>/.well-known/jwks.json. Unset: the issuer, when that is an http(s) URL.
+    public_url: str | None = _setting(
+        None,
+        section="server",
+        env="PUBLIC_URL",
+        parse=_text,
+        help="public base URL of the HTTP port, for OIDC discovery's jwks_uri (default: the issuer, when a URL)",
+        flag="--public-url",
+        metavar="URL",
+    )
     # Server processes sharing the gRPC port (transport/grpc/workers.py). 0: automatic, the CPU count on
     # PostgreSQL and 1 with `development` or on SQLite; 1: one process, no supervisor; above 1 needs PostgreSQL.
     workers: int = _setting(
@@ -217,6 +238,17 @@ class Settings:
         flag="--tls-key",
         type=Path,
         metavar="FILE",
+    )
+    # With --tls-cert/--tls-key the HTTP side server (JWKS, discovery, metrics, probes) speaks HTTPS with the same
+    # certificate; this keeps it plaintext (behind a proxy that terminates TLS, or probes that cannot use HTTPS).
+    http_plaintext: bool = _setting(
+        False,
+        section="tls",
+        env="HTTP_PLAINTEXT",
+        parse=_flag,
+        help="serve the HTTP port (JWKS, discovery, metrics, probes) without TLS even with --tls-cert",
+        flag="--http-plaintext",
+        action="store_true",
     )
     max_message_bytes: int = _setting(
         4 * 1024 * 1024, section="server", env="MAX_MESSAGE_BYTES", parse=_int, help="largest gRPC message"

@@ -22,16 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from verifier.v1 import verifier_pb2 as verifier_dot_v1_dot_verifier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"verifier/v1/reference_values.proto\x12\x0bverifier.v1\x1a\x1averifier/v1/verifier.proto2\x88\x02\n\x0fReferenceValues\x12I\n\x03\x41\x64\x64\x12%.verifier.v1.AddReferenceValueRequest\x1a\x1b.verifier.v1.ReferenceValue\x12Y\n\x04List\x12\'.verifier.v1.ListReferenceValuesRequest\x1a(.verifier.v1.ListReferenceValuesResponse\x12O\n\x06Revoke\x12(.verifier.v1.RevokeReferenceValueRequest\x1a\x1b.verifier.v1.ReferenceValueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"verifier/v1/reference_values.proto\x12\x0bverifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1averifier/v1/verifier.proto\"\xdd\x01\n\x1fReferenceValuesReapproveRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\x05label\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07version\x18\x05 \x01(\t\x12.\n\nvalid_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_label\"\xfa\x01\n\x18ReferenceValueRevocation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1a\n\x12reference_value_id\x18\x02 \x01(\t\x12.\n\nrevoked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x31\n\rreapproved_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rreapproved_by\x18\x07 \x01(\t\x12\x18\n\x10reapprove_reason\x18\x08 \x01(\t\"\xa7\x01\n ReferenceValuesReapproveResponse\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12:\n\x0brevocations\x18\x03 \x03(\x0b\x32%.verifier.v1.ReferenceValueRevocation\x12*\n\x05\x61\x64\x64\x65\x64\x18\x04 \x01(\x0b\x32\x1b.verifier.v1.ReferenceValue\"H\n\x1dReferenceValuesHistoryRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\"\x97\x01\n\x1aReferenceValueHistoryEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\"Z\n\x1eReferenceValuesHistoryResponse\x12\x38\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\'.verifier.v1.ReferenceValueHistoryEntry\"\xb2\x01\n\x13ReferenceValueEntry\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x1cReferenceValuesImportRequest\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .verifier.v1.ReferenceValueEntry\"\\\n\x1dReferenceValuesImportResponse\x12*\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1b.verifier.v1.ReferenceValue\x12\x0f\n\x07skipped\x18\x02 \x01(\r\"-\n\x0cManifestFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x97\x01\n\x1aReferenceValuesPlanRequest\x12,\n\tmanifests\x18\x01 \x03(\x0b\x32\x19.verifier.v1.ManifestFile\x12\x15\n\rdefault_label\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x01(\x08\x12\x0e\n\x06impact\x18\x04 \x01(\x08\x12\x14\n\x0cimpact_limit\x18\x05 \x01(\r\"W\n\nPlanImpact\x12\x13\n\x0bimpact_json\x18\x01 \x01(\t\x12\x0e\n\x06report\x18\x02 \x01(\t\x12\x13\n\x0breappraised\x18\x03 \x01(\r\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\r\"\x8e\x01\n\x1bReferenceValuesPlanResponse\x12\x11\n\tplan_json\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x13\n\x0bplan_sha256\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanges\x18\x04 \x01(\x08\x12\'\n\x06impact\x18\x05 \x01(\x0b\x32\x17.verifier.v1.PlanImpact\"\x87\x01\n\x1bReferenceValuesApplyRequest\x12,\n\tmanifests\x18\x01 \x03(\x0b\x32\x19.verifier.v1.ManifestFile\x12\x15\n\rdefault_label\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x01(\x08\x12\x13\n\x0bplan_sha256\x18\x04 \x01(\t\"f\n\x1cReferenceValuesApplyResponse\x12\x11\n\tplan_json\x18\x01 \x01(\t\x12\r\n\x05lines\x18\x02 \x03(\t\x12\x13\n\x0bplan_sha256\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanges\x18\x04 \x01(\x08\x32\xf0\x05\n\x0fReferenceValues\x12I\n\x03\x41\x64\x64\x12%.verifier.v1.AddReferenceValueRequest\x1a\x1b.verifier.v1.ReferenceValue\x12Y\n\x04List\x12\'.verifier.v1.ListReferenceValuesRequest\x1a(.verifier.v1.ListReferenceValuesResponse\x12O\n\x06Revoke\x12(.verifier.v1.RevokeReferenceValueRequest\x1a\x1b.verifier.v1.ReferenceValue\x12h\n\tReapprove\x12,.verifier.v1.ReferenceValuesReapproveRequest\x1a-.verifier.v1.ReferenceValuesReapproveResponse\x12\x62\n\x07History\x12*.verifier.v1.ReferenceValuesHistoryRequest\x1a+.verifier.v1.ReferenceValuesHistoryResponse\x12_\n\x06Import\x12).verifier.v1.ReferenceValuesImportRequest\x1a*.verifier.v1.ReferenceValuesImportResponse\x12Y\n\x04Plan\x12\'.verifier.v1.ReferenceValuesPlanRequest\x1a(.verifier.v1.ReferenceValuesPlanResponse\x12\\\n\x05\x41pply\x12(.verifier.v1.ReferenceValuesApplyRequest\x1a).verifier.v1.ReferenceValuesApplyResponseBc\n\x1b\x64\x65v.teeverifier.verifier.v1P\x01ZBgithub.com/tee-verifier/tee-verifier/gen/go/verifier/v1;verifierv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'verifier.v1.reference_values_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_REFERENCEVALUES']._serialized_start=80
-  _globals['_REFERENCEVALUES']._serialized_end=344
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\033dev.teeverifier.verifier.v1P\001ZBgithub.com/tee-verifier/tee-verifier/gen/go/verifier/v1;verifierv1'
+  _globals['_REFERENCEVALUESREAPPROVEREQUEST']._serialized_start=113
+  _globals['_REFERENCEVALUESREAPPROVEREQUEST']._serialized_end=334
+  _globals['_REFERENCEVALUEREVOCATION']._serialized_start=337
+  _globals['_REFERENCEVALUEREVOCATION']._serialized_end=587
+  _globals['_REFERENCEVALUESREAPPROVERESPONSE']._serialized_start=590
+  _globals['_REFERENCEVALUESREAPPROVERESPONSE']._serialized_end=757
+  _globals['_REFERENCEVALUESHISTORYREQUEST']._serialized_start=759
+  _globals['_REFERENCEVALUESHISTORYREQUEST']._serialized_end=831
+  _globals['_REFERENCEVALUEHISTORYENTRY']._serialized_start=834
+  _globals['_REFERENCEVALUEHISTORYENTRY']._serialized_end=985
+  _globals['_REFERENCEVALUESHISTORYRESPONSE']._serialized_start=987
+  _globals['_REFERENCEVALUESHISTORYRESPONSE']._serialized_end=1077
+  _globals['_REFERENCEVALUEENTRY']._serialized_start=1080
+  _globals['_REFERENCEVALUEENTRY']._serialized_end=1258
+  _globals['_REFERENCEVALUESIMPORTREQUEST']._serialized_start=1260
+  _globals['_REFERENCEVALUESIMPORTREQUEST']._serialized_end=1341
+  _globals['_REFERENCEVALUESIMPORTRESPONSE']._serialized_start=1343
+  _globals['_REFERENCEVALUESIMPORTRESPONSE']._serialized_end=1435
+  _globals['_MANIFESTFILE']._serialized_start=1437
+  _globals['_MANIFESTFILE']._serialized_end=1482
+  _globals['_REFERENCEVALUESPLANREQUEST']._serialized_start=1485
+  _globals['_REFERENCEVALUESPLANREQUEST']._serialized_end=1636
+  _globals['_PLANIMPACT']._serialized_start=1638
+  _globals['_PLANIMPACT']._serialized_end=1725
+  _globals['_REFERENCEVALUESPLANRESPONSE']._serialized_start=1728
+  _globals['_REFERENCEVALUESPLANRESPONSE']._serialized_end=1870
+  _globals['_REFERENCEVALUESAPPLYREQUEST']._serialized_start=1873
+  _globals['_REFERENCEVALUESAPPLYREQUEST']._serialized_end=2008
+  _globals['_REFERENCEVALUESAPPLYRESPONSE']._serialized_start=2010
+  _globals['_REFERENCEVALUESAPPLYRESPONSE']._serialized_end=2112
+  _globals['_REFERENCEVALUES']._serialized_start=2115
+  _globals['_REFERENCEVALUES']._serialized_end=2867
 # @@protoc_insertion_point(module_scope)

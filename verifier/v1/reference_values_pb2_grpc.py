@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from verifier.v1 import reference_values_pb2 as verifier_dot_v1_dot_reference__values__pb2
 from verifier.v1 import verifier_pb2 as verifier_dot_v1_dot_verifier__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -50,6 +51,31 @@ class ReferenceValuesStub:
                 request_serializer=verifier_dot_v1_dot_verifier__pb2.RevokeReferenceValueRequest.SerializeToString,
                 response_deserializer=verifier_dot_v1_dot_verifier__pb2.ReferenceValue.FromString,
                 _registered_method=True)
+        self.Reapprove = channel.unary_unary(
+                '/verifier.v1.ReferenceValues/Reapprove',
+                request_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveResponse.FromString,
+                _registered_method=True)
+        self.History = channel.unary_unary(
+                '/verifier.v1.ReferenceValues/History',
+                request_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryResponse.FromString,
+                _registered_method=True)
+        self.Import = channel.unary_unary(
+                '/verifier.v1.ReferenceValues/Import',
+                request_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportResponse.FromString,
+                _registered_method=True)
+        self.Plan = channel.unary_unary(
+                '/verifier.v1.ReferenceValues/Plan',
+                request_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanResponse.FromString,
+                _registered_method=True)
+        self.Apply = channel.unary_unary(
+                '/verifier.v1.ReferenceValues/Apply',
+                request_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyResponse.FromString,
+                _registered_method=True)
 
 
 class ReferenceValuesServicer:
@@ -57,7 +83,8 @@ class ReferenceValuesServicer:
     """
 
     def Add(self, request, context):
-        """Register a reference value (an accepted measurement).
+        """Register a reference value (an accepted measurement). A labelled value joins the workload of its label, which is
+        created when missing (as `verifier refs add --label` does); a revoked value is refused (REFERENCE_VALUE_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +99,48 @@ class ReferenceValuesServicer:
 
     def Revoke(self, request, context):
         """Revoke a reference value (it is kept, marked revoked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reapprove(self, request, context):
+        """Re-approve a revoked value explicitly (admin): close its open revocations so that it may be added again,
+        audited as "ref.reapprove" with the reason; with `label` also add it under that label in the same change.
+        INVALID_ARGUMENT REFERENCE_VALUE_NOT_REVOKED when it is not revoked, REAPPROVE_REASON_REQUIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def History(self, request, context):
+        """The audit trail of one value (by id), or of every value of a kind and/or label (auditor), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Import(self, request, context):
+        """Add the values no live row has yet (same kind, value and label), all or nothing (admin; `verifier refs
+        import`). A revoked value among them (REFERENCE_VALUE_REVOKED) adds none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Plan(self, request, context):
+        """What Apply would change for the manifests (auditor; nothing is written): per workload, new, expired and changed
+        versions and metadata, with the plan's SHA-256 to pass to Apply. With `impact`, the server re-appraises its kept
+        evidence under the planned values and reports what would flip (recording nothing, consuming no challenge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Apply(self, request, context):
+        """Apply the plan of the manifests (admin): the workloads' metadata, then the values in one transaction. Refused
+        with INVALID_ARGUMENT PLAN_STALE, before anything is written, when the plan is no longer the one whose
+        SHA-256 is given (the database or the manifests moved since it was reviewed): plan again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +163,31 @@ def add_ReferenceValuesServicer_to_server(servicer, server):
                     servicer.Revoke,
                     request_deserializer=verifier_dot_v1_dot_verifier__pb2.RevokeReferenceValueRequest.FromString,
                     response_serializer=verifier_dot_v1_dot_verifier__pb2.ReferenceValue.SerializeToString,
+            ),
+            'Reapprove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reapprove,
+                    request_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveResponse.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryResponse.SerializeToString,
+            ),
+            'Import': grpc.unary_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportResponse.SerializeToString,
+            ),
+            'Plan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Plan,
+                    request_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanResponse.SerializeToString,
+            ),
+            'Apply': grpc.unary_unary_rpc_method_handler(
+                    servicer.Apply,
+                    request_deserializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +272,141 @@ class ReferenceValues:
             '/verifier.v1.ReferenceValues/Revoke',
             verifier_dot_v1_dot_verifier__pb2.RevokeReferenceValueRequest.SerializeToString,
             verifier_dot_v1_dot_verifier__pb2.ReferenceValue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reapprove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.ReferenceValues/Reapprove',
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveRequest.SerializeToString,
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesReapproveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.ReferenceValues/History',
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryRequest.SerializeToString,
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Import(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.ReferenceValues/Import',
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportRequest.SerializeToString,
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Plan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.ReferenceValues/Plan',
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanRequest.SerializeToString,
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Apply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.ReferenceValues/Apply',
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyRequest.SerializeToString,
+            verifier_dot_v1_dot_reference__values__pb2.ReferenceValuesApplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -92,7 +92,7 @@ class Finding(_message.Message):
     def __init__(self, code: _Optional[str] = ..., tier: _Optional[_Union[Status, str]] = ..., claim: _Optional[str] = ..., value: _Optional[int] = ..., expected: _Optional[str] = ..., actual: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AppraiseResponse(_message.Message):
-    __slots__ = ("status", "trust_vector", "claims", "findings", "token", "appraisal_id", "tee", "policy_id", "appraised_at")
+    __slots__ = ("status", "trust_vector", "claims", "findings", "token", "appraisal_id", "tee", "policy_id", "appraised_at", "claims_json")
     class TrustVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class AppraiseResponse(_message.Message):
     TEE_FIELD_NUMBER: _ClassVar[int]
     POLICY_ID_FIELD_NUMBER: _ClassVar[int]
     APPRAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_JSON_FIELD_NUMBER: _ClassVar[int]
     status: Status
     trust_vector: _containers.ScalarMap[str, int]
     claims: _struct_pb2.Struct
@@ -118,7 +119,8 @@ class AppraiseResponse(_message.Message):
     tee: str
     policy_id: str
     appraised_at: _timestamp_pb2.Timestamp
-    def __init__(self, status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., token: _Optional[str] = ..., appraisal_id: _Optional[str] = ..., tee: _Optional[str] = ..., policy_id: _Optional[str] = ..., appraised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    claims_json: str
+    def __init__(self, status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., token: _Optional[str] = ..., appraisal_id: _Optional[str] = ..., tee: _Optional[str] = ..., policy_id: _Optional[str] = ..., appraised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claims_json: _Optional[str] = ...) -> None: ...
 
 class GetSigningKeysRequest(_message.Message):
     __slots__ = ()
@@ -203,7 +205,14 @@ class RevokeReferenceValueRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Workload(_message.Message):
-    __slots__ = ("id", "name", "tee", "policy", "state", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason", "review", "review_reason", "revoked_versions", "versions")
+    __slots__ = ("id", "name", "tee", "policy", "state", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason", "review", "review_reason", "revoked_versions", "versions", "version_policies")
+    class VersionPoliciesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TEE_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +227,7 @@ class Workload(_message.Message):
     REVIEW_REASON_FIELD_NUMBER: _ClassVar[int]
     REVOKED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_POLICIES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     tee: str
@@ -232,7 +242,8 @@ class Workload(_message.Message):
     review_reason: str
     revoked_versions: _containers.RepeatedScalarFieldContainer[str]
     versions: _containers.RepeatedCompositeFieldContainer[WorkloadVersion]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., tee: _Optional[str] = ..., policy: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ..., review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., revoked_versions: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[_Union[WorkloadVersion, _Mapping]]] = ...) -> None: ...
+    version_policies: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., tee: _Optional[str] = ..., policy: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ..., review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., revoked_versions: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[_Union[WorkloadVersion, _Mapping]]] = ..., version_policies: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class WorkloadVersion(_message.Message):
     __slots__ = ("version", "state", "revoked_at", "revoked_by", "revoke_reason", "reference_values")

@@ -22,16 +22,30 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from verifier.v1 import verifier_pb2 as verifier_dot_v1_dot_verifier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bverifier/v1/workloads.proto\x12\x0bverifier.v1\x1a\x1averifier/v1/verifier.proto2\xc3\x03\n\tWorkloads\x12\x43\n\x06\x43reate\x12\".verifier.v1.CreateWorkloadRequest\x1a\x15.verifier.v1.Workload\x12K\n\nAddVersion\x12&.verifier.v1.AddWorkloadVersionRequest\x1a\x15.verifier.v1.Workload\x12M\n\x04List\x12!.verifier.v1.ListWorkloadsRequest\x1a\".verifier.v1.ListWorkloadsResponse\x12=\n\x03Get\x12\x1f.verifier.v1.GetWorkloadRequest\x1a\x15.verifier.v1.Workload\x12Q\n\rRevokeVersion\x12).verifier.v1.RevokeWorkloadVersionRequest\x1a\x15.verifier.v1.Workload\x12\x43\n\x06Revoke\x12\".verifier.v1.RevokeWorkloadRequest\x1a\x15.verifier.v1.Workloadb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bverifier/v1/workloads.proto\x12\x0bverifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1averifier/v1/verifier.proto\"[\n\x19WorkloadsSetPolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x14\n\x07version\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_version\"E\n\x1aWorkloadsSetPolicyResponse\x12\'\n\x08workload\x18\x01 \x01(\x0b\x32\x15.verifier.v1.Workload\"\'\n\x17WorkloadsConfirmRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Z\n\x18WorkloadsConfirmResponse\x12\'\n\x08workload\x18\x01 \x01(\x0b\x32\x15.verifier.v1.Workload\x12\x15\n\rreview_reason\x18\x02 \x01(\t\"\xec\x01\n\x1dWorkloadsImportVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03tee\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12*\n\x06values\x18\x04 \x03(\x0b\x32\x1a.verifier.v1.WorkloadValue\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61lternative\x18\x07 \x01(\x08\"e\n\x1eWorkloadsImportVersionResponse\x12*\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1b.verifier.v1.ReferenceValue\x12\x17\n\x0f\x61lready_present\x18\x02 \x01(\r2\xe3\x05\n\tWorkloads\x12\x43\n\x06\x43reate\x12\".verifier.v1.CreateWorkloadRequest\x1a\x15.verifier.v1.Workload\x12K\n\nAddVersion\x12&.verifier.v1.AddWorkloadVersionRequest\x1a\x15.verifier.v1.Workload\x12M\n\x04List\x12!.verifier.v1.ListWorkloadsRequest\x1a\".verifier.v1.ListWorkloadsResponse\x12=\n\x03Get\x12\x1f.verifier.v1.GetWorkloadRequest\x1a\x15.verifier.v1.Workload\x12Q\n\rRevokeVersion\x12).verifier.v1.RevokeWorkloadVersionRequest\x1a\x15.verifier.v1.Workload\x12\x43\n\x06Revoke\x12\".verifier.v1.RevokeWorkloadRequest\x1a\x15.verifier.v1.Workload\x12\\\n\tSetPolicy\x12&.verifier.v1.WorkloadsSetPolicyRequest\x1a\'.verifier.v1.WorkloadsSetPolicyResponse\x12V\n\x07\x43onfirm\x12$.verifier.v1.WorkloadsConfirmRequest\x1a%.verifier.v1.WorkloadsConfirmResponse\x12h\n\rImportVersion\x12*.verifier.v1.WorkloadsImportVersionRequest\x1a+.verifier.v1.WorkloadsImportVersionResponseBc\n\x1b\x64\x65v.teeverifier.verifier.v1P\x01ZBgithub.com/tee-verifier/tee-verifier/gen/go/verifier/v1;verifierv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'verifier.v1.workloads_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_WORKLOADS']._serialized_start=73
-  _globals['_WORKLOADS']._serialized_end=524
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\033dev.teeverifier.verifier.v1P\001ZBgithub.com/tee-verifier/tee-verifier/gen/go/verifier/v1;verifierv1'
+  _globals['_WORKLOADSSETPOLICYREQUEST']._serialized_start=105
+  _globals['_WORKLOADSSETPOLICYREQUEST']._serialized_end=196
+  _globals['_WORKLOADSSETPOLICYRESPONSE']._serialized_start=198
+  _globals['_WORKLOADSSETPOLICYRESPONSE']._serialized_end=267
+  _globals['_WORKLOADSCONFIRMREQUEST']._serialized_start=269
+  _globals['_WORKLOADSCONFIRMREQUEST']._serialized_end=308
+  _globals['_WORKLOADSCONFIRMRESPONSE']._serialized_start=310
+  _globals['_WORKLOADSCONFIRMRESPONSE']._serialized_end=400
+  _globals['_WORKLOADSIMPORTVERSIONREQUEST']._serialized_start=403
+  _globals['_WORKLOADSIMPORTVERSIONREQUEST']._serialized_end=639
+  _globals['_WORKLOADSIMPORTVERSIONRESPONSE']._serialized_start=641
+  _globals['_WORKLOADSIMPORTVERSIONRESPONSE']._serialized_end=742
+  _globals['_WORKLOADS']._serialized_start=745
+  _globals['_WORKLOADS']._serialized_end=1484
 # @@protoc_insertion_point(module_scope)

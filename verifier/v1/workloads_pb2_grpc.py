@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from verifier.v1 import verifier_pb2 as verifier_dot_v1_dot_verifier__pb2
+from verifier.v1 import workloads_pb2 as verifier_dot_v1_dot_workloads__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -68,6 +69,21 @@ class WorkloadsStub:
                 request_serializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.SerializeToString,
                 response_deserializer=verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
                 _registered_method=True)
+        self.SetPolicy = channel.unary_unary(
+                '/verifier.v1.Workloads/SetPolicy',
+                request_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyResponse.FromString,
+                _registered_method=True)
+        self.Confirm = channel.unary_unary(
+                '/verifier.v1.Workloads/Confirm',
+                request_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmResponse.FromString,
+                _registered_method=True)
+        self.ImportVersion = channel.unary_unary(
+                '/verifier.v1.Workloads/ImportVersion',
+                request_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionRequest.SerializeToString,
+                response_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionResponse.FromString,
+                _registered_method=True)
 
 
 class WorkloadsServicer:
@@ -122,6 +138,32 @@ class WorkloadsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPolicy(self, request, context):
+        """The policy the workload, or one of its versions, is appraised under (admin; audited "workload.policy" /
+        "workload.version.policy"). INVALID_ARGUMENT POLICY_UNKNOWN for a policy this verifier does not know.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Confirm(self, request, context):
+        """Confirm a migrated workload marked for review, as it is (admin; audited "workload.confirm").
+        INVALID_ARGUMENT WORKLOAD_NOT_IN_REVIEW when it is not marked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportVersion(self, request, context):
+        """Add one version built elsewhere (`verifier refs import-nitro`, `refs compute snp --add`; admin): the same version
+        with the same live values is already present (nothing added); otherwise all or nothing, as AddVersion does,
+        unless `alternative`, which adds the values to the existing version as alternatives. Creates the workload
+        when missing (TEE `tee`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkloadsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +196,21 @@ def add_WorkloadsServicer_to_server(servicer, server):
                     servicer.Revoke,
                     request_deserializer=verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.FromString,
                     response_serializer=verifier_dot_v1_dot_verifier__pb2.Workload.SerializeToString,
+            ),
+            'SetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPolicy,
+                    request_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyResponse.SerializeToString,
+            ),
+            'Confirm': grpc.unary_unary_rpc_method_handler(
+                    servicer.Confirm,
+                    request_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmResponse.SerializeToString,
+            ),
+            'ImportVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportVersion,
+                    request_deserializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionRequest.FromString,
+                    response_serializer=verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +379,87 @@ class Workloads:
             '/verifier.v1.Workloads/Revoke',
             verifier_dot_v1_dot_verifier__pb2.RevokeWorkloadRequest.SerializeToString,
             verifier_dot_v1_dot_verifier__pb2.Workload.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/SetPolicy',
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyRequest.SerializeToString,
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsSetPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Confirm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/Confirm',
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmRequest.SerializeToString,
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsConfirmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verifier.v1.Workloads/ImportVersion',
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionRequest.SerializeToString,
+            verifier_dot_v1_dot_workloads__pb2.WorkloadsImportVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

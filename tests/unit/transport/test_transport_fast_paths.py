@@ -173,7 +173,10 @@ def _counts(metrics: Metrics) -> dict[str, float]:
         f"{sample.name}{sorted(sample.labels.items())}": sample.value
         for family in metrics.registry.collect()
         for sample in family.samples
-        if not sample.name.endswith("_created") and not sample.name.endswith("_sum") and "bucket" not in sample.name
+        if sample.name.startswith("grpc_server_")  # not the process collectors, whose values move
+        and not sample.name.endswith("_created")
+        and not sample.name.endswith("_sum")
+        and "bucket" not in sample.name
     }
 
 
@@ -184,7 +187,8 @@ def test_the_chain_leaves_out_only_layers_that_would_pass_the_call_through() -> 
     assert names[APPRAISE] == [*everywhere, "RateLimitInterceptor"]  # limited; no appraisal client CAs
     assert names["/verifier.v1.Verifier/GetSigningKeys"] == everywhere  # not limited, not admin
     assert names[LIST] == [*everywhere, "AdminAuthInterceptor"]
-    assert names["/grpc.health.v1.Health/Check"] == everywhere
+    # health checks are probes, not traffic: no metrics (docs/metrics.md)
+    assert names["/grpc.health.v1.Health/Check"] == [n for n in everywhere if n != "MetricsInterceptor"]
     assert chain.layers_for(APPRAISE) is chain.layers_for(APPRAISE)  # computed once per method
     unknown_service = "/verifier.v2.Anything/Call"  # any other verifier.* service is admin (fail closed)
     assert "AdminAuthInterceptor" in [type(layer).__name__ for layer in chain.layers_for(unknown_service)]
@@ -290,6 +294,7 @@ def _reference_response(result: AppraisalResult) -> pb.AppraiseResponse:
         appraised_at=convert.timestamp(result.appraised_at),
     )
     response.claims.CopyFrom(_reference_struct(dict(appraisal.claims)))
+    response.claims_json = convert.claims_json(appraisal.claims)  # the same claims as JSON (test_claims_json.py)
     return response
 
 
@@ -318,22 +323,33 @@ def test_appraise_response_matches_the_copying_build(claims: dict[Any, Any], fin
 # --- metrics, client keys, request ids ----------------------------------------------------------------------------
 
 
+def _appraisal(status: Tier, workload: str | None, *codes: str) -> Appraisal:
+    findings = tuple(Finding(code, Claim.EXECUTABLES, 33, "m") for code in codes)
+    described = {"name": workload, "version": "1"} if workload else None
+    return Appraisal("nitro", status, TrustVector({}), {}, findings, "default", workload=described)
+
+
 def test_metrics_children_count_per_label_set() -> None:
     metrics = Metrics()
-    for code in ("OK", "OK", "INTERNAL"):
-        metrics.observe_rpc(APPRAISE, code, 0.003)
-    metrics.observe_rpc(LIST, "OK", 0.2)
-    for status in ("affirming", "affirming", "warning"):
-        metrics.observe_appraisal("nitro", status)
+    for code in (grpc.StatusCode.OK, grpc.StatusCode.OK, grpc.StatusCode.INTERNAL):
+        metrics.rpc(APPRAISE).finish(code, 0.003)
+    metrics.rpc(LIST).finish(grpc.StatusCode.OK, 0.2)
+    assert metrics.rpc(APPRAISE) is metrics.rpc(APPRAISE)  # made once per method
+    metrics.appraised(_appraisal(Tier.AFFIRMING, "shop"))
+    metrics.appraised(_appraisal(Tier.AFFIRMING, "shop"))
+    metrics.appraised(_appraisal(Tier.WARNING, None, "PCR_UNKNOWN", "PCR_UNKNOWN"))
     text = metrics.exposition().decode()
-    assert f'verifier_rpc_requests_total{{code="OK",method="{APPRAISE}"}} 2.0' in text
-    assert f'verifier_rpc_requests_total{{code="INTERNAL",method="{APPRAISE}"}} 1.0' in text
-    assert f'verifier_rpc_requests_total{{code="OK",method="{LIST}"}} 1.0' in text
-    assert f'verifier_rpc_duration_seconds_count{{method="{APPRAISE}"}} 3.0' in text
-    assert f'verifier_rpc_duration_seconds_bucket{{le="0.005",method="{APPRAISE}"}} 3.0' in text
-    assert f'verifier_rpc_duration_seconds_bucket{{le="0.1",method="{LIST}"}} 0.0' in text
-    assert 'verifier_appraisals_total{status="affirming",tee="nitro"} 2.0' in text
-    assert 'verifier_appraisals_total{status="warning",tee="nitro"} 1.0' in text
+    appraise = 'grpc_method="Appraise",grpc_service="verifier.v1.Verifier",grpc_type="unary"'
+    listing = 'grpc_method="List",grpc_service="verifier.v1.ReferenceValues",grpc_type="unary"'
+    assert f'grpc_server_handled_total{{grpc_code="OK",{appraise}}} 2.0' in text
+    assert f'grpc_server_handled_total{{grpc_code="Internal",{appraise}}} 1.0' in text
+    assert f'grpc_server_handled_total{{grpc_code="OK",{listing}}} 1.0' in text
+    assert f"grpc_server_handling_seconds_count{{{appraise}}} 3.0" in text
+    assert f'grpc_server_handling_seconds_bucket{{{appraise},le="0.005"}} 3.0' in text
+    assert f'grpc_server_handling_seconds_bucket{{{listing},le="0.1"}} 0.0' in text
+    assert 'verifier_appraisals_total{status="affirming",tee="nitro",workload="shop"} 2.0' in text
+    assert 'verifier_appraisals_total{status="warning",tee="nitro",workload=""} 1.0' in text
+    assert 'verifier_findings_total{code="PCR_UNKNOWN",tee="nitro"} 2.0' in text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -130,7 +132,31 @@ def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
         add_finding(**_finding_fields(value))
     response.claims.SetInParent()  # present even without claims
     _fill_struct(response.claims, appraisal.claims)
+    response.claims_json = claims_json(appraisal.claims)
     return response
+
+
+def claims_json(claims: Mapping[str, Any]) -> str:
+    """The claims as one compact JSON object, the content of `claims_struct` (the same keys, bytes as hex, datetimes
+    RFC 3339, integers beyond 2**53 as decimal strings) with integers written as integers. A NaN or infinite number,
+    which JSON cannot carry, becomes "NaN", "Infinity" or "-Infinity" (as proto3 JSON writes doubles). Raises
+    nothing for claims made of the types `claims_struct` accepts (anything else is written as its str)."""
+    plain = _jsonable(claims)
+    try:
+        return json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a non-finite number somewhere: the rare path spells it out
+        return json.dumps(_finite(plain), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(plain: Any) -> Any:
+    """`plain` (a `_jsonable` result) with every NaN or infinite float replaced by its proto3 JSON string."""
+    if isinstance(plain, float) and not math.isfinite(plain):
+        return "NaN" if math.isnan(plain) else ("Infinity" if plain > 0 else "-Infinity")
+    if isinstance(plain, dict):
+        return {k: _finite(v) for k, v in plain.items()}
+    if isinstance(plain, list):
+        return [_finite(v) for v in plain]
+    return plain
 
 
 def claims_struct(claims: Mapping[str, Any]) -> Struct:

@@ -31,7 +31,6 @@ from typing import cast
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ...auth import ROLES, Role
 from ...bootstrap import Components
@@ -40,19 +39,22 @@ from ...housekeeping import RetentionPolicy, load_verifier_keys, run_once
 from ...metrics import Metrics
 from ...storage import migrate
 from ...storage.admin_tokens import SqlAdminTokens
-from ...v1 import reference_values_pb2, workloads_pb2
+from ...v1 import admin_pb2, reference_values_pb2, workloads_pb2
+from ...v1 import admin_pb2_grpc as admin_grpc
 from ...v1 import reference_values_pb2_grpc as rv_grpc
 from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from ...v1 import workloads_pb2_grpc as wl_grpc
 from . import ratelimit
 from .admin_auth import AdminAuthInterceptor, ClientCertVerifier
+from .admin_servicers import AdminTokenServicer, AuditServicer, PolicyServicer
 from .binding import GenericHandlersOnly, add_port, write_port_file
-from .http import HttpApp, HttpServer, is_loopback, split_hostport
+from .http import HttpApp, HttpServer, is_loopback, split_hostport, tls_context
 from .interceptor_base import InterceptorChain
 from .interceptors import default_chain
 from .lanes import ADMIN, APPRAISE, CHALLENGE, DEFAULT_LIMITS, HOUSEKEEPING, LaneLimits, Lanes
 from .readiness import Readiness
+from .reflection import add_reflection
 from .servicers import ReferenceValuesServicer, VerifierServicer
 from .workloads_servicer import WorkloadsServicer
 
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = tuple(
     s.full_name
-    for module in (pb, reference_values_pb2, workloads_pb2)
+    for module in (pb, reference_values_pb2, workloads_pb2, admin_pb2)
     for s in module.DESCRIPTOR.services_by_name.values()
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -75,6 +77,7 @@ class VerifierServer:
         self.components = components
         self.settings = components.settings
         self.metrics = metrics or Metrics()
+        self.metrics.attach(components)  # the service, collateral cache and database report to this server's metrics
         self._check_database = check_database
         self._health = health_aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
@@ -138,26 +141,15 @@ class VerifierServer:
             ),
             server,
         )
-        admin = self.lanes[ADMIN].run
         generic = GenericHandlersOnly(server)
-        rv_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
-            ReferenceValuesServicer(self.components, run=admin), generic
-        )
-        wl_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
-            WorkloadsServicer(self.components, run=admin), generic
-        )
+        self._add_admin_services(generic)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, generic)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # what enable_server_reflection does on grpc.aio
-            reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]
-                (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME)
-            ),
-            generic,
-        )
+        add_reflection(generic, (*SERVICE_NAMES, HEALTH_SERVICE))  # reflection v1 and v1alpha (reflection.py)
         port = self._bind(server)
         self.admin_port = self._bind_admin(server)
         if settings.http_listen and settings.http_listen.lower() != "off":  # bound before anything serves
-            app = HttpApp(self.metrics, self.components.service.jwks, lambda: self.ready)
-            self._http = HttpServer(settings.http_listen, app)
+            app = HttpApp.from_settings(settings, self.metrics, self.components.service.jwks, lambda: self.ready)
+            self._http = HttpServer(settings.http_listen, app, tls=tls_context(settings))  # HTTPS with TLS
         await server.start()
         self._server = server
         for name in ("", *SERVICE_NAMES):
@@ -171,6 +163,25 @@ class VerifierServer:
             log.info("admin gRPC (client certificates from the admin CA required) on port %d", self.admin_port)
         http_port = self._http.start() if self._http is not None else 0
         return port, http_port
+
+    def _add_admin_services(self, generic: GenericHandlersOnly) -> None:
+        """Every admin service (admin_auth guards them), each running its work on the admin lane."""
+        admin = self.lanes[ADMIN].run
+        rv_grpc.add_ReferenceValuesServicer_to_server(  # type: ignore[no-untyped-call]
+            ReferenceValuesServicer(self.components, run=admin), generic
+        )
+        wl_grpc.add_WorkloadsServicer_to_server(  # type: ignore[no-untyped-call]
+            WorkloadsServicer(self.components, run=admin), generic
+        )
+        admin_grpc.add_PolicyServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            PolicyServicer(self.components, run=admin), generic
+        )
+        admin_grpc.add_AdminTokenServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            AdminTokenServicer(self.components, run=admin), generic
+        )
+        admin_grpc.add_AuditServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            AuditServicer(self.components, run=admin), generic
+        )
 
     def _retention_policy(self) -> RetentionPolicy:
         """From settings; ConfigError for unreadable checkpoint keys or a directory without keys."""

@@ -43,7 +43,7 @@ from ...metrics import Metrics, WorkerMetrics, use_multiprocess
 from ...results.signer import ResultSigner
 from ...settings import Rate, Settings
 from .binding import write_port_file
-from .http import HttpApp, PolledHttpServer
+from .http import HttpApp, PolledHttpServer, tls_context
 from .port_claim import PortClaims
 from .server import VerifierServer, serve
 
@@ -138,7 +138,8 @@ class Supervisor:
         self._directory = Path(tempfile.mkdtemp(prefix=f"metrics-{self._pid}-", dir=claims.runtime))
         self._metrics = WorkerMetrics(self._directory, self.count)
         if s.http_listen and s.http_listen.lower() != "off":
-            self._http = PolledHttpServer(s.http_listen, HttpApp(self._metrics, self._signer.jwks, self._healthy))
+            app = HttpApp.from_settings(s, self._metrics, self._signer.jwks, self._healthy)
+            self._http = PolledHttpServer(s.http_listen, app, tls=tls_context(s))  # HTTPS with TLS
             self.ports["http"] = self._http.start(self._selector)
         else:
             self.ports["http"] = 0
