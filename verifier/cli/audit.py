@@ -1,4 +1,6 @@
-"""`verifier audit verify|list|keygen|checkpoint`: the hash-chained audit log and its signed checkpoints.
+"""`verifier audit verify|list|keygen|checkpoint`: the hash-chained audit log and its signed checkpoints, on the
+database (`--db`) or on a running server (`--server`, verifier.v1.AuditService: the server recomputes the chain,
+this side compares it with the checkpoints and signs new ones, so the key never leaves the workstation).
 
 A checkpoint (C2SP tlog-checkpoint in a signed note, Ed25519) pins the first `size` rows by the chain hash of row
 `size`. It is signed with a key the database never holds and kept where the operator chooses (a file, a directory
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bootstrap import open_database
 from ..clock import to_rfc3339
 from ..results.audit_checkpoint import Checkpoint, sign_checkpoint
 from ..results.signed_note import (
@@ -36,9 +37,11 @@ from ..results.signed_note import (
     write_signer,
 )
 from ..settings import Settings
-from ..storage import audit, migrate
-from ..storage.engine import Database
-from .common import EXIT_CONTRAINDICATED, UsageError, add_db_flag, eprint, print_json, settings_for
+from ..storage import audit
+from .audit_port import audit_log
+from .common import EXIT_CONTRAINDICATED, UsageError, add_db_flag, eprint, print_json
+from .output import print_table
+from .remote import add_server_flags
 
 EXIT_TAMPERED = EXIT_CONTRAINDICATED  # 2: the log was edited, truncated, re-hashed or does not match a checkpoint
 CHECKPOINT_SUFFIX = ".checkpoint"
@@ -68,14 +71,14 @@ def register(sub: Any) -> None:
         metavar="VKEY",
         help="the signed-note verifier key (name+keyid+base64) or a file holding it (repeatable: any may sign)",
     )
-    add_db_flag(ver)
+    _common(ver)
     ver.set_defaults(handler=_verify)
     ls = au.add_parser("list", help="list audit rows in order")
     ls.add_argument("--after", type=int, default=0, metavar="SEQ", help="rows after this sequence number")
     ls.add_argument("--limit", type=_positive, default=100, metavar="N")
     ls.add_argument("--action", metavar="A", help="only this action (e.g. appraisal, policy.set)")
     ls.add_argument("--json", action="store_true")
-    add_db_flag(ls)
+    _common(ls)
     ls.set_defaults(handler=_list)
     gen = au.add_parser("keygen", help="create an Ed25519 checkpoint key: FILE (0600) and FILE.pub (verifier key)")
     gen.add_argument("--out", required=True, type=Path, metavar="FILE")
@@ -91,7 +94,7 @@ def register(sub: Any) -> None:
     where.add_argument("--out", type=Path, metavar="FILE", help="write (replace) this file; default stdout")
     where.add_argument("--dir", type=Path, metavar="DIR", help="add SIZE-TIME.checkpoint to this directory")
     cp.add_argument("--origin", help="checkpoint origin line (default: the key name)")
-    add_db_flag(cp)
+    _common(cp)
     cp.set_defaults(handler=_checkpoint)
 
 
@@ -105,14 +108,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def _database(args: argparse.Namespace, base: Settings) -> Database:
-    db = open_database(settings_for(args, base))
-    try:
-        migrate.check(db)
-    except BaseException:
-        db.dispose()
-        raise
-    return db
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_db_flag(parser)
+    add_server_flags(parser)
 
 
 @dataclass(frozen=True)
@@ -194,11 +192,8 @@ def _verify(args: argparse.Namespace, base: Settings) -> int:
     verifiers = [read_verifier(text) for text in args.key_public]
     if args.checkpoint:
         signed, problems = _open_all(_checkpoint_files(args.checkpoint), verifiers)
-    db = _database(args, base)
-    try:
-        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed}, verifiers=verifiers)
-    finally:
-        db.dispose()
+    with audit_log(args, base) as log:
+        check = log.verify_chain({s.checkpoint.size for s in signed}, verifiers)
     more, pruned = _contradictions(check, signed)
     problems += more
     signed = [s for s in signed if s not in pruned]
@@ -292,11 +287,8 @@ def _checkpoint(args: argparse.Namespace, base: Settings) -> int:
             raise UsageError(f"no such directory: {args.dir}")
         files = sorted(p for p in args.dir.iterdir() if p.name.endswith(CHECKPOINT_SUFFIX) and p.is_file())
         signed, problems = _open_all(files, [signer.verifier])
-    db = _database(args, base)
-    try:
-        check = audit.verify_chain(db, at={s.checkpoint.size for s in signed})
-    finally:
-        db.dispose()
+    with audit_log(args, base) as log:
+        check = log.verify_chain({s.checkpoint.size for s in signed}, [])
     problems += _contradictions(check, signed)[0]
     if not check.ok or problems:
         print(
@@ -338,14 +330,10 @@ def entry_json(entry: audit.AuditEntry) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:
-    db = _database(args, base)
-    try:
-        rows = audit.entries(db, after=args.after, limit=args.limit, action=args.action)
-    finally:
-        db.dispose()
+    with audit_log(args, base) as log:
+        rows = [entry_json(e) for e in log.entries(after=args.after, limit=args.limit, action=args.action)]
     if args.json:
-        print_json([entry_json(e) for e in rows])
-        return 0
-    for e in rows:
-        print(f"{e.seq:>8}  {to_rfc3339(e.at)}  {e.action:<16} {e.subject:<38} {e.actor}")
+        print_json(rows)
+    else:
+        print_table(rows, ["seq", "at", "action", "subject", "actor"])
     return 0

@@ -1,21 +1,20 @@
-"""`verifier policy show|set|list`: named appraisal policies (built-in, --policy-file, database)."""
+"""`verifier policy show|set|list`: named appraisal policies (built-in, --policy-file, database), on the database
+(`--db`) or on a running server (`--server`, verifier.v1.PolicyService) with the same output and exit codes."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 from pathlib import Path
 from typing import Any
 
-from ..appraisal.policy import PolicySet, canonical_json, policy_sha256, policy_to_json
-from ..bootstrap import build_policies, open_database
-from ..clock import SystemClock, to_rfc3339
-from ..errors import RequestError
+from ..appraisal.policy import canonical_json
+from ..clock import to_rfc3339
 from ..settings import Settings, add_flags
-from ..storage import migrate
-from ..storage.engine import Database
-from ..storage.policies import MAX_BODY_BYTES, SqlPolicies
-from .common import UsageError, add_db_flag, print_json, settings_for
+from ..storage.policies import MAX_BODY_BYTES
+from .common import UsageError, add_db_flag, print_json
+from .output import print_table
+from .policy_port import PolicyView, policies
+from .remote import add_server_flags
 
 
 def register(sub: Any) -> None:
@@ -41,41 +40,17 @@ def register(sub: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, ["policy_file"], help={"policy_file": "named policies (JSON) below the database"})
     add_db_flag(parser)
-
-
-def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, PolicySet]:
-    settings = settings_for(args, base).with_overrides(policy_file=args.policy_file)
-    db = open_database(settings)
-    try:
-        migrate.check(db)
-        return db, build_policies(settings, db)
-    except BaseException:
-        db.dispose()
-        raise
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    add_server_flags(parser)
 
 
 def _show(args: argparse.Namespace, base: Settings) -> int:
-    db, policies = _open(args, base)
-    try:
-        found = policies.lookup(args.name)
-    finally:
-        db.dispose()
-    if found is None:
-        raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {args.name!r}")
-    policy, source = found
-    body, digest = policy_to_json(policy), policy_sha256(policy)
+    with policies(args, base) as port:
+        view = port.show(args.name)
     if args.json:
-        print_json({"name": args.name, "source": source, "sha256": digest, "policy": body})
+        print_json({"name": view.name, "source": view.source, "sha256": view.sha256, "policy": view.body})
     else:
-        print(f"{args.name} ({source}) sha256 {digest}")
-        print(canonical_json(body))
+        print(f"{view.name} ({view.source}) sha256 {view.sha256}")
+        print(canonical_json(view.body))
     return 0
 
 
@@ -86,39 +61,28 @@ def _set(args: argparse.Namespace, base: Settings) -> int:
         text = args.file.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    db, _ = _open(args, base)
-    try:
-        stored = SqlPolicies(db).set(args.name, text, now=SystemClock().now(), actor=_actor())
-    finally:
-        db.dispose()
+    with policies(args, base) as port:
+        stored = port.set(args.name, text)
     if args.json:
-        print_json({"name": stored.name, "sha256": stored.sha256, "policy": policy_to_json(stored.policy)})
+        print_json({"name": stored.name, "sha256": stored.sha256, "policy": stored.body})
     else:
         print(f"policy {stored.name} set: sha256 {stored.sha256}")
     return 0
 
 
+def _row(view: PolicyView) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": view.name, "source": view.source, "sha256": view.sha256}
+    if view.updated_at is not None:
+        row["updated_at"] = to_rfc3339(view.updated_at)
+        row["updated_by"] = view.updated_by
+    return row
+
+
 def _list(args: argparse.Namespace, base: Settings) -> int:
-    db, policies = _open(args, base)
-    try:
-        stored = {p.name: p for p in SqlPolicies(db).list()}
-        rows = []
-        for name in policies.names():
-            found = policies.lookup(name)
-            if found is None:
-                continue
-            policy, source = found
-            row: dict[str, Any] = {"name": name, "source": source, "sha256": policy_sha256(policy)}
-            if source == "database" and name in stored:
-                row["updated_at"] = to_rfc3339(stored[name].updated_at)
-                row["updated_by"] = stored[name].updated_by
-            rows.append(row)
-    finally:
-        db.dispose()
+    with policies(args, base) as port:
+        rows = [_row(view) for view in port.list()]
     if args.json:
         print_json(rows)
-        return 0
-    for row in rows:
-        extra = f"  {row['updated_at']} by {row['updated_by']}" if "updated_at" in row else ""
-        print(f"{row['name']:<24} {row['source']:<9} {row['sha256']}{extra}")
+    else:
+        print_table(rows, ["name", "source", "sha256", "updated_at", "updated_by"])
     return 0

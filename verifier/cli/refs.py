@@ -2,7 +2,8 @@
 
 add | list | revoke | reapprove | history | import (additive) | plan | apply (reconcile whole workloads with their
 manifests, one file per workload) | import-nitro (nitro-cli JSON -> a workload version in a manifest or the
-database) | compute snp (SEV-SNP launch measurement -> likewise).
+database) | compute snp (SEV-SNP launch measurement -> likewise). Each works on the database (`--db`) or on a running
+server (`--server HOST:PORT` with an admin token or client certificate, verifier.cli.remote), with the same output.
 
 Revocation is per value: `revoke ID` revokes the row's kind and value in every live row, every add path then
 refuses the value (REFERENCE_VALUE_REVOKED, exit 64) and only `reapprove KIND VALUE --reason TEXT` lifts that.
@@ -22,6 +23,7 @@ from .common import add_db_flag, rfc3339
 from .refs_plan import _apply, _plan
 from .refs_values import _add, _history, _import, _list, _reapprove, _revoke
 from .refs_versions import _compute_snp, _import_nitro
+from .remote import add_server_flags
 
 
 def register(sub: Any) -> None:
@@ -35,6 +37,7 @@ def register(sub: Any) -> None:
     _lifecycle_flags(add)
     add.add_argument("--json", action="store_true")
     add_db_flag(add)
+    add_server_flags(add)
     add.set_defaults(handler=_add)
 
     ls = rs.add_parser("list", help="list reference values (active ones unless --all or --state)")
@@ -44,6 +47,7 @@ def register(sub: Any) -> None:
     ls.add_argument("--all", action="store_true", help="every state: active, pending, expired, revoked")
     ls.add_argument("--json", action="store_true")
     add_db_flag(ls)
+    add_server_flags(ls)
     ls.set_defaults(handler=_list)
 
     rv = rs.add_parser("revoke", help="revoke a row and with it its value in every row (kept, never deleted)")
@@ -51,6 +55,7 @@ def register(sub: Any) -> None:
     rv.add_argument("--reason", required=True)
     rv.add_argument("--json", action="store_true")
     add_db_flag(rv)
+    add_server_flags(rv)
     rv.set_defaults(handler=_revoke)
 
     ra = rs.add_parser("reapprove", help="explicitly re-approve a revoked value so it may be added again (audited)")
@@ -61,6 +66,7 @@ def register(sub: Any) -> None:
     _lifecycle_flags(ra)
     ra.add_argument("--json", action="store_true")
     add_db_flag(ra)
+    add_server_flags(ra)
     ra.set_defaults(handler=_reapprove)
 
     hi = rs.add_parser("history", help="the audit trail of one value, or of a kind and/or label")
@@ -69,13 +75,16 @@ def register(sub: Any) -> None:
     hi.add_argument("--label")
     hi.add_argument("--json", action="store_true")
     add_db_flag(hi)
+    add_server_flags(hi)
     hi.set_defaults(handler=_history)
 
     im = rs.add_parser("import", help="add the values of a manifest or `nitro-cli describe-eif` JSON (additive)")
     im.add_argument("file", type=Path)
     im.add_argument("--label", help="label for nitro-cli measurements (default: the EIF's ImageName or file name)")
     im.add_argument("--expires", type=rfc3339, metavar="RFC3339")
+    im.add_argument("--json", action="store_true")
     add_db_flag(im)
+    add_server_flags(im)
     im.set_defaults(handler=_import)
 
     for name, handler, text in (
@@ -100,7 +109,20 @@ def register(sub: Any) -> None:
             )
             sp.add_argument("--impact-limit", type=int, default=1000, metavar="N", help="newest N kept items")
             add_flags(sp, ["trust_anchors", "offline"])
+            sp.add_argument(
+                "--detailed-exitcode",
+                action="store_true",
+                help="exit 0 when the plan changes nothing, 2 when it changes something (errors: 64, 3, 77, 70)",
+            )
+        else:
+            sp.add_argument(
+                "--plan-sha256",
+                type=_sha256,
+                metavar="SHA256",
+                help="apply only the plan `refs plan` printed with this SHA-256 (PLAN_STALE if it moved since)",
+            )
         add_db_flag(sp)
+        add_server_flags(sp)
         sp.set_defaults(handler=handler)
 
     nitro = rs.add_parser(
@@ -130,6 +152,7 @@ def register(sub: Any) -> None:
     )
     nitro.add_argument("--json", action="store_true")
     add_db_flag(nitro)
+    add_server_flags(nitro)
     nitro.set_defaults(handler=_import_nitro)
 
     compute = rs.add_parser("compute", help="compute expected measurements")
@@ -168,6 +191,7 @@ def register(sub: Any) -> None:
     target.add_argument("--add", action="store_true", help="add the version to the database")
     snp.add_argument("--json", action="store_true")
     add_db_flag(snp)
+    add_server_flags(snp)
     snp.set_defaults(handler=_compute_snp)
 
 
@@ -182,3 +206,10 @@ def _int0(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _sha256(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError("not a SHA-256 (64 hex digits)")
+    return value

@@ -1,72 +1,28 @@
 """`verifier refs plan | apply`: reconcile whole workloads with their manifests (one file per workload), the
 plan printed, `apply` in one transaction per workload's metadata and one for the values; `plan --impact`
-re-appraises the kept evidence under the planned values."""
+re-appraises the kept evidence under the planned values (on the server with `--server`, where the data is).
+
+Every plan has a SHA-256 (printed by `plan`, `plan_sha256` in --json): `apply --plan-sha256 SHA` applies exactly
+that plan or refuses (PLAN_STALE, exit 64) when the database or the manifests moved since. Exit codes: 0; with
+`--impact`, 1 when a kept appraisal would change; with `--detailed-exitcode` (terraform's convention), 0 when the
+plan changes nothing and 2 when it changes something; errors keep the CLI's codes (64 usage, 3 unavailable, 77 not
+allowed, 70 internal)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
-from collections.abc import Mapping
 
-from ..bootstrap import build_policies
-from ..clock import SystemClock
-from ..errors import RequestError
-from ..reference_values.model import ReferenceValue
 from ..settings import Settings
-from ..storage.engine import Database
-from ..storage.workloads import SqlWorkloads
 from ..workloads.manifest import load_manifest_file
-from ..workloads.manifest_model import Manifest
-from ..workloads.model import WorkloadMeta
-from ..workloads.plan import Plan
-from .common import print_json, settings_for
-from .refs_values import _store, cli_actor
+from .common import UsageError, print_json
+from .refs_port import ManifestFiles, PlanView
+from .refs_values import open_refs
+
+EXIT_CHANGES = 2  # --detailed-exitcode: the plan changes something
 
 
-def _print_plan(plan: Plan, as_json: bool, applied: bool, values: bool = False) -> None:
-    if as_json:
-        print_json({**plan.to_json(), "applied": applied})
-        return
-    for line in plan.lines(values=values):
-        print(line)
-    if applied and not plan.metadata_empty:
-        print("applied")
-
-
-def _check_policies(manifests: list[Manifest], settings: Settings, db: Database) -> None:
-    """A policy a workload manifest names (top level or per version; not its inline ones, which `apply` stores)
-    must exist (database, --policy-file or built-in): POLICY_UNKNOWN otherwise."""
-    wanted = sorted({n for m in manifests if m.workload is not None for n in m.workload.named_policies})
-    if not wanted:
-        return
-    policies = build_policies(settings, db)
-    for name in wanted:
-        if policies.lookup(name) is None:
-            source = next(m.source for m in manifests if m.workload is not None and name in m.workload.named_policies)
-            raise RequestError(
-                "POLICY_UNKNOWN",
-                f"{source}: no appraisal policy named {name!r} (create it first "
-                "with `verifier policy set`, or in --policy-file)",
-            )
-
-
-def _stored_digests(manifests: list[Manifest], db: Database) -> dict[str, str]:
-    """The SHA-256 of the stored database policies the manifests' inline policies would replace (by name)."""
-    from ..appraisal.policy import policy_sha256
-    from ..storage.policies import SqlPolicies
-
-    stored = SqlPolicies(db)
-    out: dict[str, str] = {}
-    for m in manifests:
-        for name, _ in m.workload.inline_policies if m.workload is not None else ():
-            policy = stored.get(name)
-            if policy is not None:
-                out[name] = policy_sha256(policy)
-    return out
-
-
-def _load(args: argparse.Namespace) -> list[Manifest]:
+def _load(args: argparse.Namespace) -> ManifestFiles:
     """The manifests of `args.files`, with a note on stderr for each in the pre-workload format."""
     manifests = [load_manifest_file(path, default_label=args.label) for path in args.files]
     for m in manifests:
@@ -76,87 +32,52 @@ def _load(args: argparse.Namespace) -> list[Manifest]:
                 "release: convert it to one workload manifest per workload (measurements/README.md)",
                 file=sys.stderr,
             )
-    return manifests
+    return ManifestFiles(tuple(args.files), tuple(manifests), args.label)
 
 
-def _ensure_workloads(workloads: SqlWorkloads, manifests: list[Manifest], now: dt.datetime) -> None:
-    """The workload metadata of the manifests (TEE, inline policies, policy, version policies), one transaction per
-    workload: applied before the values, so that no value of a workload is ever live without its policy."""
-    for m in manifests:
-        if m.workload is not None:
-            spec = m.workload
-            inline = {n: body for n, _ in spec.inline_policies if (body := spec.inline(n)) is not None}
-            workloads.ensure(
-                spec.name,
-                spec.tee,
-                now=now,
-                actor=cli_actor(),
-                policy=spec.policy,
-                version_policies=spec.version_policies,
-                inline_policies=inline,
-            )
+def _plan_json(view: PlanView, applied: bool) -> dict[str, object]:
+    return {**view.plan_json, "applied": applied, "plan_sha256": view.sha256}
 
 
-def _plan_or_apply(args: argparse.Namespace, base: Settings, apply: bool) -> int:
-    manifests = _load(args)
-    now = SystemClock().now()
-    settings = settings_for(args, base)
-    impact = getattr(args, "impact", False)
-    db, store = _store(args, base)
-    try:
-        workloads = SqlWorkloads(db)
-        _check_policies(manifests, settings, db)
-        names = {m.workload.name for m in manifests if m.workload is not None}
-        before = workloads.metadata(names)
-        digests = _stored_digests(manifests, db)
-        plan = store.plan(manifests, now=now).with_catalog(manifests, before, digests)
-        if apply:
-            # the metadata first, then the values, re-planned inside their own transaction
-            _ensure_workloads(workloads, manifests, now)
-            plan = store.apply(manifests, now=now, actor=cli_actor()).with_catalog(manifests, before, digests)
-        active = store.list(at=now) if impact else []
-        catalog = workloads.metadata({r.label for r in active} | names) if impact else {}
-    finally:
-        db.dispose()
-    if impact:
-        return _impact(args, settings, plan, manifests, active, catalog, now, apply)
-    _print_plan(plan, args.json, apply, args.values)
-    return 0
-
-
-def _impact(
-    args: argparse.Namespace,
-    settings: Settings,
-    plan: Plan,
-    manifests: list[Manifest],
-    active: list[ReferenceValue],
-    catalog: Mapping[str, WorkloadMeta],
-    now: dt.datetime,
-    applied: bool,
-) -> int:
-    """`plan --impact`: re-appraise the kept evidence under the planned values; 1 when an outcome changes."""
-    from .workload_impact import run_workload_impact
-
-    settings = settings.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
-    if not args.json:
-        _print_plan(plan, False, applied, args.values)
-    report = run_workload_impact(
-        settings,
-        plan,
-        manifests,
-        active,
-        catalog,
-        now,
-        limit=args.impact_limit,
-        as_json=args.json,
-        plan_json={**plan.to_json(), "applied": applied},
-    )
-    return 1 if report.changed else 0
+def _print_plan(view: PlanView, as_json: bool, applied: bool) -> None:
+    if as_json:
+        print_json(_plan_json(view, applied))
+        return
+    for line in view.lines:
+        print(line)
+    if applied and view.changes:
+        print("applied")
+    elif not applied and view.changes:
+        print(f"plan sha256 {view.sha256} (refs apply --plan-sha256 applies exactly this plan)")
 
 
 def _plan(args: argparse.Namespace, base: Settings) -> int:
-    return _plan_or_apply(args, base, apply=False)
+    files = _load(args)
+    remote = getattr(args, "server", None) is not None
+    if remote and (args.trust_anchors is not None or args.offline is not None):
+        raise UsageError("--trust-anchors and --offline are local: with --server the server's own settings apply")
+    if args.impact_limit <= 0:
+        raise UsageError("--impact-limit must be at least 1")
+    base = base.with_overrides(trust_anchors=args.trust_anchors, offline=args.offline)
+    if args.impact and remote:
+        print(f"impact: the server re-appraises up to {args.impact_limit} kept appraisals ...", file=sys.stderr)
+    with open_refs(args, base) as refs:
+        view = refs.plan(files, values=args.values, impact_limit=args.impact_limit if args.impact else None)
+    if view.impact is None:
+        _print_plan(view, args.json, False)
+    elif args.json:
+        print_json({"plan": _plan_json(view, False), "impact": view.impact.report})
+    else:
+        _print_plan(view, False, False)
+        print(view.impact.text)
+    if args.detailed_exitcode:
+        return EXIT_CHANGES if view.changes else 0
+    return 1 if view.impact is not None and view.impact.changed else 0
 
 
 def _apply(args: argparse.Namespace, base: Settings) -> int:
-    return _plan_or_apply(args, base, apply=True)
+    files = _load(args)
+    with open_refs(args, base) as refs:
+        view = refs.apply(files, values=args.values, expect=args.plan_sha256)
+    _print_plan(view, args.json, True)
+    return 0

@@ -1,5 +1,7 @@
 """`verifier refs add | list | revoke | reapprove | history | import`: the approved rows and their lifecycle,
-and the helpers the other `refs` handlers share (the store, the CLI actor, a row's JSON, an entry from the flags).
+and the helpers the other `refs` handlers share (the port, the CLI actor, a row's JSON, an entry from the flags).
+Every handler works through `RefsAdmin` (verifier.cli.refs_port): on the database of `--db`, or on a running
+server with `--server` (the same output and exit codes).
 
 Revocation is per value: `revoke ID` revokes the row's kind and value in every live row, every add path then
 refuses the value (REFERENCE_VALUE_REVOKED, exit 64) and only `reapprove KIND VALUE --reason TEXT` lifts that."""
@@ -8,21 +10,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..auth import current_actor
-from ..bootstrap import open_database
-from ..clock import SystemClock, to_rfc3339
+from ..clock import to_rfc3339
 from ..reference_values.kinds import normalize_value
-from ..reference_values.model import Reapproval, ReferenceValue, State, ValueRevocation
+from ..reference_values.model import ReferenceValue, State, ValueRevocation
 from ..settings import Settings
-from ..storage import migrate
 from ..storage.engine import Database
-from ..storage.reference_values import SqlReferenceValueStore
-from ..storage.workloads import SqlWorkloads
 from ..workloads.manifest import load_manifest
 from ..workloads.manifest_model import ManifestEntry
-from .common import UsageError, print_json, settings_for
+from .admin_port import open_port
+from .common import UsageError, print_json
+from .output import print_table
+from .refs_db import DatabaseRefs
+from .refs_grpc import RemoteRefs
+from .refs_port import RefsAdmin
 
 
 def cli_actor() -> str:
@@ -30,10 +35,16 @@ def cli_actor() -> str:
     return current_actor()
 
 
-def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlReferenceValueStore]:
-    db = open_database(settings_for(args, base))
-    migrate.check(db)
-    return db, SqlReferenceValueStore(db)
+@contextmanager
+def open_refs(args: argparse.Namespace, base: Settings) -> Iterator[RefsAdmin]:
+    """The `RefsAdmin` the flags name: the server of `--server`, else the database of `--db`. Raises what
+    `open_port` raises (UsageError for bad `--server` flags, UnavailableError for an unreachable database)."""
+
+    def local(db: Database, settings: Settings) -> RefsAdmin:
+        return DatabaseRefs(db, settings)
+
+    with open_port(args, base, local=local, remote=RemoteRefs) as refs:
+        yield refs
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -64,27 +75,18 @@ def _entry_from_args(args: argparse.Namespace, kind: str, value: bytes, label: s
     return ManifestEntry(kind, value, label, args.expires, args.ref_version, args.valid_from)
 
 
+def _reason(text: str) -> str:
+    reason = text.strip()
+    if not reason:
+        raise UsageError("--reason must not be empty")
+    return reason
+
+
 def _add(args: argparse.Namespace, base: Settings) -> int:
     value = normalize_value(args.kind, args.value)
     entry = _entry_from_args(args, args.kind, value, args.label)
-    now = SystemClock().now()
-    db, store = _store(args, base)
-    try:
-        if entry.label:  # the value joins the workload named by the label, created if missing (one transaction)
-            _, [ref] = SqlWorkloads(db).add_values(entry.label, [entry], now=now, actor=cli_actor(), skip_present=False)
-        else:
-            ref = store.add(
-                entry.kind,
-                entry.value,
-                entry.label,
-                now=now,
-                expires_at=entry.expires_at,
-                valid_from=entry.valid_from,
-                version=entry.version,
-                actor=cli_actor(),
-            )
-    finally:
-        db.dispose()
+    with open_refs(args, base) as refs:
+        ref, now = refs.add(entry), refs.now
     if args.json:
         print_json(ref_json(ref, now))
     else:
@@ -93,37 +95,21 @@ def _add(args: argparse.Namespace, base: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:
-    now = SystemClock().now()
     state: State | None = args.state
-    db, store = _store(args, base)
-    try:
-        refs = store.list(kind=args.kind, label=args.label, state=state, include_inactive=args.all, at=now)
-    finally:
-        db.dispose()
+    with open_refs(args, base) as refs:
+        rows, now = refs.list(kind=args.kind, label=args.label, state=state, include_inactive=args.all), refs.now
     if args.json:
-        print_json([ref_json(r, now) for r in refs])
+        print_json([ref_json(r, now) for r in rows])
         return 0
-    for r in refs:
-        version = f" [{r.version}]" if r.version else ""
-        print(f"{r.id}  {r.state(now):8}  {r.kind:16}  {r.value.hex()}  {r.label}{version}")
+    columns = ["id", "state", "kind", "value", "label", "version"]
+    print_table([{**ref_json(r, now), "label": r.label or None} for r in rows], columns)
     return 0
 
 
 def _revoke(args: argparse.Namespace, base: Settings) -> int:
-    reason = args.reason.strip()
-    if not reason:
-        raise UsageError("--reason must not be empty")
-    now = SystemClock().now()
-    db, store = _store(args, base)
-    try:
-        ref = store.revoke(args.id, reason, now=now, actor=cli_actor())
-        also = [
-            r
-            for r in store.list(kind=ref.kind, state="revoked", at=now)
-            if r.value == ref.value and r.id != ref.id and r.revoked_at == ref.revoked_at
-        ]
-    finally:
-        db.dispose()
+    reason = _reason(args.reason)
+    with open_refs(args, base) as refs:
+        (ref, also), now = refs.revoke(args.id, reason), refs.now
     if args.json:
         print_json({**ref_json(ref, now), "also_revoked": [ref_json(r, now) for r in also]})
     else:
@@ -148,28 +134,12 @@ def revocation_json(rv: ValueRevocation) -> dict[str, Any]:
 
 def _reapprove(args: argparse.Namespace, base: Settings) -> int:
     value = normalize_value(args.kind, args.value)
-    reason = args.reason.strip()
-    if not reason:
-        raise UsageError("--reason must not be empty")
+    reason = _reason(args.reason)
     if args.label is None and (args.ref_version, args.valid_from, args.expires) != (None, None, None):
         raise UsageError("--version, --valid-from and --expires need --label (the row to add)")
     entry = _entry_from_args(args, args.kind, value, args.label or "")
-    now = SystemClock().now()
-    db, store = _store(args, base)
-    try:
-        result: Reapproval = store.reapprove(
-            args.kind,
-            value,
-            reason,
-            now=now,
-            actor=cli_actor(),
-            label=args.label,
-            expires_at=entry.expires_at,
-            valid_from=entry.valid_from,
-            version=entry.version,
-        )
-    finally:
-        db.dispose()
+    with open_refs(args, base) as refs:
+        result, now = refs.reapprove(args.kind, value, reason, entry if args.label is not None else None), refs.now
     if args.json:
         print_json(
             {
@@ -197,11 +167,8 @@ def _reapprove(args: argparse.Namespace, base: Settings) -> int:
 def _history(args: argparse.Namespace, base: Settings) -> int:
     if args.id is None and args.kind is None and args.label is None:
         raise UsageError("history needs an ID, --kind or --label")
-    db, store = _store(args, base)
-    try:
-        rows = store.history(args.id, kind=args.kind, label=args.label)
-    finally:
-        db.dispose()
+    with open_refs(args, base) as refs:
+        rows = refs.history(args.id, kind=args.kind, label=args.label)
     if args.json:
         print_json(
             [
@@ -217,26 +184,30 @@ def _history(args: argparse.Namespace, base: Settings) -> int:
             ]
         )
         return 0
-    for e in rows:
-        what = f"{e.details.get('kind', '')} {e.details.get('label', '')!r}"
-        why = f": {e.details['reason']}" if e.details.get("reason") else ""
-        print(f"{e.seq:6}  {to_rfc3339(e.at)}  {e.action:10}  {e.subject}  {what}  by {e.actor}{why}")
+    table = [
+        {
+            "seq": e.seq,
+            "at": to_rfc3339(e.at),
+            "action": e.action,
+            "subject": e.subject,
+            "kind": e.details.get("kind"),
+            "label": e.details.get("label") or None,
+            "actor": e.actor,
+            "reason": e.details.get("reason") or None,
+        }
+        for e in rows
+    ]
+    print_table(table, ["seq", "at", "action", "subject", "kind", "label", "actor", "reason"])
     return 0
 
 
-def _add_missing(store: SqlReferenceValueStore, entries: list[ManifestEntry], now: dt.datetime) -> tuple[int, int]:
-    """All or nothing: a revoked value among the entries (REFERENCE_VALUE_REVOKED) adds none of them."""
-    added, skipped = store.add_missing(entries, now=now, actor=cli_actor())
-    return len(added), skipped
-
-
 def _import(args: argparse.Namespace, base: Settings) -> int:
+    """All or nothing: a revoked value among the entries (REFERENCE_VALUE_REVOKED) adds none of them."""
     entries = load_manifest(args.file, default_label=args.label, expires_at=args.expires)
-    now = SystemClock().now()
-    db, store = _store(args, base)
-    try:
-        added, skipped = _add_missing(store, entries, now)
-    finally:
-        db.dispose()
-    print(f"imported {args.file}: {added} added, {skipped} already present")
+    with open_refs(args, base) as refs:
+        added, skipped = refs.import_entries(entries)
+    if args.json:
+        print_json({"file": str(args.file), "added": added, "already_present": skipped})
+    else:
+        print(f"imported {args.file}: {added} added, {skipped} already present")
     return 0

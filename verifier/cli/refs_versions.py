@@ -1,52 +1,19 @@
 """`verifier refs import-nitro | compute snp`: one workload version from nitro-cli JSON or a computed SEV-SNP
-launch measurement, written to a workload manifest (--out) or added to the database."""
+launch measurement, written to a workload manifest (--out) or added to the database (`--db`, or a server with
+`--server`: verifier.transport.grpc.refs_admin_ops.import_version either way)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
 
-from ..clock import SystemClock
 from ..reference_values.kinds import normalize_value
 from ..settings import Settings
-from ..storage.reference_values import SqlReferenceValueStore
-from ..storage.workloads import SqlWorkloads
 from ..workloads.manifest import load_manifest_file
 from ..workloads.manifest_model import ManifestEntry
 from ..workloads.manifest_writer import add_version, entry_json, version_from_entries, version_json
 from .common import UsageError, print_json
-from .refs_values import _entry_from_args, _store, cli_actor
-
-
-def _add_version(
-    store: SqlReferenceValueStore,
-    workloads: SqlWorkloads,
-    name: str,
-    tee: str,
-    entries: list[ManifestEntry],
-    *,
-    now: dt.datetime,
-    alternative: bool,
-) -> tuple[int, int]:
-    """Add one workload version to the database: (added, already present). The same version with the same values
-    is already present; with other values it is refused (WORKLOAD_VERSION_EXISTS: a released version is never
-    changed by an import, which would make the two builds' values alternatives of each other), unless
-    `alternative`. The workload is created if missing (TEE `tee`)."""
-    version = entries[0].version
-    wanted = {(e.kind, e.value) for e in entries}
-    live = {
-        (r.kind, r.value)
-        for r in store.list(label=name, include_inactive=True, at=now)
-        if r.version == version and r.state(now) in ("active", "pending")
-    }
-    if live and wanted <= live and not alternative:
-        workloads.ensure(name, tee, now=now, actor=cli_actor())
-        return 0, len(entries)
-    _, added = workloads.add_values(
-        name, entries, now=now, actor=cli_actor(), tee=tee, new_version=not alternative, skip_present=True
-    )
-    return len(added), len(entries) - len(added)
+from .refs_values import _entry_from_args, open_refs
 
 
 def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[ManifestEntry], name: str, tee: str) -> int:
@@ -69,14 +36,8 @@ def _write_or_add(args: argparse.Namespace, base: Settings, entries: list[Manife
     else:
         if args.policy is not None:
             raise UsageError("--policy needs --out (set a stored workload's policy with `verifier workloads`)")
-        now = SystemClock().now()
-        db, store = _store(args, base)
-        try:
-            added, skipped = _add_version(
-                store, SqlWorkloads(db), name, tee, entries, now=now, alternative=args.alternative
-            )
-        finally:
-            db.dispose()
+        with open_refs(args, base) as refs:
+            added, skipped = refs.import_version(name, tee, entries, alternative=args.alternative)
         summary = f"{added} added, {skipped} already present"
         result["version"] = version_json(version_from_entries(version, entries))
     if args.json:

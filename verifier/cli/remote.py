@@ -10,18 +10,24 @@ port). Without `--server` the commands work on the database directly (`--db`), a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
+from ..client.sync import client_error
+from ..clock import SystemClock
+from ..errors import VerifierError
 from .common import UsageError
 
 TOKEN_ENV = "VERIFIER_ADMIN_TOKEN"  # noqa: S105 (the variable's name, not a token)
 CALL_TIMEOUT_SECONDS = 60.0
+LONG_CALL_TIMEOUT_SECONDS = 1800.0  # calls that re-appraise kept evidence on the server (`refs plan --impact`)
 
 
 @dataclass(frozen=True)
@@ -104,3 +110,36 @@ def admin_channel(remote: Remote) -> Iterator[grpc.Channel]:
         yield channel
     finally:
         channel.close()
+
+
+def remote_error(error: grpc.RpcError) -> VerifierError:
+    """The failed call as the `VerifierError` the database path raises for the same failure: the server's stable
+    code (its google.rpc.ErrorInfo reason, else the gRPC status name) and the kind of its status, so the CLI
+    prints one line and exits as it would on the database (verifier.client.sync.client_error)."""
+    return client_error(error)
+
+
+def call(method: Any, request: Any, *, timeout: float = CALL_TIMEOUT_SECONDS) -> Any:
+    """`method(request)` within `timeout` seconds. Raises `remote_error(...)` of a failed call."""
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise remote_error(error) from None
+
+
+class RemoteClock:
+    """The instant a remote command shows states at: this machine's clock, but never before an instant the server
+    reported for a change it just made (`saw`), so that a client clock behind the server's does not show a row
+    revoked a moment ago as still active."""
+
+    def __init__(self) -> None:
+        self._latest: dt.datetime | None = None
+
+    def saw(self, *instants: dt.datetime | None) -> None:
+        for instant in instants:
+            if instant is not None and (self._latest is None or instant > self._latest):
+                self._latest = instant
+
+    def now(self) -> dt.datetime:
+        now = SystemClock().now()
+        return max(now, self._latest) if self._latest is not None else now

@@ -1,4 +1,5 @@
-"""`verifier tokens create|list|revoke`: bearer tokens for the admin gRPC API (roles admin and auditor).
+"""`verifier tokens create|list|revoke`: bearer tokens for the admin gRPC API (roles admin and auditor), on the
+database (`--db`) or on a running server (`--server`, verifier.v1.AdminTokenService, admin role).
 
 `create` prints the token exactly once (stdout, alone on its line, so `$(verifier tokens create ...)` captures
 it); afterwards only its id and metadata are ever shown: the database keeps nothing but its SHA-256."""
@@ -9,14 +10,14 @@ import argparse
 import sys
 from typing import Any
 
-from ..auth import ROLES, current_actor
-from ..bootstrap import open_database
-from ..clock import SystemClock, to_rfc3339
+from ..auth import ROLES
+from ..clock import to_rfc3339
 from ..settings import Settings
-from ..storage import migrate
-from ..storage.admin_tokens import SqlAdminTokens, TokenInfo
-from ..storage.engine import Database
-from .common import add_db_flag, eprint, print_json, settings_for
+from ..storage.admin_tokens import TokenInfo
+from .common import add_db_flag, eprint, print_json
+from .output import print_table
+from .remote import add_server_flags
+from .tokens_port import tokens
 
 
 def register(sub: Any) -> None:
@@ -26,22 +27,21 @@ def register(sub: Any) -> None:
     create.add_argument("--role", required=True, choices=ROLES, help="admin (read and write) or auditor (read)")
     create.add_argument("--name", required=True, help="who or what uses it (shown in the audit log)")
     create.add_argument("--json", action="store_true", help='print {"token": ..., "id": ..., ...}')
-    add_db_flag(create)
+    _common(create)
     create.set_defaults(handler=_create)
     ls = ts.add_parser("list", help="list tokens (never the token text)")
     ls.add_argument("--json", action="store_true")
-    add_db_flag(ls)
+    _common(ls)
     ls.set_defaults(handler=_list)
     rv = ts.add_parser("revoke", help="revoke a token (kept for the record)")
     rv.add_argument("id")
-    add_db_flag(rv)
+    _common(rv)
     rv.set_defaults(handler=_revoke)
 
 
-def _store(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlAdminTokens]:
-    db = open_database(settings_for(args, base))
-    migrate.check(db)
-    return db, SqlAdminTokens(db)
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_db_flag(parser)
+    add_server_flags(parser)
 
 
 def token_json(info: TokenInfo) -> dict[str, Any]:
@@ -59,11 +59,8 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 
 
 def _create(args: argparse.Namespace, base: Settings) -> int:
-    db, store = _store(args, base)
-    try:
-        info, token = store.create(args.name, args.role, now=SystemClock().now(), actor=current_actor())
-    finally:
-        db.dispose()
+    with tokens(args, base) as port:
+        info, token = port.create(args.name, args.role)
     if args.json:
         print_json({"token": token, **token_json(info)})
     else:
@@ -74,26 +71,19 @@ def _create(args: argparse.Namespace, base: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:
-    db, store = _store(args, base)
-    try:
-        infos = store.list()
-    finally:
-        db.dispose()
+    with tokens(args, base) as port:
+        rows = [token_json(i) for i in port.list()]
     if args.json:
-        print_json([token_json(i) for i in infos])
+        print_json(rows)
         return 0
-    for i in infos:
-        state = f"revoked {to_rfc3339(i.revoked_at)}" if i.revoked_at else "active"
-        used = to_rfc3339(i.last_used_at) if i.last_used_at else "never used"
-        print(f"{i.id}  {i.role:<7}  {state:<28}  {used:<20}  {i.name}")
+    for row in rows:
+        row["last_used_at"] = row["last_used_at"] or "never"
+    print_table(rows, ["id", "role", "state", "created_at", "revoked_at", "last_used_at", "name"])
     return 0
 
 
 def _revoke(args: argparse.Namespace, base: Settings) -> int:
-    db, store = _store(args, base)
-    try:
-        info = store.revoke(args.id, now=SystemClock().now(), actor=current_actor())
-    finally:
-        db.dispose()
+    with tokens(args, base) as port:
+        info = port.revoke(args.id)
     print(f"revoked {info.id} ({info.name}, {info.role})")
     return 0

@@ -5,7 +5,8 @@ create | list [--review] | show | add-version | set-policy [--version V] | revok
 A workload's values are the reference values labelled with its name (`refs add KIND VALUE --label NAME` adds to
 it too); a version is the values of one `--version`: every kind present is required, several values of one kind
 are alternatives. A policy named here must exist (built-in, --policy-file or `verifier policy set`), else
-POLICY_UNKNOWN (exit 64)."""
+POLICY_UNKNOWN (exit 64). Every command works on the database (`--db`) or on a running server (`--server HOST:PORT`,
+verifier.v1.Workloads) through `WorkloadsAdmin` (workloads_port), with the same output and exit codes."""
 
 from __future__ import annotations
 
@@ -14,19 +15,16 @@ import datetime as dt
 from typing import Any
 
 from ..appraisal.registry import tee_names
-from ..auth import current_actor
-from ..bootstrap import build_policies, open_database
-from ..clock import SystemClock, to_rfc3339
-from ..errors import RequestError
+from ..clock import to_rfc3339
 from ..reference_values.kinds import normalize_value
 from ..settings import Settings, add_flags
-from ..storage import migrate
-from ..storage.engine import Database
 from ..storage.workload_records import StoredVersion, WorkloadRecord
-from ..storage.workloads import SqlWorkloads
 from ..workloads.manifest_model import ManifestEntry
-from .common import UsageError, add_db_flag, print_json, rfc3339, settings_for
+from .common import UsageError, add_db_flag, print_json, rfc3339
+from .output import print_table
 from .refs_values import ref_json
+from .remote import add_server_flags
+from .workloads_port import workloads_port
 
 
 def register(sub: Any) -> None:
@@ -108,27 +106,11 @@ def register(sub: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     add_db_flag(parser)
+    add_server_flags(parser)
 
 
 def _policy_file(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, ["policy_file"], help={"policy_file": "named policies (JSON) below the database"})
-
-
-def _open(args: argparse.Namespace, base: Settings) -> tuple[Database, SqlWorkloads]:
-    db = open_database(settings_for(args, base))
-    try:
-        migrate.check(db)
-    except BaseException:
-        db.dispose()
-        raise
-    return db, SqlWorkloads(db)
-
-
-def check_policy_exists(args: argparse.Namespace, base: Settings, db: Database, name: str) -> None:
-    """RequestError POLICY_UNKNOWN unless `name` is a policy this verifier knows (as `policy show` resolves it)."""
-    settings = settings_for(args, base).with_overrides(policy_file=getattr(args, "policy_file", None))
-    if build_policies(settings, db).lookup(name) is None:
-        raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {name!r} (`verifier policy list`)")
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -182,61 +164,51 @@ def workload_json(
     return out
 
 
-def _line(record: WorkloadRecord, at: dt.datetime) -> str:
+def _row(record: WorkloadRecord, at: dt.datetime) -> dict[str, Any]:
     meta = record.meta
-    state = "active" if meta.live_at(at) else "revoked"
-    review = f"  REVIEW: {record.review_reason}" if meta.review else ""
-    return f"{meta.name:<32} {meta.tee:<5} {state:<8} policy {meta.policy or '(default)'}{review}"
+    return {
+        "name": meta.name,
+        "tee": meta.tee,
+        "state": "active" if meta.live_at(at) else "revoked",
+        "policy": meta.policy or "(default)",
+        "review": record.review_reason if meta.review else None,
+    }
+
+
+COLUMNS = ["name", "tee", "state", "policy", "review"]
 
 
 def _print(record: WorkloadRecord, at: dt.datetime, as_json: bool) -> int:
     if as_json:
         print_json(workload_json(record, at))
     else:
-        print(_line(record, at))
+        print_table([_row(record, at)], COLUMNS)
     return 0
 
 
 def _create(args: argparse.Namespace, base: Settings) -> int:
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        if args.policy is not None:
-            check_policy_exists(args, base, db, args.policy)
-        workloads.create(args.name, args.tee, now=now, actor=current_actor(), policy=args.policy)
-        record = workloads.record(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        record, now = port.create(args.name, args.tee, args.policy), port.now
     return _print(record, now, args.json)
 
 
 def _list(args: argparse.Namespace, base: Settings) -> int:
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        records = workloads.records(review_only=args.review)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        records, now = port.records(review_only=args.review), port.now
     if args.json:
         print_json([workload_json(r, now) for r in records])
         return 0
-    for record in records:
-        print(_line(record, now))
+    print_table([_row(r, now) for r in records], COLUMNS)
     return 0
 
 
 def _show(args: argparse.Namespace, base: Settings) -> int:
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        record = workloads.record(args.name)
-        versions = workloads.versions(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        (record, versions), now = port.show(args.name), port.now
     if args.json:
         print_json(workload_json(record, now, versions))
         return 0
-    print(_line(record, now))
+    _print(record, now, False)
     if record.meta.revoked_at is not None:
         print(f"  revoked {to_rfc3339(record.meta.revoked_at)} by {record.revoked_by}: {record.revoke_reason}")
     for version in versions:
@@ -271,14 +243,8 @@ def _add_version(args: argparse.Namespace, base: Settings) -> int:
         ManifestEntry(kind, value, args.name, args.expires, args.workload_version, args.valid_from)
         for kind, value in values
     ]
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        _, added = workloads.add_values(args.name, entries, now=now, actor=current_actor(), new_version=True)
-        record = workloads.record(args.name)
-        versions = [v for v in workloads.versions(args.name) if v.version == args.workload_version]
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        (record, versions, added), now = port.add_version(args.name, args.workload_version, entries), port.now
     if args.json:
         print_json(workload_json(record, now, versions))
         return 0
@@ -290,20 +256,11 @@ def _add_version(args: argparse.Namespace, base: Settings) -> int:
 
 def _set_policy(args: argparse.Namespace, base: Settings) -> int:
     policy: str | None = None if args.default else args.policy
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        if policy is not None:
-            check_policy_exists(args, base, db, policy)
-        if args.workload_version is not None:
-            workloads.set_version_policy(args.name, args.workload_version, policy, now=now, actor=current_actor())
-        else:
-            workloads.set_policy(args.name, policy, now=now, actor=current_actor())
-        record = workloads.record(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        record, now = port.set_policy(args.name, policy, args.workload_version), port.now
     if args.workload_version is not None and not args.json:
-        shown = effective_policy(record, args.workload_version) or "(default)"
+        # the version's own policy is the one just set; --default gives it the workload's again
+        shown = (policy if policy is not None else record.meta.policy) or "(default)"
         print(
             f"{record.meta.name} version {args.workload_version or '(unversioned)'}: policy {shown}"
             + ("" if policy is not None else " (the workload's)")
@@ -321,25 +278,15 @@ def _reason(text: str) -> str:
 
 def _revoke(args: argparse.Namespace, base: Settings) -> int:
     reason = _reason(args.reason)
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        workloads.revoke(args.name, reason, now=now, actor=current_actor())
-        record = workloads.record(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        record, now = port.revoke(args.name, reason), port.now
     return _print(record, now, args.json)
 
 
 def _revoke_version(args: argparse.Namespace, base: Settings) -> int:
     reason = _reason(args.reason)
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        workloads.revoke_version(args.name, args.version, reason, now=now, actor=current_actor())
-        record = workloads.record(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        record, now = port.revoke_version(args.name, args.version, reason), port.now
     if not args.json:
         print(f"revoked version {args.version or '(unversioned)'} of {record.meta.name} ({reason})")
         return 0
@@ -347,15 +294,9 @@ def _revoke_version(args: argparse.Namespace, base: Settings) -> int:
 
 
 def _confirm(args: argparse.Namespace, base: Settings) -> int:
-    now = SystemClock().now()
-    db, workloads = _open(args, base)
-    try:
-        before = workloads.record(args.name)
-        workloads.confirm_review(args.name, now=now, actor=current_actor())
-        record = workloads.record(args.name)
-    finally:
-        db.dispose()
+    with workloads_port(args, base) as port:
+        (flagged, record), now = port.confirm(args.name), port.now
     if not args.json:
-        print(f"confirmed {record.meta.name} (was flagged: {before.review_reason})")
+        print(f"confirmed {record.meta.name} (was flagged: {flagged})")
         return 0
     return _print(record, now, True)

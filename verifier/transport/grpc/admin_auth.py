@@ -40,6 +40,14 @@ METHOD_ROLES: dict[str, Role] = {
     f"/{ADMIN_SERVICE}/List": "auditor",
     f"/{WORKLOADS_SERVICE}/List": "auditor",
     f"/{WORKLOADS_SERVICE}/Get": "auditor",
+    # reference_values.proto: History and Plan (with its impact analysis) read only
+    f"/{ADMIN_SERVICE}/History": "auditor",
+    f"/{ADMIN_SERVICE}/Plan": "auditor",
+    # admin.proto: reads are auditor's; SetPolicy and every AdminTokenService method need admin (not listed)
+    "/verifier.v1.PolicyService/ListPolicies": "auditor",
+    "/verifier.v1.PolicyService/GetPolicy": "auditor",
+    "/verifier.v1.AuditService/ListAuditEntries": "auditor",
+    "/verifier.v1.AuditService/VerifyAuditChain": "auditor",
 }
 REFUSALS_AUDITED_PER_MINUTE = 60
 

@@ -1,8 +1,8 @@
 """verifier.v1.Workloads: the workload admin API (thin: convert, call `SqlWorkloads` in a worker thread, convert).
 
 Guarded by `interceptors.AdminAuthInterceptor` like ReferenceValues: auditors may List and Get, admins everything;
-the principal's actor is recorded as created_by / revoked_by and in the audit log. Errors are `VerifierError`s
-mapped to gRPC status by `interceptors.ErrorInterceptor`."""
+the principal's actor is recorded as created_by / revoked_by and in the audit log (the rows `verifier workloads`
+writes on the database). Errors are `VerifierError`s mapped to gRPC status by `interceptors.ErrorInterceptor`."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from ...reference_values.kinds import normalize_value
 from ...storage.workload_records import StoredVersion, WorkloadRecord, check_policy_name
 from ...storage.workloads import SqlWorkloads
 from ...v1 import verifier_pb2 as pb
+from ...v1 import workloads_pb2 as wl_pb
 from ...v1 import workloads_pb2_grpc as wl_grpc
 from ...workloads.manifest_model import ManifestEntry
-from . import convert
+from . import convert, refs_convert
 from .lanes import Runner
+from .refs_admin_ops import import_version
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_VERSION_VALUES = 64  # values in one AddVersion (Nitro has 32 PCRs; TDX a dozen kinds, some with alternatives)
@@ -63,6 +65,7 @@ def workload_message(
     )
     if meta.revoked_at is not None:
         msg.revoked_at.CopyFrom(convert.timestamp(meta.revoked_at))
+    refs_convert.set_version_policies(msg, meta)
     return msg
 
 
@@ -78,6 +81,7 @@ def _reason(text: str) -> str:
 class WorkloadsServicer(wl_grpc.WorkloadsServicer):
     def __init__(self, components: Components, *, run: Runner = asyncio.to_thread) -> None:
         self._run = run
+        self._database = components.database
         self._workloads = SqlWorkloads(components.database)
         self._policies: PolicySet = components.service.policies
         self._clock = components.service.clock
@@ -89,7 +93,7 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
         policy = check_policy_name(name)
         assert policy is not None
         if self._policies.lookup(policy) is None:
-            raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {policy!r}")
+            raise RequestError("POLICY_UNKNOWN", f"no appraisal policy named {policy!r} (`verifier policy list`)")
         return policy
 
     def _view(self, name: str, at: dt.datetime, only: str | None = None, all_versions: bool = False) -> pb.Workload:
@@ -164,3 +168,63 @@ class WorkloadsServicer(wl_grpc.WorkloadsServicer):
             return self._view(meta.name, now)
 
         return await self._run(revoke)
+
+    async def SetPolicy(  # noqa: N802
+        self, request: wl_pb.WorkloadsSetPolicyRequest, context: Context
+    ) -> wl_pb.WorkloadsSetPolicyResponse:
+        now = self._clock.now()
+        version = request.version if request.HasField("version") else None
+
+        def set_policy() -> wl_pb.WorkloadsSetPolicyResponse:
+            policy, actor = self._known_policy(request.policy), current_actor()
+            if version is not None:
+                self._workloads.set_version_policy(request.name, version, policy, now=now, actor=actor)
+            else:
+                self._workloads.set_policy(request.name, policy, now=now, actor=actor)
+            return wl_pb.WorkloadsSetPolicyResponse(workload=self._view(request.name, now))
+
+        return await self._run(set_policy)
+
+    async def Confirm(self, request: wl_pb.WorkloadsConfirmRequest, context: Context) -> wl_pb.WorkloadsConfirmResponse:  # noqa: N802
+        now = self._clock.now()
+
+        def confirm() -> wl_pb.WorkloadsConfirmResponse:
+            before = self._workloads.record(request.name)
+            self._workloads.confirm_review(request.name, now=now, actor=current_actor())
+            return wl_pb.WorkloadsConfirmResponse(
+                workload=self._view(request.name, now), review_reason=before.review_reason or ""
+            )
+
+        return await self._run(confirm)
+
+    async def ImportVersion(  # noqa: N802
+        self, request: wl_pb.WorkloadsImportVersionRequest, context: Context
+    ) -> wl_pb.WorkloadsImportVersionResponse:
+        if not request.values:
+            raise RequestError("WORKLOAD_VERSION_EMPTY", "a workload version needs at least one value")
+        if len(request.values) > MAX_VERSION_VALUES:
+            raise RequestError("WORKLOAD_VERSION_TOO_LARGE", f"at most {MAX_VERSION_VALUES} values in one version")
+        now = self._clock.now()
+        expires_at = convert.from_timestamp(request.expires_at) if request.HasField("expires_at") else None
+        valid_from = convert.from_timestamp(request.valid_from) if request.HasField("valid_from") else None
+        if expires_at is not None and valid_from is not None and expires_at <= valid_from:
+            raise RequestError("REFERENCE_WINDOW_EMPTY", "expires_at is not after valid_from")
+        version = request.version or None
+        entries = [
+            ManifestEntry(v.kind, normalize_value(v.kind, v.value), request.name, expires_at, version, valid_from)
+            for v in request.values
+        ]
+        db = self._database
+        added, present = await self._run(
+            import_version,
+            db,
+            request.name,
+            request.tee,
+            entries,
+            now=now,
+            actor=current_actor(),
+            alternative=request.alternative,
+        )
+        return wl_pb.WorkloadsImportVersionResponse(
+            added=[convert.reference_value(r, at=now) for r in added], already_present=present
+        )
