@@ -117,7 +117,7 @@ def test_offline_without_collateral_exits_3(cli: Cli, vectors_dir: Path) -> None
     code, out, err = cli(*args)
     assert code == 3 and "COLLATERAL_OFFLINE" in err
     assert "COLLATERAL_OFFLINE: collateral unavailable, the appraisal is incomplete" in err
-    assert out.startswith("snp: contraindicated") and "COLLATERAL_OFFLINE" in out
+    assert out.split()[:2] == ["status", "contraindicated"] and "COLLATERAL_OFFLINE" in out
     code, result = cli.json(*args, "--json")
     assert code == 3 and result["incomplete"] == "COLLATERAL_OFFLINE"
     assert result["status"] == "contraindicated"

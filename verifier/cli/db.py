@@ -10,6 +10,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import exists, func, select
+
 from ..auth import current_actor
 from ..bootstrap import open_database
 from ..results.signed_note import NoteVerifier
@@ -19,10 +21,14 @@ from ..storage.challenges import SqlChallengeStore
 from ..storage.collateral import SqlCollateralCache
 from ..storage.engine import Database
 from ..storage.kept_evidence import SqlKeptEvidence
+from ..storage.tables import AppraisalRow, KeptEvidenceRow
 from .audit import EXIT_TAMPERED, read_verifier
 from .common import UsageError, add_db_flag, rfc3339, settings_for
+from .output import progress
 
 DEFAULT_KEEP_DAYS = 7
+PRUNE_BATCH = retention.DEFAULT_BATCH  # appraisals deleted per call (each call deletes in transactions of a batch)
+PROGRESS_MIN_ROWS = 10 * PRUNE_BATCH  # fewer old appraisals than this: no progress lines
 
 
 def register(sub: Any) -> None:
@@ -108,8 +114,34 @@ def prune(
         "collateral_cache": SqlCollateralCache(db).delete_old(now=now, before=before),
     }
     if appraisals_before is not None:
-        counts["appraisals"] = retention.prune_appraisals(db, appraisals_before)
+        counts["appraisals"] = prune_appraisals(db, appraisals_before)
     return counts
+
+
+def prune_appraisals(db: Database, before: dt.datetime) -> int:
+    """`retention.prune_appraisals` in rounds of PRUNE_BATCH, with `appraisals: done/total` progress on stderr
+    (`output.progress`) when at least PROGRESS_MIN_ROWS are due; returns how many went. Raises UnavailableError."""
+    total = _prunable_appraisals(db, before)
+    shown = total >= PROGRESS_MIN_ROWS
+    done = reported = 0
+    while True:
+        went = retention.prune_appraisals(db, before, PRUNE_BATCH, batch=PRUNE_BATCH)
+        done += went
+        if shown:  # "total" only once the last round is in (rows kept meanwhile make fewer go)
+            now = min(done, total - 1) if went == PRUNE_BATCH else total
+            progress(now, total, "appraisals", step=now - reported)
+            reported = now
+        if went < PRUNE_BATCH:
+            return done
+
+
+def _prunable_appraisals(db: Database, before: dt.datetime) -> int:
+    """How many appraisals `retention.prune_appraisals` would delete now (those before `before` whose evidence is
+    not kept)."""
+    kept = exists().where(KeptEvidenceRow.appraisal_id == AppraisalRow.id)
+    query = select(func.count()).select_from(AppraisalRow).where(AppraisalRow.appraised_at < before, ~kept)
+    with db.session() as session:
+        return int(session.scalar(query) or 0)
 
 
 def _prune(args: argparse.Namespace, base: Settings) -> int:

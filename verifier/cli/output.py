@@ -39,14 +39,26 @@ def print_table(
     (out or sys.stdout).write(format_table(rows, columns, headers))
 
 
-def progress(done: int, total: int, what: str, out: TextIO | None = None) -> None:
+def progress(done: int, total: int, what: str, out: TextIO | None = None, *, step: int = 1) -> None:
     """`what: done/total` on stderr, rewritten in place on a terminal and one line per 10 % otherwise (so that
-    logs of a long operation stay short); nothing when `total` is 0."""
+    logs of a long operation stay short); nothing when `total` is 0. `step`: how far `done` moved since the last
+    call (a caller that reports once per batch), so that no 10 % line is skipped."""
     stream = out or sys.stderr
     if total <= 0:
         return
     if stream.isatty():
         stream.write(f"\r{what}: {done}/{total}" + ("\n" if done >= total else ""))
         stream.flush()
-    elif done >= total or (done * 10 // total) != ((done - 1) * 10 // total):
+    elif done >= total or (done * 10 // total) != ((done - max(1, step)) * 10 // total):
         stream.write(f"{what}: {done}/{total}\n")
+
+
+def format_fields(pairs: Sequence[tuple[str, Any]]) -> str:
+    """`pairs` as aligned `name  value` lines (no header; values as in tables, None as `-`). Never raises."""
+    width = max((len(name) for name, _ in pairs), default=0)
+    return "".join(f"{name.ljust(width)}  {_cell(value)}".rstrip() + "\n" for name, value in pairs)
+
+
+def print_fields(pairs: Sequence[tuple[str, Any]], out: TextIO | None = None) -> None:
+    """Write `format_fields(pairs)` to `out` (stdout by default)."""
+    (out or sys.stdout).write(format_fields(pairs))

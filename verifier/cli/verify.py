@@ -1,43 +1,52 @@
-"""`verifier verify`: the same appraisal as the server, in-process and offline, printed as text or JSON."""
+"""`verifier verify`: the same appraisal as the server, in-process, printed as a summary (the token only with
+`--show-token`) or as one JSON object (`--json`, token included).
+
+Without `--db` (and without VERIFIER_DATABASE_URL) the appraisal runs against a fresh temporary SQLite database,
+migrated here and deleted on exit, so nothing is left in the working directory; `--reference-values FILE` seeds it
+with the values of a manifest or nitro-cli JSON. `--evidence -` reads the evidence from stdin (bytes, at most the
+service's bound). The exit code is the result's (verifier/cli/common.py): by status, or by failure class with
+`--detailed-exitcode`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..appraisal.detect import detect_tee
-from ..appraisal.model import Tier
 from ..appraisal.registry import tee_names
-from ..bootstrap import build_app
+from ..auth import current_actor
+from ..bootstrap import build_app, open_database
 from ..clock import FixedClock, SystemClock, to_rfc3339
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..service import MAX_COLLATERAL_BYTES, MAX_EVIDENCE_BYTES, AppraisalRequest, AppraisalResult
 from ..settings import Settings, add_flags, apply_flags
 from ..storage import migrate
+from ..storage.engine import DEFAULT_DATABASE_URL
+from ..storage.reference_values import SqlReferenceValueStore
+from ..workloads.manifest import load_manifest
 from .common import (
-    EXIT_AFFIRMING,
-    EXIT_CONTRAINDICATED,
     EXIT_UNAVAILABLE,
-    EXIT_WARNING,
     UsageError,
+    add_detailed_exitcode_flag,
     eprint,
+    exit_code,
+    failure_class,
     hex_bytes,
     print_json,
     rfc3339,
 )
+from .summary import print_summary, vector_text, workload_text
 
 log = logging.getLogger(__name__)
 
-EXIT_BY_STATUS = {
-    Tier.AFFIRMING: EXIT_AFFIRMING,
-    Tier.WARNING: EXIT_WARNING,
-    Tier.CONTRAINDICATED: EXIT_CONTRAINDICATED,
-    Tier.NONE: EXIT_CONTRAINDICATED,
-}
-
+STDIN = "-"
 
 # The settings `verify` takes as flags (declared in verifier/settings/table.py), with its own help where it differs.
 VERIFY_SETTINGS = (
@@ -53,40 +62,78 @@ _HELP = {
     "signing_keys": "sign the result with this key (default: the variable below, else an ephemeral key)",
     "offline": "never touch the network: missing collateral makes the appraisal fail with exit 3",
     "policy_file": "named policies (JSON)",
+    "database_url": "database URL with the reference values, workloads and collateral cache (default: a "
+    "temporary database, deleted on exit)",
 }
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("verify", help="appraise evidence in-process (offline) and print the result")
-    p.add_argument("--evidence", required=True, type=Path, metavar="FILE")
+    p = sub.add_parser("verify", help="appraise evidence in-process and print the result")
+    p.add_argument("--evidence", required=True, metavar="FILE", help="the evidence file, or - for stdin")
     p.add_argument("--tee", choices=tee_names(), help="evidence kind (default: detected)")
     p.add_argument("--collateral", type=Path, metavar="DIR", help="directory of collateral files")
     p.add_argument("--at", type=rfc3339, metavar="RFC3339", help="appraisal time (default: now)")
     p.add_argument("--nonce", type=hex_bytes, metavar="HEX", help="nonce the evidence must carry")
     p.add_argument("--runtime-data", type=hex_bytes, metavar="HEX", help="runtime data the evidence must bind")
     p.add_argument("--policy", metavar="NAME", help="appraisal policy (default: default)")
+    p.add_argument(
+        "--reference-values",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="approve the values of this manifest or nitro-cli JSON for this appraisal (repeatable; only without "
+        "--db: with a database use `verifier refs import`)",
+    )
     add_flags(p, VERIFY_SETTINGS, help=_HELP)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (with the token)")
+    p.add_argument("--show-token", action="store_true", help="print the signed token too, as the last line")
+    add_detailed_exitcode_flag(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, base: Settings) -> int:
-    evidence = _read_bounded(args.evidence, MAX_EVIDENCE_BYTES, "evidence")
+    """Appraise, print, and return the exit code. Raises UsageError (unreadable input, unknown kind, flags that do
+    not go together), VerifierError (configuration, an unavailable database)."""
+    evidence = read_input(args.evidence, MAX_EVIDENCE_BYTES, "evidence")
     tee = args.tee or detect_tee(evidence)
     if tee is None:
         raise UsageError(f"cannot tell the evidence kind of {args.evidence}; pass --tee ({'|'.join(tee_names())})")
-    collateral = _read_collateral(args.collateral, exclude=args.evidence) if args.collateral else {}
-    settings = apply_flags(base, args, VERIFY_SETTINGS)
-    signer = None
-    if not settings.signing_keys:
-        eprint("verifier: note: no --signing-key: the printed token is signed with an ephemeral key")
-        signer = ResultSigner([ephemeral_key()], development=True)
+    exclude = None if args.evidence == STDIN else Path(args.evidence)
+    collateral = _read_collateral(args.collateral, exclude=exclude) if args.collateral else {}
+    shows_token = args.json or args.show_token
+    with appraisal_settings(args, apply_flags(base, args, VERIFY_SETTINGS)) as settings:
+        signer = None
+        if not settings.signing_keys:
+            if shows_token:
+                eprint("verifier: note: no --signing-key: the printed token is signed with an ephemeral key")
+            signer = ResultSigner([ephemeral_key()], development=True)
+        result = _appraise(args, settings, signer, tee, evidence, collateral)
+    document = result_json(result)
+    if args.json:
+        print_json(document)
+    else:
+        _print_text(result, document, show_token=args.show_token)
+    if result.incomplete:
+        eprint(f"verifier: {result.incomplete}: collateral unavailable, the appraisal is incomplete")
+        return EXIT_UNAVAILABLE
+    return exit_code(document["status"], document["findings"], detailed=args.detailed_exitcode)
+
+
+def _appraise(
+    args: argparse.Namespace,
+    settings: Settings,
+    signer: ResultSigner | None,
+    tee: str,
+    evidence: bytes,
+    collateral: dict[str, bytes],
+) -> AppraisalResult:
     components = build_app(settings, clock=FixedClock(args.at) if args.at else SystemClock(), signer=signer)
     # `--policy` here is the operator's choice for this appraisal (the server applies workload policies).
     components.service.operator_policy = True
     try:
         migrate.check(components.database)
-        result = components.service.appraise(
+        return components.service.appraise(
             AppraisalRequest(
                 tee=tee,
                 evidence=evidence,
@@ -99,25 +146,64 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         )
     finally:
         components.close()
-    if args.json:
-        print_json(result_json(result))
-    else:
-        _print_text(result)
-    if result.incomplete:
-        eprint(f"verifier: {result.incomplete}: collateral unavailable, the appraisal is incomplete")
-        return EXIT_UNAVAILABLE
-    return EXIT_BY_STATUS[result.appraisal.status]
+
+
+@contextmanager
+def appraisal_settings(args: argparse.Namespace, settings: Settings) -> Iterator[Settings]:
+    """`settings` as given when a database was named (`--db`, or VERIFIER_DATABASE_URL other than the default),
+    else with a temporary SQLite database: migrated, seeded with `--reference-values`, deleted when the block
+    ends. Raises UsageError for `--reference-values` beside a named database or an unreadable manifest."""
+    if args.database_url is not None or settings.database_url != DEFAULT_DATABASE_URL:
+        if args.reference_values:
+            raise UsageError("--reference-values seeds the temporary database: with --db use `verifier refs import`")
+        yield settings
+        return
+    with tempfile.TemporaryDirectory(prefix="verifier-verify-") as directory:
+        temporary = settings.with_overrides(database_url=f"sqlite:///{Path(directory) / 'appraisal.db'}")
+        migrate.upgrade(temporary.database_url)
+        _seed(temporary, args.reference_values)
+        if not args.reference_values:
+            log.debug("no --db: appraising against an empty temporary database (no approved values)")
+        yield temporary
+
+
+def _seed(settings: Settings, manifests: list[Path]) -> None:
+    if not manifests:
+        return
+    entries = [entry for path in manifests for entry in load_manifest(path)]
+    db = open_database(settings)
+    try:
+        SqlReferenceValueStore(db).add_missing(entries, now=SystemClock().now(), actor=current_actor())
+    finally:
+        db.dispose()
+
+
+def read_input(name: str, limit: int, what: str) -> bytes:
+    """The bytes of file `name`, or of stdin for `-`, at most `limit` of them. Raises UsageError when the input
+    cannot be read, is empty on stdin or is larger than `limit`."""
+    if name == STDIN:
+        data = sys.stdin.buffer.read(limit + 1)
+        if not data:
+            raise UsageError(f"no {what} on stdin")
+        if len(data) > limit:
+            raise UsageError(f"{what} on stdin is over the {limit}-byte limit")
+        return bytes(data)
+    return _read_bounded(Path(name), limit, what)
 
 
 def result_json(result: AppraisalResult) -> dict[str, Any]:
     a = result.appraisal
+    findings = [f.to_json() for f in a.findings]
+    kind = failure_class(a.status.value, findings)
     return {
         "tee": a.tee,
         "status": a.status.value,
+        "failure_class": kind.value if kind is not None else None,
         "trust_vector": a.trust_vector.to_json(),
         "claims": a.claims,
-        "findings": [f.to_json() for f in a.findings],
+        "findings": findings,
         "policy_id": a.policy_id,
+        "workload": a.workload,
         "matched_reference_values": list(a.matched_reference_values),
         "appraised_at": to_rfc3339(result.appraised_at),
         "appraisal_id": result.appraisal_id,
@@ -126,17 +212,26 @@ def result_json(result: AppraisalResult) -> dict[str, Any]:
     }
 
 
-def _print_text(result: AppraisalResult) -> None:
+def _print_text(result: AppraisalResult, document: dict[str, Any], *, show_token: bool) -> None:
     a = result.appraisal
-    print(f"{a.tee}: {a.status.value} (policy {a.policy_id}, at {to_rfc3339(result.appraised_at)})")
-    for claim, value in a.trust_vector.to_json().items():
-        print(f"  {claim}: {value}")
-    for f in a.findings:
-        print(f"  [{f.tier.value}] {f.code}: {f.message}")
-        if f.expected or f.actual:
-            print(f"      expected {f.expected or '-'}")
-            print(f"      actual   {f.actual or '-'}")
-    print(f"token: {result.token}")
+    status = document["status"]
+    if document["failure_class"]:
+        status += f" ({document['failure_class']})"
+    if result.incomplete:
+        status += f", incomplete: {result.incomplete}"
+    fields = [
+        ("status", status),
+        ("tee", a.tee),
+        ("workload", workload_text(a.workload)),
+        ("policy", a.policy_id),
+        ("approved", ", ".join(a.matched_labels) or None),
+        ("trust vector", vector_text(document["trust_vector"])),
+        ("appraised at", document["appraised_at"]),
+        ("appraisal id", result.appraisal_id),
+    ]
+    print_summary(fields, document["findings"])
+    if show_token:
+        print(result.token)
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
@@ -149,13 +244,13 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def _read_collateral(directory: Path, *, exclude: Path) -> dict[str, bytes]:
+def _read_collateral(directory: Path, *, exclude: Path | None) -> dict[str, bytes]:
     if not directory.is_dir():
         raise UsageError(f"--collateral {directory} is not a directory")
     files: dict[str, bytes] = {}
     total = 0
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or path.resolve() == exclude.resolve() or path.name == "evidence.bin":
+        if not path.is_file() or path.name == "evidence.bin" or (exclude and path.resolve() == exclude.resolve()):
             continue
         data = _read_bounded(path, MAX_COLLATERAL_BYTES, "collateral")
         total += len(data)
