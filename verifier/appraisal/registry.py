@@ -11,10 +11,12 @@ from typing import Any
 
 from ..errors import RequestError
 from ..tee.base import SchemeVerifier
-from ..tee.formats import is_cose_sign1, is_snp_report, is_tdx_quote
+from ..tee.formats import is_cose_sign1, is_gpu_spdm_report, is_snp_report, is_tdx_quote
+from ..tee.gpu.verify import GpuVerifier
 from ..tee.nitro.evidence import NitroVerifier
 from ..tee.sevsnp.evidence import SnpVerifier
 from ..tee.tdx.evidence import TdxVerifier
+from . import gpu as gpu_appraisal
 from . import nitro as nitro_appraisal
 from . import snp as snp_appraisal
 from . import tdx as tdx_appraisal
@@ -60,6 +62,16 @@ def _built_in() -> list[Scheme]:
             aliases=("intel-tdx",),
             proto_kind="EVIDENCE_KIND_TDX",
             detect=is_tdx_quote,
+        ),
+        TeeScheme(
+            "gpu",
+            GpuVerifier(),
+            gpu_appraisal.appraise,
+            gpu_appraisal.SpdmNonceBinding(),
+            "fwid",
+            aliases=("nvidia-gpu",),
+            proto_kind="EVIDENCE_KIND_NVIDIA_GPU",
+            detect=is_gpu_spdm_report,
         ),
     ]
 

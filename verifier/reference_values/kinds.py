@@ -80,6 +80,9 @@ for _name in (
     "mr_servicetd",
 ):
     _equal(f"tdx.{_name}", 48)
+# NVIDIA GPU: the FWID of the GSP firmware (SHA-384; the report's opaque FWID = the FMC LF leaf's). The firmware is
+# otherwise appraised against NVIDIA's RIMs, so no gpu kind is required by default (not in MEASUREMENT_KINDS).
+_equal("gpu.fwid", 48)
 
 # PLATFORM_INFO bit names (SEV-SNP ABI spec, Table "PLATFORM_INFO Field"; as verifier/tee/sevsnp/policy.py decodes).
 PLATFORM_INFO_BITS: dict[int, str] = {

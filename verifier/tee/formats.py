@@ -4,6 +4,7 @@ scheme (`verifier.appraisal.detect` asks them). No imports: tee/<kind>/ parsers 
 from __future__ import annotations
 
 SNP_REPORT_BYTES = 0x4A0  # AMD SEV-SNP ABI, ATTESTATION_REPORT
+SPDM_REQUEST_BYTES = 37  # NVIDIA: the GET_MEASUREMENTS request, then the MEASUREMENTS response
 
 
 def is_cose_sign1(evidence: bytes) -> bool:
@@ -20,3 +21,16 @@ def is_tdx_quote(evidence: bytes) -> bool:
 def is_snp_report(evidence: bytes) -> bool:
     """At least 0x4A0 bytes with VERSION 2..5: an SEV-SNP ATTESTATION_REPORT (AMD SEV-SNP ABI). Never raises."""
     return len(evidence) >= SNP_REPORT_BYTES and 2 <= int.from_bytes(evidence[0:4], "little") <= 5
+
+
+def is_gpu_spdm_report(evidence: bytes) -> bool:
+    """An SPDM 1.x GET_MEASUREMENTS request (code 0xE0) of 37 bytes followed by a MEASUREMENTS response (0x60): an
+    NVIDIA GPU attestation report (DMTF DSP0274; NVML's layout). The version is not held to 1.1 here (the parser
+    does that). Never raises."""
+    return (
+        len(evidence) > SPDM_REQUEST_BYTES + 1
+        and evidence[0] >> 4 == 1
+        and evidence[1] == 0xE0
+        and evidence[SPDM_REQUEST_BYTES] >> 4 == 1
+        and evidence[SPDM_REQUEST_BYTES + 1] == 0x60
+    )

@@ -30,6 +30,10 @@ PINNED_ROOTS: dict[str, frozenset[str]] = {
             "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a",
         }
     ),
+    # NVIDIA Device Identity CA: root of every GPU device chain (Hopper GH100, Blackwell GB100)
+    "nvidia-device": frozenset({"102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48"}),
+    # NVIDIA CoRIM signing Root CA: root of the chains that sign NVIDIA's RIMs (driver and VBIOS SWID tags)
+    "nvidia-rim": frozenset({"12977b5115acb0381179279fffeb5a8c4d264971ebb32298023a465fa41df5d1"}),
 }
 
 

@@ -1,7 +1,7 @@
 """Issue 14 item 3: the EAR as draft-ietf-rats-ear-04 defines it, checked from outside.
 
-Every token of every shared vector (Nitro, SEV-SNP, TDX; plain and with a long nonce / runtime-data mismatch) is
-under 8 KB, passes the schema transcribed from the draft's CDDL (tests/unit/results/ear_schema.py; no EAR
+Every token of every shared vector (Nitro, SEV-SNP, TDX, NVIDIA GPU; plain and with a long nonce / runtime-data
+mismatch) is under 8 KB, passes the schema transcribed from the draft's CDDL (tests/unit/results/ear_schema.py; no EAR
 implementation is installable here), verifies with joserfc, jwcrypto and PyJWT against the published JWKS (ES256,
 `typ` eat+jwt) and with verifier.client; a synthetic worst case (many long findings, many workloads, a 32-PCR
 document, an RSA `cnf`) is too.
@@ -36,7 +36,7 @@ from verifier.results.signer import ResultSigner
 from verifier.settings import Settings
 from verifier.storage.migrate import upgrade
 
-TEES = ("nitro", "snp", "tdx")
+TEES = ("nitro", "snp", "tdx", "gpu")
 VECTORS = [v for tee in TEES for v in manifest_vectors(tee)]
 IDS = [i for tee in TEES for i in vector_ids(tee)]
 SIGNER = ResultSigner([ephemeral_key()])
