@@ -17,8 +17,10 @@ from .collateral.base import CollateralSource, OfflineSource
 from .collateral.breaker import CircuitBreakerSource
 from .collateral.cache import CachedSource
 from .collateral.kds import AmdKds
+from .collateral.nvidia import NvidiaOcsp, NvidiaRimService
 from .collateral.pcs import DEFAULT_BASE_URL as DEFAULT_PCS_URL
 from .collateral.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
+from .collateral.rim_directory import RimDirectory
 from .collateral.routing import RoutingSource
 from .errors import ConfigError
 from .recording import AppraisalRecord, Recorder, RecordingUnit
@@ -86,12 +88,21 @@ def build_signer(settings: Settings, *, clock: Clock | None = None) -> ResultSig
     )
 
 
+def _rims(settings: Settings) -> CollateralSource:
+    """NVIDIA's RIM service behind its breaker, with the configured RIM directory asked first."""
+    service = CircuitBreakerSource(
+        NvidiaRimService(settings.nvidia_rim_url, timeout=settings.collateral_timeout), vendor="NVIDIA RIM service"
+    )
+    return RimDirectory(settings.nvidia_rim_dir, service) if settings.nvidia_rim_dir is not None else service
+
+
 def build_collateral_source(settings: Settings, database: Database) -> CollateralSource:
-    """Offline: nothing is ever fetched. Otherwise AMD KDS and Intel PCS, each behind its own circuit breaker
-    (`collateral.breaker`), behind the shared database cache, which refetches revocation lists and Intel TCB info /
-    QE identity every `collateral_refresh` (wall clock)."""
+    """Offline: nothing is ever fetched. Otherwise AMD KDS, Intel PCS, NVIDIA's RIM service and OCSP responder,
+    each behind its own circuit breaker (`collateral.breaker`), behind the shared database cache, which refetches
+    revocation lists, NVIDIA RIMs and Intel TCB info / QE identity every `collateral_refresh` (wall clock)."""
     if settings.offline:
-        return OfflineSource()
+        offline = OfflineSource()
+        return RimDirectory(settings.nvidia_rim_dir, offline) if settings.nvidia_rim_dir is not None else offline
     routes: dict[str, CollateralSource] = {
         "amd": CircuitBreakerSource(
             AmdKds(settings.amd_kds_url, timeout=settings.collateral_timeout), vendor="AMD KDS"
@@ -103,6 +114,10 @@ def build_collateral_source(settings: Settings, database: Database) -> Collatera
                 root_ca_crl_url=_root_ca_crl_url(settings.intel_pcs_url),
             ),
             vendor="Intel PCS",
+        ),
+        "nvidia.rim": _rims(settings),
+        "nvidia.ocsp": CircuitBreakerSource(
+            NvidiaOcsp(settings.nvidia_ocsp_url, timeout=settings.collateral_timeout), vendor="NVIDIA OCSP"
         ),
     }
     try:

@@ -212,12 +212,32 @@ def weakenings(candidate: Policy, base: Policy) -> list[str]:
         out.append("tdx: lower minimum tcbEvaluationDataNumber")
     if _longer(ct.max_collateral_age_hours, bt.max_collateral_age_hours):
         out.append("tdx: accepts older collateral")
+    out.extend(_gpu_weakenings(candidate, base))
     return out
 
 
 def _longer(candidate: int | None, base: int | None) -> bool:
     """A maximum age (None = unbounded) longer than the base's."""
     return base is not None and (candidate is None or candidate > base)
+
+
+def _gpu_weakenings(candidate: Policy, base: Policy) -> list[str]:
+    """What `candidate`'s GPU rules accept that `base`'s do not (README "NVIDIA GPU appraisal")."""
+    cg, bg = candidate.gpu, base.gpu
+    out = ["gpu: OCSP best-effort"] if cg.ocsp == "best-effort" and bg.ocsp == "require" else []
+    lower = {"allowed_vbios_versions", "allowed_architectures"}  # compared ignoring case
+    for name, what in (
+        ("allowed_driver_versions", "driver versions"),
+        ("allowed_vbios_versions", "VBIOS versions"),
+        ("allowed_architectures", "architectures"),
+    ):
+        c, b = getattr(cg, name), getattr(bg, name)
+        if name in lower:
+            c = None if c is None else tuple(v.lower() for v in c)
+            b = None if b is None else tuple(v.lower() for v in b)
+        if not _subset(c, b):
+            out.append(f"gpu: allows more {what}")
+    return out
 
 
 def _subset(candidate: tuple[Any, ...] | None, base: tuple[Any, ...] | None) -> bool:

@@ -52,6 +52,7 @@ TDX_STATUSES = (
 )
 TIERS = ("affirming", "warning")
 AFFIRMABLE = ("UpToDate", "SWHardeningNeeded")  # every other accepted status is at most a warning
+OCSP_MODES = ("require", "best-effort")  # `gpu.ocsp`: what an unavailable OCSP status means
 HEX_ERRORS = frozenset({"bytes_invalid_encoding", "bytes_too_short", "bytes_too_long"})
 LENGTH_ERRORS = frozenset({"missing", "too_long", "too_short"})
 
@@ -130,6 +131,15 @@ def _sept_ve_disable_stays_required(value: bool, info: ValidationInfo) -> bool:
 def _binding(value: str) -> str:
     if value not in ("sha512", "raw"):
         raise rule(": report_data_binding must be sha512 or raw")
+    return value
+
+
+GpuVersion = Annotated[str, Field(min_length=1, max_length=64), Expect("a list of non-empty strings (at most 64)")]
+
+
+def _ocsp_mode(value: str) -> str:
+    if value not in OCSP_MODES:
+        raise rule(' must be "require" or "best-effort"', scope="field")
     return value
 
 
@@ -229,6 +239,30 @@ class TdxRules:
 
 @_config_errors
 @dataclass(frozen=True, config=CONFIG)
+class GpuRules:
+    """NVIDIA GPU checks (issue 15; README "GPU revocation (OCSP) and NVIDIA services")."""
+
+    # OCSP status of the device chain and the RIM signing chains when no valid response can be had: "require"
+    # (contraindicated: fail closed) or "best-effort" (no finding; the token says revocation went unchecked).
+    # A revoked certificate is contraindicated either way.
+    ocsp: Annotated[str, Expect('"require" or "best-effort"'), AfterValidator(_ocsp_mode)] = Field(
+        default="require", json_schema_extra={"enum": list(OCSP_MODES)}
+    )
+    # Pins a workload's policy may set (None: any): the driver versions (exact, e.g. "550.90.07"), the VBIOS versions
+    # (compared ignoring case, e.g. "96.00.9F.00.01") and the GPU architectures ("hopper", "blackwell") it accepts.
+    allowed_driver_versions: Annotated[tuple[GpuVersion, ...] | None, STRINGS] = None
+    allowed_vbios_versions: Annotated[tuple[GpuVersion, ...] | None, STRINGS] = None
+    allowed_architectures: Annotated[tuple[GpuVersion, ...] | None, STRINGS] = None
+
+
+def _default_gpu(value: object) -> bool:
+    """`gpu` is written out (and so hashed) only when it differs from the default: the hash of every policy that
+    does not set it stays what it was before the section existed."""
+    return value == GpuRules()
+
+
+@_config_errors
+@dataclass(frozen=True, config=CONFIG)
 class Policy:
     """A named appraisal policy (ARCHITECTURE.md "Appraisal policy"; README "Policies")."""
 
@@ -249,6 +283,7 @@ class Policy:
     ] = Field(default="sha512", json_schema_extra={"enum": ["sha512", "raw"]})
     snp: Annotated[SnpRules, OBJECT] = Field(default_factory=SnpRules)
     tdx: Annotated[TdxRules, OBJECT] = Field(default_factory=TdxRules)
+    gpu: Annotated[GpuRules, OBJECT] = Field(default_factory=GpuRules, exclude_if=_default_gpu)
 
     def required(self, tee: str) -> tuple[str, ...]:
         """The reference-value kinds this policy requires for `tee` (e.g. ("snp.measurement",)); () for a TEE it names

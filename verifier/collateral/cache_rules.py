@@ -14,7 +14,7 @@ import datetime as dt
 from .base import CollateralItem
 from .ordering import version_of
 
-REFRESHED_KINDS = frozenset({"amd.crl"})
+REFRESHED_KINDS = frozenset({"amd.crl", "nvidia.rim"})  # NVIDIA re-issues RIMs for the same version
 REFRESHED_VENDORS = ("intel.",)
 
 

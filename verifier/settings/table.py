@@ -439,6 +439,38 @@ class Settings:
         flag="--intel-pcs-url",
         metavar="URL",
     )
+    # NVIDIA's services (nv-local-gpu-verifier config.py: RIM_SERVICE_BASE_URL, OCSP_URL): GPU RIMs by id
+    # (GET {url}/v1/rim/{id}) and the OCSP responder of the device and RIM signing chains (POST).
+    nvidia_rim_url: str = _setting(
+        "https://rim.attestation.nvidia.com",
+        section="collateral",
+        env="NVIDIA_RIM_URL",
+        parse=_text,
+        help="NVIDIA RIM service base URL (default https://rim.attestation.nvidia.com)",
+        flag="--nvidia-rim-url",
+        metavar="URL",
+    )
+    # A local RIM store, asked before the RIM service and offline too: `<dir>/<RIM id>.xml`
+    # (verifier/collateral/rim_directory.py); every RIM is verified as if it came from the service.
+    nvidia_rim_dir: Path | None = _setting(
+        None,
+        section="collateral",
+        env="NVIDIA_RIM_DIR",
+        parse=_path,
+        help="directory of NVIDIA RIMs named <RIM id>.xml, asked before the RIM service (offline too)",
+        flag="--nvidia-rim-dir",
+        type=Path,
+        metavar="DIR",
+    )
+    nvidia_ocsp_url: str = _setting(
+        "https://ocsp.ndis.nvidia.com",
+        section="collateral",
+        env="NVIDIA_OCSP_URL",
+        parse=_text,
+        help="NVIDIA OCSP responder URL (default https://ocsp.ndis.nvidia.com)",
+        flag="--nvidia-ocsp-url",
+        metavar="URL",
+    )
     collateral_timeout: float = _setting(
         10.0,
         section="collateral",

@@ -292,9 +292,10 @@ def test_every_json_key_is_a_model_field_and_the_schema_says_so() -> None:
     Schema's properties and the dataclass fields agree at every level, and the schema refuses unknown keys."""
     body = policy_to_json(Policy())
     schema = policy_json_schema()
+    assert "gpu" not in body  # written only when not the default, so no existing hash changed (test_policy_gpu.py)
     assert (
         set(schema["properties"])
-        == set(body)
+        == set(body) | {"gpu"}
         == {f.name for f in fields(Policy)} - {"policy_id", "allow_debug"} | {"id"}
     )
     assert schema["required"] == ["id"] and schema["additionalProperties"] is False
