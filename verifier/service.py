@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from . import __version__
+from . import __version__, composite
 from .appraisal.model import Appraisal, Finding
 from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
@@ -25,7 +25,7 @@ from .challenges import OUTCOME_NAMES, Challenge, ChallengeStore
 from .clock import Clock
 from .collateral.base import CollateralSource, OfflineSource
 from .errors import AccessDeniedError, RequestError, UnavailableError
-from .evaluation import Evaluation, conclude
+from .evaluation import Evaluation, conclude, overall
 from .findings import CHALLENGE_CODES, bound_key, challenge_findings, evidence_finding, policy_freshness
 from .keeping import EvidenceKeeper, keep_after, workload_description
 from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit, StaleReadError
@@ -179,16 +179,18 @@ class VerifierService:
             raise UnavailableError("REFERENCE_SET_CHANGING", "the reference values kept changing; try again")
         token_id, appraisal_id = ids[0], ids[1]
         # Committed: only now may the token leave. Keeping the evidence is optional work outside the unit.
-        scheme, verified = evaluation.scheme, evaluation.verified
+        scheme, verified, components = evaluation.scheme, evaluation.verified, evaluation.components
+        incomplete = verified.incomplete or next((c.incomplete for c in components if c.incomplete), None)
         keeping = self.appraisals is not None and self.kept is not None
-        if keeping and not verified.incomplete and verified.parsed is not None:
+        if keeping and not incomplete and verified.parsed is not None:
             assert self.kept is not None  # optional work never delays the answer (issue 11 item 7): `background`
             workload = workload_description(scheme, verified.claims)
-            keep_after(self.kept, self.background, request, workload, appraisal, appraisal_id, at)
+            kept = composite.kept_request(request)  # the GPU reports too
+            keep_after(self.kept, self.background, kept, workload, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         if self.observer is not None:
             self._observe(appraisal, consumed=require_challenge and request.nonce is not None)
-        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, verified.incomplete)
+        return AppraisalResult(appraisal, token, token_id, appraisal_id, at, incomplete, components)
 
     def _appraise_once(
         self,
@@ -233,8 +235,9 @@ class VerifierService:
         challenge: bool,
     ) -> tuple[Appraisal, list[Finding], str]:
         """Steps 7a-10 in `unit` (`appraise`): consume the challenge, conclude, sign and record. `ids` are the token
-        id, the appraisal id, the policy's SHA-256 and the reference-set version. Raises UnavailableError
-        (DATABASE_*, SIGNING_KEY_EXPIRED), RequestError CHALLENGES_DISABLED."""
+        id, the appraisal id, the policy's SHA-256 and the reference-set version. Returns the appraisal with the
+        composite's status (`overall`), its own findings and the token. Raises UnavailableError (DATABASE_*,
+        SIGNING_KEY_EXPIRED), RequestError CHALLENGES_DISABLED."""
         token_id, appraisal_id, policy_hash, version = ids
         # Step 7a: the challenge is consumed even when the evidence is bad (a nonce is single-use), in the same
         # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
@@ -243,6 +246,7 @@ class VerifierService:
         appraisal, findings = conclude(evaluation, shared)
         # Step 10: sign the EAR and record the appraisal; the commit of the unit is the recording.
         token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
+        appraisal = overall(appraisal, evaluation.components)  # the worst of the CPU TEE's and its GPUs'
         unit.record(
             AppraisalRecord(
                 appraisal_id=appraisal_id,
@@ -251,7 +255,7 @@ class VerifierService:
                 status=appraisal.status.value,
                 policy_id=evaluation.policy.policy_id,
                 evidence_sha256=hashlib.sha256(request.evidence).hexdigest(),
-                findings=tuple(f.to_json() for f in findings),
+                findings=composite.record_findings(findings, evaluation.components),
                 token_id=token_id,
                 request_id=request.request_id,
                 policy_sha256=policy_hash,
@@ -284,10 +288,16 @@ class VerifierService:
         at: dt.datetime,
         ids: tuple[str, str, int | None],
     ) -> str:
-        """Step 10: the signed EAR of `appraisal` (`build_ear`); `ids` are the token id, the policy's SHA-256 and
-        the reference-set version. Raises UnavailableError SIGNING_KEY_EXPIRED."""
-        scheme, verified, policy = evaluation.scheme, evaluation.verified, evaluation.policy
+        """Step 10: the signed EAR of `appraisal` (`build_ear`, a submodule per GPU of a composite); `ids` are the
+        token id, the policy's SHA-256 and the reference-set version. Raises UnavailableError SIGNING_KEY_EXPIRED."""
+        scheme, verified, policy, components = (
+            evaluation.scheme,
+            evaluation.verified,
+            evaluation.policy,
+            evaluation.components,
+        )
         token_id, policy_hash, version = ids
+        every = [*findings, *(f for c in components for f in c.appraisal.findings)]
         claims = build_ear(
             appraisal,
             issuer=self.issuer,
@@ -296,9 +306,10 @@ class VerifierService:
             nonce=request.nonce,
             token_id=token_id,
             verifier_build=__version__,
-            cnf_jwk=bound_key(request, scheme, verified, findings, policy),
+            cnf_jwk=bound_key(request, scheme, verified, every, policy),
             policy_sha256=policy_hash,
             reference_set_version=version,
+            components=components,
         )
         return self.signer.sign(claims)
 
@@ -315,11 +326,12 @@ class VerifierService:
     def reappraise(self, request: AppraisalRequest, *, at: dt.datetime, references: ReferenceValueReader) -> Appraisal:
         """Replay an earlier appraisal for impact analysis: the same steps at the instant `at` against
         `references`, without freshness (no challenge is consumed, no nonce or runtime-data binding is checked:
-        that happened when the evidence was first appraised), and nothing is signed, recorded or kept. Missing
-        collateral raises UnavailableError."""
+        that happened when the evidence was first appraised), and nothing is signed, recorded or kept. A kept
+        composite (`composite.kept_request`) is replayed with its GPUs. Missing collateral raises UnavailableError."""
+        request = composite.unpack_kept(request)
         policy = self.policies.get(request.policy or self.default_policy)
         evaluation = self._evaluate(request, policy, at, references, freshness=False, allow_incomplete=False)
-        return conclude(evaluation, [])[0]
+        return overall(conclude(evaluation, [])[0], evaluation.components)
 
     def _evaluate(
         self,
@@ -337,6 +349,7 @@ class VerifierService:
         kind, bounds), UnavailableError (incomplete collateral unless `allow_incomplete`, DATABASE_*)."""
         scheme = get_scheme(request.tee)
         check_bounds(request)
+        composite.check_request(scheme, request)  # GPU reports only beside SEV-SNP or TDX
         # Steps 2-6: parse, collateral, chains to pinned roots at `at`, signature (the TEE package, no policy).
         context = VerifyContext(
             at=at,
@@ -352,21 +365,24 @@ class VerifierService:
                 f"vendor collateral for this {verified.tee} evidence is unavailable; the appraisal cannot be completed",
                 retry_after=verified.retry_after,
             )
+        gpus = composite.verify_gpus(request, context, allow_incomplete=allow_incomplete)  # each with its collateral
+        nonce = request.nonce if freshness else None
         if verified.failure is not None:
             freshness_findings = policy_freshness(request, scheme, verified, policy) if freshness else []
             leading = (evidence_finding(scheme, verified.failure),)
-            return Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings))
+            components = composite.appraise_gpus(gpus, policy, at, references, nonce)
+            return Evaluation(scheme, verified, policy, {}, (), leading, tuple(freshness_findings), (), components)
         # Steps 7b-8: match the approved workload versions (all-of) and appraise under each one's policy.
         workload_policies = WorkloadPolicies(self.policies, self.default_policy, self.operator_policy, self.workloads)
-        selection = select(
-            workload_policies.candidates(
-                scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
-            )
+        candidates = workload_policies.candidates(
+            scheme, verified, policy, request.policy is not None, at, references, request if freshness else None
         )
+        selection = select(composite.with_gpus(candidates, gpus, at, references, nonce))  # and the GPU requirement
         chosen = selection.chosen
         complete = tuple(c.describe() for c in selection.complete)
+        findings = tuple(selection.findings)
         return Evaluation(
-            scheme, verified, chosen.policy, chosen.baseline, chosen.matched, tuple(selection.findings), (), complete
+            scheme, verified, chosen.policy, chosen.baseline, chosen.matched, findings, (), complete, chosen.components
         )
 
     def _challenge(self, unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:

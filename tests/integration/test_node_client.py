@@ -3,7 +3,8 @@
 A real server on port 0 (SQLite, the appraisal clock at the shared Nitro vector's verify_at, its PCRs approved) and
 tests/node/client.mjs: @grpc/proto-loader loads proto/verifier/v1/verifier.proto at run time (no generated code),
 @grpc/grpc-js calls CreateChallenge, Appraise (the real vector) and GetSigningKeys, jose verifies the EAR with
-that JWKS (ES256 only, the header's `typ` required) and claims_json is compared with the Struct. Skipped, saying
+that JWKS (ES256 only, the header's `typ` required) and claims_json is compared with the Struct; a second test makes
+one composite call (an SEV-SNP report with two GPU reports, issue 15) and reads its components. Skipped, saying
 why, without node or tests/node/node_modules (`(cd tests/node && npm ci)`, which CI runs), or failed with
 VERIFIER_REQUIRE_NODE=1.
 """
@@ -133,3 +134,73 @@ def test_node_client_from_the_proto_alone(components: Components, vector: dict[s
     assert out["claims_struct_equal"] is True
     assert claims["pcrs"]["0"] == vector["facts"]["pcrs"]["0"]
     assert isinstance(claims["timestamp"], int)  # an integer as an integer, not a double
+
+
+def test_node_client_composite_call(sqlite_db: Database, tmp_path: Path) -> None:
+    """One composite call from Node (issue 15): an SEV-SNP report (fake AMD PKI) with two GPU reports (the fake
+    NVIDIA PKIs of tests/integration/composite_helpers.py `NvidiaWorld`, appraised by the real GPU scheme), bound by
+    REPORT_DATA; jose verifies the composite EAR."""
+    from tests.fakes.amd_pki import FakeAmdPki
+    from tests.fakes.nvidia_pki import DEFAULT_NOW
+    from tests.integration.composite_helpers import MEASUREMENT, NvidiaWorld, snp_files, snp_report
+    from verifier.tee.sevsnp.tcb import Product
+    from verifier.trust.anchors import TrustAnchors
+
+    pki, nvidia = FakeAmdPki(Product.GENOA, now=DEFAULT_NOW), NvidiaWorld(DEFAULT_NOW, devices=2)
+    settings = Settings(
+        database_url=sqlite_url(tmp_path),
+        development=True,
+        offline=True,
+        listen="127.0.0.1:0",
+        http_listen="off",
+        check_crl=False,
+    )
+    built = build(settings, clock=FixedClock(pki.now))
+    built.service.anchors = TrustAnchors(pins={**pki.pins, **nvidia.pins})
+    built.references.add("snp.measurement", MEASUREMENT, "inference", now=pki.now, version="1")
+    built.references.add("snp.min_gpus", b"\x02", "inference", now=pki.now, version="1")
+    gpus = (nvidia.gpu(b"\x42" * 32, device=0), nvidia.gpu(b"\x42" * 32, device=1))  # no challenge: still bound
+    (tmp_path / "snp.bin").write_bytes(snp_report(pki, b"", None, gpus))
+    collateral = []
+    for name, data in snp_files(pki).items():
+        (tmp_path / name).write_bytes(data)
+        collateral.append({"name": name, "path": str(tmp_path / name)})
+    sent = []
+    for index, one in enumerate(gpus):
+        (tmp_path / f"gpu{index}").mkdir()
+        (tmp_path / f"gpu{index}.bin").write_bytes(one.evidence)
+        files = []
+        for name, data in one.collateral.items():
+            (tmp_path / f"gpu{index}" / name).write_bytes(data)
+            files.append({"name": name, "path": str(tmp_path / f"gpu{index}" / name)})
+        sent.append({"evidence": str(tmp_path / f"gpu{index}.bin"), "collateral": files})
+
+    async def scenario() -> dict[str, Any]:
+        server = VerifierServer(built)
+        port, _ = await server.start()
+        try:
+            options = {
+                "target": f"127.0.0.1:{port}",
+                "proto": str(ROOT / "proto"),
+                "evidence": str(tmp_path / "snp.bin"),
+                "kind": "EVIDENCE_KIND_SEV_SNP",
+                "collateral": collateral,
+                "gpus": sent,
+                "typ": "eat+jwt",
+            }
+            return await _node(options)
+        finally:
+            await server.stop(0)
+
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        built.close()
+    assert out["status"] == "STATUS_AFFIRMING", out["finding_components"]
+    assert [(c["name"], c["tee"], c["status"]) for c in out["components"]] == [
+        ("gpu0", "gpu", "STATUS_AFFIRMING"),
+        ("gpu1", "gpu", "STATUS_AFFIRMING"),
+    ]
+    assert out["components"][0]["claims"]["driver_version"] == "550.90.07"
+    assert list(out["payload"]["submods"]) == ["snp", "gpu0", "gpu1"] and out["payload"]["ear_status"] == "affirming"
+    assert out["payload"]["submods"]["snp"]["ear_verifier_claims"]["workload"]["name"] == "inference"

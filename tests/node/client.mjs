@@ -1,7 +1,9 @@
 // A relying party in another language, from the .proto alone: @grpc/proto-loader reads proto/verifier/v1/verifier.proto
 // at run time (no generated code), @grpc/grpc-js calls CreateChallenge, Appraise and GetSigningKeys, and jose
 // verifies the EAR with the JWKS from GetSigningKeys (ES256 only, the `typ` checked when one is expected).
-// claims_json is parsed and compared with the google.protobuf.Struct `claims`.
+// claims_json is parsed and compared with the google.protobuf.Struct `claims`. A composite call (an SEV-SNP or TDX
+// report with its GPUs' reports) adds "collateral" ([{"name", "path"}]) and "gpus" ([{"evidence": path,
+// "collateral": [{"name", "path"}]}]); the answer then lists the components and which component each finding is of.
 //
 //   node client.mjs '{"target": "127.0.0.1:50051", "proto": "../../proto", "evidence": "evidence.bin",
 //                     "kind": "EVIDENCE_KIND_NITRO", "typ": "JWT"}'
@@ -58,6 +60,11 @@ function sameJson(a, b) {
   return keys.every((key) => Object.hasOwn(b, key) && sameJson(a[key], b[key]));
 }
 
+// [{"name", "path"}] -> CollateralFile messages.
+function files(list) {
+  return (list ?? []).map((file) => ({ name: file.name, content: readFileSync(file.path) }));
+}
+
 async function main() {
   const definition = protoLoader.loadSync("verifier/v1/verifier.proto", {
     includeDirs: [path.resolve(options.proto)],
@@ -75,6 +82,8 @@ async function main() {
     const appraisal = await call(client, "Appraise", {
       kind: options.kind,
       evidence: readFileSync(options.evidence),
+      collateral: files(options.collateral),
+      gpus: (options.gpus ?? []).map((gpu) => ({ evidence: readFileSync(gpu.evidence), collateral: files(gpu.collateral) })),
     });
     const keys = await call(client, "GetSigningKeys", {});
 
@@ -108,6 +117,15 @@ async function main() {
         empty_set_refused: refused,
         claims_json: claimsJson,
         claims_struct_equal: sameJson(claimsJson, struct),
+        finding_components: appraisal.findings.map((finding) => [finding.component, finding.code]),
+        components: appraisal.components.map((component) => ({
+          name: component.name,
+          tee: component.tee,
+          status: component.status,
+          trust_vector: component.trust_vector,
+          evidence_sha384: component.evidence_sha384,
+          claims: JSON.parse(component.claims_json),
+        })),
       }) + "\n",
     );
   } finally {

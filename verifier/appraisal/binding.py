@@ -2,12 +2,25 @@
 
 Nitro (aws-nitro-enclaves-nsm-api attestation_process.md 2.2.2): the document's `nonce` equals the nonce and its
 `public_key` equals the runtime data. SEV-SNP and TDX carry 64 bytes of REPORT_DATA: by default
-REPORT_DATA = SHA-512(nonce || runtime_data); a policy may choose "raw": the nonce itself, zero-padded."""
+REPORT_DATA = SHA-512(nonce || runtime_data); a policy may choose "raw": the nonce itself, zero-padded.
+
+Composite evidence (one SEV-SNP or TDX report with the reports of the N GPUs its CVM drives, verifier.composite):
+every GPU report's SPDM request nonce (bytes 4..35, signed by the GPU) must equal the request's challenge nonce (32
+bytes; freshness: a GPU report of another session carries another nonce: GPU_NONCE_MISMATCH naming the GPU), and the
+CPU report's REPORT_DATA must equal `composite_report_data`: SHA-512("tee-verifier/composite/v1" || nonce || N (one
+byte) || SHA-384(gpu_report_0) || ... || SHA-384(gpu_report_{N-1}) || runtime_data), the GPU reports in request
+order (binding to this TEE: only code inside the CVM sets REPORT_DATA, so a GPU report from another machine, even
+one made for the same nonce, cannot be spliced in: COMPOSITE_BINDING_MISMATCH). The encoding is unambiguous: the
+nonce is the verifier's, N sits at a fixed offset, the digests have a fixed length and the variable runtime data
+comes last, so no split of the same bytes into other runtime data and fewer GPUs hashes alike (with runtime data
+before the digests, a leading GPU's digest could be moved into the runtime data and that GPU dropped from the
+request); the tag separates it from the one-report rule. With N = 0 it is the SHA-512 rule above; "raw" binding
+cannot commit GPU reports."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .model import CONTRAINDICATED, Claim, Finding
@@ -23,6 +36,24 @@ def expected_report_data(nonce: bytes, runtime_data: bytes | None, mode: str) ->
             raise ValueError("a raw nonce must fit in REPORT_DATA (64 bytes)")
         return nonce.ljust(REPORT_DATA_BYTES, b"\0")
     return hashlib.sha512(nonce + (runtime_data or b"")).digest()
+
+
+COMPOSITE_TAG = b"tee-verifier/composite/v1"
+MAX_COMPOSITE_GPUS = 255  # N is one byte (verifier.requests bounds a request far lower)
+
+
+def composite_report_data(nonce: bytes | None, runtime_data: bytes | None, gpu_reports: Sequence[bytes]) -> bytes:
+    """The 64 bytes REPORT_DATA of a composite request must hold (module docstring): with N = len(gpu_reports) > 0,
+    SHA-512(COMPOSITE_TAG || nonce || N || SHA-384(gpu_report_0) || ... || SHA-384(gpu_report_{N-1}) ||
+    runtime_data), absent values empty; with N = 0 the one-report rule SHA-512(nonce || runtime_data). Raises
+    ValueError (a caller bug, no code) for more than MAX_COMPOSITE_GPUS reports."""
+    if not gpu_reports:
+        return hashlib.sha512((nonce or b"") + (runtime_data or b"")).digest()
+    if len(gpu_reports) > MAX_COMPOSITE_GPUS:
+        raise ValueError("at most 255 GPU reports fit the composite binding")
+    digests = b"".join(hashlib.sha384(report).digest() for report in gpu_reports)
+    body = COMPOSITE_TAG + (nonce or b"") + bytes([len(gpu_reports)]) + digests + (runtime_data or b"")
+    return hashlib.sha512(body).digest()
 
 
 class BindingRule(Protocol):

@@ -31,6 +31,7 @@ class ReleaseRule:
     require_policies: tuple[str, ...] = ()
     min_version: str | None = None
     require_labels: tuple[str, ...] = ()  # deprecated (pre-workload tokens); kept for one release
+    min_gpus: int = 0  # GPU components the result must carry, each affirming (composite evidence)
 
     def __repr__(self) -> str:  # never show the secret
         return (
@@ -134,6 +135,9 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
         raise ConfigError(
             "BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'require_policies' is a list of policy ids or SHA-256s"
         )
+    min_gpus = entry.get("min_gpus", 0)
+    if isinstance(min_gpus, bool) or not isinstance(min_gpus, int) or not 0 <= min_gpus <= 8:
+        raise ConfigError("BROKER_CONFIG_INVALID", f"secret {entry['name']!r}: 'min_gpus' is an integer of 0..8")
     file = (base / entry["file"]).resolve()
     try:
         mode = file.stat().st_mode
@@ -144,4 +148,6 @@ def _rule(entry: Any, base: Path) -> ReleaseRule:
         raise ConfigError(
             "BROKER_SECRET_MISSING", f"cannot read secret file {file}: {os.strerror(exc.errno or 0)}"
         ) from None
-    return ReleaseRule(entry["name"], secret, workload, status, tees, tuple(policies), min_version, tuple(labels))
+    return ReleaseRule(
+        entry["name"], secret, workload, status, tees, tuple(policies), min_version, tuple(labels), min_gpus
+    )

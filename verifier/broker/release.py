@@ -1,6 +1,10 @@
 """The release decision: broker-issued nonces (single use, short-lived), the attestation result checked with
 `verifier.client.verify_result`, the rule, and the secret encrypted to the result's `cnf` key (RFC 7516 JWE:
-ECDH-ES+A256KW for EC/X25519 keys, RSA-OAEP-256 for RSA, content A256GCM)."""
+ECDH-ES+A256KW for EC/X25519 keys, RSA-OAEP-256 for RSA, content A256GCM).
+
+Composite results (a CPU TEE with its GPUs): every submodule must have the rule's status (the result is as good as
+its worst part), and a rule with `min_gpus` k releases only to a result carrying at least k GPU components
+(TOKEN_GPUS_INSUFFICIENT otherwise), on top of what the rule's workload requires (`<tee>.min_gpus`)."""
 
 from __future__ import annotations
 
@@ -195,6 +199,7 @@ class Broker:
                 allowed_policies=rule.require_policies,
                 required_workload=rule.workload,
                 min_version=rule.min_version,
+                min_gpus=min_gpus(rule),
             )
         except ResultError as exc:
             raise ReleaseRefused(exc.code, exc.message, 401) from None
@@ -215,6 +220,12 @@ class Broker:
             result.token_id,
         )
         return Release(rule.name, encrypted, result.token_id)
+
+
+def min_gpus(rule: Any) -> int:
+    """The GPU components the rule requires (`ReleaseRule.min_gpus`, 0 for a rule without it). Never raises."""
+    value = getattr(rule, "min_gpus", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def encrypt_to(jwk: dict[str, Any], plaintext: bytes) -> str:

@@ -5,7 +5,12 @@ Without `--db` (and without VERIFIER_DATABASE_URL) the appraisal runs against a 
 migrated here and deleted on exit, so nothing is left in the working directory; `--reference-values FILE` seeds it
 with the values of a manifest or nitro-cli JSON. `--evidence -` reads the evidence from stdin (bytes, at most the
 service's bound). The exit code is the result's (verifier/cli/common.py): by status, or by failure class with
-`--detailed-exitcode`."""
+`--detailed-exitcode`.
+
+Composite evidence (verifier.composite): `--gpu REPORT --gpu-collateral DIR`, repeatable and paired in order (the
+i-th DIR is the i-th REPORT's: cert_chain.pem, driver_rim.xml, vbios_rim.xml, OCSP responses), beside an SEV-SNP
+or TDX `--evidence`; the GPUs are `gpu0`.. in that order, the status is the worst of all, the JSON has
+`components` and each GPU finding names its `component`."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from ..appraisal.registry import tee_names
 from ..auth import current_actor
 from ..bootstrap import build_app, open_database
 from ..clock import FixedClock, SystemClock, to_rfc3339
+from ..requests import MAX_GPU_EVIDENCE_BYTES, MAX_GPUS, GpuEvidence
 from ..results.keys import ephemeral_key
 from ..results.signer import ResultSigner
 from ..service import MAX_COLLATERAL_BYTES, MAX_EVIDENCE_BYTES, AppraisalRequest, AppraisalResult
@@ -55,6 +61,7 @@ VERIFY_SETTINGS = (
     "offline",
     "check_crl",
     "collateral_refresh",
+    "nvidia_rim_dir",
     "policy_file",
     "database_url",
 )
@@ -76,6 +83,21 @@ def register(sub: Any) -> None:
     p.add_argument("--nonce", type=hex_bytes, metavar="HEX", help="nonce the evidence must carry")
     p.add_argument("--runtime-data", type=hex_bytes, metavar="HEX", help="runtime data the evidence must bind")
     p.add_argument("--policy", metavar="NAME", help="appraisal policy (default: default)")
+    p.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        metavar="REPORT",
+        help="a GPU report the CPU TEE of --evidence drives (composite evidence; repeatable, gpu0, gpu1, ... in order)",
+    )
+    p.add_argument(
+        "--gpu-collateral",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="the collateral directory of the GPU report given at the same position (one per --gpu)",
+    )
     p.add_argument(
         "--reference-values",
         action="append",
@@ -101,6 +123,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         raise UsageError(f"cannot tell the evidence kind of {args.evidence}; pass --tee ({'|'.join(tee_names())})")
     exclude = None if args.evidence == STDIN else Path(args.evidence)
     collateral = _read_collateral(args.collateral, exclude=exclude) if args.collateral else {}
+    gpus = _read_gpus(args.gpu, args.gpu_collateral)
     shows_token = args.json or args.show_token
     with appraisal_settings(args, apply_flags(base, args, VERIFY_SETTINGS)) as settings:
         signer = None
@@ -108,7 +131,7 @@ def run(args: argparse.Namespace, base: Settings) -> int:
             if shows_token:
                 eprint("verifier: note: no --signing-key: the printed token is signed with an ephemeral key")
             signer = ResultSigner([ephemeral_key()], development=True)
-        result = _appraise(args, settings, signer, tee, evidence, collateral)
+        result = _appraise(args, settings, signer, tee, evidence, collateral, gpus)
     document = result_json(result)
     if args.json:
         print_json(document)
@@ -127,6 +150,7 @@ def _appraise(
     tee: str,
     evidence: bytes,
     collateral: dict[str, bytes],
+    gpus: tuple[GpuEvidence, ...] = (),
 ) -> AppraisalResult:
     components = build_app(settings, clock=FixedClock(args.at) if args.at else SystemClock(), signer=signer)
     # `--policy` here is the operator's choice for this appraisal (the server applies workload policies).
@@ -141,6 +165,7 @@ def _appraise(
                 nonce=args.nonce,
                 runtime_data=args.runtime_data,
                 policy=args.policy,
+                gpus=gpus,
             ),
             allow_incomplete=True,
         )
@@ -191,9 +216,43 @@ def read_input(name: str, limit: int, what: str) -> bytes:
     return _read_bounded(Path(name), limit, what)
 
 
+def _read_gpus(reports: list[str], directories: list[Path]) -> tuple[GpuEvidence, ...]:
+    """The `--gpu` reports, each with the `--gpu-collateral` directory at its position. Raises UsageError for
+    unpaired flags, more than MAX_GPUS reports or unreadable input."""
+    if len(reports) != len(directories):
+        raise UsageError(
+            f"--gpu and --gpu-collateral go in pairs: {len(reports)} --gpu, {len(directories)} --gpu-collateral"
+        )
+    if len(reports) > MAX_GPUS:
+        raise UsageError(f"at most {MAX_GPUS} --gpu reports")
+    return tuple(
+        GpuEvidence(
+            _read_bounded(Path(report), MAX_GPU_EVIDENCE_BYTES, "GPU report"),
+            _read_collateral(directory, exclude=Path(report), flag="--gpu-collateral"),
+        )
+        for report, directory in zip(reports, directories, strict=True)
+    )
+
+
 def result_json(result: AppraisalResult) -> dict[str, Any]:
+    """The `--json` object: the result (the composite's status), the evidence's findings then each GPU's (with
+    `component`) and, per GPU, `components[]` (name, tee, status, trust vector, claims, findings, report SHA-384).
+    Never raises."""
     a = result.appraisal
+    components: list[dict[str, Any]] = [
+        {
+            "name": c.name,
+            "tee": c.appraisal.tee,
+            "status": c.appraisal.status.value,
+            "trust_vector": c.appraisal.trust_vector.to_json(),
+            "claims": c.appraisal.claims,
+            "findings": [f.to_json() for f in c.appraisal.findings],
+            "evidence_sha384": c.evidence_sha384,
+        }
+        for c in result.components
+    ]
     findings = [f.to_json() for f in a.findings]
+    findings += [{**f.to_json(), "component": c.name} for c in result.components for f in c.appraisal.findings]
     kind = failure_class(a.status.value, findings)
     return {
         "tee": a.tee,
@@ -208,6 +267,7 @@ def result_json(result: AppraisalResult) -> dict[str, Any]:
         "appraised_at": to_rfc3339(result.appraised_at),
         "appraisal_id": result.appraisal_id,
         "incomplete": result.incomplete,
+        "components": components,
         "token": result.token,
     }
 
@@ -229,7 +289,10 @@ def _print_text(result: AppraisalResult, document: dict[str, Any], *, show_token
         ("appraised at", document["appraised_at"]),
         ("appraisal id", result.appraisal_id),
     ]
-    print_summary(fields, document["findings"])
+    for c in document["components"]:
+        fields.append((c["name"], f"{c['status']} ({c['tee']}; report SHA-384 {c['evidence_sha384'][:16]}...)"))
+    shown = [{**f, "code": f"{f['component']}: {f['code']}"} if "component" in f else f for f in document["findings"]]
+    print_summary(fields, shown)
     if show_token:
         print(result.token)
 
@@ -244,9 +307,9 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def _read_collateral(directory: Path, *, exclude: Path | None) -> dict[str, bytes]:
+def _read_collateral(directory: Path, *, exclude: Path | None, flag: str = "--collateral") -> dict[str, bytes]:
     if not directory.is_dir():
-        raise UsageError(f"--collateral {directory} is not a directory")
+        raise UsageError(f"{flag} {directory} is not a directory")
     files: dict[str, bytes] = {}
     total = 0
     for path in sorted(directory.iterdir()):

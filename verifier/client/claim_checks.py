@@ -1,9 +1,12 @@
 """The claim checks of an attestation result whose JWS verified (verifier.client.jws), one helper per check, run by
 `verify_result` in this order: RFC 7519 `iss` (s4.1.1), `exp`/`iat`/`nbf` (s4.1.4-4.1.6), the EAR profile
-(draft-ietf-rats-ear-04 s3), EAT `eat_nonce` (RFC 9711 s4.1), the top-level `ear_status` (s3) and the single
-submodule's `ear_status` (s3.1: the status a relying party must check), the matched workload and labels, and the
-appraisal policy. Verifier detail is read from the submodule's `ear_verifier_claims` map (s3.1). The typed readers at
-the end refuse claims of the wrong JSON type as TOKEN_MALFORMED.
+(draft-ietf-rats-ear-04 s3), EAT `eat_nonce` (RFC 9711 s4.1), the top-level `ear_status` (s3) and every submodule's
+`ear_status` (s3.1: the statuses a relying party must check), the matched workload and labels, and the appraisal
+policy. A token has one submodule named after its TEE (the evidence's) and, for composite evidence (a CPU TEE with
+its GPUs), one component submodule per GPU, `gpu0`..`gpu<N-1>`: each must have the required status (the result is
+as good as its worst part) and `check_gpus` counts them. Verifier detail is read from the submodule's
+`ear_verifier_claims` map (s3.1). The typed readers at the end refuse claims of the wrong JSON type as
+TOKEN_MALFORMED.
 
 Tokens of the draft-fv-rats-ear era (`ear.status`, `x-verifier.*`) are refused as TOKEN_MALFORMED: a clean break.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
@@ -22,6 +26,7 @@ EAR_PROFILE = "tag:ietf.org,2026:rats/ear#04"  # draft-ietf-rats-ear-04 s3
 MAX_EAT_NONCE = 64  # RFC 9711 s4.1 / draft s3: eat_nonce is 8..64 bytes
 # EAR tiers, best first; contraindicated and none rank equal (neither may be relied upon).
 STATUS_RANK = {"affirming": 3, "warning": 2, "contraindicated": 1, "none": 1}
+COMPONENT = re.compile(r"gpu(0|[1-9][0-9]?)")  # a composite's GPU submodule names
 
 
 def check_issuer(claims: Mapping[str, Any], issuer: str | None) -> Any:
@@ -109,10 +114,12 @@ def _check_long_nonce(claims: Mapping[str, Any], expected: bytes) -> bytes:
 
 def check_status(claims: Mapping[str, Any], required_status: str) -> str:
     """The top-level `ear_status` (draft-ietf-rats-ear-04 s3: optional, no better than the worst submodule), at least
-    `required_status` when present; the submodule's status (`check_submodule`) is the one that decides, and is
-    returned when the top-level one is absent. Raises ResultError TOKEN_MALFORMED or TOKEN_STATUS_INSUFFICIENT."""
-    if "ear_status" not in claims:
-        return str(submodule(claims)[1].get("ear_status"))
+    `required_status` when present; the submodules' statuses (`check_submodule`) are the ones that decide, and the
+    worst of them is returned when the top-level one is absent. Raises ResultError TOKEN_MALFORMED or
+    TOKEN_STATUS_INSUFFICIENT."""
+    if "ear_status" not in claims:  # the worst submodule's (draft s3), the evidence's first among equals
+        main, parts = _split_submods(claims)
+        return str(min((main, *parts), key=lambda part: STATUS_RANK[part[1]["ear_status"]])[1]["ear_status"])
     status = claims.get("ear_status")
     if not _is_tier(status):
         raise ResultError("TOKEN_MALFORMED", "ear_status is not an EAR tier", actual=str(status)[:32])
@@ -127,15 +134,38 @@ def check_status(claims: Mapping[str, Any], required_status: str) -> str:
 
 
 def submodule(claims: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(TEE name, EAR-appraisal) of the one submodule in `submods` (draft s3), whose `ear_status` is a tier. Raises
-    ResultError TOKEN_MALFORMED."""
+    """(TEE name, EAR-appraisal) of the evidence's submodule in `submods` (draft s3): the one not named as a GPU
+    component (`components`), whose `ear_status` is a tier. Raises ResultError TOKEN_MALFORMED (no submodule, more
+    than one besides the components, components not numbered gpu0..gpu<N-1>)."""
+    main, _ = _split_submods(claims)
+    return main
+
+
+def components(claims: Mapping[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The GPU component submodules of a composite result, `gpu0`..`gpu<N-1>` in order (empty otherwise), each with
+    a tier as `ear_status`. Raises ResultError TOKEN_MALFORMED as `submodule` does."""
+    _, parts = _split_submods(claims)
+    return parts
+
+
+def _split_submods(
+    claims: Mapping[str, Any],
+) -> tuple[tuple[str, dict[str, Any]], tuple[tuple[str, dict[str, Any]], ...]]:
     submods = claims.get("submods")
-    if not isinstance(submods, dict) or len(submods) != 1:
-        raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule")
-    ((tee, submod),) = submods.items()
-    if not isinstance(submod, dict) or not _is_tier(submod.get("ear_status")):
-        raise ResultError("TOKEN_MALFORMED", "the submodule has no EAR tier (ear_status)")
-    return tee, submod
+    if not isinstance(submods, dict) or not submods:
+        raise ResultError("TOKEN_MALFORMED", "the result must have a submodule")
+    names = [name for name in submods if isinstance(name, str) and COMPONENT.fullmatch(name)]
+    others = [name for name in submods if name not in names]
+    if len(others) != 1:
+        raise ResultError("TOKEN_MALFORMED", "the result must have exactly one submodule besides its GPU components")
+    if sorted(names, key=lambda n: int(n[3:])) != [f"gpu{i}" for i in range(len(names))]:
+        raise ResultError("TOKEN_MALFORMED", "the GPU components are not numbered gpu0..gpu<N-1>")
+    ordered = [others[0], *(f"gpu{i}" for i in range(len(names)))]
+    for name in ordered:
+        if not isinstance(submods[name], dict) or not _is_tier(submods[name].get("ear_status")):
+            which = "the submodule" if name == others[0] else f"GPU component {name}"
+            raise ResultError("TOKEN_MALFORMED", f"{which} has no EAR tier (ear_status)")
+    return (others[0], submods[others[0]]), tuple((name, submods[name]) for name in ordered[1:])
 
 
 def verifier_claims(submod: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,19 +178,40 @@ def verifier_claims(submod: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_submodule(claims: Mapping[str, Any], required_status: str) -> tuple[str, dict[str, Any], str]:
-    """(TEE name, submodule, its `ear_status`) of the one submodule in `submods`, whose status, the one a relying party
-    must check (draft s3.1), must be at least `required_status`. Raises ResultError TOKEN_MALFORMED or
-    TOKEN_STATUS_INSUFFICIENT."""
-    tee, submod = submodule(claims)
-    submod_status = submod["ear_status"]
-    if STATUS_RANK[submod_status] < STATUS_RANK[required_status]:
+    """(TEE name, submodule, its `ear_status`) of the evidence's submodule. Its status and every GPU component's (the
+    statuses a relying party must check, draft s3.1) must be at least `required_status`, and the top-level
+    `ear_status`, when present, no better than the worst of them (draft s3). Raises ResultError TOKEN_MALFORMED or
+    TOKEN_STATUS_INSUFFICIENT (naming the submodule)."""
+    (tee, submod), parts = _split_submods(claims)
+    ranks = []
+    for name, part in ((tee, submod), *parts):
+        status = part["ear_status"]
+        ranks.append(STATUS_RANK[status])
+        if STATUS_RANK[status] < STATUS_RANK[required_status]:
+            raise ResultError(
+                "TOKEN_STATUS_INSUFFICIENT",
+                f"submodule {name} is not good enough",
+                expected=required_status,
+                actual=status,
+            )
+    top = claims.get("ear_status")
+    if _is_tier(top) and STATUS_RANK[top] > min(ranks):
+        raise ResultError("TOKEN_MALFORMED", "the top-level ear_status is better than a submodule's", actual=top)
+    return tee, submod, submod["ear_status"]
+
+
+def check_gpus(claims: Mapping[str, Any], min_gpus: int) -> int:
+    """The number of GPU components (each already of the required status, `check_submodule`), at least `min_gpus`.
+    Raises ResultError TOKEN_MALFORMED or TOKEN_GPUS_INSUFFICIENT."""
+    count = len(components(claims))
+    if count < min_gpus:
         raise ResultError(
-            "TOKEN_STATUS_INSUFFICIENT",
-            f"submodule {tee} is not good enough",
-            expected=required_status,
-            actual=submod_status,
+            "TOKEN_GPUS_INSUFFICIENT",
+            "the result carries fewer GPUs than required",
+            expected=f">= {min_gpus}",
+            actual=str(count),
         )
-    return tee, submod, submod_status
+    return count
 
 
 def matched_workloads(submod: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:

@@ -4,6 +4,11 @@ The claims-set (draft s3, Figure 1): `eat_profile` `tag:ietf.org,2026:rats/ear#0
 `ear_verifier_id` {developer, build} (AR4SI s3.3), the optional overall `ear_status` (s3: no better than the worst
 submodule), `submods` and `eat_nonce` (RFC 9711 s4.1: 8..64 bytes, base64url), beside the registered JWT claims
 `iss`, `jti` and RFC 7800 `cnf`. One appraisal is one submodule named after its TEE (`nitro`, `snp`, `tdx`, ...).
+A composite appraisal (verifier.composite: a CPU TEE with its GPUs) has one submodule more per GPU, `gpu0`..`gpu<N-1>`
+in request order, each with its own status, trust vector, policy, attester claims and verifier claims (findings,
+matched reference values, collateral, revocation, and `evidence_sha384`: the SHA-384 of its report, which the CPU
+submodule's REPORT_DATA commits to); the top-level `ear_status` is then the worst of all (none counting as worse than
+warning, verifier.evaluation `overall_status`), and the CPU submodule's the CPU TEE's own.
 
 The submodule (draft s3.1, Figure 2): `ear_status` (mandatory; the status a relying party must check is this one,
 `submods.<tee>.ear_status`: the top-level copy only helps a reader of composite results), the AR4SI
@@ -22,11 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from verifier.appraisal.model import Appraisal
 from verifier.errors import VerifierError
+from verifier.evaluation import Component, overall_status
 from verifier.results.ear_size import compact, fit
 from verifier.results.keys import b64url_encode
 
@@ -56,12 +63,14 @@ def build_ear(
     cnf_jwk: dict[str, Any] | None = None,
     policy_sha256: str | None = None,
     reference_set_version: int | None = None,
+    components: Sequence[Component] = (),
 ) -> dict[str, Any]:
     """EAR claims for one appraisal (module docstring): `iat`/`exp` in whole seconds (draft s3, RFC 7519 s4.1),
     `eat_nonce` base64url when a nonce of 8..64 bytes was given (a longer one, which the API accepts for evidence
     formats that carry it, is named by `ear_verifier_claims.nonce_sha256` instead, as the draft allows no longer
     `eat_nonce`), `ear_status` both top-level and in the submodule, `cnf` (RFC 7800 s3.2) when the workload's key
-    was bound.
+    was bound. `appraisal` is the evidence's own (for a composite the CPU TEE's, with its own status) and
+    `components` the GPUs' (module docstring).
 
     Deterministic: the same inputs give equal dicts with the same key order, hence the same JSON.
     `policy_sha256` (SHA-256 of the policy's canonical JSON) and `reference_set_version` (the reference-value set
@@ -87,15 +96,24 @@ def build_ear(
         "iss": issuer,
         "jti": token_id,
         "ear_verifier_id": {"developer": VERIFIER_DEVELOPER, "build": verifier_build},
-        "ear_status": appraisal.status.value,
+        "ear_status": overall_status([appraisal.status, *(c.appraisal.status for c in components)]).value,
         "submods": {appraisal.tee: submod},
     }
+    gpus = [_component(component) for component in components]
+    claims["submods"].update({component.name: gpu for component, gpu in zip(components, gpus, strict=True)})
     if nonce is not None and not long_nonce:
         claims["eat_nonce"] = b64url_encode(nonce)
     if cnf_jwk is not None:
         claims["cnf"] = {"jwk": dict(cnf_jwk)}  # RFC 7800: the key the attested workload holds
-    fit(claims, submod)
+    fit(claims, submod, *gpus)
     return claims
+
+
+def _component(component: Component) -> dict[str, Any]:
+    """The submodule of one GPU of a composite (module docstring). Raises VerifierError EAR_CLAIMS_NOT_JSON."""
+    submod = _submodule(component.appraisal, None, None, None)
+    submod["ear_verifier_claims"]["evidence_sha384"] = component.evidence_sha384
+    return submod
 
 
 def _submodule(

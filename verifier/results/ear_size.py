@@ -14,8 +14,18 @@ Two rules, both deterministic (the same claims give the same token):
 2. Only when the claims-set is still over `MAX_PAYLOAD` bytes of JSON, in this order until it fits: findings keep
    only `code`, `tier` and `claim`; `matched_reference_values` is left out; `ear_attester_claims` is left out
    (draft-ietf-rats-ear-04 s8 asks that it can be); findings past the first `MAX_FINDINGS` are left out
-   (`findings_omitted` counts them). `ear_verifier_claims.abridged` lists what was cut. `ear_status`, the trust
-   vector, the workload, the policy hash and `cnf` are never cut: they are what relying parties and the broker use.
+   (`findings_omitted` counts them); last, the `collateral` list. `ear_verifier_claims.abridged` lists what was
+   cut. `ear_status`, the trust vector, the workload, the policy hash and `cnf` are never cut: they are what relying
+   parties and the broker use.
+3. A composite token (a CPU TEE with up to 8 GPUs, verifier.composite) is cut step by step, each step applied to
+   every submodule it names (so the GPUs stay alike), checking the size before each step: first, in the GPUs'
+   submodules, an attester claim that is a map or list over `LARGE` bytes of JSON (the 64 measurement blocks: about
+   6.7 KB, so in practice always) becomes `<name>_sha256` (`structure_digest`: SHA-256 of its compact JSON with
+   sorted keys); then the GPUs' `collateral` goes and their attester claims shrink to `GPU_SUMMARY` (driver and VBIOS
+   version, architecture, ueid); then finding details and matched reference values (every submodule); then the
+   GPUs' attester claims; then the CPU TEE's; then each submodule keeps its first MAX_FINDINGS / (number of
+   submodules) findings (at least one); then the CPU TEE's `collateral`; last, the GPUs' `evidence_sha384`. With one
+   submodule this is rule 2 exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 LONG = 128  # characters: 64 bytes as hex (a P-256 point, a 512-bit digest or report_data still fit)
@@ -30,6 +41,8 @@ LONG = 128  # characters: 64 bytes as hex (a P-256 point, a 512-bit digest or re
 # for a longer issuer or kid.
 MAX_PAYLOAD = 5632
 MAX_FINDINGS = 16
+LARGE = 512  # bytes of JSON: a GPU's attester claim map or list beyond this is digested first (rule 3)
+GPU_SUMMARY = ("driver_version", "vbios_version", "architecture", "ueid")  # what a GPU's claims shrink to (rule 3)
 TOKEN_LIMIT = 8192
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
@@ -62,18 +75,35 @@ def compact(value: Any) -> Any:
     return value
 
 
-def fit(claims: dict[str, Any], submod: dict[str, Any]) -> None:
-    """Rule 2 above on `claims`, whose only submodule is `submod` (changed in place) with its `ear_verifier_claims`.
-    Does nothing when the claims-set already fits. Never raises for JSON data."""
-    verifier_claims: dict[str, Any] = submod["ear_verifier_claims"]
-    cuts: list[str] = []
-    for cut in (_finding_details, _matched_values, _attester_claims, _finding_count):
+def fit(claims: dict[str, Any], submod: dict[str, Any], *components: dict[str, Any]) -> None:
+    """Rules 2 and 3 above on `claims`, whose submodules are `submod` (the evidence's) and, for a composite,
+    `components` (its GPUs'), each changed in place with its `ear_verifier_claims`. Does nothing when the claims-set
+    already fits. Never raises for JSON data."""
+    every = [submod, *components]
+    limit = max(1, MAX_FINDINGS // len(every))
+    steps: tuple[tuple[Sequence[dict[str, Any]], Cut], ...] = (
+        (components, _large_claims),
+        (components, _collateral),
+        (components, _gpu_summary),
+        (every, _finding_details),
+        (every, _matched_values),
+        (components, _attester_claims),
+        ([submod], _attester_claims),
+        (every, lambda s, v: _finding_count(s, v, limit)),
+        ([submod], _collateral),
+        (components, _evidence_digest),
+    )
+    for submods, cut in steps:
         if payload_size(claims) <= MAX_PAYLOAD:
-            break
-        name = cut(submod, verifier_claims)
-        if name is not None:
-            cuts.append(name)
-            verifier_claims["abridged"] = list(cuts)
+            return
+        for one in submods:  # a step cuts every submodule it names: the GPUs stay alike
+            verifier_claims: dict[str, Any] = one["ear_verifier_claims"]
+            name = cut(one, verifier_claims)
+            if name is not None:
+                verifier_claims["abridged"] = [*verifier_claims.get("abridged", []), name]
+
+
+Cut = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
 
 
 def _finding_details(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
@@ -90,16 +120,56 @@ def _matched_values(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> 
     return "matched_reference_values"
 
 
+def _large_claims(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    attester = submod.get("ear_attester_claims")
+    if not isinstance(attester, dict):
+        return None
+    large = [k for k, v in attester.items() if isinstance(v, dict | list) and payload_size({k: v}) > LARGE]
+    if not large:
+        return None
+    submod["ear_attester_claims"] = {
+        (f"{k}_sha256" if k in large else k): (structure_digest(v) if k in large else v) for k, v in attester.items()
+    }
+    return "large_attester_claims"
+
+
+def _gpu_summary(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    attester = submod.get("ear_attester_claims")
+    if not isinstance(attester, dict) or set(attester) <= set(GPU_SUMMARY):
+        return None
+    submod["ear_attester_claims"] = {k: attester[k] for k in GPU_SUMMARY if k in attester}
+    return "gpu_attester_summary"
+
+
+def _collateral(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    if verifier_claims.pop("collateral", None) is None:
+        return None
+    return "collateral"
+
+
+def _evidence_digest(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+    if verifier_claims.pop("evidence_sha384", None) is None:
+        return None
+    return "evidence_sha384"
+
+
 def _attester_claims(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
     if submod.pop("ear_attester_claims", None) is None:
         return None
     return "attester_claims"
 
 
-def _finding_count(submod: dict[str, Any], verifier_claims: dict[str, Any]) -> str | None:
+def _finding_count(submod: dict[str, Any], verifier_claims: dict[str, Any], limit: int) -> str | None:
     findings = verifier_claims.get("findings", [])
-    if len(findings) <= MAX_FINDINGS:
+    if len(findings) <= limit:
         return None
-    verifier_claims["findings"] = findings[:MAX_FINDINGS]
-    verifier_claims["findings_omitted"] = len(findings) - MAX_FINDINGS
+    verifier_claims["findings"] = findings[:limit]
+    verifier_claims["findings_omitted"] = len(findings) - limit
     return "findings"
+
+
+def structure_digest(value: Any) -> str:
+    """SHA-256 (lowercase hex) of a map's or list's compact JSON with sorted keys (UTF-8), as rule 3 writes it. Never
+    raises for JSON data."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

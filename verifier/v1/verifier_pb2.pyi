@@ -17,6 +17,7 @@ class EvidenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVIDENCE_KIND_NITRO: _ClassVar[EvidenceKind]
     EVIDENCE_KIND_SEV_SNP: _ClassVar[EvidenceKind]
     EVIDENCE_KIND_TDX: _ClassVar[EvidenceKind]
+    EVIDENCE_KIND_NVIDIA_GPU: _ClassVar[EvidenceKind]
 
 class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,6 +30,7 @@ EVIDENCE_KIND_UNSPECIFIED: EvidenceKind
 EVIDENCE_KIND_NITRO: EvidenceKind
 EVIDENCE_KIND_SEV_SNP: EvidenceKind
 EVIDENCE_KIND_TDX: EvidenceKind
+EVIDENCE_KIND_NVIDIA_GPU: EvidenceKind
 STATUS_UNSPECIFIED: Status
 STATUS_AFFIRMING: Status
 STATUS_WARNING: Status
@@ -57,24 +59,34 @@ class CollateralFile(_message.Message):
     content: bytes
     def __init__(self, name: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
+class GpuEvidence(_message.Message):
+    __slots__ = ("evidence", "collateral")
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    COLLATERAL_FIELD_NUMBER: _ClassVar[int]
+    evidence: bytes
+    collateral: _containers.RepeatedCompositeFieldContainer[CollateralFile]
+    def __init__(self, evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ...) -> None: ...
+
 class AppraiseRequest(_message.Message):
-    __slots__ = ("kind", "evidence", "collateral", "nonce", "runtime_data", "policy")
+    __slots__ = ("kind", "evidence", "collateral", "nonce", "runtime_data", "policy", "gpus")
     KIND_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     COLLATERAL_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_DATA_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     kind: EvidenceKind
     evidence: bytes
     collateral: _containers.RepeatedCompositeFieldContainer[CollateralFile]
     nonce: bytes
     runtime_data: bytes
     policy: str
-    def __init__(self, kind: _Optional[_Union[EvidenceKind, str]] = ..., evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ..., nonce: _Optional[bytes] = ..., runtime_data: _Optional[bytes] = ..., policy: _Optional[str] = ...) -> None: ...
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuEvidence]
+    def __init__(self, kind: _Optional[_Union[EvidenceKind, str]] = ..., evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ..., nonce: _Optional[bytes] = ..., runtime_data: _Optional[bytes] = ..., policy: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuEvidence, _Mapping]]] = ...) -> None: ...
 
 class Finding(_message.Message):
-    __slots__ = ("code", "tier", "claim", "value", "expected", "actual", "message")
+    __slots__ = ("code", "tier", "claim", "value", "expected", "actual", "message", "component")
     CODE_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     CLAIM_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +94,7 @@ class Finding(_message.Message):
     EXPECTED_FIELD_NUMBER: _ClassVar[int]
     ACTUAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
     code: str
     tier: Status
     claim: str
@@ -89,10 +102,34 @@ class Finding(_message.Message):
     expected: str
     actual: str
     message: str
-    def __init__(self, code: _Optional[str] = ..., tier: _Optional[_Union[Status, str]] = ..., claim: _Optional[str] = ..., value: _Optional[int] = ..., expected: _Optional[str] = ..., actual: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    component: str
+    def __init__(self, code: _Optional[str] = ..., tier: _Optional[_Union[Status, str]] = ..., claim: _Optional[str] = ..., value: _Optional[int] = ..., expected: _Optional[str] = ..., actual: _Optional[str] = ..., message: _Optional[str] = ..., component: _Optional[str] = ...) -> None: ...
+
+class ComponentAppraisal(_message.Message):
+    __slots__ = ("name", "tee", "status", "trust_vector", "claims_json", "evidence_sha384")
+    class TrustVectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_SHA384_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tee: str
+    status: Status
+    trust_vector: _containers.ScalarMap[str, int]
+    claims_json: str
+    evidence_sha384: str
+    def __init__(self, name: _Optional[str] = ..., tee: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims_json: _Optional[str] = ..., evidence_sha384: _Optional[str] = ...) -> None: ...
 
 class AppraiseResponse(_message.Message):
-    __slots__ = ("status", "trust_vector", "claims", "findings", "token", "appraisal_id", "tee", "policy_id", "appraised_at", "claims_json")
+    __slots__ = ("status", "trust_vector", "claims", "findings", "token", "appraisal_id", "tee", "policy_id", "appraised_at", "claims_json", "components")
     class TrustVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +147,7 @@ class AppraiseResponse(_message.Message):
     POLICY_ID_FIELD_NUMBER: _ClassVar[int]
     APPRAISED_AT_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     status: Status
     trust_vector: _containers.ScalarMap[str, int]
     claims: _struct_pb2.Struct
@@ -120,7 +158,8 @@ class AppraiseResponse(_message.Message):
     policy_id: str
     appraised_at: _timestamp_pb2.Timestamp
     claims_json: str
-    def __init__(self, status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., token: _Optional[str] = ..., appraisal_id: _Optional[str] = ..., tee: _Optional[str] = ..., policy_id: _Optional[str] = ..., appraised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claims_json: _Optional[str] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[ComponentAppraisal]
+    def __init__(self, status: _Optional[_Union[Status, str]] = ..., trust_vector: _Optional[_Mapping[str, int]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., token: _Optional[str] = ..., appraisal_id: _Optional[str] = ..., tee: _Optional[str] = ..., policy_id: _Optional[str] = ..., appraised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claims_json: _Optional[str] = ..., components: _Optional[_Iterable[_Union[ComponentAppraisal, _Mapping]]] = ...) -> None: ...
 
 class GetSigningKeysRequest(_message.Message):
     __slots__ = ()

@@ -7,6 +7,9 @@ kind gives alternatives (ARCHITECTURE.md "Workloads"). It is flattened into `Man
 applies it like any other manifest; `Manifest.workload` keeps the structure for the plan and the metadata.
 `policy:` (top level, or per version) names a policy, or is an inline policy body (the `--policy-file` entry
 schema without "id"), stored by `refs apply` as the database policy `workload:<name>` / `workload:<name>@<version>`.
+`gpus: {min: k}` (top level: every version; or per version) in an SEV-SNP or TDX workload requires at least k
+affirming GPUs bound to the CPU report (composite evidence): it is the version's value `<tee>.min_gpus` k
+(verifier.workloads.model), which `values:` may also list directly.
 
 The pre-workload format (`reference_values:` with `managed_labels` / `label_scope`, a label per entry) is still
 read for one release (`Manifest.legacy`); `verifier refs plan|apply` say so on stderr. `verifier refs
@@ -28,7 +31,9 @@ from ..appraisal.policy import canonical_json, policy_from_json, policy_to_json
 from ..clock import as_utc, parse_rfc3339
 from ..errors import ConfigError, RequestError
 from ..reference_values.kinds import MEASUREMENT_KINDS, known_tees, normalize_value
+from ..requests import MAX_GPUS
 from .manifest_model import Manifest, ManifestEntry, RevokeEntry, VersionSpec, WorkloadSpec, inline_policy_name
+from .model import COMPOSITE_TEES, MIN_GPUS
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_LABEL = 200
@@ -38,8 +43,8 @@ MAX_POLICY = 100
 # The measurement kinds without which a version would match other images (reference_values/kinds.py).
 REQUIRED_KINDS = MEASUREMENT_KINDS
 _TOP_KEYS = {"reference_values", "managed_labels", "label_scope", "revoke", "description"}
-_WORKLOAD_KEYS = {"workload", "tee", "policy", "versions", "revoke", "description"}
-_VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "policy", "description"}
+_WORKLOAD_KEYS = {"workload", "tee", "policy", "versions", "revoke", "description", "gpus"}
+_VERSION_KEYS = {"version", "valid_from", "expires_at", "values", "policy", "description", "gpus"}
 _ENTRY_KEYS = {"kind", "value", "label", "version", "valid_from", "expires_at", "description"}
 _REVOKE_KEYS = {"kind", "value", "reason"}
 
@@ -121,8 +126,9 @@ def workload_manifest(data: dict[str, Any], where: str) -> Manifest:
     policy = _policy(data.get("policy"), f"{where}.policy", inline_policy_name(name), inline)
     if "versions" not in data:
         raise RequestError("MANIFEST_INVALID", f"{where}: 'versions' is required (an empty list retires every version)")
+    gpus = _gpus(data.get("gpus"), f"{where}.gpus", str(tee))
     versions = [
-        _version(item, f"{where}.versions[{i}]", str(tee), name, inline)
+        _with_gpus(_version(item, f"{where}.versions[{i}]", str(tee), name, inline), item, gpus, str(tee), where, i)
         for i, item in enumerate(_list(data, "versions", where))
     ]
     seen: set[str] = set()
@@ -216,7 +222,7 @@ def _version(
         if len(set(parsed)) != len(parsed):
             raise RequestError("MANIFEST_INVALID", f"{where}.values.{kind} lists a value twice")
         values.append((kind, tuple(parsed)))
-    missing = [k for k in REQUIRED_KINDS[tee] if k not in raw]
+    missing = [k for k in REQUIRED_KINDS.get(tee, ()) if k not in raw]
     if missing:
         raise RequestError(
             "MANIFEST_INVALID",
@@ -229,6 +235,33 @@ def _version(
         inline if inline is not None else [],
     )
     return VersionSpec(version, tuple(sorted(values)), valid_from, expires, policy)
+
+
+def _gpus(value: Any, where: str, tee: str) -> int | None:
+    """`gpus: {min: k}` (module docstring): k of 1..MAX_GPUS, None when absent. RequestError MANIFEST_INVALID."""
+    if value is None:
+        return None
+    if tee not in COMPOSITE_TEES:
+        raise RequestError("MANIFEST_INVALID", f"{where}: only {' and '.join(COMPOSITE_TEES)} workloads drive GPUs")
+    wanted = value.get("min") if isinstance(value, dict) and set(value) == {"min"} else None
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or not 1 <= wanted <= MAX_GPUS:
+        raise RequestError("MANIFEST_INVALID", f"{where} must be {{min: k}} with k of 1..{MAX_GPUS}")
+    return wanted
+
+
+def _with_gpus(version: VersionSpec, item: Any, default: int | None, tee: str, where: str, index: int) -> VersionSpec:
+    """`version` with its `gpus:` (else the workload's) as the value `<tee>.min_gpus`. RequestError
+    MANIFEST_INVALID (also for `gpus:` beside a listed `<tee>.min_gpus` value)."""
+    here = f"{where}.versions[{index}].gpus"
+    own = _gpus(item.get("gpus"), here, tee) if isinstance(item, dict) else None
+    wanted = own if own is not None else default
+    kind = f"{tee}.{MIN_GPUS}"
+    if wanted is None or (own is None and kind in version.kinds):  # a listed value beats the workload's default
+        return version
+    if kind in version.kinds:
+        raise RequestError("MANIFEST_INVALID", f"{here}: the version lists {kind} already; give one of the two")
+    values = tuple(sorted((*version.values, (kind, (bytes([wanted]),)))))
+    return VersionSpec(version.version, values, version.valid_from, version.expires_at, version.policy)
 
 
 def read_document(path: Path) -> Any:

@@ -19,12 +19,20 @@ from typing import Any
 
 from ..appraisal.model import CONTRAINDICATED, Claim, Finding, TrustVector, combine
 from ..appraisal.policy import Policy
+from ..evaluation import Component
 from ..reference_values.model import ReferenceValue
 from .model import WorkloadVersion
 
 # Finding codes that mean "this evidence is not this workload version" (as opposed to policy findings).
+# WORKLOAD_GPUS_INSUFFICIENT: fewer affirming GPUs than the version's `<tee>.min_gpus` (verifier.composite).
 MISS_CODES = frozenset(
-    {"REFERENCE_VALUE_MISMATCH", "REFERENCE_VALUE_MISSING", "CLAIM_MISSING", "TDX_SERVICE_TD_NOT_APPROVED"}
+    {
+        "REFERENCE_VALUE_MISMATCH",
+        "REFERENCE_VALUE_MISSING",
+        "CLAIM_MISSING",
+        "TDX_SERVICE_TD_NOT_APPROVED",
+        "WORKLOAD_GPUS_INSUFFICIENT",
+    }
 )
 MAX_CLOSEST = 3
 
@@ -38,6 +46,8 @@ class Candidate:
     baseline: dict[Claim, int]
     findings: tuple[Finding, ...]
     matched: tuple[ReferenceValue, ...]
+    # The GPUs of a composite request appraised under `policy` (verifier.composite `with_gpus`).
+    components: tuple[Component, ...] = ()
 
     @property
     def misses(self) -> list[Finding]:
@@ -107,6 +117,7 @@ def _not_matched(closest: Sequence[Candidate], count: int) -> Finding:
         assert version is not None
         kinds_ok = {ref.kind for ref in candidate.matched}
         wanted = set(version.required) | set(version.members) | set(candidate.policy.required(version.tee))
+        wanted |= {ref.kind for ref in version.gpus} | ({version.gpu_kind} if version.gpus_required else set())
         parts.append(
             f"{version.describe()} (matched: {', '.join(sorted(kinds_ok)) or 'none'}; "
             f"differs: {', '.join(sorted(wanted - kinds_ok)) or 'none'})"

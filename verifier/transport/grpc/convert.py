@@ -14,7 +14,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ...appraisal.model import Finding, Tier
 from ...appraisal.registry import schemes
 from ...errors import RequestError
+from ...evaluation import Component
 from ...reference_values.model import ReferenceValue
+from ...requests import GpuEvidence
 from ...service import AppraisalRequest, AppraisalResult
 from ...v1 import verifier_pb2 as pb
 
@@ -57,9 +59,10 @@ def from_timestamp(ts: Timestamp) -> dt.datetime:
 
 
 def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> AppraisalRequest:
-    """Validate the request shape (kind, evidence, collateral and policy names); empty bytes mean absent. Raises
-    RequestError (INVALID_ARGUMENT): EVIDENCE_KIND_UNSPECIFIED, EVIDENCE_KIND_UNKNOWN, EVIDENCE_EMPTY,
-    COLLATERAL_NAME_INVALID, COLLATERAL_DUPLICATE, POLICY_NAME_INVALID."""
+    """Validate the request shape (kind, evidence, collateral and policy names, the GPU reports' collateral names);
+    empty bytes mean absent. Raises RequestError (INVALID_ARGUMENT): EVIDENCE_KIND_UNSPECIFIED, EVIDENCE_KIND_UNKNOWN,
+    EVIDENCE_EMPTY, COLLATERAL_NAME_INVALID, COLLATERAL_DUPLICATE, POLICY_NAME_INVALID (the bounds, GPU reports
+    included, are the service's: `verifier.requests.check_bounds`)."""
     if msg.kind == pb.EVIDENCE_KIND_UNSPECIFIED:
         raise RequestError("EVIDENCE_KIND_UNSPECIFIED", "the request does not say which kind of evidence it carries")
     tee = TEE_OF_KIND.get(msg.kind)
@@ -67,21 +70,7 @@ def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> App
         raise RequestError("EVIDENCE_KIND_UNKNOWN", f"unknown evidence kind {msg.kind}")
     if not msg.evidence:
         raise RequestError("EVIDENCE_EMPTY", "the request carries no evidence")
-    collateral: dict[str, bytes] = {}
-    for item in msg.collateral:
-        if (
-            not _plain_text(item.name, COLLATERAL_NAME_MAX)
-            or "/" in item.name
-            or "\\" in item.name
-            or item.name.startswith(".")
-        ):
-            raise RequestError(
-                "COLLATERAL_NAME_INVALID",
-                f"collateral file name {item.name[:COLLATERAL_NAME_MAX]!r} is not a plain name",
-            )
-        if item.name in collateral:
-            raise RequestError("COLLATERAL_DUPLICATE", f"collateral file {item.name!r} appears twice")
-        collateral[item.name] = bytes(item.content)
+    collateral = _collateral(msg.collateral)
     if msg.policy and not _plain_text(msg.policy, POLICY_NAME_MAX):
         raise RequestError(
             "POLICY_NAME_INVALID",
@@ -95,15 +84,38 @@ def appraisal_request(msg: pb.AppraiseRequest, *, request_id: str | None) -> App
         runtime_data=bytes(msg.runtime_data) or None,
         policy=msg.policy or None,
         request_id=request_id,
+        gpus=tuple(GpuEvidence(bytes(gpu.evidence), _collateral(gpu.collateral)) for gpu in msg.gpus),
     )
+
+
+def _collateral(items: Any) -> dict[str, bytes]:
+    """Named collateral files (repeated CollateralFile) as a dict. Raises RequestError COLLATERAL_NAME_INVALID,
+    COLLATERAL_DUPLICATE."""
+    collateral: dict[str, bytes] = {}
+    for item in items:
+        if (
+            not _plain_text(item.name, COLLATERAL_NAME_MAX)
+            or "/" in item.name
+            or "\\" in item.name
+            or item.name.startswith(".")
+        ):
+            raise RequestError(
+                "COLLATERAL_NAME_INVALID",
+                f"collateral file name {item.name[:COLLATERAL_NAME_MAX]!r} is not a plain name",
+            )
+        if item.name in collateral:
+            raise RequestError("COLLATERAL_DUPLICATE", f"collateral file {item.name!r} appears twice")
+        collateral[item.name] = bytes(item.content)
+    return collateral
 
 
 def finding(value: Finding) -> pb.Finding:
     return pb.Finding(**_finding_fields(value))
 
 
-def _finding_fields(value: Finding) -> dict[str, Any]:
+def _finding_fields(value: Finding, component: str = "") -> dict[str, Any]:
     return {
+        "component": component,
         "code": value.code,
         "tier": STATUS_OF_TIER[value.tier],
         "claim": value.claim.value,
@@ -133,7 +145,24 @@ def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
     response.claims.SetInParent()  # present even without claims
     _fill_struct(response.claims, appraisal.claims)
     response.claims_json = claims_json(appraisal.claims)
+    for component in result.components:
+        _add_component(response, component)
     return response
+
+
+def _add_component(response: pb.AppraiseResponse, component: Component) -> None:
+    """One GPU of a composite: its ComponentAppraisal and its findings (named by `component`) in `response`."""
+    appraisal = component.appraisal
+    response.components.add(
+        name=component.name,
+        tee=appraisal.tee,
+        status=STATUS_OF_TIER[appraisal.status],
+        trust_vector=appraisal.trust_vector.to_json(),
+        claims_json=claims_json(appraisal.claims),
+        evidence_sha384=component.evidence_sha384,
+    )
+    for value in appraisal.findings:
+        response.findings.add(**_finding_fields(value, component.name))
 
 
 def claims_json(claims: Mapping[str, Any]) -> str:
