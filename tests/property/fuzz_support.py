@@ -16,6 +16,9 @@ Signed bytes, per TEE (what a mutation must change for "never affirming" to be r
   attestation key, QE report, its signature, QE authentication data and the certification data framing), with
   the PCK chain compared as its DER certificates (PEM text around or inside the base64 that decodes to the same
   certificates is not a change). Bytes after the signature data are not signed.
+- NVIDIA GPU: the SPDM GET_MEASUREMENTS request and the MEASUREMENTS response up to its signature, and the signature
+  (`gpu_support`, located from the length fields); bytes after the signature are not signed. Its RIMs (collateral)
+  mean their signed canonical XML (`gpu_support.rim_content`).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from tests.conftest import _vectors_dir
+from tests.property.gpu_support import gpu_focus, gpu_signed, rim_content, targeted_gpu
 from tests.property.profiles import examples
 from verifier.clock import parse_rfc3339
 
-TEES = ("snp", "tdx", "nitro")
+TEES = ("snp", "tdx", "nitro", "gpu")
 # Registered before the earliest vector's verify_at, so every reference value is active at each vector's time.
 REGISTERED_AT = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
@@ -58,7 +62,8 @@ class Vector:
     facts: dict[str, Any] = field(hash=False)
 
     def reference_values(self) -> list[tuple[str, bytes]]:
-        """The genuine measurements the default policy requires (MANIFEST `facts`)."""
+        """The genuine measurements the default policy requires (MANIFEST `facts`); none for a GPU, whose reference
+        values are its RIMs (collateral)."""
         if self.tee == "snp" and "measurement" in self.facts:
             return [("snp.measurement", bytes.fromhex(self.facts["measurement"]))]
         if self.tee == "tdx" and "mr_td" in self.facts:
@@ -69,7 +74,7 @@ class Vector:
 
 
 def load_vectors() -> list[Vector]:
-    """Every SNP, TDX and Nitro vector of MANIFEST.json (empty when the vectors are missing and not required)."""
+    """Every SNP, TDX, Nitro and GPU vector of MANIFEST.json (empty when the vectors are missing and not required)."""
     root = _vectors_dir()
     if root is None:
         return []
@@ -100,6 +105,8 @@ def signed_content(tee: str, evidence: bytes) -> object:
         return _nitro_signed(evidence)
     if tee == "tdx":
         return _tdx_signed(evidence)
+    if tee == "gpu":
+        return gpu_signed(evidence)
     raise ValueError(tee)
 
 
@@ -200,10 +207,12 @@ def _issued(data: bytes) -> int | None:
 
 def collateral_content(name: str, data: bytes, genuine: bytes) -> object:
     """A collateral file's meaning, compared with the `genuine` file it replaces: certificates as DER (a PEM
-    bundle without the root that follows its leaf and intermediates), CRLs as DER, JSON as its ordered pairs;
-    anything else as bytes."""
+    bundle without the root that follows its leaf and intermediates), CRLs as DER, JSON as its ordered pairs, an
+    NVIDIA RIM as its signed content (`gpu_support.rim_content`); anything else as bytes."""
     lower = name.lower()
     try:
+        if lower.endswith(".xml"):
+            return rim_content(data, genuine)
         if lower.endswith(".pem") and b"CERTIFICATE-----" in genuine:
             return pem_ders(data, _issued(genuine))
         if lower.endswith(".der") and "crl" in lower:
@@ -252,8 +261,8 @@ def why_not_affirming(
         return f"evidence of {origin.tee} appraised as {tee}"
     if signed_content(origin.tee, evidence) != signed_content(origin.tee, origin.evidence):
         return f"the signed bytes of {origin.tee} evidence were mutated"
-    if nonce:
-        return "the request carries a nonce the evidence cannot be bound to"
+    if nonce and not (origin.tee == "gpu" and nonce.hex() == origin.facts.get("nonce")):
+        return "the request carries a nonce the evidence cannot be bound to"  # a GPU report signs its own
     if runtime_data and runtime_data.hex() != origin.facts.get("public_key"):
         return "the request carries runtime data the evidence is not bound to"
     for name, content in collateral.items():
@@ -307,6 +316,8 @@ def focus_range(tee: str, evidence: bytes) -> tuple[int, int]:
     """The byte range holding the signed content (the SNP message and signature; otherwise the whole input)."""
     if tee == "snp":
         return 0, SNP_SIGNED_END
+    if tee == "gpu":
+        return gpu_focus(evidence)
     return 0, len(evidence)
 
 
@@ -314,6 +325,8 @@ def targeted_evidence(vector: Vector) -> list[tuple[str, bytes]]:
     """A deterministic list of mutations of one real vector: bit flips at every field boundary and at a stride
     through the signed bytes, signature-only changes, truncations at structure boundaries and extensions."""
     data = vector.evidence
+    if vector.tee == "gpu":
+        return targeted_gpu(data)
     cases: list[tuple[str, bytes]] = []
 
     def flip(pos: int, mask: int = 0x01) -> None:
