@@ -1,11 +1,14 @@
 """Deterministic structural mutations of the certificates and CRLs that travel with real evidence: in collateral
 files (PEM bundles, DER certificates and CRLs, dcap-qvl's collateral.json) and in the PCK chain inside a TDX quote.
 Each makes `cryptography` raise while it decodes a part lazily (tests/fakes/x509_mutations.py: an invalid version,
-a duplicated extension, a name that is not UTF-8, an unknown signature algorithm)."""
+a duplicated extension, a name that is not UTF-8, an unknown signature algorithm). And hostile variants of the NVIDIA
+RIMs (XML) that travel with GPU evidence (`targeted_rims`)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import struct
 from collections.abc import Callable, Iterator
 
@@ -138,4 +141,94 @@ def targeted_quote_chain(vector: Vector) -> list[tuple[str, bytes]]:
         rebuilt = tdx_with_pck_chain(vector.evidence, chain)
         if rebuilt is not None:
             cases.append((f"quote PCK chain {label}", rebuilt))
+    return cases
+
+
+# --- NVIDIA RIMs ----------------------------------------------------------------------------------------------------
+
+RIM_FILES = ("driver_rim.xml", "vbios_rim.xml")  # the RIMs a GPU appraisal reads (others travel unread)
+_CERT = re.compile(rb"(<ds:X509Certificate>)(.*?)(</ds:X509Certificate>)", re.DOTALL)
+_SIGNATURE = re.compile(rb"<ds:Signature\b.*</ds:Signature>", re.DOTALL)
+_DOCTYPE = b'<!DOCTYPE SoftwareIdentity [<!ENTITY a "aaaaaaaaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+_EXTERNAL = b'<!DOCTYPE SoftwareIdentity [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n'
+
+
+def _b64(der: bytes) -> bytes:
+    body = base64.b64encode(der)
+    return b"\n".join(body[i : i + 64] for i in range(0, len(body), 64)) + b"\n"
+
+
+def _root_tag_end(xml: bytes) -> int:
+    """The offset just after the root element's start tag (NVIDIA's RIMs have no XML declaration)."""
+    return xml.index(b">", xml.index(b"<SoftwareIdentity")) + 1
+
+
+def _keyinfo_variants(xml: bytes) -> Iterator[tuple[str, bytes]]:
+    """Each KeyInfo certificate broken in turn (KeyInfo is not signed: the signature still verifies), and KeyInfo
+    lists that are empty, too long, root only or reversed."""
+    matches = list(_CERT.finditer(xml))
+    for index, match in enumerate(matches):
+        der = base64.b64decode(b"".join(match.group(2).split()))
+        for label, change in CERT_MUTATIONS.items():
+            mutated = _apply(change, der)
+            if mutated is not None:
+                yield f"KeyInfo cert {index} {label}", xml[: match.start(2)] + _b64(mutated) + xml[match.end(2) :]
+    first, last = matches[0].start(), matches[-1].end()
+    certs = [m.group(0) for m in matches]
+    for label, listed in (
+        ("no KeyInfo certificate", []),
+        ("KeyInfo 9 certificates", certs * 3),
+        ("KeyInfo root only", certs[-1:]),
+        ("KeyInfo reversed", certs[::-1]),
+    ):
+        yield label, xml[:first] + b"".join(listed) + xml[last:]
+
+
+def _rim_variants(xml: bytes) -> Iterator[tuple[str, bytes]]:
+    """Hostile XML around a genuine RIM: DTDs and entities, comments, processing instructions and CDATA in the
+    signed content, a second or moved signature, wrapped or duplicated content, other prefixes and encodings,
+    whitespace and quoting changes the canonical form drops, depth, size and truncation."""
+    at = _root_tag_end(xml)
+    signature = _SIGNATURE.search(xml)
+    assert signature is not None
+    sig = signature.group(0)
+    resource = re.search(rb"<ns0:Resource [^>]*/>", xml)
+    assert resource is not None
+    value = re.search(rb"<ds:SignatureValue>([^<]{20})", xml)
+    assert value is not None
+    yield "DTD with nested entities", _DOCTYPE + xml[:at] + b"&b;" + xml[at:]
+    yield "DTD with an external entity", _EXTERNAL + xml[:at] + b"&x;" + xml[at:]
+    yield "comment in the signed content", xml[:at] + b"<!-- not signed -->" + xml[at:]
+    yield "processing instruction", xml[:at] + b"<?fuzz here?>" + xml[at:]
+    yield "CDATA text", xml[:at] + b"<![CDATA[x]]>" + xml[at:]
+    yield "second signature", xml[: signature.end()] + sig + xml[signature.end() :]
+    yield "signature first", xml[:at] + sig + xml[at : signature.start()] + xml[signature.end() :]
+    wrapped = b"<ds:Object>" + resource.group(0).replace(b'active="False"', b'active="True"') + b"</ds:Object>"
+    yield "ds:Object in the signature", xml.replace(b"</ds:KeyInfo>", b"</ds:KeyInfo>" + wrapped, 1)
+    yield "resource duplicated", xml[: resource.end()] + resource.group(0) + xml[resource.end() :]
+    yield "prefix ns0 renamed", xml.replace(b"ns0:", b"nsq:").replace(b"xmlns:ns0=", b"xmlns:nsq=")
+    yield "xml:base on the root", xml[: at - 1] + b' xml:base="http://example.invalid/"' + xml[at - 1 :]
+    yield "byte order mark", b"\xef\xbb\xbf" + xml
+    yield "XML declaration", b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml
+    yield "UTF-16", xml.decode().encode("utf-16")
+    yield "newline in SignatureValue", xml.replace(value.group(1), value.group(1)[:10] + b"\n" + value.group(1)[10:])
+    yield "tab between attributes", xml.replace(b'" name="', b'"\t\n name="', 1)
+    yield "single-quoted attribute", xml.replace(b'active="True"', b"active='True'", 1)
+    yield "character reference", xml.replace(b'name="Measurement_', b'name="&#x4D;easurement_', 1)
+    yield "nested 3000 deep", xml[:at] + b"<a>" * 3000 + b"</a>" * 3000 + xml[at:]
+    yield "attribute of 512 KiB", xml[: at - 1] + b' big="' + b"A" * (512 * 1024) + b'"' + xml[at - 1 :]
+    yield "over 1 MiB", xml + b" " * (1024 * 1024)
+    yield "element after the root", xml + b"<x/>"
+    yield "truncated in half", xml[: len(xml) // 2]
+    yield "truncated by one", xml[:-1]
+    yield from _keyinfo_variants(xml)
+
+
+def targeted_rims(vector: Vector) -> list[tuple[str, dict[str, bytes]]]:
+    """(label, collateral) cases: one RIM of a GPU vector replaced by each `_rim_variants` case."""
+    cases = []
+    for name in RIM_FILES:
+        if name in vector.collateral:
+            for label, xml in _rim_variants(vector.collateral[name]):
+                cases.append((f"{name} {label}", {**vector.collateral, name: xml}))
     return cases

@@ -46,6 +46,11 @@ TEES = ("snp", "tdx", "nitro", "gpu")
 # Registered before the earliest vector's verify_at, so every reference value is active at each vector's time.
 REGISTERED_AT = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
+# The fuzzed servers' default policy: the built-in default with `gpu.ocsp` best-effort. They run offline and the real
+# GPU vectors ship no OCSP responses, so under "require" (the default) no GPU report would ever affirm. A request's
+# own policy may only tighten it (workload_policies.py), so it must be the server's default.
+GPU_POLICY = "gpu-best-effort"
+
 SNP_SIGNED_END = 0x2A0 + 2 * 72  # message 0x000-0x29F, then R and S (72 bytes each)
 TDX_HEADER, TDX_BODY10 = 48, 584
 # A PCK chain is the PCK leaf, the PCK Platform or Processor CA, then the Intel SGX Root CA (Intel PCK spec).
@@ -92,6 +97,13 @@ def load_vectors() -> list[Vector]:
             )
         )
     return found
+
+
+def policy_file(directory: Path) -> Path:
+    """A policy file in `directory` defining GPU_POLICY."""
+    path = directory / "policies.json"
+    path.write_text(json.dumps({"policies": [{"id": GPU_POLICY, "gpu": {"ocsp": "best-effort"}}]}))
+    return path
 
 
 # --- signed content ---------------------------------------------------------------------------------------------

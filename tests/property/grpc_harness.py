@@ -95,11 +95,13 @@ class ServerThread:
         self._server = VerifierServer(dataclasses.replace(components, settings=opted_in))
         self._tracebacks = _Tracebacks()
         self.channel: grpc.Channel | None = None
+        self.port = 0  # the gRPC port once started
 
     def start(self) -> None:
         logging.getLogger(INTERCEPTOR_LOGGER).addHandler(self._tracebacks)
         self._thread.start()
         port, _ = asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(30)
+        self.port = port
         self.channel = grpc.insecure_channel(
             f"127.0.0.1:{port}",
             options=[

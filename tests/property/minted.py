@@ -1,7 +1,8 @@
-"""Hostile but genuinely signed evidence for the whole-pipeline fuzzers: the fake AWS, AMD and Intel PKIs (their
-roots pinned beside the real ones) sign documents, reports and quotes whose fields are drawn by hypothesis, so
-everything after the signature checks (claims, binding, `cnf`, reference values, tokens, storage) sees them.
-None of their measurements is registered, so a minted piece of evidence never affirms."""
+"""Hostile but genuinely signed evidence for the whole-pipeline fuzzers: the fake AWS, AMD, Intel and NVIDIA PKIs
+(their roots pinned beside the real ones) sign documents, reports and quotes whose fields are drawn by hypothesis,
+so everything after the signature checks (claims, binding, `cnf`, reference values, RIMs, tokens, storage) sees
+them. None of their measurements is registered and no RIM for a minted GPU report's measurement blocks exists (they
+are never the fake GPUs' of composite_support), so a minted piece of evidence never affirms."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tests.fakes.amd_pki import FakeAmdPki
 from tests.fakes.aws_pki import FakeAwsPki
 from tests.fakes.intel_pki import FakeIntelPki
+from tests.fakes.nvidia_pki import OMIT, Block, FakeNvidiaPki
 from tests.property.fuzz_support import HOSTILE_BYTES, NUL_TEXT, UNICODE_TEXT, nested_json
 from verifier.tee.sevsnp.tcb import Product
 from verifier.trust.anchors import PINNED_ROOTS, TrustAnchors
@@ -46,14 +48,17 @@ class FakePkis:
         self.aws = FakeAwsPki()
         self.amd = FakeAmdPki(Product.MILAN)
         self.intel = FakeIntelPki()
+        self.nvidia = FakeNvidiaPki()
+        self.nvidia_files = self.nvidia.collateral()
+        self.nvidia_ocsp = self.nvidia.ocsp()
         # Fixed once: ECDSA signatures vary in length, and hypothesis needs the same bytes for the same draws.
         self.intel_files = self.intel.collateral_files()
         self.amd_files = {"vcek.pem": pem(self.amd.vcek), "ask.pem": pem(self.amd.ask), "ark.pem": pem(self.amd.ark)}
 
-    def anchors(self, directory: Any) -> TrustAnchors:
-        """The real pins and trust-anchor directory plus the three fake roots."""
+    def anchors(self, directory: Any, *more: dict[str, frozenset[str]]) -> TrustAnchors:
+        """The real pins and trust-anchor directory plus the four fake roots (and `more` pins)."""
         pins = dict(PINNED_ROOTS)
-        for extra in (self.aws.pins, self.amd.pins, self.intel.pins):
+        for extra in (self.aws.pins, self.amd.pins, self.intel.pins, self.nvidia.pins, *more):
             for vendor, prints in extra.items():
                 pins[vendor] = pins.get(vendor, frozenset()) | prints
         return TrustAnchors.from_directory(directory, pins=pins)
@@ -64,9 +69,59 @@ def report_data(nonce: bytes | None, runtime: bytes | None) -> bytes:
     return hashlib.sha512((nonce or b"") + (runtime or b"")).digest()
 
 
+# Measurement blocks no RIM approves: a minted GPU report never has the fake GPUs' blocks (FakeNvidiaPki.blocks()).
+MINTED_BLOCKS = [Block(i, hashlib.sha384(b"minted block %d" % i).digest()) for i in range(1, 65)]
+BLOCKS = st.lists(
+    st.builds(
+        Block,
+        st.integers(0, 255),
+        st.binary(max_size=64).filter(lambda v: v not in {b.value for b in FakeNvidiaPki.blocks()}),
+        st.integers(0, 255),
+        st.sampled_from([1, 1, 1, 0, 2, 255]),
+    ),
+    min_size=1,
+    max_size=70,
+)
+TLVS = st.lists(st.tuples(st.sampled_from([*range(0, 37), 255, 0xFFFF]), st.binary(max_size=64)), max_size=24)
+
+
+@st.composite
+def _minted_gpu(draw: st.DrawFn, pkis: FakePkis) -> Minted:
+    """A GPU report signed by the fake device's leaf with drawn header values, blocks, opaque data (driver and
+    VBIOS versions, FWID, raw TLVs) and trailing bytes; bound: the request's nonce is the signed request nonce."""
+    nvidia = pkis.nvidia
+    o: dict[str, Any] = {"blocks": draw(st.one_of(st.just(MINTED_BLOCKS), BLOCKS, st.just(MINTED_BLOCKS[:1])))}
+    for name, values in (
+        ("driver_version", st.one_of(st.just("550.90.07"), UNICODE_TEXT, NUL_TEXT)),
+        ("vbios", st.binary(min_size=8, max_size=8)),
+        ("fwid", st.one_of(st.just(OMIT), st.binary(max_size=100))),
+        ("opaque", TLVS.filter(bool)),
+        ("trailing", st.binary(min_size=1, max_size=64)),
+        ("number_of_blocks", st.integers(0, 255)),
+        ("param1", st.integers(0, 255)),
+        ("param2", st.integers(0, 255)),
+        ("slot", st.integers(0, 255)),
+        ("responder_nonce", st.binary(min_size=32, max_size=32)),
+        ("request_version", st.sampled_from([0x10, 0x12, 0x11])),
+        ("response_code", st.sampled_from([0x61, 0x60])),
+    ):
+        if draw(st.integers(0, 4)) == 0:
+            o[name] = draw(values)
+    bound, free = draw(st.booleans()), draw(st.binary(min_size=32, max_size=32))
+    files = draw(st.sampled_from([pkis.nvidia_files, {**pkis.nvidia_files, **pkis.nvidia_ocsp}, {}]))
+
+    def gpu(nonce: bytes | None, runtime: bytes | None) -> tuple[bytes, dict[str, bytes]]:
+        chosen = nonce.ljust(32, b"\0")[:32] if bound and nonce else free
+        return nvidia.mint(nonce=chosen, **o), files
+
+    return Minted("gpu", nvidia.now, gpu, f"minted GPU report {sorted(o)} bound={bound} files={sorted(files)}")
+
+
 @st.composite
 def minted(draw: st.DrawFn, pkis: FakePkis) -> Minted:
-    tee = draw(st.sampled_from(["nitro", "snp", "tdx"]))
+    tee = draw(st.sampled_from(["nitro", "snp", "tdx", "gpu"]))
+    if tee == "gpu":
+        return draw(_minted_gpu(pkis))
     bound = draw(st.booleans())  # bind the request's nonce and runtime data, or draw REPORT_DATA freely
     free_data = draw(st.binary(min_size=64, max_size=64))
     if tee == "nitro":
@@ -204,6 +259,7 @@ def targeted_minted(pkis: FakePkis) -> list[tuple[str, Minted, bytes]]:
     def snp_reserved_bare(nonce: bytes | None, rd: bytes | None) -> tuple[bytes, dict[str, bytes]]:
         return snp_reserved(nonce, rd)[0], {}
 
+    cases += _targeted_gpus(pkis)
     cases.append(("SNP REPORTED_TCB reserved byte set", Minted("snp", amd.now, snp_reserved, "tcb"), b""))
     cases.append(
         ("SNP REPORTED_TCB reserved byte set, no collateral", Minted("snp", amd.now, snp_reserved_bare, "tcb"), b"")
@@ -220,3 +276,31 @@ def _raw_nitro(aws: FakeAwsPki, payload: bytes, protected: bytes | None = None) 
         return aws.mint(payload=payload, protected_raw=protected), {}
 
     return Minted("nitro", aws.now, make, "raw payload")
+
+
+def _targeted_gpus(pkis: FakePkis) -> list[tuple[str, Minted, bytes]]:
+    """GPU reports bound to the challenge, each with one hostile opaque field, block list or trailing byte."""
+    nvidia = pkis.nvidia
+    fields = nvidia.opaque_fields()
+    cases: list[tuple[str, Minted, bytes]] = []
+    for label, overrides in (
+        ("driver version with NUL", {"driver_version": "550.90\x0007"}),
+        ("driver version unicode", {"driver_version": "\U0001f600\u202e550"}),
+        ("driver version twice", {"opaque": [*fields, (3, b"1.0\0")]}),
+        ("unknown opaque type", {"opaque": [*fields, (40, b"x")]}),
+        ("opaque type 255", {"opaque": [*fields, (255, b"")]}),
+        ("FWID not the leaf's", {"fwid": b"\x01" * 48}),
+        ("FWID absent", {"fwid": OMIT}),
+        ("FWID of 47 bytes", {"fwid": b"\x01" * 47}),
+        ("254 blocks", {"blocks": [Block(i, bytes(48)) for i in range(1, 255)]}),
+        ("block index 0xFF", {"blocks": [*MINTED_BLOCKS[:-1], Block(255, bytes(48))]}),
+        ("block index twice", {"blocks": [*MINTED_BLOCKS, MINTED_BLOCKS[0]]}),
+        ("trailing zero byte", {"trailing": b"\x00"}),
+    ):
+        chosen = {"blocks": MINTED_BLOCKS, **overrides}
+
+        def make(nonce: bytes | None, rd: bytes | None, o: dict[str, Any] = chosen) -> tuple[bytes, dict[str, bytes]]:
+            return nvidia.mint(nonce=(nonce or bytes(32)).ljust(32, b"\0")[:32], **o), pkis.nvidia_files
+
+        cases.append((f"GPU {label}", Minted("gpu", nvidia.now, make, label), b""))
+    return cases

@@ -7,7 +7,12 @@ is set to each vector's `verify_at` before its call, so an unmutated vector affi
   PERMISSION_DENIED or RESOURCE_EXHAUSTED with a google.rpc.ErrorInfo reason (README "gRPC API");
 - a vector whose signed bytes were mutated (`fuzz_support.signed_content`) never affirms, nor one appraised with a
   nonce or runtime data it is not bound to, nor one whose decisive collateral changed its meaning;
-- admin calls without a valid credential are UNAUTHENTICATED, whatever the request.
+- admin calls without a valid credential are UNAUTHENTICATED, whatever the request;
+- a composite request (an SNP or TDX report with GPU reports, `composite_support`) whose GPU report or GPU
+  collateral was mutated, or whose CPU report binds other GPU reports, never affirms.
+
+GPU reports are appraised with their RIMs (collateral) under the server's default policy `GPU_POLICY` (gpu.ocsp
+best-effort: offline, the real GPU vectors have no OCSP responses).
 
 The SNP vectors ship no AMD CRL and the server is offline, so CRL checking is off here (the CRL code is fuzzed
 through collateral mutations at the service level). Findings are collected, see `fuzz_findings`."""
@@ -33,9 +38,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.dbfixtures import PG_ENV, with_search_path
-from tests.property.collateral_mutations import targeted_collateral, targeted_quote_chain
+from tests.property.collateral_mutations import targeted_collateral, targeted_quote_chain, targeted_rims
+from tests.property.composite_support import (
+    FAKE_IDS,
+    Composite,
+    CompositeWorld,
+    composites,
+    why_composite_not_affirming,
+)
 from tests.property.fuzz_findings import Findings
 from tests.property.fuzz_support import (
+    GPU_POLICY,
     HOSTILE_BYTES,
     NUL_TEXT,
     REGISTERED_AT,
@@ -47,6 +60,7 @@ from tests.property.fuzz_support import (
     fuzz_settings,
     load_vectors,
     mutate,
+    policy_file,
     targeted_evidence,
     why_not_affirming,
 )
@@ -55,6 +69,7 @@ from tests.property.minted import FakePkis, Minted, minted, targeted_minted
 from tests.service_helpers import SettableClock
 from verifier.bootstrap import Components, build
 from verifier.logging_setup import accept_request_id
+from verifier.requests import GpuEvidence
 from verifier.service import AppraisalRequest
 from verifier.settings import Settings
 from verifier.storage.engine import normalize_url
@@ -63,7 +78,12 @@ from verifier.v1 import verifier_pb2 as pb
 
 TOKEN = "fuzz-admin-token"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
-KINDS = {"snp": pb.EVIDENCE_KIND_SEV_SNP, "tdx": pb.EVIDENCE_KIND_TDX, "nitro": pb.EVIDENCE_KIND_NITRO}
+KINDS = {
+    "snp": pb.EVIDENCE_KIND_SEV_SNP,
+    "tdx": pb.EVIDENCE_KIND_TDX,
+    "nitro": pb.EVIDENCE_KIND_NITRO,
+    "gpu": pb.EVIDENCE_KIND_NVIDIA_GPU,
+}
 VECTORS = load_vectors()
 BY_TEE = {tee: [v for v in VECTORS if v.tee == tee] for tee in KINDS}
 COLLATERAL_NAMES = sorted({n for v in VECTORS for n in v.collateral} | {"vcek.pem", "cert_table.bin", "crl.der"})
@@ -79,6 +99,7 @@ class Fuzz:
     components: Components
     clock: SettableClock
     pkis: FakePkis
+    world: CompositeWorld
     seeds: dict[str, Vector] = field(default_factory=dict)  # vectors that affirm unmutated
     findings: Findings = field(default_factory=Findings)
 
@@ -113,7 +134,7 @@ def _database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def _start(url: str, trust_anchors_dir: Path, pkis: FakePkis) -> Fuzz:
+def _start(url: str, trust_anchors_dir: Path, pkis: FakePkis, world: CompositeWorld, tmp: Path) -> Fuzz:
     upgrade(url)
     clock = SettableClock(REGISTERED_AT)
     settings = Settings(
@@ -126,17 +147,24 @@ def _start(url: str, trust_anchors_dir: Path, pkis: FakePkis) -> Fuzz:
         grace_seconds=0,
         trust_anchors=trust_anchors_dir,
         check_crl=False,
+        policy_file=policy_file(tmp),
+        default_policy=GPU_POLICY,
     )
     components = build(settings, clock=clock)
-    components.service.anchors = pkis.anchors(trust_anchors_dir)
+    components.service.anchors = pkis.anchors(trust_anchors_dir, world.pins)
     server = ServerThread(components)
     server.start()
-    return Fuzz(server, components, clock, pkis)
+    return Fuzz(server, components, clock, pkis, world)
 
 
 @pytest.fixture(scope="module")
 def pkis() -> FakePkis:
     return FakePkis()
+
+
+@pytest.fixture(scope="module")
+def world() -> CompositeWorld:
+    return CompositeWorld()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -146,24 +174,29 @@ def fuzz(
     vectors_dir: Path,
     trust_anchors_dir: Path,
     pkis: FakePkis,
+    world: CompositeWorld,
 ) -> Iterator[Fuzz]:
-    """The server with every vector's genuine measurements registered through the admin API."""
-    for url in _database_url(request.param, tmp_path_factory.mktemp("grpc-fuzz")):
-        fz = _start(url, trust_anchors_dir, pkis)
+    """The server with every vector's genuine measurements and the composite CPU measurement registered through the
+    admin API."""
+    tmp = tmp_path_factory.mktemp("grpc-fuzz")
+    for url in _database_url(request.param, tmp):
+        fz = _start(url, trust_anchors_dir, pkis, world, tmp)
         try:
             fz.at(REGISTERED_AT)
+
+            def add(kind: str, value: bytes, label: str) -> None:
+                body = pb.AddReferenceValueRequest(kind=kind, value=value.hex(), label=label)
+                reply = fz.call(fz.server.refs.Add, body, ADMIN)
+                assert reply.code == grpc.StatusCode.OK, (kind, reply.code, reply.reason)
+
+            world.register(add)
             registered: set[tuple[str, bytes]] = set()
             for vector in VECTORS:
                 for kind, value in vector.reference_values():
                     if (kind, value) in registered or not any(value):
                         continue  # debug-mode PCRs are all zero: never approve them
                     registered.add((kind, value))
-                    reply = fz.call(
-                        fz.server.refs.Add,
-                        pb.AddReferenceValueRequest(kind=kind, value=value.hex(), label=vector.id),
-                        ADMIN,
-                    )
-                    assert reply.code == grpc.StatusCode.OK, (kind, reply.code, reply.reason)
+                    add(kind, value, vector.id)
             for vector in VECTORS:
                 fz.at(vector.verify_at)
                 reply = fz.call(fz.server.verifier.Appraise, _request(vector, vector.evidence, vector.collateral))
@@ -393,6 +426,7 @@ def test_appraise_targeted_mutations(fuzz: Fuzz) -> None:
         cases = [(label, ev, vector.collateral) for label, ev in targeted_evidence(vector)]
         cases += [(label, ev, vector.collateral) for label, ev in targeted_quote_chain(vector)]
         cases += [(label, vector.evidence, files) for label, files in targeted_collateral(vector)]
+        cases += [(label, vector.evidence, files) for label, files in targeted_rims(vector)]
         for label, evidence, collateral in cases[::STRIDE]:
             _run_case(
                 fuzz, Case(KINDS[vector.tee], evidence, collateral, vector.verify_at, vector, f"{vector.id} {label}")
@@ -431,6 +465,75 @@ def test_appraise_targeted_minted(fuzz: Fuzz) -> None:
     fuzz.findings.settle()
 
 
+# --- composite evidence -------------------------------------------------------------------------------------------
+
+
+def _pb_gpus(gpus: list[tuple[bytes, dict[str, bytes]]]) -> list[pb.GpuEvidence]:
+    return [
+        pb.GpuEvidence(evidence=e, collateral=[pb.CollateralFile(name=n, content=c) for n, c in files.items()])
+        for e, files in gpus
+    ]
+
+
+def _run_composite(fz: Fuzz, case: Composite, kind: int, policy: str) -> None:
+    """One composite Appraise: the contract, one component per GPU, and affirming only when correct."""
+    fz.at(fz.world.amd.now)
+    request = pb.AppraiseRequest(
+        kind=cast(Any, kind),
+        evidence=case.evidence,
+        collateral=[pb.CollateralFile(name=n, content=c) for n, c in case.collateral.items()],
+        nonce=case.nonce or b"",
+        runtime_data=case.runtime or b"",
+        policy=policy,
+        gpus=_pb_gpus([(g.evidence, g.collateral) for g in case.gpus]),
+    )
+    what = f"composite {case.note}; kind {kind}; policy {policy!r}"
+    reply = fz.call(fz.server.verifier.Appraise, request, (), what)
+    if reply.code != grpc.StatusCode.OK:
+        return
+    response = reply.response
+    assert response.status in (pb.STATUS_AFFIRMING, pb.STATUS_WARNING, pb.STATUS_CONTRAINDICATED, pb.STATUS_NONE)
+    assert [c.name for c in response.components] == [f"gpu{i}" for i in range(len(case.gpus))]
+    assert all(f.code and f.tier != pb.STATUS_UNSPECIFIED for f in response.findings)
+    if response.status != pb.STATUS_AFFIRMING:
+        return
+
+    def affirms_with(index: int, files: dict[str, bytes]) -> bool:
+        gpus = tuple(GpuEvidence(g.evidence, files if i == index else g.collateral) for i, g in enumerate(case.gpus))
+        again = AppraisalRequest(
+            tee=case.cpu,
+            evidence=case.evidence,
+            collateral=case.collateral,
+            nonce=case.nonce,
+            runtime_data=case.runtime,
+            gpus=gpus,
+        )
+        return fz.components.service.appraise(again, allow_incomplete=True).appraisal.status.value == "affirming"
+
+    affirming = {*FAKE_IDS, *(v.id for v in fz.seeds.values() if v.tee == "gpu")}
+    reason = why_composite_not_affirming(case, TEE_OF_KIND.get(cast(Any, kind), str(kind)), affirming, affirms_with)
+    if reason is not None:
+        fz.findings.wrong_yes(
+            reason, what, "; ".join(f"gpu{i} hex {g.evidence.hex()}" for i, g in enumerate(case.gpus))
+        )
+
+
+def test_appraise_composite_fuzz(fuzz: Fuzz) -> None:
+    """SNP and TDX reports bound to 1..3 affirming GPU reports with one or two defects drawn
+    (`composite_support.composites`), under a drawn kind and policy."""
+    gpus = [v for v in VECTORS if v.tee == "gpu"]
+    affirming = {v.id for v in fuzz.seeds.values() if v.tee == "gpu"}
+
+    @fuzz_settings(60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(case=composites(fuzz.world, gpus, affirming), data=st.data())
+    def run(case: Composite, data: st.DataObject) -> None:
+        kind = data.draw(st.one_of(st.just(KINDS[case.cpu]), st.sampled_from(sorted(KINDS.values()))))
+        _run_composite(fuzz, case, kind, data.draw(st.one_of(st.just(""), POLICIES)))
+
+    run()
+    fuzz.findings.settle()
+
+
 def test_appraise_bounds(fuzz: Fuzz) -> None:
     vector = VECTORS[0]
     fuzz.at(vector.verify_at)
@@ -442,7 +545,15 @@ def test_appraise_bounds(fuzz: Fuzz) -> None:
         (_request(vector, vector.evidence, {}, nonce=b"\x01" * 1025), "NONCE_SIZE"),
         (_request(vector, vector.evidence, {}, runtime_data=b"\x01" * 4097), "RUNTIME_DATA_TOO_LARGE"),
         (pb.AppraiseRequest(kind=99, evidence=b"x"), "EVIDENCE_KIND_UNKNOWN"),  # type: ignore[arg-type]
+        (_request(vector, vector.evidence, {}, gpus=_pb_gpus([(b"", {})])), "GPU_EVIDENCE_EMPTY"),
+        (_request(vector, vector.evidence, {}, gpus=_pb_gpus([(b"g", {})] * 9)), "GPU_COUNT_TOO_LARGE"),
+        (
+            _request(vector, vector.evidence, {}, gpus=_pb_gpus([(b"\x00" * (256 * 1024 + 1), {})])),
+            "GPU_EVIDENCE_TOO_LARGE",
+        ),
     ]
+    for other in (next(v for v in VECTORS if v.tee == tee) for tee in ("nitro", "gpu")):
+        cases.append((_request(other, other.evidence, {}, gpus=_pb_gpus([(b"g", {})])), "COMPOSITE_TEE_UNSUPPORTED"))
     for request, reason in cases:
         reply = fuzz.call(fuzz.server.verifier.Appraise, request, what=_describe(request))
         assert (reply.code, reply.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason), (reply.code, reply.reason)
@@ -578,11 +689,16 @@ def test_admin_without_valid_credentials_is_unauthenticated(fuzz: Fuzz) -> None:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def admin_fuzz(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trust_anchors_dir: Path, pkis: FakePkis
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    trust_anchors_dir: Path,
+    pkis: FakePkis,
+    world: CompositeWorld,
 ) -> Iterator[Fuzz]:
     """A separate server whose reference values the authenticated fuzz may change freely."""
-    for url in _database_url(request.param, tmp_path_factory.mktemp("grpc-admin-fuzz")):
-        fz = _start(url, trust_anchors_dir, pkis)
+    tmp = tmp_path_factory.mktemp("grpc-admin-fuzz")
+    for url in _database_url(request.param, tmp):
+        fz = _start(url, trust_anchors_dir, pkis, world, tmp)
         try:
             yield fz
         finally:

@@ -35,13 +35,15 @@ same methods as coroutines. RPC failures raise ClientError with the server's sta
 from verifier.client.aio import AsyncVerifierClient
 from verifier.client.jwks import JwksCache, fetch_jwks_grpc, fetch_jwks_http
 from verifier.client.results import ResultClaims, ResultError, verify_result
-from verifier.client.sync import Appraisal, Challenge, ClientError, VerifierClient
+from verifier.client.sync import Appraisal, Challenge, ClientError, ComponentAppraisal, GpuReport, VerifierClient
 
 __all__ = [
     "Appraisal",
     "AsyncVerifierClient",
     "Challenge",
     "ClientError",
+    "ComponentAppraisal",
+    "GpuReport",
     "JwksCache",
     "ResultClaims",
     "ResultError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -12,6 +12,7 @@ from verifier.client.jwks import JwksCache, fetch_jwks_grpc
 from verifier.client.sync import (
     Appraisal,
     Challenge,
+    GpuInput,
     Metadata,
     appraisal_of,
     appraise_request,
@@ -61,9 +62,12 @@ class AsyncVerifierClient:
         runtime_data: bytes | None = None,
         collateral: Mapping[str, bytes] | None = None,
         policy: str | None = None,
+        gpus: Sequence[GpuInput] | None = None,
     ) -> Appraisal:
+        """As `VerifierClient.appraise` (composite evidence with `gpus`). Raises ValueError or TypeError before any
+        call, ClientError for a failed RPC."""
         request = appraise_request(
-            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy
+            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy, gpus=gpus
         )
         return appraisal_of(await self._call("Appraise", request))
 

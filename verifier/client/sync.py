@@ -2,13 +2,19 @@
 
 Errors become ClientError with the server's stable code: the `google.rpc.ErrorInfo` reason carried in the
 `grpc-status-details-bin` trailer (decoded with grpc_status), or the gRPC status name when there is none.
+
+Composite evidence (a SEV-SNP or TDX report with the reports of the GPUs its confidential VM drives): `appraise(...,
+gpus=[GpuReport(report, files), ...])` (or `(report, files)` pairs); each GPU is appraised as a component "gpu<i>"
+(`Appraisal.components`, its findings carry `component`), the status is the worst of all. The binding the server
+checks: every GPU report's SPDM request nonce is the request's nonce, and the CPU report's REPORT_DATA commits to
+SHA-384 of every GPU report in this order (proto AppraiseRequest.gpus).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -23,7 +29,12 @@ from verifier.errors import ErrorKind, VerifierError
 from verifier.v1 import verifier_pb2 as pb
 from verifier.v1 import verifier_pb2_grpc as pb_grpc
 
-KINDS: dict[str, Any] = {"nitro": pb.EVIDENCE_KIND_NITRO, "snp": pb.EVIDENCE_KIND_SEV_SNP, "tdx": pb.EVIDENCE_KIND_TDX}
+KINDS: dict[str, Any] = {
+    "nitro": pb.EVIDENCE_KIND_NITRO,
+    "snp": pb.EVIDENCE_KIND_SEV_SNP,
+    "tdx": pb.EVIDENCE_KIND_TDX,
+    "gpu": pb.EVIDENCE_KIND_NVIDIA_GPU,
+}
 STATUS_NAMES: dict[int, str] = {
     pb.STATUS_AFFIRMING: "affirming",
     pb.STATUS_WARNING: "warning",
@@ -65,9 +76,38 @@ class Challenge:
 
 
 @dataclass(frozen=True)
+class GpuReport:
+    """One GPU of a composite Appraise: its attestation report (the SPDM GET_MEASUREMENTS request and MEASUREMENTS
+    response, as NVML returns them) and its collateral files by name ("cert_chain.pem", "driver_rim.xml",
+    "vbios_rim.xml", DER OCSP responses "ocsp-<name>.der")."""
+
+    evidence: bytes
+    collateral: Mapping[str, bytes] = field(default_factory=dict)
+
+
+GpuInput = GpuReport | tuple[bytes, Mapping[str, bytes]]
+
+
+@dataclass(frozen=True)
+class ComponentAppraisal:
+    """The appraisal of one GPU of a composite request: "gpu<i>" in request order, its own status, trust vector and
+    claims (the reply's claims_json; {} when that is not a JSON object), and the SHA-384 (hex) of its report, what
+    the CPU report's REPORT_DATA commits to. As `Appraisal`, informational: the token is what a relying party
+    verifies (`verify_result`, `ResultClaims.components`)."""
+
+    name: str
+    tee: str
+    status: str
+    trust_vector: dict[str, int]
+    claims: dict[str, Any]
+    evidence_sha384: str
+
+
+@dataclass(frozen=True)
 class Appraisal:
     """An Appraise reply. `token` is the signed EAR: verify it with `verify_result`, never trust `status` alone
-    when it reached you through someone else."""
+    when it reached you through someone else. `components`: the GPUs of a composite request (else empty); a
+    finding about one names it in its "component" ("" for the request's evidence)."""
 
     status: str
     token: str
@@ -77,6 +117,7 @@ class Appraisal:
     appraisal_id: str
     tee: str = ""
     policy_id: str = ""
+    components: tuple[ComponentAppraisal, ...] = ()
 
 
 def client_error(error: grpc.RpcError) -> ClientError:
@@ -107,6 +148,24 @@ def challenge_of(reply: pb.CreateChallengeResponse) -> Challenge:
     return Challenge(bytes(reply.nonce), reply.expires_at.ToDatetime(tzinfo=UTC))
 
 
+def _files(collateral: Mapping[str, bytes] | None) -> list[pb.CollateralFile]:
+    return [pb.CollateralFile(name=n, content=c) for n, c in (collateral or {}).items()]
+
+
+def gpu_evidence(gpu: GpuInput, index: int = 0) -> pb.GpuEvidence:
+    """The proto form of one GPU (a GpuReport or an (evidence, collateral) pair). Raises TypeError for anything
+    else (the message names `gpus[index]`)."""
+    if isinstance(gpu, GpuReport):
+        evidence, collateral = gpu.evidence, gpu.collateral
+    elif isinstance(gpu, (tuple, list)) and len(gpu) == 2:
+        evidence, collateral = gpu
+    else:
+        raise TypeError(f"gpus[{index}] must be a GpuReport or an (evidence, collateral) pair")
+    if not isinstance(evidence, (bytes, bytearray, memoryview)) or not isinstance(collateral, Mapping):
+        raise TypeError(f"gpus[{index}]: the evidence must be bytes and the collateral a mapping of name to bytes")
+    return pb.GpuEvidence(evidence=bytes(evidence), collateral=_files(collateral))
+
+
 def appraise_request(
     kind: str,
     evidence: bytes,
@@ -115,16 +174,41 @@ def appraise_request(
     runtime_data: bytes | None,
     collateral: Mapping[str, bytes] | None,
     policy: str | None,
+    gpus: Sequence[GpuInput] | None = None,
 ) -> pb.AppraiseRequest:
+    """The Appraise request. Raises ValueError for an unknown `kind`, TypeError for a `gpus` entry that is not a
+    GpuReport or an (evidence, collateral) pair, or for `gpus` given as a single report (bytes)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
+    if isinstance(gpus, (bytes, str, GpuReport)):
+        raise TypeError("gpus must be a sequence of GPU reports")
     return pb.AppraiseRequest(
         kind=KINDS[kind],
         evidence=evidence,
         nonce=nonce or b"",
         runtime_data=runtime_data or b"",
-        collateral=[pb.CollateralFile(name=n, content=c) for n, c in (collateral or {}).items()],
+        collateral=_files(collateral),
         policy=policy or "",
+        gpus=[gpu_evidence(gpu, index) for index, gpu in enumerate(gpus or ())],
+    )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {}
+
+
+def component_of(reply: pb.ComponentAppraisal) -> ComponentAppraisal:
+    return ComponentAppraisal(
+        name=reply.name,
+        tee=reply.tee,
+        status=STATUS_NAMES.get(reply.status, "none"),
+        trust_vector=dict(reply.trust_vector),
+        claims=_json_object(reply.claims_json),
+        evidence_sha384=reply.evidence_sha384,
     )
 
 
@@ -138,6 +222,7 @@ def appraisal_of(reply: pb.AppraiseResponse) -> Appraisal:
             "expected": f.expected,
             "actual": f.actual,
             "message": f.message,
+            "component": f.component,
         }
         for f in reply.findings
     )
@@ -150,6 +235,7 @@ def appraisal_of(reply: pb.AppraiseResponse) -> Appraisal:
         appraisal_id=reply.appraisal_id,
         tee=reply.tee,
         policy_id=reply.policy_id,
+        components=tuple(component_of(c) for c in reply.components),
     )
 
 
@@ -204,10 +290,14 @@ class VerifierClient:
         runtime_data: bytes | None = None,
         collateral: Mapping[str, bytes] | None = None,
         policy: str | None = None,
+        gpus: Sequence[GpuInput] | None = None,
     ) -> Appraisal:
-        """Appraise `kind` ("nitro", "snp", "tdx") evidence; untrustworthy evidence is a result, not an error."""
+        """Appraise `kind` ("nitro", "snp", "tdx", "gpu") evidence, with `gpus` the GPUs a "snp" or "tdx" report's
+        confidential VM drives (module docstring); untrustworthy evidence is a result, not an error. Raises
+        ValueError (unknown kind) or TypeError (a malformed `gpus` entry) before any call, ClientError for a failed
+        RPC (e.g. COMPOSITE_TEE_UNSUPPORTED, GPU_COUNT_TOO_LARGE)."""
         request = appraise_request(
-            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy
+            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy, gpus=gpus
         )
         return appraisal_of(self._call("Appraise", request))
 
