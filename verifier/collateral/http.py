@@ -95,14 +95,23 @@ class HttpClient:
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> bytes:
         return self.get_with_headers(url, headers=headers)[0]
 
-    def get_with_headers(self, url: str, *, headers: Mapping[str, str] | None = None) -> tuple[bytes, Message]:
-        """`get`, also returning the response headers (Intel PCS sends issuer chains in headers)."""
+    def post(self, url: str, body: bytes, *, headers: Mapping[str, str] | None = None) -> bytes:
+        """`body` sent by POST, with everything `get` does (deadline, size cap, no redirects, Retry-After budget,
+        error codes): for idempotent requests only (an OCSP request), since a retry sends it again. Raises
+        CollateralUnavailableError as `get` does."""
+        return self.get_with_headers(url, headers=headers, body=body)[0]
+
+    def get_with_headers(
+        self, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None
+    ) -> tuple[bytes, Message]:
+        """`get` (a POST of `body` when given), also returning the response headers (Intel PCS sends issuer chains
+        in headers). Raises CollateralUnavailableError."""
         check_base_url(url)
         waited = 0.0
         attempt = 0
         while True:
             try:
-                return self._attempt(url, headers or {})
+                return self._attempt(url, headers or {}, body)
             except _Retryable as retry:
                 attempt += 1
                 delay = retry.delay
@@ -121,9 +130,12 @@ class HttpClient:
                 waited += delay
                 self.sleep(delay)
 
-    def _attempt(self, url: str, headers: Mapping[str, str]) -> tuple[bytes, Message]:
+    def _attempt(self, url: str, headers: Mapping[str, str], body: bytes | None = None) -> tuple[bytes, Message]:
         # S310: the scheme was checked by check_base_url (https, or http to loopback only).
-        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers}, method="GET")  # noqa: S310
+        method = "GET" if body is None else "POST"
+        request = urllib.request.Request(  # noqa: S310
+            url, data=body, headers={"User-Agent": _USER_AGENT, **headers}, method=method
+        )
         deadline = time.monotonic() + self.timeout
         try:
             with _opener(url).open(request, timeout=self.timeout) as response:

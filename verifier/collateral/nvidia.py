@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
-import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from email.message import Message
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.x509 import ocsp
@@ -39,7 +35,7 @@ from cryptography.x509 import ocsp
 from ..trust.ocsp import new_nonce
 from ..trust.ocsp_response import OcspResponseError, build_request, load_response
 from .base import CollateralItem, CollateralKey, CollateralUnavailableError
-from .http import HttpClient, _opener, check_base_url
+from .http import HttpClient, check_base_url
 from .nvidia_keys import KIND_OCSP, KIND_RIM, RIM_ID, cert_id_of, ocsp_envelope
 
 DEFAULT_RIM_URL = "https://rim.attestation.nvidia.com"
@@ -125,7 +121,7 @@ class NvidiaOcsp:
         """Raises ConfigError COLLATERAL_URL_INVALID for a URL that is not https:// (http:// only to loopback)."""
         checked = check_base_url(url)
         self.url = checked if urllib.parse.urlsplit(checked).path else checked + "/"
-        self._post = _Post(timeout=timeout, retries=retries, max_wait=max_wait, sleep=sleep)
+        self._http = HttpClient(timeout=timeout, retries=retries, max_wait=max_wait, sleep=sleep)
         self._nonce = nonce
 
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
@@ -138,7 +134,7 @@ class NvidiaOcsp:
         except (KeyError, ValueError) as error:
             raise CollateralUnavailableError("COLLATERAL_KEY_INVALID", f"{key.cache_id()[:200]}: {error}") from None
         headers = {"Content-Type": "application/ocsp-request", "Accept": "application/ocsp-response"}
-        der = dataclasses.replace(self._post, body=request).get(self.url, headers=headers)
+        der = self._http.post(self.url, request, headers=headers)
         fetched_at = dt.datetime.now(dt.UTC)
         try:
             response = load_response(der)
@@ -168,37 +164,3 @@ def _next_update(response: ocsp.OCSPResponse, serial: int) -> dt.datetime | None
     except ValueError:
         return None
     return None
-
-
-@dataclass(frozen=True)
-class _Post(HttpClient):
-    """`HttpClient` sending `body` by POST: the same deadline, size cap, no redirects, Retry-After budget and
-    error codes (`get` here means "one request"; an OCSP request is idempotent, so retrying is safe)."""
-
-    body: bytes = b""
-
-    def _attempt(self, url: str, headers: Mapping[str, str]) -> tuple[bytes, Message]:
-        # S310: the scheme was checked by check_base_url (https, or http to loopback only).
-        request = urllib.request.Request(  # noqa: S310
-            url, data=self.body, headers={"User-Agent": _USER_AGENT, **headers}, method="POST"
-        )
-        deadline = time.monotonic() + self.timeout
-        try:
-            with _opener(url).open(request, timeout=self.timeout) as response:
-                if response.status != 200:
-                    raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED", f"{url}: HTTP {response.status}")
-                length = response.headers.get("Content-Length")
-                if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                    self._too_large(url)
-                return self._read(response, url, deadline), response.headers
-        except urllib.error.HTTPError as error:
-            with error:
-                self._status_error(url, error.code, error.headers)
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                self._timeout(url)
-            raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED", f"{url}: {error.reason}") from None
-        except TimeoutError:
-            self._timeout(url)
-        except (http.client.HTTPException, OSError) as error:
-            raise CollateralUnavailableError("COLLATERAL_FETCH_FAILED", f"{url}: {type(error).__name__}") from None
