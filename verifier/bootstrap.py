@@ -23,7 +23,7 @@ from .collateral.pcs import DEFAULT_ROOT_CA_CRL_URL, IntelPcs
 from .collateral.rim_directory import RimDirectory
 from .collateral.routing import RoutingSource
 from .errors import ConfigError
-from .recording import AppraisalRecord, Recorder, RecordingUnit
+from .recording import AppraisalRecord, Done, Recorder, RecordingUnit
 from .results.keys import ephemeral_key, load_keys
 from .results.signer import ResultSigner
 from .service import VerifierService
@@ -287,6 +287,9 @@ class _ClockedRecorder:
 
     def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         return self._recorder.run(lambda unit: work(_ClockedUnit(unit, self._clock)), version=version)
+
+    def submit(self, work: Callable[[RecordingUnit], T], done: Done[T], *, version: int | None = None) -> None:
+        self._recorder.submit(lambda unit: work(_ClockedUnit(unit, self._clock)), done, version=version)
 
     @contextmanager
     def begin(self) -> Iterator[RecordingUnit]:

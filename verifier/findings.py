@@ -5,15 +5,17 @@ verifier.appraisal.binding) and the RFC 7800 `cnf` key, issued only when the evi
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from .appraisal.binding import check_binding, composite_report_data, identity_finding, key_is_bound
-from .appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, Claim, Finding
+from .appraisal.model import CONTRAINDICATED, CRYPTO_FAILED, Appraisal, Claim, Finding
 from .appraisal.policy import Policy
 from .appraisal.scheme import Scheme, Verified
-from .challenges import ConsumeOutcome
+from .challenges import OUTCOME_NAMES, ConsumeOutcome
 from .error_catalog import code_info
-from .errors import EvidenceError
+from .errors import EvidenceError, RequestError
+from .recording import RecordingUnit
 from .requests import AppraisalRequest
 from .results.cnf import runtime_key_jwk
 
@@ -32,6 +34,7 @@ CHALLENGE_CODES = {
     ConsumeOutcome.EXPIRED: "CHALLENGE_EXPIRED",
     ConsumeOutcome.ALREADY_USED: "CHALLENGE_REPLAYED",
 }
+_OUTCOME_OF_FINDING = {code: OUTCOME_NAMES[outcome] for outcome, code in CHALLENGE_CODES.items()}
 
 
 def evidence_finding(scheme: Scheme, error: EvidenceError) -> Finding:
@@ -138,3 +141,20 @@ def bound_key(
         return runtime_key_jwk(request.runtime_data) if bound and request.runtime_data else None
     doc_key = scheme.binding.evidence_key(verified.claims)
     return runtime_key_jwk(doc_key) if doc_key else None
+
+
+def consume_challenge(unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime, *, store: bool) -> list[Finding]:
+    """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically) in `unit`, which
+    commits it with the recorded appraisal; its findings (none when it was live). `store`: whether the verifier has
+    a challenge store. Raises RequestError CHALLENGES_DISABLED without one, UnavailableError (DATABASE_*)."""
+    if request.nonce is None:
+        return []
+    if not store:
+        raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
+    return challenge_findings(unit.consume(request.nonce, at=at), request.nonce)
+
+
+def challenge_outcome(appraisal: Appraisal) -> str:
+    """The outcome of the nonce an appraisal consumed, as the challenge metric names it ("consumed" when live)."""
+    outcomes = (_OUTCOME_OF_FINDING[f.code] for f in appraisal.findings if f.code in _OUTCOME_OF_FINDING)
+    return next(outcomes, "consumed")

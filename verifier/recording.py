@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypeVar
 from .challenges import ChallengeStore, ConsumeOutcome
 
 T = TypeVar("T")
+# A submitted unit's outcome: (value, None) once committed, (None, error) when it failed.
+Done = Callable[[T | None, BaseException | None], None]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class RecordingUnit(Protocol):
 
 class StaleReadError(Exception):
     """The reference set moved on since the snapshot an appraisal was evaluated on (`Recorder.run`'s `version`):
-    nothing of it was consumed or recorded; the service evaluates it again on a fresh read. Never leaves the
-    service."""
+    nothing of it was consumed or recorded; the service evaluates it again on a fresh read (the server, for an
+    appraisal it evaluated inline, in its lane). Never reaches a client."""
 
     def __init__(self, version: int) -> None:
         super().__init__(f"the reference set is at version {version}")
@@ -84,6 +86,12 @@ class Recorder(Protocol):
         moved; others ignore it."""
         ...
 
+    def submit(self, work: Callable[[RecordingUnit], T], done: Done[T], *, version: int | None = None) -> None:
+        """`run` without waiting: `done(value, None)` or `done(None, error)` is called, from whatever thread ran
+        the unit, once it committed or failed (the same outcomes `run` returns or raises). `done` must not raise
+        or block. Never raises."""
+        ...
+
     def begin(self) -> AbstractContextManager[RecordingUnit]:
         """Open a unit of work: everything done in it commits when the block ends, and is rolled back (no nonce
         spent, nothing recorded) when the block raises. Opening and committing raise UnavailableError (DATABASE_*);
@@ -104,6 +112,15 @@ class NotRecorded:
     def run(self, work: Callable[[RecordingUnit], T], *, version: int | None = None) -> T:
         """`work` on this object (nothing to commit; `version` is not checked)."""
         return work(self)
+
+    def submit(self, work: Callable[[RecordingUnit], T], done: Done[T], *, version: int | None = None) -> None:
+        """`work` on this object now, its outcome handed to `done`."""
+        try:
+            value = work(self)
+        except Exception as error:  # noqa: BLE001 - handed to the caller's callback, as `run` would raise it
+            done(None, error)
+        else:
+            done(value, None)
 
     @contextmanager
     def begin(self) -> Iterator[NotRecorded]:

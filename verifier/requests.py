@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from .appraisal.model import Appraisal
+from .appraisal.model import Appraisal, Finding
 from .errors import RequestError
-from .evaluation import Component
+from .evaluation import Component, Evaluation
 
 MAX_EVIDENCE_BYTES = 1024 * 1024
 MAX_COLLATERAL_BYTES = 4 * 1024 * 1024
@@ -91,3 +92,19 @@ def _check_gpus(gpus: tuple[GpuEvidence, ...]) -> None:
             raise RequestError("GPU_EVIDENCE_EMPTY", f"GPU report {index} is empty")
         if len(gpu.evidence) > MAX_GPU_EVIDENCE_BYTES:
             raise RequestError("GPU_EVIDENCE_TOO_LARGE", f"GPU report {index} exceeds {MAX_GPU_EVIDENCE_BYTES} bytes")
+
+
+# The token id, the appraisal id, the policy's SHA-256 and the reference-set version of one appraisal.
+Ids = tuple[str, str, str, int | None]
+# What a recorded appraisal's unit of work returns: the appraisal (with the composite's status), its findings, token.
+Recorded = tuple[Appraisal, list[Finding], str]
+
+
+class Prepared(NamedTuple):
+    """An appraisal evaluated (steps 1-8) and not yet recorded: `VerifierService.prepare_inline`, `record_inline`."""
+
+    request: AppraisalRequest
+    at: dt.datetime
+    evaluation: Evaluation
+    ids: Ids
+    require_challenge: bool

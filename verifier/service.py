@@ -16,19 +16,21 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from . import __version__, composite
-from .appraisal.model import Appraisal, Finding
+from . import composite
+from .appraisal.model import Appraisal
 from .appraisal.policy import Policy, PolicySet, policy_sha256
 from .appraisal.registry import get_scheme
 from .background import BestEffortWorker
-from .challenges import OUTCOME_NAMES, Challenge, ChallengeStore
+from .blocking import no_blocking
+from .challenges import Challenge, ChallengeStore
 from .clock import Clock
-from .collateral.base import CollateralSource, OfflineSource
+from .collateral.base import CollateralSource, OfflineSource, guarded
 from .errors import AccessDeniedError, RequestError, UnavailableError
 from .evaluation import Evaluation, conclude, overall
-from .findings import CHALLENGE_CODES, bound_key, challenge_findings, evidence_finding, policy_freshness
+from .evaluation_claims import ear_claims
+from .findings import challenge_outcome, consume_challenge, evidence_finding, policy_freshness
 from .keeping import EvidenceKeeper, keep_after, workload_description
-from .recording import AppraisalRecord, NotRecorded, Recorder, RecordingUnit, StaleReadError
+from .recording import AppraisalRecord, Done, NotRecorded, Recorder, RecordingUnit, StaleReadError
 from .reference_values.model import ReferenceValueReader
 from .requests import (
     DEFAULT_NONCE,
@@ -39,9 +41,12 @@ from .requests import (
     MIN_NONCE,
     AppraisalRequest,
     AppraisalResult,
+    Ids,
+    Prepared,
+    Recorded,
     check_bounds,
 )
-from .results.ear import DEFAULT_LIFETIME, build_ear
+from .results.ear import DEFAULT_LIFETIME
 from .results.signer import ResultSigner
 from .tee.base import VerifyContext
 from .trust.anchors import TrustAnchors
@@ -66,7 +71,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STALE_TRIES = 3  # evaluations of one appraisal while the reference set keeps moving under it
-_OUTCOME_OF_FINDING = {code: OUTCOME_NAMES[outcome] for outcome, code in CHALLENGE_CODES.items()}
 
 
 class ServiceObserver(Protocol):
@@ -162,7 +166,7 @@ class VerifierService:
         validated = self.reads is not None and recorder.validates_version
         for attempt in range(STALE_TRIES):
             try:
-                evaluation, ids, (appraisal, findings, token) = self._appraise_once(
+                evaluation, ids, outcome = self._appraise_once(
                     request,
                     at,
                     policy_name,
@@ -177,6 +181,54 @@ class VerifierService:
                 log.debug("reference set moved to version %d during an appraisal: evaluating again", stale.version)
         else:
             raise UnavailableError("REFERENCE_SET_CHANGING", "the reference values kept changing; try again")
+        return self.finish(Prepared(request, at, evaluation, ids, require_challenge), outcome)
+
+    def prepare_inline(self, request: AppraisalRequest, *, require_challenge: bool = False) -> Prepared | None:
+        """Steps 1-8 of `appraise` without any I/O (`verifier.blocking`), on the snapshot held in memory, for
+        `record_inline` (the server's event loop does this). None when a step would block (a database read, a
+        collateral load that is not a memory hit) or the recorder does not check the snapshot's version where it
+        commits: `appraise` then does it all. Raises what `appraise` raises before it records."""
+        recorder = self.appraisals
+        if recorder is None or self.reads is None or not recorder.validates_version:
+            return None
+        at = self.clock.now()
+        policy_name = self._policy_name(request.policy)
+        with no_blocking() as guard:
+            try:
+                with self.reads(fresh=False) as version:
+                    policy = self.policies.get(policy_name)
+                    evaluation = self._evaluate(
+                        request, policy, at, self.references, freshness=True, allow_incomplete=False
+                    )
+            except Exception:
+                if guard.blocked is None:
+                    raise
+        if guard.blocked is not None:  # even when a handler on the way swallowed WouldBlockError: not used
+            return None
+        ids = (uuid.uuid4().hex, str(uuid.uuid4()), policy_sha256(evaluation.policy), version)
+        return Prepared(request, at, evaluation, ids, require_challenge)
+
+    def record_inline(self, prepared: Prepared, done: Done[Recorded]) -> None:
+        """Steps 7a-10 of `prepared` submitted to the recorder (`Recorder.submit`, the group commit's batch) without
+        waiting: `done(recorded, None)` once its unit committed, `done(None, error)` when it failed (StaleReadError
+        when the reference set moved since the snapshot: `appraise` then evaluates again), called from the thread
+        that ran the unit. Pass `recorded` to `finish`. Never raises."""
+        assert self.appraisals is not None
+        work = partial(
+            self._record,
+            request=prepared.request,
+            evaluation=prepared.evaluation,
+            at=prepared.at,
+            ids=prepared.ids,
+            challenge=prepared.require_challenge,
+        )
+        self.appraisals.submit(work, done, version=prepared.ids[3])
+
+    def finish(self, prepared: Prepared, outcome: Recorded) -> AppraisalResult:
+        """The result of `prepared` once recorded (`appraise`'s): keep the evidence (optional work outside the
+        unit), log, report to the observer. Never raises."""
+        request, at, evaluation, ids, require_challenge = prepared
+        appraisal, findings, token = outcome
         token_id, appraisal_id = ids[0], ids[1]
         # Committed: only now may the token leave. Keeping the evidence is optional work outside the unit.
         scheme, verified, components = evaluation.scheme, evaluation.verified, evaluation.components
@@ -189,7 +241,9 @@ class VerifierService:
             keep_after(self.kept, self.background, kept, workload, appraisal, appraisal_id, at)
         log.info("appraised %s evidence: %s (%d findings)", appraisal.tee, appraisal.status.value, len(findings))
         if self.observer is not None:
-            self._observe(appraisal, consumed=require_challenge and request.nonce is not None)
+            if require_challenge and request.nonce is not None:
+                self.observer.challenge(challenge_outcome(appraisal))
+            self.observer.appraised(appraisal)
         return AppraisalResult(appraisal, token, token_id, appraisal_id, at, incomplete, components)
 
     def _appraise_once(
@@ -203,7 +257,7 @@ class VerifierService:
         validated: bool,
         challenge: bool,
         allow_incomplete: bool,
-    ) -> tuple[Evaluation, tuple[str, str, str, int | None], tuple[Appraisal, list[Finding], str]]:
+    ) -> tuple[Evaluation, Ids, Recorded]:
         """Steps 2-10 once: evaluate on one pinned snapshot (read afresh when `fresh`), then record in a unit of
         work (checking the snapshot's version there when `validated`). Raises StaleReadError when that check
         failed, and what `appraise` raises."""
@@ -231,9 +285,9 @@ class VerifierService:
         request: AppraisalRequest,
         evaluation: Evaluation,
         at: dt.datetime,
-        ids: tuple[str, str, str, int | None],
+        ids: Ids,
         challenge: bool,
-    ) -> tuple[Appraisal, list[Finding], str]:
+    ) -> Recorded:
         """Steps 7a-10 in `unit` (`appraise`): consume the challenge, conclude, sign and record. `ids` are the token
         id, the appraisal id, the policy's SHA-256 and the reference-set version. Returns the appraisal with the
         composite's status (`overall`), its own findings and the token. Raises UnavailableError (DATABASE_*,
@@ -241,11 +295,13 @@ class VerifierService:
         token_id, appraisal_id, policy_hash, version = ids
         # Step 7a: the challenge is consumed even when the evidence is bad (a nonce is single-use), in the same
         # transaction as the recorded (possibly negative) result. After steps 7b-8: its outcome changes no match.
-        shared = self._challenge(unit, request, at) if challenge else []
+        shared = consume_challenge(unit, request, at, store=self.challenges is not None) if challenge else []
         # Step 9: status is the worst tier of the AR4SI trust vector.
         appraisal, findings = conclude(evaluation, shared)
         # Step 10: sign the EAR and record the appraisal; the commit of the unit is the recording.
-        token = self._token(request, evaluation, appraisal, findings, at, (token_id, policy_hash, version))
+        token = self.signer.sign(
+            ear_claims(request, evaluation, appraisal, findings, at, self.issuer, self.token_lifetime, ids)
+        )
         appraisal = overall(appraisal, evaluation.components)  # the worst of the CPU TEE's and its GPUs'
         unit.record(
             AppraisalRecord(
@@ -264,54 +320,12 @@ class VerifierService:
         )
         return appraisal, findings, token
 
-    def _observe(self, appraisal: Appraisal, *, consumed: bool) -> None:
-        """Report a recorded appraisal and, when it `consumed` a nonce, the outcome its findings tell."""
-        assert self.observer is not None
-        if consumed:
-            outcomes = (_OUTCOME_OF_FINDING[f.code] for f in appraisal.findings if f.code in _OUTCOME_OF_FINDING)
-            self.observer.challenge(next(outcomes, "consumed"))
-        self.observer.appraised(appraisal)
-
     def _reads(self, fresh: bool = True) -> AbstractContextManager[int | None]:
         """Step 1's freshness read: `reads` when configured (without a read of its own unless `fresh`), else the
         reference-set version read once (None when not reported). Raises UnavailableError (DATABASE_*)."""
         if self.reads is not None:
             return self.reads(fresh=fresh)
         return nullcontext(self.reference_set_version() if self.reference_set_version is not None else None)
-
-    def _token(
-        self,
-        request: AppraisalRequest,
-        evaluation: Evaluation,
-        appraisal: Appraisal,
-        findings: list[Finding],
-        at: dt.datetime,
-        ids: tuple[str, str, int | None],
-    ) -> str:
-        """Step 10: the signed EAR of `appraisal` (`build_ear`, a submodule per GPU of a composite); `ids` are the
-        token id, the policy's SHA-256 and the reference-set version. Raises UnavailableError SIGNING_KEY_EXPIRED."""
-        scheme, verified, policy, components = (
-            evaluation.scheme,
-            evaluation.verified,
-            evaluation.policy,
-            evaluation.components,
-        )
-        token_id, policy_hash, version = ids
-        every = [*findings, *(f for c in components for f in c.appraisal.findings)]
-        claims = build_ear(
-            appraisal,
-            issuer=self.issuer,
-            issued_at=at,
-            lifetime=self.token_lifetime,
-            nonce=request.nonce,
-            token_id=token_id,
-            verifier_build=__version__,
-            cnf_jwk=bound_key(request, scheme, verified, every, policy),
-            policy_sha256=policy_hash,
-            reference_set_version=version,
-            components=components,
-        )
-        return self.signer.sign(claims)
 
     def _policy_name(self, name: str | None) -> str | None:
         """The name of the policy a request is appraised under (None: the built-in default), looked up by the
@@ -355,7 +369,7 @@ class VerifierService:
             at=at,
             anchors=self.anchors,
             collateral=request.collateral,
-            source=self.collateral_source,
+            source=guarded(self.collateral_source),  # inline (prepare_inline): an unknown source blocks
             check_crl=self.check_crl,
         )
         verified = scheme.verifier.verify(request.evidence, context)
@@ -384,13 +398,3 @@ class VerifierService:
         return Evaluation(
             scheme, verified, chosen.policy, chosen.baseline, chosen.matched, findings, (), complete, chosen.components
         )
-
-    def _challenge(self, unit: RecordingUnit, request: AppraisalRequest, at: dt.datetime) -> list[Finding]:
-        """Step 7a: consume the request's nonce as a live challenge of this verifier (once, atomically) in `unit`,
-        which commits it with the recorded appraisal. Raises RequestError CHALLENGES_DISABLED without a challenge
-        store, UnavailableError (DATABASE_*)."""
-        if request.nonce is None:
-            return []
-        if self.challenges is None:
-            raise RequestError("CHALLENGES_DISABLED", "this verifier has no challenge store")
-        return challenge_findings(unit.consume(request.nonce, at=at), request.nonce)

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..blocking import would_block
 from ..errors import UnavailableError
 
 
@@ -57,6 +58,8 @@ class CollateralSource(Protocol):
 class OfflineSource:
     """Never touches the network: every fetch is unavailable (the `--offline` source)."""
 
+    guards_blocking = True  # never waits on anything (see `guarded`)
+
     def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
         raise CollateralUnavailableError(
             "COLLATERAL_OFFLINE", f"{key.kind} is not in the request and the verifier is offline"
@@ -86,3 +89,28 @@ def reject(source: CollateralSource, item: CollateralItem, *, reason: str) -> No
     the pinned trust anchors, or the item not parsing), so that a caller cannot evict good collateral."""
     if isinstance(source, RejectingSource):
         source.reject(item, reason=reason)
+
+
+class _Guarded:
+    """A source that does not call `verifier.blocking.would_block` itself, behind one that does before every fetch
+    (`guarded`); rejections go through to it."""
+
+    guards_blocking = True
+
+    def __init__(self, inner: CollateralSource) -> None:
+        self.inner = inner
+
+    def fetch(self, key: CollateralKey, *, at: dt.datetime) -> CollateralItem:
+        would_block("a collateral fetch")
+        return self.inner.fetch(key, at=at)
+
+    def reject(self, item: CollateralItem, *, reason: str) -> None:
+        reject(self.inner, item, reason=reason)
+
+
+def guarded(source: CollateralSource) -> CollateralSource:
+    """`source` itself when it calls `verifier.blocking.would_block` before any I/O (its class says
+    `guards_blocking = True`: the cache, the offline source, the RIM directory), else wrapped so that every fetch
+    counts as one that would block: an appraisal evaluated on the event loop never waits on an unknown source.
+    Outside `verifier.blocking.no_blocking` the wrapper only passes the fetch on. Never raises."""
+    return source if getattr(source, "guards_blocking", False) else _Guarded(source)

@@ -55,6 +55,7 @@ import threading
 import time
 from functools import partial
 
+from ..blocking import would_block
 from ..clock import Clock, SystemClock
 from .base import CollateralItem, CollateralKey, CollateralObserver, CollateralSource, CollateralUnavailableError
 from .cache_db import CollateralTable, DatabaseTier
@@ -87,6 +88,8 @@ DEFAULT_FETCH_WAIT = 5.0
 
 
 class CachedSource:
+    guards_blocking = True  # calls verifier.blocking.would_block before any I/O (collateral.base.guarded)
+
     def __init__(
         self,
         inner: CollateralSource,
@@ -157,6 +160,7 @@ class CachedSource:
                     f"{failed[1].message} (remembered until {rfc3339(failed[0])})",
                     retry_after=failed[1].retry_after,
                 )
+            would_block("a collateral load")  # not a memory hit: the database tier or the vendor (inline: none)
             leader = flight is None
             if flight is None:
                 flight = self._flights.begin(cache_id)

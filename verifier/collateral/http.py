@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import NoReturn
 
+from ..blocking import would_block
 from ..errors import ConfigError
 from .base import CollateralUnavailableError
 
@@ -107,6 +108,7 @@ class HttpClient:
         """`get` (a POST of `body` when given), also returning the response headers (Intel PCS sends issuer chains
         in headers). Raises CollateralUnavailableError."""
         check_base_url(url)
+        would_block("an HTTP request")
         waited = 0.0
         attempt = 0
         while True:

@@ -14,6 +14,7 @@ import os
 import stat
 from pathlib import Path
 
+from ..blocking import would_block
 from .base import CollateralItem, CollateralKey, CollateralSource, CollateralUnavailableError
 from .nvidia_keys import KIND_RIM, RIM_ID
 
@@ -23,6 +24,8 @@ MAX_RIM_FILE_BYTES = 1024 * 1024
 class RimDirectory:
     """A `CollateralSource` serving kind "nvidia.rim" from `directory`, everything else (and misses) from
     `fallback`."""
+
+    guards_blocking = True  # calls verifier.blocking.would_block before any I/O (collateral.base.guarded)
 
     def __init__(self, directory: Path, fallback: CollateralSource) -> None:
         self.directory = directory
@@ -37,6 +40,7 @@ class RimDirectory:
             rim_id = key.param("id")
         except KeyError:
             return self.fallback.fetch(key, at=at)
+        would_block("a RIM file read")
         data = self._read(rim_id) if RIM_ID.fullmatch(rim_id) else None
         if data is None:
             return self.fallback.fetch(key, at=at)

@@ -133,6 +133,12 @@ class ServerFields:
     appraise_queue: int = _setting(
         32, section="lanes", env="APPRAISE_QUEUE", parse=_int, help="Appraise calls waiting for a thread"
     )
+    # Appraisals that need no I/O but their unit of work are evaluated on the event loop, and only the unit is
+    # handed to the group commit's thread (verifier.blocking; at most threads + queue at once); off: every
+    # appraisal runs in an Appraise thread.
+    appraise_inline: bool = _setting(
+        True, section="lanes", env="APPRAISE_INLINE", parse=_flag, help="evaluate appraisals on the event loop"
+    )
     challenge_threads: int = _setting(
         4, section="lanes", env="CHALLENGE_THREADS", parse=_int, help="CreateChallenge threads"
     )

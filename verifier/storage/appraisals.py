@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..challenges import ConsumeOutcome
 from ..errors import UnavailableError
-from ..recording import AppraisalRecord, StaleReadError
+from ..recording import AppraisalRecord, Done, StaleReadError
 from . import audit
 from .challenges import consume_in, unconsume_in
 from .engine import Database
@@ -150,6 +150,11 @@ class SqlAppraisalStore:
         the batch with UnavailableError (DATABASE_*) and commits nothing. With `version`, StaleReadError (and
         `work` not run) when the reference-set version read in the batch's transaction is another."""
         return self.group.run(work, version=version)
+
+    def submit(self, work: Callable[[SqlRecording], T], done: Done[T], *, version: int | None = None) -> None:
+        """`run` without waiting (`GroupCommit.submit`): `done(value, None)` or `done(None, error)` once the batch
+        ended, called from the thread that ran it. Never raises."""
+        self.group.submit(work, lambda slot: done(slot.value, slot.error), version=version)
 
     def _execute(self, batch: Sequence[Slot[SqlRecording]]) -> None:
         """One batch: the reference-set version read once (when a work asks), every work in turn, then all their

@@ -11,8 +11,8 @@ PostgreSQL, each whole unit of work on the client side (`deadline_s`; a server t
 hold a thread longer, see `deadline`). While the database is known to be down, units of work fail at once
 (`deadline.FailFast`); `probe()` (the readiness check, `migrate.check`, which adds the schema revision: migrate
 imports this module, never the other way round) uses its own one-connection pool so a full main pool cannot hide a
-dead database from it, and closes the fail-fast state again when it passes.
-"""
+dead database from it, and closes the fail-fast state again when it passes. Inside `verifier.blocking.no_blocking`
+(an appraisal evaluated on the event loop) no unit of work starts: it would block."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..blocking import would_block
 from ..errors import ConfigError, UnavailableError
 from .db_faults import (
     DATABASE_BUSY,
@@ -42,12 +43,10 @@ CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 5_000
 LOCK_TIMEOUT_MS = 2_000
 SQLITE_BUSY_TIMEOUT_MS = 2_000
-# SQLite: how long a unit of work waits for this process's turn before DATABASE_BUSY (an overload, or a stuck
-# unit), like the busy timeout and the audit lock wait; the appraisal lanes bound how many wait at once.
+# SQLite: how long a unit waits for this process's turn before DATABASE_BUSY (an overload, or a stuck unit).
 SQLITE_TURN_WAIT_S = 2.0
 TRIAL_BUSY_TIMEOUT_MS = 50  # SQLite: the fail-fast trial's busy timeout while the file is found locked
-POOL_SIZE = 5
-POOL_MAX_OVERFLOW = 5
+POOL_SIZE, POOL_MAX_OVERFLOW = 5, 5
 POOL_TIMEOUT_S = 3.0
 DEADLINE_S = 8.0  # a whole unit of work on PostgreSQL (statements are bounded at 5 s by the server already)
 CHECK_DEADLINE_S = 1.0  # the readiness check: one short query
@@ -260,6 +259,7 @@ class Database:
         """Fail fast while down (unless `admit` is False: the readiness check always tries), bound the work by
         `deadline_s`, translate errors and keep the fail-fast state up to date. While SQLite is found locked
         (DATABASE_BUSY) only a unit that wrote proves it free again: reads pass under another writer's lock."""
+        would_block("a database unit of work")
         unit, observer, began, outer = _Unit(), self.observer, time.perf_counter(), getattr(_Unit.current, "unit", None)
         operation: Callable[[], str] = (lambda: "write" if unit.writes else "read") if admit else (lambda: "probe")
         if admit:

@@ -137,7 +137,11 @@ class VerifierServer:
         )
         pb_grpc.add_VerifierServicer_to_server(  # type: ignore[no-untyped-call]
             VerifierServicer(
-                self.components, self.metrics, appraise=self.lanes[APPRAISE].run, challenge=self.lanes[CHALLENGE].run
+                self.components,
+                self.metrics,
+                appraise=self.lanes[APPRAISE].run,
+                challenge=self.lanes[CHALLENGE].run,
+                inline=settings.appraise_threads + settings.appraise_queue if settings.appraise_inline else 0,
             ),
             server,
         )
