@@ -2,7 +2,8 @@
 on every appraisal (a policy's SHA-256, a policy tightened by a workload version's kinds).
 
 Each entry holds its key objects, so an `id` cannot be reused by another object while its entry lives, and a hit
-is checked with `is` on every key object. Thread-safe (one lock around a dict); least recently inserted first out."""
+is checked with `is` on every key object. Thread-safe (a lock around every write; a read is one atomic dict
+lookup); least recently inserted first out."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ class IdentityMemo(Generic[V]):
         """The memoised value, else `make()` (outside the lock: concurrent misses may both make it; the first kept
         wins). Whatever `make` raises passes through and nothing is kept."""
         key = (*map(id, objects), extra)
-        with self._lock:
-            found = self._items.get(key)
+        found = self._items.get(key)  # a dict read is atomic under the GIL; writes and evictions take the lock
         if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
             return found[1]
         value = make()

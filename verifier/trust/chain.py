@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from verifier.errors import EvidenceError
 from verifier.trust.digests import cert_sha256
+from verifier.trust.names import issuer_key, subject_key
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:
@@ -91,7 +92,7 @@ class VerifiedLinks:
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, links: VerifiedLinks | None = None) -> None:
     """RFC 5280 section 6.1.3 (a)(1) and (a)(4): issuer name chaining and the signature (remembered in `links`).
     Raises EvidenceError CHAIN_NAME_MISMATCH or CHAIN_SIGNATURE_INVALID."""
-    if cert.issuer != issuer.subject:
+    if issuer_key(cert) != subject_key(issuer):
         raise EvidenceError(
             "CHAIN_NAME_MISMATCH",
             "issuer name does not match the issuer's subject",

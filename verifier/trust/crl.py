@@ -22,6 +22,7 @@ from verifier.errors import EvidenceError
 from verifier.trust.certs import load_crl
 from verifier.trust.chain import VerifiedLinks
 from verifier.trust.digests import cert_sha256, crl_sha256
+from verifier.trust.names import issuer_key, subject_key
 
 __all__ = ["AMD_ARK", "INTEL_SGX", "CrlProfile", "check_crl", "is_revoked", "load_crl"]
 
@@ -175,7 +176,7 @@ def check_crl(
     codes (CRL_NOT_YET_VALID / CRL_EXPIRED, or TDX_COLLATERAL_EXPIRED)."""
     if profile.window_first:
         profile.window(crl, at, what)
-    if crl.issuer != issuer.subject:
+    if issuer_key(crl) != subject_key(issuer):
         raise EvidenceError(
             "CRL_ISSUER_MISMATCH",
             f"{what} issuer is not {profile.issuer_role}",
@@ -191,6 +192,6 @@ def is_revoked(crl: x509.CertificateRevocationList | None, cert: x509.Certificat
     """True when `cert` is within the CRL's scope (the CRL's issuer issued it: RFC 5280 section 6.3.3 (b)) and its
     serial number is listed. Every AMD VCEK and VLEK has serial 0, so the issuer match is what keeps one listed
     serial from revoking all of them. False for no CRL."""
-    if crl is None or cert.issuer != crl.issuer:
+    if crl is None or issuer_key(cert) != issuer_key(crl):
         return False
     return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None

@@ -26,6 +26,7 @@ from verifier.trust.chain import VerifiedLinks, check_ca, check_issued_by, check
 from verifier.trust.crl import INTEL_SGX, check_crl
 from verifier.trust.crl import check_collateral_window as _window
 from verifier.trust.digests import cert_sha256
+from verifier.trust.names import issuer_key, subject_key
 
 from .collateral_documents import _PARSED, Chain, SignedJson, TdxCollateral, _digest
 from .freshness import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO, Candidate, ItemFacts
@@ -45,7 +46,7 @@ def _root(chain: Chain, anchors: TrustAnchors, what: str) -> tuple[list[x509.Cer
     """Split an issuer chain into (certificates below the root, pinned root): `TrustAnchors.root_for`."""
     certs = list(chain)
     top = certs[-1] if certs else None
-    if top is not None and top.issuer == top.subject:
+    if top is not None and issuer_key(top) == subject_key(top):
         certs = certs[:-1]  # a self-signed root: used when pinned, else replaced by a pinned anchor of its name
     found = anchors.root_for(VENDOR, top, certs[-1].issuer if certs else None)
     if found and found[0] is top:
@@ -87,7 +88,7 @@ def tcb_signer(
             " <- ".join(_cn(c) for c in (*certs, root)) if certs else f"{_cn(root)} alone",
         )
     signer = certs[0]
-    if signer.issuer != root.subject:
+    if issuer_key(signer) != subject_key(root):
         raise invalid("is not issued directly by the pinned root", f"issuer {signer.issuer.rfc4514_string()}")
     if [str(a.value) for a in signer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] != [TCB_SIGNING_CN]:
         raise invalid("is not the Intel SGX TCB Signing certificate", f"CN={_cn(signer)}")
