@@ -28,6 +28,11 @@ class EvidenceKeeper(Protocol):
         (DATABASE_*); the service logs it and goes on."""
         ...
 
+    def already_kept(self, evidence: bytes, at: dt.datetime) -> bool:
+        """True when `keep_many` would keep nothing new for `evidence` received at `at` (this process kept the same
+        bytes recently, or keeping is off), so that nothing need be queued. Never raises."""
+        ...
+
 
 def keep_after(
     kept: EvidenceKeeper,
@@ -39,7 +44,10 @@ def keep_after(
     at: dt.datetime,
 ) -> None:
     """Keep the evidence of a recorded appraisal: with `background`, queued off the answer's path (every item
-    queued meanwhile reaches `keep_many` at once: one transaction for them), else now. Never raises."""
+    queued meanwhile reaches `keep_many` at once: one transaction for them), else now. Evidence already kept is not
+    queued at all. Never raises."""
+    if kept.already_kept(request.evidence, at):
+        return
     item = KeepItem(
         received_at=at,
         tee=appraisal.tee,

@@ -13,7 +13,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.service_helpers import make_harness
+from verifier.appraisal.model import Appraisal, Tier, TrustVector
 from verifier.background import BestEffortWorker
+from verifier.keeping import keep_after
 from verifier.reference_values.kept import KeepItem
 from verifier.service import AppraisalRequest
 from verifier.storage.engine import Database
@@ -107,3 +109,30 @@ def test_the_service_keeps_the_evidence_of_appraisals_queued_together_in_one_tra
     finally:
         gate.set()
         worker.close()
+
+
+def test_evidence_already_kept_queues_nothing(db: Database) -> None:
+    """Repeated evidence (a retry, a cached report) is deduplicated before anything is queued: no background work
+    for it at all, and the kept row stays the first one's."""
+    kept = SqlKeptEvidence(db)
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    item = KeepItem(at, "nitro", b"evidence", {}, "default", "affirming", "a" * 36, "nitro")
+    assert not kept.already_kept(b"evidence", at)
+    (first,) = kept.keep_many([item])
+    assert kept.already_kept(b"evidence", at + dt.timedelta(hours=1))
+    assert not kept.already_kept(b"other", at)
+    assert not kept.already_kept(b"evidence", at + dt.timedelta(days=kept.max_days + 1))  # kept again after max_days
+    assert SqlKeptEvidence(db, max_rows=0).already_kept(b"anything", at)  # keeping off: never anything to queue
+    queued: list[object] = []
+
+    class Recording:
+        def submit_batched(self, fn: object, entry: object) -> None:
+            queued.append(entry)
+
+    request = AppraisalRequest(tee="nitro", evidence=b"evidence")
+    appraisal = Appraisal("nitro", Tier.AFFIRMING, TrustVector(), {}, (), "default")
+    keep_after(kept, Recording(), request, "nitro", appraisal, "b" * 36, at)  # type: ignore[arg-type]
+    assert queued == [] and first is not None
+    fresh = AppraisalRequest(tee="nitro", evidence=b"new")
+    keep_after(kept, Recording(), fresh, "nitro", appraisal, "c" * 36, at)  # type: ignore[arg-type]
+    assert len(queued) == 1

@@ -95,6 +95,15 @@ class SqlKeptEvidence:
         item = KeepItem(received_at, tee, evidence, collateral, policy, status, appraisal_id, workload)
         return self.keep_many([item])[0]
 
+    def already_kept(self, evidence: bytes, at: dt.datetime) -> bool:
+        """True when keeping is off or this process kept these evidence bytes within `max_days` before `at` (what
+        `keep_many` would then do: nothing). Never raises."""
+        if not self.enabled:
+            return True
+        with self._lock:
+            seen = self._digests.get(hashlib.sha256(evidence).digest())
+        return seen is not None and seen[0] > at - dt.timedelta(days=self.max_days)
+
     def keep_many(self, items: Sequence[KeepItem]) -> builtins.list[str | None]:
         """`keep` for each of `items`, the new rows in one transaction (one multi-row INSERT): the server's
         background worker hands over every item queued meanwhile. Evidence repeated within `items` is kept once.
