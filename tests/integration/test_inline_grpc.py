@@ -7,44 +7,23 @@ everything with the same answers."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.fakes.aws_pki import FakeAwsPki
-from tests.integration.test_grpc_server import ADMIN, TOKEN, Running, running
-from verifier.bootstrap import Components, build
-from verifier.clock import FixedClock
-from verifier.settings import Settings
-from verifier.storage.engine import Database
+from tests.integration import test_grpc_server as base
+from tests.integration.test_grpc_server import ADMIN, Running, running
+from verifier.bootstrap import Components
 from verifier.v1 import verifier_pb2 as pb
 
 PCRS = FakeAwsPki.default_pcrs()
 
 
-@pytest.fixture
-def pki() -> FakeAwsPki:
-    return FakeAwsPki()
-
-
-@pytest.fixture
-def components(db: Database, database_url: str, pki: FakeAwsPki) -> Iterator[Components]:
-    settings = Settings(
-        database_url=database_url,
-        development=True,
-        listen="127.0.0.1:0",
-        http_listen="127.0.0.1:0",
-        admin_token_sha256=(hashlib.sha256(TOKEN.encode()).hexdigest(),),
-        allow_plaintext_admin=True,  # bearer tokens on loopback
-        grace_seconds=0.5,
-        drain_seconds=0,
-    )
-    built = build(settings, clock=FixedClock(pki.now))
-    built.service.anchors = pki.anchors()
-    yield built
-    built.close()
+# The server's fixtures: a Nitro fake PKI and a migrated app with an admin token over plaintext loopback.
+pki = base.pki
+components = base.components
 
 
 def _count_inline(components: Components, monkeypatch: pytest.MonkeyPatch) -> list[str]:
