@@ -54,6 +54,7 @@ RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNCOUNTED = ("/grpc.health.v1.Health/",)  # method prefixes the gRPC metrics leave out: probes, not traffic
 CHALLENGE_OUTCOMES = ("issued", "consumed", "expired", "replayed", "unknown")
+APPRAISE_PATHS = ("inline", "lane")  # evaluated on the event loop, or in an Appraise thread (servicers.py)
 VENDORS = ("amd-kds", "intel-pcs")
 CACHE_TIERS = ("memory", "database")
 DB_OPERATIONS = ("read", "write", "probe")
@@ -163,6 +164,10 @@ class Metrics:
         self._appraisal_children: dict[tuple[str, str, str], Any] = {}
         self._finding_children: dict[tuple[str, str], Any] = {}
         self._challenge_children = {o: self.challenges.labels(o) for o in CHALLENGE_OUTCOMES}
+        self.paths = Counter(
+            "verifier_appraise_path", "Appraise answers by where they were evaluated", ["path"], registry=r
+        )
+        self._path_children = {p: self.paths.labels(p) for p in APPRAISE_PATHS}
 
     def _dependency_series(self, r: CollectorRegistry) -> None:
         self.cache_hits = Counter(
@@ -224,6 +229,10 @@ class Metrics:
             if child is None:
                 child = self._finding_children[code] = self.findings.labels(*code)
             child.inc()
+
+    def appraise_path(self, path: str) -> None:
+        """An Appraise answer was evaluated on the event loop ("inline") or in a lane thread ("lane"). Never raises."""
+        self._path_children[path].inc()
 
     def challenge(self, outcome: str) -> None:
         """A challenge was issued or consumed (`CHALLENGE_OUTCOMES`; the service's observer). Never raises."""

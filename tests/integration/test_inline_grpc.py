@@ -67,6 +67,9 @@ def test_concurrent_appraisals_go_inline_and_one_nonce_is_spent_once(
             answers = await asyncio.gather(*(_appraise(r, pki) for _ in range(16)))
             assert {a.status for a in answers} == {pb.STATUS_AFFIRMING}
             assert set(inline) >= {a.appraisal_id for a in answers}  # every warm one went inline
+            registry = r.server.metrics.registry
+            assert registry.get_sample_value("verifier_appraise_path_total", {"path": "inline"}) >= 16
+            assert registry.get_sample_value("verifier_appraise_path_total", {"path": "lane"}) >= 1  # the cold one
             nonce = (await r.verifier.CreateChallenge(pb.CreateChallengeRequest())).nonce
             twice = await asyncio.gather(*(_appraise(r, pki, nonce) for _ in range(2)))
             codes = sorted([f.code for f in a.findings] for a in twice)
@@ -104,5 +107,8 @@ def test_with_inline_off_every_appraisal_takes_the_lane(
             answers = await asyncio.gather(*(_appraise(r, pki) for _ in range(4)))
             assert {a.status for a in answers} == {pb.STATUS_AFFIRMING}
             assert inline == []
+            registry = r.server.metrics.registry
+            assert registry.get_sample_value("verifier_appraise_path_total", {"path": "inline"}) == 0
+            assert registry.get_sample_value("verifier_appraise_path_total", {"path": "lane"}) == 4
 
     asyncio.run(scenario())
