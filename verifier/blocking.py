@@ -49,8 +49,8 @@ def would_block(what: str) -> None:
 
 @contextmanager
 def no_blocking() -> Iterator[Guard]:
-    """Run the block with `would_block` armed; yields the guard to check afterwards. Nested blocks share the
-    outermost guard's verdict only through their own guard (each block has its own)."""
+    """Run the block with `would_block` armed; yields the guard to check afterwards. A nested block has a guard of
+    its own: what blocks inside it marks that one only. Never raises."""
     guard = Guard()
     token = _GUARD.set(guard)
     try:
