@@ -135,6 +135,7 @@ def bench_tdx_cold_warm(vectors: Path, manifest: dict, seconds: float, floor: fl
 
         def cold() -> None:
             get_verifier("tdx").links.clear()
+            get_verifier("tdx").collateral_memo.clear()  # type: ignore[attr-defined]
             service.collateral_source = CachedSource(VectorPcs(folder), None)
             service.appraise(request)
 

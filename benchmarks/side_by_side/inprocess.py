@@ -68,18 +68,20 @@ def service_rate(db: BenchDatabase, vector: Vector, seconds: float) -> dict[str,
 
 
 def clear_tdx_caches() -> list[str]:
-    """Forget everything the TDX path caches: verified links, parsed PCK extensions, parsed collateral items and
-    chains (the memo has no public clear: its dict is emptied under its lock). Returns what it cleared, so that a
-    cache renamed by later work shows in the JSON instead of silently staying warm."""
+    """Forget everything the TDX path caches: verified links and collateral, parsed PCK extensions, parsed
+    collateral items and chains (the parse memo has no public clear: its dict is emptied under its lock).
+    Returns what it cleared, so that a cache renamed by later work shows in the JSON instead of staying warm."""
     from verifier.appraisal.registry import get_verifier
     from verifier.tee.tdx import collateral_documents, pck, pcs
     from verifier.trust import certs
 
     cleared = []
-    links = getattr(get_verifier("tdx"), "links", None)
-    if links is not None:
-        links.clear()
-        cleared.append("TdxVerifier.links")
+    verifier = get_verifier("tdx")
+    for attribute in ("links", "collateral_memo"):
+        cache = getattr(verifier, attribute, None)
+        if cache is not None:
+            cache.clear()
+            cleared.append(f"TdxVerifier.{attribute}")
     for owner, name in ((pck, "_parse"), (pcs, "_item_collateral")):
         function = getattr(owner, name, None)
         if hasattr(function, "cache_clear"):

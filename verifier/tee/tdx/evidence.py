@@ -34,11 +34,13 @@ from ...collateral.pcs_items import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA
 from ...errors import EvidenceError, ParseError
 from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
+from ...trust.names import issuer_key
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
 from .claims import claims as quote_claims
-from .collateral import Fetched, VerifiedCollateral, verify_collateral
+from .collateral import Fetched, VerifiedCollateral
 from .collateral_checks import VENDOR, check_pck_crl, check_qe_identity, check_root_ca_crl, check_tcb_info
 from .collateral_documents import TdxCollateral, collateral_from_files
+from .collateral_memo import VerifiedCollateralMemo
 from .enclave_report import EnclaveReport
 from .facts import TdxFacts
 from .freshness import FROM_REQUEST, PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, TCB_INFO
@@ -55,8 +57,10 @@ class TdxVerifier:
     tee = "tdx"
 
     def __init__(self, links: VerifiedLinks | None = None) -> None:
-        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default."""
+        """`links`: the cache of verified signatures (the composition root may share one); a fresh one by default.
+        `collateral_memo`: verified collateral over the span of times it holds (collateral_memo.py)."""
         self.links = links if links is not None else VerifiedLinks()
+        self.collateral_memo = VerifiedCollateralMemo()
 
     def verify(self, evidence: bytes, ctx: VerifyContext) -> VerifiedEvidence[Quote, TdxFacts]:
         """Steps 2-6 (module docstring): the parsed quote, its claims and the typed `TdxFacts` (TCB evaluation,
@@ -115,8 +119,14 @@ class TdxVerifier:
         served = _Served(ctx.source)
         fetched = fetch_collateral(served, pck.fmspc, ca, ctx.at)
         try:
-            checked = verify_collateral(
-                from_request, ctx.anchors, ctx.at, pck_issuer=leaf.issuer, fetched=fetched, links=self.links
+            checked = self.collateral_memo.verify(
+                from_request,
+                ctx.anchors,
+                ctx.at,
+                pck_issuer=leaf.issuer,
+                pck_issuer_key=issuer_key(leaf),
+                fetched=fetched,
+                links=self.links,
             )
         except (EvidenceError, CollateralUnavailableError):
             _reject_unverifiable(served, fetched, chain, ctx, self.links)
