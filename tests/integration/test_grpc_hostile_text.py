@@ -35,7 +35,7 @@ def test_hostile_text_never_becomes_internal(components: Components, pki: FakeAw
                 metadata=(("x-request-id", long_id),),
             )
             response = await call
-            echoed = dict(await call.initial_metadata()).get("x-request-id")
+            echoed = dict(await call.trailing_metadata()).get("x-request-id")
             assert response.appraisal_id and echoed and echoed != long_id and len(str(echoed)) <= 64
 
             challenge = await r.verifier.CreateChallenge(pb.CreateChallengeRequest())

@@ -139,7 +139,7 @@ def test_challenge_appraise_replay_and_signing_keys(components: Components, pki:
             )
             call = r.verifier.Appraise(request, metadata=(("x-request-id", "req-123"),))
             response = await call
-            assert dict(await call.initial_metadata()).get("x-request-id") == "req-123"
+            assert dict(await call.trailing_metadata()).get("x-request-id") == "req-123"
             assert response.status == pb.STATUS_AFFIRMING, [f.code for f in response.findings]
             assert response.tee == "nitro" and response.policy_id == "default" and response.appraisal_id
             assert dict(response.trust_vector)["instance-identity"] == 2
@@ -283,6 +283,7 @@ def test_unexpected_errors_are_internal_without_detail(
             assert caught.value.details() == "internal error (request id rid-42)"
             assert error_info(caught.value).reason == "INTERNAL"
             assert "secret detail" not in str(caught.value.trailing_metadata())
+            assert dict(caught.value.trailing_metadata() or ()).get("x-request-id") == "rid-42"  # echoed on errors
 
     request_ids = RequestIdFilter()
     caplog.handler.addFilter(request_ids)

@@ -135,7 +135,7 @@ class ServerThread:
             response, call = method.with_call(request, metadata=tuple(metadata), timeout=60)
         except grpc.RpcError as error:
             return self._error(name, error)
-        echoed = dict(call.initial_metadata()).get("x-request-id")
+        echoed = dict(call.trailing_metadata()).get("x-request-id")
         return Reply(response=response, echoed_request_id=echoed)
 
     def _error(self, method: str, error: grpc.RpcError) -> Reply:

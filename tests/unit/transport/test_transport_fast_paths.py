@@ -49,7 +49,7 @@ class Aborted(Exception):
 
 class Context:
     def __init__(self) -> None:
-        self.initial: Any = None
+        self.trailing: Any = None
         self.status: grpc.Status | None = None
 
     def auth_context(self) -> dict[str, list[bytes]]:
@@ -61,8 +61,8 @@ class Context:
     def code(self) -> Any:
         return None
 
-    async def send_initial_metadata(self, metadata: Any) -> None:
-        self.initial = tuple(metadata)
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailing = tuple(metadata)
 
     async def abort_with_status(self, status: grpc.Status) -> None:
         self.status = status
@@ -92,7 +92,7 @@ def _layers(metrics: Metrics) -> list[Any]:
 
 
 def _outcome(interceptors: list[Any], method: str, metadata: tuple[tuple[str, str], ...], inner: Any) -> Any:
-    """(result, or the abort's code, message, ErrorInfo reason and retryable), the initial metadata, and the request
+    """(result, or the abort's code, message, ErrorInfo reason and retryable), the trailing metadata, and the request
     id, call state and principal the handler saw; a fresh request id is replaced by "<fresh>"."""
     seen: dict[str, Any] = {}
 
@@ -112,12 +112,14 @@ def _outcome(interceptors: list[Any], method: str, metadata: tuple[tuple[str, st
             result: Any = await wrapped.unary_unary(pb.AppraiseRequest(evidence=b"x" * 10), context)
         except Aborted:
             assert context.status is not None
-            ((_, raw),) = context.status.trailing_metadata
+            trailers = dict(context.status.trailing_metadata)
+            raw = trailers["grpc-status-details-bin"]
+            assert trailers["x-request-id"] == context.trailing[0][1]  # the abort keeps the echoed id
             info = error_details_pb2.ErrorInfo()
             assert status_pb2.Status.FromString(raw).details[0].Unpack(info)
             result = (context.status.code, context.status.details, info.reason, info.metadata["retryable"])
-        assert context.initial is not None
-        ((key, request_id),) = context.initial
+        assert context.trailing is not None
+        ((key, request_id),) = context.trailing
         assert key == "x-request-id"
         if not any(k == "x-request-id" for k, _ in metadata):  # a fresh uuid4 for each call
             assert str(uuid.UUID(request_id)) == request_id

@@ -33,7 +33,7 @@ class Aborted(Exception):
 class FakeContext:
     def __init__(self, auth: dict[str, list[bytes]] | None = None) -> None:
         self.status: grpc.Status | None = None
-        self.initial: Any = None
+        self.trailing: Any = None
         self.auth = auth or {}
 
     def auth_context(self) -> dict[str, list[bytes]]:
@@ -43,8 +43,8 @@ class FakeContext:
         self.status = status
         raise Aborted
 
-    async def send_initial_metadata(self, metadata: Any) -> None:
-        self.initial = metadata
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailing = metadata
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:1"
@@ -71,8 +71,9 @@ async def ok(request: Any, context: Any) -> str:
 
 def decoded(context: FakeContext) -> tuple[grpc.StatusCode, str, error_details_pb2.ErrorInfo]:
     assert context.status is not None
-    ((key, value),) = context.status.trailing_metadata
-    assert key == "grpc-status-details-bin"
+    trailers = dict(context.status.trailing_metadata)
+    assert set(trailers) <= {"grpc-status-details-bin", "x-request-id"}  # the id when one was set (RequestId)
+    value = trailers["grpc-status-details-bin"]
     status = status_pb2.Status.FromString(value)
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
@@ -351,7 +352,7 @@ def test_request_id_is_echoed_and_scoped() -> None:
             context,
         )
     )  # type: ignore[arg-type]
-    assert seen == ["abc-1"] and context.initial == (("x-request-id", "abc-1"),)
+    assert seen == ["abc-1"] and context.trailing == (("x-request-id", "abc-1"),)
     assert REQUEST_ID.get() is None
     asyncio.run(
         RequestIdInterceptor().around(

@@ -12,7 +12,7 @@ import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -121,6 +121,7 @@ class InterceptorChain(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
+REQUEST_ID_KEY = "x-request-id"  # metadata a caller may send; the id is echoed in the trailing metadata
 MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB
 
 
@@ -156,5 +157,14 @@ async def _abort(
         retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         details.append(retry)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
-    # grpc-stubs lacks the aio abort_with_status; it supersedes code, message and trailing metadata.
-    await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
+    final = rpc_status.to_status(status)
+    trailers = (*final.trailing_metadata, (REQUEST_ID_KEY, request_id)) if request_id else final.trailing_metadata
+    # grpc-stubs lacks the aio abort_with_status; it supersedes code, message and trailing metadata, so the request
+    # id the RequestIdInterceptor set goes in again.
+    await context.abort_with_status(_Status(final.code, final.details, trailers))  # type: ignore[attr-defined]
+
+
+class _Status(
+    NamedTuple("_Status", [("code", grpc.StatusCode), ("details", str), ("trailing_metadata", Any)]), grpc.Status
+):
+    """A final status with its trailing metadata (as `grpc_status.rpc_status.to_status` makes one)."""
