@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,7 +43,6 @@ MAX_FINDINGS = 16
 LARGE = 512  # bytes of JSON: a GPU's attester claim map or list beyond this is digested first (rule 3)
 GPU_SUMMARY = ("driver_version", "vbios_version", "architecture", "ueid")  # what a GPU's claims shrink to (rule 3)
 TOKEN_LIMIT = 8192
-_HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 def payload_size(claims: dict[str, Any]) -> int:
@@ -55,8 +53,20 @@ def payload_size(claims: dict[str, Any]) -> int:
 def digest(value: str) -> str:
     """SHA-256 (lowercase hex) of the bytes `value` stands for: decoded when it is even-length lowercase hex, its
     UTF-8 otherwise (rule 1 above). Never raises."""
-    data = bytes.fromhex(value) if _HEX.fullmatch(value) else value.encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+    data = _lowercase_hex(value)
+    return hashlib.sha256(value.encode("utf-8") if data is None else data).hexdigest()
+
+
+def _lowercase_hex(value: str) -> bytes | None:
+    """The bytes of `value` when it is even-length lowercase hex (what `re.fullmatch("(?:[0-9a-f]{2})*", value)`
+    accepts), else None. In C: `bytes.fromhex` takes only ASCII hex digits and whitespace, so a result of half the
+    length means no whitespace, and an unchanged `lower()` no uppercase digit (30-40x faster than that regular
+    expression on a certificate's hex). Never raises."""
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return data if 2 * len(data) == len(value) and value == value.lower() else None
 
 
 def compact(value: Any) -> Any:
