@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.trust.names import issuer_key, name_key, subject_key
+from verifier.trust.names import issuer_key, issuer_text, name_key, subject_key, subject_text
 
 OIDS = [NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.COUNTRY_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME]
 TYPES = [x509.name._ASN1Type.UTF8String, x509.name._ASN1Type.PrintableString]
@@ -71,3 +71,5 @@ def test_certificate_keys_are_memoised_per_object() -> None:
     )
     assert subject_key(cert) == name_key(subject) and issuer_key(cert) == name_key(issuer)
     assert subject_key(cert) is subject_key(cert) and issuer_key(cert) is issuer_key(cert)
+    assert subject_text(cert) == "CN=leaf" == subject.rfc4514_string() and subject_text(cert) is subject_text(cert)
+    assert issuer_text(cert) == "CN=ca" and issuer_text(cert) is issuer_text(cert)

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from verifier.errors import EvidenceError
+from verifier.identity_memo import IdentityMemo
 from verifier.trust import certs as trust_certs
 
 KDS_OID = "1.3.6.1.4.1.3704.1"
@@ -32,6 +33,7 @@ OID_FMC_SPL = f"{KDS_OID}.3.9"
 OID_HWID = f"{KDS_OID}.4"
 HWID_SIZES = (64, 8)  # 8 bytes on Turin
 
+_DECODED: IdentityMemo[KdsExtensions] = IdentityMemo()
 _SPL_OIDS = {
     "struct_version": OID_STRUCT_VERSION,
     "bl_spl": OID_BL_SPL,
@@ -121,7 +123,13 @@ def _integer(oid: str, value: bytes) -> int:
 
 
 def kds_extensions(cert: x509.Certificate) -> KdsExtensions:
-    """Decode the KDS extensions of a VCEK/VLEK (pub. 57230, "VCEK Certificate Extensions")."""
+    """Decode the KDS extensions of a VCEK/VLEK (pub. 57230, "VCEK Certificate Extensions"), once per certificate
+    object (a pure function of its bytes; certificates are decoded once per input). Raises EvidenceError
+    SNP_CERT_EXTENSION_INVALID (every time: failures are not kept)."""
+    return _DECODED.get((cert,), None, lambda: _decode_kds_extensions(cert))
+
+
+def _decode_kds_extensions(cert: x509.Certificate) -> KdsExtensions:
     raw: dict[str, bytes] = {}
     try:
         for ext in cert.extensions:

@@ -35,6 +35,7 @@ from ...clock import to_rfc3339
 from ...collateral.base import CollateralItem, CollateralUnavailableError, reject
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
+from ...trust.names import subject_text
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
@@ -95,7 +96,7 @@ class SnpVerifier:
         claims = report_claims(report, verified.product)
         claims["signer"] = {
             "kind": verified.signer_kind,
-            "subject": verified.signer.subject.rfc4514_string(),
+            "subject": subject_text(verified.signer),
             "not_after": verified.signer.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         facts = dataclasses.replace(facts, product=verified.product)

@@ -34,7 +34,7 @@ from ...collateral.pcs_items import KIND_PCK_CRL, KIND_QE_IDENTITY, KIND_ROOT_CA
 from ...errors import EvidenceError, ParseError
 from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
-from ...trust.names import issuer_key
+from ...trust.names import issuer_key, issuer_text
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
 from .claims import claims as quote_claims
 from .collateral import Fetched, VerifiedCollateral
@@ -114,7 +114,7 @@ class TdxVerifier:
         (collateral.verify_collateral)."""
         leaf = chain[0]
         from_request = collateral_from_files(ctx.collateral)
-        issuer = leaf.issuer.rfc4514_string().lower()
+        issuer = issuer_text(leaf).lower()
         ca = "processor" if "processor" in issuer else "platform"
         served = _Served(ctx.source)
         fetched = fetch_collateral(served, pck.fmspc, ca, ctx.at)

@@ -124,10 +124,17 @@ def _cert_with(extensions: list[tuple[str, bytes]], cn: str = "SEV-VCEK") -> x50
     ],
 )
 def test_malformed_extension(oid: str, value: bytes) -> None:
-    with pytest.raises(EvidenceError) as err:
-        kds_extensions(_cert_with([(oid, value)]))
-    assert err.value.code == "SNP_CERT_EXTENSION_INVALID"
-    assert err.value.actual == value.hex()
+    cert = _cert_with([(oid, value)])
+    for _ in range(2):  # a failure is never memoised: the same certificate fails again, with the same finding
+        with pytest.raises(EvidenceError) as err:
+            kds_extensions(cert)
+        assert err.value.code == "SNP_CERT_EXTENSION_INVALID"
+        assert err.value.actual == value.hex()
+
+
+def test_extensions_are_decoded_once_per_certificate(pki: FakeAmdPki) -> None:
+    assert kds_extensions(pki.vcek) is kds_extensions(pki.vcek)
+    assert kds_extensions(pki.vlek) is not kds_extensions(pki.vcek)
 
 
 def test_absent_extensions_are_none() -> None:
