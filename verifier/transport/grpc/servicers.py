@@ -2,7 +2,8 @@
 
 Appraise first evaluates on the event loop (`VerifierService.prepare_inline`: no I/O, `verifier.blocking`) and hands
 only the unit of work to the group commit's thread (`record_inline`), awaiting its commit without holding a thread:
-a hop to a worker thread and back per call costs more CPU than the appraisal's database work. When the evaluation
+a hop to a worker thread and back per call costs more CPU than the appraisal's database work. A batch's outcomes
+come back through one `LoopMailbox` wake-up. When the evaluation
 would block (a collateral load, a database read), when the snapshot went stale before the commit, or when `inline`
 appraisals are already in flight, the whole appraisal runs in a worker thread of its lane (`lanes`), as every
 other blocking call does.
@@ -28,6 +29,7 @@ from ...v1 import verifier_pb2 as pb
 from ...v1 import verifier_pb2_grpc as pb_grpc
 from . import convert
 from .lanes import Runner
+from .loop_mailbox import LoopMailbox
 from .refs_admin_servicer import ReferenceValuesServicer as ReferenceValuesServicer  # served by server.py
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -52,6 +54,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         self._challenge = challenge
         self._inline_limit = inline
         self._inline = 0  # appraisals awaiting their commit on the event loop now
+        self._mailbox: LoopMailbox | None = None
 
     async def CreateChallenge(self, request: pb.CreateChallengeRequest, context: Context) -> pb.CreateChallengeResponse:  # noqa: N802
         challenge = await self._challenge(self._service.create_challenge, request.nonce_size)
@@ -73,12 +76,12 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         prepared = self._service.prepare_inline(domain, require_challenge=True)
         if prepared is None:
             return None
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[Recorded] = loop.create_future()
+        mailbox = self._mailbox_here()
+        committed: asyncio.Future[Recorded] = mailbox.loop.create_future()
 
         def done(recorded: Recorded | None, error: BaseException | None) -> None:  # in the committing thread
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits the answer any more
-                loop.call_soon_threadsafe(_settle, committed, recorded, error)
+                mailbox.post(_settle, committed, recorded, error)
 
         self._inline += 1
         try:
@@ -89,6 +92,13 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         finally:
             self._inline -= 1
         return self._service.finish(prepared, recorded)
+
+    def _mailbox_here(self) -> LoopMailbox:
+        """The mailbox of the running loop (one per servicer and loop: a batch's outcomes wake the loop once)."""
+        loop = asyncio.get_running_loop()
+        if self._mailbox is None or self._mailbox.loop is not loop:
+            self._mailbox = LoopMailbox(loop)
+        return self._mailbox
 
     async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context) -> pb.GetSigningKeysResponse:  # noqa: N802
         jwks = self._service.jwks()  # in memory, microseconds: answered on the event loop, never queued
