@@ -60,7 +60,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def install_logging(level: str | int = "INFO") -> None:
-    """Configure the root logger once: one stderr handler with the request-id filter and format."""
+    """Configure the root logger once: one stderr handler with the request-id filter and format. `FORMAT` names
+    no thread, process or process name, so records do not look them up (a `getpid` system call per record)."""
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for handler in root.handlers:

@@ -454,5 +454,8 @@ def test_request_id_filter_and_install_logging() -> None:
         (handler,) = root.handlers
         assert any(isinstance(f, RequestIdFilter) for f in handler.filters)
         assert root.level == logging.DEBUG
+        quiet = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        assert quiet.process is None and quiet.thread is None  # FORMAT names neither: not looked up per record
+        assert handler.filter(quiet) and "[request_id=-] m" in handler.format(quiet)
     finally:
         root.handlers, root.level = saved, level
