@@ -250,6 +250,10 @@ def test_admin_calls_need_a_valid_bearer_token(components: Components, caplog: p
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await r.refs.Revoke(pb.RevokeReferenceValueRequest(id="nope", reason="x"), metadata=ADMIN)
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.aio.AioRpcError) as caught:  # the message quotes the id: bounded in bytes
+                await r.refs.Revoke(pb.RevokeReferenceValueRequest(id="\U0001f600" * 2000, reason="x"), metadata=ADMIN)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND, caught.value.details()
+            assert len((caught.value.details() or "").encode()) <= 512 + len(" ... (truncated)")
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await r.refs.Add(pb.AddReferenceValueRequest(kind="nitro.pcr0", value="zz"), metadata=ADMIN)
             assert error_info(caught.value).reason == "REFERENCE_VALUE_NOT_HEX"

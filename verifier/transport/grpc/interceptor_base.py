@@ -122,7 +122,10 @@ class InterceptorChain(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 
 REQUEST_ID_KEY = "x-request-id"  # metadata a caller may send; the id is echoed in the trailing metadata
-MAX_ERROR_MESSAGE = 512  # characters; the status travels in trailers, which gRPC bounds at 8-16 KiB
+# UTF-8 bytes of the message: the status travels in trailers, which gRPC bounds at 8-16 KiB, and it is sent twice
+# there (grpc-message, percent-encoded: up to 3 bytes per byte, and inside grpc-status-details-bin), beside the
+# request id; counted in characters, 512 emoji made 8.9 KB and the call failed RESOURCE_EXHAUSTED.
+MAX_ERROR_MESSAGE = 512
 
 
 async def _abort(
@@ -137,8 +140,9 @@ async def _abort(
     """Abort with `code`, an ErrorInfo (`reason`, request id, retryable) and, with `retry_delay` (seconds), a
     google.rpc.RetryInfo."""
     request_id = REQUEST_ID.get() or ""
-    if len(message) > MAX_ERROR_MESSAGE:  # messages may quote the request: keep the status within gRPC's limits
-        message = message[:MAX_ERROR_MESSAGE] + " ... (truncated)"
+    encoded = message.encode("utf-8", "replace")
+    if len(encoded) > MAX_ERROR_MESSAGE:  # messages may quote the request: keep the status within gRPC's limits
+        message = encoded[:MAX_ERROR_MESSAGE].decode("utf-8", "ignore") + " ... (truncated)"
     state = CALL.get()
     if state is not None:
         state.code = code
