@@ -123,12 +123,28 @@ def _check_signature(item: SignedJson, signer: x509.Certificate, what: str, link
         links.add(done)
 
 
+def crl_of(data: bytes, what: str) -> x509.CertificateRevocationList:
+    """The CRL in `data`, parsed once per content (`collateral_documents._PARSED`). Raises EvidenceError
+    CRL_MALFORMED naming `what`."""
+    return _PARSED.get((b"crl", _digest(data)), lambda: load_crl(data, what))
+
+
+def tcb_info_of(doc: SignedJson) -> TcbInfo:
+    """The TCB info model of `doc`, parsed once per content. Raises EvidenceError (tcbinfo.parse_tcb_info)."""
+    return _PARSED.get((b"tcb_info", _digest(doc.raw)), lambda: parse_tcb_info(doc.data))
+
+
+def qe_identity_of(doc: SignedJson) -> QeIdentity:
+    """The QE identity model of `doc`, parsed once per content. Raises EvidenceError (parse_qe_identity)."""
+    return _PARSED.get((b"qe_identity", _digest(doc.raw)), lambda: parse_qe_identity(doc.data))
+
+
 def _check_crl(
     data: bytes, issuer: x509.Certificate, at: datetime.datetime, what: str, links: VerifiedLinks | None
 ) -> x509.CertificateRevocationList:
     """Parse (memoised) and check with the shared checker (`verifier.trust.crl`, profile INTEL_SGX: window first,
     then issuer and ECDSA signature)."""
-    crl = _PARSED.get((b"crl", _digest(data)), lambda: load_crl(data, what))
+    crl = crl_of(data, what)
     check_crl(crl, issuer, at, INTEL_SGX, what=what, links=links)
     return crl
 
@@ -160,8 +176,7 @@ def check_tcb_info(
     assert col.tcb_info is not None
     signer = tcb_signer(col.tcb_info_issuer_chain, anchors, at, "TCB info", links)
     _check_signature(col.tcb_info, signer, "TCB info", links)
-    data = col.tcb_info.data
-    info = _PARSED.get((b"tcb_info", _digest(col.tcb_info.raw)), lambda: parse_tcb_info(data))
+    info = tcb_info_of(col.tcb_info)
     _supported("TCB info", (info.id, info.version), ("TDX", 3))
     _window("TCB info", info.issue_date, info.next_update, at)
     facts = ItemFacts(TCB_INFO, info.tcb_evaluation_data_number, info.issue_date, info.next_update, source)
@@ -175,8 +190,7 @@ def check_qe_identity(
     assert col.qe_identity is not None
     signer = tcb_signer(col.qe_identity_issuer_chain, anchors, at, "QE identity", links)
     _check_signature(col.qe_identity, signer, "QE identity", links)
-    data = col.qe_identity.data
-    identity = _PARSED.get((b"qe_identity", _digest(col.qe_identity.raw)), lambda: parse_qe_identity(data))
+    identity = qe_identity_of(col.qe_identity)
     _supported("QE identity", (identity.id, identity.version), ("TD_QE", 2))
     _window("QE identity", identity.issue_date, identity.next_update, at)
     facts = ItemFacts(

@@ -25,21 +25,20 @@ import bisect
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
 
 from verifier.errors import VerifierError
 from verifier.trust.anchors import TrustAnchors
-from verifier.trust.certs import load_crl
 from verifier.trust.chain import VerifiedLinks
 from verifier.trust.names import NameKey
 
 from .collateral import Fetched, VerifiedCollateral, verify_collateral
-from .collateral_checks import VENDOR
-from .collateral_documents import _PARSED, SignedJson, TdxCollateral, _digest
-from .tcbinfo import parse_qe_identity, parse_tcb_info
+from .collateral_checks import VENDOR, crl_of, qe_identity_of, tcb_info_of
+from .collateral_documents import SignedJson, TdxCollateral
+from .tcbinfo import QeIdentity, TcbInfo
 
 DEFAULT_SIZE = 64
 
@@ -97,14 +96,13 @@ def _utc(at: dt.datetime) -> dt.datetime:
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
-def _window_of(doc: SignedJson | None, kind: bytes) -> tuple[dt.datetime, ...]:
-    """issueDate and nextUpdate of a TCB info / QE identity (the parse memoised as the checks do); nothing when it
+def _window_of(doc: SignedJson | None, parse: Callable[[SignedJson], TcbInfo | QeIdentity]) -> tuple[dt.datetime, ...]:
+    """issueDate and nextUpdate of a TCB info / QE identity (parsed once, as the checks parse it); nothing when it
     does not parse (its check then fails whatever the time)."""
     if doc is None:
         return ()
-    parse = parse_tcb_info if kind == b"tcb_info" else parse_qe_identity
     try:
-        parsed = _PARSED.get((kind, _digest(doc.raw)), lambda: parse(doc.data))
+        parsed = parse(doc)
     except VerifierError:
         return ()
     return (parsed.issue_date, parsed.next_update)
@@ -114,7 +112,7 @@ def _crl_window(data: bytes | None) -> tuple[dt.datetime, ...]:
     if data is None:
         return ()
     try:
-        crl = load_crl(data, "CRL")
+        crl = crl_of(data, "CRL")
     except VerifierError:
         return ()
     return tuple(t for t in (crl.last_update_utc, crl.next_update_utc) if t is not None)
@@ -132,8 +130,8 @@ def instants(request: TdxCollateral, fetched: TdxCollateral, anchors: TrustAncho
     time with, sorted, in UTC. Never raises."""
     found: set[dt.datetime] = set()
     for col in (request, fetched):
-        found.update(_window_of(col.tcb_info, b"tcb_info"))
-        found.update(_window_of(col.qe_identity, b"qe_identity"))
+        found.update(_window_of(col.tcb_info, tcb_info_of))
+        found.update(_window_of(col.qe_identity, qe_identity_of))
         found.update(_crl_window(col.pck_crl))
         found.update(_crl_window(col.root_ca_crl))
         for cert in _certificates(col, anchors):

@@ -12,7 +12,7 @@ import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -165,10 +165,5 @@ async def _abort(
     trailers = (*final.trailing_metadata, (REQUEST_ID_KEY, request_id)) if request_id else final.trailing_metadata
     # grpc-stubs lacks the aio abort_with_status; it supersedes code, message and trailing metadata, so the request
     # id the RequestIdInterceptor set goes in again.
-    await context.abort_with_status(_Status(final.code, final.details, trailers))  # type: ignore[attr-defined]
-
-
-class _Status(
-    NamedTuple("_Status", [("code", grpc.StatusCode), ("details", str), ("trailing_metadata", Any)]), grpc.Status
-):
-    """A final status with its trailing metadata (as `grpc_status.rpc_status.to_status` makes one)."""
+    # (`to_status` makes a namedtuple grpc.Status: `_replace` keeps its type.)
+    await context.abort_with_status(final._replace(trailing_metadata=trailers))  # type: ignore[attr-defined]
