@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from .errors import AccessDeniedError, RequestError, UnavailableError
 from .evaluation import Evaluation, conclude, overall
 from .evaluation_claims import ear_claims
 from .findings import challenge_outcome, consume_challenge, evidence_finding, policy_freshness
+from .ids import uuid7, uuid7_hex
 from .keeping import EvidenceKeeper, keep_after, workload_description
 from .recording import AppraisalRecord, Done, NotRecorded, Recorder, RecordingUnit, StaleReadError
 from .reference_values.model import ReferenceValueReader
@@ -205,7 +205,7 @@ class VerifierService:
                     raise
         if guard.blocked is not None:  # even when a handler on the way swallowed WouldBlockError: not used
             return None
-        ids = (uuid.uuid4().hex, str(uuid.uuid4()), policy_sha256(evaluation.policy), version)
+        ids = (uuid7_hex(), uuid7(), policy_sha256(evaluation.policy), version)
         return Prepared(request, at, evaluation, ids, require_challenge)
 
     def record_inline(self, prepared: Prepared, done: Done[Recorded]) -> None:
@@ -268,7 +268,7 @@ class VerifierService:
             evaluation = self._evaluate(
                 request, policy, at, self.references, freshness=True, allow_incomplete=allow_incomplete
             )
-        ids = (uuid.uuid4().hex, str(uuid.uuid4()), policy_sha256(evaluation.policy), version)
+        ids = (uuid7_hex(), uuid7(), policy_sha256(evaluation.policy), version)
         # Steps 7a-10 run in one unit of work, opened only now: no transaction is held while steps 2-8 verify
         # signatures, fetch collateral and read reference values, and nothing else touches the database inside it.
         # The unit may be shared with concurrent requests' (group commit): `_record` runs when its batch does.

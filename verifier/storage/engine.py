@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..blocking import would_block
 from ..errors import ConfigError, UnavailableError
+from .connect_options import is_memory_sqlite, pg_connect_args, pool_options, sqlite_connect_hook
 from .db_faults import (
     DATABASE_BUSY,
     DATABASE_UNAVAILABLE,
@@ -79,44 +80,6 @@ def redact_url(url: str) -> str:
         return _parse(url).render_as_string(hide_password=True)
     except ConfigError:
         return "<unparseable database URL>"
-
-
-def _sqlite_connect_hook(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: the pragmas below may wait
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-        finally:
-            cursor.close()
-
-    return on_connect
-
-
-def _pg_connect_args(
-    parsed: URL, connect_timeout_s: int, statement_timeout_ms: int, lock_timeout_ms: int, extra: Mapping[str, Any]
-) -> dict[str, Any]:
-    """psycopg connection arguments with the timeouts; settings already in the URL's query win over ours."""
-    args = dict(extra)
-    query = parsed.query
-    if "connect_timeout" not in query and "connect_timeout" not in args and connect_timeout_s > 0:
-        args["connect_timeout"] = max(2, int(connect_timeout_s))  # libpq treats 1 as 2
-    ours = [
-        f"-c {name}={value}"
-        for name, value in (("statement_timeout", statement_timeout_ms), ("lock_timeout", lock_timeout_ms))
-        if value > 0
-    ]
-    theirs = args.get("options", query.get("options", ""))
-    theirs = theirs if isinstance(theirs, str) else " ".join(theirs)
-    options = " ".join([*ours, theirs]).strip()  # later -c settings win: the URL's own come last
-    if options:
-        args["options"] = options
-    return args
-
-
-def _is_memory_sqlite(parsed: URL) -> bool:
-    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 class _TurnTimeoutError(UnavailableError):
@@ -199,15 +162,15 @@ class Database:
         self.url = parsed.render_as_string(hide_password=False)
         self._password = parsed.password or ""
         self._redacted = parsed.render_as_string(hide_password=True)
-        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s}
+        pool = pool_options(pool_size, max_overflow, pool_timeout_s)
         try:
             if parsed.get_backend_name() == "sqlite":
-                defaults: dict[str, Any] = {} if _is_memory_sqlite(parsed) else pool
+                defaults: dict[str, Any] = {} if is_memory_sqlite(parsed) else pool
                 self.engine: Engine = create_engine(parsed, **{**defaults, **options})
-                event.listen(self.engine, "connect", _sqlite_connect_hook(busy_timeout_ms))
+                event.listen(self.engine, "connect", sqlite_connect_hook(busy_timeout_ms))
                 self._turn = threading.RLock()
             else:
-                connect_args = _pg_connect_args(
+                connect_args = pg_connect_args(
                     parsed, connect_timeout_s, statement_timeout_ms, lock_timeout_ms, options.pop("connect_args", {})
                 )
                 self.engine = create_engine(

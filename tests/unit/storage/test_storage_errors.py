@@ -10,8 +10,9 @@ from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 
 from verifier.errors import UnavailableError
+from verifier.storage.connect_options import pg_connect_args
 from verifier.storage.db_faults import classify
-from verifier.storage.engine import Database, _pg_connect_args
+from verifier.storage.engine import Database
 
 SECRET_DETAIL = 'connection to server at "db.internal.example" (10.9.8.7), port 5432 failed: user "svc_verifier"'
 
@@ -105,8 +106,8 @@ def test_translate_errors_hides_host_user_and_name() -> None:
 
 def test_postgres_timeouts_are_connection_options() -> None:
     url = make_url("postgresql+psycopg://u@h/x?options=-csearch_path%3Dmine")
-    args = _pg_connect_args(url, 3, 5000, 2000, {})
+    args = pg_connect_args(url, 3, 5000, 2000, {})
     options = "-c statement_timeout=5000 -c lock_timeout=2000 -csearch_path=mine"  # the URL's own come last: they win
     assert args == {"connect_timeout": 3, "options": options}
     own = make_url("postgresql+psycopg://u@h/x?connect_timeout=9")
-    assert _pg_connect_args(own, 3, 0, 0, {}) == {}  # the URL's connect_timeout wins; 0 disables a timeout
+    assert pg_connect_args(own, 3, 0, 0, {}) == {}  # the URL's connect_timeout wins; 0 disables a timeout
