@@ -232,6 +232,7 @@ _CODES: dict[str, CodeInfo] = {
     "COLLATERAL_URL_INVALID": _REQUEST,
     "COMPOSITE_TEE_UNSUPPORTED": _REQUEST,  # GPU reports beside evidence that cannot bind them (verifier.composite)
     "DATABASE_URL_INVALID": _REQUEST,
+    "EVENT_LOOP_UNAVAILABLE": _REQUEST,
     "EVIDENCE_EMPTY": _REQUEST,
     "EVIDENCE_KIND_UNKNOWN": _REQUEST,
     "EVIDENCE_KIND_UNSPECIFIED": _REQUEST,

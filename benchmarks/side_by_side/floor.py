@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -130,5 +131,9 @@ def rate_in_process(vector: Vector, seconds: float) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    from verifier.transport.grpc.event_loop import run
+
     options = json.loads(sys.argv[1])
-    asyncio.run(serve(options["tee"], int(options["port"]), Path(options["ready"])))
+    # The service's own loop (`verifier serve --event-loop`, default auto): the floor runs on the same stack.
+    choice = os.environ.get("VERIFIER_EVENT_LOOP", "auto").strip().lower() or "auto"
+    run(lambda: serve(options["tee"], int(options["port"]), Path(options["ready"])), choice)

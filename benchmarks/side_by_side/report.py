@@ -152,6 +152,13 @@ def commit() -> str:
     return _git("rev-parse", "HEAD")
 
 
+def event_loop_name() -> str:
+    """The loop the floor and the service both run on: VERIFIER_EVENT_LOOP's choice (default auto)."""
+    from verifier.transport.grpc.event_loop import loop_factory, loop_name
+
+    return loop_name(loop_factory(os.environ.get("VERIFIER_EVENT_LOOP", "auto").strip().lower() or "auto"))
+
+
 def machine() -> dict[str, Any]:
     """The machine and software the run measured, and the commit with the files the work tree had changed (taken
     at the start of the run)."""
@@ -169,7 +176,8 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {p: _package(p) for p in ("grpcio", "cryptography", "sqlalchemy", "psycopg", "dcap-qvl")},
+        "packages": {p: _package(p) for p in ("grpcio", "cryptography", "sqlalchemy", "psycopg", "dcap-qvl", "uvloop")},
+        "event_loop": event_loop_name(),
         "commit": commit(),
         "work_tree_changed": bool(changed),
         "changed_files": changed,
@@ -186,7 +194,8 @@ def describe_machine(m: dict[str, Any]) -> str:
     postgresql = " ".join((m.get("postgresql") or "-").split()[:2])
     return (
         f"{m['cpu_model']}, {m['cores']} cores, Python {m['python']}, grpcio {packages['grpcio']}, cryptography "
-        f"{packages['cryptography']}, dcap-qvl {packages['dcap-qvl']}, {postgresql}; commit {m['commit'][:12]}"
+        f"{packages['cryptography']}, dcap-qvl {packages['dcap-qvl']}, {postgresql}, event loop "
+        f"{m.get('event_loop', 'asyncio')}; commit {m['commit'][:12]}"
         f"{changed}; load average (1/5/15 min) {load} at start, {end or '-'} at end"
     )
 

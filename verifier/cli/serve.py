@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 from pathlib import Path
@@ -15,6 +14,7 @@ from ..clock import to_rfc3339
 from ..results.signer import ResultSigner
 from ..settings import Settings, add_flags, apply_flags, flag_names
 from ..storage import migrate
+from ..transport.grpc import event_loop
 from ..transport.grpc.server import serve
 from ..transport.grpc.workers import Supervisor, worker_count
 from .common import UsageError
@@ -48,12 +48,13 @@ def run(args: argparse.Namespace, base: Settings) -> int:
         raise UsageError("--tls-cert and --tls-key go together")
     settings = with_fixed_clock(apply_flags(base, args, serve_settings()))  # FIXED_CLOCK_NEEDS_DEV without --dev
     workers = worker_count(settings)  # ConfigError WORKERS_NEED_POSTGRESQL for more than one on SQLite
+    event_loop.loop_factory(settings.event_loop)  # EVENT_LOOP_UNAVAILABLE before anything starts
     if workers > 1:
         return Supervisor(settings, workers, build_worker, port_file=args.port_file).run()
     components = build_server_app(settings)  # kept evidence off the answer's path
     try:
         migrate.check(components.database)
-        asyncio.run(serve(components, port_file=args.port_file))
+        event_loop.run(lambda: serve(components, port_file=args.port_file), settings.event_loop)
     finally:
         components.close()
     return 0

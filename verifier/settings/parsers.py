@@ -42,6 +42,14 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
+def _event_loop(value: str) -> str:
+    """VERIFIER_EVENT_LOOP: auto, uvloop or asyncio (any case). Raises ConfigError SETTING_INVALID otherwise."""
+    choice = value.strip().lower()
+    if choice not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError("SETTING_INVALID", f"VERIFIER_EVENT_LOOP is auto, uvloop or asyncio, got {value[:20]!r}")
+    return choice
+
+
 def _pathsep_paths(value: str) -> tuple[Path, ...]:
     """VERIFIER_SIGNING_KEY: files separated by os.pathsep."""
     return tuple(Path(p) for p in value.split(os.pathsep))

@@ -17,6 +17,7 @@ from .parsers import (
     _argument,
     _count,
     _digests,
+    _event_loop,
     _flag,
     _grace_seconds,
     _int,
@@ -72,6 +73,16 @@ class ServerFields:
         flag="--workers",
         type=_count,
         metavar="N",
+    )
+    # The loop the gRPC server runs on (transport/grpc/event_loop.py): auto is uvloop where installed.
+    event_loop: str = _setting(
+        "auto",
+        section="server",
+        env="EVENT_LOOP",
+        parse=_event_loop,
+        help="event loop of the gRPC server: auto (uvloop where installed, else asyncio), uvloop or asyncio",
+        flag="--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
     )
     tls_cert: Path | None = _setting(
         None,

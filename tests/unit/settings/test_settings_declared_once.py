@@ -68,6 +68,7 @@ def _sample(name: str, default: Any) -> tuple[str, Any]:
         "admin_token_sha256": ("AB,cd", ("ab", "cd")),
         "selectable_policies": ("p1, p2", ("p1", "p2")),
         "admin_cert_role": ("auditor", "auditor"),
+        "event_loop": ("asyncio", "asyncio"),
     }
     if name in special:
         return special[name]

@@ -42,6 +42,7 @@ from ...errors import ConfigError, ErrorKind, VerifierError
 from ...metrics import Metrics, WorkerMetrics, use_multiprocess
 from ...results.signer import ResultSigner
 from ...settings import Rate, Settings
+from . import event_loop
 from .binding import write_port_file
 from .http import HttpApp, PolledHttpServer, tls_context
 from .port_claim import PortClaims
@@ -350,7 +351,7 @@ def _worker_main(settings: Settings, signer: ResultSigner, build: Build, status:
     except VerifierError as error:
         return _failed(error)
     try:
-        asyncio.run(_serve_worker(components, status, supervisor))
+        event_loop.run(lambda: _serve_worker(components, status, supervisor), settings.event_loop)
     except VerifierError as error:
         return _failed(error)
     except KeyboardInterrupt:
