@@ -131,7 +131,7 @@ def rate_in_process(vector: Vector, seconds: float) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    from verifier.transport.grpc.event_loop import run
+    from verifier.event_loop import run
 
     options = json.loads(sys.argv[1])
     # The service's own loop (`verifier serve --event-loop`, default auto): the floor runs on the same stack.

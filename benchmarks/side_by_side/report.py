@@ -154,7 +154,7 @@ def commit() -> str:
 
 def event_loop_name() -> str:
     """The loop the floor and the service both run on: VERIFIER_EVENT_LOOP's choice (default auto)."""
-    from verifier.transport.grpc.event_loop import loop_factory, loop_name
+    from verifier.event_loop import loop_factory, loop_name
 
     return loop_name(loop_factory(os.environ.get("VERIFIER_EVENT_LOOP", "auto").strip().lower() or "auto"))
 

@@ -1,4 +1,4 @@
-"""`verifier serve --event-loop` (transport/grpc/event_loop.py) as a real process: uvloop by default, asyncio on
+"""`verifier serve --event-loop` (verifier/event_loop.py) as a real process: uvloop by default, asyncio on
 request, and a refusal at start, with its code, when uvloop is asked for and missing."""
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .. import event_loop
 from ..bootstrap import Components, build_server_app, fixed_clock
 from ..clock import to_rfc3339
 from ..results.signer import ResultSigner
 from ..settings import Settings, add_flags, apply_flags, flag_names
 from ..storage import migrate
-from ..transport.grpc import event_loop
 from ..transport.grpc.server import serve
 from ..transport.grpc.workers import Supervisor, worker_count
 from .common import UsageError

@@ -74,7 +74,7 @@ class ServerFields:
         type=_count,
         metavar="N",
     )
-    # The loop the gRPC server runs on (transport/grpc/event_loop.py): auto is uvloop where installed.
+    # The loop the gRPC server runs on (verifier/event_loop.py): auto is uvloop where installed.
     event_loop: str = _setting(
         "auto",
         section="server",

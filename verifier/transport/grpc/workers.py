@@ -37,12 +37,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ... import event_loop
 from ...bootstrap import Components, build_signer
 from ...errors import ConfigError, ErrorKind, VerifierError
 from ...metrics import Metrics, WorkerMetrics, use_multiprocess
 from ...results.signer import ResultSigner
 from ...settings import Rate, Settings
-from . import event_loop
 from .binding import write_port_file
 from .http import HttpApp, PolledHttpServer, tls_context
 from .port_claim import PortClaims

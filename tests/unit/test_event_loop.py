@@ -8,9 +8,9 @@ import sys
 import pytest
 import uvloop
 
+from verifier import event_loop
 from verifier.errors import ConfigError
 from verifier.settings.parsers import _event_loop
-from verifier.transport.grpc import event_loop
 
 
 def test_auto_and_uvloop_give_uvloop_where_it_is_installed() -> None:

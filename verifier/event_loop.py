@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ...errors import ConfigError
+from .errors import ConfigError
 
 T = TypeVar("T")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
