@@ -24,17 +24,24 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 log = logging.getLogger(__name__)
 
 
+def parse_choice(text: str) -> str:
+    """A loop name as given (VERIFIER_EVENT_LOOP, any case, blanks around): one of `EVENT_LOOPS`. Raises
+    ConfigError SETTING_INVALID otherwise."""
+    choice = text.strip().lower()
+    if choice not in EVENT_LOOPS:
+        raise ConfigError("SETTING_INVALID", f"the event loop is one of {', '.join(EVENT_LOOPS)}, got {text[:20]!r}")
+    return choice
+
+
 def loop_factory(choice: str) -> LoopFactory | None:
     """The factory of the loop `choice` names (None: asyncio's default). Raises ConfigError EVENT_LOOP_UNAVAILABLE
     for `uvloop` when it is not installed, SETTING_INVALID for a name outside `EVENT_LOOPS`."""
-    if choice not in EVENT_LOOPS:
-        raise ConfigError("SETTING_INVALID", f"the event loop is one of {', '.join(EVENT_LOOPS)}, got {choice[:20]!r}")
-    if choice == "asyncio":
+    if parse_choice(choice) == "asyncio":
         return None
     try:
         import uvloop
     except ImportError:
-        if choice == "uvloop":
+        if parse_choice(choice) == "uvloop":
             raise ConfigError(
                 "EVENT_LOOP_UNAVAILABLE", "--event-loop uvloop: uvloop is not installed (use auto or asyncio)"
             ) from None

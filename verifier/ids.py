@@ -5,8 +5,9 @@ bits set as the RFC says). Ids made close in time sort close together, so the B-
 primary key, `token_id`, `request_id`) take each batch's rows on one or two leaf pages at the right edge instead of
 on a random page each: fewer pages read back and written per commit (SQLite's WAL frames, PostgreSQL's full-page
 writes), a cache that stays small as the tables grow. 74 random bits per millisecond keep them unguessable and
-unique; the time in an id is the wall clock's at minting (`time.time_ns`), not the appraisal time (which a test or
-`--at` may fix), and tells no more than the token's own `iat`.
+unique. The time in an id is the wall clock's at minting (`time.time_ns`), not the appraisal time (which a test or
+`--at` may fix): an id tells when it was minted to the millisecond, which the token's `iat` already says to the
+second.
 """
 
 from __future__ import annotations

@@ -131,9 +131,9 @@ def rate_in_process(vector: Vector, seconds: float) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    from verifier.event_loop import run
+    from verifier.event_loop import parse_choice, run
 
     options = json.loads(sys.argv[1])
     # The service's own loop (`verifier serve --event-loop`, default auto): the floor runs on the same stack.
-    choice = os.environ.get("VERIFIER_EVENT_LOOP", "auto").strip().lower() or "auto"
+    choice = parse_choice(os.environ.get("VERIFIER_EVENT_LOOP") or "auto")
     run(lambda: serve(options["tee"], int(options["port"]), Path(options["ready"])), choice)

@@ -154,9 +154,9 @@ def commit() -> str:
 
 def event_loop_name() -> str:
     """The loop the floor and the service both run on: VERIFIER_EVENT_LOOP's choice (default auto)."""
-    from verifier.event_loop import loop_factory, loop_name
+    from verifier.event_loop import loop_factory, loop_name, parse_choice
 
-    return loop_name(loop_factory(os.environ.get("VERIFIER_EVENT_LOOP", "auto").strip().lower() or "auto"))
+    return loop_name(loop_factory(parse_choice(os.environ.get("VERIFIER_EVENT_LOOP") or "auto")))
 
 
 def machine() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""transport/grpc/event_loop.py: which loop each setting gives, the refusal of a missing uvloop, and `run`."""
+"""verifier/event_loop.py: which loop each setting gives, the refusal of a missing uvloop, and `run`."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..clock import parse_rfc3339
 from ..errors import ConfigError
+from ..event_loop import parse_choice
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,9 @@ def _path(value: str) -> Path:
 
 
 def _event_loop(value: str) -> str:
-    """VERIFIER_EVENT_LOOP: auto, uvloop or asyncio (any case). Raises ConfigError SETTING_INVALID otherwise."""
-    choice = value.strip().lower()
-    if choice not in ("auto", "uvloop", "asyncio"):
-        raise ConfigError("SETTING_INVALID", f"VERIFIER_EVENT_LOOP is auto, uvloop or asyncio, got {value[:20]!r}")
-    return choice
+    """VERIFIER_EVENT_LOOP: `event_loop.parse_choice` (auto, uvloop or asyncio, any case). Raises ConfigError
+    SETTING_INVALID otherwise."""
+    return parse_choice(value)
 
 
 def _pathsep_paths(value: str) -> tuple[Path, ...]:

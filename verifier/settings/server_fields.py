@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..event_loop import EVENT_LOOPS
 from .field import _setting
 from .parsers import (
     _RATE_FLAG,
@@ -82,7 +83,7 @@ class ServerFields:
         parse=_event_loop,
         help="event loop of the gRPC server: auto (uvloop where installed, else asyncio), uvloop or asyncio",
         flag="--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
+        choices=EVENT_LOOPS,
     )
     tls_cert: Path | None = _setting(
         None,
