@@ -68,12 +68,12 @@ def service_rate(db: BenchDatabase, vector: Vector, seconds: float) -> dict[str,
 
 
 def clear_tdx_caches() -> list[str]:
-    """Forget everything the TDX path caches: verified links and collateral, parsed PCK extensions, parsed
-    collateral items and chains (the parse memo has no public clear: its dict is emptied under its lock).
-    Returns what it cleared, so that a cache renamed by later work shows in the JSON instead of staying warm."""
+    """Forget everything the TDX path caches: verified links and collateral, verified signatures, parsed PCK
+    extensions, parsed collateral items and chains (the parse memo has no public clear: its dict is emptied under its
+    lock). Returns what it cleared, so that a cache renamed by later work shows in the JSON instead of staying warm."""
     from verifier.appraisal.registry import get_verifier
     from verifier.tee.tdx import collateral_documents, pck, pcs
-    from verifier.trust import certs
+    from verifier.trust import certs, signature_memo
 
     cleared = []
     verifier = get_verifier("tdx")
@@ -96,6 +96,8 @@ def clear_tdx_caches() -> list[str]:
     if clear_parse is not None:
         clear_parse()
         cleared.append("trust.certs parse caches")
+    signature_memo.clear()
+    cleared.append("trust.signature_memo")
     return cleared
 
 

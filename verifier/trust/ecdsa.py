@@ -11,10 +11,11 @@ EIP-2). This verifier ACCEPTS high-s signatures, because
   5 TDX quotes with their 5 QE reports, 4 Nitro documents) exactly 10 have s > n/2, among them the VCEK and VLEK
   reports, two TDX quotes, a QE report and two Nitro documents. Rejecting high-s would refuse genuine evidence;
 - malleability gives an attacker nothing here: the malleated copy attests exactly the same signed bytes with the
-  same key; the verifier never uses a signature (or the evidence hash) as an identifier, for deduplication or as
-  a cache key; freshness comes from the nonce, and a challenge is consumed once, so a malleated copy of fresh
-  evidence presented with its (consumed) challenge is CHALLENGE_REPLAYED; the evidence SHA-256 recorded with an
-  appraisal is that of the bytes received, so a malleated copy is recorded as the different bytes it is.
+  same key; the verifier never uses a signature as an identifier, and what it keys by content keys by the exact
+  bytes (kept evidence by the SHA-256 of the bytes received, the memo of verified signatures,
+  `verifier.trust.signature_memo`, by the exact (r, s)), so a malleated copy is another entry, verified and
+  recorded as the different bytes it is; freshness comes from the nonce, and a challenge is consumed once, so a
+  malleated copy of fresh evidence presented with its (consumed) challenge is CHALLENGE_REPLAYED.
 
 Tests pin both halves: a malleated copy of every genuine signature verifies exactly like the original, and through
 the service such a copy with an already-consumed nonce is refused.
@@ -22,10 +23,10 @@ the service such a copy with an already-consumed nonce is refused.
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from verifier.trust.signature_memo import verify_once
 
 # Group orders n (SEC 2 v2 sections 2.4.2 and 2.5.1; FIPS 186-5 / SP 800-186 section 3.2.1).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -56,12 +57,9 @@ def verify_rs(key: ec.EllipticCurvePublicKey, r: int, s: int, message: bytes, al
 
     r and s must lie in [1, n-1] (FIPS 186-5 section 6.4.2 step 1); out-of-range values, including the oversize
     integers a 72-byte SNP field can hold, are invalid, never an exception. High-s is accepted (module docstring).
+    A signature found valid before is not verified again (`verifier.trust.signature_memo`).
     """
     order = curve_order(key.curve)
     if not (0 < r < order and 0 < s < order):
         return False
-    try:
-        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(algorithm))
-    except InvalidSignature:
-        return False
-    return True
+    return verify_once(key, r, s, message, algorithm, order)
