@@ -15,7 +15,9 @@ in it would be attacker-chosen bytes carried into the recorded evidence (alg the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import cbor2
 
@@ -36,8 +38,8 @@ class CoseSign1:
     """A decoded COSE_Sign1 keeping the ORIGINAL protected and payload byte strings (they are signed as-is)."""
 
     protected: bytes
-    protected_header: dict[int, object]
-    unprotected: dict[object, object]
+    protected_header: Mapping[int, object]  # read-only views: a parse is shared by every appraisal of its bytes
+    unprotected: Mapping[object, object]
     payload: bytes
     signature: bytes
     tagged: bool
@@ -138,7 +140,8 @@ def parse_cose_sign1(data: bytes) -> CoseSign1:
             expected=str(SIGNATURE_LENGTH),
             actual=str(len(signature)),
         )
-    return CoseSign1(protected, dict(header), dict(unprotected), payload, signature, tag is not None)
+    headers = MappingProxyType(dict(header)), MappingProxyType(dict(unprotected))
+    return CoseSign1(protected, *headers, payload, signature, tag is not None)
 
 
 def sig_structure(cose: CoseSign1) -> bytes:

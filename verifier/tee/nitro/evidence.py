@@ -6,9 +6,12 @@ from __future__ import annotations
 from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks
 from ..base import VerifiedEvidence, VerifyContext
+from ..parse_memo import ParseMemo
 from . import claims as nitro_claims
 from . import parse as nitro_parse
 from . import verify as nitro_verify
+
+_PARSED = ParseMemo("Nitro documents", nitro_parse.parse)
 
 
 class NitroVerifier:
@@ -25,7 +28,7 @@ class NitroVerifier:
         no facts of its own beyond `revocation`: AWS publishes no CRL or OCSP for the Nitro attestation PKI (its
         leaf certificates live for hours)."""
         try:
-            parsed = nitro_parse.parse(evidence)
+            parsed = _PARSED(evidence)
         except ParseError as exc:
             return VerifiedEvidence(self.tee, None, {}, exc)
         claims = nitro_claims.claims(parsed.document)

@@ -37,6 +37,7 @@ from ...errors import EvidenceError, ParseError
 from ...trust.chain import VerifiedLinks, check_issued_by, check_validity, validate_chain
 from ...trust.names import subject_text
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
+from ..parse_memo import ParseMemo
 from .abi import SIGNING_KEY_VCEK, SIGNING_KEY_VLEK, AttestationReport, parse_report
 from .certs import SnpCertificates, classify, common_name, kds_extensions, load_certificate, load_certificates
 from .certtable import parse_cert_table
@@ -54,6 +55,7 @@ CERT_FILES = ("vcek.pem", "vcek.der", "vlek.pem", "vlek.der", "ask.pem", "asvk.p
 CERT_TABLE_FILES = ("cert_table.bin", "certs.bin")
 CRL_FILES = ("crl.der", "crl.pem")
 _T = TypeVar("_T")
+_PARSED = ParseMemo("SEV-SNP reports", parse_report)
 
 
 class SnpVerifier:
@@ -68,7 +70,7 @@ class SnpVerifier:
         evidence or missing collateral: the first error is the result's `failure`; collateral that cannot be had
         also makes it `incomplete` (the CollateralUnavailableError's code and `retry_after`)."""
         try:
-            report = parse_report(evidence)
+            report = _PARSED(evidence)
         except ParseError as exc:
             return VerifiedEvidence(self.tee, None, {}, exc)
         product = product_from_cpuid(report.cpuid_fam_id, report.cpuid_mod_id)

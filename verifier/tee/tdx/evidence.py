@@ -36,6 +36,7 @@ from ...trust.certs import load_crl
 from ...trust.chain import VerifiedLinks
 from ...trust.names import issuer_key, issuer_text
 from ..base import CollateralUsed, VerifiedEvidence, VerifyContext
+from ..parse_memo import ParseMemo
 from .claims import claims as quote_claims
 from .collateral import Fetched, VerifiedCollateral
 from .collateral_checks import VENDOR, check_pck_crl, check_qe_identity, check_root_ca_crl, check_tcb_info
@@ -51,6 +52,7 @@ from .tcb import TcbResult, evaluate
 from .verify import verify_quote
 
 log = logging.getLogger(__name__)
+_PARSED = ParseMemo("TDX quotes", parse_quote)
 
 
 class TdxVerifier:
@@ -68,7 +70,7 @@ class TdxVerifier:
         unavailable, `revocation` and `collateral` filled for the service. Never raises for
         bad evidence: the first error is the result's `failure` (facts are None when it came before collateral)."""
         try:
-            quote = parse_quote(evidence)
+            quote = _PARSED(evidence)
         except ParseError as exc:
             return VerifiedEvidence(self.tee, None, {}, exc)
         try:
