@@ -32,7 +32,7 @@ from .appraisal.scheme import Scheme, Verified
 from .errors import RequestError, UnavailableError
 from .evaluation import Component
 from .findings import evidence_finding
-from .reference_values.kinds import known_kinds
+from .reference_values.kinds import kinds_of
 from .reference_values.model import ReferenceValue, ReferenceValueReader
 from .requests import AppraisalRequest, GpuEvidence
 from .tee.base import VerifyContext
@@ -193,7 +193,7 @@ def gpu_references(gpus: Sequence[GpuVerified], reader: ReferenceValueReader, at
     if not gpus:
         return []
     scheme = gpus[0].scheme
-    kinds = [k for k in known_kinds() if scheme.owns_kind(k)]
+    kinds = list(kinds_of(scheme.name))
     return [r for r in reader.active(kinds, at) if scheme.owns_kind(r.kind)] if kinds else []
 
 

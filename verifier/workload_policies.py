@@ -13,7 +13,7 @@ from .appraisal.scheme import Scheme, Verified
 from .errors import RequestError
 from .findings import policy_freshness
 from .identity_memo import IdentityMemo
-from .reference_values.kinds import known_kinds
+from .reference_values.kinds import kinds_of
 from .reference_values.model import ReferenceValueReader
 from .requests import AppraisalRequest
 from .workloads.matching import Candidate
@@ -56,7 +56,7 @@ class WorkloadPolicies:
         """Every live workload version of the TEE appraised under its own policy (one candidate without a workload
         when none is registered, so the result says which reference values are missing)."""
         tee = verified.tee
-        kinds = [k for k in known_kinds() if scheme.owns_kind(k)]
+        kinds = list(kinds_of(scheme.name))
         references = [r for r in reader.active(kinds, at) if scheme.owns_kind(r.kind)]
         all_members = getattr(reader, "members", None)  # readers without it (impact candidates) give active only
         members = all_members(kinds, at) if callable(all_members) else references

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..reference_values.kinds import actual_text, expected_text, holds, known_kinds, satisfied, spec
+from ..reference_values.kinds import actual_text, expected_text, holds, known_kind_set, satisfied, spec
 from ..reference_values.model import ReferenceValue
 from .model import CONTRAINDICATED, Claim, Finding
 
@@ -31,7 +31,7 @@ def check_references(
             by_kind.setdefault(ref.kind, []).append(ref)
     findings: list[Finding] = []
     matched: list[ReferenceValue] = []
-    known = set(known_kinds())
+    known = known_kind_set()
     for kind in sorted(set(required) | set(by_kind), key=_kind_order):
         claim = (claim_of or {}).get(kind, Claim.EXECUTABLES)
         finding, values = _check_kind(kind, claim, actual.get(kind), by_kind.get(kind, []), known)
@@ -42,7 +42,7 @@ def check_references(
 
 
 def _check_kind(
-    kind: str, claim: Claim, value: str | None, candidates: Sequence[ReferenceValue], known: set[str]
+    kind: str, claim: Claim, value: str | None, candidates: Sequence[ReferenceValue], known: frozenset[str]
 ) -> tuple[Finding | None, Sequence[ReferenceValue]]:
     """One kind of `check_references`: (None, the values that matched) or (the finding, ()). `value`: the claim's
     actual value (None: the evidence has none); `candidates`: the reference values of that kind."""

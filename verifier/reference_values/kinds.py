@@ -18,6 +18,7 @@ separate members may pin separate PLATFORM_INFO bits. `satisfied` is the one pla
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -120,6 +121,19 @@ def known_kinds() -> list[str]:
     return sorted(_KINDS)
 
 
+@functools.cache
+def known_kind_set() -> frozenset[str]:
+    """Every kind the verifier knows, as a set (kept until `register_kind` adds one). Never raises."""
+    return frozenset(_KINDS)
+
+
+@functools.cache
+def kinds_of(tee: str) -> tuple[str, ...]:
+    """The kinds named "<tee>.<claim>", sorted (what `known_kinds` filtered by `TeeScheme.owns_kind` gives), looked
+    up once per TEE (until `register_kind` adds one): every appraisal asks. Never raises (no kinds: empty)."""
+    return tuple(kind for kind in sorted(_KINDS) if kind.startswith(f"{tee}."))
+
+
 def spec(kind: str) -> KindSpec:
     """The kind's spec; RequestError REFERENCE_KIND_UNKNOWN for a kind the verifier does not know."""
     found = _KINDS.get(kind)
@@ -133,6 +147,8 @@ def register_kind(kind: str, length: int, match: Match = "equal") -> None:
     if match not in MATCHES or length <= 0 or (match == "masked" and length % 2):
         raise ValueError(f"bad kind spec {kind}: {length} bytes, {match}")
     _KINDS[kind] = KindSpec(kind, length, match)
+    known_kind_set.cache_clear()
+    kinds_of.cache_clear()
 
 
 def normalize_value(kind: str, value_hex: str) -> bytes:

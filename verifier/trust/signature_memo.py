@@ -36,7 +36,7 @@ MAX_ENTRIES = 4096
 VERIFIED: ContentCache[bool] = ContentCache("verified signatures", max_entries=MAX_ENTRIES, max_bytes=2 * 1024 * 1024)
 
 # The hash algorithms TEE signatures use, by `cryptography`'s name; any other is verified without the memo.
-_DIGESTS = frozenset({"sha256", "sha384", "sha512"})
+_DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 
 def verify_once(
@@ -45,9 +45,10 @@ def verify_once(
     """Whether (r, s), already range-checked by the caller against the group `order`, is a valid ECDSA signature of
     `message` by `key` with `algorithm`; a signature found valid before is not verified again. Never raises for
     an invalid signature (False); other errors of `cryptography` propagate as they would from `key.verify`."""
-    if algorithm.name not in _DIGESTS:
+    hasher = _DIGESTS.get(algorithm.name)
+    if hasher is None:
         return _verify(key, encode_dss_signature(r, s), message, ec.ECDSA(algorithm))
-    digest = hashlib.new(algorithm.name, message).digest()
+    digest = hasher(message).digest()
     width = (order.bit_length() + 7) // 8
     point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     entry = b"|".join((key.curve.name.encode(), point, algorithm.name.encode(), digest)) + (
