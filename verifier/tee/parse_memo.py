@@ -18,8 +18,8 @@ from verifier.trust.cert_cache import CacheInfo, ContentCache
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 256
-MAX_KEY_BYTES = 4 * 1024 * 1024  # evidence larger than an eighth of this (512 KiB) is parsed every time
+MAX_ENTRIES = 64
+MAX_KEY_BYTES = 1024 * 1024  # evidence larger than an eighth of this (128 KiB) is parsed every time
 
 
 class ParseMemo(Generic[T]):

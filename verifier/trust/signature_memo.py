@@ -16,8 +16,8 @@ What is not kept, on purpose:
 A malleated signature (r, n - s) is another entry, verified on its own (`verifier.trust.ecdsa`). Hits occur when the
 same evidence comes again: a retry after an `UNAVAILABLE` answer, an appraisal evaluated again because the
 reference set changed under it, a dry run over kept evidence, an attestation agent resending its cached report.
-Bounded: `MAX_ENTRIES` entries of about 250 bytes (`verifier.trust.cert_cache.ContentCache`, least recently used
-evicted first).
+Bounded: `MAX_ENTRIES` entries of about 380 bytes each, 0.8 MB full (`verifier.trust.cert_cache.ContentCache`, least
+recently used evicted first).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from verifier.trust.cert_cache import CacheInfo, ContentCache
 
-MAX_ENTRIES = 4096
-VERIFIED: ContentCache[bool] = ContentCache("verified signatures", max_entries=MAX_ENTRIES, max_bytes=2 * 1024 * 1024)
+MAX_ENTRIES = 2048
+VERIFIED: ContentCache[bool] = ContentCache("verified signatures", max_entries=MAX_ENTRIES, max_bytes=1024 * 1024)
 
 # The hash algorithms TEE signatures use, by `cryptography`'s name; any other is verified without the memo.
 _DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}

@@ -84,7 +84,7 @@ def test_an_unusual_hash_algorithm_is_verified_without_the_memo() -> None:
 
 
 def test_the_memo_is_bounded() -> None:
-    assert signature_memo.VERIFIED.max_entries == signature_memo.MAX_ENTRIES == 4096
+    assert signature_memo.VERIFIED.max_entries == signature_memo.MAX_ENTRIES == 2048
 
 
 def test_a_remembered_signature_does_not_keep_its_signer_trusted(vectors_dir: Path) -> None:
