@@ -4,33 +4,43 @@ The migrations are package data (`verifier/migrations/`: env.py, script.py.mako,
 runs `verifier db upgrade` without the source tree. The server never migrates implicitly: operators run
 `verifier db upgrade`; `check` (the readiness check of the server and the CLI) refuses a database at any other
 revision than the head.
+
+The server imports no alembic (about 10 MB of every worker's RSS): the readiness check compares the database's
+`alembic_version` row, read with one plain `SELECT`, with `HEAD`, the head revision written down here;
+`tests/unit/storage/test_migration_head.py` holds `HEAD` equal to what alembic finds in versions/. Alembic itself is
+imported only to migrate (`upgrade`, `downgrade`) and by `scripts_head`.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect, text
 
 from ..errors import UnavailableError
 from .db_faults import DATABASE_NOT_MIGRATED
 from .engine import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # The readiness check's warning keeps the logger it had while it lived in `Database.check` (engine.py).
 log = logging.getLogger("verifier.storage.engine")
 
 # verifier/migrations/, beside this package (in the source tree and in site-packages alike)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The head revision of verifier/migrations/versions/ (a new migration changes it; the test above says so).
+HEAD = "0007"
+VERSION_TABLE = "alembic_version"  # alembic's default, which env.py keeps
+_CURRENT = text("SELECT version_num FROM alembic_version")
 
 
 def alembic_config(url: str) -> Config:
     """An alembic `Config` for `url` (passed to env.py via `attributes`, also as the escaped main option)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -38,18 +48,27 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-@lru_cache(maxsize=1)
 def head() -> str:
-    """The head revision of verifier/migrations/. Raises RuntimeError when there is none (a broken install)."""
-    revision = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    if revision is None:
-        raise RuntimeError(f"no alembic revisions in {MIGRATIONS_DIR}")
-    return revision
+    """The head revision of verifier/migrations/ (`HEAD`). Never raises."""
+    return HEAD
+
+
+def scripts_head() -> str | None:
+    """The head revision as alembic reads it from the version scripts (None when there is none: a broken install).
+    Imports alembic; for tests and `verifier db` commands, not for the server."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The revision recorded on `connection`'s database (None when never migrated)."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision recorded on `connection`'s database (None when never migrated): what alembic's
+    `MigrationContext.get_current_revision` reads, with one `SELECT` of its version table; several rows (a branched
+    history, which this project never has) give them joined, which matches no head."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = [str(row[0]) for row in connection.execute(_CURRENT)]
+    return "+".join(sorted(rows)) if rows else None
 
 
 def check(db: Database) -> None:
@@ -77,6 +96,8 @@ def current(url: str) -> str | None:
 
 
 def _run(url: str, action: str, revision: str) -> None:
+    from alembic import command
+
     db = Database(url, statement_timeout_ms=0)  # a migration may take long; lock waits stay bounded
     try:
         with db.translate_errors(), db.engine.begin() as connection:

@@ -38,8 +38,6 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from verifier.errors import EvidenceError
 from verifier.tee.gpu.rim import (
@@ -59,8 +57,10 @@ VENDOR = "nvidia-rim"
 MAX_CERTIFICATES = 8  # NVIDIA's KeyInfo lists 4
 C14N_1_1 = "http://www.w3.org/2006/12/xml-c14n11"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
-ECDSA_SHA384 = SignatureMethod.ECDSA_SHA384.value
-SHA384 = DigestAlgorithm.SHA384.value
+# signxml's SignatureMethod.ECDSA_SHA384 and DigestAlgorithm.SHA384 (RFC 6931 sections 2.3.6 and 2.1.3), written out:
+# signxml (2 MB of RSS) is imported only when a RIM signature is checked (tests/unit/tee/gpu/test_rim_verify.py).
+ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
 _DS = f"{{{DSIG_NS}}}"
 _ACTUAL_LIMIT = 200
 
@@ -233,6 +233,9 @@ def validate_rim_chain(
 def _verify_signature(xml: bytes, signer: x509.Certificate) -> etree._Element:
     """signxml's check of the signature with `signer`'s key and of the reference digest; returns the signed element
     (re-parsed from the canonical bytes that were digested). Raises EvidenceError GPU_RIM_SIGNATURE_INVALID."""
+    from signxml.algorithms import DigestAlgorithm, SignatureMethod
+    from signxml.verifier import SignatureConfiguration, XMLVerifier
+
     config = SignatureConfiguration(
         location="./",
         expect_references=1,

@@ -218,3 +218,8 @@ def test_failures_and_foreign_rims_are_not_cached(pki: FakeRimPki, xml: bytes) -
     assert rim_cache_info().entries == 0
     verify_rim(xml, at=pki.now, anchors=pki.anchors(), cache=False)
     assert rim_cache_info().entries == 0
+
+
+def test_the_written_out_algorithm_uris_are_signxml_s() -> None:
+    assert rim_verify.ECDSA_SHA384 == SignatureMethod.ECDSA_SHA384.value
+    assert rim_verify.SHA384 == DigestAlgorithm.SHA384.value
