@@ -63,11 +63,19 @@ class AsyncVerifierClient:
         collateral: Mapping[str, bytes] | None = None,
         policy: str | None = None,
         gpus: Sequence[GpuInput] | None = None,
+        claims: bool = True,
     ) -> Appraisal:
-        """As `VerifierClient.appraise` (composite evidence with `gpus`). Raises ValueError or TypeError before any
-        call, ClientError for a failed RPC."""
+        """As `VerifierClient.appraise` (composite evidence with `gpus`, no extracted claims in the answer with
+        `claims=False`). Raises ValueError or TypeError before any call, ClientError for a failed RPC."""
         request = appraise_request(
-            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy, gpus=gpus
+            kind,
+            evidence,
+            nonce=nonce,
+            runtime_data=runtime_data,
+            collateral=collateral,
+            policy=policy,
+            gpus=gpus,
+            claims=claims,
         )
         return appraisal_of(await self._call("Appraise", request))
 

@@ -175,9 +175,11 @@ def appraise_request(
     collateral: Mapping[str, bytes] | None,
     policy: str | None,
     gpus: Sequence[GpuInput] | None = None,
+    claims: bool = True,
 ) -> pb.AppraiseRequest:
-    """The Appraise request. Raises ValueError for an unknown `kind`, TypeError for a `gpus` entry that is not a
-    GpuReport or an (evidence, collateral) pair, or for `gpus` given as a single report (bytes)."""
+    """The Appraise request; without `claims`, RESPONSE_VIEW_TOKEN (the answer leaves the extracted claims out).
+    Raises ValueError for an unknown `kind`, TypeError for a `gpus` entry that is not a GpuReport or an (evidence,
+    collateral) pair, or for `gpus` given as a single report (bytes)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
     if isinstance(gpus, (bytes, str, GpuReport)):
@@ -190,6 +192,7 @@ def appraise_request(
         collateral=_files(collateral),
         policy=policy or "",
         gpus=[gpu_evidence(gpu, index) for index, gpu in enumerate(gpus or ())],
+        view=pb.RESPONSE_VIEW_FULL if claims else pb.RESPONSE_VIEW_TOKEN,
     )
 
 
@@ -291,13 +294,22 @@ class VerifierClient:
         collateral: Mapping[str, bytes] | None = None,
         policy: str | None = None,
         gpus: Sequence[GpuInput] | None = None,
+        claims: bool = True,
     ) -> Appraisal:
         """Appraise `kind` ("nitro", "snp", "tdx", "gpu") evidence, with `gpus` the GPUs a "snp" or "tdx" report's
-        confidential VM drives (module docstring); untrustworthy evidence is a result, not an error. Raises
-        ValueError (unknown kind) or TypeError (a malformed `gpus` entry) before any call, ClientError for a failed
-        RPC (e.g. COMPOSITE_TEE_UNSUPPORTED, GPU_COUNT_TOO_LARGE)."""
+        confidential VM drives (module docstring); untrustworthy evidence is a result, not an error. `claims=False`
+        asks for the answer without the extracted claims (RESPONSE_VIEW_TOKEN: `Appraisal.claims` is then empty; the
+        token carries them). Raises ValueError (unknown kind) or TypeError (a malformed `gpus` entry) before any
+        call, ClientError for a failed RPC (e.g. COMPOSITE_TEE_UNSUPPORTED, GPU_COUNT_TOO_LARGE)."""
         request = appraise_request(
-            kind, evidence, nonce=nonce, runtime_data=runtime_data, collateral=collateral, policy=policy, gpus=gpus
+            kind,
+            evidence,
+            nonce=nonce,
+            runtime_data=runtime_data,
+            collateral=collateral,
+            policy=policy,
+            gpus=gpus,
+            claims=claims,
         )
         return appraisal_of(self._call("Appraise", request))
 

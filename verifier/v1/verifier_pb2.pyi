@@ -26,6 +26,12 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_WARNING: _ClassVar[Status]
     STATUS_CONTRAINDICATED: _ClassVar[Status]
     STATUS_NONE: _ClassVar[Status]
+
+class ResponseView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESPONSE_VIEW_UNSPECIFIED: _ClassVar[ResponseView]
+    RESPONSE_VIEW_FULL: _ClassVar[ResponseView]
+    RESPONSE_VIEW_TOKEN: _ClassVar[ResponseView]
 EVIDENCE_KIND_UNSPECIFIED: EvidenceKind
 EVIDENCE_KIND_NITRO: EvidenceKind
 EVIDENCE_KIND_SEV_SNP: EvidenceKind
@@ -36,6 +42,9 @@ STATUS_AFFIRMING: Status
 STATUS_WARNING: Status
 STATUS_CONTRAINDICATED: Status
 STATUS_NONE: Status
+RESPONSE_VIEW_UNSPECIFIED: ResponseView
+RESPONSE_VIEW_FULL: ResponseView
+RESPONSE_VIEW_TOKEN: ResponseView
 
 class CreateChallengeRequest(_message.Message):
     __slots__ = ("nonce_size",)
@@ -68,7 +77,7 @@ class GpuEvidence(_message.Message):
     def __init__(self, evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ...) -> None: ...
 
 class AppraiseRequest(_message.Message):
-    __slots__ = ("kind", "evidence", "collateral", "nonce", "runtime_data", "policy", "gpus")
+    __slots__ = ("kind", "evidence", "collateral", "nonce", "runtime_data", "policy", "gpus", "view")
     KIND_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     COLLATERAL_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +85,7 @@ class AppraiseRequest(_message.Message):
     RUNTIME_DATA_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     kind: EvidenceKind
     evidence: bytes
     collateral: _containers.RepeatedCompositeFieldContainer[CollateralFile]
@@ -83,7 +93,8 @@ class AppraiseRequest(_message.Message):
     runtime_data: bytes
     policy: str
     gpus: _containers.RepeatedCompositeFieldContainer[GpuEvidence]
-    def __init__(self, kind: _Optional[_Union[EvidenceKind, str]] = ..., evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ..., nonce: _Optional[bytes] = ..., runtime_data: _Optional[bytes] = ..., policy: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuEvidence, _Mapping]]] = ...) -> None: ...
+    view: ResponseView
+    def __init__(self, kind: _Optional[_Union[EvidenceKind, str]] = ..., evidence: _Optional[bytes] = ..., collateral: _Optional[_Iterable[_Union[CollateralFile, _Mapping]]] = ..., nonce: _Optional[bytes] = ..., runtime_data: _Optional[bytes] = ..., policy: _Optional[str] = ..., gpus: _Optional[_Iterable[_Union[GpuEvidence, _Mapping]]] = ..., view: _Optional[_Union[ResponseView, str]] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("code", "tier", "claim", "value", "expected", "actual", "message", "component")

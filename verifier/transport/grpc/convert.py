@@ -126,9 +126,22 @@ def _finding_fields(value: Finding, component: str = "") -> dict[str, Any]:
     }
 
 
-def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
+_VIEWS = {pb.RESPONSE_VIEW_UNSPECIFIED: True, pb.RESPONSE_VIEW_FULL: True, pb.RESPONSE_VIEW_TOKEN: False}
+
+
+def with_claims(msg: pb.AppraiseRequest) -> bool:
+    """Whether the response carries the extracted claims (`AppraiseRequest.view`: unspecified or FULL yes, TOKEN
+    no). Raises RequestError RESPONSE_VIEW_UNKNOWN for any other value (proto3 keeps unknown enum numbers)."""
+    found = _VIEWS.get(msg.view)
+    if found is None:
+        raise RequestError("RESPONSE_VIEW_UNKNOWN", f"unknown response view {msg.view}")
+    return found
+
+
+def appraise_response(result: AppraisalResult, *, claims: bool = True) -> pb.AppraiseResponse:
     """The response, built in place: findings added to the repeated field, the claims written into the response's
-    own Struct (no message built first and copied in)."""
+    own Struct (no message built first and copied in). Without `claims` (RESPONSE_VIEW_TOKEN) no claims at all:
+    `claims` absent, `claims_json` and the components' `claims_json` empty."""
     appraisal = result.appraisal
     response = pb.AppraiseResponse(
         status=STATUS_OF_TIER[appraisal.status],
@@ -142,15 +155,16 @@ def appraise_response(result: AppraisalResult) -> pb.AppraiseResponse:
     add_finding = response.findings.add
     for value in appraisal.findings:
         add_finding(**_finding_fields(value))
-    response.claims.SetInParent()  # present even without claims
-    _fill_struct(response.claims, appraisal.claims)
-    response.claims_json = claims_json(appraisal.claims)
+    if claims:
+        response.claims.SetInParent()  # present even without claims
+        _fill_struct(response.claims, appraisal.claims)
+        response.claims_json = claims_json(appraisal.claims)
     for component in result.components:
-        _add_component(response, component)
+        _add_component(response, component, claims=claims)
     return response
 
 
-def _add_component(response: pb.AppraiseResponse, component: Component) -> None:
+def _add_component(response: pb.AppraiseResponse, component: Component, *, claims: bool) -> None:
     """One GPU of a composite: its ComponentAppraisal and its findings (named by `component`) in `response`."""
     appraisal = component.appraisal
     response.components.add(
@@ -158,7 +172,7 @@ def _add_component(response: pb.AppraiseResponse, component: Component) -> None:
         tee=appraisal.tee,
         status=STATUS_OF_TIER[appraisal.status],
         trust_vector=appraisal.trust_vector.to_json(),
-        claims_json=claims_json(appraisal.claims),
+        claims_json=claims_json(appraisal.claims) if claims else "",
         evidence_sha384=component.evidence_sha384,
     )
     for value in appraisal.findings:

@@ -62,13 +62,14 @@ class VerifierServicer(pb_grpc.VerifierServicer):
 
     async def Appraise(self, request: pb.AppraiseRequest, context: Context) -> pb.AppraiseResponse:  # noqa: N802
         domain = convert.appraisal_request(request, request_id=current_request_id())
+        claims = convert.with_claims(request)
         result = await self._appraise_inline(domain) if self._inline < self._inline_limit else None
         path = "inline" if result is not None else "lane"
         if result is None:
             result = await self._appraise(self._service.appraise, domain, require_challenge=True)
         if self._metrics is not None:
             self._metrics.appraise_path(path)
-        return convert.appraise_response(result)
+        return convert.appraise_response(result, claims=claims)
 
     async def _appraise_inline(self, domain: AppraisalRequest) -> AppraisalResult | None:
         """The appraisal evaluated here and recorded by the group commit, or None when the lane must do it (module
