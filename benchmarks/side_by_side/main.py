@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import replicas, report, rss_run
+from . import vectors as vector_requests
 from .clients import run_load
 from .procstat import rss_mb
 from .servers import (
@@ -28,7 +29,7 @@ from .servers import (
     start_floor,
     start_service,
 )
-from .vectors import ROOT, TEES, Vector, load_vector, request_bytes
+from .vectors import ROOT, TEES, VIEWS, Vector, load_vector, request_bytes
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # Row groups: the floor and the service over gRPC, the in-process figures (with dcap-qvl), two replicas on one
@@ -55,6 +56,7 @@ class Plan:
     rss_warmup: int = 5000
     rss_tee: str = "tdx"
     rss_db: str = "sqlite"
+    view: str = "token"  # AppraiseRequest.view of every request (vectors.VIEWS)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"add the RSS row: one 1-worker server driven with N appraisals (default {RSS_TOTAL:,}; slow)",
     )
     parser.add_argument("--rss-warmup", type=int, metavar="N", help="first RSS sample after N (default min(5000, N/5))")
+    parser.add_argument(
+        "--view",
+        choices=tuple(VIEWS),
+        default="token",
+        help="response view the requests ask for (default token: no extracted claims, like the floor's answer)",
+    )
     parser.add_argument("--rss-tee", choices=TEES, default="tdx", help="TEE of the RSS row (default tdx)")
     parser.add_argument(
         "--rss-db", choices=("sqlite", "postgresql"), default="sqlite", help="database of the RSS row (default sqlite)"
@@ -116,6 +124,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         rss_warmup=warmup,
         rss_tee=args.rss_tee,
         rss_db=args.rss_db,
+        view=args.view,
     )
 
 
@@ -215,6 +224,7 @@ def postgres_version(url: str) -> str | None:
 
 def run(plan: Plan, workdir: Path) -> dict[str, Any]:
     """Every row of the plan; returns the JSON document."""
+    vector_requests.DEFAULT_VIEW = plan.view  # every request_bytes of the run asks for this view
     at_start = {**report.machine(), "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     flag = has_workers_flag()
     notes: list[str] = []

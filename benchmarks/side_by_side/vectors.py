@@ -69,8 +69,16 @@ def register_references(store: Any, vector: Vector, label: str = "bench") -> Non
         store.add(kind, bytes.fromhex(value), label, now=vector.at)
 
 
-def request_bytes(vector: Vector, *, with_collateral: bool = True) -> bytes:
-    """The serialized verifier.v1 AppraiseRequest for the vector (no nonce: no challenge is consumed)."""
+# The response view the requests ask for (`--view`, `AppraiseRequest.view`): "token" by default, the answer a relying
+# party that uses the token needs and what the floor returns (status, ids, token; no extracted claims); "full" adds the
+# claims twice (as a Struct and as JSON). The floor ignores the field.
+VIEWS = {"token": "RESPONSE_VIEW_TOKEN", "full": "RESPONSE_VIEW_FULL"}
+DEFAULT_VIEW = "token"
+
+
+def request_bytes(vector: Vector, *, with_collateral: bool = True, view: str | None = None) -> bytes:
+    """The serialized verifier.v1 AppraiseRequest for the vector (no nonce: no challenge is consumed), asking for
+    `view` (default `DEFAULT_VIEW`)."""
     from verifier.appraisal.registry import get_scheme
     from verifier.v1 import verifier_pb2 as pb
 
@@ -79,6 +87,7 @@ def request_bytes(vector: Vector, *, with_collateral: bool = True) -> bytes:
         kind=pb.EvidenceKind.Value(get_scheme(vector.tee).proto_kind),
         evidence=vector.evidence,
         collateral=[pb.CollateralFile(name=n, content=c) for n, c in sorted(collateral.items())],
+        view=pb.ResponseView.Value(VIEWS[view or DEFAULT_VIEW]),
     )
     return message.SerializeToString()
 
