@@ -85,6 +85,10 @@ def test_an_unusual_hash_algorithm_is_verified_without_the_memo() -> None:
 
 def test_the_memo_is_bounded() -> None:
     assert signature_memo.VERIFIED.max_entries == signature_memo.MAX_ENTRIES == 2048
+    for index in range(signature_memo.MAX_ENTRIES + 10):
+        signature_memo.VERIFIED.put(index.to_bytes(250, "big"), True)
+    assert signature_memo.info().entries == signature_memo.MAX_ENTRIES  # the oldest were evicted
+    assert signature_memo.VERIFIED.get((0).to_bytes(250, "big")) is None
 
 
 def test_a_remembered_signature_does_not_keep_its_signer_trusted(vectors_dir: Path) -> None:

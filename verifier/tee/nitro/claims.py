@@ -16,9 +16,10 @@ def _hex(value: bytes | None) -> str | None:
 def timestamp_utc(timestamp_ms: int) -> str:
     """RFC 3339 with milliseconds and a Z suffix, e.g. 2024-09-07T14:37:39.545Z."""
     seconds, millis = divmod(timestamp_ms, 1000)
-    w = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    # Formatted field by field: strftime was most of this function's cost, on every Nitro appraisal.
-    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}.{millis:03d}Z"
+    when = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    # isoformat (in C) always writes a four-digit year, so its first 19 characters are YYYY-MM-DDTHH:MM:SS; faster
+    # than strftime, which this function called on every Nitro appraisal.
+    return f"{when.isoformat(timespec='seconds')[:19]}.{millis:03d}Z"
 
 
 def is_debug_mode(doc: AttestationDocument) -> bool:
