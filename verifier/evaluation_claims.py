@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from . import __version__
 from .appraisal.model import Appraisal, Finding
 from .evaluation import Evaluation
 from .findings import bound_key
 from .requests import AppraisalRequest
-from .results.ear import build_ear
+from .results.ear import EncodedEar, encode_ear
 
 
 def ear_claims(
@@ -22,13 +21,13 @@ def ear_claims(
     issuer: str,
     lifetime: dt.timedelta,
     ids: tuple[str, str, str, int | None],
-) -> dict[str, Any]:
-    """The EAR claims of `appraisal` (`build_ear`, a submodule per GPU of a composite), to be signed; `ids` are the
-    token id, the appraisal id, the policy's SHA-256 and the reference-set version. `cnf` only when the evidence
-    binds the workload's key (`findings.bound_key`). Raises VerifierError EAR_CLAIMS_NOT_JSON (a bug)."""
+) -> EncodedEar:
+    """The EAR claims of `appraisal` and their JSON, to be signed (`encode_ear`, a submodule per GPU of a composite);
+    `ids` are the token id, the appraisal id, the policy's SHA-256 and the reference-set version. `cnf` only when
+    the evidence binds the workload's key (`findings.bound_key`). Raises VerifierError EAR_CLAIMS_NOT_JSON (a bug)."""
     token_id, _, policy_hash, version = ids
     every = [*findings, *(f for c in evaluation.components for f in c.appraisal.findings)]
-    return build_ear(
+    return encode_ear(
         appraisal,
         issuer=issuer,
         issued_at=at,

@@ -299,9 +299,8 @@ class VerifierService:
         # Step 9: status is the worst tier of the AR4SI trust vector.
         appraisal, findings = conclude(evaluation, shared)
         # Step 10: sign the EAR and record the appraisal; the commit of the unit is the recording.
-        token = self.signer.sign(
-            ear_claims(request, evaluation, appraisal, findings, at, self.issuer, self.token_lifetime, ids)
-        )
+        ear = ear_claims(request, evaluation, appraisal, findings, at, self.issuer, self.token_lifetime, ids)
+        token = self.signer.sign(ear.claims, payload=ear.payload)
         appraisal = overall(appraisal, evaluation.components)  # the worst of the CPU TEE's and its GPUs'
         unit.record(
             AppraisalRecord(

@@ -249,9 +249,9 @@ class Events:
 def _traced(h: Harness, monkeypatch: pytest.MonkeyPatch, events: Events) -> None:
     sign = h.service.signer.sign
 
-    def traced_sign(claims: Any) -> str:
+    def traced_sign(claims: Any, **options: Any) -> str:
         events.log.append("sign")
-        return sign(claims)
+        return sign(claims, **options)
 
     monkeypatch.setattr(h.service.signer, "sign", traced_sign)
     h.service.references = events
@@ -288,7 +288,7 @@ def test_no_token_when_the_commit_fails(h: Harness, monkeypatch: pytest.MonkeyPa
 def test_a_failing_signer_rolls_the_unit_back(h: Harness, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     nonce = h.service.create_challenge().nonce
 
-    def expired(_: Any) -> str:
+    def expired(*_: Any, **__: Any) -> str:
         raise UnavailableError("SIGNING_KEY_EXPIRED", "active signing key expired; rotate it")
 
     monkeypatch.setattr(h.service.signer, "sign", expired)

@@ -26,32 +26,43 @@ claims-set that is still too large is abridged, saying so in `ear_verifier_claim
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec
 
 from verifier.appraisal.model import Appraisal
 from verifier.errors import VerifierError
 from verifier.evaluation import Component, overall_status
-from verifier.results.ear_size import compact, fit
+from verifier.results.ear_size import compact, detached, fit
 from verifier.results.keys import b64url_encode
 
 EAR_PROFILE = "tag:ietf.org,2026:rats/ear#04"  # draft-ietf-rats-ear-04 s3 (eat_profile)
 DEFAULT_LIFETIME = timedelta(minutes=5)
 VERIFIER_DEVELOPER = "tee-verifier"
 EAT_NONCE_SIZES = range(8, 65)  # RFC 9711 s4.1 / draft s3: 8..64 bytes
+P = ParamSpec("P")
 
 
-def _json_copy(value: Any) -> Any:
-    """A detached, JSON-only copy (the appraisal's dicts stay mutable); non-JSON values are a bug."""
+def _json_copy(value: Any, copy: Callable[[Any], Any] = detached) -> Any:
+    """A detached, JSON-only copy (the appraisal's dicts stay mutable; `compact` also applies size rule 1);
+    non-JSON values are a bug."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
+        return copy(value)
+    except (TypeError, ValueError, RecursionError):
         raise VerifierError("EAR_CLAIMS_NOT_JSON", "the appraisal holds a value JSON cannot carry") from None
 
 
-def build_ear(
+@dataclass(frozen=True)
+class EncodedEar:
+    """EAR claims and their JSON as the signer serialises them (`keys.claims_json`): `ResultSigner.sign(claims,
+    payload=payload)` signs them without serialising them again."""
+
+    claims: dict[str, Any]
+    payload: bytes
+
+
+def encode_ear(
     appraisal: Appraisal,
     *,
     issuer: str,
@@ -64,7 +75,7 @@ def build_ear(
     policy_sha256: str | None = None,
     reference_set_version: int | None = None,
     components: Sequence[Component] = (),
-) -> dict[str, Any]:
+) -> EncodedEar:
     """EAR claims for one appraisal (module docstring): `iat`/`exp` in whole seconds (draft s3, RFC 7519 s4.1),
     `eat_nonce` base64url when a nonce of 8..64 bytes was given (a longer one, which the API accepts for evidence
     formats that carry it, is named by `ear_verifier_claims.nonce_sha256` instead, as the draft allows no longer
@@ -105,8 +116,22 @@ def build_ear(
         claims["eat_nonce"] = b64url_encode(nonce)
     if cnf_jwk is not None:
         claims["cnf"] = {"jwk": dict(cnf_jwk)}  # RFC 7800: the key the attested workload holds
-    fit(claims, submod, *gpus)
+    try:
+        payload = fit(claims, submod, *gpus)
+    except (TypeError, ValueError, RecursionError):
+        raise VerifierError("EAR_CLAIMS_NOT_JSON", "the result holds a value JSON cannot carry") from None
+    return EncodedEar(claims, payload)
+
+
+def _claims_only(encode: Callable[P, EncodedEar]) -> Callable[P, dict[str, Any]]:
+    def claims(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        return encode(*args, **kwargs).claims
+
+    claims.__doc__ = "`encode_ear(...).claims`: the claims only. Raises what `encode_ear` raises."
     return claims
+
+
+build_ear = _claims_only(encode_ear)
 
 
 def _component(component: Component) -> dict[str, Any]:
@@ -127,7 +152,7 @@ def _submodule(
         submod["ear_trustworthiness_vector"] = vector
     if appraisal.policy_id:
         submod["ear_appraisal_policy_ids"] = [appraisal.policy_id]
-    attester = compact(_json_copy(appraisal.claims))
+    attester = _json_copy(appraisal.claims, compact)
     if attester:
         submod["ear_attester_claims"] = attester
     submod["ear_verifier_claims"] = _verifier_claims(appraisal, policy_sha256, reference_set_version, nonce_sha256)
@@ -143,7 +168,7 @@ def _verifier_claims(
     for f in appraisal.findings:
         finding = {"code": f.code, "tier": f.tier.value, "claim": f.claim.value}
         finding.update({name: text for name, text in (("expected", f.expected), ("actual", f.actual)) if text})
-        findings.append(compact(finding))
+        findings.append(_json_copy(finding, compact))
     claims: dict[str, Any] = {
         "findings": findings,
         "matched_reference_values": list(appraisal.matched_reference_values),

@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from verifier.results.keys import claims_json
 
 LONG = 128  # characters: 64 bytes as hex (a P-256 point, a 512-bit digest or report_data still fit)
 # JSON bytes of the claims-set: its base64url (4/3) plus header (~100) and signature (86) stays under 8 KB with room
@@ -46,8 +49,8 @@ TOKEN_LIMIT = 8192
 
 
 def payload_size(claims: dict[str, Any]) -> int:
-    """Bytes of `claims` as the signer serialises them (compact separators, UTF-8). Never raises for JSON data."""
-    return len(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    """Bytes of `claims` as the signer serialises them (`keys.claims_json`). Never raises for JSON data."""
+    return len(claims_json(claims))
 
 
 def digest(value: str) -> str:
@@ -70,25 +73,73 @@ def _lowercase_hex(value: str) -> bytes | None:
 
 
 def compact(value: Any) -> Any:
-    """`value` with rule 1 applied (maps recursively, lists element by element); other values unchanged. A key
-    already ending in `_sha256` is left alone. Never raises for JSON data."""
+    """A detached copy of `value` with rule 1 applied (maps recursively, lists element by element; a key already
+    ending in `_sha256` is left alone), equal to rule 1 applied to `json.loads(json.dumps(value, allow_nan=False))`:
+    tuples become lists, str/int/float subclasses their plain values, int, float, bool and None keys their JSON
+    text, so the claims dicts of an appraisal stay its own. Raises TypeError for a value JSON cannot carry and
+    ValueError for a non-finite float, as `json.dumps` does (RecursionError for a cycle)."""
+    return _copy(value, True)
+
+
+def detached(value: Any) -> Any:
+    """`compact` without rule 1: the JSON-only copy `json.loads(json.dumps(value, allow_nan=False))` is, without
+    the text in between. Raises as `compact` does."""
+    return _copy(value, False)
+
+
+def _copy(value: Any, digest_long: bool) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if isinstance(item, str) and len(item) > LONG and not key.endswith("_sha256"):
-                out[f"{key}_sha256"] = digest(item)
+            name = key if type(key) is str else _json_key(key)
+            if digest_long and isinstance(item, str) and len(item) > LONG and not name.endswith("_sha256"):
+                out[f"{name}_sha256"] = digest(str.__str__(item))
             else:
-                out[key] = compact(item)
+                out[name] = _copy(item, digest_long)
         return out
-    if isinstance(value, list):
-        return [f"sha256:{digest(v)}" if isinstance(v, str) and len(v) > LONG else compact(v) for v in value]
+    if isinstance(value, list | tuple):
+        return [
+            f"sha256:{digest(str.__str__(v))}"
+            if digest_long and isinstance(v, str) and len(v) > LONG
+            else _copy(v, digest_long)
+            for v in value
+        ]
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):  # IntEnum and the like: json writes int.__repr__
+        return int(int.__repr__(value))
+    if isinstance(value, float):
+        return _finite(value) if kind is float else float(float.__repr__(_finite(value)))
+    raise TypeError(f"a {kind.__name__} is not JSON")
+
+
+def _json_key(key: Any) -> str:
+    """The text `json.dumps` writes for a non-str key (RFC 8259 names are strings). Raises TypeError, ValueError."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is True or key is False or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return float.__repr__(_finite(key))
+    raise TypeError(f"a {type(key).__name__} key is not JSON")
+
+
+def _finite(value: float) -> float:
+    if value != value or value in (math.inf, -math.inf):
+        raise ValueError("a non-finite float is not JSON")
     return value
 
 
-def fit(claims: dict[str, Any], submod: dict[str, Any], *components: dict[str, Any]) -> None:
+def fit(claims: dict[str, Any], submod: dict[str, Any], *components: dict[str, Any]) -> bytes:
     """Rules 2 and 3 above on `claims`, whose submodules are `submod` (the evidence's) and, for a composite,
-    `components` (its GPUs'), each changed in place with its `ear_verifier_claims`. Does nothing when the claims-set
-    already fits. Never raises for JSON data."""
+    `components` (its GPUs'), each changed in place with its `ear_verifier_claims`; returns the claims-set as the
+    signer serialises it (`keys.claims_json`), measured last. Changes nothing when the claims-set already fits.
+    Raises TypeError, ValueError for claims JSON cannot carry."""
     every = [submod, *components]
     limit = max(1, MAX_FINDINGS // len(every))
     steps: tuple[tuple[Sequence[dict[str, Any]], Cut], ...] = (
@@ -103,14 +154,17 @@ def fit(claims: dict[str, Any], submod: dict[str, Any], *components: dict[str, A
         ([submod], _collateral),
         (components, _evidence_digest),
     )
+    encoded = claims_json(claims)
     for submods, cut in steps:
-        if payload_size(claims) <= MAX_PAYLOAD:
-            return
+        if len(encoded) <= MAX_PAYLOAD:
+            break
         for one in submods:  # a step cuts every submodule it names: the GPUs stay alike
             verifier_claims: dict[str, Any] = one["ear_verifier_claims"]
             name = cut(one, verifier_claims)
             if name is not None:
                 verifier_claims["abridged"] = [*verifier_claims.get("abridged", []), name]
+        encoded = claims_json(claims)  # after every step (one may drop an empty member without naming it)
+    return encoded
 
 
 Cut = Callable[[dict[str, Any], dict[str, Any]], "str | None"]

@@ -32,6 +32,15 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def claims_json(value: Any) -> bytes:
+    """The UTF-8 compact JSON a JWS header or claims-set is signed as (RFC 7515 s7.1): no whitespace, no escaped
+    non-ASCII text, no NaN. Raises TypeError, ValueError for values JSON cannot carry."""
+    return _COMPACT.encode(value).encode("utf-8")
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A P-256 private key and its key id (the RFC 7638 thumbprint). `not_after`: last instant it may sign."""

@@ -10,7 +10,6 @@ signed by the same key. `verify` exists for our CLI and tests; relying parties u
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,15 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from verifier.clock import Clock
 from verifier.errors import ConfigError, EvidenceError, UnavailableError
 from verifier.results.keyring import KeyringWatcher
-from verifier.results.keys import COORDINATE_SIZE, SigningKey, b64url_encode, public_jwk
+from verifier.results.keys import COORDINATE_SIZE, SigningKey, b64url_encode, claims_json, public_jwk
 
 ALG = "ES256"
 TYP = "eat+jwt"  # RFC 8725 s3.11 explicit typing; RFC 9782 application/eat+jwt
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 class ResultSigner:
@@ -76,8 +71,10 @@ class ResultSigner:
     def development(self) -> bool:
         return self._development
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        """Return `header.payload.signature` (RFC 7515 s7.1) over the JSON claims.
+    def sign(self, claims: Mapping[str, Any], *, payload: bytes | None = None) -> str:
+        """Return `header.payload.signature` (RFC 7515 s7.1) over the JSON claims: `payload` when given, which must be
+        `claims_json(claims)` (`verifier.results.ear.encode_ear` has it already: the claims are then not serialised
+        a second time), else that serialisation made here.
 
         Refuses (UNAVAILABLE, SIGNING_KEY_EXPIRED) when the claims' `iat` is past the active key's `not_after`.
         """
@@ -86,7 +83,8 @@ class ResultSigner:
         if key.not_after is not None and isinstance(iat, int) and iat > key.not_after.timestamp():
             raise UnavailableError("SIGNING_KEY_EXPIRED", f"active signing key {key.kid} expired; rotate it")
         header = {"alg": ALG, "typ": TYP, "kid": key.kid}
-        signing_input = f"{b64url_encode(_json(header))}.{b64url_encode(_json(dict(claims)))}"
+        body = claims_json(dict(claims)) if payload is None else payload
+        signing_input = f"{b64url_encode(claims_json(header))}.{b64url_encode(body)}"
         der = key.private_key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         raw = r.to_bytes(COORDINATE_SIZE, "big") + s.to_bytes(COORDINATE_SIZE, "big")

@@ -17,9 +17,9 @@ from verifier.appraisal.model import AFFIRMING, CONTRAINDICATED, WARNING_UNSAFE,
 from verifier.appraisal.registry import get_scheme
 from verifier.client import verify_result
 from verifier.evaluation import Component
-from verifier.results.ear import build_ear
+from verifier.results.ear import encode_ear
 from verifier.results.ear_size import MAX_PAYLOAD, TOKEN_LIMIT, payload_size, structure_digest
-from verifier.results.keys import ephemeral_key
+from verifier.results.keys import claims_json, ephemeral_key
 from verifier.results.signer import ResultSigner
 from verifier.tee.base import VerifyContext
 from verifier.tee.sevsnp.tcb import Product
@@ -91,7 +91,8 @@ def cpu(claims: dict[str, Any], findings: tuple[Finding, ...] = ()) -> Appraisal
 
 
 def token(appraisal: Appraisal, components: list[Component]) -> tuple[str, dict[str, Any]]:
-    claims = build_ear(
+    """Signed as the service signs (the JSON `encode_ear` measured last); it must be the claims' JSON, cuts and all."""
+    encoded = encode_ear(
         appraisal,
         issuer="tee-verifier",
         issued_at=AT,
@@ -104,7 +105,10 @@ def token(appraisal: Appraisal, components: list[Component]) -> tuple[str, dict[
         reference_set_version=12,
         components=components,
     )
-    return SIGNER.sign(claims), claims
+    assert encoded.payload == claims_json(encoded.claims)
+    signed = SIGNER.sign(encoded.claims, payload=encoded.payload)
+    assert signed.split(".")[:2] == SIGNER.sign(encoded.claims).split(".")[:2]
+    return signed, encoded.claims
 
 
 def test_eight_affirming_gpus_fit_and_keep_their_status(snp_claims: dict[str, Any]) -> None:
