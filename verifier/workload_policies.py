@@ -30,7 +30,7 @@ def _tightened(policy: Policy, tee: str, required: tuple[str, ...]) -> Policy:
         kinds = tuple(dict.fromkeys([*policy.required(tee), *required]))
         return replace(policy, required_kinds={**policy.required_kinds, tee: kinds})
 
-    return _TIGHTENED.get((policy,), (tee, required), make)
+    return _TIGHTENED.get(policy, (tee, required), make)
 
 
 @dataclass(frozen=True)

@@ -25,34 +25,34 @@ def test_made_once_per_object_and_extra() -> None:
         calls.append((box.value, extra))
         return box.value * 10 + extra
 
-    assert memo.get((a,), 1, lambda: make(a, 1)) == 11
-    assert memo.get((a,), 1, lambda: make(a, 1)) == 11
-    assert memo.get((a,), 2, lambda: make(a, 2)) == 12
-    assert memo.get((b,), 1, lambda: make(b, 1)) == 21
+    assert memo.get(a, 1, lambda: make(a, 1)) == 11
+    assert memo.get(a, 1, lambda: make(a, 1)) == 11
+    assert memo.get(a, 2, lambda: make(a, 2)) == 12
+    assert memo.get(b, 1, lambda: make(b, 1)) == 21
     assert calls == [(1, 1), (1, 2), (2, 1)]
 
 
 def test_an_entry_keeps_its_object_so_its_id_is_never_reused() -> None:
     memo: IdentityMemo[int] = IdentityMemo(size=1)
-    memo.get((Box(1),), None, lambda: 1)  # the only reference is the memo's
+    memo.get(Box(1), None, lambda: 1)  # the only reference is the memo's
     gc.collect()
     fresh = Box(2)
-    assert memo.get((fresh,), None, lambda: 2) == 2  # whatever its id, never the other box's value
+    assert memo.get(fresh, None, lambda: 2) == 2  # whatever its id, never the other box's value
 
 
 def test_bounded_and_errors_are_not_kept() -> None:
     memo: IdentityMemo[int] = IdentityMemo(size=2)
     boxes = [Box(i) for i in range(5)]
     for box in boxes:
-        memo.get((box,), None, lambda box=box: box.value)
+        memo.get(box, None, lambda box=box: box.value)
     assert len(memo) == 2
 
     def fails() -> int:
         raise KeyError("x")
 
     with pytest.raises(KeyError):
-        memo.get((boxes[0],), "e", fails)
-    assert memo.get((boxes[0],), "e", lambda: 7) == 7
+        memo.get(boxes[0], "e", fails)
+    assert memo.get(boxes[0], "e", lambda: 7) == 7
     with pytest.raises(ValueError):
         IdentityMemo(size=0)
 

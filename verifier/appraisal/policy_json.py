@@ -69,7 +69,7 @@ def canonical_json(value: Any) -> str:
 def policy_sha256(policy: Policy) -> str:
     """SHA-256 (hex) of the canonical JSON of `policy_to_json(policy)`; memoised per policy object (policies are
     frozen), since every appraisal names its policy's hash."""
-    return _HASHES.get((policy,), None, lambda: _digest(policy))
+    return _HASHES.get(policy, None, lambda: _digest(policy))
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -22,9 +22,9 @@ _CRLS: IdentityMemo[bytes] = IdentityMemo(MEMO_SIZE // 16)
 
 def cert_sha256(cert: x509.Certificate) -> bytes:
     """SHA-256 of the certificate's DER encoding (its fingerprint). Never raises for a loaded certificate."""
-    return _CERTS.get((cert,), None, lambda: cert.fingerprint(hashes.SHA256()))
+    return _CERTS.get(cert, None, lambda: cert.fingerprint(hashes.SHA256()))
 
 
 def crl_sha256(crl: x509.CertificateRevocationList) -> bytes:
     """SHA-256 of the CRL's DER encoding. Never raises for a loaded CRL."""
-    return _CRLS.get((crl,), None, lambda: hashlib.sha256(crl.public_bytes(Encoding.DER)).digest())
+    return _CRLS.get(crl, None, lambda: hashlib.sha256(crl.public_bytes(Encoding.DER)).digest())

@@ -30,20 +30,20 @@ def name_key(name: x509.Name) -> NameKey:
 
 def issuer_key(item: Named) -> NameKey:
     """`name_key` of a certificate's or CRL's issuer, once per object. Never raises for a loaded one."""
-    return _ISSUERS.get((item,), None, lambda: name_key(item.issuer))
+    return _ISSUERS.get(item, None, lambda: name_key(item.issuer))
 
 
 def subject_key(cert: x509.Certificate) -> NameKey:
     """`name_key` of a certificate's subject, once per object. Never raises for a loaded certificate."""
-    return _SUBJECTS.get((cert,), None, lambda: name_key(cert.subject))
+    return _SUBJECTS.get(cert, None, lambda: name_key(cert.subject))
 
 
 def subject_text(cert: x509.Certificate) -> str:
     """The RFC 4514 string of a certificate's subject (`Name.rfc4514_string`), once per object: claims name the
     signing certificate on every appraisal. Never raises for a loaded certificate."""
-    return _TEXTS.get((cert,), "subject", lambda: cert.subject.rfc4514_string())
+    return _TEXTS.get(cert, "subject", lambda: cert.subject.rfc4514_string())
 
 
 def issuer_text(item: Named) -> str:
     """The RFC 4514 string of a certificate's or CRL's issuer, once per object. Never raises for a loaded one."""
-    return _TEXTS.get((item,), "issuer", lambda: item.issuer.rfc4514_string())
+    return _TEXTS.get(item, "issuer", lambda: item.issuer.rfc4514_string())

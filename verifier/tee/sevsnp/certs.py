@@ -126,7 +126,7 @@ def kds_extensions(cert: x509.Certificate) -> KdsExtensions:
     """Decode the KDS extensions of a VCEK/VLEK (pub. 57230, "VCEK Certificate Extensions"), once per certificate
     object (a pure function of its bytes; certificates are decoded once per input). Raises EvidenceError
     SNP_CERT_EXTENSION_INVALID (every time: failures are not kept)."""
-    return _DECODED.get((cert,), None, lambda: _decode_kds_extensions(cert))
+    return _DECODED.get(cert, None, lambda: _decode_kds_extensions(cert))
 
 
 def _decode_kds_extensions(cert: x509.Certificate) -> KdsExtensions:
