@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from ..reference_values.model import ReferenceValue
 from ..tee.base import VerifiedEvidence
 from ..tee.nitro.claims import is_debug_mode
+from ..tee.nitro.document import MAX_PCR_INDEX
 from ..tee.nitro.parse import NitroEvidence
 from .model import AFFIRMING, CONTRAINDICATED, Claim, Finding
 from .policy import Policy
 from .references import check_references
 
 ZERO_PCR = "00" * 48
+_KINDS = {str(index): f"nitro.pcr{index}" for index in range(MAX_PCR_INDEX + 1)}  # the kind of each PCR index
 
 
 def appraise(
@@ -31,7 +33,7 @@ def appraise(
     if verified.failure is not None or not isinstance(parsed, NitroEvidence):
         return {}, [_not_appraisable(verified)], []
     doc = parsed.document
-    pcrs = {str(index): value.hex() for index, value in doc.pcrs}
+    pcrs = doc.pcr_hex
     baseline = {Claim.INSTANCE_IDENTITY: AFFIRMING, Claim.HARDWARE: AFFIRMING, Claim.CONFIGURATION: AFFIRMING}
     findings: list[Finding] = []
     if is_debug_mode(doc) and not policy.allow_debug:
@@ -45,7 +47,7 @@ def appraise(
                 actual=f"pcr0={pcrs.get('0')} pcr1={pcrs.get('1')} pcr2={pcrs.get('2')}",
             )
         )
-    actual = {f"nitro.pcr{index}": value for index, value in pcrs.items()}
+    actual = {_KINDS.get(index) or f"nitro.pcr{index}": value for index, value in pcrs.items()}
     ref_findings, matched = check_references("nitro", actual, policy.required("nitro"), references)
     findings.extend(ref_findings)
     if matched and not ref_findings:

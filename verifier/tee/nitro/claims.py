@@ -37,7 +37,7 @@ def claims(doc: AttestationDocument) -> dict[str, object]:
         "digest": doc.digest,
         "timestamp": doc.timestamp_ms,
         "timestamp_utc": timestamp_utc(doc.timestamp_ms),
-        "pcrs": {str(index): value.hex() for index, value in doc.pcrs},
+        "pcrs": dict(doc.pcr_hex),
         "nonce": _hex(doc.nonce),
         "user_data": _hex(doc.user_data),
         "public_key": _hex(doc.public_key),

@@ -5,7 +5,8 @@ Pure parsing: no crypto, no I/O. Bounds follow the AWS CDDL, with the deviations
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from verifier.errors import ParseError
 from verifier.tee.nitro.cose import decode_cbor
@@ -39,6 +40,11 @@ class AttestationDocument:
     public_key: bytes | None
     user_data: bytes | None
     nonce: bytes | None
+    # The PCRs as lowercase hex by index ("0".."31"), read-only: the claims and the appraiser both read them.
+    pcr_hex: MappingProxyType[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pcr_hex", MappingProxyType({str(i): value.hex() for i, value in self.pcrs}))
 
     def pcr(self, index: int) -> bytes | None:
         """The value of PCR `index`, or None when the document does not report it."""
