@@ -28,6 +28,7 @@ from verifier.results.keys import COORDINATE_SIZE, SigningKey, b64url_encode, cl
 ALG = "ES256"
 TYP = "eat+jwt"  # RFC 8725 s3.11 explicit typing; RFC 9782 application/eat+jwt
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ES256 = ec.ECDSA(hashes.SHA256())  # stateless: one instance for every signature
 
 
 class ResultSigner:
@@ -85,7 +86,7 @@ class ResultSigner:
         header = {"alg": ALG, "typ": TYP, "kid": key.kid}
         body = claims_json(dict(claims)) if payload is None else payload
         signing_input = f"{b64url_encode(claims_json(header))}.{b64url_encode(body)}"
-        der = key.private_key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        der = key.private_key.sign(signing_input.encode("ascii"), _ES256)
         r, s = decode_dss_signature(der)
         raw = r.to_bytes(COORDINATE_SIZE, "big") + s.to_bytes(COORDINATE_SIZE, "big")
         return f"{signing_input}.{b64url_encode(raw)}"
