@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from ..reference_values.kinds import actual_text, expected_text, holds, known_kind_set, satisfied, spec
@@ -26,14 +27,16 @@ def check_references(
     REFERENCE_VALUE_MISSING, REFERENCE_VALUE_MISMATCH, each with readable expected and actual) and the values of
     every kind that matched. Never raises for evidence values; a reference of an unknown kind is a mismatch."""
     by_kind: dict[str, list[ReferenceValue]] = {}
+    prefix = f"{tee}."
     for ref in references:
-        if ref.kind.startswith(f"{tee}."):  # another TEE's values can never be evidence of this one
+        if ref.kind.startswith(prefix):  # another TEE's values can never be evidence of this one
             by_kind.setdefault(ref.kind, []).append(ref)
     findings: list[Finding] = []
     matched: list[ReferenceValue] = []
     known = known_kind_set()
+    claims = claim_of or {}
     for kind in sorted(set(required) | set(by_kind), key=_kind_order):
-        claim = (claim_of or {}).get(kind, Claim.EXECUTABLES)
+        claim = claims.get(kind, Claim.EXECUTABLES)
         finding, values = _check_kind(kind, claim, actual.get(kind), by_kind.get(kind, []), known)
         if finding is not None:
             findings.append(finding)
@@ -92,6 +95,7 @@ def _mismatch(kind: str, claim: Claim, message: str, expected: str, actual: str)
     )
 
 
+@functools.lru_cache(maxsize=1024)  # a few dozen kinds exist; bounded all the same (kinds come from the database)
 def _kind_order(kind: str) -> tuple[str, int, str]:
     head, _, tail = kind.rpartition(".")
     digits = "".join(ch for ch in tail if ch.isdigit())
