@@ -28,9 +28,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from verifier.trust.cert_cache import CacheInfo, ContentCache
+from verifier.trust.public_keys import uncompressed_point
 
 MAX_ENTRIES = 2048
 VERIFIED: ContentCache[bool] = ContentCache("verified signatures", max_entries=MAX_ENTRIES, max_bytes=1024 * 1024)
@@ -50,7 +50,7 @@ def verify_once(
         return _verify(key, encode_dss_signature(r, s), message, ec.ECDSA(algorithm))
     digest = hasher(message).digest()
     width = (order.bit_length() + 7) // 8
-    point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    point = uncompressed_point(key)
     entry = b"|".join((key.curve.name.encode(), point, algorithm.name.encode(), digest)) + (
         r.to_bytes(width, "big") + s.to_bytes(width, "big")
     )

@@ -28,6 +28,7 @@ from ...trust.anchors import TrustAnchors, fingerprint
 from ...trust.certs import load_pem_certificates
 from ...trust.chain import VerifiedLinks, validate_chain
 from ...trust.ecdsa import verify_rs
+from ...trust.public_keys import public_key
 from .fwid import LeafFwid, leaf_fwid
 from .spdm import SIGNATURE_LENGTH, SpdmReport
 
@@ -99,7 +100,7 @@ def verify_chain(
 def verify_signature(report: SpdmReport, leaf: x509.Certificate) -> None:
     """Step 2 of the module docstring. Raises EvidenceError GPU_KEY_TYPE (the leaf key is not P-384) or
     GPU_SIGNATURE_INVALID."""
-    key = leaf.public_key()
+    key = public_key(leaf)
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise EvidenceError(

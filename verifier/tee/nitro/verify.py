@@ -20,6 +20,7 @@ from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.certs import load_der_certificate
 from verifier.trust.chain import VerifiedLinks, validate_chain
 from verifier.trust.ecdsa import verify_rs
+from verifier.trust.public_keys import public_key
 
 VENDOR = "aws-nitro"
 COORDINATE_BYTES = 48  # P-384
@@ -73,7 +74,7 @@ def verify(
     # 3. Only now check the COSE signature (attestation_process.md 3.2.2; RFC 9052 section 4.4, RFC 9053
     #    section 2.1): ES384 over Sig_structure with the leaf key, raw r||s. High-s is accepted: AWS hardware
     #    emits it (verifier/trust/ecdsa.py says why that is harmless).
-    key = leaf.public_key()
+    key = public_key(leaf)
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise EvidenceError("NITRO_KEY_TYPE", "leaf key must be ECDSA P-384", expected="secp384r1", actual=curve)

@@ -28,6 +28,7 @@ from verifier.tee.sevsnp.tcb import Product, decode_tcb, product_from_cpuid, pro
 from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.chain import VerifiedLinks, validate_chain
 from verifier.trust.ecdsa import verify_rs
+from verifier.trust.public_keys import public_key
 
 VENDOR = "amd-ark"
 TURIN_HWID_SIZE = 8
@@ -200,7 +201,7 @@ def _check_signature(report: AttestationReport, signer: x509.Certificate) -> Non
 
     High-s signatures are accepted, as by every ECDSA check here: AMD firmware does not normalize s (most of the
     genuine reports in the vectors are high-s) and malleability is harmless (verifier/trust/ecdsa.py)."""
-    key = signer.public_key()
+    key = public_key(signer)
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         actual = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise EvidenceError("SNP_KEY_TYPE", "the signer key is not ECDSA P-384", expected="secp384r1", actual=actual)

@@ -35,6 +35,7 @@ from verifier.trust.anchors import TrustAnchors, fingerprint
 from verifier.trust.chain import VerifiedLinks, validate_chain
 from verifier.trust.crl import is_revoked
 from verifier.trust.ecdsa import verify_rs
+from verifier.trust.public_keys import public_key
 
 VENDOR = "intel-sgx"
 
@@ -88,7 +89,7 @@ def _chain(
 
 def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
     """Step 1, last: the PCK key signs QE reports with ECDSA P-256 (PCK Certificate and CRL Profile)."""
-    key = leaf.public_key()
+    key = public_key(leaf)
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         actual = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         raise EvidenceError("TDX_PCK_KEY_TYPE", "the PCK key is not ECDSA P-256", expected="secp256r1", actual=actual)
