@@ -92,7 +92,10 @@ def _copy(value: Any, digest_long: bool) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = key if type(key) is str else _json_key(key)
-            if digest_long and isinstance(item, str) and len(item) > LONG and not name.endswith("_sha256"):
+            kind = type(item)
+            if (kind is str and len(item) <= LONG) or kind is int or kind is bool or item is None:
+                out[name] = item  # the common leaves, without a call
+            elif digest_long and isinstance(item, str) and len(item) > LONG and not name.endswith("_sha256"):
                 out[f"{name}_sha256"] = digest(str.__str__(item))
             else:
                 out[name] = _copy(item, digest_long)

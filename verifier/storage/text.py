@@ -20,7 +20,7 @@ def storable(value: str, limit: int | None = None) -> str:
     """`value` with U+0000 and lone surrogates replaced, cut to `limit` characters (the column's length)."""
     if "\x00" in value:
         value = value.replace("\x00", NUL_REPLACEMENT)
-    if _SURROGATE.search(value):
+    if not value.isascii() and _SURROGATE.search(value):  # ASCII text (nearly all of it) has no surrogate
         value = _SURROGATE.sub(SURROGATE_REPLACEMENT, value)
     return value if limit is None else value[:limit]
 
