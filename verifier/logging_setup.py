@@ -71,10 +71,10 @@ class _SecondFormatter(logging.Formatter):
 
 def install_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once: one stderr handler with the request-id filter and format. `FORMAT` names
-    no thread, process, process name, file, line or function, so records do not look them up (a `getpid` system
-    call, a walk up the caller's frames: `logging._srcfile = None`, the logging HOWTO's "Optimization")."""
+    no thread, process or process name, so records do not look them up (a `getpid` system call per record). The
+    caller's file and line are still looked up (`logging._srcfile` is left alone: other handlers, pytest's among
+    them, print them)."""
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging._srcfile = None
     root = logging.getLogger()
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for handler in root.handlers:

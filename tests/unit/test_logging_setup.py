@@ -1,5 +1,5 @@
 """verifier.logging_setup: the server's log lines read exactly as logging's stock formatter writes them, with the
-text of each second made once and no caller lookup."""
+text of each second made once; the caller lookup other handlers print is left on."""
 
 from __future__ import annotations
 
@@ -51,17 +51,16 @@ def test_threads_never_see_another_seconds_text() -> None:
     assert failures == []
 
 
-def test_installed_logging_writes_the_request_id_without_looking_up_the_caller(
+def test_installed_logging_writes_the_request_id_and_keeps_the_caller_lookup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])
     monkeypatch.setattr(root, "level", root.level)
-    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)
     sink = io.StringIO()
     monkeypatch.setattr("sys.stderr", sink)
     install_logging("INFO")
-    assert logging._srcfile is None
+    assert logging._srcfile is not None  # pytest's and an operator's handlers may print file and line
     handler = root.handlers[0]
     assert any(isinstance(f, RequestIdFilter) for f in handler.filters)
     token = REQUEST_ID.set("req-42")
