@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..reference_values.kinds import owned_by
 from ..reference_values.model import ReferenceValue
 from ..tee.base import CollateralUsed as CollateralUsed
 from ..tee.base import SchemeVerifier as SchemeVerifier
@@ -119,8 +120,8 @@ class TeeScheme:
         return self.appraiser(verified, policy, references, at)
 
     def owns_kind(self, kind: str) -> bool:
-        """Whether `kind` is named "<name>.<claim>" (reference_values/kinds.py). Never raises."""
-        return kind.startswith(f"{self.name}.")
+        """Whether `kind` is named "<name>.<claim>" (`reference_values.kinds.owned_by`). Never raises."""
+        return owned_by(self.name, kind)
 
     def measurement(self, claims: Mapping[str, Any]) -> Any:
         """`measure(claims)` when given, else the claim named `main_measurement` (None when absent). Never raises

@@ -127,11 +127,17 @@ def known_kind_set() -> frozenset[str]:
     return frozenset(_KINDS)
 
 
+def owned_by(tee: str, kind: str) -> bool:
+    """Whether `kind` is a claim of `tee`: named "<tee>.<claim>" (the one rule; `TeeScheme.owns_kind` is it). Never
+    raises."""
+    return kind.startswith(f"{tee}.")
+
+
 @functools.cache
 def kinds_of(tee: str) -> tuple[str, ...]:
-    """The kinds named "<tee>.<claim>", sorted (what `known_kinds` filtered by `TeeScheme.owns_kind` gives), looked
-    up once per TEE (until `register_kind` adds one): every appraisal asks. Never raises (no kinds: empty)."""
-    return tuple(kind for kind in sorted(_KINDS) if kind.startswith(f"{tee}."))
+    """The kinds `owned_by` `tee`, sorted (`known_kinds` filtered by `TeeScheme.owns_kind`), looked up once per TEE
+    (until `register_kind` adds one): every appraisal asks. Never raises (no kinds: empty)."""
+    return tuple(kind for kind in sorted(_KINDS) if owned_by(tee, kind))
 
 
 def spec(kind: str) -> KindSpec:
