@@ -81,9 +81,9 @@ class Recorder(Protocol):
         with the works of concurrent requests (group commit, one transaction per batch). A work that raises has
         consumed and recorded nothing and fails alone (its error is raised here); a database error fails every
         work of the batch with UnavailableError (DATABASE_*) and nothing of the batch commits. With `version` (the
-        reference-set version the work's appraisal was evaluated at) a recorder that `validates_version` first
-        reads the version in the unit's transaction and raises StaleReadError, without running `work`, when it
-        moved; others ignore it."""
+        reference-set version the work's appraisal was evaluated at) a recorder that `validates_version` reads
+        the version in the unit's transaction where no change can commit before it does (under the audit chain's
+        lock) and raises StaleReadError when it moved, nothing of `work` committed; others ignore it."""
         ...
 
     def submit(self, work: Callable[[RecordingUnit], T], done: Done[T], *, version: int | None = None) -> None:

@@ -31,6 +31,7 @@ from .text import storable, storable_json, storable_optional
 T = TypeVar("T")
 _INSERT = insert(cast(Table, AppraisalRow.__table__))
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+VERSION_TRIES = 3  # runs of one batch while the reference-set version keeps moving under it
 
 
 def _to_dict(row: AppraisalRow) -> dict[str, Any]:
@@ -80,12 +81,22 @@ def _row(record: AppraisalRecord) -> tuple[dict[str, Any], audit.Pending]:
     return row, audit.Pending(record.appraised_at, "verifier", "appraisal", record.appraisal_id, details)
 
 
-def _insert_many(session: Session, rows: Sequence[tuple[dict[str, Any], audit.Pending]]) -> None:
+def _insert_many(session: Session, rows: Sequence[tuple[dict[str, Any], audit.Pending]]) -> int:
     """The appraisal rows and then their audit rows, in `session`'s transaction: one multi-row INSERT each (Core),
-    the audit chain's lock taken last so it is held only for the audit rows and the commit."""
+    the audit chain's lock taken last so it is held only for the audit rows and the commit. Returns the
+    reference-set version read under that lock (`audit.append_many_at_version`)."""
     if rows:
         session.connection().execute(_INSERT, [row for row, _ in rows])
-        audit.append_many(session, [pending for _, pending in rows])
+    return audit.append_many_at_version(session, [pending for _, pending in rows])[1]
+
+
+class _VersionMovedError(Exception):
+    """The reference-set version read under the chain's lock is not the one a work of the batch was evaluated at
+    (its transaction is rolled back)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 class SqlRecording:
@@ -157,13 +168,27 @@ class SqlAppraisalStore:
         self.group.submit(work, lambda slot: done(slot.value, slot.error), version=version)
 
     def _execute(self, batch: Sequence[Slot[SqlRecording]]) -> None:
-        """One batch: the reference-set version read once (when a work asks), every work in turn, then all their
-        rows, in one transaction (`Database.session`)."""
+        """One batch in one transaction (`Database.session`): every work in turn, then all their rows. Where a work
+        asks, the reference-set version it was evaluated at is checked under the audit chain's lock, in the
+        statement reading the chain's head (`_insert_many`): a change committed after the batch began is seen
+        there, not only one committed before. When the version moved, the transaction is rolled back and the
+        batch runs again, each work evaluated at another version failing with StaleReadError without running
+        (after `VERSION_TRIES` runs, every work that asked fails so)."""
+        current: int | None = None  # the version read under the lock by the run before (None: first run)
+        for run in range(VERSION_TRIES):
+            try:
+                self._execute_once(batch, current, stale_all=run == VERSION_TRIES - 1)
+                return
+            except _VersionMovedError as moved:
+                current = moved.version
+
+    def _execute_once(self, batch: Sequence[Slot[SqlRecording]], current: int | None, *, stale_all: bool) -> None:
         with self._db.session() as session:
             rows: list[tuple[dict[str, Any], audit.Pending]] = []
-            current = audit.current_version(session) if any(s.version is not None for s in batch) else None
+            versions: set[int] = set()  # the versions the works that ran were evaluated at
             for slot in batch:
-                if slot.version is not None and slot.version != current:
+                slot.value = slot.error = None  # a run before was rolled back
+                if slot.version is not None and (stale_all or current not in (None, slot.version)):
                     slot.error = StaleReadError(current or 0)
                     continue
                 unit = SqlRecording(session)
@@ -176,9 +201,13 @@ class SqlAppraisalStore:
                     slot.error = error
                 else:
                     rows.extend(unit.rows)
+                    if slot.version is not None:
+                        versions.add(slot.version)
                 finally:
                     unit.close()
-            _insert_many(session, rows)
+            version = _insert_many(session, rows)
+            if versions - {version}:
+                raise _VersionMovedError(version)  # rolls the batch back: nothing of it committed
 
     @contextmanager
     def begin(self) -> Iterator[SqlRecording]:

@@ -51,6 +51,12 @@ _REFERENCE_SET = cast(Table, ReferenceSetRow.__table__)
 _NEWEST = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
 _INSERT = insert(_AUDIT)
 _VERSION = select(_REFERENCE_SET.c.version).where(_REFERENCE_SET.c.id == 1)
+# The newest row's seq and hash and the reference-set version: one statement, one row (NULLs when empty)
+_HEAD_AND_VERSION = select(
+    select(_AUDIT.c.seq).order_by(_AUDIT.c.seq.desc()).limit(1).scalar_subquery(),
+    select(_AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1).scalar_subquery(),
+    _VERSION.scalar_subquery(),
+)
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,19 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
     multi-row INSERT (SQLAlchemy Core) for all of them, so a batch of appraisals (`storage.group_commit`) holds the
     lock shared by every replica once. Text as `append` stores it. Raises UnavailableError (DATABASE_*) from the
     lock; database errors pass through to the caller's unit of work."""
-    if not pending:
-        return []
+    return _append(session, pending, read_version=False)[0] if pending else []
+
+
+def append_many_at_version(session: Session, pending: Sequence[Pending]) -> tuple[list[AuditEntry], int]:
+    """`append_many` (also of nothing) and the reference-set version, read in the statement that reads the chain's
+    head once the chain is locked. Every version bump holds that lock until it commits (`bump_reference_set`), so
+    it is the version in force when this transaction commits (SQLite: after a write of the caller's transaction,
+    which holds the file's write lock against other processes). Raises as `append_many` does."""
+    entries, version = _append(session, pending, read_version=True)
+    return entries, version or 0
+
+
+def _append(session: Session, pending: Sequence[Pending], *, read_version: bool) -> tuple[list[AuditEntry], int | None]:
     prepared = [
         (
             item.at,
@@ -170,14 +187,17 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
     lock_chain(session)
     session.flush()  # rows the caller added through the ORM come first; below, Core on the session's connection
     connection = session.connection()
-    last = connection.execute(_NEWEST).first()
-    seq, prev = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)  # retention keeps the newest
+    head = connection.execute(_HEAD_AND_VERSION if read_version else _NEWEST).first()
+    seq, prev = (int(head[0]), str(head[1])) if head is not None and head[0] is not None else (0, GENESIS)
+    version = int(head[2] or 0) if read_version and head is not None else None
     entries: list[AuditEntry] = []
     for at, actor, action, subject, details in prepared:
         seq += 1
         digest = _digest(prev, seq, at, actor, action, subject, details)
         entries.append(AuditEntry(seq, at, actor, action, subject, details, prev, digest))
         prev = digest
+    if not entries:
+        return entries, version
     connection.execute(
         _INSERT,
         [
@@ -194,7 +214,7 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
             for e in entries
         ],
     )
-    return entries
+    return entries, version
 
 
 def lock_chain(session: Session) -> None:
@@ -359,7 +379,10 @@ def entries(db: Database, *, after: int = 0, limit: int = 100, action: str | Non
 
 
 def bump_reference_set(session: Session, now: dt.datetime) -> int:
-    """Increment the reference-set version in `session`'s transaction; returns the new version."""
+    """Increment the reference-set version in `session`'s transaction, holding the chain's lock until it ends (so
+    a batch reading the version under that lock, `append_many_at_version`, sees this change or commits before it);
+    returns the new version. Raises UnavailableError (DATABASE_*) from the lock."""
+    lock_chain(session)
     row = session.get(ReferenceSetRow, 1, with_for_update=True)
     if row is None:
         row = ReferenceSetRow(id=1, version=0, updated_at=now)
@@ -368,12 +391,6 @@ def bump_reference_set(session: Session, now: dt.datetime) -> int:
     row.updated_at = now
     session.flush()
     return row.version
-
-
-def current_version(session: Session) -> int:
-    """The reference-set version in `session`'s transaction: one single-row SELECT (0 before the first change)."""
-    version = session.connection().execute(_VERSION).scalar()
-    return int(version) if version is not None else 0
 
 
 def reference_set_version(db: Database) -> int:

@@ -148,7 +148,7 @@ def test_appraisal_and_audit_row_commit_together(db: Database, monkeypatch: pyte
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("audit append failed")
 
-    monkeypatch.setattr(audit, "append_many", broken)
+    monkeypatch.setattr(audit, "append_many_at_version", broken)
     with pytest.raises(RuntimeError):
         store.record(
             appraisal_id=str(uuid.uuid4()),

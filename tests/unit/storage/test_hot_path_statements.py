@@ -1,10 +1,11 @@
 """SQL statements per steady-state appraisal of the service as the composition root builds it (SQLite and
 PostgreSQL), counted with an SQLAlchemy `before_cursor_execute` listener: the reference values, workloads and
-policies an appraisal reads cost one statement, the reference-set version (an indexed single-row SELECT, read in
-the recording transaction since the version is checked where the appraisal commits); every other statement
-records the appraisal. Before the hot cache (issue 13 item 3) the same appraisal made 9 on SQLite:
-six reads (the request's policy, the version, active values, members, workload metadata, the workload's policy)
-and three writes (appraisal row, audit head, audit row)."""
+policies an appraisal reads cost no statement of their own: the reference-set version is read in the recording
+transaction, where the version is checked, in the one SELECT that reads the audit chain's head under its lock;
+every other statement records the appraisal. Before the hot cache (issue 13 item 3) the same appraisal made 9 on
+SQLite: six reads (the request's policy, the version, active values, members, workload metadata, the workload's
+policy) and three writes (appraisal row, audit head, audit row); before the version moved into the head's read, 4
+(the version, appraisal row, audit head, audit row)."""
 
 from __future__ import annotations
 
@@ -89,12 +90,16 @@ def test_a_steady_state_appraisal_reads_only_the_reference_set_version(app: tupl
         seen, status = _count(components, evidence)
         assert status == "affirming"
         reads = [q for q in seen if _touches(q, HOT_TABLES)]
-        assert len(reads) == 1 and reads[0].startswith("SELECT reference_set.version FROM reference_set"), reads
+        assert len(reads) == 1 and _touches(reads[0], ("audit_log",)), reads  # the chain's head and the version
+        assert reads[0].startswith("SELECT (SELECT audit_log.seq"), reads
         rest = [q for q in seen if q not in reads]
         assert all(_touches(q, RECORDING_TABLES) or "pg_advisory_xact_lock" in q for q in rest), rest
+        if components.database.dialect == "postgresql":  # the head (and version) is read once the lock is held
+            lock = next(i for i, q in enumerate(seen) if "pg_advisory_xact_lock" in q)
+            assert lock < seen.index(reads[0]), seen
         counts.append(len(seen))
     assert len(set(counts)) == 1  # the steady state: the same statements for every appraisal
-    assert counts[0] <= 1 + 3 + 1  # the version read; appraisal row, audit head and row (+ the PostgreSQL lock)
+    assert counts[0] <= 3 + 1  # appraisal row, audit head with the version, audit row (+ the PostgreSQL lock)
     assert components.hot is not None and components.hot.loads == 1
 
 

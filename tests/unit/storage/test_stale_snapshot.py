@@ -86,3 +86,31 @@ def test_an_appraisal_under_a_set_that_keeps_changing_is_refused_not_recorded(
         components.service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
     assert info.value.code == "REFERENCE_SET_CHANGING" and evaluations[0] == STALE_TRIES
     assert len(components.service.appraisals.recent(10)) == 1  # type: ignore[union-attr]
+
+
+def test_a_change_committed_while_the_batch_records_is_seen_by_that_appraisal(
+    app: tuple[Components, FakeAwsPki], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version is read where the batch holds the audit chain's lock (PostgreSQL) or the file's write lock
+    (SQLite), not when its transaction begins: a change committed after the batch began but before it appended to
+    the chain was recorded after that change and affirmed under the policy it replaced (on the code before, the
+    token below was affirming although `policy set` had returned)."""
+    components, pki = app
+    service, evidence = components.service, pki.mint()
+    assert service.appraise(AppraisalRequest(tee="nitro", evidence=evidence)).appraisal.status.value == "affirming"
+    record, changes = service._record, [0]
+
+    def change_then_record(*args: Any, **kwargs: Any) -> Any:  # runs inside the batch's transaction
+        if not changes[0]:
+            changes[0] += 1  # another unit of work (another replica, an admin) commits the change meanwhile
+            SqlPolicies(components.database).set("enclave-policy", {"require_nonce": True}, now=pki.now, actor="t")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_record", change_then_record)
+    result = service.appraise(AppraisalRequest(tee="nitro", evidence=evidence))
+    assert changes[0] == 1
+    assert result.appraisal.status.value == "contraindicated"  # appraised again under the new policy
+    rows = {row["appraisal_id"]: row for row in service.appraisals.recent(10)}  # type: ignore[union-attr]
+    assert rows[result.appraisal_id]["status"] == "contraindicated" and len(rows) == 2  # nothing of the first try
+    check = audit.verify_chain(components.database)
+    assert check.ok, check
