@@ -83,7 +83,8 @@ class Recorder(Protocol):
         work of the batch with UnavailableError (DATABASE_*) and nothing of the batch commits. With `version` (the
         reference-set version the work's appraisal was evaluated at) a recorder that `validates_version` reads
         the version in the unit's transaction where no change can commit before it does (under the audit chain's
-        lock) and raises StaleReadError when it moved, nothing of `work` committed; others ignore it."""
+        lock) and raises StaleReadError when it moved, nothing of `work` committed (`work` may have run in a
+        transaction rolled back, so it must be safe to run again); others ignore it."""
         ...
 
     def submit(self, work: Callable[[RecordingUnit], T], done: Done[T], *, version: int | None = None) -> None:

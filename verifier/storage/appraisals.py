@@ -158,8 +158,9 @@ class SqlAppraisalStore:
         """`work(unit)` in a unit of work shared with the works of concurrent requests (one transaction per
         batch); returns its value once that transaction committed. A work that raises has consumed nothing and
         recorded nothing (its consumptions are given back) and fails alone; a database error fails every work of
-        the batch with UnavailableError (DATABASE_*) and commits nothing. With `version`, StaleReadError (and
-        `work` not run) when the reference-set version read in the batch's transaction is another."""
+        the batch with UnavailableError (DATABASE_*) and commits nothing. With `version`, StaleReadError (nothing
+        of `work` committed; `work` may have run in a run rolled back) when the reference-set version read under
+        the audit chain's lock is another (`_execute`). `work` must be safe to run again."""
         return self.group.run(work, version=version)
 
     def submit(self, work: Callable[[SqlRecording], T], done: Done[T], *, version: int | None = None) -> None:
