@@ -206,9 +206,10 @@ class SqlAppraisalStore:
                         versions.add(slot.version)
                 finally:
                     unit.close()
-            version = _insert_many(session, rows)
-            if versions - {version}:
-                raise _VersionMovedError(version)  # rolls the batch back: nothing of it committed
+            if rows or versions:  # nothing to write or check when every work failed
+                version = _insert_many(session, rows)
+                if versions - {version}:
+                    raise _VersionMovedError(version)  # rolls the batch back: nothing of it committed
 
     @contextmanager
     def begin(self) -> Iterator[SqlRecording]:
