@@ -21,6 +21,10 @@ from .release import Broker, ChallengeRefused, ReleaseRefused
 
 log = logging.getLogger("verifier.broker.http")  # the broker server's logger, as before the handler moved here
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together
+# After a refusal, what the client still sends is read (and dropped) before the connection closes: at most this
+# many bytes within this many seconds (RFC 9112 section 9.6's lingering close).
+LINGER_BYTES = 1 << 20
+LINGER_SECONDS = 1.0
 MAX_JSON_DEPTH = 32
 _LENGTH = re.compile(r"[0-9]+")
 _ERRORS = {
@@ -89,6 +93,7 @@ class BrokerRequestHandler(BaseHTTPRequestHandler):
     server_version = "tee-verifier-broker"
     sys_version = ""
     reader: _RequestReader | None = None
+    refused = False  # an answer of 400 or more was sent: the connection closes lingering (`_linger`)
 
     @classmethod
     def for_broker(cls, broker: Broker) -> type[BrokerRequestHandler]:
@@ -127,6 +132,8 @@ class BrokerRequestHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             pass
+        if self.refused:
+            _linger(self.connection)
         self.rfile.close()
 
     def do_GET(self) -> None:
@@ -243,6 +250,7 @@ class BrokerRequestHandler(BaseHTTPRequestHandler):
         self._send(code, {"error": _ERRORS.get(code, "REQUEST_MALFORMED")})
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.refused = self.refused or status >= 400  # the request may not have been read to its end
         data = json.dumps(payload).encode()
         try:
             self.connection.settimeout(self.request_timeout)
@@ -261,3 +269,20 @@ class BrokerRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
+
+
+def _linger(sock: socket.socket) -> None:
+    """Half-close `sock`, then read and drop what the client still sends until it closes its side, at most
+    LINGER_BYTES within LINGER_SECONDS (RFC 9112 section 9.6): closing with request bytes unread makes the TCP stack
+    reset the connection, and the client then loses the answer it has not read yet. Never raises."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline, left = time.monotonic() + LINGER_SECONDS, LINGER_BYTES
+        while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            chunk = sock.recv(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError):  # reset, timed out, or a TLS socket that cannot read any more
+        return
