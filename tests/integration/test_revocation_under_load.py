@@ -7,6 +7,7 @@ revocation's row is contraindicated, and the chain verifies. Before the version 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,12 +59,14 @@ def test_no_appraisal_recorded_after_a_revocation_affirms(replicas: Replicas) ->
     threads = [threading.Thread(target=appraise) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 60  # a stalled run fails below instead of holding CI
     try:
-        while r.serving.service.appraisals.group.batches < 30 and not stop.is_set():  # type: ignore[union-attr]
+        group = r.serving.service.appraisals.group  # type: ignore[union-attr]
+        while group.batches < 30 and not stop.is_set() and time.monotonic() < deadline:
             stop.wait(0.01)
         r.admin.references.revoke(added[0].id, "CVE", now=r.now())
         revoked.set()
-        while after[0] < AFTER and not stop.is_set():
+        while after[0] < AFTER and not stop.is_set() and time.monotonic() < deadline:
             stop.wait(0.01)
     finally:
         stop.set()
