@@ -48,10 +48,10 @@ _PG_LOCK_KEY = 0x7EE5A0D1  # any constant shared by every replica
 _AUDIT = cast(Table, AuditRow.__table__)
 _REFERENCE_SET = cast(Table, ReferenceSetRow.__table__)
 # Core statements of the hot path (compiled once, run on the session's connection without the ORM layer)
-_NEWEST = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
 _INSERT = insert(_AUDIT)
 _VERSION = select(_REFERENCE_SET.c.version).where(_REFERENCE_SET.c.id == 1)
-# The newest row's seq and hash and the reference-set version: one statement, one row (NULLs when empty)
+# The chain's head (the newest row's seq and hash) and the reference-set version, read once the chain is locked:
+# one statement, one row (NULLs when empty). Every append reads both; the group commit checks the version.
 _HEAD_AND_VERSION = select(
     select(_AUDIT.c.seq).order_by(_AUDIT.c.seq.desc()).limit(1).scalar_subquery(),
     select(_AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1).scalar_subquery(),
@@ -160,8 +160,9 @@ def append_many(session: Session, pending: Sequence[Pending]) -> list[AuditEntry
     """Append `pending` in order in `session`'s transaction: one chain lock, one read of the newest row and one
     multi-row INSERT (SQLAlchemy Core) for all of them, so a batch of appraisals (`storage.group_commit`) holds the
     lock shared by every replica once. Text as `append` stores it. Raises UnavailableError (DATABASE_*) from the
-    lock; database errors pass through to the caller's unit of work."""
-    return _append(session, pending, read_version=False)[0] if pending else []
+    lock; database errors pass through to the caller's unit of work. The head is read with the reference-set
+    version (`append_many_at_version`), which this discards."""
+    return append_many_at_version(session, pending)[0] if pending else []
 
 
 def append_many_at_version(session: Session, pending: Sequence[Pending]) -> tuple[list[AuditEntry], int]:
@@ -169,11 +170,6 @@ def append_many_at_version(session: Session, pending: Sequence[Pending]) -> tupl
     head once the chain is locked. Every version bump holds that lock until it commits (`bump_reference_set`), so
     it is the version in force when this transaction commits (SQLite: after a write of the caller's transaction,
     which holds the file's write lock against other processes). Raises as `append_many` does."""
-    entries, version = _append(session, pending, read_version=True)
-    return entries, version or 0
-
-
-def _append(session: Session, pending: Sequence[Pending], *, read_version: bool) -> tuple[list[AuditEntry], int | None]:
     prepared = [
         (
             item.at,
@@ -187,9 +183,8 @@ def _append(session: Session, pending: Sequence[Pending], *, read_version: bool)
     lock_chain(session)
     session.flush()  # rows the caller added through the ORM come first; below, Core on the session's connection
     connection = session.connection()
-    head = connection.execute(_HEAD_AND_VERSION if read_version else _NEWEST).first()
-    seq, prev = (int(head[0]), str(head[1])) if head is not None and head[0] is not None else (0, GENESIS)
-    version = int(head[2] or 0) if read_version and head is not None else None
+    newest_seq, newest_hash, version = connection.execute(_HEAD_AND_VERSION).one()  # retention keeps the newest
+    seq, prev = (int(newest_seq), str(newest_hash)) if newest_seq is not None else (0, GENESIS)
     entries: list[AuditEntry] = []
     for at, actor, action, subject, details in prepared:
         seq += 1
@@ -197,7 +192,7 @@ def _append(session: Session, pending: Sequence[Pending], *, read_version: bool)
         entries.append(AuditEntry(seq, at, actor, action, subject, details, prev, digest))
         prev = digest
     if not entries:
-        return entries, version
+        return entries, int(version or 0)
     connection.execute(
         _INSERT,
         [
@@ -214,7 +209,7 @@ def _append(session: Session, pending: Sequence[Pending], *, read_version: bool)
             for e in entries
         ],
     )
-    return entries, version
+    return entries, int(version or 0)
 
 
 def lock_chain(session: Session) -> None:

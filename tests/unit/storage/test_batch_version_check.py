@@ -8,37 +8,17 @@ the batch's transaction began and such a batch committed under the replaced vers
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from verifier.challenges import ConsumeOutcome
-from verifier.recording import AppraisalRecord, StaleReadError
+from verifier.recording import StaleReadError
 from verifier.storage import audit
 from verifier.storage.appraisals import VERSION_TRIES, SqlAppraisalStore, SqlRecording
-from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.engine import Database
 from verifier.storage.group_commit import GroupCommit, Slot
-from verifier.storage.tables import ChallengeRow
 
-T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
-
-
-def _record() -> AppraisalRecord:
-    return AppraisalRecord(
-        appraisal_id=str(uuid.uuid4()),
-        appraised_at=T0,
-        tee="nitro",
-        status="affirming",
-        policy_id="default",
-        evidence_sha256="ab" * 32,
-        findings=(),
-        token_id=uuid.uuid4().hex,
-        request_id=None,
-    )
+from .recording_helpers import T0, appraisal_record, consumed, live_challenge
 
 
 def _bump(db: Database) -> int:
@@ -51,23 +31,12 @@ def _version(db: Database) -> int:
     return audit.reference_set_version(db)
 
 
-def _nonce(db: Database) -> bytes:
-    nonce = uuid.uuid4().bytes * 2
-    SqlChallengeStore(db).create(nonce, now=T0, ttl=dt.timedelta(minutes=5))
-    return nonce
-
-
-def _consumed(db: Database, nonce: bytes) -> bool:
-    with db.session() as session:
-        return session.scalar(select(ChallengeRow.consumed_at).where(ChallengeRow.nonce == nonce)) is not None
-
-
 def _work(nonce: bytes, runs: list[int], before: Callable[[], object] = lambda: None) -> Callable[[SqlRecording], Any]:
     def work(unit: SqlRecording) -> ConsumeOutcome:
         runs.append(1)
         before()  # before this unit writes: on SQLite a change committed later would wait for the batch
         outcome = unit.consume(nonce, at=T0)
-        unit.record(_record())
+        unit.record(appraisal_record())
         return outcome
 
     return work
@@ -75,9 +44,9 @@ def _work(nonce: bytes, runs: list[int], before: Callable[[], object] = lambda: 
 
 def test_a_batch_at_the_current_version_commits(db: Database) -> None:
     store, version = SqlAppraisalStore(db), _bump(db)
-    nonce, runs = _nonce(db), list[int]()
+    nonce, runs = live_challenge(db), list[int]()
     assert store.run(_work(nonce, runs), version=version) is ConsumeOutcome.OK
-    assert runs == [1] and _consumed(db, nonce) and len(store.recent(10)) == 1
+    assert runs == [1] and consumed(db, nonce) and len(store.recent(10)) == 1
 
 
 def _batch(store: SqlAppraisalStore, queued: Sequence[Slot[SqlRecording]], last: Callable[[SqlRecording], Any]) -> Any:
@@ -91,7 +60,7 @@ def _batch(store: SqlAppraisalStore, queued: Sequence[Slot[SqlRecording]], last:
 
 def test_a_change_committed_while_the_batch_runs_fails_its_stale_work_and_commits_the_rest(db: Database) -> None:
     store, old = SqlAppraisalStore(db), _bump(db)
-    stale_nonce, fresh_nonce = _nonce(db), _nonce(db)
+    stale_nonce, fresh_nonce = live_challenge(db), live_challenge(db)
     stale_runs, fresh_runs, changes = list[int](), list[int](), list[int]()
 
     def change_once() -> None:
@@ -103,7 +72,7 @@ def test_a_change_committed_while_the_batch_runs_fails_its_stale_work_and_commit
     assert changes == [old + 1]
     assert isinstance(stale.error, StaleReadError) and stale.value is None
     assert stale_runs == [1] and fresh_runs == [1, 1]  # the stale work is not run again at the version it missed
-    assert not _consumed(db, stale_nonce) and _consumed(db, fresh_nonce)  # the first run was rolled back
+    assert not consumed(db, stale_nonce) and consumed(db, fresh_nonce)  # the first run was rolled back
     assert len(store.recent(10)) == 1
     check = audit.verify_chain(db)
     assert check.ok and check.rows == 1
@@ -113,7 +82,7 @@ def _recording(runs: list[int], before: Callable[[], object] = lambda: None) -> 
     def work(unit: SqlRecording) -> None:
         runs.append(1)
         before()
-        unit.record(_record())
+        unit.record(appraisal_record())
 
     return work
 

@@ -5,40 +5,21 @@ outcome is returned only after its batch committed."""
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from verifier.challenges import ConsumeOutcome
-from verifier.recording import AppraisalRecord
 from verifier.storage import audit
 from verifier.storage.appraisals import SqlAppraisalStore, SqlRecording
-from verifier.storage.challenges import SqlChallengeStore
 from verifier.storage.engine import Database
 from verifier.storage.group_commit import GroupCommit, Slot
-from verifier.storage.tables import ChallengeRow
 
-T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
-
-
-def _record(status: str = "affirming") -> AppraisalRecord:
-    return AppraisalRecord(
-        appraisal_id=str(uuid.uuid4()),
-        appraised_at=T0,
-        tee="nitro",
-        status=status,
-        policy_id="default",
-        evidence_sha256="ab" * 32,
-        findings=(),
-        token_id=uuid.uuid4().hex,
-        request_id=None,
-    )
+from .recording_helpers import T0, appraisal_record, consumed, live_challenge
 
 
 class Gate:
@@ -164,7 +145,7 @@ def test_concurrent_appraisals_share_transactions_and_chain_correctly(db: Databa
     ids: list[str] = []
 
     def appraise(_: int) -> None:
-        record = _record()
+        record = appraisal_record()
         barrier.wait(10)
         store.run(lambda unit: unit.record(record))
         ids.append(record.appraisal_id)
@@ -179,25 +160,14 @@ def test_concurrent_appraisals_share_transactions_and_chain_correctly(db: Databa
     assert store.group.batches == transactions < 16  # fewer transactions than appraisals
 
 
-def _live_challenge(db: Database) -> bytes:
-    nonce = uuid.uuid4().bytes * 2
-    SqlChallengeStore(db).create(nonce, now=T0, ttl=dt.timedelta(minutes=5))
-    return nonce
-
-
-def _consumed(db: Database, nonce: bytes) -> bool:
-    with db.session() as session:
-        return session.scalar(select(ChallengeRow.consumed_at).where(ChallengeRow.nonce == nonce)) is not None
-
-
 def test_a_failing_work_gives_back_its_nonce_and_the_rest_of_its_batch_commits(db: Database) -> None:
     store = SqlAppraisalStore(db)
-    failing_nonce, good_nonce = _live_challenge(db), _live_challenge(db)
-    kept = _record()
+    failing_nonce, good_nonce = live_challenge(db), live_challenge(db)
+    kept = appraisal_record()
 
     def fails(unit: SqlRecording) -> None:
         assert unit.consume(failing_nonce, at=T0) is ConsumeOutcome.OK
-        unit.record(_record())
+        unit.record(appraisal_record())
         raise RuntimeError("signing failed")
 
     def succeeds(unit: SqlRecording) -> ConsumeOutcome:
@@ -215,20 +185,20 @@ def test_a_failing_work_gives_back_its_nonce_and_the_rest_of_its_batch_commits(d
     outcomes.append(both.run(succeeds))
     assert both.largest == 2
     assert outcomes == [ConsumeOutcome.OK]
-    assert not _consumed(db, failing_nonce) and _consumed(db, good_nonce)
+    assert not consumed(db, failing_nonce) and consumed(db, good_nonce)
     assert [r["appraisal_id"] for r in store.recent(10)] == [kept.appraisal_id]
     assert audit.verify_chain(db).rows == 1
 
 
 def test_one_nonce_in_one_batch_is_consumed_once(db: Database) -> None:
     store = SqlAppraisalStore(db)
-    nonce = _live_challenge(db)
+    nonce = live_challenge(db)
     group: GroupCommit[SqlRecording] = GroupCommit(store._execute)
     outcomes: list[ConsumeOutcome] = []
 
     def consume(unit: SqlRecording) -> None:
         outcomes.append(unit.consume(nonce, at=T0))
-        unit.record(_record())
+        unit.record(appraisal_record())
 
     group._queue.extend(Slot(consume, contextvars.copy_context()) for _ in range(3))
     group.run(consume)
@@ -241,13 +211,13 @@ def test_one_nonce_in_one_batch_is_consumed_once(db: Database) -> None:
 
 def test_a_database_error_fails_the_whole_batch_and_commits_nothing(db: Database) -> None:
     store = SqlAppraisalStore(db)
-    nonce = _live_challenge(db)
+    nonce = live_challenge(db)
     group: GroupCommit[SqlRecording] = GroupCommit(store._execute)
-    duplicate = _record()
+    duplicate = appraisal_record()
 
     def consume(unit: SqlRecording) -> str:
         unit.consume(nonce, at=T0)
-        unit.record(_record())
+        unit.record(appraisal_record())
         return "token"
 
     def collides(unit: SqlRecording) -> str:
@@ -261,4 +231,4 @@ def test_a_database_error_fails_the_whole_batch_and_commits_nothing(db: Database
         group.run(collides)
     assert queued.error is info.value  # the other work of the batch got the same error and no value
     assert queued.value is None
-    assert not _consumed(db, nonce) and store.recent(10) == [] and audit.verify_chain(db).rows == 0
+    assert not consumed(db, nonce) and store.recent(10) == [] and audit.verify_chain(db).rows == 0
